@@ -1,0 +1,80 @@
+/*
+ * query.h - the engine's front door: QUERY (attention over the store, then
+ * nearest vocabulary words), EXPLAIN (the entries with the largest attention
+ * weights) and NEIGHBORS (nearest words to a vector).
+ *
+ *   s_i = k_i . q            (AKV_ATTN_DOT, the original formulation)
+ *   s_i = cos(k_i, q) / tau  (AKV_ATTN_COSINE)
+ *   a   = softmax(s)         (max subtracted, accumulated in double)
+ *   r   = sum_i a_i v_i
+ * then the whole vocabulary is ranked by nearness to r (AKV_METRIC_L2:
+ * Euclidean distance, smallest first; COSINE and DOT: largest first), ties
+ * broken by vocabulary order. An empty store (or snapshot) gives no hits.
+ *
+ * Threading: akv_query_run and akv_query_neighbors may run on any thread; the
+ * store snapshot they read must stay live (see store.h) until the caller is
+ * done with the result, since explain entries refer to store slots.
+ */
+#ifndef ATTNKV_QUERY_H
+#define ATTNKV_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attnkv/store.h"
+#include "attnkv/vocab.h"
+
+#define AKV_K_MAX 1000
+#define AKV_EXPLAIN_MAX 1000
+
+enum akv_attn_mode { AKV_ATTN_DOT = 0, AKV_ATTN_COSINE };
+enum akv_metric { AKV_METRIC_L2 = 0, AKV_METRIC_COSINE, AKV_METRIC_DOT };
+
+struct akv_query_opts {
+    unsigned k;             /* top words to return, 1..AKV_K_MAX (default 5) */
+    enum akv_attn_mode attn;/* default AKV_ATTN_DOT */
+    double temperature;     /* > 0, for AKV_ATTN_COSINE (default 0.1) */
+    enum akv_metric metric; /* default AKV_METRIC_L2 */
+    unsigned explain;       /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
+    int skip_rank;          /* 1: attention only (EXPLAIN), no vocabulary ranking */
+};
+
+struct akv_hit {
+    uint32_t id;  /* vocabulary word id */
+    double score; /* distance (l2) or similarity (cosine, dot) */
+};
+
+struct akv_why {
+    size_t slot;   /* store slot; text via akv_store_entry_text(snap) */
+    double weight; /* attention weight in [0, 1] */
+};
+
+struct akv_query_result {
+    size_t nhits;
+    struct akv_hit hits[AKV_K_MAX];
+    size_t nwhy;
+    struct akv_why why[AKV_EXPLAIN_MAX];
+    size_t attended; /* entries the attention step saw */
+};
+
+void akv_query_opts_default(struct akv_query_opts *o);
+
+/* Names for options and replies: "dot"/"cosine", "l2"/"cosine"/"dot".
+ * The parse functions return 0 or -EINVAL (case-insensitive). */
+const char *akv_attn_name(enum akv_attn_mode m);
+const char *akv_metric_name(enum akv_metric m);
+int akv_attn_parse(const char *s, size_t len, enum akv_attn_mode *out);
+int akv_metric_parse(const char *s, size_t len, enum akv_metric *out);
+
+/* Runs a query with vector q (dim floats) over the snapshot. res is written
+ * (it is large; allocate it, don't put it on a small stack).
+ * Returns 0, -EINVAL for bad options, or -ENOMEM. */
+int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
+                  const struct akv_query_opts *o, struct akv_query_result *res);
+
+/* Ranks the vocabulary by nearness to v (dim floats) with metric m; top k
+ * (1..AKV_K_MAX) into res->hits. Returns 0 or -EINVAL. */
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
+                        unsigned k, struct akv_query_result *res);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * store.h - the key/value store: exact key -> value strings, each entry with
+ * the embedded vectors of its key and value.
+ *
+ * Threading (see the Design comment in src/store.c):
+ *   - One thread, the owner (the daemon's loop thread), calls every function
+ *     here except akv_store_scan_*/akv_store_entry_text, and never blocks on a
+ *     reader.
+ *   - Readers (worker threads) read a snapshot: the owner takes it with
+ *     akv_store_snap_take, hands it to the worker (through anything that
+ *     orders memory, such as a mutex or libuv's work queue), and releases it
+ *     with akv_store_snap_release once the worker is done. A snapshot sees
+ *     exactly the writes made before it was taken, and nothing after.
+ *   - Entries that a live snapshot may still read are never freed or reused.
+ */
+#ifndef ATTNKV_STORE_H
+#define ATTNKV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attnkv/vocab.h"
+
+struct akv_store;
+
+/* A read view, by value. version is the write count it sees. */
+struct akv_store_snap {
+    uint64_t version;
+    size_t nslots; /* slots below this index may be visible */
+};
+
+/* Creates an empty store for vectors of vocabulary voc (borrowed: it must
+ * outlive the store). Returns 0 or -ENOMEM. */
+int akv_store_create(struct akv_store **out, const struct akv_vocab *voc);
+/* Frees the store. No snapshot may be live. NULL is a no-op. */
+void akv_store_destroy(struct akv_store *s);
+
+/* Sets key to value (both byte strings, copied), embedding both with the
+ * store's vocabulary (see embed.h). Overwrites an existing key.
+ * Returns 0; -ENOENT when a word does not embed (msg says which and, if it
+ * can, suggests a spelling); -EINVAL for empty or overlong text; -ENOMEM. */
+int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
+                  size_t vlen, char *err, size_t errlen);
+
+/* Sets key to value with vectors already computed (dim floats each); used by
+ * replay paths that embedded the text already. Same returns as set. */
+int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const char *val,
+                      size_t vlen, const float *kvec, const float *vvec);
+
+/* Looks key up. Returns 1 and points *val/*vlen at the stored value (valid
+ * until the next write on the owner thread), or 0 when absent. */
+int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
+                  size_t *vlen);
+
+/* Removes key. Returns 1 if it was present, 0 if not. */
+int akv_store_del(struct akv_store *s, const char *key, size_t klen);
+
+/* Removes every entry. Returns how many there were. */
+size_t akv_store_flush(struct akv_store *s);
+
+/* Number of live entries. */
+size_t akv_store_count(const struct akv_store *s);
+
+/* Bytes the store has allocated (entries, text, vectors, index). */
+size_t akv_store_memory(const struct akv_store *s);
+
+/* Iterates live entries in a stable order for KEYS/SCAN: starting at cursor
+ * (0 to begin), calls fn for up to count entries and returns the next cursor
+ * (0 when done). Keys present for the whole iteration are reported at least
+ * once. fn returns nonzero to stop early. Owner thread only. */
+uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count,
+                        int (*fn)(void *arg, const char *key, size_t klen, const char *val,
+                                  size_t vlen),
+                        void *arg);
+
+/* Snapshots (owner thread). */
+void akv_store_snap_take(struct akv_store *s, struct akv_store_snap *snap);
+void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *snap);
+
+/* Reader side (any thread holding a live snapshot). */
+uint32_t akv_store_dim(const struct akv_store *s);
+
+/* Calls fn once per block of consecutive slots visible in snap: n entries
+ * with their key vectors (n x dim, row-major), value vectors and slot ids.
+ * Some rows in a block may be invisible; visible[i] says which (1/0).
+ * Returns what the last fn returned if nonzero (stopping there), else 0. */
+typedef int (*akv_store_block_fn)(void *arg, size_t n, const float *keys, const float *vals,
+                                  const uint8_t *visible, size_t first_slot);
+int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
+                   akv_store_block_fn fn, void *arg);
+
+/* The key and value text of a slot visible in snap. */
+void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap,
+                          size_t slot, const char **key, size_t *klen, const char **val,
+                          size_t *vlen);
+
+#endif

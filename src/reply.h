@@ -1,0 +1,38 @@
+/*
+ * reply.h - RESP2 reply writer: appends encoded replies to a growable byte
+ * buffer. Pure: no I/O. Threading: one owner per buffer.
+ */
+#ifndef ATTNKV_REPLY_H
+#define ATTNKV_REPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct akv_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+void akv_buf_init(struct akv_buf *b);
+void akv_buf_fini(struct akv_buf *b);           /* NULL is a no-op */
+int akv_buf_reserve(struct akv_buf *b, size_t extra); /* 0 or -ENOMEM */
+int akv_buf_append(struct akv_buf *b, const void *p, size_t n);
+/* Drops the first n bytes (after they were written out). */
+void akv_buf_consume(struct akv_buf *b, size_t n);
+
+/* Each returns 0 or -ENOMEM. Status and error text must not contain CR/LF
+ * (they are replaced by spaces). */
+int akv_reply_status(struct akv_buf *b, const char *s);               /* +s */
+int akv_reply_error(struct akv_buf *b, const char *s);                /* -s  (s includes "ERR ...") */
+int akv_reply_errorf(struct akv_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int akv_reply_int(struct akv_buf *b, int64_t v);                      /* :v */
+int akv_reply_bulk(struct akv_buf *b, const void *p, size_t n);       /* $n p */
+int akv_reply_bulk_str(struct akv_buf *b, const char *s);
+int akv_reply_bulk_double(struct akv_buf *b, double v);               /* shortest %.17g-round-trip text */
+int akv_reply_nil(struct akv_buf *b);                                 /* $-1 */
+int akv_reply_array(struct akv_buf *b, size_t n);                     /* *n header */
+int akv_reply_nil_array(struct akv_buf *b);                           /* *-1 */
+
+#endif
