@@ -4,7 +4,7 @@
  *
  * Threading (see the Design comment in src/store.c):
  *   - One thread, the owner (the daemon's loop thread), calls every function
- *     here except akv_store_scan_*/akv_store_entry_text, and never blocks on a
+ *     here except akv_store_scan, akv_store_dim and akv_store_entry_text, and never blocks on a
  *     reader.
  *   - Readers (worker threads) read a snapshot: the owner takes it with
  *     akv_store_snap_take, hands it to the worker (through anything that
@@ -47,7 +47,7 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
 int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const char *val,
                       size_t vlen, const float *kvec, const float *vvec);
 
-/* Looks key up. Returns 1 and points *val/*vlen at the stored value (valid
+/* Looks key up. Returns 1 and points *val and *vlen at the stored value (valid
  * until the next write on the owner thread), or 0 when absent. */
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
                   size_t *vlen);
@@ -64,10 +64,12 @@ size_t akv_store_count(const struct akv_store *s);
 /* Bytes the store has allocated (entries, text, vectors, index). */
 size_t akv_store_memory(const struct akv_store *s);
 
-/* Iterates live entries in a stable order for KEYS/SCAN: starting at cursor
- * (0 to begin), calls fn for up to count entries and returns the next cursor
- * (0 when done). Keys present for the whole iteration are reported at least
- * once. fn returns nonzero to stop early. Owner thread only. */
+/* Iterates live entries for KEYS/SCAN: starting at cursor (0 to begin),
+ * calls fn for about count entries (whole hash buckets at a time) and
+ * returns the next cursor, 0 when the iteration is complete. As with Redis's
+ * SCAN, a key present for the whole iteration is reported at least once,
+ * even across table growth, and may be reported twice. If fn returns nonzero
+ * the iteration is abandoned and 0 is returned. Owner thread only. */
 uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count,
                         int (*fn)(void *arg, const char *key, size_t klen, const char *val,
                                   size_t vlen),
@@ -79,13 +81,17 @@ void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *sn
 
 /* Reader side (any thread holding a live snapshot). */
 uint32_t akv_store_dim(const struct akv_store *s);
+const struct akv_vocab *akv_store_vocab(const struct akv_store *s);
 
-/* Calls fn once per block of consecutive slots visible in snap: n entries
- * with their key vectors (n x dim, row-major), value vectors and slot ids.
- * Some rows in a block may be invisible; visible[i] says which (1/0).
- * Returns what the last fn returned if nonzero (stopping there), else 0. */
+/* Calls fn once per block of consecutive slots below snap->nslots: n rows
+ * of key vectors (n x dim, row-major), value vectors and key norms, slot ids
+ * first_slot .. first_slot + n - 1. Only rows with visible[i] == 1 belong to
+ * the snapshot, and only those rows may be read: the others may be being
+ * rewritten by the owner at this very moment.
+ * Returns what fn returned if nonzero (stopping there), else 0. */
 typedef int (*akv_store_block_fn)(void *arg, size_t n, const float *keys, const float *vals,
-                                  const uint8_t *visible, size_t first_slot);
+                                  const float *knorms, const uint8_t *visible,
+                                  size_t first_slot);
 int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
                    akv_store_block_fn fn, void *arg);
 

@@ -24,23 +24,26 @@ struct akv_vectab {
     char *words;       /* concatenated words, each followed by a NUL byte */
     size_t words_len;  /* bytes used in words */
     size_t words_cap;  /* bytes allocated for words */
-    uint64_t *offs;    /* offs[i] = start of word i in words */
+    uint64_t *offs;    /* offs[i] = start of word i in words, and offs[count] ==
+                          words_len (NULL until the first row is added) */
     float *vecs;       /* count * dim floats, row-major */
     uint32_t *hslots;  /* private open-addressing set used to find duplicates */
     size_t hcap;       /* number of hslots, a power of two */
 };
 
-/* Prepares an empty table of dimension dim (1..AKV_DIM_MAX).
- * Returns 0 or -EINVAL / -ENOMEM. */
+/* Prepares an empty table of dimension dim (1..AKV_DIM_MAX). Nothing is
+ * allocated until the first row is added.
+ * Returns 0 or -EINVAL (t is then zeroed, so akv_vectab_fini is harmless). */
 int akv_vectab_init(struct akv_vectab *t, uint32_t dim);
 
 /* Frees everything the table owns; the struct itself is left zeroed. NULL is a no-op. */
 void akv_vectab_fini(struct akv_vectab *t);
 
 /* Appends a copy of word (len bytes, 1..AKV_WORD_MAX, no NUL byte inside) with
- * the dim floats of vec. Returns 0, -EEXIST if the word is already present
- * (the table is unchanged: the first occurrence wins), -EINVAL for a bad word,
- * or -ENOMEM. */
+ * a copy of the dim floats of vec. Amortised O(1).
+ * Returns 0, -EEXIST if the word is already present (the first occurrence
+ * wins), -EINVAL for a bad word, -EOVERFLOW when the table already holds
+ * UINT32_MAX - 1 rows, or -ENOMEM. On any error the table is unchanged. */
 int akv_vectab_add(struct akv_vectab *t, const char *word, size_t len, const float *vec);
 
 /* Word i as a NUL-terminated string, and its vector. i < count. */

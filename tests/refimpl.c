@@ -1,0 +1,121 @@
+/*
+ * refimpl.c - see refimpl.h. Clarity over speed: every score in double,
+ * softmax in two passes, the whole vocabulary sorted.
+ */
+#include "refimpl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ref_embed(const struct akv_vocab *voc, const char *text, double *out)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    char *copy = strdup(text), *save = NULL;
+    size_t n = 0;
+
+    memset(out, 0, dim * sizeof *out);
+    for (char *w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+        int64_t id = akv_vocab_find(voc, w, strlen(w));
+        if (id < 0) {
+            free(copy);
+            return -1;
+        }
+        for (uint32_t d = 0; d < dim; d++)
+            out[d] += akv_vocab_vec(voc, (uint32_t)id)[d];
+        n++;
+    }
+    free(copy);
+    for (uint32_t d = 0; d < dim; d++)
+        out[d] /= (double)n;
+    return 0;
+}
+
+static enum akv_metric sort_metric;
+
+static int cmp(const void *a, const void *b)
+{
+    const struct ref_hit *x = a, *y = b;
+    int better_first = sort_metric == AKV_METRIC_L2 ? (x->score < y->score) : (x->score > y->score);
+    if (x->score != y->score)
+        return better_first ? -1 : 1;
+    return x->id < y->id ? -1 : 1;
+}
+
+size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m, unsigned k,
+                struct ref_hit *hits)
+{
+    size_t count = akv_vocab_count(voc);
+    uint32_t dim = akv_vocab_dim(voc);
+    struct ref_hit *all = malloc(count * sizeof *all);
+    double rr = 0;
+
+    for (uint32_t d = 0; d < dim; d++)
+        rr += r[d] * r[d];
+    for (size_t i = 0; i < count; i++) {
+        const float *x = akv_vocab_vec(voc, (uint32_t)i);
+        double dd = 0, xr = 0, xx = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            dd += (x[d] - r[d]) * (x[d] - r[d]);
+            xr += x[d] * r[d];
+            xx += (double)x[d] * x[d];
+        }
+        all[i].id = (uint32_t)i;
+        if (m == AKV_METRIC_L2)
+            all[i].score = sqrt(dd);
+        else if (m == AKV_METRIC_COSINE)
+            all[i].score = (xx > 0 && rr > 0) ? xr / sqrt(xx * rr) : 0;
+        else
+            all[i].score = xr;
+    }
+    sort_metric = m;
+    qsort(all, count, sizeof *all, cmp);
+    if (k > count)
+        k = (unsigned)count;
+    memcpy(hits, all, k * sizeof *hits);
+    free(all);
+    return k;
+}
+
+size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
+                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
+                 unsigned k, struct ref_hit *hits, double *weights)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    double *s = malloc((n ? n : 1) * sizeof *s), *r = calloc(dim, sizeof *r);
+    double mx = -INFINITY, z = 0, qq = 0;
+    size_t nh;
+
+    if (n == 0) {
+        free(s);
+        free(r);
+        return 0;
+    }
+    for (uint32_t d = 0; d < dim; d++)
+        qq += q[d] * q[d];
+    for (size_t i = 0; i < n; i++) {
+        double kq = 0, kk = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            kq += e[i].k[d] * q[d];
+            kk += e[i].k[d] * e[i].k[d];
+        }
+        s[i] = mode == AKV_ATTN_DOT ? kq : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
+        if (s[i] > mx)
+            mx = s[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        s[i] = exp(s[i] - mx);
+        z += s[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        s[i] /= z;
+        if (weights != NULL)
+            weights[i] = s[i];
+        for (uint32_t d = 0; d < dim; d++)
+            r[d] += s[i] * e[i].v[d];
+    }
+    nh = ref_rank(voc, r, m, k, hits);
+    free(s);
+    free(r);
+    return nh;
+}

@@ -1,0 +1,40 @@
+/*
+ * refimpl.h - an independent, deliberately plain double-precision reference
+ * for QUERY and NEIGHBORS, written from the definition (two passes, full
+ * sort) and sharing no code with the engine, to check the engine against.
+ */
+#ifndef ATTNKV_REFIMPL_H
+#define ATTNKV_REFIMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attnkv/query.h"
+#include "attnkv/vocab.h"
+
+struct ref_entry {
+    double *k; /* dim doubles */
+    double *v;
+};
+
+struct ref_hit {
+    uint32_t id;
+    double score;
+};
+
+/* Mean of the words of text (space-separated vocabulary words) into out.
+ * Returns 0, or -1 if a word is unknown. */
+int ref_embed(const struct akv_vocab *voc, const char *text, double *out);
+
+/* Attention over entries then an exhaustive ranking; writes min(k, count)
+ * hits into hits (caller provides count slots) and the full weight vector
+ * into weights (n doubles) when not NULL. Returns the number of hits. */
+size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
+                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
+                 unsigned k, struct ref_hit *hits, double *weights);
+
+/* Exhaustive ranking of the vocabulary against r. */
+size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m, unsigned k,
+                struct ref_hit *hits);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * test-query.c - QUERY, EXPLAIN and NEIGHBORS against the independent
+ * double-precision reference in refimpl.c, on random vocabularies and stores,
+ * for every attention mode and metric.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnkv/embed.h"
+#include "attnkv/query.h"
+#include "attnkv/store.h"
+#include "refimpl.h"
+#include "testutil.h"
+
+/* Identical top-k, scores within 1e-5 (relative to the score's size). Two
+ * ids may trade places only when the reference scores them equal to 1e-9,
+ * a tie the float vectors cannot resolve any better. */
+static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_hit *want,
+                       size_t nwant, const char *what)
+{
+    ck_assert_msg(ngot == nwant, "%s: %zu hits, reference %zu", what, ngot, nwant);
+    for (size_t i = 0; i < ngot; i++) {
+        double tol = 1e-5 * fmax(1.0, fabs(want[i].score));
+        ck_assert_msg(fabs(got[i].score - want[i].score) <= tol,
+                      "%s: hit %zu score %.9g, reference %.9g", what, i, got[i].score,
+                      want[i].score);
+        if (got[i].id != want[i].id) {
+            int tied = 0;
+            for (size_t j = 0; j < nwant; j++)
+                if (want[j].id == got[i].id && fabs(want[j].score - want[i].score) <= 1e-9)
+                    tied = 1;
+            ck_assert_msg(tied, "%s: hit %zu is word %u, reference word %u", what, i,
+                          got[i].id, want[i].id);
+        }
+    }
+}
+
+/* A random text of 1-3 vocabulary words. */
+static void random_text(uint64_t *seed, size_t nvocab, char *buf, size_t cap)
+{
+    int words = 1 + (int)(tu_rand(seed) % 3);
+    size_t len = 0;
+    for (int w = 0; w < words; w++)
+        len += (size_t)snprintf(buf + len, cap - len, "%sw%zu", w ? " " : "",
+                                (size_t)(tu_rand(seed) % nvocab));
+}
+
+struct model {
+    struct akv_store *store;
+    struct ref_entry *e;
+    char (*keys)[64];
+    size_t n;
+};
+
+/* Fills a store and the matching reference entries with n random entries
+ * with distinct keys. */
+static void model_fill(struct model *m, const struct akv_vocab *voc, size_t n, uint64_t *seed)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    char err[256], val[64];
+
+    ck_assert_int_eq(akv_store_create(&m->store, voc), 0);
+    m->e = calloc(n ? n : 1, sizeof *m->e);
+    m->keys = calloc(n ? n : 1, sizeof *m->keys);
+    m->n = 0;
+    while (m->n < n) {
+        char *key = m->keys[m->n];
+        const char *cur;
+        size_t clen;
+        random_text(seed, akv_vocab_count(voc), key, 64);
+        if (akv_store_get(m->store, key, strlen(key), &cur, &clen))
+            continue; /* keys must be distinct for the model */
+        random_text(seed, akv_vocab_count(voc), val, sizeof val);
+        ck_assert_int_eq(akv_store_set(m->store, key, strlen(key), val, strlen(val), err,
+                                       sizeof err),
+                         0);
+        m->e[m->n].k = malloc(dim * sizeof(double));
+        m->e[m->n].v = malloc(dim * sizeof(double));
+        ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
+        ck_assert_int_eq(ref_embed(voc, val, m->e[m->n].v), 0);
+        m->n++;
+    }
+}
+
+static void model_free(struct model *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->e[i].k);
+        free(m->e[i].v);
+    }
+    free(m->e);
+    free(m->keys);
+    akv_store_destroy(m->store);
+}
+
+static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int nqueries,
+                               uint64_t seed)
+{
+    struct akv_vocab *voc = tu_random_vocab(nvocab, dim, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    float *q = malloc(dim * sizeof *q);
+    double *qd = malloc(dim * sizeof *qd);
+    struct model m;
+    static const unsigned ks[] = {1, 5, 50};
+    char text[64], err[256], what[160];
+
+    model_fill(&m, voc, nentries, &seed);
+    for (int i = 0; i < nqueries; i++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        size_t nwant;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)(i % 2);
+        o.metric = (enum akv_metric)((i / 2) % 3);
+        o.k = ks[(i / 6) % 3];
+        o.temperature = (i / 18) % 2 ? 0.5 : 0.1;
+        random_text(&seed, nvocab, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q, err, sizeof err), 0);
+        ck_assert_int_eq(ref_embed(voc, text, qd), 0);
+
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        akv_store_snap_release(m.store, &snap);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        snprintf(what, sizeof what, "seed %llu query %d '%s' attn %s metric %s k %u",
+                 (unsigned long long)seed, i, text, akv_attn_name(o.attn),
+                 akv_metric_name(o.metric), o.k);
+        ck_assert_uint_eq(res->attended, m.n);
+        check_hits(res->hits, res->nhits, want, nwant, what);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+    free(q);
+    free(qd);
+}
+
+START_TEST(test_random_small)
+{
+    /* Dimension 16 uses only the 8-wide unrolled loops; 37 exercises the
+     * tails as well. Thousands of queries in all across the suite. */
+    run_random_queries(3000, 16, 40, 720, 1);
+    run_random_queries(2500, 37, 7, 360, 2);
+}
+END_TEST
+
+START_TEST(test_random_large_store)
+{
+    /* More entries than one store chunk (4096 slots), so attention crosses
+     * block boundaries and the running softmax rescales. */
+    run_random_queries(1000, 24, 5000, 72, 3);
+}
+END_TEST
+
+START_TEST(test_single_entry_store)
+{
+    run_random_queries(500, 8, 1, 36, 4);
+}
+END_TEST
+
+START_TEST(test_explain_weights)
+{
+    uint64_t seed = 11;
+    struct akv_vocab *voc = tu_random_vocab(800, 20, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    double *weights = malloc(200 * sizeof *weights), qd[20];
+    float q[20];
+    struct model m;
+    char err[256];
+
+    model_fill(&m, voc, 200, &seed);
+    for (int mode = 0; mode < 2; mode++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        double sum = 0;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)mode;
+        o.temperature = 0.2;
+        o.explain = 10;
+        o.skip_rank = 1;
+        ck_assert_int_eq(akv_embed_text(voc, "w7 w9", 5, q, err, sizeof err), 0);
+        ck_assert_int_eq(ref_embed(voc, "w7 w9", qd), 0);
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, 5, want, weights);
+        ck_assert_uint_eq(res->nhits, 0); /* skip_rank */
+        ck_assert_uint_eq(res->nwhy, 10);
+        for (size_t i = 0; i < res->nwhy; i++) {
+            const char *k, *v;
+            size_t kl, vl, j;
+            akv_store_entry_text(m.store, &snap, res->why[i].slot, &k, &kl, &v, &vl);
+            for (j = 0; j < m.n; j++)
+                if (strlen(m.keys[j]) == kl && memcmp(m.keys[j], k, kl) == 0)
+                    break;
+            ck_assert_uint_lt(j, m.n);
+            ck_assert_msg(fabs(res->why[i].weight - weights[j]) <= 1e-6 * fmax(weights[j], 1e-3),
+                          "weight %g, reference %g", res->why[i].weight, weights[j]);
+            if (i > 0)
+                ck_assert(res->why[i].weight <= res->why[i - 1].weight);
+            /* No entry outside the list may outweigh the last one listed. */
+            sum += res->why[i].weight;
+        }
+        for (size_t j = 0; j < m.n; j++) {
+            int listed = 0;
+            for (size_t i = 0; i < res->nwhy; i++) {
+                const char *k, *v;
+                size_t kl, vl;
+                akv_store_entry_text(m.store, &snap, res->why[i].slot, &k, &kl, &v, &vl);
+                listed |= strlen(m.keys[j]) == kl && memcmp(m.keys[j], k, kl) == 0;
+            }
+            if (!listed)
+                ck_assert(weights[j] <= res->why[res->nwhy - 1].weight + 1e-9);
+        }
+        ck_assert(sum <= 1.0 + 1e-9);
+        akv_store_snap_release(m.store, &snap);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(weights);
+}
+END_TEST
+
+START_TEST(test_empty_store)
+{
+    struct akv_vocab *voc = tu_random_vocab(100, 8, 1.0, 5);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    char err[256];
+    float q[8];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_query_opts_default(&o);
+    o.explain = 3;
+    ck_assert_int_eq(akv_embed_text(voc, "w1", 2, q, err, sizeof err), 0);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nhits, 0);
+    ck_assert_uint_eq(res->nwhy, 0);
+    ck_assert_uint_eq(res->attended, 0);
+    akv_store_snap_release(s, &snap);
+
+    /* Emptied by deletion is empty too. */
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w2", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_del(s, "w1", 2), 1);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nhits, 0);
+    akv_store_snap_release(s, &snap);
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_overwrite_and_delete_follow_model)
+{
+    /* After overwrites and deletions the query must equal the reference
+     * computed from the final contents only. */
+    uint64_t seed = 21;
+    struct akv_vocab *voc = tu_random_vocab(600, 12, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    struct ref_entry e[2];
+    double kd[2][12], vd[2][12], qd[12];
+    float q[12];
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    char err[256];
+    size_t n;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w2", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w3", 2, "w4", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w5", 2, "w6", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w10 w11", 7, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_del(s, "w3", 2), 1);
+    ck_assert_uint_eq(akv_store_count(s), 2);
+    ref_embed(voc, "w1", kd[0]);
+    ref_embed(voc, "w10 w11", vd[0]);
+    ref_embed(voc, "w5", kd[1]);
+    ref_embed(voc, "w6", vd[1]);
+    e[0] = (struct ref_entry){kd[0], vd[0]};
+    e[1] = (struct ref_entry){kd[1], vd[1]};
+    akv_query_opts_default(&o);
+    akv_embed_text(voc, "w1", 2, q, err, sizeof err);
+    ref_embed(voc, "w1", qd);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    akv_store_snap_release(s, &snap);
+    n = ref_query(voc, e, 2, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+    ck_assert_uint_eq(res->attended, 2);
+    check_hits(res->hits, res->nhits, want, n, "overwrite/delete");
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_ties_break_by_vocabulary_order)
+{
+    /* Words 0, 3 and 5 share one vector: equal scores under every metric,
+     * so they must come back in id order. */
+    struct akv_vectab t;
+    struct akv_vocab *voc;
+    struct akv_query_result *res = malloc(sizeof *res);
+    float vecs[6][4] = {{1, 2, 3, 4}, {9, 9, 9, 9}, {-1, 0, 0, 0},
+                        {1, 2, 3, 4}, {0, 0, 0, 1}, {1, 2, 3, 4}};
+    char err[256];
+    const char *words[] = {"a", "b", "c", "d", "e", "f"};
+
+    ck_assert_int_eq(akv_vectab_init(&t, 4), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(akv_vectab_add(&t, words[i], 1, vecs[i]), 0);
+    ck_assert_int_eq(akv_vocab_from_table(&voc, &t, err, sizeof err), 0);
+    akv_vectab_fini(&t);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_L2, 3, res), 0);
+    ck_assert_uint_eq(res->nhits, 3);
+    ck_assert_uint_eq(res->hits[0].id, 0);
+    ck_assert_uint_eq(res->hits[1].id, 3);
+    ck_assert_uint_eq(res->hits[2].id, 5);
+    ck_assert(res->hits[0].score == 0.0);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_COSINE, 3, res), 0);
+    ck_assert_uint_eq(res->hits[0].id, 0);
+    ck_assert_uint_eq(res->hits[1].id, 3);
+    ck_assert_uint_eq(res->hits[2].id, 5);
+    ck_assert(fabs(res->hits[0].score - 1.0) < 1e-12);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_DOT, 4, res), 0);
+    ck_assert_uint_eq(res->hits[0].id, 1); /* the long vector wins on dot */
+    ck_assert_uint_eq(res->hits[1].id, 0);
+    ck_assert_uint_eq(res->hits[2].id, 3);
+    ck_assert_uint_eq(res->hits[3].id, 5);
+    /* k larger than the vocabulary returns everything. */
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_L2, 1000, res), 0);
+    ck_assert_uint_eq(res->nhits, 6);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_neighbors_match_reference)
+{
+    uint64_t seed = 31;
+    struct akv_vocab *voc = tu_random_vocab(4000, 25, 2.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    double qd[25];
+    char what[64];
+
+    for (int i = 0; i < 60; i++) {
+        enum akv_metric m = (enum akv_metric)(i % 3);
+        unsigned k = i % 4 == 0 ? AKV_K_MAX : 10;
+        float q[25];
+        size_t n;
+        for (int d = 0; d < 25; d++) {
+            q[d] = (float)tu_uniform(&seed, -2, 2);
+            qd[d] = q[d];
+        }
+        ck_assert_int_eq(akv_query_neighbors(voc, q, m, k, res), 0);
+        n = ref_rank(voc, qd, m, k, want);
+        snprintf(what, sizeof what, "neighbors %d metric %s", i, akv_metric_name(m));
+        check_hits(res->hits, res->nhits, want, n, what);
+    }
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    struct akv_vocab *voc = tu_random_vocab(50, 4, 1.0, 6);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    float q[4] = {1, 0, 0, 0};
+    enum akv_attn_mode a;
+    enum akv_metric m;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_snap_take(s, &snap);
+    akv_query_opts_default(&o);
+    o.k = 0;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    o.k = AKV_K_MAX + 1;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    akv_query_opts_default(&o);
+    o.attn = AKV_ATTN_COSINE;
+    o.temperature = 0;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    o.temperature = NAN;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    akv_query_opts_default(&o);
+    o.metric = (enum akv_metric)7;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    ck_assert_int_eq(akv_query_neighbors(voc, q, AKV_METRIC_L2, 0, res), -EINVAL);
+    akv_store_snap_release(s, &snap);
+
+    ck_assert_int_eq(akv_attn_parse("COSINE", 6, &a), 0);
+    ck_assert_int_eq(a, AKV_ATTN_COSINE);
+    ck_assert_int_eq(akv_attn_parse("dots", 4, &a), -EINVAL);
+    ck_assert_int_eq(akv_metric_parse("L2", 2, &m), 0);
+    ck_assert_int_eq(m, AKV_METRIC_L2);
+    ck_assert_int_eq(akv_metric_parse("dot", 3, &m), 0);
+    ck_assert_int_eq(m, AKV_METRIC_DOT);
+    ck_assert_int_eq(akv_metric_parse("l1", 2, &m), -EINVAL);
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+static Suite *query_suite(void)
+{
+    Suite *s = suite_create("query");
+    TCase *tc = tcase_create("core");
+
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_random_small);
+    tcase_add_test(tc, test_random_large_store);
+    tcase_add_test(tc, test_single_entry_store);
+    tcase_add_test(tc, test_explain_weights);
+    tcase_add_test(tc, test_empty_store);
+    tcase_add_test(tc, test_overwrite_and_delete_follow_model);
+    tcase_add_test(tc, test_ties_break_by_vocabulary_order);
+    tcase_add_test(tc, test_neighbors_match_reference);
+    tcase_add_test(tc, test_bad_options);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(query_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
