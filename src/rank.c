@@ -69,35 +69,62 @@ static void heap_push(struct cand *h, size_t *n, struct cand c)
     }
 }
 
-/* Squared distance and dot product with eight independent float
- * accumulators, which lets the compiler use full-width vector registers
- * without reassociating a single sum. */
+/* Squared distance and dot product over four-float vectors (GCC/Clang vector
+ * extensions: SSE on any x86-64, NEON on arm64, scalar code elsewhere), with
+ * two independent accumulators so the adds pipeline. Loads go through
+ * memcpy, which compiles to unaligned vector loads. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float hsum(v4f a)
+{
+    return (a[0] + a[2]) + (a[1] + a[3]);
+}
+
 static float l2sq_f(const float *x, const float *r, uint32_t dim)
 {
-    float acc[8] = {0};
+    v4f a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
     uint32_t d = 0;
-    for (; d + 8 <= dim; d += 8)
-        for (int j = 0; j < 8; j++) {
-            float t = x[d + j] - r[d + j];
-            acc[j] += t * t;
-        }
+    float tail = 0;
+    for (; d + 8 <= dim; d += 8) {
+        v4f t0 = load4(x + d) - load4(r + d), t1 = load4(x + d + 4) - load4(r + d + 4);
+        a0 += t0 * t0;
+        a1 += t1 * t1;
+    }
+    if (d + 4 <= dim) {
+        v4f t0 = load4(x + d) - load4(r + d);
+        a0 += t0 * t0;
+        d += 4;
+    }
     for (; d < dim; d++) {
         float t = x[d] - r[d];
-        acc[0] += t * t;
+        tail += t * t;
     }
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    return hsum(a0 + a1) + tail;
 }
 
 static float dot_f(const float *x, const float *r, uint32_t dim)
 {
-    float acc[8] = {0};
+    v4f a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
     uint32_t d = 0;
-    for (; d + 8 <= dim; d += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += x[d + j] * r[d + j];
+    float tail = 0;
+    for (; d + 8 <= dim; d += 8) {
+        a0 += load4(x + d) * load4(r + d);
+        a1 += load4(x + d + 4) * load4(r + d + 4);
+    }
+    if (d + 4 <= dim) {
+        a0 += load4(x + d) * load4(r + d);
+        d += 4;
+    }
     for (; d < dim; d++)
-        acc[0] += x[d] * r[d];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        tail += x[d] * r[d];
+    return hsum(a0 + a1) + tail;
 }
 
 /* The exact score of word id against r, in double. */
