@@ -2,10 +2,15 @@
  * config.h - attnkvd settings: defaults, the redis.conf-style file, and the
  * command-line flags that override it.
  *
- * File syntax: one directive per line, "name arg [arg ...]", '#' starts a
- * comment line, arguments may be "double-quoted" or 'single-quoted'.
- * Directive names are case-insensitive. Every directive is documented, with
- * its default, in conf/attnkvd.conf.
+ * File syntax: one directive per line, "name arg [arg ...]", separated by
+ * blanks; a line whose first non-blank character is '#' is a comment; blank
+ * lines and CRLF line ends are fine; a line may be at most
+ * AKV_CONFIG_LINE_MAX bytes. Arguments may be "double-quoted" (escapes \"
+ * \\ \n \r \t \xHH, but not \x00) or 'single-quoted' (only \' is an
+ * escape); a closing quote must be followed by a blank or the line end.
+ * Numbers are decimal and must be whole and in range. Directive names and
+ * keyword values (dot, l2, notice, ...) are case-insensitive. Every
+ * directive is documented, with its default, in conf/attnkvd.conf.
  *
  * Threading: parse on the main thread before the loop starts; afterwards the
  * struct is read-only except where the daemon documents otherwise.
@@ -18,6 +23,7 @@
 #include "attnkv/query.h"
 
 #define AKV_CONFIG_BIND_MAX 16
+#define AKV_CONFIG_LINE_MAX 65536 /* longest line of a config file, bytes */
 
 enum akv_loglevel { AKV_LOG_DEBUG = 0, AKV_LOG_VERBOSE, AKV_LOG_NOTICE, AKV_LOG_WARNING };
 
@@ -30,44 +36,61 @@ struct akv_config {
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
     enum akv_loglevel loglevel;      /* default notice */
-    char *logfile;                   /* NULL or "" = stderr (default) */
+    char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */
 };
 
-/* Fills c with defaults (allocating the default strings). Returns 0 or -ENOMEM. */
+/* Fills c with defaults (allocating the default strings). Returns 0 or
+ * -ENOMEM, after which c is zeroed and akv_config_fini is still safe. */
 int akv_config_init(struct akv_config *c);
-/* Frees what c owns. NULL is a no-op. */
+/* Frees what c owns and zeroes it, so a second call is harmless. NULL is a no-op. */
 void akv_config_fini(struct akv_config *c);
 
-/* The default vectors path: $AKV_VECTORS if set, else
- * ${XDG_CACHE_HOME:-$HOME/.cache}/attnkv/glove-6B-100d.akv. Caller frees. */
+/* The default vectors path: $AKV_VECTORS if set and non-empty, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/attnkv/glove-6B-100d.akv (a relative
+ * XDG_CACHE_HOME is ignored, as the XDG spec says), else, with no HOME,
+ * /var/cache/attnkv/glove-6B-100d.akv. Caller frees; NULL means no memory. */
 char *akv_config_default_vectors(void);
 
 /* Applies the directives in buf[0..len) (a config file's contents); name is
  * the file name used in messages. A directive that appears again overrides,
  * except bind, whose arguments replace the list the first time it appears in
  * a given source and then accumulate.
- * Returns 0, or -EINVAL with "name:line: reason" in err. Pure: no I/O. */
+ * Directives before a rejected line stay applied; the rejected one changes
+ * nothing. To make a reload all-or-nothing, load into a fresh struct.
+ * Returns 0, or -EINVAL (or -ENOMEM) with "name:line: reason" in err
+ * (name NULL reads "(config)"). Pure: no I/O, so it can be fuzzed. */
 int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const char *name,
                         char *err, size_t errlen);
 
-/* Reads path and applies it with akv_config_load_mem. Returns 0, -errno with
- * "path: reason" when it cannot be read, or -EINVAL as above. */
+/* Reads path and applies it with akv_config_load_mem; on success
+ * c->config_file becomes a copy of path. Returns 0, -errno with
+ * "path: reason" when it cannot be read (-EFBIG past 16 MiB), or -EINVAL
+ * as above. */
 int akv_config_load_file(struct akv_config *c, const char *path, char *err, size_t errlen);
 
 /* Sets one directive by name from its textual arguments (used by the file
- * parser, by command-line flags and later by CONFIG SET).
- * Returns 0 or -EINVAL with a reason (no file:line) in err. */
+ * parser, by command-line flags and later by CONFIG SET). Each call is a
+ * source of its own, so "bind" replaces the list. A rejected value leaves c
+ * unchanged. Returns 0, or -EINVAL (or -ENOMEM) with a reason (no file:line)
+ * in err; err may be NULL. */
 int akv_config_set(struct akv_config *c, const char *name, size_t argc, const char *const *argv,
                    char *err, size_t errlen);
 
-/* Writes the current value of directive name as text into out (for CONFIG GET).
- * Returns 0 or -ENOENT for an unknown name. */
+/* Writes the current value of directive name as text into out (for CONFIG
+ * GET): bind as a space-separated list, keywords by name, the temperature in
+ * the shortest form that reads back as the same number, an unset string as
+ * "". Feeding the text back to akv_config_set gives the same value.
+ * Returns 0, -ENOENT for an unknown name, or -ENOSPC when out is too small
+ * (it then holds a truncated, terminated value). */
 int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen);
 
-/* The names of all directives, NULL-terminated (for CONFIG GET patterns). */
+/* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
+ * (for CONFIG GET patterns). Static storage; any thread. */
 const char *const *akv_config_names(void);
 
+/* "debug", "verbose", "notice", "warning", or "unknown" for any other value.
+ * Static storage; any thread. */
 const char *akv_loglevel_name(enum akv_loglevel l);
 
 #endif

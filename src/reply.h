@@ -1,6 +1,9 @@
 /*
  * reply.h - RESP2 reply writer: appends encoded replies to a growable byte
  * buffer. Pure: no I/O. Threading: one owner per buffer.
+ *
+ * Every function that can fail leaves the buffer as it was when it fails, so
+ * a reply is either appended whole or not at all.
  */
 #ifndef ATTNKV_REPLY_H
 #define ATTNKV_REPLY_H
@@ -8,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* p[0..len) holds the encoded bytes; the buffer owns p (malloc'd, NULL
+ * while cap is 0) and frees it in akv_buf_fini. */
 struct akv_buf {
     char *p;
     size_t len;
@@ -15,24 +20,27 @@ struct akv_buf {
 };
 
 void akv_buf_init(struct akv_buf *b);
-void akv_buf_fini(struct akv_buf *b);           /* NULL is a no-op */
-int akv_buf_reserve(struct akv_buf *b, size_t extra); /* 0 or -ENOMEM */
+void akv_buf_fini(struct akv_buf *b);                 /* NULL is a no-op; b is reusable after */
+int akv_buf_reserve(struct akv_buf *b, size_t extra); /* 0 or -ENOMEM; capacity doubles */
 int akv_buf_append(struct akv_buf *b, const void *p, size_t n);
-/* Drops the first n bytes (after they were written out). */
+/* Drops the first n bytes (after they were written out) by moving the rest
+ * to the front; n >= len empties the buffer. Capacity is kept. */
 void akv_buf_consume(struct akv_buf *b, size_t n);
 
 /* Each returns 0 or -ENOMEM. Status and error text must not contain CR/LF
  * (they are replaced by spaces). */
-int akv_reply_status(struct akv_buf *b, const char *s);               /* +s */
-int akv_reply_error(struct akv_buf *b, const char *s);                /* -s  (s includes "ERR ...") */
-int akv_reply_errorf(struct akv_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-int akv_reply_int(struct akv_buf *b, int64_t v);                      /* :v */
-int akv_reply_bulk(struct akv_buf *b, const void *p, size_t n);       /* $n p */
+int akv_reply_status(struct akv_buf *b, const char *s); /* +s */
+int akv_reply_error(struct akv_buf *b, const char *s);  /* -s  (s includes "ERR ...") */
+/* As akv_reply_error with printf formatting; also -EINVAL if vsnprintf fails. */
+int akv_reply_errorf(struct akv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int akv_reply_int(struct akv_buf *b, int64_t v);                /* :v */
+int akv_reply_bulk(struct akv_buf *b, const void *p, size_t n); /* $n p */
 int akv_reply_bulk_str(struct akv_buf *b, const char *s);
-int akv_reply_bulk_double(struct akv_buf *b, double v);               /* shortest %.17g-round-trip text */
-int akv_reply_nil(struct akv_buf *b);                                 /* $-1 */
-int akv_reply_array(struct akv_buf *b, size_t n);                     /* *n header */
-int akv_reply_nil_array(struct akv_buf *b);                           /* *-1 */
+/* The shortest of %.6g ... %.17g that reads back as v ("0.5", "1e-07",
+ * "0.3333333333333333"); "inf", "-inf" and "nan" as Redis writes them. */
+int akv_reply_bulk_double(struct akv_buf *b, double v);
+int akv_reply_nil(struct akv_buf *b);             /* $-1 */
+int akv_reply_array(struct akv_buf *b, size_t n); /* *n header */
+int akv_reply_nil_array(struct akv_buf *b);       /* *-1 */
 
 #endif

@@ -1,0 +1,1000 @@
+/*
+ * cmd.c - the command table and every command's handler.
+ *
+ * Design
+ * ------
+ * Handlers run on the loop thread, which owns the store, the stats and the
+ * connection's output buffer, so they need no locks. A handler either writes
+ * one complete reply, or (QUERY, EXPLAIN, NEIGHBORS) does the cheap part on
+ * the loop thread and leaves a job in ctx->job:
+ *   - parse the options and embed the text (hash lookups only), so a bad
+ *     option or an unknown word is answered at once;
+ *   - take a store snapshot (QUERY, EXPLAIN) right there, after every write
+ *     the loop thread has applied so far, which is what makes a QUERY see
+ *     every SET acknowledged before it was dispatched;
+ *   - the worker (query_work) reads only the job: its vector and options, the
+ *     immutable vocabulary and the snapshot, and writes only the job's result;
+ *   - query_finish, back on the loop thread, formats the reply (EXPLAIN's
+ *     key/value text comes from the snapshot, which is still held), releases
+ *     the snapshot and frees the job. The snapshot is released even when the
+ *     client went away, so the store can reclaim what it kept for it.
+ *
+ * Replies are all-or-nothing: if writing one fails for lack of memory, the
+ * buffer is cut back to where the reply began and "-ERR out of memory" takes
+ * its place, so a client never sees half an array.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "attnkv/embed.h"
+#include "attnkv/query.h"
+#include "glob.h"
+
+#ifndef AKV_VERSION
+#define AKV_VERSION "unknown"
+#endif
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* EXPLAIN's default number of entries, whatever config.query.k says. */
+#define EXPLAIN_DEFAULT 5
+/* SCAN's default COUNT, as in Redis. */
+#define SCAN_DEFAULT_COUNT 10
+/* Longest piece of client input quoted back in an error message. */
+#define SHOW_MAX 64
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int arg_is(const struct akv_slice *a, const char *word)
+{
+    return strlen(word) == a->len && strncasecmp(a->p, word, a->len) == 0;
+}
+
+/* Copies client bytes into buf for quoting in an error message: at most
+ * SHOW_MAX bytes, control bytes as '?', and "..." when cut short. */
+static const char *show(const struct akv_slice *a, char *buf, size_t cap)
+{
+    size_t i;
+
+    if (cap < SHOW_MAX + 4)
+        return "?";
+    for (i = 0; i < a->len && i < SHOW_MAX; i++) {
+        unsigned char c = (unsigned char)a->p[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (a->len > SHOW_MAX)
+        memcpy(buf + i, "...", 4);
+    else
+        buf[i] = '\0';
+    return buf;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no blanks, no overflow. */
+static int parse_u64(const struct akv_slice *a, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (a->len == 0 || a->len > 20)
+        return -EINVAL;
+    for (size_t i = 0; i < a->len; i++) {
+        unsigned d = (unsigned char)a->p[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A finite decimal number; strtod needs a terminated copy. */
+static int parse_double(const struct akv_slice *a, double *out)
+{
+    char buf[64], *end;
+    double v;
+
+    if (a->len == 0 || a->len >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, a->p, a->len);
+    buf[a->len] = '\0';
+    /* strtod would skip leading blanks and accept "inf" and "nan". */
+    if (buf[0] == ' ' || buf[0] == '\t' || buf[0] == '\n')
+        return -EINVAL;
+    errno = 0;
+    v = strtod(buf, &end);
+    if (*end != '\0' || errno == ERANGE || !isfinite(v))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* An ASCII lower-case copy of s, cut to fit. */
+static const char *lower(const char *s, char *buf, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i + 1 < cap; i++)
+        buf[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+static int reply_oom(struct akv_buf *out)
+{
+    return akv_reply_error(out, "ERR out of memory");
+}
+
+static int reply_wrong_arity(struct akv_cmd_ctx *ctx)
+{
+    char sb[SHOW_MAX + 4], lb[SHOW_MAX + 4];
+
+    return akv_reply_errorf(ctx->out, "ERR wrong number of arguments for '%s' command",
+                            lower(show(&ctx->argv[0], sb, sizeof(sb)), lb, sizeof(lb)));
+}
+
+static int reply_syntax(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_error(ctx->out, "ERR syntax error");
+}
+
+/* printf into a growable text buffer (INFO). */
+__attribute__((format(printf, 2, 3))) static int bufprintf(struct akv_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if (akv_buf_reserve(b, (size_t)n + 1) < 0)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Connection and server commands.
+ */
+
+static int cmd_ping(struct akv_cmd_ctx *ctx)
+{
+    if (ctx->argc > 2)
+        return reply_wrong_arity(ctx);
+    if (ctx->argc == 2)
+        return akv_reply_bulk(ctx->out, ctx->argv[1].p, ctx->argv[1].len);
+    return akv_reply_status(ctx->out, "PONG");
+}
+
+static int cmd_echo(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_bulk(ctx->out, ctx->argv[1].p, ctx->argv[1].len);
+}
+
+static int cmd_quit(struct akv_cmd_ctx *ctx)
+{
+    ctx->close_after_reply = 1;
+    return akv_reply_status(ctx->out, "OK");
+}
+
+static int cmd_select(struct akv_cmd_ctx *ctx)
+{
+    uint64_t db;
+
+    if (parse_u64(&ctx->argv[1], &db) < 0)
+        return akv_reply_error(ctx->out, "ERR value is not an integer or out of range");
+    if (db != 0)
+        return akv_reply_error(ctx->out, "ERR DB index is out of range (attnkv has only db 0)");
+    return akv_reply_status(ctx->out, "OK");
+}
+
+static int cmd_help(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    size_t n = 0;
+    int rc;
+
+    while (t[n].name)
+        n++;
+    rc = akv_reply_array(ctx->out, n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char line[256];
+        snprintf(line, sizeof(line), "%s - %s", t[i].usage, t[i].summary);
+        rc = akv_reply_bulk_str(ctx->out, line);
+    }
+    return rc;
+}
+
+/* One COMMAND entry in the Redis 7 layout: name, arity, flags, first key,
+ * last key, key step, ACL categories, tips, key specs, subcommands. redis-cli
+ * reads the first six to drive its hints and completion. */
+static int reply_command_entry(struct akv_buf *out, const struct akv_cmd *c)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } fl[] = {
+        {AKV_CMD_WRITE, "write"},
+        {AKV_CMD_READONLY, "readonly"},
+        {AKV_CMD_FAST, "fast"},
+        {AKV_CMD_ADMIN, "admin"},
+    };
+    char lb[32];
+    size_t nflags = 0, i;
+    int rc;
+
+    for (i = 0; i < sizeof(fl) / sizeof(fl[0]); i++)
+        nflags += (c->flags & fl[i].bit) != 0;
+
+    rc = akv_reply_array(out, 10);
+    rc = rc ? rc : akv_reply_bulk_str(out, lower(c->name, lb, sizeof(lb)));
+    rc = rc ? rc : akv_reply_int(out, c->arity);
+    rc = rc ? rc : akv_reply_array(out, nflags);
+    for (i = 0; rc == 0 && i < sizeof(fl) / sizeof(fl[0]); i++)
+        if (c->flags & fl[i].bit)
+            rc = akv_reply_status(out, fl[i].name);
+    rc = rc ? rc : akv_reply_int(out, c->firstkey);
+    rc = rc ? rc : akv_reply_int(out, c->lastkey);
+    rc = rc ? rc : akv_reply_int(out, c->keystep);
+    for (i = 0; rc == 0 && i < 4; i++)
+        rc = akv_reply_array(out, 0);
+    return rc;
+}
+
+static int cmd_command(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    size_t n = 0, i;
+    int rc;
+
+    while (t[n].name)
+        n++;
+    if (ctx->argc == 1) {
+        rc = akv_reply_array(ctx->out, n);
+        for (i = 0; rc == 0 && i < n; i++)
+            rc = reply_command_entry(ctx->out, &t[i]);
+        return rc;
+    }
+    if (arg_is(&ctx->argv[1], "COUNT") && ctx->argc == 2)
+        return akv_reply_int(ctx->out, (int64_t)n);
+    if (arg_is(&ctx->argv[1], "DOCS"))
+        /* redis-cli 7 asks for documentation to show hints; it copes with
+         * an empty answer. */
+        return akv_reply_array(ctx->out, 0);
+    if (arg_is(&ctx->argv[1], "LIST") && ctx->argc == 2) {
+        rc = akv_reply_array(ctx->out, n);
+        for (i = 0; rc == 0 && i < n; i++) {
+            char lb[32];
+            rc = akv_reply_bulk_str(ctx->out, lower(t[i].name, lb, sizeof(lb)));
+        }
+        return rc;
+    }
+    if (arg_is(&ctx->argv[1], "INFO")) {
+        rc = akv_reply_array(ctx->out, ctx->argc - 2);
+        for (i = 2; rc == 0 && i < ctx->argc; i++) {
+            const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[i].p, ctx->argv[i].len);
+            rc = c ? reply_command_entry(ctx->out, c) : akv_reply_nil(ctx->out);
+        }
+        return rc;
+    }
+    {
+        char sb[SHOW_MAX + 4];
+        return akv_reply_errorf(ctx->out,
+                                "ERR unknown subcommand or wrong number of arguments for "
+                                "'%s'; COMMAND takes COUNT, DOCS, INFO or LIST",
+                                show(&ctx->argv[1], sb, sizeof(sb)));
+    }
+}
+
+/* Names that clients (redis-benchmark) ask for although attnkv has no such
+ * setting; answering them quietly keeps those clients from warning. */
+static const struct {
+    const char *name;
+    const char *value;
+} config_compat[] = {
+    {"save", ""},
+    {"appendonly", "no"},
+};
+
+static int cmd_config(struct akv_cmd_ctx *ctx)
+{
+    const char *const *names = akv_config_names();
+    struct akv_buf tmp;
+    size_t count = 0;
+    int rc = 0;
+
+    if (!arg_is(&ctx->argv[1], "GET")) {
+        char sb[SHOW_MAX + 4];
+        if (arg_is(&ctx->argv[1], "SET"))
+            return akv_reply_error(ctx->out, "ERR CONFIG SET is not supported: edit the "
+                                             "configuration file and restart attnkvd");
+        return akv_reply_errorf(ctx->out,
+                                "ERR unknown CONFIG subcommand '%s' (only GET is supported)",
+                                show(&ctx->argv[1], sb, sizeof(sb)));
+    }
+    if (ctx->argc < 3)
+        return reply_wrong_arity(ctx);
+
+    /* Values go to a side buffer first because the array length comes first. */
+    akv_buf_init(&tmp);
+    for (size_t n = 0; rc == 0 && names[n]; n++) {
+        const char *name = names[n];
+        int hit = 0;
+        for (size_t a = 2; a < ctx->argc && !hit; a++)
+            hit = akv_glob_match(ctx->argv[a].p, ctx->argv[a].len, name, strlen(name), 1);
+        if (hit) {
+            char val[4096];
+            if (akv_config_get(ctx->env->config, name, val, sizeof(val)) < 0)
+                continue;
+            rc = akv_reply_bulk_str(&tmp, name);
+            rc = rc ? rc : akv_reply_bulk_str(&tmp, val);
+            count++;
+        }
+    }
+    for (size_t n = 0; rc == 0 && n < sizeof(config_compat) / sizeof(config_compat[0]); n++) {
+        for (size_t a = 2; a < ctx->argc; a++) {
+            if (arg_is(&ctx->argv[a], config_compat[n].name)) {
+                rc = akv_reply_bulk_str(&tmp, config_compat[n].name);
+                rc = rc ? rc : akv_reply_bulk_str(&tmp, config_compat[n].value);
+                count++;
+                break;
+            }
+        }
+    }
+    rc = rc ? rc : akv_reply_array(ctx->out, count * 2);
+    rc = rc ? rc : akv_buf_append(ctx->out, tmp.p, tmp.len);
+    akv_buf_fini(&tmp);
+    return rc;
+}
+
+static int section_wanted(struct akv_cmd_ctx *ctx, const char *name)
+{
+    if (ctx->argc == 1)
+        return 1;
+    for (size_t i = 1; i < ctx->argc; i++) {
+        if (arg_is(&ctx->argv[i], name) || arg_is(&ctx->argv[i], "all") ||
+            arg_is(&ctx->argv[i], "default") || arg_is(&ctx->argv[i], "everything"))
+            return 1;
+    }
+    return 0;
+}
+
+static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    uint64_t up = (now_ns() - env->start_ns) / 1000000000u;
+
+    return bufprintf(b,
+                     "attnkv_version:%s\r\n"
+                     "arch_bits:%zu\r\n"
+                     "process_id:%ld\r\n"
+                     "tcp_port:%d\r\n"
+                     "uptime_in_seconds:%" PRIu64 "\r\n"
+                     "uptime_in_days:%" PRIu64 "\r\n"
+                     "workers:%u\r\n"
+                     "config_file:%s\r\n",
+                     AKV_VERSION, sizeof(void *) * 8, (long)getpid(), env->tcp_port, up, up / 86400,
+                     env->workers, env->config->config_file ? env->config->config_file : "");
+}
+
+static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    return bufprintf(b, "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n",
+                     env->stats.connected_clients, env->config->maxclients);
+}
+
+static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_stats *st = &env->stats;
+
+    return bufprintf(b,
+                     "total_connections_received:%" PRIu64 "\r\n"
+                     "total_commands_processed:%" PRIu64 "\r\n"
+                     "rejected_connections:%" PRIu64 "\r\n"
+                     "jobs_in_flight:%" PRIu64 "\r\n",
+                     st->connections_received, st->commands_processed, st->rejected_connections,
+                     st->jobs_running);
+}
+
+static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    size_t keys = akv_store_count(env->store);
+    int rc =
+        bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", keys, akv_store_memory(env->store));
+
+    /* The line Redis tools look for; Redis leaves it out for an empty db. */
+    if (rc == 0 && keys > 0)
+        rc = bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
+    return rc;
+}
+
+static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    return bufprintf(b,
+                     "vocabulary_file:%s\r\n"
+                     "vocabulary_size:%zu\r\n"
+                     "vector_dim:%" PRIu32 "\r\n"
+                     "vocabulary_bytes:%zu\r\n"
+                     "vocabulary_load_ms:%.1f\r\n",
+                     env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
+                     akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab), env->vocab_load_ms);
+}
+
+static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_stats *st = &env->stats;
+
+    return bufprintf(b,
+                     "query_count:%" PRIu64 "\r\n"
+                     "query_latency_mean_us:%" PRIu64 "\r\n"
+                     "query_latency_max_us:%" PRIu64 "\r\n",
+                     st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
+                     st->query_us_max);
+}
+
+static const struct {
+    const char *name, *title;
+    int (*fn)(struct akv_buf *b, const struct akv_cmd_env *env);
+} info_sections[] = {
+    {"server", "Server", info_server},    {"clients", "Clients", info_clients},
+    {"stats", "Stats", info_stats},       {"keyspace", "Keyspace", info_keyspace},
+    {"vectors", "Vectors", info_vectors}, {"latency", "Latency", info_latency},
+};
+
+static int cmd_info(struct akv_cmd_ctx *ctx)
+{
+    struct akv_buf b;
+    int rc = 0;
+
+    akv_buf_init(&b);
+    for (size_t i = 0; rc == 0 && i < sizeof(info_sections) / sizeof(info_sections[0]); i++) {
+        if (!section_wanted(ctx, info_sections[i].name))
+            continue;
+        /* Sections are separated by an empty line, as in Redis. */
+        rc = bufprintf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
+        rc = rc ? rc : info_sections[i].fn(&b, ctx->env);
+    }
+    rc = rc ? rc : akv_reply_bulk(ctx->out, b.p ? b.p : "", b.len);
+    akv_buf_fini(&b);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Key/value commands.
+ */
+
+static int cmd_set(struct akv_cmd_ctx *ctx)
+{
+    char err[256] = "";
+    int rc = akv_store_set(ctx->env->store, ctx->argv[1].p, ctx->argv[1].len, ctx->argv[2].p,
+                           ctx->argv[2].len, err, sizeof(err));
+
+    if (rc == -ENOMEM)
+        return reply_oom(ctx->out);
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "invalid key or value");
+    return akv_reply_status(ctx->out, "OK");
+}
+
+static int cmd_get(struct akv_cmd_ctx *ctx)
+{
+    const char *val;
+    size_t vlen;
+
+    if (akv_store_get(ctx->env->store, ctx->argv[1].p, ctx->argv[1].len, &val, &vlen))
+        return akv_reply_bulk(ctx->out, val, vlen);
+    return akv_reply_nil(ctx->out);
+}
+
+static int cmd_del(struct akv_cmd_ctx *ctx)
+{
+    int64_t n = 0;
+
+    for (size_t i = 1; i < ctx->argc; i++) {
+        int rc = akv_store_del(ctx->env->store, ctx->argv[i].p, ctx->argv[i].len);
+        if (rc < 0)
+            return reply_oom(ctx->out);
+        n += rc;
+    }
+    return akv_reply_int(ctx->out, n);
+}
+
+static int cmd_exists(struct akv_cmd_ctx *ctx)
+{
+    int64_t n = 0;
+    const char *val;
+    size_t vlen;
+
+    /* As in Redis, a key named twice counts twice. */
+    for (size_t i = 1; i < ctx->argc; i++)
+        n += akv_store_get(ctx->env->store, ctx->argv[i].p, ctx->argv[i].len, &val, &vlen);
+    return akv_reply_int(ctx->out, n);
+}
+
+static int cmd_dbsize(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_int(ctx->out, (int64_t)akv_store_count(ctx->env->store));
+}
+
+static int cmd_flushall(struct akv_cmd_ctx *ctx)
+{
+    /* Clients send FLUSHALL ASYNC or SYNC; both are the same here. */
+    if (ctx->argc > 2 ||
+        (ctx->argc == 2 && !arg_is(&ctx->argv[1], "ASYNC") && !arg_is(&ctx->argv[1], "SYNC")))
+        return reply_syntax(ctx);
+    akv_store_flush(ctx->env->store);
+    return akv_reply_status(ctx->out, "OK");
+}
+
+/* Collects matching keys as bulk strings into a side buffer. */
+struct keys_acc {
+    struct akv_buf items;
+    size_t n;
+    const struct akv_slice *pattern; /* NULL: every key */
+    int rc;
+};
+
+static int keys_cb(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct keys_acc *acc = arg;
+
+    (void)val;
+    (void)vlen;
+    if (acc->pattern && !akv_glob_match(acc->pattern->p, acc->pattern->len, key, klen, 0))
+        return 0;
+    acc->rc = akv_reply_bulk(&acc->items, key, klen);
+    if (acc->rc < 0)
+        return 1;
+    acc->n++;
+    return 0;
+}
+
+static int cmd_keys(struct akv_cmd_ctx *ctx)
+{
+    struct keys_acc acc = {.pattern = &ctx->argv[1]};
+    uint64_t cursor = 0;
+    int rc;
+
+    /* "*" is the common case; skip the matcher for it. */
+    if (ctx->argv[1].len == 1 && ctx->argv[1].p[0] == '*')
+        acc.pattern = NULL;
+    akv_buf_init(&acc.items);
+    do
+        cursor = akv_store_iter(ctx->env->store, cursor, 4096, keys_cb, &acc);
+    while (cursor != 0 && acc.rc == 0);
+    rc = acc.rc;
+    rc = rc ? rc : akv_reply_array(ctx->out, acc.n);
+    rc = rc ? rc : akv_buf_append(ctx->out, acc.items.p, acc.items.len);
+    akv_buf_fini(&acc.items);
+    return rc;
+}
+
+static int cmd_scan(struct akv_cmd_ctx *ctx)
+{
+    struct keys_acc acc = {0};
+    uint64_t cursor, count = SCAN_DEFAULT_COUNT, next;
+    int type_ok = 1;
+    char num[24];
+    int rc;
+
+    if (parse_u64(&ctx->argv[1], &cursor) < 0)
+        return akv_reply_error(ctx->out, "ERR invalid cursor");
+    for (size_t i = 2; i < ctx->argc; i += 2) {
+        if (i + 1 >= ctx->argc)
+            return reply_syntax(ctx);
+        if (arg_is(&ctx->argv[i], "MATCH")) {
+            acc.pattern = &ctx->argv[i + 1];
+        } else if (arg_is(&ctx->argv[i], "COUNT")) {
+            if (parse_u64(&ctx->argv[i + 1], &count) < 0 || count == 0 || count > 1u << 20)
+                return akv_reply_error(ctx->out,
+                                       "ERR COUNT must be an integer between 1 and 1048576");
+        } else if (arg_is(&ctx->argv[i], "TYPE")) {
+            /* Every value is a string. */
+            type_ok = arg_is(&ctx->argv[i + 1], "string");
+        } else {
+            return reply_syntax(ctx);
+        }
+    }
+    akv_buf_init(&acc.items);
+    next = akv_store_iter(ctx->env->store, cursor, (size_t)count, keys_cb, &acc);
+    if (!type_ok) {
+        acc.items.len = 0;
+        acc.n = 0;
+    }
+    snprintf(num, sizeof(num), "%" PRIu64, next);
+    rc = acc.rc;
+    rc = rc ? rc : akv_reply_array(ctx->out, 2);
+    rc = rc ? rc : akv_reply_bulk_str(ctx->out, num);
+    rc = rc ? rc : akv_reply_array(ctx->out, acc.n);
+    rc = rc ? rc : akv_buf_append(ctx->out, acc.items.p, acc.items.len);
+    akv_buf_fini(&acc.items);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * QUERY, EXPLAIN and NEIGHBORS: options here, ranking on the pool.
+ */
+
+enum job_kind { JOB_QUERY, JOB_EXPLAIN, JOB_NEIGHBORS };
+
+struct query_job {
+    struct akv_cmd_job base;
+    enum job_kind kind;
+    /* Read by the worker. */
+    const struct akv_store *store;
+    const struct akv_vocab *vocab;
+    struct akv_store_snap snap;
+    struct akv_query_opts opts;
+    /* Written by the worker. */
+    int rc;
+    struct akv_query_result res;
+    /* Loop thread only. */
+    struct akv_cmd_env *env;
+    int has_snap;
+    int withscores;
+    uint64_t t0;
+    float q[]; /* the query vector, dim floats */
+};
+
+enum {
+    OPT_COUNT = 1u << 0,
+    OPT_WITHSCORES = 1u << 1,
+    OPT_ATTENTION = 1u << 2,
+    OPT_TEMPERATURE = 1u << 3,
+    OPT_METRIC = 1u << 4,
+};
+
+/* For option parsers: 1 once an error reply is written, -ENOMEM if it could
+ * not be. */
+static int replied(int rc)
+{
+    return rc < 0 ? rc : 1;
+}
+
+static int reply_missing_value(struct akv_cmd_ctx *ctx, const struct akv_slice *opt)
+{
+    char sb[SHOW_MAX + 4];
+    char *c;
+
+    show(opt, sb, sizeof(sb));
+    for (c = sb; *c; c++)
+        if (*c >= 'a' && *c <= 'z')
+            *c = (char)(*c - 'a' + 'A');
+    return akv_reply_errorf(ctx->out, "ERR %s needs a value", sb);
+}
+
+/* Parses argv[2..] as options for cmd. Returns 0 when they are fine, 1 when
+ * an error reply was written, or -ENOMEM. */
+static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned allowed,
+                            unsigned count_max, struct akv_query_opts *o, unsigned *count,
+                            int *withscores)
+{
+    char sb[SHOW_MAX + 4];
+
+    for (size_t i = 2; i < ctx->argc; i++) {
+        const struct akv_slice *a = &ctx->argv[i];
+        const struct akv_slice *v = i + 1 < ctx->argc ? a + 1 : NULL;
+        unsigned opt;
+
+        if ((allowed & OPT_WITHSCORES) && arg_is(a, "WITHSCORES")) {
+            *withscores = 1;
+            continue;
+        }
+        if ((allowed & OPT_COUNT) && arg_is(a, "COUNT"))
+            opt = OPT_COUNT;
+        else if ((allowed & OPT_ATTENTION) && arg_is(a, "ATTENTION"))
+            opt = OPT_ATTENTION;
+        else if ((allowed & OPT_TEMPERATURE) && arg_is(a, "TEMPERATURE"))
+            opt = OPT_TEMPERATURE;
+        else if ((allowed & OPT_METRIC) && arg_is(a, "METRIC"))
+            opt = OPT_METRIC;
+        else
+            return replied(akv_reply_errorf(ctx->out, "ERR unknown option '%s' for %s",
+                                            show(a, sb, sizeof(sb)), cmd));
+        if (!v)
+            return replied(reply_missing_value(ctx, a));
+        i++;
+
+        if (opt == OPT_COUNT) {
+            uint64_t n;
+            if (parse_u64(v, &n) < 0 || n < 1 || n > count_max)
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR %s COUNT must be an integer between 1 and %u", cmd, count_max));
+            *count = (unsigned)n;
+        } else if (opt == OPT_ATTENTION) {
+            if (akv_attn_parse(v->p, v->len, &o->attn) < 0)
+                return replied(akv_reply_errorf(ctx->out,
+                                                "ERR unknown ATTENTION '%s' (use dot or cosine)",
+                                                show(v, sb, sizeof(sb))));
+        } else if (opt == OPT_TEMPERATURE) {
+            double t;
+            if (parse_double(v, &t) < 0 || !(t > 0))
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR TEMPERATURE must be a number greater than 0, not '%s'",
+                    show(v, sb, sizeof(sb))));
+            o->temperature = t;
+        } else {
+            if (akv_metric_parse(v->p, v->len, &o->metric) < 0)
+                return replied(akv_reply_errorf(ctx->out,
+                                                "ERR unknown METRIC '%s' (use l2, cosine or dot)",
+                                                show(v, sb, sizeof(sb))));
+        }
+    }
+    return 0;
+}
+
+/* Worker thread: reads the job's vector, options, snapshot and the
+ * immutable vocabulary; writes only res and rc. */
+static void query_work(struct akv_pool_job *pj)
+{
+    struct query_job *j = container_of(pj, struct query_job, base.pool);
+
+    if (j->kind == JOB_NEIGHBORS)
+        j->rc = akv_query_neighbors(j->vocab, j->q, j->opts.metric, j->opts.k, &j->res);
+    else
+        j->rc = akv_query_run(j->store, &j->snap, j->q, &j->opts, &j->res);
+}
+
+static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
+                      const struct akv_query_result *res, int withscores)
+{
+    int rc = akv_reply_array(out, res->nhits * (withscores ? 2 : 1));
+
+    for (size_t i = 0; rc == 0 && i < res->nhits; i++) {
+        size_t len;
+        const char *w = akv_vocab_word(voc, res->hits[i].id, &len);
+        rc = akv_reply_bulk(out, w, len);
+        if (rc == 0 && withscores)
+            rc = akv_reply_bulk_double(out, res->hits[i].score);
+    }
+    return rc;
+}
+
+static int reply_explain(struct akv_buf *out, const struct query_job *j)
+{
+    int rc = akv_reply_array(out, j->res.nwhy);
+
+    for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        rc = akv_reply_array(out, 3);
+        rc = rc ? rc : akv_reply_bulk(out, k, kl);
+        rc = rc ? rc : akv_reply_bulk(out, v, vl);
+        rc = rc ? rc : akv_reply_bulk_double(out, j->res.why[i].weight);
+    }
+    return rc;
+}
+
+/* Loop thread: formats the reply (while the snapshot is still held), then
+ * lets go of the snapshot and the job. */
+static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
+{
+    struct query_job *j = container_of(cj, struct query_job, base);
+    struct akv_cmd_env *env = j->env;
+
+    env->stats.jobs_running--;
+    if (j->kind == JOB_QUERY && j->rc == 0) {
+        uint64_t us = (now_ns() - j->t0) / 1000;
+        env->stats.query_count++;
+        env->stats.query_us_sum += us;
+        if (us > env->stats.query_us_max)
+            env->stats.query_us_max = us;
+    }
+    if (out) {
+        size_t mark = out->len;
+        int rc;
+
+        if (j->rc < 0)
+            rc = akv_reply_errorf(out, "ERR query failed: %s", strerror(-j->rc));
+        else if (j->kind == JOB_EXPLAIN)
+            rc = reply_explain(out, j);
+        else
+            rc = reply_hits(out, j->vocab, &j->res, j->withscores);
+        if (rc < 0) {
+            out->len = mark;
+            /* If even this fails the connection notices the short reply
+             * only as a missing one; there is nothing better to send. */
+            (void)reply_oom(out);
+        }
+    }
+    if (j->has_snap)
+        akv_store_snap_release(env->store, &j->snap);
+    free(j);
+}
+
+/* The common part of QUERY, EXPLAIN and NEIGHBORS. */
+static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
+{
+    static const char *const names[] = {"QUERY", "EXPLAIN", "NEIGHBORS"};
+    static const unsigned allowed[] = {
+        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_METRIC,
+        OPT_COUNT | OPT_ATTENTION | OPT_TEMPERATURE,
+        OPT_COUNT | OPT_WITHSCORES | OPT_METRIC,
+    };
+    struct akv_cmd_env *env = ctx->env;
+    uint32_t dim = akv_vocab_dim(env->vocab);
+    struct akv_query_opts o = env->config->query;
+    unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k;
+    int withscores = 0;
+    struct query_job *j;
+    char err[256] = "";
+    int rc;
+
+    rc = parse_query_opts(ctx, names[kind], allowed[kind],
+                          kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, &o, &count,
+                          &withscores);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    if (kind == JOB_EXPLAIN) {
+        o.explain = count;
+        o.skip_rank = 1;
+    } else {
+        o.k = count;
+        o.explain = 0;
+        o.skip_rank = 0;
+    }
+
+    j = malloc(sizeof(*j) + (size_t)dim * sizeof(float));
+    if (!j)
+        return reply_oom(ctx->out);
+    rc = akv_embed_text(env->vocab, ctx->argv[1].p, ctx->argv[1].len, j->q, err, sizeof(err));
+    if (rc < 0) {
+        free(j);
+        if (rc == -ENOMEM)
+            return reply_oom(ctx->out);
+        return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed");
+    }
+    j->base.pool.work = query_work;
+    j->base.pool.done = NULL; /* the connection sets it */
+    j->base.finish = query_finish;
+    j->base.owner = NULL;
+    j->kind = kind;
+    j->store = env->store;
+    j->vocab = env->vocab;
+    j->opts = o;
+    j->rc = 0;
+    j->res.nhits = j->res.nwhy = 0;
+    j->env = env;
+    j->withscores = withscores;
+    j->t0 = now_ns();
+    j->has_snap = kind != JOB_NEIGHBORS;
+    if (j->has_snap)
+        akv_store_snap_take(env->store, &j->snap);
+    env->stats.jobs_running++;
+    ctx->job = &j->base;
+    return 0;
+}
+
+static int cmd_query(struct akv_cmd_ctx *ctx)
+{
+    return start_job(ctx, JOB_QUERY);
+}
+
+static int cmd_explain(struct akv_cmd_ctx *ctx)
+{
+    return start_job(ctx, JOB_EXPLAIN);
+}
+
+static int cmd_neighbors(struct akv_cmd_ctx *ctx)
+{
+    return start_job(ctx, JOB_NEIGHBORS);
+}
+
+/* ------------------------------------------------------------------------
+ * The table and dispatch.
+ */
+
+#define R AKV_CMD_READONLY
+#define W AKV_CMD_WRITE
+#define F AKV_CMD_FAST
+#define S AKV_CMD_SLOW
+#define A AKV_CMD_ADMIN
+
+static const struct akv_cmd table[] = {
+    {"PING", -1, F, cmd_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
+    {"ECHO", 2, F, cmd_echo, 0, 0, 0, "ECHO message", "reply the message"},
+    {"QUIT", -1, F, cmd_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
+    {"HELP", 1, 0, cmd_help, 0, 0, 0, "HELP", "list the commands"},
+    {"COMMAND", -1, 0, cmd_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
+     "describe the commands (for redis-cli)"},
+    {"CONFIG", -2, A, cmd_config, 0, 0, 0, "CONFIG GET pattern [pattern ...]",
+     "settings whose names match the glob patterns, as name, value pairs"},
+    {"SELECT", 2, F, cmd_select, 0, 0, 0, "SELECT 0", "accepted for clients; there is one db"},
+    {"INFO", -1, 0, cmd_info, 0, 0, 0, "INFO [section ...]",
+     "server, clients, stats, keyspace, vectors and latency figures"},
+    {"SET", 3, W, cmd_set, 1, 1, 1, "SET key value",
+     "store value under key; every word of both must be in the vocabulary"},
+    {"GET", 2, R | F, cmd_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
+    {"DEL", -2, W, cmd_del, 1, -1, 1, "DEL key [key ...]", "remove keys; reply how many existed"},
+    {"EXISTS", -2, R | F, cmd_exists, 1, -1, 1, "EXISTS key [key ...]",
+     "how many of the keys exist"},
+    {"DBSIZE", 1, R | F, cmd_dbsize, 0, 0, 0, "DBSIZE", "number of keys"},
+    {"KEYS", 2, R, cmd_keys, 0, 0, 0, "KEYS pattern", "every key matching the glob pattern"},
+    {"SCAN", -2, R, cmd_scan, 0, 0, 0, "SCAN cursor [MATCH pattern] [COUNT n]",
+     "iterate over keys a few at a time"},
+    {"FLUSHALL", -1, W, cmd_flushall, 0, 0, 0, "FLUSHALL", "remove every key"},
+    {"QUERY", -2, R | S, cmd_query, 0, 0, 0,
+     "QUERY text [COUNT k] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] "
+     "[METRIC l2|cosine|dot]",
+     "attend over the stored keys and reply the words nearest to the blended value"},
+    {"EXPLAIN", -2, R | S, cmd_explain, 0, 0, 0,
+     "EXPLAIN text [COUNT n] [ATTENTION dot|cosine] [TEMPERATURE t]",
+     "the n entries with the largest attention weights, as [key, value, weight]"},
+    {"NEIGHBORS", -2, R | S, cmd_neighbors, 0, 0, 0,
+     "NEIGHBORS text [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot]",
+     "the vocabulary words nearest to a word or phrase"},
+    {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+#undef R
+#undef W
+#undef F
+#undef S
+#undef A
+
+const struct akv_cmd *akv_cmd_table(void)
+{
+    return table;
+}
+
+const struct akv_cmd *akv_cmd_lookup(const char *name, size_t len)
+{
+    /* Twenty-odd entries: a linear scan with a length check beats hashing. */
+    for (const struct akv_cmd *c = table; c->name; c++)
+        if (strlen(c->name) == len && strncasecmp(c->name, name, len) == 0)
+            return c;
+    return NULL;
+}
+
+int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[0].p, ctx->argv[0].len);
+    size_t mark = ctx->out->len;
+    int rc;
+
+    ctx->close_after_reply = 0;
+    ctx->job = NULL;
+    if (!c) {
+        char sb[SHOW_MAX + 4];
+        rc = akv_reply_errorf(ctx->out, "ERR unknown command '%s' (HELP lists the commands)",
+                              show(&ctx->argv[0], sb, sizeof(sb)));
+        goto out;
+    }
+    ctx->env->stats.commands_processed++;
+    if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
+        (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
+        rc = reply_wrong_arity(ctx);
+        goto out;
+    }
+    rc = c->handler(ctx);
+out:
+    if (rc < 0) {
+        /* A reply cut short would desynchronise the client: drop it. */
+        ctx->out->len = mark;
+        if (ctx->job) {
+            ctx->job->finish(ctx->job, NULL);
+            ctx->job = NULL;
+        }
+        return reply_oom(ctx->out) < 0 ? -ENOMEM : 0;
+    }
+    return 0;
+}

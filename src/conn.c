@@ -1,0 +1,676 @@
+/*
+ * conn.c - client connections: framing, ordered pipelining, output.
+ *
+ * Design
+ * ------
+ * Threading: everything here runs on the loop thread. The only other thread
+ * that ever sees a connection is none: a worker gets a job (struct
+ * akv_cmd_job), never the connection, and the job's done callback, which
+ * names the connection, runs on the loop thread.
+ *
+ * Lifetime: a connection is freed when its reference count reaches zero.
+ * References are held by its TCP handle (until its close callback), by its
+ * linger timer once that is initialised (likewise), and by the job it is
+ * running, if any (until the job's done callback). So a client that
+ * disconnects in the middle of a QUERY has its socket closed at once, while
+ * the struct stays valid for the job's done callback, which then finishes the
+ * job with no output buffer (releasing its store snapshot) and drops the last
+ * reference.
+ *
+ * Ordering: requests on one connection are answered in the order they
+ * arrived. The processing loop stops at a request that became a pool job and
+ * resumes only in that job's done callback, after the job's reply has been
+ * appended, so later requests (even ones that would be answered at once) wait
+ * behind it. Other connections keep being served meanwhile, because waiting
+ * here is just not running the loop for this connection.
+ *
+ * Buffers and back-pressure:
+ *   - `in` holds bytes read and not yet parsed, from in_pos on. Parsed
+ *     arguments point into it (or into the shared scratch buffer) only for the
+ *     duration of one dispatch, so it may be compacted or grown between
+ *     requests; jobs copy what they need.
+ *   - `out` collects replies; `wbuf` holds the bytes of the one uv_write in
+ *     flight. A flush first tries uv_try_write, which usually sends
+ *     everything without a request, then hands the rest to uv_write by
+ *     swapping the two buffers.
+ *   - While a job runs or more than OUT_PAUSE bytes of replies are waiting,
+ *     reading stops once IN_PAUSE bytes are buffered, so a client pipelining
+ *     faster than we answer is throttled by TCP instead of by our memory.
+ *   - An incomplete request may not need more than QUERYBUF_MAX bytes.
+ *
+ * Closing: QUIT and protocol errors stop processing and close once the reply
+ * is written. Before closing we shut down our sending side and read (and
+ * discard) until the client closes too, for at most LINGER_MS: closing a
+ * socket with unread input makes the kernel send a reset, which could destroy
+ * the error reply before the client reads it. EOF from the client is a
+ * half-close: the complete requests already received are still answered.
+ */
+#include "conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "reply.h"
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+#define READ_CHUNK (16 * 1024)     /* free space offered to each read */
+#define IN_KEEP_MAX (64 * 1024)    /* an idle buffer larger than this is freed */
+#define IN_PAUSE ((size_t)1 << 20) /* see Design */
+#define OUT_PAUSE ((size_t)8 << 20)
+#define QUERYBUF_MAX ((size_t)64 << 20)
+#define BULK_MAX ((size_t)16 << 20) /* largest bulk string accepted */
+#define OUT_KEEP_MAX (256 * 1024)   /* an idle output buffer larger than this is freed */
+#define ARGV_INITIAL 16
+#define ARGV_KEEP_MAX 4096 /* a larger shared argv shrinks after its request */
+#define LINGER_MS 2000
+/* The fewest bytes a RESP argument takes ("$0\r\n\r\n"): an announced argument
+ * count is believed, and argv grown for it, only once that many bytes per
+ * argument have arrived, so a 20-byte header cannot make us allocate 16 MiB. */
+#define BULK_MIN 6
+
+struct akv_conn {
+    uv_tcp_t tcp;
+    uv_timer_t linger;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    struct akv_conn_shared *sh;
+    struct akv_conn *prev, *next;
+    unsigned refs;
+    uint64_t id;
+    char peer[64];
+
+    struct akv_buf in;
+    size_t in_pos;
+    size_t need_len; /* skip parsing until this many bytes follow in_pos */
+    struct akv_buf out;
+    struct akv_buf wbuf;
+    struct akv_cmd_job *job; /* the request running on the pool, if any */
+
+    unsigned closing : 1;     /* uv_close called */
+    unsigned reading : 1;     /* uv_read_start active */
+    unsigned writing : 1;     /* uv_write in flight (bytes in wbuf) */
+    unsigned input_done : 1;  /* EOF seen, or draining: read nothing more */
+    unsigned close_after : 1; /* process nothing more; close once flushed */
+    unsigned lingering : 1;   /* shut down our side; waiting for the client's EOF */
+    unsigned linger_init : 1; /* the linger timer handle exists */
+    unsigned counted : 1;     /* counted in connected_clients */
+};
+
+static void conn_process(struct akv_conn *c);
+
+size_t akv_conn_count(const struct akv_conn_shared *sh)
+{
+    return sh->count;
+}
+
+int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv_cmd_env *env,
+                         struct akv_pool *pool)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->loop = loop;
+    sh->env = env;
+    sh->pool = pool;
+    akv_proto_limits_default(&sh->limits);
+    sh->limits.bulk_max = BULK_MAX;
+    sh->argv_cap = ARGV_INITIAL;
+    sh->argv = calloc(sh->argv_cap, sizeof(*sh->argv));
+    /* Parsing and dispatch run back to back on this thread, so one scratch
+     * buffer serves every connection. inline_max is always enough. */
+    sh->scratch = malloc(sh->limits.inline_max);
+    if (!sh->argv || !sh->scratch) {
+        akv_conn_shared_fini(sh);
+        return -ENOMEM;
+    }
+    sh->next_id = 1;
+    return 0;
+}
+
+void akv_conn_shared_fini(struct akv_conn_shared *sh)
+{
+    if (!sh)
+        return;
+    assert(sh->head == NULL);
+    free(sh->argv);
+    free(sh->scratch);
+    sh->argv = NULL;
+    sh->scratch = NULL;
+}
+
+static void conn_unref(struct akv_conn *c)
+{
+    struct akv_conn_shared *sh = c->sh;
+
+    assert(c->refs > 0);
+    if (--c->refs > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sh->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    sh->count--;
+    akv_buf_fini(&c->in);
+    akv_buf_fini(&c->out);
+    akv_buf_fini(&c->wbuf);
+    free(c);
+    if (sh->on_release)
+        sh->on_release(sh);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+void akv_conn_close(struct akv_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->reading = 0;
+    if (c->counted) {
+        c->sh->env->stats.connected_clients--;
+        c->counted = 0;
+    }
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed", (unsigned long long)c->id, c->peer);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->linger_init)
+        uv_close((uv_handle_t *)&c->linger, on_handle_closed);
+}
+
+int akv_conn_create(struct akv_conn_shared *sh, struct akv_conn **out)
+{
+    struct akv_conn *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c)
+        return -ENOMEM;
+    rc = uv_tcp_init(sh->loop, &c->tcp);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->tcp.data = c;
+    c->wreq.data = c;
+    c->sreq.data = c;
+    c->sh = sh;
+    c->refs = 1; /* the TCP handle's */
+    c->id = sh->next_id++;
+    strcpy(c->peer, "?");
+    akv_buf_init(&c->in);
+    akv_buf_init(&c->out);
+    akv_buf_init(&c->wbuf);
+    c->next = sh->head;
+    if (sh->head)
+        sh->head->prev = c;
+    sh->head = c;
+    sh->count++;
+    *out = c;
+    return 0;
+}
+
+uv_stream_t *akv_conn_stream(struct akv_conn *c)
+{
+    return (uv_stream_t *)&c->tcp;
+}
+
+/* "1.2.3.4:5678" or "[::1]:5678", for log lines. */
+static void describe_peer(struct akv_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof(host));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof(host));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, ntohs(a->sin6_port));
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Output.
+ */
+
+static void on_write(uv_write_t *req, int status);
+
+static size_t out_pending(const struct akv_conn *c)
+{
+    return c->out.len + c->wbuf.len;
+}
+
+/* Sends what is in out: as much as the socket takes now, the rest through
+ * one uv_write. */
+static void flush(struct akv_conn *c)
+{
+    uv_buf_t b;
+    int n;
+
+    if (c->closing || c->writing || c->out.len == 0)
+        return;
+    b.base = c->out.p;
+    b.len = c->out.len;
+    n = uv_try_write(akv_conn_stream(c), &b, 1);
+    if (n > 0) {
+        akv_buf_consume(&c->out, (size_t)n);
+        if (c->out.len == 0 && c->out.cap > OUT_KEEP_MAX)
+            akv_buf_fini(&c->out);
+    } else if (n < 0 && n != UV_EAGAIN) {
+        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->id, c->peer,
+                uv_strerror(n));
+        akv_conn_close(c);
+        return;
+    }
+    if (c->out.len == 0)
+        return;
+
+    /* Swap so that replies produced while this write is in flight go to a
+     * buffer libuv is not reading. */
+    {
+        struct akv_buf t = c->wbuf;
+        c->wbuf = c->out;
+        c->out = t;
+    }
+    b.base = c->wbuf.p;
+    b.len = c->wbuf.len;
+    n = uv_write(&c->wreq, akv_conn_stream(c), &b, 1, on_write);
+    if (n < 0) {
+        akv_conn_close(c);
+        return;
+    }
+    c->writing = 1;
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    akv_conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct akv_conn *c = req->data;
+
+    /* Nothing more to do here: the read callback or the timer closes. */
+    if (c->closing)
+        return;
+    if (status < 0)
+        akv_conn_close(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Closes now, or, if the client may still be sending, starts lingering. */
+static void close_gracefully(struct akv_conn *c)
+{
+    if (c->input_done || c->sh->draining) {
+        akv_conn_close(c);
+        return;
+    }
+    if (uv_timer_init(c->sh->loop, &c->linger) < 0) {
+        akv_conn_close(c);
+        return;
+    }
+    c->linger.data = c;
+    c->linger_init = 1;
+    c->refs++; /* the timer handle's, dropped in its close callback */
+    c->lingering = 1;
+    uv_timer_start(&c->linger, on_linger_timeout, LINGER_MS, 0);
+    if (uv_shutdown(&c->sreq, akv_conn_stream(c), on_shutdown) < 0) {
+        akv_conn_close(c);
+        return;
+    }
+    if (!c->reading) {
+        if (uv_read_start(akv_conn_stream(c), on_alloc, on_read) < 0) {
+            akv_conn_close(c);
+            return;
+        }
+        c->reading = 1;
+    }
+}
+
+/* Closes the connection if it has nothing left to do. */
+static void maybe_close(struct akv_conn *c)
+{
+    if (c->closing || c->lingering || c->job || c->writing || c->out.len > 0)
+        return;
+    if (c->close_after)
+        close_gracefully(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct akv_conn *c = req->data;
+
+    c->writing = 0;
+    c->wbuf.len = 0;
+    /* One huge reply should not pin its memory for the connection's life. */
+    if (c->wbuf.cap > OUT_KEEP_MAX)
+        akv_buf_fini(&c->wbuf);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->id, c->peer,
+                uv_strerror(status));
+        akv_conn_close(c);
+        return;
+    }
+    /* Output may have been what held the pipeline up. */
+    conn_process(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Input.
+ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct akv_conn *c = h->data;
+    struct akv_buf *in = &c->in;
+
+    (void)suggested;
+    /* Nothing points into the buffer between requests, so this is the time
+     * to drop consumed bytes. */
+    if (c->in_pos == in->len) {
+        in->len = c->in_pos = 0;
+    } else if (c->in_pos > 0 && in->cap - in->len < READ_CHUNK) {
+        memmove(in->p, in->p + c->in_pos, in->len - c->in_pos);
+        in->len -= c->in_pos;
+        c->in_pos = 0;
+    }
+    if (akv_buf_reserve(in, READ_CHUNK) < 0) {
+        /* libuv turns an empty buffer into UV_ENOBUFS for on_read. */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    buf->base = in->p + in->len;
+    buf->len = in->cap - in->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct akv_conn *c = s->data;
+
+    (void)buf;
+    if (c->closing)
+        return;
+    if (nread > 0) {
+        if (c->lingering) {
+            /* Draining the socket so the close is clean; nobody is
+             * listening to requests any more. */
+            c->in.len = c->in_pos = 0;
+            return;
+        }
+        c->in.len += (size_t)nread;
+        conn_process(c);
+        return;
+    }
+    if (nread == 0)
+        return; /* EAGAIN */
+    if (nread == UV_EOF) {
+        uv_read_stop(s);
+        c->reading = 0;
+        if (c->lingering) {
+            akv_conn_close(c);
+            return;
+        }
+        /* A half-close: answer what was received, then close. */
+        c->input_done = 1;
+        conn_process(c);
+        return;
+    }
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): read: %s", (unsigned long long)c->id, c->peer,
+            uv_strerror((int)nread));
+    akv_conn_close(c);
+}
+
+/* Starts or stops reading as the connection's state asks. */
+static void update_reading(struct akv_conn *c)
+{
+    size_t avail = c->in.len - c->in_pos;
+    int busy = c->job != NULL || out_pending(c) > OUT_PAUSE;
+    int want = !c->closing && !c->input_done && !c->close_after && !(busy && avail >= IN_PAUSE);
+
+    if (c->lingering)
+        return;
+    if (want && !c->reading) {
+        if (uv_read_start(akv_conn_stream(c), on_alloc, on_read) < 0) {
+            akv_conn_close(c);
+            return;
+        }
+        c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop(akv_conn_stream(c));
+        c->reading = 0;
+    }
+}
+
+/* Grows the shared argv to hold n arguments. */
+static int grow_argv(struct akv_conn_shared *sh, size_t n)
+{
+    size_t cap = sh->argv_cap;
+    struct akv_slice *p;
+
+    while (cap < n)
+        cap *= 2;
+    p = realloc(sh->argv, cap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    sh->argv = p;
+    sh->argv_cap = cap;
+    return 0;
+}
+
+/* After a request with very many arguments, gives the memory back. */
+static void shrink_argv(struct akv_conn_shared *sh)
+{
+    struct akv_slice *p = realloc(sh->argv, ARGV_INITIAL * sizeof(*p));
+
+    /* If even shrinking fails, the big array simply stays. */
+    if (p) {
+        sh->argv = p;
+        sh->argv_cap = ARGV_INITIAL;
+    }
+}
+
+static void on_job_done(struct akv_pool_job *pj);
+
+/* Protocol failure: say why, then close once that is written. */
+static void fail_request(struct akv_conn *c, const char *why)
+{
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): %s", (unsigned long long)c->id, c->peer, why);
+    if (akv_reply_errorf(&c->out, "ERR %s", why) < 0) {
+        akv_conn_close(c);
+        return;
+    }
+    c->close_after = 1;
+}
+
+/* Runs one parsed request. Returns 0, or -1 when the connection was closed. */
+static int run_request(struct akv_conn *c, size_t argc)
+{
+    struct akv_conn_shared *sh = c->sh;
+    struct akv_cmd_ctx ctx = {
+        .env = sh->env,
+        .argc = argc,
+        .argv = sh->argv,
+        .out = &c->out,
+    };
+
+    if (akv_cmd_dispatch(&ctx) < 0) {
+        akv_conn_close(c);
+        return -1;
+    }
+    if (ctx.close_after_reply)
+        c->close_after = 1;
+    if (ctx.job) {
+        ctx.job->owner = c;
+        ctx.job->pool.done = on_job_done;
+        if (akv_pool_submit(sh->pool, &ctx.job->pool) < 0) {
+            ctx.job->finish(ctx.job, NULL);
+            if (akv_reply_error(&c->out, "ERR server is shutting down") < 0) {
+                akv_conn_close(c);
+                return -1;
+            }
+            c->close_after = 1;
+            return 0;
+        }
+        c->job = ctx.job;
+        c->refs++; /* the job's, dropped in on_job_done */
+    }
+    return 0;
+}
+
+/* Parses and runs buffered requests until one becomes a job, the input runs
+ * out, the output backs up or the connection is to close; then sends
+ * replies and adjusts reading. */
+static void conn_process(struct akv_conn *c)
+{
+    struct akv_conn_shared *sh = c->sh;
+
+    while (!c->closing && !c->job && !c->close_after && !c->lingering) {
+        size_t avail = c->in.len - c->in_pos;
+        struct akv_proto_req req;
+        const char *errmsg = "Protocol error";
+        size_t need_argc = 0;
+        long n;
+
+        if (out_pending(c) > OUT_PAUSE)
+            break; /* resumed from on_write */
+        if (avail == 0 || avail < c->need_len)
+            break;
+        req.argv = sh->argv;
+        req.argv_cap = sh->argv_cap;
+        req.scratch = sh->scratch;
+        req.scratch_cap = sh->limits.inline_max;
+        n = akv_proto_parse(c->in.p + c->in_pos, avail, &sh->limits, &req, &errmsg, &need_argc);
+        if (n == AKV_PROTO_ERR_TOO_MANY) {
+            if (need_argc > avail / BULK_MIN) {
+                c->need_len = need_argc * BULK_MIN;
+                if (c->need_len > QUERYBUF_MAX)
+                    fail_request(c, "Protocol error: request too big");
+                break;
+            }
+            if (grow_argv(sh, need_argc) < 0) {
+                fail_request(c, "out of memory");
+                break;
+            }
+            continue;
+        }
+        if (n == AKV_PROTO_NEED_MORE) {
+            c->need_len = req.need_len;
+            if (c->need_len > QUERYBUF_MAX)
+                fail_request(c, "Protocol error: request too big");
+            break;
+        }
+        if (n < 0) {
+            fail_request(c, errmsg);
+            break;
+        }
+        c->need_len = 0;
+        if (req.argc > 0 && run_request(c, req.argc) < 0)
+            return;
+        if (sh->argv_cap > ARGV_KEEP_MAX)
+            shrink_argv(sh);
+        /* Consume only now: the arguments pointed into the buffer. */
+        c->in_pos += (size_t)n;
+    }
+    if (c->closing)
+        return;
+
+    /* After EOF (or when draining) nothing more will arrive: once the
+     * complete requests are answered, an incomplete tail is dropped. */
+    if (c->input_done && !c->job && out_pending(c) <= OUT_PAUSE)
+        c->close_after = 1;
+
+    if (c->in_pos == c->in.len) {
+        c->in.len = c->in_pos = 0;
+        /* An idle connection should not keep a big buffer around. */
+        if (c->in.cap > IN_KEEP_MAX)
+            akv_buf_fini(&c->in);
+    }
+    flush(c);
+    if (c->closing)
+        return;
+    update_reading(c);
+    if (c->closing)
+        return;
+    maybe_close(c);
+}
+
+static void on_job_done(struct akv_pool_job *pj)
+{
+    struct akv_cmd_job *job = container_of(pj, struct akv_cmd_job, pool);
+    struct akv_conn *c = job->owner;
+
+    assert(c->job == job);
+    c->job = NULL;
+    job->finish(job, c->closing ? NULL : &c->out);
+    if (!c->closing)
+        conn_process(c);
+    conn_unref(c);
+}
+
+void akv_conn_start(struct akv_conn *c)
+{
+    describe_peer(c);
+    c->counted = 1;
+    c->sh->env->stats.connected_clients++;
+    /* Replies are small and often pipelined; do not let Nagle hold them. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 300);
+    akv_log(AKV_LOG_VERBOSE, "client %llu connected from %s", (unsigned long long)c->id, c->peer);
+    update_reading(c);
+}
+
+void akv_conn_reject(struct akv_conn *c, const char *err)
+{
+    describe_peer(c);
+    if (akv_reply_error(&c->out, err) < 0) {
+        akv_conn_close(c);
+        return;
+    }
+    c->close_after = 1;
+    flush(c);
+    if (!c->closing)
+        maybe_close(c);
+}
+
+void akv_conn_drain_all(struct akv_conn_shared *sh)
+{
+    sh->draining = 1;
+    for (struct akv_conn *c = sh->head; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (c->lingering) {
+            akv_conn_close(c);
+            continue;
+        }
+        c->input_done = 1;
+        if (c->reading) {
+            uv_read_stop(akv_conn_stream(c));
+            c->reading = 0;
+        }
+        conn_process(c);
+    }
+}
+
+void akv_conn_close_all(struct akv_conn_shared *sh)
+{
+    for (struct akv_conn *c = sh->head; c; c = c->next)
+        akv_conn_close(c);
+}

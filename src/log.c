@@ -1,0 +1,271 @@
+/*
+ * log.c - levelled, timestamped log lines to stderr or a file (see log.h
+ * for the line format and the API).
+ *
+ * Design: a line is built whole in buffers on the caller's stack (about
+ * 17 KiB) and written with one write(2) while `lock` is held. The lock, not
+ * O_APPEND, is what keeps lines whole: stderr is often a pipe or a socket
+ * to the journal, where writes longer than PIPE_BUF may be split and mixed
+ * with other writers' bytes. Holding it across the write also means
+ * akv_log_reopen and akv_log_close can swap and close the descriptor
+ * without a writer ever using a closed (or reused) descriptor number.
+ *
+ * The threshold is an atomic int read without the lock, so a dropped debug
+ * line costs one relaxed load and no formatting.
+ *
+ * Threading: `lock` guards `log_fd` and is a leaf lock: nothing but write(2)
+ * and close(2) runs under it, and no other lock is taken while it is held.
+ * `log_path` belongs to the thread that calls open/reopen/close (log.h).
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Room for "YYYY-MM-DD HH:MM:SS.mmm [pid] warning: " even with absurd years
+ * and pids, so the prefix is never cut. */
+#define PREFIX_MAX 128
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_fd = -1; /* -1: stderr; guarded by lock */
+static char *log_path;  /* NULL: stderr; owned by the control thread */
+static atomic_int threshold = AKV_LOG_NOTICE;
+
+static int clamp_level(enum akv_loglevel lvl)
+{
+    if ((int)lvl < AKV_LOG_DEBUG)
+        return AKV_LOG_DEBUG;
+    if ((int)lvl > AKV_LOG_WARNING)
+        return AKV_LOG_WARNING;
+    return (int)lvl;
+}
+
+void akv_log_set_level(enum akv_loglevel lvl)
+{
+    atomic_store_explicit(&threshold, clamp_level(lvl), memory_order_relaxed);
+}
+
+enum akv_loglevel akv_log_get_level(void)
+{
+    return (enum akv_loglevel)atomic_load_explicit(&threshold, memory_order_relaxed);
+}
+
+int akv_log_enabled(enum akv_loglevel lvl)
+{
+    return (int)lvl >= atomic_load_explicit(&threshold, memory_order_relaxed);
+}
+
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
+/* Makes fd (-1 for stderr) the destination and closes the previous one.
+ * The close happens after the lock is dropped: a writer that still holds
+ * the lock has already finished with the old descriptor by then. */
+static void swap_fd(int fd)
+{
+    int old;
+
+    pthread_mutex_lock(&lock);
+    old = log_fd;
+    log_fd = fd;
+    pthread_mutex_unlock(&lock);
+    if (old >= 0)
+        close(old);
+}
+
+int akv_log_open(const char *path)
+{
+    int saved = errno;
+    char *copy = NULL;
+    int fd, rc;
+
+    if (!path || !*path) {
+        akv_log_close();
+        return 0;
+    }
+    copy = strdup(path);
+    if (!copy) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    fd = open_append(path);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    swap_fd(fd);
+    free(log_path);
+    log_path = copy;
+    errno = saved;
+    return 0;
+
+fail:
+    free(copy);
+    errno = saved;
+    return rc;
+}
+
+int akv_log_reopen(void)
+{
+    int saved = errno;
+    int fd;
+
+    if (!log_path)
+        return 0;
+    fd = open_append(log_path);
+    if (fd < 0) {
+        int rc = -errno;
+        errno = saved;
+        return rc;
+    }
+    swap_fd(fd);
+    errno = saved;
+    return 0;
+}
+
+void akv_log_close(void)
+{
+    int saved = errno;
+
+    swap_fd(-1);
+    free(log_path);
+    log_path = NULL;
+    errno = saved;
+}
+
+/* Length of s[0..n) without a multi-byte UTF-8 sequence that truncation cut
+ * short, so a cut line is still valid UTF-8 if the message was. */
+static size_t utf8_trim(const char *s, size_t n)
+{
+    size_t i = n;
+    unsigned char lead;
+    size_t need;
+
+    /* Find the last byte that is not a continuation byte (10xxxxxx). */
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0)
+        return n;
+    lead = (unsigned char)s[i - 1];
+    if (lead >= 0xf0)
+        need = 4;
+    else if (lead >= 0xe0)
+        need = 3;
+    else if (lead >= 0xc0)
+        need = 2;
+    else
+        return n; /* ASCII, or stray continuation bytes: nothing was cut */
+    return n - (i - 1) < need ? i - 1 : n;
+}
+
+/* Appends msg to out (room for cap bytes), writing control characters as
+ * escapes. Returns the bytes written; *cut is set when msg did not fit. */
+static size_t escape(char *out, size_t cap, const char *msg, int *cut)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    const char *p;
+
+    for (p = msg; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        char esc[4];
+        size_t n = 1;
+
+        if (ch == '\n' || ch == '\r') {
+            esc[0] = '\\';
+            esc[1] = ch == '\n' ? 'n' : 'r';
+            n = 2;
+        } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[ch >> 4];
+            esc[3] = hex[ch & 15];
+            n = 4;
+        } else {
+            esc[0] = (char)ch;
+        }
+        if (o + n > cap) {
+            *cut = 1;
+            break;
+        }
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    return o;
+}
+
+/* Writes all of buf to the current destination. Errors are dropped: there
+ * is nowhere left to report a failing log. */
+static void emit(const char *buf, size_t len)
+{
+    int fd;
+
+    pthread_mutex_lock(&lock);
+    fd = log_fd >= 0 ? log_fd : STDERR_FILENO;
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf += n;
+        len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void akv_logv(enum akv_loglevel lvl, const char *fmt, va_list ap)
+{
+    char msg[AKV_LOG_MSG_MAX + 1];
+    char line[PREFIX_MAX + AKV_LOG_MSG_MAX + sizeof("...\n")];
+    int saved = errno;
+    struct timespec ts;
+    struct tm tm;
+    size_t len;
+    int n, cut = 0;
+
+    if (!akv_log_enabled(lvl))
+        return;
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0)
+        snprintf(msg, sizeof(msg), "(unprintable log message: %s)", fmt);
+    else if ((size_t)n >= sizeof(msg))
+        cut = 1;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = snprintf(line, PREFIX_MAX,
+                 "%04d-%02d-%02d %02d:%02d:%02d.%03ld [%ld] %s: ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (long)getpid(),
+                 akv_loglevel_name(lvl));
+    len = n < 0 ? 0 : (size_t)n < PREFIX_MAX ? (size_t)n : PREFIX_MAX - 1;
+
+    len += escape(line + len, AKV_LOG_MSG_MAX, msg, &cut);
+    if (cut) {
+        len = utf8_trim(line, len);
+        line[len++] = '.';
+        line[len++] = '.';
+        line[len++] = '.';
+    }
+    line[len++] = '\n';
+    emit(line, len);
+    errno = saved;
+}
+
+void akv_log(enum akv_loglevel lvl, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    akv_logv(lvl, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,258 @@
+/*
+ * pool.c - a fixed set of worker threads with a FIFO job queue, handing
+ * finished jobs back to the loop thread through one uv_async_t.
+ *
+ * Design
+ * ------
+ * Why not uv_queue_work: libuv's thread pool is process-wide, sized once from
+ * UV_THREADPOOL_SIZE (4 by default) when it is first used, and shared with
+ * file-system requests and getaddrinfo. A burst of vocabulary scans would
+ * queue in front of those, and the daemon could not size it from its own
+ * `workers` setting after start-up. It also cannot be drained on purpose: at
+ * shutdown we want "every job already accepted runs, then the threads go
+ * away", and then uv_loop_close to succeed. A private pool costs about a
+ * hundred lines and gives exactly that.
+ *
+ * Threads and ownership:
+ *   - The loop thread calls every public function. It owns `pending` and
+ *     `closed`, and every job between submit and work, and again from the
+ *     moment its done callback starts.
+ *   - Workers own a job only while its work function runs.
+ *   - `mu` protects the two lists (`queue`: submitted, not started; `done`:
+ *     worked, not delivered) and `stopping`. It is the only lock, is never
+ *     held while running a callback, and nothing else is taken under it, so
+ *     there is no lock order to get wrong.
+ *   - A worker pushes a finished job onto `done` under mu and then calls
+ *     uv_async_send (libuv's one thread-safe call). libuv may fold several
+ *     sends into one callback, so the callback drains the whole list. The
+ *     mutex also gives the memory ordering the store's snapshot contract
+ *     needs: the loop thread's writes before submit happen-before work, and
+ *     work's writes happen-before done.
+ *   - Worker threads block every signal, so SIGINT/SIGTERM always reach the
+ *     loop thread's libuv signal handling.
+ *
+ * Shutdown: akv_pool_close sets `stopping`; workers keep taking jobs until the
+ * queue is empty and then exit; the loop thread joins them, delivers any done
+ * jobs still listed, and closes the async handle. No uv_async_send can happen
+ * after the join, so closing the handle then is safe.
+ */
+#include "pool.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <uv.h>
+
+struct akv_pool {
+    uv_loop_t *loop;
+    uv_async_t async;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* Under mu. */
+    struct akv_pool_job *qhead, *qtail;
+    struct akv_pool_job *dhead, *dtail;
+    int stopping;
+    /* Loop thread only. */
+    size_t pending;
+    int closed;
+    int async_live; /* the async handle was initialised and not closed yet */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    unsigned nthreads;
+    pthread_t *threads;
+};
+
+static void *worker_main(void *arg)
+{
+    struct akv_pool *p = arg;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        struct akv_pool_job *job;
+
+        while (!p->qhead && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        job = p->qhead;
+        if (!job)
+            break; /* stopping and nothing left to run */
+        p->qhead = job->next;
+        if (!p->qhead)
+            p->qtail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        job->work(job);
+
+        pthread_mutex_lock(&p->mu);
+        job->next = NULL;
+        if (p->dtail)
+            p->dtail->next = job;
+        else
+            p->dhead = job;
+        p->dtail = job;
+        pthread_mutex_unlock(&p->mu);
+        uv_async_send(&p->async);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Loop thread: runs the done callback of every job the workers finished. */
+static void deliver(struct akv_pool *p)
+{
+    struct akv_pool_job *job;
+
+    pthread_mutex_lock(&p->mu);
+    job = p->dhead;
+    p->dhead = p->dtail = NULL;
+    pthread_mutex_unlock(&p->mu);
+
+    while (job) {
+        struct akv_pool_job *next = job->next;
+        p->pending--;
+        job->done(job);
+        job = next;
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    deliver(h->data);
+}
+
+/* Tells n started workers to leave and waits for them. */
+static void stop_threads(struct akv_pool *p, unsigned n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(p->threads[i], NULL);
+}
+
+int akv_pool_create(struct akv_pool **out, uv_loop_t *loop, unsigned nthreads)
+{
+    struct akv_pool *p;
+    sigset_t all, old;
+    unsigned started = 0;
+    int rc;
+
+    if (nthreads == 0 || nthreads > AKV_POOL_THREADS_MAX)
+        return -EINVAL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->loop = loop;
+    p->nthreads = nthreads;
+    p->threads = calloc(nthreads, sizeof(*p->threads));
+    if (!p->threads) {
+        rc = -ENOMEM;
+        goto fail_alloc;
+    }
+    rc = -pthread_mutex_init(&p->mu, NULL);
+    if (rc)
+        goto fail_alloc;
+    rc = -pthread_cond_init(&p->cv, NULL);
+    if (rc)
+        goto fail_mutex;
+
+    /* Threads inherit the creator's signal mask: start them with everything
+     * blocked, then restore the loop thread's mask. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (; started < nthreads; started++) {
+        rc = -pthread_create(&p->threads[started], NULL, worker_main, p);
+        if (rc)
+            break;
+        pthread_setname_np(p->threads[started], "akv-worker");
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        goto fail_threads;
+
+    /* No job can finish before create returns, so the workers cannot call
+     * uv_async_send before the handle exists. */
+    rc = uv_async_init(loop, &p->async, on_async);
+    if (rc)
+        goto fail_threads;
+    p->async.data = p;
+    p->async_live = 1;
+    *out = p;
+    return 0;
+
+fail_threads:
+    stop_threads(p, started);
+    pthread_cond_destroy(&p->cv);
+fail_mutex:
+    pthread_mutex_destroy(&p->mu);
+fail_alloc:
+    free(p->threads);
+    free(p);
+    return rc;
+}
+
+int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job)
+{
+    if (p->closed)
+        return -ESHUTDOWN;
+    job->next = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->qtail)
+        p->qtail->next = job;
+    else
+        p->qhead = job;
+    p->qtail = job;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    p->pending++;
+    return 0;
+}
+
+size_t akv_pool_pending(const struct akv_pool *p)
+{
+    return p->pending;
+}
+
+unsigned akv_pool_threads(const struct akv_pool *p)
+{
+    return p->nthreads;
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    struct akv_pool *p = h->data;
+
+    p->async_live = 0;
+    if (p->close_cb)
+        p->close_cb(p->close_arg);
+}
+
+void akv_pool_close(struct akv_pool *p, void (*close_cb)(void *arg), void *arg)
+{
+    if (p->closed)
+        return;
+    p->closed = 1;
+    p->close_cb = close_cb;
+    p->close_arg = arg;
+    stop_threads(p, p->nthreads);
+    /* Every queued job has now run; hand the last results back before the
+     * handle that would have announced them goes away. */
+    deliver(p);
+    uv_close((uv_handle_t *)&p->async, on_async_closed);
+}
+
+void akv_pool_destroy(struct akv_pool *p)
+{
+    if (!p)
+        return;
+    /* Destroying a running pool would leave threads reading freed memory. */
+    assert(p->closed && !p->async_live);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->threads);
+    free(p);
+}

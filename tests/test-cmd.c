@@ -1,0 +1,280 @@
+/*
+ * test-cmd.c - the command table and handlers (src/cmd.c), driven directly
+ * with a buffer and a tiny in-memory vocabulary: no sockets, no libuv. Jobs
+ * are run synchronously here (work, then finish) the way the pool and the
+ * connection run them. The daemon as a whole is tested over TCP by
+ * test-daemon.py.
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "attnkv/store.h"
+#include "attnkv/vectab.h"
+#include "attnkv/vocab.h"
+#include "cmd.h"
+#include "config.h"
+#include "reply.h"
+
+/* The end of a run() argument list; a plain NULL may be a mere int 0. */
+#define END ((const char *)NULL)
+
+static struct akv_config cfg;
+static struct akv_vocab *voc;
+static struct akv_store *store;
+static struct akv_cmd_env env;
+static struct akv_buf out;
+
+static void setup(void)
+{
+    static const struct {
+        const char *w;
+        float v[4];
+    } rows[] = {
+        {"cat", {1, 0, 0, 0}},
+        {"dog", {0.9f, 0.1f, 0, 0}},
+        {"animal", {0, 1, 0, 0}},
+        {"toy", {0, 0, 1, 0}},
+        {"ball", {0, 0, 0.9f, 0.1f}},
+        {"number", {0, 0, 0, 1}},
+        {"one", {0.1f, 0, 0, 0.9f}},
+        {"two", {0.2f, 0, 0, 0.8f}},
+        {"the", {0.5f, 0.5f, 0.5f, 0.5f}},
+    };
+    struct akv_vectab t;
+    char err[256];
+
+    ck_assert_int_eq(akv_config_init(&cfg), 0);
+    ck_assert_int_eq(akv_vectab_init(&t, 4), 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        ck_assert_int_eq(akv_vectab_add(&t, rows[i].w, strlen(rows[i].w), rows[i].v), 0);
+    ck_assert_int_eq(akv_vocab_from_table(&voc, &t, err, sizeof(err)), 0);
+    akv_vectab_fini(&t);
+    ck_assert_int_eq(akv_store_create(&store, voc), 0);
+    memset(&env, 0, sizeof(env));
+    env.config = &cfg;
+    env.vocab = voc;
+    env.store = store;
+    env.vectors_path = "test.akv";
+    env.tcp_port = 1234;
+    env.workers = 2;
+    akv_buf_init(&out);
+}
+
+static void teardown(void)
+{
+    akv_buf_fini(&out);
+    akv_store_destroy(store);
+    akv_vocab_destroy(voc);
+    akv_config_fini(&cfg);
+}
+
+/* Runs one command given as NULL-terminated words; a job, if any, is run to
+ * completion. Returns the reply text (valid until the next call). */
+static const char *run_job_opt(int client_gone, const char *first, va_list ap)
+{
+    struct akv_slice argv[32];
+    size_t argc = 0;
+    const char *a = first;
+
+    out.len = 0;
+    while (a && argc < 32) {
+        argv[argc].p = a;
+        argv[argc].len = strlen(a);
+        argc++;
+        a = va_arg(ap, const char *);
+    }
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = argc, .argv = argv, .out = &out};
+    ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+    if (ctx.job) {
+        ck_assert_uint_eq(out.len, 0); /* the reply comes from finish */
+        ctx.job->pool.work(&ctx.job->pool);
+        ctx.job->finish(ctx.job, client_gone ? NULL : &out);
+    }
+    ck_assert_int_eq(akv_buf_reserve(&out, 1), 0);
+    out.p[out.len] = '\0';
+    return out.p;
+}
+
+static const char *run(const char *first, ...)
+{
+    va_list ap;
+    const char *r;
+
+    va_start(ap, first);
+    r = run_job_opt(0, first, ap);
+    va_end(ap);
+    return r;
+}
+
+static const char *run_gone(const char *first, ...)
+{
+    va_list ap;
+    const char *r;
+
+    va_start(ap, first);
+    r = run_job_opt(1, first, ap);
+    va_end(ap);
+    return r;
+}
+
+START_TEST(test_table)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    size_t n;
+
+    for (n = 0; t[n].name; n++) {
+        ck_assert(t[n].handler != NULL);
+        ck_assert_ptr_nonnull(t[n].usage);
+        ck_assert_ptr_nonnull(t[n].summary);
+        ck_assert_int_ne(t[n].arity, 0);
+        for (const char *c = t[n].name; *c; c++)
+            ck_assert(*c >= 'A' && *c <= 'Z');
+        for (size_t m = 0; m < n; m++)
+            ck_assert_str_ne(t[m].name, t[n].name);
+        ck_assert_ptr_eq(akv_cmd_lookup(t[n].name, strlen(t[n].name)), &t[n]);
+    }
+    ck_assert_uint_ge(n, 19);
+    ck_assert_ptr_eq(akv_cmd_lookup("query", 5), akv_cmd_lookup("QUERY", 5));
+    ck_assert_ptr_eq(akv_cmd_lookup("QuErY", 5), akv_cmd_lookup("QUERY", 5));
+    ck_assert_ptr_null(akv_cmd_lookup("QUER", 4));
+    ck_assert_ptr_null(akv_cmd_lookup("QUERYX", 6));
+    ck_assert_ptr_null(akv_cmd_lookup("", 0));
+}
+END_TEST
+
+START_TEST(test_basics)
+{
+    ck_assert_str_eq(run("PING", END), "+PONG\r\n");
+    ck_assert_str_eq(run("ping", "hey", END), "$3\r\nhey\r\n");
+    ck_assert_str_eq(run("PING", "a", "b", END),
+                     "-ERR wrong number of arguments for 'ping' command\r\n");
+    ck_assert_str_eq(run("ECHO", "", END), "$0\r\n\r\n");
+    ck_assert_str_eq(run("nope", "x", END),
+                     "-ERR unknown command 'nope' (HELP lists the commands)\r\n");
+    ck_assert_str_eq(run("SELECT", "0", END), "+OK\r\n");
+    ck_assert_str_eq(run("DBSIZE", END), ":0\r\n");
+    ck_assert_uint_eq(env.stats.commands_processed, 6); /* unknown ones do not count */
+}
+END_TEST
+
+START_TEST(test_quit)
+{
+    struct akv_slice argv[1] = {{"QUIT", 4}};
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = 1, .argv = argv, .out = &out};
+
+    ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+    ck_assert_int_eq(ctx.close_after_reply, 1);
+    ck_assert_ptr_null(ctx.job);
+}
+END_TEST
+
+START_TEST(test_kv)
+{
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "one two", "number", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("GET", "dog", END), "$-1\r\n");
+    ck_assert_str_eq(run("EXISTS", "cat", "dog", "cat", END), ":2\r\n");
+    ck_assert_str_eq(run("SET", "cta", "animal", END),
+                     "-ERR unknown word 'cta' (did you mean 'cat'?)\r\n");
+    ck_assert_str_eq(run("DBSIZE", END), ":2\r\n");
+    ck_assert_str_eq(run("KEYS", "c*", END), "*1\r\n$3\r\ncat\r\n");
+    ck_assert_str_eq(run("KEYS", "*two", END), "*1\r\n$7\r\none two\r\n");
+    ck_assert_str_eq(run("DEL", "cat", "cat", "dog", END), ":1\r\n");
+    ck_assert_str_eq(run("FLUSHALL", END), "+OK\r\n");
+    ck_assert_str_eq(run("DBSIZE", END), ":0\r\n");
+    ck_assert_str_eq(run("SCAN", "0", END), "*2\r\n$1\r\n0\r\n*0\r\n");
+}
+END_TEST
+
+START_TEST(test_query_job)
+{
+    const char *r;
+
+    ck_assert_str_eq(run("QUERY", "cat", END), "*0\r\n"); /* empty store */
+    run("SET", "cat", "animal", END);
+    run("SET", "ball", "toy", END);
+    /* cat attends to itself most, so the blend is near "animal". */
+    r = run("QUERY", "dog", "COUNT", "1", END);
+    ck_assert_str_eq(r, "*1\r\n$6\r\nanimal\r\n");
+    r = run("query", "dog", "count", "2", "withscores", "metric", "COSINE", END);
+    ck_assert(strncmp(r, "*4\r\n$6\r\nanimal\r\n", 16) == 0);
+    r = run("EXPLAIN", "dog", "COUNT", "1", END);
+    ck_assert(strncmp(r, "*1\r\n*3\r\n$3\r\ncat\r\n$6\r\nanimal\r\n$", 30) == 0);
+    r = run("NEIGHBORS", "cat", "COUNT", "2", END);
+    ck_assert_str_eq(r, "*2\r\n$3\r\ncat\r\n$3\r\ndog\r\n");
+    ck_assert_uint_eq(env.stats.query_count, 3);
+    ck_assert_uint_eq(env.stats.jobs_running, 0);
+    /* A client that went away: the job still releases its snapshot (the
+     * store would refuse to be destroyed otherwise). */
+    ck_assert_str_eq(run_gone("QUERY", "dog", END), "");
+    ck_assert_str_eq(run_gone("EXPLAIN", "dog", END), "");
+    ck_assert_uint_eq(env.stats.jobs_running, 0);
+}
+END_TEST
+
+START_TEST(test_query_errors)
+{
+    ck_assert_str_eq(run("QUERY", "kat", END), "-ERR unknown word 'kat' (did you mean 'cat'?)\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", "COUNT", END), "-ERR COUNT needs a value\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", "count", END), "-ERR COUNT needs a value\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", "COUNT", "0", END),
+                     "-ERR QUERY COUNT must be an integer between 1 and 1000\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", "TEMPERATURE", "1e999", END),
+                     "-ERR TEMPERATURE must be a number greater than 0, not '1e999'\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", "WITH", END), "-ERR unknown option 'WITH' for QUERY\r\n");
+    ck_assert_str_eq(run("EXPLAIN", "cat", "WITHSCORES", END),
+                     "-ERR unknown option 'WITHSCORES' for EXPLAIN\r\n");
+    ck_assert_str_eq(run("NEIGHBORS", "cat", "ATTENTION", "dot", END),
+                     "-ERR unknown option 'ATTENTION' for NEIGHBORS\r\n");
+    ck_assert_uint_eq(env.stats.jobs_running, 0);
+}
+END_TEST
+
+START_TEST(test_info_config)
+{
+    const char *r = run("INFO", END);
+
+    ck_assert_ptr_nonnull(strstr(r, "# Server\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "tcp_port:1234\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\n\r\n# Latency\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "vocabulary_size:9\r\n"));
+    r = run("INFO", "keyspace", END);
+    ck_assert_ptr_nonnull(strstr(r, "# Keyspace\r\nkeys:0\r\n"));
+    ck_assert_ptr_null(strstr(r, "db0:"));
+    ck_assert_str_eq(run("CONFIG", "GET", "PORT", END), "*2\r\n$4\r\nport\r\n$4\r\n6479\r\n");
+    ck_assert_str_eq(run("CONFIG", "GET", "save", "appendonly", END),
+                     "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+}
+END_TEST
+
+static Suite *cmd_suite(void)
+{
+    Suite *s = suite_create("cmd");
+    TCase *tc = tcase_create("cmd");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_table);
+    tcase_add_test(tc, test_basics);
+    tcase_add_test(tc, test_quit);
+    tcase_add_test(tc, test_kv);
+    tcase_add_test(tc, test_query_job);
+    tcase_add_test(tc, test_query_errors);
+    tcase_add_test(tc, test_info_config);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cmd_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,838 @@
+/*
+ * test-config.c - the config module: defaults, every directive valid and
+ * invalid (with the exact "name:line:" error), the file syntax (quotes,
+ * escapes, CRLF, comments, long lines), overrides and bind accumulation,
+ * get/set round trips, conf/attnkvd.conf, and the fuzzer's regression
+ * inputs (fuzz/regression/config/, replayed when present).
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct akv_config cfg;
+static char err[1024];
+
+static void setup(void)
+{
+    ck_assert_int_eq(akv_config_init(&cfg), 0);
+    err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    akv_config_fini(&cfg);
+}
+
+static int load(const char *text)
+{
+    return akv_config_load_mem(&cfg, text, strlen(text), "t.conf", err, sizeof(err));
+}
+
+static const char *get(const char *name)
+{
+    static char out[4096];
+
+    ck_assert_msg(akv_config_get(&cfg, name, out, sizeof(out)) == 0, "get %s", name);
+    return out;
+}
+
+/* The source root, from the environment tests/meson.build sets. */
+static const char *source_root(void)
+{
+    const char *r = getenv("AKV_SOURCE_ROOT");
+
+    return r && *r ? r : NULL;
+}
+
+START_TEST(test_defaults)
+{
+    char *vec = akv_config_default_vectors();
+
+    ck_assert_uint_eq(cfg.nbind, 1);
+    ck_assert_str_eq(cfg.bind[0], "127.0.0.1");
+    ck_assert_int_eq(cfg.port, 6479);
+    ck_assert_int_eq(cfg.workers, 0);
+    ck_assert_uint_eq(cfg.query.k, 5);
+    ck_assert_int_eq(cfg.query.attn, AKV_ATTN_DOT);
+    ck_assert(cfg.query.temperature == 0.1);
+    ck_assert_int_eq(cfg.query.metric, AKV_METRIC_L2);
+    ck_assert_uint_eq(cfg.query.explain, 0);
+    ck_assert_int_eq(cfg.query.skip_rank, 0);
+    ck_assert_int_eq(cfg.maxclients, 10000);
+    ck_assert_int_eq(cfg.loglevel, AKV_LOG_NOTICE);
+    ck_assert_ptr_null(cfg.logfile);
+    ck_assert_ptr_null(cfg.config_file);
+    ck_assert_ptr_nonnull(vec);
+    ck_assert_str_eq(cfg.vectors, vec);
+    free(vec);
+
+    ck_assert_str_eq(get("bind"), "127.0.0.1");
+    ck_assert_str_eq(get("port"), "6479");
+    ck_assert_str_eq(get("workers"), "0");
+    ck_assert_str_eq(get("count"), "5");
+    ck_assert_str_eq(get("attention"), "dot");
+    ck_assert_str_eq(get("temperature"), "0.1");
+    ck_assert_str_eq(get("metric"), "l2");
+    ck_assert_str_eq(get("maxclients"), "10000");
+    ck_assert_str_eq(get("loglevel"), "notice");
+    ck_assert_str_eq(get("logfile"), "");
+}
+END_TEST
+
+START_TEST(test_default_vectors)
+{
+    char *p;
+
+    setenv("AKV_VECTORS", "/data/v.akv", 1);
+    p = akv_config_default_vectors();
+    ck_assert_str_eq(p, "/data/v.akv");
+    free(p);
+
+    unsetenv("AKV_VECTORS");
+    setenv("XDG_CACHE_HOME", "/xdg", 1);
+    setenv("HOME", "/home/u", 1);
+    p = akv_config_default_vectors();
+    ck_assert_str_eq(p, "/xdg/attnkv/glove-6B-100d.akv");
+    free(p);
+
+    /* The XDG spec says to ignore a relative XDG_CACHE_HOME. */
+    setenv("XDG_CACHE_HOME", "rel", 1);
+    p = akv_config_default_vectors();
+    ck_assert_str_eq(p, "/home/u/.cache/attnkv/glove-6B-100d.akv");
+    free(p);
+
+    setenv("AKV_VECTORS", "", 1);
+    unsetenv("XDG_CACHE_HOME");
+    p = akv_config_default_vectors();
+    ck_assert_str_eq(p, "/home/u/.cache/attnkv/glove-6B-100d.akv");
+    free(p);
+
+    unsetenv("HOME");
+    p = akv_config_default_vectors();
+    ck_assert_str_eq(p, "/var/cache/attnkv/glove-6B-100d.akv");
+    free(p);
+}
+END_TEST
+
+START_TEST(test_fini_twice_and_null)
+{
+    akv_config_fini(NULL);
+    akv_config_fini(&cfg);
+    akv_config_fini(&cfg);
+    ck_assert_int_eq(akv_config_init(&cfg), 0);
+}
+END_TEST
+
+/* Each directive with a valid value, and what get then says. */
+static const struct {
+    const char *line, *name, *value;
+} valid[] = {
+    {"bind 10.1.2.3", "bind", "10.1.2.3"},
+    {"bind ::1", "bind", "::1"},
+    {"bind 0.0.0.0 :: fe80::1:2", "bind", "0.0.0.0 :: fe80::1:2"},
+    {"port 0", "port", "0"},
+    {"port 65535", "port", "65535"},
+    {"port 00080", "port", "80"},
+    {"vectors /srv/v.akv", "vectors", "/srv/v.akv"},
+    {"workers 0", "workers", "0"},
+    {"workers 256", "workers", "256"},
+    {"count 1", "count", "1"},
+    {"count 1000", "count", "1000"},
+    {"attention cosine", "attention", "cosine"},
+    {"attention DOT", "attention", "dot"},
+    {"temperature 2", "temperature", "2"},
+    {"temperature 0.05", "temperature", "0.05"},
+    {"temperature 1e-3", "temperature", "0.001"},
+    {"temperature .5", "temperature", "0.5"},
+    {"metric cosine", "metric", "cosine"},
+    {"metric dot", "metric", "dot"},
+    {"metric L2", "metric", "l2"},
+    {"maxclients 1", "maxclients", "1"},
+    {"maxclients 1000000", "maxclients", "1000000"},
+    {"loglevel debug", "loglevel", "debug"},
+    {"loglevel verbose", "loglevel", "verbose"},
+    {"loglevel Warning", "loglevel", "warning"},
+    {"logfile /var/log/attnkvd.log", "logfile", "/var/log/attnkvd.log"},
+    {"logfile \"\"", "logfile", ""},
+    {"PORT 7", "port", "7"},
+    {"  \tport\t 8  ", "port", "8"},
+};
+
+START_TEST(test_valid)
+{
+    const char *line = valid[_i].line;
+
+    ck_assert_msg(load(line) == 0, "%s: %s", line, err);
+    ck_assert_str_eq(get(valid[_i].name), valid[_i].value);
+}
+END_TEST
+
+START_TEST(test_fields)
+{
+    ck_assert_int_eq(load("attention cosine\nmetric dot\nloglevel warning\ncount 9\n"
+                          "temperature 0.25\nworkers 3\nmaxclients 12\nport 1\n"
+                          "logfile /tmp/x.log\nvectors v.akv\n"),
+                     0);
+    ck_assert_int_eq(cfg.query.attn, AKV_ATTN_COSINE);
+    ck_assert_int_eq(cfg.query.metric, AKV_METRIC_DOT);
+    ck_assert_int_eq(cfg.loglevel, AKV_LOG_WARNING);
+    ck_assert_uint_eq(cfg.query.k, 9);
+    ck_assert(cfg.query.temperature == 0.25);
+    ck_assert_int_eq(cfg.workers, 3);
+    ck_assert_int_eq(cfg.maxclients, 12);
+    ck_assert_int_eq(cfg.port, 1);
+    ck_assert_str_eq(cfg.logfile, "/tmp/x.log");
+    ck_assert_str_eq(cfg.vectors, "v.akv");
+    /* "" is stored as NULL, the struct's "log to stderr". */
+    ck_assert_int_eq(load("logfile ''"), 0);
+    ck_assert_ptr_null(cfg.logfile);
+}
+END_TEST
+
+/* Inputs that must be refused, with the exact message. */
+static const struct {
+    const char *text, *err;
+} invalid[] = {
+    {"nosuch 1", "t.conf:1: unknown directive 'nosuch'"},
+    {"include other.conf", "t.conf:1: unknown directive 'include'"},
+    {"\n\n# c\nport 1\nfoo", "t.conf:5: unknown directive 'foo'"},
+    {"\"\x01\" 1", "t.conf:1: unknown directive '\\x01'"},
+    {"port", "t.conf:1: 'port' takes 1 argument, got 0"},
+    {"port 1 2 3", "t.conf:1: 'port' takes 1 argument, got 3"},
+    {"port abc", "t.conf:1: bad port 'abc' (expected 0..65535)"},
+    {"port 65536", "t.conf:1: bad port '65536' (expected 0..65535)"},
+    {"port -1", "t.conf:1: bad port '-1' (expected 0..65535)"},
+    {"port +1", "t.conf:1: bad port '+1' (expected 0..65535)"},
+    {"port 12x", "t.conf:1: bad port '12x' (expected 0..65535)"},
+    {"port \" 1\"", "t.conf:1: bad port ' 1' (expected 0..65535)"},
+    {"port ''", "t.conf:1: bad port '' (expected 0..65535)"},
+    {"port 0x10", "t.conf:1: bad port '0x10' (expected 0..65535)"},
+    {"port 99999999999999999999", "t.conf:1: bad port '99999999999999999999' (expected 0..65535)"},
+    {"bind", "t.conf:1: 'bind' takes 1 to 16 arguments, got 0"},
+    {"bind a b c d e f g h i j k l m n o p q", "t.conf:1: 'bind' takes 1 to 16 arguments, got 17"},
+    {"bind localhost", "t.conf:1: bad bind 'localhost' (expected an IPv4 or IPv6 address)"},
+    {"bind 127.0.0.1 1.2.3.256",
+     "t.conf:1: bad bind '1.2.3.256' (expected an IPv4 or IPv6 address)"},
+    {"bind *", "t.conf:1: bad bind '*' (expected an IPv4 or IPv6 address)"},
+    {"bind fe80::1%eth0", "t.conf:1: bad bind 'fe80::1%eth0' (expected an IPv4 or IPv6 address)"},
+    {"bind ::1 0::1", "t.conf:1: bind address '0::1' is listed twice"},
+    {"bind ::1\nbind 1.1.1.1 ::1", "t.conf:2: bind address '::1' is listed twice"},
+    {"vectors", "t.conf:1: 'vectors' takes 1 argument, got 0"},
+    {"vectors a b", "t.conf:1: 'vectors' takes 1 argument, got 2"},
+    {"vectors \"\"", "t.conf:1: bad vectors '' (expected a non-empty value)"},
+    {"workers -1", "t.conf:1: bad workers '-1' (expected 0..256)"},
+    {"workers 257", "t.conf:1: bad workers '257' (expected 0..256)"},
+    {"workers 1.5", "t.conf:1: bad workers '1.5' (expected 0..256)"},
+    {"count 0", "t.conf:1: bad count '0' (expected 1..1000)"},
+    {"count 1001", "t.conf:1: bad count '1001' (expected 1..1000)"},
+    {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
+    {"attention softmax", "t.conf:1: bad attention 'softmax' (expected dot|cosine)"},
+    {"attention dot cosine", "t.conf:1: 'attention' takes 1 argument, got 2"},
+    {"temperature 0", "t.conf:1: bad temperature '0' (expected a finite number > 0)"},
+    {"temperature -0.5", "t.conf:1: bad temperature '-0.5' (expected a finite number > 0)"},
+    {"temperature inf", "t.conf:1: bad temperature 'inf' (expected a finite number > 0)"},
+    {"temperature nan", "t.conf:1: bad temperature 'nan' (expected a finite number > 0)"},
+    {"temperature 1e999", "t.conf:1: bad temperature '1e999' (expected a finite number > 0)"},
+    {"temperature 0.1x", "t.conf:1: bad temperature '0.1x' (expected a finite number > 0)"},
+    {"temperature", "t.conf:1: 'temperature' takes 1 argument, got 0"},
+    {"metric manhattan", "t.conf:1: bad metric 'manhattan' (expected l2|cosine|dot)"},
+    {"maxclients 0", "t.conf:1: bad maxclients '0' (expected 1..1000000)"},
+    {"maxclients 1000001", "t.conf:1: bad maxclients '1000001' (expected 1..1000000)"},
+    {"loglevel trace", "t.conf:1: bad loglevel 'trace' (expected debug|verbose|notice|warning)"},
+    {"loglevel", "t.conf:1: 'loglevel' takes 1 argument, got 0"},
+    {"logfile", "t.conf:1: 'logfile' takes 1 argument, got 0"},
+    {"logfile a b", "t.conf:1: 'logfile' takes 1 argument, got 2"},
+    /* Quoting errors. */
+    {"logfile \"abc", "t.conf:1: unbalanced quotes"},
+    {"logfile 'abc", "t.conf:1: unbalanced quotes"},
+    {"logfile \"abc\\\"", "t.conf:1: unbalanced quotes"},
+    {"logfile \"abc\\", "t.conf:1: unbalanced quotes"},
+    {"logfile 'abc\\'", "t.conf:1: unbalanced quotes"},
+    {"logfile \"a\"b", "t.conf:1: a closing quote must be followed by a blank"},
+    {"logfile 'a'b", "t.conf:1: a closing quote must be followed by a blank"},
+    {"logfile \"\\q\"", "t.conf:1: bad escape '\\q' in quotes"},
+    {"logfile \"\\\x01\"", "t.conf:1: bad escape '\\x01' in quotes"},
+    {"logfile \"\\x4\"", "t.conf:1: bad \\x escape (expected two hex digits)"},
+    {"logfile \"\\xg0\"", "t.conf:1: bad \\x escape (expected two hex digits)"},
+    {"logfile \"\\x00\"", "t.conf:1: \\x00 is not allowed in an argument"},
+    /* Long values are cut in messages, and control bytes escaped. */
+    {"port 1234567890123456789012345678901234567890123456789012345678901234567890",
+     "t.conf:1: bad port '1234567890123456789012345678901234567890123456789012345678901234...' "
+     "(expected 0..65535)"},
+    {"attention \"\\x1b[31m\"", "t.conf:1: bad attention '\\x1b[31m' (expected dot|cosine)"},
+};
+
+START_TEST(test_invalid)
+{
+    ck_assert_int_eq(load(invalid[_i].text), -EINVAL);
+    ck_assert_str_eq(err, invalid[_i].err);
+}
+END_TEST
+
+START_TEST(test_invalid_leaves_value)
+{
+    ck_assert_int_eq(load("port 1\nbind ::1 1.2.3.4\nport 99999\n"), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:3: bad port '99999' (expected 0..65535)");
+    /* Lines before the bad one stay applied; the bad one changes nothing. */
+    ck_assert_int_eq(cfg.port, 1);
+    ck_assert_int_eq(load("bind 10.0.0.1 nope"), -EINVAL);
+    ck_assert_str_eq(get("bind"), "::1 1.2.3.4");
+    ck_assert_int_eq(load("temperature -1"), -EINVAL);
+    ck_assert(cfg.query.temperature == 0.1);
+    ck_assert_int_eq(load("vectors ''"), -EINVAL);
+    ck_assert_ptr_nonnull(cfg.vectors);
+}
+END_TEST
+
+START_TEST(test_nul_byte)
+{
+    static const char text[] = "port 1\nlogfile a\0b\n";
+
+    ck_assert_int_eq(akv_config_load_mem(&cfg, text, sizeof(text) - 1, "n.conf", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_str_eq(err, "n.conf:2: NUL byte in line");
+    ck_assert_int_eq(cfg.port, 1);
+}
+END_TEST
+
+START_TEST(test_name_null_and_err_null)
+{
+    ck_assert_int_eq(akv_config_load_mem(&cfg, "port x", 6, NULL, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "(config):1: bad port 'x' (expected 0..65535)");
+    ck_assert_int_eq(akv_config_load_mem(&cfg, "port x", 6, "a", NULL, 0), -EINVAL);
+    ck_assert_int_eq(akv_config_load_mem(&cfg, "port x", 6, "a", err, 5), -EINVAL);
+    ck_assert_str_eq(err, "a:1:");
+    ck_assert_int_eq(akv_config_load_mem(&cfg, "", 0, "a", err, sizeof(err)), 0);
+    ck_assert_int_eq(akv_config_load_mem(&cfg, NULL, 0, "a", err, sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(test_quotes_and_escapes)
+{
+    ck_assert_int_eq(load("logfile \"/a b\\x41\\x7e\\t\\\"\\\\\\n\\r\""), 0);
+    ck_assert_str_eq(cfg.logfile, "/a bA~\t\"\\\n\r");
+    ck_assert_int_eq(load("logfile 'it\\'s a \"b\" \\n'"), 0);
+    ck_assert_str_eq(cfg.logfile, "it's a \"b\" \\n");
+    ck_assert_int_eq(load("logfile \"#not a comment\""), 0);
+    ck_assert_str_eq(cfg.logfile, "#not a comment");
+    /* A quote inside an unquoted argument is an ordinary character. */
+    ck_assert_int_eq(load("logfile a\"b'c"), 0);
+    ck_assert_str_eq(cfg.logfile, "a\"b'c");
+    ck_assert_int_eq(load("logfile a#b"), 0);
+    ck_assert_str_eq(cfg.logfile, "a#b");
+    /* Quoted directive names and keyword values work too. */
+    ck_assert_int_eq(load("\"metric\" 'cosine'\t"), 0);
+    ck_assert_int_eq(cfg.query.metric, AKV_METRIC_COSINE);
+    ck_assert_int_eq(load("logfile \"\\xC3\\xA9t\\xc3\\xa9\""), 0);
+    ck_assert_str_eq(cfg.logfile, "\xc3\xa9t\xc3\xa9");
+}
+END_TEST
+
+START_TEST(test_crlf_comments_blanks)
+{
+    ck_assert_int_eq(load("# top comment\r\n"
+                          "\r\n"
+                          "   \t\r\n"
+                          "\t  # indented comment with \"quotes and 'junk\r\n"
+                          "#port nonsense\r\n"
+                          "port 1234\r\n"
+                          "logfile 'x y'\r\n"
+                          "bind ::1 127.0.0.2\r\n"
+                          "loglevel debug"),
+                     0);
+    ck_assert_int_eq(cfg.port, 1234);
+    ck_assert_str_eq(cfg.logfile, "x y");
+    ck_assert_str_eq(get("bind"), "::1 127.0.0.2");
+    ck_assert_int_eq(cfg.loglevel, AKV_LOG_DEBUG);
+    ck_assert_int_eq(load("port 1\r\nport x\r\n"), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:2: bad port 'x' (expected 0..65535)");
+}
+END_TEST
+
+START_TEST(test_long_lines)
+{
+    size_t n = AKV_CONFIG_LINE_MAX;
+    char *text = malloc(n + 64);
+
+    ck_assert_ptr_nonnull(text);
+    /* A line of exactly the limit is fine, one byte more is not, and a
+     * CR before the LF counts as part of the line. */
+    memcpy(text, "port 1\nlogfile ", 15);
+    memset(text + 15, 'a', n - 8);
+    memcpy(text + 15 + n - 8, "\nport 2\n", 9);
+    ck_assert_int_eq(load(text), 0);
+    ck_assert_uint_eq(strlen(cfg.logfile), n - 8);
+    ck_assert_int_eq(cfg.port, 2);
+
+    memset(text + 15, 'a', n - 7);
+    memcpy(text + 15 + n - 7, "\nport 3\n", 9);
+    ck_assert_int_eq(load(text), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:2: line is longer than 65536 bytes");
+
+    memset(text + 15, 'a', n - 8);
+    memcpy(text + 15 + n - 8, "\r\nport 3\n", 10);
+    ck_assert_int_eq(load(text), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:2: line is longer than 65536 bytes");
+
+    /* The same without a final newline. */
+    memset(text + 15, 'a', n - 7);
+    text[15 + n - 7] = '\0';
+    ck_assert_int_eq(load(text), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:2: line is longer than 65536 bytes");
+    free(text);
+}
+END_TEST
+
+START_TEST(test_many_arguments)
+{
+    /* A line may hold more arguments than any directive takes; the count
+     * error, not a crash or a truncation, must say so. */
+    size_t n = 5000, i;
+    char *text = malloc(6 + n * 2 + 1);
+    char *p = text;
+
+    ck_assert_ptr_nonnull(text);
+    p += sprintf(p, "bind");
+    for (i = 0; i < n; i++)
+        p += sprintf(p, " x");
+    ck_assert_int_eq(load(text), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:1: 'bind' takes 1 to 16 arguments, got 5000");
+    free(text);
+}
+END_TEST
+
+START_TEST(test_overrides)
+{
+    ck_assert_int_eq(load("port 1\nport 2\nloglevel debug\nloglevel warning\n"
+                          "logfile a\nlogfile b\nvectors x\nvectors y\n"),
+                     0);
+    ck_assert_int_eq(cfg.port, 2);
+    ck_assert_int_eq(cfg.loglevel, AKV_LOG_WARNING);
+    ck_assert_str_eq(cfg.logfile, "b");
+    ck_assert_str_eq(cfg.vectors, "y");
+    /* A second source overrides the first. */
+    ck_assert_int_eq(load("port 3\n"), 0);
+    ck_assert_int_eq(cfg.port, 3);
+    ck_assert_str_eq(cfg.logfile, "b");
+}
+END_TEST
+
+START_TEST(test_bind_accumulates)
+{
+    char many[512];
+    int i, n;
+
+    /* The first bind of a source replaces the default, later ones append. */
+    ck_assert_int_eq(load("bind 10.0.0.1\nport 5\nbind ::1 10.0.0.2\n"), 0);
+    ck_assert_str_eq(get("bind"), "10.0.0.1 ::1 10.0.0.2");
+    ck_assert_uint_eq(cfg.nbind, 3);
+    /* A new source starts over. */
+    ck_assert_int_eq(load("bind 1.2.3.4\nbind 1.2.3.5"), 0);
+    ck_assert_str_eq(get("bind"), "1.2.3.4 1.2.3.5");
+    /* So does every akv_config_set call. */
+    {
+        const char *argv[] = {"::", "0.0.0.0"};
+        ck_assert_int_eq(akv_config_set(&cfg, "bind", 2, argv, err, sizeof(err)), 0);
+        ck_assert_str_eq(get("bind"), ":: 0.0.0.0");
+        ck_assert_int_eq(akv_config_set(&cfg, "bind", 1, argv, err, sizeof(err)), 0);
+        ck_assert_str_eq(get("bind"), "::");
+    }
+    /* 16 over several lines is the limit. */
+    n = 0;
+    for (i = 0; i < AKV_CONFIG_BIND_MAX; i++)
+        n += snprintf(many + n, sizeof(many) - (size_t)n, "bind 10.0.0.%d\n", i + 1);
+    ck_assert_int_eq(load(many), 0);
+    ck_assert_uint_eq(cfg.nbind, AKV_CONFIG_BIND_MAX);
+    snprintf(many + n, sizeof(many) - (size_t)n, "bind 10.0.1.1\n");
+    ck_assert_int_eq(load(many), -EINVAL);
+    ck_assert_str_eq(err, "t.conf:17: too many bind addresses (at most 16)");
+    ck_assert_uint_eq(cfg.nbind, AKV_CONFIG_BIND_MAX);
+    ck_assert_str_eq(cfg.bind[15], "10.0.0.16");
+}
+END_TEST
+
+START_TEST(test_set)
+{
+    const char *one[] = {"8080"};
+    const char *bad[] = {"80x"};
+    const char *two[] = {"1", "2"};
+
+    ck_assert_int_eq(akv_config_set(&cfg, "Port", 1, one, err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.port, 8080);
+    /* No file:line prefix from akv_config_set. */
+    ck_assert_int_eq(akv_config_set(&cfg, "port", 1, bad, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "bad port '80x' (expected 0..65535)");
+    ck_assert_int_eq(cfg.port, 8080);
+    ck_assert_int_eq(akv_config_set(&cfg, "port", 2, two, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "'port' takes 1 argument, got 2");
+    ck_assert_int_eq(akv_config_set(&cfg, "nope", 1, one, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "unknown directive 'nope'");
+    ck_assert_int_eq(akv_config_set(&cfg, "port", 1, bad, NULL, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_get_errors)
+{
+    char small[4];
+
+    ck_assert_int_eq(akv_config_get(&cfg, "nope", small, sizeof(small)), -ENOENT);
+    ck_assert_int_eq(akv_config_get(&cfg, "port", small, sizeof(small)), -ENOSPC);
+    ck_assert_str_eq(small, "647");
+    ck_assert_int_eq(akv_config_get(&cfg, "bind", small, sizeof(small)), -ENOSPC);
+    ck_assert_int_eq(akv_config_get(&cfg, "bind", small, 0), -ENOSPC);
+    ck_assert_int_eq(akv_config_get(&cfg, "count", small, sizeof(small)), 0);
+    ck_assert_str_eq(small, "5");
+}
+END_TEST
+
+START_TEST(test_get_stray_enum)
+{
+    char out[32];
+
+    /* A value the daemon stored directly, outside the names, is printed as
+     * a number instead of reading past the name table. */
+    cfg.loglevel = (enum akv_loglevel)7;
+    ck_assert_int_eq(akv_config_get(&cfg, "loglevel", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "7");
+}
+END_TEST
+
+/* Splits a get result on spaces into argv for akv_config_set (bind is the
+ * only directive whose value holds several words). */
+static size_t split_spaces(char *s, const char **argv, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL, *tok;
+
+    for (tok = strtok_r(s, " ", &save); tok && n < max; tok = strtok_r(NULL, " ", &save))
+        argv[n++] = tok;
+    return n;
+}
+
+/* get, set what get said, get again: the value must not change. */
+static void assert_round_trip(void)
+{
+    const char *const *names = akv_config_names();
+    size_t i;
+
+    for (i = 0; names[i]; i++) {
+        char before[4096], after[4096], copy[4096];
+        const char *argv[AKV_CONFIG_BIND_MAX];
+        size_t argc = 1;
+
+        ck_assert_int_eq(akv_config_get(&cfg, names[i], before, sizeof(before)), 0);
+        strcpy(copy, before);
+        argv[0] = copy;
+        if (strcmp(names[i], "bind") == 0)
+            argc = split_spaces(copy, argv, AKV_CONFIG_BIND_MAX);
+        ck_assert_msg(akv_config_set(&cfg, names[i], argc, argv, err, sizeof(err)) == 0,
+                      "%s %s: %s", names[i], before, err);
+        ck_assert_int_eq(akv_config_get(&cfg, names[i], after, sizeof(after)), 0);
+        ck_assert_str_eq(before, after);
+    }
+}
+
+START_TEST(test_round_trip)
+{
+    assert_round_trip();
+    ck_assert_int_eq(load("bind ::1 10.9.8.7 ::ffff:1.2.3.4\nport 1\nvectors '/x y/z'\n"
+                          "workers 7\ncount 1000\nattention cosine\ntemperature 0.3\n"
+                          "metric dot\nmaxclients 3\nloglevel verbose\nlogfile /l\n"),
+                     0);
+    assert_round_trip();
+    ck_assert_int_eq(load("temperature 0.1234567890123456789"), 0);
+    assert_round_trip();
+    ck_assert(cfg.query.temperature == 0.1234567890123456789);
+    ck_assert_int_eq(load("temperature 1e-300"), 0);
+    assert_round_trip();
+    ck_assert_int_eq(load("temperature 1.7976931348623157e308"), 0);
+    assert_round_trip();
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    static const char *const expect[] = {"bind",    "port",     "maxclients", "workers",
+                                         "vectors", "count",    "attention",  "temperature",
+                                         "metric",  "loglevel", "logfile"};
+    const char *const *names = akv_config_names();
+    size_t i;
+
+    for (i = 0; names[i]; i++) {
+        ck_assert_uint_lt(i, ARRAY_SIZE(expect));
+        ck_assert_str_eq(names[i], expect[i]);
+    }
+    ck_assert_uint_eq(i, ARRAY_SIZE(expect));
+    ck_assert_ptr_eq(akv_config_names(), names);
+}
+END_TEST
+
+START_TEST(test_loglevel_names)
+{
+    ck_assert_str_eq(akv_loglevel_name(AKV_LOG_DEBUG), "debug");
+    ck_assert_str_eq(akv_loglevel_name(AKV_LOG_VERBOSE), "verbose");
+    ck_assert_str_eq(akv_loglevel_name(AKV_LOG_NOTICE), "notice");
+    ck_assert_str_eq(akv_loglevel_name(AKV_LOG_WARNING), "warning");
+    ck_assert_str_eq(akv_loglevel_name((enum akv_loglevel)4), "unknown");
+    ck_assert_str_eq(akv_loglevel_name((enum akv_loglevel) - 1), "unknown");
+}
+END_TEST
+
+/* config.c spells the attention and metric names and the query defaults
+ * itself, so that it needs no engine library; this is what keeps those
+ * copies equal to query.c's. */
+START_TEST(test_agrees_with_engine)
+{
+    static const enum akv_attn_mode modes[] = {AKV_ATTN_DOT, AKV_ATTN_COSINE};
+    static const enum akv_metric metrics[] = {AKV_METRIC_L2, AKV_METRIC_COSINE, AKV_METRIC_DOT};
+    struct akv_query_opts o;
+    size_t i;
+
+    akv_query_opts_default(&o);
+    ck_assert_uint_eq(cfg.query.k, o.k);
+    ck_assert_int_eq(cfg.query.attn, o.attn);
+    ck_assert(cfg.query.temperature == o.temperature);
+    ck_assert_int_eq(cfg.query.metric, o.metric);
+    ck_assert_uint_eq(cfg.query.explain, o.explain);
+    ck_assert_int_eq(cfg.query.skip_rank, o.skip_rank);
+
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        const char *argv[] = {akv_attn_name(modes[i])};
+        enum akv_attn_mode m;
+
+        ck_assert_int_eq(akv_config_set(&cfg, "attention", 1, argv, err, sizeof(err)), 0);
+        ck_assert_int_eq(cfg.query.attn, modes[i]);
+        ck_assert_str_eq(get("attention"), argv[0]);
+        ck_assert_int_eq(akv_attn_parse(get("attention"), strlen(get("attention")), &m), 0);
+        ck_assert_int_eq(m, modes[i]);
+    }
+    for (i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+        const char *argv[] = {akv_metric_name(metrics[i])};
+        enum akv_metric m;
+
+        ck_assert_int_eq(akv_config_set(&cfg, "metric", 1, argv, err, sizeof(err)), 0);
+        ck_assert_int_eq(cfg.query.metric, metrics[i]);
+        ck_assert_str_eq(get("metric"), argv[0]);
+        ck_assert_int_eq(akv_metric_parse(get("metric"), strlen(get("metric")), &m), 0);
+        ck_assert_int_eq(m, metrics[i]);
+    }
+}
+END_TEST
+
+/* Writes text to a fresh temporary file; returns its path (caller frees
+ * and unlinks). */
+static char *temp_file(const char *text)
+{
+    char *path = strdup("/tmp/test-config-XXXXXX");
+    size_t len = strlen(text);
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+START_TEST(test_load_file)
+{
+    char *path = temp_file("port 42\n# x\nmetric cosine\n");
+    char expect[256];
+
+    ck_assert_int_eq(akv_config_load_file(&cfg, path, err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.port, 42);
+    ck_assert_int_eq(cfg.query.metric, AKV_METRIC_COSINE);
+    ck_assert_str_eq(cfg.config_file, path);
+    unlink(path);
+    free(path);
+
+    path = temp_file("port 1\n\nworkers many\n");
+    ck_assert_int_eq(akv_config_load_file(&cfg, path, err, sizeof(err)), -EINVAL);
+    snprintf(expect, sizeof(expect), "%s:3: bad workers 'many' (expected 0..256)", path);
+    ck_assert_str_eq(err, expect);
+    unlink(path);
+    free(path);
+
+    ck_assert_int_eq(akv_config_load_file(&cfg, "/nonexistent/attnkvd.conf", err, sizeof(err)),
+                     -ENOENT);
+    ck_assert_str_eq(err, "/nonexistent/attnkvd.conf: No such file or directory");
+    ck_assert_int_eq(akv_config_load_file(&cfg, "/", err, sizeof(err)), -EISDIR);
+    ck_assert_str_eq(err, "/: Is a directory");
+
+    /* Files past 16 MiB are refused before they are parsed (sparse, so
+     * the test writes nothing). */
+    path = temp_file("port 1\n");
+    ck_assert_int_eq(truncate(path, (off_t)17 << 20), 0);
+    ck_assert_int_eq(akv_config_load_file(&cfg, path, err, sizeof(err)), -EFBIG);
+    snprintf(expect, sizeof(expect), "%s: %s", path, strerror(EFBIG));
+    ck_assert_str_eq(err, expect);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_shipped_conf)
+{
+    struct akv_config def;
+    const char *root = source_root();
+    const char *const *names = akv_config_names();
+    char path[4096];
+    size_t i;
+
+    if (!root) {
+        fprintf(stderr, "AKV_SOURCE_ROOT not set: conf/attnkvd.conf not checked\n");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/conf/attnkvd.conf", root);
+    ck_assert_msg(akv_config_load_file(&cfg, path, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(akv_config_init(&def), 0);
+    /* Every directive must be at its default after loading the file. */
+    for (i = 0; names[i]; i++) {
+        char a[4096], b[4096];
+        ck_assert_int_eq(akv_config_get(&cfg, names[i], a, sizeof(a)), 0);
+        ck_assert_int_eq(akv_config_get(&def, names[i], b, sizeof(b)), 0);
+        ck_assert_msg(strcmp(a, b) == 0, "%s: file gives '%s', default is '%s'", names[i], a, b);
+    }
+    ck_assert(memcmp(&cfg.query, &def.query, sizeof(def.query)) == 0);
+    akv_config_fini(&def);
+}
+END_TEST
+
+START_TEST(test_shipped_conf_documents_every_directive)
+{
+    const char *root = source_root();
+    const char *const *names = akv_config_names();
+    char path[4096], line[4096];
+    size_t i;
+
+    if (!root)
+        return;
+    snprintf(path, sizeof(path), "%s/conf/attnkvd.conf", root);
+    for (i = 0; names[i]; i++) {
+        FILE *f = fopen(path, "r");
+        int documented = 0, shown = 0;
+        size_t n = strlen(names[i]);
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+            /* "# name: what it does" opens its paragraph, and the directive
+             * follows, set or commented out. */
+            if (strncmp(line, "# ", 2) == 0 && strncmp(line + 2, names[i], n) == 0 &&
+                line[2 + n] == ':')
+                documented = 1;
+            if (strncmp(line, names[i], n) == 0 && line[n] == ' ')
+                shown = 1;
+            if (strncmp(line, "# ", 2) == 0 && strncmp(line + 2, names[i], n) == 0 &&
+                line[2 + n] == ' ')
+                shown = 1;
+        }
+        fclose(f);
+        ck_assert_msg(documented, "conf/attnkvd.conf has no paragraph for %s", names[i]);
+        ck_assert_msg(shown, "conf/attnkvd.conf does not show %s with a value", names[i]);
+    }
+}
+END_TEST
+
+/* Replays every input the fuzzer ever crashed on; they must all load or
+ * fail cleanly (sanitizers catch the rest). */
+START_TEST(test_fuzz_regressions)
+{
+    const char *root = source_root();
+    char dir[4096];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    if (!root)
+        return;
+    snprintf(dir, sizeof(dir), "%s/fuzz/regression/config", root);
+    d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: none to replay\n", dir);
+        return;
+    }
+    while ((e = readdir(d))) {
+        char path[8192];
+        struct akv_config c;
+        FILE *f;
+        char *buf;
+        long len;
+        int rc;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        fseek(f, 0, SEEK_END);
+        len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        buf = malloc((size_t)len + 1);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+        fclose(f);
+        ck_assert_int_eq(akv_config_init(&c), 0);
+        rc = akv_config_load_mem(&c, buf, (size_t)len, e->d_name, err, sizeof(err));
+        ck_assert_msg(rc == 0 || rc == -EINVAL, "%s: %d", e->d_name, rc);
+        akv_config_fini(&c);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    fprintf(stderr, "replayed %d config fuzz regression input(s)\n", n);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_default_vectors);
+    tcase_add_test(tc, test_fini_twice_and_null);
+    tcase_add_loop_test(tc, test_valid, 0, ARRAY_SIZE(valid));
+    tcase_add_test(tc, test_fields);
+    tcase_add_loop_test(tc, test_invalid, 0, ARRAY_SIZE(invalid));
+    tcase_add_test(tc, test_invalid_leaves_value);
+    tcase_add_test(tc, test_nul_byte);
+    tcase_add_test(tc, test_name_null_and_err_null);
+    tcase_add_test(tc, test_quotes_and_escapes);
+    tcase_add_test(tc, test_crlf_comments_blanks);
+    tcase_add_test(tc, test_long_lines);
+    tcase_add_test(tc, test_many_arguments);
+    tcase_add_test(tc, test_overrides);
+    tcase_add_test(tc, test_bind_accumulates);
+    tcase_add_test(tc, test_set);
+    tcase_add_test(tc, test_get_errors);
+    tcase_add_test(tc, test_get_stray_enum);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_loglevel_names);
+    tcase_add_test(tc, test_agrees_with_engine);
+    tcase_add_test(tc, test_load_file);
+    tcase_add_test(tc, test_shipped_conf);
+    tcase_add_test(tc, test_shipped_conf_documents_every_directive);
+    tcase_add_test(tc, test_fuzz_regressions);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
