@@ -4,6 +4,7 @@
  * and refusal of truncated, corrupt, wrong-version and wrong-endian files.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -288,6 +289,54 @@ START_TEST(test_larger_random)
 }
 END_TEST
 
+/* Opens every file of a fuzz corpus folder from memory: none may crash, and
+ * it returns how many opened. */
+static int replay_dir(const char *sub)
+{
+    const char *root = getenv("AKV_SOURCE_ROOT");
+    char path[1024];
+    struct dirent *e;
+    DIR *d;
+    int opened = 0;
+
+    if (root == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/fuzz/%s", root, sub);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        char file[2048], err[512];
+        struct akv_vocab *v;
+        unsigned char *buf, *al;
+        size_t len;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        buf = slurp(file, &len);
+        al = aligned_alloc(64, len / 64 * 64 + 64);
+        memcpy(al, buf, len);
+        if (akv_vocab_open_mem(&v, al, len, "replay", AKV_VOCAB_VERIFY, err, sizeof err) == 0) {
+            opened++;
+            akv_vocab_destroy(v);
+        }
+        free(al);
+        free(buf);
+    }
+    closedir(d);
+    return opened;
+}
+
+START_TEST(test_replay_fuzz_inputs)
+{
+    int seeds = replay_dir("corpus/vocab");
+    if (seeds < 0)
+        return; /* no source tree at hand: nothing to replay */
+    ck_assert_int_ge(seeds, 3); /* the seeds are valid files */
+    (void)replay_dir("regression/vocab");
+}
+END_TEST
+
 static Suite *vocab_suite(void)
 {
     Suite *s = suite_create("vocab");
@@ -301,6 +350,7 @@ static Suite *vocab_suite(void)
     tcase_add_test(tc, test_refuses_bad_files);
     tcase_add_test(tc, test_open_mem_unaligned);
     tcase_add_test(tc, test_larger_random);
+    tcase_add_test(tc, test_replay_fuzz_inputs);
     suite_add_tcase(s, tc);
     return s;
 }
