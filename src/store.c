@@ -201,6 +201,37 @@ static uint64_t oldest_reader(const struct akv_store *s)
     return s->nact > 0 ? s->act[0].version : NEVER;
 }
 
+/* Gives every chunk back when the store is empty and nothing can read it
+ * (after FLUSHALL, typically), so that memory returns to where it started.
+ * Chunks are otherwise kept: readers may hold pointers into them. */
+static void release_if_empty(struct akv_store *s)
+{
+    uint32_t *b;
+
+    if (s->live != 0 || s->nact != 0 || s->ret_len != 0 || s->nchunks == 0)
+        return;
+    for (size_t c = 0; c < s->nchunks; c++) {
+        struct chunk *ch = s->chunks[c];
+        for (size_t j = 0; j < CHUNK_SLOTS; j++)
+            free(ch->slots[j].text);
+        free(ch->keys);
+        free(ch->vals);
+        free(ch);
+        s->chunks[c] = NULL;
+    }
+    s->nchunks = 0;
+    s->nslots = 0;
+    s->nfree = 0;
+    s->text_bytes = 0;
+    b = malloc(16 * sizeof *b);
+    if (b != NULL) {
+        memset(b, 0xff, 16 * sizeof *b);
+        free(s->buckets);
+        s->buckets = b;
+        s->nbuckets = 16;
+    }
+}
+
 /* Moves retired slots that no live snapshot can see any more to the free
  * list, releasing their text. */
 static void reclaim(struct akv_store *s)
@@ -228,6 +259,7 @@ static void reclaim(struct akv_store *s)
         s->ret_head = (s->ret_head + 1) % s->ret_cap;
         s->ret_len--;
     }
+    release_if_empty(s);
 }
 
 static int retire(struct akv_store *s, uint32_t slot, uint64_t died)

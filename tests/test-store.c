@@ -162,9 +162,10 @@ START_TEST(test_slots_reused_only_after_release)
     struct akv_store *s;
     struct akv_store_snap a, b;
     char k[16];
-    size_t mem_before;
+    size_t mem_before, empty_mem;
 
     ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    empty_mem = akv_store_memory(s);
     for (int i = 0; i < 5000; i++) {
         snprintf(k, sizeof k, "w%d", i % 2000);
         ck_assert_int_eq(set(s, k, "w1"), 0);
@@ -198,7 +199,16 @@ START_TEST(test_slots_reused_only_after_release)
     ck_assert_uint_le(akv_store_memory(s), mem_before + 4 * 1024 * 1024);
     akv_store_snap_take(s, &a);
     ck_assert_uint_eq(visible_rows(s, &a), 2000);
+
+    /* FLUSHALL while a reader is live keeps the chunks it reads; once it is
+     * released the store gives its memory back. */
+    ck_assert_uint_eq(akv_store_flush(s), 2000);
+    ck_assert_uint_eq(visible_rows(s, &a), 2000);
+    ck_assert_uint_gt(akv_store_memory(s), empty_mem);
     akv_store_snap_release(s, &a);
+    ck_assert_uint_eq(akv_store_memory(s), empty_mem);
+    ck_assert_int_eq(set(s, "w5", "w6"), 0);
+    ck_assert(get_is(s, "w5", "w6"));
     akv_store_destroy(s);
 }
 END_TEST
