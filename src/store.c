@@ -221,8 +221,16 @@ static void release_if_empty(struct akv_store *s)
     }
     s->nchunks = 0;
     s->nslots = 0;
-    s->nfree = 0;
     s->text_bytes = 0;
+    free(s->free_slots);
+    s->free_slots = NULL;
+    s->nfree = s->free_cap = 0;
+    free(s->retired);
+    s->retired = NULL;
+    s->ret_head = s->ret_cap = 0;
+    free(s->act);
+    s->act = NULL;
+    s->act_cap = 0;
     b = malloc(16 * sizeof *b);
     if (b != NULL) {
         memset(b, 0xff, 16 * sizeof *b);
