@@ -262,15 +262,23 @@ class Reference:
 
 
 class Daemon:
-    def __init__(self, workdir, vectors, args=(), name="attnkvd", expect_start=True):
+    def __init__(self, workdir, vectors, args=(), name="attnkvd", expect_start=True,
+                 datadir=None, preexec_fn=None):
         self.exe = os.environ["AKV_ATTNKVD"]
         self.logpath = os.path.join(workdir, name + ".log")
         self.log = open(self.logpath, "wb")
+        # The daemon runs in a data directory of its own (the default 'dir'
+        # is "."), so that no two daemons share an append-only file.
+        if datadir is None:
+            datadir = tempfile.mkdtemp(prefix=name + "-data-", dir=workdir)
+        self.datadir = datadir
+        self.aof = os.path.join(datadir, "appendonly.aof")
         wrapper = shlex.split(os.environ.get("AKV_DAEMON_WRAPPER", ""))
         cmd = wrapper + [self.exe, "--port", "0", "--vectors", vectors, "--loglevel",
                          "verbose"] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, cwd=datadir,
+                                     preexec_fn=preexec_fn)
         self.port = None
         self.addresses = []
         self.signalled = False
@@ -519,7 +527,7 @@ def test_config_get(env):
     r = dict(zip(*[iter(c.cmd("CONFIG", "GET", "m*", "?ort"))] * 2))
     assert set(r) == {"maxclients", "metric", "port"}, r
     assert c.cmd("CONFIG", "GET", "save") == ["save", ""]
-    assert c.cmd("CONFIG", "GET", "appendonly") == ["appendonly", "no"]
+    assert c.cmd("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
     assert c.cmd("CONFIG", "GET", "nothing*") == []
     assert is_err(c.cmd("CONFIG", "SET", "port", "1"), "not supported")
     assert is_err(c.cmd("CONFIG", "REWRITE"), "unknown CONFIG subcommand")
