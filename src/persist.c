@@ -1055,6 +1055,7 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
     pthread_condattr_t ca;
     uint64_t size = 0;
     const char *delay;
+    char *dir;
     int rc;
 
     *out = NULL;
@@ -1085,13 +1086,23 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
     delay = getenv("AKV_TEST_REWRITE_DELAY_US");
     if (delay)
         p->rw_delay_us = atoi(delay);
-    if (asprintf(&p->path, "%s/%s", cfg->dir, cfg->appendfilename) < 0 ||
-        asprintf(&p->tmppath, "%s/temp-rewrite-%s", cfg->dir, cfg->appendfilename) < 0) {
+    /* Absolute, so that every message names the file unambiguously. */
+    dir = realpath(cfg->dir, NULL);
+    if (!dir) {
+        rc = -errno;
+        snprintf(err, errlen, "dir %s: %s", cfg->dir, strerror(-rc));
+        goto fail;
+    }
+    if (asprintf(&p->path, "%s/%s", strcmp(dir, "/") ? dir : "", cfg->appendfilename) < 0 ||
+        asprintf(&p->tmppath, "%s/temp-rewrite-%s", strcmp(dir, "/") ? dir : "",
+                 cfg->appendfilename) < 0) {
+        free(dir);
         p->path = p->tmppath = NULL;
         snprintf(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto fail;
     }
+    free(dir);
     if (unlink(p->tmppath) == 0)
         akv_log(AKV_LOG_NOTICE, "removed %s, left by a rewrite that did not finish",
                 p->tmppath);
