@@ -636,6 +636,8 @@ static int rw_flush(struct rw_out *o)
 
 static int rw_put(struct rw_out *o, const char *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* p may be NULL (an empty buffer) */
     if (o->len + n > RW_BUF) {
         int rc = rw_flush(o);
         if (rc < 0)
