@@ -56,11 +56,11 @@ enum akv_aof_status {
 
 struct akv_aof_result {
     enum akv_aof_status status;
-    size_t records;      /* good records (those the callback was called for) */
-    size_t good_end;     /* end of the last good record (or of the file header) */
-    size_t bad_offset;   /* TORN/CORRUPT: where the bad record starts (== good_end) */
-    const char *reason;  /* TORN/CORRUPT: static text */
-    size_t counts[4];    /* good records by type */
+    size_t records;     /* good records (those the callback was called for) */
+    size_t good_end;    /* end of the last good record (or of the file header) */
+    size_t bad_offset;  /* TORN/CORRUPT: where the bad record starts (== good_end) */
+    const char *reason; /* TORN/CORRUPT: static text */
+    size_t counts[4];   /* good records by type */
 };
 
 /* Bytes a record takes: header and payload. klen/vlen of the unused parts

@@ -325,8 +325,7 @@ static int set_bool(struct akv_config *c, const struct directive *d, int first, 
     return 0;
 }
 
-static int get_bool(const struct akv_config *c, const struct directive *d, char *out,
-                    size_t outlen)
+static int get_bool(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
 {
     return getf(out, outlen, "%s", *(const int *)cfield(c, d) ? "yes" : "no");
 }
@@ -405,9 +404,10 @@ static int set_size(struct akv_config *c, const struct directive *d, int first, 
     static const struct {
         const char *suffix;
         long long mul;
-    } units[] = {{"", 1},          {"k", 1000},          {"kb", 1024},
-                 {"m", 1000000},   {"mb", 1024 * 1024},  {"g", 1000000000},
-                 {"gb", 1024LL * 1024 * 1024}};
+    } units[] = {
+        {"", 1},         {"k", 1000},       {"kb", 1024},      {"m", 1000000},
+        {"mb", 1 << 20}, {"g", 1000000000}, {"gb", 1LL << 30},
+    };
     const char *s = argv[0];
     char digits[32];
     size_t n = 0;

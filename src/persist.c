@@ -222,8 +222,8 @@ enum rw_state { RW_IDLE, RW_SCANNING, RW_SWITCHING };
 
 /* A finished rewrite, handed from the loop to the writer (step 3). */
 struct switch_req {
-    int fd;             /* the temporary file, open for writing */
-    uint64_t off;       /* its size */
+    int fd;              /* the temporary file, open for writing */
+    uint64_t off;        /* its size */
     struct akv_buf tail; /* records logged while the rewrite ran */
 };
 
@@ -269,7 +269,7 @@ struct akv_persist {
     pthread_cond_t cond;
     struct akv_buf q; /* handed, for the current file */
     uint64_t q_end;
-    struct switch_req *sw; /* a rewrite waiting to be switched in */
+    struct switch_req *sw;  /* a rewrite waiting to be switched in */
     struct akv_buf q_after; /* handed after sw was queued */
     uint64_t q_after_end;
     uint64_t written, synced, fsize;
@@ -440,8 +440,8 @@ static void *writer_main(void *arg)
             uv_async_send(&p->async);
             continue;
         }
-        if (unsynced && (p->stop || (p->policy == AKV_FSYNC_EVERYSEC &&
-                                     now >= p->last_sync_ns + NS_PER_SEC))) {
+        if (unsynced &&
+            (p->stop || (p->policy == AKV_FSYNC_EVERYSEC && now >= p->last_sync_ns + NS_PER_SEC))) {
             uint64_t target = p->written;
             int rc;
             pthread_mutex_unlock(&p->mu);
@@ -655,8 +655,8 @@ static int rw_put(struct rw_out *o, const char *p, size_t n)
 }
 
 /* Rewrite thread: one store block. */
-static int rw_block(void *arg, size_t n, const float *keys, const float *vals,
-                    const float *knorms, const uint8_t *visible, size_t first_slot)
+static int rw_block(void *arg, size_t n, const float *keys, const float *vals, const float *knorms,
+                    const uint8_t *visible, size_t first_slot)
 {
     struct rw_out *o = arg;
     struct akv_persist *p = o->p;
@@ -807,7 +807,7 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         return -rc;
     }
     p->rw_thread_live = 1;
-    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only", 
+    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only",
             akv_store_count(p->store), p->parked.n);
     return 0;
 }
@@ -871,8 +871,8 @@ static void maybe_auto_rewrite(struct akv_persist *p)
     if (p->size_seen * 100 / base < 100 + (uint64_t)c->aof_rewrite_percentage)
         return;
     akv_log(AKV_LOG_NOTICE, "starting an automatic AOF rewrite: %llu bytes, %llu%% over %llu",
-            (unsigned long long)p->size_seen,
-            (unsigned long long)(p->size_seen * 100 / base - 100), (unsigned long long)base);
+            (unsigned long long)p->size_seen, (unsigned long long)(p->size_seen * 100 / base - 100),
+            (unsigned long long)base);
     (void)akv_persist_rewrite_start(p);
 }
 
@@ -902,7 +902,8 @@ static void on_async(uv_async_t *h)
     if (werr && !p->err_seen)
         akv_log(AKV_LOG_WARNING,
                 "writing the AOF %s failed: %s; refusing writes (MISCONF) and retrying every "
-                "second", p->path, strerror(werr));
+                "second",
+                p->path, strerror(werr));
     else if (!werr && p->err_seen)
         akv_log(AKV_LOG_NOTICE, "writing the AOF %s works again; accepting writes", p->path);
     p->err_seen = werr;
@@ -1029,12 +1030,10 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
         akv_log(AKV_LOG_WARNING,
                 "AOF %s: the last record, at offset %zu, is incomplete (%s; %llu bytes), as a "
                 "crash in the middle of a write leaves it: cutting it off",
-                p->path, res.bad_offset, res.reason,
-                (unsigned long long)(*size - res.bad_offset));
+                p->path, res.bad_offset, res.reason, (unsigned long long)(*size - res.bad_offset));
         if (ftruncate(fd, (off_t)res.good_end) < 0 || sync_fd(fd) < 0) {
             rc = -errno;
-            snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path,
-                     strerror(-rc));
+            snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path, strerror(-rc));
             return rc;
         }
         *size = res.good_end;
@@ -1044,8 +1043,7 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
             "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSHALL) in %.1f ms: %zu "
             "entries",
             p->path, res.records, res.counts[AKV_AOF_SET], res.counts[AKV_AOF_DEL],
-            res.counts[AKV_AOF_FLUSHALL], (double)(now_ns() - t0) / 1e6,
-            akv_store_count(p->store));
+            res.counts[AKV_AOF_FLUSHALL], (double)(now_ns() - t0) / 1e6, akv_store_count(p->store));
     report_parked(p, &rp);
     return 0;
 }
@@ -1106,8 +1104,7 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
     }
     free(dir);
     if (unlink(p->tmppath) == 0)
-        akv_log(AKV_LOG_NOTICE, "removed %s, left by a rewrite that did not finish",
-                p->tmppath);
+        akv_log(AKV_LOG_NOTICE, "removed %s, left by a rewrite that did not finish", p->tmppath);
 
     p->fd = open(p->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->fd < 0) {

@@ -27,12 +27,9 @@ struct sample {
 };
 
 static const struct sample samples[] = {
-    {AKV_AOF_SET, "cat", "animal"},
-    {AKV_AOF_SET, "ice cream", "dessert"},
-    {AKV_AOF_DEL, "cat", NULL},
-    {AKV_AOF_FLUSHALL, NULL, NULL},
-    {AKV_AOF_SET, "k", ""},
-    {AKV_AOF_SET, "sphere", "shape"},
+    {AKV_AOF_SET, "cat", "animal"}, {AKV_AOF_SET, "ice cream", "dessert"},
+    {AKV_AOF_DEL, "cat", NULL},     {AKV_AOF_FLUSHALL, NULL, NULL},
+    {AKV_AOF_SET, "k", ""},         {AKV_AOF_SET, "sphere", "shape"},
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 

@@ -88,8 +88,8 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("%s: %s at offset %zu: %s; %llu bytes from there to the end\n", path,
-           res.status == AKV_AOF_TORN ? "incomplete last record" : "damaged record",
-           res.bad_offset, res.reason, (unsigned long long)((size_t)st.st_size - res.bad_offset));
+           res.status == AKV_AOF_TORN ? "incomplete last record" : "damaged record", res.bad_offset,
+           res.reason, (unsigned long long)((size_t)st.st_size - res.bad_offset));
     if (res.status == AKV_AOF_CORRUPT && res.bad_offset == 0) {
         printf("%s: not fixable: this is not an attnkv append-only file\n", path);
         close(fd);
