@@ -312,7 +312,6 @@ static const struct {
     const char *value;
 } config_compat[] = {
     {"save", ""},
-    {"appendonly", "no"},
 };
 
 static int cmd_config(struct akv_cmd_ctx *ctx)
@@ -450,6 +449,32 @@ static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
                      st->query_us_max);
 }
 
+static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct akv_persist_info pi;
+
+    akv_persist_info(env->persist, &pi);
+    return bufprintf(b,
+                     "aof_enabled:%d\r\n"
+                     "aof_rewrite_in_progress:%d\r\n"
+                     "aof_rewrites:%" PRIu64 "\r\n"
+                     "aof_last_rewrite_status:%s\r\n"
+                     "aof_last_rewrite_time_ms:%.1f\r\n"
+                     "aof_current_size:%" PRIu64 "\r\n"
+                     "aof_base_size:%" PRIu64 "\r\n"
+                     "aof_last_write_status:%s\r\n"
+                     "aof_last_write_error:%s\r\n"
+                     "aof_pending_bytes:%" PRIu64 "\r\n"
+                     "aof_fsync:%s\r\n"
+                     "aof_replayed_records:%" PRIu64 "\r\n"
+                     "aof_unembeddable_entries:%zu\r\n",
+                     pi.enabled, pi.rewrite_in_progress, pi.rewrites,
+                     pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size,
+                     pi.base_size, pi.write_error ? "err" : "ok",
+                     pi.write_error ? strerror(pi.write_error) : "", pi.pending_bytes,
+                     pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
+}
+
 static const struct {
     const char *name, *title;
     int (*fn)(struct akv_buf *b, const struct akv_cmd_env *env);
@@ -457,6 +482,7 @@ static const struct {
     {"server", "Server", info_server},    {"clients", "Clients", info_clients},
     {"stats", "Stats", info_stats},       {"keyspace", "Keyspace", info_keyspace},
     {"vectors", "Vectors", info_vectors}, {"latency", "Latency", info_latency},
+    {"persistence", "Persistence", info_persistence},
 };
 
 static int cmd_info(struct akv_cmd_ctx *ctx)
@@ -481,16 +507,21 @@ static int cmd_info(struct akv_cmd_ctx *ctx)
  * Key/value commands.
  */
 
+/* Writes reserve room in the AOF first, so that once the store has
+ * changed, logging the change cannot fail (see persist.h). */
 static int cmd_set(struct akv_cmd_ctx *ctx)
 {
+    const struct akv_slice *k = &ctx->argv[1], *v = &ctx->argv[2];
     char err[256] = "";
-    int rc = akv_store_set(ctx->env->store, ctx->argv[1].p, ctx->argv[1].len, ctx->argv[2].p,
-                           ctx->argv[2].len, err, sizeof(err));
+    int rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_SET, k->len, v->len);
 
+    if (rc == 0)
+        rc = akv_store_set(ctx->env->store, k->p, k->len, v->p, v->len, err, sizeof(err));
     if (rc == -ENOMEM)
         return reply_oom(ctx->out);
     if (rc < 0)
         return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "invalid key or value");
+    akv_persist_log_set(ctx->env->persist, k->p, k->len, v->p, v->len);
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -509,9 +540,13 @@ static int cmd_del(struct akv_cmd_ctx *ctx)
     int64_t n = 0;
 
     for (size_t i = 1; i < ctx->argc; i++) {
-        int rc = akv_store_del(ctx->env->store, ctx->argv[i].p, ctx->argv[i].len);
+        const struct akv_slice *k = &ctx->argv[i];
+        int rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_DEL, k->len, 0);
+        if (rc == 0)
+            rc = akv_store_del(ctx->env->store, k->p, k->len);
         if (rc < 0)
             return reply_oom(ctx->out);
+        akv_persist_log_del(ctx->env->persist, k->p, k->len, rc);
         n += rc;
     }
     return akv_reply_int(ctx->out, n);
@@ -540,8 +575,25 @@ static int cmd_flushall(struct akv_cmd_ctx *ctx)
     if (ctx->argc > 2 ||
         (ctx->argc == 2 && !arg_is(&ctx->argv[1], "ASYNC") && !arg_is(&ctx->argv[1], "SYNC")))
         return reply_syntax(ctx);
+    if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
+        return reply_oom(ctx->out);
     akv_store_flush(ctx->env->store);
+    akv_persist_log_flushall(ctx->env->persist);
     return akv_reply_status(ctx->out, "OK");
+}
+
+static int cmd_bgrewriteaof(struct akv_cmd_ctx *ctx)
+{
+    int rc = akv_persist_rewrite_start(ctx->env->persist);
+
+    if (rc == -ENOTSUP)
+        return akv_reply_error(ctx->out, "ERR appendonly is off: there is no AOF to rewrite");
+    if (rc == -EBUSY)
+        return akv_reply_error(ctx->out,
+                               "ERR Background append only file rewriting already in progress");
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
+    return akv_reply_status(ctx->out, "Background append only file rewriting started");
 }
 
 /* Collects matching keys as bulk strings into a side buffer. */
@@ -920,7 +972,7 @@ static const struct akv_cmd table[] = {
      "settings whose names match the glob patterns, as name, value pairs"},
     {"SELECT", 2, F, cmd_select, 0, 0, 0, "SELECT 0", "accepted for clients; there is one db"},
     {"INFO", -1, 0, cmd_info, 0, 0, 0, "INFO [section ...]",
-     "server, clients, stats, keyspace, vectors and latency figures"},
+     "server, clients, stats, keyspace, vectors, latency and persistence figures"},
     {"SET", 3, W, cmd_set, 1, 1, 1, "SET key value",
      "store value under key; every word of both must be in the vocabulary"},
     {"GET", 2, R | F, cmd_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
@@ -932,6 +984,8 @@ static const struct akv_cmd table[] = {
     {"SCAN", -2, R, cmd_scan, 0, 0, 0, "SCAN cursor [MATCH pattern] [COUNT n]",
      "iterate over keys a few at a time"},
     {"FLUSHALL", -1, W, cmd_flushall, 0, 0, 0, "FLUSHALL", "remove every key"},
+    {"BGREWRITEAOF", 1, A, cmd_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
+     "compact the append-only file in the background"},
     {"QUERY", -2, R | S, cmd_query, 0, 0, 0,
      "QUERY text [COUNT k] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] "
      "[METRIC l2|cosine|dot]",
@@ -983,6 +1037,12 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
         rc = reply_wrong_arity(ctx);
+        goto out;
+    }
+    if ((c->flags & AKV_CMD_WRITE) && akv_persist_write_error(ctx->env->persist)) {
+        /* As Redis does: refuse writes while they cannot be made durable. */
+        rc = akv_reply_errorf(ctx->out, "MISCONF Errors writing to the AOF file: %s",
+                              strerror(akv_persist_write_error(ctx->env->persist)));
         goto out;
     }
     rc = c->handler(ctx);

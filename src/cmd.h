@@ -25,6 +25,7 @@
 #include "attnkv/store.h"
 #include "attnkv/vocab.h"
 #include "config.h"
+#include "persist.h"
 #include "pool.h"
 #include "proto.h"
 #include "reply.h"
@@ -47,6 +48,7 @@ struct akv_cmd_env {
     const struct akv_config *config;
     const struct akv_vocab *vocab;
     struct akv_store *store;
+    struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
     double vocab_load_ms;     /* how long opening it took */

@@ -52,11 +52,14 @@
 static const char *const loglevel_names[] = {"debug", "verbose", "notice", "warning", NULL};
 static const char *const attn_names[] = {"dot", "cosine", NULL};
 static const char *const metric_names[] = {"l2", "cosine", "dot", NULL};
+static const char *const fsync_names[] = {"no", "everysec", "always", NULL};
 _Static_assert(AKV_LOG_DEBUG == 0 && AKV_LOG_VERBOSE == 1 && AKV_LOG_NOTICE == 2 &&
                    AKV_LOG_WARNING == 3,
                "loglevel_names is out of step with enum akv_loglevel");
 _Static_assert(AKV_ATTN_DOT == 0 && AKV_ATTN_COSINE == 1,
                "attn_names is out of step with enum akv_attn_mode");
+_Static_assert(AKV_FSYNC_NO == 0 && AKV_FSYNC_EVERYSEC == 1 && AKV_FSYNC_ALWAYS == 2,
+               "fsync_names is out of step with enum akv_fsync");
 _Static_assert(AKV_METRIC_L2 == 0 && AKV_METRIC_COSINE == 1 && AKV_METRIC_DOT == 2,
                "metric_names is out of step with enum akv_metric");
 
@@ -207,9 +210,8 @@ static int parse_name(const char *s, const char *const *names, int *out)
     return -EINVAL;
 }
 
-/* yes/no, as redis.conf spells booleans. No directive takes one yet;
- * appendonly and friends will, through set_bool/get_bool below. */
-__attribute__((unused)) static int parse_bool(const char *s, int *out)
+/* yes/no, as redis.conf spells booleans. */
+static int parse_bool(const char *s, int *out)
 {
     static const char *const yesno[] = {"no", "yes", NULL};
 
@@ -310,9 +312,8 @@ static int get_enum(const struct akv_config *c, const struct directive *d, char 
     return getf(out, outlen, "%d", v);
 }
 
-__attribute__((unused)) static int set_bool(struct akv_config *c, const struct directive *d,
-                                            int first, size_t argc, const char *const *argv,
-                                            char *err, size_t errlen)
+static int set_bool(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
 {
     int v;
 
@@ -324,8 +325,7 @@ __attribute__((unused)) static int set_bool(struct akv_config *c, const struct d
     return 0;
 }
 
-__attribute__((unused)) static int get_bool(const struct akv_config *c, const struct directive *d,
-                                            char *out, size_t outlen)
+static int get_bool(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
 {
     return getf(out, outlen, "%s", *(const int *)cfield(c, d) ? "yes" : "no");
 }
@@ -393,6 +393,48 @@ static int get_temperature(const struct akv_config *c, const struct directive *d
     }
     snprintf(buf, sizeof(buf), "%.*g", prec, v);
     return getf(out, outlen, "%s", buf);
+}
+
+/* A byte count as redis.conf writes one: digits with an optional k, kb, m,
+ * mb, g or gb suffix (any case; k = 1000, kb = 1024, as in Redis), up to
+ * 2^50. The getter prints plain bytes, which reads back the same. */
+static int set_size(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    static const struct {
+        const char *suffix;
+        long long mul;
+    } units[] = {
+        {"", 1},         {"k", 1000},       {"kb", 1024},      {"m", 1000000},
+        {"mb", 1 << 20}, {"g", 1000000000}, {"gb", 1LL << 30},
+    };
+    const char *s = argv[0];
+    char digits[32];
+    size_t n = 0;
+    long long v, max = 1LL << 50;
+
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    if (n == 0 || n >= sizeof(digits))
+        goto bad;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (strcasecmp(s + n, units[i].suffix) != 0)
+            continue;
+        if (parse_ll(digits, 0, max / units[i].mul, &v) < 0)
+            goto bad;
+        *(long long *)field(c, d) = v * units[i].mul;
+        return 0;
+    }
+bad:
+    bad_value(err, errlen, d, argv[0], "a size such as 1048576, 64mb or 1gb, at most 2^50");
+    return -EINVAL;
+}
+
+static int get_size(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%lld", *(const long long *)cfield(c, d));
 }
 
 struct addr {
@@ -525,6 +567,11 @@ static int get_bind(const struct akv_config *c, const struct directive *d, char 
         .name = n, .min_args = 1, .max_args = 1, .set = set_string, .get = get_string,             \
         .off = FIELD(f, char *), .flags = fl                                                       \
     }
+#define SIZE_ROW(n, f)                                                                             \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_size, .get = get_size,                 \
+        .off = FIELD(f, long long)                                                                 \
+    }
 /* A directive with a setter and getter of its own, taking lo..hi arguments. */
 #define CUSTOM_ROW(n, lo, hi, setter, getter)                                                      \
     {                                                                                              \
@@ -547,6 +594,12 @@ static const struct directive directives[] = {
     ENUM_ROW("metric", query.metric, enum akv_metric, metric_names),
     ENUM_ROW("loglevel", loglevel, enum akv_loglevel, loglevel_names),
     STRING_ROW("logfile", logfile, 0),
+    STRING_ROW("dir", dir, DF_NONEMPTY),
+    BOOL_ROW("appendonly", appendonly),
+    STRING_ROW("appendfilename", appendfilename, DF_NONEMPTY),
+    ENUM_ROW("appendfsync", appendfsync, enum akv_fsync, fsync_names),
+    INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
+    SIZE_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size),
 };
 
 static const struct directive *lookup(const char *name)
@@ -627,6 +680,14 @@ int akv_config_init(struct akv_config *c)
     c->loglevel = AKV_LOG_NOTICE;
     c->logfile = NULL;
     c->config_file = NULL;
+    c->dir = strdup(".");
+    c->appendfilename = strdup("appendonly.aof");
+    if (!c->dir || !c->appendfilename)
+        goto fail;
+    c->appendonly = 1;
+    c->appendfsync = AKV_FSYNC_EVERYSEC;
+    c->aof_rewrite_percentage = 100;
+    c->aof_rewrite_min_size = 64LL << 20;
     return 0;
 
 fail:
@@ -645,6 +706,8 @@ void akv_config_fini(struct akv_config *c)
     free(c->vectors);
     free(c->logfile);
     free(c->config_file);
+    free(c->dir);
+    free(c->appendfilename);
     memset(c, 0, sizeof(*c));
 }
 
@@ -987,4 +1050,11 @@ const char *akv_loglevel_name(enum akv_loglevel l)
     if ((int)l < 0 || (size_t)l >= ARRAY_SIZE(loglevel_names) - 1)
         return "unknown";
     return loglevel_names[l];
+}
+
+const char *akv_fsync_name(enum akv_fsync f)
+{
+    if ((int)f < 0 || (size_t)f >= ARRAY_SIZE(fsync_names) - 1)
+        return "unknown";
+    return fsync_names[f];
 }

@@ -27,6 +27,9 @@
 
 enum akv_loglevel { AKV_LOG_DEBUG = 0, AKV_LOG_VERBOSE, AKV_LOG_NOTICE, AKV_LOG_WARNING };
 
+/* appendfsync: when the append-only file is fsync'd (see src/persist.c). */
+enum akv_fsync { AKV_FSYNC_NO = 0, AKV_FSYNC_EVERYSEC, AKV_FSYNC_ALWAYS };
+
 struct akv_config {
     char *bind[AKV_CONFIG_BIND_MAX]; /* addresses to listen on (default "127.0.0.1") */
     size_t nbind;
@@ -38,6 +41,13 @@ struct akv_config {
     enum akv_loglevel loglevel;      /* default notice */
     char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */
+    /* Persistence (src/persist.c). */
+    char *dir;                       /* data directory (default ".") */
+    int appendonly;                  /* keep the append-only file (default 1) */
+    char *appendfilename;            /* file name inside dir (default "appendonly.aof") */
+    enum akv_fsync appendfsync;      /* default everysec */
+    int aof_rewrite_percentage;      /* auto rewrite past this growth, 0 = off (default 100) */
+    long long aof_rewrite_min_size;  /* ... once the file is this big, bytes (default 64 MiB) */
 };
 
 /* Fills c with defaults (allocating the default strings). Returns 0 or
@@ -92,5 +102,8 @@ const char *const *akv_config_names(void);
 /* "debug", "verbose", "notice", "warning", or "unknown" for any other value.
  * Static storage; any thread. */
 const char *akv_loglevel_name(enum akv_loglevel l);
+
+/* "no", "everysec", "always", or "unknown". Static storage; any thread. */
+const char *akv_fsync_name(enum akv_fsync f);
 
 #endif

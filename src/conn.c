@@ -38,6 +38,19 @@
  *     faster than we answer is throttled by TCP instead of by our memory.
  *   - An incomplete request may not need more than QUERYBUF_MAX bytes.
  *
+ * Replies held for the AOF: a write command's reply must not leave before
+ * its record is written to the kernel, or fsync'd under appendfsync always
+ * (see the Design comment of src/persist.c). This extends the ordering
+ * above to the output stream: after a request that logged something,
+ * run_request adds a mark (the position of its reply in the stream, the
+ * AOF sequence it needs); flush sends only the bytes before the first
+ * unsatisfied mark, so that reply and every later one wait, while the
+ * connection keeps parsing and running requests. Marks are satisfied in
+ * order, since sequences grow; those handed to the writer in the same loop
+ * turn are merged into one, so a connection has at most AOF_MARKS. A
+ * connection with marks is on the shared `waiting` list, which the AOF's
+ * progress callback walks. Reads on other connections never wait.
+ *
  * Closing: QUIT and protocol errors stop processing and close once the reply
  * is written. Before closing we shut down our sending side and read (and
  * discard) until the client closes too, for at most LINGER_MS: closing a
@@ -56,6 +69,7 @@
 #include <arpa/inet.h>
 
 #include "log.h"
+#include "persist.h"
 #include "reply.h"
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -74,6 +88,13 @@
  * count is believed, and argv grown for it, only once that many bytes per
  * argument have arrived, so a 20-byte header cannot make us allocate 16 MiB. */
 #define BULK_MIN 6
+#define AOF_MARKS 8 /* see Design: more are merged into the last */
+
+/* The reply starting at stream position pos waits for AOF sequence seq. */
+struct aof_mark {
+    uint64_t pos;
+    uint64_t seq;
+};
 
 struct akv_conn {
     uv_tcp_t tcp;
@@ -92,6 +113,10 @@ struct akv_conn {
     struct akv_buf out;
     struct akv_buf wbuf;
     struct akv_cmd_job *job; /* the request running on the pool, if any */
+    uint64_t out_base;       /* stream position of out.p[0] */
+    struct aof_mark marks[AOF_MARKS];
+    unsigned nmarks;
+    struct akv_conn *wprev, *wnext; /* on sh->waiting while nmarks > 0 */
 
     unsigned closing : 1;     /* uv_close called */
     unsigned reading : 1;     /* uv_read_start active */
@@ -104,6 +129,7 @@ struct akv_conn {
 };
 
 static void conn_process(struct akv_conn *c);
+static void conn_aof_progress(void *arg);
 
 size_t akv_conn_count(const struct akv_conn_shared *sh)
 {
@@ -129,6 +155,7 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
         return -ENOMEM;
     }
     sh->next_id = 1;
+    akv_persist_set_notify(env->persist, conn_aof_progress, sh);
     return 0;
 }
 
@@ -137,10 +164,22 @@ void akv_conn_shared_fini(struct akv_conn_shared *sh)
     if (!sh)
         return;
     assert(sh->head == NULL);
+    akv_persist_set_notify(sh->env ? sh->env->persist : NULL, NULL, NULL);
     free(sh->argv);
     free(sh->scratch);
     sh->argv = NULL;
     sh->scratch = NULL;
+}
+
+static void waiting_unlink(struct akv_conn *c)
+{
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        c->sh->waiting = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->wprev = c->wnext = NULL;
 }
 
 static void conn_unref(struct akv_conn *c)
@@ -157,6 +196,8 @@ static void conn_unref(struct akv_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     sh->count--;
+    if (c->nmarks > 0)
+        waiting_unlink(c);
     akv_buf_fini(&c->in);
     akv_buf_fini(&c->out);
     akv_buf_fini(&c->wbuf);
@@ -253,20 +294,34 @@ static size_t out_pending(const struct akv_conn *c)
     return c->out.len + c->wbuf.len;
 }
 
-/* Sends what is in out: as much as the socket takes now, the rest through
- * one uv_write. */
+/* The bytes at the front of out that no AOF mark holds back. */
+static size_t out_sendable(const struct akv_conn *c)
+{
+    uint64_t lim;
+
+    if (c->nmarks == 0)
+        return c->out.len;
+    lim = c->marks[0].pos - c->out_base;
+    return lim < c->out.len ? (size_t)lim : c->out.len;
+}
+
+/* Sends what is in out (up to the first AOF mark): as much as the socket
+ * takes now, the rest through one uv_write. */
 static void flush(struct akv_conn *c)
 {
+    size_t sendable = out_sendable(c);
     uv_buf_t b;
     int n;
 
-    if (c->closing || c->writing || c->out.len == 0)
+    if (c->closing || c->writing || sendable == 0)
         return;
     b.base = c->out.p;
-    b.len = c->out.len;
+    b.len = sendable;
     n = uv_try_write(akv_conn_stream(c), &b, 1);
     if (n > 0) {
         akv_buf_consume(&c->out, (size_t)n);
+        c->out_base += (uint64_t)n;
+        sendable -= (size_t)n;
         if (c->out.len == 0 && c->out.cap > OUT_KEEP_MAX)
             akv_buf_fini(&c->out);
     } else if (n < 0 && n != UV_EAGAIN) {
@@ -275,16 +330,24 @@ static void flush(struct akv_conn *c)
         akv_conn_close(c);
         return;
     }
-    if (c->out.len == 0)
+    if (sendable == 0)
         return;
 
-    /* Swap so that replies produced while this write is in flight go to a
-     * buffer libuv is not reading. */
-    {
+    if (sendable == c->out.len) {
+        /* Swap so that replies produced while this write is in flight go
+         * to a buffer libuv is not reading. */
         struct akv_buf t = c->wbuf;
         c->wbuf = c->out;
         c->out = t;
+    } else {
+        /* Part of out is held: move only what may go. */
+        if (akv_buf_append(&c->wbuf, c->out.p, sendable) < 0) {
+            akv_conn_close(c);
+            return;
+        }
+        akv_buf_consume(&c->out, sendable);
     }
+    c->out_base += sendable;
     b.base = c->wbuf.p;
     b.len = c->wbuf.len;
     n = uv_write(&c->wreq, akv_conn_stream(c), &b, 1, on_write);
@@ -489,6 +552,53 @@ static void shrink_argv(struct akv_conn_shared *sh)
 
 static void on_job_done(struct akv_pool_job *pj);
 
+/* Holds the reply starting at stream position pos (and all after it) until
+ * AOF sequence seq is durable. */
+static void add_mark(struct akv_conn *c, uint64_t pos, uint64_t seq)
+{
+    struct akv_conn_shared *sh = c->sh;
+
+    /* A record not yet handed to the writer travels with the previous
+     * mark's, so it can share that mark; a full array coarsens the last. */
+    if (c->nmarks > 0 && (c->marks[c->nmarks - 1].seq > akv_persist_handed(sh->env->persist) ||
+                          c->nmarks == AOF_MARKS)) {
+        c->marks[c->nmarks - 1].seq = seq;
+        return;
+    }
+    if (c->nmarks == 0) {
+        c->wprev = NULL;
+        c->wnext = sh->waiting;
+        if (sh->waiting)
+            sh->waiting->wprev = c;
+        sh->waiting = c;
+    }
+    c->marks[c->nmarks++] = (struct aof_mark){pos, seq};
+}
+
+/* The AOF made progress: releases the replies that were waiting for it. */
+static void conn_aof_progress(void *arg)
+{
+    struct akv_conn_shared *sh = arg;
+    uint64_t durable = akv_persist_durable(sh->env->persist);
+    struct akv_conn *c = sh->waiting, *next;
+
+    for (; c; c = next) {
+        unsigned done = 0;
+
+        next = c->wnext;
+        while (done < c->nmarks && c->marks[done].seq <= durable)
+            done++;
+        if (done == 0)
+            continue;
+        memmove(c->marks, c->marks + done, (c->nmarks - done) * sizeof(c->marks[0]));
+        c->nmarks -= done;
+        if (c->nmarks == 0)
+            waiting_unlink(c);
+        if (!c->closing)
+            conn_process(c);
+    }
+}
+
 /* Protocol failure: say why, then close once that is written. */
 static void fail_request(struct akv_conn *c, const char *why)
 {
@@ -511,10 +621,17 @@ static int run_request(struct akv_conn *c, size_t argc)
         .out = &c->out,
     };
 
+    struct akv_persist *aof = sh->env->persist;
+    uint64_t seq0 = akv_persist_appended(aof), seq;
+    uint64_t pos = c->out_base + c->out.len;
+
     if (akv_cmd_dispatch(&ctx) < 0) {
         akv_conn_close(c);
         return -1;
     }
+    seq = akv_persist_appended(aof);
+    if (seq != seq0)
+        add_mark(c, pos, seq);
     if (ctx.close_after_reply)
         c->close_after = 1;
     if (ctx.job) {

@@ -39,6 +39,7 @@ struct akv_conn_shared {
     size_t argv_cap;
     char *scratch;
     struct akv_conn *head; /* every connection not yet freed */
+    struct akv_conn *waiting; /* connections with replies held for the AOF */
     size_t count;
     uint64_t next_id;
     int draining;

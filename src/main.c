@@ -30,6 +30,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "persist.h"
 #include "server.h"
 
 #ifndef AKV_VERSION
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
     struct akv_vocab *voc = NULL;
     struct akv_store *store = NULL;
     struct akv_server *srv = NULL;
+    struct akv_persist *persist = NULL;
     struct akv_cmd_env env;
     uv_loop_t loop;
     int loop_ready = 0;
@@ -205,6 +207,9 @@ int main(int argc, char **argv)
     }
     /* A client that disconnects must cost us a write error, not the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must make AOF writes fail with EFBIG (and writes be
+     * refused with MISCONF until it is lifted), not kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
 
     akv_log(AKV_LOG_NOTICE, "attnkvd %s starting (pid %ld)%s%s", AKV_VERSION, (long)getpid(),
             cfg.config_file ? ", config " : "", cfg.config_file ? cfg.config_file : "");
@@ -223,9 +228,21 @@ int main(int argc, char **argv)
     }
     loop_ready = 1;
 
+    /* The AOF is replayed before anything listens. */
+    if (cfg.appendonly) {
+        rc = akv_persist_open(&persist, &loop, store, &cfg, err, sizeof(err));
+        if (rc < 0) {
+            akv_log(AKV_LOG_WARNING, "cannot load the append-only file: %s", err);
+            goto out;
+        }
+    } else {
+        akv_log(AKV_LOG_NOTICE, "appendonly is off: nothing written survives a restart");
+    }
+
     env.config = &cfg;
     env.vocab = voc;
     env.store = store;
+    env.persist = persist;
     env.vectors_path = cfg.vectors;
     env.start_time = time(NULL);
     {
@@ -242,6 +259,12 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
+    if (persist) {
+        /* After the last client: write and fsync what is left, stop the
+         * writer, and let the loop close the AOF's handles. */
+        akv_persist_close(persist);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
     akv_server_destroy(srv);
     if (loop_ready) {
         rc = uv_loop_close(&loop);
@@ -251,6 +274,7 @@ out:
             status = 1;
         }
     }
+    akv_persist_destroy(persist);
     akv_store_destroy(store);
     akv_vocab_destroy(voc);
     if (status == 0 && !test_config)

@@ -562,7 +562,10 @@ START_TEST(test_names)
 {
     static const char *const expect[] = {"bind",    "port",     "maxclients", "workers",
                                          "vectors", "count",    "attention",  "temperature",
-                                         "metric",  "loglevel", "logfile"};
+                                         "metric",  "loglevel", "logfile",
+                                         "dir", "appendonly", "appendfilename", "appendfsync",
+                                         "auto-aof-rewrite-percentage",
+                                         "auto-aof-rewrite-min-size"};
     const char *const *names = akv_config_names();
     size_t i;
 
@@ -572,6 +575,48 @@ START_TEST(test_names)
     }
     ck_assert_uint_eq(i, ARRAY_SIZE(expect));
     ck_assert_ptr_eq(akv_config_names(), names);
+}
+END_TEST
+
+/* The persistence directives: defaults, yes/no, the fsync names, sizes with
+ * units, and what they refuse. */
+START_TEST(test_persistence_directives)
+{
+    char out[64];
+
+    ck_assert_str_eq(cfg.dir, ".");
+    ck_assert_int_eq(cfg.appendonly, 1);
+    ck_assert_str_eq(cfg.appendfilename, "appendonly.aof");
+    ck_assert_int_eq(cfg.appendfsync, AKV_FSYNC_EVERYSEC);
+    ck_assert_int_eq(cfg.aof_rewrite_percentage, 100);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 64LL << 20);
+    ck_assert_int_eq(load("appendonly no\nappendfsync ALWAYS\ndir /var/lib/attnkv\n"), 0);
+    ck_assert_int_eq(cfg.appendonly, 0);
+    ck_assert_int_eq(cfg.appendfsync, AKV_FSYNC_ALWAYS);
+    ck_assert_str_eq(cfg.dir, "/var/lib/attnkv");
+    ck_assert_str_eq(akv_fsync_name(cfg.appendfsync), "always");
+    ck_assert_str_eq(akv_fsync_name((enum akv_fsync)7), "unknown");
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 1kb"), 0);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 1024);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 2M"), 0);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 2000000);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 3gb"), 0);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 3LL << 30);
+    ck_assert_int_eq(akv_config_get(&cfg, "auto-aof-rewrite-min-size", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "3221225472");
+    assert_round_trip();
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 12345"), 0);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 12345);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 1tb"), -EINVAL);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size -1"), -EINVAL);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size mb"), -EINVAL);
+    ck_assert_int_eq(load("auto-aof-rewrite-min-size 2000000gb"), -EINVAL);
+    ck_assert_int_eq(cfg.aof_rewrite_min_size, 12345);
+    ck_assert_int_eq(load("appendonly maybe"), -EINVAL);
+    ck_assert_int_eq(load("appendfsync sometimes"), -EINVAL);
+    ck_assert_int_eq(load("appendfilename \"\""), -EINVAL);
+    ck_assert_int_eq(load("auto-aof-rewrite-percentage -1"), -EINVAL);
+    ck_assert_int_eq(cfg.appendonly, 0);
 }
 END_TEST
 
@@ -816,6 +861,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_get_stray_enum);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_persistence_directives);
     tcase_add_test(tc, test_loglevel_names);
     tcase_add_test(tc, test_agrees_with_engine);
     tcase_add_test(tc, test_load_file);
