@@ -35,6 +35,23 @@ struct akv_config {
     int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
+    /* Limits; memory sizes in bytes, 0 = no limit where the paragraph in
+     * conf/attnkvd.conf says so. */
+    unsigned long long proto_max_inline_len;      /* longest inline request (default 64 KiB) */
+    unsigned long long proto_max_bulk_len;        /* largest RESP bulk string (default 16 MiB) */
+    int proto_max_multibulk_len;                  /* most arguments in a request (default 1048576) */
+    unsigned long long client_query_buffer_limit; /* most an incomplete request may need (64 MiB) */
+    unsigned long long obuf_hard;                 /* client-output-buffer-limit (default 64 MiB) */
+    unsigned long long obuf_soft;                 /* ... soft limit (default 8 MiB) */
+    int obuf_soft_seconds;                        /* ... for this long (default 60) */
+    int timeout;                                  /* idle seconds before closing; 0 = never (default) */
+    int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX (default 4096) */
+    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX (default 4096) */
+    unsigned long long maxmemory;                 /* store bytes; 0 = no limit (default) */
+    int maxkeys;                                  /* 0 = no limit (default) */
+    /* Security. */
+    char *requirepass; /* NULL = no password (default); never shown, see akv_config_get */
+    int protected_mode; /* 1 (default): without a password, only loopback clients */
     enum akv_loglevel loglevel;      /* default notice */
     char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */
@@ -79,11 +96,20 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
 
 /* Writes the current value of directive name as text into out (for CONFIG
  * GET): bind as a space-separated list, keywords by name, the temperature in
- * the shortest form that reads back as the same number, an unset string as
- * "". Feeding the text back to akv_config_set gives the same value.
- * Returns 0, -ENOENT for an unknown name, or -ENOSPC when out is too small
- * (it then holds a truncated, terminated value). */
+ * the shortest form that reads back as the same number, memory sizes in
+ * bytes, an unset string as "". Feeding the text back to akv_config_set gives
+ * the same value.
+ * Returns 0, -ENOENT for an unknown name, -EPERM for a secret (requirepass),
+ * whose value is never shown (out is then ""), or -ENOSPC when out is too
+ * small (it then holds a truncated, terminated value). */
 int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen);
+
+/* Parses a memory size the way redis.conf writes them: decimal digits and an
+ * optional unit, case-insensitive: b; k = 1000, kb = 1024; m = 10^6,
+ * mb = 2^20; g = 10^9, gb = 2^30. No sign, blanks or fraction; overflow is
+ * refused. Returns 0 with *out set, or -EINVAL (out untouched). Pure; any
+ * thread. */
+int akv_config_parse_memory(const char *s, unsigned long long *out);
 
 /* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
  * (for CONFIG GET patterns). Static storage; any thread. */
