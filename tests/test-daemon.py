@@ -1342,6 +1342,16 @@ def expect_closed(c, timeout=15):
     raise AssertionError("connection still open after %ss (read %r)" % (timeout, got[:3]))
 
 
+def daemon_is_instrumented():
+    """True when the daemon runs under a sanitizer or a wrapper such as
+    valgrind, whose memory use says little about the daemon's own."""
+    if os.environ.get("AKV_DAEMON_WRAPPER"):
+        return True
+    with open(os.environ["AKV_ATTNKVD"], "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
 def vm_rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -1626,8 +1636,13 @@ def test_non_reading_client_is_dropped(env):
               "-> peak %.1f MB (+%.1f MB)" % (n, flooded, dropped, rss0 / 1024.0, peak / 1024.0,
                                              growth_mb))
         # About soft limit + one reply + the input pause per client; far
-        # from the hundreds of MB the flood asked for.
-        assert growth_mb < 4 * n + 16, growth_mb
+        # from the hundreds of MB the flood asked for. ASan keeps freed
+        # memory in quarantine (256 MB by default) and valgrind has its own
+        # heap, so there only a loose bound holds.
+        bound = 4 * n + 16
+        if daemon_is_instrumented():
+            bound += 300
+        assert growth_mb < bound, (growth_mb, bound)
         assert 2 <= dropped < 20
         assert c.cmd("PING") == "PONG"
         c.close()
