@@ -1617,7 +1617,7 @@ def test_non_reading_client_is_dropped(env):
         # Others are served meanwhile.
         assert c.cmd("GET", "dog") == "animal"
         assert len(c.cmd("QUERY", "cat")) == 5
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 40
         while True:
             peak = max(peak, vm_rss_kb(pid))
             f = info_fields(c, "clients")
@@ -1643,7 +1643,7 @@ def test_non_reading_client_is_dropped(env):
         if daemon_is_instrumented():
             bound += 300
         assert growth_mb < bound, (growth_mb, bound)
-        assert 2 <= dropped < 20
+        assert 2 <= dropped < 40
         assert c.cmd("PING") == "PONG"
         c.close()
     finally:
