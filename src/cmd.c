@@ -554,8 +554,7 @@ static int cmd_set(struct akv_cmd_ctx *ctx)
         return akv_reply_errorf(ctx->out, "ERR key is too long (%zu bytes; max-key-len is %d)",
                                 ctx->argv[1].len, cfg->max_key_len);
     if (ctx->argv[2].len > (size_t)cfg->max_value_len)
-        return akv_reply_errorf(ctx->out,
-                                "ERR value is too long (%zu bytes; max-value-len is %d)",
+        return akv_reply_errorf(ctx->out, "ERR value is too long (%zu bytes; max-value-len is %d)",
                                 ctx->argv[2].len, cfg->max_value_len);
     /* As in Redis, a write is refused while the store is over maxmemory,
      * even one that would replace a value; reads, DEL and FLUSHALL go on. */

@@ -217,8 +217,8 @@ int akv_config_parse_memory(const char *s, unsigned long long *out)
         const char *name;
         unsigned long long mul;
     } units[] = {
-        {"", 1},           {"b", 1},           {"k", 1000},        {"kb", 1024},
-        {"m", 1000000},    {"mb", 1u << 20},   {"g", 1000000000},  {"gb", 1u << 30},
+        {"", 1},        {"b", 1},         {"k", 1000},       {"kb", 1024},
+        {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
     };
     unsigned long long v = 0;
     const char *p = s;

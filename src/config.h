@@ -35,23 +35,23 @@ struct akv_config {
     int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
-    /* Limits; memory sizes in bytes, 0 = no limit where the paragraph in
-     * conf/attnkvd.conf says so. */
-    unsigned long long proto_max_inline_len;      /* longest inline request (default 64 KiB) */
-    unsigned long long proto_max_bulk_len;        /* largest RESP bulk string (default 16 MiB) */
-    int proto_max_multibulk_len;                  /* most arguments in a request (default 1048576) */
-    unsigned long long client_query_buffer_limit; /* most an incomplete request may need (64 MiB) */
-    unsigned long long obuf_hard;                 /* client-output-buffer-limit (default 64 MiB) */
-    unsigned long long obuf_soft;                 /* ... soft limit (default 8 MiB) */
-    int obuf_soft_seconds;                        /* ... for this long (default 60) */
-    int timeout;                                  /* idle seconds before closing; 0 = never (default) */
-    int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX (default 4096) */
-    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX (default 4096) */
-    unsigned long long maxmemory;                 /* store bytes; 0 = no limit (default) */
-    int maxkeys;                                  /* 0 = no limit (default) */
-    /* Security. */
-    char *requirepass; /* NULL = no password (default); never shown, see akv_config_get */
-    int protected_mode; /* 1 (default): without a password, only loopback clients */
+    /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
+     * conf/attnkvd.conf says so) and security. requirepass is NULL when
+     * no password is set, and is never shown (see akv_config_get). */
+    unsigned long long proto_max_inline_len;      /* longest inline request */
+    unsigned long long proto_max_bulk_len;        /* largest RESP bulk string */
+    int proto_max_multibulk_len;                  /* most arguments in one request */
+    unsigned long long client_query_buffer_limit; /* most an incomplete request may need */
+    unsigned long long obuf_hard;                 /* client-output-buffer-limit: hard, */
+    unsigned long long obuf_soft;                 /* soft, */
+    int obuf_soft_seconds;                        /* and seconds over soft */
+    int timeout;                                  /* idle seconds before closing; 0 = never */
+    int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
+    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX */
+    unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
+    int maxkeys;                                  /* most keys in the store */
+    char *requirepass;                            /* the password, or NULL */
+    int protected_mode;                           /* without a password, loopback only */
     enum akv_loglevel loglevel;      /* default notice */
     char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */

@@ -78,7 +78,8 @@
 #define READ_CHUNK (16 * 1024)     /* free space offered to each read */
 #define IN_KEEP_MAX (64 * 1024)    /* an idle buffer larger than this is freed */
 #define IN_PAUSE ((size_t)1 << 20) /* see Design */
-#define OUT_PAUSE ((size_t)8 << 20) /* when there is no output soft limit */
+/* Reading pauses above this much output when there is no soft limit. */
+#define OUT_PAUSE ((size_t)8 << 20)
 #define OUT_KEEP_MAX (256 * 1024)   /* an idle output buffer larger than this is freed */
 #define ARGV_INITIAL 16
 #define ARGV_KEEP_MAX 4096 /* a larger shared argv shrinks after its request */
@@ -116,7 +117,8 @@ struct akv_conn {
     unsigned lingering : 1;   /* shut down our side; waiting for the client's EOF */
     unsigned linger_init : 1; /* the linger timer handle exists */
     unsigned counted : 1;     /* counted in connected_clients */
-    unsigned authenticated : 1; /* AUTH succeeded (see cmd.c) */
+    /* AUTH succeeded (see cmd.c). */
+    unsigned authenticated : 1;
 };
 
 static void conn_process(struct akv_conn *c);

@@ -701,9 +701,25 @@ START_TEST(test_parse_memory)
         {"17179869183gb", 17179869183ull << 30},
     };
     static const char *const bad[] = {
-        "",     "k",    "-1",  "+1",        " 1",      "1 ",   "1.5mb",
-        "1kib", "1tb",  "1 k", "0x10",      "1e3",     "mb1",  "18446744073709551616",
-        "1kbb", "1bk",  "1mg", "17179869184gb", "99999999999999999999b",
+        "",
+        "k",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1.5mb",
+        "1kib",
+        "1tb",
+        "1 k",
+        "0x10",
+        "1e3",
+        "mb1",
+        "18446744073709551616",
+        "1kbb",
+        "1bk",
+        "1mg",
+        "17179869184gb",
+        "99999999999999999999b",
     };
     unsigned long long v;
     size_t i;
@@ -725,7 +741,7 @@ END_TEST
 START_TEST(test_requirepass_secret)
 {
     static const char *const lines[] = {
-        "requirepass \"Sw0rdf\\qsh\"",  "requirepass \"Sw0rdf\\x0gsh\"",
+        "requirepass \"Sw0rdf\\qsh\"",   "requirepass \"Sw0rdf\\x0gsh\"",
         "requirepass \"Sw0rdf\\x00sh\"", "requirepass 'Sw0rdfish",
         "requirepass \"Sw0rd\"fish",     "REQUIREPASS \"Sw0rdf\\\x01sh\"",
     };
