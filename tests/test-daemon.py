@@ -1884,10 +1884,13 @@ class Netns:
         return r
 
     def destroy(self):
-        if self.created:
-            # Deleting the namespace deletes its end of the pair, and so the pair.
-            subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=30)
+        if not self.created:
+            return
+        # Deleting the namespace deletes its end of the pair, and so the pair;
+        # the host end is deleted too in case the pair never got that far.
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+        if self.host:
+            subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=30)
 
 
 # The client run inside the namespace: connects to argv[1]:argv[2], sends
