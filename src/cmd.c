@@ -19,6 +19,12 @@
  *     the snapshot and frees the job. The snapshot is released even when the
  *     client went away, so the store can reclaim what it kept for it.
  *
+ * Limits and security: SET checks max-key-len, max-value-len, maxkeys and
+ * maxmemory before it touches the store; dispatch refuses every command but
+ * AUTH, PING, QUIT and HELP (AKV_CMD_NOAUTH) until a connection that must
+ * authenticate has done so. The password is compared in time that does not
+ * depend on its contents, and no reply, log line or INFO field shows it.
+ *
  * Replies are all-or-nothing: if writing one fails for lack of memory, the
  * buffer is cut back to where the reply began and "-ERR out of memory" takes
  * its place, so a client never sees half an array.
@@ -194,6 +200,54 @@ static int cmd_quit(struct akv_cmd_ctx *ctx)
 {
     ctx->close_after_reply = 1;
     return akv_reply_status(ctx->out, "OK");
+}
+
+/* Whether attempt equals secret, in time that depends only on the attempt's
+ * length: every byte of the attempt is compared (against the secret
+ * repeated), with no early exit. */
+static int secret_equal(const char *secret, const struct akv_slice *attempt)
+{
+    size_t slen = strlen(secret);
+    volatile unsigned char diff = (unsigned char)(slen != attempt->len);
+
+    if (slen == 0)
+        return 0;
+    for (size_t i = 0; i < attempt->len; i++)
+        diff |= (unsigned char)((unsigned char)attempt->p[i] ^ (unsigned char)secret[i % slen]);
+    return diff == 0;
+}
+
+/* AUTH password, or the Redis 6 form AUTH username password, where "default"
+ * is the only user. Redis's replies, word for word. */
+static int cmd_auth(struct akv_cmd_ctx *ctx)
+{
+    const char *pass = ctx->env->config->requirepass;
+    const struct akv_slice *user = ctx->argc == 3 ? &ctx->argv[1] : NULL;
+    int user_ok;
+
+    if (ctx->argc > 3)
+        return reply_syntax(ctx);
+    /* The user name is not secret; compare it plainly. */
+    user_ok = !user || (user->len == 7 && memcmp(user->p, "default", 7) == 0);
+    if (!pass) {
+        if (!user)
+            return akv_reply_error(ctx->out,
+                                   "ERR AUTH <password> called without any password configured "
+                                   "for the default user. Are you sure your configuration is "
+                                   "correct?");
+        /* Without a password the default user takes any, as in Redis. */
+        if (user_ok) {
+            ctx->authenticated = 1;
+            return akv_reply_status(ctx->out, "OK");
+        }
+    } else if (secret_equal(pass, &ctx->argv[ctx->argc - 1]) && user_ok) {
+        ctx->authenticated = 1;
+        return akv_reply_status(ctx->out, "OK");
+    }
+    /* A failed AUTH leaves an authenticated connection authenticated, as in
+     * Redis. */
+    return akv_reply_error(ctx->out,
+                           "WRONGPASS invalid username-password pair or user is disabled.");
 }
 
 static int cmd_select(struct akv_cmd_ctx *ctx)
@@ -419,6 +473,12 @@ static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
     int rc =
         bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", keys, akv_store_memory(env->store));
 
+    /* What maxmemory and maxkeys are compared with (0: no limit). */
+    if (rc == 0)
+        rc = bufprintf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
+                       akv_store_memory_used(env->store), env->config->maxmemory,
+                       env->config->maxkeys);
+
     /* The line Redis tools look for; Redis leaves it out for an empty db. */
     if (rc == 0 && keys > 0)
         rc = bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
@@ -511,9 +571,30 @@ static int cmd_info(struct akv_cmd_ctx *ctx)
  * changed, logging the change cannot fail (see persist.h). */
 static int cmd_set(struct akv_cmd_ctx *ctx)
 {
+    const struct akv_config *cfg = ctx->env->config;
+    struct akv_store *store = ctx->env->store;
     const struct akv_slice *k = &ctx->argv[1], *v = &ctx->argv[2];
     char err[256] = "";
-    int rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_SET, k->len, v->len);
+    const char *old;
+    size_t oldlen;
+    int rc;
+
+    if (k->len > (size_t)cfg->max_key_len)
+        return akv_reply_errorf(ctx->out, "ERR key is too long (%zu bytes; max-key-len is %d)",
+                                k->len, cfg->max_key_len);
+    if (v->len > (size_t)cfg->max_value_len)
+        return akv_reply_errorf(ctx->out, "ERR value is too long (%zu bytes; max-value-len is %d)",
+                                v->len, cfg->max_value_len);
+    /* As in Redis, a write is refused while the store is over maxmemory,
+     * even one that would replace a value; reads, DEL and FLUSHALL go on. */
+    if (cfg->maxmemory > 0 && akv_store_memory_used(store) > cfg->maxmemory)
+        return akv_reply_error(ctx->out, "OOM command not allowed when used memory > 'maxmemory'.");
+    /* maxkeys counts keys, so replacing a value is always allowed. */
+    if (cfg->maxkeys > 0 && akv_store_count(store) >= (size_t)cfg->maxkeys &&
+        !akv_store_get(store, k->p, k->len, &old, &oldlen))
+        return akv_reply_error(ctx->out,
+                               "OOM command not allowed when the number of keys >= 'maxkeys'.");
+    rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_SET, k->len, v->len);
 
     if (rc == 0)
         rc = akv_store_set(ctx->env->store, k->p, k->len, v->p, v->len, err, sizeof(err));
@@ -960,16 +1041,19 @@ static int cmd_neighbors(struct akv_cmd_ctx *ctx)
 #define F AKV_CMD_FAST
 #define S AKV_CMD_SLOW
 #define A AKV_CMD_ADMIN
+#define N AKV_CMD_NOAUTH
 
 static const struct akv_cmd table[] = {
-    {"PING", -1, F, cmd_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
+    {"PING", -1, F | N, cmd_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
     {"ECHO", 2, F, cmd_echo, 0, 0, 0, "ECHO message", "reply the message"},
-    {"QUIT", -1, F, cmd_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
-    {"HELP", 1, 0, cmd_help, 0, 0, 0, "HELP", "list the commands"},
+    {"QUIT", -1, F | N, cmd_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
+    {"HELP", 1, N, cmd_help, 0, 0, 0, "HELP", "list the commands"},
     {"COMMAND", -1, 0, cmd_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
     {"CONFIG", -2, A, cmd_config, 0, 0, 0, "CONFIG GET pattern [pattern ...]",
      "settings whose names match the glob patterns, as name, value pairs"},
+    {"AUTH", -2, F | N | AKV_CMD_SECRET, cmd_auth, 0, 0, 0, "AUTH [default] password",
+     "authenticate the connection (when requirepass is set)"},
     {"SELECT", 2, F, cmd_select, 0, 0, 0, "SELECT 0", "accepted for clients; there is one db"},
     {"INFO", -1, 0, cmd_info, 0, 0, 0, "INFO [section ...]",
      "server, clients, stats, keyspace, vectors, latency and persistence figures"},
@@ -1004,6 +1088,7 @@ static const struct akv_cmd table[] = {
 #undef F
 #undef S
 #undef A
+#undef N
 
 const struct akv_cmd *akv_cmd_table(void)
 {
@@ -1037,6 +1122,10 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
         rc = reply_wrong_arity(ctx);
+        goto out;
+    }
+    if (ctx->env->config->requirepass && !ctx->authenticated && !(c->flags & AKV_CMD_NOAUTH)) {
+        rc = akv_reply_error(ctx->out, "NOAUTH Authentication required.");
         goto out;
     }
     if ((c->flags & AKV_CMD_WRITE) && akv_persist_write_error(ctx->env->persist)) {

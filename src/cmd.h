@@ -74,6 +74,7 @@ struct akv_cmd_ctx {
     size_t argc;
     const struct akv_slice *argv; /* argv[0] is the command name */
     struct akv_buf *out;          /* the reply goes here */
+    int authenticated;            /* in and out: the connection's AUTH state */
     /* Set by the handler. */
     int close_after_reply;   /* QUIT: flush, then close the connection */
     struct akv_cmd_job *job; /* run this on the pool; the reply comes from finish */
@@ -85,6 +86,8 @@ enum {
     AKV_CMD_SLOW = 1u << 2, /* runs on the worker pool */
     AKV_CMD_FAST = 1u << 3, /* O(1) on the loop thread */
     AKV_CMD_ADMIN = 1u << 4,
+    AKV_CMD_NOAUTH = 1u << 5, /* allowed before AUTH when requirepass is set */
+    AKV_CMD_SECRET = 1u << 6, /* arguments are secret: never log or record them (AUTH) */
 };
 
 struct akv_cmd {
@@ -105,7 +108,9 @@ const struct akv_cmd *akv_cmd_table(void);
 
 /* Runs the command in ctx (argc >= 1): looks it up, checks its arity and
  * calls its handler, which replies into ctx->out or leaves a job in ctx->job.
- * Unknown commands and wrong arity get an -ERR reply. Counts the command.
+ * Unknown commands and wrong arity get an -ERR reply; while requirepass is
+ * set and ctx->authenticated is 0, commands other than AKV_CMD_NOAUTH ones
+ * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command.
  * Returns 0, or -ENOMEM when even the error reply could not be written (the
  * connection should then be dropped). Loop thread. */
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);

@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "attnkv/embed.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -66,6 +69,7 @@ _Static_assert(AKV_METRIC_L2 == 0 && AKV_METRIC_COSINE == 1 && AKV_METRIC_DOT ==
 /* Flags of a table row. */
 enum {
     DF_NONEMPTY = 1u << 0, /* set_string: the empty string is refused */
+    DF_SECRET = 1u << 1,   /* never shown: not by get, not in any message */
 };
 
 struct directive {
@@ -210,8 +214,41 @@ static int parse_name(const char *s, const char *const *names, int *out)
     return -EINVAL;
 }
 
+int akv_config_parse_memory(const char *s, unsigned long long *out)
+{
+    static const struct {
+        const char *name;
+        unsigned long long mul;
+    } units[] = {
+        {"", 1},        {"b", 1},         {"k", 1000},       {"kb", 1024},
+        {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
+    };
+    unsigned long long v = 0;
+    const char *p = s;
+    size_t i;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    for (i = 0; i < ARRAY_SIZE(units); i++) {
+        if (strcasecmp(p, units[i].name) == 0) {
+            if (v > ULLONG_MAX / units[i].mul)
+                return -EINVAL;
+            *out = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
 /* yes/no, as redis.conf spells booleans. */
 static int parse_bool(const char *s, int *out)
+
 {
     static const char *const yesno[] = {"no", "yes", NULL};
 
@@ -362,7 +399,86 @@ static int get_string(const struct akv_config *c, const struct directive *d, cha
     return getf(out, outlen, "%s", v ? v : "");
 }
 
+/* A memory size (akv_config_parse_memory) in [min, max], into an unsigned
+ * long long field; shown in bytes, as Redis's CONFIG GET does. */
+static int set_mem(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                   const char *const *argv, char *err, size_t errlen)
+{
+    unsigned long long v;
+
+    if (akv_config_parse_memory(argv[0], &v) < 0 || v < (unsigned long long)d->min ||
+        v > (unsigned long long)d->max) {
+        char range[128];
+        snprintf(range, sizeof(range), "%lld..%lld bytes, or with a unit: 1k, 10mb, 1gb", d->min,
+                 d->max);
+        bad_value(err, errlen, d, argv[0], range);
+        return -EINVAL;
+    }
+    *(unsigned long long *)field(c, d) = v;
+    return 0;
+}
+
+static int get_mem(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%llu", *(const unsigned long long *)cfield(c, d));
+}
+
+/* A secret is never shown, so that CONFIG GET, a dump of the settings or a
+ * log line built from them cannot leak it. */
+static int get_secret(const struct akv_config *c, const struct directive *d, char *out,
+                      size_t outlen)
+{
+    (void)c;
+    (void)d;
+    if (out && outlen)
+        out[0] = '\0';
+    return -EPERM;
+}
+
 /* Setters with checks of their own. */
+
+/* client-output-buffer-limit [normal] HARD SOFT SECONDS: the one client
+ * class of Redis's directive that attnkv has. */
+static int set_obuf(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    unsigned long long hard, soft;
+    long long secs;
+
+    if (argc == 4) {
+        if (strcasecmp(argv[0], "normal") != 0) {
+            bad_value(err, errlen, d, argv[0], "normal, the only client class");
+            return -EINVAL;
+        }
+        argv++;
+    } else if (argc != 3) {
+        seterr(err, errlen, "'%s' takes [normal] HARD SOFT SECONDS", d->name);
+        return -EINVAL;
+    }
+    if (akv_config_parse_memory(argv[0], &hard) < 0) {
+        bad_value(err, errlen, d, argv[0], "a hard limit in bytes, or with a unit: 64mb; 0 = none");
+        return -EINVAL;
+    }
+    if (akv_config_parse_memory(argv[1], &soft) < 0) {
+        bad_value(err, errlen, d, argv[1], "a soft limit in bytes, or with a unit: 8mb; 0 = none");
+        return -EINVAL;
+    }
+    if (parse_ll(argv[2], 0, INT_MAX, &secs) < 0) {
+        char range[64];
+        snprintf(range, sizeof(range), "seconds, 0..%d", INT_MAX);
+        bad_value(err, errlen, d, argv[2], range);
+        return -EINVAL;
+    }
+    c->obuf_hard = hard;
+    c->obuf_soft = soft;
+    c->obuf_soft_seconds = (int)secs;
+    return 0;
+}
+
+static int get_obuf(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%llu %llu %d", c->obuf_hard, c->obuf_soft, c->obuf_soft_seconds);
+}
 
 static int set_temperature(struct akv_config *c, const struct directive *d, int first, size_t argc,
                            const char *const *argv, char *err, size_t errlen)
@@ -393,48 +509,6 @@ static int get_temperature(const struct akv_config *c, const struct directive *d
     }
     snprintf(buf, sizeof(buf), "%.*g", prec, v);
     return getf(out, outlen, "%s", buf);
-}
-
-/* A byte count as redis.conf writes one: digits with an optional k, kb, m,
- * mb, g or gb suffix (any case; k = 1000, kb = 1024, as in Redis), up to
- * 2^50. The getter prints plain bytes, which reads back the same. */
-static int set_size(struct akv_config *c, const struct directive *d, int first, size_t argc,
-                    const char *const *argv, char *err, size_t errlen)
-{
-    static const struct {
-        const char *suffix;
-        long long mul;
-    } units[] = {
-        {"", 1},         {"k", 1000},       {"kb", 1024},      {"m", 1000000},
-        {"mb", 1 << 20}, {"g", 1000000000}, {"gb", 1LL << 30},
-    };
-    const char *s = argv[0];
-    char digits[32];
-    size_t n = 0;
-    long long v, max = 1LL << 50;
-
-    while (s[n] >= '0' && s[n] <= '9')
-        n++;
-    if (n == 0 || n >= sizeof(digits))
-        goto bad;
-    memcpy(digits, s, n);
-    digits[n] = '\0';
-    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-        if (strcasecmp(s + n, units[i].suffix) != 0)
-            continue;
-        if (parse_ll(digits, 0, max / units[i].mul, &v) < 0)
-            goto bad;
-        *(long long *)field(c, d) = v * units[i].mul;
-        return 0;
-    }
-bad:
-    bad_value(err, errlen, d, argv[0], "a size such as 1048576, 64mb or 1gb, at most 2^50");
-    return -EINVAL;
-}
-
-static int get_size(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
-{
-    return getf(out, outlen, "%lld", *(const long long *)cfield(c, d));
 }
 
 struct addr {
@@ -562,15 +636,21 @@ static int get_bind(const struct akv_config *c, const struct directive *d, char 
         .name = n, .min_args = 1, .max_args = 1, .set = set_bool, .get = get_bool,                 \
         .off = FIELD(f, int)                                                                       \
     }
+#define MEM_ROW(n, f, lo, hi)                                                                      \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_mem, .get = get_mem,                   \
+        .off = FIELD(f, unsigned long long), .min = lo, .max = hi                                  \
+    }
+/* A password: stored like a string, never shown. */
+#define SECRET_ROW(n, f)                                                                           \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_string, .get = get_secret,             \
+        .off = FIELD(f, char *), .flags = DF_SECRET                                                \
+    }
 #define STRING_ROW(n, f, fl)                                                                       \
     {                                                                                              \
         .name = n, .min_args = 1, .max_args = 1, .set = set_string, .get = get_string,             \
         .off = FIELD(f, char *), .flags = fl                                                       \
-    }
-#define SIZE_ROW(n, f)                                                                             \
-    {                                                                                              \
-        .name = n, .min_args = 1, .max_args = 1, .set = set_size, .get = get_size,                 \
-        .off = FIELD(f, long long)                                                                 \
     }
 /* A directive with a setter and getter of its own, taking lo..hi arguments. */
 #define CUSTOM_ROW(n, lo, hi, setter, getter)                                                      \
@@ -586,6 +666,18 @@ static const struct directive directives[] = {
     CUSTOM_ROW("bind", 1, AKV_CONFIG_BIND_MAX, set_bind, get_bind),
     INT_ROW("port", port, 0, 65535),
     INT_ROW("maxclients", maxclients, 1, 1000000),
+    MEM_ROW("proto-max-inline-len", proto_max_inline_len, 1024, 512LL << 20),
+    MEM_ROW("proto-max-bulk-len", proto_max_bulk_len, 1024, 1LL << 30),
+    INT_ROW("proto-max-multibulk-len", proto_max_multibulk_len, 16, 16 << 20),
+    MEM_ROW("client-query-buffer-limit", client_query_buffer_limit, 1024, 4LL << 30),
+    CUSTOM_ROW("client-output-buffer-limit", 3, 4, set_obuf, get_obuf),
+    INT_ROW("timeout", timeout, 0, INT_MAX),
+    INT_ROW("max-key-len", max_key_len, 1, AKV_TEXT_MAX),
+    INT_ROW("max-value-len", max_value_len, 1, AKV_TEXT_MAX),
+    MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
+    INT_ROW("maxkeys", maxkeys, 0, INT_MAX),
+    SECRET_ROW("requirepass", requirepass),
+    BOOL_ROW("protected-mode", protected_mode),
     INT_ROW("workers", workers, 0, 256),
     STRING_ROW("vectors", vectors, DF_NONEMPTY),
     UINT_ROW("count", query.k, 1, AKV_K_MAX),
@@ -599,7 +691,7 @@ static const struct directive directives[] = {
     STRING_ROW("appendfilename", appendfilename, DF_NONEMPTY),
     ENUM_ROW("appendfsync", appendfsync, enum akv_fsync, fsync_names),
     INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
-    SIZE_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size),
+    MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
 };
 
 static const struct directive *lookup(const char *name)
@@ -677,6 +769,20 @@ int akv_config_init(struct akv_config *c)
     c->query.explain = 0;
     c->query.skip_rank = 0;
     c->maxclients = 10000;
+    c->proto_max_inline_len = 64u << 10;
+    c->proto_max_bulk_len = 16u << 20;
+    c->proto_max_multibulk_len = 1 << 20;
+    c->client_query_buffer_limit = 64u << 20;
+    c->obuf_hard = 64u << 20;
+    c->obuf_soft = 8u << 20;
+    c->obuf_soft_seconds = 60;
+    c->timeout = 0;
+    c->max_key_len = AKV_TEXT_MAX;
+    c->max_value_len = AKV_TEXT_MAX;
+    c->maxmemory = 0;
+    c->maxkeys = 0;
+    c->requirepass = NULL;
+    c->protected_mode = 1;
     c->loglevel = AKV_LOG_NOTICE;
     c->logfile = NULL;
     c->config_file = NULL;
@@ -705,6 +811,7 @@ void akv_config_fini(struct akv_config *c)
         free(c->bind[i]);
     free(c->vectors);
     free(c->logfile);
+    free(c->requirepass);
     free(c->config_file);
     free(c->dir);
     free(c->appendfilename);
@@ -852,6 +959,23 @@ unbalanced:
     return -EINVAL;
 }
 
+/* Whether line[0..len) (no leading blanks) sets a secret directive: its
+ * first word, unquoted, names a DF_SECRET row. A quoting error on such a
+ * line must not be reported in words that quote the value. */
+static int secret_line(const char *line, size_t len)
+{
+    char name[64];
+    size_t n = 0;
+    const struct directive *d;
+
+    while (n < len && n < sizeof(name) - 1 && !is_blank(line[n]))
+        n++;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    d = lookup(name);
+    return d && (d->flags & DF_SECRET);
+}
+
 int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const char *name,
                         char *err, size_t errlen)
 {
@@ -898,8 +1022,11 @@ int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const
         if (i == linelen || line[i] == '#')
             continue;
         rc = split_line(line, linelen, scratch, &a, reason, sizeof(reason));
-        if (rc < 0)
+        if (rc < 0) {
+            if (secret_line(line + i, linelen - i))
+                snprintf(reason, sizeof(reason), "bad quoting in a secret (not shown)");
             goto fail;
+        }
         d = lookup(a.v[0]);
         if (!d) {
             char shown[SHOW_MAX * 4 + 4];

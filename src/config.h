@@ -38,6 +38,23 @@ struct akv_config {
     int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
+    /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
+     * conf/attnkvd.conf says so) and security. requirepass is NULL when
+     * no password is set, and is never shown (see akv_config_get). */
+    unsigned long long proto_max_inline_len;      /* longest inline request */
+    unsigned long long proto_max_bulk_len;        /* largest RESP bulk string */
+    int proto_max_multibulk_len;                  /* most arguments in one request */
+    unsigned long long client_query_buffer_limit; /* most an incomplete request may need */
+    unsigned long long obuf_hard;                 /* client-output-buffer-limit: hard, */
+    unsigned long long obuf_soft;                 /* soft, */
+    int obuf_soft_seconds;                        /* and seconds over soft */
+    int timeout;                                  /* idle seconds before closing; 0 = never */
+    int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
+    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX */
+    unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
+    int maxkeys;                                  /* most keys in the store */
+    char *requirepass;                            /* the password, or NULL */
+    int protected_mode;                           /* without a password, loopback only */
     enum akv_loglevel loglevel;      /* default notice */
     char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */
@@ -47,7 +64,7 @@ struct akv_config {
     char *appendfilename;            /* file name inside dir (default "appendonly.aof") */
     enum akv_fsync appendfsync;      /* default everysec */
     int aof_rewrite_percentage;      /* auto rewrite past this growth, 0 = off (default 100) */
-    long long aof_rewrite_min_size;  /* ... once the file is this big, bytes (default 64 MiB) */
+    unsigned long long aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
 };
 
 /* Fills c with defaults (allocating the default strings). Returns 0 or
@@ -89,11 +106,20 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
 
 /* Writes the current value of directive name as text into out (for CONFIG
  * GET): bind as a space-separated list, keywords by name, the temperature in
- * the shortest form that reads back as the same number, an unset string as
- * "". Feeding the text back to akv_config_set gives the same value.
- * Returns 0, -ENOENT for an unknown name, or -ENOSPC when out is too small
- * (it then holds a truncated, terminated value). */
+ * the shortest form that reads back as the same number, memory sizes in
+ * bytes, an unset string as "". Feeding the text back to akv_config_set gives
+ * the same value.
+ * Returns 0, -ENOENT for an unknown name, -EPERM for a secret (requirepass),
+ * whose value is never shown (out is then ""), or -ENOSPC when out is too
+ * small (it then holds a truncated, terminated value). */
 int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen);
+
+/* Parses a memory size the way redis.conf writes them: decimal digits and an
+ * optional unit, case-insensitive: b; k = 1000, kb = 1024; m = 10^6,
+ * mb = 2^20; g = 10^9, gb = 2^30. No sign, blanks or fraction; overflow is
+ * refused. Returns 0 with *out set, or -EINVAL (out untouched). Pure; any
+ * thread. */
+int akv_config_parse_memory(const char *s, unsigned long long *out);
 
 /* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
  * (for CONFIG GET patterns). Static storage; any thread. */

@@ -33,10 +33,25 @@
  *     flight. A flush first tries uv_try_write, which usually sends
  *     everything without a request, then hands the rest to uv_write by
  *     swapping the two buffers.
- *   - While a job runs or more than OUT_PAUSE bytes of replies are waiting,
- *     reading stops once IN_PAUSE bytes are buffered, so a client pipelining
- *     faster than we answer is throttled by TCP instead of by our memory.
- *   - An incomplete request may not need more than QUERYBUF_MAX bytes.
+ *   - While a job runs or more than out_pause() bytes of replies are waiting
+ *     (the output soft limit, or OUT_PAUSE without one), reading stops once
+ *     IN_PAUSE bytes are buffered, so a client pipelining faster than we
+ *     answer is throttled by TCP instead of by our memory.
+ *   - An incomplete request may not need more than client-query-buffer-limit
+ *     bytes.
+ *
+ * Limits (client-output-buffer-limit, timeout): after each reply is added,
+ * a connection whose unsent replies exceed the hard limit is closed at once
+ * (its replies cannot be delivered in full, so none are). One that stays
+ * above the soft limit is closed once it has been there for the configured
+ * seconds; since reading pauses at the soft limit, a client that never
+ * reads ends up there and is closed, and its memory with it. akv_conn_cron,
+ * run from a server timer, checks the soft-limit time and the idle timeout:
+ * a client is idle when no byte has moved either way for that long and it
+ * has no job running.
+ *
+ * Authentication: `authenticated` is the connection's AUTH state; the
+ * command layer reads and sets it through struct akv_cmd_ctx.
  *
  * Replies held for the AOF: a write command's reply must not leave before
  * its record is written to the kernel, or fsync'd under appendfsync always
@@ -77,9 +92,8 @@
 #define READ_CHUNK (16 * 1024)     /* free space offered to each read */
 #define IN_KEEP_MAX (64 * 1024)    /* an idle buffer larger than this is freed */
 #define IN_PAUSE ((size_t)1 << 20) /* see Design */
+/* Reading pauses above this much output when there is no soft limit. */
 #define OUT_PAUSE ((size_t)8 << 20)
-#define QUERYBUF_MAX ((size_t)64 << 20)
-#define BULK_MAX ((size_t)16 << 20) /* largest bulk string accepted */
 #define OUT_KEEP_MAX (256 * 1024)   /* an idle output buffer larger than this is freed */
 #define ARGV_INITIAL 16
 #define ARGV_KEEP_MAX 4096 /* a larger shared argv shrinks after its request */
@@ -117,6 +131,8 @@ struct akv_conn {
     struct aof_mark marks[AOF_MARKS];
     unsigned nmarks;
     struct akv_conn *wprev, *wnext; /* on sh->waiting while nmarks > 0 */
+    uint64_t last_active;    /* uv_now when a byte last moved, or a job ended */
+    uint64_t soft_since;     /* uv_now when replies went over the soft limit; 0: not over */
 
     unsigned closing : 1;     /* uv_close called */
     unsigned reading : 1;     /* uv_read_start active */
@@ -126,6 +142,8 @@ struct akv_conn {
     unsigned lingering : 1;   /* shut down our side; waiting for the client's EOF */
     unsigned linger_init : 1; /* the linger timer handle exists */
     unsigned counted : 1;     /* counted in connected_clients */
+    /* AUTH succeeded (see cmd.c). */
+    unsigned authenticated : 1;
 };
 
 static void conn_process(struct akv_conn *c);
@@ -144,7 +162,9 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
     sh->env = env;
     sh->pool = pool;
     akv_proto_limits_default(&sh->limits);
-    sh->limits.bulk_max = BULK_MAX;
+    sh->limits.inline_max = (size_t)env->config->proto_max_inline_len;
+    sh->limits.bulk_max = (size_t)env->config->proto_max_bulk_len;
+    sh->limits.argc_max = (size_t)env->config->proto_max_multibulk_len;
     sh->argv_cap = ARGV_INITIAL;
     sh->argv = calloc(sh->argv_cap, sizeof(*sh->argv));
     /* Parsing and dispatch run back to back on this thread, so one scratch
@@ -305,6 +325,51 @@ static size_t out_sendable(const struct akv_conn *c)
     return lim < c->out.len ? (size_t)lim : c->out.len;
 }
 
+/* Processing and reading pause above this many bytes of unsent replies: the
+ * output soft limit, so that a client that never reads settles just above
+ * it and is closed after its seconds, or OUT_PAUSE without one. */
+static size_t out_pause(const struct akv_conn *c)
+{
+    unsigned long long soft = c->sh->env->config->obuf_soft;
+
+    return soft > 0 && soft < SIZE_MAX ? (size_t)soft : OUT_PAUSE;
+}
+
+/* Applies client-output-buffer-limit to what is waiting now. Returns 0, or
+ * -1 after closing the connection. */
+static int check_output_limits(struct akv_conn *c)
+{
+    const struct akv_config *cfg = c->sh->env->config;
+    size_t pending = out_pending(c);
+    uint64_t now;
+
+    if (cfg->obuf_hard > 0 && pending > cfg->obuf_hard) {
+        akv_log(AKV_LOG_NOTICE,
+                "client %llu (%s) closed: %zu bytes of replies waiting, over the "
+                "client-output-buffer-limit hard limit of %llu",
+                (unsigned long long)c->id, c->peer, pending, cfg->obuf_hard);
+        akv_conn_close(c);
+        return -1;
+    }
+    if (cfg->obuf_soft == 0 || pending <= cfg->obuf_soft) {
+        c->soft_since = 0;
+        return 0;
+    }
+    now = uv_now(c->sh->loop);
+    if (c->soft_since == 0)
+        c->soft_since = now ? now : 1;
+    if (now - c->soft_since >= (uint64_t)cfg->obuf_soft_seconds * 1000) {
+        akv_log(AKV_LOG_NOTICE,
+                "client %llu (%s) closed: over the client-output-buffer-limit soft limit of "
+                "%llu bytes for %d s (%zu bytes waiting)",
+                (unsigned long long)c->id, c->peer, cfg->obuf_soft, cfg->obuf_soft_seconds,
+                pending);
+        akv_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 /* Sends what is in out (up to the first AOF mark): as much as the socket
  * takes now, the rest through one uv_write. */
 static void flush(struct akv_conn *c)
@@ -319,6 +384,7 @@ static void flush(struct akv_conn *c)
     b.len = sendable;
     n = uv_try_write(akv_conn_stream(c), &b, 1);
     if (n > 0) {
+        c->last_active = uv_now(c->sh->loop);
         akv_buf_consume(&c->out, (size_t)n);
         c->out_base += (uint64_t)n;
         sendable -= (size_t)n;
@@ -432,6 +498,9 @@ static void on_write(uv_write_t *req, int status)
         akv_conn_close(c);
         return;
     }
+    c->last_active = uv_now(c->sh->loop);
+    if (check_output_limits(c) < 0)
+        return;
     /* Output may have been what held the pipeline up. */
     conn_process(c);
 }
@@ -479,6 +548,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         c->in.len += (size_t)nread;
+        c->last_active = uv_now(c->sh->loop);
         conn_process(c);
         return;
     }
@@ -505,7 +575,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void update_reading(struct akv_conn *c)
 {
     size_t avail = c->in.len - c->in_pos;
-    int busy = c->job != NULL || out_pending(c) > OUT_PAUSE;
+    int busy = c->job != NULL || out_pending(c) > out_pause(c);
     int want = !c->closing && !c->input_done && !c->close_after && !(busy && avail >= IN_PAUSE);
 
     if (c->lingering)
@@ -619,6 +689,7 @@ static int run_request(struct akv_conn *c, size_t argc)
         .argc = argc,
         .argv = sh->argv,
         .out = &c->out,
+        .authenticated = c->authenticated,
     };
 
     struct akv_persist *aof = sh->env->persist;
@@ -632,6 +703,7 @@ static int run_request(struct akv_conn *c, size_t argc)
     seq = akv_persist_appended(aof);
     if (seq != seq0)
         add_mark(c, pos, seq);
+    c->authenticated = ctx.authenticated ? 1 : 0;
     if (ctx.close_after_reply)
         c->close_after = 1;
     if (ctx.job) {
@@ -658,6 +730,7 @@ static int run_request(struct akv_conn *c, size_t argc)
 static void conn_process(struct akv_conn *c)
 {
     struct akv_conn_shared *sh = c->sh;
+    unsigned long long querybuf_max = sh->env->config->client_query_buffer_limit;
 
     while (!c->closing && !c->job && !c->close_after && !c->lingering) {
         size_t avail = c->in.len - c->in_pos;
@@ -666,7 +739,7 @@ static void conn_process(struct akv_conn *c)
         size_t need_argc = 0;
         long n;
 
-        if (out_pending(c) > OUT_PAUSE)
+        if (out_pending(c) > out_pause(c))
             break; /* resumed from on_write */
         if (avail == 0 || avail < c->need_len)
             break;
@@ -678,7 +751,7 @@ static void conn_process(struct akv_conn *c)
         if (n == AKV_PROTO_ERR_TOO_MANY) {
             if (need_argc > avail / BULK_MIN) {
                 c->need_len = need_argc * BULK_MIN;
-                if (c->need_len > QUERYBUF_MAX)
+                if (c->need_len > querybuf_max)
                     fail_request(c, "Protocol error: request too big");
                 break;
             }
@@ -690,7 +763,7 @@ static void conn_process(struct akv_conn *c)
         }
         if (n == AKV_PROTO_NEED_MORE) {
             c->need_len = req.need_len;
-            if (c->need_len > QUERYBUF_MAX)
+            if (c->need_len > querybuf_max)
                 fail_request(c, "Protocol error: request too big");
             break;
         }
@@ -700,6 +773,8 @@ static void conn_process(struct akv_conn *c)
         }
         c->need_len = 0;
         if (req.argc > 0 && run_request(c, req.argc) < 0)
+            return;
+        if (check_output_limits(c) < 0)
             return;
         if (sh->argv_cap > ARGV_KEEP_MAX)
             shrink_argv(sh);
@@ -711,7 +786,7 @@ static void conn_process(struct akv_conn *c)
 
     /* After EOF (or when draining) nothing more will arrive: once the
      * complete requests are answered, an incomplete tail is dropped. */
-    if (c->input_done && !c->job && out_pending(c) <= OUT_PAUSE)
+    if (c->input_done && !c->job && out_pending(c) <= out_pause(c))
         c->close_after = 1;
 
     if (c->in_pos == c->in.len) {
@@ -737,7 +812,8 @@ static void on_job_done(struct akv_pool_job *pj)
     assert(c->job == job);
     c->job = NULL;
     job->finish(job, c->closing ? NULL : &c->out);
-    if (!c->closing)
+    c->last_active = uv_now(c->sh->loop);
+    if (!c->closing && check_output_limits(c) == 0)
         conn_process(c);
     conn_unref(c);
 }
@@ -746,6 +822,7 @@ void akv_conn_start(struct akv_conn *c)
 {
     describe_peer(c);
     c->counted = 1;
+    c->last_active = uv_now(c->sh->loop);
     c->sh->env->stats.connected_clients++;
     /* Replies are small and often pipelined; do not let Nagle hold them. */
     uv_tcp_nodelay(&c->tcp, 1);
@@ -790,4 +867,25 @@ void akv_conn_close_all(struct akv_conn_shared *sh)
 {
     for (struct akv_conn *c = sh->head; c; c = c->next)
         akv_conn_close(c);
+}
+
+void akv_conn_cron(struct akv_conn_shared *sh)
+{
+    const struct akv_config *cfg = sh->env->config;
+    uint64_t now = uv_now(sh->loop);
+    uint64_t idle_ms = (uint64_t)cfg->timeout * 1000;
+
+    /* akv_conn_close only marks and closes the handle; the connection stays
+     * linked until its close callback, so the walk can go on. */
+    for (struct akv_conn *c = sh->head; c; c = c->next) {
+        if (c->closing || c->lingering || !c->counted)
+            continue;
+        if (check_output_limits(c) < 0)
+            continue;
+        if (idle_ms > 0 && !c->job && now - c->last_active >= idle_ms) {
+            akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: idle for more than %d s",
+                    (unsigned long long)c->id, c->peer, cfg->timeout);
+            akv_conn_close(c);
+        }
+    }
 }

@@ -6,7 +6,9 @@
  * Every connection belongs to a struct akv_conn_shared, which the server
  * embeds and which holds what all connections share: the loop, the command
  * environment, the pool, the protocol limits, a list of the connections and
- * the argv/scratch buffers the parser fills.
+ * the argv/scratch buffers the parser fills. The other limits (query and
+ * output buffers, idle timeout, the password) are read from env->config
+ * when they are applied.
  *
  * Threading: loop thread only (see the Design comment in src/conn.c).
  */
@@ -45,7 +47,12 @@ struct akv_conn_shared {
     int draining;
 };
 
-/* Prepares sh (the caller then sets on_release and data). Returns 0 or
+/* How often the server should call akv_conn_cron, in milliseconds. */
+#define AKV_CONN_CRON_MS 100
+
+/* Prepares sh (the caller then sets on_release and data). The protocol
+ * limits come from env->config (proto-max-inline-len, proto-max-bulk-len,
+ * proto-max-multibulk-len) and stay as they were at this call. Returns 0 or
  * -ENOMEM. */
 int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv_cmd_env *env,
                          struct akv_pool *pool);
@@ -77,6 +84,12 @@ void akv_conn_drain_all(struct akv_conn_shared *sh);
 
 /* Shutdown, when draining takes too long: closes every connection now. */
 void akv_conn_close_all(struct akv_conn_shared *sh);
+
+/* Periodic checks, every AKV_CONN_CRON_MS: closes clients idle for longer
+ * than the timeout directive (one running a QUERY is not idle) and clients
+ * whose unsent replies stayed above the output soft limit for longer than
+ * allowed. */
+void akv_conn_cron(struct akv_conn_shared *sh);
 
 /* Connections not yet freed (closing ones included). */
 size_t akv_conn_count(const struct akv_conn_shared *sh);

@@ -10,9 +10,14 @@
  * Handles owned here, each embedded in its owner and freed in (or after) its
  * close callback: one uv_tcp_t per listening address (each in its own
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
- * uv_signal_t handles, and a timer used for the shutdown grace period. The
- * pool owns one uv_async_t; each connection owns its TCP handle and maybe a
- * linger timer.
+ * uv_signal_t handles, a timer used for the shutdown grace period, and the
+ * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
+ * every AKV_CONN_CRON_MS. The pool owns one uv_async_t; each connection
+ * owns its TCP handle and maybe a linger timer.
+ *
+ * Accepting: past maxclients a client gets "-ERR max number of clients
+ * reached"; then, in protected mode without a password, a client from an
+ * address other than loopback gets "-DENIED ..." (both then close).
  *
  * Shutdown (SIGINT or SIGTERM):
  *   1. the listeners close, so no client is accepted any more;
@@ -71,6 +76,8 @@ struct akv_server {
     size_t nsig;      /* initialised signal handles */
     uv_timer_t timer; /* grace period, then the deferred final step */
     int timer_ready;
+    uv_timer_t cron; /* akv_conn_cron */
+    int cron_ready;
     int stopping;  /* shutdown started */
     int finishing; /* step 3 started */
 };
@@ -81,6 +88,41 @@ static void check_done(struct akv_server *s);
 /* ------------------------------------------------------------------------
  * Accepting.
  */
+
+/* What a client from elsewhere than loopback gets in protected mode. One
+ * line: a reply may not hold CR or LF. */
+static const char denied[] =
+    "DENIED attnkv is running in protected mode because protected mode is enabled and no "
+    "password is set. In this mode connections are only accepted from the loopback interface. "
+    "If you want to connect from other hosts, do one of the following: 1) set a password with "
+    "the 'requirepass' directive in attnkvd.conf and restart attnkvd; clients then send "
+    "AUTH <password> first. 2) If this host can only be reached from trusted networks, set "
+    "'protected-mode no' in attnkvd.conf and restart attnkvd. 3) Bind attnkvd to the loopback "
+    "address only and reach it through a tunnel. You only need to do one of the above for "
+    "attnkv to accept connections from other hosts.";
+
+/* Whether the client connects from a loopback address: 127.0.0.0/8, ::1 or
+ * an IPv4-mapped 127.x. Unknown counts as not. */
+static int peer_is_loopback(struct akv_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_tcp_getpeername((uv_tcp_t *)akv_conn_stream(c), (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        const unsigned char *b = a->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && b[12] == 127;
+    }
+    return 0;
+}
 
 static void on_connection(uv_stream_t *ls, int status)
 {
@@ -110,6 +152,11 @@ static void on_connection(uv_stream_t *ls, int status)
         s->env->stats.rejected_connections++;
         akv_log(AKV_LOG_VERBOSE, "rejecting a client: maxclients (%d) reached", s->cfg->maxclients);
         akv_conn_reject(c, "ERR max number of clients reached");
+        return;
+    }
+    if (s->cfg->protected_mode && !s->cfg->requirepass && !peer_is_loopback(c)) {
+        akv_log(AKV_LOG_VERBOSE, "refusing a client from another host: protected mode");
+        akv_conn_reject(c, denied);
         return;
     }
     akv_conn_start(c);
@@ -258,6 +305,8 @@ static void close_rest(struct akv_server *s)
     }
     if (s->timer_ready && !uv_is_closing((uv_handle_t *)&s->timer))
         uv_close((uv_handle_t *)&s->timer, NULL);
+    if (s->cron_ready && !uv_is_closing((uv_handle_t *)&s->cron))
+        uv_close((uv_handle_t *)&s->cron, NULL);
 }
 
 static void on_final_step(uv_timer_t *t)
@@ -329,6 +378,36 @@ static void on_signal(uv_signal_t *h, int signum)
  * Life cycle.
  */
 
+static void on_cron(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+
+    akv_conn_cron(&s->conns);
+}
+
+/* Says at start-up who may connect; never shows the password. */
+static void log_access(const struct akv_server *s)
+{
+    const struct akv_config *cfg = s->cfg;
+
+    if (cfg->requirepass) {
+        akv_log(AKV_LOG_NOTICE, "requirepass is set: clients must AUTH first");
+    } else if (cfg->protected_mode) {
+        akv_log(AKV_LOG_NOTICE, "protected mode: no password is set, so only clients on the "
+                                "loopback interface are accepted");
+    } else {
+        for (size_t i = 0; i < cfg->nbind; i++) {
+            if (strncmp(cfg->bind[i], "127.", 4) != 0 && strcmp(cfg->bind[i], "::1") != 0) {
+                akv_log(AKV_LOG_WARNING,
+                        "protected mode is off and no password is set: anyone who can reach "
+                        "%s can read and change the data",
+                        cfg->bind[i]);
+                break;
+            }
+        }
+    }
+}
+
 int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_env *env,
                       const struct akv_config *cfg)
 {
@@ -365,6 +444,15 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     s->timer.data = s;
     s->timer_ready = 1;
 
+    rc = uv_timer_init(loop, &s->cron);
+    if (rc < 0)
+        goto fail;
+    s->cron.data = s;
+    s->cron_ready = 1;
+    rc = uv_timer_start(&s->cron, on_cron, AKV_CONN_CRON_MS, AKV_CONN_CRON_MS);
+    if (rc < 0)
+        goto fail;
+
     for (; s->nsig < NSIGNALS; s->nsig++) {
         uv_signal_t *h = &s->sig[s->nsig];
         rc = uv_signal_init(loop, h);
@@ -390,6 +478,7 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
         goto fail;
     }
     env->tcp_port = port;
+    log_access(s);
     *out = s;
     return 0;
 

@@ -534,6 +534,14 @@ size_t akv_store_memory(const struct akv_store *s)
            s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active);
 }
 
+size_t akv_store_memory_used(const struct akv_store *s)
+{
+    size_t per_slot = 2 * s->dim * sizeof(float) + sizeof(float) + sizeof(struct slot);
+    size_t unused = s->nchunks * CHUNK_SLOTS - s->nslots + s->nfree;
+
+    return akv_store_memory(s) - unused * per_slot;
+}
+
 static uint64_t rev64(uint64_t v)
 {
     v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);

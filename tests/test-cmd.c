@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +27,7 @@ static struct akv_vocab *voc;
 static struct akv_store *store;
 static struct akv_cmd_env env;
 static struct akv_buf out;
+static int authed; /* the connection's AUTH state, as conn.c keeps it */
 
 static void setup(void)
 {
@@ -61,6 +63,7 @@ static void setup(void)
     env.tcp_port = 1234;
     env.workers = 2;
     akv_buf_init(&out);
+    authed = 0;
 }
 
 static void teardown(void)
@@ -86,8 +89,10 @@ static const char *run_job_opt(int client_gone, const char *first, va_list ap)
         argc++;
         a = va_arg(ap, const char *);
     }
-    struct akv_cmd_ctx ctx = {.env = &env, .argc = argc, .argv = argv, .out = &out};
+    struct akv_cmd_ctx ctx = {
+        .env = &env, .argc = argc, .argv = argv, .out = &out, .authenticated = authed};
     ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+    authed = ctx.authenticated;
     if (ctx.job) {
         ck_assert_uint_eq(out.len, 0); /* the reply comes from finish */
         ctx.job->pool.work(&ctx.job->pool);
@@ -252,6 +257,148 @@ START_TEST(test_info_config)
 }
 END_TEST
 
+START_TEST(test_auth_without_password)
+{
+    ck_assert_str_eq(run("AUTH", "x", END),
+                     "-ERR AUTH <password> called without any password configured for the "
+                     "default user. Are you sure your configuration is correct?\r\n");
+    ck_assert_int_eq(authed, 0);
+    /* The Redis 6 form: the default user takes any password then. */
+    ck_assert_str_eq(run("AUTH", "default", "x", END), "+OK\r\n");
+    ck_assert_str_eq(run("AUTH", "bob", "x", END),
+                     "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert_str_eq(run("AUTH", END), "-ERR wrong number of arguments for 'auth' command\r\n");
+    ck_assert_str_eq(run("AUTH", "a", "b", "c", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "$-1\r\n");
+}
+END_TEST
+
+START_TEST(test_auth_with_password)
+{
+    static const char *const wrong[] = {"", "s3cre", "s3cret1", "S3cret", "s3cres", "s3cret\n"};
+    const char *r;
+
+    cfg.requirepass = strdup("s3cret");
+    /* Before AUTH: only AUTH, PING, QUIT and HELP. */
+    ck_assert_str_eq(run("GET", "cat", END), "-NOAUTH Authentication required.\r\n");
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "-NOAUTH Authentication required.\r\n");
+    ck_assert_str_eq(run("QUERY", "cat", END), "-NOAUTH Authentication required.\r\n");
+    ck_assert_str_eq(run("CONFIG", "GET", "*", END), "-NOAUTH Authentication required.\r\n");
+    ck_assert_str_eq(run("INFO", END), "-NOAUTH Authentication required.\r\n");
+    ck_assert_str_eq(run("PING", END), "+PONG\r\n");
+    ck_assert(strncmp(run("HELP", END), "*", 1) == 0);
+    ck_assert_str_eq(run("nope", END), "-ERR unknown command 'nope' (HELP lists the commands)\r\n");
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        struct akv_slice argv[2] = {{"AUTH", 4}, {wrong[i], strlen(wrong[i])}};
+        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out};
+        out.len = 0;
+        ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+        ck_assert_int_eq(ctx.authenticated, 0);
+        ck_assert(out.len > 11 && memcmp(out.p, "-WRONGPASS ", 11) == 0);
+    }
+    /* A password with a NUL after the right prefix is still wrong. */
+    {
+        struct akv_slice argv[2] = {{"AUTH", 4}, {"s3cret\0", 7}};
+        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out};
+        out.len = 0;
+        ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+        ck_assert_int_eq(ctx.authenticated, 0);
+    }
+    ck_assert_str_eq(run("AUTH", "bob", "s3cret", END),
+                     "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert_str_eq(run("AUTH", "s3cret", END), "+OK\r\n");
+    ck_assert_int_eq(authed, 1);
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    /* A failed AUTH later does not log the connection out. */
+    ck_assert_str_eq(run("AUTH", "nope", END),
+                     "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    authed = 0;
+    ck_assert_str_eq(run("AUTH", "default", "s3cret", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    /* The password shows nowhere. */
+    r = run("CONFIG", "GET", "*", END);
+    ck_assert_ptr_null(strstr(r, "s3cret"));
+    ck_assert_ptr_null(strstr(r, "requirepass"));
+    ck_assert_str_eq(run("CONFIG", "GET", "requirepass", END), "*0\r\n");
+    r = run("INFO", "everything", END);
+    ck_assert_ptr_null(strstr(r, "s3cret"));
+    ck_assert(akv_cmd_lookup("AUTH", 4)->flags & AKV_CMD_SECRET);
+}
+END_TEST
+
+START_TEST(test_set_limits)
+{
+    char big[4200];
+    const char *r;
+    size_t used;
+
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_str_eq(run("SET", big, "animal", END),
+                     "-ERR key is too long (4199 bytes; max-key-len is 4096)\r\n");
+    ck_assert_str_eq(run("SET", "cat", big, END),
+                     "-ERR value is too long (4199 bytes; max-value-len is 4096)\r\n");
+    cfg.max_key_len = 3;
+    cfg.max_value_len = 6;
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "the cat", "animal", END),
+                     "-ERR key is too long (7 bytes; max-key-len is 3)\r\n");
+    ck_assert_str_eq(run("SET", "cat", "animals", END),
+                     "-ERR value is too long (7 bytes; max-value-len is 6)\r\n");
+    cfg.max_key_len = cfg.max_value_len = 4096;
+
+    /* maxkeys: no new key beyond it; replacing a value is fine. */
+    cfg.maxkeys = 2;
+    ck_assert_str_eq(run("SET", "dog", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "one", "number", END),
+                     "-OOM command not allowed when the number of keys >= 'maxkeys'.\r\n");
+    ck_assert_str_eq(run("SET", "cat", "toy", END), "+OK\r\n");
+    ck_assert_str_eq(run("DEL", "dog", END), ":1\r\n");
+    ck_assert_str_eq(run("SET", "one", "number", END), "+OK\r\n");
+    cfg.maxkeys = 0;
+
+    /* maxmemory: SET is refused once the store is over it, until DEL or
+     * FLUSHALL make room; reads go on. */
+    {
+        static const char *const w[] = {"cat", "dog", "animal", "toy", "ball", "number"};
+        char keys[36][16];
+        int n = 0, refused = 0;
+
+        used = akv_store_memory_used(store);
+        cfg.maxmemory = used + 2000;
+        for (int i = 0; i < 36 && !refused; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "%s %s", w[i / 6], w[i % 6]);
+            r = run("SET", keys[i], "toy", END);
+            if (strcmp(r, "+OK\r\n") == 0) {
+                n++;
+                continue;
+            }
+            ck_assert_str_eq(r, "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+            refused = 1;
+        }
+        ck_assert_msg(refused && n > 2, "%d keys, refused %d", n, refused);
+        ck_assert_uint_gt(akv_store_memory_used(store), cfg.maxmemory);
+        /* Replacing a value is a write too. */
+        ck_assert_str_eq(run("SET", "cat", "animal", END),
+                         "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+        ck_assert_str_eq(run("GET", keys[0], END), "$3\r\ntoy\r\n");
+        ck_assert(strncmp(run("QUERY", "cat", "COUNT", "1", END), "*1\r\n$", 5) == 0);
+        ck_assert_str_eq(run("EXISTS", keys[1], END), ":1\r\n");
+        for (int i = 0; i < n; i++)
+            ck_assert_str_eq(run("DEL", keys[i], END), ":1\r\n");
+        ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+        for (int i = 0; i < 36; i++)
+            run("SET", keys[i % 36], "toy", END);
+        ck_assert_str_eq(run("SET", "cat", "toy", END),
+                         "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+        ck_assert_str_eq(run("FLUSHALL", END), "+OK\r\n");
+        ck_assert_str_eq(run("SET", "dog", "animal", END), "+OK\r\n");
+    }
+    ck_assert_ptr_nonnull(strstr(run("INFO", "keyspace", END), "maxmemory:"));
+}
+END_TEST
+
 static Suite *cmd_suite(void)
 {
     Suite *s = suite_create("cmd");
@@ -265,6 +412,9 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_query_job);
     tcase_add_test(tc, test_query_errors);
     tcase_add_test(tc, test_info_config);
+    tcase_add_test(tc, test_auth_without_password);
+    tcase_add_test(tc, test_auth_with_password);
+    tcase_add_test(tc, test_set_limits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,8 +2,9 @@
  * test-config.c - the config module: defaults, every directive valid and
  * invalid (with the exact "name:line:" error), the file syntax (quotes,
  * escapes, CRLF, comments, long lines), overrides and bind accumulation,
- * get/set round trips, conf/attnkvd.conf, and the fuzzer's regression
- * inputs (fuzz/regression/config/, replayed when present).
+ * get/set round trips, conf/attnkvd.conf, memory sizes with units, the
+ * secrecy of requirepass, and the fuzzer's regression inputs
+ * (fuzz/regression/config/, replayed when present).
  */
 #include <check.h>
 #include <dirent.h>
@@ -84,6 +85,21 @@ START_TEST(test_defaults)
     ck_assert_str_eq(get("maxclients"), "10000");
     ck_assert_str_eq(get("loglevel"), "notice");
     ck_assert_str_eq(get("logfile"), "");
+
+    /* Limits and security. */
+    ck_assert_str_eq(get("proto-max-inline-len"), "65536");
+    ck_assert_str_eq(get("proto-max-bulk-len"), "16777216");
+    ck_assert_str_eq(get("proto-max-multibulk-len"), "1048576");
+    ck_assert_str_eq(get("client-query-buffer-limit"), "67108864");
+    ck_assert_str_eq(get("client-output-buffer-limit"), "67108864 8388608 60");
+    ck_assert_str_eq(get("timeout"), "0");
+    ck_assert_str_eq(get("max-key-len"), "4096");
+    ck_assert_str_eq(get("max-value-len"), "4096");
+    ck_assert_str_eq(get("maxmemory"), "0");
+    ck_assert_str_eq(get("maxkeys"), "0");
+    ck_assert_str_eq(get("protected-mode"), "yes");
+    ck_assert_ptr_null(cfg.requirepass);
+    ck_assert_int_eq(cfg.protected_mode, 1);
 }
 END_TEST
 
@@ -162,6 +178,27 @@ static const struct {
     {"loglevel Warning", "loglevel", "warning"},
     {"logfile /var/log/attnkvd.log", "logfile", "/var/log/attnkvd.log"},
     {"logfile \"\"", "logfile", ""},
+    {"proto-max-inline-len 2k", "proto-max-inline-len", "2000"},
+    {"proto-max-inline-len 1KB", "proto-max-inline-len", "1024"},
+    {"proto-max-inline-len 512mb", "proto-max-inline-len", "536870912"},
+    {"proto-max-bulk-len 2048", "proto-max-bulk-len", "2048"},
+    {"proto-max-bulk-len 1gb", "proto-max-bulk-len", "1073741824"},
+    {"proto-max-multibulk-len 16", "proto-max-multibulk-len", "16"},
+    {"client-query-buffer-limit 10mb", "client-query-buffer-limit", "10485760"},
+    {"client-output-buffer-limit 0 0 0", "client-output-buffer-limit", "0 0 0"},
+    {"client-output-buffer-limit normal 1mb 512kb 10", "client-output-buffer-limit",
+     "1048576 524288 10"},
+    {"client-output-buffer-limit NORMAL 2g 1G 1", "client-output-buffer-limit",
+     "2000000000 1000000000 1"},
+    {"timeout 300", "timeout", "300"},
+    {"max-key-len 1", "max-key-len", "1"},
+    {"max-value-len 4096", "max-value-len", "4096"},
+    {"maxmemory 100mb", "maxmemory", "104857600"},
+    {"maxmemory 1B", "maxmemory", "1"},
+    {"maxmemory 0", "maxmemory", "0"},
+    {"maxkeys 1000", "maxkeys", "1000"},
+    {"protected-mode no", "protected-mode", "no"},
+    {"protected-mode YES", "protected-mode", "yes"},
     {"PORT 7", "port", "7"},
     {"  \tport\t 8  ", "port", "8"},
 };
@@ -250,6 +287,38 @@ static const struct {
     {"loglevel", "t.conf:1: 'loglevel' takes 1 argument, got 0"},
     {"logfile", "t.conf:1: 'logfile' takes 1 argument, got 0"},
     {"logfile a b", "t.conf:1: 'logfile' takes 1 argument, got 2"},
+    {"proto-max-inline-len 1023", "t.conf:1: bad proto-max-inline-len '1023' (expected "
+                                  "1024..536870912 bytes, or with a unit: 1k, 10mb, 1gb)"},
+    {"proto-max-bulk-len 2tb", "t.conf:1: bad proto-max-bulk-len '2tb' (expected "
+                               "1024..1073741824 bytes, or with a unit: 1k, 10mb, 1gb)"},
+    {"proto-max-multibulk-len 15", "t.conf:1: bad proto-max-multibulk-len '15' (expected "
+                                   "16..16777216)"},
+    {"client-query-buffer-limit -1", "t.conf:1: bad client-query-buffer-limit '-1' (expected "
+                                     "1024..4294967296 bytes, or with a unit: 1k, 10mb, 1gb)"},
+    {"client-output-buffer-limit 1 2", "t.conf:1: 'client-output-buffer-limit' takes 3 to 4 "
+                                       "arguments, got 2"},
+    {"client-output-buffer-limit replica 0 0 0",
+     "t.conf:1: bad client-output-buffer-limit 'replica' (expected normal, the only client "
+     "class)"},
+    {"client-output-buffer-limit 1x 0 0", "t.conf:1: bad client-output-buffer-limit '1x' "
+                                          "(expected a hard limit in bytes, or with a unit: 64mb; "
+                                          "0 = none)"},
+    {"client-output-buffer-limit 0 -2 0", "t.conf:1: bad client-output-buffer-limit '-2' "
+                                          "(expected a soft limit in bytes, or with a unit: 8mb; "
+                                          "0 = none)"},
+    {"client-output-buffer-limit 0 0 1m", "t.conf:1: bad client-output-buffer-limit '1m' "
+                                          "(expected seconds, 0..2147483647)"},
+    {"timeout -1", "t.conf:1: bad timeout '-1' (expected 0..2147483647)"},
+    {"max-key-len 0", "t.conf:1: bad max-key-len '0' (expected 1..4096)"},
+    {"max-value-len 4097", "t.conf:1: bad max-value-len '4097' (expected 1..4096)"},
+    {"maxmemory 1.5gb", "t.conf:1: bad maxmemory '1.5gb' (expected 0..9223372036854775807 "
+                        "bytes, or with a unit: 1k, 10mb, 1gb)"},
+    {"maxmemory 99999999999gb", "t.conf:1: bad maxmemory '99999999999gb' (expected "
+                                "0..9223372036854775807 bytes, or with a unit: 1k, 10mb, 1gb)"},
+    {"maxkeys lots", "t.conf:1: bad maxkeys 'lots' (expected 0..2147483647)"},
+    {"protected-mode maybe", "t.conf:1: bad protected-mode 'maybe' (expected yes|no)"},
+    {"requirepass", "t.conf:1: 'requirepass' takes 1 argument, got 0"},
+    {"requirepass two words", "t.conf:1: 'requirepass' takes 1 argument, got 2"},
     /* Quoting errors. */
     {"logfile \"abc", "t.conf:1: unbalanced quotes"},
     {"logfile 'abc", "t.conf:1: unbalanced quotes"},
@@ -528,10 +597,15 @@ static void assert_round_trip(void)
         const char *argv[AKV_CONFIG_BIND_MAX];
         size_t argc = 1;
 
+        /* A secret is never shown, so it cannot be fed back. */
+        if (strcmp(names[i], "requirepass") == 0) {
+            ck_assert_int_eq(akv_config_get(&cfg, names[i], before, sizeof(before)), -EPERM);
+            continue;
+        }
         ck_assert_int_eq(akv_config_get(&cfg, names[i], before, sizeof(before)), 0);
         strcpy(copy, before);
         argv[0] = copy;
-        if (strcmp(names[i], "bind") == 0)
+        if (strcmp(names[i], "bind") == 0 || strcmp(names[i], "client-output-buffer-limit") == 0)
             argc = split_spaces(copy, argv, AKV_CONFIG_BIND_MAX);
         ck_assert_msg(akv_config_set(&cfg, names[i], argc, argv, err, sizeof(err)) == 0,
                       "%s %s: %s", names[i], before, err);
@@ -548,6 +622,13 @@ START_TEST(test_round_trip)
                           "metric dot\nmaxclients 3\nloglevel verbose\nlogfile /l\n"),
                      0);
     assert_round_trip();
+    ck_assert_int_eq(load("proto-max-inline-len 3kb\nproto-max-bulk-len 5m\n"
+                          "proto-max-multibulk-len 99\nclient-query-buffer-limit 1gb\n"
+                          "client-output-buffer-limit normal 3mb 1mb 7\ntimeout 9\n"
+                          "max-key-len 10\nmax-value-len 11\nmaxmemory 2gb\nmaxkeys 5\n"
+                          "requirepass s3cret\nprotected-mode no\n"),
+                     0);
+    assert_round_trip();
     ck_assert_int_eq(load("temperature 0.1234567890123456789"), 0);
     assert_round_trip();
     ck_assert(cfg.query.temperature == 0.1234567890123456789);
@@ -560,10 +641,33 @@ END_TEST
 
 START_TEST(test_names)
 {
-    static const char *const expect[] = {"bind",    "port",     "maxclients", "workers",
-                                         "vectors", "count",    "attention",  "temperature",
-                                         "metric",  "loglevel", "logfile",
-                                         "dir", "appendonly", "appendfilename", "appendfsync",
+    static const char *const expect[] = {"bind",
+                                         "port",
+                                         "maxclients",
+                                         "proto-max-inline-len",
+                                         "proto-max-bulk-len",
+                                         "proto-max-multibulk-len",
+                                         "client-query-buffer-limit",
+                                         "client-output-buffer-limit",
+                                         "timeout",
+                                         "max-key-len",
+                                         "max-value-len",
+                                         "maxmemory",
+                                         "maxkeys",
+                                         "requirepass",
+                                         "protected-mode",
+                                         "workers",
+                                         "vectors",
+                                         "count",
+                                         "attention",
+                                         "temperature",
+                                         "metric",
+                                         "loglevel",
+                                         "logfile",
+                                         "dir",
+                                         "appendonly",
+                                         "appendfilename",
+                                         "appendfsync",
                                          "auto-aof-rewrite-percentage",
                                          "auto-aof-rewrite-min-size"};
     const char *const *names = akv_config_names();
@@ -617,6 +721,99 @@ START_TEST(test_persistence_directives)
     ck_assert_int_eq(load("appendfilename \"\""), -EINVAL);
     ck_assert_int_eq(load("auto-aof-rewrite-percentage -1"), -EINVAL);
     ck_assert_int_eq(cfg.appendonly, 0);
+}
+END_TEST
+
+START_TEST(test_parse_memory)
+{
+    static const struct {
+        const char *s;
+        unsigned long long v;
+    } good[] = {
+        {"0", 0},
+        {"1", 1},
+        {"123", 123},
+        {"1b", 1},
+        {"1B", 1},
+        {"1k", 1000},
+        {"1K", 1000},
+        {"1kb", 1024},
+        {"1Kb", 1024},
+        {"10mb", 10ull << 20},
+        {"10MB", 10ull << 20},
+        {"3m", 3000000},
+        {"1gb", 1ull << 30},
+        {"1g", 1000000000},
+        {"007kb", 7168},
+        {"18446744073709551615", 18446744073709551615ull},
+        {"17179869183gb", 17179869183ull << 30},
+    };
+    static const char *const bad[] = {
+        "",
+        "k",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1.5mb",
+        "1kib",
+        "1tb",
+        "1 k",
+        "0x10",
+        "1e3",
+        "mb1",
+        "18446744073709551616",
+        "1kbb",
+        "1bk",
+        "1mg",
+        "17179869184gb",
+        "99999999999999999999b",
+    };
+    unsigned long long v;
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(good); i++) {
+        v = 42;
+        ck_assert_msg(akv_config_parse_memory(good[i].s, &v) == 0, "%s", good[i].s);
+        ck_assert_msg(v == good[i].v, "%s: %llu", good[i].s, v);
+    }
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        v = 42;
+        ck_assert_msg(akv_config_parse_memory(bad[i], &v) == -EINVAL, "%s", bad[i]);
+        ck_assert_msg(v == 42, "%s wrote %llu", bad[i], v);
+    }
+}
+END_TEST
+
+/* requirepass is stored but never shown: not by get, not in messages. */
+START_TEST(test_requirepass_secret)
+{
+    static const char *const lines[] = {
+        "requirepass \"Sw0rdf\\qsh\"",   "requirepass \"Sw0rdf\\x0gsh\"",
+        "requirepass \"Sw0rdf\\x00sh\"", "requirepass 'Sw0rdfish",
+        "requirepass \"Sw0rd\"fish",     "REQUIREPASS \"Sw0rdf\\\x01sh\"",
+    };
+    const char *argv[] = {"Sw0rdfish"};
+    char out[64] = "x";
+    size_t i;
+
+    ck_assert_int_eq(load("requirepass 'Sw0rdfish'\n"), 0);
+    ck_assert_str_eq(cfg.requirepass, "Sw0rdfish");
+    ck_assert_int_eq(akv_config_get(&cfg, "requirepass", out, sizeof(out)), -EPERM);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(load("requirepass ''\n"), 0);
+    ck_assert_ptr_null(cfg.requirepass);
+    ck_assert_int_eq(akv_config_set(&cfg, "requirepass", 1, argv, err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg.requirepass, "Sw0rdfish");
+    for (i = 0; i < ARRAY_SIZE(lines); i++) {
+        ck_assert_int_eq(load(lines[i]), -EINVAL);
+        ck_assert_msg(strstr(err, "Sw0rd") == NULL && strstr(err, "fish") == NULL &&
+                          strstr(err, "\\q") == NULL,
+                      "%s: %s", lines[i], err);
+        ck_assert_str_eq(err, "t.conf:1: bad quoting in a secret (not shown)");
+    }
+    /* The rejected lines left the password as it was. */
+    ck_assert_str_eq(cfg.requirepass, "Sw0rdfish");
 }
 END_TEST
 
@@ -741,6 +938,10 @@ START_TEST(test_shipped_conf)
     /* Every directive must be at its default after loading the file. */
     for (i = 0; names[i]; i++) {
         char a[4096], b[4096];
+        if (strcmp(names[i], "requirepass") == 0) {
+            ck_assert_ptr_null(cfg.requirepass);
+            continue;
+        }
         ck_assert_int_eq(akv_config_get(&cfg, names[i], a, sizeof(a)), 0);
         ck_assert_int_eq(akv_config_get(&def, names[i], b, sizeof(b)), 0);
         ck_assert_msg(strcmp(a, b) == 0, "%s: file gives '%s', default is '%s'", names[i], a, b);
@@ -862,6 +1063,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_persistence_directives);
+    tcase_add_test(tc, test_parse_memory);
+    tcase_add_test(tc, test_requirepass_secret);
     tcase_add_test(tc, test_loglevel_names);
     tcase_add_test(tc, test_agrees_with_engine);
     tcase_add_test(tc, test_load_file);

@@ -213,6 +213,46 @@ START_TEST(test_slots_reused_only_after_release)
 }
 END_TEST
 
+/* akv_store_memory_used falls when entries go (what maxmemory relies on),
+ * while akv_store_memory keeps the vector chunks. */
+START_TEST(test_memory_used)
+{
+    struct akv_store *s;
+    struct akv_store_snap a;
+    size_t empty, full, mem_full;
+    char k[16];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    empty = akv_store_memory_used(s);
+    ck_assert_uint_le(empty, akv_store_memory(s));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "w%d", i);
+        ck_assert_int_eq(set(s, k, "w1"), 0);
+    }
+    full = akv_store_memory_used(s);
+    mem_full = akv_store_memory(s);
+    ck_assert_uint_gt(full, empty + 1000 * 2 * akv_store_dim(s) * sizeof(float));
+    ck_assert_uint_lt(full, mem_full);
+    /* A DEL with no reader frees its slot at once (100 of them, to be
+     * clear of the bookkeeping arrays growing). */
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "w%d", i);
+        ck_assert_int_eq(akv_store_del(s, k, strlen(k)), 1);
+    }
+    ck_assert_uint_lt(akv_store_memory_used(s), full);
+    /* A snapshot keeps what it can see counted until it is released. */
+    akv_store_snap_take(s, &a);
+    akv_store_flush(s);
+    ck_assert_uint_ge(akv_store_memory_used(s), full - 4096);
+    akv_store_snap_release(s, &a);
+    akv_store_flush(s); /* reclaims; nothing left to remove */
+    /* Empty and unread, the store has given everything back. */
+    ck_assert_uint_eq(akv_store_memory_used(s), empty);
+    ck_assert_uint_lt(akv_store_memory(s), mem_full);
+    akv_store_destroy(s);
+}
+END_TEST
+
 struct seen {
     unsigned char *hits; /* per key index */
     size_t n;
@@ -465,6 +505,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_set_get_del);
     tcase_add_test(tc, test_snapshot_isolation);
     tcase_add_test(tc, test_slots_reused_only_after_release);
+    tcase_add_test(tc, test_memory_used);
     tcase_add_test(tc, test_scan_survives_growth);
     tcase_add_test(tc, test_concurrent_hammer);
     suite_add_tcase(s, tc);

@@ -64,6 +64,13 @@ size_t akv_store_count(const struct akv_store *s);
 /* Bytes the store has allocated (entries, text, vectors, index). */
 size_t akv_store_memory(const struct akv_store *s);
 
+/* The part of akv_store_memory that holds entries: all of it except the
+ * vector rows of slots free for reuse. Vector memory is allocated for 4096
+ * entries at a time and kept after DEL and FLUSHALL, so akv_store_memory
+ * never falls; this falls once removed entries are reclaimed (at once when
+ * no snapshot can still see them). What maxmemory is compared with. */
+size_t akv_store_memory_used(const struct akv_store *s);
+
 /* Iterates live entries for KEYS/SCAN: starting at cursor (0 to begin),
  * calls fn for about count entries (whole hash buckets at a time) and
  * returns the next cursor, 0 when the iteration is complete. As with Redis's
