@@ -547,6 +547,21 @@ static const struct directive directives[] = {
     ENUM_ROW("metric", query.metric, enum akv_metric, metric_names),
     ENUM_ROW("loglevel", loglevel, enum akv_loglevel, loglevel_names),
     STRING_ROW("logfile", logfile, 0),
+    INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
+    INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
+};
+
+/* The directives that CONFIG SET and a SIGHUP reload may change while the
+ * daemon runs: each is read afresh wherever it is used (the query defaults
+ * when a request is parsed, maxclients at each accept, the slow log
+ * settings after each command), or its change is applied at once by the
+ * server (loglevel, logfile). Everything else (addresses, the vectors, the
+ * worker count) is fixed at start-up. A directive added later is fixed until
+ * it is listed here. */
+static const char *const runtime_directives[] = {
+    "maxclients",      "count",    "attention", "temperature",
+    "metric",          "loglevel", "logfile",   "slowlog-log-slower-than",
+    "slowlog-max-len",
 };
 
 static const struct directive *lookup(const char *name)
@@ -627,6 +642,8 @@ int akv_config_init(struct akv_config *c)
     c->loglevel = AKV_LOG_NOTICE;
     c->logfile = NULL;
     c->config_file = NULL;
+    c->slowlog_slower_than = 10000;
+    c->slowlog_max_len = 128;
     return 0;
 
 fail:
@@ -980,6 +997,16 @@ const char *const *akv_config_names(void)
 {
     pthread_once(&names_once, names_build);
     return name_list;
+}
+
+int akv_config_runtime(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(runtime_directives); i++)
+        if (strcasecmp(name, runtime_directives[i]) == 0)
+            return 1;
+    return 0;
 }
 
 const char *akv_loglevel_name(enum akv_loglevel l)

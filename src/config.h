@@ -30,14 +30,17 @@ enum akv_loglevel { AKV_LOG_DEBUG = 0, AKV_LOG_VERBOSE, AKV_LOG_NOTICE, AKV_LOG_
 struct akv_config {
     char *bind[AKV_CONFIG_BIND_MAX]; /* addresses to listen on (default "127.0.0.1") */
     size_t nbind;
-    int port;                        /* default 6479; 0 = pick a free port (tests) */
-    char *vectors;                   /* path of the binary vocabulary; default: see akv_config_default_vectors */
-    int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
-    struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
-    int maxclients;                  /* default 10000 */
-    enum akv_loglevel loglevel;      /* default notice */
-    char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
-    char *config_file;               /* the file that was read, or NULL */
+    int port;      /* default 6479; 0 = pick a free port (tests) */
+    char *vectors; /* path of the binary vocabulary; default: see akv_config_default_vectors */
+    int workers;   /* worker threads; 0 = number of CPUs (default 0) */
+    struct akv_query_opts
+        query; /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
+    int maxclients;             /* default 10000 */
+    enum akv_loglevel loglevel; /* default notice */
+    char *logfile;              /* NULL or "" = stderr (default); the parser stores "" as NULL */
+    char *config_file;          /* the file that was read, or NULL */
+    int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
+    int slowlog_max_len;     /* entries kept; default 128 */
 };
 
 /* Fills c with defaults (allocating the default strings). Returns 0 or
@@ -88,6 +91,12 @@ int akv_config_get(const struct akv_config *c, const char *name, char *out, size
 /* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
  * (for CONFIG GET patterns). Static storage; any thread. */
 const char *const *akv_config_names(void);
+
+/* 1 if directive name may change while the daemon runs (CONFIG SET, and a
+ * SIGHUP reload of the file), 0 if it takes a restart or is unknown. The
+ * run-time ones are the query defaults, maxclients, loglevel, logfile and
+ * the slow log settings. Any thread. */
+int akv_config_runtime(const char *name);
 
 /* "debug", "verbose", "notice", "warning", or "unknown" for any other value.
  * Static storage; any thread. */

@@ -509,6 +509,7 @@ static int run_request(struct akv_conn *c, size_t argc)
         .argc = argc,
         .argv = sh->argv,
         .out = &c->out,
+        .peer = c->peer,
     };
 
     if (akv_cmd_dispatch(&ctx) < 0) {

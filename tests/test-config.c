@@ -560,9 +560,11 @@ END_TEST
 
 START_TEST(test_names)
 {
-    static const char *const expect[] = {"bind",    "port",     "maxclients", "workers",
-                                         "vectors", "count",    "attention",  "temperature",
-                                         "metric",  "loglevel", "logfile"};
+    static const char *const expect[] = {"bind",           "port",        "maxclients",
+                                         "workers",        "vectors",     "count",
+                                         "attention",      "temperature", "metric",
+                                         "loglevel",       "logfile",     "slowlog-log-slower-than",
+                                         "slowlog-max-len"};
     const char *const *names = akv_config_names();
     size_t i;
 
@@ -572,6 +574,28 @@ START_TEST(test_names)
     }
     ck_assert_uint_eq(i, ARRAY_SIZE(expect));
     ck_assert_ptr_eq(akv_config_names(), names);
+}
+END_TEST
+
+START_TEST(test_runtime_directives)
+{
+    static const char *const runtime[] = {
+        "maxclients",     "count",    "attention", "temperature",
+        "metric",         "loglevel", "logfile",   "slowlog-log-slower-than",
+        "slowlog-max-len"};
+    static const char *const fixed[] = {"bind", "port", "workers", "vectors", "nosuch"};
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(runtime); i++)
+        ck_assert_msg(akv_config_runtime(runtime[i]), "%s", runtime[i]);
+    ck_assert(akv_config_runtime("LOGLEVEL"));
+    for (i = 0; i < ARRAY_SIZE(fixed); i++)
+        ck_assert_msg(!akv_config_runtime(fixed[i]), "%s", fixed[i]);
+    ck_assert_int_eq(load("slowlog-log-slower-than -1\nslowlog-max-len 0"), 0);
+    ck_assert_int_eq(cfg.slowlog_slower_than, -1);
+    ck_assert_int_eq(cfg.slowlog_max_len, 0);
+    ck_assert_int_eq(load("slowlog-log-slower-than -2"), -EINVAL);
+    ck_assert_int_eq(load("slowlog-max-len 1000001"), -EINVAL);
 }
 END_TEST
 
@@ -816,6 +840,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_get_stray_enum);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_runtime_directives);
     tcase_add_test(tc, test_loglevel_names);
     tcase_add_test(tc, test_agrees_with_engine);
     tcase_add_test(tc, test_load_file);
