@@ -649,10 +649,15 @@ static const struct {
     int in_default;
     int (*fn)(struct akv_buf *b, const struct akv_cmd_env *env);
 } info_sections[] = {
-    {"server", "Server", 1, info_server},    {"clients", "Clients", 1, info_clients},
-    {"memory", "Memory", 1, info_memory},    {"stats", "Stats", 1, info_stats},
-    {"latency", "Latency", 1, info_latency}, {"commandstats", "Commandstats", 0, info_commandstats},
-    {"store", "Store", 1, info_store},       {"keyspace", "Keyspace", 1, info_keyspace},
+    {"server", "Server", 1, info_server},
+    {"clients", "Clients", 1, info_clients},
+    {"memory", "Memory", 1, info_memory},
+    /* The append-only file's "persistence" section belongs here. */
+    {"stats", "Stats", 1, info_stats},
+    {"latency", "Latency", 1, info_latency},
+    {"commandstats", "Commandstats", 0, info_commandstats},
+    {"store", "Store", 1, info_store},
+    {"keyspace", "Keyspace", 1, info_keyspace},
     {"vectors", "Vectors", 1, info_vectors},
 };
 

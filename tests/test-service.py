@@ -67,12 +67,16 @@ class Manager:
             except OSError:
                 return
             text = data.decode(errors="replace")
+            now = time.monotonic()
             with self.lock:
-                self.messages.append((time.monotonic(), text))
                 hooks = list(self.hooks)
+            # Hooks run before the message is recorded, so whoever waits
+            # for it sees what the hook found.
             for pred, cb in hooks:
                 if pred(text):
                     cb(text)
+            with self.lock:
+                self.messages.append((now, text))
 
     def texts(self):
         with self.lock:
@@ -190,11 +194,13 @@ def notify_run(env, address):
         ports = re.findall(r"listening on \S+:(\d+)", log)
         ready_checks["listening_logged"] = bool(ports)
         if ports:
+            ready_checks["port"] = int(ports[0])
             try:
                 c = Client(int(ports[0]), timeout=5)
+                ready_checks["local"] = c.sock.getsockname()
                 ready_checks["ping"] = c.cmd("PING")
                 c.close()
-            except OSError as e:
+            except Exception as e:  # recorded, checked below
                 ready_checks["ping"] = repr(e)
 
     m.hooks.append((lambda t: t == "READY=1", on_ready))
@@ -206,7 +212,7 @@ def notify_run(env, address):
         t = m.texts()
         i_ready = t.index("READY=1")
         assert ready_checks.get("listening_logged") and ready_checks.get("ping") == "PONG", \
-            (ready_checks, t)
+            (ready_checks, t, p.text())
         statuses = [x for x in t[:i_ready] if x.startswith("STATUS=")]
         assert any(x.startswith("STATUS=Loading the vectors from " + env.vectors) for x in statuses), t
         assert any(x.startswith("STATUS=Vectors loaded (%d words" % len(env.words))
