@@ -708,8 +708,8 @@ static int cmd_slowlog(struct akv_cmd_ctx *ctx)
     }
     if (arg_is(&ctx->argv[1], "HELP") && ctx->argc == 2) {
         static const char *const lines[] = {
-            "SLOWLOG GET [count] - the count newest entries (default 10, -1 for all): id, "
-            "unix time, microseconds, arguments, client address, client name",
+            ("SLOWLOG GET [count] - the count newest entries (default 10, -1 for all): id, "
+             "unix time, microseconds, arguments, client address, client name"),
             "SLOWLOG LEN - how many entries there are",
             "SLOWLOG RESET - forget every entry",
         };

@@ -60,7 +60,7 @@ START_TEST(test_watchdog_parse)
 }
 END_TEST
 
-static size_t fmt(char *buf, size_t cap, const char *f, ...)
+__attribute__((format(printf, 3, 4))) static size_t fmt(char *buf, size_t cap, const char *f, ...)
 {
     va_list ap;
     size_t n;
