@@ -42,6 +42,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "attnkv/embed.h"
 #include "attnkv/query.h"
 #include "glob.h"
@@ -368,6 +370,116 @@ static const struct {
     {"save", ""},
 };
 
+/* CONFIG SET name value [name value ...]: all or nothing, like Redis 7.
+ * Only the run-time directives (akv_config_runtime) may change; each new
+ * value is validated by the directive table, then made to take effect
+ * through env->apply_setting. If any step fails, the values set so far are
+ * put back. */
+static int config_set(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    size_t npairs = (ctx->argc - 2) / 2, done = 0, i;
+    char(*old)[4096] = NULL;
+    char name[64], value_err[512] = "", shown[SHOW_MAX + 4];
+    int rc = 0;
+
+    if (ctx->argc < 4 || (ctx->argc - 2) % 2 != 0)
+        return reply_wrong_arity(ctx);
+    for (i = 0; i < npairs; i++) {
+        const struct akv_slice *n = &ctx->argv[2 + 2 * i];
+        char probe[8];
+        show(n, shown, sizeof(shown));
+        if (n->len >= sizeof(name) || memchr(n->p, '\0', n->len))
+            return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
+        memcpy(name, n->p, n->len);
+        name[n->len] = '\0';
+        if (akv_config_get(env->config, name, probe, sizeof(probe)) == -ENOENT)
+            return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
+        if (!akv_config_runtime(name))
+            return akv_reply_errorf(ctx->out,
+                                    "ERR CONFIG SET '%s' cannot be changed at run time (edit "
+                                    "the configuration file and restart attnkvd)",
+                                    shown);
+    }
+    old = malloc(npairs * sizeof(*old));
+    if (!old)
+        return reply_oom(ctx->out);
+    for (done = 0; done < npairs; done++) {
+        const struct akv_slice *n = &ctx->argv[2 + 2 * done];
+        const struct akv_slice *v = &ctx->argv[3 + 2 * done];
+        char *value;
+        const char *argv1[1];
+
+        memcpy(name, n->p, n->len);
+        name[n->len] = '\0';
+        if (akv_config_get(env->config, name, old[done], sizeof(old[done])) < 0) {
+            rc = -EINVAL;
+            snprintf(value_err, sizeof(value_err), "its current value is too long");
+            break;
+        }
+        value = malloc(v->len + 1);
+        if (!value) {
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(value, v->p, v->len);
+        value[v->len] = '\0';
+        argv1[0] = value;
+        rc = memchr(v->p, '\0', v->len) ? -EINVAL : 0;
+        if (rc < 0)
+            snprintf(value_err, sizeof(value_err), "NUL byte in the value");
+        else
+            rc = akv_config_set(env->config, name, 1, argv1, value_err, sizeof(value_err));
+        free(value);
+        if (rc == 0 && env->apply_setting) {
+            rc = env->apply_setting(env, name, value_err, sizeof(value_err));
+            if (rc < 0) {
+                /* This one changed in the struct but could not take effect. */
+                const char *back[1] = {old[done]};
+                akv_config_set(env->config, name, 1, back, NULL, 0);
+                env->apply_setting(env, name, NULL, 0);
+            }
+        }
+        if (rc < 0)
+            break;
+        if (strcasecmp(name, "slowlog-max-len") == 0)
+            akv_slowlog_trim(&env->slowlog, (size_t)env->config->slowlog_max_len);
+    }
+    if (rc < 0) {
+        size_t failed = done;
+        /* Undo the ones that succeeded, newest first. */
+        while (done-- > 0) {
+            const struct akv_slice *n = &ctx->argv[2 + 2 * done];
+            const char *back[1] = {old[done]};
+            memcpy(name, n->p, n->len);
+            name[n->len] = '\0';
+            akv_config_set(env->config, name, 1, back, NULL, 0);
+            if (env->apply_setting)
+                env->apply_setting(env, name, NULL, 0);
+        }
+        free(old);
+        if (rc == -ENOMEM)
+            return reply_oom(ctx->out);
+        return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': %s",
+                                show(&ctx->argv[2 + 2 * failed], shown, sizeof(shown)),
+                                value_err[0] ? value_err : "invalid value");
+    }
+    free(old);
+    return akv_reply_status(ctx->out, "OK");
+}
+
+/* CONFIG RESETSTAT: zeroes the counters INFO shows (not the gauges). */
+static int config_resetstat(struct akv_cmd_ctx *ctx)
+{
+    struct akv_stats *st = &ctx->env->stats;
+    uint64_t connected = st->connected_clients, jobs = st->jobs_running;
+
+    memset(st, 0, sizeof(*st));
+    st->connected_clients = connected;
+    st->jobs_running = jobs;
+    return akv_reply_status(ctx->out, "OK");
+}
+
 static int cmd_config(struct akv_cmd_ctx *ctx)
 {
     const char *const *names = akv_config_names();
@@ -378,10 +490,12 @@ static int cmd_config(struct akv_cmd_ctx *ctx)
     if (!arg_is(&ctx->argv[1], "GET")) {
         char sb[SHOW_MAX + 4];
         if (arg_is(&ctx->argv[1], "SET"))
-            return akv_reply_error(ctx->out, "ERR CONFIG SET is not supported: edit the "
-                                             "configuration file and restart attnkvd");
+            return config_set(ctx);
+        if (arg_is(&ctx->argv[1], "RESETSTAT") && ctx->argc == 2)
+            return config_resetstat(ctx);
         return akv_reply_errorf(ctx->out,
-                                "ERR unknown CONFIG subcommand '%s' (only GET is supported)",
+                                "ERR unknown CONFIG subcommand '%s' (GET, SET and RESETSTAT "
+                                "are supported)",
                                 show(&ctx->argv[1], sb, sizeof(sb)));
     }
     if (ctx->argc < 3)
@@ -419,18 +533,6 @@ static int cmd_config(struct akv_cmd_ctx *ctx)
     return rc;
 }
 
-static int section_wanted(struct akv_cmd_ctx *ctx, const char *name)
-{
-    if (ctx->argc == 1)
-        return 1;
-    for (size_t i = 1; i < ctx->argc; i++) {
-        if (arg_is(&ctx->argv[i], name) || arg_is(&ctx->argv[i], "all") ||
-            arg_is(&ctx->argv[i], "default") || arg_is(&ctx->argv[i], "everything"))
-            return 1;
-    }
-    return 0;
-}
-
 static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     uint64_t up = (now_ns() - env->start_ns) / 1000000000u;
@@ -454,6 +556,58 @@ static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
                      env->stats.connected_clients, env->config->maxclients);
 }
 
+/* Resident set size in bytes, from /proc/self/statm; 0 if unknown. */
+static size_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* "1.50M" and the like, as Redis's *_human fields. */
+static const char *human(size_t n, char *buf, size_t cap)
+{
+    static const char units[] = "BKMGTP";
+    double v = (double)n;
+    size_t u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%zuB", n);
+    else
+        snprintf(buf, cap, "%.2f%c", v, units[u]);
+    return buf;
+}
+
+static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct rusage ru;
+    size_t rss = rss_bytes(), peak = 0;
+    char h1[32], h2[32];
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        peak = (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+    return bufprintf(b,
+                     "used_memory_rss:%zu\r\n"
+                     "used_memory_rss_human:%s\r\n"
+                     "used_memory_peak_rss:%zu\r\n"
+                     "used_memory_peak_rss_human:%s\r\n"
+                     "used_memory_store:%zu\r\n"
+                     "used_memory_vocabulary:%zu\r\n"
+                     "slowlog_entries:%zu\r\n",
+                     rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
+                     akv_store_memory(env->store), akv_vocab_bytes(env->vocab), env->slowlog.len);
+}
+
 static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     const struct akv_stats *st = &env->stats;
@@ -461,28 +615,77 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
     return bufprintf(b,
                      "total_connections_received:%" PRIu64 "\r\n"
                      "total_commands_processed:%" PRIu64 "\r\n"
+                     "total_error_replies:%" PRIu64 "\r\n"
                      "rejected_connections:%" PRIu64 "\r\n"
-                     "jobs_in_flight:%" PRIu64 "\r\n",
-                     st->connections_received, st->commands_processed, st->rejected_connections,
-                     st->jobs_running);
+                     "jobs_in_flight:%" PRIu64 "\r\n"
+                     "jobs_waiting:%zu\r\n",
+                     st->connections_received, st->commands_processed, st->error_replies,
+                     st->rejected_connections, st->jobs_running,
+                     env->queue_len ? env->queue_len(env) : (size_t)0);
 }
 
-static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
+static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    size_t keys = akv_store_count(env->store);
-    int rc =
-        bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", keys, akv_store_memory(env->store));
+    const struct akv_stats *st = &env->stats;
+    const struct akv_hist *h = &st->query_hist;
+    uint64_t p50 = akv_hist_quantile(h, 0.5), p90 = akv_hist_quantile(h, 0.9),
+             p99 = akv_hist_quantile(h, 0.99), p999 = akv_hist_quantile(h, 0.999);
+
+    return bufprintf(b,
+                     "query_count:%" PRIu64 "\r\n"
+                     "query_latency_mean_us:%" PRIu64 "\r\n"
+                     "query_latency_max_us:%" PRIu64 "\r\n"
+                     "query_latency_p50_us:%" PRIu64 "\r\n"
+                     "query_latency_p90_us:%" PRIu64 "\r\n"
+                     "query_latency_p99_us:%" PRIu64 "\r\n"
+                     "query_latency_p999_us:%" PRIu64 "\r\n"
+                     "latency_percentiles_usec_query:p50=%" PRIu64 ",p90=%" PRIu64 ",p99=%" PRIu64
+                     ",p99.9=%" PRIu64 "\r\n",
+                     st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
+                     st->query_us_max, p50, p90, p99, p999, p50, p90, p99, p999);
+}
+
+static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && t[i].name; i++) {
+        const struct akv_cmdstat *cs = &env->stats.cmd[i];
+        char lb[32];
+        if (cs->calls == 0 && cs->rejected == 0)
+            continue;
+        rc = bufprintf(b,
+                       "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64 ",usec_per_call=%.2f"
+                       ",rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
+                       lower(t[i].name, lb, sizeof(lb)), cs->calls, cs->usec,
+                       cs->calls ? (double)cs->usec / (double)cs->calls : 0.0, cs->rejected,
+                       cs->failed);
+    }
+    return rc;
+}
+
+static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    int rc = bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", akv_store_count(env->store),
+                       akv_store_memory(env->store));
 
     /* What maxmemory and maxkeys are compared with (0: no limit). */
     if (rc == 0)
         rc = bufprintf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
                        akv_store_memory_used(env->store), env->config->maxmemory,
                        env->config->maxkeys);
+    return rc;
+}
+
+static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    size_t keys = akv_store_count(env->store);
 
     /* The line Redis tools look for; Redis leaves it out for an empty db. */
-    if (rc == 0 && keys > 0)
-        rc = bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
-    return rc;
+    if (keys > 0)
+        return bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
+    return 0;
 }
 
 static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -495,18 +698,6 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
                      "vocabulary_load_ms:%.1f\r\n",
                      env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
                      akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab), env->vocab_load_ms);
-}
-
-static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
-{
-    const struct akv_stats *st = &env->stats;
-
-    return bufprintf(b,
-                     "query_count:%" PRIu64 "\r\n"
-                     "query_latency_mean_us:%" PRIu64 "\r\n"
-                     "query_latency_max_us:%" PRIu64 "\r\n",
-                     st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
-                     st->query_us_max);
 }
 
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -535,15 +726,39 @@ static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
                      pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
 }
 
+/* The INFO sections, in the order INFO prints them. A section is one row:
+ * its name (what INFO takes), its title, whether plain INFO (or INFO
+ * default) includes it, and the function that writes its fields. INFO all
+ * and INFO everything include every row. */
 static const struct {
     const char *name, *title;
+    int in_default;
     int (*fn)(struct akv_buf *b, const struct akv_cmd_env *env);
 } info_sections[] = {
-    {"server", "Server", info_server},    {"clients", "Clients", info_clients},
-    {"stats", "Stats", info_stats},       {"keyspace", "Keyspace", info_keyspace},
-    {"vectors", "Vectors", info_vectors}, {"latency", "Latency", info_latency},
-    {"persistence", "Persistence", info_persistence},
+    {"server", "Server", 1, info_server},
+    {"clients", "Clients", 1, info_clients},
+    {"memory", "Memory", 1, info_memory},
+    {"persistence", "Persistence", 1, info_persistence},
+    {"stats", "Stats", 1, info_stats},
+    {"latency", "Latency", 1, info_latency},
+    {"commandstats", "Commandstats", 0, info_commandstats},
+    {"store", "Store", 1, info_store},
+    {"keyspace", "Keyspace", 1, info_keyspace},
+    {"vectors", "Vectors", 1, info_vectors},
 };
+
+static int section_wanted(struct akv_cmd_ctx *ctx, size_t sec)
+{
+    if (ctx->argc == 1)
+        return info_sections[sec].in_default;
+    for (size_t i = 1; i < ctx->argc; i++) {
+        if (arg_is(&ctx->argv[i], info_sections[sec].name) || arg_is(&ctx->argv[i], "all") ||
+            arg_is(&ctx->argv[i], "everything") ||
+            (arg_is(&ctx->argv[i], "default") && info_sections[sec].in_default))
+            return 1;
+    }
+    return 0;
+}
 
 static int cmd_info(struct akv_cmd_ctx *ctx)
 {
@@ -552,7 +767,7 @@ static int cmd_info(struct akv_cmd_ctx *ctx)
 
     akv_buf_init(&b);
     for (size_t i = 0; rc == 0 && i < sizeof(info_sections) / sizeof(info_sections[0]); i++) {
-        if (!section_wanted(ctx, info_sections[i].name))
+        if (!section_wanted(ctx, i))
             continue;
         /* Sections are separated by an empty line, as in Redis. */
         rc = bufprintf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
@@ -561,6 +776,69 @@ static int cmd_info(struct akv_cmd_ctx *ctx)
     rc = rc ? rc : akv_reply_bulk(ctx->out, b.p ? b.p : "", b.len);
     akv_buf_fini(&b);
     return rc;
+}
+
+/* SLOWLOG GET [n] | LEN | RESET | HELP, as in Redis: GET replies the n
+ * newest entries (default 10; -1 for all), each [id, unix time, duration
+ * in µs, [arguments], client address, client name]. */
+static int cmd_slowlog(struct akv_cmd_ctx *ctx)
+{
+    struct akv_slowlog *sl = &ctx->env->slowlog;
+    char sb[SHOW_MAX + 4];
+
+    if (arg_is(&ctx->argv[1], "LEN") && ctx->argc == 2)
+        return akv_reply_int(ctx->out, (int64_t)sl->len);
+    if (arg_is(&ctx->argv[1], "RESET") && ctx->argc == 2) {
+        akv_slowlog_reset(sl);
+        return akv_reply_status(ctx->out, "OK");
+    }
+    if (arg_is(&ctx->argv[1], "HELP") && ctx->argc == 2) {
+        static const char *const lines[] = {
+            ("SLOWLOG GET [count] - the count newest entries (default 10, -1 for all): id, "
+             "unix time, microseconds, arguments, client address, client name"),
+            "SLOWLOG LEN - how many entries there are",
+            "SLOWLOG RESET - forget every entry",
+        };
+        int rc = akv_reply_array(ctx->out, 3);
+        for (size_t i = 0; rc == 0 && i < 3; i++)
+            rc = akv_reply_status(ctx->out, lines[i]);
+        return rc;
+    }
+    if (arg_is(&ctx->argv[1], "GET") && ctx->argc <= 3) {
+        size_t n = 10, i;
+        const struct akv_slowlog_entry *e;
+        int rc;
+
+        if (ctx->argc == 3) {
+            uint64_t v;
+            if (ctx->argv[2].len == 2 && memcmp(ctx->argv[2].p, "-1", 2) == 0)
+                n = sl->len;
+            else if (parse_u64(&ctx->argv[2], &v) == 0)
+                n = v < sl->len ? (size_t)v : sl->len;
+            else
+                return akv_reply_error(ctx->out, "ERR count should be greater than or equal to "
+                                                 "-1");
+        }
+        if (n > sl->len)
+            n = sl->len;
+        rc = akv_reply_array(ctx->out, n);
+        for (i = 0, e = sl->newest; rc == 0 && i < n && e; i++, e = e->older) {
+            rc = akv_reply_array(ctx->out, 6);
+            rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)e->id);
+            rc = rc ? rc : akv_reply_int(ctx->out, e->time);
+            rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)e->duration_us);
+            rc = rc ? rc : akv_reply_array(ctx->out, e->argc);
+            for (size_t a = 0; rc == 0 && a < e->argc; a++)
+                rc = akv_reply_bulk(ctx->out, e->argv[a].p, e->argv[a].len);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, e->peer);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, "");
+        }
+        return rc;
+    }
+    return akv_reply_errorf(ctx->out,
+                            "ERR unknown subcommand or wrong number of arguments for '%s'; "
+                            "SLOWLOG takes GET [count], LEN, RESET or HELP",
+                            show(&ctx->argv[1], sb, sizeof(sb)));
 }
 
 /* ------------------------------------------------------------------------
@@ -917,6 +1195,35 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
     return rc;
 }
 
+/* Counts one call of c that ran for us microseconds: the per-command
+ * counters, the error count and the slow log. slow is the job's argument
+ * copy (taken over: logged or freed), or NULL, in which case argv (still
+ * valid for a command answered at once) is copied if the call is slow. */
+static void account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
+                    struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
+                    const char *peer)
+{
+    struct akv_cmdstat *cs = &env->stats.cmd[c - akv_cmd_table()];
+    int threshold = env->config->slowlog_slower_than;
+
+    cs->calls++;
+    cs->usec += us;
+    if (failed) {
+        cs->failed++;
+        env->stats.error_replies++;
+    }
+    if (threshold >= 0 && us >= (uint64_t)threshold) {
+        if (!slow && argv)
+            slow = akv_slowlog_entry_new(argc, argv, peer);
+        if (slow) {
+            akv_slowlog_push(&env->slowlog, slow, (int64_t)time(NULL), us,
+                             (size_t)env->config->slowlog_max_len);
+            slow = NULL;
+        }
+    }
+    akv_slowlog_entry_free(slow);
+}
+
 /* Loop thread: formats the reply (while the snapshot is still held), then
  * lets go of the snapshot and the job. */
 static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
@@ -924,13 +1231,16 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     struct query_job *j = container_of(cj, struct query_job, base);
     struct akv_cmd_env *env = j->env;
 
+    uint64_t us = (now_ns() - j->t0) / 1000;
+    int failed = j->rc < 0;
+
     env->stats.jobs_running--;
     if (j->kind == JOB_QUERY && j->rc == 0) {
-        uint64_t us = (now_ns() - j->t0) / 1000;
         env->stats.query_count++;
         env->stats.query_us_sum += us;
         if (us > env->stats.query_us_max)
             env->stats.query_us_max = us;
+        akv_hist_record(&env->stats.query_hist, us);
     }
     if (out) {
         size_t mark = out->len;
@@ -947,8 +1257,14 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
             /* If even this fails the connection notices the short reply
              * only as a missing one; there is nothing better to send. */
             (void)reply_oom(out);
+            failed = 1;
         }
     }
+    if (cj->cmd) {
+        account(env, cj->cmd, us, failed, cj->slow, 0, NULL, NULL);
+        cj->slow = NULL;
+    }
+    akv_slowlog_entry_free(cj->slow);
     if (j->has_snap)
         akv_store_snap_release(env->store, &j->snap);
     free(j);
@@ -1000,6 +1316,9 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->base.pool.done = NULL; /* the connection sets it */
     j->base.finish = query_finish;
     j->base.owner = NULL;
+    j->base.cmd = NULL; /* akv_cmd_dispatch fills these three */
+    j->base.t0 = 0;
+    j->base.slow = NULL;
     j->kind = kind;
     j->store = env->store;
     j->vocab = env->vocab;
@@ -1050,13 +1369,17 @@ static const struct akv_cmd table[] = {
     {"HELP", 1, N, cmd_help, 0, 0, 0, "HELP", "list the commands"},
     {"COMMAND", -1, 0, cmd_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
-    {"CONFIG", -2, A, cmd_config, 0, 0, 0, "CONFIG GET pattern [pattern ...]",
-     "settings whose names match the glob patterns, as name, value pairs"},
+    {"CONFIG", -2, A, cmd_config, 0, 0, 0,
+     "CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT",
+     "read settings (name, value pairs), change the run-time ones, or zero the INFO counters"},
+    {"SLOWLOG", -2, A, cmd_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
+     "the commands slower than slowlog-log-slower-than microseconds, newest first"},
     {"AUTH", -2, F | N | AKV_CMD_SECRET, cmd_auth, 0, 0, 0, "AUTH [default] password",
      "authenticate the connection (when requirepass is set)"},
     {"SELECT", 2, F, cmd_select, 0, 0, 0, "SELECT 0", "accepted for clients; there is one db"},
-    {"INFO", -1, 0, cmd_info, 0, 0, 0, "INFO [section ...]",
-     "server, clients, stats, keyspace, vectors, latency and persistence figures"},
+    {"INFO", -1, 0, cmd_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
+     "server, clients, memory, persistence, stats, latency, commandstats, store, "
+     "keyspace and vectors figures"},
     {"SET", 3, W, cmd_set, 1, 1, 1, "SET key value",
      "store value under key; every word of both must be in the vocabulary"},
     {"GET", 2, R | F, cmd_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
@@ -1090,6 +1413,9 @@ static const struct akv_cmd table[] = {
 #undef A
 #undef N
 
+_Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
+               "raise AKV_CMD_STATS_MAX in cmd.h");
+
 const struct akv_cmd *akv_cmd_table(void)
 {
     return table;
@@ -1107,20 +1433,25 @@ const struct akv_cmd *akv_cmd_lookup(const char *name, size_t len)
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
 {
     const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[0].p, ctx->argv[0].len);
+    struct akv_cmd_env *env = ctx->env;
     size_t mark = ctx->out->len;
+    uint64_t t0 = now_ns();
     int rc;
 
     ctx->close_after_reply = 0;
     ctx->job = NULL;
     if (!c) {
         char sb[SHOW_MAX + 4];
+        env->stats.error_replies++;
         rc = akv_reply_errorf(ctx->out, "ERR unknown command '%s' (HELP lists the commands)",
                               show(&ctx->argv[0], sb, sizeof(sb)));
         goto out;
     }
-    ctx->env->stats.commands_processed++;
+    env->stats.commands_processed++;
     if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
+        env->stats.cmd[c - table].rejected++;
+        env->stats.error_replies++;
         rc = reply_wrong_arity(ctx);
         goto out;
     }
@@ -1135,6 +1466,18 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         goto out;
     }
     rc = c->handler(ctx);
+    if (ctx->job) {
+        /* Counted when the job finishes. Its arguments are copied now, as
+         * they will be gone by then, unless the slow log is off. */
+        ctx->job->cmd = c;
+        ctx->job->t0 = t0;
+        if (rc == 0 && env->config->slowlog_slower_than >= 0)
+            ctx->job->slow = akv_slowlog_entry_new(ctx->argc, ctx->argv, ctx->peer);
+    } else {
+        account(env, c, (now_ns() - t0) / 1000,
+                rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL, ctx->argc,
+                ctx->argv, ctx->peer);
+    }
 out:
     if (rc < 0) {
         /* A reply cut short would desynchronise the client: drop it. */

@@ -26,11 +26,25 @@
 #include "attnkv/vocab.h"
 #include "config.h"
 #include "persist.h"
+#include "hist.h"
 #include "pool.h"
 #include "proto.h"
 #include "reply.h"
+#include "slowlog.h"
 
-/* Counters for INFO. Loop thread only. */
+/* Most commands the table may hold (for the per-command counters). */
+#define AKV_CMD_STATS_MAX 64
+
+/* Per-command counters for INFO commandstats, as Redis keeps them. */
+struct akv_cmdstat {
+    uint64_t calls;    /* ran (whether or not they failed) */
+    uint64_t usec;     /* total time; for pool jobs, dispatch to result */
+    uint64_t failed;   /* ran and replied an error */
+    uint64_t rejected; /* refused before running: wrong number of arguments */
+};
+
+/* Counters for INFO. Loop thread only. CONFIG RESETSTAT zeroes all but
+ * connected_clients and jobs_running. */
 struct akv_stats {
     uint64_t connections_received; /* accepted, including rejected ones */
     uint64_t rejected_connections; /* turned away at maxclients */
@@ -39,13 +53,16 @@ struct akv_stats {
     uint64_t query_count;  /* QUERY replies sent (errors excluded) */
     uint64_t query_us_sum; /* from dispatch to reply, queueing included */
     uint64_t query_us_max;
-    uint64_t jobs_running; /* QUERY/EXPLAIN/NEIGHBORS jobs on the pool */
+    uint64_t jobs_running;                     /* QUERY/EXPLAIN/NEIGHBORS jobs on the pool */
+    uint64_t error_replies;                    /* -ERR replies to commands, unknown ones included */
+    struct akv_hist query_hist;                /* QUERY latency, µs, like query_us_* */
+    struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
 };
 
 /* What handlers may read and change: everything the daemon shares between
  * connections. Filled by main/server; owned by the loop thread. */
 struct akv_cmd_env {
-    const struct akv_config *config;
+    struct akv_config *config; /* CONFIG SET changes the run-time directives */
     const struct akv_vocab *vocab;
     struct akv_store *store;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
@@ -56,6 +73,15 @@ struct akv_cmd_env {
     unsigned workers;         /* worker threads in the pool */
     time_t start_time;        /* wall clock, for uptime */
     uint64_t start_ns;        /* monotonic, for uptime */
+    struct akv_slowlog slowlog;
+    /* Set by the server; NULL in tests. apply_setting makes a directive
+     * that CONFIG SET has just changed take effect (reopening the log for
+     * logfile); a failure makes CONFIG SET put the old value back. It
+     * returns 0 or a negative errno with a reason in err. queue_len is the
+     * number of jobs waiting for a worker. */
+    int (*apply_setting)(struct akv_cmd_env *env, const char *name, char *err, size_t errlen);
+    size_t (*queue_len)(const struct akv_cmd_env *env);
+    void *hook_data;
 };
 
 /* A pool job prepared by a handler. The connection owns it from dispatch
@@ -66,6 +92,10 @@ struct akv_cmd_job {
     struct akv_pool_job pool; /* work set by cmd.c; done set by the connection */
     void (*finish)(struct akv_cmd_job *job, struct akv_buf *out);
     void *owner; /* the connection, for its done callback */
+    /* Set by akv_cmd_dispatch, for the statistics and the slow log. */
+    const struct akv_cmd *cmd;
+    uint64_t t0;                    /* monotonic ns at dispatch */
+    struct akv_slowlog_entry *slow; /* argv copy, when the slow log may want it */
 };
 
 /* One call of a command. */
@@ -75,6 +105,7 @@ struct akv_cmd_ctx {
     const struct akv_slice *argv; /* argv[0] is the command name */
     struct akv_buf *out;          /* the reply goes here */
     int authenticated;            /* in and out: the connection's AUTH state */
+    const char *peer;             /* "ip:port" of the client, or NULL */
     /* Set by the handler. */
     int close_after_reply;   /* QUIT: flush, then close the connection */
     struct akv_cmd_job *job; /* run this on the pool; the reply comes from finish */

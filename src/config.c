@@ -692,6 +692,22 @@ static const struct directive directives[] = {
     ENUM_ROW("appendfsync", appendfsync, enum akv_fsync, fsync_names),
     INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
     MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
+    INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
+    INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
+};
+
+/* The directives that CONFIG SET and a SIGHUP reload may change while the
+ * daemon runs: each is read afresh wherever it is used (the query defaults
+ * when a request is parsed, maxclients at each accept, the slow log
+ * settings after each command), or its change is applied at once by the
+ * server (loglevel, logfile). Everything else (addresses, the vectors, the
+ * worker count) is fixed at start-up. A directive added later is fixed until
+ * it is listed here. */
+static const char *const runtime_directives[] = {
+    "maxclients",      "count",    "attention", "temperature",
+    "metric",          "loglevel", "logfile",   "slowlog-log-slower-than",
+    "slowlog-max-len", "timeout",  "maxmemory", "maxkeys",
+    "max-key-len",     "max-value-len", "client-output-buffer-limit",
 };
 
 static const struct directive *lookup(const char *name)
@@ -794,6 +810,8 @@ int akv_config_init(struct akv_config *c)
     c->appendfsync = AKV_FSYNC_EVERYSEC;
     c->aof_rewrite_percentage = 100;
     c->aof_rewrite_min_size = 64LL << 20;
+    c->slowlog_slower_than = 10000;
+    c->slowlog_max_len = 128;
     return 0;
 
 fail:
@@ -1170,6 +1188,16 @@ const char *const *akv_config_names(void)
 {
     pthread_once(&names_once, names_build);
     return name_list;
+}
+
+int akv_config_runtime(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(runtime_directives); i++)
+        if (strcasecmp(name, runtime_directives[i]) == 0)
+            return 1;
+    return 0;
 }
 
 const char *akv_loglevel_name(enum akv_loglevel l)

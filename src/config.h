@@ -65,6 +65,8 @@ struct akv_config {
     enum akv_fsync appendfsync;      /* default everysec */
     int aof_rewrite_percentage;      /* auto rewrite past this growth, 0 = off (default 100) */
     unsigned long long aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
+    int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
+    int slowlog_max_len;     /* entries kept; default 128 */
 };
 
 /* Fills c with defaults (allocating the default strings). Returns 0 or
@@ -124,6 +126,12 @@ int akv_config_parse_memory(const char *s, unsigned long long *out);
 /* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
  * (for CONFIG GET patterns). Static storage; any thread. */
 const char *const *akv_config_names(void);
+
+/* 1 if directive name may change while the daemon runs (CONFIG SET, and a
+ * SIGHUP reload of the file), 0 if it takes a restart or is unknown. The
+ * run-time ones are the query defaults, maxclients, loglevel, logfile and
+ * the slow log settings. Any thread. */
+int akv_config_runtime(const char *name);
 
 /* "debug", "verbose", "notice", "warning", or "unknown" for any other value.
  * Static storage; any thread. */

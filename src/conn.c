@@ -690,6 +690,7 @@ static int run_request(struct akv_conn *c, size_t argc)
         .argv = sh->argv,
         .out = &c->out,
         .authenticated = c->authenticated,
+        .peer = c->peer,
     };
 
     struct akv_persist *aof = sh->env->persist;

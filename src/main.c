@@ -9,6 +9,12 @@
  * worker threads are started by the server (src/server.c) and joined before
  * akv_server_run returns.
  *
+ * Under a service manager (src/notify.c): STATUS= lines while the vectors
+ * load, READY=1 once the listeners accept, STOPPING=1 when shutdown starts
+ * (server.c). SIGHUP re-reads the configuration file (reload_config below)
+ * and applies the directives that may change at run time; flags given at
+ * start-up still override the file.
+ *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), after --help,
  * --version and a successful --test-config; 1 for a bad configuration or
  * flag, a vectors file that cannot be opened, or a listener that cannot be
@@ -31,6 +37,7 @@
 #include "config.h"
 #include "log.h"
 #include "persist.h"
+#include "notify.h"
 #include "server.h"
 
 #ifndef AKV_VERSION
@@ -57,7 +64,10 @@ static void usage(FILE *f)
                "  -h, --help           print this help and exit\n"
                "\n"
                "Flags override the config file. SIGINT or SIGTERM shut the daemon down\n"
-               "after the work in progress; SIGHUP reopens the log file.\n");
+               "after the work in progress; SIGHUP reopens the log file and reloads the\n"
+               "settings that can change at run time. Under systemd, attnkvd reports\n"
+               "readiness ($NOTIFY_SOCKET), serves sockets passed in $LISTEN_FDS and\n"
+               "answers the watchdog ($WATCHDOG_USEC). See attnkvd(8).\n");
 }
 
 static double now_ms(void)
@@ -105,6 +115,89 @@ static int open_vectors(const char *path, struct akv_vocab **voc, double *ms)
     return rc;
 }
 
+/* The command-line flags that set directives, kept so that a reload can
+ * apply them over the file again. */
+struct flags {
+    const char *port, *vectors, *loglevel, *workers;
+    const char *binds[AKV_CONFIG_BIND_MAX];
+    size_t nbinds;
+};
+
+/* Applies the flags to cfg; prints "attnkvd: --flag: reason" if one is bad. */
+static int apply_flags(struct akv_config *cfg, const struct flags *f)
+{
+    if ((f->port && apply_flag(cfg, "port", "port", 1, &f->port) < 0) ||
+        (f->nbinds && apply_flag(cfg, "bind", "bind", f->nbinds, f->binds) < 0) ||
+        (f->vectors && apply_flag(cfg, "vectors", "vectors", 1, &f->vectors) < 0) ||
+        (f->loglevel && apply_flag(cfg, "loglevel", "loglevel", 1, &f->loglevel) < 0) ||
+        (f->workers && apply_flag(cfg, "workers", "workers", 1, &f->workers) < 0))
+        return -1;
+    return 0;
+}
+
+struct reload_ctx {
+    struct akv_cmd_env *env;
+    const struct flags *flags;
+};
+
+/* SIGHUP, on the loop thread: reads the configuration file again into a
+ * fresh struct (so a bad file changes nothing), applies the flags over it,
+ * then copies every run-time directive whose value changed into the live
+ * settings and makes it take effect; a changed directive that needs a
+ * restart is only reported. */
+static void reload_config(void *arg)
+{
+    struct reload_ctx *r = arg;
+    struct akv_cmd_env *env = r->env;
+    struct akv_config *live = env->config;
+    const char *const *names = akv_config_names();
+    struct akv_config fresh;
+    char err[512] = "";
+    size_t changed = 0;
+
+    if (!live->config_file) {
+        akv_log(AKV_LOG_NOTICE, "SIGHUP: no configuration file to reload");
+        return;
+    }
+    if (akv_config_init(&fresh) < 0) {
+        akv_log(AKV_LOG_WARNING, "SIGHUP: out of memory; settings unchanged");
+        return;
+    }
+    if (akv_config_load_file(&fresh, live->config_file, err, sizeof(err)) < 0 ||
+        apply_flags(&fresh, r->flags) < 0) {
+        akv_log(AKV_LOG_WARNING, "SIGHUP: %s; settings unchanged", err[0] ? err : "bad flag");
+        akv_config_fini(&fresh);
+        return;
+    }
+    for (size_t i = 0; names[i]; i++) {
+        char was[4096], now[4096];
+        const char *argv1[1] = {now};
+
+        if (akv_config_get(live, names[i], was, sizeof(was)) < 0 ||
+            akv_config_get(&fresh, names[i], now, sizeof(now)) < 0 || strcmp(was, now) == 0)
+            continue;
+        if (!akv_config_runtime(names[i])) {
+            akv_log(AKV_LOG_WARNING, "SIGHUP: %s changed in %s; restart attnkvd to apply it",
+                    names[i], live->config_file);
+            continue;
+        }
+        if (akv_config_set(live, names[i], 1, argv1, err, sizeof(err)) < 0 ||
+            env->apply_setting(env, names[i], err, sizeof(err)) < 0) {
+            const char *back[1] = {was};
+            akv_config_set(live, names[i], 1, back, NULL, 0);
+            env->apply_setting(env, names[i], NULL, 0);
+            akv_log(AKV_LOG_WARNING, "SIGHUP: %s: %s; keeping '%s'", names[i], err, was);
+            continue;
+        }
+        akv_log(AKV_LOG_NOTICE, "SIGHUP: %s changed from '%s' to '%s'", names[i], was, now);
+        changed++;
+    }
+    akv_slowlog_trim(&env->slowlog, (size_t)live->slowlog_max_len);
+    akv_log(AKV_LOG_NOTICE, "SIGHUP: reloaded %s: %zu setting%s changed", live->config_file,
+            changed, changed == 1 ? "" : "s");
+    akv_config_fini(&fresh);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -114,10 +207,9 @@ int main(int argc, char **argv)
         {"test-config", no_argument, NULL, 't'},    {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *config_file = NULL, *port = NULL, *vectors = NULL, *loglevel = NULL,
-               *workers = NULL;
-    const char *binds[AKV_CONFIG_BIND_MAX];
-    size_t nbinds = 0;
+    const char *config_file = NULL;
+    struct flags fl = {0};
+    struct reload_ctx reload = {0};
     int test_config = 0, opt, status = 1, rc;
     struct akv_config cfg;
     struct akv_vocab *voc = NULL;
@@ -135,23 +227,23 @@ int main(int argc, char **argv)
             config_file = optarg;
             break;
         case 'p':
-            port = optarg;
+            fl.port = optarg;
             break;
         case 'b':
-            if (nbinds == AKV_CONFIG_BIND_MAX) {
+            if (fl.nbinds == AKV_CONFIG_BIND_MAX) {
                 fprintf(stderr, "attnkvd: --bind: at most %d addresses\n", AKV_CONFIG_BIND_MAX);
                 return EXIT_USAGE;
             }
-            binds[nbinds++] = optarg;
+            fl.binds[fl.nbinds++] = optarg;
             break;
         case 'V':
-            vectors = optarg;
+            fl.vectors = optarg;
             break;
         case 'l':
-            loglevel = optarg;
+            fl.loglevel = optarg;
             break;
         case 'w':
-            workers = optarg;
+            fl.workers = optarg;
             break;
         case 't':
             test_config = 1;
@@ -173,6 +265,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    memset(&env, 0, sizeof(env));
+    akv_slowlog_init(&env.slowlog);
     if (akv_config_init(&cfg) < 0) {
         fprintf(stderr, "attnkvd: out of memory\n");
         return 1;
@@ -181,14 +275,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "attnkvd: %s\n", err);
         goto out;
     }
-    if ((port && apply_flag(&cfg, "port", "port", 1, &port) < 0) ||
-        (nbinds && apply_flag(&cfg, "bind", "bind", nbinds, binds) < 0) ||
-        (vectors && apply_flag(&cfg, "vectors", "vectors", 1, &vectors) < 0) ||
-        (loglevel && apply_flag(&cfg, "loglevel", "loglevel", 1, &loglevel) < 0) ||
-        (workers && apply_flag(&cfg, "workers", "workers", 1, &workers) < 0))
+    if (apply_flags(&cfg, &fl) < 0)
         goto out;
 
-    memset(&env, 0, sizeof(env));
+    if (!test_config) {
+        rc = akv_notify_open();
+        if (rc < 0)
+            fprintf(stderr, "attnkvd: NOTIFY_SOCKET unusable (%s); not notifying\n", strerror(-rc));
+    }
+    akv_notify_status("Loading the vectors from %s", cfg.vectors);
     if (open_vectors(cfg.vectors, &voc, &env.vocab_load_ms) < 0)
         goto out;
     if (test_config) {
@@ -216,6 +311,8 @@ int main(int argc, char **argv)
     akv_log(AKV_LOG_NOTICE, "vectors %s: %zu words, dimension %u, loaded in %.1f ms", cfg.vectors,
             akv_vocab_count(voc), (unsigned)akv_vocab_dim(voc), env.vocab_load_ms);
 
+    akv_notify_status("Vectors loaded (%zu words, dimension %u); starting", akv_vocab_count(voc),
+                      (unsigned)akv_vocab_dim(voc));
     rc = akv_store_create(&store, voc);
     if (rc < 0) {
         akv_log(AKV_LOG_WARNING, "cannot create the store: %s", strerror(-rc));
@@ -228,8 +325,9 @@ int main(int argc, char **argv)
     }
     loop_ready = 1;
 
-    /* The AOF is replayed before anything listens. */
+    /* The AOF is replayed before anything listens (and before READY=1). */
     if (cfg.appendonly) {
+        akv_notify_status("Replaying the append-only file %s/%s", cfg.dir, cfg.appendfilename);
         rc = akv_persist_open(&persist, &loop, store, &cfg, err, sizeof(err));
         if (rc < 0) {
             akv_log(AKV_LOG_WARNING, "cannot load the append-only file: %s", err);
@@ -253,7 +351,15 @@ int main(int argc, char **argv)
     rc = akv_server_create(&srv, &loop, &env, &cfg);
     if (rc < 0)
         goto out;
+    reload.env = &env;
+    reload.flags = &fl;
+    akv_server_set_reload(srv, reload_config, &reload);
     akv_log(AKV_LOG_NOTICE, "ready: %u worker threads, maxclients %d", env.workers, cfg.maxclients);
+    /* The listeners accept from here on (the kernel queues connections
+     * until the loop runs), so the service manager may send clients. */
+    akv_notify("READY=1");
+    akv_notify_status("Ready: port %d, %zu keys, %u worker threads", env.tcp_port,
+                      akv_store_count(store), env.workers);
 
     akv_server_run(srv);
     status = 0;
@@ -275,8 +381,10 @@ out:
         }
     }
     akv_persist_destroy(persist);
+    akv_slowlog_reset(&env.slowlog);
     akv_store_destroy(store);
     akv_vocab_destroy(voc);
+    akv_notify_close();
     if (status == 0 && !test_config)
         akv_log(AKV_LOG_NOTICE, "bye");
     akv_log_close();

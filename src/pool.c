@@ -54,6 +54,7 @@ struct akv_pool {
     /* Under mu. */
     struct akv_pool_job *qhead, *qtail;
     struct akv_pool_job *dhead, *dtail;
+    size_t queued; /* jobs in the q list, not yet taken by a worker */
     int stopping;
     /* Loop thread only. */
     size_t pending;
@@ -81,6 +82,7 @@ static void *worker_main(void *arg)
         p->qhead = job->next;
         if (!p->qhead)
             p->qtail = NULL;
+        p->queued--;
         pthread_mutex_unlock(&p->mu);
 
         job->work(job);
@@ -206,6 +208,7 @@ int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job)
     else
         p->qhead = job;
     p->qtail = job;
+    p->queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     p->pending++;
@@ -215,6 +218,16 @@ int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job)
 size_t akv_pool_pending(const struct akv_pool *p)
 {
     return p->pending;
+}
+
+size_t akv_pool_queued(struct akv_pool *p)
+{
+    size_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->queued;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 unsigned akv_pool_threads(const struct akv_pool *p)

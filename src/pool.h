@@ -41,6 +41,9 @@ int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job);
 /* Jobs submitted whose done callback has not run yet. */
 size_t akv_pool_pending(const struct akv_pool *p);
 
+/* Jobs submitted that no worker has started yet (INFO's queue length). */
+size_t akv_pool_queued(struct akv_pool *p);
+
 unsigned akv_pool_threads(const struct akv_pool *p);
 
 /* Stops the pool: jobs already queued still run and get their done callback

@@ -10,14 +10,23 @@
  * Handles owned here, each embedded in its owner and freed in (or after) its
  * close callback: one uv_tcp_t per listening address (each in its own
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
- * uv_signal_t handles, a timer used for the shutdown grace period, and the
+ * uv_signal_t handles, a timer used for the shutdown grace period, the
  * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
- * every AKV_CONN_CRON_MS. The pool owns one uv_async_t; each connection
- * owns its TCP handle and maybe a linger timer.
+ * every AKV_CONN_CRON_MS, and, when the service manager asks for one, the
+ * watchdog timer. The pool owns one uv_async_t; each connection owns its
+ * TCP handle and maybe a linger timer.
  *
  * Accepting: past maxclients a client gets "-ERR max number of clients
  * reached"; then, in protected mode without a password, a client from an
  * address other than loopback gets "-DENIED ..." (both then close).
+ *
+ * Service manager: when systemd passes listening sockets ($LISTEN_FDS,
+ * src/activation.c) they are served instead of the bind/port settings. The
+ * watchdog timer sends WATCHDOG=1 every half of $WATCHDOG_USEC from the
+ * loop, so a wedged loop stops the pings. Shutdown starts with STOPPING=1.
+ * SIGHUP reopens the log, then calls the reload callback (main.c re-reads
+ * the configuration file and applies the run-time directives through
+ * env->apply_setting, as CONFIG SET does).
  *
  * Shutdown (SIGINT or SIGTERM):
  *   1. the listeners close, so no client is accepted any more;
@@ -45,9 +54,12 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
+#include "activation.h"
 #include "conn.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 
 #define LISTEN_BACKLOG 511
@@ -78,6 +90,10 @@ struct akv_server {
     int timer_ready;
     uv_timer_t cron; /* akv_conn_cron */
     int cron_ready;
+    uv_timer_t watchdog; /* WATCHDOG=1 pings, when asked for */
+    int watchdog_ready;
+    void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
+    void *reload_arg;
     int stopping;  /* shutdown started */
     int finishing; /* step 3 started */
 };
@@ -246,6 +262,57 @@ static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *s
     return 0;
 }
 
+/* Serves a listening socket inherited from the service manager. */
+static int listen_inherited(struct akv_server *s, int fd, int *port)
+{
+    struct listener *l, **grown;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    int type = 0, listening = 0, p, rc;
+    socklen_t olen = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen) < 0 || type != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&bound, &blen) < 0 ||
+        (bound.ss_family != AF_INET && bound.ss_family != AF_INET6)) {
+        akv_log(AKV_LOG_WARNING,
+                "inherited descriptor %d is not a TCP socket (attnkvd serves TCP only)", fd);
+        return -EINVAL;
+    }
+    olen = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) < 0 || !listening) {
+        akv_log(AKV_LOG_WARNING, "inherited descriptor %d is not a listening socket", fd);
+        return -EINVAL;
+    }
+    grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    s->listeners = grown;
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->srv = s;
+    rc = uv_tcp_init(s->loop, &l->tcp);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    l->tcp.data = l;
+    s->listeners[s->nlisteners++] = l;
+    s->open_listeners++;
+    p = addr_name((struct sockaddr *)&bound, l->name, sizeof(l->name));
+    rc = uv_tcp_open(&l->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cannot serve inherited socket %s: %s", l->name, uv_strerror(rc));
+        return rc;
+    }
+    if (*port == 0 || s->nlisteners == 1)
+        *port = p;
+    akv_log(AKV_LOG_NOTICE, "listening on %s (socket from the service manager)", l->name);
+    return 0;
+}
+
 /* Parses one bind address (an IPv4 or IPv6 literal, as config.c accepts;
  * AI_NUMERICHOST keeps getaddrinfo from ever asking DNS) and listens on it. */
 static int listen_spec(struct akv_server *s, const char *spec, int *port)
@@ -307,6 +374,8 @@ static void close_rest(struct akv_server *s)
         uv_close((uv_handle_t *)&s->timer, NULL);
     if (s->cron_ready && !uv_is_closing((uv_handle_t *)&s->cron))
         uv_close((uv_handle_t *)&s->cron, NULL);
+    if (s->watchdog_ready && !uv_is_closing((uv_handle_t *)&s->watchdog))
+        uv_close((uv_handle_t *)&s->watchdog, NULL);
 }
 
 static void on_final_step(uv_timer_t *t)
@@ -350,6 +419,9 @@ void akv_server_stop(struct akv_server *s)
         return;
     }
     s->stopping = 1;
+    akv_notify("STOPPING=1");
+    akv_notify_status("Shutting down: %" PRIu64 " clients, %zu jobs in flight",
+                      s->env->stats.connected_clients, akv_pool_pending(s->pool));
     akv_log(AKV_LOG_NOTICE, "shutting down: %" PRIu64 " clients, %zu jobs in flight",
             s->env->stats.connected_clients, akv_pool_pending(s->pool));
     close_listeners(s);
@@ -364,14 +436,63 @@ static void on_signal(uv_signal_t *h, int signum)
 
     if (signum == SIGHUP) {
         int rc = akv_log_reopen();
+        akv_notify("RELOADING=1");
         if (rc < 0)
             akv_log(AKV_LOG_WARNING, "SIGHUP: reopening the log: %s", strerror(-rc));
         else
             akv_log(AKV_LOG_NOTICE, "SIGHUP: log reopened");
+        if (s->reload)
+            s->reload(s->reload_arg);
+        akv_notify("READY=1");
         return;
     }
     akv_log(AKV_LOG_NOTICE, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     akv_server_stop(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Run-time settings and the watchdog.
+ */
+
+/* env->apply_setting: makes a run-time directive that has just changed in
+ * the config take effect. Most are read where they are used; the log needs
+ * doing. On failure the caller puts the old value back and calls this again
+ * (with err NULL), which reopens the old log. */
+static int apply_setting(struct akv_cmd_env *env, const char *name, char *err, size_t errlen)
+{
+    const struct akv_config *cfg = env->config;
+
+    if (strcmp(name, "loglevel") == 0) {
+        akv_log_set_level(cfg->loglevel);
+    } else if (strcmp(name, "logfile") == 0) {
+        int rc = akv_log_open(cfg->logfile);
+        if (rc < 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "cannot open the log file %s: %s", cfg->logfile,
+                         strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static size_t queue_len(const struct akv_cmd_env *env)
+{
+    const struct akv_server *s = env->hook_data;
+
+    return s && s->pool ? akv_pool_queued(s->pool) : 0;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    akv_notify("WATCHDOG=1");
+}
+
+void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *arg)
+{
+    s->reload = fn;
+    s->reload_arg = arg;
 }
 
 /* ------------------------------------------------------------------------
@@ -466,11 +587,43 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
         }
     }
 
-    port = cfg->port;
-    for (size_t i = 0; i < cfg->nbind; i++) {
-        rc = listen_spec(s, cfg->bind[i], &port);
+    if (akv_notify_watchdog_usec() > 0) {
+        uint64_t ms = akv_notify_watchdog_usec() / 2000;
+        rc = uv_timer_init(loop, &s->watchdog);
         if (rc < 0)
             goto fail;
+        s->watchdog.data = s;
+        s->watchdog_ready = 1;
+        /* Once now, then every half interval, as sd_watchdog_enabled(3)
+         * advises. */
+        uv_timer_start(&s->watchdog, on_watchdog, 0, ms > 0 ? ms : 1);
+        akv_log(AKV_LOG_VERBOSE, "watchdog: pinging every %" PRIu64 " ms", ms > 0 ? ms : 1);
+    }
+
+    port = cfg->port;
+    rc = akv_activation_listen_fds();
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "bad LISTEN_FDS/LISTEN_PID from the service manager");
+        goto fail;
+    }
+    if (rc > 0) {
+        int n = rc;
+        port = 0;
+        akv_log(AKV_LOG_NOTICE,
+                "socket-activated: serving %d inherited sockets; bind and port "
+                "are ignored",
+                n);
+        for (int i = 0; i < n; i++) {
+            rc = listen_inherited(s, AKV_ACTIVATION_FD_START + i, &port);
+            if (rc < 0)
+                goto fail;
+        }
+    } else {
+        for (size_t i = 0; i < cfg->nbind; i++) {
+            rc = listen_spec(s, cfg->bind[i], &port);
+            if (rc < 0)
+                goto fail;
+        }
     }
     if (s->nlisteners == 0) {
         akv_log(AKV_LOG_WARNING, "no address to listen on");
@@ -479,6 +632,9 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     }
     env->tcp_port = port;
     log_access(s);
+    env->apply_setting = apply_setting;
+    env->queue_len = queue_len;
+    env->hook_data = s;
     *out = s;
     return 0;
 

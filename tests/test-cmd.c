@@ -247,9 +247,13 @@ START_TEST(test_info_config)
     ck_assert_ptr_nonnull(strstr(r, "tcp_port:1234\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "\r\n\r\n# Latency\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "vocabulary_size:9\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "# Memory\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "# Store\r\nkeys:0\r\n"));
+    ck_assert_ptr_null(strstr(r, "# Commandstats")); /* not a default section */
     r = run("INFO", "keyspace", END);
-    ck_assert_ptr_nonnull(strstr(r, "# Keyspace\r\nkeys:0\r\n"));
-    ck_assert_ptr_null(strstr(r, "db0:"));
+    ck_assert_str_eq(r, "$12\r\n# Keyspace\r\n\r\n");
+    r = run("INFO", "everything", END);
+    ck_assert_ptr_nonnull(strstr(r, "# Commandstats\r\ncmdstat_info:calls=2,"));
     ck_assert_str_eq(run("CONFIG", "GET", "PORT", END), "*2\r\n$4\r\nport\r\n$4\r\n6479\r\n");
     /* appendonly is a real directive; save is answered for redis-benchmark. */
     ck_assert_str_eq(run("CONFIG", "GET", "save", "appendonly", END),
@@ -395,7 +399,75 @@ START_TEST(test_set_limits)
         ck_assert_str_eq(run("FLUSHALL", END), "+OK\r\n");
         ck_assert_str_eq(run("SET", "dog", "animal", END), "+OK\r\n");
     }
-    ck_assert_ptr_nonnull(strstr(run("INFO", "keyspace", END), "maxmemory:"));
+    ck_assert_ptr_nonnull(strstr(run("INFO", "store", END), "maxmemory:"));
+}
+END_TEST
+
+START_TEST(test_config_set)
+{
+    ck_assert_str_eq(run("CONFIG", "SET", "count", "2", END), "+OK\r\n");
+    ck_assert_uint_eq(cfg.query.k, 2);
+    ck_assert_str_eq(run("CONFIG", "SET", "metric", "cosine", "temperature", "0.5", END),
+                     "+OK\r\n");
+    ck_assert_int_eq(cfg.query.metric, AKV_METRIC_COSINE);
+    ck_assert(cfg.query.temperature == 0.5);
+    /* All or nothing: the bad second value undoes the first. */
+    ck_assert_str_eq(run("CONFIG", "SET", "count", "3", "metric", "nope", END),
+                     "-ERR CONFIG SET 'metric': bad metric 'nope' (expected l2|cosine|dot)\r\n");
+    ck_assert_uint_eq(cfg.query.k, 2);
+    ck_assert_str_eq(run("CONFIG", "SET", "port", "1", END),
+                     "-ERR CONFIG SET 'port' cannot be changed at run time (edit the "
+                     "configuration file and restart attnkvd)\r\n");
+    ck_assert_str_eq(run("CONFIG", "SET", "nosuch", "1", END),
+                     "-ERR Unknown option 'nosuch' for CONFIG SET\r\n");
+    ck_assert_str_eq(run("CONFIG", "SET", "count", END),
+                     "-ERR wrong number of arguments for 'config' command\r\n");
+    ck_assert_str_eq(run("CONFIG", "GET", "count", END), "*2\r\n$5\r\ncount\r\n$1\r\n2\r\n");
+    /* QUERY now returns two words by default. */
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_ptr_nonnull(strstr(run("QUERY", "dog", END), "*2\r\n"));
+    ck_assert_str_eq(run("CONFIG", "RESETSTAT", END), "+OK\r\n");
+    ck_assert_uint_eq(env.stats.commands_processed, 0);
+    ck_assert_uint_eq(env.stats.query_hist.count, 0);
+}
+END_TEST
+
+START_TEST(test_slowlog_and_commandstats)
+{
+    const char *r;
+
+    cfg.slowlog_slower_than = 0; /* everything */
+    cfg.slowlog_max_len = 3;
+    run("SET", "cat", "animal", END);
+    run("QUERY", "dog", "COUNT", "1", END);
+    run("QUERY", "zzz", END); /* an unknown word: fails at once */
+    run("GET", END);          /* wrong arity: rejected, not logged */
+    ck_assert_uint_eq(env.slowlog.len, 3);
+    ck_assert_str_eq(run("SLOWLOG", "LEN", END), ":3\r\n");
+    r = run("SLOWLOG", "GET", "1", END);
+    /* The newest entry is the SLOWLOG LEN itself. */
+    ck_assert_ptr_nonnull(strstr(r, "*1\r\n*6\r\n:3\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "*2\r\n$7\r\nSLOWLOG\r\n$3\r\nLEN\r\n$0\r\n\r\n$0\r\n\r\n"));
+    r = run("SLOWLOG", "GET", "-1", END);
+    ck_assert_ptr_nonnull(strstr(r, "*3\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$5\r\nQUERY\r\n$3\r\nzzz\r\n"));
+    ck_assert_ptr_nonnull(strstr(run("SLOWLOG", "GET", "x", END), "-ERR count"));
+    ck_assert_str_eq(run("SLOWLOG", "RESET", END), "+OK\r\n");
+    ck_assert_uint_eq(env.slowlog.len, 1); /* RESET is logged after it ran */
+    ck_assert_ptr_nonnull(strstr(run("SLOWLOG", "FLY", END), "-ERR unknown subcommand"));
+    cfg.slowlog_slower_than = -1; /* off: the FLY above was the last one logged */
+    run("PING", END);
+    ck_assert_str_eq(run("SLOWLOG", "LEN", END), ":2\r\n");
+
+    r = run("INFO", "commandstats", END);
+    ck_assert_ptr_nonnull(strstr(r, "cmdstat_query:calls=2,"));
+    ck_assert_ptr_nonnull(strstr(r, "rejected_calls=0,failed_calls=1\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "cmdstat_get:calls=0,usec=0,usec_per_call=0.00,"
+                                    "rejected_calls=1,failed_calls=0\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "cmdstat_set:calls=1,"));
+    ck_assert_uint_eq(env.stats.query_hist.count, 1);
+    r = run("INFO", "latency", END);
+    ck_assert_ptr_nonnull(strstr(r, "latency_percentiles_usec_query:p50="));
 }
 END_TEST
 
@@ -415,6 +487,8 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_auth_without_password);
     tcase_add_test(tc, test_auth_with_password);
     tcase_add_test(tc, test_set_limits);
+    tcase_add_test(tc, test_config_set);
+    tcase_add_test(tc, test_slowlog_and_commandstats);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -669,7 +669,9 @@ START_TEST(test_names)
                                          "appendfilename",
                                          "appendfsync",
                                          "auto-aof-rewrite-percentage",
-                                         "auto-aof-rewrite-min-size"};
+                                         "auto-aof-rewrite-min-size",
+                                         "slowlog-log-slower-than",
+                                         "slowlog-max-len"};
     const char *const *names = akv_config_names();
     size_t i;
 
@@ -814,6 +816,28 @@ START_TEST(test_requirepass_secret)
     }
     /* The rejected lines left the password as it was. */
     ck_assert_str_eq(cfg.requirepass, "Sw0rdfish");
+}
+END_TEST
+
+START_TEST(test_runtime_directives)
+{
+    static const char *const runtime[] = {
+        "maxclients",     "count",    "attention", "temperature",
+        "metric",         "loglevel", "logfile",   "slowlog-log-slower-than",
+        "slowlog-max-len"};
+    static const char *const fixed[] = {"bind", "port", "workers", "vectors", "nosuch"};
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(runtime); i++)
+        ck_assert_msg(akv_config_runtime(runtime[i]), "%s", runtime[i]);
+    ck_assert(akv_config_runtime("LOGLEVEL"));
+    for (i = 0; i < ARRAY_SIZE(fixed); i++)
+        ck_assert_msg(!akv_config_runtime(fixed[i]), "%s", fixed[i]);
+    ck_assert_int_eq(load("slowlog-log-slower-than -1\nslowlog-max-len 0"), 0);
+    ck_assert_int_eq(cfg.slowlog_slower_than, -1);
+    ck_assert_int_eq(cfg.slowlog_max_len, 0);
+    ck_assert_int_eq(load("slowlog-log-slower-than -2"), -EINVAL);
+    ck_assert_int_eq(load("slowlog-max-len 1000001"), -EINVAL);
 }
 END_TEST
 
@@ -1065,6 +1089,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_persistence_directives);
     tcase_add_test(tc, test_parse_memory);
     tcase_add_test(tc, test_requirepass_secret);
+    tcase_add_test(tc, test_runtime_directives);
     tcase_add_test(tc, test_loglevel_names);
     tcase_add_test(tc, test_agrees_with_engine);
     tcase_add_test(tc, test_load_file);

@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""Integration tests for attnkvd as a service: the test plays systemd.
+
+Usage: test-service.py [-k NAME]
+
+It binds its own NOTIFY_SOCKET (a Unix datagram socket, by path and in the
+abstract namespace) and checks READY=1 (sent only once the port accepts),
+the STATUS= lines, WATCHDOG=1 pings (WATCHDOG_USEC=200 ms) and STOPPING=1 on
+SIGTERM; passes a listening socket as descriptor 3 with LISTEN_FDS and
+LISTEN_PID (set by a tiny sh wrapper that then execs the daemon, so the pid
+is the daemon's); and checks INFO counters against known activity,
+SLOWLOG, CONFIG SET and the SIGHUP reload (log reopened, settings applied).
+
+Environment: AKV_ATTNKVD (the daemon, required), AKV_BUILD_ROOT,
+AKV_DAEMON_WRAPPER (as in test-daemon.py). Helpers (the RESP client, the
+synthetic vocabulary) come from test-daemon.py. Every wait has a timeout.
+"""
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("akv_test_daemon", os.path.join(HERE, "test-daemon.py"))
+td = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(td)
+
+Client, is_err = td.Client, td.is_err
+START_TIMEOUT = td.START_TIMEOUT
+
+
+class Manager:
+    """The service manager's side of sd_notify: a datagram socket that
+    records every message with the time it arrived."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if path.startswith("@"):
+            self.sock.bind("\0" + path[1:])
+        else:
+            self.sock.bind(path)
+        self.address = path
+        self.sock.settimeout(0.05)
+        self.messages = []  # (monotonic time, text)
+        self.hooks = []  # (predicate, callback) run on the receiving thread
+        self.lock = threading.Lock()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            text = data.decode(errors="replace")
+            now = time.monotonic()
+            with self.lock:
+                hooks = list(self.hooks)
+            # Hooks run before the message is recorded, so whoever waits
+            # for it sees what the hook found.
+            for pred, cb in hooks:
+                if pred(text):
+                    cb(text)
+            with self.lock:
+                self.messages.append((now, text))
+
+    def texts(self):
+        with self.lock:
+            return [t for _, t in self.messages]
+
+    def wait_for(self, text, timeout=START_TIMEOUT, count=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(1 for t in self.texts() if t == text or t.startswith(text)) >= count:
+                return
+            time.sleep(0.01)
+        raise AssertionError("no %r from attnkvd; got %r" % (text, self.texts()))
+
+    def close(self):
+        self.done = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+class Proc:
+    """attnkvd started the way systemd starts it."""
+
+    def __init__(self, workdir, vectors, args=(), env=None, listen_sock=None, name="svc",
+                 logfile=None):
+        self.exe = os.environ["AKV_ATTNKVD"]
+        self.outpath = os.path.join(workdir, name + ".out")
+        self.logpath = logfile or self.outpath
+        self.out = open(self.outpath, "wb")
+        wrapper = shlex.split(os.environ.get("AKV_DAEMON_WRAPPER", ""))
+        cmd = wrapper + [self.exe, "--vectors", vectors, "--loglevel", "verbose"] + list(args)
+        e = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
+            e.pop(k, None)
+        e.update(env or {})
+        pass_fds = ()
+        if listen_sock is not None:
+            # Descriptor 3 and LISTEN_PID of the process that will be
+            # attnkvd: sh sets both, then execs it (same pid).
+            fd = listen_sock.fileno()
+            e["LISTEN_FDS"] = "1"
+            move = "exec 3<&%d %d<&-; " % (fd, fd) if fd != 3 else ""
+            script = move + 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"'
+            cmd = ["/bin/sh", "-c", script, "sh"] + cmd
+            pass_fds = (fd,)
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=e, pass_fds=pass_fds)
+        self.port = None
+
+    def text(self, path=None):
+        try:
+            with open(path or self.logpath, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_ready_log(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            t = self.text()
+            if "ready:" in t:
+                self.port = int(re.findall(r"listening on \S+:(\d+)", t)[0])
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("attnkvd exited with %s:\n%s%s" % (
+                    self.proc.returncode, self.text(self.outpath), t))
+            time.sleep(0.02)
+        self.proc.kill()
+        raise AssertionError("attnkvd did not start:\n" + self.text())
+
+    def client(self):
+        return Client(self.port)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("attnkvd did not exit:\n" + self.text()[-4000:])
+        self.out.close()
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def info_fields(c, *sections):
+    info = c.cmd("INFO", *sections)
+    return dict(l.split(":", 1) for l in info.split("\r\n") if ":" in l)
+
+
+def notify_run(env, address):
+    """READY=1 timing, STATUS lines, watchdog and STOPPING=1 on one socket."""
+    if not address.startswith("@"):
+        address = os.path.join(env.workdir, address)
+    m = Manager(address)
+    ready_checks = {}
+
+    def on_ready(_):
+        # At the moment READY=1 arrives the port must already accept.
+        log = p.text()
+        ports = re.findall(r"listening on \S+:(\d+)", log)
+        ready_checks["listening_logged"] = bool(ports)
+        if ports:
+            ready_checks["port"] = int(ports[0])
+            try:
+                c = Client(int(ports[0]), timeout=5)
+                ready_checks["local"] = c.sock.getsockname()
+                ready_checks["ping"] = c.cmd("PING")
+                c.close()
+            except Exception as e:  # recorded, checked below
+                ready_checks["ping"] = repr(e)
+
+    m.hooks.append((lambda t: t == "READY=1", on_ready))
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="notify",
+             env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
+    try:
+        m.wait_for("READY=1")
+        p.wait_ready_log()
+        t = m.texts()
+        i_ready = t.index("READY=1")
+        assert ready_checks.get("listening_logged") and ready_checks.get("ping") == "PONG", \
+            (ready_checks, t, p.text())
+        statuses = [x for x in t[:i_ready] if x.startswith("STATUS=")]
+        assert any(x.startswith("STATUS=Loading the vectors from " + env.vectors) for x in statuses), t
+        assert any(x.startswith("STATUS=Vectors loaded (%d words" % len(env.words))
+                   for x in statuses), t
+        m.wait_for("STATUS=Ready: port %d" % p.port)
+        # Pings every 100 ms (half of 200 ms): at least 5 in the next 0.8 s.
+        n0 = t.count("WATCHDOG=1")
+        time.sleep(0.8)
+        n1 = m.texts().count("WATCHDOG=1")
+        assert n1 - n0 >= 5, (n0, n1)
+        stamps = [ts for ts, x in m.messages if x == "WATCHDOG=1"]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        assert max(gaps[-5:]) < 0.19, gaps  # each within the 200 ms budget
+        rc = p.stop()
+        assert rc == 0, p.text()[-3000:]
+        t = m.texts()
+        assert "STOPPING=1" in t, t
+        assert t.index("STOPPING=1") > t.index("READY=1")
+        assert any(x.startswith("STATUS=Shutting down") for x in t), t
+    finally:
+        p.kill()
+        m.close()
+
+
+@test
+def test_notify_path_socket(env):
+    notify_run(env, "notify.sock")
+
+
+@test
+def test_notify_abstract_socket(env):
+    notify_run(env, "@akv-test-notify-%d" % os.getpid())
+
+
+@test
+def test_watchdog_for_another_pid(env):
+    m = Manager(os.path.join(env.workdir, "wd.sock"))
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="wdpid",
+             env={"NOTIFY_SOCKET": m.address, "WATCHDOG_USEC": "100000", "WATCHDOG_PID": "1"})
+    try:
+        m.wait_for("READY=1")
+        time.sleep(0.4)
+        assert "WATCHDOG=1" not in m.texts(), m.texts()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+        m.close()
+
+
+@test
+def test_outside_systemd(env):
+    """No NOTIFY_SOCKET: nothing is sent and nothing breaks."""
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="plain",
+             env={"WATCHDOG_USEC": "100000"})
+    try:
+        p.wait_ready_log()
+        c = p.client()
+        assert c.cmd("PING") == "PONG"
+        c.close()
+        assert p.stop() == 0
+        assert "watchdog" not in p.text()
+    finally:
+        p.kill()
+
+
+@test
+def test_socket_activation(env):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    port = ls.getsockname()[1]
+    # A client may connect before the daemon even runs: the socket queues it.
+    early = Client(port)
+    early.send(Client.encode("PING"))
+    m = Manager(os.path.join(env.workdir, "act.sock"))
+    # --port 0 is ignored: the inherited socket is served instead.
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="act", listen_sock=ls,
+             env={"NOTIFY_SOCKET": m.address})
+    ls.close()  # the daemon has its own copy
+    try:
+        m.wait_for("READY=1")
+        p.wait_ready_log()
+        assert p.port == port, (p.port, port)
+        assert "socket from the service manager" in p.text(), p.text()
+        assert early.read() == "PONG"
+        early.close()
+        c = p.client()
+        assert int(info_fields(c, "server")["tcp_port"]) == port
+        c.close()
+        assert p.stop() == 0
+        assert "STOPPING=1" in m.texts()
+    finally:
+        p.kill()
+        m.close()
+
+
+@test
+def test_socket_activation_not_tcp(env):
+    """A Unix socket handed over is refused: attnkvd serves TCP only."""
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(os.path.join(env.workdir, "unix.sock"))
+    ls.listen(1)
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="actunix", listen_sock=ls)
+    ls.close()
+    try:
+        rc = p.proc.wait(timeout=60)
+        assert rc == 1, (rc, p.text())
+        assert "is not a TCP socket" in p.text(), p.text()
+    finally:
+        p.kill()
+
+
+@test
+def test_socket_activation_other_pid(env):
+    """LISTEN_PID naming another process: the daemon binds by itself."""
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="actpid",
+             env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
+    try:
+        p.wait_ready_log()
+        assert "socket from the service manager" not in p.text()
+        c = p.client()
+        assert c.cmd("PING") == "PONG"
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@test
+def test_info_counts(env):
+    p = Proc(env.workdir, env.vectors, ("--port", "0", "--workers", "2"), name="info")
+    try:
+        p.wait_ready_log()
+        c = p.client()
+        assert c.cmd("SET", "cat", "animal") == "OK"
+        assert c.cmd("SET", "dog", "animal") == "OK"
+        n = 25
+        for i in range(n):
+            assert len(c.cmd("QUERY", "king")) == 5
+        assert is_err(c.cmd("QUERY", "zzzzqqq"), "unknown word")
+        assert is_err(c.cmd("GET"), "wrong number")
+        extra = [p.client() for _ in range(3)]
+        for x in extra:
+            assert x.cmd("PING") == "PONG"
+        f = info_fields(c, "everything")
+        q = dict(kv.split("=") for kv in f["cmdstat_query"].split(","))
+        assert int(q["calls"]) == n + 1 and int(q["failed_calls"]) == 1, q
+        assert int(q["rejected_calls"]) == 0 and int(q["usec"]) > 0, q
+        assert float(q["usec_per_call"]) > 0, q
+        s = dict(kv.split("=") for kv in f["cmdstat_set"].split(","))
+        assert s["calls"] == "2" and s["failed_calls"] == "0", s
+        g = dict(kv.split("=") for kv in f["cmdstat_get"].split(","))
+        assert g["calls"] == "0" and g["rejected_calls"] == "1", g
+        assert int(f["query_count"]) == n
+        assert int(f["connected_clients"]) == 4
+        assert int(f["total_connections_received"]) == 4
+        assert int(f["rejected_connections"]) == 0
+        assert int(f["total_error_replies"]) == 2
+        assert int(f["jobs_waiting"]) == 0 and int(f["jobs_in_flight"]) == 0
+        pct = [int(f["query_latency_p%s_us" % k]) for k in ("50", "90", "99", "999")]
+        assert 0 < pct[0] <= pct[1] <= pct[2] <= pct[3] <= int(f["query_latency_max_us"]), pct
+        assert f["latency_percentiles_usec_query"] == "p50=%d,p90=%d,p99=%d,p99.9=%d" % tuple(pct)
+        assert int(f["used_memory_rss"]) > 1 << 20
+        assert int(f["used_memory_store"]) > 0 and f["keys"] == "2"
+        assert int(f["vocabulary_size"]) == len(env.words)
+        assert f["vocabulary_file"] == env.vectors and int(f["vector_dim"]) == env.dim
+        plain = c.cmd("INFO")
+        for sec in ("Server", "Clients", "Memory", "Stats", "Latency", "Store", "Keyspace",
+                    "Vectors"):
+            assert "# %s\r\n" % sec in plain, plain
+        assert "# Commandstats" not in plain
+        assert "# Commandstats" in c.cmd("INFO", "all")
+        assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+        f = info_fields(c, "everything")
+        assert "cmdstat_query" not in f and f["query_count"] == "0"
+        assert f["connected_clients"] == "4"
+        for x in extra:
+            x.close()
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@test
+def test_slowlog(env):
+    p = Proc(env.workdir, env.vectors, ("--port", "0"), name="slow")
+    try:
+        p.wait_ready_log()
+        c = p.client()
+        assert c.cmd("SLOWLOG", "LEN") == 0  # default threshold 10 ms: nothing yet
+        assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0") == "OK"
+        c.cmd("SET", "cat", "animal")
+        c.cmd("QUERY", "dog", "COUNT", "2")
+        c.cmd("SET", "k" * 300, "animal")  # fails, and is cut in the log
+        entries = c.cmd("SLOWLOG", "GET", "-1")
+        assert len(entries) == 4, entries  # CONFIG SET, SET, QUERY, SET
+        newest = entries[0]
+        assert len(newest) == 6
+        ident, when, dur, argv, addr, name = newest
+        assert argv[0] == "SET" and argv[1].startswith("k" * 128)
+        assert argv[1].endswith("... (172 more bytes)"), argv
+        assert abs(when - time.time()) < 60 and dur >= 0 and name == ""
+        local = c.sock.getsockname()
+        assert addr == "%s:%d" % local, (addr, local)
+        q = entries[1]
+        assert q[3] == ["QUERY", "dog", "COUNT", "2"] and q[0] == ident - 1, q
+        assert [e[0] for e in entries] == sorted((e[0] for e in entries), reverse=True)
+        assert len(c.cmd("SLOWLOG", "GET", "2")) == 2
+        assert c.cmd("CONFIG", "SET", "slowlog-max-len", "2") == "OK"
+        assert c.cmd("SLOWLOG", "LEN") == 2
+        assert c.cmd("SLOWLOG", "RESET") == "OK"
+        assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "-1") == "OK"
+        c.cmd("PING")
+        assert c.cmd("SLOWLOG", "LEN") == 1  # only the SLOWLOG RESET itself
+        assert "slowlog-log-slower-than" in c.cmd("CONFIG", "GET", "slowlog*")
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@test
+def test_config_set(env):
+    p = Proc(env.workdir, env.vectors, ("--port", "0", "--loglevel", "notice"), name="cset")
+    try:
+        p.wait_ready_log()
+        c = p.client()
+        c.cmd("SET", "cat", "animal")
+        assert len(c.cmd("QUERY", "dog")) == 5
+        assert c.cmd("CONFIG", "SET", "count", "2") == "OK"
+        assert len(c.cmd("QUERY", "dog")) == 2
+        assert c.cmd("CONFIG", "GET", "count") == ["count", "2"]
+        r = c.cmd("CONFIG", "SET", "port", "7000")
+        assert is_err(r, "CONFIG SET 'port' cannot be changed at run time"), r
+        for name, val in (("bind", "::1"), ("workers", "3"), ("vectors", "/x")):
+            assert is_err(c.cmd("CONFIG", "SET", name, val), "cannot be changed at run time")
+        assert is_err(c.cmd("CONFIG", "SET", "count", "0"), "bad count")
+        assert is_err(c.cmd("CONFIG", "SET", "nope", "1"), "Unknown option")
+        # loglevel: debug lines appear only after the change.
+        assert "debug:" not in p.text()
+        assert c.cmd("CONFIG", "SET", "loglevel", "debug", "maxclients", "2") == "OK"
+        x = p.client()
+        assert x.cmd("PING") == "PONG"
+        y = p.client()
+        assert is_err(y.read(), "max number of clients reached")
+        y.close()
+        x.close()
+        assert c.cmd("CONFIG", "SET", "maxclients", "100") == "OK"
+        # logfile: lines go to the new file from now on.
+        newlog = os.path.join(env.workdir, "cset-new.log")
+        assert c.cmd("CONFIG", "SET", "logfile", newlog) == "OK"
+        c.cmd("PING")
+        bad = c.cmd("CONFIG", "SET", "logfile", os.path.join(env.workdir, "no", "such", "x.log"))
+        assert is_err(bad, "cannot open the log file"), bad
+        assert c.cmd("CONFIG", "GET", "logfile") == ["logfile", newlog]
+        c.close()
+        assert p.stop() == 0
+        with open(newlog) as f:
+            t = f.read()
+        assert "bye" in t, t
+    finally:
+        p.kill()
+
+
+@test
+def test_sighup_reload(env):
+    conf = os.path.join(env.workdir, "hup.conf")
+    log = os.path.join(env.workdir, "hup.log")
+
+    def write_conf(count, port="0", extra=""):
+        with open(conf, "w") as f:
+            f.write('port %s\ncount %d\nlogfile "%s"\nloglevel notice\n%s' % (port, count, log,
+                                                                              extra))
+
+    write_conf(3)
+    p = Proc(env.workdir, env.vectors, ("--config", conf, "--loglevel", "verbose"), name="hup",
+             logfile=log)
+    try:
+        p.wait_ready_log()
+        c = p.client()
+        c.cmd("SET", "cat", "animal")
+        assert len(c.cmd("QUERY", "dog")) == 3
+        # logrotate: move the file away, change the config, SIGHUP.
+        os.rename(log, log + ".1")
+        write_conf(4, port="1234", extra="metric cosine\n")
+        p.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in p.text(log):
+            assert time.monotonic() < deadline, p.text(log) + p.text(log + ".1")
+            time.sleep(0.02)
+        t = p.text(log)
+        assert "SIGHUP: log reopened" in t, t
+        assert "SIGHUP: count changed from '3' to '4'" in t, t
+        assert "SIGHUP: metric changed from 'l2' to 'cosine'" in t, t
+        assert "port changed" in t and "restart attnkvd" in t, t
+        # The --loglevel flag still wins over the file's loglevel.
+        assert "loglevel changed" not in t, t
+        assert len(c.cmd("QUERY", "dog")) == 4
+        assert c.cmd("CONFIG", "GET", "metric") == ["metric", "cosine"]
+        assert c.cmd("CONFIG", "GET", "port")[1] != "1234"
+        # A broken file changes nothing.
+        with open(conf, "a") as f:
+            f.write("count many\n")
+        p.proc.send_signal(signal.SIGHUP)
+        while "settings unchanged" not in p.text(log):
+            assert time.monotonic() < deadline + 10, p.text(log)
+            time.sleep(0.02)
+        assert len(c.cmd("QUERY", "dog")) == 4
+        c.close()
+        assert p.stop() == 0
+        assert "bye" in p.text(log)
+    finally:
+        p.kill()
+
+
+def main(argv):
+    only = argv[argv.index("-k") + 1] if "-k" in argv else None
+    if "AKV_ATTNKVD" not in os.environ:
+        print("AKV_ATTNKVD must name the attnkvd binary")
+        return 2
+    workdir = tempfile.mkdtemp(prefix="akv-service-test-")
+    failed = 0
+    try:
+        env = td.Env(workdir)
+        for fn in TESTS:
+            if only and only not in fn.__name__:
+                continue
+            t0 = time.monotonic()
+            try:
+                fn(env)
+                print("ok   %-40s %6.2fs" % (fn.__name__, time.monotonic() - t0), flush=True)
+            except Exception:
+                failed += 1
+                print("FAIL %-40s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    finally:
+        if os.environ.get("AKV_TEST_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print("kept", workdir)
+    print("%d failed" % failed)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

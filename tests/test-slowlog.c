@@ -1,0 +1,101 @@
+/*
+ * test-slowlog.c - the slow log (src/slowlog.c): order, ids, trimming and
+ * the Redis-style cutting of long arguments.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slowlog.h"
+
+static struct akv_slice sl_(const char *s)
+{
+    struct akv_slice a = {s, strlen(s)};
+    return a;
+}
+
+START_TEST(test_push_order_trim)
+{
+    struct akv_slowlog sl;
+    struct akv_slice argv[2] = {sl_("QUERY"), sl_("cat")};
+
+    akv_slowlog_init(&sl);
+    for (int i = 0; i < 5; i++) {
+        struct akv_slowlog_entry *e = akv_slowlog_entry_new(2, argv, "127.0.0.1:5000");
+        ck_assert_ptr_nonnull(e);
+        akv_slowlog_push(&sl, e, 1000 + i, 10 * (uint64_t)i, 3);
+    }
+    ck_assert_uint_eq(sl.len, 3);
+    ck_assert_uint_eq(sl.newest->id, 4);
+    ck_assert_uint_eq(sl.newest->duration_us, 40);
+    ck_assert_int_eq(sl.newest->time, 1004);
+    ck_assert_uint_eq(sl.oldest->id, 2);
+    ck_assert_ptr_eq(sl.newest->older->older, sl.oldest);
+    ck_assert_str_eq(sl.newest->peer, "127.0.0.1:5000");
+    ck_assert_uint_eq(sl.newest->argc, 2);
+    ck_assert_int_eq(memcmp(sl.newest->argv[1].p, "cat", 3), 0);
+    akv_slowlog_trim(&sl, 1);
+    ck_assert_uint_eq(sl.len, 1);
+    ck_assert_ptr_eq(sl.newest, sl.oldest);
+    akv_slowlog_reset(&sl);
+    ck_assert_uint_eq(sl.len, 0);
+    ck_assert_ptr_null(sl.newest);
+    /* Ids go on after a reset; max_len 0 keeps nothing. */
+    akv_slowlog_push(&sl, akv_slowlog_entry_new(2, argv, NULL), 1, 1, 0);
+    ck_assert_uint_eq(sl.len, 0);
+    akv_slowlog_push(&sl, akv_slowlog_entry_new(2, argv, NULL), 1, 1, 10);
+    ck_assert_uint_eq(sl.newest->id, 6);
+    ck_assert_str_eq(sl.newest->peer, "");
+    akv_slowlog_reset(&sl);
+}
+END_TEST
+
+START_TEST(test_cutting)
+{
+    struct akv_slice argv[40];
+    char big[300];
+    char words[40][8];
+    struct akv_slowlog_entry *e;
+
+    memset(big, 'x', sizeof(big));
+    argv[0] = sl_("SET");
+    argv[1].p = big;
+    argv[1].len = sizeof(big);
+    for (int i = 2; i < 40; i++) {
+        snprintf(words[i], sizeof(words[i]), "w%d", i);
+        argv[i] = sl_(words[i]);
+    }
+    e = akv_slowlog_entry_new(3, argv, "x");
+    ck_assert_uint_eq(e->argc, 3);
+    ck_assert_uint_eq(e->argv[1].len, 128 + strlen("... (172 more bytes)"));
+    ck_assert_int_eq(memcmp(e->argv[1].p + 128, "... (172 more bytes)", 20), 0);
+    akv_slowlog_entry_free(e);
+
+    e = akv_slowlog_entry_new(40, argv, "x");
+    ck_assert_uint_eq(e->argc, 32);
+    ck_assert_uint_eq(e->argv[30].len, 3);
+    ck_assert_int_eq(memcmp(e->argv[30].p, "w30", 3), 0);
+    ck_assert_uint_eq(e->argv[31].len, strlen("... (9 more arguments)"));
+    ck_assert_int_eq(memcmp(e->argv[31].p, "... (9 more arguments)", e->argv[31].len), 0);
+    akv_slowlog_entry_free(e);
+    akv_slowlog_entry_free(NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("slowlog");
+    TCase *tc = tcase_create("slowlog");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_push_order_trim);
+    tcase_add_test(tc, test_cutting);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
