@@ -212,19 +212,12 @@ static int addr_name(const struct sockaddr *sa, char *buf, size_t cap)
     }
 }
 
-/* Binds and listens on one resolved address. *port is the port to use; if
- * it is 0, it becomes the one the kernel picked. */
-static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *sa, int *port)
+/* Adds a listener with an initialised TCP handle to the server's list (the
+ * server closes it at shutdown, whatever happens next). */
+static int listener_new(struct akv_server *s, struct listener **out)
 {
     struct listener *l, **grown;
-    struct sockaddr_storage bound;
-    int len = sizeof(bound);
     int rc;
-
-    if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons((uint16_t)*port);
-    else
-        ((struct sockaddr_in *)(void *)sa)->sin_port = htons((uint16_t)*port);
 
     grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof(*grown));
     if (!grown)
@@ -242,6 +235,27 @@ static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *s
     l->tcp.data = l;
     s->listeners[s->nlisteners++] = l;
     s->open_listeners++;
+    *out = l;
+    return 0;
+}
+
+/* Binds and listens on one resolved address. *port is the port to use; if
+ * it is 0, it becomes the one the kernel picked. */
+static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *sa, int *port)
+{
+    struct listener *l;
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    int rc;
+
+    if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons((uint16_t)*port);
+    else
+        ((struct sockaddr_in *)(void *)sa)->sin_port = htons((uint16_t)*port);
+
+    rc = listener_new(s, &l);
+    if (rc < 0)
+        return rc;
     addr_name(sa, l->name, sizeof(l->name));
 
     /* IPV6ONLY lets "::" and "0.0.0.0" be listed side by side. libuv sets
@@ -265,7 +279,7 @@ static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *s
 /* Serves a listening socket inherited from the service manager. */
 static int listen_inherited(struct akv_server *s, int fd, int *port)
 {
-    struct listener *l, **grown;
+    struct listener *l;
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     int type = 0, listening = 0, p, rc;
@@ -283,22 +297,9 @@ static int listen_inherited(struct akv_server *s, int fd, int *port)
         akv_log(AKV_LOG_WARNING, "inherited descriptor %d is not a listening socket", fd);
         return -EINVAL;
     }
-    grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof(*grown));
-    if (!grown)
-        return -ENOMEM;
-    s->listeners = grown;
-    l = calloc(1, sizeof(*l));
-    if (!l)
-        return -ENOMEM;
-    l->srv = s;
-    rc = uv_tcp_init(s->loop, &l->tcp);
-    if (rc < 0) {
-        free(l);
+    rc = listener_new(s, &l);
+    if (rc < 0)
         return rc;
-    }
-    l->tcp.data = l;
-    s->listeners[s->nlisteners++] = l;
-    s->open_listeners++;
     p = addr_name((struct sockaddr *)&bound, l->name, sizeof(l->name));
     rc = uv_tcp_open(&l->tcp, fd);
     if (rc == 0)

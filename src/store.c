@@ -270,26 +270,6 @@ static void reclaim(struct akv_store *s)
     release_if_empty(s);
 }
 
-static int retire(struct akv_store *s, uint32_t slot, uint64_t died)
-{
-    if (s->ret_len == s->ret_cap) {
-        size_t cap = s->ret_cap ? s->ret_cap * 2 : 64;
-        struct retired *p = malloc(cap * sizeof *p);
-        if (p == NULL)
-            return -ENOMEM;
-        for (size_t i = 0; i < s->ret_len; i++)
-            p[i] = s->retired[(s->ret_head + i) % s->ret_cap];
-        free(s->retired);
-        s->retired = p;
-        s->ret_head = 0;
-        s->ret_cap = cap;
-    }
-    s->retired[(s->ret_head + s->ret_len) % s->ret_cap] = (struct retired){slot, died};
-    s->ret_len++;
-    atomic_store_explicit(&slot_at(s, slot)->died, died, memory_order_release);
-    return 0;
-}
-
 /* Makes sure the retired ring can take n more entries, so that a write never
  * fails after it has started changing the store. */
 static int retire_reserve(struct akv_store *s, size_t n)
@@ -309,6 +289,20 @@ static int retire_reserve(struct akv_store *s, size_t n)
         s->ret_head = 0;
         s->ret_cap = cap;
     }
+    return 0;
+}
+
+/* Records that slot died at version died; its memory is reclaimed once no
+ * live snapshot is older than that. */
+static int retire(struct akv_store *s, uint32_t slot, uint64_t died)
+{
+    int rc = retire_reserve(s, 1);
+
+    if (rc < 0)
+        return rc;
+    s->retired[(s->ret_head + s->ret_len) % s->ret_cap] = (struct retired){slot, died};
+    s->ret_len++;
+    atomic_store_explicit(&slot_at(s, slot)->died, died, memory_order_release);
     return 0;
 }
 
