@@ -210,7 +210,13 @@ def main():
               % (rss0, rss_peak, rss1))
         # Allocator caches (one arena per thread) keep some freed memory; a
         # leak of a few bytes per request would add up to far more than this.
-        if rss1 <= rss0 + 32 * 1024:
+        # Under a sanitizer, freed memory sits in ASan's quarantine (up to
+        # 256 MB), so RSS says nothing there: LeakSanitizer checks leaks at
+        # exit instead, and the plain build checks memory.
+        if akv.daemon_is_instrumented():
+            passed += 1
+            print("ok   memory (not judged: instrumented daemon; LeakSanitizer decides)")
+        elif rss1 <= rss0 + 32 * 1024:
             passed += 1
             print("ok   memory returned")
         else:
