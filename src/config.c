@@ -1159,6 +1159,28 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
         seterr(err, errlen, "unknown directive '%s'", show(shown, name));
         return -EINVAL;
     }
+    /* CONFIG SET passes one value; as in Redis, a directive of several
+     * arguments ("client-output-buffer-limit 32mb 4mb 10", "bind a b") takes
+     * them space-separated in that one string. */
+    if (argc == 1 && d->max_args > 1 && strpbrk(argv[0], " \t") != NULL) {
+        char copy[1024], *save = NULL, *tok;
+        const char *words[AKV_CONFIG_BIND_MAX + 4];
+        size_t n = 0;
+
+        if (strlen(argv[0]) >= sizeof(copy)) {
+            seterr(err, errlen, "'%s' value too long", d->name);
+            return -EINVAL;
+        }
+        strcpy(copy, argv[0]);
+        for (tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+            if (n == sizeof(words) / sizeof(words[0])) {
+                seterr(err, errlen, "'%s' takes at most %zu arguments", d->name, d->max_args);
+                return -EINVAL;
+            }
+            words[n++] = tok;
+        }
+        return apply(c, d, 1, n, words, err, errlen);
+    }
     return apply(c, d, 1, argc, argv, err, errlen);
 }
 

@@ -726,6 +726,24 @@ START_TEST(test_persistence_directives)
 }
 END_TEST
 
+/* CONFIG SET hands a multi-argument directive its value as one string. */
+START_TEST(test_set_splits_one_string)
+{
+    const char *one[] = {"32mb 4mb 10"};
+    const char *bad[] = {"32mb"};
+    char out[128];
+
+    ck_assert_int_eq(akv_config_set(&cfg, "client-output-buffer-limit", 1, one, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(akv_config_get(&cfg, "client-output-buffer-limit", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "33554432 4194304 10");
+    ck_assert_int_eq(akv_config_set(&cfg, "client-output-buffer-limit", 1, bad, err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_int_eq(akv_config_get(&cfg, "client-output-buffer-limit", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "33554432 4194304 10");
+}
+END_TEST
+
 START_TEST(test_parse_memory)
 {
     static const struct {
@@ -1088,6 +1106,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_persistence_directives);
     tcase_add_test(tc, test_parse_memory);
+    tcase_add_test(tc, test_set_splits_one_string);
     tcase_add_test(tc, test_requirepass_secret);
     tcase_add_test(tc, test_runtime_directives);
     tcase_add_test(tc, test_loglevel_names);
