@@ -1,0 +1,488 @@
+#!/usr/bin/python3
+"""compare.py - the measuring half of bench/run-bench (issue 5, "Query speed").
+
+bench/run-bench builds and starts the daemons; this script measures them and
+the reference libraries, one subcommand per figure, and merges each figure
+into a JSON results file that the `table` subcommand prints:
+
+  startup   time from launching a server to its first PING answer
+  load      pipelined SETs of the benchmark store (single-word entries)
+  qps       QUERY throughput: our own asyncio load generator, N clients, each
+            keeping one QUERY of a different word in flight
+  latency   single-client QUERY latency, one request at a time
+  recall    NEIGHBORS over TCP against an exhaustive float64 scan, and
+            QUERY against a float64 attention + ranking
+  ann       FAISS IndexFlatL2 and hnswlib on the same vectors, queried with
+            the attention results the daemon computes for the same words
+  record    store a figure measured elsewhere (redis-benchmark)
+  table     print the comparison table
+
+Words: the store and the queries are drawn with fixed seeds from the 50,000
+most frequent vocabulary words (GloVe files are in frequency order) that are
+purely alphabetic, so every run asks the same questions. Talks to 127.0.0.1
+only. Needs Debian's python3 with numpy (and python3-faiss, python3-hnswlib
+for `ann`).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HOST = "127.0.0.1"
+TOP_WORDS = 50_000
+STORE_SEED = 1
+QUERY_SEED = 2
+
+
+# --- the vocabulary file (README, "The binary vocabulary format") ----------
+
+class Vocab:
+    """The .akv file mapped read-only: words (list) and matrix (memmap)."""
+
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            hdr = f.read(256)
+        if hdr[:8] != b"AKVVOCAB":
+            sys.exit(f"{path}: not an attnkv vocabulary file")
+        self.count = struct.unpack_from("<Q", hdr, 16)[0]
+        self.dim = struct.unpack_from("<I", hdr, 24)[0]
+        words_off, words_len = struct.unpack_from("<QQ", hdr, 48)
+        matrix_off = struct.unpack_from("<Q", hdr, 96)[0]
+        with open(path, "rb") as f:
+            f.seek(words_off)
+            raw = f.read(words_len)
+        self.words = raw.split(b"\0")[: self.count]
+        self.words = [w.decode("utf-8") for w in self.words]
+        self.matrix = np.memmap(path, dtype="<f4", mode="r", offset=matrix_off,
+                                shape=(self.count, self.dim))
+        self._ids = None
+
+    def id(self, word):
+        if self._ids is None:
+            self._ids = {w: i for i, w in enumerate(self.words)}
+        return self._ids[word]
+
+    def common_words(self):
+        """Ids of the purely alphabetic words among the most frequent."""
+        return np.array([i for i, w in enumerate(self.words[:TOP_WORDS])
+                         if w.isascii() and w.isalpha()])
+
+
+def store_entries(voc, entries):
+    """The benchmark store: (key id, value id) pairs, distinct keys."""
+    rng = np.random.default_rng(STORE_SEED)
+    pool = voc.common_words()
+    keys = rng.choice(pool, size=entries, replace=False)
+    values = rng.choice(pool, size=entries, replace=True)
+    return list(zip(keys.tolist(), values.tolist()))
+
+
+def query_words(voc, n, seed=QUERY_SEED):
+    rng = np.random.default_rng(seed)
+    return rng.choice(voc.common_words(), size=n, replace=True).tolist()
+
+
+def attention_results(voc, entries, qids):
+    """r = softmax(K q) V for each query, in float64 (README, "How a query
+    is computed", attention dot)."""
+    keys = voc.matrix[[k for k, _ in entries]].astype(np.float64)
+    vals = voc.matrix[[v for _, v in entries]].astype(np.float64)
+    q = voc.matrix[qids].astype(np.float64)
+    s = q @ keys.T
+    s -= s.max(axis=1, keepdims=True)
+    w = np.exp(s)
+    w /= w.sum(axis=1, keepdims=True)
+    return w @ vals
+
+
+def exact_topk(mat64, queries, k, chunk=128):
+    """Exhaustive L2 top-k in float64, ties broken by vocabulary order.
+    Candidates come from the expanded form |x|^2 - 2x.q, then the best
+    k + 16 are rescored with the direct difference, as the daemon does."""
+    sq = np.einsum("ij,ij->i", mat64, mat64)
+    out = []
+    for lo in range(0, len(queries), chunk):
+        qs = queries[lo: lo + chunk]
+        d = sq[None, :] - 2.0 * (qs @ mat64.T)
+        cand = np.argpartition(d, k + 16, axis=1)[:, : k + 16]
+        for q, c in zip(qs, cand):
+            exact = ((mat64[c] - q) ** 2).sum(axis=1)
+            order = np.lexsort((c, exact))
+            out.append(c[order[:k]].tolist())
+    return out
+
+
+# --- a small RESP client ----------------------------------------------------
+
+def encode(*args):
+    parts = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode() if isinstance(a, str) else a
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(parts)
+
+
+class RespReader:
+    """Parses RESP2 replies from a buffered byte stream (blocking socket)."""
+
+    def __init__(self, sock):
+        self.f = sock.makefile("rb")
+
+    def reply(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind in (b"+", b":"):
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise RuntimeError(f"bad reply line {line!r}")
+
+
+def connect(port):
+    s = socket.create_connection((HOST, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s, RespReader(s)
+
+
+async def read_reply(reader):
+    """The asyncio counterpart of RespReader.reply."""
+    line = await reader.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else (await reader.readexactly(n + 2))[:-2]
+    if kind == b"*":
+        return [await read_reply(reader) for _ in range(int(rest))]
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    if not line:
+        raise ConnectionError("server closed the connection")
+    return rest
+
+
+# --- results ----------------------------------------------------------------
+
+def save(path, **figures):
+    data = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
+    data.update(figures)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    for k, v in figures.items():
+        print(f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}")
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# --- subcommands ------------------------------------------------------------
+
+def cmd_startup(a):
+    """Launch the server `runs` times, each in a fresh empty data directory
+    on a free port, and time launch -> first +PONG (polling every 0.2 ms)."""
+    times = []
+    for _ in range(a.runs):
+        with tempfile.TemporaryDirectory(dir=a.tmp) as d:
+            port = free_port()
+            argv = [x.format(port=port, dir=d) for x in a.argv]
+            with open(os.path.join(d, "log"), "w") as log:
+                t0 = time.perf_counter()
+                proc = subprocess.Popen(argv, cwd=d, stdout=log, stderr=log)
+                try:
+                    while True:
+                        if proc.poll() is not None:
+                            sys.exit(f"{argv[0]} exited with {proc.returncode}; see its log")
+                        try:
+                            s = socket.create_connection((HOST, port), timeout=1)
+                        except OSError:
+                            time.sleep(0.0002)
+                            continue
+                        with s:
+                            s.sendall(b"PING\r\n")
+                            if s.recv(64).startswith(b"+PONG"):
+                                break
+                    times.append(time.perf_counter() - t0)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=30)
+            if time.perf_counter() - t0 > 60:
+                break
+    save(a.results, **{f"{a.label}_startup_ms": statistics.median(times) * 1e3})
+
+
+def cmd_load(a):
+    voc = Vocab(a.vectors)
+    entries = store_entries(voc, a.entries)
+    s, r = connect(a.port)
+    with s:
+        s.sendall(b"".join(encode("SET", voc.words[k], voc.words[v]) for k, v in entries))
+        for _ in entries:
+            r.reply()
+        s.sendall(encode("DBSIZE"))
+        n = int(r.reply())
+    if n != a.entries:
+        sys.exit(f"DBSIZE is {n}, expected {a.entries}")
+    print(f"  loaded {n} entries")
+
+
+def cmd_qps(a):
+    """Closed-loop load: `clients` connections, each sending QUERY <word>
+    and waiting for the answer before the next; the words are a fixed
+    random sample, consumed round-robin so every request has its own."""
+    voc = Vocab(a.vectors)
+    words = [voc.words[i] for i in query_words(voc, a.requests)]
+    reqs = [encode("QUERY", w) for w in words]
+    next_req = iter(range(len(reqs)))
+
+    async def client():
+        reader, writer = await asyncio.open_connection(HOST, a.port)
+        for i in next_req:
+            writer.write(reqs[i])
+            reply = await read_reply(reader)
+            if not isinstance(reply, list) or len(reply) != 5:
+                raise RuntimeError(f"QUERY {words[i]}: unexpected reply {reply!r}")
+        writer.close()
+
+    async def run():
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(a.clients)))
+        return time.perf_counter() - t0
+
+    wall = asyncio.run(run())
+    save(a.results, query_qps_c50=a.requests / wall)
+
+
+def cmd_latency(a):
+    voc = Vocab(a.vectors)
+    words = [voc.words[i] for i in query_words(voc, a.requests, seed=QUERY_SEED + 1)]
+    s, r = connect(a.port)
+    times = []
+    with s:
+        for w in words:
+            t0 = time.perf_counter()
+            s.sendall(encode("QUERY", w))
+            r.reply()
+            times.append(time.perf_counter() - t0)
+    save(a.results, query_p50_ms=percentile(times, 0.50) * 1e3,
+         query_p99_ms=percentile(times, 0.99) * 1e3)
+
+
+def cmd_recall(a):
+    """NEIGHBORS w COUNT 5 over TCP against an exhaustive float64 scan (the
+    word itself included, as the daemon does), and QUERY w against float64
+    attention over the benchmark store followed by the same scan."""
+    voc = Vocab(a.vectors)
+    mat64 = np.asarray(voc.matrix, dtype=np.float64)
+    qids = query_words(voc, a.queries, seed=QUERY_SEED + 2)
+    k = 5
+    s, r = connect(a.port)
+    with s:
+        got_nb, got_q = [], []
+        for i in qids:
+            s.sendall(encode("NEIGHBORS", voc.words[i], "COUNT", str(k)))
+            got_nb.append([voc.id(w) for w in r.reply()])
+            s.sendall(encode("QUERY", voc.words[i], "COUNT", str(k)))
+            got_q.append([voc.id(w) for w in r.reply()])
+    want_nb = exact_topk(mat64, mat64[qids], k)
+    entries = store_entries(voc, a.entries)
+    want_q = exact_topk(mat64, attention_results(voc, entries, qids), k)
+
+    def recall(got, want):
+        return sum(len(set(g) & set(w)) for g, w in zip(got, want)) / (k * len(want))
+
+    save(a.results, neighbors_recall=recall(got_nb, want_nb),
+         query_recall=recall(got_q, want_q), recall_queries=len(qids))
+
+
+def cmd_ann(a):
+    import faiss
+    import hnswlib
+
+    voc = Vocab(a.vectors)
+    k = 5
+    xb = np.ascontiguousarray(voc.matrix)
+    qids = query_words(voc, a.queries, seed=QUERY_SEED)
+    entries = store_entries(voc, a.entries)
+    q64 = attention_results(voc, entries, qids)
+    xq = q64.astype(np.float32)
+    truth = exact_topk(np.asarray(xb, dtype=np.float64), q64, k)
+    res = {}
+
+    flat = faiss.IndexFlatL2(voc.dim)
+    flat.add(xb)
+    times = []
+    for i in range(min(a.single, len(xq))):
+        t0 = time.perf_counter()
+        flat.search(xq[i: i + 1], k)
+        times.append(time.perf_counter() - t0)
+    res["faiss_flat_p50_ms"] = percentile(times, 0.50) * 1e3
+    res["faiss_flat_p99_ms"] = percentile(times, 0.99) * 1e3
+    t0 = time.perf_counter()
+    _, ids = flat.search(xq, k)
+    res["faiss_flat_batch_qps"] = len(xq) / (time.perf_counter() - t0)
+    res["faiss_flat_recall"] = float(np.mean(
+        [len(set(g) & set(w)) / k for g, w in zip(ids.tolist(), truth)]))
+    del flat
+
+    hnsw = hnswlib.Index(space="l2", dim=voc.dim)
+    t0 = time.perf_counter()
+    hnsw.init_index(max_elements=voc.count, M=16, ef_construction=100, random_seed=100)
+    hnsw.add_items(xb, np.arange(voc.count), num_threads=os.cpu_count())
+    res["hnsw_build_s"] = time.perf_counter() - t0
+    hnsw.set_ef(a.ef)
+    hnsw.set_num_threads(1)
+    times = []
+    for i in range(min(a.single, len(xq))):
+        t0 = time.perf_counter()
+        hnsw.knn_query(xq[i: i + 1], k)
+        times.append(time.perf_counter() - t0)
+    res["hnsw_p50_ms"] = percentile(times, 0.50) * 1e3
+    res["hnsw_p99_ms"] = percentile(times, 0.99) * 1e3
+    hnsw.set_num_threads(os.cpu_count())
+    t0 = time.perf_counter()
+    ids, _ = hnsw.knn_query(xq, k)
+    res["hnsw_batch_qps"] = len(xq) / (time.perf_counter() - t0)
+    res["hnsw_recall"] = float(np.mean(
+        [len(set(g) & set(w)) / k for g, w in zip(ids.tolist(), truth)]))
+    res["ann_queries"] = len(xq)
+    res["hnsw_ef"] = a.ef
+    save(a.results, **res)
+
+
+def cmd_record(a):
+    save(a.results, **{a.name: float(a.value)})
+
+
+def machine():
+    model, flags = "?", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key.strip() == "model name":
+                model = val.strip()
+            elif key.strip() == "flags":
+                flags = set(val.split())
+    simd = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vl") if f in flags] or ["none"]
+    return f"{os.cpu_count()} CPUs, {model}, {' '.join(simd)}"
+
+
+def cmd_table(a):
+    with open(a.results) as f:
+        r = json.load(f)
+    rows = []
+
+    def row(figure, ours, ref_label, ref, target="", met=None, fmt="{:,.0f}"):
+        o = r.get(ours, ours) if isinstance(ours, str) else ours
+        f = r.get(ref) if isinstance(ref, str) else ref
+        cell = (lambda v: "-" if v is None else v if isinstance(v, str) else fmt.format(v))
+        numbers = isinstance(o, (int, float)) and isinstance(f, (int, float))
+        ratio = f"{o / f:.3g}x" if numbers and f else "-"
+        ok = "" if met is None or not numbers else ("yes" if met(o, f) else "NO")
+        rows.append((figure, cell(o), f"{cell(f)} {ref_label}".strip(), ratio, target, ok))
+
+    ms = "{:.2f} ms"
+    row("QUERY/s, 50 clients, varied words (asyncio generator)", "query_qps_c50",
+        "FAISS flat, 2,000 batched", "faiss_flat_batch_qps", ">= 5,000/s",
+        lambda o, f: o >= 5000)
+    row("QUERY/s, 50 clients, 10 redis-benchmark x 5 clients", "query_qps_rb",
+        "hnswlib, 2,000 batched", "hnsw_batch_qps", ">= 5,000/s", lambda o, f: o >= 5000)
+    row("QUERY p50, one client, varied words", "query_p50_ms", "FAISS flat, one query",
+        "faiss_flat_p50_ms", "<= 3 ms", lambda o, f: o <= 3, fmt=ms)
+    row("QUERY p99, one client, varied words", "query_p99_ms", "FAISS flat, one query",
+        "faiss_flat_p99_ms", "<= 6 ms", lambda o, f: o <= 6, fmt=ms)
+    row("QUERY p50 vs approximate search", "query_p50_ms", "hnswlib, one query",
+        "hnsw_p50_ms", fmt=ms)
+    row("QUERY recall@5 vs float64 exhaustive", "query_recall", "hnswlib", "hnsw_recall",
+        fmt="{:.4f}")
+    row("index build time", "none (exhaustive)", "hnswlib", "hnsw_build_s",
+        fmt="{:.1f} s")
+    row("SET/s, -c 50", "set_akv", "redis-server", "set_redis", ">= 0.5x redis",
+        lambda o, f: f is not None and o >= 0.5 * f)
+    row("SET/s, -P 16 -c 50", "set_p16_akv", "redis-server", "set_p16_redis",
+        ">= 0.5x redis", lambda o, f: f is not None and o >= 0.5 * f)
+    row("start-up, launch to first PONG (median)", "attnkvd_startup_ms", "redis-server",
+        "redis_startup_ms", "<= 100 ms", lambda o, f: o <= 100, fmt="{:.1f} ms")
+    row("NEIGHBORS recall@5 vs float64 exhaustive", "neighbors_recall", "required", 1,
+        "= 1.0", lambda o, f: o == 1.0, fmt="{:.4f}")
+
+    head = ("figure", "attnkvd", "reference", "ratio", "target", "met")
+    widths = [max(len(x[i]) for x in rows + [head]) for i in range(len(head))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(f"Machine: {machine()}")
+    print(line(head))
+    print("| " + " | ".join("-" * w for w in widths) + " |")
+    for x in rows:
+        print(line(x))
+    notes = [f"{r.get('recall_queries', '?')} recall queries",
+             f"{r.get('ann_queries', '?')} FAISS/hnswlib queries (the attention results "
+             f"for the same words), hnswlib M=16 ef_construction=100 ef={r.get('hnsw_ef', '?')}"]
+    print("; ".join(notes))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", required=True, help="JSON file the figures go into")
+    p.add_argument("--vectors", default=os.path.expanduser("~/.cache/attnkv/glove-6B-100d.akv"))
+    p.add_argument("--entries", type=int, default=1000, help="size of the benchmark store")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("startup")
+    s.add_argument("--label", required=True)
+    s.add_argument("--runs", type=int, default=10)
+    s.add_argument("--tmp", default=None, help="where the per-run data directories go")
+    s.add_argument("argv", nargs="+", help="command; {port} and {dir} are substituted")
+    s = sub.add_parser("load")
+    s.add_argument("--port", type=int, required=True)
+    s = sub.add_parser("qps")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--clients", type=int, default=50)
+    s.add_argument("--requests", type=int, default=3000)
+    s = sub.add_parser("latency")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--requests", type=int, default=500)
+    s = sub.add_parser("recall")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--queries", type=int, default=200)
+    s = sub.add_parser("ann")
+    s.add_argument("--queries", type=int, default=2000)
+    s.add_argument("--single", type=int, default=500, help="queries timed one at a time")
+    s.add_argument("--ef", type=int, default=50)
+    s = sub.add_parser("record")
+    s.add_argument("name")
+    s.add_argument("value")
+    sub.add_parser("table")
+
+    a = p.parse_args()
+    globals()["cmd_" + a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
