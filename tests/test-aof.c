@@ -7,7 +7,8 @@
  * saved crashers through the fuzz target (fuzz/fuzz-aof.c is linked in).
  */
 #include <check.h>
-#include <dirent.h>
+
+#include "replay.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -256,37 +257,12 @@ START_TEST(test_bad_contents)
 }
 END_TEST
 
-static long replay_dir(const char *root, const char *dir)
+/* The fuzz target itself checks the invariants and aborts, failing the
+ * test, if one breaks. */
+static void replay_one(const uint8_t *data, size_t len, void *arg)
 {
-    char path[4096];
-    struct dirent *de;
-    long count = 0;
-    DIR *d;
-
-    snprintf(path, sizeof path, "%s/%s", root, dir);
-    d = opendir(path);
-    if (!d)
-        return -1;
-    while ((de = readdir(d))) {
-        struct stat st;
-        FILE *f;
-        uint8_t *data;
-
-        snprintf(path, sizeof path, "%s/%s/%s", root, dir, de->d_name);
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        data = malloc(st.st_size ? (size_t)st.st_size : 1);
-        f = fopen(path, "rb");
-        ck_assert_msg(f && fread(data, 1, (size_t)st.st_size, f) == (size_t)st.st_size,
-                      "cannot read %s", path);
-        fclose(f);
-        fprintf(stderr, "replay %s\n", path);
-        LLVMFuzzerTestOneInput(data, (size_t)st.st_size);
-        free(data);
-        count++;
-    }
-    closedir(d);
-    return count;
+    (void)arg;
+    LLVMFuzzerTestOneInput(data, len);
 }
 
 START_TEST(test_fuzz_replay)
@@ -297,8 +273,8 @@ START_TEST(test_fuzz_replay)
         fprintf(stderr, "AKV_SOURCE_ROOT unset: fuzz corpus replay skipped\n");
         return;
     }
-    ck_assert_int_gt(replay_dir(root, "fuzz/corpus/aof"), 0);
-    replay_dir(root, "fuzz/regression/aof");
+    ck_assert_int_gt(tu_replay_dir("fuzz/corpus/aof", replay_one, NULL), 0);
+    tu_replay_dir("fuzz/regression/aof", replay_one, NULL);
     /* The sample file, whole and in every prefix, through the target too. */
     build();
     for (size_t n = 0; n <= file_len; n++)

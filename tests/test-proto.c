@@ -9,7 +9,8 @@
  * (fuzz/fuzz-proto.c is linked in), found under $AKV_SOURCE_ROOT.
  */
 #include <check.h>
-#include <dirent.h>
+
+#include "replay.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,40 +661,12 @@ START_TEST(test_limits_default)
 }
 END_TEST
 
-/* Feeds every file under $AKV_SOURCE_ROOT/<dir> to the fuzz target; returns
- * how many, or -1 when the folder does not exist. */
-static long replay_dir(const char *root, const char *dir)
+/* The fuzz target itself checks the invariants and aborts, failing the
+ * test, if one breaks. */
+static void replay_one(const uint8_t *data, size_t len, void *arg)
 {
-    char path[4096];
-    struct dirent *de;
-    long count = 0;
-    DIR *d;
-
-    snprintf(path, sizeof path, "%s/%s", root, dir);
-    d = opendir(path);
-    if (!d)
-        return -1;
-    while ((de = readdir(d))) {
-        struct stat st;
-        FILE *f;
-        uint8_t *data;
-
-        snprintf(path, sizeof path, "%s/%s/%s", root, dir, de->d_name);
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        data = malloc(st.st_size ? (size_t)st.st_size : 1);
-        f = fopen(path, "rb");
-        ck_assert_msg(f && fread(data, 1, (size_t)st.st_size, f) == (size_t)st.st_size,
-                      "cannot read %s", path);
-        fclose(f);
-        /* The target aborts, failing this test, if an invariant breaks. */
-        fprintf(stderr, "replay %s\n", path);
-        LLVMFuzzerTestOneInput(data, (size_t)st.st_size);
-        free(data);
-        count++;
-    }
-    closedir(d);
-    return count;
+    (void)arg;
+    LLVMFuzzerTestOneInput(data, len);
 }
 
 START_TEST(test_fuzz_replay)
@@ -704,9 +677,9 @@ START_TEST(test_fuzz_replay)
         fprintf(stderr, "AKV_SOURCE_ROOT unset: fuzz corpus replay skipped\n");
         return;
     }
-    ck_assert_int_gt(replay_dir(root, "fuzz/corpus/proto"), 0);
+    ck_assert_int_gt(tu_replay_dir("fuzz/corpus/proto", replay_one, NULL), 0);
     /* The folder of crashers exists only once the fuzzer found one. */
-    replay_dir(root, "fuzz/regression/proto");
+    tu_replay_dir("fuzz/regression/proto", replay_one, NULL);
 }
 END_TEST
 

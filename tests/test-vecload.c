@@ -7,7 +7,6 @@
  * round trip through the binary vocabulary.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 
 #include <zlib.h>
 
+#include "replay.h"
 #include "attnkv/vecload.h"
 #include "attnkv/vocab.h"
 
@@ -984,41 +984,26 @@ END_TEST
 
 /* ---- fuzzer regressions ------------------------------------------------ */
 
+/* Replays one input in every format, as the fuzzer does with its first
+ * byte; each must load or fail with a message. */
+static void replay_vecload(const uint8_t *data, size_t len, void *arg)
+{
+    (void)arg;
+    for (int f = AKV_VECFMT_AUTO; f <= AKV_VECFMT_W2V_BIN; f++) {
+        struct res x = {0};
+        load_mem_opts(&x, data, len, opts_fmt((enum akv_vecfmt)f));
+        ck_assert(x.r == 0 || x.err[0] != '\0');
+        res_fini(&x);
+    }
+}
+
 START_TEST(test_fuzz_regressions)
 {
-    const char *root = getenv("AKV_SOURCE_ROOT");
-    char path[4096];
-    struct dirent *de;
-    unsigned n = 0;
-    DIR *d;
+    long n = tu_replay_dir("fuzz/regression/vecload", replay_vecload, NULL);
 
-    snprintf(path, sizeof(path), "%s/fuzz/regression/vecload", root ? root : ".");
-    d = opendir(path);
-    if (!d) {
-        printf("test_fuzz_regressions: no %s\n", path);
-        return;
-    }
-    while ((de = readdir(d)) != NULL) {
-        char file[sizeof(path) + 258];
-        size_t len;
-        void *buf;
-        struct res x = {0};
-
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-        buf = slurp(file, &len);
-        /* Replay every format, as the fuzzer does with its first byte. */
-        for (int f = AKV_VECFMT_AUTO; f <= AKV_VECFMT_W2V_BIN; f++) {
-            load_mem_opts(&x, buf, len, opts_fmt((enum akv_vecfmt)f));
-            ck_assert(x.r == 0 || x.err[0] != '\0');
-            res_fini(&x);
-        }
-        free(buf);
-        n++;
-    }
-    closedir(d);
-    printf("test_fuzz_regressions: replayed %u inputs\n", n);
+    printf("test_fuzz_regressions: replayed %ld inputs\n", n < 0 ? 0 : n);
+    n = tu_replay_dir("fuzz/corpus/vecload", replay_vecload, NULL);
+    printf("test_fuzz_regressions: replayed %ld corpus inputs\n", n < 0 ? 0 : n);
 }
 END_TEST
 

@@ -4,7 +4,6 @@
  * and refusal of truncated, corrupt, wrong-version and wrong-endian files.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "attnkv/vectab.h"
 #include "attnkv/vocab.h"
+#include "replay.h"
 #include "testutil.h"
 
 static char dir[64];
@@ -289,51 +289,31 @@ START_TEST(test_larger_random)
 }
 END_TEST
 
-/* Opens every file of a fuzz corpus folder from memory: none may crash, and
- * it returns how many opened. */
-static int replay_dir(const char *sub)
+/* Opens one saved fuzz input from memory (copied to an aligned buffer, as a
+ * mapped file would be); arg counts the ones that open. None may crash. */
+static void replay_vocab(const uint8_t *data, size_t len, void *arg)
 {
-    const char *root = getenv("AKV_SOURCE_ROOT");
-    char path[1024];
-    struct dirent *e;
-    DIR *d;
-    int opened = 0;
+    unsigned char *al = aligned_alloc(64, len / 64 * 64 + 64);
+    struct akv_vocab *v;
+    char err[512];
 
-    if (root == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/fuzz/%s", root, sub);
-    d = opendir(path);
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL) {
-        char file[2048], err[512];
-        struct akv_vocab *v;
-        unsigned char *buf, *al;
-        size_t len;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-        buf = slurp(file, &len);
-        al = aligned_alloc(64, len / 64 * 64 + 64);
-        memcpy(al, buf, len);
-        if (akv_vocab_open_mem(&v, al, len, "replay", AKV_VOCAB_VERIFY, err, sizeof err) == 0) {
-            opened++;
-            akv_vocab_destroy(v);
-        }
-        free(al);
-        free(buf);
+    memcpy(al, data, len);
+    if (akv_vocab_open_mem(&v, al, len, "replay", AKV_VOCAB_VERIFY, err, sizeof err) == 0) {
+        (*(int *)arg)++;
+        akv_vocab_destroy(v);
     }
-    closedir(d);
-    return opened;
+    free(al);
 }
 
 START_TEST(test_replay_fuzz_inputs)
 {
-    int seeds = replay_dir("corpus/vocab");
-    if (seeds < 0)
+    int opened = 0;
+    long n = tu_replay_dir("fuzz/corpus/vocab", replay_vocab, &opened);
+
+    if (n < 0)
         return; /* no source tree at hand: nothing to replay */
-    ck_assert_int_ge(seeds, 3); /* the seeds are valid files */
-    (void)replay_dir("regression/vocab");
+    ck_assert_int_ge(opened, 3); /* the seeds are valid files */
+    (void)tu_replay_dir("fuzz/regression/vocab", replay_vocab, &opened);
 }
 END_TEST
 
