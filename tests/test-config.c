@@ -7,13 +7,13 @@
  * (fuzz/regression/config/, replayed when present).
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "replay.h"
 #include "config.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -1028,53 +1028,25 @@ START_TEST(test_shipped_conf_documents_every_directive)
 }
 END_TEST
 
-/* Replays every input the fuzzer ever crashed on; they must all load or
- * fail cleanly (sanitizers catch the rest). */
+/* Loads one input the fuzzer crashed on: it must load or fail cleanly
+ * (sanitizers catch the rest). */
+static void replay_config(const uint8_t *data, size_t len, void *arg)
+{
+    struct akv_config c;
+    int rc;
+
+    (void)arg;
+    ck_assert_int_eq(akv_config_init(&c), 0);
+    rc = akv_config_load_mem(&c, (const char *)data, len, "regression", err, sizeof(err));
+    ck_assert_msg(rc == 0 || rc == -EINVAL, "%d", rc);
+    akv_config_fini(&c);
+}
+
 START_TEST(test_fuzz_regressions)
 {
-    const char *root = source_root();
-    char dir[4096];
-    struct dirent *e;
-    DIR *d;
-    int n = 0;
+    long n = tu_replay_dir("fuzz/regression/config", replay_config, NULL);
 
-    if (!root)
-        return;
-    snprintf(dir, sizeof(dir), "%s/fuzz/regression/config", root);
-    d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: none to replay\n", dir);
-        return;
-    }
-    while ((e = readdir(d))) {
-        char path[8192];
-        struct akv_config c;
-        FILE *f;
-        char *buf;
-        long len;
-        int rc;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        f = fopen(path, "rb");
-        ck_assert_ptr_nonnull(f);
-        fseek(f, 0, SEEK_END);
-        len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)len + 1);
-        ck_assert_ptr_nonnull(buf);
-        ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-        fclose(f);
-        ck_assert_int_eq(akv_config_init(&c), 0);
-        rc = akv_config_load_mem(&c, buf, (size_t)len, e->d_name, err, sizeof(err));
-        ck_assert_msg(rc == 0 || rc == -EINVAL, "%s: %d", e->d_name, rc);
-        akv_config_fini(&c);
-        free(buf);
-        n++;
-    }
-    closedir(d);
-    fprintf(stderr, "replayed %d config fuzz regression input(s)\n", n);
+    fprintf(stderr, "replayed %ld config fuzz regression input(s)\n", n < 0 ? 0 : n);
 }
 END_TEST
 
