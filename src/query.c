@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -88,42 +89,107 @@ static int opts_valid(const struct akv_query_opts *o)
            o->metric == AKV_METRIC_DOT;
 }
 
+int akv_query_run_many(struct akv_query_item *items, size_t n)
+{
+    const struct akv_vocab *voc = NULL;
+    struct akv_rank_req *reqs = NULL;
+    size_t *idx = NULL; /* idx[j]: the item of request j */
+    double *rs = NULL;
+    size_t nreq = 0;
+    uint32_t dim = 0;
+
+    if (n == 0)
+        return 0;
+    voc = items[0].store ? akv_store_vocab(items[0].store) : items[0].vocab;
+    dim = akv_vocab_dim(voc);
+    reqs = malloc(n * sizeof *reqs);
+    idx = malloc(n * sizeof *idx);
+    rs = malloc(n * (size_t)dim * sizeof *rs);
+    if (reqs == NULL || idx == NULL || rs == NULL) {
+        free(reqs);
+        free(idx);
+        free(rs);
+        for (size_t i = 0; i < n; i++)
+            items[i].rc = -ENOMEM;
+        return -ENOMEM;
+    }
+
+    /* The attention step, per item; the items that need the vocabulary
+     * ranked become requests of one shared scan. */
+    for (size_t i = 0; i < n; i++) {
+        struct akv_query_item *it = &items[i];
+        const struct akv_query_opts *o = &it->opts;
+        struct akv_query_result *res = it->res;
+        const struct akv_vocab *iv = it->store ? akv_store_vocab(it->store) : it->vocab;
+        double *r = rs + i * (size_t)dim;
+
+        res->nhits = 0;
+        res->nwhy = 0;
+        res->attended = 0;
+        it->rc = 0;
+        if (iv != voc) {
+            it->rc = -EINVAL; /* one scan serves one vocabulary */
+            continue;
+        }
+        if (it->store != NULL) {
+            long attended;
+            if (!opts_valid(o)) {
+                it->rc = -EINVAL;
+                continue;
+            }
+            attended = akv_attn_run(it->store, it->snap, it->q, o->attn, o->temperature, r,
+                                    res->why, o->explain, &res->nwhy);
+            if (attended < 0) {
+                it->rc = (int)attended;
+                continue;
+            }
+            res->attended = (size_t)attended;
+            if (attended == 0 || o->skip_rank)
+                continue;
+        } else {
+            if (o->k < 1 || o->k > AKV_K_MAX ||
+                (o->metric != AKV_METRIC_L2 && o->metric != AKV_METRIC_COSINE &&
+                 o->metric != AKV_METRIC_DOT)) {
+                it->rc = -EINVAL;
+                continue;
+            }
+            for (uint32_t d = 0; d < dim; d++)
+                r[d] = it->q[d];
+        }
+        idx[nreq] = i;
+        reqs[nreq++] = (struct akv_rank_req){r, o->metric, o->k, res->hits, 0};
+    }
+
+    if (nreq > 0 && akv_rank_multi(voc, reqs, nreq) != nreq) {
+        for (size_t j = 0; j < nreq; j++)
+            items[idx[j]].rc = -ENOMEM;
+        nreq = 0;
+    }
+    for (size_t j = 0; j < nreq; j++)
+        items[idx[j]].res->nhits = reqs[j].nhits;
+    free(reqs);
+    free(idx);
+    free(rs);
+    return 0;
+}
+
 int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
                   const struct akv_query_opts *o, struct akv_query_result *res)
 {
-    double r[AKV_DIM_MAX];
-    long attended;
+    struct akv_query_item it = {.store = s, .snap = snap, .q = q, .opts = *o, .res = res};
 
-    res->nhits = 0;
-    res->nwhy = 0;
-    res->attended = 0;
-    if (!opts_valid(o))
-        return -EINVAL;
-    attended = akv_attn_run(s, snap, q, o->attn, o->temperature, r, res->why, o->explain,
-                            &res->nwhy);
-    if (attended < 0)
-        return (int)attended;
-    res->attended = (size_t)attended;
-    if (attended == 0 || o->skip_rank)
-        return 0;
-    res->nhits = akv_rank_topk(akv_store_vocab(s), r, o->metric, o->k, res->hits);
-    return 0;
+    akv_query_run_many(&it, 1);
+    return it.rc;
 }
 
 int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
                         unsigned k, struct akv_query_result *res)
 {
-    uint32_t dim = akv_vocab_dim(voc);
-    double r[AKV_DIM_MAX];
+    struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
 
-    res->nhits = 0;
-    res->nwhy = 0;
-    res->attended = 0;
-    if (k < 1 || k > AKV_K_MAX ||
-        (m != AKV_METRIC_L2 && m != AKV_METRIC_COSINE && m != AKV_METRIC_DOT))
-        return -EINVAL;
-    for (uint32_t d = 0; d < dim; d++)
-        r[d] = v[d];
-    res->nhits = akv_rank_topk(voc, r, m, k, res->hits);
-    return 0;
+    akv_query_opts_default(&it.opts);
+    it.opts.metric = m;
+    it.opts.k = k;
+    akv_query_run_many(&it, 1);
+    return it.rc;
 }

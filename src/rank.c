@@ -19,10 +19,13 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MARGIN 16
+/* 256 rows of 100 floats are 100 KB: they stay in L2 across a batch. */
+#define RANK_BLOCK_ROWS 256
 #define CAND_MAX (AKV_K_MAX + MARGIN)
 
 struct cand {
@@ -172,63 +175,115 @@ static int cmp_hits_sim(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* One request's state during a shared scan. */
+struct rank_state {
+    float rf[AKV_DIM_MAX];     /* r in float, for the scan */
+    double rnorm;
+    size_t keep, ncand;
+    struct cand heap[CAND_MAX];
+    struct akv_hit all[CAND_MAX];
+};
+
+/* The float badness of row x for a request (smaller is better). */
+static float badness(const float *x, float norm, const float *rf, uint32_t dim, enum akv_metric m)
+{
+    float bad;
+
+    switch (m) {
+    case AKV_METRIC_L2:
+        bad = l2sq_f(x, rf, dim);
+        break;
+    case AKV_METRIC_COSINE:
+        /* |r| is the same for every word, so ranking by x.r / |x| is
+         * ranking by cosine. */
+        bad = norm > 0 ? -dot_f(x, rf, dim) / norm : 0.0f;
+        break;
+    case AKV_METRIC_DOT:
+    default:
+        bad = -dot_f(x, rf, dim);
+        break;
+    }
+    return bad != bad ? INFINITY : bad; /* NaN from a damaged file ranks last */
+}
+
+size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n)
+{
+    size_t count = akv_vocab_count(v), done = 0;
+    uint32_t dim = akv_vocab_dim(v);
+    const float *mat = akv_vocab_matrix(v), *norms = akv_vocab_norms(v);
+    struct rank_state *st;
+
+    if (n == 0)
+        return 0;
+    st = malloc(n * sizeof *st);
+    if (st == NULL) {
+        /* Without room for the shared scan, rank one request at a time. */
+        if (n == 1)
+            return 0;
+        for (size_t q = 0; q < n; q++)
+            done += akv_rank_multi(v, &reqs[q], 1);
+        return done;
+    }
+    for (size_t q = 0; q < n; q++) {
+        double rr = 0;
+        unsigned k = reqs[q].k > AKV_K_MAX ? AKV_K_MAX : reqs[q].k;
+        for (uint32_t d = 0; d < dim; d++) {
+            st[q].rf[d] = (float)reqs[q].r[d];
+            rr += reqs[q].r[d] * reqs[q].r[d];
+        }
+        st[q].rnorm = sqrt(rr);
+        st[q].keep = k == 0 ? 0 : (size_t)k + MARGIN;
+        if (st[q].keep > count)
+            st[q].keep = count;
+        st[q].ncand = 0;
+    }
+
+    /* Rows in blocks small enough to stay in cache while every request
+     * scores them: the matrix is read from memory once for the batch. */
+    for (size_t i0 = 0; i0 < count; i0 += RANK_BLOCK_ROWS) {
+        size_t i1 = i0 + RANK_BLOCK_ROWS < count ? i0 + RANK_BLOCK_ROWS : count;
+        for (size_t q = 0; q < n; q++) {
+            struct rank_state *s = &st[q];
+            if (s->keep == 0)
+                continue;
+            for (size_t i = i0; i < i1; i++) {
+                struct cand c = {badness(mat + i * dim, norms[i], s->rf, dim, reqs[q].m),
+                                 (uint32_t)i};
+                if (s->ncand < s->keep) {
+                    heap_push(s->heap, &s->ncand, c);
+                } else if (worse(&s->heap[0], &c)) {
+                    s->heap[0] = c;
+                    heap_sift_down(s->heap, s->ncand, 0);
+                }
+            }
+        }
+    }
+
+    for (size_t q = 0; q < n; q++) {
+        struct rank_state *s = &st[q];
+        unsigned k = reqs[q].k > AKV_K_MAX ? AKV_K_MAX : reqs[q].k;
+        size_t got;
+        for (size_t i = 0; i < s->ncand; i++) {
+            s->all[i].id = s->heap[i].id;
+            s->all[i].score = exact_score(v, s->heap[i].id, reqs[q].r, s->rnorm, reqs[q].m);
+        }
+        qsort(s->all, s->ncand, sizeof s->all[0],
+              reqs[q].m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim);
+        got = s->ncand < k ? s->ncand : k;
+        memcpy(reqs[q].hits, s->all, got * sizeof *reqs[q].hits);
+        reqs[q].nhits = got;
+        done++;
+    }
+    free(st);
+    return done;
+}
+
 size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric m, unsigned k,
                      struct akv_hit *hits)
 {
-    size_t count = akv_vocab_count(v), ncand = 0, keep, n;
-    uint32_t dim = akv_vocab_dim(v);
-    const float *mat = akv_vocab_matrix(v), *norms = akv_vocab_norms(v);
-    float rf[AKV_DIM_MAX];
-    struct cand heap[CAND_MAX];
-    struct akv_hit all[CAND_MAX];
-    double rnorm = 0;
+    struct akv_rank_req req = {r, m, k, hits, 0};
 
-    if (k == 0)
+    if (akv_rank_multi(v, &req, 1) != 1)
         return 0;
-    if (k > AKV_K_MAX)
-        k = AKV_K_MAX;
-    for (uint32_t d = 0; d < dim; d++) {
-        rf[d] = (float)r[d];
-        rnorm += r[d] * r[d];
-    }
-    rnorm = sqrt(rnorm);
-    keep = (size_t)k + MARGIN;
-    if (keep > count)
-        keep = count;
-
-    for (size_t i = 0; i < count; i++) {
-        const float *x = mat + i * dim;
-        struct cand c = {0, (uint32_t)i};
-        switch (m) {
-        case AKV_METRIC_L2:
-            c.bad = l2sq_f(x, rf, dim);
-            break;
-        case AKV_METRIC_COSINE:
-            /* |r| is the same for every word, so ranking by x.r / |x| is
-             * ranking by cosine. */
-            c.bad = norms[i] > 0 ? -dot_f(x, rf, dim) / norms[i] : 0.0f;
-            break;
-        case AKV_METRIC_DOT:
-        default:
-            c.bad = -dot_f(x, rf, dim);
-            break;
-        }
-        if (c.bad != c.bad) /* NaN from a damaged file ranks last */
-            c.bad = INFINITY;
-        if (ncand < keep) {
-            heap_push(heap, &ncand, c);
-        } else if (worse(&heap[0], &c)) {
-            heap[0] = c;
-            heap_sift_down(heap, ncand, 0);
-        }
-    }
-
-    for (size_t i = 0; i < ncand; i++) {
-        all[i].id = heap[i].id;
-        all[i].score = exact_score(v, heap[i].id, r, rnorm, m);
-    }
-    qsort(all, ncand, sizeof all[0], m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim);
-    n = ncand < k ? ncand : k;
-    memcpy(hits, all, n * sizeof *hits);
-    return n;
+    return req.nhits;
 }

@@ -21,4 +21,20 @@
 size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric m, unsigned k,
                      struct akv_hit *hits);
 
+/* One request of a shared scan: r (dim doubles), metric, k; the result goes
+ * to hits (room for min(k, AKV_K_MAX)) and nhits. */
+struct akv_rank_req {
+    const double *r;
+    enum akv_metric m;
+    unsigned k;
+    struct akv_hit *hits;
+    size_t nhits;
+};
+
+/* Ranks the vocabulary for n requests in one pass over the matrix (blocks
+ * of rows stay in cache while every request scores them), each with exactly
+ * the result akv_rank_topk would give it alone. Returns how many requests
+ * were answered: n, or 0 (nothing written) when memory ran out. */
+size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n);
+
 #endif

@@ -421,6 +421,70 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+START_TEST(test_batch_equals_single)
+{
+    /* One shared scan must give every item exactly what it gets alone:
+     * mixed QUERY, EXPLAIN and NEIGHBORS items, every metric and mode. */
+    enum { N = 40 };
+    uint64_t seed = 77;
+    struct akv_vocab *voc = tu_random_vocab(5000, 20, 1.0, seed);
+    struct akv_query_result *one = malloc(sizeof *one), *many = malloc(N * sizeof *many);
+    struct akv_query_item items[N];
+    float q[N][20];
+    struct model m;
+    struct akv_store_snap snap;
+    char text[64], err[256];
+
+    model_fill(&m, voc, 300, &seed);
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        struct akv_query_item *it = &items[i];
+        random_text(&seed, 5000, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+        memset(it, 0, sizeof *it);
+        akv_query_opts_default(&it->opts);
+        it->opts.metric = (enum akv_metric)(i % 3);
+        it->opts.attn = (enum akv_attn_mode)((i / 3) % 2);
+        it->opts.k = i % 7 == 0 ? 200 : 1 + (unsigned)(i % 9);
+        it->q = q[i];
+        it->res = &many[i];
+        if (i % 5 == 4) {
+            it->vocab = voc; /* NEIGHBORS */
+        } else {
+            it->store = m.store;
+            it->snap = &snap;
+            it->opts.explain = i % 4;
+            it->opts.skip_rank = i % 10 == 3;
+        }
+    }
+    items[N - 1].opts.k = 0; /* a bad item fails alone */
+    ck_assert_int_eq(akv_query_run_many(items, N), 0);
+    for (int i = 0; i < N; i++) {
+        int rc = items[i].store
+                     ? akv_query_run(m.store, &snap, q[i], &items[i].opts, one)
+                     : akv_query_neighbors(voc, q[i], items[i].opts.metric, items[i].opts.k, one);
+        ck_assert_int_eq(items[i].rc, rc);
+        ck_assert_uint_eq(many[i].nhits, one->nhits);
+        ck_assert_uint_eq(many[i].nwhy, one->nwhy);
+        for (size_t h = 0; h < one->nhits; h++) {
+            ck_assert_uint_eq(many[i].hits[h].id, one->hits[h].id);
+            ck_assert(many[i].hits[h].score == one->hits[h].score);
+        }
+        for (size_t w = 0; w < one->nwhy; w++) {
+            ck_assert_uint_eq(many[i].why[w].slot, one->why[w].slot);
+            ck_assert(many[i].why[w].weight == one->why[w].weight);
+        }
+    }
+    ck_assert_int_eq(items[N - 1].rc, -EINVAL);
+    ck_assert_uint_gt(many[0].nhits, 0);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(one);
+    free(many);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -436,6 +500,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_ties_break_by_vocabulary_order);
     tcase_add_test(tc, test_neighbors_match_reference);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_batch_equals_single);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -77,4 +77,24 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
 int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
                         unsigned k, struct akv_query_result *res);
 
+/* One QUERY, EXPLAIN (store set) or NEIGHBORS (store NULL, vocab set) of a
+ * batch. rc is written: 0, -EINVAL or -ENOMEM, as the single calls return. */
+struct akv_query_item {
+    const struct akv_store *store;    /* QUERY/EXPLAIN: the store read through snap */
+    const struct akv_store_snap *snap;
+    const struct akv_vocab *vocab;    /* NEIGHBORS: the vocabulary */
+    const float *q;                   /* the query (or word) vector, dim floats */
+    struct akv_query_opts opts;       /* k, attention, temperature, metric, explain */
+    struct akv_query_result *res;
+    int rc;
+};
+
+/* Runs n queries with one shared pass over the vocabulary for all those that
+ * rank it: each item gets exactly what akv_query_run or akv_query_neighbors
+ * would give it alone, but the 137 MB matrix is read once for the batch
+ * instead of once per query. All items must use one vocabulary (an item of
+ * another gets -EINVAL). Returns 0, or -ENOMEM when nothing could run (each
+ * rc then says so). Any thread; the snapshots must stay live meanwhile. */
+int akv_query_run_many(struct akv_query_item *items, size_t n);
+
 #endif
