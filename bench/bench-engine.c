@@ -115,6 +115,31 @@ int main(int argc, char **argv)
         report(what, t, nq, mat_bytes);
     }
 
+    /* Batches: one shared pass over the vocabulary for many queries (what
+     * the worker pool does when queries wait). Time per query. */
+    for (int b = 2; b <= 32; b *= 4) {
+        struct akv_query_item items[32];
+        struct akv_query_result *many = malloc((size_t)b * sizeof *many);
+        char what[64];
+        int rounds = nq / b > 3 ? nq / b : 3;
+        for (int r = 0; r < rounds; r++) {
+            for (int i = 0; i < b; i++) {
+                uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+                memset(&items[i], 0, sizeof items[i]);
+                akv_query_opts_default(&items[i].opts);
+                items[i].vocab = voc;
+                items[i].q = akv_vocab_vec(voc, id);
+                items[i].res = &many[i];
+            }
+            t0 = now();
+            akv_query_run_many(items, (size_t)b);
+            t[r] = (now() - t0) / b;
+        }
+        snprintf(what, sizeof what, "NEIGHBORS l2, batches of %d (per query)", b);
+        report(what, t, rounds, mat_bytes);
+        free(many);
+    }
+
     /* A store of single-word entries drawn from the 50,000 commonest words. */
     if (akv_store_create(&s, voc) != 0)
         return 1;
