@@ -281,17 +281,26 @@ static void bad_value(char *err, size_t errlen, const struct directive *d, const
 
 /* Generic setters and getters. */
 
+/* An integer in [d->min, d->max], or "bad NAME 'v' (expected min..max)". */
+static int parse_range(const struct directive *d, const char *arg, long long *v, char *err,
+                       size_t errlen)
+{
+    if (parse_ll(arg, d->min, d->max, v) < 0) {
+        char range[64];
+        snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
+        bad_value(err, errlen, d, arg, range);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int set_int(struct akv_config *c, const struct directive *d, int first, size_t argc,
                    const char *const *argv, char *err, size_t errlen)
 {
     long long v;
 
-    if (parse_ll(argv[0], d->min, d->max, &v) < 0) {
-        char range[64];
-        snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
-        bad_value(err, errlen, d, argv[0], range);
+    if (parse_range(d, argv[0], &v, err, errlen) < 0)
         return -EINVAL;
-    }
     *(int *)field(c, d) = (int)v;
     return 0;
 }
@@ -306,12 +315,8 @@ static int set_uint(struct akv_config *c, const struct directive *d, int first, 
 {
     long long v;
 
-    if (parse_ll(argv[0], d->min, d->max, &v) < 0) {
-        char range[64];
-        snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
-        bad_value(err, errlen, d, argv[0], range);
+    if (parse_range(d, argv[0], &v, err, errlen) < 0)
         return -EINVAL;
-    }
     *(unsigned *)field(c, d) = (unsigned)v;
     return 0;
 }
