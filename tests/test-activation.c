@@ -3,6 +3,8 @@
  * and LISTEN_PID rules, and taking descriptors from the environment.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,15 +63,9 @@ int main(void)
 {
     Suite *s = suite_create("activation");
     TCase *tc = tcase_create("activation");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_parse);
     tcase_add_test(tc, test_from_environment);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -8,6 +8,8 @@
  */
 #include <check.h>
 
+#include "runsuite.h"
+
 #include "replay.h"
 #include <errno.h>
 #include <stdint.h>
@@ -299,11 +301,5 @@ static Suite *aof_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(aof_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run_suite(aof_suite());
 }

@@ -6,6 +6,8 @@
  * test-daemon.py.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,11 +497,5 @@ static Suite *cmd_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cmd_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(cmd_suite());
 }

@@ -7,6 +7,8 @@
  * (fuzz/regression/config/, replayed when present).
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1093,11 +1095,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(config_suite());
 }

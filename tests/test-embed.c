@@ -3,6 +3,8 @@
  * case, and every refusal with the message a client will read.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -109,10 +111,5 @@ static Suite *embed_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(embed_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(embed_suite());
 }

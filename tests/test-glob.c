@@ -2,6 +2,8 @@
  * test-glob.c - the Redis-style glob matcher (src/glob.c).
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,11 +169,5 @@ static Suite *glob_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(glob_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(glob_suite());
 }

@@ -3,6 +3,8 @@
  * boundaries, relative error, quantiles against an exact sort.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -116,17 +118,11 @@ int main(void)
 {
     Suite *s = suite_create("hist");
     TCase *tc = tcase_create("hist");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_buckets_contiguous);
     tcase_add_test(tc, test_bucket_of_value);
     tcase_add_test(tc, test_quantiles);
     tcase_add_test(tc, test_small_and_single);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -6,6 +6,8 @@
  * Check forks each test, so the log's global state starts fresh in each.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <pthread.h>
 #include <regex.h>
@@ -540,11 +542,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(log_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(log_suite());
 }

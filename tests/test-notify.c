@@ -5,6 +5,8 @@
  * datagram socket, as systemd would receive them.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,8 +181,6 @@ int main(void)
 {
     Suite *s = suite_create("notify");
     TCase *tc = tcase_create("notify");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_addr);
     tcase_add_test(tc, test_watchdog_parse);
@@ -189,9 +189,5 @@ int main(void)
     tcase_add_test(tc, test_send_abstract);
     tcase_add_test(tc, test_outside_systemd);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

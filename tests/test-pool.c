@@ -4,6 +4,8 @@
  * in the concurrency suite.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -209,11 +211,5 @@ static Suite *pool_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pool_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(pool_suite());
 }

@@ -10,6 +10,8 @@
  */
 #include <check.h>
 
+#include "runsuite.h"
+
 #include "replay.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -719,11 +721,5 @@ static Suite *proto_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(proto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(proto_suite());
 }

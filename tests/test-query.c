@@ -4,6 +4,8 @@
  * for every attention mode and metric.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -507,11 +509,5 @@ static Suite *query_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(query_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(query_suite());
 }

@@ -8,6 +8,8 @@
  * is set, as CI sets it, in which case their absence is a failure.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -154,8 +156,6 @@ int main(void)
 {
     Suite *s;
     TCase *tc;
-    SRunner *sr;
-    int failed;
 
     if (!find_vectors()) {
         const char *req = getenv("AKV_REQUIRE_VECTORS");
@@ -171,9 +171,5 @@ int main(void)
     tcase_add_test(tc, test_example_store);
     tcase_add_test(tc, test_explain_and_neighbors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -4,6 +4,8 @@
  * buffer growth.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -306,11 +308,5 @@ static Suite *reply_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(reply_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(reply_suite());
 }

@@ -3,6 +3,8 @@
  * the Redis-style cutting of long arguments.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,15 +89,9 @@ int main(void)
 {
     Suite *s = suite_create("slowlog");
     TCase *tc = tcase_create("slowlog");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_push_order_trim);
     tcase_add_test(tc, test_cutting);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

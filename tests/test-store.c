@@ -5,6 +5,8 @@
  * threads) that the TSan build runs too.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -514,11 +516,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(store_suite());
 }

@@ -7,6 +7,8 @@
  * round trip through the binary vocabulary.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -1040,11 +1042,5 @@ static Suite *vecload_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(vecload_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(vecload_suite());
 }

@@ -4,6 +4,8 @@
  * failed adds leave the table unchanged), and growth to 500,000 rows.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,11 +178,5 @@ static Suite *vectab_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(vectab_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(vectab_suite());
 }

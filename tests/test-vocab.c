@@ -4,6 +4,8 @@
  * and refusal of truncated, corrupt, wrong-version and wrong-endian files.
  */
 #include <check.h>
+
+#include "runsuite.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -337,11 +339,5 @@ static Suite *vocab_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(vocab_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(vocab_suite());
 }
