@@ -125,6 +125,21 @@ static float *val_vec(const struct akv_store *s, size_t i)
     return s->chunks[i >> CHUNK_SHIFT]->vals + (i & (CHUNK_SLOTS - 1)) * s->dim;
 }
 
+/* Frees every chunk with the text its slots still hold; nchunks becomes 0. */
+static void chunks_free(struct akv_store *s)
+{
+    for (size_t c = 0; c < s->nchunks; c++) {
+        struct chunk *ch = s->chunks[c];
+        for (size_t j = 0; j < CHUNK_SLOTS; j++)
+            free(ch->slots[j].text);
+        free(ch->keys);
+        free(ch->vals);
+        free(ch);
+        s->chunks[c] = NULL;
+    }
+    s->nchunks = 0;
+}
+
 int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
 {
     struct akv_store *s = calloc(1, sizeof *s);
@@ -151,14 +166,7 @@ void akv_store_destroy(struct akv_store *s)
     if (s == NULL)
         return;
     if (s->chunks != NULL) {
-        for (size_t c = 0; c < s->nchunks; c++) {
-            struct chunk *ch = s->chunks[c];
-            for (size_t j = 0; j < CHUNK_SLOTS; j++)
-                free(ch->slots[j].text);
-            free(ch->keys);
-            free(ch->vals);
-            free(ch);
-        }
+        chunks_free(s);
         free(s->chunks);
     }
     free(s->buckets);
@@ -210,16 +218,7 @@ static void release_if_empty(struct akv_store *s)
 
     if (s->live != 0 || s->nact != 0 || s->ret_len != 0 || s->nchunks == 0)
         return;
-    for (size_t c = 0; c < s->nchunks; c++) {
-        struct chunk *ch = s->chunks[c];
-        for (size_t j = 0; j < CHUNK_SLOTS; j++)
-            free(ch->slots[j].text);
-        free(ch->keys);
-        free(ch->vals);
-        free(ch);
-        s->chunks[c] = NULL;
-    }
-    s->nchunks = 0;
+    chunks_free(s);
     s->nslots = 0;
     s->text_bytes = 0;
     free(s->free_slots);
