@@ -14,8 +14,14 @@
  *   hash_off     hash_slots uint32 ids, UINT32_MAX for an empty slot; linear
  *                probing from XXH3_64bits(word) & (hash_slots - 1)
  *   norms_off    count float32 L2 norms (4-byte aligned)
+ *   info_off     the sketch's row information (64-byte aligned; sketch.h)
+ *   sketch_off   the int8 sketch of the matrix (64-byte aligned; sketch.h)
  *   matrix_off   count x dim float32, row-major (64-byte aligned, so SIMD
  *                kernels may use aligned loads on rows whose size allows it)
+ *
+ * Version 2 added the sketch sections: the ranking scan reads them instead
+ * of the matrix (a quarter of the bytes), so they are computed once at
+ * import and shared through the page cache like the rest of the file.
  *
  * Integrity: meta_checksum covers the header (with both checksum fields
  * zeroed) and every byte up to the norms (words, offsets, hash, padding); it
@@ -47,8 +53,10 @@
 #include <unistr.h>
 #include <xxhash.h>
 
+#include "sketch.h"
+
 #define VOCAB_MAGIC "AKVVOCAB"
-#define VOCAB_VERSION 1u
+#define VOCAB_VERSION 2u
 #define VOCAB_BYTEORDER 0x01020304u
 #define VOCAB_BYTEORDER_SWAPPED 0x04030201u
 #define VOCAB_ELEM_F32 1u
@@ -75,7 +83,9 @@ struct vocab_hdr {
     uint64_t matrix_off;
     uint64_t meta_checksum;
     uint64_t data_checksum;
-    uint8_t reserved[VOCAB_HDR_SIZE - 120];
+    uint64_t sketch_off; /* int8 codes, see sketch.h */
+    uint64_t info_off;   /* per-block row information for the sketch */
+    uint8_t reserved[VOCAB_HDR_SIZE - 136];
 };
 
 _Static_assert(sizeof(struct vocab_hdr) == VOCAB_HDR_SIZE, "header must be 256 bytes");
@@ -92,6 +102,8 @@ struct akv_vocab {
     uint64_t hash_mask;
     const float *norms;
     const float *matrix;
+    const uint8_t *sketch;
+    const float *sketch_info;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -157,7 +169,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
                         unsigned flags, char *err, size_t errlen)
 {
     struct vocab_hdr h;
-    uint64_t n, mat_bytes;
+    uint64_t n, mat_bytes, sk_bytes, info_bytes;
 
     if (size < VOCAB_HDR_SIZE) {
         seterr(err, errlen, "%s: too small for a vocabulary file (%zu bytes)", name, size);
@@ -203,6 +215,8 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         return -EINVAL;
     }
     mat_bytes = n * h.dim * sizeof(float); /* n < 2^32 and dim <= 4096: no overflow */
+    sk_bytes = akv_sketch_code_bytes(n, h.dim);
+    info_bytes = akv_sketch_info_bytes(n);
     /* The sections follow one another in this order, each inside the file,
      * and the matrix ends the file. */
     if (h.words_off != VOCAB_HDR_SIZE || !in_file(h.words_off, h.words_len, size) ||
@@ -212,7 +226,10 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         h.hash_slots > ((uint64_t)1 << 34) || (h.hash_slots & (h.hash_slots - 1)) != 0 ||
         !in_file(h.hash_off, h.hash_slots * 4, size) || h.norms_off % 4 != 0 ||
         h.norms_off < h.hash_off + h.hash_slots * 4 || !in_file(h.norms_off, n * 4, size) ||
-        h.matrix_off % 64 != 0 || h.matrix_off < h.norms_off + n * 4 ||
+        h.info_off % 64 != 0 || h.info_off < h.norms_off + n * 4 ||
+        !in_file(h.info_off, info_bytes, size) || h.sketch_off % 64 != 0 ||
+        h.sketch_off < h.info_off + info_bytes || !in_file(h.sketch_off, sk_bytes, size) ||
+        h.matrix_off % 64 != 0 || h.matrix_off < h.sketch_off + sk_bytes ||
         h.matrix_off + mat_bytes != size) {
         seterr(err, errlen, "%s: corrupt header (a section lies outside the file)", name);
         return -EINVAL;
@@ -237,6 +254,8 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     v->hash_mask = h.hash_slots - 1;
     v->norms = (const float *)(const void *)(base + h.norms_off);
     v->matrix = (const float *)(const void *)(base + h.matrix_off);
+    v->sketch = base + h.sketch_off;
+    v->sketch_info = (const float *)(const void *)(base + h.info_off);
 
     /* The offsets must describe non-empty, NUL-terminated words without an
      * inner NUL: lookups and replies rely on that. The checksum makes damage
@@ -376,7 +395,9 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
     h.hash_off = h.offs_off + (n + 1) * 8;
     h.hash_slots = slots;
     h.norms_off = h.hash_off + slots * 4;
-    h.matrix_off = align_up(h.norms_off + n * 4, 64);
+    h.info_off = align_up(h.norms_off + n * 4, 64);
+    h.sketch_off = align_up(h.info_off + akv_sketch_info_bytes(n), 64);
+    h.matrix_off = align_up(h.sketch_off + akv_sketch_code_bytes(n, t->dim), 64);
     h.file_size = h.matrix_off + n * t->dim * 4;
 
     buf = aligned_alloc(64, align_up(h.file_size, 64));
@@ -411,6 +432,8 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
             ss += (double)x[d] * x[d];
         norms[i] = (float)sqrt(ss);
     }
+    akv_sketch_build(t->vecs, n, t->dim, buf + h.sketch_off,
+                     (float *)(void *)(buf + h.info_off));
     memcpy(buf, &h, sizeof h);
     h.meta_checksum = meta_checksum(buf, &h);
     h.data_checksum = data_checksum(buf, &h);
@@ -548,6 +571,16 @@ const char *akv_vocab_word(const struct akv_vocab *v, uint32_t id, size_t *len)
     if (len != NULL)
         *len = (size_t)(v->offs[id + 1] - a - 1);
     return v->words + a;
+}
+
+const uint8_t *akv_vocab_sketch(const struct akv_vocab *v)
+{
+    return v->sketch;
+}
+
+const float *akv_vocab_sketch_info(const struct akv_vocab *v)
+{
+    return v->sketch_info;
 }
 
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id)

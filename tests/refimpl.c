@@ -77,18 +77,18 @@ size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m,
     return k;
 }
 
-size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
-                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
-                 unsigned k, struct ref_hit *hits, double *weights)
+int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
+               const double *q, enum akv_attn_mode mode, double tau, double *r,
+               double *weights)
 {
     uint32_t dim = akv_vocab_dim(voc);
-    double *s = malloc((n ? n : 1) * sizeof *s), *r = calloc(dim, sizeof *r);
+    double *s = malloc((n ? n : 1) * sizeof *s);
     double mx = -INFINITY, z = 0, qq = 0;
-    size_t nh;
 
+    for (uint32_t d = 0; d < dim; d++)
+        r[d] = 0;
     if (n == 0) {
         free(s);
-        free(r);
         return 0;
     }
     for (uint32_t d = 0; d < dim; d++)
@@ -114,8 +114,20 @@ size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t 
         for (uint32_t d = 0; d < dim; d++)
             r[d] += s[i] * e[i].v[d];
     }
-    nh = ref_rank(voc, r, m, k, hits);
     free(s);
+    return 1;
+}
+
+size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
+                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
+                 unsigned k, struct ref_hit *hits, double *weights)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    double *r = calloc(dim, sizeof *r);
+    size_t nh = 0;
+
+    if (ref_attend(voc, e, n, q, mode, tau, r, weights))
+        nh = ref_rank(voc, r, m, k, hits);
     free(r);
     return nh;
 }

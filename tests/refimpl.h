@@ -26,6 +26,13 @@ struct ref_hit {
  * Returns 0, or -1 if a word is unknown. */
 int ref_embed(const struct akv_vocab *voc, const char *text, double *out);
 
+/* The attention step alone: r (dim doubles) = softmax-weighted sum of the
+ * values; weights (n doubles) when not NULL. Returns 0 for an empty store
+ * (r is then zero), else 1. */
+int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
+               const double *q, enum akv_attn_mode mode, double tau, double *r,
+               double *weights);
+
 /* Attention over entries then an exhaustive ranking; writes min(k, count)
  * hits into hits (caller provides count slots) and the full weight vector
  * into weights (n doubles) when not NULL. Returns the number of hits. */

@@ -15,6 +15,7 @@
 #include "attnkv/embed.h"
 #include "attnkv/query.h"
 #include "attnkv/store.h"
+#include "rank.h"
 #include "refimpl.h"
 #include "testutil.h"
 
@@ -507,7 +508,22 @@ static Suite *query_suite(void)
     return s;
 }
 
+/* The whole suite once per ranking kernel this CPU runs: each must give the
+ * reference's answers. Check forks every test from here, so the choice made
+ * before a run holds in its tests. */
 int main(void)
 {
-    return tu_run_suite(query_suite());
+    static const char *const kernels[] = {"portable", "avx2", "avx512vnni"};
+    int status = EXIT_SUCCESS;
+
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+        if (akv_rank_set_kernel(kernels[i]) < 0) {
+            printf("kernel %s: not supported here, skipped\n", kernels[i]);
+            continue;
+        }
+        printf("kernel %s\n", kernels[i]);
+        if (tu_run_suite(query_suite()) != EXIT_SUCCESS)
+            status = EXIT_FAILURE;
+    }
+    return status;
 }

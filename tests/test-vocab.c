@@ -196,10 +196,13 @@ START_TEST(test_refuses_bad_files)
     spit(bad, buf, len);
     expect_refused(bad, "not an attnkv vocabulary");
     buf[0] ^= 1;
-    buf[8] = 2; /* version */
+    buf[8] = 1; /* version 1 files lack the sketch: re-import */
     spit(bad, buf, len);
-    expect_refused(bad, "version 2");
-    buf[8] = 1;
+    expect_refused(bad, "version 1");
+    buf[8] = 3;
+    spit(bad, buf, len);
+    expect_refused(bad, "version 3");
+    buf[8] = 2;
     {
         unsigned char o[4];
         memcpy(o, buf + 12, 4);

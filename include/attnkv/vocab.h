@@ -2,7 +2,7 @@
  * vocab.h - the vocabulary: the project's binary word-vector file, opened
  * read-only with mmap, and O(1) word lookup.
  *
- * File layout (version 1, all integers little-endian, see src/vocab.c):
+ * File layout (version 2, all integers little-endian, see src/vocab.c):
  *   header (256 bytes): magic "AKVVOCAB", version, byte-order tag, count, dim,
  *     element type, offsets and sizes of every section, checksums;
  *   words:   the words, each followed by a NUL byte, in vocabulary order;
@@ -10,6 +10,8 @@
  *   hash:    open-addressing table of uint32 word ids (UINT32_MAX = empty),
  *            keyed by XXH3-64 of the word's bytes;
  *   norms:   count float32 L2 norms;
+ *   sketch:  an int8 copy of the matrix with per-row bounds (src/sketch.h),
+ *            which the ranking scan reads instead of the matrix;
  *   matrix:  count x dim float32, row-major, 64-byte aligned.
  *
  * Threading: an opened vocabulary is immutable, so any thread may call the
@@ -63,6 +65,9 @@ uint32_t akv_vocab_dim(const struct akv_vocab *v);
 /* The row-major count x dim matrix and the per-row L2 norms. */
 const float *akv_vocab_matrix(const struct akv_vocab *v);
 const float *akv_vocab_norms(const struct akv_vocab *v);
+/* The int8 sketch sections (layout in src/sketch.h): codes and row info. */
+const uint8_t *akv_vocab_sketch(const struct akv_vocab *v);
+const float *akv_vocab_sketch_info(const struct akv_vocab *v);
 /* Word id as a NUL-terminated string; *len (if not NULL) gets its length. */
 const char *akv_vocab_word(const struct akv_vocab *v, uint32_t id, size_t *len);
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id);

@@ -1,0 +1,90 @@
+/*
+ * sketch.h - the int8 sketch of the vocabulary matrix: a quarter-size copy
+ * of every row that bounds each dot product, so the ranking scan can discard
+ * almost every word without reading its float vector.
+ *
+ * For a row x (float) the sketch keeps a scale a = max|x_d| / 127 and codes
+ * c_d = round(x_d / a) in [-127, 127], so x^ = a c. A query vector r is
+ * quantised the same way at query time (r^ = b d). Then exactly
+ *
+ *   r.x = a b (c.d) + r^.(x - x^) + (r - r^).x
+ *
+ * and with e >= |x - x^|, R >= |r^|, D >= |r - r^| and n >= |x|,
+ *
+ *   |r.x - a b (c.d)| <= R e + D n.
+ *
+ * c.d is an exact integer whatever instructions compute it, so every kernel
+ * (portable, AVX2, AVX-512 VNNI) gets the same interval, up to float
+ * rounding that the margin AKV_SKETCH_MU covers (see rank.c).
+ *
+ * Layout (both sections live in the vocabulary file, see vocab.h):
+ *   codes: blocks of AKV_SKETCH_ROWS rows; a block holds, for each group of
+ *          AKV_SKETCH_GROUP dimensions, the 4 codes of row 0, then of row
+ *          1, ... of row 15 (64 bytes), stored as c + 128 (unsigned). One
+ *          64-byte load is one group of 16 rows, which is exactly the
+ *          operand of a VNNI dot-product instruction, and no horizontal sums
+ *          are needed. Dimensions past dim and rows past count are code 0.
+ *   info:  per block, 4 arrays of 16 floats: scale a, residual e (rounded
+ *          up), norm n (rounded up) and 1/n (0 for a zero row). A row with a
+ *          non-finite component gets scale 0 and residual +inf, so it can
+ *          never be discarded and its exact score decides.
+ *
+ * Threading: pure functions; any thread.
+ */
+#ifndef ATTNKV_SKETCH_H
+#define ATTNKV_SKETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AKV_SKETCH_ROWS 16
+#define AKV_SKETCH_GROUP 4
+#define AKV_SKETCH_BLOCK_INFO (4 * AKV_SKETCH_ROWS) /* floats of info per block */
+
+/* Relative slack added to every bound: far above the float rounding of the
+ * few operations that compute one (about 1e-6 at most), far below the
+ * spread of real scores. */
+#define AKV_SKETCH_MU 1e-5
+
+static inline size_t akv_sketch_blocks(size_t count)
+{
+    return (count + AKV_SKETCH_ROWS - 1) / AKV_SKETCH_ROWS;
+}
+
+static inline uint32_t akv_sketch_groups(uint32_t dim)
+{
+    return (dim + AKV_SKETCH_GROUP - 1) / AKV_SKETCH_GROUP;
+}
+
+/* Bytes of the codes section and of the info section. */
+static inline size_t akv_sketch_code_bytes(size_t count, uint32_t dim)
+{
+    return akv_sketch_blocks(count) * akv_sketch_groups(dim) * AKV_SKETCH_ROWS * AKV_SKETCH_GROUP;
+}
+
+static inline size_t akv_sketch_info_bytes(size_t count)
+{
+    return akv_sketch_blocks(count) * AKV_SKETCH_BLOCK_INFO * sizeof(float);
+}
+
+/* Fills codes and info (zeroed by the caller to their full sizes) for count
+ * rows of dim floats. */
+void akv_sketch_build(const float *rows, size_t count, uint32_t dim, uint8_t *codes, float *info);
+
+/* A quantised query. packed[g] holds the 4 signed codes of group g as the
+ * little-endian bytes of one int32 (what a VNNI instruction broadcasts);
+ * codes[] the same codes one per dimension (for the portable kernel). */
+struct akv_sketch_query {
+    float b;      /* query scale */
+    float rbound; /* >= |r^| (1 + MU) */
+    float dbound; /* >= |r - r^| + MU |r^| */
+    int32_t sum;  /* sum of the codes: the kernels read codes + 128 */
+    int finite;   /* 0: r has a non-finite component; nothing may be pruned */
+};
+
+/* Quantises r (dim doubles); packed needs akv_sketch_groups(dim) entries
+ * and codes that many times 4. */
+void akv_sketch_query(const double *r, uint32_t dim, struct akv_sketch_query *q,
+                      int32_t *packed, int8_t *codes);
+
+#endif
