@@ -193,7 +193,9 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         return -EINVAL;
     }
     if (h.version != VOCAB_VERSION) {
-        seterr(err, errlen, "%s: format version %u, this build reads version %u; re-import it",
+        seterr(err, errlen,
+               "%s: format version %u, this build reads version %u; re-import it "
+               "(attnkv-import, or scripts/fetch-vectors for the default vectors)",
                name, h.version, VOCAB_VERSION);
         return -EINVAL;
     }
