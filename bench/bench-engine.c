@@ -2,8 +2,9 @@
  * bench-engine.c - figures for the engine's hot paths on real vectors
  * (default: the GloVe 6B 100d file that scripts/fetch-vectors makes):
  *   - time to open (map and validate) the binary vocabulary;
- *   - NEIGHBORS: ms per full-vocabulary ranking and the effective scan rate
- *     in GB/s, per metric;
+ *   - NEIGHBORS: ms per full-vocabulary ranking and the rate at which the
+ *     scan reads the int8 sketch (GB/s), per metric, then per ranking kernel
+ *     alone and in batches;
  *   - QUERY: ms per query (attention + ranking) with a store of N entries.
  * Prints figures; asserts nothing. Usage:
  *   bench-engine [--vectors FILE] [--queries N] [--entries N]
@@ -17,6 +18,8 @@
 #include "attnkv/query.h"
 #include "attnkv/store.h"
 #include "attnkv/vocab.h"
+#include "rank.h"
+#include "sketch.h"
 
 static double now(void)
 {
@@ -101,7 +104,10 @@ int main(int argc, char **argv)
     printf("%-34s %8.3f ms\n", "open with full checksum", (now() - t0) * 1e3);
     printf("vocabulary: %zu words x %u dims, file %.1f MB\n", akv_vocab_count(voc),
            akv_vocab_dim(voc), (double)akv_vocab_bytes(voc) / 1e6);
-    mat_bytes = (double)akv_vocab_count(voc) * akv_vocab_dim(voc) * sizeof(float);
+    /* What one scan reads: the sketch's codes and row information. */
+    mat_bytes = (double)(akv_sketch_code_bytes(akv_vocab_count(voc), akv_vocab_dim(voc)) +
+                         akv_sketch_info_bytes(akv_vocab_count(voc)));
+    printf("ranking kernel: %s\n", akv_rank_kernel_name(akv_rank_kernel()));
 
     for (int m = 0; m < 3; m++) {
         char what[64];
@@ -138,6 +144,47 @@ int main(int argc, char **argv)
         snprintf(what, sizeof what, "NEIGHBORS l2, batches of %d (per query)", b);
         report(what, t, rounds, mat_bytes);
         free(many);
+    }
+
+    /* Every kernel this CPU runs, alone and in batches of 32 (answers are
+     * identical; only the time differs). */
+    {
+        static const char *const kernels[] = {"portable", "avx2", "avx512vnni"};
+        const char *current = akv_rank_kernel_name(akv_rank_kernel());
+        for (size_t kn = 0; kn < 3; kn++) {
+            struct akv_query_item items[32];
+            struct akv_query_result *many = malloc(32 * sizeof *many);
+            char what[64];
+            int n1 = nq < 50 ? nq : 50;
+            if (akv_rank_set_kernel(kernels[kn]) < 0)
+                continue;
+            for (int i = 0; i < n1; i++) {
+                uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+                t0 = now();
+                akv_query_neighbors(voc, akv_vocab_vec(voc, id), AKV_METRIC_L2, 5, res);
+                t[i] = now() - t0;
+            }
+            snprintf(what, sizeof what, "kernel %s, one query", kernels[kn]);
+            report(what, t, n1, mat_bytes);
+            for (int r = 0; r < 5; r++) {
+                for (int i = 0; i < 32; i++) {
+                    uint32_t id =
+                        (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+                    memset(&items[i], 0, sizeof items[i]);
+                    akv_query_opts_default(&items[i].opts);
+                    items[i].vocab = voc;
+                    items[i].q = akv_vocab_vec(voc, id);
+                    items[i].res = &many[i];
+                }
+                t0 = now();
+                akv_query_run_many(items, 32);
+                t[r] = (now() - t0) / 32;
+            }
+            snprintf(what, sizeof what, "kernel %s, batch of 32 (per query)", kernels[kn]);
+            report(what, t, 5, mat_bytes);
+            free(many);
+        }
+        akv_rank_set_kernel(current);
     }
 
     /* A store of single-word entries drawn from the 50,000 commonest words. */
