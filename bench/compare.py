@@ -14,12 +14,16 @@ into a JSON results file that the `table` subcommand prints:
             QUERY against a float64 attention + ranking
   ann       FAISS IndexFlatL2 and hnswlib on the same vectors, queried with
             the attention results the daemon computes for the same words
+  words     write the word list that bench/loadgen draws SET keys and values from
+  loadgen   run bench/loadgen (SET throughput, pipelined or not) against one
+            server, optionally on an emptied server whose DBSIZE it then checks
   record    store a figure measured elsewhere (redis-benchmark)
   table     print the comparison table
 
 Words: the store and the queries are drawn with fixed seeds from the 50,000
 most frequent vocabulary words (GloVe files are in frequency order) that are
-purely alphabetic, so every run asks the same questions. Talks to 127.0.0.1
+purely alphabetic, so every run asks the same questions; the loadgen's word
+list is all of those words. Talks to 127.0.0.1
 only. Needs Debian's python3 with numpy (and python3-faiss, python3-hnswlib
 for `ann`).
 """
@@ -377,6 +381,51 @@ def cmd_ann(a):
     save(a.results, **res)
 
 
+def cmd_words(a):
+    """The loadgen's word list: the common words, one a line, in frequency
+    order (the loadgen shuffles them with its own seed)."""
+    voc = Vocab(a.vectors)
+    words = [voc.words[i] for i in voc.common_words()]
+    with open(a.out, "w") as f:
+        f.write("".join(w + "\n" for w in words))
+    save(a.results, word_list=len(words))
+
+
+def cmd_loadgen(a):
+    """Runs bench/loadgen against one server and records its requests/s as
+    `name`, with its latencies and processor time beside it. An error reply
+    aborts the benchmark: it would mean the figure is not SET's. With --fresh
+    the server is emptied first and must hold exactly the distinct keys the
+    loadgen sent afterwards, which shows that every SET took effect."""
+    def command(*args):
+        s, r = connect(a.port)
+        with s:
+            s.sendall(encode(*args))
+            return r.reply()
+
+    if a.fresh:
+        command("FLUSHALL")
+    argv = [a.loadgen, "--host", HOST, "--port", str(a.port), *a.args]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    lines = proc.stdout.split("\n")
+    fields = dict(x.split("=", 1) for x in lines[0].split()) if lines[0] else {}
+    if proc.returncode != 0 or fields.get("errors") != "0":
+        sys.exit(f"{' '.join(argv)} failed (status {proc.returncode}): {proc.stdout.strip()}")
+    if a.fresh:
+        n = int(command("DBSIZE"))
+        if n != int(fields["keys"]):
+            sys.exit(f"{a.name}: DBSIZE is {n} after the run, but {fields['keys']} "
+                     f"distinct keys were sent")
+        print(f"  DBSIZE {n} = distinct keys sent")
+    save(a.results, **{a.name: float(fields["rps"]),
+                       f"{a.name}_p50_ms": float(fields["p50_ms"]),
+                       f"{a.name}_p99_ms": float(fields["p99_ms"]),
+                       f"{a.name}_cpu_s": float(fields["cpu_s"]),
+                       f"{a.name}_requests": int(fields["requests"]),
+                       f"{a.name}_keys": int(fields["keys"])})
+
+
 def cmd_record(a):
     save(a.results, **{a.name: float(a.value)})
 
@@ -428,6 +477,18 @@ def cmd_table(a):
         lambda o, f: f is not None and o >= 0.5 * f)
     row("SET/s, -P 16 -c 50", "set_p16_akv", "redis-server", "set_p16_redis",
         ">= 0.5x redis", lambda o, f: f is not None and o >= 0.5 * f)
+    row("SET/s, -c 50, word list (loadgen)", "set_words_akv", "redis-server",
+        "set_words_redis", ">= 0.5x redis", lambda o, f: f is not None and o >= 0.5 * f)
+    row("SET/s, -P 16 -c 50, word list (loadgen)", "set_words_p16_akv", "redis-server",
+        "set_words_p16_redis", ">= 0.5x redis", lambda o, f: f is not None and o >= 0.5 * f)
+    row("SET p50, -c 50, word list (loadgen)", "set_words_akv_p50_ms", "redis-server",
+        "set_words_redis_p50_ms", fmt=ms)
+    row("SET p99, -c 50, word list (loadgen)", "set_words_akv_p99_ms", "redis-server",
+        "set_words_redis_p99_ms", fmt=ms)
+    row("loadgen check: SET cat animal/s, -c 50, attnkvd", "set_lg_akv", "redis-benchmark",
+        "set_akv")
+    row("loadgen check: SET cat animal/s, -P 16 -c 50, attnkvd", "set_lg_p16_akv",
+        "redis-benchmark", "set_p16_akv")
     row("start-up, launch to first PONG (median)", "attnkvd_startup_ms", "redis-server",
         "redis_startup_ms", "<= 100 ms", lambda o, f: o <= 100, fmt="{:.1f} ms")
     row("NEIGHBORS recall@5 vs float64 exhaustive", "neighbors_recall", "required", 1,
@@ -445,6 +506,21 @@ def cmd_table(a):
              f"{r.get('ann_queries', '?')} FAISS/hnswlib queries (the attention results "
              f"for the same words), hnswlib M=16 ef_construction=100 ef={r.get('hnsw_ef', '?')}"]
     print("; ".join(notes))
+    if "set_words_akv" in r and "set_words_p16_akv" in r:
+        print(f"Word list: bench/loadgen sends SET <key> <value>, keys cycling through the "
+              f"{r.get('word_list', 0):,} common words shuffled with a fixed seed, values drawn "
+              f"from them with it, the same commands to both servers; "
+              f"{r['set_words_akv_keys']:,} (-c 50) and {r['set_words_p16_akv_keys']:,} "
+              f"(-P 16) distinct keys, checked with DBSIZE after each run.")
+    if "set_lg_akv" in r and "set_lg_p16_akv" in r and "set_akv" in r and "set_p16_akv" in r:
+        cpu = lambda k: 1e6 * r[f"{k}_cpu_s"] / r[f"{k}_requests"]
+        print(f"loadgen check: with redis-benchmark's `SET cat animal` the loadgen measured "
+              f"{r['set_lg_akv'] / r['set_akv']:.2g}x (-c 50) and "
+              f"{r['set_lg_p16_akv'] / r['set_p16_akv']:.2g}x (-P 16) redis-benchmark's "
+              f"figure, using {cpu('set_lg_akv'):.1f} and {cpu('set_lg_p16_akv'):.2f} us of "
+              f"CPU per request: at or above 1x it is no more the bottleneck than "
+              f"redis-benchmark is (on a shared machine, a client that needs less CPU leaves "
+              f"more to the server, so its figures run higher).")
 
 
 def main():
@@ -475,6 +551,15 @@ def main():
     s.add_argument("--queries", type=int, default=2000)
     s.add_argument("--single", type=int, default=500, help="queries timed one at a time")
     s.add_argument("--ef", type=int, default=50)
+    s = sub.add_parser("words")
+    s.add_argument("--out", required=True, help="the word list to write")
+    s = sub.add_parser("loadgen")
+    s.add_argument("--name", required=True, help="what to record the requests/s as")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--loadgen", required=True, help="the bench/loadgen program")
+    s.add_argument("--fresh", action="store_true",
+                   help="FLUSHALL first, then check DBSIZE against the keys sent")
+    s.add_argument("args", nargs="*", help="loadgen options (after --)")
     s = sub.add_parser("record")
     s.add_argument("name")
     s.add_argument("value")
