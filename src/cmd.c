@@ -1313,6 +1313,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
         return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed");
     }
     j->base.pool.work = query_work;
+    j->base.pool.batch = NULL;
     j->base.pool.done = NULL; /* the connection sets it */
     j->base.finish = query_finish;
     j->base.owner = NULL;
