@@ -1275,6 +1275,53 @@ def test_50_clients(env):
 
 
 @test("concurrency")
+def test_batched_replies_match_alone(env):
+    """Queries that wait for the worker together are ranked as one batch (one
+    pass over the vocabulary), QUERY, EXPLAIN and NEIGHBORS mixed; each reply
+    must be byte for byte the one the same request gets alone, and INFO must
+    count every job in a batch."""
+    d = Daemon(env.workdir, env.big_vectors(), ("--workers", "1"), name="batch")
+    try:
+        c = d.client()
+        for i in range(50):
+            assert c.cmd("SET", "w%06d" % i, "w%06d" % (i + 1000)) == "OK"
+        cmds = []
+        for i in range(30):
+            w = "w%06d" % (100 + i)
+            cmds.append([("QUERY", w, "COUNT", 7, "WITHSCORES"),
+                         ("EXPLAIN", w, "COUNT", 4),
+                         ("NEIGHBORS", w, "COUNT", 6, "WITHSCORES", "METRIC", "cosine")][i % 3])
+        alone = [c.cmd(*cmd) for cmd in cmds]
+        assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+        clients = [d.client() for _ in cmds]
+        rounds = 5
+        for _ in range(rounds):
+            # Every request is sent before any reply is read, so they pile up
+            # behind the single worker while it ranks the first.
+            for x, cmd in zip(clients, cmds):
+                x.send(Client.encode(*cmd))
+            for x, cmd, want in zip(clients, cmds, alone):
+                got = x.read()
+                assert got == want, (cmd, got, want)
+        info = c.cmd("INFO", "stats")
+        f = dict(l.split(":", 1) for l in info.split("\r\n") if ":" in l)
+        batches, jobs, biggest = (int(f[k]) for k in
+                                  ("query_batches", "query_batched_jobs", "query_batch_max"))
+        assert jobs == rounds * len(cmds), info
+        assert 1 <= batches <= jobs and 1 <= biggest <= 32, info
+        # 150 jobs sent 30 at a time to one worker: some must have waited
+        # together (the chance that none did is nil unless batching is off).
+        assert batches < jobs and biggest >= 2, info
+        for x in clients:
+            x.close()
+        c.close()
+        assert d.stop() == 0
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+
+
+@test("concurrency")
 def test_disconnect_mid_query(env):
     c = env.daemon.client()
     for k, v in (("cat", "animal"), ("one", "number"), ("ball", "toy")):
