@@ -12,8 +12,13 @@
  *   - take a store snapshot (QUERY, EXPLAIN) right there, after every write
  *     the loop thread has applied so far, which is what makes a QUERY see
  *     every SET acknowledged before it was dispatched;
- *   - the worker (query_work) reads only the job: its vector and options, the
- *     immutable vocabulary and the snapshot, and writes only the job's result;
+ *   - the worker (query_batch) reads only the job: its vector and options, the
+ *     immutable vocabulary and the snapshot, and writes only the job's result.
+ *     It gets the QUERY, EXPLAIN and NEIGHBORS jobs queued together as one
+ *     batch (see src/pool.c) and ranks them with one akv_query_run_many
+ *     call, which reads the vocabulary once for all of them and gives each
+ *     exactly the answer it would get alone, so batching never changes a
+ *     reply;
  *   - query_finish, back on the loop thread, formats the reply (EXPLAIN's
  *     key/value text comes from the snapshot, which is still held), releases
  *     the snapshot and frees the job. The snapshot is released even when the
@@ -31,6 +36,7 @@
  */
 #include "cmd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -619,10 +625,14 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                      "total_error_replies:%" PRIu64 "\r\n"
                      "rejected_connections:%" PRIu64 "\r\n"
                      "jobs_in_flight:%" PRIu64 "\r\n"
-                     "jobs_waiting:%zu\r\n",
+                     "jobs_waiting:%zu\r\n"
+                     "query_batches:%" PRIu64 "\r\n"
+                     "query_batched_jobs:%" PRIu64 "\r\n"
+                     "query_batch_max:%" PRIu64 "\r\n",
                      st->connections_received, st->commands_processed, st->error_replies,
                      st->rejected_connections, st->jobs_running,
-                     env->queue_len ? env->queue_len(env) : (size_t)0);
+                     env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
+                     st->query_batched_jobs, st->query_batch_max);
 }
 
 static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -1059,6 +1069,7 @@ struct query_job {
     struct akv_query_opts opts;
     /* Written by the worker. */
     int rc;
+    size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
     /* Loop thread only. */
     struct akv_cmd_env *env;
@@ -1155,16 +1166,37 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
     return 0;
 }
 
-/* Worker thread: reads the job's vector, options, snapshot and the
- * immutable vocabulary; writes only res and rc. */
-static void query_work(struct akv_pool_job *pj)
+/* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
+ * mix, with one pass over the vocabulary. Reads each job's vector, options
+ * and snapshot and the immutable vocabulary; writes only each job's res, rc
+ * and batch_n. */
+static void query_batch(struct akv_pool_job **pjs, size_t n)
 {
-    struct query_job *j = container_of(pj, struct query_job, base.pool);
+    struct akv_query_item items[AKV_POOL_BATCH_MAX];
 
-    if (j->kind == JOB_NEIGHBORS)
-        j->rc = akv_query_neighbors(j->vocab, j->q, j->opts.metric, j->opts.k, &j->res);
-    else
-        j->rc = akv_query_run(j->store, &j->snap, j->q, &j->opts, &j->res);
+    assert(n >= 1 && n <= AKV_POOL_BATCH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
+        int ranks_words = j->kind == JOB_NEIGHBORS;
+
+        /* A NEIGHBORS item has no store: that is what makes the engine rank
+         * around q itself, as akv_query_neighbors does. */
+        items[i] = (struct akv_query_item){
+            .store = ranks_words ? NULL : j->store,
+            .snap = ranks_words ? NULL : &j->snap,
+            .vocab = j->vocab,
+            .q = j->q,
+            .opts = j->opts,
+            .res = &j->res,
+        };
+    }
+    /* Failures are per item (rc), as the single calls report them. */
+    (void)akv_query_run_many(items, n);
+    for (size_t i = 0; i < n; i++) {
+        struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
+        j->rc = items[i].rc;
+        j->batch_n = i == 0 ? n : 0;
+    }
 }
 
 static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
@@ -1238,6 +1270,15 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     int failed = j->rc < 0;
 
     env->stats.jobs_running--;
+    /* The whole batch is counted with its first job, which is always
+     * finished first, so a CONFIG RESETSTAT between two jobs of one batch
+     * cannot leave half a batch counted. */
+    if (j->batch_n > 0) {
+        env->stats.query_batches++;
+        env->stats.query_batched_jobs += j->batch_n;
+        if (j->batch_n > env->stats.query_batch_max)
+            env->stats.query_batch_max = j->batch_n;
+    }
     if (j->kind == JOB_QUERY && j->rc == 0) {
         env->stats.query_count++;
         env->stats.query_us_sum += us;
@@ -1315,7 +1356,8 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
             return reply_oom(ctx->out);
         return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed");
     }
-    j->base.pool.work = query_work;
+    j->base.pool.work = NULL;
+    j->base.pool.batch = query_batch;
     j->base.pool.done = NULL; /* the connection sets it */
     j->base.finish = query_finish;
     j->base.owner = NULL;
@@ -1327,6 +1369,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->vocab = env->vocab;
     j->opts = o;
     j->rc = 0;
+    j->batch_n = 0;
     j->res.nhits = j->res.nwhy = 0;
     j->env = env;
     j->withscores = withscores;

@@ -10,10 +10,12 @@
  * libuv or sockets, so they can be driven from a test with a plain buffer.
  *
  * Threading: akv_cmd_dispatch, handlers and finish run on the loop thread,
- * which owns the env and everything it points to. A job's work function runs
- * on a worker thread and reads only what the job holds: its own copy of the
- * query vector and options, the immutable vocabulary, and a store snapshot
- * taken by the handler (see the threading contract in attnkv/store.h).
+ * which owns the env and everything it points to. A job's work (or batch)
+ * function runs on a worker thread and reads only what the job holds: its
+ * own copy of the query vector and options, the immutable vocabulary, and a
+ * store snapshot taken by the handler (see the threading contract in
+ * attnkv/store.h). QUERY, EXPLAIN and NEIGHBORS jobs set batch, so that the
+ * pool may run several queued ones in one vocabulary pass.
  */
 #ifndef ATTNKV_CMD_H
 #define ATTNKV_CMD_H
@@ -53,9 +55,12 @@ struct akv_stats {
     uint64_t query_count;  /* QUERY replies sent (errors excluded) */
     uint64_t query_us_sum; /* from dispatch to reply, queueing included */
     uint64_t query_us_max;
-    uint64_t jobs_running;                     /* QUERY/EXPLAIN/NEIGHBORS jobs on the pool */
-    uint64_t error_replies;                    /* -ERR replies to commands, unknown ones included */
-    struct akv_hist query_hist;                /* QUERY latency, µs, like query_us_* */
+    uint64_t jobs_running;       /* QUERY/EXPLAIN/NEIGHBORS jobs on the pool */
+    uint64_t query_batches;      /* batches of those jobs run, each one vocabulary pass */
+    uint64_t query_batched_jobs; /* jobs those batches held (a lone job is a batch of 1) */
+    uint64_t query_batch_max;    /* the largest batch */
+    uint64_t error_replies;      /* -ERR replies to commands, unknown ones included */
+    struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
 };
 
@@ -89,7 +94,7 @@ struct akv_cmd_env {
  * NULL because the client has gone, writes nothing), releases whatever the
  * job holds (its store snapshot) and frees the job. */
 struct akv_cmd_job {
-    struct akv_pool_job pool; /* work set by cmd.c; done set by the connection */
+    struct akv_pool_job pool; /* work or batch set by cmd.c; done set by the connection */
     void (*finish)(struct akv_cmd_job *job, struct akv_buf *out);
     void *owner; /* the connection, for its done callback */
     /* Set by akv_cmd_dispatch, for the statistics and the slow log. */

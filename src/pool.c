@@ -17,19 +17,38 @@
  *   - The loop thread calls every public function. It owns `pending` and
  *     `closed`, and every job between submit and work, and again from the
  *     moment its done callback starts.
- *   - Workers own a job only while its work function runs.
+ *   - Workers own a job only while its work (or batch) function runs.
  *   - `mu` protects the two lists (`queue`: submitted, not started; `done`:
- *     worked, not delivered) and `stopping`. It is the only lock, is never
- *     held while running a callback, and nothing else is taken under it, so
- *     there is no lock order to get wrong.
+ *     worked, not delivered), the counts `queued` and `idle`, and
+ *     `stopping`. It is the only lock, is never held while running a
+ *     callback, and nothing else is taken under it, so there is no lock
+ *     order to get wrong.
  *   - A worker pushes a finished job onto `done` under mu and then calls
  *     uv_async_send (libuv's one thread-safe call). libuv may fold several
  *     sends into one callback, so the callback drains the whole list. The
  *     mutex also gives the memory ordering the store's snapshot contract
- *     needs: the loop thread's writes before submit happen-before work, and
- *     work's writes happen-before done.
+ *     needs: the loop thread's writes before submit happen-before work (or
+ *     batch), and their writes happen-before done, for every job of a batch.
  *   - Worker threads block every signal, so SIGINT/SIGTERM always reach the
  *     loop thread's libuv signal handling.
+ *
+ * Batches: a worker that finds a job with a batch function at the head of
+ * the queue also takes the jobs right behind it that share that function,
+ * and runs them with one call. It takes at most AKV_POOL_BATCH_MAX, and at
+ * most its fair share, ceil(queued / (idle + 1)), where `idle` counts the
+ * other workers that are not running a job: waiting (including those a
+ * submission has signalled but that have not woken yet), or not even
+ * started, since a thread that pthread_create has not scheduled yet will
+ * take work as soon as it runs. So a burst queued while every worker sleeps
+ * is spread over all of them instead of being taken whole by the first to
+ * wake, and jobs that piled up behind busy workers go as one batch to the
+ * first worker that frees up. The jobs a worker leaves for the others need
+ * no extra wake-up: each submission signalled once, and each signal wakes a
+ * worker that was still waiting, so a waiting worker is left asleep only
+ * once every job queued since it went to sleep has been taken. Only a run
+ * from the head is taken, so jobs are still taken in submission order. A
+ * batch goes onto `done` in one piece and in queue order, so its done
+ * callbacks run in submission order, one after another in one delivery.
  *
  * Shutdown: akv_pool_close sets `stopping`; workers keep taking jobs until the
  * queue is empty and then exit; the loop thread joins them, delivers any done
@@ -55,6 +74,7 @@ struct akv_pool {
     struct akv_pool_job *qhead, *qtail;
     struct akv_pool_job *dhead, *dtail;
     size_t queued; /* jobs in the q list, not yet taken by a worker */
+    unsigned idle; /* workers not running a job (waiting, or not started yet) */
     int stopping;
     /* Loop thread only. */
     size_t pending;
@@ -66,34 +86,67 @@ struct akv_pool {
     pthread_t *threads;
 };
 
+/* Under mu, with the queue not empty and the calling worker no longer
+ * counted in idle: unlinks the jobs it is to run next into out (room for
+ * AKV_POOL_BATCH_MAX) and returns how many: the head job alone, or for a
+ * batch job the run from the head that shares its batch function, up to the
+ * cap and the worker's fair share. */
+static size_t take_jobs(struct akv_pool *p, struct akv_pool_job **out)
+{
+    struct akv_pool_job *job = p->qhead;
+    void (*batch)(struct akv_pool_job **, size_t) = job->batch;
+    size_t n = 0, share = 1;
+
+    if (batch) {
+        /* ceil(queued / (idle + 1)): a share for this worker and for each
+         * other one that could start a job now. */
+        share = (p->queued + p->idle) / ((size_t)p->idle + 1);
+        if (share > AKV_POOL_BATCH_MAX)
+            share = AKV_POOL_BATCH_MAX;
+    }
+    do {
+        out[n++] = job;
+        job = job->next;
+    } while (n < share && job && job->batch == batch);
+    p->qhead = job;
+    if (!job)
+        p->qtail = NULL;
+    p->queued -= n;
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     struct akv_pool *p = arg;
+    struct akv_pool_job *jobs[AKV_POOL_BATCH_MAX];
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        struct akv_pool_job *job;
+        size_t n;
 
         while (!p->qhead && !p->stopping)
             pthread_cond_wait(&p->cv, &p->mu);
-        job = p->qhead;
-        if (!job)
-            break; /* stopping and nothing left to run */
-        p->qhead = job->next;
         if (!p->qhead)
-            p->qtail = NULL;
-        p->queued--;
+            break; /* stopping and nothing left to run */
+        p->idle--;
+        n = take_jobs(p, jobs);
         pthread_mutex_unlock(&p->mu);
 
-        job->work(job);
+        if (jobs[0]->batch)
+            jobs[0]->batch(jobs, n);
+        else
+            jobs[0]->work(jobs[0]);
 
         pthread_mutex_lock(&p->mu);
-        job->next = NULL;
-        if (p->dtail)
-            p->dtail->next = job;
-        else
-            p->dhead = job;
-        p->dtail = job;
+        for (size_t i = 0; i < n; i++) {
+            jobs[i]->next = NULL;
+            if (p->dtail)
+                p->dtail->next = jobs[i];
+            else
+                p->dhead = jobs[i];
+            p->dtail = jobs[i];
+        }
+        p->idle++;
         pthread_mutex_unlock(&p->mu);
         uv_async_send(&p->async);
         pthread_mutex_lock(&p->mu);
@@ -150,6 +203,7 @@ int akv_pool_create(struct akv_pool **out, uv_loop_t *loop, unsigned nthreads)
         return -ENOMEM;
     p->loop = loop;
     p->nthreads = nthreads;
+    p->idle = nthreads; /* before any thread runs: pthread_create orders it */
     p->threads = calloc(nthreads, sizeof(*p->threads));
     if (!p->threads) {
         rc = -ENOMEM;
@@ -201,6 +255,7 @@ int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job)
 {
     if (p->closed)
         return -ESHUTDOWN;
+    assert(job->done && (job->work || job->batch));
     job->next = NULL;
     pthread_mutex_lock(&p->mu);
     if (p->qtail)

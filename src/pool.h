@@ -2,16 +2,24 @@
  * pool.h - the worker pool that runs slow commands (QUERY, EXPLAIN,
  * NEIGHBORS) off the loop thread and hands each finished job back to it.
  *
- * A job is embedded in its owner's struct: the owner fills work and done and
- * submits it; a worker thread calls work; later the loop thread calls done.
- * The pool never frees a job; done usually does. Why this is our own pthread
- * pool rather than uv_queue_work is explained in the Design comment of
- * src/pool.c.
+ * A job is embedded in its owner's struct: the owner fills work (or batch)
+ * and done and submits it; a worker thread calls work; later the loop thread
+ * calls done. The pool never frees a job; done usually does. Why this is our
+ * own pthread pool rather than uv_queue_work, and how batches are formed, is
+ * explained in the Design comment of src/pool.c.
+ *
+ * Batches: a job whose batch function is set is run by that function rather
+ * than by work. A worker that takes such a job from the head of the queue
+ * also takes the jobs queued right behind it that have the same batch
+ * function (at most AKV_POOL_BATCH_MAX, and no more than its fair share of
+ * the queue) and passes them all to one call, so that work which reads the
+ * same large data for every job (the vocabulary scan) reads it once. Each
+ * job still gets its own done callback, in submission order within a batch.
  *
  * Threading: every function here is for the loop thread (the thread running
- * the uv_loop_t given to akv_pool_create). work runs on a worker thread and
- * must not touch loop-owned state other than what the job carries; done runs
- * on the loop thread.
+ * the uv_loop_t given to akv_pool_create). work and batch run on a worker
+ * thread and must not touch loop-owned state other than what their jobs
+ * carry; done runs on the loop thread.
  */
 #ifndef ATTNKV_POOL_H
 #define ATTNKV_POOL_H
@@ -23,9 +31,25 @@ struct akv_pool;
 
 struct akv_pool_job {
     struct akv_pool_job *next;              /* private to the pool */
-    void (*work)(struct akv_pool_job *job); /* worker thread */
-    void (*done)(struct akv_pool_job *job); /* loop thread, after work returned */
+    void (*work)(struct akv_pool_job *job); /* worker thread; unused when batch is set */
+    /* Optional, worker thread: does for each of jobs[0..n-1] what work would,
+     * n being 1..AKV_POOL_BATCH_MAX. Every job passed has this same batch
+     * function, and they are in submission order. */
+    void (*batch)(struct akv_pool_job **jobs, size_t n);
+    void (*done)(struct akv_pool_job *job); /* loop thread, after work or batch returned */
 };
+
+/* The most jobs one batch call gets. Every job of a batch waits until the
+ * whole call returns, so the cap bounds how long the first one waits for the
+ * work of the others. Sharing one pass over the vocabulary divides its
+ * memory traffic by the batch size, but not the scoring of each query: by
+ * our estimate for the int8 pre-filter (about 2 ms to stream its 34 MB of
+ * rows, a fraction of a millisecond to score one query against them), at 32
+ * queries the memory share of each is already small next to its scoring, so
+ * larger batches would gain little and add waiting. With 50 clients on 2
+ * workers, two batches of 32 also hold everything that can be queued. A
+ * constant, so a worker keeps its batch on the stack. */
+#define AKV_POOL_BATCH_MAX 32
 
 /* Starts nthreads worker threads (1..AKV_POOL_THREADS_MAX) that hand results
  * back through an async handle on loop. Returns 0, -EINVAL, -ENOMEM or the
@@ -34,8 +58,9 @@ int akv_pool_create(struct akv_pool **out, struct uv_loop_s *loop, unsigned nthr
 
 #define AKV_POOL_THREADS_MAX 256
 
-/* Queues job (FIFO). Returns 0, or -ESHUTDOWN once akv_pool_close was called
- * (done is then never called, as libuv does for failed requests). */
+/* Queues job (FIFO); job->work or job->batch must be set, and job->done.
+ * Returns 0, or -ESHUTDOWN once akv_pool_close was called (done is then
+ * never called, as libuv does for failed requests). */
 int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job);
 
 /* Jobs submitted whose done callback has not run yet. */

@@ -1,8 +1,8 @@
 /*
  * test-cmd.c - the command table and handlers (src/cmd.c), driven directly
  * with a buffer and a tiny in-memory vocabulary: no sockets, no libuv. Jobs
- * are run synchronously here (work, then finish) the way the pool and the
- * connection run them. The daemon as a whole is tested over TCP by
+ * are run synchronously here (work or batch, then finish) the way the pool
+ * and the connection run them. The daemon as a whole is tested over TCP by
  * test-daemon.py.
  */
 #include <check.h>
@@ -76,6 +76,17 @@ static void teardown(void)
     akv_config_fini(&cfg);
 }
 
+/* Runs a job's work the way the pool runs a job taken alone. */
+static void work_alone(struct akv_cmd_job *job)
+{
+    struct akv_pool_job *pj = &job->pool;
+
+    if (pj->batch)
+        pj->batch(&pj, 1);
+    else
+        pj->work(pj);
+}
+
 /* Runs one command given as NULL-terminated words; a job, if any, is run to
  * completion. Returns the reply text (valid until the next call). */
 static const char *run_job_opt(int client_gone, const char *first, va_list ap)
@@ -97,7 +108,7 @@ static const char *run_job_opt(int client_gone, const char *first, va_list ap)
     authed = ctx.authenticated;
     if (ctx.job) {
         ck_assert_uint_eq(out.len, 0); /* the reply comes from finish */
-        ctx.job->pool.work(&ctx.job->pool);
+        work_alone(ctx.job);
         ctx.job->finish(ctx.job, client_gone ? NULL : &out);
     }
     ck_assert_int_eq(akv_buf_reserve(&out, 1), 0);
@@ -220,6 +231,100 @@ START_TEST(test_query_job)
     ck_assert_str_eq(run_gone("QUERY", "dog", END), "");
     ck_assert_str_eq(run_gone("EXPLAIN", "dog", END), "");
     ck_assert_uint_eq(env.stats.jobs_running, 0);
+}
+END_TEST
+
+/* Dispatches a command that must become a job and returns the job, not
+ * yet run. */
+static struct akv_cmd_job *start(const char *first, ...)
+{
+    struct akv_slice argv[32];
+    struct akv_buf tmp;
+    size_t argc = 0;
+    va_list ap;
+
+    va_start(ap, first);
+    for (const char *a = first; a && argc < 32; a = va_arg(ap, const char *)) {
+        argv[argc].p = a;
+        argv[argc].len = strlen(a);
+        argc++;
+    }
+    va_end(ap);
+    akv_buf_init(&tmp);
+    struct akv_cmd_ctx ctx = {
+        .env = &env, .argc = argc, .argv = argv, .out = &tmp, .authenticated = 1};
+    ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+    ck_assert_uint_eq(tmp.len, 0);
+    ck_assert_ptr_nonnull(ctx.job);
+    ck_assert(ctx.job->pool.batch != NULL);
+    akv_buf_fini(&tmp);
+    return ctx.job;
+}
+
+/* QUERY, EXPLAIN and NEIGHBORS jobs run together in one batch (as the pool
+ * runs jobs queued together) reply byte for byte what each replies alone,
+ * each from its own snapshot, and INFO counts the batch. */
+START_TEST(test_query_batch)
+{
+    static const char *const cmds[][10] = {
+        {"QUERY", "dog", "COUNT", "3", "WITHSCORES"},
+        {"EXPLAIN", "ball", "COUNT", "3"},
+        {"NEIGHBORS", "two", "COUNT", "4", "WITHSCORES", "METRIC", "dot"},
+        {"QUERY", "one", "ATTENTION", "cosine", "TEMPERATURE", "0.5", "METRIC", "cosine",
+         "WITHSCORES"},
+        {"NEIGHBORS", "cat"},
+        {"QUERY", "the", "COUNT", "9", "WITHSCORES", "METRIC", "l2"},
+        {"EXPLAIN", "one", "ATTENTION", "cosine", "COUNT", "9"},
+    };
+    enum { NCMD = sizeof(cmds) / sizeof(cmds[0]), NJOB = NCMD + 2 };
+    char *alone[NJOB];
+    struct akv_cmd_job *jobs[NJOB];
+    struct akv_pool_job *pjs[NJOB];
+    struct akv_buf outs[NJOB];
+    const char *r;
+
+    run("SET", "cat", "animal", END);
+    run("SET", "ball", "toy", END);
+    run("SET", "one", "number", END);
+    for (size_t i = 0; i < NCMD; i++) {
+        const char *const *c = cmds[i];
+        alone[i] = strdup(run(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]));
+        jobs[i] = start(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]);
+    }
+    /* Two more jobs on either side of a write: each must see its own
+     * snapshot even though they run in the same batch. */
+    alone[NCMD] = strdup(run("EXPLAIN", "dog", "COUNT", "9", END));
+    jobs[NCMD] = start("EXPLAIN", "dog", "COUNT", "9", END);
+    run("SET", "dog", "toy", END);
+    alone[NCMD + 1] = strdup(run("EXPLAIN", "dog", "COUNT", "9", END));
+    jobs[NCMD + 1] = start("EXPLAIN", "dog", "COUNT", "9", END);
+    ck_assert_str_ne(alone[NCMD], alone[NCMD + 1]);
+
+    ck_assert_str_eq(run("CONFIG", "RESETSTAT", END), "+OK\r\n");
+    for (size_t i = 0; i < NJOB; i++) {
+        pjs[i] = &jobs[i]->pool;
+        ck_assert(pjs[i]->batch == pjs[0]->batch);
+        akv_buf_init(&outs[i]);
+    }
+    pjs[0]->batch(pjs, NJOB);
+    for (size_t i = 0; i < NJOB; i++) {
+        jobs[i]->finish(jobs[i], &outs[i]);
+        ck_assert_uint_eq(outs[i].len, strlen(alone[i]));
+        ck_assert(memcmp(outs[i].p, alone[i], outs[i].len) == 0);
+        akv_buf_fini(&outs[i]);
+        free(alone[i]);
+    }
+    ck_assert_uint_eq(env.stats.jobs_running, 0);
+    r = run("INFO", "stats", END);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batches:1\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:9\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:9\r\n"));
+    /* A job run alone is a batch of one. */
+    run("NEIGHBORS", "cat", END);
+    r = run("INFO", "stats", END);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batches:2\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:10\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:9\r\n"));
 }
 END_TEST
 
@@ -484,6 +589,7 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_quit);
     tcase_add_test(tc, test_kv);
     tcase_add_test(tc, test_query_job);
+    tcase_add_test(tc, test_query_batch);
     tcase_add_test(tc, test_query_errors);
     tcase_add_test(tc, test_info_config);
     tcase_add_test(tc, test_auth_without_password);
