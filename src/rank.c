@@ -75,6 +75,9 @@ struct rank_query {
     struct akv_sketch_query sq;
     float rb, db; /* the bounds' multipliers (infinite: prune nothing) */
     int32_t corr; /* 128 * sum of codes: the VNNI kernel reads codes + 128 */
+    int32_t corr_head; /* the same over the head groups only, */
+    int32_t corr_tail; /* and over the tail groups */
+    float qb, qrb, qdb; /* b, rb, db; doubled for l2, whose bound is 2 (r.x) - |x|^2 */
     int32_t *packed;
     int8_t *codes;
 };
@@ -95,6 +98,7 @@ struct akv_rank_scan {
     size_t n;
     unsigned nparts;
     uint32_t groups;
+    uint32_t head; /* groups in the sketch's head (== groups: no split) */
     size_t nblocks;
     struct rank_query *q;
     struct rank_part *parts; /* nparts x n, part-major */
@@ -319,27 +323,51 @@ TARGET_AVX2 static void scan_avx2(const struct akv_rank_scan *s, struct rank_par
     }
 }
 
-/* Bounds for 16 words of one request from their VNNI sums (codes + 128). */
-TARGET_AVX512 static inline __attribute__((always_inline)) void
-epi_avx512(const struct rank_query *q, struct rank_part *p, const float *in, size_t id0,
-           __mmask16 lanes, __m512i acc)
+/* The upper bounds of 16 words of one request, from their integer dot
+ * products (or, for the head stage, a bound on them) in float. */
+TARGET_AVX512 static inline __attribute__((always_inline)) __m512
+hi_avx512(const struct rank_query *q, const float *in, __m512 dot)
 {
-    __m512i dot = _mm512_sub_epi32(acc, _mm512_set1_epi32(q->corr));
-    __m512 approx = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(q->sq.b)),
-                                  _mm512_loadu_ps(in));
+    /* (a b) dot + (rb e + db n), doubled for l2 through the per-request
+     * factors, in three fused operations. */
     __m512 n = _mm512_loadu_ps(in + 32);
-    __m512 e = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(q->rb), _mm512_loadu_ps(in + 16)),
-                             _mm512_mul_ps(_mm512_set1_ps(q->db), n));
-    __m512 hi = _mm512_add_ps(approx, e);
-    __mmask16 pass;
+    __m512 e = _mm512_fmadd_ps(_mm512_set1_ps(q->qrb), _mm512_loadu_ps(in + 16),
+                               _mm512_mul_ps(_mm512_set1_ps(q->qdb), n));
+    __m512 hi = _mm512_fmadd_ps(dot, _mm512_mul_ps(_mm512_loadu_ps(in), _mm512_set1_ps(q->qb)), e);
 
     if (q->m == AKV_METRIC_COSINE)
         hi = _mm512_mul_ps(hi, _mm512_loadu_ps(in + 48));
     else if (q->m == AKV_METRIC_L2)
-        hi = _mm512_sub_ps(_mm512_add_ps(hi, hi),
-                           _mm512_mul_ps(_mm512_mul_ps(n, n),
-                                         _mm512_set1_ps((float)(1 - 2 * AKV_SKETCH_MU))));
-    pass = _mm512_mask_cmp_ps_mask(lanes, hi, _mm512_set1_ps(p->thr), _CMP_NLT_UQ);
+        hi = _mm512_fnmadd_ps(_mm512_mul_ps(n, n), _mm512_set1_ps((float)(1 - 2 * AKV_SKETCH_MU)),
+                              hi);
+    return hi;
+}
+
+/* The head stage: which words may still pass once their tail is known.
+ * acc holds the exact dot products over the head groups (the accumulators
+ * start at minus the code-offset correction); the tail's contribution is
+ * bounded by |c_tail| |d_tail|. */
+TARGET_AVX512 static inline __attribute__((always_inline)) __mmask16
+head_pass_avx512(const struct rank_query *q, const struct rank_part *p, const float *in,
+                 __mmask16 lanes, __m512i acc)
+{
+    __m512 dot = _mm512_fmadd_ps(_mm512_loadu_ps(in + 64), _mm512_set1_ps(q->sq.tbound),
+                                 _mm512_cvtepi32_ps(acc));
+    return _mm512_mask_cmp_ps_mask(lanes, hi_avx512(q, in, dot), _mm512_set1_ps(p->thr),
+                                   _CMP_NLT_UQ);
+}
+
+/* The full bound of 16 words of one request from their exact head dot
+ * products plus the VNNI sums (codes + 128) of the tail; the words that
+ * pass are taken. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+epi_avx512(const struct rank_query *q, struct rank_part *p, const float *in, size_t id0,
+           __mmask16 lanes, __m512i acc)
+{
+    __m512i dot = _mm512_sub_epi32(acc, _mm512_set1_epi32(q->corr_tail));
+    __m512 hi = hi_avx512(q, in, _mm512_cvtepi32_ps(dot));
+    __mmask16 pass = _mm512_mask_cmp_ps_mask(lanes, hi, _mm512_set1_ps(p->thr), _CMP_NLT_UQ);
+
     if (pass != 0) {
         int32_t dots[AKV_SKETCH_ROWS];
         float his[AKV_SKETCH_ROWS];
@@ -349,24 +377,37 @@ epi_avx512(const struct rank_query *q, struct rank_part *p, const float *in, siz
     }
 }
 
-/* One request alone on one block: two accumulators so consecutive vpdpbusd
- * do not wait on each other. */
+/* VNNI sums of one request on one block over groups [g0, g1), added to acc;
+ * two accumulators so consecutive vpdpbusd do not wait on each other. */
 TARGET_AVX512 static inline __attribute__((always_inline)) __m512i
-dots1_avx512(const uint8_t *cb, const int32_t *p0, uint32_t groups)
+dots1_avx512(__m512i acc, const uint8_t *cb, const int32_t *p0, uint32_t g0, uint32_t g1)
 {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-    uint32_t g = 0;
+    __m512i a1 = _mm512_setzero_si512();
+    uint32_t g = g0;
 
-    for (; g + 2 <= groups; g += 2) {
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(cb + g * 64)),
-                                 _mm512_set1_epi32(p0[g]));
+    for (; g + 2 <= g1; g += 2) {
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(cb + g * 64)),
+                                  _mm512_set1_epi32(p0[g]));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512((const void *)(cb + g * 64 + 64)),
                                  _mm512_set1_epi32(p0[g + 1]));
     }
-    if (g < groups)
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512((const void *)(cb + g * 64)),
-                                 _mm512_set1_epi32(p0[g]));
-    return _mm512_add_epi32(a0, a1);
+    if (g < g1)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(cb + g * 64)),
+                                  _mm512_set1_epi32(p0[g]));
+    return _mm512_add_epi32(acc, a1);
+}
+
+/* One request, one block, given its head sums: the head test, then the
+ * tail and the full bound only for a block with a word still in the
+ * running. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+finish_avx512(const struct akv_rank_scan *s, const struct rank_query *q, struct rank_part *p,
+              const uint8_t *cb, const float *in, size_t id0, __mmask16 lanes, __m512i acc)
+{
+    if (head_pass_avx512(q, p, in, lanes, acc) == 0)
+        return;
+    acc = dots1_avx512(acc, cb, q->packed, s->head, s->groups);
+    epi_avx512(q, p, in, id0, lanes, acc);
 }
 
 TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp,
@@ -374,13 +415,13 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
 {
     const uint8_t *codes = akv_vocab_sketch(s->v);
     const float *info = akv_vocab_sketch_info(s->v);
-    uint32_t groups = s->groups;
-    size_t n = s->n, bstride = (size_t)groups * 64;
+    uint32_t head = s->head;
+    size_t n = s->n, bstride = (size_t)s->groups * 64;
 
     for (size_t blk = b0; blk < b1;) {
-        /* Two blocks at a time when there are two: each request's codes are
-         * broadcast once for 32 words, and four requests share each load,
-         * so one load or broadcast feeds two vpdpbusd. */
+        /* Two blocks at a time when there are two: each request's head
+         * codes are broadcast once for 32 words, and four requests share
+         * each load, so one load or broadcast feeds two vpdpbusd. */
         size_t nb = blk + 1 < b1 ? 2 : 1, j = 0;
         const uint8_t *cb = codes + blk * bstride;
         const float *in = info + blk * AKV_SKETCH_BLOCK_INFO;
@@ -388,20 +429,25 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
         __mmask16 l0 = (__mmask16)block_lanes(s, blk);
         __mmask16 l1 = nb == 2 ? (__mmask16)block_lanes(s, blk + 1) : 0;
 
+        /* The head groups of the next pair are what the next pass reads
+         * for sure; reading two blocks in alternation hides that stream
+         * from the hardware prefetcher (measured: half the bandwidth), so
+         * fetch it explicitly. Prefetches past the end never fault. */
+        for (uint32_t g = 0; g < head; g++) {
+            _mm_prefetch((const char *)(cb + 2 * bstride + g * 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(cb + 3 * bstride + g * 64), _MM_HINT_T0);
+        }
         for (; nb == 2 && j + 4 <= n; j += 4) {
             const int32_t *p0 = s->q[j].packed, *p1 = s->q[j + 1].packed;
             const int32_t *p2 = s->q[j + 2].packed, *p3 = s->q[j + 3].packed;
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-            __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-            for (uint32_t g = 0; g < groups; g++) {
+            __m512i a0 = _mm512_set1_epi32(-s->q[j].corr_head);
+            __m512i a1 = _mm512_set1_epi32(-s->q[j + 1].corr_head);
+            __m512i a2 = _mm512_set1_epi32(-s->q[j + 2].corr_head);
+            __m512i a3 = _mm512_set1_epi32(-s->q[j + 3].corr_head);
+            __m512i c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+            for (uint32_t g = 0; g < head; g++) {
                 __m512i x = _mm512_loadu_si512((const void *)(cb + g * 64));
                 __m512i y = _mm512_loadu_si512((const void *)(cb + bstride + g * 64));
-                /* Reading two blocks in alternation hides the sequential
-                 * stream from the hardware prefetcher (measured: half the
-                 * bandwidth with four requests), so fetch the next pair's
-                 * lines explicitly. Prefetches past the end never fault. */
-                _mm_prefetch((const char *)(cb + 2 * bstride + g * 128), _MM_HINT_T0);
-                _mm_prefetch((const char *)(cb + 2 * bstride + g * 128 + 64), _MM_HINT_T0);
                 __m512i d0 = _mm512_set1_epi32(p0[g]), d1 = _mm512_set1_epi32(p1[g]);
                 __m512i d2 = _mm512_set1_epi32(p2[g]), d3 = _mm512_set1_epi32(p3[g]);
                 a0 = _mm512_dpbusd_epi32(a0, x, d0);
@@ -417,16 +463,19 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
             for (unsigned h = 0; h < 2; h++)
                 for (unsigned t = 0; t < 4; t++)
                     if (s->q[j + t].k && !pp[j + t].oom)
-                        epi_avx512(&s->q[j + t], &pp[j + t], in + h * AKV_SKETCH_BLOCK_INFO,
-                                   id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0, acc[h][t]);
+                        finish_avx512(s, &s->q[j + t], &pp[j + t], cb + h * bstride,
+                                      in + h * AKV_SKETCH_BLOCK_INFO, id0 + h * AKV_SKETCH_ROWS,
+                                      h ? l1 : l0, acc[h][t]);
         }
         for (; j < n; j++) {
             if (s->q[j].k == 0 || pp[j].oom)
                 continue;
             for (unsigned h = 0; h < nb; h++)
-                epi_avx512(&s->q[j], &pp[j], in + h * AKV_SKETCH_BLOCK_INFO,
-                           id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0,
-                           dots1_avx512(cb + h * bstride, s->q[j].packed, groups));
+                finish_avx512(s, &s->q[j], &pp[j], cb + h * bstride,
+                              in + h * AKV_SKETCH_BLOCK_INFO, id0 + h * AKV_SKETCH_ROWS,
+                              h ? l1 : l0,
+                              dots1_avx512(_mm512_set1_epi32(-s->q[j].corr_head),
+                                           cb + h * bstride, s->q[j].packed, 0, head));
         }
         blk += nb;
     }
@@ -574,6 +623,8 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     struct akv_rank_scan *s;
     uint32_t dim = akv_vocab_dim(v), groups = akv_sketch_groups(dim);
     size_t count = akv_vocab_count(v), lbtotal = 0;
+    const double *rot;
+    double eps;
 
     *out = NULL;
     if (nparts == 0)
@@ -587,6 +638,7 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     s->nparts = nparts;
     s->groups = groups;
     s->nblocks = akv_sketch_blocks(count);
+    rot = akv_vocab_sketch_rotation(v, &eps, &s->head);
     for (size_t j = 0; j < n; j++) {
         unsigned k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
         lbtotal += k;
@@ -609,10 +661,17 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
         q->k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
         q->packed = s->packed + j * groups;
         q->codes = s->codes + j * groups * 4;
-        akv_sketch_query(q->r, dim, &q->sq, q->packed, q->codes);
+        akv_sketch_query(q->r, dim, rot, eps, s->head, &q->sq, q->packed, q->codes);
         q->corr = 128 * q->sq.sum;
+        q->corr_head = 0;
+        for (uint32_t d = 0; d < 4 * s->head && d < 4 * groups; d++)
+            q->corr_head += 128 * q->codes[d];
+        q->corr_tail = q->corr - q->corr_head;
         q->rb = q->sq.finite ? q->sq.rbound : INFINITY;
         q->db = q->sq.finite ? q->sq.dbound : INFINITY;
+        q->qb = q->m == AKV_METRIC_L2 ? 2 * q->sq.b : q->sq.b;
+        q->qrb = q->m == AKV_METRIC_L2 ? 2 * q->rb : q->rb;
+        q->qdb = q->m == AKV_METRIC_L2 ? 2 * q->db : q->db;
         for (unsigned p = 0; p < nparts; p++) {
             struct rank_part *pp = &s->parts[p * n + j];
             pp->thr = -INFINITY;

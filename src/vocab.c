@@ -16,6 +16,8 @@
  *   norms_off    count float32 L2 norms (4-byte aligned)
  *   info_off     the sketch's row information (64-byte aligned; sketch.h)
  *   sketch_off   the int8 sketch of the matrix (64-byte aligned; sketch.h)
+ *   rot_off      the sketch's rotation, dim x dim doubles (64-byte aligned;
+ *                absent when rot_off is 0)
  *   matrix_off   count x dim float32, row-major (64-byte aligned, so SIMD
  *                kernels may use aligned loads on rows whose size allows it)
  *
@@ -85,7 +87,12 @@ struct vocab_hdr {
     uint64_t data_checksum;
     uint64_t sketch_off; /* int8 codes, see sketch.h */
     uint64_t info_off;   /* per-block row information for the sketch */
-    uint8_t reserved[VOCAB_HDR_SIZE - 136];
+    uint64_t rot_off;    /* the sketch's rotation (dim x dim doubles), 0: none */
+    double rot_eps;      /* >= |I - rot' rot| */
+    uint32_t head_groups; /* groups in the sketch's head */
+    uint32_t pad;
+    uint64_t rot_checksum; /* XXH3-64 of the rotation, checked at every open */
+    uint8_t reserved[VOCAB_HDR_SIZE - 168];
 };
 
 _Static_assert(sizeof(struct vocab_hdr) == VOCAB_HDR_SIZE, "header must be 256 bytes");
@@ -104,6 +111,9 @@ struct akv_vocab {
     const float *matrix;
     const uint8_t *sketch;
     const float *sketch_info;
+    const double *rot;
+    double rot_eps;
+    uint32_t head_groups;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -169,7 +179,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
                         unsigned flags, char *err, size_t errlen)
 {
     struct vocab_hdr h;
-    uint64_t n, mat_bytes, sk_bytes, info_bytes;
+    uint64_t n, mat_bytes, sk_bytes, info_bytes, rot_bytes;
 
     if (size < VOCAB_HDR_SIZE) {
         seterr(err, errlen, "%s: too small for a vocabulary file (%zu bytes)", name, size);
@@ -219,6 +229,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     mat_bytes = n * h.dim * sizeof(float); /* n < 2^32 and dim <= 4096: no overflow */
     sk_bytes = akv_sketch_code_bytes(n, h.dim);
     info_bytes = akv_sketch_info_bytes(n);
+    rot_bytes = (uint64_t)h.dim * h.dim * sizeof(double);
     /* The sections follow one another in this order, each inside the file,
      * and the matrix ends the file. */
     if (h.words_off != VOCAB_HDR_SIZE || !in_file(h.words_off, h.words_len, size) ||
@@ -232,13 +243,28 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         !in_file(h.info_off, info_bytes, size) || h.sketch_off % 64 != 0 ||
         h.sketch_off < h.info_off + info_bytes || !in_file(h.sketch_off, sk_bytes, size) ||
         h.matrix_off % 64 != 0 || h.matrix_off < h.sketch_off + sk_bytes ||
+        (h.rot_off != 0 &&
+         (h.rot_off % 64 != 0 || h.rot_off < h.sketch_off + sk_bytes ||
+          h.dim > AKV_SKETCH_ROT_DIM_MAX || h.matrix_off < h.rot_off + rot_bytes)) ||
         h.matrix_off + mat_bytes != size) {
         seterr(err, errlen, "%s: corrupt header (a section lies outside the file)", name);
+        return -EINVAL;
+    }
+    if (h.head_groups == 0 || h.head_groups > akv_sketch_groups(h.dim) ||
+        !(h.rot_eps >= 0 && h.rot_eps <= 1e-6)) {
+        seterr(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
+               h.head_groups, h.rot_eps);
         return -EINVAL;
     }
     if (meta_checksum(base, &h) != h.meta_checksum) {
         seterr(err, errlen, "%s: checksum mismatch in the header or word index (corrupt file)",
                name);
+        return -EINVAL;
+    }
+    /* The rotation is small and a damaged one would silently void every
+     * bound, so it is checked at every open, not only with VERIFY. */
+    if (h.rot_off != 0 && XXH3_64bits(base + h.rot_off, rot_bytes) != h.rot_checksum) {
+        seterr(err, errlen, "%s: checksum mismatch in the sketch rotation (corrupt file)", name);
         return -EINVAL;
     }
     if ((flags & AKV_VOCAB_VERIFY) && data_checksum(base, &h) != h.data_checksum) {
@@ -258,6 +284,9 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     v->matrix = (const float *)(const void *)(base + h.matrix_off);
     v->sketch = base + h.sketch_off;
     v->sketch_info = (const float *)(const void *)(base + h.info_off);
+    v->rot = h.rot_off ? (const double *)(const void *)(base + h.rot_off) : NULL;
+    v->rot_eps = h.rot_eps;
+    v->head_groups = h.head_groups;
 
     /* The offsets must describe non-empty, NUL-terminated words without an
      * inner NUL: lookups and replies rely on that. The checksum makes damage
@@ -375,6 +404,7 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
     uint64_t *offs;
     uint32_t *hash;
     float *norms;
+    double *rot = NULL;
 
     if (n == 0 || n >= UINT32_MAX) {
         seterr(err, errlen, "cannot write a vocabulary of %llu words", (unsigned long long)n);
@@ -400,10 +430,19 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
     h.info_off = align_up(h.norms_off + n * 4, 64);
     h.sketch_off = align_up(h.info_off + akv_sketch_info_bytes(n), 64);
     h.matrix_off = align_up(h.sketch_off + akv_sketch_code_bytes(n, t->dim), 64);
+    rot = malloc((size_t)t->dim * t->dim * sizeof *rot);
+    if (rot != NULL && akv_sketch_plan(t->vecs, n, t->dim, rot, &h.rot_eps, &h.head_groups)) {
+        h.rot_off = h.matrix_off;
+        h.matrix_off = align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
+    } else {
+        h.head_groups = akv_sketch_groups(t->dim);
+        h.rot_eps = 0;
+    }
     h.file_size = h.matrix_off + n * t->dim * 4;
 
     buf = aligned_alloc(64, align_up(h.file_size, 64));
     if (buf == NULL) {
+        free(rot);
         seterr(err, errlen, "out of memory serialising %llu words", (unsigned long long)n);
         return -ENOMEM;
     }
@@ -434,8 +473,13 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
             ss += (double)x[d] * x[d];
         norms[i] = (float)sqrt(ss);
     }
-    akv_sketch_build(t->vecs, n, t->dim, buf + h.sketch_off,
-                     (float *)(void *)(buf + h.info_off));
+    if (h.rot_off != 0) {
+        memcpy(buf + h.rot_off, rot, (size_t)t->dim * t->dim * sizeof *rot);
+        h.rot_checksum = XXH3_64bits(buf + h.rot_off, (size_t)t->dim * t->dim * sizeof *rot);
+    }
+    akv_sketch_build(t->vecs, n, t->dim, h.rot_off ? rot : NULL, h.head_groups,
+                     buf + h.sketch_off, (float *)(void *)(buf + h.info_off));
+    free(rot);
     memcpy(buf, &h, sizeof h);
     h.meta_checksum = meta_checksum(buf, &h);
     h.data_checksum = data_checksum(buf, &h);
@@ -583,6 +627,13 @@ const uint8_t *akv_vocab_sketch(const struct akv_vocab *v)
 const float *akv_vocab_sketch_info(const struct akv_vocab *v)
 {
     return v->sketch_info;
+}
+
+const double *akv_vocab_sketch_rotation(const struct akv_vocab *v, double *eps, uint32_t *head)
+{
+    *eps = v->rot_eps;
+    *head = v->head_groups;
+    return v->rot;
 }
 
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id)

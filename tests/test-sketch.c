@@ -17,22 +17,35 @@ struct sk {
     size_t count;
     uint8_t *codes;
     float *info;
+    double *rot; /* NULL: unrotated */
+    double eps;
+    uint32_t head;
 };
 
-static void sk_build(struct sk *s, const float *rows, size_t count, uint32_t dim)
+/* Builds the sketch, rotated (as the vocabulary file does) when rotate is
+ * set and the plan accepts the dimension. */
+static void sk_build(struct sk *s, const float *rows, size_t count, uint32_t dim, int rotate)
 {
     s->dim = dim;
     s->count = count;
     s->codes = calloc(1, akv_sketch_code_bytes(count, dim));
     s->info = calloc(1, akv_sketch_info_bytes(count));
-    ck_assert(s->codes != NULL && s->info != NULL);
-    akv_sketch_build(rows, count, dim, s->codes, s->info);
+    s->rot = malloc((size_t)dim * dim * sizeof *s->rot);
+    ck_assert(s->codes != NULL && s->info != NULL && s->rot != NULL);
+    if (!rotate || !akv_sketch_plan(rows, count, dim, s->rot, &s->eps, &s->head)) {
+        free(s->rot);
+        s->rot = NULL;
+        s->eps = 0;
+        s->head = akv_sketch_groups(dim);
+    }
+    akv_sketch_build(rows, count, dim, s->rot, s->head, s->codes, s->info);
 }
 
 static void sk_free(struct sk *s)
 {
     free(s->codes);
     free(s->info);
+    free(s->rot);
 }
 
 static int code_at(const struct sk *s, size_t i, uint32_t d)
@@ -56,15 +69,17 @@ static double check_bound(const struct sk *s, const float *rows, const double *r
     struct akv_sketch_query q;
     double rr = 0, widest = 0;
 
-    akv_sketch_query(r, s->dim, &q, packed, qc);
+    akv_sketch_query(r, s->dim, s->rot, s->eps, s->head, &q, packed, qc);
     for (uint32_t d = 0; d < s->dim; d++)
         rr += r[d] * r[d];
     for (size_t i = 0; i < s->count; i++) {
         const float *x = rows + i * s->dim;
-        long dot = 0;
+        long dot = 0, dot_head = 0;
         double exact = 0, xx = 0, approx, e;
         for (uint32_t d = 0; d < s->dim; d++) {
             dot += (long)code_at(s, i, d) * qc[d];
+            if (d < 4 * s->head)
+                dot_head += (long)code_at(s, i, d) * qc[d];
             exact += (double)x[d] * r[d];
             xx += (double)x[d] * x[d];
         }
@@ -76,6 +91,10 @@ static double check_bound(const struct sk *s, const float *rows, const double *r
         ck_assert_msg(fabs(exact - approx) <= e, "row %zu: r.x %.17g, approx %.17g, bound %.9g", i,
                       exact, approx, e);
         ck_assert(info_at(s, i, 2) >= sqrt(xx));
+        /* The tail bound of the head stage. */
+        ck_assert_msg(labs(dot - dot_head) <= (double)info_at(s, i, 4) * q.tbound,
+                      "row %zu: tail %ld, bound %.9g", i, dot - dot_head,
+                      (double)info_at(s, i, 4) * q.tbound);
         if (xx > 0 && rr > 0)
             widest = fmax(widest, e / sqrt(xx * rr));
     }
@@ -94,7 +113,7 @@ START_TEST(test_layout)
     for (int i = 0; i < N; i++)
         for (int d = 0; d < D; d++)
             rows[i * D + d] = (float)((i + 1) * (d % 2 ? -1 : 1) * (d + 1));
-    sk_build(&s, rows, N, D);
+    sk_build(&s, rows, N, D, 0);
     ck_assert_uint_eq(groups, 2);
     ck_assert_uint_eq(akv_sketch_code_bytes(N, D), 3 * 2 * 64);
     for (int i = 0; i < N; i++) {
@@ -120,27 +139,43 @@ START_TEST(test_bound_random)
     uint64_t seed = 7;
 
     for (size_t t = 0; t < sizeof dims / sizeof dims[0]; t++) {
-        uint32_t dim = dims[t];
-        size_t n = 500;
-        float *rows = malloc(n * dim * sizeof *rows);
-        double *r = malloc(dim * sizeof *r);
-        struct sk s;
-        for (size_t i = 0; i < n * dim; i++)
-            rows[i] = (float)tu_uniform(&seed, -3, 3);
-        sk_build(&s, rows, n, dim);
-        for (int k = 0; k < 40; k++) {
-            double w;
-            for (uint32_t d = 0; d < dim; d++)
-                r[d] = tu_uniform(&seed, -1, 1) * (k % 3 == 0 ? 1e-3 : k % 3 == 1 ? 1 : 1e3);
-            w = check_bound(&s, rows, r);
-            /* Useful as well as true: within a few percent of |r||x|
-             * (quantisation error is about 1/254 per component). */
-            if (dim >= 4)
-                ck_assert_msg(w < 0.05, "dim %u: bound %.4f of |r||x|", dim, w);
+        for (int rotate = 0; rotate < 2; rotate++) {
+            uint32_t dim = dims[t];
+            size_t n = 500;
+            float *rows = malloc(n * dim * sizeof *rows);
+            double *r = malloc(dim * sizeof *r);
+            struct sk s;
+            /* Correlated rows, like word vectors: a few strong directions
+             * plus noise, so a rotation has something to find. */
+            for (size_t i = 0; i < n; i++) {
+                double a = tu_uniform(&seed, -3, 3), b = tu_uniform(&seed, -2, 2);
+                for (uint32_t d = 0; d < dim; d++)
+                    rows[i * dim + d] = (float)(a * sin(d + 1.0) + b * cos(3.0 * d) +
+                                                tu_uniform(&seed, -1, 1));
+            }
+            sk_build(&s, rows, n, dim, rotate);
+            if (rotate && dim >= 16) {
+                ck_assert_ptr_nonnull(s.rot);
+                ck_assert(s.eps < 1e-10);
+                ck_assert_uint_lt(s.head, akv_sketch_groups(dim));
+            }
+            for (int k = 0; k < 40; k++) {
+                double w;
+                for (uint32_t d = 0; d < dim; d++)
+                    r[d] = (k % 2 ? rows[(size_t)k * dim + d] : tu_uniform(&seed, -1, 1)) *
+                           (k % 3 == 0 ? 1e-3 : k % 3 == 1 ? 1 : 1e3);
+                w = check_bound(&s, rows, r);
+                /* Useful as well as true: within a few percent of |r||x|
+                 * (quantisation error is about 1/254 of the largest
+                 * component, larger after a rotation concentrates the
+                 * energy in the first axes). */
+                if (dim >= 4)
+                    ck_assert_msg(w < 0.1, "dim %u: bound %.4f of |r||x|", dim, w);
+            }
+            sk_free(&s);
+            free(rows);
+            free(r);
         }
-        sk_free(&s);
-        free(rows);
-        free(r);
     }
 }
 END_TEST
@@ -164,7 +199,7 @@ START_TEST(test_bound_awkward_rows)
         rows[6 * D + d] = (float)tu_uniform(&seed, -1, 1);
         rows[7 * D + d] = 3.4e38f;        /* row 7: near FLT_MAX */
     }
-    sk_build(&s, rows, N, D);
+    sk_build(&s, rows, N, D, 0);
     for (int k = 0; k < 200; k++) {
         for (int d = 0; d < D; d++)
             r[d] = k % 5 == 0 ? (d == k % D) : tu_uniform(&seed, -2, 2);
@@ -184,16 +219,16 @@ START_TEST(test_nonfinite)
     struct akv_sketch_query q;
     struct sk s;
 
-    sk_build(&s, rows, 2, D);
+    sk_build(&s, rows, 2, D, 1);
     /* A row with a NaN can never be pruned: infinite residual. */
     ck_assert(isinf(info_at(&s, 1, 1)));
     ck_assert_float_eq(info_at(&s, 1, 0), 0);
-    akv_sketch_query(r, D, &q, packed, qc);
+    akv_sketch_query(r, D, NULL, 0, 1, &q, packed, qc);
     ck_assert(q.finite);
     ck_assert_int_eq(q.sum, 4 * 127);
-    akv_sketch_query(bad, D, &q, packed, qc);
+    akv_sketch_query(bad, D, NULL, 0, 1, &q, packed, qc);
     ck_assert(!q.finite);
-    akv_sketch_query(zero, D, &q, packed, qc);
+    akv_sketch_query(zero, D, NULL, 0, 1, &q, packed, qc);
     ck_assert(!q.finite);
     sk_free(&s);
 }
@@ -207,7 +242,7 @@ START_TEST(test_query_packing)
     struct akv_sketch_query q;
     uint32_t w;
 
-    akv_sketch_query(r, 6, &q, packed, qc);
+    akv_sketch_query(r, 6, NULL, 0, 1, &q, packed, qc);
     ck_assert_float_eq(q.b, 1.0f);
     ck_assert_int_eq(q.sum, 64);
     memcpy(&w, &packed[0], 4);
@@ -216,6 +251,8 @@ START_TEST(test_query_packing)
     ck_assert_uint_eq(w, 0x00000040u);
     /* Exact codes: the residual bound is only the margin. */
     ck_assert(q.dbound <= 1e-5 * 200);
+    /* Head of one group: the tail is 64 and 0. */
+    ck_assert_float_eq(q.tbound, 64.0f);
 }
 END_TEST
 

@@ -68,6 +68,9 @@ const float *akv_vocab_norms(const struct akv_vocab *v);
 /* The int8 sketch sections (layout in src/sketch.h): codes and row info. */
 const uint8_t *akv_vocab_sketch(const struct akv_vocab *v);
 const float *akv_vocab_sketch_info(const struct akv_vocab *v);
+/* The sketch's rotation (dim x dim doubles, or NULL when unrotated), with
+ * its orthogonality error bound and the number of head groups. */
+const double *akv_vocab_sketch_rotation(const struct akv_vocab *v, double *eps, uint32_t *head);
 /* Word id as a NUL-terminated string; *len (if not NULL) gets its length. */
 const char *akv_vocab_word(const struct akv_vocab *v, uint32_t id, size_t *len);
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id);
