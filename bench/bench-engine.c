@@ -104,9 +104,16 @@ int main(int argc, char **argv)
     printf("%-34s %8.3f ms\n", "open with full checksum", (now() - t0) * 1e3);
     printf("vocabulary: %zu words x %u dims, file %.1f MB\n", akv_vocab_count(voc),
            akv_vocab_dim(voc), (double)akv_vocab_bytes(voc) / 1e6);
-    /* What one scan reads: the sketch's codes and row information. */
-    mat_bytes = (double)(akv_sketch_code_bytes(akv_vocab_count(voc), akv_vocab_dim(voc)) +
-                         akv_sketch_info_bytes(akv_vocab_count(voc)));
+    /* What one scan reads for sure: the sketch's head section (head codes
+     * and row information); the tail is read for a few blocks only. */
+    {
+        double eps;
+        uint32_t head;
+        (void)akv_vocab_sketch_rotation(voc, &eps, &head);
+        mat_bytes = (double)akv_sketch_head_bytes(akv_vocab_count(voc), head);
+        printf("sketch: head %u of %u groups, head section %.1f MB\n", head,
+               akv_sketch_groups(akv_vocab_dim(voc)), mat_bytes / 1e6);
+    }
     printf("ranking kernel: %s\n", akv_rank_kernel_name(akv_rank_kernel()));
 
     for (int m = 0; m < 3; m++) {

@@ -97,7 +97,7 @@ struct akv_rank_scan {
     struct akv_rank_req *reqs;
     size_t n;
     unsigned nparts;
-    uint32_t groups;
+    uint32_t dim, groups;
     uint32_t head; /* groups in the sketch's head (== groups: no split) */
     size_t nblocks;
     struct rank_query *q;
@@ -256,13 +256,11 @@ static void finish_block(const struct rank_query *q, struct rank_part *p, const 
 static void scan_portable(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                           size_t b1)
 {
-    const uint8_t *codes = akv_vocab_sketch(s->v);
-    const float *info = akv_vocab_sketch_info(s->v);
+    const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t groups = s->groups;
 
     for (size_t blk = b0; blk < b1; blk++) {
-        const uint8_t *cb = codes + blk * groups * 64;
-        const float *in = info + blk * AKV_SKETCH_BLOCK_INFO;
+        const float *in = akv_sketch_block_info(hs, s->head, blk);
         unsigned lanes = block_lanes(s, blk);
         for (size_t j = 0; j < s->n; j++) {
             const struct rank_query *q = &s->q[j];
@@ -270,7 +268,7 @@ static void scan_portable(const struct akv_rank_scan *s, struct rank_part *pp, s
             if (q->k == 0 || pp[j].oom)
                 continue;
             for (uint32_t g = 0; g < groups; g++) {
-                const uint8_t *x = cb + g * 64;
+                const uint8_t *x = akv_sketch_group(hs, ts, s->dim, s->head, blk, g);
                 const int8_t *c = q->codes + 4 * g;
                 for (unsigned l = 0; l < AKV_SKETCH_ROWS; l++)
                     dots[l] += (x[4 * l] - 128) * c[0] + (x[4 * l + 1] - 128) * c[1] +
@@ -289,14 +287,12 @@ static void scan_portable(const struct akv_rank_scan *s, struct rank_part *pp, s
 TARGET_AVX2 static void scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                                   size_t b1)
 {
-    const uint8_t *codes = akv_vocab_sketch(s->v);
-    const float *info = akv_vocab_sketch_info(s->v);
+    const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t groups = s->groups;
     const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
 
     for (size_t blk = b0; blk < b1; blk++) {
-        const uint8_t *cb = codes + blk * groups * 64;
-        const float *in = info + blk * AKV_SKETCH_BLOCK_INFO;
+        const float *in = akv_sketch_block_info(hs, s->head, blk);
         unsigned lanes = block_lanes(s, blk);
         for (size_t j = 0; j < s->n; j++) {
             const struct rank_query *q = &s->q[j];
@@ -305,12 +301,13 @@ TARGET_AVX2 static void scan_avx2(const struct akv_rank_scan *s, struct rank_par
             if (q->k == 0 || pp[j].oom)
                 continue;
             for (uint32_t g = 0; g < groups; g++) {
+                const uint8_t *x = akv_sketch_group(hs, ts, s->dim, s->head, blk, g);
                 __m256i d = _mm256_set1_epi32(q->packed[g]);
                 __m256i da = _mm256_abs_epi8(d);
-                __m256i xl = _mm256_xor_si256(
-                    _mm256_loadu_si256((const __m256i *)(const void *)(cb + g * 64)), flip);
+                __m256i xl =
+                    _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)x), flip);
                 __m256i xh = _mm256_xor_si256(
-                    _mm256_loadu_si256((const __m256i *)(const void *)(cb + g * 64 + 32)), flip);
+                    _mm256_loadu_si256((const __m256i *)(const void *)(x + 32)), flip);
                 lo = _mm256_add_epi32(
                     lo, _mm256_madd_epi16(_mm256_maddubs_epi16(da, _mm256_sign_epi8(xl, d)), ones));
                 hi = _mm256_add_epi32(
@@ -402,41 +399,36 @@ dots1_avx512(__m512i acc, const uint8_t *cb, const int32_t *p0, uint32_t g0, uin
  * running. */
 TARGET_AVX512 static inline __attribute__((always_inline)) void
 finish_avx512(const struct akv_rank_scan *s, const struct rank_query *q, struct rank_part *p,
-              const uint8_t *cb, const float *in, size_t id0, __mmask16 lanes, __m512i acc)
+              const uint8_t *tail, const float *in, size_t id0, __mmask16 lanes, __m512i acc)
 {
     if (head_pass_avx512(q, p, in, lanes, acc) == 0)
         return;
-    acc = dots1_avx512(acc, cb, q->packed, s->head, s->groups);
+    /* tail is the block's first tail group, numbered s->head. */
+    acc = dots1_avx512(acc, tail - (size_t)s->head * 64, q->packed, s->head, s->groups);
     epi_avx512(q, p, in, id0, lanes, acc);
 }
 
 TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp,
                                       size_t b0, size_t b1)
 {
-    const uint8_t *codes = akv_vocab_sketch(s->v);
-    const float *info = akv_vocab_sketch_info(s->v);
+    const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t head = s->head;
-    size_t n = s->n, bstride = (size_t)s->groups * 64;
+    size_t n = s->n, hrec = akv_sketch_head_rec(head), trec = akv_sketch_tail_rec(s->dim, head);
 
     for (size_t blk = b0; blk < b1;) {
         /* Two blocks at a time when there are two: each request's head
          * codes are broadcast once for 32 words, and four requests share
-         * each load, so one load or broadcast feeds two vpdpbusd. */
+         * each load, so one load or broadcast feeds two vpdpbusd. The head
+         * section is one sequential stream (head codes and row information
+         * of each block in turn), which the hardware prefetcher follows. */
         size_t nb = blk + 1 < b1 ? 2 : 1, j = 0;
-        const uint8_t *cb = codes + blk * bstride;
-        const float *in = info + blk * AKV_SKETCH_BLOCK_INFO;
+        const uint8_t *hb = hs + blk * hrec, *tb = ts + blk * trec;
         size_t id0 = blk * AKV_SKETCH_ROWS;
         __mmask16 l0 = (__mmask16)block_lanes(s, blk);
         __mmask16 l1 = nb == 2 ? (__mmask16)block_lanes(s, blk + 1) : 0;
+        const float *in0 = (const float *)(const void *)(hb + (size_t)head * 64);
+        const float *in1 = (const float *)(const void *)(hb + hrec + (size_t)head * 64);
 
-        /* The head groups of the next pair are what the next pass reads
-         * for sure; reading two blocks in alternation hides that stream
-         * from the hardware prefetcher (measured: half the bandwidth), so
-         * fetch it explicitly. Prefetches past the end never fault. */
-        for (uint32_t g = 0; g < head; g++) {
-            _mm_prefetch((const char *)(cb + 2 * bstride + g * 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(cb + 3 * bstride + g * 64), _MM_HINT_T0);
-        }
         for (; nb == 2 && j + 4 <= n; j += 4) {
             const int32_t *p0 = s->q[j].packed, *p1 = s->q[j + 1].packed;
             const int32_t *p2 = s->q[j + 2].packed, *p3 = s->q[j + 3].packed;
@@ -446,8 +438,8 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
             __m512i a3 = _mm512_set1_epi32(-s->q[j + 3].corr_head);
             __m512i c0 = a0, c1 = a1, c2 = a2, c3 = a3;
             for (uint32_t g = 0; g < head; g++) {
-                __m512i x = _mm512_loadu_si512((const void *)(cb + g * 64));
-                __m512i y = _mm512_loadu_si512((const void *)(cb + bstride + g * 64));
+                __m512i x = _mm512_loadu_si512((const void *)(hb + g * 64));
+                __m512i y = _mm512_loadu_si512((const void *)(hb + hrec + g * 64));
                 __m512i d0 = _mm512_set1_epi32(p0[g]), d1 = _mm512_set1_epi32(p1[g]);
                 __m512i d2 = _mm512_set1_epi32(p2[g]), d3 = _mm512_set1_epi32(p3[g]);
                 a0 = _mm512_dpbusd_epi32(a0, x, d0);
@@ -463,19 +455,17 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
             for (unsigned h = 0; h < 2; h++)
                 for (unsigned t = 0; t < 4; t++)
                     if (s->q[j + t].k && !pp[j + t].oom)
-                        finish_avx512(s, &s->q[j + t], &pp[j + t], cb + h * bstride,
-                                      in + h * AKV_SKETCH_BLOCK_INFO, id0 + h * AKV_SKETCH_ROWS,
-                                      h ? l1 : l0, acc[h][t]);
+                        finish_avx512(s, &s->q[j + t], &pp[j + t], tb + h * trec, h ? in1 : in0,
+                                      id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0, acc[h][t]);
         }
         for (; j < n; j++) {
             if (s->q[j].k == 0 || pp[j].oom)
                 continue;
             for (unsigned h = 0; h < nb; h++)
-                finish_avx512(s, &s->q[j], &pp[j], cb + h * bstride,
-                              in + h * AKV_SKETCH_BLOCK_INFO, id0 + h * AKV_SKETCH_ROWS,
-                              h ? l1 : l0,
-                              dots1_avx512(_mm512_set1_epi32(-s->q[j].corr_head),
-                                           cb + h * bstride, s->q[j].packed, 0, head));
+                finish_avx512(s, &s->q[j], &pp[j], tb + h * trec, h ? in1 : in0,
+                              id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0,
+                              dots1_avx512(_mm512_set1_epi32(-s->q[j].corr_head), hb + h * hrec,
+                                           s->q[j].packed, 0, head));
         }
         blk += nb;
     }
@@ -637,6 +627,7 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     s->n = n;
     s->nparts = nparts;
     s->groups = groups;
+    s->dim = dim;
     s->nblocks = akv_sketch_blocks(count);
     rot = akv_vocab_sketch_rotation(v, &eps, &s->head);
     for (size_t j = 0; j < n; j++) {

@@ -180,8 +180,21 @@ static void rotate(const double *rot, const double *x, uint32_t dim, double *y)
     }
 }
 
+/* Where code d of row i goes. */
+static uint8_t *code_at(uint8_t *hs, uint8_t *ts, uint32_t dim, uint32_t head, size_t i,
+                        uint32_t d)
+{
+    return (uint8_t *)(uintptr_t)akv_sketch_group(hs, ts, dim, head, i / AKV_SKETCH_ROWS, d / 4) +
+           (i % AKV_SKETCH_ROWS) * 4 + d % 4;
+}
+
+static float *info_at(uint8_t *hs, uint32_t head, size_t i)
+{
+    return (float *)(uintptr_t)akv_sketch_block_info(hs, head, i / AKV_SKETCH_ROWS);
+}
+
 void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const double *rot,
-                      uint32_t head, uint8_t *codes, float *info)
+                      uint32_t head, uint8_t *hs, uint8_t *ts)
 {
     uint32_t groups = akv_sketch_groups(dim);
     double *xd = malloc(2 * (size_t)dim * sizeof *xd), *y;
@@ -189,20 +202,20 @@ void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const doubl
     if (xd == NULL) {
         /* Without scratch memory, make every row unprunable: still exact. */
         for (size_t i = 0; i < count; i++) {
-            float *in = info + (i / AKV_SKETCH_ROWS) * AKV_SKETCH_BLOCK_INFO;
+            float *in = info_at(hs, head, i);
             in[16 + i % AKV_SKETCH_ROWS] = INFINITY;
             in[32 + i % AKV_SKETCH_ROWS] = INFINITY;
             in[64 + i % AKV_SKETCH_ROWS] = INFINITY;
+            for (uint32_t d = 0; d < groups * 4; d++)
+                *code_at(hs, ts, dim, head, i, d) = 128;
         }
-        memset(codes, 128, akv_sketch_code_bytes(count, dim));
         return;
     }
     y = xd + dim;
     for (size_t i = 0; i < count; i++) {
         const float *x = rows + i * dim;
         size_t lane = i % AKV_SKETCH_ROWS;
-        uint8_t *cb = codes + (i / AKV_SKETCH_ROWS) * groups * AKV_SKETCH_ROWS * AKV_SKETCH_GROUP;
-        float *in = info + (i / AKV_SKETCH_ROWS) * AKV_SKETCH_BLOCK_INFO;
+        float *in = info_at(hs, head, i);
         double amax = 0, nn = 0, yy = 0, ee = 0;
         long tail = 0;
         float scale;
@@ -217,7 +230,7 @@ void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const doubl
         if (!finite) {
             /* Never prunable: the exact score (NaN, ranked last) decides. */
             for (uint32_t d = 0; d < groups * 4; d++)
-                cb[(d / 4) * 64 + lane * 4 + d % 4] = 128;
+                *code_at(hs, ts, dim, head, i, d) = 128;
             in[lane] = 0;
             in[16 + lane] = INFINITY;
             in[32 + lane] = INFINITY;
@@ -240,10 +253,10 @@ void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const doubl
             ee += t * t;
             if (d >= 4 * head)
                 tail += (long)c * c;
-            cb[(d / 4) * 64 + lane * 4 + d % 4] = (uint8_t)(c + 128);
+            *code_at(hs, ts, dim, head, i, d) = (uint8_t)(c + 128);
         }
         for (uint32_t d = dim; d < groups * 4; d++)
-            cb[(d / 4) * 64 + lane * 4 + d % 4] = 128;
+            *code_at(hs, ts, dim, head, i, d) = 128;
         in[lane] = scale;
         in[16 + lane] = round_up(sqrt(ee));
         /* The larger of |x| and |y|: the bound needs |y|, the metrics |x|,
@@ -254,11 +267,9 @@ void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const doubl
     }
     /* Rows past count in the last block: code 0 (stored 128); the kernels
      * never report them. */
-    for (size_t i = count; i % AKV_SKETCH_ROWS != 0; i++) {
-        uint8_t *cb = codes + (i / AKV_SKETCH_ROWS) * groups * AKV_SKETCH_ROWS * AKV_SKETCH_GROUP;
-        for (uint32_t g = 0; g < groups; g++)
-            memset(cb + g * 64 + (i % AKV_SKETCH_ROWS) * 4, 128, 4);
-    }
+    for (size_t i = count; i % AKV_SKETCH_ROWS != 0; i++)
+        for (uint32_t d = 0; d < groups * 4; d++)
+            *code_at(hs, ts, dim, head, i, d) = 128;
     free(xd);
 }
 

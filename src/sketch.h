@@ -30,18 +30,22 @@
  * (portable, AVX2, AVX-512 VNNI) gets the same interval, up to float
  * rounding that the margin AKV_SKETCH_MU covers (see rank.c).
  *
- * Layout (both sections live in the vocabulary file, see vocab.h):
- *   codes: blocks of AKV_SKETCH_ROWS rows; a block holds, for each group of
- *          AKV_SKETCH_GROUP dimensions, the 4 codes of row 0, then of row
- *          1, ... of row 15 (64 bytes), stored as c + 128 (unsigned). One
- *          64-byte load is one group of 16 rows, which is exactly the
- *          operand of a VNNI dot-product instruction, and no horizontal sums
- *          are needed. Dimensions past dim and rows past count are code 0.
- *   info:  per block, 5 arrays of 16 floats: scale a, residual e (rounded
- *          up), norm n (rounded up), 1/n (0 for a zero row) and the norm of
- *          the tail codes (rounded up). A row with a
- *          non-finite component gets scale 0 and residual +inf, so it can
- *          never be discarded and its exact score decides.
+ * Layout (both sections live in the vocabulary file, see vocab.h). Rows
+ * go in blocks of AKV_SKETCH_ROWS; dimensions in groups of AKV_SKETCH_GROUP.
+ * A group of a block is 64 bytes: the 4 codes of row 0, then of row 1, ...
+ * of row 15, stored as c + 128 (unsigned). One 64-byte load is one group
+ * of 16 rows, exactly the operand of a VNNI dot-product instruction, and no
+ * horizontal sums are needed. Dimensions past dim and rows past count are
+ * code 0.
+ *   head section: per block, its `head` groups, then its row information:
+ *          5 arrays of 16 floats, scale a, residual e (rounded up), norm n
+ *          (rounded up), 1/n (0 for a zero row) and the norm of the tail
+ *          codes (rounded up). What every query reads is one sequential
+ *          stream, which the hardware prefetcher follows.
+ *   tail section: per block, its remaining groups, read only for the blocks
+ *          whose head bound leaves a word in the running.
+ * A row with a non-finite component gets scale 0 and residual +inf, so it
+ * can never be discarded and its exact score decides.
  *
  * Threading: pure functions; any thread.
  */
@@ -73,15 +77,41 @@ static inline uint32_t akv_sketch_groups(uint32_t dim)
     return (dim + AKV_SKETCH_GROUP - 1) / AKV_SKETCH_GROUP;
 }
 
-/* Bytes of the codes section and of the info section. */
-static inline size_t akv_sketch_code_bytes(size_t count, uint32_t dim)
+/* Bytes of one block in the head section and in the tail section. */
+static inline size_t akv_sketch_head_rec(uint32_t head)
 {
-    return akv_sketch_blocks(count) * akv_sketch_groups(dim) * AKV_SKETCH_ROWS * AKV_SKETCH_GROUP;
+    return (size_t)head * 64 + AKV_SKETCH_BLOCK_INFO * sizeof(float);
 }
 
-static inline size_t akv_sketch_info_bytes(size_t count)
+static inline size_t akv_sketch_tail_rec(uint32_t dim, uint32_t head)
 {
-    return akv_sketch_blocks(count) * AKV_SKETCH_BLOCK_INFO * sizeof(float);
+    return (size_t)(akv_sketch_groups(dim) - head) * 64;
+}
+
+/* Bytes of the head and tail sections. */
+static inline size_t akv_sketch_head_bytes(size_t count, uint32_t head)
+{
+    return akv_sketch_blocks(count) * akv_sketch_head_rec(head);
+}
+
+static inline size_t akv_sketch_tail_bytes(size_t count, uint32_t dim, uint32_t head)
+{
+    return akv_sketch_blocks(count) * akv_sketch_tail_rec(dim, head);
+}
+
+/* The 64 bytes of group g of block blk. */
+static inline const uint8_t *akv_sketch_group(const uint8_t *hs, const uint8_t *ts, uint32_t dim,
+                                              uint32_t head, size_t blk, uint32_t g)
+{
+    if (g < head)
+        return hs + blk * akv_sketch_head_rec(head) + (size_t)g * 64;
+    return ts + blk * akv_sketch_tail_rec(dim, head) + (size_t)(g - head) * 64;
+}
+
+/* The row information of block blk. */
+static inline const float *akv_sketch_block_info(const uint8_t *hs, uint32_t head, size_t blk)
+{
+    return (const float *)(const void *)(hs + blk * akv_sketch_head_rec(head) + (size_t)head * 64);
 }
 
 /* The rotation: computes rot (dim x dim doubles, row-major, rows = axes)
@@ -93,11 +123,11 @@ static inline size_t akv_sketch_info_bytes(size_t count)
 int akv_sketch_plan(const float *rows, size_t count, uint32_t dim, double *rot, double *eps,
                     uint32_t *head);
 
-/* Fills codes and info (zeroed by the caller to their full sizes) for count
- * rows of dim floats, rotated by rot (NULL: not rotated), head groups in the
- * head. */
+/* Fills the head and tail sections (64-byte aligned, zeroed by the caller
+ * to their full sizes) for count rows of dim floats, rotated by rot (NULL:
+ * not rotated), with head groups in the head. */
 void akv_sketch_build(const float *rows, size_t count, uint32_t dim, const double *rot,
-                      uint32_t head, uint8_t *codes, float *info);
+                      uint32_t head, uint8_t *hs, uint8_t *ts);
 
 /* A quantised query. packed[g] holds the 4 signed codes of group g as the
  * little-endian bytes of one int32 (what a VNNI instruction broadcasts);

@@ -14,8 +14,9 @@
  *   hash_off     hash_slots uint32 ids, UINT32_MAX for an empty slot; linear
  *                probing from XXH3_64bits(word) & (hash_slots - 1)
  *   norms_off    count float32 L2 norms (4-byte aligned)
- *   info_off     the sketch's row information (64-byte aligned; sketch.h)
- *   sketch_off   the int8 sketch of the matrix (64-byte aligned; sketch.h)
+ *   sketch_off   the int8 sketch's head section: per block, its head codes
+ *                and row information (64-byte aligned; sketch.h)
+ *   tail_off     the sketch's tail section (64-byte aligned)
  *   rot_off      the sketch's rotation, dim x dim doubles (64-byte aligned;
  *                absent when rot_off is 0)
  *   matrix_off   count x dim float32, row-major (64-byte aligned, so SIMD
@@ -85,8 +86,8 @@ struct vocab_hdr {
     uint64_t matrix_off;
     uint64_t meta_checksum;
     uint64_t data_checksum;
-    uint64_t sketch_off; /* int8 codes, see sketch.h */
-    uint64_t info_off;   /* per-block row information for the sketch */
+    uint64_t sketch_off; /* the sketch's head section, see sketch.h */
+    uint64_t tail_off;   /* the sketch's tail section */
     uint64_t rot_off;    /* the sketch's rotation (dim x dim doubles), 0: none */
     double rot_eps;      /* >= |I - rot' rot| */
     uint32_t head_groups; /* groups in the sketch's head */
@@ -110,7 +111,7 @@ struct akv_vocab {
     const float *norms;
     const float *matrix;
     const uint8_t *sketch;
-    const float *sketch_info;
+    const uint8_t *sketch_tail;
     const double *rot;
     double rot_eps;
     uint32_t head_groups;
@@ -179,7 +180,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
                         unsigned flags, char *err, size_t errlen)
 {
     struct vocab_hdr h;
-    uint64_t n, mat_bytes, sk_bytes, info_bytes, rot_bytes;
+    uint64_t n, mat_bytes, sk_bytes, tail_bytes, rot_bytes;
 
     if (size < VOCAB_HDR_SIZE) {
         seterr(err, errlen, "%s: too small for a vocabulary file (%zu bytes)", name, size);
@@ -227,8 +228,14 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         return -EINVAL;
     }
     mat_bytes = n * h.dim * sizeof(float); /* n < 2^32 and dim <= 4096: no overflow */
-    sk_bytes = akv_sketch_code_bytes(n, h.dim);
-    info_bytes = akv_sketch_info_bytes(n);
+    if (h.head_groups == 0 || h.head_groups > akv_sketch_groups(h.dim) ||
+        !(h.rot_eps >= 0 && h.rot_eps <= 1e-6)) {
+        seterr(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
+               h.head_groups, h.rot_eps);
+        return -EINVAL;
+    }
+    sk_bytes = akv_sketch_head_bytes(n, h.head_groups);
+    tail_bytes = akv_sketch_tail_bytes(n, h.dim, h.head_groups);
     rot_bytes = (uint64_t)h.dim * h.dim * sizeof(double);
     /* The sections follow one another in this order, each inside the file,
      * and the matrix ends the file. */
@@ -239,21 +246,15 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         h.hash_slots > ((uint64_t)1 << 34) || (h.hash_slots & (h.hash_slots - 1)) != 0 ||
         !in_file(h.hash_off, h.hash_slots * 4, size) || h.norms_off % 4 != 0 ||
         h.norms_off < h.hash_off + h.hash_slots * 4 || !in_file(h.norms_off, n * 4, size) ||
-        h.info_off % 64 != 0 || h.info_off < h.norms_off + n * 4 ||
-        !in_file(h.info_off, info_bytes, size) || h.sketch_off % 64 != 0 ||
-        h.sketch_off < h.info_off + info_bytes || !in_file(h.sketch_off, sk_bytes, size) ||
-        h.matrix_off % 64 != 0 || h.matrix_off < h.sketch_off + sk_bytes ||
+        h.sketch_off % 64 != 0 || h.sketch_off < h.norms_off + n * 4 ||
+        !in_file(h.sketch_off, sk_bytes, size) || h.tail_off % 64 != 0 ||
+        h.tail_off < h.sketch_off + sk_bytes || !in_file(h.tail_off, tail_bytes, size) ||
+        h.matrix_off % 64 != 0 || h.matrix_off < h.tail_off + tail_bytes ||
         (h.rot_off != 0 &&
-         (h.rot_off % 64 != 0 || h.rot_off < h.sketch_off + sk_bytes ||
+         (h.rot_off % 64 != 0 || h.rot_off < h.tail_off + tail_bytes ||
           h.dim > AKV_SKETCH_ROT_DIM_MAX || h.matrix_off < h.rot_off + rot_bytes)) ||
         h.matrix_off + mat_bytes != size) {
         seterr(err, errlen, "%s: corrupt header (a section lies outside the file)", name);
-        return -EINVAL;
-    }
-    if (h.head_groups == 0 || h.head_groups > akv_sketch_groups(h.dim) ||
-        !(h.rot_eps >= 0 && h.rot_eps <= 1e-6)) {
-        seterr(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
-               h.head_groups, h.rot_eps);
         return -EINVAL;
     }
     if (meta_checksum(base, &h) != h.meta_checksum) {
@@ -283,7 +284,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     v->norms = (const float *)(const void *)(base + h.norms_off);
     v->matrix = (const float *)(const void *)(base + h.matrix_off);
     v->sketch = base + h.sketch_off;
-    v->sketch_info = (const float *)(const void *)(base + h.info_off);
+    v->sketch_tail = base + h.tail_off;
     v->rot = h.rot_off ? (const double *)(const void *)(base + h.rot_off) : NULL;
     v->rot_eps = h.rot_eps;
     v->head_groups = h.head_groups;
@@ -427,16 +428,19 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
     h.hash_off = h.offs_off + (n + 1) * 8;
     h.hash_slots = slots;
     h.norms_off = h.hash_off + slots * 4;
-    h.info_off = align_up(h.norms_off + n * 4, 64);
-    h.sketch_off = align_up(h.info_off + akv_sketch_info_bytes(n), 64);
-    h.matrix_off = align_up(h.sketch_off + akv_sketch_code_bytes(n, t->dim), 64);
     rot = malloc((size_t)t->dim * t->dim * sizeof *rot);
-    if (rot != NULL && akv_sketch_plan(t->vecs, n, t->dim, rot, &h.rot_eps, &h.head_groups)) {
-        h.rot_off = h.matrix_off;
-        h.matrix_off = align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
-    } else {
+    if (rot == NULL || !akv_sketch_plan(t->vecs, n, t->dim, rot, &h.rot_eps, &h.head_groups)) {
+        free(rot);
+        rot = NULL;
         h.head_groups = akv_sketch_groups(t->dim);
         h.rot_eps = 0;
+    }
+    h.sketch_off = align_up(h.norms_off + n * 4, 64);
+    h.tail_off = align_up(h.sketch_off + akv_sketch_head_bytes(n, h.head_groups), 64);
+    h.matrix_off = align_up(h.tail_off + akv_sketch_tail_bytes(n, t->dim, h.head_groups), 64);
+    if (rot != NULL) {
+        h.rot_off = h.matrix_off;
+        h.matrix_off = align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
     }
     h.file_size = h.matrix_off + n * t->dim * 4;
 
@@ -478,7 +482,7 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
         h.rot_checksum = XXH3_64bits(buf + h.rot_off, (size_t)t->dim * t->dim * sizeof *rot);
     }
     akv_sketch_build(t->vecs, n, t->dim, h.rot_off ? rot : NULL, h.head_groups,
-                     buf + h.sketch_off, (float *)(void *)(buf + h.info_off));
+                     buf + h.sketch_off, buf + h.tail_off);
     free(rot);
     memcpy(buf, &h, sizeof h);
     h.meta_checksum = meta_checksum(buf, &h);
@@ -624,9 +628,9 @@ const uint8_t *akv_vocab_sketch(const struct akv_vocab *v)
     return v->sketch;
 }
 
-const float *akv_vocab_sketch_info(const struct akv_vocab *v)
+const uint8_t *akv_vocab_sketch_tail(const struct akv_vocab *v)
 {
-    return v->sketch_info;
+    return v->sketch_tail;
 }
 
 const double *akv_vocab_sketch_rotation(const struct akv_vocab *v, double *eps, uint32_t *head)

@@ -15,8 +15,7 @@
 struct sk {
     uint32_t dim;
     size_t count;
-    uint8_t *codes;
-    float *info;
+    uint8_t *hs, *ts; /* head and tail sections */
     double *rot; /* NULL: unrotated */
     double eps;
     uint32_t head;
@@ -28,35 +27,38 @@ static void sk_build(struct sk *s, const float *rows, size_t count, uint32_t dim
 {
     s->dim = dim;
     s->count = count;
-    s->codes = calloc(1, akv_sketch_code_bytes(count, dim));
-    s->info = calloc(1, akv_sketch_info_bytes(count));
     s->rot = malloc((size_t)dim * dim * sizeof *s->rot);
-    ck_assert(s->codes != NULL && s->info != NULL && s->rot != NULL);
+    ck_assert(s->rot != NULL);
     if (!rotate || !akv_sketch_plan(rows, count, dim, s->rot, &s->eps, &s->head)) {
         free(s->rot);
         s->rot = NULL;
         s->eps = 0;
         s->head = akv_sketch_groups(dim);
     }
-    akv_sketch_build(rows, count, dim, s->rot, s->head, s->codes, s->info);
+    s->hs = aligned_alloc(64, akv_sketch_head_bytes(count, s->head) + 64);
+    s->ts = aligned_alloc(64, akv_sketch_tail_bytes(count, dim, s->head) + 64);
+    ck_assert(s->hs != NULL && s->ts != NULL);
+    memset(s->hs, 0, akv_sketch_head_bytes(count, s->head));
+    memset(s->ts, 0, akv_sketch_tail_bytes(count, dim, s->head));
+    akv_sketch_build(rows, count, dim, s->rot, s->head, s->hs, s->ts);
 }
 
 static void sk_free(struct sk *s)
 {
-    free(s->codes);
-    free(s->info);
+    free(s->hs);
+    free(s->ts);
     free(s->rot);
 }
 
 static int code_at(const struct sk *s, size_t i, uint32_t d)
 {
-    uint32_t groups = akv_sketch_groups(s->dim);
-    return s->codes[(i / 16) * groups * 64 + (d / 4) * 64 + (i % 16) * 4 + d % 4] - 128;
+    return akv_sketch_group(s->hs, s->ts, s->dim, s->head, i / 16, d / 4)[(i % 16) * 4 + d % 4] -
+           128;
 }
 
 static float info_at(const struct sk *s, size_t i, unsigned which)
 {
-    return s->info[(i / 16) * AKV_SKETCH_BLOCK_INFO + which * 16 + i % 16];
+    return akv_sketch_block_info(s->hs, s->head, i / 16)[which * 16 + i % 16];
 }
 
 /* Checks the bound of every row against query r; returns the widest bound
@@ -115,7 +117,9 @@ START_TEST(test_layout)
             rows[i * D + d] = (float)((i + 1) * (d % 2 ? -1 : 1) * (d + 1));
     sk_build(&s, rows, N, D, 0);
     ck_assert_uint_eq(groups, 2);
-    ck_assert_uint_eq(akv_sketch_code_bytes(N, D), 3 * 2 * 64);
+    ck_assert_uint_eq(s.head, 2);
+    ck_assert_uint_eq(akv_sketch_head_bytes(N, s.head), 3 * (2 * 64 + 5 * 16 * 4));
+    ck_assert_uint_eq(akv_sketch_tail_bytes(N, D, s.head), 0);
     for (int i = 0; i < N; i++) {
         /* The largest component (d = 5) gets code 127 exactly. */
         ck_assert_int_eq(code_at(&s, (size_t)i, 5), -127);

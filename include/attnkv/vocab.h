@@ -65,9 +65,10 @@ uint32_t akv_vocab_dim(const struct akv_vocab *v);
 /* The row-major count x dim matrix and the per-row L2 norms. */
 const float *akv_vocab_matrix(const struct akv_vocab *v);
 const float *akv_vocab_norms(const struct akv_vocab *v);
-/* The int8 sketch sections (layout in src/sketch.h): codes and row info. */
+/* The int8 sketch sections (layout in src/sketch.h): head (codes of the
+ * head groups and row information) and tail. */
 const uint8_t *akv_vocab_sketch(const struct akv_vocab *v);
-const float *akv_vocab_sketch_info(const struct akv_vocab *v);
+const uint8_t *akv_vocab_sketch_tail(const struct akv_vocab *v);
 /* The sketch's rotation (dim x dim doubles, or NULL when unrotated), with
  * its orthogonality error bound and the number of head groups. */
 const double *akv_vocab_sketch_rotation(const struct akv_vocab *v, double *eps, uint32_t *head);
