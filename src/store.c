@@ -784,7 +784,7 @@ int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
         }
         if (nvis == 0)
             continue;
-        b = (struct akv_store_block){n, first, visible, ch->keys, ch->vals, ch->knorms};
+        b = (struct akv_store_block){n, first, visible, nvis, ch->keys, ch->vals, ch->knorms};
         rc = fn(arg, &b);
         if (rc != 0)
             return rc;

@@ -112,6 +112,7 @@ struct akv_store_block {
     size_t n;
     size_t first_slot;
     const uint8_t *visible;
+    size_t nvisible; /* how many of visible[] are 1 (at least one) */
     const struct akv_store_words *keys; /* n entries */
     const struct akv_store_words *vals; /* n entries */
     const double *knorms; /* the L2 norm of each key's vector (computed in double) */
