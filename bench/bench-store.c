@@ -10,18 +10,30 @@
  *     for both attention modes, and the ranking step alone (NEIGHBORS l2),
  *     p50 and p99 over a few hundred random queries.
  *
+ * With --port, the same store is loaded into a running attnkvd on
+ * 127.0.0.1 instead (after FLUSHALL: use a daemon of your own, started with
+ * the same vectors) with pipelined SETs, and the figures are taken over TCP,
+ * one request at a time: QUERY word (attention and ranking, k = 5, as a
+ * client sees it) and EXPLAIN word COUNT 1 (the attention step alone), with
+ * the daemon's store memory and RSS from INFO.
+ *
  * Keys are unique: a fifth single words, the rest two- and three-word
  * phrases; values are mostly single words (85%), some two- or three-word
  * phrases. Words are drawn uniformly from the --words commonest words of the
  * vocabulary (GloVe files are sorted by frequency); queries are single words
  * from the 50,000 commonest. Everything is seeded, so runs are comparable.
  * Prints figures; asserts nothing. Usage:
- *   bench-store [--vectors FILE] [--entries N] [--queries N] [--words N]
+ *   bench-store [--vectors FILE] [--entries N] [--queries N] [--words N] [--port N]
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attnkv/query.h"
 #include "attnkv/store.h"
@@ -85,6 +97,236 @@ static size_t phrase(const struct akv_vocab *voc, uint64_t *seed, uint32_t nword
     return len;
 }
 
+/* ---- a minimal RESP client, for --port ------------------------------- */
+
+struct client {
+    int fd;
+    char in[1 << 16];
+    size_t len, pos;
+    char *out;
+    size_t olen, ocap;
+};
+
+static int client_connect(struct client *c, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1;
+
+    memset(c, 0, sizeof *c);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("connect");
+        return -1;
+    }
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+/* Queues one command (RESP array of bulk strings). */
+static void client_cmd(struct client *c, int argc, const char *const *argv, const size_t *lens)
+{
+    size_t need = 32;
+    for (int i = 0; i < argc; i++)
+        need += lens[i] + 32;
+    if (c->olen + need > c->ocap) {
+        c->ocap = (c->olen + need) * 2;
+        c->out = realloc(c->out, c->ocap);
+        if (c->out == NULL)
+            abort();
+    }
+    c->olen += (size_t)sprintf(c->out + c->olen, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        c->olen += (size_t)sprintf(c->out + c->olen, "$%zu\r\n", lens[i]);
+        memcpy(c->out + c->olen, argv[i], lens[i]);
+        c->olen += lens[i];
+        memcpy(c->out + c->olen, "\r\n", 2);
+        c->olen += 2;
+    }
+}
+
+static int client_flush(struct client *c)
+{
+    for (size_t off = 0; off < c->olen;) {
+        ssize_t n = write(c->fd, c->out + off, c->olen - off);
+        if (n <= 0) {
+            perror("write");
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    c->olen = 0;
+    return 0;
+}
+
+static int client_byte(struct client *c)
+{
+    if (c->pos == c->len) {
+        ssize_t n = read(c->fd, c->in, sizeof c->in);
+        if (n <= 0)
+            return -1;
+        c->len = (size_t)n;
+        c->pos = 0;
+    }
+    return (unsigned char)c->in[c->pos++];
+}
+
+/* Reads a line without its CRLF into line (truncated to cap - 1 bytes). */
+static int client_line(struct client *c, char *line, size_t cap)
+{
+    size_t n = 0;
+    int ch;
+    while ((ch = client_byte(c)) >= 0 && ch != '\n')
+        if (ch != '\r' && n + 1 < cap)
+            line[n++] = (char)ch;
+    line[n] = '\0';
+    return ch < 0 ? -1 : 0;
+}
+
+/* Reads one reply, whole; copies its first line (or a bulk string's bytes,
+ * truncated) to first. Returns 0, or -1 on an error reply or a closed
+ * connection. */
+static int client_reply(struct client *c, char *first, size_t cap)
+{
+    char line[256];
+    long n;
+    int rc = 0;
+
+    if (client_line(c, line, sizeof line) < 0)
+        return -1;
+    if (first != NULL)
+        snprintf(first, cap, "%s", line);
+    n = atol(line + 1);
+    switch (line[0]) {
+    case '-':
+        return -1;
+    case '$':
+        if (n < 0)
+            return 0;
+        for (long i = 0; i < n + 2; i++) {
+            int ch = client_byte(c);
+            if (ch < 0)
+                return -1;
+            if (first != NULL && (size_t)i < cap - 1 && i < n) {
+                first[i] = (char)ch;
+                first[i + 1] = '\0';
+            }
+        }
+        return 0;
+    case '*':
+        for (long i = 0; i < n; i++)
+            if (client_reply(c, NULL, 0) < 0)
+                rc = -1;
+        return rc;
+    default:
+        return 0;
+    }
+}
+
+/* The value of field in an INFO reply's bulk string, or 0. */
+static size_t info_field(struct client *c, const char *section, const char *field)
+{
+    static char text[1 << 16];
+    const char *argv[] = {"INFO", section};
+    size_t lens[] = {4, strlen(section)}, flen = strlen(field);
+    const char *p;
+
+    client_cmd(c, 2, argv, lens);
+    if (client_flush(c) < 0 || client_reply(c, text, sizeof text) < 0)
+        return 0;
+    for (p = text; (p = strstr(p, field)) != NULL; p += flen)
+        if ((p == text || p[-1] == '\n') && p[flen] == ':')
+            return (size_t)strtoull(p + flen + 1, NULL, 10);
+    return 0;
+}
+
+struct send_arg {
+    struct client *c;
+    size_t queued;
+    int failed;
+};
+
+static int send_entry(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct send_arg *a = arg;
+    const char *argv[] = {"SET", key, val};
+    size_t lens[] = {3, klen, vlen};
+
+    client_cmd(a->c, 3, argv, lens);
+    if (++a->queued == 1000) {
+        if (client_flush(a->c) < 0)
+            return -1;
+        for (; a->queued > 0; a->queued--)
+            a->failed |= client_reply(a->c, NULL, 0) < 0;
+    }
+    return 0;
+}
+
+/* Loads the entries of s into the daemon on port and measures QUERY and
+ * EXPLAIN there. */
+static int run_tcp(int port, const struct akv_vocab *voc, const struct akv_store *s, long nq,
+                   uint64_t *seed, double *t)
+{
+    struct client c;
+    struct send_arg sa = {&c, 0, 0};
+    const char *flush[] = {"FLUSHALL"};
+    size_t flush_len[] = {8}, store0, rss0, store1, rss1, n = akv_store_count(s);
+    uint64_t cursor = 0;
+    char first[256];
+    double t0, fill;
+
+    if (client_connect(&c, port) < 0)
+        return 1;
+    client_cmd(&c, 1, flush, flush_len);
+    if (client_flush(&c) < 0 || client_reply(&c, NULL, 0) < 0) {
+        fprintf(stderr, "FLUSHALL failed\n");
+        return 1;
+    }
+    store0 = info_field(&c, "memory", "used_memory_store");
+    rss0 = info_field(&c, "memory", "used_memory_rss");
+    t0 = now();
+    do
+        cursor = akv_store_iter(s, cursor, 4096, send_entry, &sa);
+    while (cursor != 0);
+    if (client_flush(&c) < 0)
+        return 1;
+    for (; sa.queued > 0; sa.queued--)
+        sa.failed |= client_reply(&c, NULL, 0) < 0;
+    fill = now() - t0;
+    if (sa.failed) {
+        fprintf(stderr, "some SETs failed (is the daemon using the same vectors?)\n");
+        return 1;
+    }
+    store1 = info_field(&c, "memory", "used_memory_store");
+    rss1 = info_field(&c, "memory", "used_memory_rss");
+    printf("attnkvd on port %d: %zu entries loaded in %.2f s (%.0f SET/s, pipelined)\n", port,
+           info_field(&c, "store", "keys"), fill, (double)n / fill);
+    printf("used_memory_store     %8.1f MB  %6.1f B/entry\n", (double)(store1 - store0) / 1e6,
+           (double)(store1 - store0) / (double)n);
+    printf("used_memory_rss growth %7.1f MB  %6.1f B/entry\n", (double)(rss1 - rss0) / 1e6,
+           (double)(rss1 - rss0) / (double)n);
+
+    for (int mode = 0; mode < 2; mode++) {
+        for (long i = 0; i < nq; i++) {
+            const char *w = akv_vocab_word(voc, (uint32_t)(rnd(seed) % 50000), NULL);
+            const char *argv[] = {mode == 0 ? "QUERY" : "EXPLAIN", w, "COUNT", "1"};
+            size_t lens[] = {mode == 0 ? 5u : 7u, strlen(w), 5, 1};
+            client_cmd(&c, mode == 0 ? 2 : 4, argv, lens);
+            t0 = now();
+            if (client_flush(&c) < 0 || client_reply(&c, first, sizeof first) < 0) {
+                fprintf(stderr, "%s %s failed: %s\n", argv[0], w, first);
+                return 1;
+            }
+            t[i] = now() - t0;
+        }
+        report(mode == 0 ? "TCP QUERY word (k=5)" : "TCP EXPLAIN word COUNT 1 (attention)",
+               t, (int)nq);
+    }
+    close(c.fd);
+    free(c.out);
+    return 0;
+}
+
 static void default_path(char *buf, size_t cap)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -98,7 +340,7 @@ int main(int argc, char **argv)
 {
     const char *path = getenv("AKV_VECTORS");
     char defpath[4096], err[512], key[256], val[256];
-    long nentries = 1000000, nq = 300, nwords = 100000;
+    long nentries = 1000000, nq = 300, nwords = 100000, port = 0;
     struct akv_vocab *voc = NULL;
     struct akv_store *s = NULL;
     struct akv_query_result *res = malloc(sizeof *res);
@@ -115,9 +357,12 @@ int main(int argc, char **argv)
             nq = atol(argv[++i]);
         else if (strcmp(argv[i], "--words") == 0 && i + 1 < argc)
             nwords = atol(argv[++i]);
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+            port = atol(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--vectors FILE] [--entries N] [--queries N] [--words N]\n",
+                    "usage: %s [--vectors FILE] [--entries N] [--queries N] [--words N] "
+                    "[--port N]\n",
                     argv[0]);
             return 2;
         }
@@ -126,8 +371,8 @@ int main(int argc, char **argv)
         default_path(defpath, sizeof defpath);
         path = defpath;
     }
-    if (nentries < 1 || nq < 1 || nwords < 1 || res == NULL) {
-        fprintf(stderr, "--entries, --queries and --words must be positive\n");
+    if (nentries < 1 || nq < 1 || nwords < 1 || port < 0 || port > 65535 || res == NULL) {
+        fprintf(stderr, "--entries, --queries and --words must be positive, --port a port\n");
         return 2;
     }
     if (akv_vocab_open(&voc, path, 0, err, sizeof err) != 0) {
@@ -176,6 +421,14 @@ int main(int argc, char **argv)
            (double)used / (double)nentries);
     printf("anonymous RSS growth  %8.1f MB  %6.1f B/entry\n", (double)(rss1 - rss0) / 1e6,
            (double)(rss1 - rss0) / (double)nentries);
+    if (port > 0) {
+        int rc = run_tcp((int)port, voc, s, nq, &seed, t);
+        akv_store_destroy(s);
+        akv_vocab_destroy(voc);
+        free(res);
+        free(t);
+        return rc;
+    }
 
     for (int mode = 0; mode < 3; mode++) {
         struct akv_query_opts o;
