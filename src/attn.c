@@ -365,12 +365,6 @@ static void bit_set(uint64_t *m, uint32_t u)
     m[u >> 6] |= (uint64_t)1 << (u & 63);
 }
 
-/* An inline id, or the sink in place of AKV_STORE_NO_WORD. */
-static inline uint32_t word_or_sink(const struct attn_state *st, uint32_t id)
-{
-    return id < st->sink ? id : st->sink;
-}
-
 static const uint32_t *all_words(const struct attn_state *st, size_t slot,
                                  enum akv_store_part part)
 {
