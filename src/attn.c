@@ -1,15 +1,55 @@
 /*
  * attn.c - the attention step.
  *
- * One streaming pass over the store's blocks. Within a block the scores are
- * computed first, then the running softmax is rescaled at most once (when the
- * block raises the maximum) and the block's values are accumulated:
- *   m   = max score so far,  z = sum exp(s_i - m),  acc = sum exp(s_i - m) v_i
- * so r = acc / z at the end, with every sum in double. Subtracting the
- * running maximum keeps exp() in range whatever the scores (dot scores of
- * GloVe vectors reach the tens).
+ * The store keeps the vocabulary ids of each key's and value's words, not
+ * vectors (see the Design comment in src/store.c). A text's vector is the
+ * mean of its words' rows, and both halves of attention are linear in it:
+ *   - the score of a key of words a, b, c is k.q = (a.q + b.q + c.q) / 3
+ *     (attention dot), or that divided by |k| |q| tau (cosine; the store
+ *     keeps |k|, computed in double from the exact mean);
+ *   - r = sum_i w_i v_i = sum over words u of W_u u, where W_u adds up
+ *     w_i / n_i over the values i (of n_i words) that contain u.
+ * So a query
+ *   1. computes the score u.q of each word the store's keys use (the store
+ *      keeps that set: akv_store_key_words), once, in word id order, so
+ *      that the rows are read in the order they lie in the mapped matrix;
+ *   2. makes one pass over the store's blocks: per entry, it averages its
+ *      key words' scores, takes the exponential and adds the weight to its
+ *      value words' W_u;
+ *   3. reads the rows of the value words used, in id order, for r.
+ * It thus reads the store's rows (about 50 bytes an entry) and one
+ * vocabulary row per distinct word in use, rather than two 400-byte vectors
+ * per entry. Every sum is in double: the result is that of the formulas
+ * above on the float rows, which is what the float64 reference in
+ * tests/refimpl.c computes too (the vectors this replaced were the phrases'
+ * means rounded to float, a little further from it).
  *
- * Threading: reads a snapshot only; any thread holding one.
+ * Softmax: the weights are exp(s_i - c) / z with z = sum exp(s_i - c), and r
+ * = sum W_u u / z. Any shift c gives the same weights; c only has to keep
+ * exp() in range. It starts at the first block's largest score and moves up
+ * to a block's largest score only when that exceeds it by more than
+ * SHIFT_SLACK, because moving it means rescaling z and every W_u, which is
+ * cheap for one accumulator but not for one per word. So no term exceeds
+ * e^SHIFT_SLACK (no sum can overflow), and since c is always some entry's
+ * score, z >= 1 and a term below e^-708, which exp_block flushes to zero, is
+ * below 1e-307 of the total.
+ *
+ * The per-query tables are indexed by vocabulary id (the key words' scores,
+ * the value words' W_u), each with a bitmap of the words in use, so that
+ * only those are computed or read. Per entry, a key or value of up to three
+ * words is handled without a branch on its length (the unused places name a
+ * sink word whose score is 0 and whose weight is never read): with phrases
+ * and single words mixed, a loop over each entry's words would mispredict
+ * about once an entry, which cost more than the rest of the loop.
+ *
+ * The kernels (dot products, weighted row sums, exponentials) are written
+ * once with GCC/Clang vector extensions and compiled twice, for the baseline
+ * instruction set and for AVX2, picked at run time. Neither fuses a multiply
+ * and an add (the AVX2 build does not enable FMA), so both give
+ * bit-identical results.
+ *
+ * Threading: reads a snapshot and the immutable vocabulary only; any thread
+ * holding a live snapshot.
  */
 #include "attn.h"
 
@@ -19,7 +59,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attnkv/embed.h"
+
 #define BLOCK_MAX 4096 /* the store's chunk size bounds a block */
+#define SHIFT_SLACK 200.0
+#define WORD_BATCH 512   /* word ids handed to a kernel at a time */
+#define PREFETCH_AHEAD 4 /* rows; a row is a few cache lines */
+#define PREFETCH_ENTRIES 16 /* how far ahead attn_block asks for table lines */
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4l __attribute__((vector_size(32)));
+
+/* The kernels' two builds. */
+struct kernels {
+    void (*dots)(const float *mat, uint32_t dim, const double *q, const uint32_t *ids, size_t n,
+                 double *out);
+    void (*accumulate)(double *r, const float *mat, uint32_t dim, const uint32_t *ids, size_t n,
+                       const double *w);
+    void (*exp_block)(const double *s, double c, double *w, size_t n);
+};
 
 struct why_heap {
     struct akv_why *h; /* min-heap on (weight as score, then later slot) */
@@ -27,18 +86,233 @@ struct why_heap {
 };
 
 struct attn_state {
-    const float *q;
-    double qnorm;
+    const struct akv_store *s;
+    const struct akv_store_snap *snap;
+    const struct kernels *k;
+    const float *mat; /* the vocabulary's rows */
     uint32_t dim;
+    const double *q;  /* the query in double, dim */
     enum akv_attn_mode mode;
-    double inv_tau;
-    double m;    /* running maximum score, -INFINITY before the first */
-    double z;    /* sum of exp(s - m) */
-    double *acc; /* dim doubles */
+    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
+    double c;             /* the shift, -INFINITY before the first block */
+    double z;             /* sum of exp(s - c) */
+    uint32_t sink;        /* the word count, which vocab.h keeps below
+                           * AKV_STORE_NO_WORD: stands for "no word" */
+    double *kscore;       /* per word: row . q, for the words kused marks */
+    uint64_t *kused;
+    double *vweight;      /* per word: W_u, nonzero only where vused marks */
+    uint64_t *vused;
+    size_t nmask;         /* 64-bit words in each bitmap */
     size_t attended;
     struct why_heap why; /* keyed by raw score while scanning */
+    double inv_n[AKV_PHRASE_WORDS_MAX + 1];
     double scores[BLOCK_MAX];
+    double weights[BLOCK_MAX];
 };
+
+/* ---- kernels ------------------------------------------------------------ */
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The loads are macros rather than functions: a function that returns a
+ * 32-byte vector has a different ABI with and without AVX. memcpy compiles
+ * to unaligned vector loads. */
+#define LOAD4F(dst, p)                                                                        \
+    do {                                                                                      \
+        v4f t_;                                                                               \
+        memcpy(&t_, (p), sizeof t_);                                                          \
+        (dst) = __builtin_convertvector(t_, v4d);                                             \
+    } while (0)
+#define LOAD4D(dst, p) memcpy(&(dst), (p), sizeof(dst))
+
+/* x . q for a float row x and a double q holding floats, in double. Each
+ * product is exact in double, so only the additions round. */
+ALWAYS_INLINE double dot_body(const float *x, const double *q, uint32_t dim)
+{
+    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0}, x0, x1, q0, q1;
+    double tail = 0;
+    uint32_t d = 0;
+
+    for (; d + 8 <= dim; d += 8) {
+        LOAD4F(x0, x + d);
+        LOAD4F(x1, x + d + 4);
+        LOAD4D(q0, q + d);
+        LOAD4D(q1, q + d + 4);
+        a0 += x0 * q0;
+        a1 += x1 * q1;
+    }
+    if (d + 4 <= dim) {
+        LOAD4F(x0, x + d);
+        LOAD4D(q0, q + d);
+        a0 += x0 * q0;
+        d += 4;
+    }
+    for (; d < dim; d++)
+        tail += (double)x[d] * q[d];
+    a0 += a1;
+    return (a0[0] + a0[2]) + (a0[1] + a0[3]) + tail;
+}
+
+static inline void prefetch_row(const float *x, uint32_t dim)
+{
+    for (uint32_t d = 0; d < dim; d += 16)
+        __builtin_prefetch(x + d);
+}
+
+/* out[u] = row u . q for the n words u in ids. The rows are fetched a few
+ * ahead: the words are in id order but apart, which the hardware's own
+ * prefetching follows poorly. */
+ALWAYS_INLINE void dots_body(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
+                             size_t n, double *out)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (j + PREFETCH_AHEAD < n)
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+        out[ids[j]] = dot_body(mat + (size_t)ids[j] * dim, q, dim);
+    }
+}
+
+/* r += w[u] row u for the n words u in ids, two rows at a time so that r
+ * is loaded and stored half as often. */
+ALWAYS_INLINE void accumulate_body(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
+                                   size_t n, const double *w)
+{
+    size_t j = 0;
+
+    for (; j + 2 <= n; j += 2) {
+        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
+        double w0 = w[ids[j]], w1 = w[ids[j + 1]];
+        v4d wv0 = {w0, w0, w0, w0}, wv1 = {w1, w1, w1, w1}, acc, xv0, xv1;
+        uint32_t d = 0;
+        if (j + PREFETCH_AHEAD + 1 < n) {
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
+        }
+        for (; d + 4 <= dim; d += 4) {
+            LOAD4D(acc, r + d);
+            LOAD4F(xv0, x0 + d);
+            LOAD4F(xv1, x1 + d);
+            acc += wv0 * xv0 + wv1 * xv1;
+            memcpy(r + d, &acc, sizeof acc);
+        }
+        for (; d < dim; d++)
+            r[d] += w0 * x0[d] + w1 * x1[d];
+    }
+    for (; j < n; j++) {
+        const float *x = mat + (size_t)ids[j] * dim;
+        for (uint32_t d = 0; d < dim; d++)
+            r[d] += w[ids[j]] * x[d];
+    }
+}
+
+/* *y = exp(*x) for four x <= SHIFT_SLACK, and 0 for x < -708 (where exp()
+ * is subnormal or 0; see the top comment for why that loses nothing).
+ * x = n ln2 + t with n an integer and |t| <= ln2/2 (ln2 in two parts so that
+ * n ln2 is exact); exp(t) is its Taylor series to the t^13 term, whose first
+ * omitted term is below 5e-18 there, and 2^n is built in the exponent bits.
+ * The rounding of n uses the 1.5 * 2^52 trick (adding it leaves n in the low
+ * mantissa bits), which needs no rounding instruction. The series is summed
+ * by Estrin's scheme (pairs of terms, then pairs of pairs, with t^2, t^4,
+ * t^8) rather than Horner's: its chain of dependent operations is a third as
+ * long, so several blocks of four overlap in the processor. Within 2.2 ulp
+ * of exp() over the range used (checked against long double). */
+ALWAYS_INLINE void exp4(v4d *y, const v4d *x)
+{
+    const v4d shifter = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
+    const double ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    v4d t = *x * 0x1.71547652b82fep0 + shifter; /* x / ln2 rounded, in the low bits */
+    v4d n = t - shifter;
+    v4d r = (*x - n * ln2_hi) - n * ln2_lo;
+    v4d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    v4d q0 = 1.0 + r, q1 = 1.0 / 2 + r * (1.0 / 6), q2 = 1.0 / 24 + r * (1.0 / 120);
+    v4d q3 = 1.0 / 720 + r * (1.0 / 5040), q4 = 1.0 / 40320 + r * (1.0 / 362880);
+    v4d q5 = 1.0 / 3628800 + r * (1.0 / 39916800), q6 = 1.0 / 479001600 + r * (1.0 / 6227020800);
+    v4d s0 = q0 + q1 * r2, s1 = q2 + q3 * r2, s2 = q4 + q5 * r2;
+    v4d p = (s0 + s1 * r4) + (s2 + q6 * r4) * r8;
+    v4l bits, ok;
+
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - (int64_t)0x4338000000000000 + 1023) << 52; /* 2^n */
+    memcpy(&t, &bits, sizeof t);
+    p *= t;
+    ok = (v4l)(*x >= -708.0);
+    memcpy(&bits, &p, sizeof bits);
+    bits &= ok;
+    memcpy(y, &bits, sizeof *y);
+}
+
+/* w[i] = exp(s[i] - c) for i < n; s[i] = -INFINITY gives 0. */
+ALWAYS_INLINE void exp_block_body(const double *s, double c, double *w, size_t n)
+{
+    size_t i = 0;
+    v4d x, y;
+
+    for (; i + 4 <= n; i += 4) {
+        LOAD4D(x, s + i);
+        x -= c;
+        exp4(&y, &x);
+        memcpy(w + i, &y, sizeof y);
+    }
+    for (; i < n; i++) {
+        x = (v4d){s[i] - c, 0, 0, 0};
+        exp4(&y, &x);
+        w[i] = y[0];
+    }
+}
+
+static void dots_base(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
+                      size_t n, double *out)
+{
+    dots_body(mat, dim, q, ids, n, out);
+}
+
+static void accumulate_base(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
+                            size_t n, const double *w)
+{
+    accumulate_body(r, mat, dim, ids, n, w);
+}
+
+static void exp_block_base(const double *s, double c, double *w, size_t n)
+{
+    exp_block_body(s, c, w, n);
+}
+
+static const struct kernels kernels_base = {dots_base, accumulate_base, exp_block_base};
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static void dots_avx2(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
+                           size_t n, double *out)
+{
+    dots_body(mat, dim, q, ids, n, out);
+}
+
+AVX2 static void accumulate_avx2(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
+                                 size_t n, const double *w)
+{
+    accumulate_body(r, mat, dim, ids, n, w);
+}
+
+AVX2 static void exp_block_avx2(const double *s, double c, double *w, size_t n)
+{
+    exp_block_body(s, c, w, n);
+}
+
+static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2};
+
+static const struct kernels *kernels_pick(void)
+{
+    return __builtin_cpu_supports("avx2") ? &kernels_avx2 : &kernels_base;
+}
+#else
+static const struct kernels *kernels_pick(void)
+{
+    return &kernels_base;
+}
+#endif
+
+/* ---- the explain heap --------------------------------------------------- */
 
 /* a ranks below b: smaller score, or equal score and a later slot. */
 static bool below(const struct akv_why *a, const struct akv_why *b)
@@ -51,8 +325,6 @@ static void why_offer(struct why_heap *w, size_t slot, double score)
     struct akv_why c = {slot, score};
     size_t i;
 
-    if (w->cap == 0)
-        return;
     if (w->n < w->cap) {
         i = w->n++;
         w->h[i] = c;
@@ -86,61 +358,199 @@ static void why_offer(struct why_heap *w, size_t slot, double score)
     }
 }
 
-static double dot_d(const float *x, const float *y, uint32_t dim)
+/* ---- the pass over the store -------------------------------------------- */
+
+static void bit_set(uint64_t *m, uint32_t u)
 {
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    uint32_t d = 0;
-    for (; d + 4 <= dim; d += 4) {
-        a0 += (double)x[d] * y[d];
-        a1 += (double)x[d + 1] * y[d + 1];
-        a2 += (double)x[d + 2] * y[d + 2];
-        a3 += (double)x[d + 3] * y[d + 3];
-    }
-    for (; d < dim; d++)
-        a0 += (double)x[d] * y[d];
-    return (a0 + a1) + (a2 + a3);
+    m[u >> 6] |= (uint64_t)1 << (u & 63);
 }
 
-static int attn_block(void *arg, size_t n, const float *keys, const float *vals,
-                      const float *knorms, const uint8_t *visible, size_t first_slot)
+static const uint32_t *all_words(const struct attn_state *st, size_t slot,
+                                 enum akv_store_part part)
+{
+    size_t n;
+    return akv_store_entry_words(st->s, st->snap, slot, part, &n);
+}
+
+/* Hands the vocabulary words marked in m (the sink excluded) to fn, in id
+ * order, WORD_BATCH at a time. */
+static void each_word(struct attn_state *st, const uint64_t *m,
+                      void (*fn)(struct attn_state *st, const uint32_t *ids, size_t n, void *arg),
+                      void *arg)
+{
+    uint32_t ids[WORD_BATCH];
+    size_t n = 0;
+
+    for (size_t i = 0; i < st->nmask; i++) {
+        uint64_t bits = m[i];
+        while (bits != 0) {
+            uint32_t u = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            if (u >= st->sink)
+                continue;
+            ids[n++] = u;
+            if (n == WORD_BATCH) {
+                fn(st, ids, n, arg);
+                n = 0;
+            }
+        }
+    }
+    if (n > 0)
+        fn(st, ids, n, arg);
+}
+
+static void score_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    (void)arg;
+    st->k->dots(st->mat, st->dim, st->q, ids, n, st->kscore);
+}
+
+static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    double scale = *(const double *)arg;
+
+    for (size_t j = 0; j < n; j++)
+        st->vweight[ids[j]] *= scale;
+}
+
+static void accumulate_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    st->k->accumulate(arg, st->mat, st->dim, ids, n, st->vweight);
+}
+
+_Static_assert(AKV_STORE_WORDS_INLINE == 3, "attn_block handles three inline words");
+
+/* The score of a visible key of more than AKV_STORE_WORDS_INLINE words. */
+static double long_key_score(const struct attn_state *st, size_t slot, uint32_t n)
+{
+    const uint32_t *ids = all_words(st, slot, AKV_STORE_KEY);
+    double s = 0;
+
+    for (uint32_t j = 0; j < n; j++)
+        s += st->kscore[ids[j]];
+    return s;
+}
+
+/* Adds w to the weight of each word of a visible value of more than
+ * AKV_STORE_WORDS_INLINE words. */
+static void long_value_add(struct attn_state *st, size_t slot, uint32_t n, double w)
+{
+    const uint32_t *ids = all_words(st, slot, AKV_STORE_VALUE);
+
+    for (uint32_t j = 0; j < n; j++) {
+        st->vweight[ids[j]] += w;
+        bit_set(st->vused, ids[j]);
+    }
+}
+
+/* Scores, exponentials, and the weights of the value words. */
+static int attn_block(void *arg, const struct akv_store_block *b)
 {
     struct attn_state *st = arg;
-    uint32_t dim = st->dim;
-    double bmax = -INFINITY;
+    const double *restrict ks = st->kscore;
+    const double *inv_n = st->inv_n;
+    double *restrict scores = st->scores, *restrict weights = st->weights;
+    double *restrict vw = st->vweight;
+    uint64_t *restrict vused = st->vused;
+    const uint8_t *visible = b->visible;
+    uint32_t sink = st->sink;
+    double bmax, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+    double z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+    size_t n = b->n, i;
 
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
+        const struct akv_store_words *k = &b->keys[i];
+        uint32_t u1, u2;
         double s;
-        if (!visible[i])
-            continue;
-        s = dot_d(keys + i * dim, st->q, dim);
-        if (st->mode == AKV_ATTN_COSINE) {
-            double den = (double)knorms[i] * st->qnorm;
-            s = den > 0 ? s / den * st->inv_tau : 0.0;
+        /* The key words' scores are all over a table larger than the L2
+         * cache: ask for those of a later entry now (only a visible row
+         * may be read, even for that). */
+        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
+            const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
+            __builtin_prefetch(&ks[ka->id[0]]);
+            __builtin_prefetch(&ks[ka->id[1] < sink ? ka->id[1] : sink]);
+            __builtin_prefetch(&ks[ka->id[2] < sink ? ka->id[2] : sink]);
         }
-        st->scores[i] = s;
-        if (s > bmax)
-            bmax = s;
-        why_offer(&st->why, first_slot + i, s);
+        if (!visible[i]) {
+            scores[i] = -INFINITY;
+            continue;
+        }
+        u1 = k->id[1] < sink ? k->id[1] : sink;
+        u2 = k->id[2] < sink ? k->id[2] : sink;
+        s = ks[k->id[0]] + ks[u1] + ks[u2];
+        if (k->n > AKV_STORE_WORDS_INLINE)
+            s = long_key_score(st, b->first_slot + i, k->n);
+        scores[i] = s * inv_n[k->n];
     }
-    if (bmax > st->m) {
-        double scale = st->m == -INFINITY ? 0.0 : exp(st->m - bmax);
+    if (st->mode == AKV_ATTN_COSINE)
+        for (i = 0; i < n; i++)
+            if (visible[i])
+                scores[i] = b->knorms[i] > 0 ? scores[i] / b->knorms[i] * st->inv_qnorm_tau : 0.0;
+    /* The largest score, in four chains that run side by side (invisible
+     * rows hold -INFINITY). */
+    for (i = 0; i + 4 <= n; i += 4) {
+        m0 = scores[i] > m0 ? scores[i] : m0;
+        m1 = scores[i + 1] > m1 ? scores[i + 1] : m1;
+        m2 = scores[i + 2] > m2 ? scores[i + 2] : m2;
+        m3 = scores[i + 3] > m3 ? scores[i + 3] : m3;
+    }
+    for (; i < n; i++)
+        m0 = scores[i] > m0 ? scores[i] : m0;
+    m0 = m0 > m1 ? m0 : m1;
+    m2 = m2 > m3 ? m2 : m3;
+    bmax = m0 > m2 ? m0 : m2;
+    if (st->why.cap > 0)
+        for (i = 0; i < n; i++)
+            if (visible[i])
+                why_offer(&st->why, b->first_slot + i, scores[i]);
+
+    if (st->c == -INFINITY) {
+        st->c = bmax;
+    } else if (bmax > st->c + SHIFT_SLACK) {
+        double scale = exp(st->c - bmax);
         st->z *= scale;
-        for (uint32_t d = 0; d < dim; d++)
-            st->acc[d] *= scale;
-        st->m = bmax;
+        each_word(st, st->vused, rescale_words, &scale);
+        st->c = bmax;
     }
-    for (size_t i = 0; i < n; i++) {
-        const float *v;
+    st->k->exp_block(scores, st->c, weights, n);
+
+    /* Invisible rows weigh 0. Four sums, so that the additions pipeline. */
+    for (i = 0; i + 4 <= n; i += 4) {
+        z0 += weights[i];
+        z1 += weights[i + 1];
+        z2 += weights[i + 2];
+        z3 += weights[i + 3];
+    }
+    for (; i < n; i++)
+        z0 += weights[i];
+    st->z += (z0 + z1) + (z2 + z3);
+
+    for (i = 0; i < n; i++) {
+        const struct akv_store_words *v = &b->vals[i];
         double w;
+        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
+            uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
+            __builtin_prefetch(&vw[u < sink ? u : sink], 1);
+        }
         if (!visible[i])
             continue;
-        w = exp(st->scores[i] - st->m);
-        st->z += w;
-        v = vals + i * dim;
-        for (uint32_t d = 0; d < dim; d++)
-            st->acc[d] += w * v[d];
-        st->attended++;
+        w = weights[i] * inv_n[v->n];
+        if (v->n == 1) {
+            vw[v->id[0]] += w;
+            bit_set(vused, v->id[0]);
+        } else if (v->n <= AKV_STORE_WORDS_INLINE) {
+            uint32_t u2 = v->id[2] < sink ? v->id[2] : sink;
+            vw[v->id[0]] += w;
+            vw[v->id[1]] += w;
+            vw[u2] += w;
+            bit_set(vused, v->id[0]);
+            bit_set(vused, v->id[1]);
+            bit_set(vused, u2);
+        } else {
+            long_value_add(st, b->first_slot + i, v->n, w);
+        }
     }
+    st->attended += b->nvisible;
     return 0;
 }
 
@@ -154,40 +564,72 @@ static int cmp_why(const void *a, const void *b)
 
 long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
                   enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
-                    size_t nwhy_max, size_t *nwhy)
+                  size_t nwhy_max, size_t *nwhy)
 {
-    struct attn_state *st = malloc(sizeof *st);
+    const struct akv_vocab *voc = akv_store_vocab(s);
+    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64;
     uint32_t dim = akv_store_dim(s);
-    size_t attended;
+    struct attn_state *st = malloc(sizeof *st);
+    double *qd = malloc(dim * sizeof *qd);
+    double *tables = malloc(2 * (nwords + 1) * sizeof *tables);
+    uint64_t *masks = calloc(2 * nmask, sizeof *masks);
+    double qq = 0;
+    long attended = -ENOMEM;
 
     *nwhy = 0;
     memset(r, 0, dim * sizeof *r);
-    if (st == NULL)
-        return -ENOMEM;
-    st->q = q;
+    if (st == NULL || qd == NULL || tables == NULL || masks == NULL)
+        goto out;
+    for (uint32_t d = 0; d < dim; d++) {
+        qd[d] = q[d];
+        qq += qd[d] * qd[d];
+    }
+    st->s = s;
+    st->snap = snap;
+    st->k = kernels_pick();
+    st->mat = akv_vocab_matrix(voc);
     st->dim = dim;
+    st->q = qd;
     st->mode = mode;
-    st->inv_tau = tau > 0 ? 1.0 / tau : 1.0;
-    st->qnorm = sqrt(dot_d(q, q, dim));
-    st->m = -INFINITY;
+    st->inv_qnorm_tau = qq > 0 ? 1.0 / (sqrt(qq) * (tau > 0 ? tau : 1.0)) : 0.0;
+    st->c = -INFINITY;
     st->z = 0;
-    st->acc = r; /* accumulate in place, normalised below */
+    st->sink = (uint32_t)nwords;
+    st->kscore = tables;
+    st->vweight = tables + nwords + 1;
+    st->kused = masks;
+    st->vused = masks + nmask;
+    st->nmask = nmask;
     st->attended = 0;
     st->why.h = why;
     st->why.n = 0;
     st->why.cap = nwhy_max;
+    st->inv_n[0] = 0;
+    for (size_t n = 1; n <= AKV_PHRASE_WORDS_MAX; n++)
+        st->inv_n[n] = 1.0 / (double)n;
+    /* The sink scores 0; every weight starts at 0, so that attn_block adds
+     * without looking (the vused bits only say which rows to read). */
+    st->kscore[st->sink] = 0;
+    memset(st->vweight, 0, (nwords + 1) * sizeof *st->vweight);
 
+    akv_store_key_words(s, snap, st->kused);
+    each_word(st, st->kused, score_words, NULL);
     akv_store_scan(s, snap, attn_block, st);
-    attended = st->attended;
+    attended = (long)st->attended;
     if (attended > 0) {
+        each_word(st, st->vused, accumulate_words, r);
         for (uint32_t d = 0; d < dim; d++)
             r[d] /= st->z;
         /* Turn the kept raw scores into weights, best first. */
         for (size_t i = 0; i < st->why.n; i++)
-            why[i].weight = exp(why[i].weight - st->m) / st->z;
+            why[i].weight = exp(why[i].weight - st->c) / st->z;
         qsort(why, st->why.n, sizeof *why, cmp_why);
         *nwhy = st->why.n;
     }
+out:
     free(st);
-    return (long)attended;
+    free(qd);
+    free(tables);
+    free(masks);
+    return attended;
 }

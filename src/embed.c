@@ -3,7 +3,9 @@
  *
  * A word's vector is its row in the vocabulary; a phrase's is the mean of its
  * words' rows, summed in double so that long phrases lose nothing to float
- * rounding. Threading: reads only the immutable vocabulary; any thread.
+ * rounding. akv_embed_words stops before the mean: the store keeps the word
+ * ids rather than a vector (see src/store.c). Threading: reads only the
+ * immutable vocabulary; any thread.
  */
 #include "attnkv/embed.h"
 
@@ -52,14 +54,12 @@ static int unknown_word(const struct akv_vocab *v, const char *w, size_t len, ch
     return -ENOENT;
 }
 
-int akv_embed_text(const struct akv_vocab *v, const char *text, size_t len, float *out,
-                   char *err, size_t errlen)
+int akv_embed_words(const struct akv_vocab *v, const char *text, size_t len, uint32_t *ids,
+                    size_t *n, char *err, size_t errlen)
 {
-    uint32_t dim = akv_vocab_dim(v);
-    double sum[AKV_DIM_MAX];
-    int64_t ids[AKV_PHRASE_WORDS_MAX];
     size_t nwords = 0, i = 0;
 
+    *n = 0;
     if (len > AKV_TEXT_MAX) {
         if (err != NULL)
             snprintf(err, errlen, "text too long (%zu bytes, at most %d)", len, AKV_TEXT_MAX);
@@ -88,20 +88,34 @@ int akv_embed_text(const struct akv_vocab *v, const char *text, size_t len, floa
         id = akv_vocab_find(v, text + start, i - start);
         if (id < 0)
             return unknown_word(v, text + start, i - start, err, errlen);
-        ids[nwords++] = id;
+        ids[nwords++] = (uint32_t)id;
     }
     if (nwords == 0) {
         if (err != NULL)
             snprintf(err, errlen, "empty text");
         return -EINVAL;
     }
+    *n = nwords;
+    return 0;
+}
+
+int akv_embed_text(const struct akv_vocab *v, const char *text, size_t len, float *out,
+                   char *err, size_t errlen)
+{
+    uint32_t dim = akv_vocab_dim(v), ids[AKV_PHRASE_WORDS_MAX];
+    double sum[AKV_DIM_MAX];
+    size_t nwords;
+    int rc = akv_embed_words(v, text, len, ids, &nwords, err, errlen);
+
+    if (rc < 0)
+        return rc;
     if (nwords == 1) {
-        memcpy(out, akv_vocab_vec(v, (uint32_t)ids[0]), dim * sizeof(float));
+        memcpy(out, akv_vocab_vec(v, ids[0]), dim * sizeof(float));
         return 0;
     }
     memset(sum, 0, dim * sizeof(double));
     for (size_t w = 0; w < nwords; w++) {
-        const float *x = akv_vocab_vec(v, (uint32_t)ids[w]);
+        const float *x = akv_vocab_vec(v, ids[w]);
         for (uint32_t d = 0; d < dim; d++)
             sum[d] += x[d];
     }

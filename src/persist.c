@@ -655,25 +655,21 @@ static int rw_put(struct rw_out *o, const char *p, size_t n)
 }
 
 /* Rewrite thread: one store block. */
-static int rw_block(void *arg, size_t n, const float *keys, const float *vals, const float *knorms,
-                    const uint8_t *visible, size_t first_slot)
+static int rw_block(void *arg, const struct akv_store_block *b)
 {
     struct rw_out *o = arg;
     struct akv_persist *p = o->p;
 
-    (void)keys;
-    (void)vals;
-    (void)knorms;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         const char *k, *v;
         size_t kl, vl, sz;
         int rc;
 
-        if (!visible[i])
+        if (!b->visible[i])
             continue;
         if (atomic_load(&p->rw_cancel))
             return -ECANCELED;
-        akv_store_entry_text(p->store, &p->snap, first_slot + i, &k, &kl, &v, &vl);
+        akv_store_entry_text(p->store, &p->snap, b->first_slot + i, &k, &kl, &v, &vl);
         sz = akv_aof_record_size(AKV_AOF_SET, kl, vl);
         if (sz <= RW_BUF) {
             if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)

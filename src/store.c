@@ -3,11 +3,44 @@
  *
  * Design
  * ------
- * Entries live in slots. Slots are grouped in chunks of CHUNK_SLOTS; a chunk
- * holds the slots' key vectors and value vectors contiguously (row-major, so
- * the attention step streams through them) plus per-slot metadata. Chunks
- * are allocated as the store grows and never move or shrink, and the table
- * of chunk pointers has a fixed size, so a reader never sees memory being
+ * Entries refer to words, not vectors. A key or a value is kept as its text
+ * and the vocabulary ids of its words (struct akv_store_words): a word's
+ * vector is its row in the mapped vocabulary and a phrase's is the mean of
+ * its words' rows, so neither needs a copy. Attention is linear in those
+ * vectors (a phrase key's score k.q is the mean of its words' scores, and
+ * sum_i w_i v_i is a weighted sum of word rows), so attn.c computes it from
+ * the ids and the vocabulary, once per distinct word, exactly in double.
+ * Only the key's norm, which cosine attention needs and which is not
+ * linear, is computed at SET time (in double, from the exact mean).
+ *
+ * Why not keep the key vectors as contiguous copies for streaming, as this
+ * store did before, and make only the values ids? Measured with
+ * bench/bench-store (1,000,000 entries of GloVe 6B 100d, 2-core EPYC): the
+ * copies of both vectors took 889 bytes an entry, and a key's copy alone is
+ * 400 bytes, so the K.q pass would read 400 MB per query; one core streams
+ * about 21 GB/s here (26 GB/s just touching the lines), which puts that pass
+ * alone at 19 ms or more of the 25 ms budget, before the exponentials, the
+ * values and the ranking. With ids an entry takes 138 bytes (slot, word
+ * lists, norm, text) and a query streams about 50 of them (the versions and
+ * the two word lists) plus one vocabulary row per distinct word in use, at
+ * most the 137 MB matrix and 40 MB each for keys and values in the bench's
+ * store; its attention step takes 14-16 ms there instead of 120 ms. The
+ * price is paid where the words are mostly distinct, so that their rows
+ * are scattered over the matrix and read at about half the streaming rate
+ * (and there are more of them than entries): with 20,000 entries the step
+ * takes 5-6 ms where the copies took 3.7 ms, and with the million entries'
+ * words drawn from the whole vocabulary rather than the 100,000 commonest,
+ * 35-40 ms (every row of the matrix read twice, the per-word tables no
+ * longer fitting the L2 cache). See attn.c for how a query uses the ids.
+ *
+ * Storage. Entries live in slots. Slots are grouped in chunks of CHUNK_SLOTS;
+ * a chunk holds each per-slot field as its own array (born and died, the key
+ * and value word lists with up to AKV_STORE_WORDS_INLINE ids inline, the key
+ * norms), so that a scan reads only what it uses, and the owner's own slot
+ * data (text, index links) beside them. A key or value of more words keeps
+ * its full id list in the slot's text allocation, after the text. Chunks are
+ * allocated as the store grows and never move or shrink, and the table of
+ * chunk pointers has a fixed size, so a reader never sees memory being
  * reallocated under it.
  *
  * Versions. Every write bumps store->version. A slot carries the version that
@@ -21,20 +54,33 @@
  * Threading rules
  *   - The owner thread (the daemon's loop thread) performs every write, takes
  *     and releases snapshots, and alone touches the key index (buckets, the
- *     slots' next/hash fields), the free lists and the snapshot list.
+ *     slots' next/hash fields), the free lists, the snapshot list and the
+ *     key-word counts (kref; readers see only kmask, below).
  *   - A reader holds a snapshot taken by the owner and handed over through
  *     something that orders memory (libuv's work queue, a mutex). Everything
  *     the snapshot can see was written before it was taken, so the reader
- *     may read those slots' vectors and text without further ordering.
+ *     may read those slots' word lists, norms and text without further
+ *     ordering.
  *   - born and died are atomics because the owner changes them while readers
  *     look. A slot is reused only after every snapshot that could have seen
  *     its old contents is released (its death version is at or below the
- *     oldest live snapshot's version); until then its text and vectors stay
- *     untouched. On reuse the owner first sets born = NEVER and then died = 0
- *     (release), and a reader loads died before born (acquire): a reader that
- *     sees the new died = 0 therefore also sees born = NEVER or the new born,
- *     both above its version, and skips the row. Readers read only the rows
- *     they find visible.
+ *     oldest live snapshot's version); until then its text, word lists and
+ *     norm stay untouched. On reuse the owner first sets born = NEVER and
+ *     then died = 0 (release), and a reader loads died before born (acquire):
+ *     a reader that sees the new died = 0 therefore also sees born = NEVER or
+ *     the new born, both above its version, and skips the row. Readers read
+ *     only the rows they find visible.
+ *
+ * Key words. A query scores each word used by a key once (see attn.c), and
+ * learns which words those are from the store rather than from a pass over
+ * every entry: kref[u] counts the slots not yet reclaimed whose key uses
+ * word u (once per slot), and bit u of kmask is set while kref[u] > 0. The
+ * owner raises the counts before the slot is born and lowers them when the
+ * slot is reclaimed, so a word of a key that a live snapshot can see keeps
+ * its bit from before the snapshot was taken until it is released; a reader
+ * (relaxed loads) may also see bits of keys written or removed since, which
+ * only costs it the scoring of a word it does not need. kmask is allocated
+ * with the store and never moves.
  *
  * The key index is a chained hash table whose nodes are the slots themselves
  * (next field), with a power-of-two bucket count; SCAN walks it with Redis's
@@ -60,22 +106,29 @@
 #define NIL UINT32_MAX
 #define NEVER UINT64_MAX
 
+/* The owner's part of a slot. */
 struct slot {
-    _Atomic uint64_t born;
-    _Atomic uint64_t died;
-    char *text; /* key bytes, NUL, value bytes, NUL: one allocation */
+    /* One allocation: key bytes, NUL, value bytes, NUL, then (4-byte
+     * aligned) the key's word ids if it has more than fit inline, then the
+     * value's likewise. */
+    char *text;
     uint32_t klen;
     uint32_t vlen;
-    uint32_t next; /* owner only: next slot in the bucket chain */
-    uint64_t hash; /* owner only: XXH3 of the key */
+    uint32_t next; /* next slot in the bucket chain */
+    uint64_t hash; /* XXH3 of the key */
 };
 
 struct chunk {
-    float *keys;   /* CHUNK_SLOTS x dim */
-    float *vals;   /* CHUNK_SLOTS x dim */
-    float knorms[CHUNK_SLOTS];
+    _Atomic uint64_t born[CHUNK_SLOTS];
+    _Atomic uint64_t died[CHUNK_SLOTS];
+    struct akv_store_words keys[CHUNK_SLOTS];
+    struct akv_store_words vals[CHUNK_SLOTS];
+    double knorms[CHUNK_SLOTS];
     struct slot slots[CHUNK_SLOTS];
 };
+
+/* What one slot costs in a chunk, whether used or not. */
+#define ROW_BYTES (sizeof(struct chunk) / CHUNK_SLOTS)
 
 struct retired {
     uint32_t slot;
@@ -107,22 +160,92 @@ struct akv_store {
     struct active *act; /* live snapshots, versions ascending */
     size_t nact, act_cap;
 
-    size_t text_bytes;
+    size_t text_bytes; /* the slots' text allocations, overhead included */
+
+    /* The key words in use (see "Key words" above). */
+    uint32_t *kref;          /* per vocabulary word */
+    _Atomic uint64_t *kmask; /* bit u set iff kref[u] > 0 */
+    size_t nwords, nmask;
 };
+
+static struct chunk *chunk_of(const struct akv_store *s, size_t i)
+{
+    return s->chunks[i >> CHUNK_SHIFT];
+}
 
 static struct slot *slot_at(const struct akv_store *s, size_t i)
 {
-    return &s->chunks[i >> CHUNK_SHIFT]->slots[i & (CHUNK_SLOTS - 1)];
+    return &chunk_of(s, i)->slots[i & (CHUNK_SLOTS - 1)];
 }
 
-static float *key_vec(const struct akv_store *s, size_t i)
+/* Where the long word lists start in a text allocation. */
+static size_t ids_offset(size_t klen, size_t vlen)
 {
-    return s->chunks[i >> CHUNK_SHIFT]->keys + (i & (CHUNK_SLOTS - 1)) * s->dim;
+    return (klen + vlen + 2 + 3) & ~(size_t)3;
 }
 
-static float *val_vec(const struct akv_store *s, size_t i)
+/* The ids of a list that does not fit inline; they go after the text. */
+static size_t outside(size_t n)
 {
-    return s->chunks[i >> CHUNK_SHIFT]->vals + (i & (CHUNK_SLOTS - 1)) * s->dim;
+    return n > AKV_STORE_WORDS_INLINE ? n : 0;
+}
+
+/* What malloc spends on an n-byte block, as glibc's allocator does it (an
+ * 8-byte header, 16-byte granules, 32 bytes at least): entries are small,
+ * so counting only the bytes asked for would undercount by a third. */
+static size_t alloc_bytes(size_t n)
+{
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+    return c < 32 ? 32 : c;
+}
+
+/* The accounted size of slot i's text allocation. */
+static size_t text_alloc(const struct akv_store *s, size_t i)
+{
+    const struct chunk *ch = chunk_of(s, i);
+    size_t j = i & (CHUNK_SLOTS - 1);
+    const struct slot *sl = &ch->slots[j];
+
+    return alloc_bytes(ids_offset(sl->klen, sl->vlen) +
+                       (outside(ch->keys[j].n) + outside(ch->vals[j].n)) * sizeof(uint32_t));
+}
+
+/* All the word ids of slot i's key or value; *n gets their number. */
+static const uint32_t *slot_words(const struct akv_store *s, size_t i, enum akv_store_part part,
+                                  size_t *n)
+{
+    const struct chunk *ch = chunk_of(s, i);
+    size_t j = i & (CHUNK_SLOTS - 1);
+    const struct akv_store_words *w = part == AKV_STORE_KEY ? &ch->keys[j] : &ch->vals[j];
+    const struct slot *sl = &ch->slots[j];
+    const uint32_t *ids;
+
+    *n = w->n;
+    if (w->n <= AKV_STORE_WORDS_INLINE)
+        return w->id;
+    ids = (const uint32_t *)(const void *)(sl->text + ids_offset(sl->klen, sl->vlen));
+    return part == AKV_STORE_KEY ? ids : ids + outside(ch->keys[j].n);
+}
+
+/* Counts one more (delta 1) or one fewer (delta -1) slot using each
+ * distinct word of ids, keeping kmask in step. Owner only. */
+static void key_words_count(struct akv_store *s, const uint32_t *ids, size_t n, int delta)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = ids[i];
+        uint64_t bit = (uint64_t)1 << (u & 63), m;
+        size_t j = 0;
+        while (j < i && ids[j] != u)
+            j++;
+        if (j < i)
+            continue; /* counted already for this slot */
+        if (delta > 0 ? s->kref[u]++ != 0 : --s->kref[u] != 0)
+            continue;
+        /* The owner is the only writer, so a load and a store suffice. */
+        m = atomic_load_explicit(&s->kmask[u >> 6], memory_order_relaxed);
+        atomic_store_explicit(&s->kmask[u >> 6], delta > 0 ? m | bit : m & ~bit,
+                              memory_order_relaxed);
+    }
 }
 
 /* Frees every chunk with the text its slots still hold; nchunks becomes 0. */
@@ -132,8 +255,6 @@ static void chunks_free(struct akv_store *s)
         struct chunk *ch = s->chunks[c];
         for (size_t j = 0; j < CHUNK_SLOTS; j++)
             free(ch->slots[j].text);
-        free(ch->keys);
-        free(ch->vals);
         free(ch);
         s->chunks[c] = NULL;
     }
@@ -152,11 +273,17 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
     s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks);
     s->nbuckets = 16;
     s->buckets = malloc(s->nbuckets * sizeof *s->buckets);
-    if (s->chunks == NULL || s->buckets == NULL) {
+    s->nwords = akv_vocab_count(voc);
+    s->nmask = (s->nwords + 63) / 64;
+    s->kref = calloc(s->nwords, sizeof *s->kref);
+    s->kmask = malloc(s->nmask * sizeof *s->kmask);
+    if (s->chunks == NULL || s->buckets == NULL || s->kref == NULL || s->kmask == NULL) {
         akv_store_destroy(s);
         return -ENOMEM;
     }
     memset(s->buckets, 0xff, s->nbuckets * sizeof *s->buckets);
+    for (size_t i = 0; i < s->nmask; i++)
+        atomic_init(&s->kmask[i], 0);
     *out = s;
     return 0;
 }
@@ -173,30 +300,23 @@ void akv_store_destroy(struct akv_store *s)
     free(s->retired);
     free(s->free_slots);
     free(s->act);
+    free(s->kref);
+    free(s->kmask);
     free(s);
 }
 
 static int chunk_add(struct akv_store *s)
 {
     struct chunk *ch;
-    size_t vbytes = CHUNK_SLOTS * s->dim * sizeof(float);
 
     if (s->nchunks == CHUNK_MAX)
         return -ENOMEM;
     ch = calloc(1, sizeof *ch);
     if (ch == NULL)
         return -ENOMEM;
-    ch->keys = aligned_alloc(64, vbytes);
-    ch->vals = aligned_alloc(64, vbytes);
-    if (ch->keys == NULL || ch->vals == NULL) {
-        free(ch->keys);
-        free(ch->vals);
-        free(ch);
-        return -ENOMEM;
-    }
     for (size_t j = 0; j < CHUNK_SLOTS; j++) {
-        atomic_init(&ch->slots[j].born, NEVER);
-        atomic_init(&ch->slots[j].died, 0);
+        atomic_init(&ch->born[j], NEVER);
+        atomic_init(&ch->died[j], 0);
         ch->slots[j].next = NIL;
     }
     s->chunks[s->nchunks++] = ch;
@@ -247,7 +367,9 @@ static void reclaim(struct akv_store *s)
 
     while (s->ret_len > 0) {
         struct retired *r = &s->retired[s->ret_head];
+        const uint32_t *ids;
         struct slot *sl;
+        size_t n;
         if (r->died > oldest)
             break;
         if (s->nfree == s->free_cap) {
@@ -259,7 +381,9 @@ static void reclaim(struct akv_store *s)
             s->free_cap = cap;
         }
         sl = slot_at(s, r->slot);
-        s->text_bytes -= (size_t)sl->klen + sl->vlen + 2;
+        ids = slot_words(s, r->slot, AKV_STORE_KEY, &n);
+        key_words_count(s, ids, n, -1);
+        s->text_bytes -= text_alloc(s, r->slot);
         free(sl->text);
         sl->text = NULL;
         s->free_slots[s->nfree++] = r->slot;
@@ -301,7 +425,8 @@ static int retire(struct akv_store *s, uint32_t slot, uint64_t died)
         return rc;
     s->retired[(s->ret_head + s->ret_len) % s->ret_cap] = (struct retired){slot, died};
     s->ret_len++;
-    atomic_store_explicit(&slot_at(s, slot)->died, died, memory_order_release);
+    atomic_store_explicit(&chunk_of(s, slot)->died[slot & (CHUNK_SLOTS - 1)], died,
+                          memory_order_release);
     return 0;
 }
 
@@ -371,28 +496,63 @@ static int buckets_grow(struct akv_store *s)
     return 0;
 }
 
-int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const char *val,
-                      size_t vlen, const float *kvec, const float *vvec)
+/* The L2 norm of the mean of the rows of words ids[0..n-1], in double. */
+static double key_norm(const struct akv_store *s, const uint32_t *ids, size_t n)
 {
+    double sum[AKV_DIM_MAX], ss = 0;
+
+    memset(sum, 0, s->dim * sizeof *sum);
+    for (size_t w = 0; w < n; w++) {
+        const float *x = akv_vocab_vec(s->voc, ids[w]);
+        for (uint32_t d = 0; d < s->dim; d++)
+            sum[d] += x[d];
+    }
+    for (uint32_t d = 0; d < s->dim; d++) {
+        double m = sum[d] / (double)n;
+        ss += m * m;
+    }
+    return sqrt(ss);
+}
+
+static void words_set(struct akv_store_words *w, const uint32_t *ids, size_t n)
+{
+    w->n = (uint32_t)n;
+    for (size_t i = 0; i < AKV_STORE_WORDS_INLINE; i++)
+        w->id[i] = i < n ? ids[i] : AKV_STORE_NO_WORD;
+}
+
+int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
+                  size_t vlen, char *err, size_t errlen)
+{
+    uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
     uint64_t h = key_hash(key, klen), v;
     uint32_t *link, id = NIL;
+    struct chunk *ch;
     struct slot *sl;
+    size_t nk, nv, off, j;
     char *text;
-    double ss = 0;
     int rc;
 
-    if (klen == 0 || klen > UINT32_MAX / 2 || vlen > UINT32_MAX / 2)
-        return -EINVAL;
+    /* Embedding checks the lengths too: both texts are 1 .. AKV_TEXT_MAX
+     * bytes once it has succeeded. */
+    rc = akv_embed_words(s->voc, key, klen, kids, &nk, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = akv_embed_words(s->voc, val, vlen, vids, &nv, err, errlen);
+    if (rc < 0)
+        return rc;
     if (s->live >= s->nbuckets && (rc = buckets_grow(s)) < 0)
         return rc;
-    text = malloc(klen + vlen + 2);
+    off = ids_offset(klen, vlen);
+    text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
     if (text == NULL)
         return -ENOMEM;
     memcpy(text, key, klen);
     text[klen] = '\0';
-    if (vlen > 0)
-        memcpy(text + klen + 1, val, vlen);
-    text[klen + 1 + vlen] = '\0';
+    memcpy(text + klen + 1, val, vlen);
+    memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
+    memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
+    memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
     rc = retire_reserve(s, 1);
     if (rc == 0)
         rc = slot_alloc(s, &id);
@@ -403,19 +563,20 @@ int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const c
     link = find_link(s, key, klen, h);
 
     /* Prepare the new slot while no snapshot can see it (born == NEVER). */
-    sl = slot_at(s, id);
-    atomic_store_explicit(&sl->born, NEVER, memory_order_relaxed);
-    atomic_store_explicit(&sl->died, 0, memory_order_release);
+    ch = chunk_of(s, id);
+    j = id & (CHUNK_SLOTS - 1);
+    sl = &ch->slots[j];
+    atomic_store_explicit(&ch->born[j], NEVER, memory_order_relaxed);
+    atomic_store_explicit(&ch->died[j], 0, memory_order_release);
     sl->text = text;
     sl->klen = (uint32_t)klen;
     sl->vlen = (uint32_t)vlen;
     sl->hash = h;
-    memcpy(key_vec(s, id), kvec, s->dim * sizeof(float));
-    memcpy(val_vec(s, id), vvec, s->dim * sizeof(float));
-    for (uint32_t d = 0; d < s->dim; d++)
-        ss += (double)kvec[d] * kvec[d];
-    s->chunks[id >> CHUNK_SHIFT]->knorms[id & (CHUNK_SLOTS - 1)] = (float)sqrt(ss);
-    s->text_bytes += klen + vlen + 2;
+    words_set(&ch->keys[j], kids, nk);
+    words_set(&ch->vals[j], vids, nv);
+    ch->knorms[j] = key_norm(s, kids, nk);
+    key_words_count(s, kids, nk, 1);
+    s->text_bytes += text_alloc(s, id);
 
     v = ++s->version;
     if (*link != NIL) {
@@ -429,23 +590,8 @@ int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const c
         *link = id;
         s->live++;
     }
-    atomic_store_explicit(&sl->born, v, memory_order_release);
+    atomic_store_explicit(&ch->born[j], v, memory_order_release);
     return 0;
-}
-
-int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
-                  size_t vlen, char *err, size_t errlen)
-{
-    float kv[AKV_DIM_MAX], vv[AKV_DIM_MAX];
-    int rc;
-
-    rc = akv_embed_text(s->voc, key, klen, kv, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = akv_embed_text(s->voc, val, vlen, vv, err, errlen);
-    if (rc < 0)
-        return rc;
-    return akv_store_set_vec(s, key, klen, val, vlen, kv, vv);
 }
 
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
@@ -521,18 +667,17 @@ size_t akv_store_count(const struct akv_store *s)
 
 size_t akv_store_memory(const struct akv_store *s)
 {
-    size_t per_chunk = sizeof(struct chunk) + 2 * CHUNK_SLOTS * s->dim * sizeof(float);
-    return sizeof *s + CHUNK_MAX * sizeof(void *) + s->nchunks * per_chunk + s->text_bytes +
-           s->nbuckets * sizeof(uint32_t) + s->ret_cap * sizeof(struct retired) +
-           s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active);
+    return sizeof *s + CHUNK_MAX * sizeof(void *) + s->nchunks * sizeof(struct chunk) +
+           s->text_bytes + s->nbuckets * sizeof(uint32_t) + s->ret_cap * sizeof(struct retired) +
+           s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active) +
+           s->nwords * sizeof *s->kref + s->nmask * sizeof *s->kmask;
 }
 
 size_t akv_store_memory_used(const struct akv_store *s)
 {
-    size_t per_slot = 2 * s->dim * sizeof(float) + sizeof(float) + sizeof(struct slot);
     size_t unused = s->nchunks * CHUNK_SLOTS - s->nslots + s->nfree;
 
-    return akv_store_memory(s) - unused * per_slot;
+    return akv_store_memory(s) - unused * ROW_BYTES;
 }
 
 static uint64_t rev64(uint64_t v)
@@ -633,24 +778,42 @@ int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
     uint8_t visible[CHUNK_SLOTS];
 
     for (size_t first = 0; first < snap->nslots; first += CHUNK_SLOTS) {
-        const struct chunk *ch = s->chunks[first >> CHUNK_SHIFT];
+        struct chunk *ch = chunk_of(s, first);
         size_t n = snap->nslots - first < CHUNK_SLOTS ? snap->nslots - first : CHUNK_SLOTS;
         size_t nvis = 0;
+        struct akv_store_block b;
         int rc;
         for (size_t j = 0; j < n; j++) {
-            struct slot *sl = (struct slot *)&ch->slots[j];
-            uint64_t died = atomic_load_explicit(&sl->died, memory_order_acquire);
-            uint64_t born = atomic_load_explicit(&sl->born, memory_order_acquire);
-            visible[j] = born <= snap->version && (died == 0 || died > snap->version);
+            uint64_t died = atomic_load_explicit(&ch->died[j], memory_order_acquire);
+            uint64_t born = atomic_load_explicit(&ch->born[j], memory_order_acquire);
+            /* born <= V and (died == 0 or died > V), without branches: died
+             * - 1 wraps to the largest value when died is 0. */
+            visible[j] = (uint8_t)((born <= snap->version) & (died - 1 >= snap->version));
             nvis += visible[j];
         }
         if (nvis == 0)
             continue;
-        rc = fn(arg, n, ch->keys, ch->vals, ch->knorms, visible, first);
+        b = (struct akv_store_block){n, first, visible, nvis, ch->keys, ch->vals, ch->knorms};
+        rc = fn(arg, &b);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+const uint32_t *akv_store_entry_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                                      size_t slot, enum akv_store_part part, size_t *n)
+{
+    (void)snap;
+    return slot_words(s, slot, part, n);
+}
+
+void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                         uint64_t *mask)
+{
+    (void)snap;
+    for (size_t i = 0; i < s->nmask; i++)
+        mask[i] |= atomic_load_explicit(&s->kmask[i], memory_order_relaxed);
 }
 
 void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap,

@@ -42,10 +42,10 @@ static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_
     }
 }
 
-/* A random text of 1-3 vocabulary words. */
-static void random_text(uint64_t *seed, size_t nvocab, char *buf, size_t cap)
+/* A random text of 1 to max_words vocabulary words. */
+static void random_text(uint64_t *seed, size_t nvocab, int max_words, char *buf, size_t cap)
 {
-    int words = 1 + (int)(tu_rand(seed) % 3);
+    int words = 1 + (int)(tu_rand(seed) % (uint64_t)max_words);
     size_t len = 0;
     for (int w = 0; w < words; w++)
         len += (size_t)snprintf(buf + len, cap - len, "%sw%zu", w ? " " : "",
@@ -59,33 +59,50 @@ struct model {
     size_t n;
 };
 
-/* Fills a store and the matching reference entries with n random entries
- * with distinct keys. */
-static void model_fill(struct model *m, const struct akv_vocab *voc, size_t n, uint64_t *seed)
+/* An empty store and reference with room for cap entries. */
+static void model_init(struct model *m, const struct akv_vocab *voc, size_t cap)
+{
+    ck_assert_int_eq(akv_store_create(&m->store, voc), 0);
+    m->e = calloc(cap ? cap : 1, sizeof *m->e);
+    m->keys = calloc(cap ? cap : 1, sizeof *m->keys);
+    m->n = 0;
+}
+
+/* Sets key to val in both; returns 0 (and changes nothing) if key is there
+ * already: keys must be distinct for the model. */
+static int model_add(struct model *m, const struct akv_vocab *voc, const char *key,
+                     const char *val)
 {
     uint32_t dim = akv_vocab_dim(voc);
-    char err[256], val[64];
+    const char *cur;
+    size_t clen;
+    char err[256];
 
-    ck_assert_int_eq(akv_store_create(&m->store, voc), 0);
-    m->e = calloc(n ? n : 1, sizeof *m->e);
-    m->keys = calloc(n ? n : 1, sizeof *m->keys);
-    m->n = 0;
+    if (akv_store_get(m->store, key, strlen(key), &cur, &clen))
+        return 0;
+    ck_assert_int_eq(akv_store_set(m->store, key, strlen(key), val, strlen(val), err, sizeof err),
+                     0);
+    snprintf(m->keys[m->n], sizeof m->keys[m->n], "%s", key);
+    m->e[m->n].k = malloc(dim * sizeof(double));
+    m->e[m->n].v = malloc(dim * sizeof(double));
+    ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
+    ck_assert_int_eq(ref_embed(voc, val, m->e[m->n].v), 0);
+    m->n++;
+    return 1;
+}
+
+/* Fills a store and the matching reference entries with n random entries
+ * of 1 to max_words words, with distinct keys. */
+static void model_fill(struct model *m, const struct akv_vocab *voc, size_t n, int max_words,
+                       uint64_t *seed)
+{
+    char key[64], val[64];
+
+    model_init(m, voc, n);
     while (m->n < n) {
-        char *key = m->keys[m->n];
-        const char *cur;
-        size_t clen;
-        random_text(seed, akv_vocab_count(voc), key, 64);
-        if (akv_store_get(m->store, key, strlen(key), &cur, &clen))
-            continue; /* keys must be distinct for the model */
-        random_text(seed, akv_vocab_count(voc), val, sizeof val);
-        ck_assert_int_eq(akv_store_set(m->store, key, strlen(key), val, strlen(val), err,
-                                       sizeof err),
-                         0);
-        m->e[m->n].k = malloc(dim * sizeof(double));
-        m->e[m->n].v = malloc(dim * sizeof(double));
-        ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
-        ck_assert_int_eq(ref_embed(voc, val, m->e[m->n].v), 0);
-        m->n++;
+        random_text(seed, akv_vocab_count(voc), max_words, key, sizeof key);
+        random_text(seed, akv_vocab_count(voc), max_words, val, sizeof val);
+        model_add(m, voc, key, val);
     }
 }
 
@@ -100,10 +117,13 @@ static void model_free(struct model *m)
     akv_store_destroy(m->store);
 }
 
-static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int nqueries,
-                               uint64_t seed)
+/* nqueries random queries over a store of nentries random entries of 1 to
+ * max_words words, on a vocabulary of nvocab words of dimension dim with
+ * components in [-scale, scale). */
+static void run_random_queries_shaped(size_t nvocab, uint32_t dim, double scale, int max_words,
+                                      size_t nentries, int nqueries, uint64_t seed)
 {
-    struct akv_vocab *voc = tu_random_vocab(nvocab, dim, 1.0, seed);
+    struct akv_vocab *voc = tu_random_vocab(nvocab, dim, scale, seed);
     struct akv_query_result *res = malloc(sizeof *res);
     struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
     float *q = malloc(dim * sizeof *q);
@@ -112,7 +132,7 @@ static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int
     static const unsigned ks[] = {1, 5, 50};
     char text[64], err[256], what[160];
 
-    model_fill(&m, voc, nentries, &seed);
+    model_fill(&m, voc, nentries, max_words, &seed);
     for (int i = 0; i < nqueries; i++) {
         struct akv_query_opts o;
         struct akv_store_snap snap;
@@ -122,7 +142,7 @@ static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int
         o.metric = (enum akv_metric)((i / 2) % 3);
         o.k = ks[(i / 6) % 3];
         o.temperature = (i / 18) % 2 ? 0.5 : 0.1;
-        random_text(&seed, nvocab, text, sizeof text);
+        random_text(&seed, nvocab, 3, text, sizeof text);
         ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q, err, sizeof err), 0);
         ck_assert_int_eq(ref_embed(voc, text, qd), 0);
 
@@ -144,6 +164,12 @@ static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int
     free(qd);
 }
 
+static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int nqueries,
+                               uint64_t seed)
+{
+    run_random_queries_shaped(nvocab, dim, 1.0, 3, nentries, nqueries, seed);
+}
+
 START_TEST(test_random_small)
 {
     /* Dimension 16 uses only the 8-wide unrolled loops; 37 exercises the
@@ -158,6 +184,73 @@ START_TEST(test_random_large_store)
     /* More entries than one store chunk (4096 slots), so attention crosses
      * block boundaries and the running softmax rescales. */
     run_random_queries(1000, 24, 5000, 72, 3);
+}
+END_TEST
+
+START_TEST(test_random_long_phrases)
+{
+    /* Keys and values of up to eight words: past the three a store keeps
+     * inline, so the attention step reads the full lists too. */
+    run_random_queries_shaped(2000, 16, 1.0, 8, 3000, 144, 7);
+}
+END_TEST
+
+/* Scores far apart between blocks: the first block's keys are phrases with
+ * low scores against w0, a later block holds w0 itself (large components,
+ * so its score against itself is hundreds above the rest): the softmax's
+ * shift has to move up while the values' weights are half summed, in both
+ * modes (cosine with a small temperature spreads scores over +-1/tau). */
+START_TEST(test_scores_jump_between_blocks)
+{
+    uint64_t seed = 21;
+    struct akv_vocab *voc = tu_random_vocab(3000, 24, 12.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    double *weights = malloc(9000 * sizeof *weights), qd[24];
+    struct model m;
+    char key[64], val[64];
+
+    model_init(&m, voc, 9000);
+    while (m.n < 8500) {
+        int words = 3;
+        size_t len = 0;
+        for (int w = 0; w < words; w++)
+            len += (size_t)snprintf(key + len, sizeof key - len, "%sw%d", w ? " " : "",
+                                    1 + (int)(tu_rand(&seed) % 2999));
+        random_text(&seed, 3000, 3, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    ck_assert(model_add(&m, voc, "w0", "w5 w6"));
+    while (m.n < 9000) {
+        random_text(&seed, 3000, 3, key, sizeof key);
+        random_text(&seed, 3000, 3, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    ck_assert_int_eq(ref_embed(voc, "w0", qd), 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        size_t nwant;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)mode;
+        o.temperature = 0.001;
+        o.explain = 3;
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, akv_vocab_vec(voc, 0), &o, res), 0);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        ck_assert_uint_eq(res->attended, m.n);
+        check_hits(res->hits, res->nhits, want, nwant, mode ? "jump cosine" : "jump dot");
+        /* w0 -> "w5 w6" takes almost all the weight. */
+        ck_assert_uint_ge(res->nwhy, 1);
+        ck_assert_msg(fabs(res->why[0].weight - weights[8500]) <= 1e-9, "weight %.17g, reference %.17g",
+                      res->why[0].weight, weights[8500]);
+        ck_assert(res->why[0].weight > 0.5);
+        akv_store_snap_release(m.store, &snap);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(weights);
 }
 END_TEST
 
@@ -178,7 +271,7 @@ START_TEST(test_explain_weights)
     struct model m;
     char err[256];
 
-    model_fill(&m, voc, 200, &seed);
+    model_fill(&m, voc, 200, 3, &seed);
     for (int mode = 0; mode < 2; mode++) {
         struct akv_query_opts o;
         struct akv_store_snap snap;
@@ -438,11 +531,11 @@ START_TEST(test_batch_equals_single)
     struct akv_store_snap snap;
     char text[64], err[256];
 
-    model_fill(&m, voc, 300, &seed);
+    model_fill(&m, voc, 300, 3, &seed);
     akv_store_snap_take(m.store, &snap);
     for (int i = 0; i < N; i++) {
         struct akv_query_item *it = &items[i];
-        random_text(&seed, 5000, text, sizeof text);
+        random_text(&seed, 5000, 3, text, sizeof text);
         ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
         memset(it, 0, sizeof *it);
         akv_query_opts_default(&it->opts);
@@ -496,6 +589,8 @@ static Suite *query_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_random_small);
     tcase_add_test(tc, test_random_large_store);
+    tcase_add_test(tc, test_random_long_phrases);
+    tcase_add_test(tc, test_scores_jump_between_blocks);
     tcase_add_test(tc, test_single_entry_store);
     tcase_add_test(tc, test_explain_weights);
     tcase_add_test(tc, test_empty_store);

@@ -1,13 +1,17 @@
 /*
  * test-store.c - the key/value store: exact strings, overwrite, delete,
  * flush, SCAN iteration, snapshot isolation, slot reuse only after release,
- * and a concurrent hammer (writers on the owner thread, queries on reader
- * threads) that the TSan build runs too.
+ * the word lists that stand for the vectors (single words, phrases, phrases
+ * longer than the inline lists, overwrites from one to the other, reuse),
+ * the set of key words queries read, memory accounting, and a concurrent
+ * hammer (writers on the owner thread, queries on reader threads) that the
+ * TSan build runs too.
  */
 #include <check.h>
 
 #include "runsuite.h"
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -94,12 +98,11 @@ END_TEST
 
 static size_t visible_rows(const struct akv_store *s, const struct akv_store_snap *snap);
 
-static int count_block(void *arg, size_t n, const float *keys, const float *vals,
-                       const float *knorms, const uint8_t *visible, size_t first_slot)
+static int count_block(void *arg, const struct akv_store_block *b)
 {
     size_t *c = arg;
-    for (size_t i = 0; i < n; i++)
-        *c += visible[i];
+    for (size_t i = 0; i < b->n; i++)
+        *c += b->visible[i];
     return 0;
 }
 
@@ -233,7 +236,8 @@ START_TEST(test_memory_used)
     }
     full = akv_store_memory_used(s);
     mem_full = akv_store_memory(s);
-    ck_assert_uint_gt(full, empty + 1000 * 2 * akv_store_dim(s) * sizeof(float));
+    /* At least the two word lists and the text of each entry. */
+    ck_assert_uint_gt(full, empty + 1000 * (2 * sizeof(struct akv_store_words) + 8));
     ck_assert_uint_lt(full, mem_full);
     /* A DEL with no reader frees its slot at once (100 of them, to be
      * clear of the bookkeeping arrays growing). */
@@ -252,6 +256,326 @@ START_TEST(test_memory_used)
     ck_assert_uint_eq(akv_store_memory_used(s), empty);
     ck_assert_uint_lt(akv_store_memory(s), mem_full);
     akv_store_destroy(s);
+}
+END_TEST
+
+/* ---- word lists ------------------------------------------------------ */
+
+/* What a snapshot holds for one key. */
+struct found {
+    const char *key;
+    int hits;
+    size_t slot;
+    struct akv_store_words k, v;
+    double knorm;
+};
+
+struct find_arg {
+    const struct akv_store *s;
+    const struct akv_store_snap *snap;
+    struct found *f;
+};
+
+static int find_key_block(void *arg, const struct akv_store_block *b)
+{
+    struct find_arg *a = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        if (!b->visible[i])
+            continue;
+        akv_store_entry_text(a->s, a->snap, b->first_slot + i, &k, &kl, &v, &vl);
+        if (kl != strlen(a->f->key) || memcmp(k, a->f->key, kl) != 0)
+            continue;
+        a->f->hits++;
+        a->f->slot = b->first_slot + i;
+        a->f->k = b->keys[i];
+        a->f->v = b->vals[i];
+        a->f->knorm = b->knorms[i];
+    }
+    return 0;
+}
+
+/* Finds key in snap; fails the test unless exactly one visible entry has it. */
+static struct found find(const struct akv_store *s, const struct akv_store_snap *snap,
+                         const char *key)
+{
+    struct found f = {.key = key};
+    struct find_arg a = {s, snap, &f};
+    akv_store_scan(s, snap, find_key_block, &a);
+    ck_assert_msg(f.hits == 1, "key '%s' visible %d times", key, f.hits);
+    return f;
+}
+
+/* Checks that the key or value of f names exactly the words "w<id>" of
+ * want, through the inline list and akv_store_entry_words. */
+static void check_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                        const struct found *f, enum akv_store_part part, const char *want)
+{
+    const struct akv_store_words *w = part == AKV_STORE_KEY ? &f->k : &f->v;
+    uint32_t ids[AKV_PHRASE_WORDS_MAX];
+    size_t n, got_n;
+    const uint32_t *got;
+    char err[256];
+
+    ck_assert_int_eq(akv_embed_words(voc, want, strlen(want), ids, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(w->n, n);
+    for (size_t i = 0; i < AKV_STORE_WORDS_INLINE; i++)
+        ck_assert_uint_eq(w->id[i], i < n ? ids[i] : AKV_STORE_NO_WORD);
+    got = akv_store_entry_words(s, snap, f->slot, part, &got_n);
+    ck_assert_uint_eq(got_n, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(got[i], ids[i]);
+}
+
+/* The norm of the mean of the rows of text's words, in double. */
+static double mean_norm(const char *text)
+{
+    uint32_t ids[AKV_PHRASE_WORDS_MAX], dim = akv_vocab_dim(voc);
+    double sum[64] = {0}, ss = 0;
+    size_t n;
+    char err[256];
+
+    ck_assert_uint_le(dim, 64);
+    ck_assert_int_eq(akv_embed_words(voc, text, strlen(text), ids, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t d = 0; d < dim; d++)
+            sum[d] += akv_vocab_vec(voc, ids[i])[d];
+    for (uint32_t d = 0; d < dim; d++)
+        ss += (sum[d] / (double)n) * (sum[d] / (double)n);
+    return sqrt(ss);
+}
+
+/* Checks everything a snapshot says about key: its text, value text and
+ * both word lists, and its key norm. */
+static void check_entry(const struct akv_store *s, const struct akv_store_snap *snap,
+                        const char *key, const char *val)
+{
+    struct found f = find(s, snap, key);
+    const char *k, *v;
+    size_t kl, vl;
+
+    akv_store_entry_text(s, snap, f.slot, &k, &kl, &v, &vl);
+    ck_assert(kl == strlen(key) && memcmp(k, key, kl) == 0 && k[kl] == '\0');
+    ck_assert_msg(vl == strlen(val) && memcmp(v, val, vl) == 0 && v[vl] == '\0',
+                  "key '%s': value '%.*s', want '%s'", key, (int)vl, v, val);
+    check_words(s, snap, &f, AKV_STORE_KEY, key);
+    check_words(s, snap, &f, AKV_STORE_VALUE, val);
+    ck_assert_msg(fabs(f.knorm - mean_norm(key)) <= 1e-12 * mean_norm(key), "key '%s' norm %.17g",
+                  key, f.knorm);
+}
+
+START_TEST(test_words_single_and_phrase)
+{
+    static const char *const kv[][2] = {
+        {"w1", "w2"},                                   /* single words */
+        {"w3 w4", "w5"},                                /* a two-word key */
+        {"w6  w7\tw8", "w9 w10"},                       /* three words, odd spacing */
+        {"w11 w12 w13 w14", "w15 w16 w17 w18 w19 w20"}, /* longer than inline */
+        {"w21", "w22 w23 w24 w25"},
+        {"w26 w26 w26 w27", "w28 w28"},                 /* repeated words */
+    };
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    char big[64 * 6 + 8], err[256];
+    size_t len = 0;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        ck_assert_int_eq(set(s, kv[i][0], kv[i][1]), 0);
+    /* The most words a phrase may have, and one more. */
+    for (int w = 0; w < 64; w++)
+        len += (size_t)snprintf(big + len, sizeof big - len, "%sw%d", w ? " " : "", 100 + w);
+    ck_assert_int_eq(set(s, big, big), 0);
+    snprintf(big + len, sizeof big - len, " w1");
+    ck_assert_int_eq(akv_store_set(s, big, strlen(big), "w1", 2, err, sizeof err), -EINVAL);
+    ck_assert_str_eq(err, "too many words (at most 64)");
+    big[len] = '\0';
+
+    akv_store_snap_take(s, &snap);
+    ck_assert_uint_eq(visible_rows(s, &snap), sizeof kv / sizeof kv[0] + 1);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        check_entry(s, &snap, kv[i][0], kv[i][1]);
+    check_entry(s, &snap, big, big);
+    akv_store_snap_release(s, &snap);
+    akv_store_destroy(s);
+}
+END_TEST
+
+/* A key goes from a single word to a long phrase and back while snapshots
+ * look at each state; each snapshot keeps reading its own, and the one left
+ * live is undisturbed when the slots only the others could see are reused
+ * for entries of other shapes. */
+START_TEST(test_overwrite_word_phrase_word)
+{
+    static const char *const vals[] = {"w1", "w2 w3 w4 w5 w6", "w7", "w8 w9"};
+    struct akv_store *s;
+    struct akv_store_snap snaps[4], c;
+    char k[16];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(set(s, "w50", vals[i]), 0);
+        ck_assert_int_eq(set(s, "w51 w52 w53 w54", vals[3 - i]), 0);
+        akv_store_snap_take(s, &snaps[i]);
+    }
+    ck_assert_uint_eq(akv_store_count(s), 2);
+    for (int i = 0; i < 4; i++) {
+        check_entry(s, &snaps[i], "w50", vals[i]);
+        check_entry(s, &snaps[i], "w51 w52 w53 w54", vals[3 - i]);
+    }
+    for (int i = 0; i < 3; i++)
+        akv_store_snap_release(s, &snaps[i]);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "w%d", 300 + i % 20);
+        ck_assert_int_eq(set(s, k, i % 3 ? "w1 w2 w3 w4 w5 w6 w7" : "w9"), 0);
+        ck_assert_int_eq(akv_store_del(s, k, strlen(k)), 1);
+    }
+    check_entry(s, &snaps[3], "w50", vals[3]);
+    check_entry(s, &snaps[3], "w51 w52 w53 w54", vals[0]);
+    /* Eight slots were used, six of them only by the released snapshots;
+     * the 200 new entries reused those six. */
+    akv_store_snap_take(s, &c);
+    ck_assert_uint_eq(c.nslots, 8 + 200 - 6);
+    check_entry(s, &c, "w50", vals[3]);
+    check_entry(s, &c, "w51 w52 w53 w54", vals[0]);
+    akv_store_snap_release(s, &c);
+    akv_store_snap_release(s, &snaps[3]);
+    akv_store_destroy(s);
+}
+END_TEST
+
+/* A deleted phrase's slot, reused by a single word, keeps nothing of it. */
+START_TEST(test_del_reuse_words)
+{
+    struct akv_store *s;
+    struct akv_store_snap snap;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_int_eq(set(s, "w1 w2 w3", "w4 w5 w6 w7"), 0);
+    ck_assert_int_eq(akv_store_del(s, "w1 w2 w3", 8), 1);
+    ck_assert_int_eq(set(s, "w8", "w9"), 0); /* no reader: the same slot */
+    akv_store_snap_take(s, &snap);
+    ck_assert_uint_eq(snap.nslots, 1);
+    check_entry(s, &snap, "w8", "w9");
+    akv_store_snap_release(s, &snap);
+    ck_assert_int_eq(akv_store_del(s, "w8", 2), 1);
+    ck_assert_int_eq(set(s, "w10 w11", "w12 w13 w14 w15 w16"), 0);
+    akv_store_snap_take(s, &snap);
+    ck_assert_uint_eq(snap.nslots, 1);
+    check_entry(s, &snap, "w10 w11", "w12 w13 w14 w15 w16");
+    akv_store_snap_release(s, &snap);
+    akv_store_destroy(s);
+}
+END_TEST
+
+static int has_word(const uint64_t *mask, uint32_t u)
+{
+    return (int)((mask[u / 64] >> (u % 64)) & 1);
+}
+
+/* The words akv_store_key_words reports, as "w<id>" ids. */
+static void key_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                      uint64_t *mask)
+{
+    memset(mask, 0, (akv_vocab_count(voc) + 63) / 64 * sizeof *mask);
+    akv_store_key_words(s, snap, mask);
+}
+
+static size_t count_words(const uint64_t *mask)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < (akv_vocab_count(voc) + 63) / 64; i++)
+        n += (size_t)__builtin_popcountll(mask[i]);
+    return n;
+}
+
+/* The set of key words holds every word of a key a live snapshot can see,
+ * and no word once no key uses it and no snapshot can see one that did. */
+START_TEST(test_key_words)
+{
+    struct akv_store *s;
+    struct akv_store_snap a, b;
+    uint64_t *mask = calloc((akv_vocab_count(voc) + 63) / 64, sizeof *mask);
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_snap_take(s, &a);
+    key_words(s, &a, mask);
+    ck_assert_uint_eq(count_words(mask), 0);
+    akv_store_snap_release(s, &a);
+
+    ck_assert_int_eq(set(s, "w10 w11", "w12"), 0);
+    ck_assert_int_eq(set(s, "w10", "w13 w14 w15 w16"), 0);
+    ck_assert_int_eq(set(s, "w20 w20 w21 w22 w23", "w12"), 0);
+    akv_store_snap_take(s, &a);
+    key_words(s, &a, mask);
+    ck_assert_uint_eq(count_words(mask), 6); /* values' words are not key words */
+    ck_assert(has_word(mask, 10) && has_word(mask, 11) && has_word(mask, 20) &&
+              has_word(mask, 21) && has_word(mask, 22) && has_word(mask, 23));
+
+    /* Removed while a can see them: still there for a. */
+    ck_assert_int_eq(akv_store_del(s, "w10 w11", 7), 1);
+    ck_assert_int_eq(akv_store_del(s, "w20 w20 w21 w22 w23", 19), 1);
+    ck_assert_int_eq(set(s, "w10", "w12"), 0); /* an overwrite keeps w10 in use */
+    akv_store_snap_take(s, &b);
+    key_words(s, &b, mask);
+    ck_assert(has_word(mask, 11) && has_word(mask, 20));
+    akv_store_snap_release(s, &a);
+    akv_store_snap_release(s, &b);
+    /* Reclaimed (the next write reclaims): gone, but for w10. */
+    ck_assert_int_eq(set(s, "w30", "w31"), 0);
+    akv_store_snap_take(s, &a);
+    key_words(s, &a, mask);
+    ck_assert_uint_eq(count_words(mask), 2);
+    ck_assert(has_word(mask, 10) && has_word(mask, 30));
+    akv_store_snap_release(s, &a);
+
+    ck_assert_uint_eq(akv_store_flush(s), 2);
+    akv_store_snap_take(s, &a);
+    key_words(s, &a, mask);
+    ck_assert_uint_eq(count_words(mask), 0);
+    akv_store_snap_release(s, &a);
+    akv_store_destroy(s);
+    free(mask);
+}
+END_TEST
+
+/* Entries cost the same whatever the vectors' dimension: no vector is
+ * copied. Phrases longer than the inline lists cost their extra ids. */
+START_TEST(test_memory_independent_of_dim)
+{
+    struct akv_vocab *wide = tu_random_vocab(2000, 300, 1.0, 5);
+    struct akv_store *s, *t;
+    size_t empty, base_s, base_t, one;
+    char k[16];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_int_eq(akv_store_create(&t, wide), 0);
+    empty = base_s = akv_store_memory_used(s);
+    base_t = akv_store_memory_used(t);
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof k, "w%d w%d", i, i + 1);
+        ck_assert_int_eq(set(s, k, "w7"), 0);
+        ck_assert_int_eq(set(t, k, "w7"), 0);
+    }
+    ck_assert_uint_eq(akv_store_memory_used(s) - base_s, akv_store_memory_used(t) - base_t);
+    one = (akv_store_memory_used(s) - base_s) / 500;
+    ck_assert_uint_lt(one, 200);
+    akv_store_destroy(t);
+
+    /* A long value adds its ids (64 words: 256 bytes) to its entry. */
+    base_s = akv_store_memory_used(s);
+    ck_assert_int_eq(set(s, "w1999",
+                         "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 "
+                         "w20 w21 w22 w23 w24 w25 w26 w27 w28 w29 w30 w31 w32 w33 w34 w35 w36 "
+                         "w37 w38 w39 w40 w41 w42 w43 w44 w45 w46 w47 w48 w49 w50 w51 w52 w53 "
+                         "w54 w55 w56 w57 w58 w59 w60 w61 w62 w63 w64"),
+                     0);
+    ck_assert_uint_ge(akv_store_memory_used(s) - base_s, 64 * sizeof(uint32_t) + 64 * 3);
+    ck_assert_uint_eq(akv_store_flush(s), 501);
+    ck_assert_uint_eq(akv_store_memory_used(s), empty);
+    akv_store_destroy(s);
+    akv_vocab_destroy(wide);
 }
 END_TEST
 
@@ -345,22 +669,49 @@ static uint64_t entry_hash(const char *k, size_t kl, const char *v, size_t vl)
 struct sum_arg {
     const struct akv_store *s;
     const struct akv_store_snap *snap;
+    const uint64_t *key_words; /* akv_store_key_words for snap */
     uint64_t sum;
     size_t n;
+    int words_ok;
 };
 
-static int sum_block(void *arg, size_t n, const float *keys, const float *vals,
-                     const float *knorms, const uint8_t *visible, size_t first_slot)
+/* The words stored for text (via the block's list and via
+ * akv_store_entry_words) are the words of the text itself. */
+static int words_match(const struct sum_arg *a, const struct akv_store_words *w, size_t slot,
+                       enum akv_store_part part, const char *text, size_t len)
+{
+    uint32_t ids[AKV_PHRASE_WORDS_MAX];
+    const uint32_t *all;
+    size_t n, nall;
+    char err[256];
+
+    if (akv_embed_words(voc, text, len, ids, &n, err, sizeof err) != 0 || w->n != n)
+        return 0;
+    all = akv_store_entry_words(a->s, a->snap, slot, part, &nall);
+    if (nall != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i] != ids[i] || (i < AKV_STORE_WORDS_INLINE && w->id[i] != ids[i]))
+            return 0;
+        if (part == AKV_STORE_KEY && !has_word(a->key_words, ids[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static int sum_block(void *arg, const struct akv_store_block *b)
 {
     struct sum_arg *a = arg;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         const char *k, *v;
-        size_t kl, vl;
-        if (!visible[i])
+        size_t kl, vl, slot = b->first_slot + i;
+        if (!b->visible[i])
             continue;
-        akv_store_entry_text(a->s, a->snap, first_slot + i, &k, &kl, &v, &vl);
+        akv_store_entry_text(a->s, a->snap, slot, &k, &kl, &v, &vl);
         a->sum += entry_hash(k, kl, v, vl);
         a->n++;
+        a->words_ok &= words_match(a, &b->keys[i], slot, AKV_STORE_KEY, k, kl) &&
+                       words_match(a, &b->vals[i], slot, AKV_STORE_VALUE, v, vl);
     }
     return 0;
 }
@@ -369,6 +720,7 @@ static void *reader(void *arg)
 {
     struct hammer *h = arg;
     struct akv_query_result *res = malloc(sizeof *res);
+    uint64_t *mask = malloc((akv_vocab_count(voc) + 63) / 64 * sizeof *mask);
 
     for (;;) {
         struct job *j;
@@ -384,11 +736,13 @@ static void *reader(void *arg)
         j = h->queue[--h->qlen];
         pthread_mutex_unlock(&h->mu);
 
-        sa = (struct sum_arg){h->s, &j->snap, 0, 0};
+        memset(mask, 0, (akv_vocab_count(voc) + 63) / 64 * sizeof *mask);
+        akv_store_key_words(h->s, &j->snap, mask);
+        sa = (struct sum_arg){h->s, &j->snap, mask, 0, 0, 1};
         akv_store_scan(h->s, &j->snap, sum_block, &sa);
         akv_query_opts_default(&o);
         o.explain = 3;
-        j->ok = sa.sum == j->expect_sum && sa.n == j->expect_n &&
+        j->ok = sa.sum == j->expect_sum && sa.n == j->expect_n && sa.words_ok &&
                 akv_query_run(h->s, &j->snap, akv_vocab_vec(voc, 3), &o, res) == 0 &&
                 res->attended == j->expect_n;
         atomic_fetch_add(&h->checked, 1);
@@ -399,6 +753,7 @@ static void *reader(void *arg)
         pthread_mutex_unlock(&h->mu);
     }
     free(res);
+    free(mask);
     return NULL;
 }
 
@@ -410,7 +765,7 @@ START_TEST(test_concurrent_hammer)
     int inflight[QUEUE_CAP] = {0};
     uint64_t seed = 7, sum = 0;
     size_t n = 0, rounds = 0;
-    char k[16], v[16], err[256];
+    char k[32], v[64], err[256];
 
     ck_assert_int_eq(akv_store_create(&h.s, voc), 0);
     pthread_mutex_init(&h.mu, NULL);
@@ -424,9 +779,19 @@ START_TEST(test_concurrent_hammer)
         int op = (int)(tu_rand(&seed) % 10);
         const char *old;
         size_t oldlen;
-        snprintf(k, sizeof k, "w%d", (int)(tu_rand(&seed) % 1500));
+        /* Keys of one word or two, values of one to five (past the inline
+         * lists), so that slots change shape as they are reused. */
+        int kw = (int)(tu_rand(&seed) % 1500);
+        if (kw % 3 == 0)
+            snprintf(k, sizeof k, "w%d w%d", kw, kw / 3);
+        else
+            snprintf(k, sizeof k, "w%d", kw);
         if (op < 6) {
-            snprintf(v, sizeof v, "w%d", (int)(tu_rand(&seed) % 2000));
+            int words = 1 + (int)(tu_rand(&seed) % 5);
+            size_t len = 0;
+            for (int w = 0; w < words; w++)
+                len += (size_t)snprintf(v + len, sizeof v - len, "%sw%d", w ? " " : "",
+                                        (int)(tu_rand(&seed) % 2000));
             if (akv_store_get(h.s, k, strlen(k), &old, &oldlen)) {
                 sum -= entry_hash(k, strlen(k), old, oldlen);
                 n--;
@@ -509,6 +874,11 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_slots_reused_only_after_release);
     tcase_add_test(tc, test_memory_used);
     tcase_add_test(tc, test_scan_survives_growth);
+    tcase_add_test(tc, test_words_single_and_phrase);
+    tcase_add_test(tc, test_overwrite_word_phrase_word);
+    tcase_add_test(tc, test_del_reuse_words);
+    tcase_add_test(tc, test_key_words);
+    tcase_add_test(tc, test_memory_independent_of_dim);
     tcase_add_test(tc, test_concurrent_hammer);
     suite_add_tcase(s, tc);
     return s;

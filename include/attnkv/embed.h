@@ -9,6 +9,7 @@
 #define ATTNKV_EMBED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "attnkv/vocab.h"
 
@@ -23,6 +24,13 @@
  * "unknown word 'x'" (and "(did you mean 'y'?)" when one edit finds one) in err. */
 int akv_embed_text(const struct akv_vocab *v, const char *text, size_t len, float *out,
                    char *err, size_t errlen);
+
+/* Splits text as akv_embed_text does and writes the vocabulary id of each
+ * word, in order, to ids (room for AKV_PHRASE_WORDS_MAX), their number to *n.
+ * text's vector is the mean of those words' rows. Same returns and messages
+ * as akv_embed_text (*n is 0 on failure). */
+int akv_embed_words(const struct akv_vocab *v, const char *text, size_t len, uint32_t *ids,
+                    size_t *n, char *err, size_t errlen);
 
 /* When text is a single word in the vocabulary, returns its id; otherwise -1.
  * (Lets callers avoid copying a vector that the vocabulary already holds.) */

@@ -1,11 +1,13 @@
 /*
  * store.h - the key/value store: exact key -> value strings, each entry with
- * the embedded vectors of its key and value.
+ * the vocabulary words of its key and value (their vectors are the means of
+ * those words' rows, which the vocabulary holds; no vector is copied).
  *
  * Threading (see the Design comment in src/store.c):
  *   - One thread, the owner (the daemon's loop thread), calls every function
- *     here except akv_store_scan, akv_store_dim and akv_store_entry_text, and never blocks on a
- *     reader.
+ *     here except akv_store_scan, akv_store_dim, akv_store_vocab,
+ *     akv_store_entry_words, akv_store_key_words and akv_store_entry_text,
+ *     and never blocks on a reader.
  *   - Readers (worker threads) read a snapshot: the owner takes it with
  *     akv_store_snap_take, hands it to the worker (through anything that
  *     orders memory, such as a mutex or libuv's work queue), and releases it
@@ -35,17 +37,13 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc);
 /* Frees the store. No snapshot may be live. NULL is a no-op. */
 void akv_store_destroy(struct akv_store *s);
 
-/* Sets key to value (both byte strings, copied), embedding both with the
- * store's vocabulary (see embed.h). Overwrites an existing key.
- * Returns 0; -ENOENT when a word does not embed (msg says which and, if it
- * can, suggests a spelling); -EINVAL for empty or overlong text; -ENOMEM. */
+/* Sets key to value (both byte strings, copied), splitting both into
+ * vocabulary words as akv_embed_words does. Overwrites an existing key.
+ * Returns 0; -ENOENT when a word is not in the vocabulary (err says which
+ * and, if it can, suggests a spelling); -EINVAL for empty, overlong or
+ * invalid text (err says why); -ENOMEM. */
 int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
                   size_t vlen, char *err, size_t errlen);
-
-/* Sets key to value with vectors already computed (dim floats each); used by
- * replay paths that embedded the text already. Same returns as set. */
-int akv_store_set_vec(struct akv_store *s, const char *key, size_t klen, const char *val,
-                      size_t vlen, const float *kvec, const float *vvec);
 
 /* Looks key up. Returns 1 and points *val and *vlen at the stored value (valid
  * until the next write on the owner thread), or 0 when absent. */
@@ -61,14 +59,17 @@ size_t akv_store_flush(struct akv_store *s);
 /* Number of live entries. */
 size_t akv_store_count(const struct akv_store *s);
 
-/* Bytes the store has allocated (entries, text, vectors, index). */
+/* Bytes the store has allocated (entries, text, word lists, index), with an
+ * estimate of the allocator's overhead on each entry's text. The mapped
+ * vocabulary is not counted. */
 size_t akv_store_memory(const struct akv_store *s);
 
 /* The part of akv_store_memory that holds entries: all of it except the
- * vector rows of slots free for reuse. Vector memory is allocated for 4096
- * entries at a time and kept after DEL and FLUSHALL, so akv_store_memory
- * never falls; this falls once removed entries are reclaimed (at once when
- * no snapshot can still see them). What maxmemory is compared with. */
+ * rows of slots free for reuse. Rows are allocated for 4096 entries at a
+ * time and kept after DEL and FLUSHALL until the store is empty and unread,
+ * so akv_store_memory falls late; this falls once removed entries are
+ * reclaimed (at once when no snapshot can still see them). What maxmemory is
+ * compared with. */
 size_t akv_store_memory_used(const struct akv_store *s);
 
 /* Iterates live entries for KEYS/SCAN: starting at cursor (0 to begin),
@@ -90,17 +91,54 @@ void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *sn
 uint32_t akv_store_dim(const struct akv_store *s);
 const struct akv_vocab *akv_store_vocab(const struct akv_store *s);
 
-/* Calls fn once per block of consecutive slots below snap->nslots: n rows
- * of key vectors (n x dim, row-major), value vectors and key norms, slot ids
- * first_slot .. first_slot + n - 1. Only rows with visible[i] == 1 belong to
- * the snapshot, and only those rows may be read: the others may be being
- * rewritten by the owner at this very moment.
- * Returns what fn returned if nonzero (stopping there), else 0. */
-typedef int (*akv_store_block_fn)(void *arg, size_t n, const float *keys, const float *vals,
-                                  const float *knorms, const uint8_t *visible,
-                                  size_t first_slot);
+/* How an entry's key or value refers to its words: their number and, when
+ * there are at most AKV_STORE_WORDS_INLINE of them, all their vocabulary ids
+ * in order, the unused places holding AKV_STORE_NO_WORD (above every id, so
+ * that a reader can handle one, two or three words without a branch);
+ * otherwise the first ones, and akv_store_entry_words gives them all.
+ * The text's vector is the mean of those words' rows. */
+#define AKV_STORE_WORDS_INLINE 3
+#define AKV_STORE_NO_WORD UINT32_MAX
+struct akv_store_words {
+    uint32_t n; /* 1 .. AKV_PHRASE_WORDS_MAX */
+    uint32_t id[AKV_STORE_WORDS_INLINE];
+};
+
+/* n consecutive slots, first_slot .. first_slot + n - 1, as akv_store_scan
+ * hands them over. Only rows with visible[i] == 1 belong to the snapshot,
+ * and only those rows may be read: the others may be being rewritten by the
+ * owner at this very moment. */
+struct akv_store_block {
+    size_t n;
+    size_t first_slot;
+    const uint8_t *visible;
+    size_t nvisible; /* how many of visible[] are 1 (at least one) */
+    const struct akv_store_words *keys; /* n entries */
+    const struct akv_store_words *vals; /* n entries */
+    const double *knorms; /* the L2 norm of each key's vector (computed in double) */
+};
+
+/* Calls fn once per block of consecutive slots below snap->nslots that holds
+ * a row visible in snap (at most 4096 rows a block; the arrays stay valid
+ * while snap is live). Returns what fn returned if nonzero (stopping there),
+ * else 0. */
+typedef int (*akv_store_block_fn)(void *arg, const struct akv_store_block *b);
 int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
                    akv_store_block_fn fn, void *arg);
+
+enum akv_store_part { AKV_STORE_KEY, AKV_STORE_VALUE };
+
+/* All the word ids of the key or the value of a slot visible in snap, in
+ * order; *n gets their number. The ids stay valid while snap is live. */
+const uint32_t *akv_store_entry_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                                      size_t slot, enum akv_store_part part, size_t *n);
+
+/* ORs into mask (bit u of mask[u / 64] for vocabulary word u; room for
+ * (vocabulary count + 63) / 64 words) the words used by the key of every
+ * entry visible in snap, and possibly other words of keys written or removed
+ * while snap is live. */
+void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                         uint64_t *mask);
 
 /* The key and value text of a slot visible in snap. */
 void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap,
