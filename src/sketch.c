@@ -277,7 +277,8 @@ void akv_sketch_query(const double *r, uint32_t dim, const double *rot, double e
                       struct akv_sketch_query *q, int32_t *packed, int8_t *codes)
 {
     uint32_t groups = akv_sketch_groups(dim);
-    double amax = 0, rr = 0, dd = 0, r2 = 0, zbuf[512], *z = zbuf;
+    double amax = 0, rr = 0, dd = 0, r2 = 0, zbuf[AKV_SKETCH_ROT_DIM_MAX];
+    const double *z = r;
     long tail = 0;
     int32_t sum = 0;
     int finite = 1;
@@ -289,12 +290,14 @@ void akv_sketch_query(const double *r, uint32_t dim, const double *rot, double e
             finite = 0;
         r2 += r[d] * r[d];
     }
-    if (rot != NULL && dim <= 512 && finite)
-        rotate(rot, r, dim, z);
-    else
-        z = (double *)(uintptr_t)r; /* read only */
-    if (rot != NULL && z == r)
-        finite = 0; /* cannot rotate: prune nothing */
+    if (rot != NULL) {
+        if (dim > AKV_SKETCH_ROT_DIM_MAX)
+            finite = 0; /* cannot rotate: prune nothing */
+        else if (finite) {
+            rotate(rot, r, dim, zbuf);
+            z = zbuf;
+        }
+    }
     for (uint32_t d = 0; finite && d < dim; d++)
         if (fabs(z[d]) > amax)
             amax = fabs(z[d]);

@@ -1,7 +1,7 @@
 /*
  * test-rank.c - the ranking scan: every kernel this CPU runs gives exactly
- * the exhaustive double-precision ranking (same ids, same scores, ties by
- * word id), alone, in batches and cut into parts; kernel selection.
+ * the exhaustive double-precision ranking of tests/refimpl.c (same ids,
+ * same scores, ties by word id), alone, in batches and cut into parts; kernel selection.
  */
 #include <check.h>
 #include <errno.h>
@@ -12,62 +12,16 @@
 #include "attnkv/vectab.h"
 #include "attnkv/vocab.h"
 #include "rank.h"
+#include "refimpl.h"
 #include "runsuite.h"
 #include "testutil.h"
 
 static const char *const kernels[] = {"portable", "avx2", "avx512vnni"};
 #define NKERNELS (sizeof kernels / sizeof kernels[0])
 
-/* The plain exhaustive ranking: every score in double, full sort. */
-static enum akv_metric sort_metric;
-
-static int cmp_ref(const void *a, const void *b)
-{
-    const struct akv_hit *x = a, *y = b;
-    if (x->score != y->score) {
-        if (sort_metric == AKV_METRIC_L2)
-            return x->score < y->score ? -1 : 1;
-        return x->score > y->score ? -1 : 1;
-    }
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static size_t plain_rank(const struct akv_vocab *v, const double *r, enum akv_metric m,
-                         unsigned k, struct akv_hit *out)
-{
-    size_t n = akv_vocab_count(v);
-    uint32_t dim = akv_vocab_dim(v);
-    struct akv_hit *all = malloc(n * sizeof *all);
-    double rr = 0;
-
-    for (uint32_t d = 0; d < dim; d++)
-        rr += r[d] * r[d];
-    for (size_t i = 0; i < n; i++) {
-        const float *x = akv_vocab_vec(v, (uint32_t)i);
-        double dd = 0, xr = 0, xx = 0;
-        for (uint32_t d = 0; d < dim; d++) {
-            dd += ((double)x[d] - r[d]) * ((double)x[d] - r[d]);
-            xr += (double)x[d] * r[d];
-            xx += (double)x[d] * x[d];
-        }
-        all[i].id = (uint32_t)i;
-        all[i].score = m == AKV_METRIC_L2 ? sqrt(dd)
-                       : m == AKV_METRIC_DOT ? xr
-                       : (xx > 0 && rr > 0) ? xr / (sqrt(xx) * sqrt(rr))
-                                            : 0;
-    }
-    sort_metric = m;
-    qsort(all, n, sizeof *all, cmp_ref);
-    if (k > n)
-        k = (unsigned)n;
-    memcpy(out, all, k * sizeof *out);
-    free(all);
-    return k;
-}
-
 /* Same ids in the same order; scores equal to rounding (the engine sums in
  * another order). */
-static void same_hits(const struct akv_hit *got, size_t ngot, const struct akv_hit *want,
+static void same_hits(const struct akv_hit *got, size_t ngot, const struct ref_hit *want,
                       size_t nwant, const char *what)
 {
     ck_assert_msg(ngot == nwant, "%s: %zu hits, expected %zu", what, ngot, nwant);
@@ -145,7 +99,7 @@ START_TEST(test_kernels_match_exhaustive)
     static const size_t counts[] = {1, 15, 16, 17, 1000, 5003};
     static const uint32_t dims[] = {1, 5, 64, 100};
     static const unsigned ks[] = {1, 5, 40, AKV_K_MAX};
-    struct akv_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
     struct akv_hit *got = malloc(AKV_K_MAX * sizeof *got);
     uint64_t seed = 5;
     int checked = 0;
@@ -159,7 +113,7 @@ START_TEST(test_kernels_match_exhaustive)
                 unsigned k = ks[(i / 3) % 4];
                 size_t nwant;
                 random_query(&seed, v, i / 12 + i, r);
-                nwant = plain_rank(v, r, m, k, want);
+                nwant = ref_rank(v, r, m, k, want);
                 for (size_t kn = 0; kn < NKERNELS; kn++) {
                     char what[160];
                     size_t ngot;
@@ -193,7 +147,7 @@ START_TEST(test_near_ties)
     struct akv_vocab *v = NULL;
     float base[D], vec[D];
     double r[D];
-    struct akv_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
     struct akv_hit *got = malloc(AKV_K_MAX * sizeof *got);
     char word[32], err[256];
     uint64_t seed = 23;
@@ -216,7 +170,7 @@ START_TEST(test_near_ties)
         for (int d = 0; d < D; d++)
             r[d] = i % 2 ? base[d] * (1 + tu_uniform(&seed, -0.01, 0.01))
                          : tu_uniform(&seed, -1, 1);
-        nwant = plain_rank(v, r, m, k, want);
+        nwant = ref_rank(v, r, m, k, want);
         for (size_t kn = 0; kn < NKERNELS; kn++) {
             char what[96];
             if (akv_rank_set_kernel(kernels[kn]) < 0)
@@ -236,13 +190,14 @@ START_TEST(test_batches_and_parts)
     enum { NQ = 11 };
     struct akv_vocab *v = awkward_vocab(3001, 50, 9);
     double r[NQ][50];
-    struct akv_hit *want[NQ], *got[NQ];
+    struct ref_hit *want[NQ];
+    struct akv_hit *got[NQ];
     size_t nwant[NQ];
     struct akv_rank_req reqs[NQ];
     uint64_t seed = 13;
 
     for (int j = 0; j < NQ; j++) {
-        want[j] = malloc(AKV_K_MAX * sizeof **want);
+        want[j] = malloc(AKV_K_MAX * sizeof *want[j]);
         got[j] = malloc(AKV_K_MAX * sizeof **got);
         random_query(&seed, v, j, r[j]);
     }
@@ -250,7 +205,7 @@ START_TEST(test_batches_and_parts)
         if (akv_rank_set_kernel(kernels[kn]) < 0)
             continue;
         for (int j = 0; j < NQ; j++)
-            nwant[j] = plain_rank(v, r[j], (enum akv_metric)(j % 3), j == 4 ? 0 : 3 + j * 7,
+            nwant[j] = ref_rank(v, r[j], (enum akv_metric)(j % 3), j == 4 ? 0 : 3 + j * 7,
                                   want[j]);
         /* One batch of NQ requests, then the same cut into 1..6 parts run
          * in turn (the daemon runs them on different threads). */
@@ -288,13 +243,14 @@ START_TEST(test_nothing_prunable)
      * every word survives and the survivor list must grow to hold them. */
     struct akv_vocab *v = awkward_vocab(20000, 8, 17);
     double r[8] = {0};
-    struct akv_hit got[5], want[5];
+    struct akv_hit got[5];
+    struct ref_hit want[5];
 
     for (size_t kn = 0; kn < NKERNELS; kn++) {
         if (akv_rank_set_kernel(kernels[kn]) < 0)
             continue;
         for (int m = 0; m < 3; m++) {
-            size_t nw = plain_rank(v, r, (enum akv_metric)m, 5, want);
+            size_t nw = ref_rank(v, r, (enum akv_metric)m, 5, want);
             size_t ng = akv_rank_topk(v, r, (enum akv_metric)m, 5, got);
             same_hits(got, ng, want, nw, kernels[kn]);
         }
