@@ -53,6 +53,7 @@ class Manager:
         self.sock.settimeout(0.05)
         self.messages = []  # (monotonic time, text)
         self.hooks = []  # (predicate, callback) run on the receiving thread
+        self.hook_errors = []
         self.lock = threading.Lock()
         self.done = False
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -74,7 +75,13 @@ class Manager:
             # for it sees what the hook found.
             for pred, cb in hooks:
                 if pred(text):
-                    cb(text)
+                    try:
+                        cb(text)
+                    except Exception as e:  # pylint: disable=broad-except
+                        # A failing hook must not kill the receiver: the
+                        # waiting test would then time out with no clue.
+                        with self.lock:
+                            self.hook_errors.append(repr(e))
             with self.lock:
                 self.messages.append((now, text))
 
@@ -88,7 +95,8 @@ class Manager:
             if sum(1 for t in self.texts() if t == text or t.startswith(text)) >= count:
                 return
             time.sleep(0.01)
-        raise AssertionError("no %r from attnkvd; got %r" % (text, self.texts()))
+        raise AssertionError("no %r from attnkvd; got %r (hook errors %r)"
+                             % (text, self.texts(), self.hook_errors))
 
     def close(self):
         self.done = True
@@ -188,9 +196,17 @@ def notify_run(env, address):
     m = Manager(address)
     ready_checks = {}
 
+    logpath = os.path.join(env.workdir, "notify.out")
+
     def on_ready(_):
-        # At the moment READY=1 arrives the port must already accept.
-        log = p.text()
+        # At the moment READY=1 arrives the port must already accept. The
+        # daemon can get here before Proc() has returned, so the hook reads
+        # the log by its path rather than through the Proc object.
+        try:
+            with open(logpath, "rb") as f:
+                log = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            log = ""
         ports = re.findall(r"listening on \S+:(\d+)", log)
         ready_checks["listening_logged"] = bool(ports)
         if ports:
@@ -228,6 +244,9 @@ def notify_run(env, address):
         assert max(gaps[-5:]) < 0.19, gaps  # each within the 200 ms budget
         rc = p.stop()
         assert rc == 0, p.text()[-3000:]
+        # The daemon has exited, but the receiving thread may not have
+        # recorded its last datagrams yet.
+        m.wait_for("STATUS=Shutting down", timeout=10)
         t = m.texts()
         assert "STOPPING=1" in t, t
         assert t.index("STOPPING=1") > t.index("READY=1")
@@ -304,7 +323,7 @@ def test_socket_activation(env):
         assert int(info_fields(c, "server")["tcp_port"]) == port
         c.close()
         assert p.stop() == 0
-        assert "STOPPING=1" in m.texts()
+        m.wait_for("STOPPING=1", timeout=10)
     finally:
         p.kill()
         m.close()
