@@ -221,6 +221,40 @@ int main(int argc, char **argv)
                  akv_attn_name(o.attn));
         report(what, t, nq, 0);
     }
+    /* What a worker does under load: a batch of QUERYs on one snapshot
+     * (attention per item, then one shared ranking scan), and the
+     * attention step alone (skip_rank), per query. */
+    for (int part = 0; part < 2; part++) {
+        for (int b = 1; b <= 16; b *= 16) {
+            struct akv_query_item items[16];
+            struct akv_query_result *many = malloc(16 * sizeof *many);
+            struct akv_store_snap snap;
+            char what[80];
+            int rounds = nq / b > 5 ? nq / b : 5;
+            for (int r = 0; r < rounds; r++) {
+                akv_store_snap_take(s, &snap);
+                for (int i = 0; i < b; i++) {
+                    uint32_t id =
+                        (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+                    memset(&items[i], 0, sizeof items[i]);
+                    akv_query_opts_default(&items[i].opts);
+                    items[i].opts.skip_rank = part;
+                    items[i].store = s;
+                    items[i].snap = &snap;
+                    items[i].q = akv_vocab_vec(voc, id);
+                    items[i].res = &many[i];
+                }
+                t0 = now();
+                akv_query_run_many(items, (size_t)b);
+                t[r] = (now() - t0) / b;
+                akv_store_snap_release(s, &snap);
+            }
+            snprintf(what, sizeof what, "QUERY %s, batches of %d (per query)",
+                     part ? "attention only" : "attn + rank", b);
+            report(what, t, rounds, 0);
+            free(many);
+        }
+    }
     printf("store memory: %.1f MB for %zu entries\n", (double)akv_store_memory(s) / 1e6,
            akv_store_count(s));
     akv_store_destroy(s);
