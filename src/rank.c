@@ -394,18 +394,58 @@ dots1_avx512(__m512i acc, const uint8_t *cb, const int32_t *p0, uint32_t g0, uin
     return _mm512_add_epi32(acc, a1);
 }
 
-/* One request, one block, given its head sums: the head test, then the
- * tail and the full bound only for a block with a word still in the
- * running. */
-TARGET_AVX512 static inline __attribute__((always_inline)) void
-finish_avx512(const struct akv_rank_scan *s, const struct rank_query *q, struct rank_part *p,
-              const uint8_t *tail, const float *in, size_t id0, __mmask16 lanes, __m512i acc)
+/* Blocks whose head test passed, waiting for their tail. A tail lies
+ * wherever its block is in a 17 MB section, so reading it at once would
+ * stall on memory (and follow a mispredicted branch) each time; instead the
+ * kernel notes the block, asks for its tail lines, and goes on with the
+ * head section, finishing the noted blocks a little later when their tails
+ * have arrived. The thresholds the head tests use may then lag a little
+ * behind, which is safe: a lower threshold discards less, never more. */
+#define PEND_MAX 256
+#define PEND_FLUSH 16 /* finish the noted blocks once this many wait */
+
+struct pending {
+    __m512i acc[PEND_MAX]; /* the exact head sums */
+    uint32_t req[PEND_MAX];
+    size_t blk[PEND_MAX];
+    size_t n;
+};
+
+/* Finishes every noted block: its tail, the full bound, the words taken. */
+TARGET_AVX512 static void pend_flush(const struct akv_rank_scan *s, struct rank_part *pp,
+                                     struct pending *pd)
 {
-    if (head_pass_avx512(q, p, in, lanes, acc) == 0)
+    const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
+    size_t hrec = akv_sketch_head_rec(s->head), trec = akv_sketch_tail_rec(s->dim, s->head);
+
+    for (size_t i = 0; i < pd->n; i++) {
+        size_t j = pd->req[i], blk = pd->blk[i];
+        const struct rank_query *q = &s->q[j];
+        const float *in = (const float *)(const void *)(hs + blk * hrec + (size_t)s->head * 64);
+        /* The tail's first group is numbered s->head. */
+        const uint8_t *tail = ts + blk * trec - (size_t)s->head * 64;
+        __m512i acc = dots1_avx512(pd->acc[i], tail, q->packed, s->head, s->groups);
+        epi_avx512(q, &pp[j], in, blk * AKV_SKETCH_ROWS, (__mmask16)block_lanes(s, blk), acc);
+    }
+    pd->n = 0;
+}
+
+/* One request, one block, given its head sums: the head test; a block with
+ * a word still in the running is noted for its tail. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void
+head_avx512(const struct akv_rank_scan *s, struct rank_part *pp, struct pending *pd, size_t j,
+            size_t blk, const uint8_t *tail, const float *in, __mmask16 lanes, __m512i acc)
+{
+    if (head_pass_avx512(&s->q[j], &pp[j], in, lanes, acc) == 0)
         return;
-    /* tail is the block's first tail group, numbered s->head. */
-    acc = dots1_avx512(acc, tail - (size_t)s->head * 64, q->packed, s->head, s->groups);
-    epi_avx512(q, p, in, id0, lanes, acc);
+    if (pd->n == PEND_MAX)
+        pend_flush(s, pp, pd);
+    for (size_t off = 0; off < akv_sketch_tail_rec(s->dim, s->head); off += 64)
+        _mm_prefetch((const char *)tail + off, _MM_HINT_T0);
+    pd->acc[pd->n] = acc;
+    pd->req[pd->n] = (uint32_t)j;
+    pd->blk[pd->n] = blk;
+    pd->n++;
 }
 
 TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp,
@@ -414,7 +454,9 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
     const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t head = s->head;
     size_t n = s->n, hrec = akv_sketch_head_rec(head), trec = akv_sketch_tail_rec(s->dim, head);
+    struct pending pend, *pd = &pend; /* 19 KB of a stack of megabytes */
 
+    pd->n = 0;
     for (size_t blk = b0; blk < b1;) {
         /* Two blocks at a time when there are two: each request's head
          * codes are broadcast once for 32 words, and four requests share
@@ -423,7 +465,6 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
          * of each block in turn), which the hardware prefetcher follows. */
         size_t nb = blk + 1 < b1 ? 2 : 1, j = 0;
         const uint8_t *hb = hs + blk * hrec, *tb = ts + blk * trec;
-        size_t id0 = blk * AKV_SKETCH_ROWS;
         __mmask16 l0 = (__mmask16)block_lanes(s, blk);
         __mmask16 l1 = nb == 2 ? (__mmask16)block_lanes(s, blk + 1) : 0;
         const float *in0 = (const float *)(const void *)(hb + (size_t)head * 64);
@@ -455,20 +496,22 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
             for (unsigned h = 0; h < 2; h++)
                 for (unsigned t = 0; t < 4; t++)
                     if (s->q[j + t].k && !pp[j + t].oom)
-                        finish_avx512(s, &s->q[j + t], &pp[j + t], tb + h * trec, h ? in1 : in0,
-                                      id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0, acc[h][t]);
+                        head_avx512(s, pp, pd, j + t, blk + h, tb + h * trec, h ? in1 : in0,
+                                    h ? l1 : l0, acc[h][t]);
         }
         for (; j < n; j++) {
             if (s->q[j].k == 0 || pp[j].oom)
                 continue;
             for (unsigned h = 0; h < nb; h++)
-                finish_avx512(s, &s->q[j], &pp[j], tb + h * trec, h ? in1 : in0,
-                              id0 + h * AKV_SKETCH_ROWS, h ? l1 : l0,
-                              dots1_avx512(_mm512_set1_epi32(-s->q[j].corr_head), hb + h * hrec,
-                                           s->q[j].packed, 0, head));
+                head_avx512(s, pp, pd, j, blk + h, tb + h * trec, h ? in1 : in0, h ? l1 : l0,
+                            dots1_avx512(_mm512_set1_epi32(-s->q[j].corr_head), hb + h * hrec,
+                                         s->q[j].packed, 0, head));
         }
         blk += nb;
+        if (pd->n >= PEND_FLUSH)
+            pend_flush(s, pp, pd);
     }
+    pend_flush(s, pp, pd);
 }
 
 #endif /* RANK_X86 */

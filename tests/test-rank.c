@@ -12,6 +12,7 @@
 #include "attnkv/vectab.h"
 #include "attnkv/vocab.h"
 #include "rank.h"
+#include "sketch.h"
 #include "refimpl.h"
 #include "runsuite.h"
 #include "testutil.h"
@@ -54,8 +55,9 @@ static struct akv_vocab *awkward_vocab(size_t n, uint32_t dim, uint64_t seed)
                 vec[d] = 2 * first[d]; /* same direction, twice as long */
             else if (i == 3)
                 vec[d] = 0;
-            else
-                vec[d] = (float)tu_uniform(&seed, -1, 1);
+            else /* a spectrum that decays, like real vectors', so that
+                  * the sketch has a head and a tail */
+                vec[d] = (float)(tu_uniform(&seed, -1, 1) / (1 + 0.1 * d));
         }
         if (i == 0)
             memcpy(first, vec, dim * sizeof *vec);
@@ -237,6 +239,47 @@ START_TEST(test_batches_and_parts)
 }
 END_TEST
 
+/* More requests in one scan than the AVX-512 kernel's list of blocks
+ * waiting for their tails holds (256): while the thresholds are still low,
+ * every block passes its head test, so the list fills within a block pair
+ * and must be emptied on the spot. */
+START_TEST(test_large_batch)
+{
+    enum { NQ = 300, DIM = 50 };
+    struct akv_vocab *v = awkward_vocab(3001, DIM, 23);
+    double (*r)[DIM] = malloc(NQ * sizeof *r);
+    struct akv_rank_req *reqs = malloc(NQ * sizeof *reqs);
+    struct akv_hit(*got)[8] = malloc(NQ * sizeof *got);
+    struct ref_hit want[8];
+    uint64_t seed = 31;
+    double eps;
+    uint32_t head;
+
+    (void)akv_vocab_sketch_rotation(v, &eps, &head);
+    ck_assert_msg(head < akv_sketch_groups(DIM), "head %u: no tail to test", head);
+    for (int j = 0; j < NQ; j++)
+        random_query(&seed, v, j, r[j]);
+    for (size_t kn = 0; kn < NKERNELS; kn++) {
+        if (akv_rank_set_kernel(kernels[kn]) < 0)
+            continue;
+        for (int j = 0; j < NQ; j++)
+            reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8,
+                                            got[j], 0};
+        ck_assert_uint_eq(akv_rank_multi(v, reqs, NQ), NQ);
+        for (int j = 0; j < NQ; j++) {
+            char what[96];
+            size_t nw = ref_rank(v, r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8, want);
+            snprintf(what, sizeof what, "%s request %d", kernels[kn], j);
+            same_hits(got[j], reqs[j].nhits, want, nw, what);
+        }
+    }
+    free(r);
+    free(reqs);
+    free(got);
+    akv_vocab_destroy(v);
+}
+END_TEST
+
 START_TEST(test_nothing_prunable)
 {
     /* A zero query ties every word (dot, cosine): nothing can be pruned, so
@@ -290,6 +333,7 @@ static Suite *rank_suite(void)
     tcase_add_test(tc, test_kernels_match_exhaustive);
     tcase_add_test(tc, test_near_ties);
     tcase_add_test(tc, test_batches_and_parts);
+    tcase_add_test(tc, test_large_batch);
     tcase_add_test(tc, test_nothing_prunable);
     tcase_add_test(tc, test_kernel_selection);
     suite_add_tcase(s, tc);
