@@ -67,6 +67,8 @@
 #define WORD_BATCH 512   /* word ids handed to a kernel at a time */
 #define PREFETCH_AHEAD 4 /* rows; a row is a few cache lines */
 #define PREFETCH_ENTRIES 16 /* how far ahead attn_block asks for table lines */
+#define ATTN_BATCH_MAX 16   /* queries sharing one pass over the store */
+#define ATTN_TABLE_MAX ((size_t)4 << 20) /* bytes of key scores a batch may keep */
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
@@ -79,6 +81,12 @@ struct kernels {
     void (*accumulate)(double *r, const float *mat, uint32_t dim, const uint32_t *ids, size_t n,
                        const double *w);
     void (*exp_block)(const double *s, double c, double *w, size_t n);
+    /* The batch forms: nq queries (qs and rs hold nq vectors of dim), the
+     * tables slot-major (entry slot[u] * nq + b for word u, query b). */
+    void (*dots_many)(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                      const uint32_t *ids, size_t n, const uint32_t *slot, double *out);
+    void (*accumulate_many)(double *rs, size_t nq, const float *mat, uint32_t dim,
+                            const uint32_t *ids, size_t n, const uint32_t *slot, const double *w);
 };
 
 struct why_heap {
@@ -86,29 +94,45 @@ struct why_heap {
     size_t n, cap;
 };
 
+/* One query of a batch. */
+struct attn_q {
+    const double *q;      /* the query in double, dim */
+    enum akv_attn_mode mode;
+    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
+    double c;             /* the shift, -INFINITY before the first block */
+    double z;             /* sum of exp(s - c) */
+    struct why_heap why;  /* keyed by raw score while scanning */
+    double *scores;       /* BLOCK_MAX: this block's scores, */
+    double *weights;      /* and their exponentials */
+};
+
+/* Word tables. With one query (nq == 1) they are indexed by vocabulary id;
+ * with a batch, by a slot that the batch gives each word it uses
+ * (kslot/vslot), nq entries a slot, so that their size follows the store
+ * rather than the vocabulary times the batch. Slot 0 stands for the sink
+ * and every word without one; its key scores are 0 and its weights are
+ * never read. */
 struct attn_state {
     const struct akv_store *s;
     const struct akv_store_snap *snap;
     const struct kernels *k;
     const float *mat; /* the vocabulary's rows */
     uint32_t dim;
-    const double *q;  /* the query in double, dim */
-    enum akv_attn_mode mode;
-    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
-    double c;             /* the shift, -INFINITY before the first block */
-    double z;             /* sum of exp(s - c) */
+    size_t nq;
+    struct attn_q *qs;
     uint32_t sink;        /* the word count, which vocab.h keeps below
                            * AKV_STORE_NO_WORD: stands for "no word" */
-    double *kscore;       /* per word: row . q, for the words kused marks */
+    double *kscore;       /* per word (or slot): row . q, for the words kused marks */
     uint64_t *kused;
-    double *vweight;      /* per word: W_u, nonzero only where vused marks */
+    double *vweight;      /* per word (or slot): W_u, nonzero only where vused marks */
     uint64_t *vused;
     size_t nmask;         /* 64-bit words in each bitmap */
+    uint32_t *kslot, *vslot; /* batch: per vocabulary word, its slot (0: none) */
+    uint32_t *vids;       /* batch: the word of each value slot (vids[0] unused) */
+    size_t nv, vcap;      /* batch: value slots in use, and allocated */
+    int oom;
     size_t attended;
-    struct why_heap why; /* keyed by raw score while scanning */
     double inv_n[AKV_PHRASE_WORDS_MAX + 1];
-    double scores[BLOCK_MAX];
-    double weights[BLOCK_MAX];
 };
 
 /* ---- kernels ------------------------------------------------------------ */
@@ -173,6 +197,32 @@ ALWAYS_INLINE void dots_body(const float *mat, uint32_t dim, const double *q, co
     }
 }
 
+/* r += w0 x0 + w1 x1, and r += w x: the steps of the weighted row sums.
+ * The batch and the single-query sums call the same steps in the same
+ * order, so a query gets the same bits either way. */
+ALWAYS_INLINE void acc_pair(double *r, const float *x0, const float *x1, double w0, double w1,
+                            uint32_t dim)
+{
+    v4d wv0 = {w0, w0, w0, w0}, wv1 = {w1, w1, w1, w1}, acc, xv0, xv1;
+    uint32_t d = 0;
+
+    for (; d + 4 <= dim; d += 4) {
+        LOAD4D(acc, r + d);
+        LOAD4F(xv0, x0 + d);
+        LOAD4F(xv1, x1 + d);
+        acc += wv0 * xv0 + wv1 * xv1;
+        memcpy(r + d, &acc, sizeof acc);
+    }
+    for (; d < dim; d++)
+        r[d] += w0 * x0[d] + w1 * x1[d];
+}
+
+ALWAYS_INLINE void acc_one(double *r, const float *x, double w, uint32_t dim)
+{
+    for (uint32_t d = 0; d < dim; d++)
+        r[d] += w * x[d];
+}
+
 /* r += w[u] row u for the n words u in ids, two rows at a time so that r
  * is loaded and stored half as often. */
 ALWAYS_INLINE void accumulate_body(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
@@ -181,28 +231,54 @@ ALWAYS_INLINE void accumulate_body(double *r, const float *mat, uint32_t dim, co
     size_t j = 0;
 
     for (; j + 2 <= n; j += 2) {
-        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
-        double w0 = w[ids[j]], w1 = w[ids[j + 1]];
-        v4d wv0 = {w0, w0, w0, w0}, wv1 = {w1, w1, w1, w1}, acc, xv0, xv1;
-        uint32_t d = 0;
         if (j + PREFETCH_AHEAD + 1 < n) {
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
         }
-        for (; d + 4 <= dim; d += 4) {
-            LOAD4D(acc, r + d);
-            LOAD4F(xv0, x0 + d);
-            LOAD4F(xv1, x1 + d);
-            acc += wv0 * xv0 + wv1 * xv1;
-            memcpy(r + d, &acc, sizeof acc);
+        acc_pair(r, mat + (size_t)ids[j] * dim, mat + (size_t)ids[j + 1] * dim, w[ids[j]],
+                 w[ids[j + 1]], dim);
+    }
+    for (; j < n; j++)
+        acc_one(r, mat + (size_t)ids[j] * dim, w[ids[j]], dim);
+}
+
+/* The batch forms: each row is read from memory once and used by every
+ * query of the batch while it is in the L1 cache. */
+ALWAYS_INLINE void dots_many_body(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                                  const uint32_t *ids, size_t n, const uint32_t *slot,
+                                  double *out)
+{
+    for (size_t j = 0; j < n; j++) {
+        const float *x = mat + (size_t)ids[j] * dim;
+        double *o = out + (size_t)slot[ids[j]] * nq;
+        if (j + PREFETCH_AHEAD < n)
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+        for (size_t b = 0; b < nq; b++)
+            o[b] = dot_body(x, qs + b * dim, dim);
+    }
+}
+
+ALWAYS_INLINE void accumulate_many_body(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                        const uint32_t *ids, size_t n, const uint32_t *slot,
+                                        const double *w)
+{
+    size_t j = 0;
+
+    for (; j + 2 <= n; j += 2) {
+        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
+        const double *w0 = w + (size_t)slot[ids[j]] * nq, *w1 = w + (size_t)slot[ids[j + 1]] * nq;
+        if (j + PREFETCH_AHEAD + 1 < n) {
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
         }
-        for (; d < dim; d++)
-            r[d] += w0 * x0[d] + w1 * x1[d];
+        for (size_t b = 0; b < nq; b++)
+            acc_pair(rs + b * dim, x0, x1, w0[b], w1[b], dim);
     }
     for (; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;
-        for (uint32_t d = 0; d < dim; d++)
-            r[d] += w[ids[j]] * x[d];
+        const double *w0 = w + (size_t)slot[ids[j]] * nq;
+        for (size_t b = 0; b < nq; b++)
+            acc_one(rs + b * dim, x, w0[b], dim);
     }
 }
 
@@ -278,7 +354,21 @@ static void exp_block_base(const double *s, double c, double *w, size_t n)
     exp_block_body(s, c, w, n);
 }
 
-static const struct kernels kernels_base = {dots_base, accumulate_base, exp_block_base};
+static void dots_many_base(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                           const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
+{
+    dots_many_body(mat, dim, qs, nq, ids, n, slot, out);
+}
+
+static void accumulate_many_base(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                 const uint32_t *ids, size_t n, const uint32_t *slot,
+                                 const double *w)
+{
+    accumulate_many_body(rs, nq, mat, dim, ids, n, slot, w);
+}
+
+static const struct kernels kernels_base = {dots_base, accumulate_base, exp_block_base,
+                                            dots_many_base, accumulate_many_base};
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define AVX2 __attribute__((target("avx2")))
@@ -300,7 +390,21 @@ AVX2 static void exp_block_avx2(const double *s, double c, double *w, size_t n)
     exp_block_body(s, c, w, n);
 }
 
-static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2};
+AVX2 static void dots_many_avx2(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                                const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
+{
+    dots_many_body(mat, dim, qs, nq, ids, n, slot, out);
+}
+
+AVX2 static void accumulate_many_avx2(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                      const uint32_t *ids, size_t n, const uint32_t *slot,
+                                      const double *w)
+{
+    accumulate_many_body(rs, nq, mat, dim, ids, n, slot, w);
+}
+
+static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2,
+                                            dots_many_avx2, accumulate_many_avx2};
 
 static const struct kernels *kernels_pick(void)
 {
@@ -403,12 +507,28 @@ static void each_word(struct attn_state *st, const uint64_t *m,
 static void score_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
     (void)arg;
-    st->k->dots(st->mat, st->dim, st->q, ids, n, st->kscore);
+    st->k->dots(st->mat, st->dim, st->qs[0].q, ids, n, st->kscore);
 }
+
+/* Batch: gives the key words slots 1, 2, ... in id order, then scores them
+ * (arg: the next slot). */
+static void score_words_many(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    uint32_t *next = arg;
+
+    for (size_t j = 0; j < n; j++)
+        st->kslot[ids[j]] = (*next)++;
+    st->k->dots_many(st->mat, st->dim, st->qs[0].q, st->nq, ids, n, st->kslot, st->kscore);
+}
+
+struct rescale_arg {
+    double scale;
+    size_t b;
+};
 
 static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
-    double scale = *(const double *)arg;
+    double scale = ((const struct rescale_arg *)arg)->scale;
 
     for (size_t j = 0; j < n; j++)
         st->vweight[ids[j]] *= scale;
@@ -416,77 +536,106 @@ static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, 
 
 static void accumulate_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
-    st->k->accumulate(arg, st->mat, st->dim, ids, n, st->vweight);
+    if (st->nq == 1)
+        st->k->accumulate(arg, st->mat, st->dim, ids, n, st->vweight);
+    else
+        st->k->accumulate_many(arg, st->nq, st->mat, st->dim, ids, n, st->vslot, st->vweight);
+}
+
+/* Where the key score of word u for query 0 is (the next queries follow). */
+static inline size_t kpos(const struct attn_state *st, size_t nq, uint32_t u)
+{
+    return nq == 1 ? u : (size_t)st->kslot[u] * nq;
+}
+
+/* Batch: a new value slot for word u; 0 (the sink's) without memory. */
+static size_t vslot_new(struct attn_state *st, uint32_t u)
+{
+    size_t nq = st->nq;
+
+    if (st->nv == st->vcap) {
+        size_t cap = 2 * st->vcap;
+        double *w = realloc(st->vweight, cap * nq * sizeof *w);
+        uint32_t *ids;
+        if (w == NULL) {
+            st->oom = 1;
+            return 0;
+        }
+        st->vweight = w;
+        ids = realloc(st->vids, cap * sizeof *ids);
+        if (ids == NULL) {
+            st->oom = 1;
+            return 0;
+        }
+        st->vids = ids;
+        st->vcap = cap;
+    }
+    memset(st->vweight + st->nv * nq, 0, nq * sizeof *st->vweight);
+    st->vids[st->nv] = u;
+    st->vslot[u] = (uint32_t)st->nv;
+    return st->nv++;
+}
+
+/* Where the weight of value word u for query 0 is (the next queries follow). */
+static inline size_t vpos(struct attn_state *st, size_t nq, uint32_t u)
+{
+    size_t v;
+
+    if (nq == 1)
+        return u;
+    v = st->vslot[u];
+    if (v == 0 && u < st->sink)
+        v = vslot_new(st, u);
+    return v * nq;
 }
 
 _Static_assert(AKV_STORE_WORDS_INLINE == 3, "attn_block handles three inline words");
 
-/* The score of a visible key of more than AKV_STORE_WORDS_INLINE words. */
-static double long_key_score(const struct attn_state *st, size_t slot, uint32_t n)
+/* The score of a visible key of more than AKV_STORE_WORDS_INLINE words, for
+ * query b. */
+static double long_key_score(const struct attn_state *st, size_t nq, size_t slot, uint32_t n,
+                             size_t b)
 {
     const uint32_t *ids = all_words(st, slot, AKV_STORE_KEY);
     double s = 0;
 
     for (uint32_t j = 0; j < n; j++)
-        s += st->kscore[ids[j]];
+        s += st->kscore[kpos(st, nq, ids[j]) + b];
     return s;
 }
 
-/* Adds w to the weight of each word of a visible value of more than
- * AKV_STORE_WORDS_INLINE words. */
-static void long_value_add(struct attn_state *st, size_t slot, uint32_t n, double w)
+/* Adds w[b] to the weight of each word of a visible value of more than
+ * AKV_STORE_WORDS_INLINE words, for every query b. */
+static void long_value_add(struct attn_state *st, size_t nq, size_t slot, uint32_t n,
+                           const double *w)
 {
     const uint32_t *ids = all_words(st, slot, AKV_STORE_VALUE);
 
     for (uint32_t j = 0; j < n; j++) {
-        st->vweight[ids[j]] += w;
+        size_t p = vpos(st, nq, ids[j]);
+        for (size_t b = 0; b < nq; b++)
+            st->vweight[p + b] += w[b];
         bit_set(st->vused, ids[j]);
     }
 }
 
-/* Scores, exponentials, and the weights of the value words. */
-static int attn_block(void *arg, const struct akv_store_block *b)
+/* One query's part of a block once its scores are in: the softmax shift,
+ * the exponentials and their sum. */
+static void block_weights(struct attn_state *st, size_t nq, size_t b,
+                          const struct akv_store_block *blk)
 {
-    struct attn_state *st = arg;
-    const double *restrict ks = st->kscore;
-    const double *inv_n = st->inv_n;
-    double *restrict scores = st->scores, *restrict weights = st->weights;
-    double *restrict vw = st->vweight;
-    uint64_t *restrict vused = st->vused;
-    const uint8_t *visible = b->visible;
-    uint32_t sink = st->sink;
+    struct attn_q *aq = &st->qs[b];
+    double *restrict scores = aq->scores, *restrict weights = aq->weights;
+    const uint8_t *visible = blk->visible;
     double bmax, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
     double z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-    size_t n = b->n, i;
+    size_t n = blk->n, i;
 
-    for (i = 0; i < n; i++) {
-        const struct akv_store_words *k = &b->keys[i];
-        uint32_t u1, u2;
-        double s;
-        /* The key words' scores are all over a table larger than the L2
-         * cache: ask for those of a later entry now (only a visible row
-         * may be read, even for that). */
-        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
-            const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
-            __builtin_prefetch(&ks[ka->id[0]]);
-            __builtin_prefetch(&ks[ka->id[1] < sink ? ka->id[1] : sink]);
-            __builtin_prefetch(&ks[ka->id[2] < sink ? ka->id[2] : sink]);
-        }
-        if (!visible[i]) {
-            scores[i] = -INFINITY;
-            continue;
-        }
-        u1 = k->id[1] < sink ? k->id[1] : sink;
-        u2 = k->id[2] < sink ? k->id[2] : sink;
-        s = ks[k->id[0]] + ks[u1] + ks[u2];
-        if (k->n > AKV_STORE_WORDS_INLINE)
-            s = long_key_score(st, b->first_slot + i, k->n);
-        scores[i] = s * inv_n[k->n];
-    }
-    if (st->mode == AKV_ATTN_COSINE)
+    if (aq->mode == AKV_ATTN_COSINE)
         for (i = 0; i < n; i++)
             if (visible[i])
-                scores[i] = b->knorms[i] > 0 ? scores[i] / b->knorms[i] * st->inv_qnorm_tau : 0.0;
+                scores[i] =
+                    blk->knorms[i] > 0 ? scores[i] / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
     /* The largest score, in four chains that run side by side (invisible
      * rows hold -INFINITY). */
     for (i = 0; i + 4 <= n; i += 4) {
@@ -500,20 +649,25 @@ static int attn_block(void *arg, const struct akv_store_block *b)
     m0 = m0 > m1 ? m0 : m1;
     m2 = m2 > m3 ? m2 : m3;
     bmax = m0 > m2 ? m0 : m2;
-    if (st->why.cap > 0)
+    if (aq->why.cap > 0)
         for (i = 0; i < n; i++)
             if (visible[i])
-                why_offer(&st->why, b->first_slot + i, scores[i]);
+                why_offer(&aq->why, blk->first_slot + i, scores[i]);
 
-    if (st->c == -INFINITY) {
-        st->c = bmax;
-    } else if (bmax > st->c + SHIFT_SLACK) {
-        double scale = exp(st->c - bmax);
-        st->z *= scale;
-        each_word(st, st->vused, rescale_words, &scale);
-        st->c = bmax;
+    if (aq->c == -INFINITY) {
+        aq->c = bmax;
+    } else if (bmax > aq->c + SHIFT_SLACK) {
+        struct rescale_arg ra = {exp(aq->c - bmax), b};
+        aq->z *= ra.scale;
+        if (nq == 1) {
+            each_word(st, st->vused, rescale_words, &ra);
+        } else {
+            for (size_t v = 1; v < st->nv; v++)
+                st->vweight[v * nq + b] *= ra.scale;
+        }
+        aq->c = bmax;
     }
-    st->k->exp_block(scores, st->c, weights, n);
+    st->k->exp_block(scores, aq->c, weights, n);
 
     /* Invisible rows weigh 0. Four sums, so that the additions pipeline. */
     for (i = 0; i + 4 <= n; i += 4) {
@@ -524,48 +678,133 @@ static int attn_block(void *arg, const struct akv_store_block *b)
     }
     for (; i < n; i++)
         z0 += weights[i];
-    st->z += (z0 + z1) + (z2 + z3);
+    aq->z += (z0 + z1) + (z2 + z3);
+}
+
+/* Scores, exponentials, and the weights of the value words, for nq queries
+ * (a constant where this is inlined, so the one-query form loses nothing). */
+static inline __attribute__((always_inline)) int attn_block_body(struct attn_state *st, size_t nq,
+                                                                 const struct akv_store_block *b)
+{
+    const double *restrict ks = st->kscore;
+    const double *inv_n = st->inv_n;
+    const uint8_t *visible = b->visible;
+    uint32_t sink = st->sink;
+    size_t n = b->n, i;
+    double *sq[ATTN_BATCH_MAX], *wq[ATTN_BATCH_MAX]; /* each query's scores and weights */
+
+    for (size_t q = 0; q < nq; q++) {
+        sq[q] = st->qs[q].scores;
+        wq[q] = st->qs[q].weights;
+    }
+    for (i = 0; i < n; i++) {
+        const struct akv_store_words *k = &b->keys[i];
+        uint32_t u1, u2;
+        size_t p0, p1, p2;
+        /* The key words' scores (or slots) are all over a table larger
+         * than the L2 cache: ask for those of a later entry now (only a
+         * visible row may be read, even for that). */
+        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
+            const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
+            uint32_t a1 = ka->id[1] < sink ? ka->id[1] : sink;
+            uint32_t a2 = ka->id[2] < sink ? ka->id[2] : sink;
+            if (nq == 1) {
+                __builtin_prefetch(&ks[ka->id[0]]);
+                __builtin_prefetch(&ks[a1]);
+                __builtin_prefetch(&ks[a2]);
+            } else {
+                __builtin_prefetch(&st->kslot[ka->id[0]]);
+                __builtin_prefetch(&st->kslot[a1]);
+                __builtin_prefetch(&st->kslot[a2]);
+            }
+        }
+        if (!visible[i]) {
+            for (size_t q = 0; q < nq; q++)
+                sq[q][i] = -INFINITY;
+            continue;
+        }
+        u1 = k->id[1] < sink ? k->id[1] : sink;
+        u2 = k->id[2] < sink ? k->id[2] : sink;
+        p0 = kpos(st, nq, k->id[0]);
+        p1 = kpos(st, nq, u1);
+        p2 = kpos(st, nq, u2);
+        for (size_t q = 0; q < nq; q++) {
+            double s = ks[p0 + q] + ks[p1 + q] + ks[p2 + q];
+            if (k->n > AKV_STORE_WORDS_INLINE)
+                s = long_key_score(st, nq, b->first_slot + i, k->n, q);
+            sq[q][i] = s * inv_n[k->n];
+        }
+    }
+    for (size_t q = 0; q < nq; q++)
+        block_weights(st, nq, q, b);
 
     for (i = 0; i < n; i++) {
         const struct akv_store_words *v = &b->vals[i];
-        double w;
+        double w[ATTN_BATCH_MAX];
         if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
             uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
-            __builtin_prefetch(&vw[u < sink ? u : sink], 1);
+            u = u < sink ? u : sink;
+            if (nq == 1)
+                __builtin_prefetch(&st->vweight[u], 1);
+            else
+                __builtin_prefetch(&st->vslot[u]);
         }
         if (!visible[i])
             continue;
-        w = weights[i] * inv_n[v->n];
+        for (size_t q = 0; q < nq; q++)
+            w[q] = wq[q][i] * inv_n[v->n];
         if (v->n == 1) {
-            vw[v->id[0]] += w;
-            bit_set(vused, v->id[0]);
+            size_t p = vpos(st, nq, v->id[0]);
+            double *restrict vw = st->vweight; /* vpos may have moved it */
+            for (size_t q = 0; q < nq; q++)
+                vw[p + q] += w[q];
+            bit_set(st->vused, v->id[0]);
         } else if (v->n <= AKV_STORE_WORDS_INLINE) {
             uint32_t u2 = v->id[2] < sink ? v->id[2] : sink;
-            vw[v->id[0]] += w;
-            vw[v->id[1]] += w;
-            vw[u2] += w;
-            bit_set(vused, v->id[0]);
-            bit_set(vused, v->id[1]);
-            bit_set(vused, u2);
+            size_t p0 = vpos(st, nq, v->id[0]), p1 = vpos(st, nq, v->id[1]);
+            size_t p2 = vpos(st, nq, u2);
+            double *restrict vw = st->vweight; /* vpos may have moved it */
+            for (size_t q = 0; q < nq; q++) {
+                vw[p0 + q] += w[q];
+                vw[p1 + q] += w[q];
+                vw[p2 + q] += w[q];
+            }
+            bit_set(st->vused, v->id[0]);
+            bit_set(st->vused, v->id[1]);
+            bit_set(st->vused, u2);
         } else {
-            long_value_add(st, b->first_slot + i, v->n, w);
+            long_value_add(st, nq, b->first_slot + i, v->n, w);
         }
     }
     st->attended += b->nvisible;
-    return 0;
+    return st->oom ? -ENOMEM : 0;
+}
+
+static int attn_block_one(void *arg, const struct akv_store_block *b)
+{
+    return attn_block_body(arg, 1, b);
+}
+
+static int attn_block_many(void *arg, const struct akv_store_block *b)
+{
+    struct attn_state *st = arg;
+    return attn_block_body(st, st->nq, b);
 }
 
 /* Per-thread scratch: the two tables indexed by vocabulary id (5.5 MB for
- * GloVe 6B) and their bitmaps. Allocating and clearing them for every query
- * cost more than the attention itself on a 1,000-entry store (a 2.7 MB
- * memset per query: 13% of the daemon's time under load), so each worker
- * thread keeps its own, and a query leaves it as it found it: every weight
- * it touched back to 0 and every bit it set cleared (reset_used). Freed when
- * the thread exits. */
+ * GloVe 6B), their bitmaps, the batch's slot tables, and each query's block
+ * arrays. Allocating and clearing them for every query cost more than the
+ * attention itself on a 1,000-entry store (a 2.7 MB memset per query: 13%
+ * of the daemon's time under load), so each worker thread keeps its own,
+ * and a query leaves it as it found it: every weight it touched back to 0,
+ * every bit it set cleared and every slot it gave back to 0 (reset_used).
+ * Freed when the thread exits. */
 struct attn_scratch {
     size_t nwords;
     double *tables;  /* kscore (nwords + 1), vweight (nwords + 1, all 0 between queries) */
     uint64_t *masks; /* kused, vused (all 0 between queries) */
+    uint32_t *slots; /* kslot, vslot (nwords + 1 each, all 0 between queries) */
+    double *blocks;  /* scores and weights, BLOCK_MAX each, per query of a batch */
 };
 
 static pthread_key_t scratch_key;
@@ -580,6 +819,8 @@ static void scratch_free(void *p)
         return;
     free(sc->tables);
     free(sc->masks);
+    free(sc->slots);
+    free(sc->blocks);
     free(sc);
 }
 
@@ -607,9 +848,14 @@ static struct attn_scratch *scratch_get(size_t nwords)
     if (sc == NULL)
         return NULL;
     sc->nwords = nwords;
+    /* calloc'd, so pages nobody touches (most of the slot tables) cost no
+     * memory. */
     sc->tables = calloc(2 * (nwords + 1), sizeof *sc->tables);
     sc->masks = calloc(2 * nmask, sizeof *sc->masks);
-    if (sc->tables == NULL || sc->masks == NULL || pthread_setspecific(scratch_key, sc) != 0) {
+    sc->slots = calloc(2 * (nwords + 1), sizeof *sc->slots);
+    sc->blocks = malloc(2 * ATTN_BATCH_MAX * BLOCK_MAX * sizeof *sc->blocks);
+    if (sc->tables == NULL || sc->masks == NULL || sc->slots == NULL || sc->blocks == NULL ||
+        pthread_setspecific(scratch_key, sc) != 0) {
         scratch_free(sc);
         return NULL;
     }
@@ -617,17 +863,24 @@ static struct attn_scratch *scratch_get(size_t nwords)
 }
 
 /* Puts back the zeros a query disturbed: the weights of the words in vused
- * (the sink included) and both bitmaps. */
-static void reset_used(struct attn_state *st)
+ * (the sink included) or the batch's slots, and both bitmaps. */
+static void reset_used(struct attn_state *st, const uint32_t *kids, size_t nk)
 {
-    for (size_t i = 0; i < st->nmask; i++) {
-        uint64_t bits = st->vused[i];
-        while (bits != 0) {
-            st->vweight[i * 64 + (size_t)__builtin_ctzll(bits)] = 0;
-            bits &= bits - 1;
+    if (st->nq == 1) {
+        for (size_t i = 0; i < st->nmask; i++) {
+            uint64_t bits = st->vused[i];
+            while (bits != 0) {
+                st->vweight[i * 64 + (size_t)__builtin_ctzll(bits)] = 0;
+                bits &= bits - 1;
+            }
         }
+        st->vweight[st->sink] = 0;
+    } else {
+        for (size_t v = 1; v < st->nv; v++)
+            st->vslot[st->vids[v]] = 0;
+        for (size_t j = 0; j < nk; j++)
+            st->kslot[kids[j]] = 0;
     }
-    st->vweight[st->sink] = 0;
     memset(st->vused, 0, st->nmask * sizeof *st->vused);
     memset(st->kused, 0, st->nmask * sizeof *st->kused);
 }
@@ -640,76 +893,195 @@ static int cmp_why(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
-                  enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
-                  size_t nwhy_max, size_t *nwhy)
+static void collect_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    uint32_t **out = arg;
+
+    (void)st;
+    memcpy(*out, ids, n * sizeof *ids);
+    *out += n;
+}
+
+static size_t count_bits(const uint64_t *m, size_t nmask)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < nmask; i++)
+        n += (size_t)__builtin_popcountll(m[i]);
+    return n;
+}
+
+/* One batch of at most ATTN_BATCH_MAX jobs. */
+static long run_batch(const struct akv_store *s, const struct akv_store_snap *snap,
+                      struct akv_attn_job *jobs, size_t nq, struct attn_scratch *sc)
 {
     const struct akv_vocab *voc = akv_store_vocab(s);
-    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64;
+    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, nk = 0;
     uint32_t dim = akv_store_dim(s);
-    struct attn_state *st = malloc(sizeof *st);
-    double *qd = malloc(dim * sizeof *qd);
-    struct attn_scratch *sc = scratch_get(nwords);
-    double *tables;
-    uint64_t *masks;
-    double qq = 0;
+    struct attn_state *st = calloc(1, sizeof *st);
+    struct attn_q *qs = calloc(nq, sizeof *qs);
+    double *qd = malloc(nq * dim * sizeof *qd);
+    double *rs = nq > 1 ? calloc(nq * dim, sizeof *rs) : NULL;
+    double *kscore = NULL;
+    uint32_t *kids = NULL;
     long attended = -ENOMEM;
 
-    *nwhy = 0;
-    memset(r, 0, dim * sizeof *r);
-    if (st == NULL || qd == NULL || sc == NULL)
-        goto out;
-    tables = sc->tables;
-    masks = sc->masks;
-    for (uint32_t d = 0; d < dim; d++) {
-        qd[d] = q[d];
-        qq += qd[d] * qd[d];
+    for (size_t b = 0; b < nq; b++) {
+        jobs[b].nwhy = 0;
+        memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
     }
+    if (st == NULL || qs == NULL || qd == NULL || (nq > 1 && rs == NULL))
+        goto out;
     st->s = s;
     st->snap = snap;
     st->k = kernels_pick();
     st->mat = akv_vocab_matrix(voc);
     st->dim = dim;
-    st->q = qd;
-    st->mode = mode;
-    st->inv_qnorm_tau = qq > 0 ? 1.0 / (sqrt(qq) * (tau > 0 ? tau : 1.0)) : 0.0;
-    st->c = -INFINITY;
-    st->z = 0;
+    st->nq = nq;
+    st->qs = qs;
     st->sink = (uint32_t)nwords;
-    st->kscore = tables;
-    st->vweight = tables + nwords + 1;
-    st->kused = masks;
-    st->vused = masks + nmask;
+    st->kused = sc->masks;
+    st->vused = sc->masks + nmask;
     st->nmask = nmask;
-    st->attended = 0;
-    st->why.h = why;
-    st->why.n = 0;
-    st->why.cap = nwhy_max;
+    st->kslot = sc->slots;
+    st->vslot = sc->slots + nwords + 1;
     st->inv_n[0] = 0;
     for (size_t n = 1; n <= AKV_PHRASE_WORDS_MAX; n++)
         st->inv_n[n] = 1.0 / (double)n;
-    /* The sink scores 0; every weight starts at 0 (the scratch's
-     * invariant), so that attn_block adds without looking (the vused bits
-     * only say which rows to read). */
-    st->kscore[st->sink] = 0;
+    for (size_t b = 0; b < nq; b++) {
+        struct attn_q *aq = &qs[b];
+        double *q = qd + b * dim, qq = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            q[d] = jobs[b].q[d];
+            qq += q[d] * q[d];
+        }
+        aq->q = q;
+        aq->mode = jobs[b].mode;
+        aq->inv_qnorm_tau =
+            qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
+        aq->c = -INFINITY;
+        aq->z = 0;
+        aq->why.h = jobs[b].why;
+        aq->why.n = 0;
+        aq->why.cap = jobs[b].nwhy_max;
+        aq->scores = sc->blocks + 2 * b * BLOCK_MAX;
+        aq->weights = aq->scores + BLOCK_MAX;
+    }
 
     akv_store_key_words(s, snap, st->kused);
-    each_word(st, st->kused, score_words, NULL);
-    akv_store_scan(s, snap, attn_block, st);
+    if (nq == 1) {
+        /* The sink scores 0; every weight starts at 0 (the scratch's
+         * invariant), so that attn_block adds without looking (the vused
+         * bits only say which rows to read). */
+        st->kscore = sc->tables;
+        st->vweight = sc->tables + nwords + 1;
+        st->kscore[st->sink] = 0;
+        each_word(st, st->kused, score_words, NULL);
+        attended = akv_store_scan(s, snap, attn_block_one, st);
+    } else {
+        /* Slot 0 is the sink's: key scores 0. */
+        uint32_t next = 1, *at;
+        nk = count_bits(st->kused, nmask);
+        kids = malloc((nk ? nk : 1) * sizeof *kids);
+        kscore = calloc((nk + 1) * nq, sizeof *kscore);
+        st->vcap = 64;
+        st->vweight = calloc(st->vcap * nq, sizeof *st->vweight);
+        st->vids = malloc(st->vcap * sizeof *st->vids);
+        st->nv = 1;
+        if (kids == NULL || kscore == NULL || st->vweight == NULL || st->vids == NULL) {
+            nk = 0;
+            attended = -ENOMEM;
+            goto reset;
+        }
+        at = kids;
+        each_word(st, st->kused, collect_words, &at);
+        nk = (size_t)(at - kids); /* the sink, if marked, is not among them */
+        st->kscore = kscore;
+        each_word(st, st->kused, score_words_many, &next);
+        attended = akv_store_scan(s, snap, attn_block_many, st);
+    }
+    if (attended < 0)
+        goto reset;
     attended = (long)st->attended;
     if (attended > 0) {
-        each_word(st, st->vused, accumulate_words, r);
-        for (uint32_t d = 0; d < dim; d++)
-            r[d] /= st->z;
-        /* Turn the kept raw scores into weights, best first. */
-        for (size_t i = 0; i < st->why.n; i++)
-            why[i].weight = exp(why[i].weight - st->c) / st->z;
-        qsort(why, st->why.n, sizeof *why, cmp_why);
-        *nwhy = st->why.n;
+        each_word(st, st->vused, accumulate_words, nq == 1 ? jobs[0].r : rs);
+        for (size_t b = 0; b < nq; b++) {
+            struct attn_q *aq = &qs[b];
+            double *r = jobs[b].r;
+            if (nq > 1)
+                memcpy(r, rs + b * dim, dim * sizeof *r);
+            for (uint32_t d = 0; d < dim; d++)
+                r[d] /= aq->z;
+            /* Turn the kept raw scores into weights, best first. */
+            for (size_t i = 0; i < aq->why.n; i++)
+                aq->why.h[i].weight = exp(aq->why.h[i].weight - aq->c) / aq->z;
+            qsort(aq->why.h, aq->why.n, sizeof *aq->why.h, cmp_why);
+            jobs[b].nwhy = aq->why.n;
+        }
     }
-    reset_used(st);
+reset:
+    reset_used(st, kids, nk);
+    if (nq > 1) {
+        free(st->vweight);
+        free(st->vids);
+    }
 out:
-    free(st);
+    if (attended < 0)
+        for (size_t b = 0; b < nq; b++)
+            jobs[b].nwhy = 0;
+    free(kscore);
+    free(kids);
+    free(rs);
     free(qd);
+    free(qs);
+    free(st);
+    return attended;
+}
+
+long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
+                       struct akv_attn_job *jobs, size_t n)
+{
+    const struct akv_vocab *voc = akv_store_vocab(s);
+    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, chunk;
+    struct attn_scratch *sc = scratch_get(nwords);
+    long attended = 0;
+
+    if (sc == NULL) {
+        for (size_t b = 0; b < n; b++) {
+            jobs[b].nwhy = 0;
+            memset(jobs[b].r, 0, akv_store_dim(s) * sizeof *jobs[b].r);
+        }
+        return -ENOMEM;
+    }
+    /* A batch keeps a score per key word and query: with very many
+     * distinct key words, fewer queries share a pass (and one alone uses
+     * the tables indexed by word id, which need no slots). */
+    chunk = 1;
+    if (n > 1) {
+        size_t nk;
+        akv_store_key_words(s, snap, sc->masks);
+        nk = count_bits(sc->masks, nmask);
+        memset(sc->masks, 0, nmask * sizeof *sc->masks);
+        chunk = ATTN_TABLE_MAX / ((nk + 1) * sizeof(double));
+        chunk = chunk < 1 ? 1 : chunk > ATTN_BATCH_MAX ? ATTN_BATCH_MAX : chunk;
+    }
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        long a = run_batch(s, snap, jobs + i, m, sc);
+        if (a < 0)
+            return a;
+        attended = a;
+    }
+    return attended;
+}
+
+long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
+                  enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
+                  size_t nwhy_max, size_t *nwhy)
+{
+    struct akv_attn_job job = {q, mode, tau, r, why, nwhy_max, 0};
+    long attended = akv_attn_run_many(s, snap, &job, 1);
+
+    *nwhy = job.nwhy;
     return attended;
 }

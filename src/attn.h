@@ -22,4 +22,24 @@ long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, 
                   enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
                   size_t nwhy_max, size_t *nwhy);
 
+/* One query of akv_attn_run_many: the arguments of akv_attn_run, and
+ * nwhy for its result. */
+struct akv_attn_job {
+    const float *q;
+    enum akv_attn_mode mode;
+    double tau;
+    double *r;
+    struct akv_why *why;
+    size_t nwhy_max;
+    size_t nwhy;
+};
+
+/* akv_attn_run for n queries on one snapshot, in a shared pass over the
+ * store (each key and value row read once for up to 16 queries). Every job
+ * gets the same bits akv_attn_run would give it alone. Returns the number of
+ * entries attended to (the same for all), or -ENOMEM (then every r is
+ * zero and nwhy 0). */
+long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
+                       struct akv_attn_job *jobs, size_t n);
+
 #endif

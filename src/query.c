@@ -94,6 +94,9 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     const struct akv_vocab *voc = NULL;
     struct akv_rank_req *reqs = NULL;
     size_t *idx = NULL; /* idx[j]: the item of request j */
+    struct akv_attn_job *jobs = NULL;
+    size_t *grp = NULL; /* grp[g]: the item of job g */
+    unsigned char *done = NULL;
     double *rs = NULL;
     size_t nreq = 0;
     uint32_t dim = 0;
@@ -105,46 +108,76 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     reqs = malloc(n * sizeof *reqs);
     idx = malloc(n * sizeof *idx);
     rs = malloc(n * (size_t)dim * sizeof *rs);
-    if (reqs == NULL || idx == NULL || rs == NULL) {
+    jobs = malloc(n * sizeof *jobs);
+    grp = malloc(n * sizeof *grp);
+    done = malloc(n);
+    if (reqs == NULL || idx == NULL || rs == NULL || jobs == NULL || grp == NULL ||
+        done == NULL) {
         free(reqs);
         free(idx);
         free(rs);
+        free(jobs);
+        free(grp);
+        free(done);
         for (size_t i = 0; i < n; i++)
             items[i].rc = -ENOMEM;
         return -ENOMEM;
     }
 
-    /* The attention step, per item; the items that need the vocabulary
-     * ranked become requests of one shared scan. */
+    /* The attention step: the items on the same snapshot of the same
+     * store share passes over it (akv_attn_run_many). */
     for (size_t i = 0; i < n; i++) {
         struct akv_query_item *it = &items[i];
-        const struct akv_query_opts *o = &it->opts;
-        struct akv_query_result *res = it->res;
         const struct akv_vocab *iv = it->store ? akv_store_vocab(it->store) : it->vocab;
-        double *r = rs + i * (size_t)dim;
 
-        res->nhits = 0;
-        res->nwhy = 0;
-        res->attended = 0;
+        it->res->nhits = 0;
+        it->res->nwhy = 0;
+        it->res->attended = 0;
         it->rc = 0;
-        if (iv != voc) {
+        if (iv != voc || (it->store != NULL && !opts_valid(&it->opts)))
             it->rc = -EINVAL; /* one scan serves one vocabulary */
+        done[i] = it->rc != 0 || it->store == NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t nj = 0;
+        long attended;
+        if (done[i])
             continue;
-        }
-        if (it->store != NULL) {
-            long attended;
-            if (!opts_valid(o)) {
-                it->rc = -EINVAL;
+        for (size_t j = i; j < n; j++) {
+            const struct akv_query_item *a = &items[i], *b = &items[j];
+            struct akv_query_result *res = b->res;
+            if (done[j] || b->store != a->store || b->snap->version != a->snap->version ||
+                b->snap->nslots != a->snap->nslots)
                 continue;
-            }
-            attended = akv_attn_run(it->store, it->snap, it->q, o->attn, o->temperature, r,
-                                    res->why, o->explain, &res->nwhy);
+            done[j] = 1;
+            grp[nj] = j;
+            jobs[nj++] = (struct akv_attn_job){b->q,   b->opts.attn, b->opts.temperature,
+                                               rs + j * (size_t)dim, res->why, b->opts.explain,
+                                               0};
+        }
+        attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
+        for (size_t g = 0; g < nj; g++) {
+            struct akv_query_item *it = &items[grp[g]];
             if (attended < 0) {
                 it->rc = (int)attended;
                 continue;
             }
-            res->attended = (size_t)attended;
-            if (attended == 0 || o->skip_rank)
+            it->res->nwhy = jobs[g].nwhy;
+            it->res->attended = (size_t)attended;
+        }
+    }
+
+    /* The items that need the vocabulary ranked become requests of one
+     * shared scan. */
+    for (size_t i = 0; i < n; i++) {
+        struct akv_query_item *it = &items[i];
+        const struct akv_query_opts *o = &it->opts;
+        double *r = rs + i * (size_t)dim;
+
+        if (it->rc != 0)
+            continue;
+        if (it->store != NULL) {
+            if (it->res->attended == 0 || o->skip_rank)
                 continue;
         } else {
             if (o->k < 1 || o->k > AKV_K_MAX ||
@@ -157,7 +190,7 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
                 r[d] = it->q[d];
         }
         idx[nreq] = i;
-        reqs[nreq++] = (struct akv_rank_req){r, o->metric, o->k, res->hits, 0};
+        reqs[nreq++] = (struct akv_rank_req){r, o->metric, o->k, it->res->hits, 0};
     }
 
     if (nreq > 0 && akv_rank_multi(voc, reqs, nreq) != nreq) {
@@ -170,6 +203,9 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     free(reqs);
     free(idx);
     free(rs);
+    free(jobs);
+    free(grp);
+    free(done);
     return 0;
 }
 

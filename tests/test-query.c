@@ -581,6 +581,80 @@ START_TEST(test_batch_equals_single)
 }
 END_TEST
 
+/* The attention pass shared by a batch (src/attn.c, akv_attn_run_many)
+ * against each query alone, bit for bit, where its paths differ: keys and
+ * values longer than the inline three words, scores that jump by far more
+ * than the softmax shift's slack between the store's 4096-row blocks (so
+ * that every query's weights are rescaled mid-pass), more queries than one
+ * pass takes (16), and items on two snapshots of one store. */
+START_TEST(test_batch_attention_paths)
+{
+    enum { N = 44 };
+    uint64_t seed = 91;
+    struct akv_vocab *voc = tu_random_vocab(3000, 24, 12.0, seed);
+    struct akv_query_result *one = malloc(sizeof *one), *many = malloc(N * sizeof *many);
+    struct akv_query_item items[N];
+    struct akv_store_snap snaps[2];
+    float q[N][24];
+    struct model m;
+    char key[96], val[96], err[256];
+
+    model_init(&m, voc, 9800);
+    while (m.n < 6000) {
+        random_text(&seed, 3000, 6, key, sizeof key);
+        random_text(&seed, 3000, 6, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snaps[0]);
+    while (m.n < 9000) {
+        random_text(&seed, 3000, 6, key, sizeof key);
+        random_text(&seed, 3000, 6, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snaps[1]);
+    for (int i = 0; i < N; i++) {
+        struct akv_query_item *it = &items[i];
+        random_text(&seed, 3000, 4, key, sizeof key);
+        ck_assert_int_eq(akv_embed_text(voc, key, strlen(key), q[i], err, sizeof err), 0);
+        memset(it, 0, sizeof *it);
+        akv_query_opts_default(&it->opts);
+        it->opts.attn = (enum akv_attn_mode)(i % 2);
+        it->opts.temperature = i % 3 == 0 ? 0.001 : 0.5;
+        it->opts.metric = (enum akv_metric)((i / 2) % 3);
+        it->opts.explain = (unsigned)(i % 5);
+        it->q = q[i];
+        it->res = &many[i];
+        it->store = m.store;
+        it->snap = &snaps[i % 7 == 0 ? 0 : 1];
+    }
+    ck_assert_int_eq(akv_query_run_many(items, N), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(akv_query_run(m.store, items[i].snap, q[i], &items[i].opts, one), 0);
+        ck_assert_int_eq(items[i].rc, 0);
+        ck_assert_uint_eq(many[i].attended, one->attended);
+        ck_assert_uint_eq(many[i].attended, i % 7 == 0 ? 6000 : 9000);
+        ck_assert_uint_eq(many[i].nhits, one->nhits);
+        ck_assert_uint_eq(many[i].nwhy, one->nwhy);
+        for (size_t h = 0; h < one->nhits; h++) {
+            ck_assert_uint_eq(many[i].hits[h].id, one->hits[h].id);
+            ck_assert_msg(many[i].hits[h].score == one->hits[h].score,
+                          "item %d hit %zu: %.17g alone, %.17g in the batch", i, h,
+                          one->hits[h].score, many[i].hits[h].score);
+        }
+        for (size_t w = 0; w < one->nwhy; w++) {
+            ck_assert_uint_eq(many[i].why[w].slot, one->why[w].slot);
+            ck_assert(many[i].why[w].weight == one->why[w].weight);
+        }
+    }
+    akv_store_snap_release(m.store, &snaps[0]);
+    akv_store_snap_release(m.store, &snaps[1]);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(one);
+    free(many);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -598,6 +672,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_ties_break_by_vocabulary_order);
     tcase_add_test(tc, test_neighbors_match_reference);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_batch_attention_paths);
     tcase_add_test(tc, test_batch_equals_single);
     suite_add_tcase(s, tc);
     return s;
