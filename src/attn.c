@@ -42,6 +42,17 @@
  * and single words mixed, a loop over each entry's words would mispredict
  * about once an entry, which cost more than the rest of the loop.
  *
+ * Batches (akv_attn_run_many): queries on the same snapshot share steps 1-3.
+ * Each key word's row is scored against every query of the batch while it
+ * is in the L1 cache, the pass over the store computes every query's scores
+ * and weights per entry, and each value word's row is added into every
+ * query's r. The per-word tables then hold a row of the batch's values per
+ * word, indexed by a slot the batch gives each word it uses (kslot, vslot),
+ * so that they grow with the store rather than with the vocabulary times
+ * the batch; a batch is cut so that its key scores stay within
+ * ATTN_TABLE_MAX. Every query goes through the same operations in the same
+ * order as alone, so it gets the same bits (tests/test-query.c checks).
+ *
  * The kernels (dot products, weighted row sums, exponentials) are written
  * once with GCC/Clang vector extensions and compiled twice, for the baseline
  * instruction set and for AVX2, picked at run time. Neither fuses a multiply
@@ -49,7 +60,7 @@
  * bit-identical results.
  *
  * Threading: reads a snapshot and the immutable vocabulary only; any thread
- * holding a live snapshot.
+ * holding a live snapshot. The scratch tables are per thread.
  */
 #include "attn.h"
 
