@@ -47,6 +47,31 @@ static void report(const char *what, double *t, int n, double bytes)
     printf("\n");
 }
 
+/* A word id among the 50,000 commonest, from a fixed sequence. */
+static uint32_t next_word(uint64_t *seed)
+{
+    *seed = *seed * 6364136223846793005ull + 1;
+    return (uint32_t)(*seed >> 33) % 50000;
+}
+
+/* n query items on random common words: NEIGHBORS on voc when s is NULL,
+ * else QUERYs on the snapshot snap of s. */
+static void fill_items(struct akv_query_item *items, struct akv_query_result *res, int n,
+                       const struct akv_vocab *voc, const struct akv_store *s,
+                       const struct akv_store_snap *snap, int skip_rank, uint64_t *seed)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&items[i], 0, sizeof items[i]);
+        akv_query_opts_default(&items[i].opts);
+        items[i].opts.skip_rank = skip_rank;
+        items[i].vocab = s == NULL ? voc : NULL;
+        items[i].store = s;
+        items[i].snap = snap;
+        items[i].q = akv_vocab_vec(voc, next_word(seed));
+        items[i].res = &res[i];
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *path = getenv("AKV_VECTORS");
@@ -119,7 +144,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < 3; m++) {
         char what[64];
         for (int i = 0; i < nq; i++) {
-            uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+            uint32_t id = next_word(&seed);
             t0 = now();
             akv_query_neighbors(voc, akv_vocab_vec(voc, id), (enum akv_metric)m, 5, res);
             t[i] = now() - t0;
@@ -136,14 +161,7 @@ int main(int argc, char **argv)
         char what[64];
         int rounds = nq / b > 3 ? nq / b : 3;
         for (int r = 0; r < rounds; r++) {
-            for (int i = 0; i < b; i++) {
-                uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
-                memset(&items[i], 0, sizeof items[i]);
-                akv_query_opts_default(&items[i].opts);
-                items[i].vocab = voc;
-                items[i].q = akv_vocab_vec(voc, id);
-                items[i].res = &many[i];
-            }
+            fill_items(items, many, b, voc, NULL, NULL, 0, &seed);
             t0 = now();
             akv_query_run_many(items, (size_t)b);
             t[r] = (now() - t0) / b;
@@ -166,7 +184,7 @@ int main(int argc, char **argv)
             if (akv_rank_set_kernel(kernels[kn]) < 0)
                 continue;
             for (int i = 0; i < n1; i++) {
-                uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+                uint32_t id = next_word(&seed);
                 t0 = now();
                 akv_query_neighbors(voc, akv_vocab_vec(voc, id), AKV_METRIC_L2, 5, res);
                 t[i] = now() - t0;
@@ -174,15 +192,7 @@ int main(int argc, char **argv)
             snprintf(what, sizeof what, "kernel %s, one query", kernels[kn]);
             report(what, t, n1, mat_bytes);
             for (int r = 0; r < 5; r++) {
-                for (int i = 0; i < 32; i++) {
-                    uint32_t id =
-                        (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
-                    memset(&items[i], 0, sizeof items[i]);
-                    akv_query_opts_default(&items[i].opts);
-                    items[i].vocab = voc;
-                    items[i].q = akv_vocab_vec(voc, id);
-                    items[i].res = &many[i];
-                }
+                fill_items(items, many, 32, voc, NULL, NULL, 0, &seed);
                 t0 = now();
                 akv_query_run_many(items, 32);
                 t[r] = (now() - t0) / 32;
@@ -198,8 +208,8 @@ int main(int argc, char **argv)
     if (akv_store_create(&s, voc) != 0)
         return 1;
     for (int i = 0; i < nentries; i++) {
-        uint32_t a = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
-        uint32_t b = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+        uint32_t a = next_word(&seed);
+        uint32_t b = next_word(&seed);
         const char *ka = akv_vocab_word(voc, a, NULL), *vb = akv_vocab_word(voc, b, NULL);
         akv_store_set(s, ka, strlen(ka), vb, strlen(vb), err, sizeof err);
     }
@@ -210,7 +220,7 @@ int main(int argc, char **argv)
         o.attn = (enum akv_attn_mode)a;
         for (int i = 0; i < nq; i++) {
             struct akv_store_snap snap;
-            uint32_t id = (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
+            uint32_t id = next_word(&seed);
             t0 = now();
             akv_store_snap_take(s, &snap);
             akv_query_run(s, &snap, akv_vocab_vec(voc, id), &o, res);
@@ -233,17 +243,7 @@ int main(int argc, char **argv)
             int rounds = nq / b > 5 ? nq / b : 5;
             for (int r = 0; r < rounds; r++) {
                 akv_store_snap_take(s, &snap);
-                for (int i = 0; i < b; i++) {
-                    uint32_t id =
-                        (uint32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % 50000;
-                    memset(&items[i], 0, sizeof items[i]);
-                    akv_query_opts_default(&items[i].opts);
-                    items[i].opts.skip_rank = part;
-                    items[i].store = s;
-                    items[i].snap = &snap;
-                    items[i].q = akv_vocab_vec(voc, id);
-                    items[i].res = &many[i];
-                }
+                fill_items(items, many, b, voc, s, &snap, part, &seed);
                 t0 = now();
                 akv_query_run_many(items, (size_t)b);
                 t[r] = (now() - t0) / b;

@@ -86,18 +86,15 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4l __attribute__((vector_size(32)));
 
 /* The kernels' two builds. */
+/* The dot products and weighted row sums take nq queries (qs and rs hold nq
+ * vectors of dim) and a table laid out either by vocabulary id (slot NULL,
+ * nq 1) or slot-major (entry slot[u] * nq + b for word u, query b). */
 struct kernels {
-    void (*dots)(const float *mat, uint32_t dim, const double *q, const uint32_t *ids, size_t n,
-                 double *out);
-    void (*accumulate)(double *r, const float *mat, uint32_t dim, const uint32_t *ids, size_t n,
-                       const double *w);
+    void (*dots)(const float *mat, uint32_t dim, const double *qs, size_t nq, const uint32_t *ids,
+                 size_t n, const uint32_t *slot, double *out);
+    void (*accumulate)(double *rs, size_t nq, const float *mat, uint32_t dim, const uint32_t *ids,
+                       size_t n, const uint32_t *slot, const double *w);
     void (*exp_block)(const double *s, double c, double *w, size_t n);
-    /* The batch forms: nq queries (qs and rs hold nq vectors of dim), the
-     * tables slot-major (entry slot[u] * nq + b for word u, query b). */
-    void (*dots_many)(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                      const uint32_t *ids, size_t n, const uint32_t *slot, double *out);
-    void (*accumulate_many)(double *rs, size_t nq, const float *mat, uint32_t dim,
-                            const uint32_t *ids, size_t n, const uint32_t *slot, const double *w);
 };
 
 struct why_heap {
@@ -117,30 +114,30 @@ struct attn_q {
     double *weights;      /* and their exponentials */
 };
 
-/* Word tables. With one query (nq == 1) they are indexed by vocabulary id;
- * with a batch, by a slot that the batch gives each word it uses
- * (kslot/vslot), nq entries a slot, so that their size follows the store
- * rather than the vocabulary times the batch. Slot 0 stands for the sink
- * and every word without one; its key scores are 0 and its weights are
- * never read. */
+/* Word tables. For a query alone (unslotted) they are indexed by
+ * vocabulary id. For a batch (slotted), every word the store uses gets a
+ * slot (kslot, vslot), and the tables hold nq entries a slot, so that their
+ * size follows the store rather than the vocabulary times the batch. Slot 0
+ * stands for the sink and every word without one; its key scores are 0 and
+ * its weights are never read. */
 struct attn_state {
     const struct akv_store *s;
     const struct akv_store_snap *snap;
     const struct kernels *k;
     const float *mat; /* the vocabulary's rows */
     uint32_t dim;
-    size_t nq;
-    struct attn_q *qs;
     uint32_t sink;        /* the word count, which vocab.h keeps below
                            * AKV_STORE_NO_WORD: stands for "no word" */
+    int slotted;
+    size_t nq;            /* queries in the current batch */
+    struct attn_q *qs;
     double *kscore;       /* per word (or slot): row . q, for the words kused marks */
     uint64_t *kused;
     double *vweight;      /* per word (or slot): W_u, nonzero only where vused marks */
     uint64_t *vused;
     size_t nmask;         /* 64-bit words in each bitmap */
-    uint32_t *kslot, *vslot; /* batch: per vocabulary word, its slot (0: none) */
-    uint32_t *vids;       /* batch: the word of each value slot (vids[0] unused) */
-    size_t nv, vcap;      /* batch: value slots in use, and allocated */
+    uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
+    size_t nv, vcap;      /* slotted: value slots in use, and allocated */
     int oom;
     size_t attended;
     double inv_n[AKV_PHRASE_WORDS_MAX + 1];
@@ -195,22 +192,8 @@ static inline void prefetch_row(const float *x, uint32_t dim)
         __builtin_prefetch(x + d);
 }
 
-/* out[u] = row u . q for the n words u in ids. The rows are fetched a few
- * ahead: the words are in id order but apart, which the hardware's own
- * prefetching follows poorly. */
-ALWAYS_INLINE void dots_body(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
-                             size_t n, double *out)
-{
-    for (size_t j = 0; j < n; j++) {
-        if (j + PREFETCH_AHEAD < n)
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-        out[ids[j]] = dot_body(mat + (size_t)ids[j] * dim, q, dim);
-    }
-}
-
-/* r += w0 x0 + w1 x1, and r += w x: the steps of the weighted row sums.
- * The batch and the single-query sums call the same steps in the same
- * order, so a query gets the same bits either way. */
+/* r += w0 x0 + w1 x1, and r += w x: the steps of the weighted row sums,
+ * the same for a query alone or in a batch, so it gets the same bits. */
 ALWAYS_INLINE void acc_pair(double *r, const float *x0, const float *x1, double w0, double w1,
                             uint32_t dim)
 {
@@ -234,34 +217,22 @@ ALWAYS_INLINE void acc_one(double *r, const float *x, double w, uint32_t dim)
         r[d] += w * x[d];
 }
 
-/* r += w[u] row u for the n words u in ids, two rows at a time so that r
- * is loaded and stored half as often. */
-ALWAYS_INLINE void accumulate_body(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
-                                   size_t n, const double *w)
+/* Where word u's entries are in a table (see struct kernels). */
+ALWAYS_INLINE size_t table_at(const uint32_t *slot, size_t nq, uint32_t u)
 {
-    size_t j = 0;
-
-    for (; j + 2 <= n; j += 2) {
-        if (j + PREFETCH_AHEAD + 1 < n) {
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
-        }
-        acc_pair(r, mat + (size_t)ids[j] * dim, mat + (size_t)ids[j + 1] * dim, w[ids[j]],
-                 w[ids[j + 1]], dim);
-    }
-    for (; j < n; j++)
-        acc_one(r, mat + (size_t)ids[j] * dim, w[ids[j]], dim);
+    return slot != NULL ? (size_t)slot[u] * nq : u;
 }
 
-/* The batch forms: each row is read from memory once and used by every
- * query of the batch while it is in the L1 cache. */
-ALWAYS_INLINE void dots_many_body(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                                  const uint32_t *ids, size_t n, const uint32_t *slot,
-                                  double *out)
+/* out[at(u) + b] = row u . q_b for the n words u in ids. The rows are
+ * fetched a few ahead: the words are in id order but apart, which the
+ * hardware's own prefetching follows poorly. Each row is read from memory
+ * once and used by every query while it is in the L1 cache. */
+ALWAYS_INLINE void dots_body(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                             const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
     for (size_t j = 0; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;
-        double *o = out + (size_t)slot[ids[j]] * nq;
+        double *o = out + table_at(slot, nq, ids[j]);
         if (j + PREFETCH_AHEAD < n)
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
         for (size_t b = 0; b < nq; b++)
@@ -269,15 +240,18 @@ ALWAYS_INLINE void dots_many_body(const float *mat, uint32_t dim, const double *
     }
 }
 
-ALWAYS_INLINE void accumulate_many_body(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                        const uint32_t *ids, size_t n, const uint32_t *slot,
-                                        const double *w)
+/* r_b += w[at(u) + b] row u for the n words u in ids, two rows at a time so
+ * that r_b is loaded and stored half as often. */
+ALWAYS_INLINE void accumulate_body(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                   const uint32_t *ids, size_t n, const uint32_t *slot,
+                                   const double *w)
 {
     size_t j = 0;
 
     for (; j + 2 <= n; j += 2) {
         const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
-        const double *w0 = w + (size_t)slot[ids[j]] * nq, *w1 = w + (size_t)slot[ids[j + 1]] * nq;
+        const double *w0 = w + table_at(slot, nq, ids[j]);
+        const double *w1 = w + table_at(slot, nq, ids[j + 1]);
         if (j + PREFETCH_AHEAD + 1 < n) {
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
@@ -287,7 +261,7 @@ ALWAYS_INLINE void accumulate_many_body(double *rs, size_t nq, const float *mat,
     }
     for (; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;
-        const double *w0 = w + (size_t)slot[ids[j]] * nq;
+        const double *w0 = w + table_at(slot, nq, ids[j]);
         for (size_t b = 0; b < nq; b++)
             acc_one(rs + b * dim, x, w0[b], dim);
     }
@@ -348,16 +322,16 @@ ALWAYS_INLINE void exp_block_body(const double *s, double c, double *w, size_t n
     }
 }
 
-static void dots_base(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
-                      size_t n, double *out)
+static void dots_base(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                      const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
-    dots_body(mat, dim, q, ids, n, out);
+    dots_body(mat, dim, qs, nq, ids, n, slot, out);
 }
 
-static void accumulate_base(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
-                            size_t n, const double *w)
+static void accumulate_base(double *rs, size_t nq, const float *mat, uint32_t dim,
+                            const uint32_t *ids, size_t n, const uint32_t *slot, const double *w)
 {
-    accumulate_body(r, mat, dim, ids, n, w);
+    accumulate_body(rs, nq, mat, dim, ids, n, slot, w);
 }
 
 static void exp_block_base(const double *s, double c, double *w, size_t n)
@@ -365,35 +339,22 @@ static void exp_block_base(const double *s, double c, double *w, size_t n)
     exp_block_body(s, c, w, n);
 }
 
-static void dots_many_base(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                           const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
-{
-    dots_many_body(mat, dim, qs, nq, ids, n, slot, out);
-}
-
-static void accumulate_many_base(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                 const uint32_t *ids, size_t n, const uint32_t *slot,
-                                 const double *w)
-{
-    accumulate_many_body(rs, nq, mat, dim, ids, n, slot, w);
-}
-
-static const struct kernels kernels_base = {dots_base, accumulate_base, exp_block_base,
-                                            dots_many_base, accumulate_many_base};
+static const struct kernels kernels_base = {dots_base, accumulate_base, exp_block_base};
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define AVX2 __attribute__((target("avx2")))
 
-AVX2 static void dots_avx2(const float *mat, uint32_t dim, const double *q, const uint32_t *ids,
-                           size_t n, double *out)
+AVX2 static void dots_avx2(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                           const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
-    dots_body(mat, dim, q, ids, n, out);
+    dots_body(mat, dim, qs, nq, ids, n, slot, out);
 }
 
-AVX2 static void accumulate_avx2(double *r, const float *mat, uint32_t dim, const uint32_t *ids,
-                                 size_t n, const double *w)
+AVX2 static void accumulate_avx2(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                 const uint32_t *ids, size_t n, const uint32_t *slot,
+                                 const double *w)
 {
-    accumulate_body(r, mat, dim, ids, n, w);
+    accumulate_body(rs, nq, mat, dim, ids, n, slot, w);
 }
 
 AVX2 static void exp_block_avx2(const double *s, double c, double *w, size_t n)
@@ -401,21 +362,7 @@ AVX2 static void exp_block_avx2(const double *s, double c, double *w, size_t n)
     exp_block_body(s, c, w, n);
 }
 
-AVX2 static void dots_many_avx2(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                                const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
-{
-    dots_many_body(mat, dim, qs, nq, ids, n, slot, out);
-}
-
-AVX2 static void accumulate_many_avx2(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                      const uint32_t *ids, size_t n, const uint32_t *slot,
-                                      const double *w)
-{
-    accumulate_many_body(rs, nq, mat, dim, ids, n, slot, w);
-}
-
-static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2,
-                                            dots_many_avx2, accumulate_many_avx2};
+static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2};
 
 static const struct kernels *kernels_pick(void)
 {
@@ -515,31 +462,26 @@ static void each_word(struct attn_state *st, const uint64_t *m,
         fn(st, ids, n, arg);
 }
 
-static void score_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
-{
-    (void)arg;
-    st->k->dots(st->mat, st->dim, st->qs[0].q, ids, n, st->kscore);
-}
-
-/* Batch: gives the key words slots 1, 2, ... in id order, then scores them
- * (arg: the next slot). */
-static void score_words_many(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+/* Slotted: gives the key words slots 1, 2, ... in id order (arg: the next
+ * slot). */
+static void assign_key_slots(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
     uint32_t *next = arg;
 
     for (size_t j = 0; j < n; j++)
         st->kslot[ids[j]] = (*next)++;
-    st->k->dots_many(st->mat, st->dim, st->qs[0].q, st->nq, ids, n, st->kslot, st->kscore);
 }
 
-struct rescale_arg {
-    double scale;
-    size_t b;
-};
+static void score_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    (void)arg;
+    st->k->dots(st->mat, st->dim, st->qs[0].q, st->nq, ids, n, st->slotted ? st->kslot : NULL,
+                st->kscore);
+}
 
 static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
-    double scale = ((const struct rescale_arg *)arg)->scale;
+    double scale = *(const double *)arg;
 
     for (size_t j = 0; j < n; j++)
         st->vweight[ids[j]] *= scale;
@@ -547,52 +489,42 @@ static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, 
 
 static void accumulate_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
 {
-    if (st->nq == 1)
-        st->k->accumulate(arg, st->mat, st->dim, ids, n, st->vweight);
-    else
-        st->k->accumulate_many(arg, st->nq, st->mat, st->dim, ids, n, st->vslot, st->vweight);
+    st->k->accumulate(arg, st->nq, st->mat, st->dim, ids, n, st->slotted ? st->vslot : NULL,
+                      st->vweight);
 }
 
 /* Where the key score of word u for query 0 is (the next queries follow). */
-static inline size_t kpos(const struct attn_state *st, size_t nq, uint32_t u)
+static inline size_t kpos(const struct attn_state *st, int slotted, size_t nq, uint32_t u)
 {
-    return nq == 1 ? u : (size_t)st->kslot[u] * nq;
+    return slotted ? (size_t)st->kslot[u] * nq : u;
 }
 
-/* Batch: a new value slot for word u; 0 (the sink's) without memory. */
+/* Slotted: a new value slot for word u; 0 (the sink's) without memory. */
 static size_t vslot_new(struct attn_state *st, uint32_t u)
 {
     size_t nq = st->nq;
 
     if (st->nv == st->vcap) {
-        size_t cap = 2 * st->vcap;
-        double *w = realloc(st->vweight, cap * nq * sizeof *w);
-        uint32_t *ids;
+        double *w = realloc(st->vweight, 2 * st->vcap * nq * sizeof *w);
         if (w == NULL) {
             st->oom = 1;
             return 0;
         }
         st->vweight = w;
-        ids = realloc(st->vids, cap * sizeof *ids);
-        if (ids == NULL) {
-            st->oom = 1;
-            return 0;
-        }
-        st->vids = ids;
-        st->vcap = cap;
+        st->vcap *= 2;
     }
     memset(st->vweight + st->nv * nq, 0, nq * sizeof *st->vweight);
-    st->vids[st->nv] = u;
     st->vslot[u] = (uint32_t)st->nv;
     return st->nv++;
 }
 
-/* Where the weight of value word u for query 0 is (the next queries follow). */
-static inline size_t vpos(struct attn_state *st, size_t nq, uint32_t u)
+/* Where the weight of value word u for query 0 is (the next queries
+ * follow); slotted, the word gets a slot the first time. */
+static inline size_t vpos(struct attn_state *st, int slotted, size_t nq, uint32_t u)
 {
     size_t v;
 
-    if (nq == 1)
+    if (!slotted)
         return u;
     v = st->vslot[u];
     if (v == 0 && u < st->sink)
@@ -604,26 +536,26 @@ _Static_assert(AKV_STORE_WORDS_INLINE == 3, "attn_block handles three inline wor
 
 /* The score of a visible key of more than AKV_STORE_WORDS_INLINE words, for
  * query b. */
-static double long_key_score(const struct attn_state *st, size_t nq, size_t slot, uint32_t n,
-                             size_t b)
+static double long_key_score(const struct attn_state *st, int slotted, size_t nq, size_t slot,
+                             uint32_t n, size_t b)
 {
     const uint32_t *ids = all_words(st, slot, AKV_STORE_KEY);
     double s = 0;
 
     for (uint32_t j = 0; j < n; j++)
-        s += st->kscore[kpos(st, nq, ids[j]) + b];
+        s += st->kscore[kpos(st, slotted, nq, ids[j]) + b];
     return s;
 }
 
 /* Adds w[b] to the weight of each word of a visible value of more than
  * AKV_STORE_WORDS_INLINE words, for every query b. */
-static void long_value_add(struct attn_state *st, size_t nq, size_t slot, uint32_t n,
-                           const double *w)
+static void long_value_add(struct attn_state *st, int slotted, size_t nq, size_t slot,
+                           uint32_t n, const double *w)
 {
     const uint32_t *ids = all_words(st, slot, AKV_STORE_VALUE);
 
     for (uint32_t j = 0; j < n; j++) {
-        size_t p = vpos(st, nq, ids[j]);
+        size_t p = vpos(st, slotted, nq, ids[j]);
         for (size_t b = 0; b < nq; b++)
             st->vweight[p + b] += w[b];
         bit_set(st->vused, ids[j]);
@@ -632,8 +564,7 @@ static void long_value_add(struct attn_state *st, size_t nq, size_t slot, uint32
 
 /* One query's part of a block once its scores are in: the softmax shift,
  * the exponentials and their sum. */
-static void block_weights(struct attn_state *st, size_t nq, size_t b,
-                          const struct akv_store_block *blk)
+static void block_weights(struct attn_state *st, size_t b, const struct akv_store_block *blk)
 {
     struct attn_q *aq = &st->qs[b];
     double *restrict scores = aq->scores, *restrict weights = aq->weights;
@@ -668,13 +599,13 @@ static void block_weights(struct attn_state *st, size_t nq, size_t b,
     if (aq->c == -INFINITY) {
         aq->c = bmax;
     } else if (bmax > aq->c + SHIFT_SLACK) {
-        struct rescale_arg ra = {exp(aq->c - bmax), b};
-        aq->z *= ra.scale;
-        if (nq == 1) {
-            each_word(st, st->vused, rescale_words, &ra);
+        double scale = exp(aq->c - bmax);
+        aq->z *= scale;
+        if (!st->slotted) {
+            each_word(st, st->vused, rescale_words, &scale);
         } else {
             for (size_t v = 1; v < st->nv; v++)
-                st->vweight[v * nq + b] *= ra.scale;
+                st->vweight[v * st->nq + b] *= scale;
         }
         aq->c = bmax;
     }
@@ -693,9 +624,10 @@ static void block_weights(struct attn_state *st, size_t nq, size_t b,
 }
 
 /* Scores, exponentials, and the weights of the value words, for nq queries
- * (a constant where this is inlined, so the one-query form loses nothing). */
-static inline __attribute__((always_inline)) int attn_block_body(struct attn_state *st, size_t nq,
-                                                                 const struct akv_store_block *b)
+ * (slotted and nq are constants where this is inlined, so the unslotted
+ * form of one query loses nothing). */
+static inline __attribute__((always_inline)) int
+attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_store_block *b)
 {
     const double *restrict ks = st->kscore;
     const double *inv_n = st->inv_n;
@@ -719,7 +651,7 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
             const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
             uint32_t a1 = ka->id[1] < sink ? ka->id[1] : sink;
             uint32_t a2 = ka->id[2] < sink ? ka->id[2] : sink;
-            if (nq == 1) {
+            if (!slotted) {
                 __builtin_prefetch(&ks[ka->id[0]]);
                 __builtin_prefetch(&ks[a1]);
                 __builtin_prefetch(&ks[a2]);
@@ -736,18 +668,18 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
         }
         u1 = k->id[1] < sink ? k->id[1] : sink;
         u2 = k->id[2] < sink ? k->id[2] : sink;
-        p0 = kpos(st, nq, k->id[0]);
-        p1 = kpos(st, nq, u1);
-        p2 = kpos(st, nq, u2);
+        p0 = kpos(st, slotted, nq, k->id[0]);
+        p1 = kpos(st, slotted, nq, u1);
+        p2 = kpos(st, slotted, nq, u2);
         for (size_t q = 0; q < nq; q++) {
             double s = ks[p0 + q] + ks[p1 + q] + ks[p2 + q];
             if (k->n > AKV_STORE_WORDS_INLINE)
-                s = long_key_score(st, nq, b->first_slot + i, k->n, q);
+                s = long_key_score(st, slotted, nq, b->first_slot + i, k->n, q);
             sq[q][i] = s * inv_n[k->n];
         }
     }
     for (size_t q = 0; q < nq; q++)
-        block_weights(st, nq, q, b);
+        block_weights(st, q, b);
 
     for (i = 0; i < n; i++) {
         const struct akv_store_words *v = &b->vals[i];
@@ -755,7 +687,7 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
         if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
             uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
             u = u < sink ? u : sink;
-            if (nq == 1)
+            if (!slotted)
                 __builtin_prefetch(&st->vweight[u], 1);
             else
                 __builtin_prefetch(&st->vslot[u]);
@@ -765,15 +697,15 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
         for (size_t q = 0; q < nq; q++)
             w[q] = wq[q][i] * inv_n[v->n];
         if (v->n == 1) {
-            size_t p = vpos(st, nq, v->id[0]);
+            size_t p = vpos(st, slotted, nq, v->id[0]);
             double *restrict vw = st->vweight; /* vpos may have moved it */
             for (size_t q = 0; q < nq; q++)
                 vw[p + q] += w[q];
             bit_set(st->vused, v->id[0]);
         } else if (v->n <= AKV_STORE_WORDS_INLINE) {
             uint32_t u2 = v->id[2] < sink ? v->id[2] : sink;
-            size_t p0 = vpos(st, nq, v->id[0]), p1 = vpos(st, nq, v->id[1]);
-            size_t p2 = vpos(st, nq, u2);
+            size_t p0 = vpos(st, slotted, nq, v->id[0]), p1 = vpos(st, slotted, nq, v->id[1]);
+            size_t p2 = vpos(st, slotted, nq, u2);
             double *restrict vw = st->vweight; /* vpos may have moved it */
             for (size_t q = 0; q < nq; q++) {
                 vw[p0 + q] += w[q];
@@ -784,7 +716,7 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
             bit_set(st->vused, v->id[1]);
             bit_set(st->vused, u2);
         } else {
-            long_value_add(st, nq, b->first_slot + i, v->n, w);
+            long_value_add(st, slotted, nq, b->first_slot + i, v->n, w);
         }
     }
     st->attended += b->nvisible;
@@ -793,13 +725,13 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_sta
 
 static int attn_block_one(void *arg, const struct akv_store_block *b)
 {
-    return attn_block_body(arg, 1, b);
+    return attn_block_body(arg, 0, 1, b);
 }
 
-static int attn_block_many(void *arg, const struct akv_store_block *b)
+static int attn_block_slotted(void *arg, const struct akv_store_block *b)
 {
     struct attn_state *st = arg;
-    return attn_block_body(st, st->nq, b);
+    return attn_block_body(st, 1, st->nq, b);
 }
 
 /* Per-thread scratch: the two tables indexed by vocabulary id (5.5 MB for
@@ -808,8 +740,8 @@ static int attn_block_many(void *arg, const struct akv_store_block *b)
  * attention itself on a 1,000-entry store (a 2.7 MB memset per query: 13%
  * of the daemon's time under load), so each worker thread keeps its own,
  * and a query leaves it as it found it: every weight it touched back to 0,
- * every bit it set cleared and every slot it gave back to 0 (reset_used).
- * Freed when the thread exits. */
+ * every bit it set cleared and every slot it gave back to 0 (reset_values,
+ * clear_key_slot). Freed when the thread exits. */
 struct attn_scratch {
     size_t nwords;
     double *tables;  /* kscore (nwords + 1), vweight (nwords + 1, all 0 between queries) */
@@ -873,27 +805,32 @@ static struct attn_scratch *scratch_get(size_t nwords)
     return sc;
 }
 
-/* Puts back the zeros a query disturbed: the weights of the words in vused
- * (the sink included) or the batch's slots, and both bitmaps. */
-static void reset_used(struct attn_state *st, const uint32_t *kids, size_t nk)
+/* Puts back the zeros a batch disturbed: the weights (unslotted) or the
+ * value slots (slotted) of the words in vused, and vused itself. The key
+ * words' marks and slots belong to the whole call (akv_attn_run_many). */
+static void reset_values(struct attn_state *st)
 {
-    if (st->nq == 1) {
-        for (size_t i = 0; i < st->nmask; i++) {
-            uint64_t bits = st->vused[i];
-            while (bits != 0) {
-                st->vweight[i * 64 + (size_t)__builtin_ctzll(bits)] = 0;
-                bits &= bits - 1;
-            }
+    for (size_t i = 0; i < st->nmask; i++) {
+        uint64_t bits = st->vused[i];
+        while (bits != 0) {
+            size_t u = i * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (st->slotted)
+                st->vslot[u] = 0;
+            else
+                st->vweight[u] = 0;
         }
-        st->vweight[st->sink] = 0;
-    } else {
-        for (size_t v = 1; v < st->nv; v++)
-            st->vslot[st->vids[v]] = 0;
-        for (size_t j = 0; j < nk; j++)
-            st->kslot[kids[j]] = 0;
     }
+    if (!st->slotted)
+        st->vweight[st->sink] = 0;
     memset(st->vused, 0, st->nmask * sizeof *st->vused);
-    memset(st->kused, 0, st->nmask * sizeof *st->kused);
+}
+
+static void clear_key_slot(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+{
+    (void)arg;
+    for (size_t j = 0; j < n; j++)
+        st->kslot[ids[j]] = 0;
 }
 
 static int cmp_why(const void *a, const void *b)
@@ -904,61 +841,27 @@ static int cmp_why(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-static void collect_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+/* One batch of nq <= ATTN_BATCH_MAX jobs; st holds what the whole call
+ * shares (the key words, their slots and score table). */
+static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t nq,
+                      struct attn_scratch *sc)
 {
-    uint32_t **out = arg;
-
-    (void)st;
-    memcpy(*out, ids, n * sizeof *ids);
-    *out += n;
-}
-
-static size_t count_bits(const uint64_t *m, size_t nmask)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < nmask; i++)
-        n += (size_t)__builtin_popcountll(m[i]);
-    return n;
-}
-
-/* One batch of at most ATTN_BATCH_MAX jobs. */
-static long run_batch(const struct akv_store *s, const struct akv_store_snap *snap,
-                      struct akv_attn_job *jobs, size_t nq, struct attn_scratch *sc)
-{
-    const struct akv_vocab *voc = akv_store_vocab(s);
-    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, nk = 0;
-    uint32_t dim = akv_store_dim(s);
-    struct attn_state *st = calloc(1, sizeof *st);
+    uint32_t dim = st->dim;
     struct attn_q *qs = calloc(nq, sizeof *qs);
     double *qd = malloc(nq * dim * sizeof *qd);
-    double *rs = nq > 1 ? calloc(nq * dim, sizeof *rs) : NULL;
-    double *kscore = NULL;
-    uint32_t *kids = NULL;
+    double *rs = nq > 1 ? calloc(nq * dim, sizeof *rs) : jobs[0].r;
     long attended = -ENOMEM;
 
-    for (size_t b = 0; b < nq; b++) {
-        jobs[b].nwhy = 0;
-        memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
-    }
-    if (st == NULL || qs == NULL || qd == NULL || (nq > 1 && rs == NULL))
-        goto out;
-    st->s = s;
-    st->snap = snap;
-    st->k = kernels_pick();
-    st->mat = akv_vocab_matrix(voc);
-    st->dim = dim;
     st->nq = nq;
     st->qs = qs;
-    st->sink = (uint32_t)nwords;
-    st->kused = sc->masks;
-    st->vused = sc->masks + nmask;
-    st->nmask = nmask;
-    st->kslot = sc->slots;
-    st->vslot = sc->slots + nwords + 1;
-    st->inv_n[0] = 0;
-    for (size_t n = 1; n <= AKV_PHRASE_WORDS_MAX; n++)
-        st->inv_n[n] = 1.0 / (double)n;
+    st->attended = 0;
+    st->oom = 0;
+    st->nv = 1; /* slot 0 is the sink's */
+    st->vcap = 64;
+    st->vweight = st->slotted ? calloc(st->vcap * nq, sizeof *st->vweight)
+                              : sc->tables + st->sink + 1;
+    if (qs == NULL || qd == NULL || rs == NULL || st->vweight == NULL)
+        goto out;
     for (size_t b = 0; b < nq; b++) {
         struct attn_q *aq = &qs[b];
         double *q = qd + b * dim, qq = 0;
@@ -979,47 +882,21 @@ static long run_batch(const struct akv_store *s, const struct akv_store_snap *sn
         aq->weights = aq->scores + BLOCK_MAX;
     }
 
-    akv_store_key_words(s, snap, st->kused);
-    if (nq == 1) {
-        /* The sink scores 0; every weight starts at 0 (the scratch's
-         * invariant), so that attn_block adds without looking (the vused
-         * bits only say which rows to read). */
-        st->kscore = sc->tables;
-        st->vweight = sc->tables + nwords + 1;
-        st->kscore[st->sink] = 0;
-        each_word(st, st->kused, score_words, NULL);
-        attended = akv_store_scan(s, snap, attn_block_one, st);
-    } else {
-        /* Slot 0 is the sink's: key scores 0. */
-        uint32_t next = 1, *at;
-        nk = count_bits(st->kused, nmask);
-        kids = malloc((nk ? nk : 1) * sizeof *kids);
-        kscore = calloc((nk + 1) * nq, sizeof *kscore);
-        st->vcap = 64;
-        st->vweight = calloc(st->vcap * nq, sizeof *st->vweight);
-        st->vids = malloc(st->vcap * sizeof *st->vids);
-        st->nv = 1;
-        if (kids == NULL || kscore == NULL || st->vweight == NULL || st->vids == NULL) {
-            nk = 0;
-            attended = -ENOMEM;
-            goto reset;
-        }
-        at = kids;
-        each_word(st, st->kused, collect_words, &at);
-        nk = (size_t)(at - kids); /* the sink, if marked, is not among them */
-        st->kscore = kscore;
-        each_word(st, st->kused, score_words_many, &next);
-        attended = akv_store_scan(s, snap, attn_block_many, st);
-    }
+    /* Every weight starts at 0 (the scratch's invariant, or calloc), so that
+     * attn_block adds without looking (the vused bits only say which rows
+     * to read). */
+    each_word(st, st->kused, score_words, NULL);
+    attended = akv_store_scan(st->s, st->snap, st->slotted ? attn_block_slotted : attn_block_one,
+                              st);
     if (attended < 0)
         goto reset;
     attended = (long)st->attended;
     if (attended > 0) {
-        each_word(st, st->vused, accumulate_words, nq == 1 ? jobs[0].r : rs);
+        each_word(st, st->vused, accumulate_words, rs);
         for (size_t b = 0; b < nq; b++) {
             struct attn_q *aq = &qs[b];
             double *r = jobs[b].r;
-            if (nq > 1)
+            if (rs != r)
                 memcpy(r, rs + b * dim, dim * sizeof *r);
             for (uint32_t d = 0; d < dim; d++)
                 r[d] /= aq->z;
@@ -1031,21 +908,14 @@ static long run_batch(const struct akv_store *s, const struct akv_store_snap *sn
         }
     }
 reset:
-    reset_used(st, kids, nk);
-    if (nq > 1) {
-        free(st->vweight);
-        free(st->vids);
-    }
+    reset_values(st);
 out:
-    if (attended < 0)
-        for (size_t b = 0; b < nq; b++)
-            jobs[b].nwhy = 0;
-    free(kscore);
-    free(kids);
-    free(rs);
+    if (st->slotted)
+        free(st->vweight);
+    if (rs != jobs[0].r)
+        free(rs);
     free(qd);
     free(qs);
-    free(st);
     return attended;
 }
 
@@ -1053,36 +923,72 @@ long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *s
                        struct akv_attn_job *jobs, size_t n)
 {
     const struct akv_vocab *voc = akv_store_vocab(s);
-    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, chunk;
+    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, chunk = 1;
+    uint32_t dim = akv_store_dim(s);
     struct attn_scratch *sc = scratch_get(nwords);
-    long attended = 0;
+    struct attn_state *st = calloc(1, sizeof *st);
+    double *slot_scores = NULL;
+    long attended = -ENOMEM;
 
-    if (sc == NULL) {
-        for (size_t b = 0; b < n; b++) {
-            jobs[b].nwhy = 0;
-            memset(jobs[b].r, 0, akv_store_dim(s) * sizeof *jobs[b].r);
-        }
-        return -ENOMEM;
+    if (n == 0) {
+        free(st);
+        return 0;
     }
-    /* A batch keeps a score per key word and query: with very many
-     * distinct key words, fewer queries share a pass (and one alone uses
-     * the tables indexed by word id, which need no slots). */
-    chunk = 1;
-    if (n > 1) {
-        size_t nk;
-        akv_store_key_words(s, snap, sc->masks);
-        nk = count_bits(sc->masks, nmask);
-        memset(sc->masks, 0, nmask * sizeof *sc->masks);
-        chunk = ATTN_TABLE_MAX / ((nk + 1) * sizeof(double));
+    for (size_t b = 0; b < n; b++) {
+        jobs[b].nwhy = 0;
+        memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
+    }
+    if (sc == NULL || st == NULL)
+        goto out;
+    st->s = s;
+    st->snap = snap;
+    st->k = kernels_pick();
+    st->mat = akv_vocab_matrix(voc);
+    st->dim = dim;
+    st->sink = (uint32_t)nwords;
+    st->kused = sc->masks;
+    st->vused = sc->masks + nmask;
+    st->nmask = nmask;
+    st->kslot = sc->slots;
+    st->vslot = sc->slots + nwords + 1;
+    st->inv_n[0] = 0;
+    for (size_t k = 1; k <= AKV_PHRASE_WORDS_MAX; k++)
+        st->inv_n[k] = 1.0 / (double)k;
+
+    akv_store_key_words(s, snap, st->kused);
+    st->slotted = n > 1;
+    if (st->slotted) {
+        /* A batch keeps a score per key word and query: with very many
+         * distinct key words, fewer queries share a pass. */
+        uint32_t next = 1; /* slot 0 is the sink's: key score 0 */
+        each_word(st, st->kused, assign_key_slots, &next);
+        chunk = ATTN_TABLE_MAX / ((size_t)next * sizeof(double));
         chunk = chunk < 1 ? 1 : chunk > ATTN_BATCH_MAX ? ATTN_BATCH_MAX : chunk;
+        slot_scores = calloc((size_t)next * chunk, sizeof *slot_scores);
+        st->kscore = slot_scores;
+        if (slot_scores == NULL)
+            goto reset;
+    } else {
+        st->kscore = sc->tables;
+        st->kscore[st->sink] = 0;
     }
     for (size_t i = 0; i < n; i += chunk) {
-        size_t m = n - i < chunk ? n - i : chunk;
-        long a = run_batch(s, snap, jobs + i, m, sc);
-        if (a < 0)
-            return a;
-        attended = a;
+        attended = run_batch(st, jobs + i, n - i < chunk ? n - i : chunk, sc);
+        if (attended < 0)
+            break;
     }
+reset:
+    if (st->slotted)
+        each_word(st, st->kused, clear_key_slot, NULL);
+    memset(st->kused, 0, nmask * sizeof *st->kused);
+out:
+    if (attended < 0)
+        for (size_t b = 0; b < n; b++) {
+            jobs[b].nwhy = 0;
+            memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
+        }
+    free(slot_scores);
+    free(st);
     return attended;
 }
 

@@ -100,6 +100,7 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     double *rs = NULL;
     size_t nreq = 0;
     uint32_t dim = 0;
+    int rc = -ENOMEM;
 
     if (n == 0)
         return 0;
@@ -113,15 +114,9 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     done = malloc(n);
     if (reqs == NULL || idx == NULL || rs == NULL || jobs == NULL || grp == NULL ||
         done == NULL) {
-        free(reqs);
-        free(idx);
-        free(rs);
-        free(jobs);
-        free(grp);
-        free(done);
         for (size_t i = 0; i < n; i++)
             items[i].rc = -ENOMEM;
-        return -ENOMEM;
+        goto out;
     }
 
     /* The attention step: the items on the same snapshot of the same
@@ -134,8 +129,10 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
         it->res->nwhy = 0;
         it->res->attended = 0;
         it->rc = 0;
+        /* An item on another vocabulary than the first (one scan serves
+         * one vocabulary) or with bad options fails alone. */
         if (iv != voc || (it->store != NULL && !opts_valid(&it->opts)))
-            it->rc = -EINVAL; /* one scan serves one vocabulary */
+            it->rc = -EINVAL;
         done[i] = it->rc != 0 || it->store == NULL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -200,13 +197,15 @@ int akv_query_run_many(struct akv_query_item *items, size_t n)
     }
     for (size_t j = 0; j < nreq; j++)
         items[idx[j]].res->nhits = reqs[j].nhits;
+    rc = 0;
+out:
     free(reqs);
     free(idx);
     free(rs);
     free(jobs);
     free(grp);
     free(done);
-    return 0;
+    return rc;
 }
 
 int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
