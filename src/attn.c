@@ -67,11 +67,19 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attnkv/embed.h"
+
+/* The kernels' builds must not fuse a multiply and an add where the others
+ * do not (GCC does not in ISO C mode, which meson.build asks for; Clang
+ * would within an expression). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #define BLOCK_MAX 4096 /* the store's chunk size bounds a block */
 #define SHIFT_SLACK 200.0
@@ -364,16 +372,199 @@ AVX2 static void exp_block_avx2(const double *s, double c, double *w, size_t n)
 
 static const struct kernels kernels_avx2 = {dots_avx2, accumulate_avx2, exp_block_avx2};
 
-static const struct kernels *kernels_pick(void)
+/* The AVX-512 build: eight doubles a vector, and a batch's queries share
+ * each conversion of a row to double. Every sum gets the operations of the
+ * kernels above in the same order, so the same bits: dot_body's two
+ * accumulators of four lanes are the two halves of one of eight, finished
+ * the same way; the row sums compute r_d + (w0 x0_d + w1 x1_d) for every d
+ * as acc_pair does. */
+#define AVX512 __attribute__((target("avx2,avx512f")))
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+
+#define LOAD8F(dst, p)                                                                        \
+    do {                                                                                      \
+        v8f t8_;                                                                              \
+        memcpy(&t8_, (p), sizeof t8_);                                                        \
+        (dst) = __builtin_convertvector(t8_, v8d);                                            \
+    } while (0)
+
+/* out[t] = x . q_t for the NT queries at qs (NT a constant where it is
+ * inlined: the accumulators stay in registers). */
+AVX512 ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t dim, double *out,
+                                    size_t nt)
 {
-    return __builtin_cpu_supports("avx2") ? &kernels_avx2 : &kernels_base;
+    v8d acc[8], xv, qv;
+    uint32_t d = 0;
+
+    for (size_t t = 0; t < nt; t++)
+        acc[t] = (v8d){0, 0, 0, 0, 0, 0, 0, 0};
+    for (; d + 8 <= dim; d += 8) {
+        LOAD8F(xv, x + d);
+        for (size_t t = 0; t < nt; t++) {
+            memcpy(&qv, qs + t * dim + d, sizeof qv);
+            acc[t] += xv * qv;
+        }
+    }
+    for (size_t t = 0; t < nt; t++) {
+        const double *q = qs + t * dim;
+        v4d a0 = {acc[t][0], acc[t][1], acc[t][2], acc[t][3]};
+        v4d a1 = {acc[t][4], acc[t][5], acc[t][6], acc[t][7]}, x0, q0;
+        double tail = 0;
+        uint32_t e = d;
+        if (e + 4 <= dim) {
+            LOAD4F(x0, x + e);
+            LOAD4D(q0, q + e);
+            a0 += x0 * q0;
+            e += 4;
+        }
+        for (; e < dim; e++)
+            tail += (double)x[e] * q[e];
+        a0 += a1;
+        out[t] = (a0[0] + a0[2]) + (a0[1] + a0[3]) + tail;
+    }
 }
-#else
-static const struct kernels *kernels_pick(void)
+
+AVX512 static void dots_avx512(const float *mat, uint32_t dim, const double *qs, size_t nq,
+                               const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
-    return &kernels_base;
+    for (size_t j = 0; j < n; j++) {
+        const float *x = mat + (size_t)ids[j] * dim;
+        double *o = out + table_at(slot, nq, ids[j]);
+        size_t b = 0;
+        if (j + PREFETCH_AHEAD < n)
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+        for (; b + 8 <= nq; b += 8)
+            dots_tile(x, qs + b * dim, dim, o + b, 8);
+        for (; b + 4 <= nq; b += 4)
+            dots_tile(x, qs + b * dim, dim, o + b, 4);
+        for (; b < nq; b++)
+            dots_tile(x, qs + b * dim, dim, o + b, 1);
+    }
 }
+
+/* r_b += w0[b] x0 + w1[b] x1 for every query b, each pair of rows converted
+ * once for the whole batch. */
+AVX512 static void accumulate_avx512(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                     const uint32_t *ids, size_t n, const uint32_t *slot,
+                                     const double *w)
+{
+    size_t j = 0;
+
+    for (; j + 2 <= n; j += 2) {
+        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
+        const double *w0 = w + table_at(slot, nq, ids[j]);
+        const double *w1 = w + table_at(slot, nq, ids[j + 1]);
+        v8d xv0, xv1, acc;
+        uint32_t d = 0;
+        if (j + PREFETCH_AHEAD + 1 < n) {
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
+            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
+        }
+        for (; d + 8 <= dim; d += 8) {
+            LOAD8F(xv0, x0 + d);
+            LOAD8F(xv1, x1 + d);
+            for (size_t b = 0; b < nq; b++) {
+                double *r = rs + b * dim + d;
+                v8d wv0 = {w0[b], w0[b], w0[b], w0[b], w0[b], w0[b], w0[b], w0[b]};
+                v8d wv1 = {w1[b], w1[b], w1[b], w1[b], w1[b], w1[b], w1[b], w1[b]};
+                memcpy(&acc, r, sizeof acc);
+                acc += wv0 * xv0 + wv1 * xv1;
+                memcpy(r, &acc, sizeof acc);
+            }
+        }
+        for (; d < dim; d++)
+            for (size_t b = 0; b < nq; b++)
+                rs[b * dim + d] += w0[b] * x0[d] + w1[b] * x1[d];
+    }
+    for (; j < n; j++) {
+        const float *x = mat + (size_t)ids[j] * dim;
+        const double *w0 = w + table_at(slot, nq, ids[j]);
+        for (size_t b = 0; b < nq; b++)
+            acc_one(rs + b * dim, x, w0[b], dim);
+    }
+}
+
+static const struct kernels kernels_avx512 = {dots_avx512, accumulate_avx512, exp_block_avx2};
 #endif
+
+/* The kernel builds by name, and whether this CPU runs each. */
+static const struct {
+    const char *name;
+    const struct kernels *k;
+} kernel_table[] = {
+    {"portable", &kernels_base},
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    {"avx2", &kernels_avx2},
+    {"avx512", &kernels_avx512},
+#endif
+};
+#define NKERNELS (sizeof kernel_table / sizeof kernel_table[0])
+
+static bool kernel_runs(size_t i)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (kernel_table[i].k == &kernels_avx2)
+        return __builtin_cpu_supports("avx2");
+    if (kernel_table[i].k == &kernels_avx512)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
+#endif
+    return kernel_table[i].k == &kernels_base;
+}
+
+/* The index of the kernel in use, -1 before the first choice; relaxed, as
+ * any choice gives the same bits. */
+static atomic_int kernel_choice = -1;
+
+static int kernel_best(void)
+{
+    int i = (int)NKERNELS - 1;
+
+    while (i > 0 && !kernel_runs((size_t)i))
+        i--;
+    return i;
+}
+
+int akv_attn_set_kernel(const char *name)
+{
+    int k = -1;
+
+    if (strcmp(name, "auto") == 0) {
+        k = kernel_best();
+    } else {
+        for (size_t i = 0; i < NKERNELS; i++)
+            if (strcmp(name, kernel_table[i].name) == 0)
+                k = (int)i;
+        if (k < 0)
+            return strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0 ? -ENOTSUP
+                                                                            : -EINVAL;
+        if (!kernel_runs((size_t)k))
+            return -ENOTSUP;
+    }
+    atomic_store_explicit(&kernel_choice, k, memory_order_relaxed);
+    return 0;
+}
+
+static size_t kernels_index(void)
+{
+    int k = atomic_load_explicit(&kernel_choice, memory_order_relaxed);
+
+    if (k < 0) {
+        const char *env = getenv("AKV_ATTN_KERNEL");
+        /* An unknown or unsupported name falls back to the automatic
+         * choice rather than failing a query. */
+        if (env == NULL || akv_attn_set_kernel(env) < 0)
+            atomic_store_explicit(&kernel_choice, kernel_best(), memory_order_relaxed);
+        k = atomic_load_explicit(&kernel_choice, memory_order_relaxed);
+    }
+    return (size_t)k;
+}
+
+const char *akv_attn_kernel_name(void)
+{
+    return kernel_table[kernels_index()].name;
+}
 
 /* ---- the explain heap --------------------------------------------------- */
 
@@ -942,7 +1133,7 @@ long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *s
         goto out;
     st->s = s;
     st->snap = snap;
-    st->k = kernels_pick();
+    st->k = kernel_table[kernels_index()].k;
     st->mat = akv_vocab_matrix(voc);
     st->dim = dim;
     st->sink = (uint32_t)nwords;

@@ -42,4 +42,14 @@ struct akv_attn_job {
 long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
                        struct akv_attn_job *jobs, size_t n);
 
+/* The kernels (dot products and weighted row sums) come in builds for the
+ * baseline instruction set ("portable"), AVX2 and AVX-512, which give the
+ * same bits. The fastest this CPU runs is used, or the one the environment
+ * variable AKV_ATTN_KERNEL names. akv_attn_set_kernel selects one by name
+ * ("auto" for the automatic choice): 0, -EINVAL for an unknown name,
+ * -ENOTSUP when this CPU or build lacks it. For start-up, tests and
+ * benchmarks: call it while no query runs. */
+int akv_attn_set_kernel(const char *name);
+const char *akv_attn_kernel_name(void);
+
 #endif

@@ -15,6 +15,7 @@
 #include "attnkv/embed.h"
 #include "attnkv/query.h"
 #include "attnkv/store.h"
+#include "attn.h"
 #include "rank.h"
 #include "refimpl.h"
 #include "testutil.h"
@@ -654,6 +655,68 @@ START_TEST(test_batch_attention_paths)
 }
 END_TEST
 
+
+/* The attention kernels (portable, AVX2, AVX-512; src/attn.c) must give the
+ * same bits, alone and in batches. The dimension, 31, takes every path of
+ * the vector loops (eight at a time, four, then one by one) and the batch,
+ * 21, every query tile (8, 8, 4, 1). */
+START_TEST(test_attention_kernels_agree)
+{
+    enum { N = 21, DIM = 31 };
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    uint64_t seed = 123;
+    struct akv_vocab *voc = tu_random_vocab(2000, DIM, 3.0, seed);
+    struct akv_attn_job jobs[N];
+    static double want[2][N][DIM], got[N][DIM];
+    float q[N][DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char key[96], val[96], err[256];
+    int ran = 0;
+
+    model_init(&m, voc, 3000);
+    while (m.n < 2500) {
+        random_text(&seed, 2000, 5, key, sizeof key);
+        random_text(&seed, 2000, 5, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        random_text(&seed, 2000, 3, key, sizeof key);
+        ck_assert_int_eq(akv_embed_text(voc, key, strlen(key), q[i], err, sizeof err), 0);
+    }
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (akv_attn_set_kernel(names[k]) < 0)
+            continue;
+        for (int alone = 0; alone < 2; alone++) {
+            for (int i = 0; i < N; i++)
+                jobs[i] = (struct akv_attn_job){q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i],
+                                                NULL, 0, 0};
+            if (alone) {
+                for (int i = 0; i < N; i++)
+                    ck_assert_int_eq(akv_attn_run_many(m.store, &snap, &jobs[i], 1), 2500);
+            } else {
+                ck_assert_int_eq(akv_attn_run_many(m.store, &snap, jobs, N), 2500);
+            }
+            if (ran == 0)
+                memcpy(want[alone], got, sizeof got);
+            for (int i = 0; i < N; i++)
+                ck_assert_msg(memcmp(got[i], want[alone][i], sizeof got[i]) == 0,
+                              "kernel %s, query %d (%s): r differs from the portable kernel's",
+                              names[k], i, alone ? "alone" : "in a batch");
+        }
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+    ck_assert_int_eq(memcmp(want[0], want[1], sizeof want[0]), 0);
+    ck_assert_int_eq(akv_attn_set_kernel("auto"), 0);
+    ck_assert_int_eq(akv_attn_set_kernel("no-such-kernel"), -EINVAL);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -673,6 +736,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_batch_attention_paths);
     tcase_add_test(tc, test_batch_equals_single);
+    tcase_add_test(tc, test_attention_kernels_agree);
     suite_add_tcase(s, tc);
     return s;
 }
