@@ -179,7 +179,25 @@ static void rotate(const double *rot, const double *x, uint32_t dim, double *y)
         memcpy(y, x, dim * sizeof *y);
         return;
     }
-    for (uint32_t i = 0; i < dim; i++) {
+    /* Four rows at a time: four independent sums, each in the order of a
+     * row alone (so the same bits), rather than one chain of dependent
+     * additions. */
+    uint32_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        const double *r0 = rot + (size_t)i * dim, *r1 = r0 + dim, *r2 = r1 + dim, *r3 = r2 + dim;
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (uint32_t k = 0; k < dim; k++) {
+            a0 += r0[k] * x[k];
+            a1 += r1[k] * x[k];
+            a2 += r2[k] * x[k];
+            a3 += r3[k] * x[k];
+        }
+        y[i] = a0;
+        y[i + 1] = a1;
+        y[i + 2] = a2;
+        y[i + 3] = a3;
+    }
+    for (; i < dim; i++) {
         double acc = 0;
         for (uint32_t k = 0; k < dim; k++)
             acc += rot[(size_t)i * dim + k] * x[k];
