@@ -1,11 +1,14 @@
 /*
- * loadgen.c - a RESP load generator for SET throughput with vocabulary words.
+ * loadgen.c - a RESP load generator for SET and QUERY throughput with
+ * vocabulary words.
  *
  * redis-benchmark can vary a command only by numbers (__rand_int__), and
  * numbers are not vocabulary words, so it can only measure attnkvd's SET with
- * one key overwritten. This program sends SET <key> <value> with both words
- * drawn from a word list, the same commands to any Redis-protocol server, so
- * attnkvd and redis-server can be compared with many distinct keys.
+ * one key overwritten, or QUERY with one word. This program sends SET <key>
+ * <value> with both words drawn from a word list, the same commands to any
+ * Redis-protocol server, so attnkvd and redis-server can be compared with
+ * many distinct keys; with --query it sends QUERY <word> instead, a word of
+ * the list per request, in the same order as SET's keys.
  *
  * It opens C connections. Each one sends a batch of P pipelined commands and
  * waits for all P replies before it sends the next batch, which is what
@@ -16,8 +19,9 @@
  * of (seed, i). The commands therefore do not depend on timing or on which
  * connection happens to send them, and a run leaves exactly min(N, K) keys.
  *
- * Every reply is parsed as RESP2. Anything but +OK (an -ERR reply above all)
- * means the run measured something other than SET, so it is counted, the
+ * Every reply is parsed as RESP2. Anything but +OK (for QUERY: an array of
+ * at least one word), an -ERR reply above all, means the run measured
+ * something other than what it says, so it is counted, the
  * first one is shown on stderr, and the exit status is 1. A closed
  * connection, a malformed reply or ten seconds without progress end the run
  * at once with status 2.
@@ -60,6 +64,7 @@
 #define RBUF_INITIAL 65536
 
 static const char set_header[] = "*3\r\n$3\r\nSET\r\n";
+static const char query_header[] = "*2\r\n$5\r\nQUERY\r\n";
 
 /* A word list held as RESP bulk strings ("$3\r\ncat\r\n") laid end to end,
  * so building a command is two memcpy calls per argument pair. */
@@ -87,6 +92,7 @@ struct run {
     uint64_t seed;
     uint64_t total, issued, answered, errors;
     size_t pipeline;
+    int query; /* QUERY <key> rather than SET <key> <value> */
     uint64_t *lat_ns; /* one entry per completed batch */
     size_t nlat;
     char first_error[256];
@@ -261,12 +267,16 @@ static size_t batch_build(struct run *r, struct conn *c)
         size_t k = r->perm[i % r->keys->count];
         size_t v = (size_t)(mix64(r->seed ^ mix64(i)) % r->values->count);
         const struct words *kw = r->keys, *vw = r->values;
-        memcpy(c->wbuf + c->wlen, set_header, sizeof set_header - 1);
-        c->wlen += sizeof set_header - 1;
+        const char *head = r->query ? query_header : set_header;
+        size_t hlen = r->query ? sizeof query_header - 1 : sizeof set_header - 1;
+        memcpy(c->wbuf + c->wlen, head, hlen);
+        c->wlen += hlen;
         memcpy(c->wbuf + c->wlen, kw->bulk + kw->off[k], kw->off[k + 1] - kw->off[k]);
         c->wlen += kw->off[k + 1] - kw->off[k];
-        memcpy(c->wbuf + c->wlen, vw->bulk + vw->off[v], vw->off[v + 1] - vw->off[v]);
-        c->wlen += vw->off[v + 1] - vw->off[v];
+        if (!r->query) {
+            memcpy(c->wbuf + c->wlen, vw->bulk + vw->off[v], vw->off[v + 1] - vw->off[v]);
+            c->wlen += vw->off[v + 1] - vw->off[v];
+        }
         n++;
     }
     return n;
@@ -304,12 +314,15 @@ static void conn_next(struct run *r, struct conn *c, struct pollfd *pfd)
     pfd->events = (short)(POLLIN | (conn_flush(c) ? POLLOUT : 0));
 }
 
-/* Counts the reply p[0..n) as an error unless it is +OK, and keeps the first
- * error's text for the report on stderr. */
+/* Counts the reply p[0..n) as an error unless it is +OK (QUERY: an array of
+ * at least one element; reply_len has checked its shape), and keeps the
+ * first error's text for the report on stderr. */
 static void note_reply(struct run *r, const char *p, size_t n)
 {
     static const char ok[] = "+OK\r\n";
-    if (n == sizeof ok - 1 && memcmp(p, ok, n) == 0)
+    if (!r->query && n == sizeof ok - 1 && memcmp(p, ok, n) == 0)
+        return;
+    if (r->query && p[0] == '*' && p[1] >= '1' && p[1] <= '9')
         return;
     if (r->errors++ == 0) {
         size_t shown = n - 2 < sizeof r->first_error - 1 ? n - 2 : sizeof r->first_error - 1;
@@ -422,7 +435,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s [options] (--words FILE | --key WORD --value WORD)\n"
-            "Sends SET commands to a Redis-protocol server and prints one line:\n"
+            "       %s --query [options] --words FILE\n"
+            "Sends SET (or QUERY) commands to a Redis-protocol server and prints one line:\n"
             "  rps=... requests=N errors=E keys=K clients=C pipeline=P seconds=S\n"
             "  cpu_s=... p50_ms=... p99_ms=...\n"
             "  -h, --host HOST      server address (default 127.0.0.1)\n"
@@ -434,9 +448,11 @@ static void usage(FILE *f)
             "  -P, --pipeline P     commands per batch on each connection (default 1)\n"
             "  -n, --requests N     requests in total (default 100000)\n"
             "  -s, --seed S         order of keys and choice of values (default 1)\n"
+            "      --query          QUERY <word> for each word of the list in turn\n"
             "      --help           this text\n"
-            "Exit status: 0, 1 if any reply was not +OK, 2 on other failures.\n",
-            prog);
+            "Exit status: 0, 1 if any reply was not +OK (QUERY: not an array of words),\n"
+            "2 on other failures.\n",
+            prog, prog);
 }
 
 int main(int argc, char **argv)
@@ -451,6 +467,7 @@ int main(int argc, char **argv)
         {"pipeline", required_argument, NULL, 'P'},
         {"requests", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
+        {"query", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -492,6 +509,9 @@ int main(int argc, char **argv)
         case 's':
             r.seed = parse_count("--seed", optarg, 0, UINT64_MAX);
             break;
+        case 'Q':
+            r.query = 1;
+            break;
         case 'H':
             usage(stdout);
             return 0;
@@ -500,7 +520,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || (path == NULL && (key == NULL || value == NULL))) {
+    if (optind != argc || (path == NULL && (key == NULL || value == NULL)) ||
+        (r.query && (path == NULL || key != NULL || value != NULL))) {
         usage(stderr);
         return 2;
     }
@@ -531,7 +552,8 @@ int main(int argc, char **argv)
 
     /* Only the last batch can be short, so there are at most N / P + 1. */
     r.lat_ns = xmalloc((size_t)(r.total / r.pipeline + 1) * sizeof *r.lat_ns);
-    size_t command_max = sizeof set_header - 1 + r.keys->max_len + r.values->max_len;
+    size_t command_max = sizeof query_header + sizeof set_header + r.keys->max_len +
+                         r.values->max_len;
     struct conn *conns = xmalloc(nconn * sizeof *conns);
     struct pollfd *pfd = xmalloc(nconn * sizeof *pfd);
     for (size_t i = 0; i < nconn; i++) {
@@ -588,8 +610,9 @@ int main(int argc, char **argv)
            (double)r.total / seconds, (unsigned long long)r.total, (unsigned long long)r.errors,
            (unsigned long long)distinct, nconn, r.pipeline, seconds, cpu, p50, p99);
     if (r.errors > 0) {
-        fprintf(stderr, "%s: %llu of %llu replies were not +OK; the first: %s\n", prog,
-                (unsigned long long)r.errors, (unsigned long long)r.total, r.first_error);
+        fprintf(stderr, "%s: %llu of %llu replies were not %s; the first: %s\n", prog,
+                (unsigned long long)r.errors, (unsigned long long)r.total,
+                r.query ? "arrays of words" : "+OK", r.first_error);
         return 1;
     }
 
