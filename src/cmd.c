@@ -52,6 +52,7 @@
 
 #include "attnkv/embed.h"
 #include "attnkv/query.h"
+#include "attn.h"
 #include "glob.h"
 #include "rank.h"
 
@@ -707,10 +708,11 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
                      "vector_dim:%" PRIu32 "\r\n"
                      "vocabulary_bytes:%zu\r\n"
                      "vocabulary_load_ms:%.1f\r\n"
-                     "rank_kernel:%s\r\n",
+                     "rank_kernel:%s\r\n"
+                     "attn_kernel:%s\r\n",
                      env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
                      akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab), env->vocab_load_ms,
-                     akv_rank_kernel_name(akv_rank_kernel()));
+                     akv_rank_kernel_name(akv_rank_kernel()), akv_attn_kernel_name());
 }
 
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)

@@ -274,7 +274,7 @@ class Reference:
 
 class Daemon:
     def __init__(self, workdir, vectors, args=(), name="attnkvd", expect_start=True,
-                 datadir=None, preexec_fn=None):
+                 datadir=None, preexec_fn=None, extra_env=None):
         self.exe = os.environ["AKV_ATTNKVD"]
         self.logpath = os.path.join(workdir, name + ".log")
         self.log = open(self.logpath, "wb")
@@ -289,7 +289,8 @@ class Daemon:
                          "verbose"] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=datadir,
-                                     preexec_fn=preexec_fn)
+                                     preexec_fn=preexec_fn,
+                                     env=dict(os.environ, **(extra_env or {})))
         self.port = None
         self.addresses = []
         self.signalled = False
@@ -717,6 +718,45 @@ def test_query_matches_reference(env):
     assert len(c.cmd("QUERY", "seven", "COUNT", "1000")) == 1000
     c.cmd("FLUSHALL")
     c.close()
+
+
+@test("basic")
+def test_kernels_from_environment(env):
+    """AKV_RANK_KERNEL and AKV_ATTN_KERNEL choose the ranking and attention
+    kernels, INFO vectors names them, and the portable ones answer exactly
+    what the daemon's automatic choice does, scores included."""
+    store = {"one": "number", "cat": "animal", "dog": "animal", "ball": "toy",
+             "sphere": "shape", "king queen": "hello world", "w0001 w0002 w0003": "w0004",
+             "seven": "w0005 w0006"}
+    asks = [("QUERY", "female"), ("QUERY", "rhombus", "COUNT", "9", "METRIC", "cosine"),
+            ("QUERY", "king w0007", "ATTENTION", "cosine", "TEMPERATURE", "0.3"),
+            ("QUERY", "seven", "METRIC", "dot", "COUNT", "20"),
+            ("NEIGHBORS", "cat dog", "COUNT", "12")]
+
+    def answers(d):
+        c = d.client()
+        c.cmd("FLUSHALL")
+        for k, v in store.items():
+            assert c.cmd("SET", k, v) == "OK"
+        got = [c.cmd(*(a + ("WITHSCORES",))) for a in asks]
+        fields = dict(l.split(":", 1) for l in c.cmd("INFO", "vectors").split("\r\n")
+                      if ":" in l)
+        c.cmd("FLUSHALL")
+        c.close()
+        return got, fields
+
+    auto, auto_fields = answers(env.daemon)
+    assert auto_fields["rank_kernel"] in ("portable", "avx2", "avx512vnni"), auto_fields
+    assert auto_fields["attn_kernel"] in ("portable", "avx2", "avx512"), auto_fields
+    assert all(len(a) >= 2 for a in auto), auto
+    d = Daemon(env.workdir, env.vectors, ("--workers", "2"), name="portable-kernels",
+               extra_env={"AKV_RANK_KERNEL": "portable", "AKV_ATTN_KERNEL": "portable"})
+    try:
+        portable, fields = answers(d)
+    finally:
+        d.check_clean_exit()
+    assert fields["rank_kernel"] == "portable" and fields["attn_kernel"] == "portable", fields
+    assert portable == auto, (portable, auto)
 
 
 @test("basic")
