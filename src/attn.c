@@ -1094,7 +1094,8 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
             /* Turn the kept raw scores into weights, best first. */
             for (size_t i = 0; i < aq->why.n; i++)
                 aq->why.h[i].weight = exp(aq->why.h[i].weight - aq->c) / aq->z;
-            qsort(aq->why.h, aq->why.n, sizeof *aq->why.h, cmp_why);
+            if (aq->why.n > 1) /* why may be NULL when nothing is kept */
+                qsort(aq->why.h, aq->why.n, sizeof *aq->why.h, cmp_why);
             jobs[b].nwhy = aq->why.n;
         }
     }
