@@ -166,12 +166,35 @@ struct attn_state {
     } while (0)
 #define LOAD4D(dst, p) memcpy(&(dst), (p), sizeof(dst))
 
+/* The end of x . q once dimensions [0, d) are summed in the two four-lane
+ * accumulators a0 (d mod 8 < 4) and a1 (the rest): four more dimensions
+ * into a0, the last ones one by one, then the lanes in a fixed order. Every
+ * kernel ends its dot products here, so all give the same bits. The
+ * accumulators come by pointer: a 32-byte vector argument has a different
+ * ABI with and without AVX. */
+ALWAYS_INLINE double dot_finish(v4d *a0, const v4d *a1, const float *x, const double *q,
+                                uint32_t d, uint32_t dim)
+{
+    v4d x0, q0;
+    double tail = 0;
+
+    if (d + 4 <= dim) {
+        LOAD4F(x0, x + d);
+        LOAD4D(q0, q + d);
+        *a0 += x0 * q0;
+        d += 4;
+    }
+    for (; d < dim; d++)
+        tail += (double)x[d] * q[d];
+    *a0 += *a1;
+    return ((*a0)[0] + (*a0)[2]) + ((*a0)[1] + (*a0)[3]) + tail;
+}
+
 /* x . q for a float row x and a double q holding floats, in double. Each
  * product is exact in double, so only the additions round. */
 ALWAYS_INLINE double dot_body(const float *x, const double *q, uint32_t dim)
 {
     v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0}, x0, x1, q0, q1;
-    double tail = 0;
     uint32_t d = 0;
 
     for (; d + 8 <= dim; d += 8) {
@@ -182,16 +205,7 @@ ALWAYS_INLINE double dot_body(const float *x, const double *q, uint32_t dim)
         a0 += x0 * q0;
         a1 += x1 * q1;
     }
-    if (d + 4 <= dim) {
-        LOAD4F(x0, x + d);
-        LOAD4D(q0, q + d);
-        a0 += x0 * q0;
-        d += 4;
-    }
-    for (; d < dim; d++)
-        tail += (double)x[d] * q[d];
-    a0 += a1;
-    return (a0[0] + a0[2]) + (a0[1] + a0[3]) + tail;
+    return dot_finish(&a0, &a1, x, q, d, dim);
 }
 
 static inline void prefetch_row(const float *x, uint32_t dim)
@@ -231,6 +245,20 @@ ALWAYS_INLINE size_t table_at(const uint32_t *slot, size_t nq, uint32_t u)
     return slot != NULL ? (size_t)slot[u] * nq : u;
 }
 
+/* The weighted row sums' last words, ids[j0, n), one row at a time (an odd
+ * word left over from the pairs). */
+ALWAYS_INLINE void accumulate_rest(double *rs, size_t nq, const float *mat, uint32_t dim,
+                                   const uint32_t *ids, size_t j0, size_t n,
+                                   const uint32_t *slot, const double *w)
+{
+    for (size_t j = j0; j < n; j++) {
+        const float *x = mat + (size_t)ids[j] * dim;
+        const double *w0 = w + table_at(slot, nq, ids[j]);
+        for (size_t b = 0; b < nq; b++)
+            acc_one(rs + b * dim, x, w0[b], dim);
+    }
+}
+
 /* out[at(u) + b] = row u . q_b for the n words u in ids. The rows are
  * fetched a few ahead: the words are in id order but apart, which the
  * hardware's own prefetching follows poorly. Each row is read from memory
@@ -267,12 +295,7 @@ ALWAYS_INLINE void accumulate_body(double *rs, size_t nq, const float *mat, uint
         for (size_t b = 0; b < nq; b++)
             acc_pair(rs + b * dim, x0, x1, w0[b], w1[b], dim);
     }
-    for (; j < n; j++) {
-        const float *x = mat + (size_t)ids[j] * dim;
-        const double *w0 = w + table_at(slot, nq, ids[j]);
-        for (size_t b = 0; b < nq; b++)
-            acc_one(rs + b * dim, x, w0[b], dim);
-    }
+    accumulate_rest(rs, nq, mat, dim, ids, j, n, slot, w);
 }
 
 /* *y = exp(*x) for four x <= SHIFT_SLACK, and 0 for x < -708 (where exp()
@@ -408,21 +431,9 @@ AVX512 ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t d
         }
     }
     for (size_t t = 0; t < nt; t++) {
-        const double *q = qs + t * dim;
         v4d a0 = {acc[t][0], acc[t][1], acc[t][2], acc[t][3]};
-        v4d a1 = {acc[t][4], acc[t][5], acc[t][6], acc[t][7]}, x0, q0;
-        double tail = 0;
-        uint32_t e = d;
-        if (e + 4 <= dim) {
-            LOAD4F(x0, x + e);
-            LOAD4D(q0, q + e);
-            a0 += x0 * q0;
-            e += 4;
-        }
-        for (; e < dim; e++)
-            tail += (double)x[e] * q[e];
-        a0 += a1;
-        out[t] = (a0[0] + a0[2]) + (a0[1] + a0[3]) + tail;
+        v4d a1 = {acc[t][4], acc[t][5], acc[t][6], acc[t][7]};
+        out[t] = dot_finish(&a0, &a1, x, qs + t * dim, d, dim);
     }
 }
 
@@ -478,12 +489,7 @@ AVX512 static void accumulate_avx512(double *rs, size_t nq, const float *mat, ui
             for (size_t b = 0; b < nq; b++)
                 rs[b * dim + d] += w0[b] * x0[d] + w1[b] * x1[d];
     }
-    for (; j < n; j++) {
-        const float *x = mat + (size_t)ids[j] * dim;
-        const double *w0 = w + table_at(slot, nq, ids[j]);
-        for (size_t b = 0; b < nq; b++)
-            acc_one(rs + b * dim, x, w0[b], dim);
-    }
+    accumulate_rest(rs, nq, mat, dim, ids, j, n, slot, w);
 }
 
 static const struct kernels kernels_avx512 = {dots_avx512, accumulate_avx512, exp_block_avx2};
@@ -498,6 +504,9 @@ static const struct {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     {"avx2", &kernels_avx2},
     {"avx512", &kernels_avx512},
+#else
+    {"avx2", NULL}, /* not in this build */
+    {"avx512", NULL},
 #endif
 };
 #define NKERNELS (sizeof kernel_table / sizeof kernel_table[0])
@@ -510,7 +519,7 @@ static bool kernel_runs(size_t i)
     if (kernel_table[i].k == &kernels_avx512)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
 #endif
-    return kernel_table[i].k == &kernels_base;
+    return kernel_table[i].k != NULL;
 }
 
 /* The index of the kernel in use, -1 before the first choice; relaxed, as
@@ -537,8 +546,7 @@ int akv_attn_set_kernel(const char *name)
             if (strcmp(name, kernel_table[i].name) == 0)
                 k = (int)i;
         if (k < 0)
-            return strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0 ? -ENOTSUP
-                                                                            : -EINVAL;
+            return -EINVAL;
         if (!kernel_runs((size_t)k))
             return -ENOTSUP;
     }
