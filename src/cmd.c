@@ -15,10 +15,10 @@
  *   - the worker (query_batch) reads only the job: its vector and options, the
  *     immutable vocabulary and the snapshot, and writes only the job's result.
  *     It gets the QUERY, EXPLAIN and NEIGHBORS jobs queued together as one
- *     batch (see src/pool.c) and ranks them with one akv_query_run_many
- *     call, which reads the vocabulary once for all of them and gives each
- *     exactly the answer it would get alone, so batching never changes a
- *     reply;
+ *     batch (see src/pool.c) and ranks them with one pass over the
+ *     vocabulary (akv_query_batch_*), which reads it once for all of them
+ *     and gives each exactly the answer it would get alone, so batching
+ *     never changes a reply; idle workers join that pass;
  *   - query_finish, back on the loop thread, formats the reply (EXPLAIN's
  *     key/value text comes from the snapshot, which is still held), releases
  *     the snapshot and frees the job. The snapshot is released even when the
@@ -51,6 +51,7 @@
 #include <sys/resource.h>
 
 #include "attnkv/embed.h"
+#include "attnkv/nbcache.h"
 #include "attnkv/query.h"
 #include "attn.h"
 #include "glob.h"
@@ -629,11 +630,14 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                      "jobs_waiting:%zu\r\n"
                      "query_batches:%" PRIu64 "\r\n"
                      "query_batched_jobs:%" PRIu64 "\r\n"
-                     "query_batch_max:%" PRIu64 "\r\n",
+                     "query_batch_max:%" PRIu64 "\r\n"
+                     "query_from_lists:%" PRIu64 "\r\n"
+                     "neighbour_lists:%zu\r\n",
                      st->connections_received, st->commands_processed, st->error_replies,
                      st->rejected_connections, st->jobs_running,
                      env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
-                     st->query_batched_jobs, st->query_batch_max);
+                     st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
+                     env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
 }
 
 static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -1067,6 +1071,7 @@ struct query_job {
     /* Read by the worker. */
     const struct akv_store *store;
     const struct akv_vocab *vocab;
+    struct akv_nbcache *nbcache;
     struct akv_store_snap snap;
     struct akv_query_opts opts;
     /* Written by the worker. */
@@ -1168,6 +1173,18 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
     return 0;
 }
 
+/* The most threads sharing one batch's scan: each adds a set of thresholds
+ * and survivors per request, and the per-chunk exchange of thresholds
+ * grows with their number; the machines this runs on have a few cores. */
+#define QUERY_PARTS_MAX 8
+
+/* Worker thread, helping another worker's batch: scans chunks of its
+ * vocabulary pass as part h. */
+static void query_help(void *arg, unsigned h)
+{
+    akv_query_batch_work(arg, h);
+}
+
 /* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
  * mix, with one pass over the vocabulary. Reads each job's vector, options
  * and snapshot and the immutable vocabulary; writes only each job's res, rc
@@ -1175,6 +1192,11 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
 static void query_batch(struct akv_pool_job **pjs, size_t n)
 {
     struct akv_query_item items[AKV_POOL_BATCH_MAX];
+    struct akv_query_batch *b = NULL;
+    unsigned nparts = akv_pool_job_threads(pjs[0]);
+
+    if (nparts > QUERY_PARTS_MAX)
+        nparts = QUERY_PARTS_MAX;
 
     assert(n >= 1 && n <= AKV_POOL_BATCH_MAX);
     for (size_t i = 0; i < n; i++) {
@@ -1190,10 +1212,18 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
             .q = j->q,
             .opts = j->opts,
             .res = &j->res,
+            .nbcache = j->nbcache,
         };
     }
-    /* Failures are per item (rc), as the single calls report them. */
-    (void)akv_query_run_many(items, n);
+    /* Failures are per item (rc), as the single calls report them. The
+     * other workers that have nothing else to do join the vocabulary scan
+     * (see src/pool.c, Helping). */
+    if (akv_query_batch_begin(items, n, nparts, &b) == 0 && b != NULL) {
+        akv_pool_help_begin(pjs[0], query_help, b, nparts - 1);
+        akv_query_batch_work(b, 0);
+        akv_pool_help_end(pjs[0]);
+    }
+    akv_query_batch_end(b);
     for (size_t i = 0; i < n; i++) {
         struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
         j->rc = items[i].rc;
@@ -1272,6 +1302,8 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     int failed = j->rc < 0;
 
     env->stats.jobs_running--;
+    if (j->rc == 0 && j->res.from_lists)
+        env->stats.query_from_lists++;
     /* The whole batch is counted with its first job, which is always
      * finished first, so a CONFIG RESETSTAT between two jobs of one batch
      * cannot leave half a batch counted. */
@@ -1358,6 +1390,8 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
             return reply_oom(ctx->out);
         return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed");
     }
+    j->base.pool.pool = NULL; /* akv_pool_submit sets it; unit tests run jobs without */
+    j->base.pool.help = NULL;
     j->base.pool.work = NULL;
     j->base.pool.batch = query_batch;
     j->base.pool.done = NULL; /* the connection sets it */
@@ -1369,10 +1403,12 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->kind = kind;
     j->store = env->store;
     j->vocab = env->vocab;
+    j->nbcache = env->nbcache;
     j->opts = o;
     j->rc = 0;
     j->batch_n = 0;
     j->res.nhits = j->res.nwhy = 0;
+    j->res.from_lists = 0;
     j->env = env;
     j->withscores = withscores;
     j->t0 = now_ns();

@@ -59,6 +59,7 @@ struct akv_stats {
     uint64_t query_batches;      /* batches of those jobs run, each one vocabulary pass */
     uint64_t query_batched_jobs; /* jobs those batches held (a lone job is a batch of 1) */
     uint64_t query_batch_max;    /* the largest batch */
+    uint64_t query_from_lists;   /* QUERYs answered from neighbour lists, without a scan */
     uint64_t error_replies;      /* -ERR replies to commands, unknown ones included */
     struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
@@ -69,6 +70,7 @@ struct akv_stats {
 struct akv_cmd_env {
     struct akv_config *config; /* CONFIG SET changes the run-time directives */
     const struct akv_vocab *vocab;
+    struct akv_nbcache *nbcache; /* neighbour lists for QUERY (attnkv/nbcache.h); NULL: none */
     struct akv_store *store;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;

@@ -684,6 +684,7 @@ static const struct directive directives[] = {
     SECRET_ROW("requirepass", requirepass),
     BOOL_ROW("protected-mode", protected_mode),
     INT_ROW("workers", workers, 0, 256),
+    INT_ROW("neighbour-lists", neighbour_lists, 0, 16 << 20),
     STRING_ROW("vectors", vectors, DF_NONEMPTY),
     UINT_ROW("count", query.k, 1, AKV_K_MAX),
     ENUM_ROW("attention", query.attn, enum akv_attn_mode, attn_names),
@@ -781,6 +782,7 @@ int akv_config_init(struct akv_config *c)
     if (!c->vectors)
         goto fail;
     c->workers = 0;
+    c->neighbour_lists = 65536;
     /* These must equal akv_query_opts_default (query.c); they are set here
      * field by field so that this module needs no engine library. */
     c->query.k = 5;

@@ -31,6 +31,7 @@
 
 #include <uv.h>
 
+#include "attnkv/nbcache.h"
 #include "attnkv/store.h"
 #include "attnkv/vocab.h"
 #include "cmd.h"
@@ -214,6 +215,7 @@ int main(int argc, char **argv)
     struct akv_config cfg;
     struct akv_vocab *voc = NULL;
     struct akv_store *store = NULL;
+    struct akv_nbcache *nbcache = NULL;
     struct akv_server *srv = NULL;
     struct akv_persist *persist = NULL;
     struct akv_cmd_env env;
@@ -337,8 +339,14 @@ int main(int argc, char **argv)
         akv_log(AKV_LOG_NOTICE, "appendonly is off: nothing written survives a restart");
     }
 
+    if (cfg.neighbour_lists > 0 &&
+        akv_nbcache_create(&nbcache, (size_t)cfg.neighbour_lists) < 0) {
+        akv_log(AKV_LOG_WARNING, "out of memory for %d neighbour lists", cfg.neighbour_lists);
+        goto out;
+    }
     env.config = &cfg;
     env.vocab = voc;
+    env.nbcache = nbcache;
     env.store = store;
     env.persist = persist;
     env.vectors_path = cfg.vectors;
@@ -383,6 +391,7 @@ out:
     akv_persist_destroy(persist);
     akv_slowlog_reset(&env.slowlog);
     akv_store_destroy(store);
+    akv_nbcache_destroy(nbcache);
     akv_vocab_destroy(voc);
     akv_notify_close();
     if (status == 0 && !test_config)

@@ -50,6 +50,19 @@
  * batch goes onto `done` in one piece and in queue order, so its done
  * callbacks run in submission order, one after another in one delivery.
  *
+ * Helping: a worker running a job may post an offer (akv_pool_help_begin):
+ * a function and how many helpers it can use. Offers are listed under mu;
+ * a worker looking for something to do joins an open offer that still
+ * wants helpers before it takes queued jobs (help first: finishing the
+ * batch in progress sooner answers its clients sooner, and the jobs that
+ * queue meanwhile form the next, larger batch). Posting an offer wakes the
+ * waiting workers. Each joiner gets the next helper number and counts
+ * itself in `running`; the owner's help_end closes the offer and waits on
+ * `cv_help` until `running` is 0, so the owner can free what fn reads. A
+ * worker joins each offer at most once, since numbers are never reused,
+ * and a helper never waits for anything, so an owner's wait always ends.
+ * Helpers are not counted in `idle`, so batch shares treat them as busy.
+ *
  * Shutdown: akv_pool_close sets `stopping`; workers keep taking jobs until the
  * queue is empty and then exit; the loop thread joins them, delivers any done
  * jobs still listed, and closes the async handle. No uv_async_send can happen
@@ -65,12 +78,24 @@
 
 #include <uv.h>
 
+/* A running job's offer of help; lives on its owner's stack from help_begin
+ * to help_end. Under mu. */
+struct help_offer {
+    struct help_offer *next;
+    void (*fn)(void *arg, unsigned h);
+    void *arg;
+    unsigned wanted, joined, running;
+    int closed;
+};
+
 struct akv_pool {
     uv_loop_t *loop;
     uv_async_t async;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t cv_help; /* an offer's last helper returned */
     /* Under mu. */
+    struct help_offer *offers;
     struct akv_pool_job *qhead, *qtail;
     struct akv_pool_job *dhead, *dtail;
     size_t queued; /* jobs in the q list, not yet taken by a worker */
@@ -115,6 +140,29 @@ static size_t take_jobs(struct akv_pool *p, struct akv_pool_job **out)
     return n;
 }
 
+/* Under mu: an open offer that still wants a helper, or NULL. */
+static struct help_offer *open_offer(const struct akv_pool *p)
+{
+    for (struct help_offer *o = p->offers; o; o = o->next)
+        if (!o->closed && o->joined < o->wanted)
+            return o;
+    return NULL;
+}
+
+/* Under mu, which it releases while fn runs: joins offer o as its next
+ * helper. */
+static void help(struct akv_pool *p, struct help_offer *o)
+{
+    unsigned h = ++o->joined;
+
+    o->running++;
+    pthread_mutex_unlock(&p->mu);
+    o->fn(o->arg, h);
+    pthread_mutex_lock(&p->mu);
+    if (--o->running == 0 && o->closed)
+        pthread_cond_broadcast(&p->cv_help);
+}
+
 static void *worker_main(void *arg)
 {
     struct akv_pool *p = arg;
@@ -122,10 +170,17 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        struct help_offer *o;
         size_t n;
 
-        while (!p->qhead && !p->stopping)
+        while (!p->qhead && !p->stopping && !open_offer(p))
             pthread_cond_wait(&p->cv, &p->mu);
+        if ((o = open_offer(p)) != NULL) {
+            p->idle--;
+            help(p, o);
+            p->idle++;
+            continue;
+        }
         if (!p->qhead)
             break; /* stopping and nothing left to run */
         p->idle--;
@@ -215,6 +270,11 @@ int akv_pool_create(struct akv_pool **out, uv_loop_t *loop, unsigned nthreads)
     rc = -pthread_cond_init(&p->cv, NULL);
     if (rc)
         goto fail_mutex;
+    rc = -pthread_cond_init(&p->cv_help, NULL);
+    if (rc) {
+        pthread_cond_destroy(&p->cv);
+        goto fail_mutex;
+    }
 
     /* Threads inherit the creator's signal mask: start them with everything
      * blocked, then restore the loop thread's mask. */
@@ -242,6 +302,7 @@ int akv_pool_create(struct akv_pool **out, uv_loop_t *loop, unsigned nthreads)
 
 fail_threads:
     stop_threads(p, started);
+    pthread_cond_destroy(&p->cv_help);
     pthread_cond_destroy(&p->cv);
 fail_mutex:
     pthread_mutex_destroy(&p->mu);
@@ -257,6 +318,8 @@ int akv_pool_submit(struct akv_pool *p, struct akv_pool_job *job)
         return -ESHUTDOWN;
     assert(job->done && (job->work || job->batch));
     job->next = NULL;
+    job->pool = p;
+    job->help = NULL;
     pthread_mutex_lock(&p->mu);
     if (p->qtail)
         p->qtail->next = job;
@@ -290,6 +353,52 @@ unsigned akv_pool_threads(const struct akv_pool *p)
     return p->nthreads;
 }
 
+void akv_pool_help_begin(struct akv_pool_job *job, void (*fn)(void *arg, unsigned h), void *arg,
+                         unsigned nhelpers)
+{
+    struct akv_pool *p = job->pool;
+    struct help_offer *o;
+
+    job->help = NULL;
+    if (p == NULL || nhelpers == 0 || p->nthreads < 2)
+        return;
+    o = malloc(sizeof *o);
+    if (o == NULL)
+        return; /* the owner does all the work itself */
+    *o = (struct help_offer){.fn = fn, .arg = arg, .wanted = nhelpers};
+    pthread_mutex_lock(&p->mu);
+    o->next = p->offers;
+    p->offers = o;
+    if (p->idle > 0)
+        pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    job->help = o;
+}
+
+void akv_pool_help_end(struct akv_pool_job *job)
+{
+    struct akv_pool *p = job->pool;
+    struct help_offer *o = job->help, **pp;
+
+    if (o == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    o->closed = 1;
+    while (o->running > 0)
+        pthread_cond_wait(&p->cv_help, &p->mu);
+    for (pp = &p->offers; *pp != o; pp = &(*pp)->next)
+        ;
+    *pp = o->next;
+    pthread_mutex_unlock(&p->mu);
+    job->help = NULL;
+    free(o);
+}
+
+unsigned akv_pool_job_threads(const struct akv_pool_job *job)
+{
+    return job->pool ? job->pool->nthreads : 1;
+}
+
 static void on_async_closed(uv_handle_t *h)
 {
     struct akv_pool *p = h->data;
@@ -319,6 +428,7 @@ void akv_pool_destroy(struct akv_pool *p)
         return;
     /* Destroying a running pool would leave threads reading freed memory. */
     assert(p->closed && !p->async_live);
+    pthread_cond_destroy(&p->cv_help);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);

@@ -16,10 +16,16 @@
  * same large data for every job (the vocabulary scan) reads it once. Each
  * job still gets its own done callback, in submission order within a batch.
  *
+ * Helping: a work or batch function can share its work with the workers
+ * that have nothing else to do (akv_pool_help_begin/end): they join it
+ * before they take new jobs, so one large batch runs on every core instead
+ * of each core running a batch of its own.
+ *
  * Threading: every function here is for the loop thread (the thread running
- * the uv_loop_t given to akv_pool_create). work and batch run on a worker
- * thread and must not touch loop-owned state other than what their jobs
- * carry; done runs on the loop thread.
+ * the uv_loop_t given to akv_pool_create), except the help functions, which
+ * a work or batch function calls on its worker thread. work and batch run
+ * on a worker thread and must not touch loop-owned state other than what
+ * their jobs carry; done runs on the loop thread.
  */
 #ifndef ATTNKV_POOL_H
 #define ATTNKV_POOL_H
@@ -31,6 +37,8 @@ struct akv_pool;
 
 struct akv_pool_job {
     struct akv_pool_job *next;              /* private to the pool */
+    struct akv_pool *pool;                  /* private: set by akv_pool_submit */
+    void *help;                             /* private: the job's open offer of help */
     void (*work)(struct akv_pool_job *job); /* worker thread; unused when batch is set */
     /* Optional, worker thread: does for each of jobs[0..n-1] what work would,
      * n being 1..AKV_POOL_BATCH_MAX. Every job passed has this same batch
@@ -57,6 +65,23 @@ struct akv_pool_job {
 int akv_pool_create(struct akv_pool **out, struct uv_loop_s *loop, unsigned nthreads);
 
 #define AKV_POOL_THREADS_MAX 256
+
+/* Worker thread, from the work or batch function running job: offers
+ * fn(arg, h) to up to nhelpers other workers, h = 1..nhelpers, each h
+ * given to one call. A worker that is idle, or becomes free before the
+ * offer ends, runs it before it takes any queued job; fn must therefore
+ * never wait for anything a queued job would do. Offers of a job that was
+ * not submitted to a pool (as in unit tests) do nothing. Every help_begin
+ * must be followed by akv_pool_help_end(job) on the same thread, which
+ * stops further workers from joining and waits for those that joined to
+ * return from fn; their writes happen-before help_end returns. */
+void akv_pool_help_begin(struct akv_pool_job *job, void (*fn)(void *arg, unsigned h), void *arg,
+                         unsigned nhelpers);
+void akv_pool_help_end(struct akv_pool_job *job);
+
+/* The number of worker threads of the pool job was submitted to; 1 when
+ * it was not submitted (so a batch can size its help from it). */
+unsigned akv_pool_job_threads(const struct akv_pool_job *job);
 
 /* Queues job (FIFO); job->work or job->batch must be set, and job->done.
  * Returns 0, or -ESHUTDOWN once akv_pool_close was called (done is then

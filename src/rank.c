@@ -33,15 +33,27 @@
  * C. The choice is made at run time from the CPU's features.
  *
  * Batches and parts. One scan serves many requests: each 16-word block is
- * read once and scored by all of them, so memory traffic is shared. A scan
- * can also be cut into slices of blocks scanned by different threads, each
- * with its own thresholds and survivors, merged at the end (the k-th largest
- * lower bound of the union is at least each slice's).
+ * read once and scored by all of them, so memory traffic is shared. Several
+ * threads can also share one scan: the vocabulary is cut into chunks of
+ * CHUNK_BLOCKS blocks, which the threads (each a "part", with its own
+ * thresholds and survivors) claim in order from a shared counter, so they
+ * all work on the frequent words first and none waits for a slow one. At
+ * the end the parts are merged (the k-th largest lower bound of the union
+ * is at least each part's). Between chunks a part publishes its thresholds
+ * and adopts the others' when they are higher: any part's threshold is a
+ * lower bound on the true k-th best score, so discarding below the highest
+ * of them is as safe as discarding below one's own, and a part that joins
+ * late starts with the others' warm thresholds instead of minus infinity.
+ * Which words survive then depends on timing; the answer does not.
  *
- * Threading: the vocabulary is immutable. During akv_rank_scan_part, a part
- * writes only its own struct rank_part entries and reads the shared
- * per-request data that begin wrote; end reads everything. The kernel choice
- * is a relaxed atomic, set before scans run.
+ * Threading: the vocabulary is immutable. During akv_rank_scan_work, a part
+ * writes only its own struct rank_part entries and its own published
+ * thresholds, reads the shared per-request data that begin wrote, and takes
+ * chunks from an atomic counter; the published thresholds are relaxed
+ * atomics (any value ever published is a valid bound, so no ordering is
+ * needed). end reads everything, after the owner has synchronised with
+ * every thread that ran a part. The kernel choice is a relaxed atomic, set
+ * before scans run.
  */
 #include "rank.h"
 
@@ -60,7 +72,19 @@
 
 #include "sketch.h"
 
+/* exact_score and exact_score4 must give the same bits: no fused
+ * multiply-adds (GCC does not contract in ISO C mode, which meson.build
+ * asks for; Clang would within an expression). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define SURV_INITIAL 1024
+
+/* Blocks a part claims at a time: 2,048 words, about 0.1 ms of a batch's
+ * scan, so parts finish close together and the per-chunk exchange of
+ * thresholds costs nothing measurable. */
+#define CHUNK_BLOCKS 128
 
 struct surv {
     uint32_t id;
@@ -102,6 +126,8 @@ struct akv_rank_scan {
     size_t nblocks;
     struct rank_query *q;
     struct rank_part *parts; /* nparts x n, part-major */
+    _Atomic float *pub;      /* nparts x n: each part's threshold, written by it alone */
+    atomic_size_t next;      /* the next chunk to claim */
     int32_t *packed;
     int8_t *codes;
     float *lbs;
@@ -221,7 +247,11 @@ static void take(const struct rank_query *q, struct rank_part *p, const float *i
             break;
         }
         surv_push(p, (uint32_t)(id0 + lane), hi[lane]);
-        p->thr = lb_offer(p->lb, &p->nlb, q->k, lo);
+        /* thr may stand above this part's own k-th lower bound when it
+         * was adopted from another part (akv_rank_scan_work). */
+        lo = lb_offer(p->lb, &p->nlb, q->k, lo);
+        if (lo > p->thr)
+            p->thr = lo;
     }
 }
 
@@ -448,6 +478,9 @@ head_avx512(const struct akv_rank_scan *s, struct rank_part *pp, struct pending 
     pd->n++;
 }
 
+/* Blocks ahead of the scan whose head records the tile loop prefetches. */
+#define PREFETCH_AHEAD 8
+
 TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp,
                                       size_t b0, size_t b1)
 {
@@ -469,6 +502,16 @@ TARGET_AVX512 static void scan_avx512(const struct akv_rank_scan *s, struct rank
         __mmask16 l1 = nb == 2 ? (__mmask16)block_lanes(s, blk + 1) : 0;
         const float *in0 = (const float *)(const void *)(hb + (size_t)head * 64);
         const float *in1 = (const float *)(const void *)(hb + hrec + (size_t)head * 64);
+        /* With four requests or more, the loads of the tile loop below
+         * alone do not keep the hardware prefetcher ahead of the scan:
+         * batches of exactly four ran 2.5 times slower per request than
+         * batches of five (whose single-request loop reads each block again
+         * in order). Asking for the blocks eight ahead into L2 evens that
+         * out; with fewer requests the scan streams well as it is, and the
+         * extra requests only slowed it down. */
+        if (n >= 4 && blk + PREFETCH_AHEAD + 2 <= s->nblocks)
+            for (size_t off = 0; off < 2 * hrec; off += 64)
+                _mm_prefetch((const char *)hb + PREFETCH_AHEAD * hrec + off, _MM_HINT_T1);
 
         for (; nb == 2 && j + 4 <= n; j += 4) {
             const int32_t *p0 = s->q[j].packed, *p1 = s->q[j + 1].packed;
@@ -682,8 +725,9 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     s->packed = malloc((n ? n : 1) * groups * sizeof *s->packed);
     s->codes = malloc((n ? n : 1) * groups * 4);
     s->lbs = malloc((lbtotal ? lbtotal : 1) * nparts * sizeof *s->lbs);
+    s->pub = malloc((n ? n : 1) * nparts * sizeof *s->pub);
     if (s->q == NULL || s->parts == NULL || s->packed == NULL || s->codes == NULL ||
-        s->lbs == NULL) {
+        s->lbs == NULL || s->pub == NULL) {
         akv_rank_scan_end(s);
         return -ENOMEM;
     }
@@ -711,35 +755,185 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
             pp->thr = -INFINITY;
             pp->lb = lb;
             lb += q->k;
+            atomic_init(&s->pub[p * n + j], -INFINITY);
         }
     }
+    atomic_init(&s->next, 0);
     *out = s;
     return 0;
 }
 
-void akv_rank_scan_part(struct akv_rank_scan *s, unsigned part)
+/* Before a chunk: every request's threshold becomes the highest any part
+ * has published, if that is above the part's own. */
+static void adopt_thresholds(struct akv_rank_scan *s, unsigned part, struct rank_part *pp)
 {
-    size_t b0 = s->nblocks * part / s->nparts, b1 = s->nblocks * (part + 1) / s->nparts;
-    struct rank_part *pp = &s->parts[(size_t)part * s->n];
+    for (size_t j = 0; j < s->n; j++) {
+        float t = pp[j].thr;
+        for (unsigned p = 0; p < s->nparts; p++) {
+            float o = atomic_load_explicit(&s->pub[p * s->n + j], memory_order_relaxed);
+            if (p != part && o > t)
+                t = o;
+        }
+        pp[j].thr = t;
+    }
+}
 
-    switch (akv_rank_kernel()) {
+void akv_rank_scan_work(struct akv_rank_scan *s, unsigned part)
+{
+    size_t nchunks = (s->nblocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS;
+    struct rank_part *pp = &s->parts[(size_t)part * s->n];
+    enum akv_rank_kernel kernel = akv_rank_kernel();
+
+    for (;;) {
+        size_t c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed), b0, b1;
+        if (c >= nchunks)
+            break;
+        b0 = c * CHUNK_BLOCKS;
+        b1 = b0 + CHUNK_BLOCKS < s->nblocks ? b0 + CHUNK_BLOCKS : s->nblocks;
+        if (s->nparts > 1)
+            adopt_thresholds(s, part, pp);
+        switch (kernel) {
 #ifdef RANK_X86
-    case AKV_RANK_AVX512VNNI:
-        scan_avx512(s, pp, b0, b1);
-        break;
-    case AKV_RANK_AVX2:
-        scan_avx2(s, pp, b0, b1);
-        break;
+        case AKV_RANK_AVX512VNNI:
+            scan_avx512(s, pp, b0, b1);
+            break;
+        case AKV_RANK_AVX2:
+            scan_avx2(s, pp, b0, b1);
+            break;
 #endif
-    case AKV_RANK_PORTABLE:
-    default:
-        scan_portable(s, pp, b0, b1);
-        break;
+        case AKV_RANK_PORTABLE:
+        default:
+            scan_portable(s, pp, b0, b1);
+            break;
+        }
+        if (s->nparts > 1)
+            for (size_t j = 0; j < s->n; j++)
+                atomic_store_explicit(&s->pub[(size_t)part * s->n + j], pp[j].thr,
+                                      memory_order_relaxed);
     }
 }
 
 /* Merges the parts of request j, rescores its survivors and writes its
  * hits. Returns 0 or -ENOMEM. */
+/* The exact score of a word as a hit: NaN (a damaged row) ranks last. */
+static double hit_score(const struct akv_vocab *v, uint32_t id, const double *r, double rnorm,
+                        enum akv_metric m)
+{
+    double sc = exact_score(v, id, r, rnorm, m);
+    if (sc != sc)
+        sc = m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
+    return sc;
+}
+
+static double norm_of(const double *r, uint32_t dim)
+{
+    double rr = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        rr += r[d] * r[d];
+    return sqrt(rr);
+}
+
+/* exact_score of four words at once: each sum runs in exact_score's order
+ * with exact_score's operations, so the results are the same bits; the four
+ * independent sums only hide each other's addition latency. */
+static void exact_score4(const struct akv_vocab *v, const uint32_t *id, const double *r,
+                         double rnorm, enum akv_metric m, double *out)
+{
+    const float *x0 = akv_vocab_vec(v, id[0]), *x1 = akv_vocab_vec(v, id[1]);
+    const float *x2 = akv_vocab_vec(v, id[2]), *x3 = akv_vocab_vec(v, id[3]);
+    uint32_t dim = akv_vocab_dim(v);
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, n0 = 0, n1 = 0, n2 = 0, n3 = 0;
+
+    switch (m) {
+    case AKV_METRIC_L2:
+        for (uint32_t d = 0; d < dim; d++) {
+            double t0 = (double)x0[d] - r[d], t1 = (double)x1[d] - r[d];
+            double t2 = (double)x2[d] - r[d], t3 = (double)x3[d] - r[d];
+            a0 += t0 * t0;
+            a1 += t1 * t1;
+            a2 += t2 * t2;
+            a3 += t3 * t3;
+        }
+        out[0] = sqrt(a0), out[1] = sqrt(a1), out[2] = sqrt(a2), out[3] = sqrt(a3);
+        return;
+    case AKV_METRIC_COSINE:
+        for (uint32_t d = 0; d < dim; d++) {
+            a0 += (double)x0[d] * r[d];
+            n0 += (double)x0[d] * x0[d];
+            a1 += (double)x1[d] * r[d];
+            n1 += (double)x1[d] * x1[d];
+            a2 += (double)x2[d] * r[d];
+            n2 += (double)x2[d] * x2[d];
+            a3 += (double)x3[d] * r[d];
+            n3 += (double)x3[d] * x3[d];
+        }
+        out[0] = (n0 > 0 && rnorm > 0) ? a0 / (sqrt(n0) * rnorm) : 0.0;
+        out[1] = (n1 > 0 && rnorm > 0) ? a1 / (sqrt(n1) * rnorm) : 0.0;
+        out[2] = (n2 > 0 && rnorm > 0) ? a2 / (sqrt(n2) * rnorm) : 0.0;
+        out[3] = (n3 > 0 && rnorm > 0) ? a3 / (sqrt(n3) * rnorm) : 0.0;
+        return;
+    case AKV_METRIC_DOT:
+    default:
+        for (uint32_t d = 0; d < dim; d++) {
+            a0 += (double)x0[d] * r[d];
+            a1 += (double)x1[d] * r[d];
+            a2 += (double)x2[d] * r[d];
+            a3 += (double)x3[d] * r[d];
+        }
+        out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+        return;
+    }
+}
+
+/* Keeps in hits[0..*n) (room for k) the best hits offered so far, in
+ * order: an insertion, since k is small next to the number offered. */
+static void offer_hit(struct akv_hit *hits, size_t *n, unsigned k, struct akv_hit h,
+                      int (*cmp)(const void *, const void *))
+{
+    size_t i = *n;
+
+    if (i == k) {
+        if (cmp(&h, &hits[k - 1]) >= 0)
+            return;
+        i--;
+    } else {
+        (*n)++;
+    }
+    while (i > 0 && cmp(&h, &hits[i - 1]) < 0) {
+        hits[i] = hits[i - 1];
+        i--;
+    }
+    hits[i] = h;
+}
+
+void akv_rank_rescore(const struct akv_vocab *v, const double *r, double rnorm, enum akv_metric m,
+                      unsigned k, const uint32_t *ids, size_t n, struct akv_hit *hits,
+                      size_t *nhits)
+{
+    int (*cmp)(const void *, const void *) = m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim;
+    double sc[4];
+    size_t i = 0;
+
+    if (k == 0)
+        return;
+    for (; i + 4 <= n; i += 4) {
+        exact_score4(v, ids + i, r, rnorm, m, sc);
+        for (unsigned t = 0; t < 4; t++) {
+            /* A NaN from a damaged file ranks last, as in hit_score. */
+            double x = sc[t] == sc[t] ? sc[t] : m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
+            offer_hit(hits, nhits, k, (struct akv_hit){ids[i + t], x}, cmp);
+        }
+    }
+    for (; i < n; i++)
+        offer_hit(hits, nhits, k, (struct akv_hit){ids[i], hit_score(v, ids[i], r, rnorm, m)},
+                  cmp);
+}
+
+double akv_rank_norm(const double *r, uint32_t dim)
+{
+    return norm_of(r, dim);
+}
+
 static int finish_request(struct akv_rank_scan *s, size_t j)
 {
     const struct rank_query *q = &s->q[j];
@@ -747,7 +941,7 @@ static int finish_request(struct akv_rank_scan *s, size_t j)
     struct rank_part *p0 = &s->parts[j];
     size_t total = 0, nall = 0;
     struct akv_hit *all;
-    double rr = 0, rnorm;
+    double rnorm;
     float thr;
     uint32_t dim = akv_vocab_dim(s->v);
 
@@ -768,21 +962,13 @@ static int finish_request(struct akv_rank_scan *s, size_t j)
     all = malloc((total ? total : 1) * sizeof *all);
     if (all == NULL)
         return -ENOMEM;
-    for (uint32_t d = 0; d < dim; d++)
-        rr += q->r[d] * q->r[d];
-    rnorm = sqrt(rr);
+    rnorm = norm_of(q->r, dim);
     for (unsigned p = 0; p < s->nparts; p++) {
         struct rank_part *pp = &s->parts[(size_t)p * s->n + j];
-        for (size_t i = 0; i < pp->nsv; i++) {
-            double sc;
-            if (pp->sv[i].hi < thr)
-                continue;
-            sc = exact_score(s->v, pp->sv[i].id, q->r, rnorm, q->m);
-            /* A NaN from a damaged file ranks last. */
-            if (sc != sc)
-                sc = q->m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
-            all[nall++] = (struct akv_hit){pp->sv[i].id, sc};
-        }
+        for (size_t i = 0; i < pp->nsv; i++)
+            if (!(pp->sv[i].hi < thr))
+                all[nall++] = (struct akv_hit){pp->sv[i].id,
+                                               hit_score(s->v, pp->sv[i].id, q->r, rnorm, q->m)};
     }
     qsort(all, nall, sizeof *all, q->m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim);
     req->nhits = nall < q->k ? nall : q->k;
@@ -810,6 +996,7 @@ int akv_rank_scan_end(struct akv_rank_scan *s)
     free(s->packed);
     free(s->codes);
     free(s->lbs);
+    free(s->pub);
     free(s);
     return rc;
 }
@@ -820,7 +1007,7 @@ size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size
 
     if (n == 0 || akv_rank_scan_begin(v, reqs, n, 1, &s) < 0)
         return 0;
-    akv_rank_scan_part(s, 0);
+    akv_rank_scan_work(s, 0);
     if (akv_rank_scan_end(s) < 0) {
         for (size_t j = 0; j < n; j++)
             reqs[j].nhits = 0;

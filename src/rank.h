@@ -4,10 +4,10 @@
  *
  * Threading: reads only the immutable vocabulary. akv_rank_multi and
  * akv_rank_topk run on any thread. A scan object (akv_rank_scan_*) belongs
- * to one owner, except that akv_rank_scan_part may run on several threads at
+ * to one owner, except that akv_rank_scan_work may run on several threads at
  * once for distinct part numbers; the owner calls akv_rank_scan_end after
- * every part has returned (and after whatever hand-off orders memory between
- * those threads and itself, such as a mutex).
+ * every call of it has returned (and after whatever hand-off orders memory
+ * between those threads and itself, such as a mutex).
  */
 #ifndef ATTNKV_RANK_H
 #define ATTNKV_RANK_H
@@ -40,18 +40,31 @@ struct akv_rank_req {
  * were answered: n, or 0 (nothing written) when memory ran out. */
 size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n);
 
-/* The same pass cut into nparts slices of the vocabulary that different
- * threads may scan at once: begin (quantises the requests), part (one slice,
- * 0 <= part < nparts), end (merges the slices, rescores the survivors
- * exactly and writes every request's hits; frees the scan). end returns 0,
- * or -ENOMEM when some part ran out of memory (no hits are then written).
- * A scan whose parts never ran may be ended to free it; it answers nothing
- * useful then. */
+/* The same pass shared by up to nparts threads: begin (quantises the
+ * requests), work (scans chunks of the vocabulary that no other call has
+ * claimed yet, until none is left; part is the calling thread's number,
+ * 0 <= part < nparts, each used by at most one call), end (merges the parts,
+ * rescores the survivors exactly and writes every request's hits; frees the
+ * scan). Every chunk is scanned once whichever calls ran and however they
+ * interleaved, so one call of work covers the whole vocabulary when no
+ * other thread joins. end returns 0, or -ENOMEM when some part ran out of
+ * memory (no hits are then written). A scan whose work never ran may be
+ * ended to free it; it answers nothing useful then. */
 struct akv_rank_scan;
 int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n,
                         unsigned nparts, struct akv_rank_scan **out);
-void akv_rank_scan_part(struct akv_rank_scan *s, unsigned part);
+void akv_rank_scan_work(struct akv_rank_scan *s, unsigned part);
 int akv_rank_scan_end(struct akv_rank_scan *s);
+
+/* Scores the n words ids[] against r (of norm rnorm, akv_rank_norm) under
+ * m exactly, and merges them into hits[0..*nhits), the best so far (room
+ * for k), ordered and scored exactly as a scan orders its survivors (the
+ * same bits). No word may be offered twice. */
+void akv_rank_rescore(const struct akv_vocab *v, const double *r, double rnorm, enum akv_metric m,
+                      unsigned k, const uint32_t *ids, size_t n, struct akv_hit *hits,
+                      size_t *nhits);
+/* |r| for r of dim doubles, as the exact scores compute it. */
+double akv_rank_norm(const double *r, uint32_t dim);
 
 /* The scan kernels. All three give the same answers (the dot products of
  * the int8 sketch are exact integers, and the survivors are rescored in

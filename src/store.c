@@ -148,6 +148,11 @@ struct akv_store {
     size_t nslots;         /* high-water mark of used slots */
     uint64_t version;
     size_t live;
+    /* A bound on the norm of every value ever set (value_norm_bound):
+     * written by the owner before the entry becomes visible, read by any
+     * thread (a relaxed atomic: the hand-off that carries a snapshot to a
+     * reader orders it). */
+    _Atomic double vnorm_max;
 
     uint32_t *buckets; /* heads of the chains, NIL when empty */
     size_t nbuckets;   /* a power of two */
@@ -521,6 +526,29 @@ static void words_set(struct akv_store_words *w, const uint32_t *ids, size_t n)
         w->id[i] = i < n ? ids[i] : AKV_STORE_NO_WORD;
 }
 
+/* At least the norm of a value's vector, cheaply: the mean of its words'
+ * rows is no longer than the longest of them. Four partial sums, so that
+ * the additions do not wait on each other. */
+static double value_norm_bound(const struct akv_store *s, const uint32_t *ids, size_t n)
+{
+    double best = 0;
+
+    for (size_t w = 0; w < n; w++) {
+        const float *x = akv_vocab_vec(s->voc, ids[w]);
+        double p[4] = {0, 0, 0, 0}, nm;
+        uint32_t d = 0;
+        for (; d + 4 <= s->dim; d += 4)
+            for (unsigned t = 0; t < 4; t++)
+                p[t] += (double)x[d + t] * x[d + t];
+        for (; d < s->dim; d++)
+            p[0] += (double)x[d] * x[d];
+        nm = sqrt((p[0] + p[1]) + (p[2] + p[3]));
+        if (!(nm <= best))
+            best = nm == nm ? nm : INFINITY;
+    }
+    return best;
+}
+
 int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
                   size_t vlen, char *err, size_t errlen)
 {
@@ -575,6 +603,12 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
     words_set(&ch->keys[j], kids, nk);
     words_set(&ch->vals[j], vids, nv);
     ch->knorms[j] = key_norm(s, kids, nk);
+    {
+        double vn = value_norm_bound(s, vids, nv);
+        if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
+            atomic_store_explicit(&s->vnorm_max, vn == vn ? vn : INFINITY,
+                                  memory_order_relaxed);
+    }
     key_words_count(s, kids, nk, 1);
     s->text_bytes += text_alloc(s, id);
 
@@ -592,6 +626,11 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
     }
     atomic_store_explicit(&ch->born[j], v, memory_order_release);
     return 0;
+}
+
+double akv_store_value_norm_max(const struct akv_store *s)
+{
+    return atomic_load_explicit(&s->vnorm_max, memory_order_relaxed);
 }
 
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,

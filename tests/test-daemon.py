@@ -760,6 +760,54 @@ def test_kernels_from_environment(env):
 
 
 @test("basic")
+def test_neighbour_lists(env):
+    """QUERYs whose attention weight sits on one stored value are answered
+    from that value's neighbour list once a first QUERY has computed it
+    (INFO stats query_from_lists, neighbour_lists), with exactly the replies,
+    scores included, of a daemon that keeps no lists (neighbour-lists 0)."""
+    store = {"w%04d" % i: "w%04d" % (1000 + i) for i in range(40)}
+    store["w0040"] = "w0100 w0101"  # a phrase: its weight stays with the rest
+    asks = [("QUERY", "w%04d" % i, "ATTENTION", "cosine", "TEMPERATURE", t, "METRIC", m,
+             "COUNT", "7", "WITHSCORES")
+            for i in range(41) for m in ("l2", "cosine") for t in ("0.02", "0.2")]
+
+    def stats(c):
+        return dict(l.split(":", 1) for l in c.cmd("INFO", "stats").split("\r\n") if ":" in l)
+
+    def answers(d):
+        c = d.client()
+        c.cmd("FLUSHALL")
+        for k, v in store.items():
+            assert c.cmd("SET", k, v) == "OK"
+        before = int(stats(c)["query_from_lists"])
+        first = [c.cmd(*a) for a in asks]
+        second = [c.cmd(*a) for a in asks]
+        after = stats(c)
+        c.cmd("FLUSHALL")
+        c.close()
+        return first, second, int(after["query_from_lists"]) - before, int(after["neighbour_lists"])
+
+    first, second, from_lists, lists = answers(env.daemon)
+    assert first == second
+    assert all(len(a) == 14 for a in first), first[:3]
+    # The low temperature puts nearly all the weight on the key's own
+    # value; the lists of the 40 single-word values then decide.
+    assert from_lists >= len(asks) // 4, (from_lists, len(asks))
+    assert lists >= 40, lists
+    conf = os.path.join(env.workdir, "no-lists.conf")
+    with open(conf, "w") as f:
+        f.write("neighbour-lists 0\n")
+    d = Daemon(env.workdir, env.vectors, ("--workers", "2", "--config", conf), name="no-lists")
+    try:
+        off_first, off_second, off_from_lists, off_lists = answers(d)
+        assert d.client().cmd("CONFIG", "GET", "neighbour-lists") == ["neighbour-lists", "0"]
+    finally:
+        d.check_clean_exit()
+    assert (off_from_lists, off_lists) == (0, 0)
+    assert off_first == first and off_second == first
+
+
+@test("basic")
 def test_explain_and_neighbors(env):
     c = env.daemon.client()
     ref = env.ref

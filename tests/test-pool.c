@@ -3,7 +3,8 @@
  * come back on it, in full, and shutdown drains the queue; jobs with a batch
  * function are taken together (behind a busy worker, up to the cap, no more
  * than a fair share while other workers wait) and still come back one by one
- * in submission order. Runs under TSan in the concurrency suite.
+ * in submission order; a job can share its work with idle workers (help).
+ * Runs under TSan in the concurrency suite.
  *
  * The batch tests are deterministic: jobs pile up behind a "blocker" job
  * whose work waits until the test opens a gate, so what is queued when a
@@ -571,6 +572,122 @@ START_TEST(test_batch_many)
 }
 END_TEST
 
+/* Helping: a batch offers its work to the idle workers. The work is a
+ * counter of items that every participant claims from; the owner waits
+ * until the helpers it was offered have joined before it starts, so the
+ * test knows they ran. */
+#define HELP_ITEMS 20000
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned joined;        /* helpers that started fn */
+    unsigned returned;      /* helpers that left fn */
+    unsigned seen_h;        /* bit h: helper number h was given */
+    int other_thread;       /* a helper ran on another thread than the owner */
+    pthread_t owner;
+    unsigned next;          /* the next item to claim */
+    unsigned long sum;      /* of the items claimed */
+    unsigned after_end;     /* helpers still in fn when help_end returned */
+} help_st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void claim_items(void)
+{
+    for (;;) {
+        unsigned i;
+        pthread_mutex_lock(&help_st.mu);
+        i = help_st.next < HELP_ITEMS ? help_st.next++ : HELP_ITEMS;
+        if (i < HELP_ITEMS)
+            help_st.sum += i;
+        pthread_mutex_unlock(&help_st.mu);
+        if (i == HELP_ITEMS)
+            return;
+    }
+}
+
+static void help_fn(void *arg, unsigned h)
+{
+    ck_assert_ptr_eq(arg, &help_st);
+    pthread_mutex_lock(&help_st.mu);
+    help_st.joined++;
+    ck_assert_uint_ge(h, 1);
+    ck_assert_uint_le(h, 3);
+    ck_assert_msg(!(help_st.seen_h & (1u << h)), "helper number %u given twice", h);
+    help_st.seen_h |= 1u << h;
+    if (!pthread_equal(pthread_self(), help_st.owner))
+        help_st.other_thread = 1;
+    pthread_cond_broadcast(&help_st.cv);
+    pthread_mutex_unlock(&help_st.mu);
+    claim_items();
+    pthread_mutex_lock(&help_st.mu);
+    help_st.returned++;
+    pthread_mutex_unlock(&help_st.mu);
+}
+
+static void batch_helped(struct akv_pool_job **jobs, size_t n)
+{
+    struct timespec until;
+
+    pthread_mutex_lock(&help_st.mu);
+    help_st.owner = pthread_self();
+    pthread_mutex_unlock(&help_st.mu);
+    ck_assert_uint_eq(akv_pool_job_threads(jobs[0]), 4);
+    akv_pool_help_begin(jobs[0], help_fn, &help_st, 3);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&help_st.mu);
+    while (help_st.joined < 3 && pthread_cond_timedwait(&help_st.cv, &help_st.mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&help_st.mu);
+    claim_items();
+    akv_pool_help_end(jobs[0]);
+    pthread_mutex_lock(&help_st.mu);
+    help_st.after_end = help_st.joined - help_st.returned;
+    pthread_mutex_unlock(&help_st.mu);
+    run_batch(jobs, n, log_batch(n));
+}
+
+START_TEST(test_help)
+{
+    struct fixture fx;
+    unsigned long want = 0;
+
+    setup_fixture(&fx, 4);
+    fx.expected = 1 + 50;
+    fx.close_on_last = 1;
+    submit(&fx, new_batch_job(&fx, 0, batch_helped));
+    /* Plain jobs queued behind it still run: a worker helps only while
+     * the offer is open, and takes queued jobs afterwards. */
+    for (unsigned i = 0; i < 50; i++)
+        submit(&fx, new_job(&fx, i, 0));
+    ck_assert_int_eq(uv_run(&fx.loop, UV_RUN_DEFAULT), 0);
+    ck_assert_uint_eq(fx.done, 51);
+    for (unsigned i = 0; i < HELP_ITEMS; i++)
+        want += i;
+    ck_assert_uint_eq(help_st.sum, want);
+    ck_assert_uint_eq(help_st.joined, 3);
+    ck_assert_uint_eq(help_st.seen_h, 0xeu);
+    ck_assert_int_eq(help_st.other_thread, 1);
+    ck_assert_uint_eq(help_st.after_end, 0);
+    ck_assert_int_eq(fx.bad_thread, 0);
+    teardown_fixture(&fx);
+}
+END_TEST
+
+/* A job that was never submitted (as the command handlers' unit tests run
+ * them) can offer help: nobody joins, and the owner does the work. */
+START_TEST(test_help_outside_pool)
+{
+    struct akv_pool_job j;
+
+    memset(&j, 0, sizeof j);
+    ck_assert_uint_eq(akv_pool_job_threads(&j), 1);
+    akv_pool_help_begin(&j, help_fn, &help_st, 3);
+    akv_pool_help_end(&j);
+    ck_assert_ptr_null(j.help);
+}
+END_TEST
+
 START_TEST(test_bad_args)
 {
     uv_loop_t loop;
@@ -599,6 +716,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_batch_close_drains);
     tcase_add_test(tc, test_batch_fair_share);
     tcase_add_test(tc, test_batch_many);
+    tcase_add_test(tc, test_help);
+    tcase_add_test(tc, test_help_outside_pool);
     tcase_add_test(tc, test_bad_args);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,8 +210,10 @@ START_TEST(test_batches_and_parts)
         for (int j = 0; j < NQ; j++)
             nwant[j] = ref_rank(v, r[j], (enum akv_metric)(j % 3), j == 4 ? 0 : 3 + j * 7,
                                   want[j]);
-        /* One batch of NQ requests, then the same cut into 1..6 parts run
-         * in turn (the daemon runs them on different threads). */
+        /* One batch of NQ requests, then the same begun for 1..6 parts
+         * whose work runs in turn: the first call claims every chunk and
+         * the others find none left (threads sharing a scan are
+         * test_threads_share_a_scan). */
         for (unsigned parts = 0; parts <= 6; parts++) {
             for (int j = 0; j < NQ; j++)
                 reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
@@ -221,7 +224,7 @@ START_TEST(test_batches_and_parts)
                 struct akv_rank_scan *s;
                 ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, parts, &s), 0);
                 for (unsigned p = parts; p-- > 0;) /* any order */
-                    akv_rank_scan_part(s, p);
+                    akv_rank_scan_work(s, p);
                 ck_assert_int_eq(akv_rank_scan_end(s), 0);
             }
             for (int j = 0; j < NQ; j++) {
@@ -235,6 +238,75 @@ START_TEST(test_batches_and_parts)
         free(want[j]);
         free(got[j]);
     }
+    akv_vocab_destroy(v);
+}
+END_TEST
+
+struct scan_thread {
+    struct akv_rank_scan *s;
+    unsigned part;
+};
+
+static void *scan_thread_main(void *arg)
+{
+    struct scan_thread *t = arg;
+    akv_rank_scan_work(t->s, t->part);
+    return NULL;
+}
+
+/* Several threads working on one scan at once, as the daemon's workers do:
+ * they claim chunks of a vocabulary of 160 chunks as they go and adopt each
+ * other's thresholds between chunks. Whatever the interleaving, every
+ * request must get exactly its exhaustive answer. Also run under TSan. */
+START_TEST(test_threads_share_a_scan)
+{
+    enum { NQ = 13, DIM = 24, NTHREADS = 3 };
+    struct akv_vocab *v = awkward_vocab(40000 * 8 + 17, DIM, 31);
+    double (*r)[DIM] = malloc(NQ * sizeof *r);
+    struct ref_hit *want[NQ];
+    struct akv_hit *got[NQ];
+    size_t nwant[NQ];
+    struct akv_rank_req reqs[NQ];
+    uint64_t seed = 77;
+
+    for (int j = 0; j < NQ; j++) {
+        want[j] = malloc(AKV_K_MAX * sizeof *want[j]);
+        got[j] = malloc(AKV_K_MAX * sizeof **got);
+        random_query(&seed, v, j, r[j]);
+        nwant[j] = ref_rank(v, r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3, want[j]);
+    }
+    for (size_t kn = 0; kn < NKERNELS; kn++) {
+        if (akv_rank_set_kernel(kernels[kn]) < 0 || strcmp(kernels[kn], "portable") == 0)
+            continue; /* the portable kernel is too slow for 320,000 words here */
+        for (int round = 0; round < 3; round++) {
+            struct akv_rank_scan *s;
+            pthread_t th[NTHREADS];
+            struct scan_thread ts[NTHREADS];
+
+            for (int j = 0; j < NQ; j++)
+                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
+                                                1 + (unsigned)j * 3, got[j], 99};
+            ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, NTHREADS + 1, &s), 0);
+            for (unsigned t = 0; t < NTHREADS; t++) {
+                ts[t] = (struct scan_thread){s, t + 1};
+                ck_assert_int_eq(pthread_create(&th[t], NULL, scan_thread_main, &ts[t]), 0);
+            }
+            akv_rank_scan_work(s, 0);
+            for (unsigned t = 0; t < NTHREADS; t++)
+                ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+            ck_assert_int_eq(akv_rank_scan_end(s), 0);
+            for (int j = 0; j < NQ; j++) {
+                char what[96];
+                snprintf(what, sizeof what, "%s round %d request %d", kernels[kn], round, j);
+                same_hits(got[j], reqs[j].nhits, want[j], nwant[j], what);
+            }
+        }
+    }
+    for (int j = 0; j < NQ; j++) {
+        free(want[j]);
+        free(got[j]);
+    }
+    free(r);
     akv_vocab_destroy(v);
 }
 END_TEST
@@ -333,6 +405,7 @@ static Suite *rank_suite(void)
     tcase_add_test(tc, test_kernels_match_exhaustive);
     tcase_add_test(tc, test_near_ties);
     tcase_add_test(tc, test_batches_and_parts);
+    tcase_add_test(tc, test_threads_share_a_scan);
     tcase_add_test(tc, test_large_batch);
     tcase_add_test(tc, test_nothing_prunable);
     tcase_add_test(tc, test_kernel_selection);

@@ -44,6 +44,8 @@ struct akv_hit {
     double score; /* distance (l2) or similarity (cosine, dot) */
 };
 
+struct akv_nbcache;
+
 struct akv_why {
     size_t slot;   /* store slot; text via akv_store_entry_text(snap) */
     double weight; /* attention weight in [0, 1] */
@@ -55,6 +57,7 @@ struct akv_query_result {
     size_t nwhy;
     struct akv_why why[AKV_EXPLAIN_MAX];
     size_t attended; /* entries the attention step saw */
+    int from_lists;  /* 1: answered from neighbour lists, without a scan */
 };
 
 void akv_query_opts_default(struct akv_query_opts *o);
@@ -86,6 +89,9 @@ struct akv_query_item {
     const float *q;                   /* the query (or word) vector, dim floats */
     struct akv_query_opts opts;       /* k, attention, temperature, metric, explain */
     struct akv_query_result *res;
+    /* Optional: neighbour lists that may answer a QUERY without a scan
+     * (attnkv/nbcache.h); lists the batch computes are added to it. */
+    struct akv_nbcache *nbcache;
     int rc;
 };
 
@@ -96,5 +102,21 @@ struct akv_query_item {
  * another gets -EINVAL). Returns 0, or -ENOMEM when nothing could run (each
  * rc then says so). Any thread; the snapshots must stay live meanwhile. */
 int akv_query_run_many(struct akv_query_item *items, size_t n);
+
+/* akv_query_run_many in three steps, so that several threads can share the
+ * pass over the vocabulary: begin runs the attention of every item and
+ * prepares the scan for up to nparts threads; work scans what no other
+ * call of work has claimed yet (each of up to nparts threads calls it at
+ * most once, with its own part number 0..nparts-1, and any of them may run
+ * at the same time); end, on begin's thread once every work call has
+ * returned and its writes are visible there (a mutex hand-off), writes the
+ * results and frees the batch. One call of work does the whole scan when
+ * nobody else joins. begin returns 0, or -ENOMEM when nothing could run
+ * (each rc says so; *out may then be NULL, which work and end accept). */
+struct akv_query_batch;
+int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned nparts,
+                          struct akv_query_batch **out);
+void akv_query_batch_work(struct akv_query_batch *b, unsigned part);
+void akv_query_batch_end(struct akv_query_batch *b);
 
 #endif
