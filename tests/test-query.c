@@ -699,9 +699,9 @@ START_TEST(test_neighbour_lists)
 END_TEST
 
 /* The case the bound on the rest of the store is for: the heaviest value
- * c0 sits in a tight cluster of 300 words (so its list of 64 is a small
- * part of it), and the light value is a phrase of two words just beside
- * c0, pulling r across the cluster towards words that are not in c0's
+ * c0 sits in a tight cluster of 400 words (so its list of 64 is a small
+ * part of it), and the light value is a phrase of two words a little way
+ * off c0, pulling r across the cluster towards words that are not in c0's
  * list. Without the rest term the lists would wrongly claim the answer;
  * with it, they must either prove it or leave the query to the scan. The
  * weight of c0 is set exactly through dot attention on two entries.
