@@ -702,8 +702,10 @@ END_TEST
  * c0 sits in a tight cluster of 400 words (so its list of 64 is a small
  * part of it), and the light value is a phrase of two words a little way
  * off c0, pulling r across the cluster towards words that are not in c0's
- * list. Without the rest term the lists would wrongly claim the answer;
- * with it, they must either prove it or leave the query to the scan. The
+ * list. Without the rest term the lists would wrongly claim the answer
+ * (so would a rho bound not divided by 1 - W for l2, or a fifth of |rho|
+ * for cosine); with it, they must either prove it or leave the query to
+ * the scan. The
  * weight of c0 is set exactly through dot attention on two entries.
  * (Whether the lists answer or not, the result must be the scan's.) */
 START_TEST(test_neighbour_lists_bound)
