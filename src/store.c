@@ -527,22 +527,18 @@ static void words_set(struct akv_store_words *w, const uint32_t *ids, size_t n)
 }
 
 /* At least the norm of a value's vector, cheaply: the mean of its words'
- * rows is no longer than the longest of them. Four partial sums, so that
- * the additions do not wait on each other. */
+ * rows is no longer than the longest of them, and the vocabulary file
+ * holds every row's norm (rounded to the nearest float from the double
+ * norm at import, so 1e-6 relative more is above it). Reading the norms
+ * rather than the rows keeps SET to one cache line per word here; like the
+ * ranking's bounds, this trusts the file (its checksum covers the norms). */
 static double value_norm_bound(const struct akv_store *s, const uint32_t *ids, size_t n)
 {
+    const float *norms = akv_vocab_norms(s->voc);
     double best = 0;
 
     for (size_t w = 0; w < n; w++) {
-        const float *x = akv_vocab_vec(s->voc, ids[w]);
-        double p[4] = {0, 0, 0, 0}, nm;
-        uint32_t d = 0;
-        for (; d + 4 <= s->dim; d += 4)
-            for (unsigned t = 0; t < 4; t++)
-                p[t] += (double)x[d + t] * x[d + t];
-        for (; d < s->dim; d++)
-            p[0] += (double)x[d] * x[d];
-        nm = sqrt((p[0] + p[1]) + (p[2] + p[3]));
+        double nm = (double)norms[ids[w]] * (1 + 1e-6);
         if (!(nm <= best))
             best = nm == nm ? nm : INFINITY;
     }

@@ -91,8 +91,8 @@ void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *sn
 uint32_t akv_store_dim(const struct akv_store *s);
 /* An upper bound on the norm of every value set since the store was
  * created, removed ones included (the largest norm of their words' rows,
- * in double), so at least the norm of every value a snapshot can see. Any
- * thread. */
+ * from the vocabulary's stored norms, rounded up), so at least the norm of
+ * every value a snapshot can see. Any thread. */
 double akv_store_value_norm_max(const struct akv_store *s);
 const struct akv_vocab *akv_store_vocab(const struct akv_store *s);
 
