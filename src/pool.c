@@ -78,8 +78,8 @@
 
 #include <uv.h>
 
-/* A running job's offer of help; lives on its owner's stack from help_begin
- * to help_end. Under mu. */
+/* A running job's offer of help: allocated by help_begin, listed in
+ * `offers` and freed by help_end. Under mu. */
 struct help_offer {
     struct help_offer *next;
     void (*fn)(void *arg, unsigned h);

@@ -141,6 +141,7 @@ struct akv_query_batch {
     struct akv_rank_req *reqs;
     size_t *idx; /* idx[j]: the item of request j (j < nreq - nfill) */
     double *rs;  /* the attention results r, dim per item */
+    uint32_t dim;
     size_t nreq;
     struct akv_rank_scan *scan;
     /* The neighbour lists this batch computes: requests nreq - nfill ..
@@ -164,16 +165,6 @@ static void batch_free(struct akv_query_batch *b)
     free(b->fill_rs);
     free(b->fill_hits);
     free(b);
-}
-
-static double row_norm(const struct akv_vocab *voc, uint32_t id)
-{
-    const float *x = akv_vocab_vec(voc, id);
-    double xx = 0;
-
-    for (uint32_t d = 0; d < akv_vocab_dim(voc); d++)
-        xx += (double)x[d] * x[d];
-    return sqrt(xx);
 }
 
 /* The ids of one query's candidates seen so far: an open-addressing set
@@ -243,7 +234,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
             akv_store_entry_words(it->store, it->snap, top[i].slot, AKV_STORE_VALUE, &n);
         const struct akv_nblist *l;
         const float *x;
-        double bound, kth, rest, rr = 0;
+        double bound, kth, rest, rho_sq = 0, rho_norm;
 
         if (n != 1)
             continue; /* a phrase: its weight stays with the rest */
@@ -263,7 +254,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
         x = akv_vocab_vec(voc, w[0]);
         for (uint32_t d = 0; d < dim; d++) {
             rho[d] -= top[i].weight * (double)x[d];
-            rr += rho[d] * rho[d];
+            rho_sq += rho[d] * rho[d];
         }
         for (size_t t = 0; t < AKV_NBCACHE_M; t++)
             if (idset_add(&set, l->ids[t]))
@@ -273,11 +264,12 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
             continue;
         /* The rest of the store: the lighter of its two bounds. */
         rest = ((wsum < 1 ? 1 - wsum : 0) + 1e-12) * u;
-        rr = sqrt(rr) + slack;
-        if (m == AKV_METRIC_COSINE && rr < rest)
-            rest = rr;
-        else if (m == AKV_METRIC_L2 && wsum < 1 - 1e-6 && rr * rr / (1 - wsum - 1e-12) < rest)
-            rest = rr * rr / (1 - wsum - 1e-12);
+        rho_norm = sqrt(rho_sq) + slack;
+        if (m == AKV_METRIC_COSINE && rho_norm < rest)
+            rest = rho_norm;
+        else if (m == AKV_METRIC_L2 && wsum < 1 - 1e-6 &&
+                 rho_norm * rho_norm / (1 - wsum - 1e-12) < rest)
+            rest = rho_norm * rho_norm / (1 - wsum - 1e-12);
         bound = heavy + rest;
         kth = linear_score(m, hits[k - 1].score, rnorm);
         if (isfinite(bound) && kth > bound + 1e-9 * (1 + fabs(bound) + u + fabs(kth))) {
@@ -320,6 +312,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
     done = malloc(n);
     if (b != NULL) {
         b->items = items;
+        b->dim = dim;
         b->reqs = malloc((n + LIST_FILLS) * sizeof *b->reqs);
         b->idx = malloc(n * sizeof *b->idx);
         b->rs = malloc(n * (size_t)dim * sizeof *b->rs);
@@ -478,10 +471,8 @@ void akv_query_batch_end(struct akv_query_batch *b)
         }
         for (size_t f = 0; rc == 0 && f < b->nfill; f++) {
             const struct akv_rank_req *q = &b->reqs[nitems + f];
-            const struct akv_vocab *voc = b->items[0].store ? akv_store_vocab(b->items[0].store)
-                                                            : b->items[0].vocab;
             struct akv_nblist l = {.word = b->fill_word[f], .metric = b->fill_metric[f]};
-            double vn = row_norm(voc, l.word);
+            double vn = akv_rank_norm(q->r, b->dim); /* q->r: the word's row in double */
             if (q->nhits != AKV_NBCACHE_M || !isfinite(vn))
                 continue;
             for (size_t i = 0; i < AKV_NBCACHE_M; i++)

@@ -815,17 +815,13 @@ void akv_rank_scan_work(struct akv_rank_scan *s, unsigned part)
 
 /* Merges the parts of request j, rescores its survivors and writes its
  * hits. Returns 0 or -ENOMEM. */
-/* The exact score of a word as a hit: NaN (a damaged row) ranks last. */
-static double hit_score(const struct akv_vocab *v, uint32_t id, const double *r, double rnorm,
-                        enum akv_metric m)
+/* An exact score as a hit's: NaN (from a damaged row) ranks last. */
+static double nan_last(double sc, enum akv_metric m)
 {
-    double sc = exact_score(v, id, r, rnorm, m);
-    if (sc != sc)
-        sc = m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
-    return sc;
+    return sc == sc ? sc : m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
 }
 
-static double norm_of(const double *r, uint32_t dim)
+double akv_rank_norm(const double *r, uint32_t dim)
 {
     double rr = 0;
     for (uint32_t d = 0; d < dim; d++)
@@ -918,20 +914,13 @@ void akv_rank_rescore(const struct akv_vocab *v, const double *r, double rnorm, 
         return;
     for (; i + 4 <= n; i += 4) {
         exact_score4(v, ids + i, r, rnorm, m, sc);
-        for (unsigned t = 0; t < 4; t++) {
-            /* A NaN from a damaged file ranks last, as in hit_score. */
-            double x = sc[t] == sc[t] ? sc[t] : m == AKV_METRIC_L2 ? INFINITY : -INFINITY;
-            offer_hit(hits, nhits, k, (struct akv_hit){ids[i + t], x}, cmp);
-        }
+        for (unsigned t = 0; t < 4; t++)
+            offer_hit(hits, nhits, k, (struct akv_hit){ids[i + t], nan_last(sc[t], m)}, cmp);
     }
     for (; i < n; i++)
-        offer_hit(hits, nhits, k, (struct akv_hit){ids[i], hit_score(v, ids[i], r, rnorm, m)},
+        offer_hit(hits, nhits, k,
+                  (struct akv_hit){ids[i], nan_last(exact_score(v, ids[i], r, rnorm, m), m)},
                   cmp);
-}
-
-double akv_rank_norm(const double *r, uint32_t dim)
-{
-    return norm_of(r, dim);
 }
 
 static int finish_request(struct akv_rank_scan *s, size_t j)
@@ -962,13 +951,13 @@ static int finish_request(struct akv_rank_scan *s, size_t j)
     all = malloc((total ? total : 1) * sizeof *all);
     if (all == NULL)
         return -ENOMEM;
-    rnorm = norm_of(q->r, dim);
+    rnorm = akv_rank_norm(q->r, dim);
     for (unsigned p = 0; p < s->nparts; p++) {
         struct rank_part *pp = &s->parts[(size_t)p * s->n + j];
         for (size_t i = 0; i < pp->nsv; i++)
             if (!(pp->sv[i].hi < thr))
-                all[nall++] = (struct akv_hit){pp->sv[i].id,
-                                               hit_score(s->v, pp->sv[i].id, q->r, rnorm, q->m)};
+                all[nall++] = (struct akv_hit){
+                    pp->sv[i].id, nan_last(exact_score(s->v, pp->sv[i].id, q->r, rnorm, q->m), q->m)};
     }
     qsort(all, nall, sizeof *all, q->m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim);
     req->nhits = nall < q->k ? nall : q->k;

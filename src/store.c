@@ -602,8 +602,7 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
     {
         double vn = value_norm_bound(s, vids, nv);
         if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
-            atomic_store_explicit(&s->vnorm_max, vn == vn ? vn : INFINITY,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
     }
     key_words_count(s, kids, nk, 1);
     s->text_bytes += text_alloc(s, id);
