@@ -4,10 +4,13 @@
 #include <check.h>
 
 #include "runsuite.h"
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "glob.h"
+#include "globref.h"
 
 static int m(const char *pat, const char *str)
 {
@@ -149,6 +152,134 @@ START_TEST(test_pathological)
 }
 END_TEST
 
+/* Random short patterns and strings over an alphabet with every special
+ * character: the compiled matcher agrees with the reference. */
+START_TEST(test_differential)
+{
+    static const char alpha[] = "abAB*?[]^-\\z";
+    static const char salpha[] = "abABz-]^\\*?";
+    unsigned seed = 12345;
+    struct akv_glob *g;
+    char pat[12], str[10];
+
+    for (int round = 0; round < 300000; round++) {
+        size_t plen, slen;
+        int nocase;
+        seed = seed * 1103515245u + 12345u;
+        plen = (seed >> 16) % 11;
+        seed = seed * 1103515245u + 12345u;
+        slen = (seed >> 16) % 9;
+        nocase = (seed >> 8) & 1;
+        for (size_t i = 0; i < plen; i++) {
+            seed = seed * 1103515245u + 12345u;
+            pat[i] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+        }
+        for (size_t i = 0; i < slen; i++) {
+            seed = seed * 1103515245u + 12345u;
+            str[i] = salpha[(seed >> 16) % (sizeof(salpha) - 1)];
+        }
+        ck_assert_int_eq(akv_glob_compile(pat, plen, nocase, &g), 0);
+        ck_assert_msg(akv_glob_exec(g, str, slen) ==
+                          ref_match((const unsigned char *)pat, plen, (const unsigned char *)str,
+                                    slen, nocase),
+                      "pattern '%.*s' string '%.*s' nocase %d", (int)plen, pat, (int)slen, str,
+                      nocase);
+        akv_glob_free(g);
+    }
+}
+END_TEST
+
+/* Long segments go through Shift-And: compare with the reference on
+ * patterns whose middle segment is 64 to 200 elements long. */
+START_TEST(test_long_segments)
+{
+    static char pat[600], str[900];
+    unsigned seed = 777;
+    struct akv_glob *g;
+
+    for (int round = 0; round < 2000; round++) {
+        size_t seg, plen = 0, slen, at;
+        seed = seed * 1103515245u + 12345u;
+        seg = 64 + (seed >> 16) % 137;
+        pat[plen++] = '*';
+        for (size_t i = 0; i < seg; i++) {
+            seed = seed * 1103515245u + 12345u;
+            pat[plen++] = "ab?"[(seed >> 16) % 3];
+        }
+        pat[plen++] = '*';
+        seed = seed * 1103515245u + 12345u;
+        slen = 300 + (seed >> 16) % 500;
+        for (size_t i = 0; i < slen; i++) {
+            seed = seed * 1103515245u + 12345u;
+            str[i] = "ab"[(seed >> 16) % 2];
+        }
+        /* Half the time, plant an occurrence. */
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) & 1) {
+            at = (seed >> 17) % (slen - seg);
+            for (size_t i = 0; i < seg; i++)
+                if (pat[1 + i] != '?')
+                    str[at + i] = pat[1 + i];
+        }
+        ck_assert_int_eq(akv_glob_compile(pat, plen, 0, &g), 0);
+        ck_assert_int_eq(akv_glob_exec(g, str, slen),
+                         ref_match((const unsigned char *)pat, plen,
+                                   (const unsigned char *)str, slen, 0));
+        akv_glob_free(g);
+    }
+}
+END_TEST
+
+/* The audit's pattern: a huge class matched against many keys. Long
+ * patterns are refused; the longest allowed one still matches in time
+ * linear in the key (this would take minutes if it were not). */
+START_TEST(test_limits)
+{
+    static char pat[AKV_GLOB_PATTERN_MAX + 1];
+    struct akv_glob *g;
+    char key[16];
+    int hits = 0;
+
+    memset(pat, 'b', sizeof(pat));
+    pat[0] = '*';
+    pat[1] = '[';
+    pat[AKV_GLOB_PATTERN_MAX - 2] = ']';
+    pat[AKV_GLOB_PATTERN_MAX - 1] = 'q';
+    ck_assert_int_eq(akv_glob_compile(pat, AKV_GLOB_PATTERN_MAX + 1, 0, &g), -E2BIG);
+    ck_assert_ptr_null(g);
+    ck_assert(!akv_glob_match(pat, AKV_GLOB_PATTERN_MAX + 1, "bq", 2, 0));
+    ck_assert_int_eq(akv_glob_compile(pat, AKV_GLOB_PATTERN_MAX, 0, &g), 0);
+    for (int i = 0; i < 200000; i++) {
+        int n = snprintf(key, sizeof(key), "w%06dbq", i);
+        hits += akv_glob_exec(g, key, (size_t)n);
+    }
+    ck_assert_int_eq(hits, 200000);
+    ck_assert(!akv_glob_matches_all(g));
+    akv_glob_free(g);
+
+    /* A long run of literal segments against a long key of 'a's. */
+    for (size_t i = 0; i < AKV_GLOB_PATTERN_MAX; i++)
+        pat[i] = i % 2 ? 'a' : '*';
+    pat[AKV_GLOB_PATTERN_MAX - 1] = 'b';
+    ck_assert_int_eq(akv_glob_compile(pat, AKV_GLOB_PATTERN_MAX, 0, &g), 0);
+    {
+        static char a[4096];
+        memset(a, 'a', sizeof(a));
+        for (int i = 0; i < 1000; i++)
+            ck_assert(!akv_glob_exec(g, a, sizeof(a)));
+    }
+    akv_glob_free(g);
+
+    ck_assert_int_eq(akv_glob_compile("***", 3, 0, &g), 0);
+    ck_assert(akv_glob_matches_all(g));
+    akv_glob_free(g);
+    ck_assert_int_eq(akv_glob_compile("", 0, 0, &g), 0);
+    ck_assert(!akv_glob_matches_all(g));
+    akv_glob_free(g);
+    akv_glob_free(NULL);
+}
+END_TEST
+
 static Suite *glob_suite(void)
 {
     Suite *s = suite_create("glob");
@@ -162,6 +293,9 @@ static Suite *glob_suite(void)
     tcase_add_test(tc, test_nocase);
     tcase_add_test(tc, test_binary);
     tcase_add_test(tc, test_pathological);
+    tcase_add_test(tc, test_differential);
+    tcase_add_test(tc, test_long_segments);
+    tcase_add_test(tc, test_limits);
     tcase_set_timeout(tc, 10);
     suite_add_tcase(s, tc);
     return s;
