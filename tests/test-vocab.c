@@ -18,6 +18,7 @@
 #include "attnkv/vocab.h"
 #include "replay.h"
 #include "testutil.h"
+#include "vocabseal.h"
 
 static char dir[64];
 
@@ -255,6 +256,66 @@ START_TEST(test_refuses_bad_files)
 }
 END_TEST
 
+/* Header offsets and sizes chosen to wrap around 2^64, re-sealed so that
+ * the section checks, not the checksums, must refuse them. rot_off =
+ * 2^64 - 64 used to fault at open; a matrix_off that wraps together with a
+ * larger dim used to open and fault at the first ranking. */
+START_TEST(test_refuses_wrapping_sections)
+{
+    static const struct {
+        unsigned field;
+        uint64_t value; /* 0: computed below */
+    } cases[] = {
+        {VS_ROT_OFF, UINT64_MAX - 63},   {VS_ROT_OFF, UINT64_MAX - 127},
+        {VS_MATRIX_OFF, UINT64_MAX - 63}, {VS_MATRIX_OFF, 0},
+        {VS_TAIL_OFF, UINT64_MAX - 63},  {VS_SKETCH_OFF, UINT64_MAX - 63},
+        {VS_NORMS_OFF, UINT64_MAX - 3},  {VS_HASH_OFF, UINT64_MAX - 3},
+        {VS_OFFS_OFF, UINT64_MAX - 7},   {VS_WORDS_LEN, UINT64_MAX - 255},
+        {VS_HASH_SLOTS, (uint64_t)1 << 62}, {VS_ROT_OFF, 64},
+    };
+    char good[128], bad[128];
+    uint8_t *buf, *copy;
+    size_t len;
+
+    snprintf(good, sizeof good, "%s/good.akv", dir);
+    snprintf(bad, sizeof bad, "%s/bad.akv", dir);
+    write_sample(good);
+    buf = slurp(good, &len);
+    copy = malloc(len);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t v = cases[i].value;
+        memcpy(copy, buf, len);
+        if (cases[i].field == VS_MATRIX_OFF && v == 0) {
+            /* dim 1024: the matrix would need 32 KiB more than the file
+             * has, and matrix_off = size - that wraps. */
+            uint32_t dim = 1024;
+            memcpy(copy + VS_DIM, &dim, 4);
+            v = (uint64_t)len - (uint64_t)NWORDS * dim * 4;
+        }
+        vs_put64(copy + cases[i].field, v);
+        /* A norms offset outside the file cannot be re-sealed: then the
+         * checksum or the section check may be what refuses it. */
+        {
+            int sealed = vs_reseal(copy, len);
+            spit(bad, copy, len);
+            expect_refused(bad, sealed ? "corrupt header" : "corrupt");
+        }
+    }
+    /* The untouched file, re-sealed, still opens. */
+    memcpy(copy, buf, len);
+    ck_assert(vs_reseal(copy, len));
+    spit(bad, copy, len);
+    {
+        struct akv_vocab *v = NULL;
+        char err[512];
+        ck_assert_int_eq(akv_vocab_open(&v, bad, AKV_VOCAB_VERIFY, err, sizeof err), 0);
+        akv_vocab_destroy(v);
+    }
+    free(copy);
+    free(buf);
+}
+END_TEST
+
 START_TEST(test_open_mem_unaligned)
 {
     struct akv_vectab t;
@@ -333,6 +394,7 @@ static Suite *vocab_suite(void)
     tcase_add_test(tc, test_lookup_and_case);
     tcase_add_test(tc, test_suggest);
     tcase_add_test(tc, test_refuses_bad_files);
+    tcase_add_test(tc, test_refuses_wrapping_sections);
     tcase_add_test(tc, test_open_mem_unaligned);
     tcase_add_test(tc, test_larger_random);
     tcase_add_test(tc, test_replay_fuzz_inputs);

@@ -88,8 +88,9 @@ int64_t akv_vocab_find_exact(const struct akv_vocab *v, const char *word, size_t
 
 /* For a word that is not in the vocabulary, the most frequent (lowest id)
  * vocabulary word one edit away (insertion, deletion, substitution or
- * transposition of a letter or digit), after lowercasing.
- * Returns its id or -ENOENT when there is none. */
+ * transposition of a letter or digit), after lowercasing; words of more
+ * than 24 bytes get none (the cost grows with the length). Returns its id
+ * or -ENOENT when there is none. */
 int64_t akv_vocab_suggest(const struct akv_vocab *v, const char *word, size_t len);
 
 #endif
