@@ -69,6 +69,14 @@
 #define SCAN_DEFAULT_COUNT 10
 /* Longest piece of client input quoted back in an error message. */
 #define SHOW_MAX 64
+/* The most patterns one CONFIG GET may match against every directive, and
+ * the most names one COMMAND INFO may describe: enough for any client, and
+ * few enough that one request stays well under a millisecond. */
+#define CONFIG_GET_PATTERNS_MAX 64
+#define COMMAND_INFO_MAX 1024
+/* The most entries one SCAN call looks at, whatever its COUNT: a COUNT is a
+ * hint (as in Redis), and this keeps one call to a millisecond or two. */
+#define SCAN_STEP_MAX 16384
 
 static uint64_t now_ns(void)
 {
@@ -119,7 +127,9 @@ static int parse_u64(const struct akv_slice *a, uint64_t *out)
     return 0;
 }
 
-/* A finite decimal number; strtod needs a terminated copy. */
+/* A finite decimal number: [-]digits[.digits][e[+-]digits]. strtod alone
+ * would also take leading blanks, "inf", "nan" and hex floats
+ * ("0x1p-1074"), so the characters are checked first. */
 static int parse_double(const struct akv_slice *a, double *out)
 {
     char buf[64], *end;
@@ -127,11 +137,11 @@ static int parse_double(const struct akv_slice *a, double *out)
 
     if (a->len == 0 || a->len >= sizeof(buf))
         return -EINVAL;
+    for (size_t i = 0; i < a->len; i++)
+        if (!strchr("0123456789.eE+-", a->p[i]) || a->p[i] == '\0')
+            return -EINVAL;
     memcpy(buf, a->p, a->len);
     buf[a->len] = '\0';
-    /* strtod would skip leading blanks and accept "inf" and "nan". */
-    if (buf[0] == ' ' || buf[0] == '\t' || buf[0] == '\n')
-        return -EINVAL;
     errno = 0;
     v = strtod(buf, &end);
     if (*end != '\0' || errno == ERANGE || !isfinite(v))
@@ -167,6 +177,22 @@ static int reply_wrong_arity(struct akv_cmd_ctx *ctx)
 static int reply_syntax(struct akv_cmd_ctx *ctx)
 {
     return akv_reply_error(ctx->out, "ERR syntax error");
+}
+
+static int reply_pattern_too_long(struct akv_cmd_ctx *ctx, const struct akv_slice *pat)
+{
+    return akv_reply_errorf(ctx->out, "ERR pattern too long (%zu bytes; at most %d)", pat->len,
+                            AKV_GLOB_PATTERN_MAX);
+}
+
+/* Whether the reply being written has passed the output hard limit: the
+ * connection will be closed for it, so a handler that builds a long reply
+ * stops growing it there. */
+static int reply_over_limit(const struct akv_cmd_ctx *ctx)
+{
+    unsigned long long hard = ctx->env->config->obuf_hard;
+
+    return hard > 0 && ctx->out->len > hard;
 }
 
 /* printf into a growable text buffer (INFO). */
@@ -354,8 +380,11 @@ static int cmd_command(struct akv_cmd_ctx *ctx)
         return rc;
     }
     if (arg_is(&ctx->argv[1], "INFO")) {
+        if (ctx->argc - 2 > COMMAND_INFO_MAX)
+            return akv_reply_errorf(ctx->out, "ERR COMMAND INFO takes at most %d names",
+                                    COMMAND_INFO_MAX);
         rc = akv_reply_array(ctx->out, ctx->argc - 2);
-        for (i = 2; rc == 0 && i < ctx->argc; i++) {
+        for (i = 2; rc == 0 && i < ctx->argc && !reply_over_limit(ctx); i++) {
             const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[i].p, ctx->argv[i].len);
             rc = c ? reply_command_entry(ctx->out, c) : akv_reply_nil(ctx->out);
         }
@@ -380,20 +409,30 @@ static const struct {
 };
 
 /* CONFIG SET name value [name value ...]: all or nothing, like Redis 7.
- * Only the run-time directives (akv_config_runtime) may change; each new
- * value is validated by the directive table, then made to take effect
- * through env->apply_setting. If any step fails, the values set so far are
- * put back. */
+ * Only the run-time directives that are not paths may change
+ * (akv_config_client_settable), each at most once per call, so a request
+ * holds at most one pair per directive; each new value is validated by the
+ * directive table, then made to take effect through env->apply_setting. If
+ * any step fails, the values set so far are put back from copies of the old
+ * ones. */
 static int config_set(struct akv_cmd_ctx *ctx)
 {
     struct akv_cmd_env *env = ctx->env;
-    size_t npairs = (ctx->argc - 2) / 2, done = 0, i;
-    char(*old)[4096] = NULL;
+    const char *const *names = akv_config_names();
+    size_t npairs = (ctx->argc - 2) / 2, ndirectives = 0, done = 0, failed, i;
+    char **old = NULL;
     char name[64], value_err[512] = "", shown[SHOW_MAX + 4];
     int rc = 0;
 
     if (ctx->argc < 4 || (ctx->argc - 2) % 2 != 0)
         return reply_wrong_arity(ctx);
+    while (names[ndirectives])
+        ndirectives++;
+    if (npairs > ndirectives)
+        return akv_reply_errorf(ctx->out,
+                                "ERR CONFIG SET takes at most %zu name value pairs (each "
+                                "directive once)",
+                                ndirectives);
     for (i = 0; i < npairs; i++) {
         const struct akv_slice *n = &ctx->argv[2 + 2 * i];
         char probe[8];
@@ -404,30 +443,44 @@ static int config_set(struct akv_cmd_ctx *ctx)
         name[n->len] = '\0';
         if (akv_config_get(env->config, name, probe, sizeof(probe)) == -ENOENT)
             return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
-        if (!akv_config_runtime(name))
+        if (akv_config_is_path(name))
+            return akv_reply_errorf(ctx->out,
+                                    "ERR CONFIG SET '%s' is a path: set it in the configuration "
+                                    "file and reload it with SIGHUP",
+                                    shown);
+        if (!akv_config_client_settable(name))
             return akv_reply_errorf(ctx->out,
                                     "ERR CONFIG SET '%s' cannot be changed at run time (edit "
                                     "the configuration file and restart attnkvd)",
                                     shown);
+        for (size_t j = 0; j < i; j++) {
+            const struct akv_slice *e = &ctx->argv[2 + 2 * j];
+            if (e->len == n->len && strncasecmp(e->p, n->p, n->len) == 0)
+                return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': duplicate parameter",
+                                        shown);
+        }
     }
-    old = malloc(npairs * sizeof(*old));
+    old = calloc(npairs, sizeof(*old));
     if (!old)
         return reply_oom(ctx->out);
     for (done = 0; done < npairs; done++) {
         const struct akv_slice *n = &ctx->argv[2 + 2 * done];
         const struct akv_slice *v = &ctx->argv[3 + 2 * done];
+        char cur[4096];
         char *value;
         const char *argv1[1];
 
         memcpy(name, n->p, n->len);
         name[n->len] = '\0';
-        if (akv_config_get(env->config, name, old[done], sizeof(old[done])) < 0) {
+        if (akv_config_get(env->config, name, cur, sizeof(cur)) < 0) {
             rc = -EINVAL;
             snprintf(value_err, sizeof(value_err), "its current value is too long");
             break;
         }
+        old[done] = strdup(cur);
         value = malloc(v->len + 1);
-        if (!value) {
+        if (!old[done] || !value) {
+            free(value);
             rc = -ENOMEM;
             break;
         }
@@ -454,8 +507,8 @@ static int config_set(struct akv_cmd_ctx *ctx)
         if (strcasecmp(name, "slowlog-max-len") == 0)
             akv_slowlog_trim(&env->slowlog, (size_t)env->config->slowlog_max_len);
     }
+    failed = done;
     if (rc < 0) {
-        size_t failed = done;
         /* Undo the ones that succeeded, newest first. */
         while (done-- > 0) {
             const struct akv_slice *n = &ctx->argv[2 + 2 * done];
@@ -466,14 +519,16 @@ static int config_set(struct akv_cmd_ctx *ctx)
             if (env->apply_setting)
                 env->apply_setting(env, name, NULL, 0);
         }
-        free(old);
-        if (rc == -ENOMEM)
-            return reply_oom(ctx->out);
+    }
+    for (i = 0; i < npairs; i++)
+        free(old[i]);
+    free(old);
+    if (rc == -ENOMEM)
+        return reply_oom(ctx->out);
+    if (rc < 0)
         return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': %s",
                                 show(&ctx->argv[2 + 2 * failed], shown, sizeof(shown)),
                                 value_err[0] ? value_err : "invalid value");
-    }
-    free(old);
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -492,6 +547,7 @@ static int config_resetstat(struct akv_cmd_ctx *ctx)
 static int cmd_config(struct akv_cmd_ctx *ctx)
 {
     const char *const *names = akv_config_names();
+    struct akv_glob *pats[CONFIG_GET_PATTERNS_MAX];
     struct akv_buf tmp;
     size_t count = 0;
     int rc = 0;
@@ -509,14 +565,25 @@ static int cmd_config(struct akv_cmd_ctx *ctx)
     }
     if (ctx->argc < 3)
         return reply_wrong_arity(ctx);
+    if (ctx->argc - 2 > CONFIG_GET_PATTERNS_MAX)
+        return akv_reply_errorf(ctx->out, "ERR CONFIG GET takes at most %d patterns",
+                                CONFIG_GET_PATTERNS_MAX);
+    for (size_t a = 2; a < ctx->argc; a++) {
+        rc = akv_glob_compile(ctx->argv[a].p, ctx->argv[a].len, 1, &pats[a - 2]);
+        if (rc < 0) {
+            for (size_t b = 2; b < a; b++)
+                akv_glob_free(pats[b - 2]);
+            return rc == -E2BIG ? reply_pattern_too_long(ctx, &ctx->argv[a]) : reply_oom(ctx->out);
+        }
+    }
 
     /* Values go to a side buffer first because the array length comes first. */
     akv_buf_init(&tmp);
     for (size_t n = 0; rc == 0 && names[n]; n++) {
         const char *name = names[n];
         int hit = 0;
-        for (size_t a = 2; a < ctx->argc && !hit; a++)
-            hit = akv_glob_match(ctx->argv[a].p, ctx->argv[a].len, name, strlen(name), 1);
+        for (size_t a = 0; a < ctx->argc - 2 && !hit; a++)
+            hit = akv_glob_exec(pats[a], name, strlen(name));
         if (hit) {
             char val[4096];
             if (akv_config_get(ctx->env->config, name, val, sizeof(val)) < 0)
@@ -536,6 +603,8 @@ static int cmd_config(struct akv_cmd_ctx *ctx)
             }
         }
     }
+    for (size_t a = 0; a < ctx->argc - 2; a++)
+        akv_glob_free(pats[a]);
     rc = rc ? rc : akv_reply_array(ctx->out, count * 2);
     rc = rc ? rc : akv_buf_append(ctx->out, tmp.p, tmp.len);
     akv_buf_fini(&tmp);
@@ -841,7 +910,8 @@ static int cmd_slowlog(struct akv_cmd_ctx *ctx)
         if (n > sl->len)
             n = sl->len;
         rc = akv_reply_array(ctx->out, n);
-        for (i = 0, e = sl->newest; rc == 0 && i < n && e; i++, e = e->older) {
+        for (i = 0, e = sl->newest; rc == 0 && i < n && e && !reply_over_limit(ctx);
+             i++, e = e->older) {
             rc = akv_reply_array(ctx->out, 6);
             rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)e->id);
             rc = rc ? rc : akv_reply_int(ctx->out, e->time);
@@ -974,52 +1044,175 @@ static int cmd_bgrewriteaof(struct akv_cmd_ctx *ctx)
     return akv_reply_status(ctx->out, "Background append only file rewriting started");
 }
 
+static void account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
+                    struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
+                    const char *peer);
+
+/* A job's finish: counts the call that ran for us microseconds (statistics,
+ * slow log) and lets go of its argument copy. */
+static void job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64_t us, int failed)
+{
+    if (cj->cmd) {
+        account(env, cj->cmd, us, failed, cj->slow, 0, NULL, NULL);
+        cj->slow = NULL;
+    }
+    akv_slowlog_entry_free(cj->slow);
+}
+
+/* A job's reply could not be written whole: cuts it back to mark and says
+ * so instead. If even that fails the connection notices the short reply
+ * only as a missing one; there is nothing better to send. Returns 1 (the
+ * call failed). */
+static int reply_cut_to_oom(struct akv_buf *out, size_t mark)
+{
+    out->len = mark;
+    (void)reply_oom(out);
+    return 1;
+}
+
 /* Collects matching keys as bulk strings into a side buffer. */
 struct keys_acc {
     struct akv_buf items;
     size_t n;
-    const struct akv_slice *pattern; /* NULL: every key */
+    const struct akv_glob *glob; /* NULL: every key */
+    size_t limit;                /* stop once items holds more bytes; 0: no limit */
     int rc;
 };
 
-static int keys_cb(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+/* Adds key if it matches. Returns nonzero to stop. */
+static int keys_add(struct keys_acc *acc, const char *key, size_t klen)
 {
-    struct keys_acc *acc = arg;
-
-    (void)val;
-    (void)vlen;
-    if (acc->pattern && !akv_glob_match(acc->pattern->p, acc->pattern->len, key, klen, 0))
+    if (acc->glob && !akv_glob_exec(acc->glob, key, klen))
         return 0;
     acc->rc = akv_reply_bulk(&acc->items, key, klen);
     if (acc->rc < 0)
         return 1;
     acc->n++;
+    if (acc->limit > 0 && acc->items.len > acc->limit) {
+        acc->rc = -E2BIG;
+        return 1;
+    }
     return 0;
+}
+
+static int keys_cb(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    return keys_add(arg, key, klen);
+}
+
+/* Compiles a KEYS or SCAN pattern; "*" and the like become NULL (every key).
+ * Returns 0, or 1 once an error reply is written, or -ENOMEM. */
+static int compile_pattern(struct akv_cmd_ctx *ctx, const struct akv_slice *pat,
+                           struct akv_glob **out)
+{
+    int rc = akv_glob_compile(pat->p, pat->len, 0, out);
+
+    if (rc == -E2BIG)
+        return reply_pattern_too_long(ctx, pat) < 0 ? -ENOMEM : 1;
+    if (rc < 0)
+        return rc;
+    if (akv_glob_matches_all(*out)) {
+        akv_glob_free(*out);
+        *out = NULL;
+    }
+    return 0;
+}
+
+/* KEYS runs on the pool, over a snapshot taken at dispatch: its cost grows
+ * with the store, so on the loop thread it would stall every other client
+ * (the stall rule in conn.c). The worker reads only the job. */
+struct keys_job {
+    struct akv_cmd_job base;
+    struct akv_cmd_env *env; /* loop thread only */
+    const struct akv_store *store;
+    struct akv_store_snap snap;
+    struct keys_acc acc;
+};
+
+static int keys_block(void *arg, const struct akv_store_block *b)
+{
+    struct keys_job *j = arg;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        if (!b->visible[i])
+            continue;
+        akv_store_entry_text(j->store, &j->snap, b->first_slot + i, &k, &kl, &v, &vl);
+        if (keys_add(&j->acc, k, kl))
+            return 1;
+    }
+    return 0;
+}
+
+/* Worker thread. */
+static void keys_work(struct akv_pool_job *pj)
+{
+    struct keys_job *j = container_of(pj, struct keys_job, base.pool);
+
+    akv_store_scan(j->store, &j->snap, keys_block, j);
+}
+
+static void keys_finish(struct akv_cmd_job *cj, struct akv_buf *out)
+{
+    struct keys_job *j = container_of(cj, struct keys_job, base);
+    struct akv_cmd_env *env = j->env;
+    uint64_t us = (now_ns() - cj->t0) / 1000;
+    int rc = j->acc.rc, failed = rc < 0;
+
+    if (out) {
+        size_t mark = out->len;
+        if (rc == -E2BIG) {
+            rc = akv_reply_errorf(out,
+                                  "ERR KEYS reply would exceed the client output buffer "
+                                  "hard limit (%llu bytes); use SCAN",
+                                  env->config->obuf_hard);
+        } else if (rc == 0) {
+            rc = akv_reply_array(out, j->acc.n);
+            rc = rc ? rc : akv_buf_append(out, j->acc.items.p, j->acc.items.len);
+        }
+        if (rc < 0)
+            failed = reply_cut_to_oom(out, mark);
+    }
+    job_account(env, cj, us, failed);
+    akv_store_snap_release(env->store, &j->snap);
+    akv_glob_free((struct akv_glob *)j->acc.glob);
+    akv_buf_fini(&j->acc.items);
+    free(j);
 }
 
 static int cmd_keys(struct akv_cmd_ctx *ctx)
 {
-    struct keys_acc acc = {.pattern = &ctx->argv[1]};
-    uint64_t cursor = 0;
-    int rc;
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_glob *g = NULL;
+    struct keys_job *j;
+    int rc = compile_pattern(ctx, &ctx->argv[1], &g);
 
-    /* "*" is the common case; skip the matcher for it. */
-    if (ctx->argv[1].len == 1 && ctx->argv[1].p[0] == '*')
-        acc.pattern = NULL;
-    akv_buf_init(&acc.items);
-    do
-        cursor = akv_store_iter(ctx->env->store, cursor, 4096, keys_cb, &acc);
-    while (cursor != 0 && acc.rc == 0);
-    rc = acc.rc;
-    rc = rc ? rc : akv_reply_array(ctx->out, acc.n);
-    rc = rc ? rc : akv_buf_append(ctx->out, acc.items.p, acc.items.len);
-    akv_buf_fini(&acc.items);
-    return rc;
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        akv_glob_free(g);
+        return reply_oom(ctx->out);
+    }
+    j->base.pool.work = keys_work;
+    j->base.finish = keys_finish;
+    j->env = env;
+    j->store = env->store;
+    j->acc.glob = g;
+    j->acc.limit = env->config->obuf_hard;
+    akv_buf_init(&j->acc.items);
+    akv_store_snap_take(env->store, &j->snap);
+    ctx->job = &j->base;
+    return 0;
 }
 
 static int cmd_scan(struct akv_cmd_ctx *ctx)
 {
     struct keys_acc acc = {0};
+    struct akv_glob *g = NULL;
     uint64_t cursor, count = SCAN_DEFAULT_COUNT, next;
     int type_ok = 1;
     char num[24];
@@ -1029,22 +1222,35 @@ static int cmd_scan(struct akv_cmd_ctx *ctx)
         return akv_reply_error(ctx->out, "ERR invalid cursor");
     for (size_t i = 2; i < ctx->argc; i += 2) {
         if (i + 1 >= ctx->argc)
-            return reply_syntax(ctx);
-        if (arg_is(&ctx->argv[i], "MATCH")) {
-            acc.pattern = &ctx->argv[i + 1];
-        } else if (arg_is(&ctx->argv[i], "COUNT")) {
+            break;
+        if (arg_is(&ctx->argv[i], "COUNT")) {
             if (parse_u64(&ctx->argv[i + 1], &count) < 0 || count == 0 || count > 1u << 20)
                 return akv_reply_error(ctx->out,
                                        "ERR COUNT must be an integer between 1 and 1048576");
         } else if (arg_is(&ctx->argv[i], "TYPE")) {
             /* Every value is a string. */
             type_ok = arg_is(&ctx->argv[i + 1], "string");
-        } else {
+        } else if (!arg_is(&ctx->argv[i], "MATCH")) {
             return reply_syntax(ctx);
         }
     }
+    if (ctx->argc % 2 != 0)
+        return reply_syntax(ctx);
+    /* The last MATCH counts, as in Redis; compiled once options are valid. */
+    for (size_t i = ctx->argc - 2; i >= 2; i -= 2) {
+        if (arg_is(&ctx->argv[i], "MATCH")) {
+            rc = compile_pattern(ctx, &ctx->argv[i + 1], &g);
+            if (rc != 0)
+                return rc < 0 ? rc : 0;
+            break;
+        }
+    }
+    if (count > SCAN_STEP_MAX)
+        count = SCAN_STEP_MAX;
+    acc.glob = g;
     akv_buf_init(&acc.items);
     next = akv_store_iter(ctx->env->store, cursor, (size_t)count, keys_cb, &acc);
+    akv_glob_free(g);
     if (!type_ok) {
         acc.items.len = 0;
         acc.n = 0;
@@ -1158,10 +1364,11 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
                                                 show(v, sb, sizeof(sb))));
         } else if (opt == OPT_TEMPERATURE) {
             double t;
-            if (parse_double(v, &t) < 0 || !(t > 0))
+            if (parse_double(v, &t) < 0 || !(t >= AKV_TEMPERATURE_MIN) ||
+                !(t <= AKV_TEMPERATURE_MAX))
                 return replied(akv_reply_errorf(
-                    ctx->out, "ERR TEMPERATURE must be a number greater than 0, not '%s'",
-                    show(v, sb, sizeof(sb))));
+                    ctx->out, "ERR TEMPERATURE must be a decimal number from %g to %g, not '%s'",
+                    AKV_TEMPERATURE_MIN, AKV_TEMPERATURE_MAX, show(v, sb, sizeof(sb))));
             o->temperature = t;
         } else {
             if (akv_metric_parse(v->p, v->len, &o->metric) < 0)
@@ -1262,6 +1469,21 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
     return rc;
 }
 
+/* The slow log's copy of a call's arguments. Those of a secret command
+ * (AUTH) become "(redacted)", as in Redis, so neither the password nor
+ * anyone's wrong guess is ever recorded. */
+static struct akv_slowlog_entry *slow_entry(const struct akv_cmd *c, size_t argc,
+                                            const struct akv_slice *argv, const char *peer)
+{
+    struct akv_slice hidden[AKV_SLOWLOG_ARGC_MAX];
+
+    if (!(c->flags & AKV_CMD_SECRET))
+        return akv_slowlog_entry_new(argc, argv, peer);
+    for (size_t i = 0; i < AKV_SLOWLOG_ARGC_MAX; i++)
+        hidden[i] = i == 0 ? argv[0] : (struct akv_slice){"(redacted)", 10};
+    return akv_slowlog_entry_new(argc, hidden, peer);
+}
+
 /* Counts one call of c that ran for us microseconds: the per-command
  * counters, the error count and the slow log. slow is the job's argument
  * copy (taken over: logged or freed), or NULL, in which case argv (still
@@ -1281,7 +1503,7 @@ static void account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t u
     }
     if (threshold >= 0 && us >= (uint64_t)threshold) {
         if (!slow && argv)
-            slow = akv_slowlog_entry_new(argc, argv, peer);
+            slow = slow_entry(c, argc, argv, peer);
         if (slow) {
             akv_slowlog_push(&env->slowlog, slow, (int64_t)time(NULL), us,
                              (size_t)env->config->slowlog_max_len);
@@ -1330,19 +1552,10 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
             rc = reply_explain(out, j);
         else
             rc = reply_hits(out, j->vocab, &j->res, j->withscores);
-        if (rc < 0) {
-            out->len = mark;
-            /* If even this fails the connection notices the short reply
-             * only as a missing one; there is nothing better to send. */
-            (void)reply_oom(out);
-            failed = 1;
-        }
+        if (rc < 0)
+            failed = reply_cut_to_oom(out, mark);
     }
-    if (cj->cmd) {
-        account(env, cj->cmd, us, failed, cj->slow, 0, NULL, NULL);
-        cj->slow = NULL;
-    }
-    akv_slowlog_entry_free(cj->slow);
+    job_account(env, cj, us, failed);
     if (j->has_snap)
         akv_store_snap_release(env->store, &j->snap);
     free(j);
@@ -1556,7 +1769,7 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         ctx->job->cmd = c;
         ctx->job->t0 = t0;
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
-            ctx->job->slow = akv_slowlog_entry_new(ctx->argc, ctx->argv, ctx->peer);
+            ctx->job->slow = slow_entry(c, ctx->argc, ctx->argv, ctx->peer);
     } else {
         account(env, c, (now_ns() - t0) / 1000,
                 rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL, ctx->argc,

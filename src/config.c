@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "attnkv/embed.h"
+#include "attnkv/query.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -179,16 +180,17 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
-/* The whole of s as a finite number. The first character must start a
- * number, because strtod would otherwise skip blanks and accept "inf"; the
- * daemon never calls setlocale, so the decimal point is always '.'. */
+/* The whole of s as a finite decimal number. Only digits, '.', 'e', 'E'
+ * and signs may appear, because strtod would otherwise skip blanks and
+ * accept "inf", "nan" and hex floats ("0x1p-1074"); the daemon never calls
+ * setlocale, so the decimal point is always '.'. */
 static int parse_finite(const char *s, double *out)
 {
     const char *p = s[0] == '-' ? s + 1 : s;
     char *end;
     double v;
 
-    if (!((*p >= '0' && *p <= '9') || *p == '.'))
+    if (!((*p >= '0' && *p <= '9') || *p == '.') || s[strspn(s, "0123456789.eE+-")] != '\0')
         return -EINVAL;
     errno = 0;
     v = strtod(s, &end);
@@ -490,8 +492,9 @@ static int set_temperature(struct akv_config *c, const struct directive *d, int 
 {
     double v;
 
-    if (parse_finite(argv[0], &v) < 0 || !(v > 0)) {
-        bad_value(err, errlen, d, argv[0], "a finite number > 0");
+    if (parse_finite(argv[0], &v) < 0 || !(v >= AKV_TEMPERATURE_MIN) ||
+        !(v <= AKV_TEMPERATURE_MAX)) {
+        bad_value(err, errlen, d, argv[0], "a decimal number from 0.0001 to 1000000");
         return -EINVAL;
     }
     c->query.temperature = v;
@@ -680,6 +683,7 @@ static const struct directive directives[] = {
     INT_ROW("max-key-len", max_key_len, 1, AKV_TEXT_MAX),
     INT_ROW("max-value-len", max_value_len, 1, AKV_TEXT_MAX),
     MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
+    MEM_ROW("maxmemory-clients", maxmemory_clients, 0, LLONG_MAX),
     INT_ROW("maxkeys", maxkeys, 0, INT_MAX),
     SECRET_ROW("requirepass", requirepass),
     BOOL_ROW("protected-mode", protected_mode),
@@ -712,9 +716,12 @@ static const struct directive directives[] = {
 static const char *const runtime_directives[] = {
     "maxclients",      "count",    "attention", "temperature",
     "metric",          "loglevel", "logfile",   "slowlog-log-slower-than",
-    "slowlog-max-len", "timeout",  "maxmemory", "maxkeys",
+    "slowlog-max-len", "timeout",  "maxmemory", "maxmemory-clients", "maxkeys",
     "max-key-len",     "max-value-len", "client-output-buffer-limit",
 };
+
+/* Directives that name files (see akv_config_is_path). */
+static const char *const path_directives[] = {"logfile", "dir", "appendfilename", "vectors"};
 
 static const struct directive *lookup(const char *name)
 {
@@ -794,7 +801,7 @@ int akv_config_init(struct akv_config *c)
     c->maxclients = 10000;
     c->proto_max_inline_len = 64u << 10;
     c->proto_max_bulk_len = 16u << 20;
-    c->proto_max_multibulk_len = 1 << 20;
+    c->proto_max_multibulk_len = 1 << 16;
     c->client_query_buffer_limit = 64u << 20;
     c->obuf_hard = 64u << 20;
     c->obuf_soft = 8u << 20;
@@ -803,6 +810,7 @@ int akv_config_init(struct akv_config *c)
     c->max_key_len = AKV_TEXT_MAX;
     c->max_value_len = AKV_TEXT_MAX;
     c->maxmemory = 0;
+    c->maxmemory_clients = 1ULL << 30;
     c->maxkeys = 0;
     c->requirepass = NULL;
     c->protected_mode = 1;
@@ -1241,4 +1249,17 @@ const char *akv_fsync_name(enum akv_fsync f)
     if ((int)f < 0 || (size_t)f >= ARRAY_SIZE(fsync_names) - 1)
         return "unknown";
     return fsync_names[f];
+}
+
+int akv_config_is_path(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(path_directives); i++)
+        if (strcasecmp(name, path_directives[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int akv_config_client_settable(const char *name)
+{
+    return akv_config_runtime(name) && !akv_config_is_path(name);
 }

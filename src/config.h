@@ -53,6 +53,7 @@ struct akv_config {
     int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
     int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX */
     unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
+    unsigned long long maxmemory_clients;         /* all client buffers together; 0: no limit */
     int maxkeys;                                  /* most keys in the store */
     char *requirepass;                            /* the password, or NULL */
     int protected_mode;                           /* without a password, loopback only */
@@ -133,6 +134,16 @@ const char *const *akv_config_names(void);
  * run-time ones are the query defaults, maxclients, loglevel, logfile and
  * the slow log settings. Any thread. */
 int akv_config_runtime(const char *name);
+
+/* 1 if directive name holds a path (logfile, dir, appendfilename, vectors).
+ * Paths come only from the configuration file and the command line, at
+ * start-up or on a SIGHUP reload: a client must not choose where the daemon
+ * writes. Any thread. */
+int akv_config_is_path(const char *name);
+
+/* 1 if CONFIG SET may change directive name: a run-time one that is not a
+ * path. Any thread. */
+int akv_config_client_settable(const char *name);
 
 /* "debug", "verbose", "notice", "warning", or "unknown" for any other value.
  * Static storage; any thread. */

@@ -1,6 +1,26 @@
 /*
  * conn.c - client connections: framing, ordered pipelining, output.
  *
+ * The stall rule
+ * --------------
+ * No single client, authenticated or not, with any request of any size, may
+ * keep the loop thread from serving others for more than a few milliseconds,
+ * or make the daemon allocate beyond its configured limits. Here that means:
+ *   - a connection runs requests for at most AKV_CONN_TURN_US per turn, then
+ *     waits on the `ready` list until the loop has polled every other
+ *     socket (the `resume` idle handle runs it again);
+ *   - the cost of one request is bounded where it is parsed and run: by the
+ *     protocol limits, by each handler (commands whose cost grows with the
+ *     store, such as KEYS, run on a snapshot on the pool), and, for a client
+ *     that has not authenticated while requirepass is set, by the small
+ *     AKV_CONN_UNAUTH_* limits, checked before anything is run;
+ *   - memory is bounded per connection (client-query-buffer-limit,
+ *     client-output-buffer-limit) and for all of them together
+ *     (maxmemory-clients: past it the connection with the largest buffers is
+ *     closed).
+ * Every new command is written to this rule, and tests/test-hostile.py
+ * checks it from outside.
+ *
  * Design
  * ------
  * Threading: everything here runs on the loop thread. The only other thread
@@ -133,6 +153,9 @@ struct akv_conn {
     struct akv_conn *wprev, *wnext; /* on sh->waiting while nmarks > 0 */
     uint64_t last_active;    /* uv_now when a byte last moved, or a job ended */
     uint64_t soft_since;     /* uv_now when replies went over the soft limit; 0: not over */
+    uint64_t since;          /* uv_now when it was accepted */
+    struct akv_conn *rprev, *rnext; /* on sh->ready while queued */
+    size_t mem;              /* its buffers' bytes, as counted in sh->client_mem */
 
     unsigned closing : 1;     /* uv_close called */
     unsigned reading : 1;     /* uv_read_start active */
@@ -142,12 +165,15 @@ struct akv_conn {
     unsigned lingering : 1;   /* shut down our side; waiting for the client's EOF */
     unsigned linger_init : 1; /* the linger timer handle exists */
     unsigned counted : 1;     /* counted in connected_clients */
+    unsigned queued : 1;      /* on sh->ready: its turn ended with requests left */
     /* AUTH succeeded (see cmd.c). */
     unsigned authenticated : 1;
 };
 
 static void conn_process(struct akv_conn *c);
 static void conn_aof_progress(void *arg);
+static void conn_unref(struct akv_conn *c);
+static void on_resume(uv_idle_t *h);
 
 size_t akv_conn_count(const struct akv_conn_shared *sh)
 {
@@ -174,9 +200,21 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
         akv_conn_shared_fini(sh);
         return -ENOMEM;
     }
+    if (uv_idle_init(loop, &sh->resume) < 0) {
+        akv_conn_shared_fini(sh);
+        return -ENOMEM;
+    }
+    sh->resume.data = sh;
+    sh->resume_init = 1;
     sh->next_id = 1;
     akv_persist_set_notify(env->persist, conn_aof_progress, sh);
     return 0;
+}
+
+void akv_conn_shared_close(struct akv_conn_shared *sh)
+{
+    if (sh && sh->resume_init && !uv_is_closing((uv_handle_t *)&sh->resume))
+        uv_close((uv_handle_t *)&sh->resume, NULL);
 }
 
 void akv_conn_shared_fini(struct akv_conn_shared *sh)
@@ -202,6 +240,87 @@ static void waiting_unlink(struct akv_conn *c)
     c->wprev = c->wnext = NULL;
 }
 
+/* Takes c off the ready list. */
+static void ready_unlink(struct akv_conn *c)
+{
+    if (!c->queued)
+        return;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        c->sh->ready = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    c->rprev = c->rnext = NULL;
+    c->queued = 0;
+}
+
+/* Ends c's turn with requests left: it runs again once the loop has polled. */
+static void ready_push(struct akv_conn *c)
+{
+    struct akv_conn_shared *sh = c->sh;
+
+    if (c->queued)
+        return;
+    c->rprev = NULL;
+    c->rnext = sh->ready;
+    if (sh->ready)
+        sh->ready->rprev = c;
+    sh->ready = c;
+    c->queued = 1;
+    if (!uv_is_active((uv_handle_t *)&sh->resume))
+        uv_idle_start(&sh->resume, on_resume);
+}
+
+static void on_resume(uv_idle_t *h)
+{
+    struct akv_conn_shared *sh = h->data;
+    struct akv_conn *batch = sh->ready, *c;
+
+    /* Those queued now get one turn each; any that use it up again go on
+     * the (now empty) list for the next loop iteration. A reference keeps
+     * each alive until its turn, whatever the others' turns close. */
+    sh->ready = NULL;
+    for (c = batch; c; c = c->rnext)
+        c->refs++;
+    while (batch) {
+        c = batch;
+        batch = c->rnext;
+        c->rprev = c->rnext = NULL;
+        c->queued = 0;
+        if (!c->closing)
+            conn_process(c);
+        conn_unref(c);
+    }
+    if (!sh->ready)
+        uv_idle_stop(h);
+}
+
+/* Counts c's buffers into sh->client_mem; past maxmemory-clients, closes
+ * the connections with the largest buffers until the total fits. */
+static void mem_update(struct akv_conn *c)
+{
+    struct akv_conn_shared *sh = c->sh;
+    unsigned long long limit = sh->env->config->maxmemory_clients;
+    size_t now = c->closing ? 0 : sizeof(*c) + c->in.cap + c->out.cap + c->wbuf.cap;
+
+    sh->client_mem = sh->client_mem - c->mem + now;
+    c->mem = now;
+    while (limit > 0 && sh->client_mem > limit) {
+        struct akv_conn *big = NULL;
+        for (struct akv_conn *o = sh->head; o; o = o->next)
+            if (!o->closing && (!big || o->mem > big->mem))
+                big = o;
+        if (!big)
+            break;
+        akv_log(AKV_LOG_NOTICE,
+                "client %llu (%s) closed: its buffers hold %zu bytes and all clients' "
+                "together %zu, over maxmemory-clients %llu",
+                (unsigned long long)big->id, big->peer, big->mem, sh->client_mem, limit);
+        akv_conn_close(big); /* takes its bytes out of the total */
+    }
+}
+
 static void conn_unref(struct akv_conn *c)
 {
     struct akv_conn_shared *sh = c->sh;
@@ -218,6 +337,8 @@ static void conn_unref(struct akv_conn *c)
     sh->count--;
     if (c->nmarks > 0)
         waiting_unlink(c);
+    ready_unlink(c);
+    sh->client_mem -= c->mem;
     akv_buf_fini(&c->in);
     akv_buf_fini(&c->out);
     akv_buf_fini(&c->wbuf);
@@ -237,6 +358,8 @@ void akv_conn_close(struct akv_conn *c)
         return;
     c->closing = 1;
     c->reading = 0;
+    c->sh->client_mem -= c->mem; /* to be freed: no longer counts against the limit */
+    c->mem = 0;
     if (c->counted) {
         c->sh->env->stats.connected_clients--;
         c->counted = 0;
@@ -492,6 +615,7 @@ static void on_write(uv_write_t *req, int status)
         akv_buf_fini(&c->wbuf);
     if (c->closing)
         return;
+    mem_update(c);
     if (status < 0) {
         akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->id, c->peer,
                 uv_strerror(status));
@@ -575,7 +699,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void update_reading(struct akv_conn *c)
 {
     size_t avail = c->in.len - c->in_pos;
-    int busy = c->job != NULL || out_pending(c) > out_pause(c);
+    int busy = c->job != NULL || c->queued || out_pending(c) > out_pause(c);
     int want = !c->closing && !c->input_done && !c->close_after && !(busy && avail >= IN_PAUSE);
 
     if (c->lingering)
@@ -725,16 +849,25 @@ static int run_request(struct akv_conn *c, size_t argc)
     return 0;
 }
 
+/* Whether c is held to the AKV_CONN_UNAUTH_* limits. */
+static int unauthenticated(const struct akv_conn *c)
+{
+    return c->sh->env->config->requirepass && !c->authenticated;
+}
+
 /* Parses and runs buffered requests until one becomes a job, the input runs
- * out, the output backs up or the connection is to close; then sends
- * replies and adjusts reading. */
+ * out, the output backs up, the turn is over or the connection is to close;
+ * then sends replies and adjusts reading. */
 static void conn_process(struct akv_conn *c)
 {
     struct akv_conn_shared *sh = c->sh;
     unsigned long long querybuf_max = sh->env->config->client_query_buffer_limit;
+    uint64_t start = uv_hrtime();
 
     while (!c->closing && !c->job && !c->close_after && !c->lingering) {
         size_t avail = c->in.len - c->in_pos;
+        struct akv_proto_limits small = sh->limits;
+        const struct akv_proto_limits *lim = &sh->limits;
         struct akv_proto_req req;
         const char *errmsg = "Protocol error";
         size_t need_argc = 0;
@@ -744,13 +877,29 @@ static void conn_process(struct akv_conn *c)
             break; /* resumed from on_write */
         if (avail == 0 || avail < c->need_len)
             break;
+        if (uv_hrtime() - start >= (uint64_t)AKV_CONN_TURN_US * 1000) {
+            ready_push(c);
+            break;
+        }
+        if (unauthenticated(c)) {
+            small.argc_max = AKV_CONN_UNAUTH_ARGC;
+            small.bulk_max = AKV_CONN_UNAUTH_BULK;
+            if (small.inline_max > AKV_CONN_UNAUTH_BULK)
+                small.inline_max = AKV_CONN_UNAUTH_BULK;
+            lim = &small;
+        }
         req.argv = sh->argv;
         req.argv_cap = sh->argv_cap;
         req.scratch = sh->scratch;
         req.scratch_cap = sh->limits.inline_max;
-        n = akv_proto_parse(c->in.p + c->in_pos, avail, &sh->limits, &req, &errmsg, &need_argc);
+        n = akv_proto_parse(c->in.p + c->in_pos, avail, lim, &req, &errmsg, &need_argc);
+        if (n == AKV_PROTO_ERR_TOO_BIG && lim == &small)
+            errmsg = "Protocol error: request too big for a client that has not authenticated "
+                     "(AUTH first)";
         if (n == AKV_PROTO_ERR_TOO_MANY) {
-            if (need_argc > avail / BULK_MIN) {
+            /* An announced RESP argument count is believed only once its
+             * arguments could have arrived; an inline line is all here. */
+            if (c->in.p[c->in_pos] == '*' && need_argc > avail / BULK_MIN) {
                 c->need_len = need_argc * BULK_MIN;
                 if (c->need_len > querybuf_max)
                     fail_request(c, "Protocol error: request too big");
@@ -764,8 +913,22 @@ static void conn_process(struct akv_conn *c)
         }
         if (n == AKV_PROTO_NEED_MORE) {
             c->need_len = req.need_len;
-            if (c->need_len > querybuf_max)
+            if (c->need_len > querybuf_max) {
                 fail_request(c, "Protocol error: request too big");
+                break;
+            }
+            /* A large request that has announced its size gets its room at
+             * once (nothing points into the buffer now, so it may move):
+             * its bytes are then not copied again at every doubling, which
+             * for a 16 MiB bulk would be 16 MiB of copying on this thread. */
+            if (c->need_len > IN_KEEP_MAX && c->in_pos + c->need_len + READ_CHUNK > c->in.cap) {
+                if (c->in_pos > 0) {
+                    memmove(c->in.p, c->in.p + c->in_pos, avail);
+                    c->in.len = avail;
+                    c->in_pos = 0;
+                }
+                (void)akv_buf_reserve(&c->in, c->need_len + READ_CHUNK - c->in.len);
+            }
             break;
         }
         if (n < 0) {
@@ -799,6 +962,9 @@ static void conn_process(struct akv_conn *c)
     flush(c);
     if (c->closing)
         return;
+    mem_update(c);
+    if (c->closing)
+        return;
     update_reading(c);
     if (c->closing)
         return;
@@ -823,7 +989,7 @@ void akv_conn_start(struct akv_conn *c)
 {
     describe_peer(c);
     c->counted = 1;
-    c->last_active = uv_now(c->sh->loop);
+    c->last_active = c->since = uv_now(c->sh->loop);
     c->sh->env->stats.connected_clients++;
     /* Replies are small and often pipelined; do not let Nagle hold them. */
     uv_tcp_nodelay(&c->tcp, 1);
@@ -886,6 +1052,10 @@ void akv_conn_cron(struct akv_conn_shared *sh)
         if (idle_ms > 0 && !c->job && now - c->last_active >= idle_ms) {
             akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: idle for more than %d s",
                     (unsigned long long)c->id, c->peer, cfg->timeout);
+            akv_conn_close(c);
+        } else if (unauthenticated(c) && now - c->since >= AKV_CONN_UNAUTH_IDLE_MS) {
+            akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: no AUTH within %d s",
+                    (unsigned long long)c->id, c->peer, AKV_CONN_UNAUTH_IDLE_MS / 1000);
             akv_conn_close(c);
         }
     }

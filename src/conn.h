@@ -42,6 +42,10 @@ struct akv_conn_shared {
     char *scratch;
     struct akv_conn *head; /* every connection not yet freed */
     struct akv_conn *waiting; /* connections with replies held for the AOF */
+    struct akv_conn *ready;   /* connections that used up their turn with requests left */
+    uv_idle_t resume;         /* runs the ready ones again, one turn each */
+    int resume_init;          /* resume is initialised (and must be closed) */
+    size_t client_mem;        /* bytes of every connection's buffers together */
     size_t count;
     uint64_t next_id;
     int draining;
@@ -50,12 +54,26 @@ struct akv_conn_shared {
 /* How often the server should call akv_conn_cron, in milliseconds. */
 #define AKV_CONN_CRON_MS 100
 
+/* What a client that has not authenticated while requirepass is set may
+ * send (as in Redis: a handful of small arguments), and how long it may stay
+ * connected without doing so. */
+#define AKV_CONN_UNAUTH_ARGC 10
+#define AKV_CONN_UNAUTH_BULK 16384
+#define AKV_CONN_UNAUTH_IDLE_MS 10000
+
+/* How long one connection may run requests before others get their turn,
+ * in microseconds (see the stall rule in conn.c). */
+#define AKV_CONN_TURN_US 1000
+
 /* Prepares sh (the caller then sets on_release and data). The protocol
  * limits come from env->config (proto-max-inline-len, proto-max-bulk-len,
  * proto-max-multibulk-len) and stay as they were at this call. Returns 0 or
  * -ENOMEM. */
 int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv_cmd_env *env,
                          struct akv_pool *pool);
+/* Closes sh's own loop handle; call with the server's other handles at
+ * shutdown, before the loop's last run. */
+void akv_conn_shared_close(struct akv_conn_shared *sh);
 /* Frees what sh owns. Every connection must have been freed. NULL is a no-op. */
 void akv_conn_shared_fini(struct akv_conn_shared *sh);
 
@@ -86,7 +104,9 @@ void akv_conn_drain_all(struct akv_conn_shared *sh);
 void akv_conn_close_all(struct akv_conn_shared *sh);
 
 /* Periodic checks, every AKV_CONN_CRON_MS: closes clients idle for longer
- * than the timeout directive (one running a QUERY is not idle) and clients
+ * than the timeout directive (one running a QUERY is not idle), clients that
+ * have not authenticated while requirepass is set after
+ * AKV_CONN_UNAUTH_IDLE_MS, and clients
  * whose unsent replies stayed above the output soft limit for longer than
  * allowed. */
 void akv_conn_cron(struct akv_conn_shared *sh);

@@ -21,11 +21,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,9 +66,112 @@ int akv_log_enabled(enum akv_loglevel lvl)
     return (int)lvl >= atomic_load_explicit(&threshold, memory_order_relaxed);
 }
 
+/* Files the log may never be (akv_log_protect); open/reopen's thread. */
+#define PROTECT_MAX 8
+static char *protected_paths[PROTECT_MAX];
+
+/* Errors of open_append besides the system's. */
+#define ERR_NOT_REGULAR (-EINVAL)
+#define ERR_PROTECTED (-EEXIST)
+
+/* path with its directory part resolved ("/a/b/../c/x.log" ->
+ * "/a/c/x.log"), so two spellings of one file compare equal even before the
+ * file exists. Returns 0 or -errno. */
+static int canonical(const char *path, char out[PATH_MAX])
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], real[PATH_MAX];
+    size_t dlen = slash ? (size_t)(slash - path) : 1;
+
+    if (dlen >= sizeof(dir))
+        return -ENAMETOOLONG;
+    if (slash)
+        memcpy(dir, slash == path ? "/" : path, slash == path ? 1 : dlen);
+    else
+        dir[0] = '.';
+    dir[slash == path ? 1 : dlen] = '\0';
+    if (!realpath(dir, real))
+        return -errno;
+    if (snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") ? real : "",
+                 slash ? slash + 1 : path) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* Whether the log file path (open as fd, once opened) is a protected one. */
+static int is_protected(const char *path, int fd)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    struct stat sf, sp;
+
+    for (size_t i = 0; i < PROTECT_MAX && protected_paths[i]; i++) {
+        if (fd >= 0 && fstat(fd, &sf) == 0 && stat(protected_paths[i], &sp) == 0 &&
+            sf.st_dev == sp.st_dev && sf.st_ino == sp.st_ino)
+            return 1;
+        if (canonical(path, a) == 0 && canonical(protected_paths[i], b) == 0 && strcmp(a, b) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Opens path for appending if it is, or becomes, an ordinary regular file
+ * (see log.h). Returns the descriptor or -errno. */
 static int open_append(const char *path)
 {
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    struct stat st;
+    struct statfs fs;
+    int fd;
+
+    if (is_protected(path, -1))
+        return ERR_PROTECTED;
+    /* O_NONBLOCK so that a FIFO without a reader cannot hang the open. */
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+              0640);
+    if (fd < 0)
+        return errno == ENXIO ? ERR_NOT_REGULAR : -errno; /* ENXIO: a FIFO or socket */
+    if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode) || fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
+        fs.f_type == DEBUGFS_MAGIC || fs.f_type == CGROUP_SUPER_MAGIC ||
+        fs.f_type == CGROUP2_SUPER_MAGIC || fs.f_type == SECURITYFS_MAGIC) {
+        close(fd);
+        return ERR_NOT_REGULAR;
+    }
+    if (is_protected(path, fd)) {
+        close(fd);
+        return ERR_PROTECTED;
+    }
+    if (fcntl(fd, F_SETFL, O_APPEND) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int akv_log_protect(const char *path)
+{
+    for (size_t i = 0; i < PROTECT_MAX; i++) {
+        if (!protected_paths[i]) {
+            protected_paths[i] = strdup(path);
+            return protected_paths[i] ? 0 : -ENOMEM;
+        }
+    }
+    return -ENOSPC;
+}
+
+const char *akv_log_strerror(int rc)
+{
+    if (rc == ERR_NOT_REGULAR)
+        return "not a regular file on an ordinary file system";
+    if (rc == ERR_PROTECTED)
+        return "that is the append-only file or the vectors file";
+    if (rc == -ELOOP)
+        return "a symbolic link (name the file it points to)";
+    return strerror(-rc);
 }
 
 /* Makes fd (-1 for stderr) the destination and closes the previous one.
@@ -99,7 +206,7 @@ int akv_log_open(const char *path)
     }
     fd = open_append(path);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
         goto fail;
     }
     swap_fd(fd);
@@ -123,9 +230,8 @@ int akv_log_reopen(void)
         return 0;
     fd = open_append(log_path);
     if (fd < 0) {
-        int rc = -errno;
         errno = saved;
-        return rc;
+        return fd;
     }
     swap_fd(fd);
     errno = saved;

@@ -36,8 +36,20 @@
 
 /* Sends later lines to path, opened for appending (created 0640: logs quote
  * keys, which are user data) with O_CLOEXEC. NULL or "" means stderr.
- * Returns 0, or -errno with the previous destination still in use. */
+ * Only a regular file on an ordinary file system will do: the last
+ * component may not be a symbolic link (O_NOFOLLOW), and devices, FIFOs,
+ * /proc and /sys files and the paths given to akv_log_protect are refused.
+ * Returns 0, or -errno with the previous destination still in use
+ * (akv_log_strerror says why). */
 int akv_log_open(const char *path);
+
+/* Adds path (copied) to the files the log may never be written to: the
+ * append-only file, the vectors. Call before akv_log_open. Returns 0 or
+ * -ENOMEM. */
+int akv_log_protect(const char *path);
+
+/* Why akv_log_open or akv_log_reopen failed with rc, for a message. */
+const char *akv_log_strerror(int rc);
 
 /* Opens the current log file again, for logrotate's "move, then SIGHUP".
  * Lines logged meanwhile go to the old file; none are lost or split.

@@ -297,9 +297,21 @@ int main(int argc, char **argv)
     }
 
     akv_log_set_level(cfg.loglevel);
+    /* The log may never be written into the files the data lives in. */
+    {
+        char *aof = NULL;
+        if (asprintf(&aof, "%s/%s", cfg.dir, cfg.appendfilename) < 0 ||
+            akv_log_protect(aof) < 0 || akv_log_protect(cfg.vectors) < 0) {
+            free(aof);
+            fprintf(stderr, "attnkvd: out of memory\n");
+            goto out;
+        }
+        free(aof);
+    }
     rc = akv_log_open(cfg.logfile);
     if (rc < 0) {
-        fprintf(stderr, "attnkvd: cannot open the log file %s: %s\n", cfg.logfile, strerror(-rc));
+        fprintf(stderr, "attnkvd: cannot open the log file %s: %s\n", cfg.logfile,
+                akv_log_strerror(rc));
         goto out;
     }
     /* A client that disconnects must cost us a write error, not the process. */

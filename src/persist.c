@@ -77,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,8 +122,9 @@ struct parked_ent {
 
 struct parked {
     struct parked_ent **b;
-    size_t nb; /* power of two, or 0 */
+    size_t nb;     /* power of two, or 0 */
     size_t n;
+    uint64_t seed; /* of the hash, random (see store.c), chosen when the table is made */
 };
 
 static struct parked_ent **parked_link(struct parked *t, const char *key, size_t klen, uint64_t h)
@@ -140,7 +142,7 @@ static int parked_del(struct parked *t, const char *key, size_t klen)
 
     if (t->n == 0)
         return 0;
-    l = parked_link(t, key, klen, XXH3_64bits(key, klen));
+    l = parked_link(t, key, klen, XXH3_64bits_withSeed(key, klen, t->seed));
     if (!*l)
         return 0;
     e = *l;
@@ -152,9 +154,13 @@ static int parked_del(struct parked *t, const char *key, size_t klen)
 
 static int parked_put(struct parked *t, const char *key, size_t klen, const char *val, size_t vlen)
 {
-    uint64_t h = XXH3_64bits(key, klen);
+    uint64_t h;
     struct parked_ent *e, **l;
 
+    if (t->nb == 0 &&
+        getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
+        t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)t;
+    h = XXH3_64bits_withSeed(key, klen, t->seed);
     if (t->n >= t->nb) {
         size_t nb = t->nb ? t->nb * 2 : 64;
         struct parked_ent **b = calloc(nb, sizeof(*b));

@@ -129,7 +129,8 @@ static int opts_valid(const struct akv_query_opts *o)
         return 0;
     if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
         return 0;
-    if (o->attn == AKV_ATTN_COSINE && !(isfinite(o->temperature) && o->temperature > 0))
+    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
+                                         o->temperature <= AKV_TEMPERATURE_MAX))
         return 0;
     return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
            o->metric == AKV_METRIC_DOT;

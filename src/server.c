@@ -360,6 +360,8 @@ static void close_rest(struct akv_server *s)
 {
     if (s->pool)
         akv_pool_close(s->pool, NULL, NULL);
+    if (s->conns_ready)
+        akv_conn_shared_close(&s->conns);
     for (size_t i = 0; i < s->nsig; i++)
         if (!uv_is_closing((uv_handle_t *)&s->sig[i]))
             uv_close((uv_handle_t *)&s->sig[i], NULL);
@@ -439,7 +441,7 @@ static void on_signal(uv_signal_t *h, int signum)
         int rc = akv_log_reopen();
         akv_notify("RELOADING=1");
         if (rc < 0)
-            akv_log(AKV_LOG_WARNING, "SIGHUP: reopening the log: %s", strerror(-rc));
+            akv_log(AKV_LOG_WARNING, "SIGHUP: reopening the log: %s", akv_log_strerror(rc));
         else
             akv_log(AKV_LOG_NOTICE, "SIGHUP: log reopened");
         if (s->reload)
@@ -470,7 +472,7 @@ static int apply_setting(struct akv_cmd_env *env, const char *name, char *err, s
         if (rc < 0) {
             if (err && errlen)
                 snprintf(err, errlen, "cannot open the log file %s: %s", cfg->logfile,
-                         strerror(-rc));
+                         akv_log_strerror(rc));
             return rc;
         }
     }

@@ -33,6 +33,7 @@ void akv_slowlog_reset(struct akv_slowlog *sl)
     }
     sl->newest = sl->oldest = NULL;
     sl->len = 0;
+    sl->mem = 0;
 }
 
 /* The text that replaces what was cut: "... (N more bytes)" etc. */
@@ -46,12 +47,21 @@ struct akv_slowlog_entry *akv_slowlog_entry_new(size_t argc, const struct akv_sl
     struct akv_slowlog_entry *e;
     char *p;
 
-    for (i = 0; i < shown; i++)
-        bytes += (argv[i].len > AKV_SLOWLOG_ARG_MAX ? AKV_SLOWLOG_ARG_MAX : argv[i].len) + NOTE_MAX;
+    /* Room for each argument as shown: its bytes, or its first
+     * AKV_SLOWLOG_ARG_MAX and a note, or (the last of a cut list) a note. */
+    for (i = 0; i < shown; i++) {
+        if (argc > shown && i == shown - 1)
+            bytes += NOTE_MAX;
+        else if (argv[i].len > AKV_SLOWLOG_ARG_MAX)
+            bytes += AKV_SLOWLOG_ARG_MAX + NOTE_MAX;
+        else
+            bytes += argv[i].len;
+    }
     e = malloc(sizeof(*e) + shown * sizeof(struct akv_slice) + bytes);
     if (!e)
         return NULL;
     memset(e, 0, sizeof(*e));
+    e->size = sizeof(*e) + shown * sizeof(struct akv_slice) + bytes;
     e->argv = (struct akv_slice *)(void *)(e + 1);
     e->argc = shown;
     p = (char *)(e->argv + shown);
@@ -78,13 +88,14 @@ struct akv_slowlog_entry *akv_slowlog_entry_new(size_t argc, const struct akv_sl
 
 void akv_slowlog_trim(struct akv_slowlog *sl, size_t max_len)
 {
-    while (sl->len > max_len) {
+    while (sl->len > max_len || sl->mem > AKV_SLOWLOG_MEM_MAX) {
         struct akv_slowlog_entry *e = sl->oldest;
         sl->oldest = e->newer;
         if (sl->oldest)
             sl->oldest->older = NULL;
         else
             sl->newest = NULL;
+        sl->mem -= e->size;
         free(e);
         sl->len--;
     }
@@ -104,5 +115,6 @@ void akv_slowlog_push(struct akv_slowlog *sl, struct akv_slowlog_entry *e, int64
         sl->oldest = e;
     sl->newest = e;
     sl->len++;
+    sl->mem += e->size;
     akv_slowlog_trim(sl, max_len);
 }

@@ -6,7 +6,10 @@
  * An entry copies what it shows, cut as Redis cuts it: at most
  * AKV_SLOWLOG_ARGC_MAX arguments (the last one then reads
  * "... (N more arguments)") and AKV_SLOWLOG_ARG_MAX bytes of each (then
- * "... (N more bytes)"), so a huge request costs a few kilobytes here.
+ * "... (N more bytes)"), so a huge request costs a few kilobytes here
+ * (an ordinary one what its arguments take). Besides slowlog-max-len, the
+ * entries together are kept under AKV_SLOWLOG_MEM_MAX bytes: the oldest go
+ * first.
  *
  * Pure: no I/O, no clock (the caller passes the time). Threading: loop
  * thread only.
@@ -22,6 +25,7 @@
 
 #define AKV_SLOWLOG_ARGC_MAX 32
 #define AKV_SLOWLOG_ARG_MAX 128
+#define AKV_SLOWLOG_MEM_MAX ((size_t)64 << 20)
 
 struct akv_slowlog_entry {
     struct akv_slowlog_entry *newer, *older;
@@ -29,6 +33,7 @@ struct akv_slowlog_entry {
     int64_t time;         /* unix time, seconds, when it was logged */
     uint64_t duration_us; /* how long the command took */
     size_t argc;
+    size_t size;            /* bytes of its allocation */
     struct akv_slice *argv; /* in the same allocation as the entry */
     char peer[64];          /* "ip:port", or "" */
 };
@@ -36,6 +41,7 @@ struct akv_slowlog_entry {
 struct akv_slowlog {
     struct akv_slowlog_entry *newest, *oldest;
     size_t len;
+    size_t mem;       /* bytes of every entry together */
     uint64_t next_id; /* ids keep counting across RESET, as in Redis */
 };
 

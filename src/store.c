@@ -95,6 +95,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <xxhash.h>
 
@@ -115,7 +117,7 @@ struct slot {
     uint32_t klen;
     uint32_t vlen;
     uint32_t next; /* next slot in the bucket chain */
-    uint64_t hash; /* XXH3 of the key */
+    uint64_t hash; /* XXH3 of the key, with the store's seed */
 };
 
 struct chunk {
@@ -143,6 +145,7 @@ struct active {
 struct akv_store {
     const struct akv_vocab *voc;
     uint32_t dim;
+    uint64_t seed;         /* of the key hash: random per store, so keys cannot be chosen to collide */
     struct chunk **chunks; /* CHUNK_MAX pointers */
     size_t nchunks;
     size_t nslots;         /* high-water mark of used slots */
@@ -275,6 +278,10 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
         return -ENOMEM;
     s->voc = voc;
     s->dim = akv_vocab_dim(voc);
+    /* Without the kernel's randomness, the clock and an address still
+     * differ from run to run. */
+    if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
+        s->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)s;
     s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks);
     s->nbuckets = 16;
     s->buckets = malloc(s->nbuckets * sizeof *s->buckets);
@@ -456,9 +463,9 @@ static int slot_alloc(struct akv_store *s, uint32_t *out)
     return 0;
 }
 
-static uint64_t key_hash(const char *k, size_t len)
+static uint64_t key_hash(const struct akv_store *s, const char *k, size_t len)
 {
-    return XXH3_64bits(k, len);
+    return XXH3_64bits_withSeed(k, len, s->seed);
 }
 
 /* The link (bucket head or a slot's next field) that points at key's slot,
@@ -549,7 +556,7 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
                   size_t vlen, char *err, size_t errlen)
 {
     uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
-    uint64_t h = key_hash(key, klen), v;
+    uint64_t h = key_hash(s, key, klen), v;
     uint32_t *link, id = NIL;
     struct chunk *ch;
     struct slot *sl;
@@ -631,7 +638,7 @@ double akv_store_value_norm_max(const struct akv_store *s)
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
                   size_t *vlen)
 {
-    uint32_t *link = find_link(s, key, klen, key_hash(key, klen));
+    uint32_t *link = find_link(s, key, klen, key_hash(s, key, klen));
     struct slot *sl;
 
     if (*link == NIL)
@@ -644,7 +651,7 @@ int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const
 
 int akv_store_del(struct akv_store *s, const char *key, size_t klen)
 {
-    uint32_t *link = find_link(s, key, klen, key_hash(key, klen));
+    uint32_t *link = find_link(s, key, klen, key_hash(s, key, klen));
     uint32_t id = *link;
 
     if (id == NIL)

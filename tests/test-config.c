@@ -92,13 +92,14 @@ START_TEST(test_defaults)
     /* Limits and security. */
     ck_assert_str_eq(get("proto-max-inline-len"), "65536");
     ck_assert_str_eq(get("proto-max-bulk-len"), "16777216");
-    ck_assert_str_eq(get("proto-max-multibulk-len"), "1048576");
+    ck_assert_str_eq(get("proto-max-multibulk-len"), "65536");
     ck_assert_str_eq(get("client-query-buffer-limit"), "67108864");
     ck_assert_str_eq(get("client-output-buffer-limit"), "67108864 8388608 60");
     ck_assert_str_eq(get("timeout"), "0");
     ck_assert_str_eq(get("max-key-len"), "4096");
     ck_assert_str_eq(get("max-value-len"), "4096");
     ck_assert_str_eq(get("maxmemory"), "0");
+    ck_assert_str_eq(get("maxmemory-clients"), "1073741824");
     ck_assert_str_eq(get("maxkeys"), "0");
     ck_assert_str_eq(get("protected-mode"), "yes");
     ck_assert_ptr_null(cfg.requirepass);
@@ -280,12 +281,20 @@ static const struct {
     {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
     {"attention softmax", "t.conf:1: bad attention 'softmax' (expected dot|cosine)"},
     {"attention dot cosine", "t.conf:1: 'attention' takes 1 argument, got 2"},
-    {"temperature 0", "t.conf:1: bad temperature '0' (expected a finite number > 0)"},
-    {"temperature -0.5", "t.conf:1: bad temperature '-0.5' (expected a finite number > 0)"},
-    {"temperature inf", "t.conf:1: bad temperature 'inf' (expected a finite number > 0)"},
-    {"temperature nan", "t.conf:1: bad temperature 'nan' (expected a finite number > 0)"},
-    {"temperature 1e999", "t.conf:1: bad temperature '1e999' (expected a finite number > 0)"},
-    {"temperature 0.1x", "t.conf:1: bad temperature '0.1x' (expected a finite number > 0)"},
+    {"temperature 0", "t.conf:1: bad temperature '0' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature -0.5", "t.conf:1: bad temperature '-0.5' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature inf", "t.conf:1: bad temperature 'inf' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature nan", "t.conf:1: bad temperature 'nan' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 1e999", "t.conf:1: bad temperature '1e999' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 0.1x", "t.conf:1: bad temperature '0.1x' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 0x1p-1074",
+     "t.conf:1: bad temperature '0x1p-1074' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 1e-320",
+     "t.conf:1: bad temperature '1e-320' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 0.00009",
+     "t.conf:1: bad temperature '0.00009' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 1000001",
+     "t.conf:1: bad temperature '1000001' (expected a decimal number from 0.0001 to 1000000)"},
     {"temperature", "t.conf:1: 'temperature' takes 1 argument, got 0"},
     {"metric manhattan", "t.conf:1: bad metric 'manhattan' (expected l2|cosine|dot)"},
     {"maxclients 0", "t.conf:1: bad maxclients '0' (expected 1..1000000)"},
@@ -639,9 +648,9 @@ START_TEST(test_round_trip)
     ck_assert_int_eq(load("temperature 0.1234567890123456789"), 0);
     assert_round_trip();
     ck_assert(cfg.query.temperature == 0.1234567890123456789);
-    ck_assert_int_eq(load("temperature 1e-300"), 0);
+    ck_assert_int_eq(load("temperature 0.0001"), 0);
     assert_round_trip();
-    ck_assert_int_eq(load("temperature 1.7976931348623157e308"), 0);
+    ck_assert_int_eq(load("temperature 999999.99999999988"), 0);
     assert_round_trip();
 }
 END_TEST
@@ -660,6 +669,7 @@ START_TEST(test_names)
                                          "max-key-len",
                                          "max-value-len",
                                          "maxmemory",
+                                         "maxmemory-clients",
                                          "maxkeys",
                                          "requirepass",
                                          "protected-mode",
@@ -864,6 +874,14 @@ START_TEST(test_runtime_directives)
     ck_assert_int_eq(cfg.slowlog_max_len, 0);
     ck_assert_int_eq(load("slowlog-log-slower-than -2"), -EINVAL);
     ck_assert_int_eq(load("slowlog-max-len 1000001"), -EINVAL);
+    /* Paths: reloadable (logfile) or fixed, never for CONFIG SET. */
+    ck_assert(akv_config_runtime("logfile") && !akv_config_client_settable("logfile"));
+    for (i = 0; i < ARRAY_SIZE(runtime); i++)
+        ck_assert_int_eq(akv_config_client_settable(runtime[i]), !akv_config_is_path(runtime[i]));
+    ck_assert(akv_config_is_path("LOGFILE") && akv_config_is_path("dir") &&
+              akv_config_is_path("appendfilename") && akv_config_is_path("vectors"));
+    ck_assert(!akv_config_is_path("timeout") && !akv_config_client_settable("port"));
+    ck_assert(akv_config_client_settable("maxmemory-clients"));
 }
 END_TEST
 

@@ -9,11 +9,15 @@
 
 #include "runsuite.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -437,13 +441,71 @@ END_TEST
 
 START_TEST(test_write_errors_dropped)
 {
-    /* Every write to /dev/full fails with ENOSPC: the line is dropped, the
-     * caller neither blocks nor sees errno change. */
-    if (akv_log_open("/dev/full") < 0)
-        return; /* no /dev/full in this sandbox */
+    /* With a file-size limit of 0 every write fails (EFBIG): the line is
+     * dropped, the caller neither blocks nor sees errno change. */
+    struct rlimit old, none = {0, 0};
+    struct stat st;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    none.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &none), 0);
     errno = 0;
     akv_log(AKV_LOG_WARNING, "lost");
     ck_assert_int_eq(errno, 0);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, 0);
+}
+END_TEST
+
+/* The log goes only to a regular file on an ordinary file system that is
+ * none of the protected ones (the AOF, the vectors), and never through a
+ * symbolic link; a refused path leaves the log where it was. */
+START_TEST(test_refused_paths)
+{
+    char dir[] = "/tmp/test-log-dir-XXXXXX", link[128], fifo[128], aof[128], other[160];
+    char *buf;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(link, sizeof(link), "%s/link.log", dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(aof, sizeof(aof), "%s/appendonly.aof", dir);
+    ck_assert_int_eq(symlink(path, link), 0);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+
+    ck_assert_int_eq(akv_log_open(link), -ELOOP);
+    ck_assert_str_eq(akv_log_strerror(-ELOOP), "a symbolic link (name the file it points to)");
+    ck_assert_int_eq(akv_log_open(fifo), -EINVAL); /* and it did not hang */
+    ck_assert_int_eq(mkfifo(fifo, 0600) < 0 ? errno : 0, EEXIST);
+    ck_assert_int_eq(akv_log_open(dir), -EISDIR);
+    if (access("/proc/self/mem", F_OK) == 0)
+        ck_assert_int_eq(akv_log_open("/proc/self/mem"), -EINVAL);
+    if (access("/dev/null", F_OK) == 0)
+        ck_assert_int_eq(akv_log_open("/dev/null"), -EINVAL);
+    ck_assert_str_eq(akv_log_strerror(-EINVAL), "not a regular file on an ordinary file system");
+
+    /* The AOF, before it exists (by another spelling) and after. */
+    ck_assert_int_eq(akv_log_protect(aof), 0);
+    snprintf(other, sizeof(other), "%s/../%s/appendonly.aof", dir, strrchr(dir, '/') + 1);
+    ck_assert_int_eq(akv_log_open(other), -EEXIST);
+    ck_assert_int_ne(access(aof, F_OK), 0); /* not even created */
+    close(open(aof, O_CREAT | O_WRONLY, 0600));
+    ck_assert_int_eq(akv_log_open(aof), -EEXIST);
+
+    akv_log(AKV_LOG_WARNING, "still here");
+    buf = slurp(path, NULL);
+    ck_assert_ptr_nonnull(strstr(buf, "still here"));
+    free(buf);
+    {
+        struct stat st;
+        ck_assert_int_eq(stat(aof, &st), 0);
+        ck_assert_int_eq(st.st_size, 0);
+    }
+    unlink(link);
+    unlink(fifo);
+    unlink(aof);
+    rmdir(dir);
 }
 END_TEST
 
@@ -535,6 +597,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_errno_kept);
     tcase_add_test(tc, test_reopen_failure_keeps_file);
     tcase_add_test(tc, test_write_errors_dropped);
+    tcase_add_test(tc, test_refused_paths);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
     return s;

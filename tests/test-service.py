@@ -468,8 +468,10 @@ def test_config_set(env):
         assert c.cmd("CONFIG", "GET", "count") == ["count", "2"]
         r = c.cmd("CONFIG", "SET", "port", "7000")
         assert is_err(r, "CONFIG SET 'port' cannot be changed at run time"), r
-        for name, val in (("bind", "::1"), ("workers", "3"), ("vectors", "/x")):
+        for name, val in (("bind", "::1"), ("workers", "3")):
             assert is_err(c.cmd("CONFIG", "SET", name, val), "cannot be changed at run time")
+        for name, val in (("vectors", "/x"), ("dir", "/tmp"), ("logfile", "/proc/self/mem")):
+            assert is_err(c.cmd("CONFIG", "SET", name, val), "is a path"), name
         assert is_err(c.cmd("CONFIG", "SET", "count", "0"), "bad count")
         assert is_err(c.cmd("CONFIG", "SET", "nope", "1"), "Unknown option")
         # loglevel: debug lines appear only after the change.
@@ -482,18 +484,12 @@ def test_config_set(env):
         y.close()
         x.close()
         assert c.cmd("CONFIG", "SET", "maxclients", "100") == "OK"
-        # logfile: lines go to the new file from now on.
+        # logfile is a path: only a reload changes it (test_sighup_reload).
         newlog = os.path.join(env.workdir, "cset-new.log")
-        assert c.cmd("CONFIG", "SET", "logfile", newlog) == "OK"
-        c.cmd("PING")
-        bad = c.cmd("CONFIG", "SET", "logfile", os.path.join(env.workdir, "no", "such", "x.log"))
-        assert is_err(bad, "cannot open the log file"), bad
-        assert c.cmd("CONFIG", "GET", "logfile") == ["logfile", newlog]
+        assert is_err(c.cmd("CONFIG", "SET", "logfile", newlog), "is a path")
+        assert not os.path.exists(newlog)
         c.close()
         assert p.stop() == 0
-        with open(newlog) as f:
-            t = f.read()
-        assert "bye" in t, t
     finally:
         p.kill()
 
@@ -502,11 +498,12 @@ def test_config_set(env):
 def test_sighup_reload(env):
     conf = os.path.join(env.workdir, "hup.conf")
     log = os.path.join(env.workdir, "hup.log")
+    data = tempfile.mkdtemp(prefix="hup-data-", dir=env.workdir)
 
-    def write_conf(count, port="0", extra=""):
+    def write_conf(count, port="0", extra="", logfile=log):
         with open(conf, "w") as f:
-            f.write('port %s\ncount %d\nlogfile "%s"\nloglevel notice\n%s' % (port, count, log,
-                                                                              extra))
+            f.write('port %s\ncount %d\nlogfile "%s"\nloglevel notice\ndir "%s"\n'
+                    'appendonly yes\n%s' % (port, count, logfile, data, extra))
 
     write_conf(3)
     p = Proc(env.workdir, env.vectors, ("--config", conf, "--loglevel", "verbose"), name="hup",
@@ -542,9 +539,49 @@ def test_sighup_reload(env):
             assert time.monotonic() < deadline + 10, p.text(log)
             time.sleep(0.02)
         assert len(c.cmd("QUERY", "dog")) == 4
+        # The log may never go to the AOF, a /proc file, a FIFO or through a
+        # symbolic link: each is refused and the old log kept.
+        aof = os.path.join(data, "appendonly.aof")
+        link = os.path.join(env.workdir, "hup-link.log")
+        fifo = os.path.join(env.workdir, "hup.fifo")
+        os.symlink(log, link)
+        os.mkfifo(fifo)
+        assert os.path.exists(aof)
+        for target, why in ((aof, "the append-only file"), ("/proc/self/mem", "not a regular"),
+                            (link, "symbolic link"), (fifo, "not a regular"),
+                            (os.path.join(data, ".", "appendonly.aof"), "the append-only file")):
+            before = p.text(log).count("keeping '%s'" % log)
+            write_conf(4, extra="metric cosine\n", logfile=target)
+            p.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while p.text(log).count("keeping '%s'" % log) == before:
+                assert time.monotonic() < deadline, p.text(log)
+                time.sleep(0.02)
+            assert why in p.text(log).splitlines()[-2] + p.text(log).splitlines()[-1], \
+                p.text(log)[-1000:]
+        assert c.cmd("SET", "dog", "animal") == "OK"
+        assert c.cmd("CONFIG", "GET", "logfile") == ["logfile", log]
         c.close()
         assert p.stop() == 0
         assert "bye" in p.text(log)
+        with open(aof, "rb") as f:
+            body = f.read()
+        assert b"notice" not in body and b"SIGHUP" not in body, body[:300]
+        # A start with the log on the AOF is refused, saying why; with a
+        # proper log the AOF replays.
+        r = subprocess.run([os.environ["AKV_ATTNKVD"], "--vectors", env.vectors, "--config",
+                            conf], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "that is the append-only file" in r.stderr, r
+        write_conf(4)
+        q = Proc(env.workdir, env.vectors, ("--config", conf), name="hup2", logfile=log)
+        try:
+            q.wait_ready_log()
+            c = q.client()
+            assert c.cmd("GET", "dog") == "animal"
+            c.close()
+            assert q.stop() == 0
+        finally:
+            q.kill()
     finally:
         p.kill()
 

@@ -85,6 +85,38 @@ START_TEST(test_cutting)
 }
 END_TEST
 
+/* An entry costs what it shows, not its worst case, and the log as a whole
+ * stays under AKV_SLOWLOG_MEM_MAX whatever slowlog-max-len allows. */
+START_TEST(test_memory)
+{
+    static char big[AKV_SLOWLOG_ARG_MAX * 2];
+    struct akv_slice small[2] = {sl_("GET"), sl_("cat")}, fat[AKV_SLOWLOG_ARGC_MAX];
+    struct akv_slowlog sl;
+    struct akv_slowlog_entry *e = akv_slowlog_entry_new(2, small, "x");
+    size_t n = 0;
+
+    ck_assert_uint_le(e->size, sizeof(*e) + 2 * sizeof(struct akv_slice) + 6);
+    akv_slowlog_entry_free(e);
+
+    memset(big, 'x', sizeof(big));
+    for (size_t i = 0; i < AKV_SLOWLOG_ARGC_MAX; i++)
+        fat[i] = (struct akv_slice){big, sizeof(big)};
+    akv_slowlog_init(&sl);
+    while (n * 1024 < 2 * AKV_SLOWLOG_MEM_MAX) {
+        e = akv_slowlog_entry_new(AKV_SLOWLOG_ARGC_MAX, fat, NULL);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_uint_gt(e->size, 1024);
+        akv_slowlog_push(&sl, e, 1, 1, 1000000);
+        ck_assert_uint_le(sl.mem, AKV_SLOWLOG_MEM_MAX);
+        n++;
+    }
+    ck_assert_uint_lt(sl.len, n);
+    ck_assert_uint_gt(sl.len, 0);
+    akv_slowlog_reset(&sl);
+    ck_assert_uint_eq(sl.mem, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("slowlog");
@@ -92,6 +124,7 @@ int main(void)
 
     tcase_add_test(tc, test_push_order_trim);
     tcase_add_test(tc, test_cutting);
+    tcase_add_test(tc, test_memory);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -26,6 +26,12 @@
 
 #define AKV_K_MAX 1000
 #define AKV_EXPLAIN_MAX 1000
+/* The cosine attention temperature's range. Scores are cos / tau, so below
+ * the minimum the softmax is already a hard maximum (a gap of 0.01 in cosine
+ * is a factor of e^100), and 1 / (|q| tau) stays far from overflow; above
+ * the maximum the weights are uniform to double precision. */
+#define AKV_TEMPERATURE_MIN 1e-4
+#define AKV_TEMPERATURE_MAX 1e6
 
 enum akv_attn_mode { AKV_ATTN_DOT = 0, AKV_ATTN_COSINE };
 enum akv_metric { AKV_METRIC_L2 = 0, AKV_METRIC_COSINE, AKV_METRIC_DOT };
@@ -33,7 +39,7 @@ enum akv_metric { AKV_METRIC_L2 = 0, AKV_METRIC_COSINE, AKV_METRIC_DOT };
 struct akv_query_opts {
     unsigned k;             /* top words to return, 1..AKV_K_MAX (default 5) */
     enum akv_attn_mode attn;/* default AKV_ATTN_DOT */
-    double temperature;     /* > 0, for AKV_ATTN_COSINE (default 0.1) */
+    double temperature;     /* AKV_TEMPERATURE_MIN..MAX, for AKV_ATTN_COSINE (default 0.1) */
     enum akv_metric metric; /* default AKV_METRIC_L2 */
     unsigned explain;       /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
     int skip_rank;          /* 1: attention only (EXPLAIN), no vocabulary ranking */
