@@ -76,7 +76,7 @@
 #define COMMAND_INFO_MAX 1024
 /* The most entries one SCAN call looks at, whatever its COUNT: a COUNT is a
  * hint (as in Redis), and this keeps one call to a millisecond or two. */
-#define SCAN_STEP_MAX 16384
+#define SCAN_STEP_MAX 4096
 
 static uint64_t now_ns(void)
 {
