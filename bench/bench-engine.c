@@ -18,8 +18,8 @@
 #include "attnkv/query.h"
 #include "attnkv/store.h"
 #include "attnkv/vocab.h"
-#include "rank.h"
-#include "sketch.h"
+#include "engine/rank.h"
+#include "engine/sketch.h"
 
 static double now(void)
 {
@@ -228,7 +228,7 @@ int main(int argc, char **argv)
             t[i] = now() - t0;
         }
         snprintf(what, sizeof what, "QUERY %zu entries attn %s", akv_store_count(s),
-                 akv_attn_name(o.attn));
+                 akv_attn_mode_name(o.attn));
         report(what, t, nq, 0);
     }
     /* What a worker does under load: a batch of QUERYs on one snapshot

@@ -450,7 +450,7 @@ int main(int argc, char **argv)
         if (mode == 0)
             snprintf(what, sizeof what, "QUERY (attention dot + ranking)");
         else
-            snprintf(what, sizeof what, "attention %s alone", akv_attn_name(o.attn));
+            snprintf(what, sizeof what, "attention %s alone", akv_attn_mode_name(o.attn));
         report(what, t, (int)nq);
     }
     for (long i = 0; i < nq; i++) {

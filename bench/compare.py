@@ -49,7 +49,7 @@ STORE_SEED = 1
 QUERY_SEED = 2
 
 
-# --- the vocabulary file (README, "The binary vocabulary format") ----------
+# --- the vocabulary file (docs/vocab-format.md) ----------
 
 class Vocab:
     """The .akv file mapped read-only: words (list) and matrix (memmap)."""
@@ -98,8 +98,8 @@ def query_words(voc, n, seed=QUERY_SEED):
 
 
 def attention_results(voc, entries, qids):
-    """r = softmax(K q) V for each query, in float64 (README, "How a query
-    is computed", attention dot)."""
+    """r = softmax(K q) V for each query, in float64 (docs/query.md,
+    attention dot)."""
     keys = voc.matrix[[k for k, _ in entries]].astype(np.float64)
     vals = voc.matrix[[v for _, v in entries]].astype(np.float64)
     q = voc.matrix[qids].astype(np.float64)

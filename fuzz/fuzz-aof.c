@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aof.h"
+#include "persist/aof.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "glob.h"
+#include "util/glob.h"
 #include "globref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
-#include "reply.h"
+#include "proto/proto.h"
+#include "proto/reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,11 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aof.h"
+#include "persist/aof.h"
 
-#ifndef AKV_VERSION
-#define AKV_VERSION "unknown"
-#endif
+#include "attnkv/version.h"
 
 static void usage(FILE *f)
 {

@@ -23,9 +23,7 @@
 #include "attnkv/vecload.h"
 #include "attnkv/vocab.h"
 
-#ifndef AKV_VERSION
-#define AKV_VERSION "unknown"
-#endif
+#include "attnkv/version.h"
 
 #define EXIT_USAGE 2
 

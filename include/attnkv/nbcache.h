@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "attnkv/query.h"
+#include "attnkv/types.h"
 
 /* Words per list. Longer lists answer more queries from the lists but cost
  * more to rescore each time (64 lists of 8 heavy values: up to 512 exact

@@ -22,40 +22,11 @@
 #include <stdint.h>
 
 #include "attnkv/store.h"
+#include "attnkv/types.h"
 #include "attnkv/vocab.h"
-
-#define AKV_K_MAX 1000
-#define AKV_EXPLAIN_MAX 1000
-/* The cosine attention temperature's range. Scores are cos / tau, so below
- * the minimum the softmax is already a hard maximum (a gap of 0.01 in cosine
- * is a factor of e^100), and 1 / (|q| tau) stays far from overflow; above
- * the maximum the weights are uniform to double precision. */
-#define AKV_TEMPERATURE_MIN 1e-4
-#define AKV_TEMPERATURE_MAX 1e6
-
-enum akv_attn_mode { AKV_ATTN_DOT = 0, AKV_ATTN_COSINE };
-enum akv_metric { AKV_METRIC_L2 = 0, AKV_METRIC_COSINE, AKV_METRIC_DOT };
-
-struct akv_query_opts {
-    unsigned k;             /* top words to return, 1..AKV_K_MAX (default 5) */
-    enum akv_attn_mode attn;/* default AKV_ATTN_DOT */
-    double temperature;     /* AKV_TEMPERATURE_MIN..MAX, for AKV_ATTN_COSINE (default 0.1) */
-    enum akv_metric metric; /* default AKV_METRIC_L2 */
-    unsigned explain;       /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
-    int skip_rank;          /* 1: attention only (EXPLAIN), no vocabulary ranking */
-};
-
-struct akv_hit {
-    uint32_t id;  /* vocabulary word id */
-    double score; /* distance (l2) or similarity (cosine, dot) */
-};
 
 struct akv_nbcache;
 
-struct akv_why {
-    size_t slot;   /* store slot; text via akv_store_entry_text(snap) */
-    double weight; /* attention weight in [0, 1] */
-};
 
 struct akv_query_result {
     size_t nhits;
@@ -66,14 +37,8 @@ struct akv_query_result {
     int from_lists;  /* 1: answered from neighbour lists, without a scan */
 };
 
+/* Sets *o to AKV_QUERY_OPTS_DEFAULT (attnkv/types.h). */
 void akv_query_opts_default(struct akv_query_opts *o);
-
-/* Names for options and replies: "dot"/"cosine", "l2"/"cosine"/"dot".
- * The parse functions return 0 or -EINVAL (case-insensitive). */
-const char *akv_attn_name(enum akv_attn_mode m);
-const char *akv_metric_name(enum akv_metric m);
-int akv_attn_parse(const char *s, size_t len, enum akv_attn_mode *out);
-int akv_metric_parse(const char *s, size_t len, enum akv_metric *out);
 
 /* Runs a query with vector q (dim floats) over the snapshot. res is written
  * (it is large; allocate it, don't put it on a small stack).

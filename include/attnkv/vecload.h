@@ -26,7 +26,7 @@
  * Line numbers in messages count from 1 and include the header; in word2vec
  * binary, row n (from 1) is "line" n + 1.
  *
- * What the loaders do with malformed input (also documented in README.md):
+ * What the loaders do with malformed input (also documented in docs/vocab-format.md):
  *   stop (an error, nothing is produced):
  *     empty input; a first row from which no dimension can be read (GloVe:
  *     its values must all be numbers); a dimension of 0 or above

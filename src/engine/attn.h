@@ -1,0 +1,55 @@
+/*
+ * attn.h - the attention step of a query: softmax-weighted mean of the
+ * stored values, weighted by how well each stored key matches the query.
+ *
+ * Threading: reads a store snapshot (see store.h); any thread holding one.
+ */
+#ifndef ATTNKV_ATTN_H
+#define ATTNKV_ATTN_H
+
+#include <stddef.h>
+
+#include "attnkv/types.h"
+#include "attnkv/store.h"
+
+/* Computes r = sum_i softmax(s)_i v_i over the entries visible in snap, with
+ * s_i = k_i . q (AKV_ATTN_DOT) or cos(k_i, q) / tau (AKV_ATTN_COSINE), in
+ * double, one pass over the store. r has dim doubles. The nwhy_max entries
+ * with the largest weights go to why (largest first, ties by slot), their
+ * number to *nwhy. Returns the number of entries attended to (0: r is zero),
+ * or -ENOMEM. */
+long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
+                  enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
+                  size_t nwhy_max, size_t *nwhy);
+
+/* One query of akv_attn_run_many: the arguments of akv_attn_run, and
+ * nwhy for its result. */
+struct akv_attn_job {
+    const float *q;
+    enum akv_attn_mode mode;
+    double tau;
+    double *r;
+    struct akv_why *why;
+    size_t nwhy_max;
+    size_t nwhy;
+};
+
+/* akv_attn_run for n queries on one snapshot, in a shared pass over the
+ * store (each key and value row read once for up to 16 queries). Every job
+ * gets the same bits akv_attn_run would give it alone. Returns the number of
+ * entries attended to (the same for all), or -ENOMEM (then every r is
+ * zero and nwhy 0). */
+long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
+                       struct akv_attn_job *jobs, size_t n);
+
+/* The kernels (dot products and weighted row sums) come in builds for the
+ * baseline instruction set ("portable"), AVX2 and AVX-512, which give the
+ * same bits. The fastest this CPU runs is used, or the one the environment
+ * variable AKV_ATTN_KERNEL names. akv_attn_set_kernel selects one by name
+ * ("auto" for the automatic choice): 0, -EINVAL for an unknown name,
+ * -ENOTSUP when this CPU or build lacks it. For start-up, tests and
+ * benchmarks: call it while no query runs. */
+int akv_attn_set_kernel(const char *name);
+const char *akv_attn_kernel_name(void);
+
+#endif

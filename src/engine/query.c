@@ -1,0 +1,516 @@
+/*
+ * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
+ * (attention in attn.c, ranking in rank.c) put together.
+ *
+ * Threading: akv_query_run and akv_query_neighbors run on worker threads; they
+ * read a store snapshot and the immutable vocabulary and write only the
+ * caller's result.
+ */
+#include "attnkv/query.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine/attn.h"
+#include "attnkv/nbcache.h"
+#include "attnkv/vectab.h"
+#include "engine/rank.h"
+
+/* Answering from neighbour lists
+ * ------------------------------
+ * For the l2 and cosine metrics, the ranking of a word x depends on r only
+ * through a score that is linear in r (larger is better):
+ *   l2:     s_r(x) = 2 r.x - |x|^2  (= |r|^2 - |x - r|^2)
+ *   cosine: s_r(x) = r.x / |x|      (= |r| cos(r, x); 0 for x = 0)
+ * A QUERY's r is sum_i w_i v_i over the stored values, with softmax weights
+ * w_i >= 0 summing to 1, so s_r(x) = sum_i w_i s_i(x), s_i being the score
+ * against v_i alone (for l2 this uses sum w_i = 1). Take the heaviest values
+ * (H: up to LIST_HEAVY of them, single words whose top-M list L_i is held in
+ * the cache, with s_M,i the M-th best score of that list) and bound every
+ * other value's score by U, the largest |v|^2 (l2) or |v| (cosine) over
+ * every value the store has held (akv_store_value_norm_max), which no score
+ * against a value can exceed (|v|^2 - |v - x|^2 <= |v|^2, v.x/|x| <= |v|). A word x in
+ * none of the lists of H then has
+ *   s_r(x) <= sum_{i in H} w_i s_M,i + (1 - sum_{i in H} w_i) U  =: B.
+ * The rest of the store can also be bounded through rho = r - sum_{i in H}
+ * w_i v_i, the light values' share of r, without assuming the weights sum
+ * to 1 (the identities are exact for the computed r): for l2,
+ *   s_r(x) = sum_{i in H} w_i s_i(x) + 2 rho.x - (1 - W) |x|^2,
+ * whose last two terms are at most |rho|^2 / (1 - W), W = sum_{i in H} w_i;
+ * for cosine, s_r(x) = sum_{i in H} w_i s_i(x) + rho.x/|x|, at most |rho|
+ * more. rho is a mixture, usually much shorter than (1 - W) max |v|, so B
+ * uses the smaller of the two rest terms (measured: 28 % of the
+ * benchmark's queries decided instead of 23 %).
+ * So when the k-th best word of the union of those lists, scored exactly,
+ * beats B, no word outside the lists can enter the top k, and the lists'
+ * exact ranking is the answer: the same words, scores and order a full scan
+ * gives. The comparison keeps a margin of 1e-9 relative, far above the
+ * rounding of the few double operations involved (about 1e-15) and far
+ * below any gap that decides an answer. Otherwise the query is scanned as
+ * usual, and the missing lists of its heavy values are computed by the same
+ * scan (as extra requests of k = M) for the next queries. */
+#define LIST_HEAVY 8   /* heavy values tried per query */
+#define LIST_K_MAX 32  /* larger k: the lists rarely decide, do not try */
+#define LIST_FILLS 16  /* lists one batch computes at most */
+/* The heaviest weight below which a query is not tried, as the rest of the
+ * store then bounds too loosely for the lists to decide: on GloVe 6B 100d
+ * with a 1,000-entry store of common words (300 queries, l2), the lists
+ * decided 1 of 125 queries whose heaviest weight was under 0.6, 3 of 28 at
+ * 0.6-0.7, 13 of 25 at 0.7-0.8, 24 of 27 at 0.8-0.9 and all 43 above; each
+ * try costs up to 512 exact scores. */
+#define LIST_MIN_WEIGHT 0.7
+
+void akv_query_opts_default(struct akv_query_opts *o)
+{
+    *o = (struct akv_query_opts)AKV_QUERY_OPTS_DEFAULT;
+}
+
+const char *const akv_attn_mode_names[] = {"dot", "cosine", NULL};
+const char *const akv_metric_names[] = {"l2", "cosine", "dot", NULL};
+_Static_assert(AKV_ATTN_DOT == 0 && AKV_ATTN_COSINE == 1, "akv_attn_mode_names");
+_Static_assert(AKV_METRIC_L2 == 0 && AKV_METRIC_COSINE == 1 && AKV_METRIC_DOT == 2,
+               "akv_metric_names");
+
+static const char *name_of(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n - 1 ? names[v] : "unknown";
+}
+
+const char *akv_attn_mode_name(enum akv_attn_mode m)
+{
+    return name_of(akv_attn_mode_names, 3, (int)m);
+}
+
+const char *akv_metric_name(enum akv_metric m)
+{
+    return name_of(akv_metric_names, 4, (int)m);
+}
+
+/* The index of s[0, len) among names (any case), or -EINVAL. */
+static int name_parse(const char *const *names, const char *s, size_t len)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strlen(names[i]) == len && strncasecmp(s, names[i], len) == 0)
+            return i;
+    return -EINVAL;
+}
+
+int akv_attn_mode_parse(const char *s, size_t len, enum akv_attn_mode *out)
+{
+    int i = name_parse(akv_attn_mode_names, s, len);
+
+    if (i < 0)
+        return i;
+    *out = (enum akv_attn_mode)i;
+    return 0;
+}
+
+int akv_metric_parse(const char *s, size_t len, enum akv_metric *out)
+{
+    int i = name_parse(akv_metric_names, s, len);
+
+    if (i < 0)
+        return i;
+    *out = (enum akv_metric)i;
+    return 0;
+}
+
+static int opts_valid(const struct akv_query_opts *o)
+{
+    if (!o->skip_rank && (o->k < 1 || o->k > AKV_K_MAX))
+        return 0;
+    if (o->explain > AKV_EXPLAIN_MAX)
+        return 0;
+    if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
+        return 0;
+    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
+                                         o->temperature <= AKV_TEMPERATURE_MAX))
+        return 0;
+    return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
+           o->metric == AKV_METRIC_DOT;
+}
+
+/* A batch between begin and end: the requests of its shared scan. */
+struct akv_query_batch {
+    struct akv_query_item *items;
+    struct akv_rank_req *reqs;
+    size_t *idx; /* idx[j]: the item of request j (j < nreq - nfill) */
+    double *rs;  /* the attention results r, dim per item */
+    uint32_t dim;
+    size_t nreq;
+    struct akv_rank_scan *scan;
+    /* The neighbour lists this batch computes: requests nreq - nfill ..
+     * nreq - 1, for the words fill_word in fill_metric, into fill_hits. */
+    struct akv_nbcache *nbcache;
+    size_t nfill;
+    uint32_t fill_word[LIST_FILLS];
+    enum akv_metric fill_metric[LIST_FILLS];
+    double *fill_rs;
+    struct akv_hit *fill_hits;
+};
+
+static void batch_free(struct akv_query_batch *b)
+{
+    if (b == NULL)
+        return;
+    akv_rank_scan_end(b->scan);
+    free(b->reqs);
+    free(b->idx);
+    free(b->rs);
+    free(b->fill_rs);
+    free(b->fill_hits);
+    free(b);
+}
+
+/* The ids of one query's candidates seen so far: an open-addressing set
+ * (id + 1; 0 is empty) sized for every list of LIST_HEAVY values. */
+struct idset {
+    uint32_t slot[4 * LIST_HEAVY * AKV_NBCACHE_M]; /* a power of two, twice the most */
+};
+
+/* Adds id; returns 1 when it was not there yet. */
+static int idset_add(struct idset *set, uint32_t id)
+{
+    const size_t mask = sizeof set->slot / sizeof set->slot[0] - 1;
+    size_t h = (id * 2654435761u) & mask;
+
+    while (set->slot[h] != 0 && set->slot[h] != id + 1)
+        h = (h + 1) & mask;
+    if (set->slot[h] != 0)
+        return 0;
+    set->slot[h] = id + 1;
+    return 1;
+}
+
+/* The linear score (see above) of a hit of metric m against a vector of
+ * norm vn. */
+static double linear_score(enum akv_metric m, double score, double vn)
+{
+    return m == AKV_METRIC_L2 ? vn * vn - score * score : vn * score;
+}
+
+/* Tries to answer item it (attention done, r its result, top its heaviest
+ * values, heaviest first) from the cache, adding one heavy value's list at
+ * a time and stopping as soon as the lists so far prove the answer (the
+ * bound above holds for any set H). Returns 1 when they did; otherwise 0,
+ * after noting the lists it lacked in b's fills. */
+static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it,
+                             const double *r, const struct akv_why *top, size_t ntop)
+{
+    const struct akv_vocab *voc = akv_store_vocab(it->store);
+    enum akv_metric m = it->opts.metric;
+    unsigned k = it->opts.k;
+    struct akv_hit hits[LIST_K_MAX];
+    struct idset set;
+    uint32_t fresh[AKV_NBCACHE_M], dim = akv_vocab_dim(voc);
+    double rho[AKV_DIM_MAX], heavy = 0, wsum = 0, rnorm, u, slack;
+    size_t nhits = 0;
+
+    if (ntop == 0 || !(top[0].weight >= LIST_MIN_WEIGHT))
+        return 0;
+    rnorm = akv_rank_norm(r, dim);
+    if (!(rnorm > 0) || !isfinite(rnorm))
+        return 0;
+    /* The store's largest value norm, rounded up far beyond the rounding
+     * of its computation; a value removed since only makes it looser. */
+    u = akv_store_value_norm_max(it->store) * (1 + 1e-12);
+    if (m == AKV_METRIC_L2)
+        u *= u;
+    if (!isfinite(u))
+        return 0;
+    /* How far the computed rho may be from r minus the heavy values, by
+     * far: each component is a few roundings of numbers up to |r| + |v|. */
+    slack = 1e-9 * (1 + rnorm + sqrt(m == AKV_METRIC_L2 ? u : u * u));
+    memcpy(rho, r, dim * sizeof *rho);
+    memset(&set, 0, sizeof set);
+    for (size_t i = 0; i < ntop; i++) {
+        size_t n, nfresh = 0;
+        const uint32_t *w =
+            akv_store_entry_words(it->store, it->snap, top[i].slot, AKV_STORE_VALUE, &n);
+        const struct akv_nblist *l;
+        const float *x;
+        double bound, kth, rest, rho_sq = 0, rho_norm;
+
+        if (n != 1)
+            continue; /* a phrase: its weight stays with the rest */
+        l = akv_nbcache_get(b->nbcache, w[0], m);
+        if (l == NULL) {
+            size_t f = 0;
+            while (f < b->nfill && !(b->fill_word[f] == w[0] && b->fill_metric[f] == m))
+                f++;
+            if (f == b->nfill && b->nfill < LIST_FILLS) {
+                b->fill_word[b->nfill] = w[0];
+                b->fill_metric[b->nfill++] = m;
+            }
+            continue;
+        }
+        heavy += top[i].weight * l->s_m;
+        wsum += top[i].weight;
+        x = akv_vocab_vec(voc, w[0]);
+        for (uint32_t d = 0; d < dim; d++) {
+            rho[d] -= top[i].weight * (double)x[d];
+            rho_sq += rho[d] * rho[d];
+        }
+        for (size_t t = 0; t < AKV_NBCACHE_M; t++)
+            if (idset_add(&set, l->ids[t]))
+                fresh[nfresh++] = l->ids[t];
+        akv_rank_rescore(voc, r, rnorm, m, k, fresh, nfresh, hits, &nhits);
+        if (nhits < k)
+            continue;
+        /* The rest of the store: the lighter of its two bounds. */
+        rest = ((wsum < 1 ? 1 - wsum : 0) + 1e-12) * u;
+        rho_norm = sqrt(rho_sq) + slack;
+        if (m == AKV_METRIC_COSINE && rho_norm < rest)
+            rest = rho_norm;
+        else if (m == AKV_METRIC_L2 && wsum < 1 - 1e-6 &&
+                 rho_norm * rho_norm / (1 - wsum - 1e-12) < rest)
+            rest = rho_norm * rho_norm / (1 - wsum - 1e-12);
+        bound = heavy + rest;
+        kth = linear_score(m, hits[k - 1].score, rnorm);
+        if (isfinite(bound) && kth > bound + 1e-9 * (1 + fabs(bound) + u + fabs(kth))) {
+            memcpy(it->res->hits, hits, nhits * sizeof *hits);
+            it->res->nhits = nhits;
+            it->res->from_lists = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether item it may be answered from neighbour lists. */
+static int lists_apply(const struct akv_query_item *it)
+{
+    return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank &&
+           it->opts.k <= LIST_K_MAX &&
+           (it->opts.metric == AKV_METRIC_L2 || it->opts.metric == AKV_METRIC_COSINE);
+}
+
+int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned nparts,
+                          struct akv_query_batch **out)
+{
+    const struct akv_vocab *voc = NULL;
+    struct akv_query_batch *b = NULL;
+    struct akv_attn_job *jobs = NULL;
+    size_t *grp = NULL; /* grp[g]: the item of job g */
+    unsigned char *done = NULL;
+    uint32_t dim = 0;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    voc = items[0].store ? akv_store_vocab(items[0].store) : items[0].vocab;
+    dim = akv_vocab_dim(voc);
+    b = calloc(1, sizeof *b);
+    jobs = malloc(n * sizeof *jobs);
+    grp = malloc(n * sizeof *grp);
+    done = malloc(n);
+    if (b != NULL) {
+        b->items = items;
+        b->dim = dim;
+        b->reqs = malloc((n + LIST_FILLS) * sizeof *b->reqs);
+        b->idx = malloc(n * sizeof *b->idx);
+        b->rs = malloc(n * (size_t)dim * sizeof *b->rs);
+        for (size_t i = 0; i < n && b->nbcache == NULL; i++)
+            if (lists_apply(&items[i]))
+                b->nbcache = items[i].nbcache;
+        if (b->nbcache != NULL) {
+            b->fill_rs = malloc(LIST_FILLS * (size_t)dim * sizeof *b->fill_rs);
+            b->fill_hits = malloc(LIST_FILLS * AKV_NBCACHE_M * sizeof *b->fill_hits);
+        }
+    }
+    if (b == NULL || b->reqs == NULL || b->idx == NULL || b->rs == NULL || jobs == NULL ||
+        grp == NULL || done == NULL ||
+        (b->nbcache != NULL && (b->fill_rs == NULL || b->fill_hits == NULL))) {
+        for (size_t i = 0; i < n; i++)
+            items[i].rc = -ENOMEM;
+        batch_free(b);
+        b = NULL;
+        goto out;
+    }
+
+    /* The attention step: the items on the same snapshot of the same
+     * store share passes over it (akv_attn_run_many). */
+    for (size_t i = 0; i < n; i++) {
+        struct akv_query_item *it = &items[i];
+        const struct akv_vocab *iv = it->store ? akv_store_vocab(it->store) : it->vocab;
+
+        it->res->nhits = 0;
+        it->res->nwhy = 0;
+        it->res->attended = 0;
+        it->res->from_lists = 0;
+        it->rc = 0;
+        /* An item on another vocabulary than the first (one scan serves
+         * one vocabulary) or with bad options fails alone. */
+        if (iv != voc || (it->store != NULL && !opts_valid(&it->opts)))
+            it->rc = -EINVAL;
+        done[i] = it->rc != 0 || it->store == NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t nj = 0;
+        long attended;
+        if (done[i])
+            continue;
+        for (size_t j = i; j < n; j++) {
+            const struct akv_query_item *a = &items[i], *c = &items[j];
+            struct akv_query_result *res = c->res;
+            if (done[j] || c->store != a->store || c->snap->version != a->snap->version ||
+                c->snap->nslots != a->snap->nslots)
+                continue;
+            done[j] = 1;
+            grp[nj] = j;
+            /* The heaviest values, for the lists, come with the explain
+             * list: ask for enough of it (and cut it back below). */
+            jobs[nj++] = (struct akv_attn_job){
+                c->q,
+                c->opts.attn,
+                c->opts.temperature,
+                b->rs + j * (size_t)dim,
+                res->why,
+                lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY : c->opts.explain,
+                0};
+        }
+        attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
+        for (size_t g = 0; g < nj; g++) {
+            struct akv_query_item *it = &items[grp[g]];
+            if (attended < 0) {
+                it->rc = (int)attended;
+                continue;
+            }
+            it->res->nwhy = jobs[g].nwhy;
+            it->res->attended = (size_t)attended;
+        }
+    }
+
+    /* The items that need the vocabulary ranked become requests of one
+     * shared scan, unless neighbour lists answer them. */
+    for (size_t i = 0; i < n; i++) {
+        struct akv_query_item *it = &items[i];
+        const struct akv_query_opts *o = &it->opts;
+        double *r = b->rs + i * (size_t)dim;
+
+        if (it->rc != 0)
+            continue;
+        if (it->store != NULL) {
+            if (it->res->attended == 0 || o->skip_rank)
+                continue;
+            if (lists_apply(it)) {
+                struct akv_why top[LIST_HEAVY];
+                size_t ntop = it->res->nwhy < LIST_HEAVY ? it->res->nwhy : LIST_HEAVY;
+                memcpy(top, it->res->why, ntop * sizeof *top);
+                if (it->res->nwhy > o->explain)
+                    it->res->nwhy = o->explain;
+                if (answer_from_lists(b, it, r, top, ntop))
+                    continue;
+            }
+        } else {
+            if (o->k < 1 || o->k > AKV_K_MAX ||
+                (o->metric != AKV_METRIC_L2 && o->metric != AKV_METRIC_COSINE &&
+                 o->metric != AKV_METRIC_DOT)) {
+                it->rc = -EINVAL;
+                continue;
+            }
+            for (uint32_t d = 0; d < dim; d++)
+                r[d] = it->q[d];
+        }
+        b->idx[b->nreq] = i;
+        b->reqs[b->nreq++] = (struct akv_rank_req){r, o->metric, o->k, it->res->hits, 0};
+    }
+    /* The lists to compute ride along: the exact top M of each word. */
+    if (akv_vocab_count(voc) > AKV_NBCACHE_M) {
+        for (size_t f = 0; f < b->nfill; f++) {
+            double *r = b->fill_rs + f * (size_t)dim;
+            const float *x = akv_vocab_vec(voc, b->fill_word[f]);
+            for (uint32_t d = 0; d < dim; d++)
+                r[d] = x[d];
+            b->reqs[b->nreq++] = (struct akv_rank_req){
+                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0};
+        }
+    } else {
+        b->nfill = 0;
+    }
+    if (b->nreq > 0 && akv_rank_scan_begin(voc, b->reqs, b->nreq, nparts, &b->scan) < 0) {
+        for (size_t j = 0; j < b->nreq - b->nfill; j++)
+            items[b->idx[j]].rc = -ENOMEM;
+        b->nreq = 0;
+        b->nfill = 0;
+    }
+    rc = 0;
+out:
+    free(jobs);
+    free(grp);
+    free(done);
+    *out = b;
+    return rc;
+}
+
+void akv_query_batch_work(struct akv_query_batch *b, unsigned part)
+{
+    if (b != NULL && b->scan != NULL)
+        akv_rank_scan_work(b->scan, part);
+}
+
+void akv_query_batch_end(struct akv_query_batch *b)
+{
+    if (b == NULL)
+        return;
+    if (b->scan != NULL) {
+        int rc = akv_rank_scan_end(b->scan);
+        size_t nitems = b->nreq - b->nfill;
+        b->scan = NULL;
+        for (size_t j = 0; j < nitems; j++) {
+            if (rc < 0)
+                b->items[b->idx[j]].rc = -ENOMEM;
+            else
+                b->items[b->idx[j]].res->nhits = b->reqs[j].nhits;
+        }
+        for (size_t f = 0; rc == 0 && f < b->nfill; f++) {
+            const struct akv_rank_req *q = &b->reqs[nitems + f];
+            struct akv_nblist l = {.word = b->fill_word[f], .metric = b->fill_metric[f]};
+            double vn = akv_rank_norm(q->r, b->dim); /* q->r: the word's row in double */
+            if (q->nhits != AKV_NBCACHE_M || !isfinite(vn))
+                continue;
+            for (size_t i = 0; i < AKV_NBCACHE_M; i++)
+                l.ids[i] = q->hits[i].id;
+            l.s_m = linear_score(l.metric, q->hits[AKV_NBCACHE_M - 1].score, vn);
+            /* A full cache or no memory only means no list: still exact. */
+            if (isfinite(l.s_m))
+                (void)akv_nbcache_put(b->nbcache, &l);
+        }
+    }
+    batch_free(b);
+}
+
+int akv_query_run_many(struct akv_query_item *items, size_t n)
+{
+    struct akv_query_batch *b;
+    int rc = akv_query_batch_begin(items, n, 1, &b);
+
+    akv_query_batch_work(b, 0);
+    akv_query_batch_end(b);
+    return rc;
+}
+
+int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
+                  const struct akv_query_opts *o, struct akv_query_result *res)
+{
+    struct akv_query_item it = {.store = s, .snap = snap, .q = q, .opts = *o, .res = res};
+
+    akv_query_run_many(&it, 1);
+    return it.rc;
+}
+
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
+                        unsigned k, struct akv_query_result *res)
+{
+    struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
+
+    akv_query_opts_default(&it.opts);
+    it.opts.metric = m;
+    it.opts.k = k;
+    akv_query_run_many(&it, 1);
+    return it.rc;
+}

@@ -1,0 +1,1280 @@
+/*
+ * persist.c - the append-only file: logging writes, the writer thread,
+ * replay at startup, background rewrites, and entries kept only as text.
+ *
+ * Design
+ * ------
+ * Threads. The loop thread owns the store, the text-only entries and the
+ * `pending` buffer, into which every SET, DEL and FLUSHALL is encoded (aof.h)
+ * by the handler that applied it. A uv_prepare_t callback hands `pending` to
+ * the writer thread once per loop turn, just before the loop polls, so the
+ * writes of one turn travel (and with appendfsync always, are fsync'd)
+ * together. The writer thread owns the file descriptor: it write()s what it
+ * was handed, fsyncs (always: after each batch; everysec: at most once a
+ * second when something is unsynced; no: never, but at shutdown and
+ * rewrites), and reports the sequence written and fsync'd through a
+ * uv_async_t. The loop thread never writes nor fsyncs the AOF. A rewrite
+ * thread exists while a rewrite scans the store.
+ *
+ * Sequences. A sequence is a count of bytes ever logged: `appended` (loop)
+ * grows as records are encoded, `handed` when pending is given to the
+ * writer, `written` and `synced` (writer, under mu) when they reach the
+ * kernel and the disk. The connection (conn.c) notes the sequence after a
+ * write command and holds that reply, and every later reply of the
+ * connection, until akv_persist_durable reaches it: `synced` under
+ * appendfsync always, `written` otherwise. So no write is acknowledged
+ * before its record is in the kernel (none is lost if the process dies) or
+ * on the disk (always). Reads on other connections do not wait.
+ *
+ * Write errors (ENOSPC, EFBIG, EIO). The writer keeps the batch that failed
+ * and retries it every second at the same file offset (pwrite), so a
+ * partial write is simply overwritten; the error is reported, and while it
+ * lasts write commands are refused with -MISCONF and the replies of writes
+ * already applied stay held. Nothing acknowledged is lost, and nothing is
+ * acknowledged that is not in the file. SIGXFSZ is ignored by main.
+ *
+ * Rewrite, without fork:
+ *   1. (loop) open the temporary file, take a store snapshot, encode the
+ *      text-only entries, start the rewrite thread. From now on every record
+ *      logged also goes to `rwbuf`.
+ *   2. (rewrite thread) write the header, the text-only entries and a SET
+ *      for every row visible in the snapshot, then fdatasync; report done.
+ *   3. (loop) release the snapshot, hand pending to the writer, then queue a
+ *      switch request carrying the temporary file and rwbuf; records logged
+ *      after this point are handed to the writer as `q_after`, for the new
+ *      file only.
+ *   4. (writer) after finishing the batches queued before the switch (to the
+ *      old file), append rwbuf to the temporary file, fdatasync it, rename
+ *      it over the AOF, fsync the directory, close the old descriptor and
+ *      continue with q_after on the new one. Until the rename, the old file
+ *      has every record; after it, the new one has every record, so a crash
+ *      at any step loses nothing. The directory is fsync'd before any
+ *      record of q_after is written, so no acknowledged write can live only
+ *      in a file whose name a power failure could undo.
+ * A failed rewrite removes the temporary file and leaves the AOF as it was.
+ *
+ * Text-only entries. A SET in the file whose key or value does not embed in
+ * the current vocabulary (after a change of vectors) is kept here as text:
+ * not served (GET and QUERY do not see it), counted in INFO, logged at
+ * startup, dropped by a DEL or FLUSHALL of it or replaced by a SET of its
+ * key, and written into every rewrite so that a later vocabulary that has
+ * the words serves it again.
+ *
+ * Lock order: mu is the only lock; nothing is called with it held that
+ * takes another (uv_async_send is lock-free).
+ *
+ * Test hook: AKV_TEST_REWRITE_DELAY_US (environment) makes the rewrite
+ * thread sleep that long per entry, so tests can catch a rewrite in
+ * progress (as Redis's rdb-key-save-delay does).
+ */
+#include "persist/persist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <xxhash.h>
+
+#include "util/log.h"
+#include "proto/reply.h"
+
+const char *const akv_fsync_names[] = {"no", "everysec", "always", NULL};
+_Static_assert(AKV_FSYNC_NO == 0 && AKV_FSYNC_EVERYSEC == 1 && AKV_FSYNC_ALWAYS == 2,
+               "akv_fsync_names is out of step with enum akv_fsync");
+
+const char *akv_fsync_name(enum akv_fsync f)
+{
+    return (int)f >= 0 && f <= AKV_FSYNC_ALWAYS ? akv_fsync_names[f] : "unknown";
+}
+
+#define NS_PER_SEC 1000000000ull
+#define RETRY_NS NS_PER_SEC
+#define AUTO_BACKOFF_NS (10 * NS_PER_SEC) /* after a failed automatic rewrite */
+#define RW_BUF (1u << 20)
+#define REPORT_KEYS 5 /* text-only keys named in the startup log */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void buf_swap(struct akv_buf *a, struct akv_buf *b)
+{
+    struct akv_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* ------------------------------------------------------------------------
+ * Text-only entries: a chained hash table, loop thread only.
+ */
+
+struct parked_ent {
+    struct parked_ent *next;
+    uint64_t hash;
+    size_t klen, vlen;
+    char text[]; /* key, then value */
+};
+
+struct parked {
+    struct parked_ent **b;
+    size_t nb;     /* power of two, or 0 */
+    size_t n;
+    uint64_t seed; /* of the hash, random (see store.c), chosen when the table is made */
+};
+
+static struct parked_ent **parked_link(struct parked *t, const char *key, size_t klen, uint64_t h)
+{
+    struct parked_ent **l = &t->b[h & (t->nb - 1)];
+
+    while (*l && !((*l)->hash == h && (*l)->klen == klen && memcmp((*l)->text, key, klen) == 0))
+        l = &(*l)->next;
+    return l;
+}
+
+static int parked_del(struct parked *t, const char *key, size_t klen)
+{
+    struct parked_ent **l, *e;
+
+    if (t->n == 0)
+        return 0;
+    l = parked_link(t, key, klen, XXH3_64bits_withSeed(key, klen, t->seed));
+    if (!*l)
+        return 0;
+    e = *l;
+    *l = e->next;
+    free(e);
+    t->n--;
+    return 1;
+}
+
+static int parked_put(struct parked *t, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    uint64_t h;
+    struct parked_ent *e, **l;
+
+    if (t->nb == 0 &&
+        getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
+        t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)t;
+    h = XXH3_64bits_withSeed(key, klen, t->seed);
+    if (t->n >= t->nb) {
+        size_t nb = t->nb ? t->nb * 2 : 64;
+        struct parked_ent **b = calloc(nb, sizeof(*b));
+        if (!b)
+            return -ENOMEM;
+        for (size_t i = 0; i < t->nb; i++) {
+            while (t->b[i]) {
+                e = t->b[i];
+                t->b[i] = e->next;
+                e->next = b[e->hash & (nb - 1)];
+                b[e->hash & (nb - 1)] = e;
+            }
+        }
+        free(t->b);
+        t->b = b;
+        t->nb = nb;
+    }
+    e = malloc(sizeof(*e) + klen + vlen);
+    if (!e)
+        return -ENOMEM;
+    e->hash = h;
+    e->klen = klen;
+    e->vlen = vlen;
+    memcpy(e->text, key, klen);
+    if (vlen)
+        memcpy(e->text + klen, val, vlen);
+    l = parked_link(t, key, klen, h);
+    if (*l) {
+        e->next = (*l)->next;
+        free(*l);
+        t->n--;
+    } else {
+        e->next = NULL;
+    }
+    *l = e;
+    t->n++;
+    return 0;
+}
+
+static void parked_clear(struct parked *t)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        while (t->b[i]) {
+            struct parked_ent *e = t->b[i];
+            t->b[i] = e->next;
+            free(e);
+        }
+    }
+    t->n = 0;
+}
+
+static void parked_fini(struct parked *t)
+{
+    parked_clear(t);
+    free(t->b);
+    t->b = NULL;
+    t->nb = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The object.
+ */
+
+enum rw_state { RW_IDLE, RW_SCANNING, RW_SWITCHING };
+
+/* A finished rewrite, handed from the loop to the writer (step 3). */
+struct switch_req {
+    int fd;              /* the temporary file, open for writing */
+    uint64_t off;        /* its size */
+    struct akv_buf tail; /* records logged while the rewrite ran */
+};
+
+struct akv_persist {
+    uv_loop_t *loop;
+    struct akv_store *store;
+    const int *rw_percentage;
+    const unsigned long long *rw_min_size;
+    char *path, *tmppath;
+    enum akv_fsync policy;
+    int rw_delay_us;
+
+    /* Loop thread. */
+    struct akv_buf pending;
+    uint64_t appended, handed;
+    struct parked parked;
+    uv_prepare_t prepare;
+    uv_async_t async;
+    int handles_ready;
+    int closed;
+    void (*notify)(void *arg);
+    void *notify_arg;
+    uint64_t written_seen, durable_seen, size_seen;
+    int err_seen;
+    uint64_t base_size;
+    uint64_t replayed;
+    enum rw_state rw;
+    struct akv_store_snap snap;
+    int has_snap;
+    struct akv_buf rwbuf;  /* records logged since the rewrite started */
+    struct akv_buf rwhead; /* the text-only entries, encoded at the start */
+    int rw_fd;
+    pthread_t rw_thread;
+    int rw_thread_live;
+    uint64_t rw_t0;
+    size_t rw_entries;
+    int last_rewrite_ok;
+    uint64_t rewrites;
+    double last_rewrite_ms;
+    uint64_t next_auto_ns;
+
+    /* Shared with the writer and rewrite threads: under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct akv_buf q; /* handed, for the current file */
+    uint64_t q_end;
+    struct switch_req *sw;  /* a rewrite waiting to be switched in */
+    struct akv_buf q_after; /* handed after sw was queued */
+    uint64_t q_after_end;
+    uint64_t written, synced, fsize;
+    int werr;
+    int stop;
+    uint64_t retry_ns;
+    int rw_finished, rw_rc;
+    uint64_t rw_size;
+    size_t rw_count;
+    int sw_finished, sw_rc;
+    atomic_int rw_cancel;
+
+    /* Writer thread only (and the loop before it starts / after it ends). */
+    pthread_t writer;
+    int writer_live;
+    int fd;
+    uint64_t off;
+    struct akv_buf wb; /* the batch being written (kept on failure) */
+    uint64_t wb_end;
+    uint64_t last_sync_ns;
+};
+
+/* ------------------------------------------------------------------------
+ * File helpers (any thread).
+ */
+
+static int pwrite_all(int fd, uint64_t off, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        if (w == 0)
+            return -ENOSPC;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int sync_fd(int fd)
+{
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* fsyncs the directory holding path, so that a rename or creation in it is
+ * on the disk. */
+static int sync_dir_of(const char *path)
+{
+    char *dir = strdup(path), *slash;
+    int fd, rc = 0;
+
+    if (!dir)
+        return -ENOMEM;
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The writer thread.
+ */
+
+/* Writer: step 4 of the rewrite. Called with mu held and q empty; returns
+ * with mu held. */
+static void do_switch(struct akv_persist *p)
+{
+    struct switch_req *sw = p->sw;
+    int rc, renamed = 0;
+
+    pthread_mutex_unlock(&p->mu);
+    rc = pwrite_all(sw->fd, sw->off, sw->tail.p, sw->tail.len);
+    if (rc == 0)
+        rc = sync_fd(sw->fd);
+    if (rc == 0 && rename(p->tmppath, p->path) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        renamed = 1;
+        /* The new file is the AOF now whatever happens: switch to it. A
+         * directory that cannot be fsync'd is reported; nothing better can
+         * be done. */
+        rc = sync_dir_of(p->path);
+        if (rc < 0)
+            akv_log(AKV_LOG_WARNING, "AOF rewrite: fsync of the directory of %s: %s", p->path,
+                    strerror(-rc));
+    }
+    if (renamed) {
+        close(p->fd);
+        p->fd = sw->fd;
+        p->off = sw->off + sw->tail.len;
+    } else {
+        close(sw->fd);
+        unlink(p->tmppath);
+    }
+    akv_buf_fini(&sw->tail);
+    free(sw);
+    pthread_mutex_lock(&p->mu);
+    if (renamed) {
+        p->fsize = p->off;
+        p->synced = p->written; /* all of it is in the fsync'd new file */
+    }
+    p->sw = NULL;
+    buf_swap(&p->q, &p->q_after);
+    p->q_end = p->q_after_end;
+    p->sw_finished = 1;
+    p->sw_rc = renamed ? 0 : rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct akv_persist *p = arg;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        uint64_t now = now_ns();
+        int unsynced = p->policy != AKV_FSYNC_ALWAYS && p->synced < p->written;
+
+        if ((p->wb.len > 0 || p->q.len > 0) && now >= p->retry_ns) {
+            int rc;
+            if (p->wb.len == 0) {
+                buf_swap(&p->wb, &p->q);
+                p->wb_end = p->q_end;
+            }
+            pthread_mutex_unlock(&p->mu);
+            rc = pwrite_all(p->fd, p->off, p->wb.p, p->wb.len);
+            if (rc == 0 && p->policy == AKV_FSYNC_ALWAYS)
+                rc = sync_fd(p->fd);
+            pthread_mutex_lock(&p->mu);
+            if (rc == 0) {
+                p->off += p->wb.len;
+                p->wb.len = 0;
+                if (p->wb.cap > RW_BUF)
+                    akv_buf_fini(&p->wb);
+                p->written = p->wb_end;
+                if (p->policy == AKV_FSYNC_ALWAYS) {
+                    p->synced = p->wb_end;
+                    p->last_sync_ns = now;
+                }
+                p->fsize = p->off;
+                p->werr = 0;
+            } else {
+                p->werr = -rc;
+                p->retry_ns = now_ns() + RETRY_NS;
+                if (p->stop) {
+                    uv_async_send(&p->async);
+                    break; /* shutting down: tried once more, give up */
+                }
+            }
+            uv_async_send(&p->async);
+            continue;
+        }
+        if (p->wb.len == 0 && p->q.len == 0 && p->sw) {
+            do_switch(p);
+            uv_async_send(&p->async);
+            continue;
+        }
+        if (unsynced &&
+            (p->stop || (p->policy == AKV_FSYNC_EVERYSEC && now >= p->last_sync_ns + NS_PER_SEC))) {
+            uint64_t target = p->written;
+            int rc;
+            pthread_mutex_unlock(&p->mu);
+            rc = sync_fd(p->fd);
+            pthread_mutex_lock(&p->mu);
+            p->last_sync_ns = now;
+            if (rc == 0) {
+                p->synced = target;
+                if (p->werr == EIO && p->wb.len == 0)
+                    p->werr = 0;
+            } else {
+                p->werr = -rc;
+                if (p->stop)
+                    break;
+            }
+            uv_async_send(&p->async);
+            continue;
+        }
+        if (p->stop && p->wb.len == 0 && p->q.len == 0 && !p->sw)
+            break;
+        {
+            uint64_t deadline = UINT64_MAX;
+            if ((p->wb.len > 0 || p->q.len > 0) && p->retry_ns > now)
+                deadline = p->retry_ns;
+            if (unsynced && p->policy == AKV_FSYNC_EVERYSEC &&
+                p->last_sync_ns + NS_PER_SEC < deadline)
+                deadline = p->last_sync_ns + NS_PER_SEC;
+            if (deadline == UINT64_MAX) {
+                pthread_cond_wait(&p->cond, &p->mu);
+            } else {
+                /* The condition variable runs on CLOCK_MONOTONIC (see open). */
+                struct timespec ts = {(time_t)(deadline / NS_PER_SEC),
+                                      (long)(deadline % NS_PER_SEC)};
+                pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Logging (loop thread).
+ */
+
+uint64_t akv_persist_appended(const struct akv_persist *p)
+{
+    return p ? p->appended : 0;
+}
+
+uint64_t akv_persist_durable(const struct akv_persist *p)
+{
+    return p ? p->durable_seen : 0;
+}
+
+uint64_t akv_persist_handed(const struct akv_persist *p)
+{
+    return p ? p->handed : 0;
+}
+
+int akv_persist_write_error(const struct akv_persist *p)
+{
+    return p ? p->err_seen : 0;
+}
+
+void akv_persist_set_notify(struct akv_persist *p, void (*fn)(void *arg), void *arg)
+{
+    if (!p)
+        return;
+    p->notify = fn;
+    p->notify_arg = arg;
+}
+
+int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t klen, size_t vlen)
+{
+    size_t n;
+
+    if (!p)
+        return 0;
+    n = akv_aof_record_size(type, klen, vlen);
+    if (akv_buf_reserve(&p->pending, n) < 0)
+        return -ENOMEM;
+    if (p->rw == RW_SCANNING && akv_buf_reserve(&p->rwbuf, n) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Appends one record; room was reserved. */
+static void log_record(struct akv_persist *p, enum akv_aof_type type, const char *key, size_t klen,
+                       const char *val, size_t vlen)
+{
+    size_t n = akv_aof_record_size(type, klen, vlen);
+    char *at;
+
+    /* reserve() made room; if a caller forgot, fail loudly in testing and
+     * try to grow in production rather than write past the buffer. */
+    if (p->pending.cap - p->pending.len < n && akv_buf_reserve(&p->pending, n) < 0)
+        abort();
+    at = p->pending.p + p->pending.len;
+    akv_aof_encode(at, type, key, klen, val, vlen);
+    p->pending.len += n;
+    p->appended += n;
+    if (p->rw == RW_SCANNING) {
+        if (p->rwbuf.cap - p->rwbuf.len < n && akv_buf_reserve(&p->rwbuf, n) < 0)
+            abort();
+        memcpy(p->rwbuf.p + p->rwbuf.len, at, n);
+        p->rwbuf.len += n;
+    }
+}
+
+void akv_persist_log_set(struct akv_persist *p, const char *key, size_t klen, const char *val,
+                         size_t vlen)
+{
+    if (!p)
+        return;
+    parked_del(&p->parked, key, klen);
+    log_record(p, AKV_AOF_SET, key, klen, val, vlen);
+}
+
+void akv_persist_log_del(struct akv_persist *p, const char *key, size_t klen, int existed)
+{
+    if (!p)
+        return;
+    if (parked_del(&p->parked, key, klen) || existed)
+        log_record(p, AKV_AOF_DEL, key, klen, NULL, 0);
+}
+
+void akv_persist_log_flushall(struct akv_persist *p)
+{
+    if (!p)
+        return;
+    parked_clear(&p->parked);
+    log_record(p, AKV_AOF_FLUSHALL, NULL, 0, NULL, 0);
+}
+
+/* Gives pending to the writer. */
+static void handoff(struct akv_persist *p)
+{
+    struct akv_buf *dst;
+
+    if (p->pending.len == 0 || !p->writer_live)
+        return;
+    pthread_mutex_lock(&p->mu);
+    dst = p->sw ? &p->q_after : &p->q;
+    if (dst->len == 0) {
+        buf_swap(dst, &p->pending);
+    } else if (akv_buf_append(dst, p->pending.p, p->pending.len) < 0) {
+        pthread_mutex_unlock(&p->mu);
+        return; /* out of memory: try again next turn */
+    }
+    if (p->sw)
+        p->q_after_end = p->appended;
+    else
+        p->q_end = p->appended;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    p->pending.len = 0;
+    if (p->pending.cap > RW_BUF)
+        akv_buf_fini(&p->pending);
+    p->handed = p->appended;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    handoff(h->data);
+}
+
+/* ------------------------------------------------------------------------
+ * Rewrite.
+ */
+
+struct rw_out {
+    struct akv_persist *p;
+    int fd;
+    uint64_t off;
+    char *buf;
+    size_t len;
+    size_t entries;
+    int rc;
+};
+
+static int rw_flush(struct rw_out *o)
+{
+    int rc = pwrite_all(o->fd, o->off, o->buf, o->len);
+
+    if (rc < 0)
+        return rc;
+    o->off += o->len;
+    o->len = 0;
+    return 0;
+}
+
+static int rw_put(struct rw_out *o, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0; /* p may be NULL (an empty buffer) */
+    if (o->len + n > RW_BUF) {
+        int rc = rw_flush(o);
+        if (rc < 0)
+            return rc;
+        if (n > RW_BUF) {
+            rc = pwrite_all(o->fd, o->off, p, n);
+            if (rc == 0)
+                o->off += n;
+            return rc;
+        }
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+/* Rewrite thread: one store block. */
+static int rw_block(void *arg, const struct akv_store_block *b)
+{
+    struct rw_out *o = arg;
+    struct akv_persist *p = o->p;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl, sz;
+        int rc;
+
+        if (!b->visible[i])
+            continue;
+        if (atomic_load(&p->rw_cancel))
+            return -ECANCELED;
+        akv_store_entry_text(p->store, &p->snap, b->first_slot + i, &k, &kl, &v, &vl);
+        sz = akv_aof_record_size(AKV_AOF_SET, kl, vl);
+        if (sz <= RW_BUF) {
+            if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)
+                return rc;
+            akv_aof_encode(o->buf + o->len, AKV_AOF_SET, k, kl, v, vl);
+            o->len += sz;
+        } else {
+            char *big = malloc(sz);
+            if (!big)
+                return -ENOMEM;
+            akv_aof_encode(big, AKV_AOF_SET, k, kl, v, vl);
+            rc = rw_put(o, big, sz);
+            free(big);
+            if (rc < 0)
+                return rc;
+        }
+        o->entries++;
+        if (p->rw_delay_us > 0)
+            usleep((useconds_t)p->rw_delay_us);
+    }
+    return 0;
+}
+
+static void *rw_main(void *arg)
+{
+    struct akv_persist *p = arg;
+    struct rw_out o = {.p = p, .fd = p->rw_fd};
+    char hdr[AKV_AOF_FILE_HEADER];
+    int rc;
+
+    o.buf = malloc(RW_BUF);
+    if (!o.buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    akv_aof_file_header(hdr);
+    rc = rw_put(&o, hdr, sizeof(hdr));
+    if (rc == 0)
+        rc = rw_put(&o, p->rwhead.p, p->rwhead.len);
+    if (rc == 0)
+        rc = akv_store_scan(p->store, &p->snap, rw_block, &o);
+    if (rc == 0)
+        rc = rw_flush(&o);
+    if (rc == 0)
+        rc = sync_fd(o.fd);
+out:
+    free(o.buf);
+    pthread_mutex_lock(&p->mu);
+    p->rw_finished = 1;
+    p->rw_rc = rc;
+    p->rw_size = o.off;
+    p->rw_count = o.entries;
+    pthread_mutex_unlock(&p->mu);
+    uv_async_send(&p->async);
+    return NULL;
+}
+
+/* Loop: undoes step 1 (also after the thread failed or was cancelled). */
+static void rewrite_abandon(struct akv_persist *p)
+{
+    if (p->rw_thread_live) {
+        pthread_join(p->rw_thread, NULL);
+        p->rw_thread_live = 0;
+    }
+    if (p->has_snap) {
+        akv_store_snap_release(p->store, &p->snap);
+        p->has_snap = 0;
+    }
+    if (p->rw_fd >= 0) {
+        close(p->rw_fd);
+        p->rw_fd = -1;
+        unlink(p->tmppath);
+    }
+    akv_buf_fini(&p->rwbuf);
+    akv_buf_fini(&p->rwhead);
+    p->rw = RW_IDLE;
+}
+
+static void rewrite_failed(struct akv_persist *p, int rc)
+{
+    akv_log(AKV_LOG_WARNING, "AOF rewrite of %s failed: %s; the file is unchanged", p->path,
+            strerror(-rc));
+    p->last_rewrite_ok = 0;
+    p->next_auto_ns = now_ns() + AUTO_BACKOFF_NS;
+}
+
+int akv_persist_rewrite_start(struct akv_persist *p)
+{
+    struct parked *t;
+    int rc;
+
+    if (!p)
+        return -ENOTSUP;
+    if (p->rw != RW_IDLE)
+        return -EBUSY;
+    if (p->closed)
+        return -ESHUTDOWN;
+    p->rw_fd = open(p->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (p->rw_fd < 0) {
+        rc = -errno;
+        rewrite_failed(p, rc);
+        return rc;
+    }
+    akv_buf_init(&p->rwbuf);
+    akv_buf_init(&p->rwhead);
+    t = &p->parked;
+    for (size_t i = 0; i < t->nb; i++) {
+        for (struct parked_ent *e = t->b[i]; e; e = e->next) {
+            size_t n = akv_aof_record_size(AKV_AOF_SET, e->klen, e->vlen);
+            if (akv_buf_reserve(&p->rwhead, n) < 0) {
+                rewrite_abandon(p);
+                rewrite_failed(p, -ENOMEM);
+                return -ENOMEM;
+            }
+            akv_aof_encode(p->rwhead.p + p->rwhead.len, AKV_AOF_SET, e->text, e->klen,
+                           e->text + e->klen, e->vlen);
+            p->rwhead.len += n;
+        }
+    }
+    akv_store_snap_take(p->store, &p->snap);
+    p->has_snap = 1;
+    p->rw = RW_SCANNING;
+    p->rw_t0 = now_ns();
+    atomic_store(&p->rw_cancel, 0);
+    p->rw_finished = 0;
+    p->sw_finished = 0;
+    rc = pthread_create(&p->rw_thread, NULL, rw_main, p);
+    if (rc != 0) {
+        rewrite_abandon(p);
+        rewrite_failed(p, -rc);
+        return -rc;
+    }
+    p->rw_thread_live = 1;
+    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only",
+            akv_store_count(p->store), p->parked.n);
+    return 0;
+}
+
+/* Loop: step 3, once the rewrite thread has reported. */
+static void rewrite_scanned(struct akv_persist *p, int rc, uint64_t size, size_t count)
+{
+    struct switch_req *sw = NULL;
+
+    pthread_join(p->rw_thread, NULL);
+    p->rw_thread_live = 0;
+    akv_store_snap_release(p->store, &p->snap);
+    p->has_snap = 0;
+    if (rc == 0 && !(sw = malloc(sizeof(*sw))))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        rewrite_abandon(p);
+        rewrite_failed(p, rc);
+        return;
+    }
+    p->rw_entries = count;
+    handoff(p);
+    sw->fd = p->rw_fd;
+    sw->off = size;
+    sw->tail = p->rwbuf;
+    akv_buf_init(&p->rwbuf);
+    akv_buf_fini(&p->rwhead);
+    p->rw_fd = -1;
+    p->rw = RW_SWITCHING;
+    pthread_mutex_lock(&p->mu);
+    p->sw = sw;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Loop: after step 4. */
+static void rewrite_switched(struct akv_persist *p, int rc, uint64_t size)
+{
+    p->rw = RW_IDLE;
+    if (rc < 0) {
+        rewrite_failed(p, rc);
+        return;
+    }
+    p->base_size = size;
+    p->rewrites++;
+    p->last_rewrite_ok = 1;
+    p->last_rewrite_ms = (double)(now_ns() - p->rw_t0) / 1e6;
+    akv_log(AKV_LOG_NOTICE, "AOF rewritten: %s now %llu bytes, %zu entries, in %.1f ms", p->path,
+            (unsigned long long)size, p->rw_entries, p->last_rewrite_ms);
+}
+
+static void maybe_auto_rewrite(struct akv_persist *p)
+{
+    uint64_t base = p->base_size ? p->base_size : 1;
+
+    if (*p->rw_percentage <= 0 || p->rw != RW_IDLE || p->closed || p->err_seen)
+        return;
+    if (p->size_seen < (uint64_t)*p->rw_min_size || now_ns() < p->next_auto_ns)
+        return;
+    if (p->size_seen * 100 / base < 100 + (uint64_t)*p->rw_percentage)
+        return;
+    akv_log(AKV_LOG_NOTICE, "starting an automatic AOF rewrite: %llu bytes, %llu%% over %llu",
+            (unsigned long long)p->size_seen, (unsigned long long)(p->size_seen * 100 / base - 100),
+            (unsigned long long)base);
+    (void)akv_persist_rewrite_start(p);
+}
+
+/* Loop: the writer or the rewrite thread reported something. */
+static void on_async(uv_async_t *h)
+{
+    struct akv_persist *p = h->data;
+    int werr, rw_finished, rw_rc, sw_finished, sw_rc;
+    uint64_t rw_size;
+    size_t rw_count;
+
+    pthread_mutex_lock(&p->mu);
+    p->written_seen = p->written;
+    p->durable_seen = p->policy == AKV_FSYNC_ALWAYS ? p->synced : p->written;
+    p->size_seen = p->fsize;
+    werr = p->werr;
+    rw_finished = p->rw_finished;
+    rw_rc = p->rw_rc;
+    rw_size = p->rw_size;
+    rw_count = p->rw_count;
+    p->rw_finished = 0;
+    sw_finished = p->sw_finished;
+    sw_rc = p->sw_rc;
+    p->sw_finished = 0;
+    pthread_mutex_unlock(&p->mu);
+
+    if (werr && !p->err_seen)
+        akv_log(AKV_LOG_WARNING,
+                "writing the AOF %s failed: %s; refusing writes (MISCONF) and retrying every "
+                "second",
+                p->path, strerror(werr));
+    else if (!werr && p->err_seen)
+        akv_log(AKV_LOG_NOTICE, "writing the AOF %s works again; accepting writes", p->path);
+    p->err_seen = werr;
+    if (rw_finished && p->rw == RW_SCANNING)
+        rewrite_scanned(p, rw_rc, rw_size, rw_count);
+    if (sw_finished && p->rw == RW_SWITCHING)
+        rewrite_switched(p, sw_rc, p->size_seen);
+    if (p->notify)
+        p->notify(p->notify_arg);
+    maybe_auto_rewrite(p);
+}
+
+/* ------------------------------------------------------------------------
+ * Replay and life cycle.
+ */
+
+struct replay {
+    struct akv_persist *p;
+    size_t unembeddable; /* SET records that did not embed */
+    char first_reason[256];
+};
+
+static int replay_record(void *arg, const struct akv_aof_record *r)
+{
+    struct replay *rp = arg;
+    struct akv_persist *p = rp->p;
+    char err[256] = "";
+    int rc;
+
+    switch (r->type) {
+    case AKV_AOF_SET:
+        rc = akv_store_set(p->store, r->key, r->klen, r->val, r->vlen, err, sizeof(err));
+        if (rc == 0) {
+            parked_del(&p->parked, r->key, r->klen);
+            return 0;
+        }
+        if (rc != -ENOENT && rc != -EINVAL)
+            return rc;
+        rp->unembeddable++;
+        if (!rp->first_reason[0])
+            snprintf(rp->first_reason, sizeof(rp->first_reason), "%s",
+                     err[0] ? err : "does not embed");
+        rc = akv_store_del(p->store, r->key, r->klen);
+        if (rc < 0)
+            return rc;
+        return parked_put(&p->parked, r->key, r->klen, r->val, r->vlen);
+    case AKV_AOF_DEL:
+        parked_del(&p->parked, r->key, r->klen);
+        rc = akv_store_del(p->store, r->key, r->klen);
+        return rc < 0 ? rc : 0;
+    case AKV_AOF_FLUSHALL:
+        parked_clear(&p->parked);
+        akv_store_flush(p->store);
+        return 0;
+    }
+    return 0;
+}
+
+/* Logs the text-only entries: how many, and the first few keys. */
+static void report_parked(struct akv_persist *p, const struct replay *rp)
+{
+    char keys[512] = "";
+    size_t o = 0, shown = 0;
+
+    if (p->parked.n == 0)
+        return;
+    for (size_t i = 0; i < p->parked.nb && shown < REPORT_KEYS; i++) {
+        for (struct parked_ent *e = p->parked.b[i]; e && shown < REPORT_KEYS; e = e->next) {
+            int n = snprintf(keys + o, sizeof(keys) - o, "%s'%.*s'", shown ? ", " : "",
+                             (int)(e->klen > 64 ? 64 : e->klen), e->text);
+            if (n < 0 || (size_t)n >= sizeof(keys) - o)
+                break;
+            o += (size_t)n;
+            shown++;
+        }
+    }
+    akv_log(AKV_LOG_WARNING,
+            "AOF %s: %zu entries do not embed with the current vectors (%s); they are kept in "
+            "the AOF but not served; first keys: %s%s",
+            p->path, p->parked.n, rp->first_reason, keys, p->parked.n > shown ? ", ..." : "");
+}
+
+/* Reads, checks and replays the file open at fd; cuts a torn tail. */
+static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err, size_t errlen)
+{
+    struct replay rp = {.p = p};
+    struct akv_aof_result res;
+    struct stat st;
+    void *map;
+    uint64_t t0 = now_ns();
+    int rc;
+
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", p->path, strerror(-rc));
+        return rc;
+    }
+    *size = (uint64_t)st.st_size;
+    if (st.st_size == 0)
+        return 0;
+    map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot map: %s", p->path, strerror(-rc));
+        return rc;
+    }
+    rc = akv_aof_parse(map, (size_t)st.st_size, replay_record, &rp, &res);
+    munmap(map, (size_t)st.st_size);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: replay stopped at offset %zu: %s", p->path, res.good_end,
+                 strerror(-rc));
+        return rc;
+    }
+    if (res.status == AKV_AOF_CORRUPT) {
+        snprintf(err, errlen,
+                 "%s: damaged record at offset %zu (%s); %zu good records before it. "
+                 "'attnkv-check-aof --fix %s' cuts the file there, losing the %llu bytes "
+                 "from that offset on",
+                 p->path, res.bad_offset, res.reason, res.records, p->path,
+                 (unsigned long long)(*size - res.bad_offset));
+        return -EBADMSG;
+    }
+    if (res.status == AKV_AOF_TORN) {
+        akv_log(AKV_LOG_WARNING,
+                "AOF %s: the last record, at offset %zu, is incomplete (%s; %llu bytes), as a "
+                "crash in the middle of a write leaves it: cutting it off",
+                p->path, res.bad_offset, res.reason, (unsigned long long)(*size - res.bad_offset));
+        if (ftruncate(fd, (off_t)res.good_end) < 0 || sync_fd(fd) < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path, strerror(-rc));
+            return rc;
+        }
+        *size = res.good_end;
+    }
+    p->replayed = res.records;
+    akv_log(AKV_LOG_NOTICE,
+            "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSHALL) in %.1f ms: %zu "
+            "entries",
+            p->path, res.records, res.counts[AKV_AOF_SET], res.counts[AKV_AOF_DEL],
+            res.counts[AKV_AOF_FLUSHALL], (double)(now_ns() - t0) / 1e6, akv_store_count(p->store));
+    report_parked(p, &rp);
+    return 0;
+}
+
+int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store *store,
+                     const struct akv_persist_opts *opts, char *err, size_t errlen)
+{
+    struct akv_persist *p;
+    pthread_condattr_t ca;
+    uint64_t size = 0;
+    const char *delay;
+    char *dir;
+    int rc;
+
+    *out = NULL;
+    if (strchr(opts->filename, '/')) {
+        snprintf(err, errlen, "appendfilename '%s' must be a plain file name (no '/')",
+                 opts->filename);
+        return -EINVAL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->loop = loop;
+    p->store = store;
+    p->rw_percentage = opts->rewrite_percentage;
+    p->rw_min_size = opts->rewrite_min_size;
+    p->policy = opts->fsync;
+    p->fd = -1;
+    p->rw_fd = -1;
+    p->last_rewrite_ok = 1;
+    akv_buf_init(&p->pending);
+    akv_buf_init(&p->q);
+    akv_buf_init(&p->q_after);
+    akv_buf_init(&p->wb);
+    akv_buf_init(&p->rwbuf);
+    akv_buf_init(&p->rwhead);
+    atomic_init(&p->rw_cancel, 0);
+    delay = getenv("AKV_TEST_REWRITE_DELAY_US");
+    if (delay)
+        p->rw_delay_us = atoi(delay);
+    /* Absolute, so that every message names the file unambiguously. */
+    dir = realpath(opts->dir, NULL);
+    if (!dir) {
+        rc = -errno;
+        snprintf(err, errlen, "dir %s: %s", opts->dir, strerror(-rc));
+        goto fail;
+    }
+    if (asprintf(&p->path, "%s/%s", strcmp(dir, "/") ? dir : "", opts->filename) < 0 ||
+        asprintf(&p->tmppath, "%s/temp-rewrite-%s", strcmp(dir, "/") ? dir : "",
+                 opts->filename) < 0) {
+        free(dir);
+        p->path = p->tmppath = NULL;
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    free(dir);
+    if (unlink(p->tmppath) == 0)
+        akv_log(AKV_LOG_NOTICE, "removed %s, left by a rewrite that did not finish", p->tmppath);
+
+    p->fd = open(p->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (p->fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot open the AOF %s: %s", p->path, strerror(-rc));
+        goto fail;
+    }
+    rc = replay_file(p, p->fd, &size, err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (size < AKV_AOF_FILE_HEADER) {
+        /* New (or cut back to nothing): write the header and make the
+         * file's name durable. */
+        char hdr[AKV_AOF_FILE_HEADER];
+        akv_aof_file_header(hdr);
+        if (ftruncate(p->fd, 0) < 0 || (rc = pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
+            (rc = sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
+            rc = rc < 0 ? rc : -errno;
+            snprintf(err, errlen, "cannot write the AOF %s: %s", p->path, strerror(-rc));
+            goto fail;
+        }
+        size = AKV_AOF_FILE_HEADER;
+        akv_log(AKV_LOG_NOTICE, "AOF %s created", p->path);
+    }
+    p->off = p->fsize = p->size_seen = p->base_size = size;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = -pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc < 0)
+        goto fail_errno;
+    rc = -pthread_mutex_init(&p->mu, NULL);
+    if (rc < 0) {
+        pthread_cond_destroy(&p->cond);
+        goto fail_errno;
+    }
+    if ((rc = uv_prepare_init(loop, &p->prepare)) < 0 ||
+        (rc = uv_async_init(loop, &p->async, on_async)) < 0) {
+        /* A prepare handle that was initialised must be closed by the loop;
+         * this happens only at startup, so stop the daemon. */
+        snprintf(err, errlen, "cannot create loop handles: %s", uv_strerror(rc));
+        abort();
+    }
+    p->handles_ready = 1;
+    p->prepare.data = p;
+    p->async.data = p;
+    uv_prepare_start(&p->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&p->prepare);
+    uv_unref((uv_handle_t *)&p->async);
+    p->last_sync_ns = now_ns();
+    rc = -pthread_create(&p->writer, NULL, writer_main, p);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the AOF writer thread: %s", strerror(-rc));
+        akv_persist_close(p);
+        uv_run(loop, UV_RUN_NOWAIT);
+        akv_persist_destroy(p);
+        return rc;
+    }
+    p->writer_live = 1;
+    *out = p;
+    return 0;
+
+fail_errno:
+    snprintf(err, errlen, "%s", strerror(-rc));
+fail:
+    if (p->fd >= 0)
+        close(p->fd);
+    akv_store_flush(store);
+    parked_fini(&p->parked);
+    akv_buf_fini(&p->pending);
+    free(p->path);
+    free(p->tmppath);
+    free(p);
+    return rc;
+}
+
+void akv_persist_close(struct akv_persist *p)
+{
+    size_t lost;
+
+    if (!p || p->closed)
+        return;
+    p->closed = 1;
+    if (p->rw == RW_SCANNING) {
+        atomic_store(&p->rw_cancel, 1);
+        rewrite_abandon(p);
+        akv_log(AKV_LOG_NOTICE, "AOF rewrite abandoned at shutdown");
+    }
+    handoff(p);
+    if (p->writer_live) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        p->retry_ns = 0;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->writer, NULL);
+        p->writer_live = 0;
+    }
+    lost = p->wb.len + p->q.len + p->q_after.len + p->pending.len;
+    if (lost > 0)
+        akv_log(AKV_LOG_WARNING,
+                "AOF %s: %zu bytes of unacknowledged writes could not be written (%s)", p->path,
+                lost, strerror(p->werr ? p->werr : EIO));
+    if (p->sw) {
+        close(p->sw->fd);
+        unlink(p->tmppath);
+        akv_buf_fini(&p->sw->tail);
+        free(p->sw);
+        p->sw = NULL;
+    }
+    if (p->fd >= 0) {
+        close(p->fd);
+        p->fd = -1;
+    }
+    if (p->handles_ready) {
+        uv_close((uv_handle_t *)&p->prepare, NULL);
+        uv_close((uv_handle_t *)&p->async, NULL);
+    }
+}
+
+void akv_persist_destroy(struct akv_persist *p)
+{
+    if (!p)
+        return;
+    if (p->handles_ready) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cond);
+    }
+    parked_fini(&p->parked);
+    akv_buf_fini(&p->pending);
+    akv_buf_fini(&p->q);
+    akv_buf_fini(&p->q_after);
+    akv_buf_fini(&p->wb);
+    akv_buf_fini(&p->rwbuf);
+    akv_buf_fini(&p->rwhead);
+    free(p->path);
+    free(p->tmppath);
+    free(p);
+}
+
+void akv_persist_info(const struct akv_persist *p, struct akv_persist_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (!p) {
+        info->last_rewrite_ok = 1;
+        return;
+    }
+    info->enabled = 1;
+    info->rewrite_in_progress = p->rw != RW_IDLE;
+    info->last_rewrite_ok = p->last_rewrite_ok;
+    info->write_error = p->err_seen;
+    info->rewrites = p->rewrites;
+    info->last_rewrite_ms = p->last_rewrite_ms;
+    info->current_size = p->size_seen;
+    info->base_size = p->base_size;
+    info->pending_bytes = p->appended - p->written_seen;
+    info->fsync = p->policy;
+    info->unembeddable = p->parked.n;
+    info->replayed = p->replayed;
+}

@@ -1,0 +1,116 @@
+/*
+ * persist.h - persistence: the append-only file (AOF), its writer thread,
+ * replay at startup, background rewrites, and the entries kept only as text
+ * because they no longer embed.
+ *
+ * The record format is aof.h's; the threads, the ordering of replies against
+ * the file and the rewrite protocol are in the Design comment of
+ * src/persist.c.
+ *
+ * Threading: every function here is for the loop thread (the thread running
+ * the uv_loop_t given to akv_persist_open), except where it says otherwise.
+ * Functions taking a struct akv_persist * accept NULL (persistence off) and
+ * then do nothing, so handlers need not check.
+ */
+#ifndef ATTNKV_PERSIST_H
+#define ATTNKV_PERSIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "persist/aof.h"
+#include "attnkv/store.h"
+
+struct uv_loop_s;
+struct akv_persist;
+
+/* appendfsync: when the append-only file is fsync'd. */
+enum akv_fsync { AKV_FSYNC_NO = 0, AKV_FSYNC_EVERYSEC, AKV_FSYNC_ALWAYS };
+
+/* "no", "everysec", "always", indexed by the policy, then NULL. */
+extern const char *const akv_fsync_names[];
+
+/* A policy's name, or "unknown". Static storage; any thread. */
+const char *akv_fsync_name(enum akv_fsync f);
+
+/* What the daemon's settings say about the file. The automatic rewrite's
+ * thresholds are read through their pointers at each check (on the loop
+ * thread), so that a change at run time takes effect. */
+struct akv_persist_opts {
+    const char *dir;
+    const char *filename;        /* inside dir, no '/' */
+    enum akv_fsync fsync;
+    const int *rewrite_percentage;               /* 0: no automatic rewrite */
+    const unsigned long long *rewrite_min_size;  /* bytes */
+};
+
+/* Opens (or creates) opts->dir/opts->filename, replays it into store
+ * (which should be empty), cuts off a torn last record with a warning, and
+ * starts the writer thread. store and the pointed-to thresholds are
+ * borrowed and must outlive the object. Damage other than a torn tail, or a file that cannot be read or
+ * written, fails with a message naming the file (and the offset) in err.
+ * The loop handles it adds do not keep the loop alive. Returns 0 or a
+ * negative errno (-EBADMSG for a damaged file). */
+int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store *store,
+                     const struct akv_persist_opts *opts, char *err, size_t errlen);
+
+/* Shutdown: abandons a rewrite in progress, writes and fsyncs everything
+ * logged, stops the writer thread (waiting for it) and starts closing the
+ * loop handles; run the loop afterwards until they are closed, then
+ * akv_persist_destroy. Logs what could not be written, if anything.
+ * Calling it again does nothing. */
+void akv_persist_close(struct akv_persist *p);
+
+/* Frees p after akv_persist_close and a loop run. NULL is a no-op. */
+void akv_persist_destroy(struct akv_persist *p);
+
+/* Logging writes. A handler first reserves room for the record (so that
+ * logging cannot fail once the store has changed), then changes the store,
+ * then logs. reserve returns 0 or -ENOMEM. */
+int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t klen, size_t vlen);
+/* SET: also forgets a text-only entry of the same key. */
+void akv_persist_log_set(struct akv_persist *p, const char *key, size_t klen, const char *val,
+                         size_t vlen);
+/* DEL of one key: logged if the store had it (existed) or a text-only entry
+ * of that key was dropped. */
+void akv_persist_log_del(struct akv_persist *p, const char *key, size_t klen, int existed);
+/* FLUSHALL: also drops every text-only entry. */
+void akv_persist_log_flushall(struct akv_persist *p);
+
+/* The AOF sequence: bytes logged so far. A write's reply may be sent once
+ * akv_persist_durable has reached the sequence after its record. */
+uint64_t akv_persist_appended(const struct akv_persist *p);
+/* Written to the kernel (appendfsync everysec/no) or fsync'd (always). */
+uint64_t akv_persist_durable(const struct akv_persist *p);
+/* Sequences at or below this one have been handed to the writer thread. */
+uint64_t akv_persist_handed(const struct akv_persist *p);
+
+/* Called on the loop thread whenever akv_persist_durable may have grown. */
+void akv_persist_set_notify(struct akv_persist *p, void (*fn)(void *arg), void *arg);
+
+/* 0 while writes succeed; else the errno of the last failed write, while
+ * the writer retries every second (writes are then refused with MISCONF). */
+int akv_persist_write_error(const struct akv_persist *p);
+
+/* Starts a background rewrite. Returns 0, -EBUSY when one is running, or
+ * another negative errno (logged). */
+int akv_persist_rewrite_start(struct akv_persist *p);
+
+/* For INFO persistence. */
+struct akv_persist_info {
+    int enabled;
+    int rewrite_in_progress;
+    int last_rewrite_ok;
+    int write_error; /* errno, 0 when ok */
+    uint64_t rewrites;
+    double last_rewrite_ms;
+    uint64_t current_size;
+    uint64_t base_size;
+    uint64_t pending_bytes; /* logged, not yet written to the kernel */
+    enum akv_fsync fsync;
+    size_t unembeddable;
+    uint64_t replayed; /* records replayed at startup */
+};
+void akv_persist_info(const struct akv_persist *p, struct akv_persist_info *info);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * cmd.h - the command table and its handlers.
+ *
+ * A handler gets the parsed arguments, the daemon's shared state (struct
+ * akv_cmd_env) and the connection's output buffer. It either appends a whole
+ * reply to the buffer, or, for a command that has to scan the vocabulary
+ * (QUERY, EXPLAIN, NEIGHBORS), prepares a job and leaves it in ctx->job: the
+ * connection then runs it on the worker pool and, back on the loop thread,
+ * calls its finish function, which writes the reply. Handlers know nothing of
+ * libuv or sockets, so they can be driven from a test with a plain buffer.
+ *
+ * Threading: akv_cmd_dispatch, handlers and finish run on the loop thread,
+ * which owns the env and everything it points to. A job's work (or batch)
+ * function runs on a worker thread and reads only what the job holds: its
+ * own copy of the query vector and options, the immutable vocabulary, and a
+ * store snapshot taken by the handler (see the threading contract in
+ * attnkv/store.h). QUERY, EXPLAIN and NEIGHBORS jobs set batch, so that the
+ * pool may run several queued ones in one vocabulary pass.
+ */
+#ifndef ATTNKV_CMD_H
+#define ATTNKV_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "attnkv/store.h"
+#include "attnkv/vocab.h"
+#include "server/config.h"
+#include "persist/persist.h"
+#include "util/hist.h"
+#include "server/pool.h"
+#include "proto/proto.h"
+#include "proto/reply.h"
+#include "server/slowlog.h"
+
+/* Most commands the table may hold (for the per-command counters). */
+#define AKV_CMD_STATS_MAX 64
+
+/* Per-command counters for INFO commandstats, as Redis keeps them. */
+struct akv_cmdstat {
+    uint64_t calls;    /* ran (whether or not they failed) */
+    uint64_t usec;     /* total time; for pool jobs, dispatch to result */
+    uint64_t failed;   /* ran and replied an error */
+    uint64_t rejected; /* refused before running: wrong number of arguments */
+};
+
+/* Counters for INFO. Loop thread only. CONFIG RESETSTAT zeroes all but
+ * connected_clients and jobs_running. */
+struct akv_stats {
+    uint64_t connections_received; /* accepted, including rejected ones */
+    uint64_t rejected_connections; /* turned away at maxclients */
+    uint64_t connected_clients;    /* open right now */
+    uint64_t commands_processed;
+    uint64_t query_count;  /* QUERY replies sent (errors excluded) */
+    uint64_t query_us_sum; /* from dispatch to reply, queueing included */
+    uint64_t query_us_max;
+    uint64_t jobs_running;       /* QUERY/EXPLAIN/NEIGHBORS jobs on the pool */
+    uint64_t query_batches;      /* batches of those jobs run, each one vocabulary pass */
+    uint64_t query_batched_jobs; /* jobs those batches held (a lone job is a batch of 1) */
+    uint64_t query_batch_max;    /* the largest batch */
+    uint64_t query_from_lists;   /* QUERYs answered from neighbour lists, without a scan */
+    uint64_t error_replies;      /* -ERR replies to commands, unknown ones included */
+    struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
+    struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
+};
+
+/* What handlers may read and change: everything the daemon shares between
+ * connections. Filled by main/server; owned by the loop thread. */
+struct akv_cmd_env {
+    struct akv_config *config; /* CONFIG SET changes the run-time directives */
+    const struct akv_vocab *vocab;
+    struct akv_nbcache *nbcache; /* neighbour lists for QUERY (attnkv/nbcache.h); NULL: none */
+    struct akv_store *store;
+    struct akv_persist *persist; /* the AOF; NULL with appendonly no */
+    struct akv_stats stats;
+    const char *vectors_path; /* the vocabulary file that was opened */
+    double vocab_load_ms;     /* how long opening it took */
+    int tcp_port;             /* the port actually listened on */
+    unsigned workers;         /* worker threads in the pool */
+    time_t start_time;        /* wall clock, for uptime */
+    uint64_t start_ns;        /* monotonic, for uptime */
+    struct akv_slowlog slowlog;
+    /* Set by the server; NULL in tests. apply_setting makes a directive
+     * that CONFIG SET has just changed take effect (reopening the log for
+     * logfile); a failure makes CONFIG SET put the old value back. It
+     * returns 0 or a negative errno with a reason in err. queue_len is the
+     * number of jobs waiting for a worker. */
+    int (*apply_setting)(struct akv_cmd_env *env, const char *name, char *err, size_t errlen);
+    size_t (*queue_len)(const struct akv_cmd_env *env);
+    void *hook_data;
+};
+
+/* A pool job prepared by a handler. The connection owns it from dispatch
+ * until it calls finish, which writes the reply into out (or, when out is
+ * NULL because the client has gone, writes nothing), releases whatever the
+ * job holds (its store snapshot) and frees the job. */
+struct akv_cmd_job {
+    struct akv_pool_job pool; /* work or batch set by cmd.c; done set by the connection */
+    void (*finish)(struct akv_cmd_job *job, struct akv_buf *out);
+    void *owner; /* the connection, for its done callback */
+    /* Set by akv_cmd_dispatch, for the statistics and the slow log. */
+    const struct akv_cmd *cmd;
+    uint64_t t0;                    /* monotonic ns at dispatch */
+    struct akv_slowlog_entry *slow; /* argv copy, when the slow log may want it */
+};
+
+/* One call of a command. */
+struct akv_cmd_ctx {
+    struct akv_cmd_env *env;
+    size_t argc;
+    const struct akv_slice *argv; /* argv[0] is the command name */
+    struct akv_buf *out;          /* the reply goes here */
+    int authenticated;            /* in and out: the connection's AUTH state */
+    const char *peer;             /* "ip:port" of the client, or NULL */
+    /* Set by the handler. */
+    int close_after_reply;   /* QUIT: flush, then close the connection */
+    struct akv_cmd_job *job; /* run this on the pool; the reply comes from finish */
+};
+
+enum {
+    AKV_CMD_WRITE = 1u << 0, /* changes the store */
+    AKV_CMD_READONLY = 1u << 1,
+    AKV_CMD_SLOW = 1u << 2, /* runs on the worker pool */
+    AKV_CMD_FAST = 1u << 3, /* O(1) on the loop thread */
+    AKV_CMD_ADMIN = 1u << 4,
+    AKV_CMD_NOAUTH = 1u << 5, /* allowed before AUTH when requirepass is set */
+    AKV_CMD_SECRET = 1u << 6, /* arguments are secret: never log or record them (AUTH) */
+};
+
+struct akv_cmd {
+    const char *name; /* upper case */
+    int arity;        /* argc (name included) if > 0; at least -arity if < 0 */
+    unsigned flags;   /* AKV_CMD_* */
+    int (*handler)(struct akv_cmd_ctx *ctx);
+    int firstkey, lastkey, keystep; /* key positions, for COMMAND (0 = none) */
+    const char *usage;              /* "QUERY text [COUNT k] ..." for HELP */
+    const char *summary;            /* one line for HELP */
+};
+
+/* Finds a command by name, case-insensitively; NULL when unknown. */
+const struct akv_cmd *akv_cmd_lookup(const char *name, size_t len);
+
+/* The whole table, terminated by an entry with a NULL name. */
+const struct akv_cmd *akv_cmd_table(void);
+
+/* Runs the command in ctx (argc >= 1): looks it up, checks its arity and
+ * calls its handler, which replies into ctx->out or leaves a job in ctx->job.
+ * Unknown commands and wrong arity get an -ERR reply; while requirepass is
+ * set and ctx->authenticated is 0, commands other than AKV_CMD_NOAUTH ones
+ * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command.
+ * Returns 0, or -ENOMEM when even the error reply could not be written (the
+ * connection should then be dropped). Loop thread. */
+int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
+
+#endif

@@ -1,0 +1,1089 @@
+/*
+ * config.c - attnkvd settings: the defaults, the redis.conf-style file parser
+ * and the directive table that the file, the command line and CONFIG SET
+ * share.
+ *
+ * Design: every directive is one row of `directives` below: its name, how
+ * many arguments it takes, a setter and a getter. Most rows are made by a
+ * *_ROW macro for a generic kind (int, unsigned, enum, string, yes/no) whose
+ * setter finds its field through the row's `off` and its limits in the row,
+ * so adding a directive is one line; a directive whose value needs a check
+ * the generic kinds cannot express (bind, temperature) adds a setter and a
+ * getter of its own and a CUSTOM_ROW. The parser
+ * checks the argument count against the row before the setter runs, so
+ * setters can index argv without checking argc again.
+ *
+ * Invariants: a setter validates every argument before it changes anything,
+ * so a rejected directive leaves the struct as it was (CONFIG SET relies on
+ * this). Strings in the struct are owned by it and freed by
+ * akv_config_fini. akv_config_load_mem does no I/O, so it can be fuzzed.
+ *
+ * Threading: no state of its own beyond the lazily built name list, which
+ * pthread_once guards. Calls on one struct akv_config must not overlap.
+ */
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "attnkv/embed.h"
+#include "attnkv/types.h"
+#include "util/text.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+
+/* Config files are a few kilobytes; refusing anything huge keeps a config
+ * path that points at a vectors file by mistake from reading a gigabyte. */
+#define FILE_MAX (16u << 20)
+
+/* Flags of a table row. */
+enum {
+    DF_NONEMPTY = 1u << 0, /* set_string: the empty string is refused */
+    DF_SECRET = 1u << 1,   /* never shown: not by get, not in any message */
+};
+
+struct directive {
+    const char *name;
+    size_t min_args, max_args;
+    /* Validates argv[0..argc) and stores it. first is 1 the first time the
+     * directive appears in a source (a file, or one akv_config_set call):
+     * list directives replace their list then and append afterwards.
+     * Returns 0, -EINVAL with a reason in err, or -ENOMEM. */
+    int (*set)(struct akv_config *c, const struct directive *d, int first, size_t argc,
+               const char *const *argv, char *err, size_t errlen);
+    /* Formats the current value into out. Returns 0 or -ENOSPC. */
+    int (*get)(const struct akv_config *c, const struct directive *d, char *out, size_t outlen);
+    size_t off;               /* offsetof the field the generic setters use */
+    long long min, max;       /* inclusive range for set_int and set_uint */
+    const char *const *names; /* set_enum: NULL-terminated, names[i] means value i */
+    unsigned flags;           /* DF_* */
+};
+
+/* Writes a formatted message into err when the caller gave room for one. */
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
+                                                         ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A C string for a message (util/text.h). */
+static const char *show(char out[AKV_QUOTE_BUF], const char *s)
+{
+    return akv_quote(out, s, strlen(s));
+}
+
+/* Formats into out the way every getter must: 0, or -ENOSPC when the value
+ * did not fit (out still holds a terminated prefix). */
+__attribute__((format(printf, 3, 4))) static int getf(char *out, size_t outlen, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    int n;
+
+    if (!out || outlen == 0)
+        return -ENOSPC;
+    va_start(ap, fmt);
+    n = vsnprintf(out, outlen, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    return (size_t)n < outlen ? 0 : -ENOSPC;
+}
+
+static void *field(struct akv_config *c, const struct directive *d)
+{
+    return (char *)c + d->off;
+}
+
+static const void *cfield(const struct akv_config *c, const struct directive *d)
+{
+    return (const char *)c + d->off;
+}
+
+/* Value parsers, shared by the setters and by any directive added later.
+ * Each returns 0 or -EINVAL and writes *out only on success. */
+
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+    return akv_parse_ll(s, strlen(s), min, max, out);
+}
+
+static int parse_finite(const char *s, double *out)
+{
+    return akv_parse_double(s, strlen(s), out);
+}
+
+/* One of names, compared without regard to case; *out is its index. */
+static int parse_name(const char *s, const char *const *names, int *out)
+{
+    int i;
+
+    for (i = 0; names[i]; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int akv_config_parse_memory(const char *s, unsigned long long *out)
+{
+    static const struct {
+        const char *name;
+        unsigned long long mul;
+    } units[] = {
+        {"", 1},        {"b", 1},         {"k", 1000},       {"kb", 1024},
+        {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30},
+    };
+    unsigned long long v = 0;
+    const char *p = s;
+    size_t i;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    for (i = 0; i < ARRAY_SIZE(units); i++) {
+        if (strcasecmp(p, units[i].name) == 0) {
+            if (v > ULLONG_MAX / units[i].mul)
+                return -EINVAL;
+            *out = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* yes/no, as redis.conf spells booleans. */
+static int parse_bool(const char *s, int *out)
+
+{
+    static const char *const yesno[] = {"no", "yes", NULL};
+
+    return parse_name(s, yesno, out);
+}
+
+/* "a|b|c" into out, for "expected ..." messages. */
+static const char *join_names(char *out, size_t outlen, const char *const *names)
+{
+    size_t o = 0;
+    int i;
+
+    out[0] = '\0';
+    for (i = 0; names[i]; i++) {
+        int n = snprintf(out + o, outlen - o, "%s%s", i ? "|" : "", names[i]);
+        if (n < 0 || (size_t)n >= outlen - o)
+            break;
+        o += (size_t)n;
+    }
+    return out;
+}
+
+static void bad_value(char *err, size_t errlen, const struct directive *d, const char *v,
+                      const char *expected)
+{
+    char buf[AKV_QUOTE_BUF];
+
+    seterr(err, errlen, "bad %s '%s' (expected %s)", d->name, show(buf, v), expected);
+}
+
+/* Generic setters and getters. */
+
+/* An integer in [d->min, d->max], or "bad NAME 'v' (expected min..max)". */
+static int parse_range(const struct directive *d, const char *arg, long long *v, char *err,
+                       size_t errlen)
+{
+    if (parse_ll(arg, d->min, d->max, v) < 0) {
+        char range[64];
+        snprintf(range, sizeof(range), "%lld..%lld", d->min, d->max);
+        bad_value(err, errlen, d, arg, range);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int set_int(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                   const char *const *argv, char *err, size_t errlen)
+{
+    long long v;
+
+    if (parse_range(d, argv[0], &v, err, errlen) < 0)
+        return -EINVAL;
+    *(int *)field(c, d) = (int)v;
+    return 0;
+}
+
+static int get_int(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%d", *(const int *)cfield(c, d));
+}
+
+static int set_uint(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    long long v;
+
+    if (parse_range(d, argv[0], &v, err, errlen) < 0)
+        return -EINVAL;
+    *(unsigned *)field(c, d) = (unsigned)v;
+    return 0;
+}
+
+static int get_uint(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%u", *(const unsigned *)cfield(c, d));
+}
+
+static int set_enum(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    int v;
+
+    if (parse_name(argv[0], d->names, &v) < 0) {
+        char expected[128];
+        bad_value(err, errlen, d, argv[0], join_names(expected, sizeof(expected), d->names));
+        return -EINVAL;
+    }
+    *(int *)field(c, d) = v;
+    return 0;
+}
+
+static int get_enum(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    int v = *(const int *)cfield(c, d);
+    int i;
+
+    /* Walk the names rather than index them so that a stray value set by
+     * the daemon directly cannot read past the array. */
+    for (i = 0; d->names[i]; i++) {
+        if (i == v)
+            return getf(out, outlen, "%s", d->names[i]);
+    }
+    return getf(out, outlen, "%d", v);
+}
+
+static int set_bool(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    int v;
+
+    if (parse_bool(argv[0], &v) < 0) {
+        bad_value(err, errlen, d, argv[0], "yes|no");
+        return -EINVAL;
+    }
+    *(int *)field(c, d) = v;
+    return 0;
+}
+
+static int get_bool(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%s", *(const int *)cfield(c, d) ? "yes" : "no");
+}
+
+/* Stores a copy of argv[0] in a char * field; "" is stored as NULL (the
+ * struct's "not set") unless DF_NONEMPTY refuses it. */
+static int set_string(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                      const char *const *argv, char *err, size_t errlen)
+{
+    char **slot = field(c, d);
+    char *v = NULL;
+
+    if (argv[0][0] == '\0' && (d->flags & DF_NONEMPTY)) {
+        bad_value(err, errlen, d, argv[0], "a non-empty value");
+        return -EINVAL;
+    }
+    if (argv[0][0] != '\0') {
+        v = strdup(argv[0]);
+        if (!v) {
+            seterr(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
+static int get_string(const struct akv_config *c, const struct directive *d, char *out,
+                      size_t outlen)
+{
+    const char *v = *(char *const *)cfield(c, d);
+
+    return getf(out, outlen, "%s", v ? v : "");
+}
+
+/* A memory size (akv_config_parse_memory) in [min, max], into an unsigned
+ * long long field; shown in bytes, as Redis's CONFIG GET does. */
+static int set_mem(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                   const char *const *argv, char *err, size_t errlen)
+{
+    unsigned long long v;
+
+    if (akv_config_parse_memory(argv[0], &v) < 0 || v < (unsigned long long)d->min ||
+        v > (unsigned long long)d->max) {
+        char range[128];
+        snprintf(range, sizeof(range), "%lld..%lld bytes, or with a unit: 1k, 10mb, 1gb", d->min,
+                 d->max);
+        bad_value(err, errlen, d, argv[0], range);
+        return -EINVAL;
+    }
+    *(unsigned long long *)field(c, d) = v;
+    return 0;
+}
+
+static int get_mem(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%llu", *(const unsigned long long *)cfield(c, d));
+}
+
+/* A secret is never shown, so that CONFIG GET, a dump of the settings or a
+ * log line built from them cannot leak it. */
+static int get_secret(const struct akv_config *c, const struct directive *d, char *out,
+                      size_t outlen)
+{
+    (void)c;
+    (void)d;
+    if (out && outlen)
+        out[0] = '\0';
+    return -EPERM;
+}
+
+/* Setters with checks of their own. */
+
+/* client-output-buffer-limit [normal] HARD SOFT SECONDS: the one client
+ * class of Redis's directive that attnkv has. */
+static int set_obuf(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    unsigned long long hard, soft;
+    long long secs;
+
+    if (argc == 4) {
+        if (strcasecmp(argv[0], "normal") != 0) {
+            bad_value(err, errlen, d, argv[0], "normal, the only client class");
+            return -EINVAL;
+        }
+        argv++;
+    } else if (argc != 3) {
+        seterr(err, errlen, "'%s' takes [normal] HARD SOFT SECONDS", d->name);
+        return -EINVAL;
+    }
+    if (akv_config_parse_memory(argv[0], &hard) < 0) {
+        bad_value(err, errlen, d, argv[0], "a hard limit in bytes, or with a unit: 64mb; 0 = none");
+        return -EINVAL;
+    }
+    if (akv_config_parse_memory(argv[1], &soft) < 0) {
+        bad_value(err, errlen, d, argv[1], "a soft limit in bytes, or with a unit: 8mb; 0 = none");
+        return -EINVAL;
+    }
+    if (parse_ll(argv[2], 0, INT_MAX, &secs) < 0) {
+        char range[64];
+        snprintf(range, sizeof(range), "seconds, 0..%d", INT_MAX);
+        bad_value(err, errlen, d, argv[2], range);
+        return -EINVAL;
+    }
+    c->obuf_hard = hard;
+    c->obuf_soft = soft;
+    c->obuf_soft_seconds = (int)secs;
+    return 0;
+}
+
+static int get_obuf(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    return getf(out, outlen, "%llu %llu %d", c->obuf_hard, c->obuf_soft, c->obuf_soft_seconds);
+}
+
+static int set_temperature(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                           const char *const *argv, char *err, size_t errlen)
+{
+    double v;
+
+    if (parse_finite(argv[0], &v) < 0 || !(v >= AKV_TEMPERATURE_MIN) ||
+        !(v <= AKV_TEMPERATURE_MAX)) {
+        bad_value(err, errlen, d, argv[0], "a decimal number from 0.0001 to 1000000");
+        return -EINVAL;
+    }
+    c->query.temperature = v;
+    return 0;
+}
+
+/* The shortest %g form that reads back as the same double, so that
+ * CONFIG GET shows "0.1" and yet get-then-set never changes the value. */
+static int get_temperature(const struct akv_config *c, const struct directive *d, char *out,
+                           size_t outlen)
+{
+    double v = c->query.temperature;
+    char buf[64];
+    int prec;
+
+    for (prec = 1; prec < 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    snprintf(buf, sizeof(buf), "%.*g", prec, v);
+    return getf(out, outlen, "%s", buf);
+}
+
+struct addr {
+    int af;
+    unsigned char bytes[16];
+};
+
+static int parse_addr(const char *s, struct addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->af = AF_INET;
+    if (inet_pton(AF_INET, s, a->bytes) == 1)
+        return 0;
+    a->af = AF_INET6;
+    if (inet_pton(AF_INET6, s, a->bytes) == 1)
+        return 0;
+    return -EINVAL;
+}
+
+/* bind ADDR...: replaces the list the first time it appears in a source and
+ * appends afterwards, so that a file can list addresses on several lines.
+ * Duplicates are refused here because the listener would fail on them with
+ * a less helpful EADDRINUSE; they are compared as addresses, so "::1" and
+ * "0::1" are the same. */
+static int set_bind(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                    const char *const *argv, char *err, size_t errlen)
+{
+    struct addr all[AKV_CONFIG_BIND_MAX];
+    char *copies[AKV_CONFIG_BIND_MAX];
+    char buf[AKV_QUOTE_BUF];
+    size_t keep = first ? 0 : c->nbind;
+    size_t i, j;
+
+    if (keep + argc > AKV_CONFIG_BIND_MAX) {
+        seterr(err, errlen, "too many bind addresses (at most %d)", AKV_CONFIG_BIND_MAX);
+        return -EINVAL;
+    }
+    for (i = 0; i < keep; i++) {
+        /* Addresses already in the struct were validated when set; one the
+         * daemon put there directly and cannot parse is simply not compared. */
+        if (parse_addr(c->bind[i], &all[i]) < 0)
+            all[i].af = 0;
+    }
+    for (i = 0; i < argc; i++) {
+        struct addr *a = &all[keep + i];
+        if (parse_addr(argv[i], a) < 0) {
+            bad_value(err, errlen, d, argv[i], "an IPv4 or IPv6 address");
+            return -EINVAL;
+        }
+        for (j = 0; j < keep + i; j++) {
+            if (all[j].af == a->af && memcmp(all[j].bytes, a->bytes, sizeof(a->bytes)) == 0) {
+                seterr(err, errlen, "bind address '%s' is listed twice", show(buf, argv[i]));
+                return -EINVAL;
+            }
+        }
+    }
+    for (i = 0; i < argc; i++) {
+        copies[i] = strdup(argv[i]);
+        if (!copies[i])
+            goto fail;
+    }
+    for (i = keep; i < c->nbind; i++) {
+        free(c->bind[i]);
+        c->bind[i] = NULL;
+    }
+    for (i = 0; i < argc; i++)
+        c->bind[keep + i] = copies[i];
+    c->nbind = keep + argc;
+    return 0;
+
+fail:
+    while (i-- > 0)
+        free(copies[i]);
+    seterr(err, errlen, "out of memory");
+    return -ENOMEM;
+}
+
+static int get_bind(const struct akv_config *c, const struct directive *d, char *out, size_t outlen)
+{
+    size_t i, o = 0;
+
+    if (!out || outlen == 0)
+        return -ENOSPC;
+    out[0] = '\0';
+    for (i = 0; i < c->nbind; i++) {
+        int rc = getf(out + o, outlen - o, "%s%s", i ? " " : "", c->bind[i]);
+        if (rc < 0)
+            return rc;
+        o += strlen(out + o);
+    }
+    return 0;
+}
+
+/* FIELD(f, type) is offsetof(struct akv_config, f), but does not compile
+ * unless f has exactly that type (the _Generic has no other association),
+ * so a row cannot point a generic setter at a field it would misread. */
+#define FIELD(f, type)                                                                             \
+    (offsetof(struct akv_config, f) + 0 * sizeof(_Generic(((struct akv_config *)0)->f, type : 1)))
+
+/* The enum setters store through an int pointer. That is valid C, as an
+ * enum is compatible with an integer type of its size and an object may be
+ * accessed through the signed or unsigned variant of its type; the array
+ * below gets a negative size, and the build fails, if a build flag such as
+ * -fshort-enums makes an enum smaller than int. */
+#define INT_SIZED(type) (0 * sizeof(char[sizeof(type) == sizeof(int) ? 1 : -1]))
+
+/* One row per kind of directive, so that a new directive is one line. */
+#define INT_ROW(n, f, lo, hi)                                                                      \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_int, .get = get_int,                   \
+        .off = FIELD(f, int), .min = lo, .max = hi                                                 \
+    }
+#define UINT_ROW(n, f, lo, hi)                                                                     \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_uint, .get = get_uint,                 \
+        .off = FIELD(f, unsigned), .min = lo, .max = hi                                            \
+    }
+#define ENUM_ROW(n, f, type, list)                                                                 \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_enum, .get = get_enum,                 \
+        .off = FIELD(f, type) + INT_SIZED(type), .names = list                                     \
+    }
+#define BOOL_ROW(n, f)                                                                             \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_bool, .get = get_bool,                 \
+        .off = FIELD(f, int)                                                                       \
+    }
+#define MEM_ROW(n, f, lo, hi)                                                                      \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_mem, .get = get_mem,                   \
+        .off = FIELD(f, unsigned long long), .min = lo, .max = hi                                  \
+    }
+/* A password: stored like a string, never shown. */
+#define SECRET_ROW(n, f)                                                                           \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_string, .get = get_secret,             \
+        .off = FIELD(f, char *), .flags = DF_SECRET                                                \
+    }
+#define STRING_ROW(n, f, fl)                                                                       \
+    {                                                                                              \
+        .name = n, .min_args = 1, .max_args = 1, .set = set_string, .get = get_string,             \
+        .off = FIELD(f, char *), .flags = fl                                                       \
+    }
+/* A directive with a setter and getter of its own, taking lo..hi arguments. */
+#define CUSTOM_ROW(n, lo, hi, setter, getter)                                                      \
+    {                                                                                              \
+        .name = n, .min_args = lo, .max_args = hi, .set = setter, .get = getter                    \
+    }
+
+/* The directives, in the order conf/attnkvd.conf documents them. To add one:
+ * a row here (a generic kind, or CUSTOM_ROW with a setter and a getter
+ * written above), its paragraph in conf/attnkvd.conf, and a field in
+ * struct akv_config with its default in akv_config_init. */
+static const struct directive directives[] = {
+    CUSTOM_ROW("bind", 1, AKV_CONFIG_BIND_MAX, set_bind, get_bind),
+    INT_ROW("port", port, 0, 65535),
+    INT_ROW("maxclients", maxclients, 1, 1000000),
+    MEM_ROW("proto-max-inline-len", proto_max_inline_len, 1024, 512LL << 20),
+    MEM_ROW("proto-max-bulk-len", proto_max_bulk_len, 1024, 1LL << 30),
+    INT_ROW("proto-max-multibulk-len", proto_max_multibulk_len, 16, 16 << 20),
+    MEM_ROW("client-query-buffer-limit", client_query_buffer_limit, 1024, 4LL << 30),
+    CUSTOM_ROW("client-output-buffer-limit", 3, 4, set_obuf, get_obuf),
+    INT_ROW("timeout", timeout, 0, INT_MAX),
+    INT_ROW("max-key-len", max_key_len, 1, AKV_TEXT_MAX),
+    INT_ROW("max-value-len", max_value_len, 1, AKV_TEXT_MAX),
+    MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
+    MEM_ROW("maxmemory-clients", maxmemory_clients, 0, LLONG_MAX),
+    INT_ROW("maxkeys", maxkeys, 0, INT_MAX),
+    SECRET_ROW("requirepass", requirepass),
+    BOOL_ROW("protected-mode", protected_mode),
+    INT_ROW("workers", workers, 0, 256),
+    INT_ROW("neighbour-lists", neighbour_lists, 0, 16 << 20),
+    STRING_ROW("vectors", vectors, DF_NONEMPTY),
+    UINT_ROW("count", query.k, 1, AKV_K_MAX),
+    ENUM_ROW("attention", query.attn, enum akv_attn_mode, akv_attn_mode_names),
+    CUSTOM_ROW("temperature", 1, 1, set_temperature, get_temperature),
+    ENUM_ROW("metric", query.metric, enum akv_metric, akv_metric_names),
+    ENUM_ROW("loglevel", loglevel, enum akv_loglevel, akv_loglevel_names),
+    STRING_ROW("logfile", logfile, 0),
+    STRING_ROW("dir", dir, DF_NONEMPTY),
+    BOOL_ROW("appendonly", appendonly),
+    STRING_ROW("appendfilename", appendfilename, DF_NONEMPTY),
+    ENUM_ROW("appendfsync", appendfsync, enum akv_fsync, akv_fsync_names),
+    INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
+    MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
+    INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
+    INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
+};
+
+/* The directives that CONFIG SET and a SIGHUP reload may change while the
+ * daemon runs: each is read afresh wherever it is used (the query defaults
+ * when a request is parsed, maxclients at each accept, the slow log
+ * settings after each command), or its change is applied at once by the
+ * server (loglevel, logfile). Everything else (addresses, the vectors, the
+ * worker count) is fixed at start-up. A directive added later is fixed until
+ * it is listed here. */
+static const char *const runtime_directives[] = {
+    "maxclients",      "count",    "attention", "temperature",
+    "metric",          "loglevel", "logfile",   "slowlog-log-slower-than",
+    "slowlog-max-len", "timeout",  "maxmemory", "maxmemory-clients", "maxkeys",
+    "max-key-len",     "max-value-len", "client-output-buffer-limit",
+};
+
+/* Directives that name files (see akv_config_is_path). */
+static const char *const path_directives[] = {"logfile", "dir", "appendfilename", "vectors"};
+
+static const struct directive *lookup(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(directives); i++) {
+        if (strcasecmp(name, directives[i].name) == 0)
+            return &directives[i];
+    }
+    return NULL;
+}
+
+/* Checks the argument count against the row, then runs its setter. */
+static int apply(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                 const char *const *argv, char *err, size_t errlen)
+{
+    if (argc < d->min_args || argc > d->max_args) {
+        if (d->min_args == d->max_args)
+            seterr(err, errlen, "'%s' takes %zu argument%s, got %zu", d->name, d->min_args,
+                   d->min_args == 1 ? "" : "s", argc);
+        else
+            seterr(err, errlen, "'%s' takes %zu to %zu arguments, got %zu", d->name, d->min_args,
+                   d->max_args, argc);
+        return -EINVAL;
+    }
+    return d->set(c, d, first, argc, argv, err, errlen);
+}
+
+char *akv_config_default_vectors(void)
+{
+    static const char tail[] = "attnkv/glove-6B-100d.akv";
+    const char *v = getenv("AKV_VECTORS");
+    const char *base;
+    const char *mid;
+    char *path;
+
+    if (v && *v)
+        return strdup(v);
+    /* The XDG spec says a relative XDG_CACHE_HOME is to be ignored. Without
+     * HOME (a bare system service) the system cache directory is used. */
+    base = getenv("XDG_CACHE_HOME");
+    mid = "/";
+    if (!base || base[0] != '/') {
+        base = getenv("HOME");
+        mid = "/.cache/";
+        if (!base || !*base) {
+            base = "/var/cache";
+            mid = "/";
+        }
+    }
+    if (asprintf(&path, "%s%s%s", base, mid, tail) < 0)
+        return NULL;
+    return path;
+}
+
+int akv_config_init(struct akv_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->bind[0] = strdup("127.0.0.1");
+    if (!c->bind[0])
+        goto fail;
+    c->nbind = 1;
+    c->port = 6479;
+    c->vectors = akv_config_default_vectors();
+    if (!c->vectors)
+        goto fail;
+    c->workers = 0;
+    c->neighbour_lists = 65536;
+    c->query = (struct akv_query_opts)AKV_QUERY_OPTS_DEFAULT;
+    c->maxclients = 10000;
+    c->proto_max_inline_len = 64u << 10;
+    c->proto_max_bulk_len = 16u << 20;
+    c->proto_max_multibulk_len = 1 << 16;
+    c->client_query_buffer_limit = 64u << 20;
+    c->obuf_hard = 64u << 20;
+    c->obuf_soft = 8u << 20;
+    c->obuf_soft_seconds = 60;
+    c->timeout = 0;
+    c->max_key_len = AKV_TEXT_MAX;
+    c->max_value_len = AKV_TEXT_MAX;
+    c->maxmemory = 0;
+    c->maxmemory_clients = 1ULL << 30;
+    c->maxkeys = 0;
+    c->requirepass = NULL;
+    c->protected_mode = 1;
+    c->loglevel = AKV_LOG_NOTICE;
+    c->logfile = NULL;
+    c->config_file = NULL;
+    c->dir = strdup(".");
+    c->appendfilename = strdup("appendonly.aof");
+    if (!c->dir || !c->appendfilename)
+        goto fail;
+    c->appendonly = 1;
+    c->appendfsync = AKV_FSYNC_EVERYSEC;
+    c->aof_rewrite_percentage = 100;
+    c->aof_rewrite_min_size = 64LL << 20;
+    c->slowlog_slower_than = 10000;
+    c->slowlog_max_len = 128;
+    return 0;
+
+fail:
+    akv_config_fini(c);
+    return -ENOMEM;
+}
+
+void akv_config_fini(struct akv_config *c)
+{
+    size_t i;
+
+    if (!c)
+        return;
+    for (i = 0; i < c->nbind; i++)
+        free(c->bind[i]);
+    free(c->vectors);
+    free(c->logfile);
+    free(c->requirepass);
+    free(c->config_file);
+    free(c->dir);
+    free(c->appendfilename);
+    memset(c, 0, sizeof(*c));
+}
+
+/* The growable argument vector of the line splitter. */
+struct args {
+    const char **v;
+    size_t n, cap;
+};
+
+static int args_push(struct args *a, const char *s)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 8;
+        const char **v = realloc(a->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = s;
+    return 0;
+}
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* Splits line[0..len) (no '\n') into arguments (the inline syntax of
+ * util/text.h) decoded into out, each NUL-terminated, with pointers pushed
+ * on a. Decoding never lengthens an argument and every argument but the
+ * last is followed by at least one blank, so out needs len + 1 bytes.
+ * Returns 0, -EINVAL with a reason, or -ENOMEM. */
+static int split_line(const char *line, size_t len, char *out, struct args *a, char *err,
+                      size_t errlen)
+{
+    size_t pos = 0, o = 0;
+    struct akv_text_arg arg;
+    const char *why = NULL;
+    int rc;
+
+    a->n = 0;
+    while ((rc = akv_text_split_next(line, len, &pos, out + o, len + 1 - o, &arg, &why)) > 0) {
+        if (!arg.quoted)
+            memcpy(out + o, arg.p, arg.len);
+        if (memchr(out + o, '\0', arg.len)) {
+            seterr(err, errlen, "\\x00 is not allowed in an argument");
+            return -EINVAL;
+        }
+        out[o + arg.len] = '\0';
+        if (args_push(a, out + o) < 0) {
+            seterr(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        o += arg.len + 1;
+    }
+    if (rc < 0)
+        seterr(err, errlen, "%s", why ? why : "argument too long");
+    return rc;
+}
+
+/* Whether line[0..len) (no leading blanks) sets a secret directive: its
+ * first word, unquoted, names a DF_SECRET row. A quoting error on such a
+ * line must not be reported in words that quote the value. */
+static int secret_line(const char *line, size_t len)
+{
+    char name[64];
+    size_t n = 0;
+    const struct directive *d;
+
+    while (n < len && n < sizeof(name) - 1 && !is_blank(line[n]))
+        n++;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    d = lookup(name);
+    return d && (d->flags & DF_SECRET);
+}
+
+int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const char *name,
+                        char *err, size_t errlen)
+{
+    unsigned char seen[ARRAY_SIZE(directives)] = {0};
+    struct args a = {0};
+    char reason[AKV_QUOTE_BUF + 256];
+    char *scratch = NULL;
+    size_t pos = 0, lineno = 0;
+    int rc = 0;
+
+    if (!name)
+        name = "(config)";
+    if (err && errlen)
+        err[0] = '\0';
+    /* One scratch buffer for the whole source: no line needs more than the
+     * longest line allowed, and no line can be longer than the source. */
+    scratch = malloc((len < AKV_CONFIG_LINE_MAX ? len : AKV_CONFIG_LINE_MAX) + 1);
+    if (!scratch) {
+        seterr(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
+    while (pos < len) {
+        const char *line = buf + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t linelen = nl ? (size_t)(nl - line) : len - pos;
+        const struct directive *d;
+        size_t i;
+
+        pos += linelen + (nl ? 1 : 0);
+        lineno++;
+        if (linelen > AKV_CONFIG_LINE_MAX) {
+            snprintf(reason, sizeof(reason), "line is longer than %u bytes",
+                     (unsigned)AKV_CONFIG_LINE_MAX);
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (memchr(line, '\0', linelen)) {
+            snprintf(reason, sizeof(reason), "NUL byte in line");
+            rc = -EINVAL;
+            goto fail;
+        }
+        for (i = 0; i < linelen && is_blank(line[i]); i++)
+            ;
+        if (i == linelen || line[i] == '#')
+            continue;
+        rc = split_line(line, linelen, scratch, &a, reason, sizeof(reason));
+        if (rc < 0) {
+            if (secret_line(line + i, linelen - i))
+                snprintf(reason, sizeof(reason), "bad quoting in a secret (not shown)");
+            goto fail;
+        }
+        d = lookup(a.v[0]);
+        if (!d) {
+            char shown[AKV_QUOTE_BUF];
+            snprintf(reason, sizeof(reason), "unknown directive '%s'", show(shown, a.v[0]));
+            rc = -EINVAL;
+            goto fail;
+        }
+        rc = apply(c, d, !seen[d - directives], a.n - 1, a.v + 1, reason, sizeof(reason));
+        if (rc < 0)
+            goto fail;
+        seen[d - directives] = 1;
+    }
+    free(a.v);
+    free(scratch);
+    return 0;
+
+fail:
+    seterr(err, errlen, "%s:%zu: %s", name, lineno, reason);
+    free(a.v);
+    free(scratch);
+    return rc;
+}
+
+/* Reads all of fd into a fresh buffer. Returns 0 or -errno. */
+static int read_all(int fd, char **bufp, size_t *lenp)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int rc;
+
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t n;
+        if (len == cap) {
+            char *nbuf;
+            if (cap >= FILE_MAX) {
+                rc = -EFBIG;
+                goto fail;
+            }
+            cap *= 2;
+            nbuf = realloc(buf, cap);
+            if (!nbuf) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            buf = nbuf;
+        }
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    *bufp = buf;
+    *lenp = len;
+    return 0;
+
+fail:
+    free(buf);
+    return rc;
+}
+
+int akv_config_load_file(struct akv_config *c, const char *path, char *err, size_t errlen)
+{
+    char *buf = NULL, *copy = NULL;
+    size_t len = 0;
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail_io;
+    }
+    rc = read_all(fd, &buf, &len);
+    close(fd);
+    if (rc < 0)
+        goto fail_io;
+    copy = strdup(path);
+    if (!copy) {
+        rc = -ENOMEM;
+        goto fail_io;
+    }
+    rc = akv_config_load_mem(c, buf, len, path, err, errlen);
+    free(buf);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    free(c->config_file);
+    c->config_file = copy;
+    return 0;
+
+fail_io:
+    seterr(err, errlen, "%s: %s", path, strerror(-rc));
+    free(buf);
+    return rc;
+}
+
+int akv_config_set(struct akv_config *c, const char *name, size_t argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    const struct directive *d = lookup(name);
+
+    if (!d) {
+        char shown[AKV_QUOTE_BUF];
+        seterr(err, errlen, "unknown directive '%s'", show(shown, name));
+        return -EINVAL;
+    }
+    /* CONFIG SET passes one value; as in Redis, a directive of several
+     * arguments ("client-output-buffer-limit 32mb 4mb 10", "bind a b") takes
+     * them space-separated in that one string. */
+    if (argc == 1 && d->max_args > 1 && strpbrk(argv[0], " \t") != NULL) {
+        char copy[1024], *save = NULL, *tok;
+        const char *words[AKV_CONFIG_BIND_MAX + 4];
+        size_t n = 0;
+
+        if (strlen(argv[0]) >= sizeof(copy)) {
+            seterr(err, errlen, "'%s' value too long", d->name);
+            return -EINVAL;
+        }
+        strcpy(copy, argv[0]);
+        for (tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+            if (n == sizeof(words) / sizeof(words[0])) {
+                seterr(err, errlen, "'%s' takes at most %zu arguments", d->name, d->max_args);
+                return -EINVAL;
+            }
+            words[n++] = tok;
+        }
+        return apply(c, d, 1, n, words, err, errlen);
+    }
+    return apply(c, d, 1, argc, argv, err, errlen);
+}
+
+int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen)
+{
+    const struct directive *d = lookup(name);
+
+    if (!d)
+        return -ENOENT;
+    return d->get(c, d, out, outlen);
+}
+
+static const char *name_list[ARRAY_SIZE(directives) + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+/* Built from the table, once, so that a new row needs no second list. */
+static void names_build(void)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(directives); i++)
+        name_list[i] = directives[i].name;
+    name_list[i] = NULL;
+}
+
+const char *const *akv_config_names(void)
+{
+    pthread_once(&names_once, names_build);
+    return name_list;
+}
+
+int akv_config_runtime(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(runtime_directives); i++)
+        if (strcasecmp(name, runtime_directives[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int akv_config_is_path(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(path_directives); i++)
+        if (strcasecmp(name, path_directives[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int akv_config_client_settable(const char *name)
+{
+    return akv_config_runtime(name) && !akv_config_is_path(name);
+}

@@ -1,0 +1,145 @@
+/*
+ * config.h - attnkvd settings: defaults, the redis.conf-style file, and the
+ * command-line flags that override it.
+ *
+ * File syntax: one directive per line, "name arg [arg ...]", separated by
+ * blanks; a line whose first non-blank character is '#' is a comment; blank
+ * lines and CRLF line ends are fine; a line may be at most
+ * AKV_CONFIG_LINE_MAX bytes. Arguments may be "double-quoted" (escapes \"
+ * \\ \n \r \t \xHH, but not \x00) or 'single-quoted' (only \' is an
+ * escape); a closing quote must be followed by a blank or the line end.
+ * Numbers are decimal and must be whole and in range. Directive names and
+ * keyword values (dot, l2, notice, ...) are case-insensitive. Every
+ * directive is documented, with its default, in conf/attnkvd.conf.
+ *
+ * Threading: parse on the main thread before the loop starts; afterwards the
+ * struct is read-only except where the daemon documents otherwise.
+ */
+#ifndef ATTNKV_CONFIG_H
+#define ATTNKV_CONFIG_H
+
+#include <stddef.h>
+
+#include "attnkv/types.h"
+#include "persist/persist.h"
+#include "util/log.h"
+
+#define AKV_CONFIG_BIND_MAX 16
+#define AKV_CONFIG_LINE_MAX 65536 /* longest line of a config file, bytes */
+
+struct akv_config {
+    char *bind[AKV_CONFIG_BIND_MAX]; /* addresses to listen on (default "127.0.0.1") */
+    size_t nbind;
+    int port;                        /* default 6479; 0 = pick a free port (tests) */
+    char *vectors;                   /* path of the binary vocabulary; default: see akv_config_default_vectors */
+    int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
+    int neighbour_lists;             /* QUERY's cached neighbour lists, at most; 0 = none */
+    struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
+    int maxclients;                  /* default 10000 */
+    /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
+     * conf/attnkvd.conf says so) and security. requirepass is NULL when
+     * no password is set, and is never shown (see akv_config_get). */
+    unsigned long long proto_max_inline_len;      /* longest inline request */
+    unsigned long long proto_max_bulk_len;        /* largest RESP bulk string */
+    int proto_max_multibulk_len;                  /* most arguments in one request */
+    unsigned long long client_query_buffer_limit; /* most an incomplete request may need */
+    unsigned long long obuf_hard;                 /* client-output-buffer-limit: hard, */
+    unsigned long long obuf_soft;                 /* soft, */
+    int obuf_soft_seconds;                        /* and seconds over soft */
+    int timeout;                                  /* idle seconds before closing; 0 = never */
+    int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
+    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX */
+    unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
+    unsigned long long maxmemory_clients;         /* all client buffers together; 0: no limit */
+    int maxkeys;                                  /* most keys in the store */
+    char *requirepass;                            /* the password, or NULL */
+    int protected_mode;                           /* without a password, loopback only */
+    enum akv_loglevel loglevel;      /* default notice */
+    char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
+    char *config_file;               /* the file that was read, or NULL */
+    /* Persistence (src/persist.c). */
+    char *dir;                       /* data directory (default ".") */
+    int appendonly;                  /* keep the append-only file (default 1) */
+    char *appendfilename;            /* file name inside dir (default "appendonly.aof") */
+    enum akv_fsync appendfsync;      /* default everysec */
+    int aof_rewrite_percentage;      /* auto rewrite past this growth, 0 = off (default 100) */
+    unsigned long long aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
+    int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
+    int slowlog_max_len;     /* entries kept; default 128 */
+};
+
+/* Fills c with defaults (allocating the default strings). Returns 0 or
+ * -ENOMEM, after which c is zeroed and akv_config_fini is still safe. */
+int akv_config_init(struct akv_config *c);
+/* Frees what c owns and zeroes it, so a second call is harmless. NULL is a no-op. */
+void akv_config_fini(struct akv_config *c);
+
+/* The default vectors path: $AKV_VECTORS if set and non-empty, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/attnkv/glove-6B-100d.akv (a relative
+ * XDG_CACHE_HOME is ignored, as the XDG spec says), else, with no HOME,
+ * /var/cache/attnkv/glove-6B-100d.akv. Caller frees; NULL means no memory. */
+char *akv_config_default_vectors(void);
+
+/* Applies the directives in buf[0..len) (a config file's contents); name is
+ * the file name used in messages. A directive that appears again overrides,
+ * except bind, whose arguments replace the list the first time it appears in
+ * a given source and then accumulate.
+ * Directives before a rejected line stay applied; the rejected one changes
+ * nothing. To make a reload all-or-nothing, load into a fresh struct.
+ * Returns 0, or -EINVAL (or -ENOMEM) with "name:line: reason" in err
+ * (name NULL reads "(config)"). Pure: no I/O, so it can be fuzzed. */
+int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const char *name,
+                        char *err, size_t errlen);
+
+/* Reads path and applies it with akv_config_load_mem; on success
+ * c->config_file becomes a copy of path. Returns 0, -errno with
+ * "path: reason" when it cannot be read (-EFBIG past 16 MiB), or -EINVAL
+ * as above. */
+int akv_config_load_file(struct akv_config *c, const char *path, char *err, size_t errlen);
+
+/* Sets one directive by name from its textual arguments (used by the file
+ * parser, by command-line flags and later by CONFIG SET). Each call is a
+ * source of its own, so "bind" replaces the list. A rejected value leaves c
+ * unchanged. Returns 0, or -EINVAL (or -ENOMEM) with a reason (no file:line)
+ * in err; err may be NULL. */
+int akv_config_set(struct akv_config *c, const char *name, size_t argc, const char *const *argv,
+                   char *err, size_t errlen);
+
+/* Writes the current value of directive name as text into out (for CONFIG
+ * GET): bind as a space-separated list, keywords by name, the temperature in
+ * the shortest form that reads back as the same number, memory sizes in
+ * bytes, an unset string as "". Feeding the text back to akv_config_set gives
+ * the same value.
+ * Returns 0, -ENOENT for an unknown name, -EPERM for a secret (requirepass),
+ * whose value is never shown (out is then ""), or -ENOSPC when out is too
+ * small (it then holds a truncated, terminated value). */
+int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen);
+
+/* Parses a memory size the way redis.conf writes them: decimal digits and an
+ * optional unit, case-insensitive: b; k = 1000, kb = 1024; m = 10^6,
+ * mb = 2^20; g = 10^9, gb = 2^30. No sign, blanks or fraction; overflow is
+ * refused. Returns 0 with *out set, or -EINVAL (out untouched). Pure; any
+ * thread. */
+int akv_config_parse_memory(const char *s, unsigned long long *out);
+
+/* The names of all directives, NULL-terminated, in conf/attnkvd.conf order
+ * (for CONFIG GET patterns). Static storage; any thread. */
+const char *const *akv_config_names(void);
+
+/* 1 if directive name may change while the daemon runs (CONFIG SET, and a
+ * SIGHUP reload of the file), 0 if it takes a restart or is unknown. The
+ * run-time ones are the query defaults, maxclients, loglevel, logfile and
+ * the slow log settings. Any thread. */
+int akv_config_runtime(const char *name);
+
+/* 1 if directive name holds a path (logfile, dir, appendfilename, vectors).
+ * Paths come only from the configuration file and the command line, at
+ * start-up or on a SIGHUP reload: a client must not choose where the daemon
+ * writes. Any thread. */
+int akv_config_is_path(const char *name);
+
+/* 1 if CONFIG SET may change directive name: a run-time one that is not a
+ * path. Any thread. */
+int akv_config_client_settable(const char *name);
+
+#endif

@@ -1,0 +1,670 @@
+/*
+ * server.c - listeners, accepting, signals and shutdown.
+ *
+ * Design
+ * ------
+ * Threading: one loop thread runs every callback here, owns the listeners,
+ * the connections (conn.c), the store and the statistics. The only other
+ * threads are the worker pool's (pool.c); they see jobs, never this struct.
+ *
+ * Handles owned here, each embedded in its owner and freed in (or after) its
+ * close callback: one uv_tcp_t per listening address (each in its own
+ * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
+ * uv_signal_t handles, a timer used for the shutdown grace period, the
+ * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
+ * every AKV_CONN_CRON_MS, and, when the service manager asks for one, the
+ * watchdog timer. The pool owns one uv_async_t; each connection owns its
+ * TCP handle and maybe a linger timer.
+ *
+ * Accepting: past maxclients a client gets "-ERR max number of clients
+ * reached"; then, in protected mode without a password, a client from an
+ * address other than loopback gets "-DENIED ..." (both then close).
+ *
+ * Service manager: when systemd passes listening sockets ($LISTEN_FDS,
+ * src/activation.c) they are served instead of the bind/port settings. The
+ * watchdog timer sends WATCHDOG=1 every half of $WATCHDOG_USEC from the
+ * loop, so a wedged loop stops the pings. Shutdown starts with STOPPING=1.
+ * SIGHUP reopens the log, then calls the reload callback (main.c re-reads
+ * the configuration file and applies the run-time directives through
+ * env->apply_setting, as CONFIG SET does).
+ *
+ * Shutdown (SIGINT or SIGTERM):
+ *   1. the listeners close, so no client is accepted any more;
+ *   2. every connection stops reading, finishes the request it is running
+ *      and the complete requests it had already received, writes its
+ *      replies and closes (conn.c, akv_conn_drain_all);
+ *   3. when the last connection has been freed (so no job is left, since
+ *      each job holds its connection), the pool's threads are joined and its
+ *      handle closed, and the signal and timer handles close, after which
+ *      uv_run returns and uv_loop_close succeeds.
+ * A client that does not take its replies within SHUTDOWN_GRACE_MS, or a
+ * second signal, makes step 2 close every connection at once (their jobs
+ * still finish first; a job cannot be interrupted). Step 3 is started from a
+ * timer callback rather than from whatever callback freed the last
+ * connection, so it never runs inside the pool's own delivery loop.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "server/activation.h"
+#include "server/conn.h"
+#include "util/log.h"
+#include "server/service.h"
+#include "server/pool.h"
+
+#define LISTEN_BACKLOG 511
+#define SHUTDOWN_GRACE_MS 10000
+
+struct listener {
+    uv_tcp_t tcp;
+    struct akv_server *srv;
+    char name[INET6_ADDRSTRLEN + 16]; /* "127.0.0.1:6479", "[::1]:6479" */
+};
+
+static const int signals_handled[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSIGNALS (sizeof(signals_handled) / sizeof(signals_handled[0]))
+
+struct akv_server {
+    uv_loop_t *loop;
+    struct akv_cmd_env *env;
+    const struct akv_config *cfg;
+    struct akv_pool *pool;
+    struct akv_conn_shared conns;
+    int conns_ready;
+    struct listener **listeners;
+    size_t nlisteners;     /* entries in listeners (closed ones are NULL) */
+    size_t open_listeners; /* not yet through their close callback */
+    uv_signal_t sig[NSIGNALS];
+    size_t nsig;      /* initialised signal handles */
+    uv_timer_t timer; /* grace period, then the deferred final step */
+    int timer_ready;
+    uv_timer_t cron; /* akv_conn_cron */
+    int cron_ready;
+    uv_timer_t watchdog; /* WATCHDOG=1 pings, when asked for */
+    int watchdog_ready;
+    void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
+    void *reload_arg;
+    int stopping;  /* shutdown started */
+    int finishing; /* step 3 started */
+};
+
+static void close_listeners(struct akv_server *s);
+static void check_done(struct akv_server *s);
+
+/* ------------------------------------------------------------------------
+ * Accepting.
+ */
+
+/* What a client from elsewhere than loopback gets in protected mode. One
+ * line: a reply may not hold CR or LF. */
+static const char denied[] =
+    "DENIED attnkv is running in protected mode because protected mode is enabled and no "
+    "password is set. In this mode connections are only accepted from the loopback interface. "
+    "If you want to connect from other hosts, do one of the following: 1) set a password with "
+    "the 'requirepass' directive in attnkvd.conf and restart attnkvd; clients then send "
+    "AUTH <password> first. 2) If this host can only be reached from trusted networks, set "
+    "'protected-mode no' in attnkvd.conf and restart attnkvd. 3) Bind attnkvd to the loopback "
+    "address only and reach it through a tunnel. You only need to do one of the above for "
+    "attnkv to accept connections from other hosts.";
+
+/* Whether the client connects from a loopback address: 127.0.0.0/8, ::1 or
+ * an IPv4-mapped 127.x. Unknown counts as not. */
+static int peer_is_loopback(struct akv_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_tcp_getpeername((uv_tcp_t *)akv_conn_stream(c), (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        const unsigned char *b = a->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && b[12] == 127;
+    }
+    return 0;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    struct listener *l = ls->data;
+    struct akv_server *s = l->srv;
+    struct akv_conn *c;
+    int rc;
+
+    if (status < 0) {
+        akv_log(AKV_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(status));
+        return;
+    }
+    rc = akv_conn_create(&s->conns, &c);
+    if (rc < 0) {
+        /* The connection stays in the backlog; the next callback retries. */
+        akv_log(AKV_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(rc));
+        return;
+    }
+    rc = uv_accept(ls, akv_conn_stream(c));
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(rc));
+        akv_conn_close(c);
+        return;
+    }
+    s->env->stats.connections_received++;
+    if (s->env->stats.connected_clients >= (uint64_t)s->cfg->maxclients) {
+        s->env->stats.rejected_connections++;
+        akv_log(AKV_LOG_VERBOSE, "rejecting a client: maxclients (%d) reached", s->cfg->maxclients);
+        akv_conn_reject(c, "ERR max number of clients reached");
+        return;
+    }
+    if (s->cfg->protected_mode && !s->cfg->requirepass && !peer_is_loopback(c)) {
+        akv_log(AKV_LOG_VERBOSE, "refusing a client from another host: protected mode");
+        akv_conn_reject(c, denied);
+        return;
+    }
+    akv_conn_start(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Listening.
+ */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct akv_server *s = l->srv;
+
+    free(l);
+    s->open_listeners--;
+    check_done(s);
+}
+
+/* Formats a bound address as "host:port" (IPv6 in brackets) and returns its
+ * port. */
+static int addr_name(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        uv_ip6_name(a, host, sizeof(host));
+        snprintf(buf, cap, "[%s]:%d", host, ntohs(a->sin6_port));
+        return ntohs(a->sin6_port);
+    }
+    {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        uv_ip4_name(a, host, sizeof(host));
+        snprintf(buf, cap, "%s:%d", host, ntohs(a->sin_port));
+        return ntohs(a->sin_port);
+    }
+}
+
+/* Adds a listener with an initialised TCP handle to the server's list (the
+ * server closes it at shutdown, whatever happens next). */
+static int listener_new(struct akv_server *s, struct listener **out)
+{
+    struct listener *l, **grown;
+    int rc;
+
+    grown = realloc(s->listeners, (s->nlisteners + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    s->listeners = grown;
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->srv = s;
+    rc = uv_tcp_init(s->loop, &l->tcp);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    l->tcp.data = l;
+    s->listeners[s->nlisteners++] = l;
+    s->open_listeners++;
+    *out = l;
+    return 0;
+}
+
+/* Binds and listens on one resolved address. *port is the port to use; if
+ * it is 0, it becomes the one the kernel picked. */
+static int listen_one(struct akv_server *s, const char *spec, struct sockaddr *sa, int *port)
+{
+    struct listener *l;
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    int rc;
+
+    if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons((uint16_t)*port);
+    else
+        ((struct sockaddr_in *)(void *)sa)->sin_port = htons((uint16_t)*port);
+
+    rc = listener_new(s, &l);
+    if (rc < 0)
+        return rc;
+    addr_name(sa, l->name, sizeof(l->name));
+
+    /* IPV6ONLY lets "::" and "0.0.0.0" be listed side by side. libuv sets
+     * SO_REUSEADDR, so a restart does not wait for TIME_WAIT sockets. */
+    rc = uv_tcp_bind(&l->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cannot listen on %s (bind %s): %s", l->name, spec,
+                uv_strerror(rc));
+        return rc;
+    }
+    rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+    if (rc < 0)
+        return rc;
+    *port = addr_name((struct sockaddr *)&bound, l->name, sizeof(l->name));
+    akv_log(AKV_LOG_NOTICE, "listening on %s", l->name);
+    return 0;
+}
+
+/* Serves a listening socket inherited from the service manager. */
+static int listen_inherited(struct akv_server *s, int fd, int *port)
+{
+    struct listener *l;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    int type = 0, listening = 0, p, rc;
+    socklen_t olen = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen) < 0 || type != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&bound, &blen) < 0 ||
+        (bound.ss_family != AF_INET && bound.ss_family != AF_INET6)) {
+        akv_log(AKV_LOG_WARNING,
+                "inherited descriptor %d is not a TCP socket (attnkvd serves TCP only)", fd);
+        return -EINVAL;
+    }
+    olen = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) < 0 || !listening) {
+        akv_log(AKV_LOG_WARNING, "inherited descriptor %d is not a listening socket", fd);
+        return -EINVAL;
+    }
+    rc = listener_new(s, &l);
+    if (rc < 0)
+        return rc;
+    p = addr_name((struct sockaddr *)&bound, l->name, sizeof(l->name));
+    rc = uv_tcp_open(&l->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cannot serve inherited socket %s: %s", l->name, uv_strerror(rc));
+        return rc;
+    }
+    if (*port == 0 || s->nlisteners == 1)
+        *port = p;
+    akv_log(AKV_LOG_NOTICE, "listening on %s (socket from the service manager)", l->name);
+    return 0;
+}
+
+/* Parses one bind address (an IPv4 or IPv6 literal, as config.c accepts;
+ * AI_NUMERICHOST keeps getaddrinfo from ever asking DNS) and listens on it. */
+static int listen_spec(struct akv_server *s, const char *spec, int *port)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    rc = getaddrinfo(spec, NULL, &hints, &res);
+    if (rc != 0) {
+        akv_log(AKV_LOG_WARNING, "cannot listen on %s: %s", spec, gai_strerror(rc));
+        return -EINVAL;
+    }
+    rc = -EINVAL;
+    for (ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        rc = listen_one(s, spec, ai->ai_addr, port);
+        if (rc < 0)
+            break;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static void close_listeners(struct akv_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i]) {
+            uv_close((uv_handle_t *)&s->listeners[i]->tcp, on_listener_closed);
+            s->listeners[i] = NULL;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Shutdown.
+ */
+
+static void close_rest(struct akv_server *s)
+{
+    if (s->pool)
+        akv_pool_close(s->pool, NULL, NULL);
+    if (s->conns_ready)
+        akv_conn_shared_close(&s->conns);
+    for (size_t i = 0; i < s->nsig; i++)
+        if (!uv_is_closing((uv_handle_t *)&s->sig[i]))
+            uv_close((uv_handle_t *)&s->sig[i], NULL);
+    /* Closing the last handle of a signal puts back its default action, so
+     * a repeated SIGTERM would now kill a process that is a few
+     * milliseconds from exiting cleanly. Nothing below can block, so let it
+     * finish instead. */
+    if (s->nsig > 0) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+    }
+    if (s->timer_ready && !uv_is_closing((uv_handle_t *)&s->timer))
+        uv_close((uv_handle_t *)&s->timer, NULL);
+    if (s->cron_ready && !uv_is_closing((uv_handle_t *)&s->cron))
+        uv_close((uv_handle_t *)&s->cron, NULL);
+    if (s->watchdog_ready && !uv_is_closing((uv_handle_t *)&s->watchdog))
+        uv_close((uv_handle_t *)&s->watchdog, NULL);
+}
+
+static void on_final_step(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+
+    akv_log(AKV_LOG_NOTICE, "all clients done; stopping the workers");
+    close_rest(s);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+
+    akv_log(AKV_LOG_WARNING, "%zu clients still open after %d ms; closing them",
+            akv_conn_count(&s->conns), SHUTDOWN_GRACE_MS);
+    akv_conn_close_all(&s->conns);
+}
+
+static void check_done(struct akv_server *s)
+{
+    if (!s->stopping || s->finishing || akv_conn_count(&s->conns) > 0 || s->open_listeners > 0)
+        return;
+    s->finishing = 1;
+    uv_timer_stop(&s->timer);
+    uv_timer_start(&s->timer, on_final_step, 0, 0);
+}
+
+static void on_conn_released(struct akv_conn_shared *sh)
+{
+    check_done(sh->data);
+}
+
+void akv_server_stop(struct akv_server *s)
+{
+    if (s->stopping) {
+        if (!s->finishing) {
+            akv_log(AKV_LOG_WARNING, "shutdown already under way; closing every client now");
+            akv_conn_close_all(&s->conns);
+        }
+        return;
+    }
+    s->stopping = 1;
+    akv_service_notify("STOPPING=1");
+    akv_service_status("Shutting down: %" PRIu64 " clients, %zu jobs in flight",
+                      s->env->stats.connected_clients, akv_pool_pending(s->pool));
+    akv_log(AKV_LOG_NOTICE, "shutting down: %" PRIu64 " clients, %zu jobs in flight",
+            s->env->stats.connected_clients, akv_pool_pending(s->pool));
+    close_listeners(s);
+    uv_timer_start(&s->timer, on_grace_over, SHUTDOWN_GRACE_MS, 0);
+    akv_conn_drain_all(&s->conns);
+    check_done(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct akv_server *s = h->data;
+
+    if (signum == SIGHUP) {
+        int rc = akv_log_reopen();
+        akv_service_notify("RELOADING=1");
+        if (rc < 0)
+            akv_log(AKV_LOG_WARNING, "SIGHUP: reopening the log: %s", akv_log_strerror(rc));
+        else
+            akv_log(AKV_LOG_NOTICE, "SIGHUP: log reopened");
+        if (s->reload)
+            s->reload(s->reload_arg);
+        akv_service_notify("READY=1");
+        return;
+    }
+    akv_log(AKV_LOG_NOTICE, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    akv_server_stop(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Run-time settings and the watchdog.
+ */
+
+/* env->apply_setting: makes a run-time directive that has just changed in
+ * the config take effect. Most are read where they are used; the log needs
+ * doing. On failure the caller puts the old value back and calls this again
+ * (with err NULL), which reopens the old log. */
+static int apply_setting(struct akv_cmd_env *env, const char *name, char *err, size_t errlen)
+{
+    const struct akv_config *cfg = env->config;
+
+    if (strcmp(name, "loglevel") == 0) {
+        akv_log_set_level(cfg->loglevel);
+    } else if (strcmp(name, "logfile") == 0) {
+        int rc = akv_log_open(cfg->logfile);
+        if (rc < 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "cannot open the log file %s: %s", cfg->logfile,
+                         akv_log_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static size_t queue_len(const struct akv_cmd_env *env)
+{
+    const struct akv_server *s = env->hook_data;
+
+    return s && s->pool ? akv_pool_queued(s->pool) : 0;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    akv_service_notify("WATCHDOG=1");
+}
+
+void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *arg)
+{
+    s->reload = fn;
+    s->reload_arg = arg;
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle.
+ */
+
+static void on_cron(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+
+    akv_conn_cron(&s->conns);
+}
+
+/* Says at start-up who may connect; never shows the password. */
+static void log_access(const struct akv_server *s)
+{
+    const struct akv_config *cfg = s->cfg;
+
+    if (cfg->requirepass) {
+        akv_log(AKV_LOG_NOTICE, "requirepass is set: clients must AUTH first");
+    } else if (cfg->protected_mode) {
+        akv_log(AKV_LOG_NOTICE, "protected mode: no password is set, so only clients on the "
+                                "loopback interface are accepted");
+    } else {
+        for (size_t i = 0; i < cfg->nbind; i++) {
+            if (strncmp(cfg->bind[i], "127.", 4) != 0 && strcmp(cfg->bind[i], "::1") != 0) {
+                akv_log(AKV_LOG_WARNING,
+                        "protected mode is off and no password is set: anyone who can reach "
+                        "%s can read and change the data",
+                        cfg->bind[i]);
+                break;
+            }
+        }
+    }
+}
+
+int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_env *env,
+                      const struct akv_config *cfg)
+{
+    struct akv_server *s = calloc(1, sizeof(*s));
+    unsigned workers;
+    int port, rc;
+
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    s->env = env;
+    s->cfg = cfg;
+
+    workers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
+    if (workers > AKV_POOL_THREADS_MAX)
+        workers = AKV_POOL_THREADS_MAX;
+    rc = akv_pool_create(&s->pool, loop, workers);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cannot start %u worker threads: %s", workers, strerror(-rc));
+        goto fail;
+    }
+    env->workers = workers;
+
+    rc = akv_conn_shared_init(&s->conns, loop, env, s->pool);
+    if (rc < 0)
+        goto fail;
+    s->conns_ready = 1;
+    s->conns.on_release = on_conn_released;
+    s->conns.data = s;
+
+    rc = uv_timer_init(loop, &s->timer);
+    if (rc < 0)
+        goto fail;
+    s->timer.data = s;
+    s->timer_ready = 1;
+
+    rc = uv_timer_init(loop, &s->cron);
+    if (rc < 0)
+        goto fail;
+    s->cron.data = s;
+    s->cron_ready = 1;
+    rc = uv_timer_start(&s->cron, on_cron, AKV_CONN_CRON_MS, AKV_CONN_CRON_MS);
+    if (rc < 0)
+        goto fail;
+
+    for (; s->nsig < NSIGNALS; s->nsig++) {
+        uv_signal_t *h = &s->sig[s->nsig];
+        rc = uv_signal_init(loop, h);
+        if (rc < 0)
+            goto fail;
+        h->data = s;
+        rc = uv_signal_start(h, on_signal, signals_handled[s->nsig]);
+        if (rc < 0) {
+            s->nsig++; /* initialised: it must be closed */
+            goto fail;
+        }
+    }
+
+    if (akv_service_watchdog_usec() > 0) {
+        uint64_t ms = akv_service_watchdog_usec() / 2000;
+        rc = uv_timer_init(loop, &s->watchdog);
+        if (rc < 0)
+            goto fail;
+        s->watchdog.data = s;
+        s->watchdog_ready = 1;
+        /* Once now, then every half interval, as sd_watchdog_enabled(3)
+         * advises. */
+        uv_timer_start(&s->watchdog, on_watchdog, 0, ms > 0 ? ms : 1);
+        akv_log(AKV_LOG_VERBOSE, "watchdog: pinging every %" PRIu64 " ms", ms > 0 ? ms : 1);
+    }
+
+    port = cfg->port;
+    rc = akv_activation_listen_fds();
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "bad LISTEN_FDS/LISTEN_PID from the service manager");
+        goto fail;
+    }
+    if (rc > 0) {
+        int n = rc;
+        port = 0;
+        akv_log(AKV_LOG_NOTICE,
+                "socket-activated: serving %d inherited sockets; bind and port "
+                "are ignored",
+                n);
+        for (int i = 0; i < n; i++) {
+            rc = listen_inherited(s, AKV_ACTIVATION_FD_START + i, &port);
+            if (rc < 0)
+                goto fail;
+        }
+    } else {
+        for (size_t i = 0; i < cfg->nbind; i++) {
+            rc = listen_spec(s, cfg->bind[i], &port);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+    if (s->nlisteners == 0) {
+        akv_log(AKV_LOG_WARNING, "no address to listen on");
+        rc = -EINVAL;
+        goto fail;
+    }
+    env->tcp_port = port;
+    log_access(s);
+    env->apply_setting = apply_setting;
+    env->queue_len = queue_len;
+    env->hook_data = s;
+    *out = s;
+    return 0;
+
+fail:
+    /* Handles cannot just be freed: close them and let the loop deliver
+     * their close callbacks before the memory goes. */
+    close_listeners(s);
+    close_rest(s);
+    uv_run(loop, UV_RUN_DEFAULT);
+    akv_server_destroy(s);
+    return rc;
+}
+
+int akv_server_run(struct akv_server *s)
+{
+    /* With UV_RUN_DEFAULT, uv_run returns only once nothing is active. */
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void akv_server_destroy(struct akv_server *s)
+{
+    if (!s)
+        return;
+    akv_pool_destroy(s->pool);
+    if (s->conns_ready)
+        akv_conn_shared_fini(&s->conns);
+    free(s->listeners);
+    free(s);
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""daemon-realvec: the README's example store on the default vectors.
+
+GloVe 6B 100d, from $AKV_VECTORS or the cache scripts/fetch-vectors fills
+(~/.cache/attnkv/glove-6B-100d.akv); exits 77 (skipped) when they are
+absent, unless AKV_REQUIRE_VECTORS=1 (then it fails).
+
+Run alone: meson test -C build daemon-realvec, or
+  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  python3 tests/integration/test_realvec.py [-k NAME]
+(environment: see akvtest.py).
+"""
+
+import os
+import shutil
+import sys
+
+import akvtest
+from akvtest import Daemon, is_err, run_tool
+
+
+def real_vectors_path():
+    p = os.environ.get("AKV_VECTORS")
+    if not p:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        p = os.path.join(cache, "attnkv", "glove-6B-100d.akv")
+    return p if os.path.isfile(p) else None
+
+
+def realvec_env(workdir):
+    """The usual Env, but its shared daemon serves the default vectors."""
+    path = real_vectors_path()
+    if not path:
+        if os.environ.get("AKV_REQUIRE_VECTORS") == "1":
+            raise AssertionError("AKV_REQUIRE_VECTORS=1 but the default vectors are missing")
+        raise akvtest.Skip("default vectors not found (run scripts/fetch-vectors)")
+    env = akvtest.Env(workdir)
+    env.daemon = Daemon(workdir, path, ("--workers", "2"), name="realvec")
+    return env
+
+
+EXAMPLE = {"one": "number", "cat": "animal", "dog": "animal", "ball": "toy", "sphere": "shape",
+           "male": "gender"}
+EXPECTED = {
+    "female": ["gender", "ethnicity", "orientation", "racial", "mainstreaming"],
+    "seven": ["number", "numbers", "only", "addition", "ten"],
+    "seventy": ["number", "numbers", "only", "addition", "one"],
+    "rhombus": ["shape", "shaped", "shapes", "rather", "structure"],
+    "parabola": ["shape", "shaped", "shapes", "structure", "rather"],
+    "cylinder": ["shape", "same", "example", "instance", "though"],
+}
+
+
+@akvtest.test("realvec")
+def test_readme_example(env):
+    c = env.daemon.client()
+    info = c.cmd("INFO", "vectors")
+    assert "vector_dim:100" in info, info
+    c.cmd("FLUSHALL")
+    for k, v in EXAMPLE.items():
+        assert c.cmd("SET", k, v) == "OK"
+    for q, want in EXPECTED.items():
+        got = c.cmd("QUERY", q)
+        assert got == want, (q, got, want)
+    # The same through redis-cli, as the README shows it.
+    if shutil.which("redis-cli"):
+        r = run_tool(["redis-cli", "-p", str(env.daemon.port), "QUERY", "rhombus"])
+        assert r.stdout.split() == EXPECTED["rhombus"], r
+    got = c.cmd("EXPLAIN", "female", "COUNT", 1)
+    assert got[0][0] == "male" and got[0][1] == "gender", got
+    assert c.cmd("NEIGHBORS", "king", "COUNT", 3)[0] == "king"
+    r = c.cmd("SET", "rhombuss", "shape")
+    assert is_err(r, "unknown word 'rhombuss' (did you mean 'rhombus'?)"), r
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(akvtest.main("realvec", make_env=realvec_env))

@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""daemon-service: attnkvd as a service; the test plays systemd.
+
+It binds its own NOTIFY_SOCKET (a Unix datagram socket, by path and in the
+abstract namespace) and checks READY=1 (sent only once the port accepts),
+the STATUS= lines, WATCHDOG=1 pings (WATCHDOG_USEC=200 ms) and STOPPING=1 on
+SIGTERM; passes a listening socket as descriptor 3 with LISTEN_FDS and
+LISTEN_PID (set by a tiny sh wrapper that then execs the daemon, so the pid
+is the daemon's); and checks INFO counters against known activity,
+SLOWLOG, CONFIG SET and the SIGHUP reload (log reopened, settings applied).
+
+Run alone: meson test -C build daemon-service, or
+  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  python3 tests/integration/test_service.py [-k NAME]
+(environment: see akvtest.py).
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import akvtest
+from akvtest import START_TIMEOUT, Client, Daemon, info_fields, is_err
+
+
+class Manager:
+    """The service manager's side of sd_notify: a datagram socket that
+    records every message with the time it arrived."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if path.startswith("@"):
+            self.sock.bind("\0" + path[1:])
+        else:
+            self.sock.bind(path)
+        self.address = path
+        self.sock.settimeout(0.05)
+        self.messages = []  # (monotonic time, text)
+        self.hooks = []  # (predicate, callback) run on the receiving thread
+        self.hook_errors = []
+        self.lock = threading.Lock()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            text = data.decode(errors="replace")
+            now = time.monotonic()
+            with self.lock:
+                hooks = list(self.hooks)
+            # Hooks run before the message is recorded, so whoever waits
+            # for it sees what the hook found.
+            for pred, cb in hooks:
+                if pred(text):
+                    try:
+                        cb(text)
+                    except Exception as e:  # pylint: disable=broad-except
+                        # A failing hook must not kill the receiver: the
+                        # waiting test would then time out with no clue.
+                        with self.lock:
+                            self.hook_errors.append(repr(e))
+            with self.lock:
+                self.messages.append((now, text))
+
+    def texts(self):
+        with self.lock:
+            return [t for _, t in self.messages]
+
+    def wait_for(self, text, timeout=START_TIMEOUT, count=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(1 for t in self.texts() if t == text or t.startswith(text)) >= count:
+                return
+            time.sleep(0.01)
+        raise AssertionError("no %r from attnkvd; got %r (hook errors %r)"
+                             % (text, self.texts(), self.hook_errors))
+
+    def close(self):
+        self.done = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def notify_run(env, address):
+    """READY=1 timing, STATUS lines, watchdog and STOPPING=1 on one socket."""
+    if not address.startswith("@"):
+        address = os.path.join(env.workdir, address)
+    m = Manager(address)
+    ready_checks = {}
+
+    logpath = os.path.join(env.workdir, "notify.log")
+
+    def on_ready(_):
+        # At the moment READY=1 arrives the port must already accept. The
+        # daemon can get here before Daemon() has returned, so the hook reads
+        # the log by its path rather than through the Daemon object.
+        try:
+            with open(logpath, "rb") as f:
+                log = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            log = ""
+        ports = re.findall(r"listening on \S+:(\d+)", log)
+        ready_checks["listening_logged"] = bool(ports)
+        if ports:
+            ready_checks["port"] = int(ports[0])
+            try:
+                c = Client(int(ports[0]), timeout=5)
+                ready_checks["local"] = c.sock.getsockname()
+                ready_checks["ping"] = c.cmd("PING")
+                c.close()
+            except Exception as e:  # recorded, checked below
+                ready_checks["ping"] = repr(e)
+
+    m.hooks.append((lambda t: t == "READY=1", on_ready))
+    p = Daemon(env.workdir, env.vectors, name="notify", expect_start=False,
+               extra_env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
+    try:
+        m.wait_for("READY=1")
+        p.wait_ready()
+        t = m.texts()
+        i_ready = t.index("READY=1")
+        assert ready_checks.get("listening_logged") and ready_checks.get("ping") == "PONG", \
+            (ready_checks, t, p.text())
+        statuses = [x for x in t[:i_ready] if x.startswith("STATUS=")]
+        assert any(x.startswith("STATUS=Loading the vectors from " + env.vectors) for x in statuses), t
+        assert any(x.startswith("STATUS=Vectors loaded (%d words" % len(env.words))
+                   for x in statuses), t
+        m.wait_for("STATUS=Ready: port %d" % p.port)
+        # Pings every 100 ms (half of 200 ms): at least 5 in the next 0.8 s.
+        n0 = t.count("WATCHDOG=1")
+        time.sleep(0.8)
+        n1 = m.texts().count("WATCHDOG=1")
+        assert n1 - n0 >= 5, (n0, n1)
+        stamps = [ts for ts, x in m.messages if x == "WATCHDOG=1"]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        assert max(gaps[-5:]) < 0.19, gaps  # each within the 200 ms budget
+        rc = p.stop()
+        assert rc == 0, p.text()[-3000:]
+        # The daemon has exited, but the receiving thread may not have
+        # recorded its last datagrams yet.
+        m.wait_for("STATUS=Shutting down", timeout=10)
+        t = m.texts()
+        assert "STOPPING=1" in t, t
+        assert t.index("STOPPING=1") > t.index("READY=1")
+        assert any(x.startswith("STATUS=Shutting down") for x in t), t
+    finally:
+        p.kill()
+        m.close()
+
+
+@akvtest.test("service")
+def test_notify_path_socket(env):
+    notify_run(env, "notify.sock")
+
+
+@akvtest.test("service")
+def test_notify_abstract_socket(env):
+    notify_run(env, "@akv-test-notify-%d" % os.getpid())
+
+
+@akvtest.test("service")
+def test_watchdog_for_another_pid(env):
+    m = Manager(os.path.join(env.workdir, "wd.sock"))
+    p = Daemon(env.workdir, env.vectors, name="wdpid", expect_start=False,
+               extra_env={"NOTIFY_SOCKET": m.address, "WATCHDOG_USEC": "100000",
+                          "WATCHDOG_PID": "1"})
+    try:
+        m.wait_for("READY=1")
+        time.sleep(0.4)
+        assert "WATCHDOG=1" not in m.texts(), m.texts()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+        m.close()
+
+
+@akvtest.test("service")
+def test_outside_systemd(env):
+    """No NOTIFY_SOCKET: nothing is sent and nothing breaks."""
+    p = Daemon(env.workdir, env.vectors, name="plain", expect_start=False,
+               extra_env={"WATCHDOG_USEC": "100000"})
+    try:
+        p.wait_ready()
+        c = p.client()
+        assert c.cmd("PING") == "PONG"
+        c.close()
+        assert p.stop() == 0
+        assert "watchdog" not in p.text()
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_socket_activation(env):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    port = ls.getsockname()[1]
+    # A client may connect before the daemon even runs: the socket queues it.
+    early = Client(port)
+    early.send(Client.encode("PING"))
+    m = Manager(os.path.join(env.workdir, "act.sock"))
+    # --port 0 is ignored: the inherited socket is served instead.
+    p = Daemon(env.workdir, env.vectors, name="act", expect_start=False, listen_sock=ls,
+               extra_env={"NOTIFY_SOCKET": m.address})
+    ls.close()  # the daemon has its own copy
+    try:
+        m.wait_for("READY=1")
+        p.wait_ready()
+        assert p.port == port, (p.port, port)
+        assert "socket from the service manager" in p.text(), p.text()
+        assert early.read() == "PONG"
+        early.close()
+        c = p.client()
+        assert int(info_fields(c, "server")["tcp_port"]) == port
+        c.close()
+        assert p.stop() == 0
+        m.wait_for("STOPPING=1", timeout=10)
+    finally:
+        p.kill()
+        m.close()
+
+
+@akvtest.test("service")
+def test_socket_activation_not_tcp(env):
+    """A Unix socket handed over is refused: attnkvd serves TCP only."""
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(os.path.join(env.workdir, "unix.sock"))
+    ls.listen(1)
+    p = Daemon(env.workdir, env.vectors, name="actunix", expect_start=False, listen_sock=ls)
+    ls.close()
+    try:
+        rc = p.proc.wait(timeout=60)
+        assert rc == 1, (rc, p.text())
+        assert "is not a TCP socket" in p.text(), p.text()
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_socket_activation_other_pid(env):
+    """LISTEN_PID naming another process: the daemon binds by itself."""
+    p = Daemon(env.workdir, env.vectors, name="actpid", expect_start=False,
+               extra_env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
+    try:
+        p.wait_ready()
+        assert "socket from the service manager" not in p.text()
+        c = p.client()
+        assert c.cmd("PING") == "PONG"
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_info_counts(env):
+    p = Daemon(env.workdir, env.vectors, ("--workers", "2"), name="info", expect_start=False)
+    try:
+        p.wait_ready()
+        c = p.client()
+        assert c.cmd("SET", "cat", "animal") == "OK"
+        assert c.cmd("SET", "dog", "animal") == "OK"
+        n = 25
+        for i in range(n):
+            assert len(c.cmd("QUERY", "king")) == 5
+        assert is_err(c.cmd("QUERY", "zzzzqqq"), "unknown word")
+        assert is_err(c.cmd("GET"), "wrong number")
+        extra = [p.client() for _ in range(3)]
+        for x in extra:
+            assert x.cmd("PING") == "PONG"
+        f = info_fields(c, "everything")
+        q = dict(kv.split("=") for kv in f["cmdstat_query"].split(","))
+        assert int(q["calls"]) == n + 1 and int(q["failed_calls"]) == 1, q
+        assert int(q["rejected_calls"]) == 0 and int(q["usec"]) > 0, q
+        assert float(q["usec_per_call"]) > 0, q
+        s = dict(kv.split("=") for kv in f["cmdstat_set"].split(","))
+        assert s["calls"] == "2" and s["failed_calls"] == "0", s
+        g = dict(kv.split("=") for kv in f["cmdstat_get"].split(","))
+        assert g["calls"] == "0" and g["rejected_calls"] == "1", g
+        assert int(f["query_count"]) == n
+        assert int(f["connected_clients"]) == 4
+        assert int(f["total_connections_received"]) == 4
+        assert int(f["rejected_connections"]) == 0
+        assert int(f["total_error_replies"]) == 2
+        assert int(f["jobs_waiting"]) == 0 and int(f["jobs_in_flight"]) == 0
+        pct = [int(f["query_latency_p%s_us" % k]) for k in ("50", "90", "99", "999")]
+        assert 0 < pct[0] <= pct[1] <= pct[2] <= pct[3] <= int(f["query_latency_max_us"]), pct
+        assert f["latency_percentiles_usec_query"] == "p50=%d,p90=%d,p99=%d,p99.9=%d" % tuple(pct)
+        assert int(f["used_memory_rss"]) > 1 << 20
+        assert int(f["used_memory_store"]) > 0 and f["keys"] == "2"
+        assert int(f["vocabulary_size"]) == len(env.words)
+        assert f["vocabulary_file"] == env.vectors and int(f["vector_dim"]) == env.dim
+        plain = c.cmd("INFO")
+        for sec in ("Server", "Clients", "Memory", "Stats", "Latency", "Store", "Keyspace",
+                    "Vectors"):
+            assert "# %s\r\n" % sec in plain, plain
+        assert "# Commandstats" not in plain
+        assert "# Commandstats" in c.cmd("INFO", "all")
+        assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+        f = info_fields(c, "everything")
+        assert "cmdstat_query" not in f and f["query_count"] == "0"
+        assert f["connected_clients"] == "4"
+        for x in extra:
+            x.close()
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_slowlog(env):
+    p = Daemon(env.workdir, env.vectors, name="slow", expect_start=False)
+    try:
+        p.wait_ready()
+        c = p.client()
+        assert c.cmd("SLOWLOG", "LEN") == 0  # default threshold 10 ms: nothing yet
+        assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0") == "OK"
+        c.cmd("SET", "cat", "animal")
+        c.cmd("QUERY", "dog", "COUNT", "2")
+        c.cmd("SET", "k" * 300, "animal")  # fails, and is cut in the log
+        entries = c.cmd("SLOWLOG", "GET", "-1")
+        assert len(entries) == 4, entries  # CONFIG SET, SET, QUERY, SET
+        newest = entries[0]
+        assert len(newest) == 6
+        ident, when, dur, argv, addr, name = newest
+        assert argv[0] == "SET" and argv[1].startswith("k" * 128)
+        assert argv[1].endswith("... (172 more bytes)"), argv
+        assert abs(when - time.time()) < 60 and dur >= 0 and name == ""
+        local = c.sock.getsockname()
+        assert addr == "%s:%d" % local, (addr, local)
+        q = entries[1]
+        assert q[3] == ["QUERY", "dog", "COUNT", "2"] and q[0] == ident - 1, q
+        assert [e[0] for e in entries] == sorted((e[0] for e in entries), reverse=True)
+        assert len(c.cmd("SLOWLOG", "GET", "2")) == 2
+        assert c.cmd("CONFIG", "SET", "slowlog-max-len", "2") == "OK"
+        assert c.cmd("SLOWLOG", "LEN") == 2
+        assert c.cmd("SLOWLOG", "RESET") == "OK"
+        assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "-1") == "OK"
+        c.cmd("PING")
+        assert c.cmd("SLOWLOG", "LEN") == 1  # only the SLOWLOG RESET itself
+        assert "slowlog-log-slower-than" in c.cmd("CONFIG", "GET", "slowlog*")
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_config_set(env):
+    p = Daemon(env.workdir, env.vectors, ("--loglevel", "notice"), name="cset",
+               expect_start=False)
+    try:
+        p.wait_ready()
+        c = p.client()
+        c.cmd("SET", "cat", "animal")
+        assert len(c.cmd("QUERY", "dog")) == 5
+        assert c.cmd("CONFIG", "SET", "count", "2") == "OK"
+        assert len(c.cmd("QUERY", "dog")) == 2
+        assert c.cmd("CONFIG", "GET", "count") == ["count", "2"]
+        r = c.cmd("CONFIG", "SET", "port", "7000")
+        assert is_err(r, "CONFIG SET 'port' cannot be changed at run time"), r
+        for name, val in (("bind", "::1"), ("workers", "3")):
+            assert is_err(c.cmd("CONFIG", "SET", name, val), "cannot be changed at run time")
+        for name, val in (("vectors", "/x"), ("dir", "/tmp"), ("logfile", "/proc/self/mem")):
+            assert is_err(c.cmd("CONFIG", "SET", name, val), "is a path"), name
+        assert is_err(c.cmd("CONFIG", "SET", "count", "0"), "bad count")
+        assert is_err(c.cmd("CONFIG", "SET", "nope", "1"), "Unknown option")
+        # loglevel: debug lines appear only after the change.
+        assert "debug:" not in p.text()
+        assert c.cmd("CONFIG", "SET", "loglevel", "debug", "maxclients", "2") == "OK"
+        x = p.client()
+        assert x.cmd("PING") == "PONG"
+        y = p.client()
+        assert is_err(y.read(), "max number of clients reached")
+        y.close()
+        x.close()
+        assert c.cmd("CONFIG", "SET", "maxclients", "100") == "OK"
+        # logfile is a path: only a reload changes it (test_sighup_reload).
+        newlog = os.path.join(env.workdir, "cset-new.log")
+        assert is_err(c.cmd("CONFIG", "SET", "logfile", newlog), "is a path")
+        assert not os.path.exists(newlog)
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
+@akvtest.test("service")
+def test_sighup_reload(env):
+    conf = os.path.join(env.workdir, "hup.conf")
+    log = os.path.join(env.workdir, "hup-file.log")  # not hup.log: the daemon's output
+    data = tempfile.mkdtemp(prefix="hup-data-", dir=env.workdir)
+
+    def write_conf(count, port="0", extra="", logfile=log):
+        with open(conf, "w") as f:
+            f.write('port %s\ncount %d\nlogfile "%s"\nloglevel notice\ndir "%s"\n'
+                    'appendonly yes\n%s' % (port, count, logfile, data, extra))
+
+    write_conf(3)
+    p = Daemon(env.workdir, env.vectors, ("--config", conf, "--loglevel", "verbose"), name="hup",
+               expect_start=False, port=None, logfile=log)
+    try:
+        p.wait_ready()
+        c = p.client()
+        c.cmd("SET", "cat", "animal")
+        assert len(c.cmd("QUERY", "dog")) == 3
+        # logrotate: move the file away, change the config, SIGHUP.
+        os.rename(log, log + ".1")
+        write_conf(4, port="1234", extra="metric cosine\n")
+        p.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in p.text(log):
+            assert time.monotonic() < deadline, p.text(log) + p.text(log + ".1")
+            time.sleep(0.02)
+        t = p.text(log)
+        assert "SIGHUP: log reopened" in t, t
+        assert "SIGHUP: count changed from '3' to '4'" in t, t
+        assert "SIGHUP: metric changed from 'l2' to 'cosine'" in t, t
+        assert "port changed" in t and "restart attnkvd" in t, t
+        # The --loglevel flag still wins over the file's loglevel.
+        assert "loglevel changed" not in t, t
+        assert len(c.cmd("QUERY", "dog")) == 4
+        assert c.cmd("CONFIG", "GET", "metric") == ["metric", "cosine"]
+        assert c.cmd("CONFIG", "GET", "port")[1] != "1234"
+        # A broken file changes nothing.
+        with open(conf, "a") as f:
+            f.write("count many\n")
+        p.proc.send_signal(signal.SIGHUP)
+        while "settings unchanged" not in p.text(log):
+            assert time.monotonic() < deadline + 10, p.text(log)
+            time.sleep(0.02)
+        assert len(c.cmd("QUERY", "dog")) == 4
+        # The log may never go to the AOF, a /proc file, a FIFO or through a
+        # symbolic link: each is refused and the old log kept.
+        aof = os.path.join(data, "appendonly.aof")
+        link = os.path.join(env.workdir, "hup-link.log")
+        fifo = os.path.join(env.workdir, "hup.fifo")
+        os.symlink(log, link)
+        os.mkfifo(fifo)
+        assert os.path.exists(aof)
+        for target, why in ((aof, "the append-only file"), ("/proc/self/mem", "not a regular"),
+                            (link, "symbolic link"), (fifo, "not a regular"),
+                            (os.path.join(data, ".", "appendonly.aof"), "the append-only file")):
+            before = p.text(log).count("keeping '%s'" % log)
+            write_conf(4, extra="metric cosine\n", logfile=target)
+            p.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while p.text(log).count("keeping '%s'" % log) == before:
+                assert time.monotonic() < deadline, p.text(log)
+                time.sleep(0.02)
+            assert why in p.text(log).splitlines()[-2] + p.text(log).splitlines()[-1], \
+                p.text(log)[-1000:]
+        assert c.cmd("SET", "dog", "animal") == "OK"
+        assert c.cmd("CONFIG", "GET", "logfile") == ["logfile", log]
+        c.close()
+        assert p.stop() == 0
+        assert "bye" in p.text(log)
+        with open(aof, "rb") as f:
+            body = f.read()
+        assert b"notice" not in body and b"SIGHUP" not in body, body[:300]
+        # A start with the log on the AOF is refused, saying why; with a
+        # proper log the AOF replays.
+        r = subprocess.run([os.environ["AKV_ATTNKVD"], "--vectors", env.vectors, "--config",
+                            conf], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "that is the append-only file" in r.stderr, r
+        write_conf(4)
+        q = Daemon(env.workdir, env.vectors, ("--config", conf), name="hup2", expect_start=False,
+                   port=None, logfile=log)
+        try:
+            q.wait_ready()
+            c = q.client()
+            assert c.cmd("GET", "dog") == "animal"
+            c.close()
+            assert q.stop() == 0
+        finally:
+            q.kill()
+    finally:
+        p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(akvtest.main("service", make_env=akvtest.Env))

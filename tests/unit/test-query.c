@@ -1,0 +1,980 @@
+/*
+ * test-query.c - QUERY, EXPLAIN and NEIGHBORS against the independent
+ * double-precision reference in refimpl.c, on random vocabularies and stores,
+ * for every attention mode and metric.
+ */
+#include <check.h>
+
+#include "runsuite.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnkv/embed.h"
+#include "attnkv/nbcache.h"
+#include "attnkv/query.h"
+#include "attnkv/store.h"
+#include "attnkv/vectab.h"
+#include "engine/attn.h"
+#include "engine/rank.h"
+#include "refimpl.h"
+#include "testutil.h"
+
+/* Identical top-k, scores within 1e-5 (relative to the score's size). Two
+ * ids may trade places only when the reference scores them equal to 1e-9,
+ * a tie the float vectors cannot resolve any better. */
+static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_hit *want,
+                       size_t nwant, const char *what)
+{
+    ck_assert_msg(ngot == nwant, "%s: %zu hits, reference %zu", what, ngot, nwant);
+    for (size_t i = 0; i < ngot; i++) {
+        double tol = 1e-5 * fmax(1.0, fabs(want[i].score));
+        ck_assert_msg(fabs(got[i].score - want[i].score) <= tol,
+                      "%s: hit %zu score %.9g, reference %.9g", what, i, got[i].score,
+                      want[i].score);
+        if (got[i].id != want[i].id) {
+            int tied = 0;
+            for (size_t j = 0; j < nwant; j++)
+                if (want[j].id == got[i].id && fabs(want[j].score - want[i].score) <= 1e-9)
+                    tied = 1;
+            ck_assert_msg(tied, "%s: hit %zu is word %u, reference word %u", what, i,
+                          got[i].id, want[i].id);
+        }
+    }
+}
+
+/* A random text of 1 to max_words vocabulary words. */
+static void random_text(uint64_t *seed, size_t nvocab, int max_words, char *buf, size_t cap)
+{
+    int words = 1 + (int)(tu_rand(seed) % (uint64_t)max_words);
+    size_t len = 0;
+    for (int w = 0; w < words; w++)
+        len += (size_t)snprintf(buf + len, cap - len, "%sw%zu", w ? " " : "",
+                                (size_t)(tu_rand(seed) % nvocab));
+}
+
+struct model {
+    struct akv_store *store;
+    struct ref_entry *e;
+    char (*keys)[64];
+    size_t n;
+};
+
+/* An empty store and reference with room for cap entries. */
+static void model_init(struct model *m, const struct akv_vocab *voc, size_t cap)
+{
+    ck_assert_int_eq(akv_store_create(&m->store, voc), 0);
+    m->e = calloc(cap ? cap : 1, sizeof *m->e);
+    m->keys = calloc(cap ? cap : 1, sizeof *m->keys);
+    m->n = 0;
+}
+
+/* Sets key to val in both; returns 0 (and changes nothing) if key is there
+ * already: keys must be distinct for the model. */
+static int model_add(struct model *m, const struct akv_vocab *voc, const char *key,
+                     const char *val)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    const char *cur;
+    size_t clen;
+    char err[256];
+
+    if (akv_store_get(m->store, key, strlen(key), &cur, &clen))
+        return 0;
+    ck_assert_int_eq(akv_store_set(m->store, key, strlen(key), val, strlen(val), err, sizeof err),
+                     0);
+    snprintf(m->keys[m->n], sizeof m->keys[m->n], "%s", key);
+    m->e[m->n].k = malloc(dim * sizeof(double));
+    m->e[m->n].v = malloc(dim * sizeof(double));
+    ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
+    ck_assert_int_eq(ref_embed(voc, val, m->e[m->n].v), 0);
+    m->n++;
+    return 1;
+}
+
+/* Fills a store and the matching reference entries with n random entries
+ * of 1 to max_words words, with distinct keys. */
+static void model_fill(struct model *m, const struct akv_vocab *voc, size_t n, int max_words,
+                       uint64_t *seed)
+{
+    char key[64], val[64];
+
+    model_init(m, voc, n);
+    while (m->n < n) {
+        random_text(seed, akv_vocab_count(voc), max_words, key, sizeof key);
+        random_text(seed, akv_vocab_count(voc), max_words, val, sizeof val);
+        model_add(m, voc, key, val);
+    }
+}
+
+static void model_free(struct model *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->e[i].k);
+        free(m->e[i].v);
+    }
+    free(m->e);
+    free(m->keys);
+    akv_store_destroy(m->store);
+}
+
+/* nqueries random queries over a store of nentries random entries of 1 to
+ * max_words words, on a vocabulary of nvocab words of dimension dim with
+ * components in [-scale, scale). */
+static void run_random_queries_shaped(size_t nvocab, uint32_t dim, double scale, int max_words,
+                                      size_t nentries, int nqueries, uint64_t seed)
+{
+    struct akv_vocab *voc = tu_random_vocab(nvocab, dim, scale, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    float *q = malloc(dim * sizeof *q);
+    double *qd = malloc(dim * sizeof *qd);
+    struct model m;
+    static const unsigned ks[] = {1, 5, 50};
+    char text[64], err[256], what[160];
+
+    model_fill(&m, voc, nentries, max_words, &seed);
+    for (int i = 0; i < nqueries; i++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        size_t nwant;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)(i % 2);
+        o.metric = (enum akv_metric)((i / 2) % 3);
+        o.k = ks[(i / 6) % 3];
+        o.temperature = (i / 18) % 2 ? 0.5 : 0.1;
+        random_text(&seed, nvocab, 3, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q, err, sizeof err), 0);
+        ck_assert_int_eq(ref_embed(voc, text, qd), 0);
+
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        akv_store_snap_release(m.store, &snap);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        snprintf(what, sizeof what, "seed %llu query %d '%s' attn %s metric %s k %u",
+                 (unsigned long long)seed, i, text, akv_attn_mode_name(o.attn),
+                 akv_metric_name(o.metric), o.k);
+        ck_assert_uint_eq(res->attended, m.n);
+        check_hits(res->hits, res->nhits, want, nwant, what);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+    free(q);
+    free(qd);
+}
+
+static void run_random_queries(size_t nvocab, uint32_t dim, size_t nentries, int nqueries,
+                               uint64_t seed)
+{
+    run_random_queries_shaped(nvocab, dim, 1.0, 3, nentries, nqueries, seed);
+}
+
+START_TEST(test_random_small)
+{
+    /* Dimension 16 uses only the 8-wide unrolled loops; 37 exercises the
+     * tails as well. Thousands of queries in all across the suite. */
+    run_random_queries(3000, 16, 40, 720, 1);
+    run_random_queries(2500, 37, 7, 360, 2);
+}
+END_TEST
+
+START_TEST(test_random_large_store)
+{
+    /* More entries than one store chunk (4096 slots), so attention crosses
+     * block boundaries and the running softmax rescales. */
+    run_random_queries(1000, 24, 5000, 72, 3);
+}
+END_TEST
+
+START_TEST(test_random_long_phrases)
+{
+    /* Keys and values of up to eight words: past the three a store keeps
+     * inline, so the attention step reads the full lists too. */
+    run_random_queries_shaped(2000, 16, 1.0, 8, 3000, 144, 7);
+}
+END_TEST
+
+/* Scores far apart between blocks: the first block's keys are phrases with
+ * low scores against w0, a later block holds w0 itself (large components,
+ * so its score against itself is hundreds above the rest): the softmax's
+ * shift has to move up while the values' weights are half summed, in both
+ * modes (cosine with a small temperature spreads scores over +-1/tau). */
+START_TEST(test_scores_jump_between_blocks)
+{
+    uint64_t seed = 21;
+    struct akv_vocab *voc = tu_random_vocab(3000, 24, 12.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    double *weights = malloc(9000 * sizeof *weights), qd[24];
+    struct model m;
+    char key[64], val[64];
+
+    model_init(&m, voc, 9000);
+    while (m.n < 8500) {
+        int words = 3;
+        size_t len = 0;
+        for (int w = 0; w < words; w++)
+            len += (size_t)snprintf(key + len, sizeof key - len, "%sw%d", w ? " " : "",
+                                    1 + (int)(tu_rand(&seed) % 2999));
+        random_text(&seed, 3000, 3, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    ck_assert(model_add(&m, voc, "w0", "w5 w6"));
+    while (m.n < 9000) {
+        random_text(&seed, 3000, 3, key, sizeof key);
+        random_text(&seed, 3000, 3, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    ck_assert_int_eq(ref_embed(voc, "w0", qd), 0);
+    for (int mode = 0; mode < 2; mode++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        size_t nwant;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)mode;
+        o.temperature = 0.001;
+        o.explain = 3;
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, akv_vocab_vec(voc, 0), &o, res), 0);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        ck_assert_uint_eq(res->attended, m.n);
+        check_hits(res->hits, res->nhits, want, nwant, mode ? "jump cosine" : "jump dot");
+        /* w0 -> "w5 w6" takes almost all the weight. */
+        ck_assert_uint_ge(res->nwhy, 1);
+        ck_assert_msg(fabs(res->why[0].weight - weights[8500]) <= 1e-9, "weight %.17g, reference %.17g",
+                      res->why[0].weight, weights[8500]);
+        ck_assert(res->why[0].weight > 0.5);
+        akv_store_snap_release(m.store, &snap);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(weights);
+}
+END_TEST
+
+START_TEST(test_single_entry_store)
+{
+    run_random_queries(500, 8, 1, 36, 4);
+}
+END_TEST
+
+START_TEST(test_explain_weights)
+{
+    uint64_t seed = 11;
+    struct akv_vocab *voc = tu_random_vocab(800, 20, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    double *weights = malloc(200 * sizeof *weights), qd[20];
+    float q[20];
+    struct model m;
+    char err[256];
+
+    model_fill(&m, voc, 200, 3, &seed);
+    for (int mode = 0; mode < 2; mode++) {
+        struct akv_query_opts o;
+        struct akv_store_snap snap;
+        double sum = 0;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)mode;
+        o.temperature = 0.2;
+        o.explain = 10;
+        o.skip_rank = 1;
+        ck_assert_int_eq(akv_embed_text(voc, "w7 w9", 5, q, err, sizeof err), 0);
+        ck_assert_int_eq(ref_embed(voc, "w7 w9", qd), 0);
+        akv_store_snap_take(m.store, &snap);
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, 5, want, weights);
+        ck_assert_uint_eq(res->nhits, 0); /* skip_rank */
+        ck_assert_uint_eq(res->nwhy, 10);
+        for (size_t i = 0; i < res->nwhy; i++) {
+            const char *k, *v;
+            size_t kl, vl, j;
+            akv_store_entry_text(m.store, &snap, res->why[i].slot, &k, &kl, &v, &vl);
+            for (j = 0; j < m.n; j++)
+                if (strlen(m.keys[j]) == kl && memcmp(m.keys[j], k, kl) == 0)
+                    break;
+            ck_assert_uint_lt(j, m.n);
+            ck_assert_msg(fabs(res->why[i].weight - weights[j]) <= 1e-6 * fmax(weights[j], 1e-3),
+                          "weight %g, reference %g", res->why[i].weight, weights[j]);
+            if (i > 0)
+                ck_assert(res->why[i].weight <= res->why[i - 1].weight);
+            /* No entry outside the list may outweigh the last one listed. */
+            sum += res->why[i].weight;
+        }
+        for (size_t j = 0; j < m.n; j++) {
+            int listed = 0;
+            for (size_t i = 0; i < res->nwhy; i++) {
+                const char *k, *v;
+                size_t kl, vl;
+                akv_store_entry_text(m.store, &snap, res->why[i].slot, &k, &kl, &v, &vl);
+                listed |= strlen(m.keys[j]) == kl && memcmp(m.keys[j], k, kl) == 0;
+            }
+            if (!listed)
+                ck_assert(weights[j] <= res->why[res->nwhy - 1].weight + 1e-9);
+        }
+        ck_assert(sum <= 1.0 + 1e-9);
+        akv_store_snap_release(m.store, &snap);
+    }
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(weights);
+}
+END_TEST
+
+START_TEST(test_empty_store)
+{
+    struct akv_vocab *voc = tu_random_vocab(100, 8, 1.0, 5);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    char err[256];
+    float q[8];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_query_opts_default(&o);
+    o.explain = 3;
+    ck_assert_int_eq(akv_embed_text(voc, "w1", 2, q, err, sizeof err), 0);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nhits, 0);
+    ck_assert_uint_eq(res->nwhy, 0);
+    ck_assert_uint_eq(res->attended, 0);
+    akv_store_snap_release(s, &snap);
+
+    /* Emptied by deletion is empty too. */
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w2", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_del(s, "w1", 2), 1);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nhits, 0);
+    akv_store_snap_release(s, &snap);
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_overwrite_and_delete_follow_model)
+{
+    /* After overwrites and deletions the query must equal the reference
+     * computed from the final contents only. */
+    uint64_t seed = 21;
+    struct akv_vocab *voc = tu_random_vocab(600, 12, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    struct ref_entry e[2];
+    double kd[2][12], vd[2][12], qd[12];
+    float q[12];
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    char err[256];
+    size_t n;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w2", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w3", 2, "w4", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w5", 2, "w6", 2, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_set(s, "w1", 2, "w10 w11", 7, err, sizeof err), 0);
+    ck_assert_int_eq(akv_store_del(s, "w3", 2), 1);
+    ck_assert_uint_eq(akv_store_count(s), 2);
+    ref_embed(voc, "w1", kd[0]);
+    ref_embed(voc, "w10 w11", vd[0]);
+    ref_embed(voc, "w5", kd[1]);
+    ref_embed(voc, "w6", vd[1]);
+    e[0] = (struct ref_entry){kd[0], vd[0]};
+    e[1] = (struct ref_entry){kd[1], vd[1]};
+    akv_query_opts_default(&o);
+    akv_embed_text(voc, "w1", 2, q, err, sizeof err);
+    ref_embed(voc, "w1", qd);
+    akv_store_snap_take(s, &snap);
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
+    akv_store_snap_release(s, &snap);
+    n = ref_query(voc, e, 2, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+    ck_assert_uint_eq(res->attended, 2);
+    check_hits(res->hits, res->nhits, want, n, "overwrite/delete");
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_ties_break_by_vocabulary_order)
+{
+    /* Words 0, 3 and 5 share one vector: equal scores under every metric,
+     * so they must come back in id order. */
+    struct akv_vectab t;
+    struct akv_vocab *voc;
+    struct akv_query_result *res = malloc(sizeof *res);
+    float vecs[6][4] = {{1, 2, 3, 4}, {9, 9, 9, 9}, {-1, 0, 0, 0},
+                        {1, 2, 3, 4}, {0, 0, 0, 1}, {1, 2, 3, 4}};
+    char err[256];
+    const char *words[] = {"a", "b", "c", "d", "e", "f"};
+
+    ck_assert_int_eq(akv_vectab_init(&t, 4), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(akv_vectab_add(&t, words[i], 1, vecs[i]), 0);
+    ck_assert_int_eq(akv_vocab_from_table(&voc, &t, err, sizeof err), 0);
+    akv_vectab_fini(&t);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_L2, 3, res), 0);
+    ck_assert_uint_eq(res->nhits, 3);
+    ck_assert_uint_eq(res->hits[0].id, 0);
+    ck_assert_uint_eq(res->hits[1].id, 3);
+    ck_assert_uint_eq(res->hits[2].id, 5);
+    ck_assert(res->hits[0].score == 0.0);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_COSINE, 3, res), 0);
+    ck_assert_uint_eq(res->hits[0].id, 0);
+    ck_assert_uint_eq(res->hits[1].id, 3);
+    ck_assert_uint_eq(res->hits[2].id, 5);
+    ck_assert(fabs(res->hits[0].score - 1.0) < 1e-12);
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_DOT, 4, res), 0);
+    ck_assert_uint_eq(res->hits[0].id, 1); /* the long vector wins on dot */
+    ck_assert_uint_eq(res->hits[1].id, 0);
+    ck_assert_uint_eq(res->hits[2].id, 3);
+    ck_assert_uint_eq(res->hits[3].id, 5);
+    /* k larger than the vocabulary returns everything. */
+    ck_assert_int_eq(akv_query_neighbors(voc, vecs[0], AKV_METRIC_L2, 1000, res), 0);
+    ck_assert_uint_eq(res->nhits, 6);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+START_TEST(test_neighbors_match_reference)
+{
+    uint64_t seed = 31;
+    struct akv_vocab *voc = tu_random_vocab(4000, 25, 2.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    double qd[25];
+    char what[64];
+
+    for (int i = 0; i < 60; i++) {
+        enum akv_metric m = (enum akv_metric)(i % 3);
+        unsigned k = i % 4 == 0 ? AKV_K_MAX : 10;
+        float q[25];
+        size_t n;
+        for (int d = 0; d < 25; d++) {
+            q[d] = (float)tu_uniform(&seed, -2, 2);
+            qd[d] = q[d];
+        }
+        ck_assert_int_eq(akv_query_neighbors(voc, q, m, k, res), 0);
+        n = ref_rank(voc, qd, m, k, want);
+        snprintf(what, sizeof what, "neighbors %d metric %s", i, akv_metric_name(m));
+        check_hits(res->hits, res->nhits, want, n, what);
+    }
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    struct akv_vocab *voc = tu_random_vocab(50, 4, 1.0, 6);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct akv_store *s;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    float q[4] = {1, 0, 0, 0};
+    enum akv_attn_mode a;
+    enum akv_metric m;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_snap_take(s, &snap);
+    akv_query_opts_default(&o);
+    o.k = 0;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    o.k = AKV_K_MAX + 1;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    akv_query_opts_default(&o);
+    o.attn = AKV_ATTN_COSINE;
+    o.temperature = 0;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    o.temperature = NAN;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    akv_query_opts_default(&o);
+    o.metric = (enum akv_metric)7;
+    ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), -EINVAL);
+    ck_assert_int_eq(akv_query_neighbors(voc, q, AKV_METRIC_L2, 0, res), -EINVAL);
+    akv_store_snap_release(s, &snap);
+
+    ck_assert_int_eq(akv_attn_mode_parse("COSINE", 6, &a), 0);
+    ck_assert_int_eq(a, AKV_ATTN_COSINE);
+    ck_assert_int_eq(akv_attn_mode_parse("dots", 4, &a), -EINVAL);
+    ck_assert_int_eq(akv_metric_parse("L2", 2, &m), 0);
+    ck_assert_int_eq(m, AKV_METRIC_L2);
+    ck_assert_int_eq(akv_metric_parse("dot", 3, &m), 0);
+    ck_assert_int_eq(m, AKV_METRIC_DOT);
+    ck_assert_int_eq(akv_metric_parse("l1", 2, &m), -EINVAL);
+    akv_store_destroy(s);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+/* A batch item's result is bit for bit what the item got alone. */
+static void same_result(const struct akv_query_result *got, const struct akv_query_result *alone,
+                        int item)
+{
+    ck_assert_uint_eq(got->nhits, alone->nhits);
+    ck_assert_uint_eq(got->nwhy, alone->nwhy);
+    for (size_t h = 0; h < alone->nhits; h++) {
+        ck_assert_uint_eq(got->hits[h].id, alone->hits[h].id);
+        ck_assert_msg(got->hits[h].score == alone->hits[h].score,
+                      "item %d hit %zu: %.17g alone, %.17g in the batch", item, h,
+                      alone->hits[h].score, got->hits[h].score);
+    }
+    for (size_t w = 0; w < alone->nwhy; w++) {
+        ck_assert_uint_eq(got->why[w].slot, alone->why[w].slot);
+        ck_assert(got->why[w].weight == alone->why[w].weight);
+    }
+}
+
+START_TEST(test_batch_equals_single)
+{
+    /* One shared scan must give every item exactly what it gets alone:
+     * mixed QUERY, EXPLAIN and NEIGHBORS items, every metric and mode. */
+    enum { N = 40 };
+    uint64_t seed = 77;
+    struct akv_vocab *voc = tu_random_vocab(5000, 20, 1.0, seed);
+    struct akv_query_result *one = malloc(sizeof *one), *many = malloc(N * sizeof *many);
+    struct akv_query_item items[N];
+    float q[N][20];
+    struct model m;
+    struct akv_store_snap snap;
+    char text[64], err[256];
+
+    model_fill(&m, voc, 300, 3, &seed);
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        struct akv_query_item *it = &items[i];
+        random_text(&seed, 5000, 3, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+        memset(it, 0, sizeof *it);
+        akv_query_opts_default(&it->opts);
+        it->opts.metric = (enum akv_metric)(i % 3);
+        it->opts.attn = (enum akv_attn_mode)((i / 3) % 2);
+        it->opts.k = i % 7 == 0 ? 200 : 1 + (unsigned)(i % 9);
+        it->q = q[i];
+        it->res = &many[i];
+        if (i % 5 == 4) {
+            it->vocab = voc; /* NEIGHBORS */
+        } else {
+            it->store = m.store;
+            it->snap = &snap;
+            it->opts.explain = i % 4;
+            it->opts.skip_rank = i % 10 == 3;
+        }
+    }
+    items[N - 1].opts.k = 0; /* a bad item fails alone */
+    ck_assert_int_eq(akv_query_run_many(items, N), 0);
+    for (int i = 0; i < N; i++) {
+        int rc = items[i].store
+                     ? akv_query_run(m.store, &snap, q[i], &items[i].opts, one)
+                     : akv_query_neighbors(voc, q[i], items[i].opts.metric, items[i].opts.k, one);
+        ck_assert_int_eq(items[i].rc, rc);
+        same_result(&many[i], one, i);
+    }
+    ck_assert_int_eq(items[N - 1].rc, -EINVAL);
+    ck_assert_uint_gt(many[0].nhits, 0);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(one);
+    free(many);
+}
+END_TEST
+
+/* Neighbour lists (src/query.c, "Answering from neighbour lists"): a store
+ * of single-word keys and values, queried with its own keys under cosine
+ * attention at a low temperature (so most of the weight sits on one value,
+ * and the lists can decide) and with random texts (so it does not). Every
+ * answer, in every metric, must be bit for bit the answer without lists and
+ * match the reference; a good share must come from the lists, or this
+ * test would prove nothing. */
+START_TEST(test_neighbour_lists)
+{
+    enum { N = 30, NV = 20000, DIM = 24 };
+    static const unsigned ks[] = {1, 5, 13, 32, 50};
+    uint64_t seed = 91;
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, seed);
+    struct akv_query_result *with = malloc(N * sizeof *with), *without = malloc(N * sizeof *without);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct akv_query_item items[N], plain[N];
+    struct akv_nbcache *cache;
+    float q[N][DIM];
+    double qd[DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char key[64], val[64], text[64], err[256], what[160];
+    size_t from_lists = 0, tried = 0;
+
+    ck_assert_int_eq(akv_nbcache_create(&cache, 1000), 0);
+    model_init(&m, voc, 400);
+    while (m.n < 400) {
+        snprintf(key, sizeof key, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        if (m.n % 10 == 9) /* some phrases, whose weight the lists cannot use */
+            snprintf(val, sizeof val, "w%u w%u", (unsigned)(tu_rand(&seed) % NV),
+                     (unsigned)(tu_rand(&seed) % NV));
+        else
+            snprintf(val, sizeof val, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    /* Rounds: the first computes the lists of the values of the twelve
+     * keys queried, the later ones use them. */
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            if (i % 4 == 3)
+                random_text(&seed, NV, 2, text, sizeof text);
+            else
+                snprintf(text, sizeof text, "%s", m.keys[(size_t)i % 12]);
+            ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+            if (i % 4 == 2) {
+                /* Mostly that key, partly one whose value is a phrase: the
+                 * phrase's pull is what the lists cannot see, so only the
+                 * bound on the rest of the store keeps its neighbours. */
+                float other[DIM], a = 0.55f + 0.05f * (float)((i / 4 + round) % 4);
+                size_t pk = 9 + 10 * (size_t)((i / 4) % 5);
+                ck_assert_int_eq(
+                    akv_embed_text(voc, m.keys[pk], strlen(m.keys[pk]), other, err, sizeof err),
+                    0);
+                for (uint32_t d = 0; d < DIM; d++)
+                    q[i][d] = a * q[i][d] + (1 - a) * other[d];
+            }
+            memset(it, 0, sizeof *it);
+            akv_query_opts_default(&it->opts);
+            it->opts.metric = (enum akv_metric)(i % 3);
+            it->opts.attn = i % 5 == 4 ? AKV_ATTN_DOT : AKV_ATTN_COSINE;
+            it->opts.temperature = (const double[]){0.02, 0.06, 0.1, 0.2}[(i / 2 + round) % 4];
+            it->opts.k = ks[(i / 3 + round) % 5];
+            it->opts.explain = i % 7 == 0 ? 3 : 0;
+            it->q = q[i];
+            it->store = m.store;
+            it->snap = &snap;
+            plain[i] = *it;
+            it->res = &with[i];
+            it->nbcache = cache;
+            plain[i].res = &without[i];
+        }
+        ck_assert_int_eq(akv_query_run_many(items, N), 0);
+        ck_assert_int_eq(akv_query_run_many(plain, N), 0);
+        for (int i = 0; i < N; i++) {
+            size_t nwant;
+            ck_assert_int_eq(items[i].rc, 0);
+            ck_assert_int_eq(plain[i].rc, 0);
+            same_result(&with[i], &without[i], i);
+            ck_assert_int_eq(without[i].from_lists, 0);
+            tried += items[i].opts.metric != AKV_METRIC_DOT && items[i].opts.k <= 32;
+            from_lists += (size_t)with[i].from_lists;
+            for (uint32_t d = 0; d < DIM; d++)
+                qd[d] = q[i][d];
+            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, items[i].opts.temperature,
+                              items[i].opts.metric, items[i].opts.k, want, NULL);
+            snprintf(what, sizeof what, "round %d item %d metric %s k %u lists %d", round, i,
+                     akv_metric_name(items[i].opts.metric), items[i].opts.k, with[i].from_lists);
+            check_hits(with[i].hits, with[i].nhits, want, nwant, what);
+        }
+    }
+    ck_assert_msg(from_lists * 8 >= tried, "only %zu of %zu answered from lists", from_lists,
+                  tried);
+    ck_assert_uint_gt(akv_nbcache_count(cache), 0);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_nbcache_destroy(cache);
+    akv_vocab_destroy(voc);
+    free(with);
+    free(without);
+    free(want);
+}
+END_TEST
+
+/* The case the bound on the rest of the store is for: the heaviest value
+ * c0 sits in a tight cluster of 400 words (so its list of 64 is a small
+ * part of it), and the light value is a phrase of two words a little way
+ * off c0, pulling r across the cluster towards words that are not in c0's
+ * list. Without the rest term the lists would wrongly claim the answer
+ * (so would a rho bound not divided by 1 - W for l2, or a fifth of |rho|
+ * for cosine); with it, they must either prove it or leave the query to
+ * the scan. The
+ * weight of c0 is set exactly through dot attention on two entries.
+ * (Whether the lists answer or not, the result must be the scan's.) */
+START_TEST(test_neighbour_lists_bound)
+{
+    enum { DIM = 24, NRAND = 3000, NCLUSTER = 400 };
+    static const double heavy[] = {0.76, 0.8, 0.9, 0.97, 0.995};
+    struct akv_vectab t;
+    struct akv_vocab *voc = NULL;
+    struct akv_nbcache *cache;
+    struct akv_query_result *with = malloc(sizeof *with), *without = malloc(sizeof *without);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    float vec[DIM], c0[DIM], dir[DIM], ka[DIM], kb[DIM], q[DIM];
+    double qd[DIM], kdiff = 0;
+    uint64_t seed = 5;
+    char word[32], err[256], what[128];
+    struct model m;
+    size_t from_lists = 0;
+
+    ck_assert_int_eq(akv_vectab_init(&t, DIM), 0);
+    for (uint32_t d = 0; d < DIM; d++) {
+        c0[d] = (float)tu_uniform(&seed, -1, 1);
+        dir[d] = (float)tu_uniform(&seed, -1, 1);
+    }
+    for (size_t i = 0; i < NRAND + NCLUSTER + 2; i++) {
+        int len;
+        if (i < NRAND) {
+            len = snprintf(word, sizeof word, "r%zu", i);
+            for (uint32_t d = 0; d < DIM; d++)
+                vec[d] = (float)tu_uniform(&seed, -1, 1);
+        } else if (i < NRAND + NCLUSTER) {
+            len = snprintf(word, sizeof word, i == NRAND ? "c0" : "c%zu", i - NRAND);
+            for (uint32_t d = 0; d < DIM; d++)
+                vec[d] = c0[d] + (i == NRAND ? 0.0f : (float)tu_uniform(&seed, -0.03, 0.03));
+        } else { /* p1, p2: the phrase, just beside c0 */
+            len = snprintf(word, sizeof word, "p%zu", i - NRAND - NCLUSTER + 1);
+            for (uint32_t d = 0; d < DIM; d++)
+                vec[d] = c0[d] + 0.25f * dir[d] + (float)tu_uniform(&seed, -0.005, 0.005);
+        }
+        ck_assert_int_eq(akv_vectab_add(&t, word, (size_t)len, vec), 0);
+    }
+    ck_assert_msg(akv_vocab_from_table(&voc, &t, err, sizeof err) == 0, "%s", err);
+    akv_vectab_fini(&t);
+    ck_assert_int_eq(akv_nbcache_create(&cache, 100), 0);
+    model_init(&m, voc, 2);
+    ck_assert_int_eq(model_add(&m, voc, "r1", "c0"), 1);
+    ck_assert_int_eq(model_add(&m, voc, "r2", "p1 p2"), 1);
+    ck_assert_int_eq(akv_embed_text(voc, "r1", 2, ka, err, sizeof err), 0);
+    ck_assert_int_eq(akv_embed_text(voc, "r2", 2, kb, err, sizeof err), 0);
+    for (uint32_t d = 0; d < DIM; d++)
+        kdiff += ((double)ka[d] - kb[d]) * ((double)ka[d] - kb[d]);
+    for (int round = 0; round < 2; round++) {
+        for (size_t h = 0; h < sizeof heavy / sizeof heavy[0]; h++) {
+            for (int metric = 0; metric < 2; metric++) {
+                /* q = s (ka - kb): softmax weights heavy[h] and the rest */
+                double s = log(heavy[h] / (1 - heavy[h])) / kdiff;
+                struct akv_query_opts o;
+                struct akv_store_snap snap;
+                struct akv_query_item it, plain;
+                size_t nwant;
+
+                for (uint32_t d = 0; d < DIM; d++) {
+                    q[d] = (float)(s * ((double)ka[d] - kb[d]));
+                    qd[d] = q[d];
+                }
+                akv_query_opts_default(&o);
+                o.attn = AKV_ATTN_DOT;
+                o.metric = metric ? AKV_METRIC_COSINE : AKV_METRIC_L2;
+                o.k = 13;
+                akv_store_snap_take(m.store, &snap);
+                it = (struct akv_query_item){.store = m.store, .snap = &snap, .q = q, .opts = o,
+                                             .res = with, .nbcache = cache};
+                plain = it;
+                plain.res = without;
+                plain.nbcache = NULL;
+                ck_assert_int_eq(akv_query_run_many(&it, 1), 0);
+                ck_assert_int_eq(akv_query_run_many(&plain, 1), 0);
+                akv_store_snap_release(m.store, &snap);
+                same_result(with, without, (int)h);
+                from_lists += (size_t)with->from_lists;
+                nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want,
+                                  NULL);
+                snprintf(what, sizeof what, "round %d weight %.3f metric %s lists %d", round,
+                         heavy[h], akv_metric_name(o.metric), with->from_lists);
+                check_hits(with->hits, with->nhits, want, nwant, what);
+            }
+        }
+    }
+    /* Here the phrase's pull always matters at the 1e-9 margin, so the
+     * lists must leave every query to the scan (with the rest term left
+     * out of the bound, they answer wrongly and this test fails; the
+     * lists answering is test_neighbour_lists's part). */
+    ck_assert_uint_eq(from_lists, 0);
+    model_free(&m);
+    akv_nbcache_destroy(cache);
+    akv_vocab_destroy(voc);
+    free(with);
+    free(without);
+    free(want);
+}
+END_TEST
+
+/* The attention pass shared by a batch (src/attn.c, akv_attn_run_many)
+ * against each query alone, bit for bit, where its paths differ: keys and
+ * values longer than the inline three words, scores that jump by far more
+ * than the softmax shift's slack between the store's 4096-row blocks (so
+ * that every query's weights are rescaled mid-pass), items on two snapshots
+ * of one store, and more queries than one pass takes (16): the 33 on the
+ * second snapshot make passes of 16, 16 and 1. */
+START_TEST(test_batch_attention_paths)
+{
+    enum { N = 39 };
+    uint64_t seed = 91;
+    struct akv_vocab *voc = tu_random_vocab(3000, 24, 12.0, seed);
+    struct akv_query_result *one = malloc(sizeof *one), *many = malloc(N * sizeof *many);
+    struct akv_query_item items[N];
+    struct akv_store_snap snaps[2];
+    float q[N][24];
+    struct model m;
+    char key[96], val[96], err[256];
+
+    model_init(&m, voc, 9800);
+    while (m.n < 6000) {
+        random_text(&seed, 3000, 6, key, sizeof key);
+        random_text(&seed, 3000, 6, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snaps[0]);
+    while (m.n < 9000) {
+        random_text(&seed, 3000, 6, key, sizeof key);
+        random_text(&seed, 3000, 6, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snaps[1]);
+    for (int i = 0; i < N; i++) {
+        struct akv_query_item *it = &items[i];
+        random_text(&seed, 3000, 4, key, sizeof key);
+        ck_assert_int_eq(akv_embed_text(voc, key, strlen(key), q[i], err, sizeof err), 0);
+        memset(it, 0, sizeof *it);
+        akv_query_opts_default(&it->opts);
+        it->opts.attn = (enum akv_attn_mode)(i % 2);
+        it->opts.temperature = i % 3 == 0 ? 0.001 : 0.5;
+        it->opts.metric = (enum akv_metric)((i / 2) % 3);
+        it->opts.explain = (unsigned)(i % 5);
+        it->q = q[i];
+        it->res = &many[i];
+        it->store = m.store;
+        it->snap = &snaps[i % 7 == 0 ? 0 : 1];
+    }
+    ck_assert_int_eq(akv_query_run_many(items, N), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(akv_query_run(m.store, items[i].snap, q[i], &items[i].opts, one), 0);
+        ck_assert_int_eq(items[i].rc, 0);
+        ck_assert_uint_eq(many[i].attended, one->attended);
+        ck_assert_uint_eq(many[i].attended, i % 7 == 0 ? 6000 : 9000);
+        same_result(&many[i], one, i);
+    }
+    akv_store_snap_release(m.store, &snaps[0]);
+    akv_store_snap_release(m.store, &snaps[1]);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(one);
+    free(many);
+}
+END_TEST
+
+
+/* The attention kernels (portable, AVX2, AVX-512; src/attn.c) must give the
+ * same bits, alone and in batches. The dimension, 31, takes every path of
+ * the vector loops (eight at a time, four, then one by one) and the batch,
+ * 21, every query tile (8, 8, 4, 1). */
+START_TEST(test_attention_kernels_agree)
+{
+    enum { N = 21, DIM = 31 };
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    uint64_t seed = 123;
+    struct akv_vocab *voc = tu_random_vocab(2000, DIM, 3.0, seed);
+    struct akv_attn_job jobs[N];
+    static double want[2][N][DIM], got[N][DIM];
+    float q[N][DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char key[96], val[96], err[256];
+    int ran = 0;
+
+    model_init(&m, voc, 3000);
+    while (m.n < 2500) {
+        random_text(&seed, 2000, 5, key, sizeof key);
+        random_text(&seed, 2000, 5, val, sizeof val);
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        random_text(&seed, 2000, 3, key, sizeof key);
+        ck_assert_int_eq(akv_embed_text(voc, key, strlen(key), q[i], err, sizeof err), 0);
+    }
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (akv_attn_set_kernel(names[k]) < 0)
+            continue;
+        for (int alone = 0; alone < 2; alone++) {
+            for (int i = 0; i < N; i++)
+                jobs[i] = (struct akv_attn_job){q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i],
+                                                NULL, 0, 0};
+            if (alone) {
+                for (int i = 0; i < N; i++)
+                    ck_assert_int_eq(akv_attn_run_many(m.store, &snap, &jobs[i], 1), 2500);
+            } else {
+                ck_assert_int_eq(akv_attn_run_many(m.store, &snap, jobs, N), 2500);
+            }
+            if (ran == 0)
+                memcpy(want[alone], got, sizeof got);
+            for (int i = 0; i < N; i++)
+                ck_assert_msg(memcmp(got[i], want[alone][i], sizeof got[i]) == 0,
+                              "kernel %s, query %d (%s): r differs from the portable kernel's",
+                              names[k], i, alone ? "alone" : "in a batch");
+        }
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+    ck_assert_int_eq(memcmp(want[0], want[1], sizeof want[0]), 0);
+    ck_assert_int_eq(akv_attn_set_kernel("auto"), 0);
+    ck_assert_int_eq(akv_attn_set_kernel("no-such-kernel"), -EINVAL);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+}
+END_TEST
+
+static Suite *query_suite(void)
+{
+    Suite *s = suite_create("query");
+    TCase *tc = tcase_create("core");
+
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_random_small);
+    tcase_add_test(tc, test_random_large_store);
+    tcase_add_test(tc, test_random_long_phrases);
+    tcase_add_test(tc, test_scores_jump_between_blocks);
+    tcase_add_test(tc, test_single_entry_store);
+    tcase_add_test(tc, test_explain_weights);
+    tcase_add_test(tc, test_empty_store);
+    tcase_add_test(tc, test_overwrite_and_delete_follow_model);
+    tcase_add_test(tc, test_ties_break_by_vocabulary_order);
+    tcase_add_test(tc, test_neighbors_match_reference);
+    tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_batch_attention_paths);
+    tcase_add_test(tc, test_batch_equals_single);
+    tcase_add_test(tc, test_neighbour_lists);
+    tcase_add_test(tc, test_neighbour_lists_bound);
+    tcase_add_test(tc, test_attention_kernels_agree);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* The whole suite once per ranking kernel this CPU runs: each must give the
+ * reference's answers. Check forks every test from here, so the choice made
+ * before a run holds in its tests. */
+int main(void)
+{
+    static const char *const kernels[] = {"portable", "avx2", "avx512vnni"};
+    int status = EXIT_SUCCESS;
+
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+        if (akv_rank_set_kernel(kernels[i]) < 0) {
+            printf("kernel %s: not supported here, skipped\n", kernels[i]);
+            continue;
+        }
+        printf("kernel %s\n", kernels[i]);
+        if (tu_run_suite(query_suite()) != EXIT_SUCCESS)
+            status = EXIT_FAILURE;
+    }
+    return status;
+}
