@@ -1,9 +1,9 @@
 /*
- * nbcache.h - neighbour lists of vocabulary words, kept so that a QUERY
+ * nbcache.h - neighbor lists of vocabulary words, kept so that a QUERY
  * whose attention weight sits mostly on a few stored values can often be
  * answered exactly without scanning the vocabulary.
  *
- * Why this works (the proof is in src/query.c, "Answering from neighbour
+ * Why this works (the proof is in src/query.c, "Answering from neighbor
  * lists"): for the l2 and cosine metrics the ranking score of a word x is
  * linear in r, so for r = sum_i w_i v_i (w_i >= 0, summing to 1) it is the
  * same weighted sum of the scores x has against each stored value v_i. A

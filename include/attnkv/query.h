@@ -34,7 +34,7 @@ struct akv_query_result {
     size_t nwhy;
     struct akv_why why[AKV_EXPLAIN_MAX];
     size_t attended; /* entries the attention step saw */
-    int from_lists;  /* 1: answered from neighbour lists, without a scan */
+    int from_lists;  /* 1: answered from neighbor lists, without a scan */
 };
 
 /* Sets *o to AKV_QUERY_OPTS_DEFAULT (attnkv/types.h). */
@@ -60,7 +60,7 @@ struct akv_query_item {
     const float *q;                   /* the query (or word) vector, dim floats */
     struct akv_query_opts opts;       /* k, attention, temperature, metric, explain */
     struct akv_query_result *res;
-    /* Optional: neighbour lists that may answer a QUERY without a scan
+    /* Optional: neighbor lists that may answer a QUERY without a scan
      * (attnkv/nbcache.h); lists the batch computes are added to it. */
     struct akv_nbcache *nbcache;
     int rc;

@@ -1,5 +1,5 @@
 /*
- * nbcache.c - the neighbour-list cache (see include/attnkv/nbcache.h): an
+ * nbcache.c - the neighbor-list cache (see include/attnkv/nbcache.h): an
  * open-addressing hash table from (word, metric) to an immutable list.
  *
  * Threading: `mu` guards the table and the count; lists are written before

@@ -19,7 +19,7 @@
 #include "attnkv/vectab.h"
 #include "engine/rank.h"
 
-/* Answering from neighbour lists
+/* Answering from neighbor lists
  * ------------------------------
  * For the l2 and cosine metrics, the ranking of a word x depends on r only
  * through a score that is linear in r (larger is better):
@@ -142,7 +142,7 @@ struct akv_query_batch {
     uint32_t dim;
     size_t nreq;
     struct akv_rank_scan *scan;
-    /* The neighbour lists this batch computes: requests nreq - nfill ..
+    /* The neighbor lists this batch computes: requests nreq - nfill ..
      * nreq - 1, for the words fill_word in fill_metric, into fill_hits. */
     struct akv_nbcache *nbcache;
     size_t nfill;
@@ -280,7 +280,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
     return 0;
 }
 
-/* Whether item it may be answered from neighbour lists. */
+/* Whether item it may be answered from neighbor lists. */
 static int lists_apply(const struct akv_query_item *it)
 {
     return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank &&
@@ -386,7 +386,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
     }
 
     /* The items that need the vocabulary ranked become requests of one
-     * shared scan, unless neighbour lists answer them. */
+     * shared scan, unless neighbor lists answer them. */
     for (size_t i = 0; i < n; i++) {
         struct akv_query_item *it = &items[i];
         const struct akv_query_opts *o = &it->opts;

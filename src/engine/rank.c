@@ -990,7 +990,7 @@ int akv_rank_scan_end(struct akv_rank_scan *s)
     return rc;
 }
 
-size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n)
+size_t akv_rank_many(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n)
 {
     struct akv_rank_scan *s;
 
@@ -1010,7 +1010,7 @@ size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric
 {
     struct akv_rank_req req = {r, m, k, hits, 0};
 
-    if (akv_rank_multi(v, &req, 1) != 1)
+    if (akv_rank_many(v, &req, 1) != 1)
         return 0;
     return req.nhits;
 }

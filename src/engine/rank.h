@@ -2,7 +2,7 @@
  * rank.h - nearest vocabulary words to a vector: the ranking step of every
  * QUERY and NEIGHBORS.
  *
- * Threading: reads only the immutable vocabulary. akv_rank_multi and
+ * Threading: reads only the immutable vocabulary. akv_rank_many and
  * akv_rank_topk run on any thread. A scan object (akv_rank_scan_*) belongs
  * to one owner, except that akv_rank_scan_work may run on several threads at
  * once for distinct part numbers; the owner calls akv_rank_scan_end after
@@ -38,7 +38,7 @@ struct akv_rank_req {
 /* Ranks the vocabulary for n requests in one pass over it, each with exactly
  * the result akv_rank_topk would give it alone. Returns how many requests
  * were answered: n, or 0 (nothing written) when memory ran out. */
-size_t akv_rank_multi(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n);
+size_t akv_rank_many(const struct akv_vocab *v, struct akv_rank_req *reqs, size_t n);
 
 /* The same pass shared by up to nparts threads: begin (quantises the
  * requests), work (scans chunks of the vocabulary that no other call has

@@ -59,7 +59,7 @@ struct akv_stats {
     uint64_t query_batches;      /* batches of those jobs run, each one vocabulary pass */
     uint64_t query_batched_jobs; /* jobs those batches held (a lone job is a batch of 1) */
     uint64_t query_batch_max;    /* the largest batch */
-    uint64_t query_from_lists;   /* QUERYs answered from neighbour lists, without a scan */
+    uint64_t query_from_lists;   /* QUERYs answered from neighbor lists, without a scan */
     uint64_t error_replies;      /* -ERR replies to commands, unknown ones included */
     struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
@@ -70,7 +70,7 @@ struct akv_stats {
 struct akv_cmd_env {
     struct akv_config *config; /* CONFIG SET changes the run-time directives */
     const struct akv_vocab *vocab;
-    struct akv_nbcache *nbcache; /* neighbour lists for QUERY (attnkv/nbcache.h); NULL: none */
+    struct akv_nbcache *nbcache; /* neighbor lists for QUERY (attnkv/nbcache.h); NULL: none */
     struct akv_store *store;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;
@@ -152,5 +152,15 @@ const struct akv_cmd *akv_cmd_table(void);
  * Returns 0, or -ENOMEM when even the error reply could not be written (the
  * connection should then be dropped). Loop thread. */
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
+
+/* The one "set, apply, roll back" path for run-time settings (CONFIG SET
+ * and the SIGHUP reload): sets directive names[i] to values[i] for i < n,
+ * all or nothing. Each is checked by the directive table and made to take
+ * effect through env->apply_setting; if one fails, it and those set before
+ * it are put back (newest first) from copies of their old values. *failed
+ * gets the index of the one that failed. Returns 0, -EINVAL (err says why)
+ * or -ENOMEM. Loop thread. */
+int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *names,
+                         const char *const *values, size_t *failed, char *err, size_t errlen);
 
 #endif

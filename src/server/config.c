@@ -616,7 +616,7 @@ static const struct directive directives[] = {
     SECRET_ROW("requirepass", requirepass),
     BOOL_ROW("protected-mode", protected_mode),
     INT_ROW("workers", workers, 0, 256),
-    INT_ROW("neighbour-lists", neighbour_lists, 0, 16 << 20),
+    INT_ROW("neighbor-lists", neighbor_lists, 0, 16 << 20),
     STRING_ROW("vectors", vectors, DF_NONEMPTY),
     UINT_ROW("count", query.k, 1, AKV_K_MAX),
     ENUM_ROW("attention", query.attn, enum akv_attn_mode, akv_attn_mode_names),
@@ -655,6 +655,9 @@ static const struct directive *lookup(const char *name)
 {
     size_t i;
 
+    /* The directive's earlier spelling, still read from older files. */
+    if (strcasecmp(name, "neighbour-lists") == 0)
+        name = "neighbor-lists";
     for (i = 0; i < ARRAY_SIZE(directives); i++) {
         if (strcasecmp(name, directives[i].name) == 0)
             return &directives[i];
@@ -717,7 +720,7 @@ int akv_config_init(struct akv_config *c)
     if (!c->vectors)
         goto fail;
     c->workers = 0;
-    c->neighbour_lists = 65536;
+    c->neighbor_lists = 65536;
     c->query = (struct akv_query_opts)AKV_QUERY_OPTS_DEFAULT;
     c->maxclients = 10000;
     c->proto_max_inline_len = 64u << 10;

@@ -180,18 +180,13 @@ static void reload_config(void *arg)
                     names[i], live->config_file);
             continue;
         }
-        if (akv_config_set(live, names[i], 1, argv1, err, sizeof(err)) < 0 ||
-            env->apply_setting(env, names[i], err, sizeof(err)) < 0) {
-            const char *back[1] = {was};
-            akv_config_set(live, names[i], 1, back, NULL, 0);
-            env->apply_setting(env, names[i], NULL, 0);
+        if (akv_cmd_settings_set(env, 1, &names[i], argv1, NULL, err, sizeof(err)) < 0) {
             akv_log(AKV_LOG_WARNING, "SIGHUP: %s: %s; keeping '%s'", names[i], err, was);
             continue;
         }
         akv_log(AKV_LOG_NOTICE, "SIGHUP: %s changed from '%s' to '%s'", names[i], was, now);
         changed++;
     }
-    akv_slowlog_trim(&env->slowlog, (size_t)live->slowlog_max_len);
     akv_log(AKV_LOG_NOTICE, "SIGHUP: reloaded %s: %zu setting%s changed", live->config_file,
             changed, changed == 1 ? "" : "s");
     akv_config_fini(&fresh);
@@ -356,9 +351,9 @@ int main(int argc, char **argv)
         akv_log(AKV_LOG_NOTICE, "appendonly is off: nothing written survives a restart");
     }
 
-    if (cfg.neighbour_lists > 0 &&
-        akv_nbcache_create(&nbcache, (size_t)cfg.neighbour_lists) < 0) {
-        akv_log(AKV_LOG_WARNING, "out of memory for %d neighbour lists", cfg.neighbour_lists);
+    if (cfg.neighbor_lists > 0 &&
+        akv_nbcache_create(&nbcache, (size_t)cfg.neighbor_lists) < 0) {
+        akv_log(AKV_LOG_WARNING, "out of memory for %d neighbor lists", cfg.neighbor_lists);
         goto out;
     }
     env.config = &cfg;

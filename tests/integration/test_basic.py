@@ -324,11 +324,11 @@ def test_kernels_from_environment(env):
 
 
 @akvtest.test("basic")
-def test_neighbour_lists(env):
+def test_neighbor_lists(env):
     """QUERYs whose attention weight sits on one stored value are answered
-    from that value's neighbour list once a first QUERY has computed it
-    (INFO stats query_from_lists, neighbour_lists), with exactly the replies,
-    scores included, of a daemon that keeps no lists (neighbour-lists 0)."""
+    from that value's neighbor list once a first QUERY has computed it
+    (INFO stats query_from_lists, neighbor_lists), with exactly the replies,
+    scores included, of a daemon that keeps no lists (neighbor-lists 0)."""
     store = {"w%04d" % i: "w%04d" % (1000 + i) for i in range(40)}
     store["w0040"] = "w0100 w0101"  # a phrase: its weight stays with the rest
     asks = [("QUERY", "w%04d" % i, "ATTENTION", "cosine", "TEMPERATURE", t, "METRIC", m,
@@ -346,7 +346,7 @@ def test_neighbour_lists(env):
         after = info_fields(c, "stats")
         c.cmd("FLUSHALL")
         c.close()
-        return first, second, int(after["query_from_lists"]) - before, int(after["neighbour_lists"])
+        return first, second, int(after["query_from_lists"]) - before, int(after["neighbor_lists"])
 
     first, second, from_lists, lists = answers(env.daemon)
     assert first == second
@@ -357,11 +357,11 @@ def test_neighbour_lists(env):
     assert lists >= 40, lists
     conf = os.path.join(env.workdir, "no-lists.conf")
     with open(conf, "w") as f:
-        f.write("neighbour-lists 0\n")
+        f.write("neighbor-lists 0\n")
     d = Daemon(env.workdir, env.vectors, ("--workers", "2", "--config", conf), name="no-lists")
     try:
         off_first, off_second, off_from_lists, off_lists = answers(d)
-        assert d.client().cmd("CONFIG", "GET", "neighbour-lists") == ["neighbour-lists", "0"]
+        assert d.client().cmd("CONFIG", "GET", "neighbor-lists") == ["neighbor-lists", "0"]
     finally:
         d.check_clean_exit()
     assert (off_from_lists, off_lists) == (0, 0)

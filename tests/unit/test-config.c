@@ -64,7 +64,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(cfg.bind[0], "127.0.0.1");
     ck_assert_int_eq(cfg.port, 6479);
     ck_assert_int_eq(cfg.workers, 0);
-    ck_assert_int_eq(cfg.neighbour_lists, 65536);
+    ck_assert_int_eq(cfg.neighbor_lists, 65536);
     ck_assert_uint_eq(cfg.query.k, 5);
     ck_assert_int_eq(cfg.query.attn, AKV_ATTN_DOT);
     ck_assert(cfg.query.temperature == 0.1);
@@ -165,8 +165,10 @@ static const struct {
     {"vectors /srv/v.akv", "vectors", "/srv/v.akv"},
     {"workers 0", "workers", "0"},
     {"workers 256", "workers", "256"},
-    {"neighbour-lists 0", "neighbour-lists", "0"},
-    {"neighbour-lists 16777216", "neighbour-lists", "16777216"},
+    {"neighbor-lists 0", "neighbor-lists", "0"},
+    {"neighbor-lists 16777216", "neighbor-lists", "16777216"},
+    /* The earlier spelling of the directive is still read. */
+    {"neighbour-lists 7", "neighbor-lists", "7"},
     {"count 1", "count", "1"},
     {"count 1000", "count", "1000"},
     {"attention cosine", "attention", "cosine"},
@@ -275,8 +277,8 @@ static const struct {
     {"workers -1", "t.conf:1: bad workers '-1' (expected 0..256)"},
     {"workers 257", "t.conf:1: bad workers '257' (expected 0..256)"},
     {"workers 1.5", "t.conf:1: bad workers '1.5' (expected 0..256)"},
-    {"neighbour-lists -1", "t.conf:1: bad neighbour-lists '-1' (expected 0..16777216)"},
-    {"neighbour-lists 16777217", "t.conf:1: bad neighbour-lists '16777217' (expected 0..16777216)"},
+    {"neighbor-lists -1", "t.conf:1: bad neighbor-lists '-1' (expected 0..16777216)"},
+    {"neighbor-lists 16777217", "t.conf:1: bad neighbor-lists '16777217' (expected 0..16777216)"},
     {"count 0", "t.conf:1: bad count '0' (expected 1..1000)"},
     {"count 1001", "t.conf:1: bad count '1001' (expected 1..1000)"},
     {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
@@ -678,7 +680,7 @@ START_TEST(test_names)
                                          "requirepass",
                                          "protected-mode",
                                          "workers",
-                                         "neighbour-lists",
+                                         "neighbor-lists",
                                          "vectors",
                                          "count",
                                          "attention",

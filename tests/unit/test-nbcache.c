@@ -1,5 +1,5 @@
 /*
- * test-nbcache.c - the neighbour-list cache (src/nbcache.c): lists come
+ * test-nbcache.c - the neighbor-list cache (src/nbcache.c): lists come
  * back as they were put, per word and metric; a full cache refuses new
  * lists but keeps serving the ones it has; a list once returned never
  * changes; and threads putting and getting at once (run under TSan in the

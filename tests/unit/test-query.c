@@ -593,14 +593,14 @@ START_TEST(test_batch_equals_single)
 }
 END_TEST
 
-/* Neighbour lists (src/query.c, "Answering from neighbour lists"): a store
+/* Neighbor lists (src/query.c, "Answering from neighbor lists"): a store
  * of single-word keys and values, queried with its own keys under cosine
  * attention at a low temperature (so most of the weight sits on one value,
  * and the lists can decide) and with random texts (so it does not). Every
  * answer, in every metric, must be bit for bit the answer without lists and
  * match the reference; a good share must come from the lists, or this
  * test would prove nothing. */
-START_TEST(test_neighbour_lists)
+START_TEST(test_neighbor_lists)
 {
     enum { N = 30, NV = 20000, DIM = 24 };
     static const unsigned ks[] = {1, 5, 13, 32, 50};
@@ -642,7 +642,7 @@ START_TEST(test_neighbour_lists)
             if (i % 4 == 2) {
                 /* Mostly that key, partly one whose value is a phrase: the
                  * phrase's pull is what the lists cannot see, so only the
-                 * bound on the rest of the store keeps its neighbours. */
+                 * bound on the rest of the store keeps its neighbors. */
                 float other[DIM], a = 0.55f + 0.05f * (float)((i / 4 + round) % 4);
                 size_t pk = 9 + 10 * (size_t)((i / 4) % 5);
                 ck_assert_int_eq(
@@ -708,7 +708,7 @@ END_TEST
  * the scan. The
  * weight of c0 is set exactly through dot attention on two entries.
  * (Whether the lists answer or not, the result must be the scan's.) */
-START_TEST(test_neighbour_lists_bound)
+START_TEST(test_neighbor_lists_bound)
 {
     enum { DIM = 24, NRAND = 3000, NCLUSTER = 400 };
     static const double heavy[] = {0.76, 0.8, 0.9, 0.97, 0.995};
@@ -796,7 +796,7 @@ START_TEST(test_neighbour_lists_bound)
     /* Here the phrase's pull always matters at the 1e-9 margin, so the
      * lists must leave every query to the scan (with the rest term left
      * out of the bound, they answer wrongly and this test fails; the
-     * lists answering is test_neighbour_lists's part). */
+     * lists answering is test_neighbor_lists's part). */
     ck_assert_uint_eq(from_lists, 0);
     model_free(&m);
     akv_nbcache_destroy(cache);
@@ -952,8 +952,8 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_batch_attention_paths);
     tcase_add_test(tc, test_batch_equals_single);
-    tcase_add_test(tc, test_neighbour_lists);
-    tcase_add_test(tc, test_neighbour_lists_bound);
+    tcase_add_test(tc, test_neighbor_lists);
+    tcase_add_test(tc, test_neighbor_lists_bound);
     tcase_add_test(tc, test_attention_kernels_agree);
     suite_add_tcase(s, tc);
     return s;

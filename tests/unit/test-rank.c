@@ -141,7 +141,7 @@ END_TEST
 
 /* Rows that differ from one another by far less than the int8 sketch
  * resolves (a cluster around one vector, with +-0.5% noise): only the
- * bounds, not luck, keep the true neighbours from being dropped. A bound
+ * bounds, not luck, keep the true neighbors from being dropped. A bound
  * that were too narrow fails here. */
 START_TEST(test_near_ties)
 {
@@ -219,7 +219,7 @@ START_TEST(test_batches_and_parts)
                 reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
                                                 j == 4 ? 0 : 3 + (unsigned)j * 7, got[j], 99};
             if (parts == 0) {
-                ck_assert_uint_eq(akv_rank_multi(v, reqs, NQ), NQ);
+                ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
             } else {
                 struct akv_rank_scan *s;
                 ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, parts, &s), 0);
@@ -337,7 +337,7 @@ START_TEST(test_large_batch)
         for (int j = 0; j < NQ; j++)
             reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8,
                                             got[j], 0};
-        ck_assert_uint_eq(akv_rank_multi(v, reqs, NQ), NQ);
+        ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
         for (int j = 0; j < NQ; j++) {
             char what[96];
             size_t nw = ref_rank(v, r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8, want);

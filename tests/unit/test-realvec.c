@@ -142,7 +142,7 @@ START_TEST(test_explain_and_neighbors)
     ck_assert(res->why[0].weight > 0.5);
     akv_store_snap_release(s, &snap);
 
-    /* The word itself is its own nearest neighbour under l2 and cosine. */
+    /* The word itself is its own nearest neighbor under l2 and cosine. */
     ck_assert_int_eq(akv_query_neighbors(voc, q, AKV_METRIC_L2, 5, res), 0);
     ck_assert_str_eq(akv_vocab_word(voc, res->hits[0].id, NULL), "rhombus");
     ck_assert(res->hits[0].score == 0.0);

@@ -1,0 +1,179 @@
+/*
+ * cmd-impl.h - what the command handler files share: the handlers the
+ * table in cmd.c names, the accounting of a call, and small helpers for
+ * arguments and error replies. Private to src/server/cmd*.c.
+ *
+ * Threading: as cmd.h (the loop thread; jobs' work on a worker).
+ */
+#ifndef ATTNKV_CMD_IMPL_H
+#define ATTNKV_CMD_IMPL_H
+
+#include "server/cmd.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sys/resource.h>
+
+#include "attnkv/embed.h"
+#include "attnkv/nbcache.h"
+#include "attnkv/query.h"
+#include "engine/attn.h"
+#include "util/glob.h"
+#include "util/text.h"
+#include "engine/rank.h"
+
+#include "attnkv/version.h"
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* EXPLAIN's default number of entries, whatever config.query.k says. */
+#define EXPLAIN_DEFAULT 5
+/* SCAN's default COUNT, as in Redis. */
+#define SCAN_DEFAULT_COUNT 10
+/* The most patterns one CONFIG GET may match against every directive, and
+ * the most names one COMMAND INFO may describe: enough for any client, and
+ * few enough that one request stays well under a millisecond. */
+#define CONFIG_GET_PATTERNS_MAX 64
+#define COMMAND_INFO_MAX 1024
+/* The most entries one SCAN call looks at, whatever its COUNT: a COUNT is a
+ * hint (as in Redis), and this keeps one call to a millisecond or two. */
+#define SCAN_STEP_MAX 4096
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline int arg_is(const struct akv_slice *a, const char *word)
+{
+    return strlen(word) == a->len && strncasecmp(a->p, word, a->len) == 0;
+}
+
+/* Client bytes for an error message (util/text.h). */
+static inline const char *show(const struct akv_slice *a, char buf[AKV_QUOTE_BUF])
+{
+    return akv_quote(buf, a->p, a->len);
+}
+
+static inline int parse_u64(const struct akv_slice *a, uint64_t *out)
+{
+    unsigned long long v;
+
+    if (akv_parse_ull(a->p, a->len, UINT64_MAX, &v) < 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* An ASCII lower-case copy of s, cut to fit. */
+static inline const char *lower(const char *s, char *buf, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i + 1 < cap; i++)
+        buf[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+static inline int reply_oom(struct akv_buf *out)
+{
+    return akv_reply_error(out, "ERR out of memory");
+}
+
+static inline int reply_wrong_arity(struct akv_cmd_ctx *ctx)
+{
+    char sb[AKV_QUOTE_BUF], lb[AKV_QUOTE_BUF];
+
+    return akv_reply_errorf(ctx->out, "ERR wrong number of arguments for '%s' command",
+                            lower(show(&ctx->argv[0], sb), lb, sizeof(lb)));
+}
+
+static inline int reply_syntax(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_error(ctx->out, "ERR syntax error");
+}
+
+static inline int reply_pattern_too_long(struct akv_cmd_ctx *ctx, const struct akv_slice *pat)
+{
+    return akv_reply_errorf(ctx->out, "ERR pattern too long (%zu bytes; at most %d)", pat->len,
+                            AKV_GLOB_PATTERN_MAX);
+}
+
+/* Whether the reply being written has passed the output hard limit: the
+ * connection will be closed for it, so a handler that builds a long reply
+ * stops growing it there. */
+static inline int reply_over_limit(const struct akv_cmd_ctx *ctx)
+{
+    unsigned long long hard = ctx->env->config->obuf_hard;
+
+    return hard > 0 && ctx->out->len > hard;
+}
+
+/* ---- accounting (cmd.c) ---------------------------------------------- */
+
+/* Counts one call of c that ran for us microseconds: the per-command
+ * counters, the error count and the slow log. slow is the job's argument
+ * copy (taken over: logged or freed), or NULL, in which case argv (still
+ * valid for a command answered at once) is copied if the call is slow. */
+void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
+                     struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
+                     const char *peer);
+
+/* A job's finish: counts the call that ran for us microseconds (statistics,
+ * slow log) and lets go of its argument copy. */
+void akv_cmd_job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64_t us, int failed);
+
+/* A job's reply could not be written whole: cuts it back to mark and says
+ * so instead. If even that fails the connection notices the short reply
+ * only as a missing one; there is nothing better to send. Returns 1 (the
+ * call failed). */
+int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark);
+
+/* The slow log's copy of a call's arguments; a secret command's arguments
+ * become "(redacted)". */
+struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t argc,
+                                             const struct akv_slice *argv, const char *peer);
+
+/* ---- the handlers, by family ------------------------------------------ */
+/* cmd-conn.c */
+int akv_cmd_do_auth(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_command(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_echo(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_help(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_ping(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_quit(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_select(struct akv_cmd_ctx *ctx);
+/* cmd-server.c */
+int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_config(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_info(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_slowlog(struct akv_cmd_ctx *ctx);
+/* cmd-keys.c */
+int akv_cmd_do_dbsize(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_del(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_exists(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_get(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_keys(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_scan(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_set(struct akv_cmd_ctx *ctx);
+/* cmd-query.c */
+int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_query(struct akv_cmd_ctx *ctx);
+
+#endif

@@ -1,0 +1,592 @@
+/*
+ * cmd-server.c - the server commands: CONFIG (GET, SET, RESETSTAT, REWRITE
+ * is not offered), INFO and its sections, SLOWLOG and BGREWRITEAOF.
+ *
+ * CONFIG SET goes through akv_cmd_settings_set, the one "set, apply, roll
+ * back" path that the SIGHUP reload uses too.
+ *
+ * Threading: the loop thread (cmd.h).
+ */
+#include "server/cmd-impl.h"
+
+/* printf into a growable text buffer (INFO). */
+__attribute__((format(printf, 2, 3))) static int bufprintf(struct akv_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if (akv_buf_reserve(b, (size_t)n + 1) < 0)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+/* Names that clients (redis-benchmark) ask for although attnkv has no such
+ * setting; answering them quietly keeps those clients from warning. */
+static const struct {
+    const char *name;
+    const char *value;
+} config_compat[] = {
+    {"save", ""},
+};
+
+/* Puts directive name back to old and lets it take effect again. */
+static void setting_restore(struct akv_cmd_env *env, const char *name, const char *old)
+{
+    const char *back[1] = {old};
+
+    akv_config_set(env->config, name, 1, back, NULL, 0);
+    if (env->apply_setting)
+        env->apply_setting(env, name, NULL, 0);
+}
+
+int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *names,
+                         const char *const *values, size_t *failed, char *err, size_t errlen)
+{
+    char **old = calloc(n ? n : 1, sizeof(*old));
+    size_t done;
+    int rc = 0;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!old)
+        return -ENOMEM;
+    for (done = 0; done < n; done++) {
+        char cur[4096];
+
+        if (akv_config_get(env->config, names[done], cur, sizeof(cur)) < 0) {
+            rc = -EINVAL;
+            if (err)
+                snprintf(err, errlen, "its current value is too long");
+            break;
+        }
+        old[done] = strdup(cur);
+        if (!old[done]) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc = akv_config_set(env->config, names[done], 1, &values[done], err, errlen);
+        if (rc == 0 && env->apply_setting) {
+            rc = env->apply_setting(env, names[done], err, errlen);
+            if (rc < 0) /* changed in the struct but could not take effect */
+                setting_restore(env, names[done], old[done]);
+        }
+        if (rc < 0)
+            break;
+    }
+    if (failed)
+        *failed = done;
+    if (rc < 0)
+        while (done-- > 0)
+            setting_restore(env, names[done], old[done]);
+    akv_slowlog_trim(&env->slowlog, (size_t)env->config->slowlog_max_len);
+    for (size_t i = 0; i < n; i++)
+        free(old[i]);
+    free(old);
+    return rc;
+}
+
+/* CONFIG SET name value [name value ...]: all or nothing, like Redis 7.
+ * Only the run-time directives that are not paths may change
+ * (akv_config_client_settable), each at most once per call, so a request
+ * holds at most one pair per directive; then akv_cmd_settings_set. */
+static int config_set(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    const char *const *dnames = akv_config_names();
+    size_t npairs = (ctx->argc - 2) / 2, ndirectives = 0, failed = 0, i;
+    const char **names = NULL, **values = NULL;
+    char value_err[512] = "", shown[AKV_QUOTE_BUF];
+    int rc = 0;
+
+    if (ctx->argc < 4 || (ctx->argc - 2) % 2 != 0)
+        return reply_wrong_arity(ctx);
+    while (dnames[ndirectives])
+        ndirectives++;
+    if (npairs > ndirectives)
+        return akv_reply_errorf(ctx->out,
+                                "ERR CONFIG SET takes at most %zu name value pairs (each "
+                                "directive once)",
+                                ndirectives);
+    for (i = 0; i < npairs; i++) {
+        const struct akv_slice *n = &ctx->argv[2 + 2 * i];
+        char name[64], probe[8];
+        show(n, shown);
+        if (n->len >= sizeof(name) || memchr(n->p, '\0', n->len))
+            return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
+        memcpy(name, n->p, n->len);
+        name[n->len] = '\0';
+        if (akv_config_get(env->config, name, probe, sizeof(probe)) == -ENOENT)
+            return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
+        if (akv_config_is_path(name))
+            return akv_reply_errorf(ctx->out,
+                                    "ERR CONFIG SET '%s' is a path: set it in the configuration "
+                                    "file and reload it with SIGHUP",
+                                    shown);
+        if (!akv_config_client_settable(name))
+            return akv_reply_errorf(ctx->out,
+                                    "ERR CONFIG SET '%s' cannot be changed at run time (edit "
+                                    "the configuration file and restart attnkvd)",
+                                    shown);
+        for (size_t j = 0; j < i; j++) {
+            const struct akv_slice *e = &ctx->argv[2 + 2 * j];
+            if (e->len == n->len && strncasecmp(e->p, n->p, n->len) == 0)
+                return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': duplicate parameter",
+                                        shown);
+        }
+    }
+    names = calloc(npairs, sizeof(*names));
+    values = calloc(npairs, sizeof(*values));
+    for (i = 0; names && values && i < npairs; i++) {
+        const struct akv_slice *n = &ctx->argv[2 + 2 * i], *v = &ctx->argv[3 + 2 * i];
+        if (memchr(v->p, '\0', v->len)) {
+            failed = i;
+            rc = -EINVAL;
+            snprintf(value_err, sizeof(value_err), "NUL byte in the value");
+            break;
+        }
+        names[i] = strndup(n->p, n->len);
+        values[i] = strndup(v->p, v->len);
+        if (!names[i] || !values[i])
+            break;
+    }
+    if (rc == 0 && i < npairs)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = akv_cmd_settings_set(env, npairs, names, values, &failed, value_err,
+                                  sizeof(value_err));
+    for (i = 0; i < npairs; i++) {
+        free(names ? (void *)names[i] : NULL);
+        free(values ? (void *)values[i] : NULL);
+    }
+    free(names);
+    free(values);
+    if (rc == -ENOMEM)
+        return reply_oom(ctx->out);
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': %s",
+                                show(&ctx->argv[2 + 2 * failed], shown),
+                                value_err[0] ? value_err : "invalid value");
+    return akv_reply_status(ctx->out, "OK");
+}
+
+/* CONFIG RESETSTAT: zeroes the counters INFO shows (not the gauges). */
+static int config_resetstat(struct akv_cmd_ctx *ctx)
+{
+    struct akv_stats *st = &ctx->env->stats;
+    uint64_t connected = st->connected_clients, jobs = st->jobs_running;
+
+    memset(st, 0, sizeof(*st));
+    st->connected_clients = connected;
+    st->jobs_running = jobs;
+    return akv_reply_status(ctx->out, "OK");
+}
+
+int akv_cmd_do_config(struct akv_cmd_ctx *ctx)
+{
+    const char *const *names = akv_config_names();
+    struct akv_glob *pats[CONFIG_GET_PATTERNS_MAX];
+    struct akv_buf tmp;
+    size_t count = 0;
+    int rc = 0;
+
+    if (!arg_is(&ctx->argv[1], "GET")) {
+        char sb[AKV_QUOTE_BUF];
+        if (arg_is(&ctx->argv[1], "SET"))
+            return config_set(ctx);
+        if (arg_is(&ctx->argv[1], "RESETSTAT") && ctx->argc == 2)
+            return config_resetstat(ctx);
+        return akv_reply_errorf(ctx->out,
+                                "ERR unknown CONFIG subcommand '%s' (GET, SET and RESETSTAT "
+                                "are supported)",
+                                show(&ctx->argv[1], sb));
+    }
+    if (ctx->argc < 3)
+        return reply_wrong_arity(ctx);
+    if (ctx->argc - 2 > CONFIG_GET_PATTERNS_MAX)
+        return akv_reply_errorf(ctx->out, "ERR CONFIG GET takes at most %d patterns",
+                                CONFIG_GET_PATTERNS_MAX);
+    for (size_t a = 2; a < ctx->argc; a++) {
+        rc = akv_glob_compile(ctx->argv[a].p, ctx->argv[a].len, 1, &pats[a - 2]);
+        if (rc < 0) {
+            for (size_t b = 2; b < a; b++)
+                akv_glob_free(pats[b - 2]);
+            return rc == -E2BIG ? reply_pattern_too_long(ctx, &ctx->argv[a]) : reply_oom(ctx->out);
+        }
+    }
+
+    /* Values go to a side buffer first because the array length comes first. */
+    akv_buf_init(&tmp);
+    for (size_t n = 0; rc == 0 && names[n]; n++) {
+        const char *name = names[n];
+        int hit = 0;
+        for (size_t a = 0; a < ctx->argc - 2 && !hit; a++)
+            hit = akv_glob_exec(pats[a], name, strlen(name));
+        if (hit) {
+            char val[4096];
+            if (akv_config_get(ctx->env->config, name, val, sizeof(val)) < 0)
+                continue;
+            rc = akv_reply_bulk_str(&tmp, name);
+            rc = rc ? rc : akv_reply_bulk_str(&tmp, val);
+            count++;
+        }
+    }
+    for (size_t n = 0; rc == 0 && n < sizeof(config_compat) / sizeof(config_compat[0]); n++) {
+        for (size_t a = 2; a < ctx->argc; a++) {
+            if (arg_is(&ctx->argv[a], config_compat[n].name)) {
+                rc = akv_reply_bulk_str(&tmp, config_compat[n].name);
+                rc = rc ? rc : akv_reply_bulk_str(&tmp, config_compat[n].value);
+                count++;
+                break;
+            }
+        }
+    }
+    for (size_t a = 0; a < ctx->argc - 2; a++)
+        akv_glob_free(pats[a]);
+    rc = rc ? rc : akv_reply_array(ctx->out, count * 2);
+    rc = rc ? rc : akv_buf_append(ctx->out, tmp.p, tmp.len);
+    akv_buf_fini(&tmp);
+    return rc;
+}
+
+static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    uint64_t up = (now_ns() - env->start_ns) / 1000000000u;
+
+    return bufprintf(b,
+                     "attnkv_version:%s\r\n"
+                     "arch_bits:%zu\r\n"
+                     "process_id:%ld\r\n"
+                     "tcp_port:%d\r\n"
+                     "uptime_in_seconds:%" PRIu64 "\r\n"
+                     "uptime_in_days:%" PRIu64 "\r\n"
+                     "workers:%u\r\n"
+                     "config_file:%s\r\n",
+                     AKV_VERSION, sizeof(void *) * 8, (long)getpid(), env->tcp_port, up, up / 86400,
+                     env->workers, env->config->config_file ? env->config->config_file : "");
+}
+
+static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    return bufprintf(b, "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n",
+                     env->stats.connected_clients, env->config->maxclients);
+}
+
+/* Resident set size in bytes, from /proc/self/statm; 0 if unknown. */
+static size_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* "1.50M" and the like, as Redis's *_human fields. */
+static const char *human(size_t n, char *buf, size_t cap)
+{
+    static const char units[] = "BKMGTP";
+    double v = (double)n;
+    size_t u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%zuB", n);
+    else
+        snprintf(buf, cap, "%.2f%c", v, units[u]);
+    return buf;
+}
+
+static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct rusage ru;
+    size_t rss = rss_bytes(), peak = 0;
+    char h1[32], h2[32];
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        peak = (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+    return bufprintf(b,
+                     "used_memory_rss:%zu\r\n"
+                     "used_memory_rss_human:%s\r\n"
+                     "used_memory_peak_rss:%zu\r\n"
+                     "used_memory_peak_rss_human:%s\r\n"
+                     "used_memory_store:%zu\r\n"
+                     "used_memory_vocabulary:%zu\r\n"
+                     "slowlog_entries:%zu\r\n",
+                     rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
+                     akv_store_memory(env->store), akv_vocab_bytes(env->vocab), env->slowlog.len);
+}
+
+static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_stats *st = &env->stats;
+
+    return bufprintf(b,
+                     "total_connections_received:%" PRIu64 "\r\n"
+                     "total_commands_processed:%" PRIu64 "\r\n"
+                     "total_error_replies:%" PRIu64 "\r\n"
+                     "rejected_connections:%" PRIu64 "\r\n"
+                     "jobs_in_flight:%" PRIu64 "\r\n"
+                     "jobs_waiting:%zu\r\n"
+                     "query_batches:%" PRIu64 "\r\n"
+                     "query_batched_jobs:%" PRIu64 "\r\n"
+                     "query_batch_max:%" PRIu64 "\r\n"
+                     "query_from_lists:%" PRIu64 "\r\n"
+                     "neighbor_lists:%zu\r\n",
+                     st->connections_received, st->commands_processed, st->error_replies,
+                     st->rejected_connections, st->jobs_running,
+                     env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
+                     st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
+                     env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
+}
+
+static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_stats *st = &env->stats;
+    const struct akv_hist *h = &st->query_hist;
+    uint64_t p50 = akv_hist_quantile(h, 0.5), p90 = akv_hist_quantile(h, 0.9),
+             p99 = akv_hist_quantile(h, 0.99), p999 = akv_hist_quantile(h, 0.999);
+
+    return bufprintf(b,
+                     "query_count:%" PRIu64 "\r\n"
+                     "query_latency_mean_us:%" PRIu64 "\r\n"
+                     "query_latency_max_us:%" PRIu64 "\r\n"
+                     "query_latency_p50_us:%" PRIu64 "\r\n"
+                     "query_latency_p90_us:%" PRIu64 "\r\n"
+                     "query_latency_p99_us:%" PRIu64 "\r\n"
+                     "query_latency_p999_us:%" PRIu64 "\r\n"
+                     "latency_percentiles_usec_query:p50=%" PRIu64 ",p90=%" PRIu64 ",p99=%" PRIu64
+                     ",p99.9=%" PRIu64 "\r\n",
+                     st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
+                     st->query_us_max, p50, p90, p99, p999, p50, p90, p99, p999);
+}
+
+static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && t[i].name; i++) {
+        const struct akv_cmdstat *cs = &env->stats.cmd[i];
+        char lb[32];
+        if (cs->calls == 0 && cs->rejected == 0)
+            continue;
+        rc = bufprintf(b,
+                       "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64 ",usec_per_call=%.2f"
+                       ",rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
+                       lower(t[i].name, lb, sizeof(lb)), cs->calls, cs->usec,
+                       cs->calls ? (double)cs->usec / (double)cs->calls : 0.0, cs->rejected,
+                       cs->failed);
+    }
+    return rc;
+}
+
+static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    int rc = bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", akv_store_count(env->store),
+                       akv_store_memory(env->store));
+
+    /* What maxmemory and maxkeys are compared with (0: no limit). */
+    if (rc == 0)
+        rc = bufprintf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
+                       akv_store_memory_used(env->store), env->config->maxmemory,
+                       env->config->maxkeys);
+    return rc;
+}
+
+static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    size_t keys = akv_store_count(env->store);
+
+    /* The line Redis tools look for; Redis leaves it out for an empty db. */
+    if (keys > 0)
+        return bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
+    return 0;
+}
+
+static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    return bufprintf(b,
+                     "vocabulary_file:%s\r\n"
+                     "vocabulary_size:%zu\r\n"
+                     "vector_dim:%" PRIu32 "\r\n"
+                     "vocabulary_bytes:%zu\r\n"
+                     "vocabulary_load_ms:%.1f\r\n"
+                     "rank_kernel:%s\r\n"
+                     "attn_kernel:%s\r\n",
+                     env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
+                     akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab), env->vocab_load_ms,
+                     akv_rank_kernel_name(akv_rank_kernel()), akv_attn_kernel_name());
+}
+
+static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct akv_persist_info pi;
+
+    akv_persist_info(env->persist, &pi);
+    return bufprintf(b,
+                     "aof_enabled:%d\r\n"
+                     "aof_rewrite_in_progress:%d\r\n"
+                     "aof_rewrites:%" PRIu64 "\r\n"
+                     "aof_last_rewrite_status:%s\r\n"
+                     "aof_last_rewrite_time_ms:%.1f\r\n"
+                     "aof_current_size:%" PRIu64 "\r\n"
+                     "aof_base_size:%" PRIu64 "\r\n"
+                     "aof_last_write_status:%s\r\n"
+                     "aof_last_write_error:%s\r\n"
+                     "aof_pending_bytes:%" PRIu64 "\r\n"
+                     "aof_fsync:%s\r\n"
+                     "aof_replayed_records:%" PRIu64 "\r\n"
+                     "aof_unembeddable_entries:%zu\r\n",
+                     pi.enabled, pi.rewrite_in_progress, pi.rewrites,
+                     pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size,
+                     pi.base_size, pi.write_error ? "err" : "ok",
+                     pi.write_error ? strerror(pi.write_error) : "", pi.pending_bytes,
+                     pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
+}
+
+/* The INFO sections, in the order INFO prints them. A section is one row:
+ * its name (what INFO takes), its title, whether plain INFO (or INFO
+ * default) includes it, and the function that writes its fields. INFO all
+ * and INFO everything include every row. */
+static const struct {
+    const char *name, *title;
+    int in_default;
+    int (*fn)(struct akv_buf *b, const struct akv_cmd_env *env);
+} info_sections[] = {
+    {"server", "Server", 1, info_server},
+    {"clients", "Clients", 1, info_clients},
+    {"memory", "Memory", 1, info_memory},
+    {"persistence", "Persistence", 1, info_persistence},
+    {"stats", "Stats", 1, info_stats},
+    {"latency", "Latency", 1, info_latency},
+    {"commandstats", "Commandstats", 0, info_commandstats},
+    {"store", "Store", 1, info_store},
+    {"keyspace", "Keyspace", 1, info_keyspace},
+    {"vectors", "Vectors", 1, info_vectors},
+};
+
+static int section_wanted(struct akv_cmd_ctx *ctx, size_t sec)
+{
+    if (ctx->argc == 1)
+        return info_sections[sec].in_default;
+    for (size_t i = 1; i < ctx->argc; i++) {
+        if (arg_is(&ctx->argv[i], info_sections[sec].name) || arg_is(&ctx->argv[i], "all") ||
+            arg_is(&ctx->argv[i], "everything") ||
+            (arg_is(&ctx->argv[i], "default") && info_sections[sec].in_default))
+            return 1;
+    }
+    return 0;
+}
+
+int akv_cmd_do_info(struct akv_cmd_ctx *ctx)
+{
+    struct akv_buf b;
+    int rc = 0;
+
+    akv_buf_init(&b);
+    for (size_t i = 0; rc == 0 && i < sizeof(info_sections) / sizeof(info_sections[0]); i++) {
+        if (!section_wanted(ctx, i))
+            continue;
+        /* Sections are separated by an empty line, as in Redis. */
+        rc = bufprintf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
+        rc = rc ? rc : info_sections[i].fn(&b, ctx->env);
+    }
+    rc = rc ? rc : akv_reply_bulk(ctx->out, b.p ? b.p : "", b.len);
+    akv_buf_fini(&b);
+    return rc;
+}
+
+/* SLOWLOG GET [n] | LEN | RESET | HELP, as in Redis: GET replies the n
+ * newest entries (default 10; -1 for all), each [id, unix time, duration
+ * in µs, [arguments], client address, client name]. */
+int akv_cmd_do_slowlog(struct akv_cmd_ctx *ctx)
+{
+    struct akv_slowlog *sl = &ctx->env->slowlog;
+    char sb[AKV_QUOTE_BUF];
+
+    if (arg_is(&ctx->argv[1], "LEN") && ctx->argc == 2)
+        return akv_reply_int(ctx->out, (int64_t)sl->len);
+    if (arg_is(&ctx->argv[1], "RESET") && ctx->argc == 2) {
+        akv_slowlog_reset(sl);
+        return akv_reply_status(ctx->out, "OK");
+    }
+    if (arg_is(&ctx->argv[1], "HELP") && ctx->argc == 2) {
+        static const char *const lines[] = {
+            ("SLOWLOG GET [count] - the count newest entries (default 10, -1 for all): id, "
+             "unix time, microseconds, arguments, client address, client name"),
+            "SLOWLOG LEN - how many entries there are",
+            "SLOWLOG RESET - forget every entry",
+        };
+        int rc = akv_reply_array(ctx->out, 3);
+        for (size_t i = 0; rc == 0 && i < 3; i++)
+            rc = akv_reply_status(ctx->out, lines[i]);
+        return rc;
+    }
+    if (arg_is(&ctx->argv[1], "GET") && ctx->argc <= 3) {
+        size_t n = 10, i;
+        const struct akv_slowlog_entry *e;
+        int rc;
+
+        if (ctx->argc == 3) {
+            uint64_t v;
+            if (ctx->argv[2].len == 2 && memcmp(ctx->argv[2].p, "-1", 2) == 0)
+                n = sl->len;
+            else if (parse_u64(&ctx->argv[2], &v) == 0)
+                n = v < sl->len ? (size_t)v : sl->len;
+            else
+                return akv_reply_error(ctx->out, "ERR count should be greater than or equal to "
+                                                 "-1");
+        }
+        if (n > sl->len)
+            n = sl->len;
+        rc = akv_reply_array(ctx->out, n);
+        for (i = 0, e = sl->newest; rc == 0 && i < n && e && !reply_over_limit(ctx);
+             i++, e = e->older) {
+            rc = akv_reply_array(ctx->out, 6);
+            rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)e->id);
+            rc = rc ? rc : akv_reply_int(ctx->out, e->time);
+            rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)e->duration_us);
+            rc = rc ? rc : akv_reply_array(ctx->out, e->argc);
+            for (size_t a = 0; rc == 0 && a < e->argc; a++)
+                rc = akv_reply_bulk(ctx->out, e->argv[a].p, e->argv[a].len);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, e->peer);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, "");
+        }
+        return rc;
+    }
+    return akv_reply_errorf(ctx->out,
+                            "ERR unknown subcommand or wrong number of arguments for '%s'; "
+                            "SLOWLOG takes GET [count], LEN, RESET or HELP",
+                            show(&ctx->argv[1], sb));
+}
+
+int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx)
+{
+    int rc = akv_persist_rewrite_start(ctx->env->persist);
+
+    if (rc == -ENOTSUP)
+        return akv_reply_error(ctx->out, "ERR appendonly is off: there is no AOF to rewrite");
+    if (rc == -EBUSY)
+        return akv_reply_error(ctx->out,
+                               "ERR Background append only file rewriting already in progress");
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
+    return akv_reply_status(ctx->out, "Background append only file rewriting started");
+}
+
