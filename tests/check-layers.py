@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Checks the layer rule of docs/design.md: a file of src/LAYER/ includes
-only headers of its own layer, of the layers below it, and the public
-include/attnkv/ headers (which belong to the engine layer). Prints every
-breach and exits 1 if there is one.
+"""Checks the layer rules of docs/design.md:
+  - a file of src/LAYER/ includes only headers of its own layer, of the
+    layers below it, and the public include/attnkv/ headers (which belong
+    to the engine layer);
+  - a folder's private headers (*-impl.h, *-kernels.h, *-format.h) are
+    included only from that folder;
+  - no meson.build outside src/ names a source file of src/ (they link the
+    folders' dependency objects instead).
+Prints every breach and exits 1 if there is one.
 
     python3 tests/check-layers.py [SOURCE_ROOT]
 """
@@ -17,6 +22,8 @@ RANK["attnkv"] = RANK["engine"]
 # proto is a layer of its own above the engine but does not use it.
 FORBIDDEN = {"proto": {"engine", "attnkv"}, "util": set()}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+PRIVATE = re.compile(r"-(impl|kernels|format)\.h$")
+SRC_FILE = re.compile(r"""['"](?:\.\./)*src/[^'"]*\.c['"]""")
 
 
 def main():
@@ -36,10 +43,22 @@ def main():
                 bad.append(f"src/{rel}: includes \"{inc}\", which names no layer")
             elif RANK[top] > RANK[layer] or top in FORBIDDEN.get(layer, ()):
                 bad.append(f"src/{rel}: {layer} includes \"{inc}\" of layer {top}")
+            elif PRIVATE.search(inc) and top != layer:
+                bad.append(f"src/{rel}: includes \"{inc}\", private to src/{top}/")
     for path in sorted((root / "include" / "attnkv").glob("*.h")):
         for inc in INCLUDE.findall(path.read_text()):
             if not inc.startswith("attnkv/"):
                 bad.append(f"include/attnkv/{path.name}: includes \"{inc}\" outside the API")
+    for path in sorted(root.rglob("meson.build")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("src", "subprojects") or rel.parts[0].startswith("build"):
+            continue
+        for m in SRC_FILE.findall(path.read_text()):
+            bad.append(f"{rel}: names {m}, a file of src/ (link its dependency object)")
+    for path in sorted((root / "tests").rglob("*.[ch]")) + sorted((root / "fuzz").glob("*.c")):
+        for inc in INCLUDE.findall(path.read_text()):
+            if PRIVATE.search(inc):
+                bad.append(f"{path.relative_to(root)}: includes \"{inc}\", private to src/")
     for line in bad:
         print(line)
     print(f"{len(files)} files of src/ checked, {len(bad)} breaches")

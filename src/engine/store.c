@@ -13,25 +13,11 @@
  * Only the key's norm, which cosine attention needs and which is not
  * linear, is computed at SET time (in double, from the exact mean).
  *
- * Why not keep the key vectors as contiguous copies for streaming, as this
- * store did before, and make only the values ids? Measured with
- * bench/bench-store (1,000,000 entries of GloVe 6B 100d, 2-core EPYC): the
- * copies of both vectors took 889 bytes an entry, and a key's copy alone is
- * 400 bytes, so the K.q pass would read 400 MB per query; one core streams
- * about 21 GB/s here (26 GB/s just touching the lines), which puts that pass
- * alone at 19 ms or more of the 25 ms budget, before the exponentials, the
- * values and the ranking. With ids an entry takes 138 bytes (slot, word
- * lists, norm, text) and a query streams about 50 of them (the versions and
- * the two word lists) plus one vocabulary row per distinct word in use, at
- * most the 137 MB matrix and 40 MB each for keys and values in the bench's
- * store; its attention step takes 14-16 ms there instead of 120 ms. The
- * price is paid where the words are mostly distinct, so that their rows
- * are scattered over the matrix and read at about half the streaming rate
- * (and there are more of them than entries): with 20,000 entries the step
- * takes 5-6 ms where the copies took 3.7 ms, and with the million entries'
- * words drawn from the whole vocabulary rather than the 100,000 commonest,
- * 35-40 ms (every row of the matrix read twice, the per-word tables no
- * longer fitting the L2 cache). See attn.c for how a query uses the ids.
+ * Keeping ids rather than copies of the vectors costs where the words are
+ * mostly distinct (their rows are scattered over the matrix) and saves
+ * where the store is large (a query streams about 50 bytes an entry instead
+ * of 400 for a key's copy); docs/performance-log.md has the measurements.
+ * See attn.c for how a query uses the ids.
  *
  * Storage. Entries live in slots. Slots are grouped in chunks of CHUNK_SLOTS;
  * a chunk holds each per-slot field as its own array (born and died, the key

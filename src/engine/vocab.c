@@ -1,13 +1,13 @@
 /*
- * vocab.c - the binary vocabulary file: writing it, mapping it, validating it
- * and looking words up.
+ * vocab.c - the binary vocabulary file: mapping it, validating it and
+ * looking words up (vocab-write.c writes it).
  *
  * Design. The file is laid out so that opening it costs a header check and a
  * pass over the small index sections, never over the matrix: the daemon maps
  * it read-only (MAP_SHARED), so every process using the same file shares its
  * page-cache pages, and start-up takes milliseconds once the file is cached.
  *
- *   offset 0     header, 256 bytes (struct vocab_hdr below)
+ *   offset 0     header, 256 bytes (struct vocab_hdr in vocab-format.h)
  *   words_off    words, each followed by NUL, in vocabulary order
  *   offs_off     (count + 1) uint64 start offsets into words; the last one
  *                equals words_len (8-byte aligned)
@@ -57,46 +57,8 @@
 #include <xxhash.h>
 
 #include "engine/sketch.h"
-
-#define VOCAB_MAGIC "AKVVOCAB"
-#define VOCAB_VERSION 2u
-#define VOCAB_BYTEORDER 0x01020304u
-#define VOCAB_BYTEORDER_SWAPPED 0x04030201u
-#define VOCAB_ELEM_F32 1u
-#define VOCAB_HASH_XXH3 1u
-#define VOCAB_HDR_SIZE 256u
-#define VOCAB_EMPTY UINT32_MAX
-
-struct vocab_hdr {
-    char magic[8];
-    uint32_t version;
-    uint32_t byteorder;
-    uint64_t count;
-    uint32_t dim;
-    uint32_t elemtype;
-    uint32_t hashfn;
-    uint32_t flags;
-    uint64_t file_size;
-    uint64_t words_off;
-    uint64_t words_len;
-    uint64_t offs_off;
-    uint64_t hash_off;
-    uint64_t hash_slots;
-    uint64_t norms_off;
-    uint64_t matrix_off;
-    uint64_t meta_checksum;
-    uint64_t data_checksum;
-    uint64_t sketch_off; /* the sketch's head section, see sketch.h */
-    uint64_t tail_off;   /* the sketch's tail section */
-    uint64_t rot_off;    /* the sketch's rotation (dim x dim doubles), 0: none */
-    double rot_eps;      /* >= |I - rot' rot| */
-    uint32_t head_groups; /* groups in the sketch's head */
-    uint32_t pad;
-    uint64_t rot_checksum; /* XXH3-64 of the rotation, checked at every open */
-    uint8_t reserved[VOCAB_HDR_SIZE - 168];
-};
-
-_Static_assert(sizeof(struct vocab_hdr) == VOCAB_HDR_SIZE, "header must be 256 bytes");
+#include "engine/vocab-format.h"
+#include "util/text.h"
 
 struct akv_vocab {
     const uint8_t *base; /* start of the file or buffer */
@@ -117,26 +79,12 @@ struct akv_vocab {
     uint32_t head_groups;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static uint64_t align_up(uint64_t x, uint64_t a)
+uint64_t akv_vocab_align_up(uint64_t x, uint64_t a)
 {
     return (x + a - 1) & ~(a - 1);
 }
 
-static uint64_t hash_word(const char *w, size_t len)
+uint64_t akv_vocab_hash_word(const char *w, size_t len)
 {
     return XXH3_64bits(w, len);
 }
@@ -144,7 +92,7 @@ static uint64_t hash_word(const char *w, size_t len)
 /* The checksum of the metadata: the header with its checksum fields zeroed,
  * then every byte after it up to the norms (words, offsets, hash and the
  * padding between them). */
-static uint64_t meta_checksum(const uint8_t *base, const struct vocab_hdr *h)
+uint64_t akv_vocab_meta_checksum(const uint8_t *base, const struct vocab_hdr *h)
 {
     struct vocab_hdr copy;
     XXH3_state_t *st = XXH3_createState();
@@ -164,7 +112,7 @@ static uint64_t meta_checksum(const uint8_t *base, const struct vocab_hdr *h)
 }
 
 /* The checksum of everything from the norms to the end of the file. */
-static uint64_t data_checksum(const uint8_t *base, const struct vocab_hdr *h)
+uint64_t akv_vocab_data_checksum(const uint8_t *base, const struct vocab_hdr *h)
 {
     return XXH3_64bits(base + h->norms_off, h->file_size - h->norms_off);
 }
@@ -190,54 +138,54 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     uint64_t n, mat_bytes, sk_bytes, tail_bytes, rot_bytes;
 
     if (size < VOCAB_HDR_SIZE) {
-        seterr(err, errlen, "%s: too small for a vocabulary file (%zu bytes)", name, size);
+        akv_errf(err, errlen, "%s: too small for a vocabulary file (%zu bytes)", name, size);
         return -EINVAL;
     }
     memcpy(&h, base, sizeof h);
     if (memcmp(h.magic, VOCAB_MAGIC, 8) != 0) {
-        seterr(err, errlen,
+        akv_errf(err, errlen,
                "%s: not an attnkv vocabulary file (bad magic); convert word vectors with "
                "attnkv-import",
                name);
         return -EINVAL;
     }
     if (h.byteorder == VOCAB_BYTEORDER_SWAPPED) {
-        seterr(err, errlen,
+        akv_errf(err, errlen,
                "%s: written on a machine of the other byte order; re-import it here", name);
         return -EINVAL;
     }
     if (h.byteorder != VOCAB_BYTEORDER) {
-        seterr(err, errlen, "%s: corrupt header (byte-order tag 0x%08x)", name, h.byteorder);
+        akv_errf(err, errlen, "%s: corrupt header (byte-order tag 0x%08x)", name, h.byteorder);
         return -EINVAL;
     }
     if (h.version != VOCAB_VERSION) {
-        seterr(err, errlen,
+        akv_errf(err, errlen,
                "%s: format version %u, this build reads version %u; re-import it "
                "(attnkv-import, or scripts/fetch-vectors for the default vectors)",
                name, h.version, VOCAB_VERSION);
         return -EINVAL;
     }
     if (h.elemtype != VOCAB_ELEM_F32 || h.hashfn != VOCAB_HASH_XXH3 || h.flags != 0) {
-        seterr(err, errlen, "%s: unsupported element type, hash or flags (%u, %u, %u)", name,
+        akv_errf(err, errlen, "%s: unsupported element type, hash or flags (%u, %u, %u)", name,
                h.elemtype, h.hashfn, h.flags);
         return -EINVAL;
     }
     if (h.file_size != size) {
-        seterr(err, errlen, "%s: %s: %zu bytes, the header says %llu", name,
+        akv_errf(err, errlen, "%s: %s: %zu bytes, the header says %llu", name,
                size < h.file_size ? "truncated" : "trailing bytes", size,
                (unsigned long long)h.file_size);
         return -EINVAL;
     }
     n = h.count;
     if (n == 0 || n >= UINT32_MAX || h.dim == 0 || h.dim > AKV_DIM_MAX) {
-        seterr(err, errlen, "%s: corrupt header (count %llu, dim %u)", name,
+        akv_errf(err, errlen, "%s: corrupt header (count %llu, dim %u)", name,
                (unsigned long long)n, h.dim);
         return -EINVAL;
     }
     mat_bytes = n * h.dim * sizeof(float); /* n < 2^32 and dim <= 4096: no overflow */
     if (h.head_groups == 0 || h.head_groups > akv_sketch_groups(h.dim) ||
         !(h.rot_eps >= 0 && h.rot_eps <= 1e-6)) {
-        seterr(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
+        akv_errf(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
                h.head_groups, h.rot_eps);
         return -EINVAL;
     }
@@ -263,23 +211,23 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
                                       section_ok(h.rot_off, rot_bytes, 64, &end, size))) &&
                   section_ok(h.matrix_off, mat_bytes, 64, &end, size) && end == size;
         if (!ok) {
-            seterr(err, errlen, "%s: corrupt header (a section lies outside the file)", name);
+            akv_errf(err, errlen, "%s: corrupt header (a section lies outside the file)", name);
             return -EINVAL;
         }
     }
-    if (meta_checksum(base, &h) != h.meta_checksum) {
-        seterr(err, errlen, "%s: checksum mismatch in the header or word index (corrupt file)",
+    if (akv_vocab_meta_checksum(base, &h) != h.meta_checksum) {
+        akv_errf(err, errlen, "%s: checksum mismatch in the header or word index (corrupt file)",
                name);
         return -EINVAL;
     }
     /* The rotation is small and a damaged one would silently void every
      * bound, so it is checked at every open, not only with VERIFY. */
     if (h.rot_off != 0 && XXH3_64bits(base + h.rot_off, rot_bytes) != h.rot_checksum) {
-        seterr(err, errlen, "%s: checksum mismatch in the sketch rotation (corrupt file)", name);
+        akv_errf(err, errlen, "%s: checksum mismatch in the sketch rotation (corrupt file)", name);
         return -EINVAL;
     }
-    if ((flags & AKV_VOCAB_VERIFY) && data_checksum(base, &h) != h.data_checksum) {
-        seterr(err, errlen, "%s: checksum mismatch in the vectors (corrupt file)", name);
+    if ((flags & AKV_VOCAB_VERIFY) && akv_vocab_data_checksum(base, &h) != h.data_checksum) {
+        akv_errf(err, errlen, "%s: checksum mismatch in the vectors (corrupt file)", name);
         return -EINVAL;
     }
 
@@ -303,14 +251,14 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
      * inner NUL: lookups and replies rely on that. The checksum makes damage
      * unlikely, but a hand-made file could still lie. */
     if (v->offs[0] != 0 || v->offs[n] != h.words_len) {
-        seterr(err, errlen, "%s: corrupt word offsets", name);
+        akv_errf(err, errlen, "%s: corrupt word offsets", name);
         return -EINVAL;
     }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t a = v->offs[i], b = v->offs[i + 1];
         if (b <= a + 1 || b > h.words_len || v->words[b - 1] != '\0' ||
             memchr(v->words + a, '\0', b - a - 1) != NULL) {
-            seterr(err, errlen, "%s: corrupt word %llu in the word list", name,
+            akv_errf(err, errlen, "%s: corrupt word %llu in the word list", name,
                    (unsigned long long)i);
             return -EINVAL;
         }
@@ -336,6 +284,16 @@ int akv_vocab_open_mem(struct akv_vocab **out, const void *buf, size_t len, cons
     return 0;
 }
 
+int akv_vocab_open_owned(struct akv_vocab **out, uint8_t *buf, size_t size, const char *name,
+                         char *err, size_t errlen)
+{
+    int rc = akv_vocab_open_mem(out, buf, size, name, 0, err, errlen);
+
+    if (rc == 0)
+        (*out)->mapped = 2;
+    return rc;
+}
+
 int akv_vocab_open(struct akv_vocab **out, const char *path, unsigned flags, char *err,
                    size_t errlen)
 {
@@ -348,29 +306,29 @@ int akv_vocab_open(struct akv_vocab **out, const char *path, unsigned flags, cha
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        akv_errf(err, errlen, "%s: %s", path, strerror(errno));
         return rc;
     }
     if (fstat(fd, &st) < 0) {
         rc = -errno;
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        akv_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
         rc = -EINVAL;
-        seterr(err, errlen, "%s: not a regular file", path);
+        akv_errf(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if (st.st_size < (off_t)VOCAB_HDR_SIZE) {
         rc = -EINVAL;
-        seterr(err, errlen, "%s: too small for a vocabulary file (%lld bytes)", path,
+        akv_errf(err, errlen, "%s: too small for a vocabulary file (%lld bytes)", path,
                (long long)st.st_size);
         goto fail;
     }
     map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
         rc = -errno;
-        seterr(err, errlen, "%s: mmap: %s", path, strerror(errno));
+        akv_errf(err, errlen, "%s: mmap: %s", path, strerror(errno));
         goto fail;
     }
     v = calloc(1, sizeof *v);
@@ -403,206 +361,6 @@ void akv_vocab_destroy(struct akv_vocab *v)
     else if (v->mapped == 2)
         free((void *)(uintptr_t)v->base);
     free(v);
-}
-
-/* Serialises t into a fresh 64-byte-aligned buffer of *size bytes. */
-static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *size, char *err,
-                           size_t errlen)
-{
-    struct vocab_hdr h;
-    uint64_t n = t->count, slots = 1;
-    uint8_t *buf;
-    uint64_t *offs;
-    uint32_t *hash;
-    float *norms;
-    double *rot = NULL;
-
-    if (n == 0 || n >= UINT32_MAX) {
-        seterr(err, errlen, "cannot write a vocabulary of %llu words", (unsigned long long)n);
-        return -EINVAL;
-    }
-    while (slots < 2 * n)
-        slots <<= 1;
-
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, VOCAB_MAGIC, 8);
-    h.version = VOCAB_VERSION;
-    h.byteorder = VOCAB_BYTEORDER;
-    h.count = n;
-    h.dim = t->dim;
-    h.elemtype = VOCAB_ELEM_F32;
-    h.hashfn = VOCAB_HASH_XXH3;
-    h.words_off = VOCAB_HDR_SIZE;
-    h.words_len = t->words_len;
-    h.offs_off = align_up(h.words_off + h.words_len, 8);
-    h.hash_off = h.offs_off + (n + 1) * 8;
-    h.hash_slots = slots;
-    h.norms_off = h.hash_off + slots * 4;
-    rot = malloc((size_t)t->dim * t->dim * sizeof *rot);
-    if (rot == NULL || !akv_sketch_plan(t->vecs, n, t->dim, rot, &h.rot_eps, &h.head_groups)) {
-        free(rot);
-        rot = NULL;
-        h.head_groups = akv_sketch_groups(t->dim);
-        h.rot_eps = 0;
-    }
-    h.sketch_off = align_up(h.norms_off + n * 4, 64);
-    h.tail_off = align_up(h.sketch_off + akv_sketch_head_bytes(n, h.head_groups), 64);
-    h.matrix_off = align_up(h.tail_off + akv_sketch_tail_bytes(n, t->dim, h.head_groups), 64);
-    if (rot != NULL) {
-        h.rot_off = h.matrix_off;
-        h.matrix_off = align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
-    }
-    h.file_size = h.matrix_off + n * t->dim * 4;
-
-    buf = aligned_alloc(64, align_up(h.file_size, 64));
-    if (buf == NULL) {
-        free(rot);
-        seterr(err, errlen, "out of memory serialising %llu words", (unsigned long long)n);
-        return -ENOMEM;
-    }
-    memset(buf, 0, align_up(h.file_size, 64));
-    memcpy(buf + h.words_off, t->words, t->words_len);
-    offs = (uint64_t *)(void *)(buf + h.offs_off);
-    for (uint64_t i = 0; i < n; i++)
-        offs[i] = t->offs[i];
-    offs[n] = t->words_len;
-
-    hash = (uint32_t *)(void *)(buf + h.hash_off);
-    memset(hash, 0xff, slots * 4);
-    for (uint64_t i = 0; i < n; i++) {
-        const char *w = t->words + t->offs[i];
-        size_t len = strlen(w);
-        uint64_t j = hash_word(w, len) & (slots - 1);
-        while (hash[j] != VOCAB_EMPTY)
-            j = (j + 1) & (slots - 1);
-        hash[j] = (uint32_t)i;
-    }
-
-    norms = (float *)(void *)(buf + h.norms_off);
-    memcpy(buf + h.matrix_off, t->vecs, n * t->dim * sizeof(float));
-    for (uint64_t i = 0; i < n; i++) {
-        const float *x = t->vecs + i * t->dim;
-        double ss = 0;
-        for (uint32_t d = 0; d < t->dim; d++)
-            ss += (double)x[d] * x[d];
-        norms[i] = (float)sqrt(ss);
-    }
-    if (h.rot_off != 0) {
-        memcpy(buf + h.rot_off, rot, (size_t)t->dim * t->dim * sizeof *rot);
-        h.rot_checksum = XXH3_64bits(buf + h.rot_off, (size_t)t->dim * t->dim * sizeof *rot);
-    }
-    akv_sketch_build(t->vecs, n, t->dim, h.rot_off ? rot : NULL, h.head_groups,
-                     buf + h.sketch_off, buf + h.tail_off);
-    free(rot);
-    memcpy(buf, &h, sizeof h);
-    h.meta_checksum = meta_checksum(buf, &h);
-    h.data_checksum = data_checksum(buf, &h);
-    memcpy(buf, &h, sizeof h);
-    *out = buf;
-    *size = h.file_size;
-    return 0;
-}
-
-int akv_vocab_from_table(struct akv_vocab **out, const struct akv_vectab *t, char *err,
-                         size_t errlen)
-{
-    uint8_t *buf;
-    size_t size;
-    int rc;
-
-    *out = NULL;
-    rc = vocab_serialize(t, &buf, &size, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = akv_vocab_open_mem(out, buf, size, "(table)", 0, err, errlen);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    (*out)->mapped = 2;
-    return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-int akv_vocab_write(const struct akv_vectab *t, const char *path, char *err, size_t errlen)
-{
-    uint8_t *buf = NULL;
-    size_t size, plen = strlen(path);
-    char *tmp = NULL, *dir = NULL;
-    int fd = -1, rc;
-
-    rc = vocab_serialize(t, &buf, &size, err, errlen);
-    if (rc < 0)
-        return rc;
-    tmp = malloc(plen + 16);
-    dir = strdup(path);
-    if (tmp == NULL || dir == NULL) {
-        rc = -ENOMEM;
-        seterr(err, errlen, "%s: out of memory", path);
-        goto fail;
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = -errno;
-        seterr(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        goto fail;
-    }
-    rc = write_all(fd, buf, size);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (rc == 0 && fchmod(fd, 0644) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    fd = -1;
-    if (rc < 0) {
-        seterr(err, errlen, "%s: write: %s", tmp, strerror(-rc));
-        unlink(tmp);
-        goto fail;
-    }
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        seterr(err, errlen, "%s: rename: %s", path, strerror(errno));
-        unlink(tmp);
-        goto fail;
-    }
-    /* Make the rename itself durable. */
-    {
-        char *slash = strrchr(dir, '/');
-        int dfd;
-        if (slash == NULL)
-            strcpy(dir, ".");
-        else if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-    rc = 0;
-fail:
-    free(buf);
-    free(tmp);
-    free(dir);
-    return rc;
 }
 
 size_t akv_vocab_count(const struct akv_vocab *v)
@@ -662,7 +420,7 @@ size_t akv_vocab_bytes(const struct akv_vocab *v)
 
 int64_t akv_vocab_find_exact(const struct akv_vocab *v, const char *word, size_t len)
 {
-    uint64_t j = hash_word(word, len) & v->hash_mask;
+    uint64_t j = akv_vocab_hash_word(word, len) & v->hash_mask;
 
     /* The table has at least one empty slot (slots > count), so the probe
      * ends; the bound guards against a damaged index all the same. */

@@ -1,6 +1,7 @@
 /*
  * persist.c - the append-only file: logging writes, the writer thread,
- * replay at startup, background rewrites, and entries kept only as text.
+ * replay at startup and the life cycle (rewrite.c: the rewrite; parked.c:
+ * the entries kept only as text).
  *
  * Design
  * ------
@@ -67,7 +68,7 @@
  * thread sleep that long per entry, so tests can catch a rewrite in
  * progress (as Redis's rdb-key-save-delay does).
  */
-#include "persist/persist.h"
+#include "persist/persist-impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +87,7 @@
 #include <xxhash.h>
 
 #include "util/log.h"
+#include "util/text.h"
 #include "proto/reply.h"
 
 const char *const akv_fsync_names[] = {"no", "everysec", "always", NULL};
@@ -97,222 +99,11 @@ const char *akv_fsync_name(enum akv_fsync f)
     return (int)f >= 0 && f <= AKV_FSYNC_ALWAYS ? akv_fsync_names[f] : "unknown";
 }
 
-#define NS_PER_SEC 1000000000ull
-#define RETRY_NS NS_PER_SEC
-#define AUTO_BACKOFF_NS (10 * NS_PER_SEC) /* after a failed automatic rewrite */
-#define RW_BUF (1u << 20)
-#define REPORT_KEYS 5 /* text-only keys named in the startup log */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static void buf_swap(struct akv_buf *a, struct akv_buf *b)
-{
-    struct akv_buf t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* ------------------------------------------------------------------------
- * Text-only entries: a chained hash table, loop thread only.
- */
-
-struct parked_ent {
-    struct parked_ent *next;
-    uint64_t hash;
-    size_t klen, vlen;
-    char text[]; /* key, then value */
-};
-
-struct parked {
-    struct parked_ent **b;
-    size_t nb;     /* power of two, or 0 */
-    size_t n;
-    uint64_t seed; /* of the hash, random (see store.c), chosen when the table is made */
-};
-
-static struct parked_ent **parked_link(struct parked *t, const char *key, size_t klen, uint64_t h)
-{
-    struct parked_ent **l = &t->b[h & (t->nb - 1)];
-
-    while (*l && !((*l)->hash == h && (*l)->klen == klen && memcmp((*l)->text, key, klen) == 0))
-        l = &(*l)->next;
-    return l;
-}
-
-static int parked_del(struct parked *t, const char *key, size_t klen)
-{
-    struct parked_ent **l, *e;
-
-    if (t->n == 0)
-        return 0;
-    l = parked_link(t, key, klen, XXH3_64bits_withSeed(key, klen, t->seed));
-    if (!*l)
-        return 0;
-    e = *l;
-    *l = e->next;
-    free(e);
-    t->n--;
-    return 1;
-}
-
-static int parked_put(struct parked *t, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    uint64_t h;
-    struct parked_ent *e, **l;
-
-    if (t->nb == 0 &&
-        getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
-        t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)t;
-    h = XXH3_64bits_withSeed(key, klen, t->seed);
-    if (t->n >= t->nb) {
-        size_t nb = t->nb ? t->nb * 2 : 64;
-        struct parked_ent **b = calloc(nb, sizeof(*b));
-        if (!b)
-            return -ENOMEM;
-        for (size_t i = 0; i < t->nb; i++) {
-            while (t->b[i]) {
-                e = t->b[i];
-                t->b[i] = e->next;
-                e->next = b[e->hash & (nb - 1)];
-                b[e->hash & (nb - 1)] = e;
-            }
-        }
-        free(t->b);
-        t->b = b;
-        t->nb = nb;
-    }
-    e = malloc(sizeof(*e) + klen + vlen);
-    if (!e)
-        return -ENOMEM;
-    e->hash = h;
-    e->klen = klen;
-    e->vlen = vlen;
-    memcpy(e->text, key, klen);
-    if (vlen)
-        memcpy(e->text + klen, val, vlen);
-    l = parked_link(t, key, klen, h);
-    if (*l) {
-        e->next = (*l)->next;
-        free(*l);
-        t->n--;
-    } else {
-        e->next = NULL;
-    }
-    *l = e;
-    t->n++;
-    return 0;
-}
-
-static void parked_clear(struct parked *t)
-{
-    for (size_t i = 0; i < t->nb; i++) {
-        while (t->b[i]) {
-            struct parked_ent *e = t->b[i];
-            t->b[i] = e->next;
-            free(e);
-        }
-    }
-    t->n = 0;
-}
-
-static void parked_fini(struct parked *t)
-{
-    parked_clear(t);
-    free(t->b);
-    t->b = NULL;
-    t->nb = 0;
-}
-
-/* ------------------------------------------------------------------------
- * The object.
- */
-
-enum rw_state { RW_IDLE, RW_SCANNING, RW_SWITCHING };
-
-/* A finished rewrite, handed from the loop to the writer (step 3). */
-struct switch_req {
-    int fd;              /* the temporary file, open for writing */
-    uint64_t off;        /* its size */
-    struct akv_buf tail; /* records logged while the rewrite ran */
-};
-
-struct akv_persist {
-    uv_loop_t *loop;
-    struct akv_store *store;
-    const int *rw_percentage;
-    const unsigned long long *rw_min_size;
-    char *path, *tmppath;
-    enum akv_fsync policy;
-    int rw_delay_us;
-
-    /* Loop thread. */
-    struct akv_buf pending;
-    uint64_t appended, handed;
-    struct parked parked;
-    uv_prepare_t prepare;
-    uv_async_t async;
-    int handles_ready;
-    int closed;
-    void (*notify)(void *arg);
-    void *notify_arg;
-    uint64_t written_seen, durable_seen, size_seen;
-    int err_seen;
-    uint64_t base_size;
-    uint64_t replayed;
-    enum rw_state rw;
-    struct akv_store_snap snap;
-    int has_snap;
-    struct akv_buf rwbuf;  /* records logged since the rewrite started */
-    struct akv_buf rwhead; /* the text-only entries, encoded at the start */
-    int rw_fd;
-    pthread_t rw_thread;
-    int rw_thread_live;
-    uint64_t rw_t0;
-    size_t rw_entries;
-    int last_rewrite_ok;
-    uint64_t rewrites;
-    double last_rewrite_ms;
-    uint64_t next_auto_ns;
-
-    /* Shared with the writer and rewrite threads: under mu. */
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    struct akv_buf q; /* handed, for the current file */
-    uint64_t q_end;
-    struct switch_req *sw;  /* a rewrite waiting to be switched in */
-    struct akv_buf q_after; /* handed after sw was queued */
-    uint64_t q_after_end;
-    uint64_t written, synced, fsize;
-    int werr;
-    int stop;
-    uint64_t retry_ns;
-    int rw_finished, rw_rc;
-    uint64_t rw_size;
-    size_t rw_count;
-    int sw_finished, sw_rc;
-    atomic_int rw_cancel;
-
-    /* Writer thread only (and the loop before it starts / after it ends). */
-    pthread_t writer;
-    int writer_live;
-    int fd;
-    uint64_t off;
-    struct akv_buf wb; /* the batch being written (kept on failure) */
-    uint64_t wb_end;
-    uint64_t last_sync_ns;
-};
-
 /* ------------------------------------------------------------------------
  * File helpers (any thread).
  */
 
-static int pwrite_all(int fd, uint64_t off, const char *p, size_t n)
+int akv_persist_pwrite_all(int fd, uint64_t off, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = pwrite(fd, p, n, (off_t)off);
@@ -329,7 +120,7 @@ static int pwrite_all(int fd, uint64_t off, const char *p, size_t n)
     return 0;
 }
 
-static int sync_fd(int fd)
+int akv_persist_sync_fd(int fd)
 {
     return fdatasync(fd) < 0 ? -errno : 0;
 }
@@ -371,9 +162,9 @@ static void do_switch(struct akv_persist *p)
     int rc, renamed = 0;
 
     pthread_mutex_unlock(&p->mu);
-    rc = pwrite_all(sw->fd, sw->off, sw->tail.p, sw->tail.len);
+    rc = akv_persist_pwrite_all(sw->fd, sw->off, sw->tail.p, sw->tail.len);
     if (rc == 0)
-        rc = sync_fd(sw->fd);
+        rc = akv_persist_sync_fd(sw->fd);
     if (rc == 0 && rename(p->tmppath, p->path) < 0)
         rc = -errno;
     if (rc == 0) {
@@ -424,9 +215,9 @@ static void *writer_main(void *arg)
                 p->wb_end = p->q_end;
             }
             pthread_mutex_unlock(&p->mu);
-            rc = pwrite_all(p->fd, p->off, p->wb.p, p->wb.len);
+            rc = akv_persist_pwrite_all(p->fd, p->off, p->wb.p, p->wb.len);
             if (rc == 0 && p->policy == AKV_FSYNC_ALWAYS)
-                rc = sync_fd(p->fd);
+                rc = akv_persist_sync_fd(p->fd);
             pthread_mutex_lock(&p->mu);
             if (rc == 0) {
                 p->off += p->wb.len;
@@ -461,7 +252,7 @@ static void *writer_main(void *arg)
             uint64_t target = p->written;
             int rc;
             pthread_mutex_unlock(&p->mu);
-            rc = sync_fd(p->fd);
+            rc = akv_persist_sync_fd(p->fd);
             pthread_mutex_lock(&p->mu);
             p->last_sync_ns = now;
             if (rc == 0) {
@@ -573,7 +364,7 @@ void akv_persist_log_set(struct akv_persist *p, const char *key, size_t klen, co
 {
     if (!p)
         return;
-    parked_del(&p->parked, key, klen);
+    akv_parked_del(&p->parked, key, klen);
     log_record(p, AKV_AOF_SET, key, klen, val, vlen);
 }
 
@@ -581,7 +372,7 @@ void akv_persist_log_del(struct akv_persist *p, const char *key, size_t klen, in
 {
     if (!p)
         return;
-    if (parked_del(&p->parked, key, klen) || existed)
+    if (akv_parked_del(&p->parked, key, klen) || existed)
         log_record(p, AKV_AOF_DEL, key, klen, NULL, 0);
 }
 
@@ -589,12 +380,12 @@ void akv_persist_log_flushall(struct akv_persist *p)
 {
     if (!p)
         return;
-    parked_clear(&p->parked);
+    akv_parked_clear(&p->parked);
     log_record(p, AKV_AOF_FLUSHALL, NULL, 0, NULL, 0);
 }
 
 /* Gives pending to the writer. */
-static void handoff(struct akv_persist *p)
+void akv_persist_handoff(struct akv_persist *p)
 {
     struct akv_buf *dst;
 
@@ -622,269 +413,7 @@ static void handoff(struct akv_persist *p)
 
 static void on_prepare(uv_prepare_t *h)
 {
-    handoff(h->data);
-}
-
-/* ------------------------------------------------------------------------
- * Rewrite.
- */
-
-struct rw_out {
-    struct akv_persist *p;
-    int fd;
-    uint64_t off;
-    char *buf;
-    size_t len;
-    size_t entries;
-    int rc;
-};
-
-static int rw_flush(struct rw_out *o)
-{
-    int rc = pwrite_all(o->fd, o->off, o->buf, o->len);
-
-    if (rc < 0)
-        return rc;
-    o->off += o->len;
-    o->len = 0;
-    return 0;
-}
-
-static int rw_put(struct rw_out *o, const char *p, size_t n)
-{
-    if (n == 0)
-        return 0; /* p may be NULL (an empty buffer) */
-    if (o->len + n > RW_BUF) {
-        int rc = rw_flush(o);
-        if (rc < 0)
-            return rc;
-        if (n > RW_BUF) {
-            rc = pwrite_all(o->fd, o->off, p, n);
-            if (rc == 0)
-                o->off += n;
-            return rc;
-        }
-    }
-    memcpy(o->buf + o->len, p, n);
-    o->len += n;
-    return 0;
-}
-
-/* Rewrite thread: one store block. */
-static int rw_block(void *arg, const struct akv_store_block *b)
-{
-    struct rw_out *o = arg;
-    struct akv_persist *p = o->p;
-
-    for (size_t i = 0; i < b->n; i++) {
-        const char *k, *v;
-        size_t kl, vl, sz;
-        int rc;
-
-        if (!b->visible[i])
-            continue;
-        if (atomic_load(&p->rw_cancel))
-            return -ECANCELED;
-        akv_store_entry_text(p->store, &p->snap, b->first_slot + i, &k, &kl, &v, &vl);
-        sz = akv_aof_record_size(AKV_AOF_SET, kl, vl);
-        if (sz <= RW_BUF) {
-            if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)
-                return rc;
-            akv_aof_encode(o->buf + o->len, AKV_AOF_SET, k, kl, v, vl);
-            o->len += sz;
-        } else {
-            char *big = malloc(sz);
-            if (!big)
-                return -ENOMEM;
-            akv_aof_encode(big, AKV_AOF_SET, k, kl, v, vl);
-            rc = rw_put(o, big, sz);
-            free(big);
-            if (rc < 0)
-                return rc;
-        }
-        o->entries++;
-        if (p->rw_delay_us > 0)
-            usleep((useconds_t)p->rw_delay_us);
-    }
-    return 0;
-}
-
-static void *rw_main(void *arg)
-{
-    struct akv_persist *p = arg;
-    struct rw_out o = {.p = p, .fd = p->rw_fd};
-    char hdr[AKV_AOF_FILE_HEADER];
-    int rc;
-
-    o.buf = malloc(RW_BUF);
-    if (!o.buf) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    akv_aof_file_header(hdr);
-    rc = rw_put(&o, hdr, sizeof(hdr));
-    if (rc == 0)
-        rc = rw_put(&o, p->rwhead.p, p->rwhead.len);
-    if (rc == 0)
-        rc = akv_store_scan(p->store, &p->snap, rw_block, &o);
-    if (rc == 0)
-        rc = rw_flush(&o);
-    if (rc == 0)
-        rc = sync_fd(o.fd);
-out:
-    free(o.buf);
-    pthread_mutex_lock(&p->mu);
-    p->rw_finished = 1;
-    p->rw_rc = rc;
-    p->rw_size = o.off;
-    p->rw_count = o.entries;
-    pthread_mutex_unlock(&p->mu);
-    uv_async_send(&p->async);
-    return NULL;
-}
-
-/* Loop: undoes step 1 (also after the thread failed or was cancelled). */
-static void rewrite_abandon(struct akv_persist *p)
-{
-    if (p->rw_thread_live) {
-        pthread_join(p->rw_thread, NULL);
-        p->rw_thread_live = 0;
-    }
-    if (p->has_snap) {
-        akv_store_snap_release(p->store, &p->snap);
-        p->has_snap = 0;
-    }
-    if (p->rw_fd >= 0) {
-        close(p->rw_fd);
-        p->rw_fd = -1;
-        unlink(p->tmppath);
-    }
-    akv_buf_fini(&p->rwbuf);
-    akv_buf_fini(&p->rwhead);
-    p->rw = RW_IDLE;
-}
-
-static void rewrite_failed(struct akv_persist *p, int rc)
-{
-    akv_log(AKV_LOG_WARNING, "AOF rewrite of %s failed: %s; the file is unchanged", p->path,
-            strerror(-rc));
-    p->last_rewrite_ok = 0;
-    p->next_auto_ns = now_ns() + AUTO_BACKOFF_NS;
-}
-
-int akv_persist_rewrite_start(struct akv_persist *p)
-{
-    struct parked *t;
-    int rc;
-
-    if (!p)
-        return -ENOTSUP;
-    if (p->rw != RW_IDLE)
-        return -EBUSY;
-    if (p->closed)
-        return -ESHUTDOWN;
-    p->rw_fd = open(p->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (p->rw_fd < 0) {
-        rc = -errno;
-        rewrite_failed(p, rc);
-        return rc;
-    }
-    akv_buf_init(&p->rwbuf);
-    akv_buf_init(&p->rwhead);
-    t = &p->parked;
-    for (size_t i = 0; i < t->nb; i++) {
-        for (struct parked_ent *e = t->b[i]; e; e = e->next) {
-            size_t n = akv_aof_record_size(AKV_AOF_SET, e->klen, e->vlen);
-            if (akv_buf_reserve(&p->rwhead, n) < 0) {
-                rewrite_abandon(p);
-                rewrite_failed(p, -ENOMEM);
-                return -ENOMEM;
-            }
-            akv_aof_encode(p->rwhead.p + p->rwhead.len, AKV_AOF_SET, e->text, e->klen,
-                           e->text + e->klen, e->vlen);
-            p->rwhead.len += n;
-        }
-    }
-    akv_store_snap_take(p->store, &p->snap);
-    p->has_snap = 1;
-    p->rw = RW_SCANNING;
-    p->rw_t0 = now_ns();
-    atomic_store(&p->rw_cancel, 0);
-    p->rw_finished = 0;
-    p->sw_finished = 0;
-    rc = pthread_create(&p->rw_thread, NULL, rw_main, p);
-    if (rc != 0) {
-        rewrite_abandon(p);
-        rewrite_failed(p, -rc);
-        return -rc;
-    }
-    p->rw_thread_live = 1;
-    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only",
-            akv_store_count(p->store), p->parked.n);
-    return 0;
-}
-
-/* Loop: step 3, once the rewrite thread has reported. */
-static void rewrite_scanned(struct akv_persist *p, int rc, uint64_t size, size_t count)
-{
-    struct switch_req *sw = NULL;
-
-    pthread_join(p->rw_thread, NULL);
-    p->rw_thread_live = 0;
-    akv_store_snap_release(p->store, &p->snap);
-    p->has_snap = 0;
-    if (rc == 0 && !(sw = malloc(sizeof(*sw))))
-        rc = -ENOMEM;
-    if (rc < 0) {
-        rewrite_abandon(p);
-        rewrite_failed(p, rc);
-        return;
-    }
-    p->rw_entries = count;
-    handoff(p);
-    sw->fd = p->rw_fd;
-    sw->off = size;
-    sw->tail = p->rwbuf;
-    akv_buf_init(&p->rwbuf);
-    akv_buf_fini(&p->rwhead);
-    p->rw_fd = -1;
-    p->rw = RW_SWITCHING;
-    pthread_mutex_lock(&p->mu);
-    p->sw = sw;
-    pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Loop: after step 4. */
-static void rewrite_switched(struct akv_persist *p, int rc, uint64_t size)
-{
-    p->rw = RW_IDLE;
-    if (rc < 0) {
-        rewrite_failed(p, rc);
-        return;
-    }
-    p->base_size = size;
-    p->rewrites++;
-    p->last_rewrite_ok = 1;
-    p->last_rewrite_ms = (double)(now_ns() - p->rw_t0) / 1e6;
-    akv_log(AKV_LOG_NOTICE, "AOF rewritten: %s now %llu bytes, %zu entries, in %.1f ms", p->path,
-            (unsigned long long)size, p->rw_entries, p->last_rewrite_ms);
-}
-
-static void maybe_auto_rewrite(struct akv_persist *p)
-{
-    uint64_t base = p->base_size ? p->base_size : 1;
-
-    if (*p->rw_percentage <= 0 || p->rw != RW_IDLE || p->closed || p->err_seen)
-        return;
-    if (p->size_seen < (uint64_t)*p->rw_min_size || now_ns() < p->next_auto_ns)
-        return;
-    if (p->size_seen * 100 / base < 100 + (uint64_t)*p->rw_percentage)
-        return;
-    akv_log(AKV_LOG_NOTICE, "starting an automatic AOF rewrite: %llu bytes, %llu%% over %llu",
-            (unsigned long long)p->size_seen, (unsigned long long)(p->size_seen * 100 / base - 100),
-            (unsigned long long)base);
-    (void)akv_persist_rewrite_start(p);
+    akv_persist_handoff(h->data);
 }
 
 /* Loop: the writer or the rewrite thread reported something. */
@@ -919,12 +448,12 @@ static void on_async(uv_async_t *h)
         akv_log(AKV_LOG_NOTICE, "writing the AOF %s works again; accepting writes", p->path);
     p->err_seen = werr;
     if (rw_finished && p->rw == RW_SCANNING)
-        rewrite_scanned(p, rw_rc, rw_size, rw_count);
+        akv_persist_rw_scanned(p, rw_rc, rw_size, rw_count);
     if (sw_finished && p->rw == RW_SWITCHING)
-        rewrite_switched(p, sw_rc, p->size_seen);
+        akv_persist_rw_switched(p, sw_rc, p->size_seen);
     if (p->notify)
         p->notify(p->notify_arg);
-    maybe_auto_rewrite(p);
+    akv_persist_rw_maybe_auto(p);
 }
 
 /* ------------------------------------------------------------------------
@@ -948,7 +477,7 @@ static int replay_record(void *arg, const struct akv_aof_record *r)
     case AKV_AOF_SET:
         rc = akv_store_set(p->store, r->key, r->klen, r->val, r->vlen, err, sizeof(err));
         if (rc == 0) {
-            parked_del(&p->parked, r->key, r->klen);
+            akv_parked_del(&p->parked, r->key, r->klen);
             return 0;
         }
         if (rc != -ENOENT && rc != -EINVAL)
@@ -960,41 +489,56 @@ static int replay_record(void *arg, const struct akv_aof_record *r)
         rc = akv_store_del(p->store, r->key, r->klen);
         if (rc < 0)
             return rc;
-        return parked_put(&p->parked, r->key, r->klen, r->val, r->vlen);
+        return akv_parked_put(&p->parked, r->key, r->klen, r->val, r->vlen);
     case AKV_AOF_DEL:
-        parked_del(&p->parked, r->key, r->klen);
+        akv_parked_del(&p->parked, r->key, r->klen);
         rc = akv_store_del(p->store, r->key, r->klen);
         return rc < 0 ? rc : 0;
     case AKV_AOF_FLUSHALL:
-        parked_clear(&p->parked);
+        akv_parked_clear(&p->parked);
         akv_store_flush(p->store);
         return 0;
     }
     return 0;
 }
 
+/* Adds a key to the list of report_parked (arg), up to REPORT_KEYS. */
+struct parked_keys {
+    char text[REPORT_KEYS * (AKV_QUOTE_BUF + 4)];
+    size_t len, shown;
+};
+
+static int parked_key(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct parked_keys *k = arg;
+    char q[AKV_QUOTE_BUF];
+    int n;
+
+    (void)val;
+    (void)vlen;
+    if (k->shown == REPORT_KEYS)
+        return 1;
+    n = snprintf(k->text + k->len, sizeof(k->text) - k->len, "%s'%s'", k->shown ? ", " : "",
+                 akv_quote(q, key, klen));
+    if (n < 0 || (size_t)n >= sizeof(k->text) - k->len)
+        return 1;
+    k->len += (size_t)n;
+    k->shown++;
+    return 0;
+}
+
 /* Logs the text-only entries: how many, and the first few keys. */
 static void report_parked(struct akv_persist *p, const struct replay *rp)
 {
-    char keys[512] = "";
-    size_t o = 0, shown = 0;
+    struct parked_keys k = {.len = 0};
 
     if (p->parked.n == 0)
         return;
-    for (size_t i = 0; i < p->parked.nb && shown < REPORT_KEYS; i++) {
-        for (struct parked_ent *e = p->parked.b[i]; e && shown < REPORT_KEYS; e = e->next) {
-            int n = snprintf(keys + o, sizeof(keys) - o, "%s'%.*s'", shown ? ", " : "",
-                             (int)(e->klen > 64 ? 64 : e->klen), e->text);
-            if (n < 0 || (size_t)n >= sizeof(keys) - o)
-                break;
-            o += (size_t)n;
-            shown++;
-        }
-    }
+    akv_parked_each(&p->parked, parked_key, &k);
     akv_log(AKV_LOG_WARNING,
             "AOF %s: %zu entries do not embed with the current vectors (%s); they are kept in "
             "the AOF but not served; first keys: %s%s",
-            p->path, p->parked.n, rp->first_reason, keys, p->parked.n > shown ? ", ..." : "");
+            p->path, p->parked.n, rp->first_reason, k.text, p->parked.n > k.shown ? ", ..." : "");
 }
 
 /* Reads, checks and replays the file open at fd; cuts a torn tail. */
@@ -1042,7 +586,7 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
                 "AOF %s: the last record, at offset %zu, is incomplete (%s; %llu bytes), as a "
                 "crash in the middle of a write leaves it: cutting it off",
                 p->path, res.bad_offset, res.reason, (unsigned long long)(*size - res.bad_offset));
-        if (ftruncate(fd, (off_t)res.good_end) < 0 || sync_fd(fd) < 0) {
+        if (ftruncate(fd, (off_t)res.good_end) < 0 || akv_persist_sync_fd(fd) < 0) {
             rc = -errno;
             snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path, strerror(-rc));
             return rc;
@@ -1132,8 +676,8 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
          * file's name durable. */
         char hdr[AKV_AOF_FILE_HEADER];
         akv_aof_file_header(hdr);
-        if (ftruncate(p->fd, 0) < 0 || (rc = pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
-            (rc = sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
+        if (ftruncate(p->fd, 0) < 0 || (rc = akv_persist_pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
+            (rc = akv_persist_sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
             rc = rc < 0 ? rc : -errno;
             snprintf(err, errlen, "cannot write the AOF %s: %s", p->path, strerror(-rc));
             goto fail;
@@ -1186,7 +730,7 @@ fail:
     if (p->fd >= 0)
         close(p->fd);
     akv_store_flush(store);
-    parked_fini(&p->parked);
+    akv_parked_fini(&p->parked);
     akv_buf_fini(&p->pending);
     free(p->path);
     free(p->tmppath);
@@ -1203,10 +747,10 @@ void akv_persist_close(struct akv_persist *p)
     p->closed = 1;
     if (p->rw == RW_SCANNING) {
         atomic_store(&p->rw_cancel, 1);
-        rewrite_abandon(p);
+        akv_persist_rw_abandon(p);
         akv_log(AKV_LOG_NOTICE, "AOF rewrite abandoned at shutdown");
     }
-    handoff(p);
+    akv_persist_handoff(p);
     if (p->writer_live) {
         pthread_mutex_lock(&p->mu);
         p->stop = 1;
@@ -1246,7 +790,7 @@ void akv_persist_destroy(struct akv_persist *p)
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cond);
     }
-    parked_fini(&p->parked);
+    akv_parked_fini(&p->parked);
     akv_buf_fini(&p->pending);
     akv_buf_fini(&p->q);
     akv_buf_fini(&p->q_after);

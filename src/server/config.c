@@ -70,19 +70,6 @@ struct directive {
     unsigned flags;           /* DF_* */
 };
 
-/* Writes a formatted message into err when the caller gave room for one. */
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
-                                                         ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A C string for a message (util/text.h). */
 static const char *show(char out[AKV_QUOTE_BUF], const char *s)
 {
@@ -206,7 +193,7 @@ static void bad_value(char *err, size_t errlen, const struct directive *d, const
 {
     char buf[AKV_QUOTE_BUF];
 
-    seterr(err, errlen, "bad %s '%s' (expected %s)", d->name, show(buf, v), expected);
+    akv_errf(err, errlen, "bad %s '%s' (expected %s)", d->name, show(buf, v), expected);
 }
 
 /* Generic setters and getters. */
@@ -317,7 +304,7 @@ static int set_string(struct akv_config *c, const struct directive *d, int first
     if (argv[0][0] != '\0') {
         v = strdup(argv[0]);
         if (!v) {
-            seterr(err, errlen, "out of memory");
+            akv_errf(err, errlen, "out of memory");
             return -ENOMEM;
         }
     }
@@ -387,7 +374,7 @@ static int set_obuf(struct akv_config *c, const struct directive *d, int first, 
         }
         argv++;
     } else if (argc != 3) {
-        seterr(err, errlen, "'%s' takes [normal] HARD SOFT SECONDS", d->name);
+        akv_errf(err, errlen, "'%s' takes [normal] HARD SOFT SECONDS", d->name);
         return -EINVAL;
     }
     if (akv_config_parse_memory(argv[0], &hard) < 0) {
@@ -479,7 +466,7 @@ static int set_bind(struct akv_config *c, const struct directive *d, int first, 
     size_t i, j;
 
     if (keep + argc > AKV_CONFIG_BIND_MAX) {
-        seterr(err, errlen, "too many bind addresses (at most %d)", AKV_CONFIG_BIND_MAX);
+        akv_errf(err, errlen, "too many bind addresses (at most %d)", AKV_CONFIG_BIND_MAX);
         return -EINVAL;
     }
     for (i = 0; i < keep; i++) {
@@ -496,7 +483,7 @@ static int set_bind(struct akv_config *c, const struct directive *d, int first, 
         }
         for (j = 0; j < keep + i; j++) {
             if (all[j].af == a->af && memcmp(all[j].bytes, a->bytes, sizeof(a->bytes)) == 0) {
-                seterr(err, errlen, "bind address '%s' is listed twice", show(buf, argv[i]));
+                akv_errf(err, errlen, "bind address '%s' is listed twice", show(buf, argv[i]));
                 return -EINVAL;
             }
         }
@@ -518,7 +505,7 @@ static int set_bind(struct akv_config *c, const struct directive *d, int first, 
 fail:
     while (i-- > 0)
         free(copies[i]);
-    seterr(err, errlen, "out of memory");
+    akv_errf(err, errlen, "out of memory");
     return -ENOMEM;
 }
 
@@ -671,10 +658,10 @@ static int apply(struct akv_config *c, const struct directive *d, int first, siz
 {
     if (argc < d->min_args || argc > d->max_args) {
         if (d->min_args == d->max_args)
-            seterr(err, errlen, "'%s' takes %zu argument%s, got %zu", d->name, d->min_args,
+            akv_errf(err, errlen, "'%s' takes %zu argument%s, got %zu", d->name, d->min_args,
                    d->min_args == 1 ? "" : "s", argc);
         else
-            seterr(err, errlen, "'%s' takes %zu to %zu arguments, got %zu", d->name, d->min_args,
+            akv_errf(err, errlen, "'%s' takes %zu to %zu arguments, got %zu", d->name, d->min_args,
                    d->max_args, argc);
         return -EINVAL;
     }
@@ -818,18 +805,18 @@ static int split_line(const char *line, size_t len, char *out, struct args *a, c
         if (!arg.quoted)
             memcpy(out + o, arg.p, arg.len);
         if (memchr(out + o, '\0', arg.len)) {
-            seterr(err, errlen, "\\x00 is not allowed in an argument");
+            akv_errf(err, errlen, "\\x00 is not allowed in an argument");
             return -EINVAL;
         }
         out[o + arg.len] = '\0';
         if (args_push(a, out + o) < 0) {
-            seterr(err, errlen, "out of memory");
+            akv_errf(err, errlen, "out of memory");
             return -ENOMEM;
         }
         o += arg.len + 1;
     }
     if (rc < 0)
-        seterr(err, errlen, "%s", why ? why : "argument too long");
+        akv_errf(err, errlen, "%s", why ? why : "argument too long");
     return rc;
 }
 
@@ -868,7 +855,7 @@ int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const
      * longest line allowed, and no line can be longer than the source. */
     scratch = malloc((len < AKV_CONFIG_LINE_MAX ? len : AKV_CONFIG_LINE_MAX) + 1);
     if (!scratch) {
-        seterr(err, errlen, "%s: out of memory", name);
+        akv_errf(err, errlen, "%s: out of memory", name);
         return -ENOMEM;
     }
     while (pos < len) {
@@ -918,7 +905,7 @@ int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const
     return 0;
 
 fail:
-    seterr(err, errlen, "%s:%zu: %s", name, lineno, reason);
+    akv_errf(err, errlen, "%s:%zu: %s", name, lineno, reason);
     free(a.v);
     free(scratch);
     return rc;
@@ -1000,7 +987,7 @@ int akv_config_load_file(struct akv_config *c, const char *path, char *err, size
     return 0;
 
 fail_io:
-    seterr(err, errlen, "%s: %s", path, strerror(-rc));
+    akv_errf(err, errlen, "%s: %s", path, strerror(-rc));
     free(buf);
     return rc;
 }
@@ -1012,7 +999,7 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
 
     if (!d) {
         char shown[AKV_QUOTE_BUF];
-        seterr(err, errlen, "unknown directive '%s'", show(shown, name));
+        akv_errf(err, errlen, "unknown directive '%s'", show(shown, name));
         return -EINVAL;
     }
     /* CONFIG SET passes one value; as in Redis, a directive of several
@@ -1024,13 +1011,13 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
         size_t n = 0;
 
         if (strlen(argv[0]) >= sizeof(copy)) {
-            seterr(err, errlen, "'%s' value too long", d->name);
+            akv_errf(err, errlen, "'%s' value too long", d->name);
             return -EINVAL;
         }
         strcpy(copy, argv[0]);
         for (tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
             if (n == sizeof(words) / sizeof(words[0])) {
-                seterr(err, errlen, "'%s' takes at most %zu arguments", d->name, d->max_args);
+                akv_errf(err, errlen, "'%s' takes at most %zu arguments", d->name, d->max_args);
                 return -EINVAL;
             }
             words[n++] = tok;

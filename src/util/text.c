@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,17 @@ const char *akv_quote(char out[AKV_QUOTE_BUF], const char *s, size_t len)
     if (show < len)
         memcpy(out + o, "...", 4);
     return out;
+}
+
+void akv_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- numbers ------------------------------------------------------------ */

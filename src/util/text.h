@@ -40,6 +40,12 @@ size_t akv_utf8_cut(const char *s, size_t n);
  * out holds AKV_QUOTE_BUF bytes; returns out. */
 const char *akv_quote(char out[AKV_QUOTE_BUF], const char *s, size_t len);
 
+/* Writes a formatted message into err when the caller gave room for one
+ * (err may be NULL or errlen 0: the "char *err, size_t errlen" convention
+ * of functions that explain a failure). */
+__attribute__((format(printf, 3, 4))) void akv_errf(char *err, size_t errlen, const char *fmt,
+                                                    ...);
+
 /* ---- numbers ------------------------------------------------------------ */
 
 /* Each parses all of s[0, len) or fails with -EINVAL, writing *out only on

@@ -17,6 +17,7 @@
 
 #include "replay.h"
 #include "attnkv/query.h"
+#include "proto/proto.h"
 #include "server/config.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -424,6 +425,53 @@ START_TEST(test_quotes_and_escapes)
     ck_assert_int_eq(cfg.query.metric, AKV_METRIC_COSINE);
     ck_assert_int_eq(load("logfile \"\\xC3\\xA9t\\xc3\\xa9\""), 0);
     ck_assert_str_eq(cfg.logfile, "\xc3\xa9t\xc3\xa9");
+}
+END_TEST
+
+/* The configuration file and the inline protocol read arguments with the
+ * same syntax (util/text.h): for random lines of quotes, escapes and
+ * blanks, a line the protocol reads as one argument sets a directive to
+ * exactly those bytes, and a line it refuses for its quoting the
+ * configuration refuses too. */
+START_TEST(test_syntax_agrees_with_inline)
+{
+    static const char alphabet[] = "ab\"'\\xn4F0t \t\r";
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    size_t compared = 0, refused = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        char line[32], text[64], scratch[64];
+        struct akv_slice argv[8];
+        struct akv_proto_req req = {.argv = argv, .argv_cap = 8, .scratch = scratch,
+                                    .scratch_cap = sizeof scratch};
+        const char *msg = NULL;
+        size_t n, i;
+        long r;
+
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        n = 1 + (size_t)(seed >> 60);
+        for (i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            line[i] = alphabet[(seed >> 33) % (sizeof alphabet - 1)];
+        }
+        line[n] = '\n';
+        r = akv_proto_parse(line, n + 1, NULL, &req, &msg, NULL);
+        snprintf(text, sizeof text, "logfile %.*s", (int)n, line);
+        if (r == AKV_PROTO_ERR_SYNTAX) {
+            ck_assert_msg(load(text) == -EINVAL, "config took %s", text);
+            refused++;
+            continue;
+        }
+        ck_assert_int_eq(r, (long)n + 1);
+        if (req.argc != 1 || argv[0].len == 0 || memchr(argv[0].p, '\0', argv[0].len))
+            continue;
+        ck_assert_msg(load(text) == 0, "%s: %s", text, err);
+        ck_assert_uint_eq(strlen(cfg.logfile), argv[0].len);
+        ck_assert_int_eq(memcmp(cfg.logfile, argv[0].p, argv[0].len), 0);
+        compared++;
+    }
+    ck_assert_uint_gt(compared, 1000);
+    ck_assert_uint_gt(refused, 1000);
 }
 END_TEST
 
@@ -1097,6 +1145,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_name_null_and_err_null);
     tcase_add_test(tc, test_quotes_and_escapes);
+    tcase_add_test(tc, test_syntax_agrees_with_inline);
     tcase_add_test(tc, test_crlf_comments_blanks);
     tcase_add_test(tc, test_long_lines);
     tcase_add_test(tc, test_many_arguments);

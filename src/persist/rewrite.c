@@ -1,0 +1,282 @@
+/*
+ * rewrite.c - the background rewrite of the append-only file, without fork
+ * (the steps are described at the top of persist.c): the rewrite thread
+ * writes the text-only entries and a SET for every row of a store snapshot
+ * to a temporary file; the writer thread then appends what was logged
+ * meanwhile and renames it over the AOF.
+ *
+ * Threading: rw_main on the rewrite thread reads only the snapshot and
+ * rwhead; everything else on the loop thread.
+ */
+#include "persist/persist-impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+struct rw_out {
+    struct akv_persist *p;
+    int fd;
+    uint64_t off;
+    char *buf;
+    size_t len;
+    size_t entries;
+    int rc;
+};
+
+static int rw_flush(struct rw_out *o)
+{
+    int rc = akv_persist_pwrite_all(o->fd, o->off, o->buf, o->len);
+
+    if (rc < 0)
+        return rc;
+    o->off += o->len;
+    o->len = 0;
+    return 0;
+}
+
+static int rw_put(struct rw_out *o, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0; /* p may be NULL (an empty buffer) */
+    if (o->len + n > RW_BUF) {
+        int rc = rw_flush(o);
+        if (rc < 0)
+            return rc;
+        if (n > RW_BUF) {
+            rc = akv_persist_pwrite_all(o->fd, o->off, p, n);
+            if (rc == 0)
+                o->off += n;
+            return rc;
+        }
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+/* Rewrite thread: one store block. */
+static int rw_block(void *arg, const struct akv_store_block *b)
+{
+    struct rw_out *o = arg;
+    struct akv_persist *p = o->p;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl, sz;
+        int rc;
+
+        if (!b->visible[i])
+            continue;
+        if (atomic_load(&p->rw_cancel))
+            return -ECANCELED;
+        akv_store_entry_text(p->store, &p->snap, b->first_slot + i, &k, &kl, &v, &vl);
+        sz = akv_aof_record_size(AKV_AOF_SET, kl, vl);
+        if (sz <= RW_BUF) {
+            if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)
+                return rc;
+            akv_aof_encode(o->buf + o->len, AKV_AOF_SET, k, kl, v, vl);
+            o->len += sz;
+        } else {
+            char *big = malloc(sz);
+            if (!big)
+                return -ENOMEM;
+            akv_aof_encode(big, AKV_AOF_SET, k, kl, v, vl);
+            rc = rw_put(o, big, sz);
+            free(big);
+            if (rc < 0)
+                return rc;
+        }
+        o->entries++;
+        if (p->rw_delay_us > 0)
+            usleep((useconds_t)p->rw_delay_us);
+    }
+    return 0;
+}
+
+static void *rw_main(void *arg)
+{
+    struct akv_persist *p = arg;
+    struct rw_out o = {.p = p, .fd = p->rw_fd};
+    char hdr[AKV_AOF_FILE_HEADER];
+    int rc;
+
+    o.buf = malloc(RW_BUF);
+    if (!o.buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    akv_aof_file_header(hdr);
+    rc = rw_put(&o, hdr, sizeof(hdr));
+    if (rc == 0)
+        rc = rw_put(&o, p->rwhead.p, p->rwhead.len);
+    if (rc == 0)
+        rc = akv_store_scan(p->store, &p->snap, rw_block, &o);
+    if (rc == 0)
+        rc = rw_flush(&o);
+    if (rc == 0)
+        rc = akv_persist_sync_fd(o.fd);
+out:
+    free(o.buf);
+    pthread_mutex_lock(&p->mu);
+    p->rw_finished = 1;
+    p->rw_rc = rc;
+    p->rw_size = o.off;
+    p->rw_count = o.entries;
+    pthread_mutex_unlock(&p->mu);
+    uv_async_send(&p->async);
+    return NULL;
+}
+
+/* Loop: undoes step 1 (also after the thread failed or was cancelled). */
+void akv_persist_rw_abandon(struct akv_persist *p)
+{
+    if (p->rw_thread_live) {
+        pthread_join(p->rw_thread, NULL);
+        p->rw_thread_live = 0;
+    }
+    if (p->has_snap) {
+        akv_store_snap_release(p->store, &p->snap);
+        p->has_snap = 0;
+    }
+    if (p->rw_fd >= 0) {
+        close(p->rw_fd);
+        p->rw_fd = -1;
+        unlink(p->tmppath);
+    }
+    akv_buf_fini(&p->rwbuf);
+    akv_buf_fini(&p->rwhead);
+    p->rw = RW_IDLE;
+}
+
+void akv_persist_rw_failed(struct akv_persist *p, int rc)
+{
+    akv_log(AKV_LOG_WARNING, "AOF rewrite of %s failed: %s; the file is unchanged", p->path,
+            strerror(-rc));
+    p->last_rewrite_ok = 0;
+    p->next_auto_ns = now_ns() + AUTO_BACKOFF_NS;
+}
+
+/* Appends a SET of a text-only entry to the buffer arg. */
+static int encode_parked(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct akv_buf *b = arg;
+    size_t n = akv_aof_record_size(AKV_AOF_SET, klen, vlen);
+
+    if (akv_buf_reserve(b, n) < 0)
+        return -ENOMEM;
+    akv_aof_encode(b->p + b->len, AKV_AOF_SET, key, klen, val, vlen);
+    b->len += n;
+    return 0;
+}
+
+int akv_persist_rewrite_start(struct akv_persist *p)
+{
+    int rc;
+
+    if (!p)
+        return -ENOTSUP;
+    if (p->rw != RW_IDLE)
+        return -EBUSY;
+    if (p->closed)
+        return -ESHUTDOWN;
+    p->rw_fd = open(p->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (p->rw_fd < 0) {
+        rc = -errno;
+        akv_persist_rw_failed(p, rc);
+        return rc;
+    }
+    akv_buf_init(&p->rwbuf);
+    akv_buf_init(&p->rwhead);
+    if (akv_parked_each(&p->parked, encode_parked, &p->rwhead) < 0) {
+        akv_persist_rw_abandon(p);
+        akv_persist_rw_failed(p, -ENOMEM);
+        return -ENOMEM;
+    }
+    akv_store_snap_take(p->store, &p->snap);
+    p->has_snap = 1;
+    p->rw = RW_SCANNING;
+    p->rw_t0 = now_ns();
+    atomic_store(&p->rw_cancel, 0);
+    p->rw_finished = 0;
+    p->sw_finished = 0;
+    rc = pthread_create(&p->rw_thread, NULL, rw_main, p);
+    if (rc != 0) {
+        akv_persist_rw_abandon(p);
+        akv_persist_rw_failed(p, -rc);
+        return -rc;
+    }
+    p->rw_thread_live = 1;
+    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only",
+            akv_store_count(p->store), p->parked.n);
+    return 0;
+}
+
+/* Loop: step 3, once the rewrite thread has reported. */
+void akv_persist_rw_scanned(struct akv_persist *p, int rc, uint64_t size, size_t count)
+{
+    struct switch_req *sw = NULL;
+
+    pthread_join(p->rw_thread, NULL);
+    p->rw_thread_live = 0;
+    akv_store_snap_release(p->store, &p->snap);
+    p->has_snap = 0;
+    if (rc == 0 && !(sw = malloc(sizeof(*sw))))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        akv_persist_rw_abandon(p);
+        akv_persist_rw_failed(p, rc);
+        return;
+    }
+    p->rw_entries = count;
+    akv_persist_handoff(p);
+    sw->fd = p->rw_fd;
+    sw->off = size;
+    sw->tail = p->rwbuf;
+    akv_buf_init(&p->rwbuf);
+    akv_buf_fini(&p->rwhead);
+    p->rw_fd = -1;
+    p->rw = RW_SWITCHING;
+    pthread_mutex_lock(&p->mu);
+    p->sw = sw;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Loop: after step 4. */
+void akv_persist_rw_switched(struct akv_persist *p, int rc, uint64_t size)
+{
+    p->rw = RW_IDLE;
+    if (rc < 0) {
+        akv_persist_rw_failed(p, rc);
+        return;
+    }
+    p->base_size = size;
+    p->rewrites++;
+    p->last_rewrite_ok = 1;
+    p->last_rewrite_ms = (double)(now_ns() - p->rw_t0) / 1e6;
+    akv_log(AKV_LOG_NOTICE, "AOF rewritten: %s now %llu bytes, %zu entries, in %.1f ms", p->path,
+            (unsigned long long)size, p->rw_entries, p->last_rewrite_ms);
+}
+
+void akv_persist_rw_maybe_auto(struct akv_persist *p)
+{
+    uint64_t base = p->base_size ? p->base_size : 1;
+
+    if (*p->rw_percentage <= 0 || p->rw != RW_IDLE || p->closed || p->err_seen)
+        return;
+    if (p->size_seen < (uint64_t)*p->rw_min_size || now_ns() < p->next_auto_ns)
+        return;
+    if (p->size_seen * 100 / base < 100 + (uint64_t)*p->rw_percentage)
+        return;
+    akv_log(AKV_LOG_NOTICE, "starting an automatic AOF rewrite: %llu bytes, %llu%% over %llu",
+            (unsigned long long)p->size_seen, (unsigned long long)(p->size_seen * 100 / base - 100),
+            (unsigned long long)base);
+    (void)akv_persist_rewrite_start(p);
+}
+
