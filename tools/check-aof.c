@@ -8,7 +8,7 @@
  * the file was truncated to the last good record); 2 usage or I/O error.
  * A file whose header is not an attnkv AOF is reported and never truncated.
  *
- * The whole file is mapped and checked with akv_aof_parse (src/aof.c), the
+ * The whole file is mapped and checked with akv_aof_parse (src/persist/aof.c), the
  * same parser the daemon replays with.
  */
 #include <errno.h>

@@ -3,7 +3,7 @@
  * whose attention weight sits mostly on a few stored values can often be
  * answered exactly without scanning the vocabulary.
  *
- * Why this works (the proof is in src/query.c, "Answering from neighbor
+ * Why this works (the proof is in src/engine/query.c, "Answering from neighbor
  * lists"): for the l2 and cosine metrics the ranking score of a word x is
  * linear in r, so for r = sum_i w_i v_i (w_i >= 0, summing to 1) it is the
  * same weighted sum of the scores x has against each stored value v_i. A
@@ -36,7 +36,7 @@
 #define AKV_NBCACHE_M 64
 
 /* The exact top AKV_NBCACHE_M words of one vocabulary word under a metric,
- * and the M-th best score in the linear form (src/query.c): for l2
+ * and the M-th best score in the linear form (src/engine/query.c): for l2
  * |v|^2 - d^2, for cosine |v| cos. */
 struct akv_nblist {
     uint32_t word;

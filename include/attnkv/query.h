@@ -27,7 +27,6 @@
 
 struct akv_nbcache;
 
-
 struct akv_query_result {
     size_t nhits;
     struct akv_hit hits[AKV_K_MAX];

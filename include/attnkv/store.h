@@ -3,7 +3,7 @@
  * the vocabulary words of its key and value (their vectors are the means of
  * those words' rows, which the vocabulary holds; no vector is copied).
  *
- * Threading (see the Design comment in src/store.c):
+ * Threading (see the Design comment in src/engine/store.c):
  *   - One thread, the owner (the daemon's loop thread), calls every function
  *     here except akv_store_scan, akv_store_dim, akv_store_vocab,
  *     akv_store_entry_words, akv_store_key_words and akv_store_entry_text,

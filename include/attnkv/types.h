@@ -31,12 +31,12 @@ enum akv_attn_mode { AKV_ATTN_DOT = 0, AKV_ATTN_COSINE };
 enum akv_metric { AKV_METRIC_L2 = 0, AKV_METRIC_COSINE, AKV_METRIC_DOT };
 
 struct akv_query_opts {
-    unsigned k;             /* top words to return, 1..AKV_K_MAX (default 5) */
-    enum akv_attn_mode attn;/* default AKV_ATTN_DOT */
-    double temperature;     /* AKV_TEMPERATURE_MIN..MAX, for AKV_ATTN_COSINE (default 0.1) */
-    enum akv_metric metric; /* default AKV_METRIC_L2 */
-    unsigned explain;       /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
-    int skip_rank;          /* 1: attention only (EXPLAIN), no vocabulary ranking */
+    unsigned k;              /* top words to return, 1..AKV_K_MAX (default 5) */
+    enum akv_attn_mode attn; /* default AKV_ATTN_DOT */
+    double temperature;      /* AKV_TEMPERATURE_MIN..MAX, for AKV_ATTN_COSINE (default 0.1) */
+    enum akv_metric metric;  /* default AKV_METRIC_L2 */
+    unsigned explain;        /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
+    int skip_rank;           /* 1: attention only (EXPLAIN), no vocabulary ranking */
 };
 
 /* The defaults, as an initializer: struct akv_query_opts o = AKV_QUERY_OPTS_DEFAULT; */

@@ -2,7 +2,7 @@
  * vocab.h - the vocabulary: the project's binary word-vector file, opened
  * read-only with mmap, and O(1) word lookup.
  *
- * File layout (version 2, all integers little-endian, see src/vocab.c):
+ * File layout (version 2, all integers little-endian, see src/engine/vocab.c):
  *   header (256 bytes): magic "AKVVOCAB", version, byte-order tag, count, dim,
  *     element type, offsets and sizes of every section, checksums;
  *   words:   the words, each followed by a NUL byte, in vocabulary order;
@@ -10,7 +10,7 @@
  *   hash:    open-addressing table of uint32 word ids (UINT32_MAX = empty),
  *            keyed by XXH3-64 of the word's bytes;
  *   norms:   count float32 L2 norms;
- *   sketch:  an int8 copy of the matrix with per-row bounds (src/sketch.h),
+ *   sketch:  an int8 copy of the matrix with per-row bounds (src/engine/sketch.h),
  *            which the ranking scan reads instead of the matrix;
  *   matrix:  count x dim float32, row-major, 64-byte aligned.
  *
@@ -65,7 +65,7 @@ uint32_t akv_vocab_dim(const struct akv_vocab *v);
 /* The row-major count x dim matrix and the per-row L2 norms. */
 const float *akv_vocab_matrix(const struct akv_vocab *v);
 const float *akv_vocab_norms(const struct akv_vocab *v);
-/* The int8 sketch sections (layout in src/sketch.h): head (codes of the
+/* The int8 sketch sections (layout in src/engine/sketch.h): head (codes of the
  * head groups and row information) and tail. */
 const uint8_t *akv_vocab_sketch(const struct akv_vocab *v);
 const uint8_t *akv_vocab_sketch_tail(const struct akv_vocab *v);

@@ -13,17 +13,16 @@
 typedef double v8d __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 
-#define LOAD8F(dst, p)                                                                        \
-    do {                                                                                      \
-        v8f t8_;                                                                              \
-        memcpy(&t8_, (p), sizeof t8_);                                                        \
-        (dst) = __builtin_convertvector(t8_, v8d);                                            \
+#define LOAD8F(dst, p)                                                                             \
+    do {                                                                                           \
+        v8f t8_;                                                                                   \
+        memcpy(&t8_, (p), sizeof t8_);                                                             \
+        (dst) = __builtin_convertvector(t8_, v8d);                                                 \
     } while (0)
 
 /* out[t] = x . q_t for the NT queries at qs (NT a constant where it is
  * inlined: the accumulators stay in registers). */
-ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t dim, double *out,
-                                    size_t nt)
+ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t dim, double *out, size_t nt)
 {
     v8d acc[8], xv, qv;
     uint32_t d = 0;
@@ -45,7 +44,7 @@ ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t dim, dou
 }
 
 static void dots_avx512(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                               const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
+                        const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
     for (size_t j = 0; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;
@@ -65,8 +64,7 @@ static void dots_avx512(const float *mat, uint32_t dim, const double *qs, size_t
 /* r_b += w0[b] x0 + w1[b] x1 for every query b, each pair of rows converted
  * once for the whole batch. */
 static void accumulate_avx512(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                     const uint32_t *ids, size_t n, const uint32_t *slot,
-                                     const double *w)
+                              const uint32_t *ids, size_t n, const uint32_t *slot, const double *w)
 {
     size_t j = 0;
 

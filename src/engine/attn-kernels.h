@@ -70,11 +70,11 @@ typedef int64_t v4l __attribute__((vector_size(32)));
 /* The loads are macros rather than functions: a function that returns a
  * 32-byte vector has a different ABI with and without AVX. memcpy compiles
  * to unaligned vector loads. */
-#define LOAD4F(dst, p)                                                                        \
-    do {                                                                                      \
-        v4f t_;                                                                               \
-        memcpy(&t_, (p), sizeof t_);                                                          \
-        (dst) = __builtin_convertvector(t_, v4d);                                             \
+#define LOAD4F(dst, p)                                                                             \
+    do {                                                                                           \
+        v4f t_;                                                                                    \
+        memcpy(&t_, (p), sizeof t_);                                                               \
+        (dst) = __builtin_convertvector(t_, v4d);                                                  \
     } while (0)
 #define LOAD4D(dst, p) memcpy(&(dst), (p), sizeof(dst))
 
@@ -84,8 +84,8 @@ typedef int64_t v4l __attribute__((vector_size(32)));
  * kernel ends its dot products here, so all give the same bits. The
  * accumulators come by pointer: a 32-byte vector argument has a different
  * ABI with and without AVX. */
-ALWAYS_INLINE double dot_finish(v4d *a0, const v4d *a1, const float *x, const double *q,
-                                uint32_t d, uint32_t dim)
+ALWAYS_INLINE double dot_finish(v4d *a0, const v4d *a1, const float *x, const double *q, uint32_t d,
+                                uint32_t dim)
 {
     v4d x0, q0;
     double tail = 0;
@@ -160,8 +160,8 @@ ALWAYS_INLINE size_t table_at(const uint32_t *slot, size_t nq, uint32_t u)
 /* The weighted row sums' last words, ids[j0, n), one row at a time (an odd
  * word left over from the pairs). */
 ALWAYS_INLINE void accumulate_rest(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                   const uint32_t *ids, size_t j0, size_t n,
-                                   const uint32_t *slot, const double *w)
+                                   const uint32_t *ids, size_t j0, size_t n, const uint32_t *slot,
+                                   const double *w)
 {
     for (size_t j = j0; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;

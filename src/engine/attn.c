@@ -2,7 +2,7 @@
  * attn.c - the attention step.
  *
  * The store keeps the vocabulary ids of each key's and value's words, not
- * vectors (see the Design comment in src/store.c). A text's vector is the
+ * vectors (see the Design comment in src/engine/store.c). A text's vector is the
  * mean of its words' rows, and both halves of attention are linear in it:
  *   - the score of a key of words a, b, c is k.q = (a.q + b.q + c.q) / 3
  *     (attention dot), or that divided by |k| |q| tau (cosine; the store
@@ -75,7 +75,7 @@
 
 #define BLOCK_MAX 4096 /* the store's chunk size bounds a block */
 #define SHIFT_SLACK AKV_ATTN_SHIFT_SLACK
-#define WORD_BATCH 512   /* word ids handed to a kernel at a time */
+#define WORD_BATCH 512      /* word ids handed to a kernel at a time */
 #define PREFETCH_ENTRIES 16 /* how far ahead attn_block asks for table lines */
 #define ATTN_BATCH_MAX 16   /* queries sharing one pass over the store */
 #define ATTN_TABLE_MAX ((size_t)4 << 20) /* bytes of key scores a batch may keep */

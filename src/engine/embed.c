@@ -4,7 +4,7 @@
  * A word's vector is its row in the vocabulary; a phrase's is the mean of its
  * words' rows, summed in double so that long phrases lose nothing to float
  * rounding. akv_embed_words stops before the mean: the store keeps the word
- * ids rather than a vector (see src/store.c). Threading: reads only the
+ * ids rather than a vector (see src/engine/store.c). Threading: reads only the
  * immutable vocabulary; any thread.
  */
 #include "attnkv/embed.h"
@@ -23,7 +23,6 @@ static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
-
 
 static int unknown_word(const struct akv_vocab *v, const char *w, size_t len, char *err,
                         size_t errlen)

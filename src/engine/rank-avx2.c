@@ -5,8 +5,7 @@
 
 #include <immintrin.h>
 
-void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
-                        size_t b1)
+void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0, size_t b1)
 {
     const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t groups = s->groups;

@@ -8,8 +8,8 @@
 
 /* The upper bounds of 16 words of one request, from their integer dot
  * products (or, for the head stage, a bound on them) in float. */
-static inline __attribute__((always_inline)) __m512
-hi_avx512(const struct rank_query *q, const float *in, __m512 dot)
+static inline __attribute__((always_inline)) __m512 hi_avx512(const struct rank_query *q,
+                                                              const float *in, __m512 dot)
 {
     /* (a b) dot + (rb e + db n), doubled for l2 through the per-request
      * factors, in three fused operations. */
@@ -43,9 +43,10 @@ head_pass_avx512(const struct rank_query *q, const struct rank_part *p, const fl
 /* The full bound of 16 words of one request from their exact head dot
  * products plus the VNNI sums (codes + 128) of the tail; the words that
  * pass are taken. */
-static inline __attribute__((always_inline)) void
-epi_avx512(const struct rank_query *q, struct rank_part *p, const float *in, size_t id0,
-           __mmask16 lanes, __m512i acc)
+static inline __attribute__((always_inline)) void epi_avx512(const struct rank_query *q,
+                                                             struct rank_part *p, const float *in,
+                                                             size_t id0, __mmask16 lanes,
+                                                             __m512i acc)
 {
     __m512i dot = _mm512_sub_epi32(acc, _mm512_set1_epi32(q->corr_tail));
     __m512 hi = hi_avx512(q, in, _mm512_cvtepi32_ps(dot));
@@ -98,8 +99,7 @@ struct pending {
 };
 
 /* Finishes every noted block: its tail, the full bound, the words taken. */
-static void pend_flush(const struct akv_rank_scan *s, struct rank_part *pp,
-                                     struct pending *pd)
+static void pend_flush(const struct akv_rank_scan *s, struct rank_part *pp, struct pending *pd)
 {
     const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     size_t hrec = akv_sketch_head_rec(s->head), trec = akv_sketch_tail_rec(s->dim, s->head);
@@ -137,8 +137,7 @@ head_avx512(const struct akv_rank_scan *s, struct rank_part *pp, struct pending 
 /* Blocks ahead of the scan whose head records the tile loop prefetches. */
 #define PREFETCH_AHEAD 8
 
-void akv_rank_scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
-                          size_t b1)
+void akv_rank_scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0, size_t b1)
 {
     const uint8_t *hs = akv_vocab_sketch(s->v), *ts = akv_vocab_sketch_tail(s->v);
     uint32_t head = s->head;

@@ -55,10 +55,10 @@ struct rank_query {
     enum akv_metric m;
     unsigned k; /* min(k, AKV_K_MAX); 0: nothing to rank */
     struct akv_sketch_query sq;
-    float rb, db; /* the bounds' multipliers (infinite: prune nothing) */
-    int32_t corr; /* 128 * sum of codes: the VNNI kernel reads codes + 128 */
-    int32_t corr_head; /* the same over the head groups only, */
-    int32_t corr_tail; /* and over the tail groups */
+    float rb, db;       /* the bounds' multipliers (infinite: prune nothing) */
+    int32_t corr;       /* 128 * sum of codes: the VNNI kernel reads codes + 128 */
+    int32_t corr_head;  /* the same over the head groups only, */
+    int32_t corr_tail;  /* and over the tail groups */
     float qb, qrb, qdb; /* b, rb, db; doubled for l2, whose bound is 2 (r.x) - |x|^2 */
     int32_t *packed;
     int8_t *codes;
@@ -182,8 +182,8 @@ static inline float upper_bound(const struct rank_query *q, const float *info, u
 
 /* Words of a block whose upper bound passed: keep them, and let their lower
  * bounds raise the threshold. dots are the exact integer dot products. */
-static inline void take(const struct rank_query *q, struct rank_part *p, const float *info, size_t id0,
-                 unsigned mask, const int32_t *dots, const float *hi)
+static inline void take(const struct rank_query *q, struct rank_part *p, const float *info,
+                        size_t id0, unsigned mask, const int32_t *dots, const float *hi)
 {
     while (mask != 0) {
         unsigned lane = (unsigned)__builtin_ctz(mask);
@@ -222,7 +222,7 @@ static inline unsigned block_lanes(const struct akv_rank_scan *s, size_t blk)
 
 /* The scalar epilogue of the portable and AVX2 kernels. */
 static inline void finish_block(const struct rank_query *q, struct rank_part *p, const float *info,
-                         size_t id0, unsigned lanes, const int32_t *dots)
+                                size_t id0, unsigned lanes, const int32_t *dots)
 {
     float hi[AKV_SKETCH_ROWS];
     unsigned mask = 0;
@@ -245,8 +245,7 @@ static inline void finish_block(const struct rank_query *q, struct rank_part *p,
 void akv_rank_scan_portable(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                             size_t b1);
 #ifdef AKV_RANK_X86
-void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
-                        size_t b1);
+void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0, size_t b1);
 void akv_rank_scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                           size_t b1);
 #endif

@@ -5,7 +5,7 @@
  * Design. Scores are turned around so that larger is better for every
  * metric: dot r.x, cosine r.x / |x| (|r| is common to every word), and for
  * l2 2 r.x - |x|^2 (= |r|^2 - |x - r|^2). The scan reads the int8 sketch of
- * the vocabulary (src/sketch.h: a quarter of the matrix's bytes), which for
+ * the vocabulary (src/engine/sketch.h: a quarter of the matrix's bytes), which for
  * each word gives an interval [lo, hi] that surely holds its score. Each
  * request keeps
  *   - thr, the k-th largest lower bound seen so far: the true k-th best
@@ -432,8 +432,7 @@ void akv_rank_rescore(const struct akv_vocab *v, const double *r, double rnorm, 
     }
     for (; i < n; i++)
         offer_hit(hits, nhits, k,
-                  (struct akv_hit){ids[i], nan_last(exact_score(v, ids[i], r, rnorm, m), m)},
-                  cmp);
+                  (struct akv_hit){ids[i], nan_last(exact_score(v, ids[i], r, rnorm, m), m)}, cmp);
 }
 
 static int finish_request(struct akv_rank_scan *s, size_t j)
@@ -470,7 +469,8 @@ static int finish_request(struct akv_rank_scan *s, size_t j)
         for (size_t i = 0; i < pp->nsv; i++)
             if (!(pp->sv[i].hi < thr))
                 all[nall++] = (struct akv_hit){
-                    pp->sv[i].id, nan_last(exact_score(s->v, pp->sv[i].id, q->r, rnorm, q->m), q->m)};
+                    pp->sv[i].id,
+                    nan_last(exact_score(s->v, pp->sv[i].id, q->r, rnorm, q->m), q->m)};
     }
     qsort(all, nall, sizeof *all, q->m == AKV_METRIC_L2 ? cmp_hits_l2 : cmp_hits_sim);
     req->nhits = nall < q->k ? nall : q->k;

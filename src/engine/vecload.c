@@ -110,7 +110,6 @@ const char *akv_vecfmt_name(enum akv_vecfmt f)
 
 /* ---- messages ---------------------------------------------------------- */
 
-
 __attribute__((format(printf, 4, 5))) static int fail_at(struct loader *L, uint64_t line, int code,
                                                          const char *fmt, ...)
 {

@@ -41,10 +41,10 @@ struct vocab_hdr {
     uint64_t matrix_off;
     uint64_t meta_checksum;
     uint64_t data_checksum;
-    uint64_t sketch_off; /* the sketch's head section, see sketch.h */
-    uint64_t tail_off;   /* the sketch's tail section */
-    uint64_t rot_off;    /* the sketch's rotation (dim x dim doubles), 0: none */
-    double rot_eps;      /* >= |I - rot' rot| */
+    uint64_t sketch_off;  /* the sketch's head section, see sketch.h */
+    uint64_t tail_off;    /* the sketch's tail section */
+    uint64_t rot_off;     /* the sketch's rotation (dim x dim doubles), 0: none */
+    double rot_eps;       /* >= |I - rot' rot| */
     uint32_t head_groups; /* groups in the sketch's head */
     uint32_t pad;
     uint64_t rot_checksum; /* XXH3-64 of the rotation, checked at every open */

@@ -11,7 +11,6 @@
  */
 #include "attnkv/vocab.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,7 +31,6 @@
 #include "engine/sketch.h"
 #include "engine/vocab-format.h"
 #include "util/text.h"
-
 
 /* Serialises t into a fresh 64-byte-aligned buffer of *size bytes. */
 static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *size, char *err,
@@ -76,10 +74,12 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
     }
     h.sketch_off = akv_vocab_align_up(h.norms_off + n * 4, 64);
     h.tail_off = akv_vocab_align_up(h.sketch_off + akv_sketch_head_bytes(n, h.head_groups), 64);
-    h.matrix_off = akv_vocab_align_up(h.tail_off + akv_sketch_tail_bytes(n, t->dim, h.head_groups), 64);
+    h.matrix_off =
+        akv_vocab_align_up(h.tail_off + akv_sketch_tail_bytes(n, t->dim, h.head_groups), 64);
     if (rot != NULL) {
         h.rot_off = h.matrix_off;
-        h.matrix_off = akv_vocab_align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
+        h.matrix_off =
+            akv_vocab_align_up(h.rot_off + (uint64_t)t->dim * t->dim * sizeof(double), 64);
     }
     h.file_size = h.matrix_off + n * t->dim * 4;
 
@@ -120,8 +120,8 @@ static int vocab_serialize(const struct akv_vectab *t, uint8_t **out, size_t *si
         memcpy(buf + h.rot_off, rot, (size_t)t->dim * t->dim * sizeof *rot);
         h.rot_checksum = XXH3_64bits(buf + h.rot_off, (size_t)t->dim * t->dim * sizeof *rot);
     }
-    akv_sketch_build(t->vecs, n, t->dim, h.rot_off ? rot : NULL, h.head_groups,
-                     buf + h.sketch_off, buf + h.tail_off);
+    akv_sketch_build(t->vecs, n, t->dim, h.rot_off ? rot : NULL, h.head_groups, buf + h.sketch_off,
+                     buf + h.tail_off);
     free(rot);
     memcpy(buf, &h, sizeof h);
     h.meta_checksum = akv_vocab_meta_checksum(buf, &h);
@@ -230,4 +230,3 @@ fail:
     free(dir);
     return rc;
 }
-

@@ -144,14 +144,14 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     memcpy(&h, base, sizeof h);
     if (memcmp(h.magic, VOCAB_MAGIC, 8) != 0) {
         akv_errf(err, errlen,
-               "%s: not an attnkv vocabulary file (bad magic); convert word vectors with "
-               "attnkv-import",
-               name);
+                 "%s: not an attnkv vocabulary file (bad magic); convert word vectors with "
+                 "attnkv-import",
+                 name);
         return -EINVAL;
     }
     if (h.byteorder == VOCAB_BYTEORDER_SWAPPED) {
-        akv_errf(err, errlen,
-               "%s: written on a machine of the other byte order; re-import it here", name);
+        akv_errf(err, errlen, "%s: written on a machine of the other byte order; re-import it here",
+                 name);
         return -EINVAL;
     }
     if (h.byteorder != VOCAB_BYTEORDER) {
@@ -160,33 +160,33 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     }
     if (h.version != VOCAB_VERSION) {
         akv_errf(err, errlen,
-               "%s: format version %u, this build reads version %u; re-import it "
-               "(attnkv-import, or scripts/fetch-vectors for the default vectors)",
-               name, h.version, VOCAB_VERSION);
+                 "%s: format version %u, this build reads version %u; re-import it "
+                 "(attnkv-import, or scripts/fetch-vectors for the default vectors)",
+                 name, h.version, VOCAB_VERSION);
         return -EINVAL;
     }
     if (h.elemtype != VOCAB_ELEM_F32 || h.hashfn != VOCAB_HASH_XXH3 || h.flags != 0) {
         akv_errf(err, errlen, "%s: unsupported element type, hash or flags (%u, %u, %u)", name,
-               h.elemtype, h.hashfn, h.flags);
+                 h.elemtype, h.hashfn, h.flags);
         return -EINVAL;
     }
     if (h.file_size != size) {
         akv_errf(err, errlen, "%s: %s: %zu bytes, the header says %llu", name,
-               size < h.file_size ? "truncated" : "trailing bytes", size,
-               (unsigned long long)h.file_size);
+                 size < h.file_size ? "truncated" : "trailing bytes", size,
+                 (unsigned long long)h.file_size);
         return -EINVAL;
     }
     n = h.count;
     if (n == 0 || n >= UINT32_MAX || h.dim == 0 || h.dim > AKV_DIM_MAX) {
         akv_errf(err, errlen, "%s: corrupt header (count %llu, dim %u)", name,
-               (unsigned long long)n, h.dim);
+                 (unsigned long long)n, h.dim);
         return -EINVAL;
     }
     mat_bytes = n * h.dim * sizeof(float); /* n < 2^32 and dim <= 4096: no overflow */
     if (h.head_groups == 0 || h.head_groups > akv_sketch_groups(h.dim) ||
         !(h.rot_eps >= 0 && h.rot_eps <= 1e-6)) {
         akv_errf(err, errlen, "%s: corrupt header (sketch head %u, rotation error %g)", name,
-               h.head_groups, h.rot_eps);
+                 h.head_groups, h.rot_eps);
         return -EINVAL;
     }
     sk_bytes = akv_sketch_head_bytes(n, h.head_groups);
@@ -217,7 +217,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
     }
     if (akv_vocab_meta_checksum(base, &h) != h.meta_checksum) {
         akv_errf(err, errlen, "%s: checksum mismatch in the header or word index (corrupt file)",
-               name);
+                 name);
         return -EINVAL;
     }
     /* The rotation is small and a damaged one would silently void every
@@ -259,7 +259,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         if (b <= a + 1 || b > h.words_len || v->words[b - 1] != '\0' ||
             memchr(v->words + a, '\0', b - a - 1) != NULL) {
             akv_errf(err, errlen, "%s: corrupt word %llu in the word list", name,
-                   (unsigned long long)i);
+                     (unsigned long long)i);
             return -EINVAL;
         }
     }
@@ -322,7 +322,7 @@ int akv_vocab_open(struct akv_vocab **out, const char *path, unsigned flags, cha
     if (st.st_size < (off_t)VOCAB_HDR_SIZE) {
         rc = -EINVAL;
         akv_errf(err, errlen, "%s: too small for a vocabulary file (%lld bytes)", path,
-               (long long)st.st_size);
+                 (long long)st.st_size);
         goto fail;
     }
     map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);

@@ -1,6 +1,6 @@
 /*
  * aof.h - the append-only file's format: encoding records and parsing a
- * file's bytes. Pure: no I/O, no allocation, no store; src/persist.c does
+ * file's bytes. Pure: no I/O, no allocation, no store; src/persist/persist.c does
  * the file handling, tools/check-aof.c and fuzz/fuzz-aof.c use the parser
  * directly.
  *

@@ -11,7 +11,8 @@
 
 #include <xxhash.h>
 
-static struct akv_parked_ent **link_of(struct akv_parked *t, const char *key, size_t klen, uint64_t h)
+static struct akv_parked_ent **link_of(struct akv_parked *t, const char *key, size_t klen,
+                                       uint64_t h)
 {
     struct akv_parked_ent **l = &t->b[h & (t->nb - 1)];
 
@@ -41,8 +42,7 @@ int akv_parked_put(struct akv_parked *t, const char *key, size_t klen, const cha
     uint64_t h;
     struct akv_parked_ent *e, **l;
 
-    if (t->nb == 0 &&
-        getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
+    if (t->nb == 0 && getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
         t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)t;
     h = XXH3_64bits_withSeed(key, klen, t->seed);
     if (t->n >= t->nb) {
@@ -103,7 +103,6 @@ void akv_parked_fini(struct akv_parked *t)
     t->b = NULL;
     t->nb = 0;
 }
-
 
 int akv_parked_each(const struct akv_parked *t,
                     int (*fn)(void *arg, const char *key, size_t klen, const char *val,

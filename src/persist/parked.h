@@ -23,7 +23,7 @@ struct akv_parked_ent {
 /* The table; all zeroes is an empty one. */
 struct akv_parked {
     struct akv_parked_ent **b;
-    size_t nb;     /* power of two, or 0 */
+    size_t nb; /* power of two, or 0 */
     size_t n;
     uint64_t seed; /* of the hash, random (see store.c), chosen when the table is made */
 };

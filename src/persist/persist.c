@@ -650,8 +650,8 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
         goto fail;
     }
     if (asprintf(&p->path, "%s/%s", strcmp(dir, "/") ? dir : "", opts->filename) < 0 ||
-        asprintf(&p->tmppath, "%s/temp-rewrite-%s", strcmp(dir, "/") ? dir : "",
-                 opts->filename) < 0) {
+        asprintf(&p->tmppath, "%s/temp-rewrite-%s", strcmp(dir, "/") ? dir : "", opts->filename) <
+            0) {
         free(dir);
         p->path = p->tmppath = NULL;
         snprintf(err, errlen, "out of memory");
@@ -676,7 +676,8 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
          * file's name durable. */
         char hdr[AKV_AOF_FILE_HEADER];
         akv_aof_file_header(hdr);
-        if (ftruncate(p->fd, 0) < 0 || (rc = akv_persist_pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
+        if (ftruncate(p->fd, 0) < 0 ||
+            (rc = akv_persist_pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
             (rc = akv_persist_sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
             rc = rc < 0 ? rc : -errno;
             snprintf(err, errlen, "cannot write the AOF %s: %s", p->path, strerror(-rc));

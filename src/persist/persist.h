@@ -5,7 +5,7 @@
  *
  * The record format is aof.h's; the threads, the ordering of replies against
  * the file and the rewrite protocol are in the Design comment of
- * src/persist.c.
+ * src/persist/persist.c.
  *
  * Threading: every function here is for the loop thread (the thread running
  * the uv_loop_t given to akv_persist_open), except where it says otherwise.
@@ -38,19 +38,19 @@ const char *akv_fsync_name(enum akv_fsync f);
  * thread), so that a change at run time takes effect. */
 struct akv_persist_opts {
     const char *dir;
-    const char *filename;        /* inside dir, no '/' */
+    const char *filename; /* inside dir, no '/' */
     enum akv_fsync fsync;
-    const int *rewrite_percentage;               /* 0: no automatic rewrite */
-    const unsigned long long *rewrite_min_size;  /* bytes */
+    const int *rewrite_percentage;              /* 0: no automatic rewrite */
+    const unsigned long long *rewrite_min_size; /* bytes */
 };
 
 /* Opens (or creates) opts->dir/opts->filename, replays it into store
  * (which should be empty), cuts off a torn last record with a warning, and
  * starts the writer thread. store and the pointed-to thresholds are
- * borrowed and must outlive the object. Damage other than a torn tail, or a file that cannot be read or
- * written, fails with a message naming the file (and the offset) in err.
- * The loop handles it adds do not keep the loop alive. Returns 0 or a
- * negative errno (-EBADMSG for a damaged file). */
+ * borrowed and must outlive the object. Damage other than a torn tail, or a file that cannot be
+ * read or written, fails with a message naming the file (and the offset) in err. The loop handles
+ * it adds do not keep the loop alive. Returns 0 or a negative errno (-EBADMSG for a damaged file).
+ */
 int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store *store,
                      const struct akv_persist_opts *opts, char *err, size_t errlen);
 

@@ -279,4 +279,3 @@ void akv_persist_rw_maybe_auto(struct akv_persist *p)
             (unsigned long long)base);
     (void)akv_persist_rewrite_start(p);
 }
-

@@ -1,6 +1,6 @@
 /*
  * activation.c - inherited listening sockets (see activation.h). The
- * server (src/server.c) checks each descriptor is a listening TCP socket
+ * server (src/server/server.c) checks each descriptor is a listening TCP socket
  * before serving it.
  */
 #include "server/activation.h"

@@ -190,4 +190,3 @@ int akv_cmd_do_command(struct akv_cmd_ctx *ctx)
                                 show(&ctx->argv[1], sb));
     }
 }
-

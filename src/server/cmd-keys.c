@@ -320,4 +320,3 @@ int akv_cmd_do_scan(struct akv_cmd_ctx *ctx)
     akv_buf_fini(&acc.items);
     return rc;
 }
-

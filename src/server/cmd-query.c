@@ -104,8 +104,8 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
         else if ((allowed & OPT_METRIC) && arg_is(a, "METRIC"))
             opt = OPT_METRIC;
         else
-            return replied(akv_reply_errorf(ctx->out, "ERR unknown option '%s' for %s",
-                                            show(a, sb), cmd));
+            return replied(
+                akv_reply_errorf(ctx->out, "ERR unknown option '%s' for %s", show(a, sb), cmd));
         if (!v)
             return replied(reply_missing_value(ctx, a));
         i++;
@@ -118,9 +118,8 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             *count = (unsigned)n;
         } else if (opt == OPT_ATTENTION) {
             if (akv_attn_mode_parse(v->p, v->len, &o->attn) < 0)
-                return replied(akv_reply_errorf(ctx->out,
-                                                "ERR unknown ATTENTION '%s' (use dot or cosine)",
-                                                show(v, sb)));
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR unknown ATTENTION '%s' (use dot or cosine)", show(v, sb)));
         } else if (opt == OPT_TEMPERATURE) {
             double t;
             if (akv_parse_double((v)->p, (v)->len, &t) < 0 || !(t >= AKV_TEMPERATURE_MIN) ||
@@ -131,9 +130,8 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             o->temperature = t;
         } else {
             if (akv_metric_parse(v->p, v->len, &o->metric) < 0)
-                return replied(akv_reply_errorf(ctx->out,
-                                                "ERR unknown METRIC '%s' (use l2, cosine or dot)",
-                                                show(v, sb)));
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR unknown METRIC '%s' (use l2, cosine or dot)", show(v, sb)));
         }
     }
     return 0;
@@ -183,7 +181,7 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
     }
     /* Failures are per item (rc), as the single calls report them. The
      * other workers that have nothing else to do join the vocabulary scan
-     * (see src/pool.c, Helping). */
+     * (see src/server/pool.c, Helping). */
     if (akv_query_batch_begin(items, n, nparts, &b) == 0 && b != NULL) {
         akv_pool_help_begin(pjs[0], query_help, b, nparts - 1);
         akv_query_batch_work(b, 0);
@@ -362,4 +360,3 @@ int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx)
 {
     return start_job(ctx, JOB_NEIGHBORS);
 }
-

@@ -161,8 +161,8 @@ static int config_set(struct akv_cmd_ctx *ctx)
     if (rc == 0 && i < npairs)
         rc = -ENOMEM;
     if (rc == 0)
-        rc = akv_cmd_settings_set(env, npairs, names, values, &failed, value_err,
-                                  sizeof(value_err));
+        rc =
+            akv_cmd_settings_set(env, npairs, names, values, &failed, value_err, sizeof(value_err));
     for (i = 0; i < npairs; i++) {
         free(names ? (void *)names[i] : NULL);
         free(values ? (void *)values[i] : NULL);
@@ -589,4 +589,3 @@ int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx)
         return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
     return akv_reply_status(ctx->out, "Background append only file rewriting started");
 }
-

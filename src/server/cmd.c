@@ -44,12 +44,11 @@ int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark)
     return 1;
 }
 
-
 /* The slow log's copy of a call's arguments. Those of a secret command
  * (AUTH) become "(redacted)", as in Redis, so neither the password nor
  * anyone's wrong guess is ever recorded. */
 struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t argc,
-                                            const struct akv_slice *argv, const char *peer)
+                                             const struct akv_slice *argv, const char *peer)
 {
     struct akv_slice hidden[AKV_SLOWLOG_ARGC_MAX];
 
@@ -65,8 +64,8 @@ struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t arg
  * copy (taken over: logged or freed), or NULL, in which case argv (still
  * valid for a command answered at once) is copied if the call is slow. */
 void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
-                    struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
-                    const char *peer)
+                     struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
+                     const char *peer)
 {
     struct akv_cmdstat *cs = &env->stats.cmd[c - akv_cmd_table()];
     int threshold = env->config->slowlog_slower_than;
@@ -88,7 +87,6 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
     }
     akv_slowlog_entry_free(slow);
 }
-
 
 /* ------------------------------------------------------------------------
  * The table and dispatch.
@@ -115,14 +113,16 @@ static const struct akv_cmd table[] = {
      "the commands slower than slowlog-log-slower-than microseconds, newest first"},
     {"AUTH", -2, F | N | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
      "authenticate the connection (when requirepass is set)"},
-    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT 0", "accepted for clients; there is one db"},
+    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT 0",
+     "accepted for clients; there is one db"},
     {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
      "server, clients, memory, persistence, stats, latency, commandstats, store, "
      "keyspace and vectors figures"},
     {"SET", 3, W, akv_cmd_do_set, 1, 1, 1, "SET key value",
      "store value under key; every word of both must be in the vocabulary"},
     {"GET", 2, R | F, akv_cmd_do_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
-    {"DEL", -2, W, akv_cmd_do_del, 1, -1, 1, "DEL key [key ...]", "remove keys; reply how many existed"},
+    {"DEL", -2, W, akv_cmd_do_del, 1, -1, 1, "DEL key [key ...]",
+     "remove keys; reply how many existed"},
     {"EXISTS", -2, R | F, akv_cmd_do_exists, 1, -1, 1, "EXISTS key [key ...]",
      "how many of the keys exist"},
     {"DBSIZE", 1, R | F, akv_cmd_do_dbsize, 0, 0, 0, "DBSIZE", "number of keys"},
@@ -214,8 +214,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
             ctx->job->slow = akv_cmd_slow_entry(c, ctx->argc, ctx->argv, ctx->peer);
     } else {
         akv_cmd_account(env, c, (now_ns() - t0) / 1000,
-                rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL, ctx->argc,
-                ctx->argv, ctx->peer);
+                        rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,
+                        ctx->argc, ctx->argv, ctx->peer);
     }
 out:
     if (rc < 0) {
@@ -229,4 +229,3 @@ out:
     }
     return 0;
 }
-

@@ -42,7 +42,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-
 /* Config files are a few kilobytes; refusing anything huge keeps a config
  * path that points at a vectors file by mistake from reading a gigabyte. */
 #define FILE_MAX (16u << 20)
@@ -659,10 +658,10 @@ static int apply(struct akv_config *c, const struct directive *d, int first, siz
     if (argc < d->min_args || argc > d->max_args) {
         if (d->min_args == d->max_args)
             akv_errf(err, errlen, "'%s' takes %zu argument%s, got %zu", d->name, d->min_args,
-                   d->min_args == 1 ? "" : "s", argc);
+                     d->min_args == 1 ? "" : "s", argc);
         else
             akv_errf(err, errlen, "'%s' takes %zu to %zu arguments, got %zu", d->name, d->min_args,
-                   d->max_args, argc);
+                     d->max_args, argc);
         return -EINVAL;
     }
     return d->set(c, d, first, argc, argv, err, errlen);

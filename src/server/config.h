@@ -33,7 +33,7 @@ struct akv_config {
     int port;                        /* default 6479; 0 = pick a free port (tests) */
     char *vectors;                   /* path of the binary vocabulary; default: see akv_config_default_vectors */
     int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
-    int neighbor_lists;             /* QUERY's cached neighbor lists, at most; 0 = none */
+    int neighbor_lists;              /* QUERY's cached neighbor lists, at most; 0 = none */
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
     /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
@@ -57,7 +57,7 @@ struct akv_config {
     enum akv_loglevel loglevel;      /* default notice */
     char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
     char *config_file;               /* the file that was read, or NULL */
-    /* Persistence (src/persist.c). */
+    /* Persistence (src/persist/persist.c). */
     char *dir;                       /* data directory (default ".") */
     int appendonly;                  /* keep the append-only file (default 1) */
     char *appendfilename;            /* file name inside dir (default "appendonly.aof") */

@@ -75,7 +75,7 @@
  *
  * Replies held for the AOF: a write command's reply must not leave before
  * its record is written to the kernel, or fsync'd under appendfsync always
- * (see the Design comment of src/persist.c). This extends the ordering
+ * (see the Design comment of src/persist/persist.c). This extends the ordering
  * above to the output stream: after a request that logged something,
  * run_request adds a mark (the position of its reply in the stream, the
  * AOF sequence it needs); flush sends only the bytes before the first

@@ -10,7 +10,7 @@
  * output buffers, idle timeout, the password) are read from env->config
  * when they are applied.
  *
- * Threading: loop thread only (see the Design comment in src/conn.c).
+ * Threading: loop thread only (see the Design comment in src/server/conn.c).
  */
 #ifndef ATTNKV_CONN_H
 #define ATTNKV_CONN_H

@@ -6,7 +6,7 @@
  * exactly like the same directive in the file.
  *
  * Threading: main runs on the thread that becomes the loop thread; the
- * worker threads are started by the server (src/server.c) and joined before
+ * worker threads are started by the server (src/server/server.c) and joined before
  * akv_server_run returns.
  *
  * Under a service manager (src/server/service.c): STATUS= lines while the vectors
@@ -319,7 +319,7 @@ int main(int argc, char **argv)
             akv_vocab_count(voc), (unsigned)akv_vocab_dim(voc), env.vocab_load_ms);
 
     akv_service_status("Vectors loaded (%zu words, dimension %u); starting", akv_vocab_count(voc),
-                      (unsigned)akv_vocab_dim(voc));
+                       (unsigned)akv_vocab_dim(voc));
     rc = akv_store_create(&store, voc);
     if (rc < 0) {
         akv_log(AKV_LOG_WARNING, "cannot create the store: %s", strerror(-rc));
@@ -351,8 +351,7 @@ int main(int argc, char **argv)
         akv_log(AKV_LOG_NOTICE, "appendonly is off: nothing written survives a restart");
     }
 
-    if (cfg.neighbor_lists > 0 &&
-        akv_nbcache_create(&nbcache, (size_t)cfg.neighbor_lists) < 0) {
+    if (cfg.neighbor_lists > 0 && akv_nbcache_create(&nbcache, (size_t)cfg.neighbor_lists) < 0) {
         akv_log(AKV_LOG_WARNING, "out of memory for %d neighbor lists", cfg.neighbor_lists);
         goto out;
     }
@@ -379,7 +378,7 @@ int main(int argc, char **argv)
      * until the loop runs), so the service manager may send clients. */
     akv_service_notify("READY=1");
     akv_service_status("Ready: port %d, %zu keys, %u worker threads", env.tcp_port,
-                      akv_store_count(store), env.workers);
+                       akv_store_count(store), env.workers);
 
     akv_server_run(srv);
     status = 0;

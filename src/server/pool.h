@@ -6,7 +6,7 @@
  * and done and submits it; a worker thread calls work; later the loop thread
  * calls done. The pool never frees a job; done usually does. Why this is our
  * own pthread pool rather than uv_queue_work, and how batches are formed, is
- * explained in the Design comment of src/pool.c.
+ * explained in the Design comment of src/server/pool.c.
  *
  * Batches: a job whose batch function is set is run by that function rather
  * than by work. A worker that takes such a job from the head of the queue

@@ -21,7 +21,7 @@
  * address other than loopback gets "-DENIED ..." (both then close).
  *
  * Service manager: when systemd passes listening sockets ($LISTEN_FDS,
- * src/activation.c) they are served instead of the bind/port settings. The
+ * src/server/activation.c) they are served instead of the bind/port settings. The
  * watchdog timer sends WATCHDOG=1 every half of $WATCHDOG_USEC from the
  * loop, so a wedged loop stops the pings. Shutdown starts with STOPPING=1.
  * SIGHUP reopens the log, then calls the reload callback (main.c re-reads
@@ -424,7 +424,7 @@ void akv_server_stop(struct akv_server *s)
     s->stopping = 1;
     akv_service_notify("STOPPING=1");
     akv_service_status("Shutting down: %" PRIu64 " clients, %zu jobs in flight",
-                      s->env->stats.connected_clients, akv_pool_pending(s->pool));
+                       s->env->stats.connected_clients, akv_pool_pending(s->pool));
     akv_log(AKV_LOG_NOTICE, "shutting down: %" PRIu64 " clients, %zu jobs in flight",
             s->env->stats.connected_clients, akv_pool_pending(s->pool));
     close_listeners(s);

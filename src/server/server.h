@@ -3,7 +3,7 @@
  * accepting clients (up to maxclients), the worker pool, signals and an
  * orderly shutdown.
  *
- * Threading: loop thread only (see the Design comment in src/server.c).
+ * Threading: loop thread only (see the Design comment in src/server/server.c).
  */
 #ifndef ATTNKV_SERVER_H
 #define ATTNKV_SERVER_H

@@ -47,7 +47,7 @@ uint64_t akv_service_watchdog_parse(const char *usec, const char *pid, pid_t sel
  * new assignment) replaced by a space, cut at cap - 1 bytes. Returns the
  * length written. */
 __attribute__((format(printf, 3, 0))) size_t akv_service_format_status(char *buf, size_t cap,
-                                                                      const char *fmt, va_list ap);
+                                                                       const char *fmt, va_list ap);
 
 /* The process-wide channel. */
 

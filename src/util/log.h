@@ -30,7 +30,6 @@
 
 #include <stdarg.h>
 
-
 enum akv_loglevel { AKV_LOG_DEBUG = 0, AKV_LOG_VERBOSE, AKV_LOG_NOTICE, AKV_LOG_WARNING };
 
 /* "debug", "verbose", "notice", "warning", indexed by the level, then NULL. */

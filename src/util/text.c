@@ -78,8 +78,7 @@ static size_t escape(char *out, size_t cap, const char *s, size_t len, unsigned 
         *outlen = o;
     return i;
 }
-size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags,
-                  size_t *outlen)
+size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags, size_t *outlen)
 {
     return escape(out, cap, s, len, flags, u8_check((const uint8_t *)s, len) == NULL, outlen);
 }

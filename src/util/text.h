@@ -23,8 +23,7 @@
  * escaped byte is \xHH. Stops before an escape that would not fit, and
  * never inside a UTF-8 character of valid UTF-8 text. Returns the bytes of s
  * written; *outlen (optional) gets the bytes of out used. */
-size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags,
-                  size_t *outlen);
+size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags, size_t *outlen);
 
 /* The length of the longest prefix of s[0, n) that does not end inside a
  * UTF-8 character (n itself unless s[0, n) ends with an incomplete one). */
@@ -43,8 +42,7 @@ const char *akv_quote(char out[AKV_QUOTE_BUF], const char *s, size_t len);
 /* Writes a formatted message into err when the caller gave room for one
  * (err may be NULL or errlen 0: the "char *err, size_t errlen" convention
  * of functions that explain a failure). */
-__attribute__((format(printf, 3, 4))) void akv_errf(char *err, size_t errlen, const char *fmt,
-                                                    ...);
+__attribute__((format(printf, 3, 4))) void akv_errf(char *err, size_t errlen, const char *fmt, ...);
 
 /* ---- numbers ------------------------------------------------------------ */
 

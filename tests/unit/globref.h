@@ -1,6 +1,6 @@
 /*
  * globref.h - a reference glob matcher for test-glob and fuzz-glob, written
- * straight from the syntax in src/glob.h: recursive and exponential at
+ * straight from the syntax in src/util/glob.h: recursive and exponential at
  * worst, so only for short inputs. The compiled matcher must agree with it.
  */
 #ifndef ATTNKV_GLOBREF_H

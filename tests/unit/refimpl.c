@@ -77,9 +77,8 @@ size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m,
     return k;
 }
 
-int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
-               const double *q, enum akv_attn_mode mode, double tau, double *r,
-               double *weights)
+int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
+               enum akv_attn_mode mode, double tau, double *r, double *weights)
 {
     uint32_t dim = akv_vocab_dim(voc);
     double *s = malloc((n ? n : 1) * sizeof *s);
@@ -118,9 +117,9 @@ int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
     return 1;
 }
 
-size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
-                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
-                 unsigned k, struct ref_hit *hits, double *weights)
+size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
+                 enum akv_attn_mode mode, double tau, enum akv_metric m, unsigned k,
+                 struct ref_hit *hits, double *weights)
 {
     uint32_t dim = akv_vocab_dim(voc);
     double *r = calloc(dim, sizeof *r);

@@ -29,16 +29,15 @@ int ref_embed(const struct akv_vocab *voc, const char *text, double *out);
 /* The attention step alone: r (dim doubles) = softmax-weighted sum of the
  * values; weights (n doubles) when not NULL. Returns 0 for an empty store
  * (r is then zero), else 1. */
-int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
-               const double *q, enum akv_attn_mode mode, double tau, double *r,
-               double *weights);
+int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
+               enum akv_attn_mode mode, double tau, double *r, double *weights);
 
 /* Attention over entries then an exhaustive ranking; writes min(k, count)
  * hits into hits (caller provides count slots) and the full weight vector
  * into weights (n doubles) when not NULL. Returns the number of hits. */
-size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
-                 const double *q, enum akv_attn_mode mode, double tau, enum akv_metric m,
-                 unsigned k, struct ref_hit *hits, double *weights);
+size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
+                 enum akv_attn_mode mode, double tau, enum akv_metric m, unsigned k,
+                 struct ref_hit *hits, double *weights);
 
 /* Exhaustive ranking of the vocabulary against r. */
 size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m, unsigned k,

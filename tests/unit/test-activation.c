@@ -1,5 +1,5 @@
 /*
- * test-activation.c - socket activation (src/activation.c): the LISTEN_FDS
+ * test-activation.c - socket activation (src/server/activation.c): the LISTEN_FDS
  * and LISTEN_PID rules, and taking descriptors from the environment.
  */
 #include <check.h>

@@ -1,5 +1,5 @@
 /*
- * test-aof.c - Check suite for the append-only file format (src/aof.c):
+ * test-aof.c - Check suite for the append-only file format (src/persist/aof.c):
  * round trips, every truncation of a file (a torn tail, cut at the last good
  * record), every single-byte corruption (always "corrupt", at the record
  * that holds the byte, never "torn" or good), records whose checksums are

@@ -1,5 +1,5 @@
 /*
- * test-cmd.c - the command table and handlers (src/cmd.c), driven directly
+ * test-cmd.c - the command table and handlers (src/server/cmd.c), driven directly
  * with a buffer and a tiny in-memory vocabulary: no sockets, no libuv. Jobs
  * are run synchronously here (work or batch, then finish) the way the pool
  * and the connection run them. The daemon as a whole is tested over TCP by
@@ -604,8 +604,8 @@ START_TEST(test_hostile_inputs)
     size_t n;
 
     /* Temperatures: decimal, within range. */
-    static const char *const bad_t[] = {"0x1p-1074", "1e-320", "0", "-0.5", "inf", "nan",
-                                        "2e6", " 0.5", "0.5 ", "0X10", "1e-5"};
+    static const char *const bad_t[] = {"0x1p-1074", "1e-320", "0",    "-0.5", "inf", "nan",
+                                        "2e6",       " 0.5",   "0.5 ", "0X10", "1e-5"};
     for (size_t i = 0; i < sizeof(bad_t) / sizeof(bad_t[0]); i++) {
         r = run("EXPLAIN", "cat", "ATTENTION", "cosine", "TEMPERATURE", bad_t[i], END);
         ck_assert_msg(strncmp(r, "-ERR TEMPERATURE must be a decimal number", 41) == 0, "%s: %s",

@@ -285,12 +285,18 @@ static const struct {
     {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
     {"attention softmax", "t.conf:1: bad attention 'softmax' (expected dot|cosine)"},
     {"attention dot cosine", "t.conf:1: 'attention' takes 1 argument, got 2"},
-    {"temperature 0", "t.conf:1: bad temperature '0' (expected a decimal number from 0.0001 to 1000000)"},
-    {"temperature -0.5", "t.conf:1: bad temperature '-0.5' (expected a decimal number from 0.0001 to 1000000)"},
-    {"temperature inf", "t.conf:1: bad temperature 'inf' (expected a decimal number from 0.0001 to 1000000)"},
-    {"temperature nan", "t.conf:1: bad temperature 'nan' (expected a decimal number from 0.0001 to 1000000)"},
-    {"temperature 1e999", "t.conf:1: bad temperature '1e999' (expected a decimal number from 0.0001 to 1000000)"},
-    {"temperature 0.1x", "t.conf:1: bad temperature '0.1x' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 0",
+     "t.conf:1: bad temperature '0' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature -0.5",
+     "t.conf:1: bad temperature '-0.5' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature inf",
+     "t.conf:1: bad temperature 'inf' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature nan",
+     "t.conf:1: bad temperature 'nan' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 1e999",
+     "t.conf:1: bad temperature '1e999' (expected a decimal number from 0.0001 to 1000000)"},
+    {"temperature 0.1x",
+     "t.conf:1: bad temperature '0.1x' (expected a decimal number from 0.0001 to 1000000)"},
     {"temperature 0x1p-1074",
      "t.conf:1: bad temperature '0x1p-1074' (expected a decimal number from 0.0001 to 1000000)"},
     {"temperature 1e-320",
@@ -442,8 +448,8 @@ START_TEST(test_syntax_agrees_with_inline)
     for (int round = 0; round < 20000; round++) {
         char line[32], text[64], scratch[64];
         struct akv_slice argv[8];
-        struct akv_proto_req req = {.argv = argv, .argv_cap = 8, .scratch = scratch,
-                                    .scratch_cap = sizeof scratch};
+        struct akv_proto_req req = {
+            .argv = argv, .argv_cap = 8, .scratch = scratch, .scratch_cap = sizeof scratch};
         const char *msg = NULL;
         size_t n, i;
         long r;
@@ -881,9 +887,8 @@ END_TEST
 START_TEST(test_requirepass_secret)
 {
     static const char *const lines[] = {
-        "requirepass \"Sw0rdfish",      "requirepass 'Sw0rd'fish",
-        "requirepass \"Sw0rdf\\x00sh\"", "requirepass 'Sw0rdfish",
-        "requirepass \"Sw0rd\"fish",     "REQUIREPASS \"Sw0rdf\\x00\"",
+        "requirepass \"Sw0rdfish", "requirepass 'Sw0rd'fish",   "requirepass \"Sw0rdf\\x00sh\"",
+        "requirepass 'Sw0rdfish",  "requirepass \"Sw0rd\"fish", "REQUIREPASS \"Sw0rdf\\x00\"",
     };
     const char *argv[] = {"Sw0rdfish"};
     char out[64] = "x";

@@ -71,7 +71,11 @@ START_TEST(test_refusals)
     ck_assert_int_eq(akv_embed_text(voc, "ball\xff", 5, out, err, sizeof err), -EINVAL);
     ck_assert_str_eq(err, "text is not valid UTF-8");
     /* Control bytes in a client's word never reach the message raw. */
-    ck_assert_int_eq(akv_embed_text(voc, "a\x01" "b", 3, out, err, sizeof err), -ENOENT);
+    ck_assert_int_eq(akv_embed_text(voc,
+                                    "a\x01"
+                                    "b",
+                                    3, out, err, sizeof err),
+                     -ENOENT);
     ck_assert_str_eq(err, "unknown word 'a\\x01b'");
     memset(big, 'a', sizeof big);
     ck_assert_int_eq(akv_embed_text(voc, big, sizeof big, out, err, sizeof err), -EINVAL);
@@ -80,8 +84,7 @@ START_TEST(test_refusals)
         char many[AKV_PHRASE_WORDS_MAX * 5 + 8] = "";
         for (int i = 0; i <= AKV_PHRASE_WORDS_MAX; i++)
             strcat(many, "ball ");
-        ck_assert_int_eq(akv_embed_text(voc, many, strlen(many), out, err, sizeof err),
-                         -EINVAL);
+        ck_assert_int_eq(akv_embed_text(voc, many, strlen(many), out, err, sizeof err), -EINVAL);
         ck_assert(strstr(err, "too many words") != NULL);
     }
 }

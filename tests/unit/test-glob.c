@@ -1,5 +1,5 @@
 /*
- * test-glob.c - the Redis-style glob matcher (src/glob.c).
+ * test-glob.c - the Redis-style glob matcher (src/util/glob.c).
  */
 #include <check.h>
 
@@ -179,11 +179,10 @@ START_TEST(test_differential)
             str[i] = salpha[(seed >> 16) % (sizeof(salpha) - 1)];
         }
         ck_assert_int_eq(akv_glob_compile(pat, plen, nocase, &g), 0);
-        ck_assert_msg(akv_glob_exec(g, str, slen) ==
-                          ref_match((const unsigned char *)pat, plen, (const unsigned char *)str,
-                                    slen, nocase),
-                      "pattern '%.*s' string '%.*s' nocase %d", (int)plen, pat, (int)slen, str,
-                      nocase);
+        ck_assert_msg(
+            akv_glob_exec(g, str, slen) == ref_match((const unsigned char *)pat, plen,
+                                                     (const unsigned char *)str, slen, nocase),
+            "pattern '%.*s' string '%.*s' nocase %d", (int)plen, pat, (int)slen, str, nocase);
         akv_glob_free(g);
     }
 }
@@ -222,9 +221,9 @@ START_TEST(test_long_segments)
                     str[at + i] = pat[1 + i];
         }
         ck_assert_int_eq(akv_glob_compile(pat, plen, 0, &g), 0);
-        ck_assert_int_eq(akv_glob_exec(g, str, slen),
-                         ref_match((const unsigned char *)pat, plen,
-                                   (const unsigned char *)str, slen, 0));
+        ck_assert_int_eq(
+            akv_glob_exec(g, str, slen),
+            ref_match((const unsigned char *)pat, plen, (const unsigned char *)str, slen, 0));
         akv_glob_free(g);
     }
 }

@@ -1,5 +1,5 @@
 /*
- * test-hist.c - the log-linear latency histogram (src/hist.c): bucket
+ * test-hist.c - the log-linear latency histogram (src/util/hist.c): bucket
  * boundaries, relative error, quantiles against an exact sort.
  */
 #include <check.h>

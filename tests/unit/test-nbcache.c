@@ -1,5 +1,5 @@
 /*
- * test-nbcache.c - the neighbor-list cache (src/nbcache.c): lists come
+ * test-nbcache.c - the neighbor-list cache (src/engine/nbcache.c): lists come
  * back as they were put, per word and metric; a full cache refuses new
  * lists but keeps serving the ones it has; a list once returned never
  * changes; and threads putting and getting at once (run under TSan in the
@@ -53,8 +53,7 @@ START_TEST(test_put_get)
     ck_assert_uint_eq(akv_nbcache_count(c), 60);
     for (uint32_t w = 0; w < 30; w++) {
         check_list(akv_nbcache_get(c, w * 1000, AKV_METRIC_L2), w * 1000, AKV_METRIC_L2);
-        check_list(akv_nbcache_get(c, w * 1000, AKV_METRIC_COSINE), w * 1000,
-                   AKV_METRIC_COSINE);
+        check_list(akv_nbcache_get(c, w * 1000, AKV_METRIC_COSINE), w * 1000, AKV_METRIC_COSINE);
         ck_assert_ptr_null(akv_nbcache_get(c, w * 1000, AKV_METRIC_DOT));
         ck_assert_ptr_null(akv_nbcache_get(c, w * 1000 + 1, AKV_METRIC_L2));
     }

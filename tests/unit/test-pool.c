@@ -1,5 +1,5 @@
 /*
- * test-pool.c - the worker pool (src/pool.c): jobs run off the loop thread,
+ * test-pool.c - the worker pool (src/server/pool.c): jobs run off the loop thread,
  * come back on it, in full, and shutdown drains the queue; jobs with a batch
  * function are taken together (behind a busy worker, up to the cap, no more
  * than a fair share while other workers wait) and still come back one by one
@@ -581,14 +581,14 @@ END_TEST
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned joined;        /* helpers that started fn */
-    unsigned returned;      /* helpers that left fn */
-    unsigned seen_h;        /* bit h: helper number h was given */
-    int other_thread;       /* a helper ran on another thread than the owner */
+    unsigned joined;   /* helpers that started fn */
+    unsigned returned; /* helpers that left fn */
+    unsigned seen_h;   /* bit h: helper number h was given */
+    int other_thread;  /* a helper ran on another thread than the owner */
     pthread_t owner;
-    unsigned next;          /* the next item to claim */
-    unsigned long sum;      /* of the items claimed */
-    unsigned after_end;     /* helpers still in fn when help_end returned */
+    unsigned next;      /* the next item to claim */
+    unsigned long sum;  /* of the items claimed */
+    unsigned after_end; /* helpers still in fn when help_end returned */
 } help_st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void claim_items(void)

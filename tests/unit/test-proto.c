@@ -1,5 +1,5 @@
 /*
- * test-proto.c - Check suite for the request parser (src/proto.c).
+ * test-proto.c - Check suite for the request parser (src/proto/proto.c).
  *
  * Every valid request is fed at every length from 0 to its full size, each
  * time from a malloc'd copy of exactly that many bytes (so ASan reports any

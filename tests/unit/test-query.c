@@ -39,8 +39,8 @@ static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_
             for (size_t j = 0; j < nwant; j++)
                 if (want[j].id == got[i].id && fabs(want[j].score - want[i].score) <= 1e-9)
                     tied = 1;
-            ck_assert_msg(tied, "%s: hit %zu is word %u, reference word %u", what, i,
-                          got[i].id, want[i].id);
+            ck_assert_msg(tied, "%s: hit %zu is word %u, reference word %u", what, i, got[i].id,
+                          want[i].id);
         }
     }
 }
@@ -73,8 +73,7 @@ static void model_init(struct model *m, const struct akv_vocab *voc, size_t cap)
 
 /* Sets key to val in both; returns 0 (and changes nothing) if key is there
  * already: keys must be distinct for the model. */
-static int model_add(struct model *m, const struct akv_vocab *voc, const char *key,
-                     const char *val)
+static int model_add(struct model *m, const struct akv_vocab *voc, const char *key, const char *val)
 {
     uint32_t dim = akv_vocab_dim(voc);
     const char *cur;
@@ -245,8 +244,8 @@ START_TEST(test_scores_jump_between_blocks)
         check_hits(res->hits, res->nhits, want, nwant, mode ? "jump cosine" : "jump dot");
         /* w0 -> "w5 w6" takes almost all the weight. */
         ck_assert_uint_ge(res->nwhy, 1);
-        ck_assert_msg(fabs(res->why[0].weight - weights[8500]) <= 1e-9, "weight %.17g, reference %.17g",
-                      res->why[0].weight, weights[8500]);
+        ck_assert_msg(fabs(res->why[0].weight - weights[8500]) <= 1e-9,
+                      "weight %.17g, reference %.17g", res->why[0].weight, weights[8500]);
         ck_assert(res->why[0].weight > 0.5);
         akv_store_snap_release(m.store, &snap);
     }
@@ -593,7 +592,7 @@ START_TEST(test_batch_equals_single)
 }
 END_TEST
 
-/* Neighbor lists (src/query.c, "Answering from neighbor lists"): a store
+/* Neighbor lists (src/engine/query.c, "Answering from neighbor lists"): a store
  * of single-word keys and values, queried with its own keys under cosine
  * attention at a low temperature (so most of the weight sits on one value,
  * and the lists can decide) and with random texts (so it does not). Every
@@ -606,7 +605,8 @@ START_TEST(test_neighbor_lists)
     static const unsigned ks[] = {1, 5, 13, 32, 50};
     uint64_t seed = 91;
     struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, seed);
-    struct akv_query_result *with = malloc(N * sizeof *with), *without = malloc(N * sizeof *without);
+    struct akv_query_result *with = malloc(N * sizeof *with),
+                            *without = malloc(N * sizeof *without);
     struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
     struct akv_query_item items[N], plain[N];
     struct akv_nbcache *cache;
@@ -646,8 +646,7 @@ START_TEST(test_neighbor_lists)
                 float other[DIM], a = 0.55f + 0.05f * (float)((i / 4 + round) % 4);
                 size_t pk = 9 + 10 * (size_t)((i / 4) % 5);
                 ck_assert_int_eq(
-                    akv_embed_text(voc, m.keys[pk], strlen(m.keys[pk]), other, err, sizeof err),
-                    0);
+                    akv_embed_text(voc, m.keys[pk], strlen(m.keys[pk]), other, err, sizeof err), 0);
                 for (uint32_t d = 0; d < DIM; d++)
                     q[i][d] = a * q[i][d] + (1 - a) * other[d];
             }
@@ -775,8 +774,12 @@ START_TEST(test_neighbor_lists_bound)
                 o.metric = metric ? AKV_METRIC_COSINE : AKV_METRIC_L2;
                 o.k = 13;
                 akv_store_snap_take(m.store, &snap);
-                it = (struct akv_query_item){.store = m.store, .snap = &snap, .q = q, .opts = o,
-                                             .res = with, .nbcache = cache};
+                it = (struct akv_query_item){.store = m.store,
+                                             .snap = &snap,
+                                             .q = q,
+                                             .opts = o,
+                                             .res = with,
+                                             .nbcache = cache};
                 plain = it;
                 plain.res = without;
                 plain.nbcache = NULL;
@@ -785,8 +788,8 @@ START_TEST(test_neighbor_lists_bound)
                 akv_store_snap_release(m.store, &snap);
                 same_result(with, without, (int)h);
                 from_lists += (size_t)with->from_lists;
-                nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want,
-                                  NULL);
+                nwant =
+                    ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
                 snprintf(what, sizeof what, "round %d weight %.3f metric %s lists %d", round,
                          heavy[h], akv_metric_name(o.metric), with->from_lists);
                 check_hits(with->hits, with->nhits, want, nwant, what);
@@ -807,7 +810,7 @@ START_TEST(test_neighbor_lists_bound)
 }
 END_TEST
 
-/* The attention pass shared by a batch (src/attn.c, akv_attn_run_many)
+/* The attention pass shared by a batch (src/engine/attn.c, akv_attn_run_many)
  * against each query alone, bit for bit, where its paths differ: keys and
  * values longer than the inline three words, scores that jump by far more
  * than the softmax shift's slack between the store's 4096-row blocks (so
@@ -871,8 +874,7 @@ START_TEST(test_batch_attention_paths)
 }
 END_TEST
 
-
-/* The attention kernels (portable, AVX2, AVX-512; src/attn.c) must give the
+/* The attention kernels (portable, AVX2, AVX-512; src/engine/attn.c) must give the
  * same bits, alone and in batches. The dimension, 31, takes every path of
  * the vector loops (eight at a time, four, then one by one) and the batch,
  * 21, every query tile (8, 8, 4, 1). */
@@ -906,8 +908,8 @@ START_TEST(test_attention_kernels_agree)
             continue;
         for (int alone = 0; alone < 2; alone++) {
             for (int i = 0; i < N; i++)
-                jobs[i] = (struct akv_attn_job){q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i],
-                                                NULL, 0, 0};
+                jobs[i] = (struct akv_attn_job){
+                    q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i], NULL, 0, 0};
             if (alone) {
                 for (int i = 0; i < N; i++)
                     ck_assert_int_eq(akv_attn_run_many(m.store, &snap, &jobs[i], 1), 2500);

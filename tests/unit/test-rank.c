@@ -76,7 +76,8 @@ static void random_query(uint64_t *seed, const struct akv_vocab *v, int kind, do
     uint32_t dim = akv_vocab_dim(v);
     size_t n = akv_vocab_count(v);
     const float *x0 = akv_vocab_vec(v, 0);
-    const float *x1 = akv_vocab_vec(v, (uint32_t)(1 % n)), *x2 = akv_vocab_vec(v, (uint32_t)(2 % n));
+    const float *x1 = akv_vocab_vec(v, (uint32_t)(1 % n)),
+                *x2 = akv_vocab_vec(v, (uint32_t)(2 % n));
     const float *x4 = akv_vocab_vec(v, (uint32_t)(4 % n));
 
     for (uint32_t d = 0; d < dim; d++) {
@@ -171,8 +172,8 @@ START_TEST(test_near_ties)
         unsigned k = i % 4 == 0 ? 50 : 5;
         size_t nwant;
         for (int d = 0; d < D; d++)
-            r[d] = i % 2 ? base[d] * (1 + tu_uniform(&seed, -0.01, 0.01))
-                         : tu_uniform(&seed, -1, 1);
+            r[d] =
+                i % 2 ? base[d] * (1 + tu_uniform(&seed, -0.01, 0.01)) : tu_uniform(&seed, -1, 1);
         nwant = ref_rank(v, r, m, k, want);
         for (size_t kn = 0; kn < NKERNELS; kn++) {
             char what[96];
@@ -208,8 +209,7 @@ START_TEST(test_batches_and_parts)
         if (akv_rank_set_kernel(kernels[kn]) < 0)
             continue;
         for (int j = 0; j < NQ; j++)
-            nwant[j] = ref_rank(v, r[j], (enum akv_metric)(j % 3), j == 4 ? 0 : 3 + j * 7,
-                                  want[j]);
+            nwant[j] = ref_rank(v, r[j], (enum akv_metric)(j % 3), j == 4 ? 0 : 3 + j * 7, want[j]);
         /* One batch of NQ requests, then the same begun for 1..6 parts
          * whose work runs in turn: the first call claims every chunk and
          * the others find none left (threads sharing a scan are
@@ -262,7 +262,7 @@ START_TEST(test_threads_share_a_scan)
 {
     enum { NQ = 13, DIM = 24, NTHREADS = 3 };
     struct akv_vocab *v = awkward_vocab(40000 * 8 + 17, DIM, 31);
-    double (*r)[DIM] = malloc(NQ * sizeof *r);
+    double(*r)[DIM] = malloc(NQ * sizeof *r);
     struct ref_hit *want[NQ];
     struct akv_hit *got[NQ];
     size_t nwant[NQ];
@@ -284,8 +284,8 @@ START_TEST(test_threads_share_a_scan)
             struct scan_thread ts[NTHREADS];
 
             for (int j = 0; j < NQ; j++)
-                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
-                                                1 + (unsigned)j * 3, got[j], 99};
+                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3,
+                                                got[j], 99};
             ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, NTHREADS + 1, &s), 0);
             for (unsigned t = 0; t < NTHREADS; t++) {
                 ts[t] = (struct scan_thread){s, t + 1};
@@ -319,7 +319,7 @@ START_TEST(test_large_batch)
 {
     enum { NQ = 300, DIM = 50 };
     struct akv_vocab *v = awkward_vocab(3001, DIM, 23);
-    double (*r)[DIM] = malloc(NQ * sizeof *r);
+    double(*r)[DIM] = malloc(NQ * sizeof *r);
     struct akv_rank_req *reqs = malloc(NQ * sizeof *reqs);
     struct akv_hit(*got)[8] = malloc(NQ * sizeof *got);
     struct ref_hit want[8];

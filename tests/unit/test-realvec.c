@@ -37,8 +37,7 @@ static int find_vectors(void)
     else if (xdg != NULL && *xdg != '\0')
         snprintf(vec_path, sizeof vec_path, "%s/attnkv/glove-6B-100d.akv", xdg);
     else
-        snprintf(vec_path, sizeof vec_path, "%s/.cache/attnkv/glove-6B-100d.akv",
-                 home ? home : "");
+        snprintf(vec_path, sizeof vec_path, "%s/.cache/attnkv/glove-6B-100d.akv", home ? home : "");
     return access(vec_path, R_OK) == 0;
 }
 
@@ -79,14 +78,14 @@ static const struct {
 
 static struct akv_store *example_store(void)
 {
-    static const char *kv[][2] = {{"one", "number"}, {"cat", "animal"}, {"dog", "animal"},
+    static const char *kv[][2] = {{"one", "number"}, {"cat", "animal"},   {"dog", "animal"},
                                   {"ball", "toy"},   {"sphere", "shape"}, {"male", "gender"}};
     struct akv_store *s;
     char err[256];
     ck_assert_int_eq(akv_store_create(&s, voc), 0);
     for (size_t i = 0; i < 6; i++)
-        ck_assert_int_eq(akv_store_set(s, kv[i][0], strlen(kv[i][0]), kv[i][1],
-                                       strlen(kv[i][1]), err, sizeof err),
+        ck_assert_int_eq(akv_store_set(s, kv[i][0], strlen(kv[i][0]), kv[i][1], strlen(kv[i][1]),
+                                       err, sizeof err),
                          0);
     return s;
 }
@@ -190,7 +189,7 @@ static float float_score(const float *x, float xnorm, const float *rf, uint32_t 
         tail += m == AKV_METRIC_L2 ? (x[d] - rf[d]) * (x[d] - rf[d]) : x[d] * rf[d];
     s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
     if (m == AKV_METRIC_L2)
-        return -sqrtf(s);        /* larger is better throughout */
+        return -sqrtf(s); /* larger is better throughout */
     if (m == AKV_METRIC_COSINE)
         return xnorm > 0 ? s / xnorm : 0;
     return s;
@@ -347,10 +346,11 @@ START_TEST(test_exact_store_queries)
     while (have < ENTRIES) {
         const char *cur;
         size_t cl;
-        snprintf(key, sizeof key, "%s%s%s", akv_vocab_word(voc, (uint32_t)(tu_rand(&seed) % 20000), NULL),
-                 have % 3 ? "" : " ",
+        snprintf(key, sizeof key, "%s%s%s",
+                 akv_vocab_word(voc, (uint32_t)(tu_rand(&seed) % 20000), NULL), have % 3 ? "" : " ",
                  have % 3 ? "" : akv_vocab_word(voc, (uint32_t)(tu_rand(&seed) % 20000), NULL));
-        snprintf(val, sizeof val, "%s", akv_vocab_word(voc, (uint32_t)(tu_rand(&seed) % 20000), NULL));
+        snprintf(val, sizeof val, "%s",
+                 akv_vocab_word(voc, (uint32_t)(tu_rand(&seed) % 20000), NULL));
         if (akv_store_get(s, key, strlen(key), &cur, &cl) ||
             akv_store_set(s, key, strlen(key), val, strlen(val), err, sizeof err) != 0)
             continue; /* duplicate key, or a word with a character embed refuses */
@@ -406,8 +406,7 @@ int main(void)
 
     if (!find_vectors()) {
         const char *req = getenv("AKV_REQUIRE_VECTORS");
-        fprintf(stderr, "default vectors not found at %s (run scripts/fetch-vectors)\n",
-                vec_path);
+        fprintf(stderr, "default vectors not found at %s (run scripts/fetch-vectors)\n", vec_path);
         return req != NULL && *req != '\0' && strcmp(req, "0") != 0 ? EXIT_FAILURE : 77;
     }
     s = suite_create("realvec");

@@ -1,5 +1,5 @@
 /*
- * test-reply.c - Check suite for the RESP2 reply writer (src/reply.c): the
+ * test-reply.c - Check suite for the RESP2 reply writer (src/proto/reply.c): the
  * exact bytes of every encoder, double formatting, CR/LF scrubbing and
  * buffer growth.
  */

@@ -16,7 +16,7 @@ struct sk {
     uint32_t dim;
     size_t count;
     uint8_t *hs, *ts; /* head and tail sections */
-    double *rot; /* NULL: unrotated */
+    double *rot;      /* NULL: unrotated */
     double eps;
     uint32_t head;
 };
@@ -154,8 +154,8 @@ START_TEST(test_bound_random)
             for (size_t i = 0; i < n; i++) {
                 double a = tu_uniform(&seed, -3, 3), b = tu_uniform(&seed, -2, 2);
                 for (uint32_t d = 0; d < dim; d++)
-                    rows[i * dim + d] = (float)(a * sin(d + 1.0) + b * cos(3.0 * d) +
-                                                tu_uniform(&seed, -1, 1));
+                    rows[i * dim + d] =
+                        (float)(a * sin(d + 1.0) + b * cos(3.0 * d) + tu_uniform(&seed, -1, 1));
             }
             sk_build(&s, rows, n, dim, rotate);
             if (rotate && dim >= 16) {
@@ -167,7 +167,9 @@ START_TEST(test_bound_random)
                 double w;
                 for (uint32_t d = 0; d < dim; d++)
                     r[d] = (k % 2 ? rows[(size_t)k * dim + d] : tu_uniform(&seed, -1, 1)) *
-                           (k % 3 == 0 ? 1e-3 : k % 3 == 1 ? 1 : 1e3);
+                           (k % 3 == 0   ? 1e-3
+                            : k % 3 == 1 ? 1
+                                         : 1e3);
                 w = check_bound(&s, rows, r);
                 /* Useful as well as true: within a few percent of |r||x|
                  * (quantisation error is about 1/254 of the largest
@@ -192,16 +194,16 @@ START_TEST(test_bound_awkward_rows)
     struct sk s;
     uint64_t seed = 11;
 
-    memset(rows, 0, sizeof rows);         /* row 0: all zero */
-    rows[1 * D + 3] = 1e30f;              /* row 1: one huge component... */
-    rows[1 * D + 4] = 1e-30f;             /* ...and one lost to rounding */
+    memset(rows, 0, sizeof rows); /* row 0: all zero */
+    rows[1 * D + 3] = 1e30f;      /* row 1: one huge component... */
+    rows[1 * D + 4] = 1e-30f;     /* ...and one lost to rounding */
     for (int d = 0; d < D; d++) {
         rows[2 * D + d] = 1e-40f;         /* row 2: denormal */
         rows[3 * D + d] = 0.5f;           /* row 3: constant, exact codes */
         rows[4 * D + d] = (float)(d - 4); /* row 4: symmetric */
         rows[5 * D + d] = d == 0 ? -1.0f : 1e-7f;
         rows[6 * D + d] = (float)tu_uniform(&seed, -1, 1);
-        rows[7 * D + d] = 3.4e38f;        /* row 7: near FLT_MAX */
+        rows[7 * D + d] = 3.4e38f; /* row 7: near FLT_MAX */
     }
     sk_build(&s, rows, N, D, 0);
     for (int k = 0; k < 200; k++) {

@@ -1,5 +1,5 @@
 /*
- * test-slowlog.c - the slow log (src/slowlog.c): order, ids, trimming and
+ * test-slowlog.c - the slow log (src/server/slowlog.c): order, ids, trimming and
  * the Redis-style cutting of long arguments.
  */
 #include <check.h>

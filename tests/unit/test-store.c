@@ -373,7 +373,7 @@ START_TEST(test_words_single_and_phrase)
         {"w6  w7\tw8", "w9 w10"},                       /* three words, odd spacing */
         {"w11 w12 w13 w14", "w15 w16 w17 w18 w19 w20"}, /* longer than inline */
         {"w21", "w22 w23 w24 w25"},
-        {"w26 w26 w26 w27", "w28 w28"},                 /* repeated words */
+        {"w26 w26 w26 w27", "w28 w28"}, /* repeated words */
     };
     struct akv_store *s;
     struct akv_store_snap snap;
@@ -475,8 +475,7 @@ static int has_word(const uint64_t *mask, uint32_t u)
 }
 
 /* The words akv_store_key_words reports, as "w<id>" ids. */
-static void key_words(const struct akv_store *s, const struct akv_store_snap *snap,
-                      uint64_t *mask)
+static void key_words(const struct akv_store *s, const struct akv_store_snap *snap, uint64_t *mask)
 {
     memset(mask, 0, (akv_vocab_count(voc) + 63) / 64 * sizeof *mask);
     akv_store_key_words(s, snap, mask);

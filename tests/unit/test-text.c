@@ -52,7 +52,10 @@ START_TEST(test_escape)
     ck_assert_str_eq(out, "a\\nb\\r\t'\\");
     ck_assert_uint_eq(used, strlen(out));
     /* Stops before an escape that would not fit. */
-    took = akv_escape(out, 6, "ab\x01" "cd", 5, AKV_ESC_STRICT, &used);
+    took = akv_escape(out, 6,
+                      "ab\x01"
+                      "cd",
+                      5, AKV_ESC_STRICT, &used);
     ck_assert_uint_eq(took, 2);
     ck_assert_str_eq(out, "ab");
     /* ...and not inside a character. */

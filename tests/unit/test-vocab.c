@@ -145,10 +145,10 @@ START_TEST(test_suggest)
     fill(&t);
     ck_assert_int_eq(akv_vocab_from_table(&v, &t, err, sizeof err), 0);
     akv_vectab_fini(&t);
-    ck_assert_int_eq(akv_vocab_suggest(v, "rhombsu", 7), 1); /* transposition */
-    ck_assert_int_eq(akv_vocab_suggest(v, "rhombu", 6), 1);  /* insertion */
+    ck_assert_int_eq(akv_vocab_suggest(v, "rhombsu", 7), 1);  /* transposition */
+    ck_assert_int_eq(akv_vocab_suggest(v, "rhombu", 6), 1);   /* insertion */
     ck_assert_int_eq(akv_vocab_suggest(v, "rhombuss", 8), 1); /* deletion */
-    ck_assert_int_eq(akv_vocab_suggest(v, "SHAPF", 5), 2);   /* substitution, lowercased */
+    ck_assert_int_eq(akv_vocab_suggest(v, "SHAPF", 5), 2);    /* substitution, lowercased */
     ck_assert_int_eq(akv_vocab_suggest(v, "tje", 3), 0);
     /* "aa" is one edit from both "ab" (6) and "ba" (7): the lower id wins. */
     ck_assert_int_eq(akv_vocab_suggest(v, "aa", 2), 6);
@@ -266,11 +266,11 @@ START_TEST(test_refuses_wrapping_sections)
         unsigned field;
         uint64_t value; /* 0: computed below */
     } cases[] = {
-        {VS_ROT_OFF, UINT64_MAX - 63},   {VS_ROT_OFF, UINT64_MAX - 127},
-        {VS_MATRIX_OFF, UINT64_MAX - 63}, {VS_MATRIX_OFF, 0},
-        {VS_TAIL_OFF, UINT64_MAX - 63},  {VS_SKETCH_OFF, UINT64_MAX - 63},
-        {VS_NORMS_OFF, UINT64_MAX - 3},  {VS_HASH_OFF, UINT64_MAX - 3},
-        {VS_OFFS_OFF, UINT64_MAX - 7},   {VS_WORDS_LEN, UINT64_MAX - 255},
+        {VS_ROT_OFF, UINT64_MAX - 63},      {VS_ROT_OFF, UINT64_MAX - 127},
+        {VS_MATRIX_OFF, UINT64_MAX - 63},   {VS_MATRIX_OFF, 0},
+        {VS_TAIL_OFF, UINT64_MAX - 63},     {VS_SKETCH_OFF, UINT64_MAX - 63},
+        {VS_NORMS_OFF, UINT64_MAX - 3},     {VS_HASH_OFF, UINT64_MAX - 3},
+        {VS_OFFS_OFF, UINT64_MAX - 7},      {VS_WORDS_LEN, UINT64_MAX - 255},
         {VS_HASH_SLOTS, (uint64_t)1 << 62}, {VS_ROT_OFF, 64},
     };
     char good[128], bad[128];
@@ -377,7 +377,7 @@ START_TEST(test_replay_fuzz_inputs)
     long n = tu_replay_dir("fuzz/corpus/vocab", replay_vocab, &opened);
 
     if (n < 0)
-        return; /* no source tree at hand: nothing to replay */
+        return;                  /* no source tree at hand: nothing to replay */
     ck_assert_int_ge(opened, 3); /* the seeds are valid files */
     (void)tu_replay_dir("fuzz/regression/vocab", replay_vocab, &opened);
 }

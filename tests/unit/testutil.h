@@ -31,8 +31,7 @@ static inline double tu_uniform(uint64_t *s, double lo, double hi)
 
 /* A vocabulary of n words "w0", "w1", ... with uniform [-scale, scale)
  * vectors of dimension dim. Aborts the test program on failure. */
-static inline struct akv_vocab *tu_random_vocab(size_t n, uint32_t dim, double scale,
-                                                uint64_t seed)
+static inline struct akv_vocab *tu_random_vocab(size_t n, uint32_t dim, double scale, uint64_t seed)
 {
     struct akv_vectab t;
     struct akv_vocab *v = NULL;

@@ -1,6 +1,6 @@
 /*
  * vocabseal.h - for tests and the vocab fuzzer: the vocabulary header's
- * field offsets (src/vocab.c, struct vocab_hdr) and a re-sealer that
+ * field offsets (src/engine/vocab-format.h, struct vocab_hdr) and a re-sealer that
  * recomputes both checksums over a buffer the way the writer does, so that
  * a changed header reaches the section checks behind the checksums.
  */
