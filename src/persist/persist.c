@@ -257,7 +257,9 @@ static void *writer_main(void *arg)
             p->last_sync_ns = now;
             if (rc == 0) {
                 p->synced = target;
-                if (p->werr == EIO && p->wb.len == 0)
+                /* No batch waits to be written again: the error was this
+                 * sync's (EIO, ENOSPC, EDQUOT...), and it has passed. */
+                if (p->wb.len == 0)
                     p->werr = 0;
             } else {
                 p->werr = -rc;

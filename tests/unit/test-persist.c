@@ -32,6 +32,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,22 @@
 #include "persist/persist.h"
 #include "testutil.h"
 #include "util/log.h"
+
+/* The writer's fdatasync, replaced for this program: it fails once with the
+ * errno in fdatasync_fail (when set), as a full disk or a quota would make
+ * the kernel's fail, and otherwise makes the real system call. */
+static atomic_int fdatasync_fail;
+
+int fdatasync(int fd)
+{
+    int e = atomic_exchange(&fdatasync_fail, 0);
+
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
 
 #define AOF_NAME "appendonly.aof"
 #define VOCAB_WORDS 200 /* words w0 .. w199; w200 and above do not embed */
@@ -1295,6 +1313,29 @@ START_TEST(test_write_error)
 }
 END_TEST
 
+/* An fsync that fails (everysec: ENOSPC, say) refuses writes until a later
+ * fsync succeeds, and no longer: the error clears whatever it was. */
+START_TEST(test_fsync_error_clears)
+{
+    static const int errs[] = {ENOSPC, EDQUOT, EIO};
+
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+        fx_begin(AKV_FSYNC_EVERYSEC);
+        fx_open();
+        atomic_store(&fdatasync_fail, errs[i]);
+        w_set("w1", "w2");
+        WAIT_UNTIL(akv_persist_write_error(F.p) != 0);
+        ck_assert_int_eq(akv_persist_write_error(F.p), errs[i]);
+        WAIT_UNTIL(akv_persist_write_error(F.p) == 0);
+        ck_assert_int_eq(atomic_load(&fdatasync_fail), 0);
+        w_set("w3", "w4");
+        WAIT_UNTIL(durable_all());
+        fx_reopen();
+        fx_end();
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * 4. Persistence off (NULL) and the policy names.
  */
@@ -1384,6 +1425,7 @@ static Suite *persist_suite(void)
     tcase_add_loop_test(tc, test_damage_in_the_middle, 0, 3);
     tcase_add_test(tc, test_open_errors);
     tcase_add_test(tc, test_write_error);
+    tcase_add_test(tc, test_fsync_error_clears);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 
