@@ -203,8 +203,10 @@ int akv_persist_rewrite_start(struct akv_persist *p)
     p->rw = RW_SCANNING;
     p->rw_t0 = now_ns();
     atomic_store(&p->rw_cancel, 0);
+    pthread_mutex_lock(&p->mu);
     p->rw_finished = 0;
     p->sw_finished = 0;
+    pthread_mutex_unlock(&p->mu);
     rc = pthread_create(&p->rw_thread, NULL, rw_main, p);
     if (rc != 0) {
         akv_persist_rw_abandon(p);
