@@ -4,7 +4,7 @@
  * The first byte chooses nocase and where the input splits into a pattern
  * and a string. Every pattern up to AKV_GLOB_PATTERN_MAX compiles; each is
  * matched against the string and, when both are short, checked against the
- * reference matcher of tests/globref.h. Longer patterns must be refused
+ * reference matcher of tests/unit/globref.h. Longer patterns must be refused
  * with -E2BIG.
  *
  * Threading: none. A disagreement prints both and aborts.

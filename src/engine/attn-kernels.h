@@ -51,13 +51,14 @@ extern const struct akv_attn_kernels akv_attn_kernels_avx512;
  * so that no term exceeds e^AKV_ATTN_SHIFT_SLACK. */
 #define AKV_ATTN_SHIFT_SLACK 200.0
 
-#ifdef AKV_ATTN_KERNEL_BODIES
-
-/* The kernels' builds must not fuse a multiply and an add where the others
- * do not. */
+/* No build may fuse a multiply and an add where another does not: the
+ * kernels, and attn.c's own sums (GCC does not contract in ISO C mode,
+ * which meson.build asks for; this stops Clang). */
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
+
+#ifdef AKV_ATTN_KERNEL_BODIES
 
 #define PREFETCH_AHEAD 4 /* rows; a row is a few cache lines */
 

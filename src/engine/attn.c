@@ -21,7 +21,7 @@
  * vocabulary row per distinct word in use, rather than two 400-byte vectors
  * per entry. Every sum is in double: the result is that of the formulas
  * above on the float rows, which is what the float64 reference in
- * tests/refimpl.c computes too (the vectors this replaced were the phrases'
+ * tests/unit/refimpl.c computes too (the vectors this replaced were the phrases'
  * means rounded to float, a little further from it).
  *
  * Softmax: the weights are exp(s_i - c) / z with z = sum exp(s_i - c), and r

@@ -3,7 +3,7 @@
  * current vocabulary (after a change of vectors), kept as text: not served,
  * counted in INFO, written into every rewrite so that a later vocabulary
  * that has the words serves them again. A chained hash table with a random
- * seed (see store.c).
+ * seed (see src/engine/store.c).
  *
  * Threading: one thread (the daemon's loop thread) at a time.
  */
@@ -25,7 +25,7 @@ struct akv_parked {
     struct akv_parked_ent **b;
     size_t nb; /* power of two, or 0 */
     size_t n;
-    uint64_t seed; /* of the hash, random (see store.c), chosen when the table is made */
+    uint64_t seed; /* of the hash, random (see src/engine/store.c), chosen when the table is made */
 };
 
 /* Adds key -> val, replacing an entry of the same key. Returns 0 or -ENOMEM. */

@@ -35,7 +35,7 @@ const char *akv_fsync_name(enum akv_fsync f);
 
 /* What the daemon's settings say about the file. The automatic rewrite's
  * thresholds are read through their pointers at each check (on the loop
- * thread), so that a change at run time takes effect. */
+ * thread), so the owner may change them while the file is open. */
 struct akv_persist_opts {
     const char *dir;
     const char *filename; /* inside dir, no '/' */

@@ -6,14 +6,15 @@
  *   - RESP2 (first byte '*'): an array of bulk strings, as redis-cli,
  *     redis-benchmark and Redis client libraries send. Arguments point into
  *     the caller's buffer.
- *   - Inline (anything else): one line ending in "\n" or "\r\n", arguments
- *     separated by spaces or tabs; "double quotes" with \" \\ \n \r \t \b \a
- *     \xHH escapes (any other escaped character stands for itself, as in
- *     Redis, so "\xZZ" decodes to "xZZ") and 'single quotes' (only \'
- *     escaped) group a phrase. As in Redis, a quote may start in the middle of
- *     an argument (foo"bar" is "foobar") but a closing quote must be followed
- *     by a space, a tab or the end of the line. Empty lines are consumed and
- *     yield a request with argc == 0.
+ *   - Inline (anything else): one line ending in "\n" or "\r\n", split into
+ *     arguments by akv_text_split_next (util/text.h, the syntax the
+ *     configuration file shares): blanks (space, tab, CR, VT, FF) separate
+ *     them; "double quotes" take \n \r \t \b \a \xHH escapes (any other
+ *     escaped byte stands for itself, as in Redis, so "\xZZ" decodes to
+ *     "xZZ") and 'single quotes' (only \' escaped) group a phrase. A quote
+ *     may start in the middle of an argument (foo"bar" is "foobar") but a
+ *     closing quote must be followed by a blank or the end of the line.
+ *     Empty lines are consumed and yield a request with argc == 0.
  *     Arguments without quotes point into the caller's buffer; arguments with
  *     quotes are decoded into the caller's scratch buffer and point there.
  *

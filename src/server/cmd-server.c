@@ -57,8 +57,10 @@ int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *n
 
     if (err && errlen)
         err[0] = '\0';
-    if (!old)
+    if (!old) {
+        akv_errf(err, errlen, "out of memory");
         return -ENOMEM;
+    }
     for (done = 0; done < n; done++) {
         char cur[4096];
 
@@ -70,6 +72,7 @@ int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *n
         }
         old[done] = strdup(cur);
         if (!old[done]) {
+            akv_errf(err, errlen, "out of memory");
             rc = -ENOMEM;
             break;
         }

@@ -5,9 +5,11 @@
  * File syntax: one directive per line, "name arg [arg ...]", separated by
  * blanks; a line whose first non-blank character is '#' is a comment; blank
  * lines and CRLF line ends are fine; a line may be at most
- * AKV_CONFIG_LINE_MAX bytes. Arguments may be "double-quoted" (escapes \"
- * \\ \n \r \t \xHH, but not \x00) or 'single-quoted' (only \' is an
- * escape); a closing quote must be followed by a blank or the line end.
+ * AKV_CONFIG_LINE_MAX bytes. Arguments are split as inline commands are
+ * (util/text.h: "double quotes" with \n \r \t \b \a \xHH escapes, any
+ * other escaped byte standing for itself; 'single quotes' with only \';
+ * a quote may follow unquoted bytes; a closing quote must be followed by a
+ * blank or the line end), except that \x00 is refused.
  * Numbers are decimal and must be whole and in range. Directive names and
  * keyword values (dot, l2, notice, ...) are case-insensitive. Every
  * directive is documented, with its default, in conf/attnkvd.conf.

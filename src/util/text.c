@@ -80,17 +80,22 @@ static size_t escape(char *out, size_t cap, const char *s, size_t len, unsigned 
 }
 size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags, size_t *outlen)
 {
-    return escape(out, cap, s, len, flags, u8_check((const uint8_t *)s, len) == NULL, outlen);
+    /* Only the strict mode asks whether the text is valid UTF-8. */
+    int utf8 = !(flags & AKV_ESC_STRICT) || u8_check((const uint8_t *)s, len) == NULL;
+
+    return escape(out, cap, s, len, flags, utf8, outlen);
 }
 
 const char *akv_quote(char out[AKV_QUOTE_BUF], const char *s, size_t len)
 {
     size_t show = len > AKV_QUOTE_MAX ? AKV_QUOTE_MAX : len, o;
-    int utf8 = u8_check((const uint8_t *)s, len) == NULL;
+    int utf8;
 
-    /* Cut valid UTF-8 only between characters. */
-    if (show < len && utf8)
+    /* Only the part shown is looked at, so that quoting a huge argument
+     * costs no more than a short one. A cut falls between characters. */
+    if (show < len)
         show = akv_utf8_cut(s, show);
+    utf8 = u8_check((const uint8_t *)s, show) == NULL;
     escape(out, AKV_QUOTE_BUF - 3, s, show, AKV_ESC_STRICT, utf8, &o);
     if (show < len)
         memcpy(out + o, "...", 4);

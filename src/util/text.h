@@ -22,7 +22,8 @@
 /* Writes s[0, len) escaped into out[0, cap) (terminated, cap > 0): an
  * escaped byte is \xHH. Stops before an escape that would not fit, and
  * never inside a UTF-8 character of valid UTF-8 text. Returns the bytes of s
- * written; *outlen (optional) gets the bytes of out used. */
+ * written; *outlen (optional) gets the bytes of out used. The strict mode
+ * reads all of s (to know whether it is UTF-8): bound len. */
 size_t akv_escape(char *out, size_t cap, const char *s, size_t len, unsigned flags, size_t *outlen);
 
 /* The length of the longest prefix of s[0, n) that does not end inside a
@@ -35,7 +36,9 @@ size_t akv_utf8_cut(const char *s, size_t n);
 #define AKV_QUOTE_BUF (AKV_QUOTE_MAX * 4 + 4)
 
 /* s[0, len) for a message (a reply, a log line, a start-up error): at most
- * AKV_QUOTE_MAX bytes of it, escaped strictly, then "..." if it was cut.
+ * AKV_QUOTE_MAX bytes of it, escaped strictly (judged as UTF-8 or not by
+ * those bytes alone, so a long s costs nothing more), then "..." if it was
+ * cut.
  * out holds AKV_QUOTE_BUF bytes; returns out. */
 const char *akv_quote(char out[AKV_QUOTE_BUF], const char *s, size_t len);
 
