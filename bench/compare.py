@@ -9,16 +9,27 @@ into a JSON results file that the `table` subcommand prints:
   load      pipelined SETs of the benchmark store (single-word entries)
   qps       QUERY throughput: our own asyncio load generator, N clients, each
             keeping one QUERY of a different word in flight
-  latency   single-client QUERY latency, one request at a time
+  qsweep    QUERY throughput against the number of clients (1, 2, 5, 10, 25,
+            50 by default), bench/loadgen --query at each count
+  latency   single-client QUERY latency, one request at a time (every
+            request's time is kept, for the latency chart)
   recall    NEIGHBORS over TCP against an exhaustive float64 scan, and
             QUERY against a float64 attention + ranking
   ann       FAISS IndexFlatL2 and hnswlib on the same vectors, queried with
-            the attention results the daemon computes for the same words
+            the attention results the daemon computes for the same words;
+            also their queries/s with 1, 2, 5, ... threads each searching
+            one query at a time, the in-process counterpart of qsweep
   words     write the word list that bench/loadgen draws SET keys and values from
   loadgen   run bench/loadgen (SET throughput, pipelined or not) against one
             server, optionally on an emptied server whose DBSIZE it then checks
   record    store a figure measured elsewhere (redis-benchmark)
+  meta      store the run's date, machine, revision and settings
   table     print the comparison table
+
+The results file is plain JSON: one number per figure, and a few lists for
+the charts (query_latency_ms, faiss_flat_latency_ms, hnsw_latency_ms: every
+single-client request's time; query_sweep, faiss_flat_sweep, hnsw_sweep:
+queries/s by clients or threads). bench/plot.py draws the charts from it.
 
 Words: the store and the queries are drawn with fixed seeds from the 50,000
 most frequent vocabulary words (GloVe files are in frequency order) that are
@@ -193,7 +204,27 @@ def save(path, **figures):
     with open(path, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
     for k, v in figures.items():
-        print(f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}")
+        if isinstance(v, float):
+            print(f"  {k} = {v:.6g}")
+        elif isinstance(v, list):
+            print(f"  {k} = [{len(v)} values]")
+        elif isinstance(v, dict) and "clients" in v:
+            print(f"  {k} = " + ", ".join(f"{c}: {q:,.0f}/s"
+                                          for c, q in zip(v["clients"], v["qps"])))
+        else:
+            print(f"  {k} = {v}")
+
+
+def ms_list(times):
+    """Seconds -> milliseconds rounded to 0.1 us, in the order measured."""
+    return [round(t * 1e3, 4) for t in times]
+
+
+def client_counts(text):
+    counts = [int(x) for x in text.split(",") if x.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive counts")
+    return counts
 
 
 def percentile(xs, p):
@@ -296,7 +327,68 @@ def cmd_latency(a):
             r.reply()
             times.append(time.perf_counter() - t0)
     save(a.results, query_p50_ms=percentile(times, 0.50) * 1e3,
-         query_p99_ms=percentile(times, 0.99) * 1e3)
+         query_p99_ms=percentile(times, 0.99) * 1e3, query_latency_ms=ms_list(times))
+
+
+def run_loadgen(a, *args):
+    """Runs bench/loadgen against a.port; returns its fields (numbers) or
+    exits if it failed or any reply was wrong."""
+    argv = [a.loadgen, "--host", HOST, "--port", str(a.port), *args]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    lines = proc.stdout.split("\n")
+    fields = dict(x.split("=", 1) for x in lines[0].split()) if lines[0] else {}
+    if proc.returncode != 0 or fields.get("errors") != "0":
+        sys.exit(f"{' '.join(argv)} failed (status {proc.returncode}): {proc.stdout.strip()}")
+    return fields
+
+
+def sweep_summary(counts, runs, extra=None):
+    """{clients, qps (median of the rounds), qps_runs (every round's figure,
+    per count), rounds, ...extra lists}: what the charts and table read."""
+    out = {"clients": list(counts), "qps": [statistics.median(r) for r in runs],
+           "qps_runs": [list(r) for r in runs], "rounds": len(runs[0]) if runs else 0}
+    out.update(extra or {})
+    return out
+
+
+def cmd_qsweep(a):
+    """QUERY/s against the number of clients: bench/loadgen --query with C
+    connections, each keeping one QUERY in flight, for each C in turn, the
+    whole series `rounds` times over (so that a busy moment of the machine
+    spoils one round's figure, not a whole count's); the median is the
+    figure. Each step's request count is sized from the rate last measured
+    at that count (in the first round, from the previous count's rate; a
+    short pilot sizes the very first) so that it lasts about `seconds`."""
+    est = float(run_loadgen(a, "--query", "--words", a.words, "-c", "1", "-n", "100")["rps"])
+    last = {}
+    runs = [[] for _ in a.clients]
+    p50 = [[] for _ in a.clients]
+    p99 = [[] for _ in a.clients]
+    requests = [0] * len(a.clients)
+    seconds = [0.0] * len(a.clients)
+    cpu = [0.0] * len(a.clients)
+    for rnd in range(a.rounds):
+        prev_c = 1
+        for i, c in enumerate(a.clients):
+            guess = last.get(c) or (est * min(c / prev_c, 2.0) if c > prev_c else est)
+            n = max(10 * c, int(guess * a.seconds))
+            f = run_loadgen(a, "--query", "--words", a.words, "-c", str(c), "-n", str(n),
+                            "--seed", str(1 + rnd))
+            est, prev_c, last[c] = float(f["rps"]), c, float(f["rps"])
+            print(f"  round {rnd + 1}, {c} clients: {est:,.0f} QUERY/s ({n} requests, "
+                  f"{float(f['seconds']):.1f} s, p50 {float(f['p50_ms']):.2f} ms, "
+                  f"p99 {float(f['p99_ms']):.2f} ms)")
+            runs[i].append(est)
+            p50[i].append(float(f["p50_ms"]))
+            p99[i].append(float(f["p99_ms"]))
+            requests[i] += n
+            seconds[i] += float(f["seconds"])
+            cpu[i] += float(f["cpu_s"])
+    save(a.results, query_sweep=sweep_summary(a.clients, runs, {
+        "p50_ms": [statistics.median(x) for x in p50],
+        "p99_ms": [statistics.median(x) for x in p99],
+        "requests": requests, "seconds": seconds, "cpu_s": cpu}))
 
 
 def cmd_recall(a):
@@ -326,6 +418,48 @@ def cmd_recall(a):
          query_recall=recall(got_q, want_q), recall_queries=len(qids))
 
 
+def thread_sweep(search, xq, counts, seconds, rounds):
+    """Queries/s with T Python threads, each searching one query at a time
+    until `seconds` have passed (closed loop, like T clients each with one
+    request in flight; FAISS and hnswlib release the GIL while searching).
+    Throughput = queries completed / time until the last thread finished.
+    The series is run `rounds` times over; the median is the figure."""
+    import threading
+
+    runs = [[] for _ in counts]
+    queries = [0] * len(counts)
+    wall_total = [0.0] * len(counts)
+    for rnd in range(rounds):
+        for i, t in enumerate(counts):
+            nxt = iter(range(1 << 62))  # next() on it is atomic under the GIL
+            done = [0] * t
+            start = threading.Barrier(t + 1)
+            deadline = [0.0]
+
+            def worker(j):
+                start.wait()
+                while time.perf_counter() < deadline[0]:
+                    q = next(nxt) % len(xq)
+                    search(xq[q: q + 1])
+                    done[j] += 1
+
+            threads = [threading.Thread(target=worker, args=(j,)) for j in range(t)]
+            for th in threads:
+                th.start()
+            t0 = time.perf_counter()
+            deadline[0] = t0 + seconds
+            start.wait()
+            for th in threads:
+                th.join()
+            wall = time.perf_counter() - t0
+            runs[i].append(sum(done) / wall)
+            queries[i] += sum(done)
+            wall_total[i] += wall
+            print(f"  round {rnd + 1}, {t} threads: {sum(done) / wall:,.1f} queries/s "
+                  f"({sum(done)} in {wall:.1f} s)")
+    return sweep_summary(counts, runs, {"queries": queries, "seconds": wall_total})
+
+
 def cmd_ann(a):
     import faiss
     import hnswlib
@@ -349,11 +483,21 @@ def cmd_ann(a):
         times.append(time.perf_counter() - t0)
     res["faiss_flat_p50_ms"] = percentile(times, 0.50) * 1e3
     res["faiss_flat_p99_ms"] = percentile(times, 0.99) * 1e3
+    res["faiss_flat_latency_ms"] = ms_list(times)
     t0 = time.perf_counter()
     _, ids = flat.search(xq, k)
     res["faiss_flat_batch_qps"] = len(xq) / (time.perf_counter() - t0)
     res["faiss_flat_recall"] = float(np.mean(
         [len(set(g) & set(w)) / k for g, w in zip(ids.tolist(), truth)]))
+    if a.sweep:
+        # One OpenMP thread per search, so that N Python threads are N
+        # searches at once, like N clients (a one-query search does not
+        # use more threads anyway).
+        omp = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        res["faiss_flat_sweep"] = thread_sweep(lambda q, index=flat: index.search(q, k), xq,
+                                               a.sweep, a.sweep_seconds, a.rounds)
+        faiss.omp_set_num_threads(omp)
     del flat
 
     hnsw = hnswlib.Index(space="l2", dim=voc.dim)
@@ -370,6 +514,10 @@ def cmd_ann(a):
         times.append(time.perf_counter() - t0)
     res["hnsw_p50_ms"] = percentile(times, 0.50) * 1e3
     res["hnsw_p99_ms"] = percentile(times, 0.99) * 1e3
+    res["hnsw_latency_ms"] = ms_list(times)
+    if a.sweep:
+        res["hnsw_sweep"] = thread_sweep(lambda q: hnsw.knn_query(q, k), xq, a.sweep,
+                                         a.sweep_seconds, a.rounds)
     hnsw.set_num_threads(os.cpu_count())
     t0 = time.perf_counter()
     ids, _ = hnsw.knn_query(xq, k)
@@ -405,13 +553,7 @@ def cmd_loadgen(a):
 
     if a.fresh:
         command("FLUSHALL")
-    argv = [a.loadgen, "--host", HOST, "--port", str(a.port), *a.args]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(proc.stderr)
-    lines = proc.stdout.split("\n")
-    fields = dict(x.split("=", 1) for x in lines[0].split()) if lines[0] else {}
-    if proc.returncode != 0 or fields.get("errors") != "0":
-        sys.exit(f"{' '.join(argv)} failed (status {proc.returncode}): {proc.stdout.strip()}")
+    fields = run_loadgen(a, *a.args)
     if a.fresh:
         n = int(command("DBSIZE"))
         if n != int(fields["keys"]):
@@ -430,7 +572,8 @@ def cmd_record(a):
     save(a.results, **{a.name: float(a.value)})
 
 
-def machine():
+def cpu_info():
+    """(model name, logical CPUs, SIMD flags) from /proc/cpuinfo."""
     model, flags = "?", set()
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -439,8 +582,38 @@ def machine():
                 model = val.strip()
             elif key.strip() == "flags":
                 flags = set(val.split())
-    simd = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vl") if f in flags] or ["none"]
-    return f"{os.cpu_count()} CPUs, {model}, {' '.join(simd)}"
+    simd = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")
+            if f in flags] or ["none"]
+    return model, os.cpu_count(), simd
+
+
+def cmd_meta(a):
+    """The run's context, for the table and the charts' footnotes: the date,
+    the machine and the load average when first called, then any NAME=TEXT
+    or NAME:=NUMBER given, merged into what is already stored."""
+    meta = {}
+    if os.path.exists(a.results):
+        with open(a.results) as f:
+            meta = json.load(f).get("meta", {})
+    if "date" not in meta:
+        model, cpus, simd = cpu_info()
+        meta.update(date=time.strftime("%Y-%m-%d", time.gmtime()),
+                    time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    cpu_model=model, cpus=cpus, simd=simd,
+                    load_average=[round(x, 2) for x in os.getloadavg()])
+    for kv in a.values:
+        if ":=" in kv:
+            k, _, v = kv.partition(":=")
+            meta[k] = float(v) if not v.lstrip("-").isdigit() else int(v)
+        else:
+            k, _, v = kv.partition("=")
+            meta[k] = v
+    save(a.results, meta=meta)
+
+
+def machine():
+    model, cpus, simd = cpu_info()
+    return f"{cpus} CPUs, {model}, {' '.join(simd)}"
 
 
 def cmd_table(a):
@@ -520,6 +693,16 @@ def cmd_table(a):
               f"in {r['query_lg_requests']:,} requests; p50 {r['query_lg_p50_ms']:.2f} ms, "
               f"p99 {r['query_lg_p99_ms']:.2f} ms; the generator used "
               f"{1e6 * r['query_lg_cpu_s'] / r['query_lg_requests']:.1f} us of CPU per request.")
+    sweeps = [(k, label) for k, label in (
+        ("query_sweep", "attnkvd (loadgen, over TCP)"),
+        ("faiss_flat_sweep", "FAISS flat (in process, threads)"),
+        ("hnsw_sweep", "hnswlib (in process, threads)")) if k in r]
+    if sweeps:
+        print("QUERY/s by clients (threads for the libraries, one query at a time each; "
+              "median of rounds): " +
+              "; ".join(label + " " + ", ".join(f"{c}: {q:,.0f}" for c, q in
+                                              zip(r[k]["clients"], r[k]["qps"]))
+                        for k, label in sweeps) + ".")
     if "set_lg_akv" in r and "set_lg_p16_akv" in r and "set_akv" in r and "set_p16_akv" in r:
         cpu = lambda k: 1e6 * r[f"{k}_cpu_s"] / r[f"{k}_requests"]
         print(f"loadgen check: with redis-benchmark's `SET cat animal` the loadgen measured "
@@ -549,6 +732,14 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--clients", type=int, default=50)
     s.add_argument("--requests", type=int, default=3000)
+    s = sub.add_parser("qsweep")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--loadgen", required=True, help="the bench/loadgen program")
+    s.add_argument("--words", required=True, help="the word list (the words subcommand)")
+    s.add_argument("--clients", type=client_counts, default=[1, 2, 5, 10, 25, 50],
+                   help="comma-separated client counts (default 1,2,5,10,25,50)")
+    s.add_argument("--seconds", type=float, default=1.5, help="about how long each step lasts")
+    s.add_argument("--rounds", type=int, default=3, help="times the series is run over")
     s = sub.add_parser("latency")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--requests", type=int, default=500)
@@ -559,6 +750,13 @@ def main():
     s.add_argument("--queries", type=int, default=2000)
     s.add_argument("--single", type=int, default=500, help="queries timed one at a time")
     s.add_argument("--ef", type=int, default=50)
+    s.add_argument("--sweep", type=client_counts, default=[1, 2, 5, 10, 25, 50],
+                   help="thread counts for the queries/s sweep (default 1,2,5,10,25,50)")
+    s.add_argument("--no-sweep", dest="sweep", action="store_const", const=[],
+                   help="skip the sweep")
+    s.add_argument("--sweep-seconds", type=float, default=1.5,
+                   help="how long each sweep step searches")
+    s.add_argument("--rounds", type=int, default=3, help="times the sweep is run over")
     s = sub.add_parser("words")
     s.add_argument("--out", required=True, help="the word list to write")
     s = sub.add_parser("loadgen")
@@ -571,6 +769,8 @@ def main():
     s = sub.add_parser("record")
     s.add_argument("name")
     s.add_argument("value")
+    s = sub.add_parser("meta")
+    s.add_argument("values", nargs="*", metavar="NAME=TEXT|NAME:=NUMBER")
     sub.add_parser("table")
 
     a = p.parse_args()

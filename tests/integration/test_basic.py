@@ -7,7 +7,7 @@ flight. Uses small vocabularies that the test writes itself (GloVe text ->
 attnkv-import), so it needs nothing from outside the build.
 
 Run alone: meson test -C build daemon-basic, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_basic.py [-k NAME]
 (environment: see akvtest.py).
 """

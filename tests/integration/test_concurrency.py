@@ -7,7 +7,7 @@ vanishing mid-QUERY, a client that does not read. Also run under TSan
 (scripts/test).
 
 Run alone: meson test -C build daemon-concurrency, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_concurrency.py [-k NAME]
 (environment: see akvtest.py).
 """

@@ -11,7 +11,7 @@ and may run this under ASan; the figures the daemon reaches are far lower)
 and, where the attack is about memory, that the daemon's RSS stays bounded.
 
 Run alone: meson test -C build daemon-hostile, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_hostile.py [-k NAME]
 (environment: see akvtest.py).
 """

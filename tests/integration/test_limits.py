@@ -9,7 +9,7 @@ cannot be made). Each test runs a daemon of its own, started from a config
 file the test writes.
 
 Run alone: meson test -C build daemon-limits, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_limits.py [-k NAME]
 (environment: see akvtest.py).
 """

@@ -10,7 +10,7 @@ what a restart replays. Figures (records written, acknowledged, recovered)
 are printed as "figures:" lines. Also run under TSan (scripts/test).
 
 Run alone: meson test -C build daemon-persistence, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_persistence.py [-k NAME]
 (environment: see akvtest.py).
 """

@@ -6,7 +6,7 @@ GloVe 6B 100d, from $AKV_VECTORS or the cache scripts/fetch-vectors fills
 absent, unless AKV_REQUIRE_VECTORS=1 (then it fails).
 
 Run alone: meson test -C build daemon-realvec, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_realvec.py [-k NAME]
 (environment: see akvtest.py).
 """

@@ -10,7 +10,7 @@ is the daemon's); and checks INFO counters against known activity,
 SLOWLOG, CONFIG SET and the SIGHUP reload (log reopened, settings applied).
 
 Run alone: meson test -C build daemon-service, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_service.py [-k NAME]
 (environment: see akvtest.py).
 """

@@ -9,7 +9,7 @@ flushed, and it must exit 0 on SIGTERM. Run against a sanitizer build, that
 exit status also means LeakSanitizer found no leak. Prints the figures.
 
 Run alone: meson test -C build soak, or
-  AKV_ATTNKVD=build/src/attnkvd AKV_BUILD_ROOT=build \
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
   python3 tests/integration/test_soak.py
 (environment: see akvtest.py; also AKV_SOAK_SECONDS, default 60, and
 AKV_SOAK_CLIENTS, default 200).
