@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "persist/parked.h"
-#include "proto/reply.h"
+#include "util/buf.h"
 
 #define NS_PER_SEC 1000000000ull
 #define RETRY_NS NS_PER_SEC

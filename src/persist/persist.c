@@ -88,7 +88,7 @@
 
 #include "util/log.h"
 #include "util/text.h"
-#include "proto/reply.h"
+#include "util/buf.h"
 
 const char *const akv_fsync_names[] = {"no", "everysec", "always", NULL};
 _Static_assert(AKV_FSYNC_NO == 0 && AKV_FSYNC_EVERYSEC == 1 && AKV_FSYNC_ALWAYS == 2,

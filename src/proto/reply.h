@@ -1,6 +1,6 @@
 /*
  * reply.h - RESP2 reply writer: appends encoded replies to a growable byte
- * buffer. Pure: no I/O. Threading: one owner per buffer.
+ * buffer (util/buf.h). Pure: no I/O. Threading: one owner per buffer.
  *
  * Every function that can fail leaves the buffer as it was when it fails, so
  * a reply is either appended whole or not at all.
@@ -11,21 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* p[0..len) holds the encoded bytes; the buffer owns p (malloc'd, NULL
- * while cap is 0) and frees it in akv_buf_fini. */
-struct akv_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-void akv_buf_init(struct akv_buf *b);
-void akv_buf_fini(struct akv_buf *b);                 /* NULL is a no-op; b is reusable after */
-int akv_buf_reserve(struct akv_buf *b, size_t extra); /* 0 or -ENOMEM; capacity doubles */
-int akv_buf_append(struct akv_buf *b, const void *p, size_t n);
-/* Drops the first n bytes (after they were written out) by moving the rest
- * to the front; n >= len empties the buffer. Capacity is kept. */
-void akv_buf_consume(struct akv_buf *b, size_t n);
+#include "util/buf.h"
 
 /* Each returns 0 or -ENOMEM. Status and error text must not contain CR/LF
  * (they are replaced by spaces). */
