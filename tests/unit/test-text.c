@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "util/text.h"
 
@@ -38,6 +40,31 @@ START_TEST(test_quote)
     /* The longest result fits the buffer: every byte escaped. */
     memset(big, 1, sizeof big);
     ck_assert_uint_eq(strlen(akv_quote(q, big, sizeof big)), 4 * AKV_QUOTE_MAX + 3);
+}
+END_TEST
+
+/* A message quotes at most AKV_QUOTE_MAX bytes, and reads no more: a 16 MiB
+ * argument costs what a short one does. The string ends at a page that
+ * cannot be read, while its length claims a gigabyte. */
+START_TEST(test_quote_reads_only_what_it_shows)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char q[AKV_QUOTE_BUF], want[AKV_QUOTE_MAX + 4];
+    char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    char *s;
+
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    ck_assert_int_eq(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    s = map + page - AKV_QUOTE_MAX;
+    memset(s, 'x', AKV_QUOTE_MAX);
+    memset(want, 'x', AKV_QUOTE_MAX);
+    memcpy(want + AKV_QUOTE_MAX, "...", 4);
+    ck_assert_str_eq(akv_quote(q, s, (size_t)1 << 30), want);
+    s[AKV_QUOTE_MAX - 1] = '\xc3'; /* a character the cut falls inside */
+    want[AKV_QUOTE_MAX - 1] = '\0';
+    ck_assert_str_eq(akv_quote(q, s, (size_t)1 << 30), strcat(want, "..."));
+    munmap(map, (size_t)page * 2);
 }
 END_TEST
 
@@ -185,6 +212,7 @@ int main(void)
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, test_quote);
+    tcase_add_test(tc, test_quote_reads_only_what_it_shows);
     tcase_add_test(tc, test_escape);
     tcase_add_test(tc, test_numbers);
     tcase_add_test(tc, test_split);
