@@ -130,8 +130,10 @@ const char *const *akv_config_names(void);
 
 /* 1 if directive name may change while the daemon runs (CONFIG SET, and a
  * SIGHUP reload of the file), 0 if it takes a restart or is unknown. The
- * run-time ones are the query defaults, maxclients, loglevel, logfile and
- * the slow log settings. Any thread. */
+ * run-time ones are the query defaults, maxclients, loglevel, logfile (on a
+ * reload only: it is a path), the slow log settings, timeout, the key and
+ * value length limits, maxmemory, maxmemory-clients, maxkeys and
+ * client-output-buffer-limit. Any thread. */
 int akv_config_runtime(const char *name);
 
 /* 1 if directive name holds a path (logfile, dir, appendfilename, vectors).

@@ -1077,6 +1077,78 @@ START_TEST(test_shipped_conf)
 }
 END_TEST
 
+/* Whether conf/attnkvd.conf (at path) says that directive name can change
+ * at run time: in its own paragraph, or in its section's note ("All of
+ * them can be changed at run time", "Both settings are run time"). */
+static int runtime_said(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    size_t n = strlen(name);
+    int in = 0, section = 0, said = 0;
+
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "####", 4) == 0)
+            section = 0;
+        if (strstr(line, "can be changed at run time") || strstr(line, "settings are run time"))
+            section = 1;
+        if (strncmp(line, "# ", 2) == 0 && strncmp(line + 2, name, n) == 0 && line[2 + n] == ':') {
+            in = 1;
+            said |= section;
+        } else if (line[0] != '#') {
+            in = 0;
+        }
+        if (in && (strcasestr(line, "run time") || strstr(line, "reload only")))
+            said = 1;
+    }
+    fclose(f);
+    return said;
+}
+
+/* man/attnkvd.8 is the reference: every directive has an entry, a .TP
+ * whose tag line names it (groff writes '-' as \-). */
+START_TEST(test_man_page_documents_every_directive)
+{
+    const char *root = source_root();
+    const char *const *names = akv_config_names();
+    char path[4096], line[4096], prev[4096];
+    size_t i;
+
+    if (!root)
+        return;
+    snprintf(path, sizeof(path), "%s/man/attnkvd.8", root);
+    for (i = 0; names[i]; i++) {
+        FILE *f = fopen(path, "r");
+        char esc[128];
+        size_t o = 0;
+        int found = 0;
+
+        ck_assert_ptr_nonnull(f);
+        for (const char *c = names[i]; *c && o < sizeof(esc) - 3; c++) {
+            if (*c == '-')
+                esc[o++] = '\\';
+            esc[o++] = *c;
+        }
+        esc[o] = '\0';
+        prev[0] = '\0';
+        while (!found && fgets(line, sizeof(line), f)) {
+            const char *at = strcmp(prev, ".TP\n") == 0 ? strstr(line, esc) : NULL;
+            /* The whole name: not the start of a longer one (maxmemory in
+             * maxmemory-clients). */
+            for (; at && !found; at = strstr(at + 1, esc)) {
+                char next = at[o];
+                found = !(next == '\\' && at[o + 1] == '-') && next != '_' &&
+                        !(next >= 'a' && next <= 'z');
+            }
+            memcpy(prev, line, sizeof(prev));
+        }
+        fclose(f);
+        ck_assert_msg(found, "man/attnkvd.8 has no entry for %s", names[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_shipped_conf_documents_every_directive)
 {
     const char *root = source_root();
@@ -1107,6 +1179,8 @@ START_TEST(test_shipped_conf_documents_every_directive)
         }
         fclose(f);
         ck_assert_msg(documented, "conf/attnkvd.conf has no paragraph for %s", names[i]);
+        ck_assert_msg(!akv_config_runtime(names[i]) || runtime_said(path, names[i]),
+                      "conf/attnkvd.conf does not say that %s can change at run time", names[i]);
         ck_assert_msg(shown, "conf/attnkvd.conf does not show %s with a value", names[i]);
     }
 }
@@ -1171,6 +1245,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_load_file);
     tcase_add_test(tc, test_shipped_conf);
     tcase_add_test(tc, test_shipped_conf_documents_every_directive);
+    tcase_add_test(tc, test_man_page_documents_every_directive);
     tcase_add_test(tc, test_fuzz_regressions);
     suite_add_tcase(s, tc);
     return s;
