@@ -168,6 +168,12 @@ static void reload_config(void *arg)
         akv_config_fini(&fresh);
         return;
     }
+    /* The password is never read back through akv_config_get: compare it
+     * here, without showing it. It needs a restart, like other secrets. */
+    if ((live->requirepass == NULL) != (fresh.requirepass == NULL) ||
+        (live->requirepass && strcmp(live->requirepass, fresh.requirepass) != 0))
+        akv_log(AKV_LOG_WARNING, "SIGHUP: requirepass changed in %s; restart attnkvd to apply it",
+                live->config_file);
     for (size_t i = 0; names[i]; i++) {
         char was[4096], now[4096];
         const char *argv1[1] = {now};

@@ -422,7 +422,7 @@ def test_sighup_reload(env):
         assert len(c.cmd("QUERY", "dog")) == 3
         # logrotate: move the file away, change the config, SIGHUP.
         os.rename(log, log + ".1")
-        write_conf(4, port="1234", extra="metric cosine\n")
+        write_conf(4, port="1234", extra="metric cosine\nrequirepass Sw0rdfish\n")
         p.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while "reloaded" not in p.text(log):
@@ -433,6 +433,10 @@ def test_sighup_reload(env):
         assert "SIGHUP: count changed from '3' to '4'" in t, t
         assert "SIGHUP: metric changed from 'l2' to 'cosine'" in t, t
         assert "port changed" in t and "restart attnkvd" in t, t
+        # A new password is not applied by a reload, and not shown: it is
+        # only reported as needing a restart.
+        assert "requirepass changed" in t and "Sw0rdfish" not in t, t
+        assert c.cmd("PING") == "PONG"
         # The --loglevel flag still wins over the file's loglevel.
         assert "loglevel changed" not in t, t
         assert len(c.cmd("QUERY", "dog")) == 4
