@@ -62,7 +62,7 @@ int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *n
         return -ENOMEM;
     }
     for (done = 0; done < n; done++) {
-        char cur[4096];
+        char cur[CONFIG_VALUE_MAX + 1];
 
         if (akv_config_get(env->config, names[done], cur, sizeof(cur)) < 0) {
             rc = -EINVAL;
@@ -120,7 +120,7 @@ static int config_set(struct akv_cmd_ctx *ctx)
                                 "directive once)",
                                 ndirectives);
     for (i = 0; i < npairs; i++) {
-        const struct akv_slice *n = &ctx->argv[2 + 2 * i];
+        const struct akv_slice *n = &ctx->argv[2 + 2 * i], *v = &ctx->argv[3 + 2 * i];
         char name[64], probe[8];
         show(n, shown);
         if (n->len >= sizeof(name) || memchr(n->p, '\0', n->len))
@@ -145,17 +145,19 @@ static int config_set(struct akv_cmd_ctx *ctx)
                 return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': duplicate parameter",
                                         shown);
         }
+        /* No setting takes a longer value; refusing it here keeps a request
+         * of huge values from being copied, let alone parsed. */
+        if (v->len > CONFIG_VALUE_MAX)
+            return akv_reply_errorf(ctx->out,
+                                    "ERR CONFIG SET '%s': value too long (%zu bytes; at most %d)",
+                                    shown, v->len, CONFIG_VALUE_MAX);
+        if (memchr(v->p, '\0', v->len))
+            return akv_reply_errorf(ctx->out, "ERR CONFIG SET '%s': NUL byte in the value", shown);
     }
     names = calloc(npairs, sizeof(*names));
     values = calloc(npairs, sizeof(*values));
     for (i = 0; names && values && i < npairs; i++) {
         const struct akv_slice *n = &ctx->argv[2 + 2 * i], *v = &ctx->argv[3 + 2 * i];
-        if (memchr(v->p, '\0', v->len)) {
-            failed = i;
-            rc = -EINVAL;
-            snprintf(value_err, sizeof(value_err), "NUL byte in the value");
-            break;
-        }
         names[i] = strndup(n->p, n->len);
         values[i] = strndup(v->p, v->len);
         if (!names[i] || !values[i])

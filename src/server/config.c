@@ -1035,6 +1035,24 @@ int akv_config_get(const struct akv_config *c, const char *name, char *out, size
     return d->get(c, d, out, outlen);
 }
 
+int akv_config_same(const struct akv_config *a, const struct akv_config *b, const char *name)
+{
+    const struct directive *d = lookup(name);
+    char va[4096], vb[4096];
+
+    if (!d)
+        return -ENOENT;
+    if (d->flags & DF_SECRET) {
+        const char *sa = *(const char *const *)cfield(a, d);
+        const char *sb = *(const char *const *)cfield(b, d);
+        return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+    }
+    /* A value too long for the buffers counts as changed. */
+    if (d->get(a, d, va, sizeof(va)) < 0 || d->get(b, d, vb, sizeof(vb)) < 0)
+        return 0;
+    return strcmp(va, vb) == 0;
+}
+
 static const char *name_list[ARRAY_SIZE(directives) + 1];
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 

@@ -117,6 +117,10 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
  * small (it then holds a truncated, terminated value). */
 int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen);
 
+/* Whether directive name has the same value in a and b: 1 or 0 (secrets
+ * included, compared without being shown), or -ENOENT. Any thread. */
+int akv_config_same(const struct akv_config *a, const struct akv_config *b, const char *name);
+
 /* Parses a memory size the way redis.conf writes them: decimal digits and an
  * optional unit, case-insensitive: b; k = 1000, kb = 1024; m = 10^6,
  * mb = 2^20; g = 10^9, gb = 2^30. No sign, blanks or fraction; overflow is

@@ -168,24 +168,21 @@ static void reload_config(void *arg)
         akv_config_fini(&fresh);
         return;
     }
-    /* The password is never read back through akv_config_get: compare it
-     * here, without showing it. It needs a restart, like other secrets. */
-    if ((live->requirepass == NULL) != (fresh.requirepass == NULL) ||
-        (live->requirepass && strcmp(live->requirepass, fresh.requirepass) != 0))
-        akv_log(AKV_LOG_WARNING, "SIGHUP: requirepass changed in %s; restart attnkvd to apply it",
-                live->config_file);
     for (size_t i = 0; names[i]; i++) {
         char was[4096], now[4096];
         const char *argv1[1] = {now};
 
-        if (akv_config_get(live, names[i], was, sizeof(was)) < 0 ||
-            akv_config_get(&fresh, names[i], now, sizeof(now)) < 0 || strcmp(was, now) == 0)
+        if (akv_config_same(live, &fresh, names[i]) != 0)
             continue;
         if (!akv_config_runtime(names[i])) {
+            /* Secrets (requirepass) are never run-time: named, not shown. */
             akv_log(AKV_LOG_WARNING, "SIGHUP: %s changed in %s; restart attnkvd to apply it",
                     names[i], live->config_file);
             continue;
         }
+        if (akv_config_get(live, names[i], was, sizeof(was)) < 0 ||
+            akv_config_get(&fresh, names[i], now, sizeof(now)) < 0)
+            continue;
         if (akv_cmd_settings_set(env, 1, &names[i], argv1, NULL, err, sizeof(err)) < 0) {
             akv_log(AKV_LOG_WARNING, "SIGHUP: %s: %s; keeping '%s'", names[i], err, was);
             continue;

@@ -233,6 +233,21 @@ def test_config_set_many_pairs(env):
         assert is_err(c.cmd("CONFIG", "SET", "timeout", "0", "TIMEOUT", "1"), "duplicate")
     assert c.cmd("CONFIG", "GET", "timeout") == ["timeout", "0"]
     assert c.cmd("CONFIG", "SET", "timeout", "0", "maxkeys", "0") == "OK"
+    # Every run-time setting at once, each with a 3.5 MB value: refused
+    # before anything is copied or parsed, and nothing changes.
+    settable = ("maxclients", "count", "attention", "temperature", "metric", "loglevel",
+                "slowlog-log-slower-than", "slowlog-max-len", "timeout", "maxmemory",
+                "maxmemory-clients", "maxkeys", "max-key-len", "max-value-len")
+    huge = "9" * (3500 << 10)
+    with Stall(d, "CONFIG SET 14 settings x 3.5 MB values"):
+        r = c.cmd("CONFIG", "SET", *[x for name in settable for x in (name, huge)])
+        assert is_err(r, "value too long"), r[:200]
+    assert c.cmd("CONFIG", "GET", "timeout") == ["timeout", "0"]
+    assert is_err(c.cmd("CONFIG", "SET", "count", "5\x006"), "NUL byte")
+    # The bound: 4,095 bytes are read as a value, 4,096 are not.
+    assert c.cmd("CONFIG", "SET", "count", "0" * 4094 + "5") == "OK"
+    assert is_err(c.cmd("CONFIG", "SET", "count", "0" * 4095 + "5"), "value too long")
+    assert c.cmd("CONFIG", "GET", "count") == ["count", "5"]
     if not daemon_is_instrumented():
         assert rss_mb(d) - before < 64, (before, rss_mb(d))
     # Paths are not for CONFIG SET: not the log file, not the AOF's.

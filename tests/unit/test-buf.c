@@ -62,6 +62,10 @@ START_TEST(test_edges)
     ck_assert_uint_eq(b.len, 3);
     ck_assert_int_eq(memcmp(b.p, "abc", 3), 0);
     ck_assert_int_eq(akv_buf_reserve(&b, 0), 0);
+    akv_buf_consume(&b, 1);
+    ck_assert_uint_eq(b.len, 2);
+    ck_assert_int_eq(memcmp(b.p, "bc", 2), 0);
+    ck_assert_int_eq(akv_buf_append(&b, "c", 1), 0);
     ck_assert_int_eq(akv_buf_reserve(&b, 100), 0);
     ck_assert_uint_ge(b.cap, 103);
     ck_assert_uint_eq(b.len, 3);

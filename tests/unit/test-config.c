@@ -1108,6 +1108,27 @@ static int runtime_said(const char *path, const char *name)
 
 /* man/attnkvd.8 is the reference: every directive has an entry, a .TP
  * whose tag line names it (groff writes '-' as \-). */
+/* akv_config_same compares any directive, a secret included, without
+ * showing it. */
+START_TEST(test_same)
+{
+    struct akv_config other;
+    const char *pw[] = {"Sw0rdfish"}, *n[] = {"7"};
+
+    ck_assert_int_eq(akv_config_init(&other), 0);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "count"), 1);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "requirepass"), 1);
+    ck_assert_int_eq(akv_config_set(&other, "requirepass", 1, pw, err, sizeof(err)), 0);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "requirepass"), 0);
+    ck_assert_int_eq(akv_config_set(&cfg, "requirepass", 1, pw, err, sizeof(err)), 0);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "requirepass"), 1);
+    ck_assert_int_eq(akv_config_set(&other, "count", 1, n, err, sizeof(err)), 0);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "COUNT"), 0);
+    ck_assert_int_eq(akv_config_same(&cfg, &other, "no-such-thing"), -ENOENT);
+    akv_config_fini(&other);
+}
+END_TEST
+
 START_TEST(test_man_page_documents_every_directive)
 {
     const char *root = source_root();
@@ -1246,6 +1267,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_shipped_conf);
     tcase_add_test(tc, test_shipped_conf_documents_every_directive);
     tcase_add_test(tc, test_man_page_documents_every_directive);
+    tcase_add_test(tc, test_same);
     tcase_add_test(tc, test_fuzz_regressions);
     suite_add_tcase(s, tc);
     return s;

@@ -264,22 +264,16 @@ START_TEST(test_buf_edges)
 {
     struct akv_buf b;
 
-    akv_buf_fini(NULL);
+    /* The buffer's own edges are test-buf.c's; here, a reply that cannot
+     * fit changes nothing, and a finished buffer takes replies again. */
     akv_buf_init(&b);
-    ck_assert_int_eq(akv_buf_append(&b, NULL, 0), 0);
-    ck_assert_uint_eq(b.len, 0);
     ck_assert_int_eq(akv_buf_append(&b, "abc", 3), 0);
-    /* Requests that overflow size_t fail cleanly and change nothing. */
-    ck_assert_int_eq(akv_buf_reserve(&b, SIZE_MAX), -ENOMEM);
-    ck_assert_int_eq(akv_buf_reserve(&b, SIZE_MAX - 2), -ENOMEM);
     ck_assert_int_eq(akv_reply_bulk(&b, "x", SIZE_MAX - 8), -ENOMEM);
     ck_assert_uint_eq(b.len, 3);
     ck_assert(memcmp(b.p, "abc", 3) == 0);
-    ck_assert_int_eq(akv_buf_reserve(&b, 0), 0);
     akv_buf_consume(&b, 1);
     EXPECT(&b, "bc");
     akv_buf_fini(&b);
-    /* A finished buffer can be used again. */
     ck_assert_int_eq(akv_reply_nil(&b), 0);
     EXPECT(&b, "$-1\r\n");
     akv_buf_fini(&b);
