@@ -1,5 +1,5 @@
 /*
- * reply.c - the RESP2 reply writer declared in reply.h.
+ * reply.c - the RESP2/RESP3 reply writer declared in reply.h.
  *
  * Invariants: b->p holds b->cap bytes of which the first b->len are encoded
  * replies; p is NULL only while cap is 0. Every encoder reserves all the room
@@ -157,25 +157,34 @@ int akv_reply_bulk_str(struct akv_buf *b, const char *s)
     return akv_reply_bulk(b, s, strlen(s));
 }
 
-int akv_reply_bulk_double(struct akv_buf *b, double v)
+/* The shortest text that reads back as v, into tmp (64 bytes); returns
+ * its length. */
+static int fmt_double(char *tmp, double v)
 {
-    char tmp[64];
     int n = 0, prec;
 
     if (isnan(v))
-        return akv_reply_bulk_str(b, "nan");
+        return snprintf(tmp, 64, "nan");
     if (isinf(v))
-        return akv_reply_bulk_str(b, v > 0 ? "inf" : "-inf");
+        return snprintf(tmp, 64, "%s", v > 0 ? "inf" : "-inf");
     /* Start at 6 digits, not 1: %.1g would print 100 as "1e+02", and %g
      * drops trailing zeros anyway, so 0.5 is "0.5" at any precision. Stop at
      * the first precision that reads back as the same double; 17 always
      * does for IEEE doubles. This assumes the "C" LC_NUMERIC locale, which
      * the daemon never changes. */
     for (prec = 6; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        n = snprintf(tmp, 64, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v)
             break;
     }
+    return n;
+}
+
+int akv_reply_bulk_double(struct akv_buf *b, double v)
+{
+    char tmp[64];
+    int n = fmt_double(tmp, v);
+
     return akv_reply_bulk(b, tmp, (size_t)n);
 }
 
@@ -192,4 +201,49 @@ int akv_reply_array(struct akv_buf *b, size_t n)
 int akv_reply_nil_array(struct akv_buf *b)
 {
     return akv_buf_append(b, "*-1\r\n", 5);
+}
+
+int akv_reply_map(struct akv_buf *b, int resp, size_t n)
+{
+    if (resp >= 3)
+        return put_header(b, '%', 0, (uint64_t)n);
+    return put_header(b, '*', 0, (uint64_t)n * 2);
+}
+
+int akv_reply_set(struct akv_buf *b, int resp, size_t n)
+{
+    return put_header(b, resp >= 3 ? '~' : '*', 0, (uint64_t)n);
+}
+
+int akv_reply_push(struct akv_buf *b, int resp, size_t n)
+{
+    return put_header(b, resp >= 3 ? '>' : '*', 0, (uint64_t)n);
+}
+
+int akv_reply_double(struct akv_buf *b, int resp, double v)
+{
+    char tmp[64];
+    int n;
+
+    if (resp < 3)
+        return akv_reply_bulk_double(b, v);
+    n = fmt_double(tmp, v);
+    return put_line(b, ',', tmp, (size_t)n);
+}
+
+int akv_reply_bool(struct akv_buf *b, int resp, int v)
+{
+    if (resp >= 3)
+        return akv_buf_append(b, v ? "#t\r\n" : "#f\r\n", 4);
+    return akv_reply_int(b, v ? 1 : 0);
+}
+
+int akv_reply_null(struct akv_buf *b, int resp)
+{
+    return resp >= 3 ? akv_buf_append(b, "_\r\n", 3) : akv_reply_nil(b);
+}
+
+int akv_reply_null_array(struct akv_buf *b, int resp)
+{
+    return resp >= 3 ? akv_buf_append(b, "_\r\n", 3) : akv_reply_nil_array(b);
 }

@@ -66,11 +66,11 @@ int akv_cmd_do_auth(struct akv_cmd_ctx *ctx)
                                    "correct?");
         /* Without a password the default user takes any, as in Redis. */
         if (user_ok) {
-            ctx->authenticated = 1;
+            ctx->sess->authenticated = 1;
             return akv_reply_status(ctx->out, "OK");
         }
     } else if (secret_equal(pass, &ctx->argv[ctx->argc - 1]) && user_ok) {
-        ctx->authenticated = 1;
+        ctx->sess->authenticated = 1;
         return akv_reply_status(ctx->out, "OK");
     }
     /* A failed AUTH leaves an authenticated connection authenticated, as in

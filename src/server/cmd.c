@@ -88,6 +88,20 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
     akv_slowlog_entry_free(slow);
 }
 
+void akv_cmd_session_init(struct akv_session *s, uint64_t id, const char *peer)
+{
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    s->resp = 2;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "?");
+}
+
+void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
+{
+    (void)env;
+    (void)s;
+}
+
 /* ------------------------------------------------------------------------
  * The table and dispatch.
  */
@@ -194,7 +208,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         rc = reply_wrong_arity(ctx);
         goto out;
     }
-    if (ctx->env->config->requirepass && !ctx->authenticated && !(c->flags & AKV_CMD_NOAUTH)) {
+    if (ctx->env->config->requirepass && !ctx->sess->authenticated &&
+        !(c->flags & AKV_CMD_NOAUTH)) {
         rc = akv_reply_error(ctx->out, "NOAUTH Authentication required.");
         goto out;
     }
@@ -211,11 +226,11 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         ctx->job->cmd = c;
         ctx->job->t0 = t0;
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
-            ctx->job->slow = akv_cmd_slow_entry(c, ctx->argc, ctx->argv, ctx->peer);
+            ctx->job->slow = akv_cmd_slow_entry(c, ctx->argc, ctx->argv, ctx->sess->peer);
     } else {
         akv_cmd_account(env, c, (now_ns() - t0) / 1000,
                         rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,
-                        ctx->argc, ctx->argv, ctx->peer);
+                        ctx->argc, ctx->argv, ctx->sess->peer);
     }
 out:
     if (rc < 0) {

@@ -105,14 +105,27 @@ struct akv_cmd_job {
     struct akv_slowlog_entry *slow; /* argv copy, when the slow log may want it */
 };
 
+struct akv_multi;
+
+/* A connection's state as the command layer sees it: the connection embeds
+ * one (zeroed, then id and peer set) and hands it to every call; handlers
+ * change it. akv_cmd_session_fini releases what commands attached to it. */
+struct akv_session {
+    uint64_t id;             /* CLIENT ID: unique for the daemon's life */
+    char peer[64];           /* "ip:port" of the client, or "?" */
+    int authenticated;       /* AUTH succeeded */
+    int db;                  /* SELECTed database */
+    int resp;                /* protocol of replies: 2 (default) or 3 after HELLO 3 */
+    struct akv_multi *multi; /* MULTI state and WATCHed keys (cmd-multi.c); NULL: none */
+};
+
 /* One call of a command. */
 struct akv_cmd_ctx {
     struct akv_cmd_env *env;
     size_t argc;
     const struct akv_slice *argv; /* argv[0] is the command name */
     struct akv_buf *out;          /* the reply goes here */
-    int authenticated;            /* in and out: the connection's AUTH state */
-    const char *peer;             /* "ip:port" of the client, or NULL */
+    struct akv_session *sess;     /* the calling connection's state */
     /* Set by the handler. */
     int close_after_reply;   /* QUIT: flush, then close the connection */
     struct akv_cmd_job *job; /* run this on the pool; the reply comes from finish */
@@ -152,6 +165,13 @@ const struct akv_cmd *akv_cmd_table(void);
  * Returns 0, or -ENOMEM when even the error reply could not be written (the
  * connection should then be dropped). Loop thread. */
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
+
+/* Initialises a session (resp 2, db 0) with an id and the peer's
+ * address (NULL: "?"). */
+void akv_cmd_session_init(struct akv_session *s, uint64_t id, const char *peer);
+/* Releases what commands attached to a session (a MULTI queue, watched
+ * keys); call when the connection closes. Loop thread. */
+void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s);
 
 /* The one "set, apply, roll back" path for run-time settings (CONFIG SET
  * and the SIGHUP reload): sets directive names[i] to values[i] for i < n,

@@ -70,8 +70,9 @@
  * a client is idle when no byte has moved either way for that long and it
  * has no job running.
  *
- * Authentication: `authenticated` is the connection's AUTH state; the
- * command layer reads and sets it through struct akv_cmd_ctx.
+ * Session: `sess` is the connection's state as commands see it (AUTH,
+ * database, protocol, MULTI; cmd.h); the command layer reads and sets it
+ * through struct akv_cmd_ctx, and akv_cmd_session_fini releases it.
  *
  * Replies held for the AOF: a write command's reply must not leave before
  * its record is written to the kernel, or fsync'd under appendfsync always
@@ -114,7 +115,7 @@
 #define IN_PAUSE ((size_t)1 << 20) /* see Design */
 /* Reading pauses above this much output when there is no soft limit. */
 #define OUT_PAUSE ((size_t)8 << 20)
-#define OUT_KEEP_MAX (256 * 1024)   /* an idle output buffer larger than this is freed */
+#define OUT_KEEP_MAX (256 * 1024) /* an idle output buffer larger than this is freed */
 #define ARGV_INITIAL 16
 #define ARGV_KEEP_MAX 4096 /* a larger shared argv shrinks after its request */
 #define LINGER_MS 2000
@@ -138,8 +139,7 @@ struct akv_conn {
     struct akv_conn_shared *sh;
     struct akv_conn *prev, *next;
     unsigned refs;
-    uint64_t id;
-    char peer[64];
+    struct akv_session sess; /* id, peer, AUTH state, database, protocol (cmd.h) */
 
     struct akv_buf in;
     size_t in_pos;
@@ -151,11 +151,11 @@ struct akv_conn {
     struct aof_mark marks[AOF_MARKS];
     unsigned nmarks;
     struct akv_conn *wprev, *wnext; /* on sh->waiting while nmarks > 0 */
-    uint64_t last_active;    /* uv_now when a byte last moved, or a job ended */
-    uint64_t soft_since;     /* uv_now when replies went over the soft limit; 0: not over */
-    uint64_t since;          /* uv_now when it was accepted */
+    uint64_t last_active;           /* uv_now when a byte last moved, or a job ended */
+    uint64_t soft_since;            /* uv_now when replies went over the soft limit; 0: not over */
+    uint64_t since;                 /* uv_now when it was accepted */
     struct akv_conn *rprev, *rnext; /* on sh->ready while queued */
-    size_t mem;              /* its buffers' bytes, as counted in sh->client_mem */
+    size_t mem;                     /* its buffers' bytes, as counted in sh->client_mem */
 
     unsigned closing : 1;     /* uv_close called */
     unsigned reading : 1;     /* uv_read_start active */
@@ -166,8 +166,6 @@ struct akv_conn {
     unsigned linger_init : 1; /* the linger timer handle exists */
     unsigned counted : 1;     /* counted in connected_clients */
     unsigned queued : 1;      /* on sh->ready: its turn ended with requests left */
-    /* AUTH succeeded (see cmd.c). */
-    unsigned authenticated : 1;
 };
 
 static void conn_process(struct akv_conn *c);
@@ -316,7 +314,7 @@ static void mem_update(struct akv_conn *c)
         akv_log(AKV_LOG_NOTICE,
                 "client %llu (%s) closed: its buffers hold %zu bytes and all clients' "
                 "together %zu, over maxmemory-clients %llu",
-                (unsigned long long)big->id, big->peer, big->mem, sh->client_mem, limit);
+                (unsigned long long)big->sess.id, big->sess.peer, big->mem, sh->client_mem, limit);
         akv_conn_close(big); /* takes its bytes out of the total */
     }
 }
@@ -339,6 +337,7 @@ static void conn_unref(struct akv_conn *c)
         waiting_unlink(c);
     ready_unlink(c);
     sh->client_mem -= c->mem;
+    akv_cmd_session_fini(sh->env, &c->sess);
     akv_buf_fini(&c->in);
     akv_buf_fini(&c->out);
     akv_buf_fini(&c->wbuf);
@@ -364,7 +363,8 @@ void akv_conn_close(struct akv_conn *c)
         c->sh->env->stats.connected_clients--;
         c->counted = 0;
     }
-    akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed", (unsigned long long)c->id, c->peer);
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed", (unsigned long long)c->sess.id,
+            c->sess.peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     if (c->linger_init)
         uv_close((uv_handle_t *)&c->linger, on_handle_closed);
@@ -387,8 +387,7 @@ int akv_conn_create(struct akv_conn_shared *sh, struct akv_conn **out)
     c->sreq.data = c;
     c->sh = sh;
     c->refs = 1; /* the TCP handle's */
-    c->id = sh->next_id++;
-    strcpy(c->peer, "?");
+    akv_cmd_session_init(&c->sess, sh->next_id++, NULL);
     akv_buf_init(&c->in);
     akv_buf_init(&c->out);
     akv_buf_init(&c->wbuf);
@@ -418,11 +417,11 @@ static void describe_peer(struct akv_conn *c)
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         uv_ip4_name(a, host, sizeof(host));
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, ntohs(a->sin_port));
+        snprintf(c->sess.peer, sizeof(c->sess.peer), "%s:%d", host, ntohs(a->sin_port));
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, sizeof(host));
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, ntohs(a->sin6_port));
+        snprintf(c->sess.peer, sizeof(c->sess.peer), "[%s]:%d", host, ntohs(a->sin6_port));
     }
 }
 
@@ -470,7 +469,7 @@ static int check_output_limits(struct akv_conn *c)
         akv_log(AKV_LOG_NOTICE,
                 "client %llu (%s) closed: %zu bytes of replies waiting, over the "
                 "client-output-buffer-limit hard limit of %llu",
-                (unsigned long long)c->id, c->peer, pending, cfg->obuf_hard);
+                (unsigned long long)c->sess.id, c->sess.peer, pending, cfg->obuf_hard);
         akv_conn_close(c);
         return -1;
     }
@@ -485,8 +484,8 @@ static int check_output_limits(struct akv_conn *c)
         akv_log(AKV_LOG_NOTICE,
                 "client %llu (%s) closed: over the client-output-buffer-limit soft limit of "
                 "%llu bytes for %d s (%zu bytes waiting)",
-                (unsigned long long)c->id, c->peer, cfg->obuf_soft, cfg->obuf_soft_seconds,
-                pending);
+                (unsigned long long)c->sess.id, c->sess.peer, cfg->obuf_soft,
+                cfg->obuf_soft_seconds, pending);
         akv_conn_close(c);
         return -1;
     }
@@ -514,8 +513,8 @@ static void flush(struct akv_conn *c)
         if (c->out.len == 0 && c->out.cap > OUT_KEEP_MAX)
             akv_buf_fini(&c->out);
     } else if (n < 0 && n != UV_EAGAIN) {
-        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->id, c->peer,
-                uv_strerror(n));
+        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->sess.id,
+                c->sess.peer, uv_strerror(n));
         akv_conn_close(c);
         return;
     }
@@ -617,8 +616,8 @@ static void on_write(uv_write_t *req, int status)
         return;
     mem_update(c);
     if (status < 0) {
-        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->id, c->peer,
-                uv_strerror(status));
+        akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->sess.id,
+                c->sess.peer, uv_strerror(status));
         akv_conn_close(c);
         return;
     }
@@ -690,8 +689,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_process(c);
         return;
     }
-    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): read: %s", (unsigned long long)c->id, c->peer,
-            uv_strerror((int)nread));
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): read: %s", (unsigned long long)c->sess.id,
+            c->sess.peer, uv_strerror((int)nread));
     akv_conn_close(c);
 }
 
@@ -796,7 +795,8 @@ static void conn_aof_progress(void *arg)
 /* Protocol failure: say why, then close once that is written. */
 static void fail_request(struct akv_conn *c, const char *why)
 {
-    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): %s", (unsigned long long)c->id, c->peer, why);
+    akv_log(AKV_LOG_VERBOSE, "client %llu (%s): %s", (unsigned long long)c->sess.id, c->sess.peer,
+            why);
     if (akv_reply_errorf(&c->out, "ERR %s", why) < 0) {
         akv_conn_close(c);
         return;
@@ -813,8 +813,7 @@ static int run_request(struct akv_conn *c, size_t argc)
         .argc = argc,
         .argv = sh->argv,
         .out = &c->out,
-        .authenticated = c->authenticated,
-        .peer = c->peer,
+        .sess = &c->sess,
     };
 
     struct akv_persist *aof = sh->env->persist;
@@ -828,7 +827,6 @@ static int run_request(struct akv_conn *c, size_t argc)
     seq = akv_persist_appended(aof);
     if (seq != seq0)
         add_mark(c, pos, seq);
-    c->authenticated = ctx.authenticated ? 1 : 0;
     if (ctx.close_after_reply)
         c->close_after = 1;
     if (ctx.job) {
@@ -852,7 +850,7 @@ static int run_request(struct akv_conn *c, size_t argc)
 /* Whether c is held to the AKV_CONN_UNAUTH_* limits. */
 static int unauthenticated(const struct akv_conn *c)
 {
-    return c->sh->env->config->requirepass && !c->authenticated;
+    return c->sh->env->config->requirepass && !c->sess.authenticated;
 }
 
 /* Parses and runs buffered requests until one becomes a job, the input runs
@@ -994,7 +992,8 @@ void akv_conn_start(struct akv_conn *c)
     /* Replies are small and often pipelined; do not let Nagle hold them. */
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 300);
-    akv_log(AKV_LOG_VERBOSE, "client %llu connected from %s", (unsigned long long)c->id, c->peer);
+    akv_log(AKV_LOG_VERBOSE, "client %llu connected from %s", (unsigned long long)c->sess.id,
+            c->sess.peer);
     update_reading(c);
 }
 
@@ -1051,11 +1050,11 @@ void akv_conn_cron(struct akv_conn_shared *sh)
             continue;
         if (idle_ms > 0 && !c->job && now - c->last_active >= idle_ms) {
             akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: idle for more than %d s",
-                    (unsigned long long)c->id, c->peer, cfg->timeout);
+                    (unsigned long long)c->sess.id, c->sess.peer, cfg->timeout);
             akv_conn_close(c);
         } else if (unauthenticated(c) && now - c->since >= AKV_CONN_UNAUTH_IDLE_MS) {
             akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: no AUTH within %d s",
-                    (unsigned long long)c->id, c->peer, AKV_CONN_UNAUTH_IDLE_MS / 1000);
+                    (unsigned long long)c->sess.id, c->sess.peer, AKV_CONN_UNAUTH_IDLE_MS / 1000);
             akv_conn_close(c);
         }
     }

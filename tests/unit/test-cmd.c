@@ -30,7 +30,7 @@ static struct akv_vocab *voc;
 static struct akv_store *store;
 static struct akv_cmd_env env;
 static struct akv_buf out;
-static int authed; /* the connection's AUTH state, as conn.c keeps it */
+static struct akv_session sess; /* the connection's state, as conn.c keeps it */
 
 static void setup(void)
 {
@@ -66,7 +66,7 @@ static void setup(void)
     env.tcp_port = 1234;
     env.workers = 2;
     akv_buf_init(&out);
-    authed = 0;
+    akv_cmd_session_init(&sess, 1, "");
 }
 
 static void teardown(void)
@@ -103,10 +103,8 @@ static const char *run_job_opt(int client_gone, const char *first, va_list ap)
         argc++;
         a = va_arg(ap, const char *);
     }
-    struct akv_cmd_ctx ctx = {
-        .env = &env, .argc = argc, .argv = argv, .out = &out, .authenticated = authed};
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = argc, .argv = argv, .out = &out, .sess = &sess};
     ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
-    authed = ctx.authenticated;
     if (ctx.job) {
         ck_assert_uint_eq(out.len, 0); /* the reply comes from finish */
         work_alone(ctx.job);
@@ -252,8 +250,7 @@ static struct akv_cmd_job *start(const char *first, ...)
     }
     va_end(ap);
     akv_buf_init(&tmp);
-    struct akv_cmd_ctx ctx = {
-        .env = &env, .argc = argc, .argv = argv, .out = &tmp, .authenticated = 1};
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = argc, .argv = argv, .out = &tmp, .sess = &sess};
     ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
     ck_assert_uint_eq(tmp.len, 0);
     ck_assert_ptr_nonnull(ctx.job);
@@ -375,7 +372,7 @@ START_TEST(test_auth_without_password)
     ck_assert_str_eq(run("AUTH", "x", END),
                      "-ERR AUTH <password> called without any password configured for the "
                      "default user. Are you sure your configuration is correct?\r\n");
-    ck_assert_int_eq(authed, 0);
+    ck_assert_int_eq(sess.authenticated, 0);
     /* The Redis 6 form: the default user takes any password then. */
     ck_assert_str_eq(run("AUTH", "default", "x", END), "+OK\r\n");
     ck_assert_str_eq(run("AUTH", "bob", "x", END),
@@ -403,30 +400,30 @@ START_TEST(test_auth_with_password)
     ck_assert_str_eq(run("nope", END), "-ERR unknown command 'nope' (HELP lists the commands)\r\n");
     for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
         struct akv_slice argv[2] = {{"AUTH", 4}, {wrong[i], strlen(wrong[i])}};
-        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out};
+        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out, .sess = &sess};
         out.len = 0;
         ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
-        ck_assert_int_eq(ctx.authenticated, 0);
+        ck_assert_int_eq(sess.authenticated, 0);
         ck_assert(out.len > 11 && memcmp(out.p, "-WRONGPASS ", 11) == 0);
     }
     /* A password with a NUL after the right prefix is still wrong. */
     {
         struct akv_slice argv[2] = {{"AUTH", 4}, {"s3cret\0", 7}};
-        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out};
+        struct akv_cmd_ctx ctx = {.env = &env, .argc = 2, .argv = argv, .out = &out, .sess = &sess};
         out.len = 0;
         ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
-        ck_assert_int_eq(ctx.authenticated, 0);
+        ck_assert_int_eq(sess.authenticated, 0);
     }
     ck_assert_str_eq(run("AUTH", "bob", "s3cret", END),
                      "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
     ck_assert_str_eq(run("AUTH", "s3cret", END), "+OK\r\n");
-    ck_assert_int_eq(authed, 1);
+    ck_assert_int_eq(sess.authenticated, 1);
     ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
     /* A failed AUTH later does not log the connection out. */
     ck_assert_str_eq(run("AUTH", "nope", END),
                      "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
     ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
-    authed = 0;
+    akv_cmd_session_init(&sess, 1, "");
     ck_assert_str_eq(run("AUTH", "default", "s3cret", END), "+OK\r\n");
     ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
     /* The password shows nowhere. */
@@ -586,8 +583,7 @@ END_TEST
 /* Runs argv[0..argc) (no job expected) and returns the reply text. */
 static const char *run_argv(size_t argc, const struct akv_slice *argv)
 {
-    struct akv_cmd_ctx ctx = {
-        .env = &env, .argc = argc, .argv = argv, .out = &out, .authenticated = authed};
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = argc, .argv = argv, .out = &out, .sess = &sess};
 
     out.len = 0;
     ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
