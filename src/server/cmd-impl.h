@@ -61,6 +61,12 @@ static inline uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The store of the calling connection's database. */
+static inline struct akv_store *cur_store(const struct akv_cmd_ctx *ctx)
+{
+    return ctx->env->store;
+}
+
 static inline int arg_is(const struct akv_slice *a, const char *word)
 {
     return strlen(word) == a->len && strncasecmp(a->p, word, a->len) == 0;
