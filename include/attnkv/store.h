@@ -28,7 +28,8 @@ struct akv_store;
 /* A read view, by value. version is the write count it sees. */
 struct akv_store_snap {
     uint64_t version;
-    size_t nslots; /* slots below this index may be visible */
+    size_t nslots;   /* slots below this index may be visible */
+    uint64_t now_ms; /* the store's clock when it was taken: entries expired by then are not seen */
 };
 
 /* Creates an empty store for vectors of vocabulary voc (borrowed: it must
@@ -42,21 +43,57 @@ void akv_store_destroy(struct akv_store *s);
  * Returns 0; -ENOENT when a word is not in the vocabulary (err says which
  * and, if it can, suggests a spelling); -EINVAL for empty, overlong or
  * invalid text (err says why); -ENOMEM. */
-int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
-                  size_t vlen, char *err, size_t errlen);
+int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                  char *err, size_t errlen);
+
+/* As akv_store_set, with an expiry time in ms since the epoch (0: none):
+ * from that instant on (by the store's clock) the entry is invisible to
+ * every lookup and snapshot, though it stays in the store until deleted. */
+int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                  uint64_t expire, char *err, size_t errlen);
+
+/* The clock that expiry times are compared with: *now_ms, in ms since the
+ * epoch, read by the owner thread whenever it needs the time (and copied
+ * into each snapshot). The owner advances it; it must outlive the store.
+ * NULL (the default) is a clock stuck at 0, at which nothing expires. */
+void akv_store_set_clock(struct akv_store *s, const uint64_t *now_ms);
+
+/* Looks key up, expired or not. */
+enum { AKV_STORE_ABSENT = 0, AKV_STORE_LIVE = 1, AKV_STORE_EXPIRED = 2 };
+struct akv_store_found {
+    const char *val; /* valid until the next write on the owner thread */
+    size_t vlen;
+    uint64_t expire; /* 0: none */
+};
+int akv_store_find(const struct akv_store *s, const char *key, size_t klen,
+                   struct akv_store_found *f);
+
+/* Gives key's live entry the expiry time expire (0: none). Returns 1 when it
+ * did (or the time was already that), 0 when the key is absent or expired,
+ * -ENOMEM. */
+int akv_store_expire_set(struct akv_store *s, const char *key, size_t klen, uint64_t expire);
+
+/* How many entries have an expiry time (expired ones not yet deleted
+ * included). */
+size_t akv_store_expires(const struct akv_store *s);
+
+/* The entry whose expiry time is the earliest, if that time has come:
+ * returns 1 and its key (valid until the next write), else 0. The caller
+ * deletes it (the active expiry cycle). */
+int akv_store_first_expired(const struct akv_store *s, const char **key, size_t *klen);
 
 /* Looks key up. Returns 1 and points *val and *vlen at the stored value (valid
- * until the next write on the owner thread), or 0 when absent. */
+ * until the next write on the owner thread), or 0 when absent or expired. */
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
                   size_t *vlen);
 
-/* Removes key. Returns 1 if it was present, 0 if not. */
+/* Removes key, expired or not. Returns 1 if it was present, 0 if not. */
 int akv_store_del(struct akv_store *s, const char *key, size_t klen);
 
 /* Removes every entry. Returns how many there were. */
 size_t akv_store_flush(struct akv_store *s);
 
-/* Number of live entries. */
+/* Number of entries, including expired ones not yet deleted. */
 size_t akv_store_count(const struct akv_store *s);
 
 /* Bytes the store has allocated (entries, text, word lists, index), with an
@@ -77,7 +114,8 @@ size_t akv_store_memory_used(const struct akv_store *s);
  * returns the next cursor, 0 when the iteration is complete. As with Redis's
  * SCAN, a key present for the whole iteration is reported at least once,
  * even across table growth, and may be reported twice. If fn returns nonzero
- * the iteration is abandoned and 0 is returned. Owner thread only. */
+ * the iteration is abandoned and 0 is returned. Expired entries are
+ * skipped. Owner thread only. */
 uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count,
                         int (*fn)(void *arg, const char *key, size_t klen, const char *val,
                                   size_t vlen),
@@ -117,10 +155,10 @@ struct akv_store_block {
     size_t n;
     size_t first_slot;
     const uint8_t *visible;
-    size_t nvisible; /* how many of visible[] are 1 (at least one) */
+    size_t nvisible;                    /* how many of visible[] are 1 (at least one) */
     const struct akv_store_words *keys; /* n entries */
     const struct akv_store_words *vals; /* n entries */
-    const double *knorms; /* the L2 norm of each key's vector (computed in double) */
+    const double *knorms;               /* the L2 norm of each key's vector (computed in double) */
 };
 
 /* Calls fn once per block of consecutive slots below snap->nslots that holds
@@ -146,8 +184,11 @@ void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap 
                          uint64_t *mask);
 
 /* The key and value text of a slot visible in snap. */
-void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap,
-                          size_t slot, const char **key, size_t *klen, const char **val,
-                          size_t *vlen);
+void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap, size_t slot,
+                          const char **key, size_t *klen, const char **val, size_t *vlen);
+
+/* The expiry time of a slot visible in snap (0: none). */
+uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_store_snap *snap,
+                                size_t slot);
 
 #endif

@@ -68,6 +68,17 @@
  * only costs it the scoring of a word it does not need. kmask is allocated
  * with the store and never moves.
  *
+ * Expiry. A slot may carry an expiry time (ms since the epoch), fixed at
+ * its birth like the rest of it: a new time for a key makes a new slot,
+ * as an overwrite does, so a snapshot always sees the time it was taken
+ * with. A snapshot also carries the owner's clock at the moment it was
+ * taken (the store's clock pointer, which the daemon advances), and a row
+ * whose time has come is invisible to it, whether or not anyone has
+ * deleted it yet: a query never attends to an expired key. Deleting
+ * expired keys (lazily, or by the active cycle from the expiry heap, a
+ * min-heap of the slots that have a time, each slot knowing its place) is
+ * the owner's business above the store, since it is logged like a DEL.
+ *
  * The key index is a chained hash table whose nodes are the slots themselves
  * (next field), with a power-of-two bucket count; SCAN walks it with Redis's
  * reverse-binary cursor, so keys present for a whole SCAN are returned even if
@@ -102,13 +113,19 @@ struct slot {
     char *text;
     uint32_t klen;
     uint32_t vlen;
-    uint32_t next; /* next slot in the bucket chain */
-    uint64_t hash; /* XXH3 of the key, with the store's seed */
+    uint32_t next;     /* next slot in the bucket chain */
+    uint32_t heap_pos; /* index in the expiry heap, NIL when it has no expiry time */
+    uint64_t hash;     /* XXH3 of the key, with the store's seed */
 };
 
 struct chunk {
     _Atomic uint64_t born[CHUNK_SLOTS];
     _Atomic uint64_t died[CHUNK_SLOTS];
+    /* Expiry time, ms since the epoch; 0: none. Set before born, like the
+     * rest of a slot, and never changed while the slot lives (a new expiry
+     * time makes a new slot). Atomic only because readers may load it for
+     * rows they then find invisible. */
+    _Atomic uint64_t expire[CHUNK_SLOTS];
     struct akv_store_words keys[CHUNK_SLOTS];
     struct akv_store_words vals[CHUNK_SLOTS];
     double knorms[CHUNK_SLOTS];
@@ -131,10 +148,10 @@ struct active {
 struct akv_store {
     const struct akv_vocab *voc;
     uint32_t dim;
-    uint64_t seed;         /* of the key hash: random per store, so keys cannot be chosen to collide */
+    uint64_t seed; /* of the key hash: random per store, so keys cannot be chosen to collide */
     struct chunk **chunks; /* CHUNK_MAX pointers */
     size_t nchunks;
-    size_t nslots;         /* high-water mark of used slots */
+    size_t nslots; /* high-water mark of used slots */
     uint64_t version;
     size_t live;
     /* A bound on the norm of every value ever set (value_norm_bound):
@@ -155,6 +172,12 @@ struct akv_store {
     size_t nact, act_cap;
 
     size_t text_bytes; /* the slots' text allocations, overhead included */
+
+    /* Expiry (see "Expiry" above). */
+    const uint64_t *clock; /* now, ms since the epoch; the owner's */
+    uint64_t clock_zero;
+    uint32_t *heap; /* slots with an expiry time, a min-heap on it */
+    size_t nheap, heap_cap;
 
     /* The key words in use (see "Key words" above). */
     uint32_t *kref;          /* per vocabulary word */
@@ -268,6 +291,7 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
      * differ from run to run. */
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)s;
+    s->clock = &s->clock_zero;
     s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks);
     s->nbuckets = 16;
     s->buckets = malloc(s->nbuckets * sizeof *s->buckets);
@@ -298,6 +322,7 @@ void akv_store_destroy(struct akv_store *s)
     free(s->retired);
     free(s->free_slots);
     free(s->act);
+    free(s->heap);
     free(s->kref);
     free(s->kmask);
     free(s);
@@ -315,7 +340,9 @@ static int chunk_add(struct akv_store *s)
     for (size_t j = 0; j < CHUNK_SLOTS; j++) {
         atomic_init(&ch->born[j], NEVER);
         atomic_init(&ch->died[j], 0);
+        atomic_init(&ch->expire[j], 0);
         ch->slots[j].next = NIL;
+        ch->slots[j].heap_pos = NIL;
     }
     s->chunks[s->nchunks++] = ch;
     return 0;
@@ -325,6 +352,91 @@ static int chunk_add(struct akv_store *s)
 static uint64_t oldest_reader(const struct akv_store *s)
 {
     return s->nact > 0 ? s->act[0].version : NEVER;
+}
+
+/* ---- the expiry heap (owner only) ---- */
+
+static uint64_t slot_expire(const struct akv_store *s, uint32_t id)
+{
+    return atomic_load_explicit(&chunk_of(s, id)->expire[id & (CHUNK_SLOTS - 1)],
+                                memory_order_relaxed);
+}
+
+static void heap_put(struct akv_store *s, size_t i, uint32_t id)
+{
+    s->heap[i] = id;
+    slot_at(s, id)->heap_pos = (uint32_t)i;
+}
+
+static void heap_up(struct akv_store *s, size_t i)
+{
+    uint32_t id = s->heap[i];
+    uint64_t e = slot_expire(s, id);
+
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (slot_expire(s, s->heap[up]) <= e)
+            break;
+        heap_put(s, i, s->heap[up]);
+        i = up;
+    }
+    heap_put(s, i, id);
+}
+
+static void heap_down(struct akv_store *s, size_t i)
+{
+    uint32_t id = s->heap[i];
+    uint64_t e = slot_expire(s, id);
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nheap)
+            break;
+        if (c + 1 < s->nheap && slot_expire(s, s->heap[c + 1]) < slot_expire(s, s->heap[c]))
+            c++;
+        if (e <= slot_expire(s, s->heap[c]))
+            break;
+        heap_put(s, i, s->heap[c]);
+        i = c;
+    }
+    heap_put(s, i, id);
+}
+
+static int heap_reserve(struct akv_store *s)
+{
+    if (s->nheap == s->heap_cap) {
+        size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
+        uint32_t *p = realloc(s->heap, cap * sizeof *p);
+        if (p == NULL)
+            return -ENOMEM;
+        s->heap = p;
+        s->heap_cap = cap;
+    }
+    return 0;
+}
+
+/* Adds slot id, whose expiry time is set; room was reserved. */
+static void heap_add(struct akv_store *s, uint32_t id)
+{
+    heap_put(s, s->nheap++, id);
+    heap_up(s, s->nheap - 1);
+}
+
+static void heap_remove(struct akv_store *s, uint32_t id)
+{
+    struct slot *sl = slot_at(s, id);
+    size_t pos = sl->heap_pos;
+    uint32_t last;
+
+    if (pos == NIL)
+        return;
+    sl->heap_pos = NIL;
+    last = s->heap[--s->nheap];
+    if (pos == s->nheap)
+        return;
+    heap_put(s, pos, last);
+    heap_up(s, pos);
+    heap_down(s, slot_at(s, last)->heap_pos);
 }
 
 /* Gives every chunk back when the store is empty and nothing can read it
@@ -348,6 +460,9 @@ static void release_if_empty(struct akv_store *s)
     free(s->act);
     s->act = NULL;
     s->act_cap = 0;
+    free(s->heap);
+    s->heap = NULL;
+    s->nheap = s->heap_cap = 0;
     b = malloc(16 * sizeof *b);
     if (b != NULL) {
         memset(b, 0xff, 16 * sizeof *b);
@@ -421,6 +536,7 @@ static int retire(struct akv_store *s, uint32_t slot, uint64_t died)
 
     if (rc < 0)
         return rc;
+    heap_remove(s, slot);
     s->retired[(s->ret_head + s->ret_len) % s->ret_cap] = (struct retired){slot, died};
     s->ret_len++;
     atomic_store_explicit(&chunk_of(s, slot)->died[slot & (CHUNK_SLOTS - 1)], died,
@@ -538,46 +654,34 @@ static double value_norm_bound(const struct akv_store *s, const uint32_t *ids, s
     return best;
 }
 
-int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val,
-                  size_t vlen, char *err, size_t errlen)
+/* Makes text (one allocation laid out as struct slot describes, taken
+ * over) the entry of its key, with the given words, key norm and expiry
+ * time, replacing the key's live slot if it has one. kids/vids may point
+ * into text. Returns 0 or -ENOMEM (text is then freed). */
+static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_t vlen,
+                 const uint32_t *kids, size_t nk, const uint32_t *vids, size_t nv, double knorm,
+                 uint64_t expire)
 {
-    uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
-    uint64_t h = key_hash(s, key, klen), v;
     uint32_t *link, id = NIL;
     struct chunk *ch;
     struct slot *sl;
-    size_t nk, nv, off, j;
-    char *text;
-    int rc;
+    uint64_t v;
+    size_t j;
+    int rc = 0;
 
-    /* Embedding checks the lengths too: both texts are 1 .. AKV_TEXT_MAX
-     * bytes once it has succeeded. */
-    rc = akv_embed_words(s->voc, key, klen, kids, &nk, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = akv_embed_words(s->voc, val, vlen, vids, &nv, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (s->live >= s->nbuckets && (rc = buckets_grow(s)) < 0)
-        return rc;
-    off = ids_offset(klen, vlen);
-    text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
-    if (text == NULL)
-        return -ENOMEM;
-    memcpy(text, key, klen);
-    text[klen] = '\0';
-    memcpy(text + klen + 1, val, vlen);
-    memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
-    memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
-    memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
-    rc = retire_reserve(s, 1);
+    if (s->live >= s->nbuckets)
+        rc = buckets_grow(s);
+    if (rc == 0)
+        rc = retire_reserve(s, 1);
+    if (rc == 0 && expire != 0)
+        rc = heap_reserve(s);
     if (rc == 0)
         rc = slot_alloc(s, &id);
     if (rc < 0) {
         free(text);
         return rc;
     }
-    link = find_link(s, key, klen, h);
+    link = find_link(s, text, klen, h);
 
     /* Prepare the new slot while no snapshot can see it (born == NEVER). */
     ch = chunk_of(s, id);
@@ -585,18 +689,15 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
     sl = &ch->slots[j];
     atomic_store_explicit(&ch->born[j], NEVER, memory_order_relaxed);
     atomic_store_explicit(&ch->died[j], 0, memory_order_release);
+    atomic_store_explicit(&ch->expire[j], expire, memory_order_relaxed);
     sl->text = text;
     sl->klen = (uint32_t)klen;
     sl->vlen = (uint32_t)vlen;
     sl->hash = h;
+    sl->heap_pos = NIL;
     words_set(&ch->keys[j], kids, nk);
     words_set(&ch->vals[j], vids, nv);
-    ch->knorms[j] = key_norm(s, kids, nk);
-    {
-        double vn = value_norm_bound(s, vids, nv);
-        if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
-            atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
-    }
+    ch->knorms[j] = knorm;
     key_words_count(s, kids, nk, 1);
     s->text_bytes += text_alloc(s, id);
 
@@ -612,8 +713,126 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
         *link = id;
         s->live++;
     }
+    if (expire != 0)
+        heap_add(s, id); /* reserved above */
     atomic_store_explicit(&ch->born[j], v, memory_order_release);
     return 0;
+}
+
+int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                  uint64_t expire, char *err, size_t errlen)
+{
+    uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
+    size_t nk, nv, off;
+    char *text;
+    int rc;
+
+    /* Embedding checks the lengths too: both texts are 1 .. AKV_TEXT_MAX
+     * bytes once it has succeeded. */
+    rc = akv_embed_words(s->voc, key, klen, kids, &nk, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = akv_embed_words(s->voc, val, vlen, vids, &nv, err, errlen);
+    if (rc < 0)
+        return rc;
+    off = ids_offset(klen, vlen);
+    text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
+    if (text == NULL)
+        return -ENOMEM;
+    memcpy(text, key, klen);
+    text[klen] = '\0';
+    memcpy(text + klen + 1, val, vlen);
+    memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
+    memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
+    memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
+    {
+        double vn = value_norm_bound(s, vids, nv);
+        if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
+            atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
+    }
+    return place(s, key_hash(s, key, klen), text, klen, vlen, kids, nk, vids, nv,
+                 key_norm(s, kids, nk), expire);
+}
+
+int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                  char *err, size_t errlen)
+{
+    return akv_store_put(s, key, klen, val, vlen, 0, err, errlen);
+}
+
+/* Whether an expiry time has come by now (0: never). */
+static int is_expired(uint64_t expire, uint64_t now)
+{
+    return expire != 0 && expire <= now;
+}
+
+void akv_store_set_clock(struct akv_store *s, const uint64_t *now_ms)
+{
+    s->clock = now_ms ? now_ms : &s->clock_zero;
+}
+
+int akv_store_find(const struct akv_store *s, const char *key, size_t klen,
+                   struct akv_store_found *f)
+{
+    uint32_t id = *find_link(s, key, klen, key_hash(s, key, klen));
+    struct slot *sl;
+
+    if (id == NIL)
+        return AKV_STORE_ABSENT;
+    sl = slot_at(s, id);
+    f->val = sl->text + sl->klen + 1;
+    f->vlen = sl->vlen;
+    f->expire = slot_expire(s, id);
+    return is_expired(f->expire, *s->clock) ? AKV_STORE_EXPIRED : AKV_STORE_LIVE;
+}
+
+int akv_store_expire_set(struct akv_store *s, const char *key, size_t klen, uint64_t expire)
+{
+    uint64_t h = key_hash(s, key, klen);
+    uint32_t id = *find_link(s, key, klen, h), kids[AKV_PHRASE_WORDS_MAX],
+             vids[AKV_PHRASE_WORDS_MAX];
+    const uint32_t *ids;
+    const struct slot *sl;
+    size_t nk, nv, size;
+    double knorm;
+    char *text;
+
+    if (id == NIL || is_expired(slot_expire(s, id), *s->clock))
+        return 0;
+    if (slot_expire(s, id) == expire)
+        return 1;
+    sl = slot_at(s, id);
+    ids = slot_words(s, id, AKV_STORE_KEY, &nk);
+    memcpy(kids, ids, nk * sizeof *ids);
+    ids = slot_words(s, id, AKV_STORE_VALUE, &nv);
+    memcpy(vids, ids, nv * sizeof *ids);
+    knorm = chunk_of(s, id)->knorms[id & (CHUNK_SLOTS - 1)];
+    size = ids_offset(sl->klen, sl->vlen) + (outside(nk) + outside(nv)) * sizeof(uint32_t);
+    text = malloc(size);
+    if (text == NULL)
+        return -ENOMEM;
+    memcpy(text, sl->text, size);
+    {
+        int rc = place(s, h, text, sl->klen, sl->vlen, kids, nk, vids, nv, knorm, expire);
+        return rc < 0 ? rc : 1;
+    }
+}
+
+size_t akv_store_expires(const struct akv_store *s)
+{
+    return s->nheap;
+}
+
+int akv_store_first_expired(const struct akv_store *s, const char **key, size_t *klen)
+{
+    const struct slot *sl;
+
+    if (s->nheap == 0 || !is_expired(slot_expire(s, s->heap[0]), *s->clock))
+        return 0;
+    sl = slot_at(s, s->heap[0]);
+    *key = sl->text;
+    *klen = sl->klen;
+    return 1;
 }
 
 double akv_store_value_norm_max(const struct akv_store *s)
@@ -627,7 +846,7 @@ int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const
     uint32_t *link = find_link(s, key, klen, key_hash(s, key, klen));
     struct slot *sl;
 
-    if (*link == NIL)
+    if (*link == NIL || is_expired(slot_expire(s, *link), *s->clock))
         return 0;
     sl = slot_at(s, *link);
     *val = sl->text + sl->klen + 1;
@@ -672,6 +891,9 @@ size_t akv_store_flush(struct akv_store *s)
         }
         return done;
     }
+    for (size_t i = 0; i < s->nheap; i++)
+        slot_at(s, s->heap[i])->heap_pos = NIL;
+    s->nheap = 0;
     v = ++s->version;
     for (size_t b = 0; b < s->nbuckets; b++) {
         uint32_t id = s->buckets[b];
@@ -733,9 +955,11 @@ uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count
             empty_visits++;
         while (id != NIL) {
             struct slot *sl = slot_at(s, id);
-            if (fn(arg, sl->text, sl->klen, sl->text + sl->klen + 1, sl->vlen) != 0)
-                return 0;
-            emitted++;
+            if (!is_expired(slot_expire(s, id), *s->clock)) {
+                if (fn(arg, sl->text, sl->klen, sl->text + sl->klen + 1, sl->vlen) != 0)
+                    return 0;
+                emitted++;
+            }
             id = sl->next;
         }
         /* Increment the reversed cursor: the high bits of the masked part
@@ -752,6 +976,7 @@ void akv_store_snap_take(struct akv_store *s, struct akv_store_snap *snap)
 {
     snap->version = s->version;
     snap->nslots = s->nslots;
+    snap->now_ms = *s->clock;
     if (s->nact > 0 && s->act[s->nact - 1].version == s->version) {
         s->act[s->nact - 1].refs++;
         return;
@@ -813,9 +1038,12 @@ int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
         for (size_t j = 0; j < n; j++) {
             uint64_t died = atomic_load_explicit(&ch->died[j], memory_order_acquire);
             uint64_t born = atomic_load_explicit(&ch->born[j], memory_order_acquire);
-            /* born <= V and (died == 0 or died > V), without branches: died
-             * - 1 wraps to the largest value when died is 0. */
-            visible[j] = (uint8_t)((born <= snap->version) & (died - 1 >= snap->version));
+            uint64_t exp = atomic_load_explicit(&ch->expire[j], memory_order_relaxed);
+            /* born <= V, (died == 0 or died > V) and (exp == 0 or exp >
+             * now), without branches: died - 1 and exp - 1 wrap to the
+             * largest value when they are 0. */
+            visible[j] = (uint8_t)((born <= snap->version) & (died - 1 >= snap->version) &
+                                   (exp - 1 >= snap->now_ms));
             nvis += visible[j];
         }
         if (nvis == 0)
@@ -843,9 +1071,8 @@ void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap 
         mask[i] |= atomic_load_explicit(&s->kmask[i], memory_order_relaxed);
 }
 
-void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap,
-                          size_t slot, const char **key, size_t *klen, const char **val,
-                          size_t *vlen)
+void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap, size_t slot,
+                          const char **key, size_t *klen, const char **val, size_t *vlen)
 {
     const struct slot *sl = slot_at(s, slot);
 
@@ -854,4 +1081,11 @@ void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap
     *klen = sl->klen;
     *val = sl->text + sl->klen + 1;
     *vlen = sl->vlen;
+}
+
+uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_store_snap *snap,
+                                size_t slot)
+{
+    (void)snap;
+    return slot_expire(s, (uint32_t)slot);
 }

@@ -3,7 +3,8 @@
  * flush, SCAN iteration, snapshot isolation, slot reuse only after release,
  * the word lists that stand for the vectors (single words, phrases, phrases
  * longer than the inline lists, overwrites from one to the other, reuse),
- * the set of key words queries read, memory accounting, and a concurrent
+ * the set of key words queries read, expiry (by a clock the test sets: lookups,
+ * snapshots, new times, the heap of due entries), memory accounting, and a concurrent
  * hammer (writers on the owner thread, queries on reader threads) that the
  * TSan build runs too.
  */
@@ -792,6 +793,183 @@ static void *reader(void *arg)
     return NULL;
 }
 
+static int put(struct akv_store *s, const char *k, const char *v, uint64_t expire)
+{
+    char err[256];
+    return akv_store_put(s, k, strlen(k), v, strlen(v), expire, err, sizeof err);
+}
+
+static int count_visible(void *arg, const struct akv_store_block *b)
+{
+    *(size_t *)arg += b->nvisible;
+    return 0;
+}
+
+static size_t visible_in(struct akv_store *s, const struct akv_store_snap *snap)
+{
+    size_t n = 0;
+    akv_store_scan(s, snap, count_visible, &n);
+    return n;
+}
+
+/* Expiry by the store's clock: lookups, SCAN, snapshots and the time a
+ * snapshot keeps. */
+START_TEST(test_expiry_clock)
+{
+    struct akv_store *s;
+    struct akv_store_found f;
+    struct akv_store_snap early, late;
+    uint64_t now = 1000;
+    size_t n = 0;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_set_clock(s, &now);
+    ck_assert_int_eq(put(s, "w1", "w2", 1500), 0);
+    ck_assert_int_eq(put(s, "w3", "w4", 0), 0);
+    ck_assert_uint_eq(akv_store_expires(s), 1);
+    ck_assert(get_is(s, "w1", "w2"));
+    ck_assert_int_eq(akv_store_find(s, "w1", 2, &f), AKV_STORE_LIVE);
+    ck_assert_uint_eq(f.expire, 1500);
+    akv_store_snap_take(s, &early);
+    now = 1499;
+    ck_assert(get_is(s, "w1", "w2"));
+    ck_assert_int_eq(akv_store_first_expired(s, &(const char *){0}, &n), 0);
+    now = 1500; /* from its instant on, gone */
+    ck_assert(get_is(s, "w1", NULL));
+    ck_assert_int_eq(akv_store_find(s, "w1", 2, &f), AKV_STORE_EXPIRED);
+    ck_assert_int_eq(akv_store_expire_set(s, "w1", 2, 0), 0); /* cannot revive it */
+    akv_store_snap_take(s, &late);
+    ck_assert_uint_eq(visible_in(s, &early), 2); /* taken at 1000 */
+    ck_assert_uint_eq(visible_in(s, &late), 1);
+    {
+        const char *k;
+        ck_assert_int_eq(akv_store_first_expired(s, &k, &n), 1);
+        ck_assert_uint_eq(n, 2);
+        ck_assert(memcmp(k, "w1", 2) == 0);
+    }
+    ck_assert_uint_eq(akv_store_count(s), 2); /* still there until deleted */
+    ck_assert_int_eq(akv_store_del(s, "w1", 2), 1);
+    ck_assert_uint_eq(akv_store_expires(s), 0);
+    /* A SET without a time replaces one with a time. */
+    ck_assert_int_eq(put(s, "w5", "w6", 2000), 0);
+    ck_assert_int_eq(set(s, "w5", "w7"), 0);
+    ck_assert_uint_eq(akv_store_expires(s), 0);
+    akv_store_snap_release(s, &early);
+    akv_store_snap_release(s, &late);
+    akv_store_destroy(s);
+}
+END_TEST
+
+/* A new expiry time makes a new slot: an older snapshot keeps the old time,
+ * the words and text stay the same (long phrases included). */
+START_TEST(test_expire_set_copy)
+{
+    struct akv_store *s;
+    struct akv_store_found f;
+    struct akv_store_snap before;
+    uint64_t now = 10;
+    const char *longv = "w1 w2 w3 w4 w5 w6";
+    const uint32_t *ids;
+    size_t n;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_set_clock(s, &now);
+    ck_assert_int_eq(put(s, "w8 w9 w10 w11", longv, 0), 0);
+    akv_store_snap_take(s, &before);
+    ck_assert_int_eq(akv_store_expire_set(s, "w8 w9 w10 w11", 13, 20), 1);
+    ck_assert_int_eq(akv_store_expire_set(s, "w8 w9 w10 w11", 13, 20), 1);
+    ck_assert_int_eq(akv_store_expire_set(s, "nope", 4, 20), 0);
+    ck_assert_int_eq(akv_store_find(s, "w8 w9 w10 w11", 13, &f), AKV_STORE_LIVE);
+    ck_assert_uint_eq(f.expire, 20);
+    ck_assert(f.vlen == strlen(longv) && memcmp(f.val, longv, f.vlen) == 0);
+    ck_assert_uint_eq(akv_store_count(s), 1);
+    now = 25;
+    ck_assert_uint_eq(visible_in(s, &before), 1);
+    ck_assert_uint_eq(akv_store_entry_expire(s, &before, 0), 0);
+    ids = akv_store_entry_words(s, &before, 0, AKV_STORE_VALUE, &n);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_uint_eq(ids[5], 6);
+    ck_assert(get_is(s, "w8 w9 w10 w11", NULL));
+    now = 15;
+    ck_assert_int_eq(akv_store_expire_set(s, "w8 w9 w10 w11", 13, 0), 1); /* PERSIST */
+    ck_assert_uint_eq(akv_store_expires(s), 0);
+    now = 100;
+    ck_assert(get_is(s, "w8 w9 w10 w11", longv));
+    akv_store_snap_release(s, &before);
+    akv_store_destroy(s);
+}
+END_TEST
+
+/* The expiry heap against a brute-force model under random puts, time
+ * changes, deletes, overwrites and flushes: first_expired always names an
+ * entry with the earliest due time. */
+START_TEST(test_expiry_heap_model)
+{
+    enum { KEYS = 300 };
+    uint64_t model[KEYS] = {0}; /* 0 absent, 1 no time, else time + 1 */
+    struct akv_store *s;
+    uint64_t now = 0;
+    unsigned r = 12345;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_set_clock(s, &now);
+    for (int step = 0; step < 20000; step++) {
+        char k[16];
+        int i, op;
+        r = r * 1103515245u + 12345u;
+        i = (int)((r >> 8) % KEYS);
+        op = (int)((r >> 20) % 10);
+        snprintf(k, sizeof k, "w%d", i + 1);
+        if (op < 4) {
+            uint64_t e = (r >> 3) % 3 ? 1 + now + (r >> 12) % 500 : 0;
+            ck_assert_int_eq(put(s, k, "w2", e), 0);
+            model[i] = e ? e + 1 : 1;
+        } else if (op < 6) {
+            uint64_t e = 1 + now + (r >> 12) % 500;
+            int live = model[i] == 1 || (model[i] > 1 && model[i] - 1 > now);
+            ck_assert_int_eq(akv_store_expire_set(s, k, strlen(k), e), live);
+            if (live)
+                model[i] = e + 1;
+        } else if (op < 7) {
+            ck_assert_int_eq(akv_store_del(s, k, strlen(k)), model[i] != 0);
+            model[i] = 0;
+        } else if (op < 9) {
+            now += (r >> 16) % 20;
+        } else if ((r >> 4) % 500 == 0) {
+            akv_store_flush(s);
+            memset(model, 0, sizeof model);
+        }
+        if (step % 7 == 0) {
+            /* Delete what is due, checking the order. */
+            const char *key;
+            size_t klen, nexp = 0;
+            uint64_t last = 0;
+            while (akv_store_first_expired(s, &key, &klen)) {
+                char kb[16];
+                int j;
+                ck_assert(klen < sizeof kb);
+                memcpy(kb, key, klen);
+                kb[klen] = 0;
+                j = atoi(kb + 1) - 1;
+                ck_assert(model[j] > 1 && model[j] - 1 <= now);
+                ck_assert(model[j] - 1 >= last);
+                last = model[j] - 1;
+                ck_assert_int_eq(akv_store_del(s, kb, klen), 1);
+                model[j] = 0;
+            }
+            for (int j = 0; j < KEYS; j++) {
+                ck_assert(!(model[j] > 1 && model[j] - 1 <= now));
+                nexp += model[j] > 1;
+            }
+            ck_assert_uint_eq(akv_store_expires(s), nexp);
+        }
+    }
+    akv_store_destroy(s);
+}
+END_TEST
+
+static const uint64_t clock_ms = 1000;
+
 START_TEST(test_concurrent_hammer)
 {
     struct hammer h = {0};
@@ -803,6 +981,7 @@ START_TEST(test_concurrent_hammer)
     char k[32], v[64], err[256];
 
     ck_assert_int_eq(akv_store_create(&h.s, voc), 0);
+    akv_store_set_clock(h.s, &clock_ms);
     pthread_mutex_init(&h.mu, NULL);
     pthread_cond_init(&h.cv, NULL);
     for (int i = 0; i < READERS; i++)
@@ -844,6 +1023,9 @@ START_TEST(test_concurrent_hammer)
             ck_assert_uint_eq(akv_store_flush(h.s), n);
             sum = 0;
             n = 0;
+        } else {
+            /* A far expiry time: a new slot for the same entry. */
+            ck_assert_int_ge(akv_store_expire_set(h.s, k, strlen(k), (uint64_t)1 << 60), 0);
         }
         if (step % 5 != 0)
             continue;
@@ -915,6 +1097,9 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_del_reuse_words);
     tcase_add_test(tc, test_key_words);
     tcase_add_test(tc, test_memory_independent_of_dim);
+    tcase_add_test(tc, test_expiry_clock);
+    tcase_add_test(tc, test_expire_set_copy);
+    tcase_add_test(tc, test_expiry_heap_model);
     tcase_add_test(tc, test_concurrent_hammer);
     suite_add_tcase(s, tc);
     return s;
