@@ -77,9 +77,18 @@ int main(int argc, char **argv)
     akv_aof_parse(map, (size_t)st.st_size, NULL, NULL, &res);
     if (map)
         munmap(map, (size_t)st.st_size);
-    printf("%s: %zu bytes, %zu good records (%zu SET, %zu DEL, %zu FLUSHALL)\n", path,
-           (size_t)st.st_size, res.records, res.counts[AKV_AOF_SET], res.counts[AKV_AOF_DEL],
-           res.counts[AKV_AOF_FLUSHALL]);
+    /* SET and PUT are both sets, DEL and DELETE both deletions; the kinds
+     * that came with databases and transactions are named when present. */
+    printf("%s: %zu bytes, %zu good records (%zu SET, %zu DEL, %zu FLUSHALL", path,
+           (size_t)st.st_size, res.records, res.counts[AKV_AOF_SET] + res.counts[AKV_AOF_PUT],
+           res.counts[AKV_AOF_DEL] + res.counts[AKV_AOF_DELETE], res.counts[AKV_AOF_FLUSHALL]);
+    if (res.counts[AKV_AOF_FLUSHDB])
+        printf(", %zu FLUSHDB", res.counts[AKV_AOF_FLUSHDB]);
+    if (res.counts[AKV_AOF_SWAPDB])
+        printf(", %zu SWAPDB", res.counts[AKV_AOF_SWAPDB]);
+    if (res.counts[AKV_AOF_MULTI])
+        printf(", %zu MULTI", res.counts[AKV_AOF_MULTI]);
+    printf(")\n");
     if (res.status == AKV_AOF_OK) {
         printf("%s: OK\n", path);
         close(fd);

@@ -292,14 +292,14 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)s;
     s->clock = &s->clock_zero;
-    s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks);
+    /* The chunk table and the key-word counts are allocated by the first
+     * write (chunk_add), so that an unused database costs little. */
     s->nbuckets = 16;
     s->buckets = malloc(s->nbuckets * sizeof *s->buckets);
     s->nwords = akv_vocab_count(voc);
     s->nmask = (s->nwords + 63) / 64;
-    s->kref = calloc(s->nwords, sizeof *s->kref);
     s->kmask = malloc(s->nmask * sizeof *s->kmask);
-    if (s->chunks == NULL || s->buckets == NULL || s->kref == NULL || s->kmask == NULL) {
+    if (s->buckets == NULL || s->kmask == NULL) {
         akv_store_destroy(s);
         return -ENOMEM;
     }
@@ -333,6 +333,10 @@ static int chunk_add(struct akv_store *s)
     struct chunk *ch;
 
     if (s->nchunks == CHUNK_MAX)
+        return -ENOMEM;
+    if (s->chunks == NULL && (s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks)) == NULL)
+        return -ENOMEM;
+    if (s->kref == NULL && (s->kref = calloc(s->nwords, sizeof *s->kref)) == NULL)
         return -ENOMEM;
     ch = calloc(1, sizeof *ch);
     if (ch == NULL)
@@ -449,6 +453,11 @@ static void release_if_empty(struct akv_store *s)
     if (s->live != 0 || s->nact != 0 || s->ret_len != 0 || s->nchunks == 0)
         return;
     chunks_free(s);
+    /* Every count is 0 again: the table and the counts go too. */
+    free(s->chunks);
+    s->chunks = NULL;
+    free(s->kref);
+    s->kref = NULL;
     s->nslots = 0;
     s->text_bytes = 0;
     free(s->free_slots);
@@ -916,10 +925,11 @@ size_t akv_store_count(const struct akv_store *s)
 
 size_t akv_store_memory(const struct akv_store *s)
 {
-    return sizeof *s + CHUNK_MAX * sizeof(void *) + s->nchunks * sizeof(struct chunk) +
-           s->text_bytes + s->nbuckets * sizeof(uint32_t) + s->ret_cap * sizeof(struct retired) +
-           s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active) +
-           s->nwords * sizeof *s->kref + s->nmask * sizeof *s->kmask;
+    return sizeof *s + (s->chunks ? CHUNK_MAX * sizeof(void *) : 0) +
+           s->nchunks * sizeof(struct chunk) + s->text_bytes + s->nbuckets * sizeof(uint32_t) +
+           s->ret_cap * sizeof(struct retired) + s->free_cap * sizeof(uint32_t) +
+           s->act_cap * sizeof(struct active) + s->heap_cap * sizeof(uint32_t) +
+           (s->kref ? s->nwords * sizeof *s->kref : 0) + s->nmask * sizeof *s->kmask;
 }
 
 size_t akv_store_memory_used(const struct akv_store *s)

@@ -40,44 +40,109 @@ static uint32_t crc(const void *p, size_t n)
     return (uint32_t)crc32(0L, (const Bytef *)p, (uInt)n);
 }
 
-static size_t payload_size(enum akv_aof_type type, size_t klen, size_t vlen)
+static void put64(unsigned char *p, uint64_t v)
 {
-    switch (type) {
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static size_t payload_size(const struct akv_aof_record *r)
+{
+    switch (r->type) {
     case AKV_AOF_SET:
-        return 4 + klen + vlen;
+        return 4 + r->klen + r->vlen;
     case AKV_AOF_DEL:
-        return klen;
-    default:
+        return r->klen;
+    case AKV_AOF_FLUSHALL:
         return 0;
+    case AKV_AOF_PUT:
+        return 16 + r->klen + r->vlen;
+    case AKV_AOF_DELETE:
+        return 4 + r->klen;
+    case AKV_AOF_FLUSHDB:
+        return 4;
+    case AKV_AOF_SWAPDB:
+        return 8;
+    case AKV_AOF_MULTI:
+        return 4 + r->inner_len;
     }
+    return 0;
 }
 
-size_t akv_aof_record_size(enum akv_aof_type type, size_t klen, size_t vlen)
+size_t akv_aof_rec_size(const struct akv_aof_record *r)
 {
-    return AKV_AOF_REC_HEADER + payload_size(type, klen, vlen);
+    return AKV_AOF_REC_HEADER + payload_size(r);
 }
 
-size_t akv_aof_encode(void *dst, enum akv_aof_type type, const char *key, size_t klen,
-                      const char *val, size_t vlen)
+size_t akv_aof_rec_encode(void *dst, const struct akv_aof_record *r)
 {
     unsigned char *h = dst, *p = h + AKV_AOF_REC_HEADER;
-    size_t plen = payload_size(type, klen, vlen);
+    size_t plen = payload_size(r);
 
-    if (type == AKV_AOF_SET) {
-        put32(p, (uint32_t)klen);
-        memcpy(p + 4, key, klen);
-        if (vlen > 0)
-            memcpy(p + 4 + klen, val, vlen);
-    } else if (type == AKV_AOF_DEL) {
-        memcpy(p, key, klen);
+    switch (r->type) {
+    case AKV_AOF_SET:
+        put32(p, (uint32_t)r->klen);
+        memcpy(p + 4, r->key, r->klen);
+        if (r->vlen > 0)
+            memcpy(p + 4 + r->klen, r->val, r->vlen);
+        break;
+    case AKV_AOF_DEL:
+        memcpy(p, r->key, r->klen);
+        break;
+    case AKV_AOF_FLUSHALL:
+        break;
+    case AKV_AOF_PUT:
+        put32(p, r->db);
+        put64(p + 4, r->expire);
+        put32(p + 12, (uint32_t)r->klen);
+        memcpy(p + 16, r->key, r->klen);
+        if (r->vlen > 0)
+            memcpy(p + 16 + r->klen, r->val, r->vlen);
+        break;
+    case AKV_AOF_DELETE:
+        put32(p, r->db);
+        memcpy(p + 4, r->key, r->klen);
+        break;
+    case AKV_AOF_FLUSHDB:
+        put32(p, r->db);
+        break;
+    case AKV_AOF_SWAPDB:
+        put32(p, r->db);
+        put32(p + 4, r->db2);
+        break;
+    case AKV_AOF_MULTI:
+        put32(p, r->count);
+        if (r->inner_len > 0)
+            memmove(p + 4, r->inner, r->inner_len);
+        break;
     }
     h[0] = REC_MAGIC;
-    h[1] = (unsigned char)type;
+    h[1] = (unsigned char)r->type;
     h[2] = h[3] = 0;
     put32(h + 4, (uint32_t)plen);
     put32(h + 8, crc(h, 8));
     put32(h + 12, crc(p, plen));
     return AKV_AOF_REC_HEADER + plen;
+}
+
+size_t akv_aof_record_size(enum akv_aof_type type, size_t klen, size_t vlen)
+{
+    struct akv_aof_record r = {.type = type, .klen = klen, .vlen = vlen};
+
+    return akv_aof_rec_size(&r);
+}
+
+size_t akv_aof_encode(void *dst, enum akv_aof_type type, const char *key, size_t klen,
+                      const char *val, size_t vlen)
+{
+    struct akv_aof_record r = {.type = type, .key = key, .klen = klen, .val = val, .vlen = vlen};
+
+    return akv_aof_rec_encode(dst, &r);
 }
 
 void akv_aof_file_header(void *dst)
@@ -98,6 +163,16 @@ const char *akv_aof_type_name(enum akv_aof_type type)
         return "DEL";
     case AKV_AOF_FLUSHALL:
         return "FLUSHALL";
+    case AKV_AOF_PUT:
+        return "PUT";
+    case AKV_AOF_DELETE:
+        return "DELETE";
+    case AKV_AOF_FLUSHDB:
+        return "FLUSHDB";
+    case AKV_AOF_SWAPDB:
+        return "SWAPDB";
+    case AKV_AOF_MULTI:
+        return "MULTI";
     }
     return "?";
 }
@@ -132,6 +207,115 @@ static int check_file_header(const unsigned char *b, size_t len, struct akv_aof_
     return 0;
 }
 
+/* Checks the record at b[off..len) (off < len) and fills *rec. Returns 0,
+ * or the status (TORN, CORRUPT) with *why set. A MULTI record's inner
+ * records are checked here too (nested is 1 while checking them: no MULTI
+ * inside a MULTI, and an inner record cut short is damage, not a tear). */
+static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
+                     struct akv_aof_record *rec, const char **why)
+{
+    const unsigned char *h = b + off, *p = h + AKV_AOF_REC_HEADER;
+    size_t left = len - off, plen;
+    int torn = nested ? AKV_AOF_CORRUPT : AKV_AOF_TORN;
+
+#define FAIL(st, text)                                                                             \
+    do {                                                                                           \
+        *why = (text);                                                                             \
+        return (st);                                                                               \
+    } while (0)
+    if (h[0] != REC_MAGIC)
+        FAIL(AKV_AOF_CORRUPT, "bad record magic");
+    if (left < AKV_AOF_REC_HEADER)
+        FAIL(torn, "record header cut short");
+    if (get32(h + 8) != crc(h, 8))
+        FAIL(AKV_AOF_CORRUPT, "record header checksum mismatch");
+    plen = get32(h + 4);
+    if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_MULTI || h[2] != 0 || h[3] != 0)
+        FAIL(AKV_AOF_CORRUPT, "unknown record type");
+    if (plen > AKV_AOF_PAYLOAD_MAX)
+        FAIL(AKV_AOF_CORRUPT, "record length out of range");
+    if (plen > left - AKV_AOF_REC_HEADER)
+        FAIL(torn, "record cut short");
+    if (get32(h + 12) != crc(p, plen))
+        FAIL(AKV_AOF_CORRUPT, "record checksum mismatch");
+
+    memset(rec, 0, sizeof(*rec));
+    rec->type = (enum akv_aof_type)h[1];
+    rec->offset = off;
+    rec->size = AKV_AOF_REC_HEADER + plen;
+    rec->batch = SIZE_MAX;
+    switch (rec->type) {
+    case AKV_AOF_SET:
+        if (plen < 4 || get32(p) == 0 || get32(p) > plen - 4)
+            FAIL(AKV_AOF_CORRUPT, "bad SET record");
+        rec->key = (const char *)p + 4;
+        rec->klen = get32(p);
+        rec->val = rec->key + rec->klen;
+        rec->vlen = plen - 4 - rec->klen;
+        break;
+    case AKV_AOF_DEL:
+        if (plen == 0)
+            FAIL(AKV_AOF_CORRUPT, "bad DEL record");
+        rec->key = (const char *)p;
+        rec->klen = plen;
+        break;
+    case AKV_AOF_FLUSHALL:
+        if (plen != 0)
+            FAIL(AKV_AOF_CORRUPT, "bad FLUSHALL record");
+        break;
+    case AKV_AOF_PUT:
+        if (plen < 16 || get32(p + 12) == 0 || get32(p + 12) > plen - 16)
+            FAIL(AKV_AOF_CORRUPT, "bad PUT record");
+        rec->db = get32(p);
+        rec->expire = get64(p + 4);
+        rec->klen = get32(p + 12);
+        rec->key = (const char *)p + 16;
+        rec->val = rec->key + rec->klen;
+        rec->vlen = plen - 16 - rec->klen;
+        break;
+    case AKV_AOF_DELETE:
+        if (plen <= 4)
+            FAIL(AKV_AOF_CORRUPT, "bad DELETE record");
+        rec->db = get32(p);
+        rec->key = (const char *)p + 4;
+        rec->klen = plen - 4;
+        break;
+    case AKV_AOF_FLUSHDB:
+        if (plen != 4)
+            FAIL(AKV_AOF_CORRUPT, "bad FLUSHDB record");
+        rec->db = get32(p);
+        break;
+    case AKV_AOF_SWAPDB:
+        if (plen != 8)
+            FAIL(AKV_AOF_CORRUPT, "bad SWAPDB record");
+        rec->db = get32(p);
+        rec->db2 = get32(p + 4);
+        break;
+    case AKV_AOF_MULTI: {
+        size_t at = 4, n = 0;
+        if (nested || plen < 4)
+            FAIL(AKV_AOF_CORRUPT, "bad MULTI record");
+        rec->count = get32(p);
+        rec->inner = p + 4;
+        rec->inner_len = plen - 4;
+        while (at < plen) {
+            struct akv_aof_record in;
+            /* The inner records end where the payload does. */
+            int st = parse_one(p, at, plen, 1, &in, why);
+            if (st != 0)
+                FAIL(AKV_AOF_CORRUPT, "bad record inside a MULTI record");
+            at += in.size;
+            n++;
+        }
+        if (n != rec->count)
+            FAIL(AKV_AOF_CORRUPT, "bad MULTI record count");
+        break;
+    }
+    }
+#undef FAIL
+    return 0;
+}
+
 int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
                   struct akv_aof_result *res)
 {
@@ -149,53 +333,28 @@ int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
 
     off = AKV_AOF_FILE_HEADER;
     while (off < len) {
-        const unsigned char *h = b + off, *p = h + AKV_AOF_REC_HEADER;
-        size_t left = len - off, plen;
         struct akv_aof_record rec;
-        int rc;
+        const char *why = "";
+        int rc, st = parse_one(b, off, len, 0, &rec, &why);
 
-        if (h[0] != REC_MAGIC)
-            return stop(res, AKV_AOF_CORRUPT, off, "bad record magic");
-        if (left < AKV_AOF_REC_HEADER)
-            return stop(res, AKV_AOF_TORN, off, "record header cut short");
-        if (get32(h + 8) != crc(h, 8))
-            return stop(res, AKV_AOF_CORRUPT, off, "record header checksum mismatch");
-        plen = get32(h + 4);
-        if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_FLUSHALL || h[2] != 0 || h[3] != 0)
-            return stop(res, AKV_AOF_CORRUPT, off, "unknown record type");
-        if (plen > AKV_AOF_PAYLOAD_MAX)
-            return stop(res, AKV_AOF_CORRUPT, off, "record length out of range");
-        if (plen > left - AKV_AOF_REC_HEADER)
-            return stop(res, AKV_AOF_TORN, off, "record cut short");
-        if (get32(h + 12) != crc(p, plen))
-            return stop(res, AKV_AOF_CORRUPT, off, "record checksum mismatch");
-
-        memset(&rec, 0, sizeof(rec));
-        rec.type = (enum akv_aof_type)h[1];
-        rec.offset = off;
-        rec.size = AKV_AOF_REC_HEADER + plen;
-        switch (rec.type) {
-        case AKV_AOF_SET:
-            if (plen < 4 || get32(p) == 0 || get32(p) > plen - 4)
-                return stop(res, AKV_AOF_CORRUPT, off, "bad SET record");
-            rec.key = (const char *)p + 4;
-            rec.klen = get32(p);
-            rec.val = rec.key + rec.klen;
-            rec.vlen = plen - 4 - rec.klen;
-            break;
-        case AKV_AOF_DEL:
-            if (plen == 0)
-                return stop(res, AKV_AOF_CORRUPT, off, "bad DEL record");
-            rec.key = (const char *)p;
-            rec.klen = plen;
-            break;
-        case AKV_AOF_FLUSHALL:
-            if (plen != 0)
-                return stop(res, AKV_AOF_CORRUPT, off, "bad FLUSHALL record");
-            break;
-        }
-        if (fn && (rc = fn(arg, &rec)) != 0)
+        if (st != 0)
+            return stop(res, (enum akv_aof_status)st, off, why);
+        if (rec.type == AKV_AOF_MULTI) {
+            const unsigned char *in = rec.inner;
+            size_t at = 0;
+            for (uint32_t i = 0; i < rec.count; i++) {
+                struct akv_aof_record r;
+                (void)parse_one(in, at, rec.inner_len, 1, &r, &why); /* checked above */
+                r.offset = (size_t)(in - b) + at;
+                r.batch = off;
+                if (fn && (rc = fn(arg, &r)) != 0)
+                    return rc;
+                res->counts[r.type]++;
+                at += r.size;
+            }
+        } else if (fn && (rc = fn(arg, &rec)) != 0) {
             return rc;
+        }
         res->records++;
         res->counts[rec.type]++;
         off += rec.size;

@@ -11,9 +11,21 @@
  *           u32 crc32 of the 8 header bytes before | u32 crc32 of the payload |
  *           payload
  *
- * Integers are little-endian; crc32 is zlib's. Payloads: SET is u32 key
- * length, key, value (the rest); DEL is the key; FLUSHALL is empty. Keys are
- * never empty.
+ * Integers are little-endian; crc32 is zlib's. Payloads (keys are never
+ * empty):
+ *   1 SET       u32 key length | key | value (the rest)      database 0
+ *   2 DEL       key                                          database 0
+ *   3 FLUSHALL  (empty)
+ *   4 PUT       u32 db | u64 expiry time, ms since the epoch (0: none) |
+ *               u32 key length | key | value
+ *   5 DELETE    u32 db | key
+ *   6 FLUSHDB   u32 db
+ *   7 SWAPDB    u32 db | u32 db
+ *   8 MULTI     u32 count | count whole records of types 1-7
+ * Types 4-8 came with databases, expiry and transactions; the writer uses
+ * them (and FLUSHALL), older files with types 1-3 load unchanged. A MULTI
+ * record is applied whole or, torn, not at all: the records of a
+ * transaction (and of MSET, RENAME, ...) go into one.
  *
  * The header checksum is separate from the payload's so that the parser can
  * tell a record cut short by a crash (a valid header whose payload runs past
@@ -35,17 +47,34 @@
  * fits with room to spare). */
 #define AKV_AOF_PAYLOAD_MAX ((size_t)64 << 20)
 
-enum akv_aof_type { AKV_AOF_SET = 1, AKV_AOF_DEL = 2, AKV_AOF_FLUSHALL = 3 };
+enum akv_aof_type {
+    AKV_AOF_SET = 1,
+    AKV_AOF_DEL = 2,
+    AKV_AOF_FLUSHALL = 3,
+    AKV_AOF_PUT = 4,
+    AKV_AOF_DELETE = 5,
+    AKV_AOF_FLUSHDB = 6,
+    AKV_AOF_SWAPDB = 7,
+    AKV_AOF_MULTI = 8,
+};
+#define AKV_AOF_TYPES 9 /* one more than the largest type */
 
-/* One parsed record; key and val point into the parsed buffer. */
+/* One record; key, val and inner point into the parsed buffer. */
 struct akv_aof_record {
     enum akv_aof_type type;
-    const char *key; /* NULL for FLUSHALL */
+    const char *key; /* SET, DEL, PUT, DELETE */
     size_t klen;
-    const char *val; /* SET only */
+    const char *val; /* SET, PUT */
     size_t vlen;
+    uint32_t db;       /* PUT, DELETE, FLUSHDB, SWAPDB (0 for SET and DEL) */
+    uint32_t db2;      /* SWAPDB */
+    uint64_t expire;   /* PUT */
+    uint32_t count;    /* MULTI: records inside */
+    const void *inner; /* MULTI: the encoded records */
+    size_t inner_len;
     size_t offset; /* where the record starts in the buffer */
     size_t size;   /* header + payload */
+    size_t batch;  /* parse: offset of the MULTI record holding it, or SIZE_MAX */
 };
 
 enum akv_aof_status {
@@ -56,11 +85,11 @@ enum akv_aof_status {
 
 struct akv_aof_result {
     enum akv_aof_status status;
-    size_t records;     /* good records (those the callback was called for) */
-    size_t good_end;    /* end of the last good record (or of the file header) */
-    size_t bad_offset;  /* TORN/CORRUPT: where the bad record starts (== good_end) */
-    const char *reason; /* TORN/CORRUPT: static text */
-    size_t counts[4];   /* good records by type */
+    size_t records;               /* good records (those the callback was called for) */
+    size_t good_end;              /* end of the last good record (or of the file header) */
+    size_t bad_offset;            /* TORN/CORRUPT: where the bad record starts (== good_end) */
+    const char *reason;           /* TORN/CORRUPT: static text */
+    size_t counts[AKV_AOF_TYPES]; /* good records by type, those inside MULTI ones included */
 };
 
 /* Bytes a record takes: header and payload. klen/vlen of the unused parts
@@ -72,11 +101,17 @@ size_t akv_aof_record_size(enum akv_aof_type type, size_t klen, size_t vlen);
 size_t akv_aof_encode(void *dst, enum akv_aof_type type, const char *key, size_t klen,
                       const char *val, size_t vlen);
 
+/* The same for any type, from the fields of *r that the type uses. */
+size_t akv_aof_rec_size(const struct akv_aof_record *r);
+size_t akv_aof_rec_encode(void *dst, const struct akv_aof_record *r);
+
 /* Writes the 16-byte file header at dst. */
 void akv_aof_file_header(void *dst);
 
-/* Called for each good record, in order. Returning nonzero stops the parse,
- * and akv_aof_parse returns that value. */
+/* Called for each good record, in order; for a MULTI record, once for
+ * each record inside it (their batch field set), after the whole of it has
+ * been checked. Returning nonzero stops the parse, and akv_aof_parse
+ * returns that value. */
 typedef int (*akv_aof_record_fn)(void *arg, const struct akv_aof_record *rec);
 
 /* Parses buf[0..len), a whole file, calling fn (may be NULL) for each good
@@ -86,7 +121,7 @@ typedef int (*akv_aof_record_fn)(void *arg, const struct akv_aof_record *rec);
 int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
                   struct akv_aof_result *res);
 
-/* "SET", "DEL", "FLUSHALL" or "?". */
+/* "SET", "DEL", "FLUSHALL", "PUT", "DELETE", "FLUSHDB", "SWAPDB", "MULTI" or "?". */
 const char *akv_aof_type_name(enum akv_aof_type type);
 
 #endif

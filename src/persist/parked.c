@@ -11,23 +11,25 @@
 
 #include <xxhash.h>
 
-static struct akv_parked_ent **link_of(struct akv_parked *t, const char *key, size_t klen,
-                                       uint64_t h)
+/* The hash is of the key alone, so that SWAPDB need only relabel. */
+static struct akv_parked_ent **link_of(struct akv_parked *t, uint32_t db, const char *key,
+                                       size_t klen, uint64_t h)
 {
     struct akv_parked_ent **l = &t->b[h & (t->nb - 1)];
 
-    while (*l && !((*l)->hash == h && (*l)->klen == klen && memcmp((*l)->text, key, klen) == 0))
+    while (*l && !((*l)->hash == h && (*l)->db == db && (*l)->klen == klen &&
+                   memcmp((*l)->text, key, klen) == 0))
         l = &(*l)->next;
     return l;
 }
 
-int akv_parked_del(struct akv_parked *t, const char *key, size_t klen)
+int akv_parked_del(struct akv_parked *t, uint32_t db, const char *key, size_t klen)
 {
     struct akv_parked_ent **l, *e;
 
     if (t->n == 0)
         return 0;
-    l = link_of(t, key, klen, XXH3_64bits_withSeed(key, klen, t->seed));
+    l = link_of(t, db, key, klen, XXH3_64bits_withSeed(key, klen, t->seed));
     if (!*l)
         return 0;
     e = *l;
@@ -37,7 +39,8 @@ int akv_parked_del(struct akv_parked *t, const char *key, size_t klen)
     return 1;
 }
 
-int akv_parked_put(struct akv_parked *t, const char *key, size_t klen, const char *val, size_t vlen)
+int akv_parked_put(struct akv_parked *t, uint32_t db, const char *key, size_t klen, const char *val,
+                   size_t vlen, uint64_t expire)
 {
     uint64_t h;
     struct akv_parked_ent *e, **l;
@@ -66,12 +69,14 @@ int akv_parked_put(struct akv_parked *t, const char *key, size_t klen, const cha
     if (!e)
         return -ENOMEM;
     e->hash = h;
+    e->db = db;
+    e->expire = expire;
     e->klen = klen;
     e->vlen = vlen;
     memcpy(e->text, key, klen);
     if (vlen)
         memcpy(e->text + klen, val, vlen);
-    l = link_of(t, key, klen, h);
+    l = link_of(t, db, key, klen, h);
     if (*l) {
         e->next = (*l)->next;
         free(*l);
@@ -105,15 +110,37 @@ void akv_parked_fini(struct akv_parked *t)
 }
 
 int akv_parked_each(const struct akv_parked *t,
-                    int (*fn)(void *arg, const char *key, size_t klen, const char *val,
-                              size_t vlen),
-                    void *arg)
+                    int (*fn)(void *arg, const struct akv_parked_ent *e), void *arg)
 {
     for (size_t i = 0; i < t->nb; i++)
         for (const struct akv_parked_ent *e = t->b[i]; e; e = e->next) {
-            int rc = fn(arg, e->text, e->klen, e->text + e->klen, e->vlen);
+            int rc = fn(arg, e);
             if (rc)
                 return rc;
         }
     return 0;
+}
+
+void akv_parked_clear_db(struct akv_parked *t, uint32_t db)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        struct akv_parked_ent **l = &t->b[i];
+        while (*l) {
+            struct akv_parked_ent *e = *l;
+            if (e->db != db) {
+                l = &e->next;
+                continue;
+            }
+            *l = e->next;
+            free(e);
+            t->n--;
+        }
+    }
+}
+
+void akv_parked_swap_db(struct akv_parked *t, uint32_t a, uint32_t b)
+{
+    for (size_t i = 0; i < t->nb; i++)
+        for (struct akv_parked_ent *e = t->b[i]; e; e = e->next)
+            e->db = e->db == a ? b : e->db == b ? a : e->db;
 }

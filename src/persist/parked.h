@@ -16,6 +16,8 @@
 struct akv_parked_ent {
     struct akv_parked_ent *next;
     uint64_t hash;
+    uint32_t db;
+    uint64_t expire; /* ms since the epoch, 0: none */
     size_t klen, vlen;
     char text[]; /* key, then value */
 };
@@ -28,18 +30,22 @@ struct akv_parked {
     uint64_t seed; /* of the hash, random (see src/engine/store.c), chosen when the table is made */
 };
 
-/* Adds key -> val, replacing an entry of the same key. Returns 0 or -ENOMEM. */
-int akv_parked_put(struct akv_parked *t, const char *key, size_t klen, const char *val,
-                   size_t vlen);
+/* Adds key -> val in database db, replacing an entry of the same key there.
+ * Returns 0 or -ENOMEM. */
+int akv_parked_put(struct akv_parked *t, uint32_t db, const char *key, size_t klen, const char *val,
+                   size_t vlen, uint64_t expire);
 
-/* Removes key's entry; returns 1 if there was one, else 0. */
-int akv_parked_del(struct akv_parked *t, const char *key, size_t klen);
+/* Removes key's entry in db; returns 1 if there was one, else 0. */
+int akv_parked_del(struct akv_parked *t, uint32_t db, const char *key, size_t klen);
 
 /* Calls fn for every entry until it returns nonzero; returns that, or 0. */
 int akv_parked_each(const struct akv_parked *t,
-                    int (*fn)(void *arg, const char *key, size_t klen, const char *val,
-                              size_t vlen),
-                    void *arg);
+                    int (*fn)(void *arg, const struct akv_parked_ent *e), void *arg);
+
+/* FLUSHDB and SWAPDB: drops db's entries; exchanges two databases'. Both
+ * walk every entry. */
+void akv_parked_clear_db(struct akv_parked *t, uint32_t db);
+void akv_parked_swap_db(struct akv_parked *t, uint32_t a, uint32_t b);
 
 /* Removes every entry (akv_parked_clear) and frees the table too (fini). */
 void akv_parked_clear(struct akv_parked *t);

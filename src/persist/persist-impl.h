@@ -51,7 +51,8 @@ struct switch_req {
 
 struct akv_persist {
     uv_loop_t *loop;
-    struct akv_store *store;
+    struct akv_store **dbs; /* the daemon's databases (borrowed; replay's SWAPDB swaps them) */
+    uint32_t ndbs;
     const int *rw_percentage;
     const unsigned long long *rw_min_size;
     char *path, *tmppath;
@@ -61,6 +62,11 @@ struct akv_persist {
     /* Loop thread. */
     struct akv_buf pending;
     uint64_t appended, handed;
+    /* Between akv_persist_multi_begin and _end (in_multi counts nested
+     * pairs): the records logged, to go into pending as one MULTI record. */
+    int in_multi;
+    struct akv_buf batch;
+    uint32_t batch_count;
     struct akv_parked parked;
     uv_prepare_t prepare;
     uv_async_t async;
@@ -73,7 +79,8 @@ struct akv_persist {
     uint64_t base_size;
     uint64_t replayed;
     enum rw_state rw;
-    struct akv_store_snap snap;
+    struct akv_store **rw_dbs;    /* the databases as the rewrite started (ndbs) */
+    struct akv_store_snap *snaps; /* a snapshot of each */
     int has_snap;
     struct akv_buf rwbuf;  /* records logged since the rewrite started */
     struct akv_buf rwhead; /* the text-only entries, encoded at the start */

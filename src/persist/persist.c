@@ -324,6 +324,12 @@ void akv_persist_set_notify(struct akv_persist *p, void (*fn)(void *arg), void *
     p->notify_arg = arg;
 }
 
+/* Bytes of a MULTI record around inner_len bytes of records. */
+static size_t multi_size(size_t inner_len)
+{
+    return AKV_AOF_REC_HEADER + 4 + inner_len;
+}
+
 int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t klen, size_t vlen)
 {
     size_t n;
@@ -331,6 +337,13 @@ int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t kl
     if (!p)
         return 0;
     n = akv_aof_record_size(type, klen, vlen);
+    if (p->in_multi) {
+        /* The records go to batch, then all of them, wrapped, to pending
+         * (and to rwbuf). */
+        if (akv_buf_reserve(&p->batch, n) < 0)
+            return -ENOMEM;
+        n = multi_size(p->batch.len + n);
+    }
     if (akv_buf_reserve(&p->pending, n) < 0)
         return -ENOMEM;
     if (p->rw == RW_SCANNING && akv_buf_reserve(&p->rwbuf, n) < 0)
@@ -338,19 +351,25 @@ int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t kl
     return 0;
 }
 
-/* Appends one record; room was reserved. */
-static void log_record(struct akv_persist *p, enum akv_aof_type type, const char *key, size_t klen,
-                       const char *val, size_t vlen)
-{
-    size_t n = akv_aof_record_size(type, klen, vlen);
-    char *at;
+static void logged_in_place(struct akv_persist *p, size_t n);
 
+/* Appends n encoded bytes to pending (and rwbuf); room was reserved. */
+static void log_bytes(struct akv_persist *p, const char *rec, size_t n)
+{
     /* reserve() made room; if a caller forgot, fail loudly in testing and
      * try to grow in production rather than write past the buffer. */
     if (p->pending.cap - p->pending.len < n && akv_buf_reserve(&p->pending, n) < 0)
         abort();
-    at = p->pending.p + p->pending.len;
-    akv_aof_encode(at, type, key, klen, val, vlen);
+    memcpy(p->pending.p + p->pending.len, rec, n);
+    logged_in_place(p, n);
+}
+
+/* The last n bytes were encoded at the end of pending: counts them and
+ * copies them for a rewrite in progress. */
+static void logged_in_place(struct akv_persist *p, size_t n)
+{
+    const char *at = p->pending.p + p->pending.len;
+
     p->pending.len += n;
     p->appended += n;
     if (p->rw == RW_SCANNING) {
@@ -361,29 +380,118 @@ static void log_record(struct akv_persist *p, enum akv_aof_type type, const char
     }
 }
 
-void akv_persist_log_set(struct akv_persist *p, const char *key, size_t klen, const char *val,
-                         size_t vlen)
+/* Appends one record; room was reserved. */
+static void log_record(struct akv_persist *p, const struct akv_aof_record *r)
 {
-    if (!p)
+    size_t n = akv_aof_rec_size(r);
+    struct akv_buf *b = p->in_multi ? &p->batch : &p->pending;
+    char *at;
+
+    if (b->cap - b->len < n && akv_buf_reserve(b, n) < 0)
+        abort();
+    at = b->p + b->len;
+    akv_aof_rec_encode(at, r);
+    if (p->in_multi) {
+        b->len += n;
+        p->batch_count++;
         return;
-    akv_parked_del(&p->parked, key, klen);
-    log_record(p, AKV_AOF_SET, key, klen, val, vlen);
+    }
+    logged_in_place(p, n);
 }
 
-void akv_persist_log_del(struct akv_persist *p, const char *key, size_t klen, int existed)
+void akv_persist_multi_begin(struct akv_persist *p)
 {
     if (!p)
         return;
-    if (akv_parked_del(&p->parked, key, klen) || existed)
-        log_record(p, AKV_AOF_DEL, key, klen, NULL, 0);
+    if (p->in_multi++ > 0)
+        return; /* inside an outer batch (MSET inside EXEC): part of it */
+    p->batch.len = 0;
+    p->batch_count = 0;
+}
+
+void akv_persist_multi_end(struct akv_persist *p)
+{
+    struct akv_aof_record r = {.type = AKV_AOF_MULTI};
+    size_t n;
+
+    if (!p || p->in_multi == 0 || --p->in_multi > 0)
+        return;
+    if (p->batch_count == 1)
+        log_bytes(p, p->batch.p, p->batch.len);
+    if (p->batch_count > 1) {
+        r.count = p->batch_count;
+        r.inner = p->batch.p;
+        r.inner_len = p->batch.len;
+        n = akv_aof_rec_size(&r);
+        if (p->pending.cap - p->pending.len < n && akv_buf_reserve(&p->pending, n) < 0)
+            abort();
+        akv_aof_rec_encode(p->pending.p + p->pending.len, &r);
+        logged_in_place(p, n);
+    }
+    p->batch.len = 0;
+    p->batch_count = 0;
+    if (p->batch.cap > RW_BUF)
+        akv_buf_fini(&p->batch);
+}
+
+void akv_persist_log_put(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                         const char *val, size_t vlen, uint64_t expire)
+{
+    struct akv_aof_record r = {.type = AKV_AOF_PUT,
+                               .db = db,
+                               .key = key,
+                               .klen = klen,
+                               .val = val,
+                               .vlen = vlen,
+                               .expire = expire};
+
+    if (!p)
+        return;
+    akv_parked_del(&p->parked, db, key, klen);
+    log_record(p, &r);
+}
+
+int akv_persist_log_del(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                        int existed)
+{
+    struct akv_aof_record r = {.type = AKV_AOF_DELETE, .db = db, .key = key, .klen = klen};
+
+    if (!p)
+        return 0;
+    if (!akv_parked_del(&p->parked, db, key, klen) && !existed)
+        return 0;
+    log_record(p, &r);
+    return 1;
+}
+
+void akv_persist_log_flushdb(struct akv_persist *p, uint32_t db)
+{
+    struct akv_aof_record r = {.type = AKV_AOF_FLUSHDB, .db = db};
+
+    if (!p)
+        return;
+    akv_parked_clear_db(&p->parked, db);
+    log_record(p, &r);
 }
 
 void akv_persist_log_flushall(struct akv_persist *p)
 {
+    struct akv_aof_record r = {.type = AKV_AOF_FLUSHALL};
+
     if (!p)
         return;
     akv_parked_clear(&p->parked);
-    log_record(p, AKV_AOF_FLUSHALL, NULL, 0, NULL, 0);
+    log_record(p, &r);
+}
+
+void akv_persist_log_swapdb(struct akv_persist *p, uint32_t a, uint32_t b)
+{
+    struct akv_aof_record r = {.type = AKV_AOF_SWAPDB, .db = a, .db2 = b};
+
+    if (!p)
+        return;
+    akv_parked_swap_db(&p->parked, a, b);
+    log_record(p, &r);
 }
 
 /* Gives pending to the writer. */
@@ -464,42 +572,83 @@ static void on_async(uv_async_t *h)
 
 struct replay {
     struct akv_persist *p;
+    uint64_t now_ms;     /* wall clock at start-up: entries due by then are dropped */
     size_t unembeddable; /* SET records that did not embed */
+    size_t expired;      /* entries dropped because their time had come */
     char first_reason[256];
+    char bad_db[128]; /* a record named a database out of range */
 };
+
+static int replay_put(struct replay *rp, uint32_t db, const struct akv_aof_record *r)
+{
+    struct akv_persist *p = rp->p;
+    struct akv_store *st = p->dbs[db];
+    char err[256] = "";
+    int rc;
+
+    if (r->expire != 0 && r->expire <= rp->now_ms) {
+        /* Already expired: the key is gone, whatever it held before. */
+        rp->expired++;
+        akv_parked_del(&p->parked, db, r->key, r->klen);
+        rc = akv_store_del(st, r->key, r->klen);
+        return rc < 0 ? rc : 0;
+    }
+    rc = akv_store_put(st, r->key, r->klen, r->val, r->vlen, r->expire, err, sizeof(err));
+    if (rc == 0) {
+        akv_parked_del(&p->parked, db, r->key, r->klen);
+        return 0;
+    }
+    if (rc != -ENOENT && rc != -EINVAL)
+        return rc;
+    rp->unembeddable++;
+    if (!rp->first_reason[0])
+        snprintf(rp->first_reason, sizeof(rp->first_reason), "%s", err[0] ? err : "does not embed");
+    rc = akv_store_del(st, r->key, r->klen);
+    if (rc < 0)
+        return rc;
+    return akv_parked_put(&p->parked, db, r->key, r->klen, r->val, r->vlen, r->expire);
+}
 
 static int replay_record(void *arg, const struct akv_aof_record *r)
 {
     struct replay *rp = arg;
     struct akv_persist *p = rp->p;
-    char err[256] = "";
+    uint32_t db = r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL ? 0 : r->db;
     int rc;
 
+    if (db >= p->ndbs || (r->type == AKV_AOF_SWAPDB && r->db2 >= p->ndbs)) {
+        snprintf(rp->bad_db, sizeof(rp->bad_db),
+                 "a %s record for database %u, but 'databases' is %u", akv_aof_type_name(r->type),
+                 (unsigned)(db >= p->ndbs ? db : r->db2), (unsigned)p->ndbs);
+        return -ERANGE;
+    }
     switch (r->type) {
     case AKV_AOF_SET:
-        rc = akv_store_set(p->store, r->key, r->klen, r->val, r->vlen, err, sizeof(err));
-        if (rc == 0) {
-            akv_parked_del(&p->parked, r->key, r->klen);
-            return 0;
-        }
-        if (rc != -ENOENT && rc != -EINVAL)
-            return rc;
-        rp->unembeddable++;
-        if (!rp->first_reason[0])
-            snprintf(rp->first_reason, sizeof(rp->first_reason), "%s",
-                     err[0] ? err : "does not embed");
-        rc = akv_store_del(p->store, r->key, r->klen);
-        if (rc < 0)
-            return rc;
-        return akv_parked_put(&p->parked, r->key, r->klen, r->val, r->vlen);
+    case AKV_AOF_PUT:
+        return replay_put(rp, db, r);
     case AKV_AOF_DEL:
-        akv_parked_del(&p->parked, r->key, r->klen);
-        rc = akv_store_del(p->store, r->key, r->klen);
+    case AKV_AOF_DELETE:
+        akv_parked_del(&p->parked, db, r->key, r->klen);
+        rc = akv_store_del(p->dbs[db], r->key, r->klen);
         return rc < 0 ? rc : 0;
+    case AKV_AOF_FLUSHDB:
+        akv_parked_clear_db(&p->parked, db);
+        akv_store_flush(p->dbs[db]);
+        return 0;
     case AKV_AOF_FLUSHALL:
         akv_parked_clear(&p->parked);
-        akv_store_flush(p->store);
+        for (uint32_t i = 0; i < p->ndbs; i++)
+            akv_store_flush(p->dbs[i]);
         return 0;
+    case AKV_AOF_SWAPDB: {
+        struct akv_store *t = p->dbs[r->db];
+        p->dbs[r->db] = p->dbs[r->db2];
+        p->dbs[r->db2] = t;
+        akv_parked_swap_db(&p->parked, r->db, r->db2);
+        return 0;
+    }
+    case AKV_AOF_MULTI:
+        break; /* the parser hands over the records inside */
     }
     return 0;
 }
@@ -510,18 +659,16 @@ struct parked_keys {
     size_t len, shown;
 };
 
-static int parked_key(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+static int parked_key(void *arg, const struct akv_parked_ent *e)
 {
     struct parked_keys *k = arg;
     char q[AKV_QUOTE_BUF];
     int n;
 
-    (void)val;
-    (void)vlen;
     if (k->shown == REPORT_KEYS)
         return 1;
     n = snprintf(k->text + k->len, sizeof(k->text) - k->len, "%s'%s'", k->shown ? ", " : "",
-                 akv_quote(q, key, klen));
+                 akv_quote(q, e->text, e->klen));
     if (n < 0 || (size_t)n >= sizeof(k->text) - k->len)
         return 1;
     k->len += (size_t)n;
@@ -547,6 +694,7 @@ static void report_parked(struct akv_persist *p, const struct replay *rp)
 static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err, size_t errlen)
 {
     struct replay rp = {.p = p};
+    struct timespec ts;
     struct akv_aof_result res;
     struct stat st;
     void *map;
@@ -561,6 +709,8 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
     *size = (uint64_t)st.st_size;
     if (st.st_size == 0)
         return 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rp.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         rc = -errno;
@@ -569,6 +719,11 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
     }
     rc = akv_aof_parse(map, (size_t)st.st_size, replay_record, &rp, &res);
     munmap(map, (size_t)st.st_size);
+    if (rc == -ERANGE && rp.bad_db[0]) {
+        snprintf(err, errlen, "%s: at offset %zu, %s; raise 'databases' to load this file", p->path,
+                 res.good_end, rp.bad_db);
+        return -EBADMSG;
+    }
     if (rc < 0) {
         snprintf(err, errlen, "%s: replay stopped at offset %zu: %s", p->path, res.good_end,
                  strerror(-rc));
@@ -596,17 +751,24 @@ static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err,
         *size = res.good_end;
     }
     p->replayed = res.records;
-    akv_log(AKV_LOG_NOTICE,
-            "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSHALL) in %.1f ms: %zu "
-            "entries",
-            p->path, res.records, res.counts[AKV_AOF_SET], res.counts[AKV_AOF_DEL],
-            res.counts[AKV_AOF_FLUSHALL], (double)(now_ns() - t0) / 1e6, akv_store_count(p->store));
+    {
+        size_t entries = 0;
+        for (uint32_t i = 0; i < p->ndbs; i++)
+            entries += akv_store_count(p->dbs[i]);
+        akv_log(AKV_LOG_NOTICE,
+                "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
+                "ms: %zu entries, %zu dropped as expired",
+                p->path, res.records, res.counts[AKV_AOF_SET] + res.counts[AKV_AOF_PUT],
+                res.counts[AKV_AOF_DEL] + res.counts[AKV_AOF_DELETE],
+                res.counts[AKV_AOF_FLUSHALL] + res.counts[AKV_AOF_FLUSHDB],
+                res.counts[AKV_AOF_MULTI], (double)(now_ns() - t0) / 1e6, entries, rp.expired);
+    }
     report_parked(p, &rp);
     return 0;
 }
 
-int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store *store,
-                     const struct akv_persist_opts *opts, char *err, size_t errlen)
+int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store **dbs,
+                     uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen)
 {
     struct akv_persist *p;
     pthread_condattr_t ca;
@@ -627,7 +789,8 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
         return -ENOMEM;
     }
     p->loop = loop;
-    p->store = store;
+    p->dbs = dbs;
+    p->ndbs = ndbs;
     p->rw_percentage = opts->rewrite_percentage;
     p->rw_min_size = opts->rewrite_min_size;
     p->policy = opts->fsync;
@@ -635,6 +798,7 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
     p->rw_fd = -1;
     p->last_rewrite_ok = 1;
     akv_buf_init(&p->pending);
+    akv_buf_init(&p->batch);
     akv_buf_init(&p->q);
     akv_buf_init(&p->q_after);
     akv_buf_init(&p->wb);
@@ -732,7 +896,8 @@ fail_errno:
 fail:
     if (p->fd >= 0)
         close(p->fd);
-    akv_store_flush(store);
+    for (uint32_t i = 0; i < ndbs; i++)
+        akv_store_flush(dbs[i]);
     akv_parked_fini(&p->parked);
     akv_buf_fini(&p->pending);
     free(p->path);
@@ -795,6 +960,7 @@ void akv_persist_destroy(struct akv_persist *p)
     }
     akv_parked_fini(&p->parked);
     akv_buf_fini(&p->pending);
+    akv_buf_fini(&p->batch);
     akv_buf_fini(&p->q);
     akv_buf_fini(&p->q_after);
     akv_buf_fini(&p->wb);

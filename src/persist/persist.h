@@ -44,15 +44,19 @@ struct akv_persist_opts {
     const unsigned long long *rewrite_min_size; /* bytes */
 };
 
-/* Opens (or creates) opts->dir/opts->filename, replays it into store
- * (which should be empty), cuts off a torn last record with a warning, and
- * starts the writer thread. store and the pointed-to thresholds are
- * borrowed and must outlive the object. Damage other than a torn tail, or a file that cannot be
- * read or written, fails with a message naming the file (and the offset) in err. The loop handles
- * it adds do not keep the loop alive. Returns 0 or a negative errno (-EBADMSG for a damaged file).
+/* Opens (or creates) opts->dir/opts->filename, replays it into the ndbs
+ * databases dbs[] (which should be empty; a SWAPDB record swaps two of the
+ * pointers), cuts off a torn last record with a warning, and starts the
+ * writer thread. Entries whose expiry time has passed (by the wall clock)
+ * are dropped. dbs and the pointed-to thresholds are borrowed and must
+ * outlive the object. A record for a database at or above ndbs is damage
+ * to the configuration, reported like damage to the file. Damage other than a torn tail, or a file
+ * that cannot be read or written, fails with a message naming the file (and the offset) in err. The
+ * loop handles it adds do not keep the loop alive. Returns 0 or a negative errno (-EBADMSG for a
+ * damaged file).
  */
-int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store *store,
-                     const struct akv_persist_opts *opts, char *err, size_t errlen);
+int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store **dbs,
+                     uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen);
 
 /* Shutdown: abandons a rewrite in progress, writes and fsyncs everything
  * logged, stops the writer thread (waiting for it) and starts closing the
@@ -66,16 +70,29 @@ void akv_persist_destroy(struct akv_persist *p);
 
 /* Logging writes. A handler first reserves room for the record (so that
  * logging cannot fail once the store has changed), then changes the store,
- * then logs. reserve returns 0 or -ENOMEM. */
+ * then logs. reserve returns 0 or -ENOMEM; type is PUT, DELETE, FLUSHDB,
+ * FLUSHALL or SWAPDB (klen and vlen as the record needs them). */
 int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t klen, size_t vlen);
-/* SET: also forgets a text-only entry of the same key. */
-void akv_persist_log_set(struct akv_persist *p, const char *key, size_t klen, const char *val,
-                         size_t vlen);
-/* DEL of one key: logged if the store had it (existed) or a text-only entry
- * of that key was dropped. */
-void akv_persist_log_del(struct akv_persist *p, const char *key, size_t klen, int existed);
-/* FLUSHALL: also drops every text-only entry. */
+/* PUT (a SET, or a new expiry time): also forgets a text-only entry of
+ * the same key. */
+void akv_persist_log_put(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                         const char *val, size_t vlen, uint64_t expire);
+/* DELETE of one key: logged if the store had it (existed) or a text-only
+ * entry of that key was dropped. Returns whether it was logged. */
+int akv_persist_log_del(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                        int existed);
+/* FLUSHDB, FLUSHALL, SWAPDB: the text-only entries follow. */
+void akv_persist_log_flushdb(struct akv_persist *p, uint32_t db);
 void akv_persist_log_flushall(struct akv_persist *p);
+void akv_persist_log_swapdb(struct akv_persist *p, uint32_t a, uint32_t b);
+
+/* The records logged between begin and end become one MULTI record,
+ * replayed whole or not at all (transactions, MSET, RENAME, MOVE ...):
+ * reserve then counts the wrapper too. Pairs nest: an inner pair (MSET
+ * inside EXEC) adds to the outer batch. One record alone is written as
+ * itself, none as nothing. */
+void akv_persist_multi_begin(struct akv_persist *p);
+void akv_persist_multi_end(struct akv_persist *p);
 
 /* The AOF sequence: bytes logged so far. A write's reply may be sent once
  * akv_persist_durable has reached the sequence after its record. */

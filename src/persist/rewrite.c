@@ -21,6 +21,7 @@
 
 struct rw_out {
     struct akv_persist *p;
+    uint32_t db; /* the database being written */
     int fd;
     uint64_t off;
     char *buf;
@@ -67,6 +68,7 @@ static int rw_block(void *arg, const struct akv_store_block *b)
     struct akv_persist *p = o->p;
 
     for (size_t i = 0; i < b->n; i++) {
+        struct akv_aof_record rec;
         const char *k, *v;
         size_t kl, vl, sz;
         int rc;
@@ -75,18 +77,28 @@ static int rw_block(void *arg, const struct akv_store_block *b)
             continue;
         if (atomic_load(&p->rw_cancel))
             return -ECANCELED;
-        akv_store_entry_text(p->store, &p->snap, b->first_slot + i, &k, &kl, &v, &vl);
-        sz = akv_aof_record_size(AKV_AOF_SET, kl, vl);
+        akv_store_entry_text(p->rw_dbs[o->db], &p->snaps[o->db], b->first_slot + i, &k, &kl, &v,
+                             &vl);
+        rec = (struct akv_aof_record){
+            .type = AKV_AOF_PUT,
+            .db = o->db,
+            .key = k,
+            .klen = kl,
+            .val = v,
+            .vlen = vl,
+            .expire = akv_store_entry_expire(p->rw_dbs[o->db], &p->snaps[o->db], b->first_slot + i),
+        };
+        sz = akv_aof_rec_size(&rec);
         if (sz <= RW_BUF) {
             if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)
                 return rc;
-            akv_aof_encode(o->buf + o->len, AKV_AOF_SET, k, kl, v, vl);
+            akv_aof_rec_encode(o->buf + o->len, &rec);
             o->len += sz;
         } else {
             char *big = malloc(sz);
             if (!big)
                 return -ENOMEM;
-            akv_aof_encode(big, AKV_AOF_SET, k, kl, v, vl);
+            akv_aof_rec_encode(big, &rec);
             rc = rw_put(o, big, sz);
             free(big);
             if (rc < 0)
@@ -115,8 +127,8 @@ static void *rw_main(void *arg)
     rc = rw_put(&o, hdr, sizeof(hdr));
     if (rc == 0)
         rc = rw_put(&o, p->rwhead.p, p->rwhead.len);
-    if (rc == 0)
-        rc = akv_store_scan(p->store, &p->snap, rw_block, &o);
+    for (o.db = 0; rc == 0 && o.db < p->ndbs; o.db++)
+        rc = akv_store_scan(p->rw_dbs[o.db], &p->snaps[o.db], rw_block, &o);
     if (rc == 0)
         rc = rw_flush(&o);
     if (rc == 0)
@@ -134,16 +146,27 @@ out:
 }
 
 /* Loop: undoes step 1 (also after the thread failed or was cancelled). */
+/* Releases the rewrite's snapshots and frees their arrays. */
+static void release_snaps(struct akv_persist *p)
+{
+    if (p->has_snap) {
+        for (uint32_t i = 0; i < p->ndbs; i++)
+            akv_store_snap_release(p->rw_dbs[i], &p->snaps[i]);
+        p->has_snap = 0;
+    }
+    free(p->rw_dbs);
+    free(p->snaps);
+    p->rw_dbs = NULL;
+    p->snaps = NULL;
+}
+
 void akv_persist_rw_abandon(struct akv_persist *p)
 {
     if (p->rw_thread_live) {
         pthread_join(p->rw_thread, NULL);
         p->rw_thread_live = 0;
     }
-    if (p->has_snap) {
-        akv_store_snap_release(p->store, &p->snap);
-        p->has_snap = 0;
-    }
+    release_snaps(p);
     if (p->rw_fd >= 0) {
         close(p->rw_fd);
         p->rw_fd = -1;
@@ -163,20 +186,28 @@ void akv_persist_rw_failed(struct akv_persist *p, int rc)
 }
 
 /* Appends a SET of a text-only entry to the buffer arg. */
-static int encode_parked(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+static int encode_parked(void *arg, const struct akv_parked_ent *e)
 {
     struct akv_buf *b = arg;
-    size_t n = akv_aof_record_size(AKV_AOF_SET, klen, vlen);
+    struct akv_aof_record r = {.type = AKV_AOF_PUT,
+                               .db = e->db,
+                               .key = e->text,
+                               .klen = e->klen,
+                               .val = e->text + e->klen,
+                               .vlen = e->vlen,
+                               .expire = e->expire};
+    size_t n = akv_aof_rec_size(&r);
 
     if (akv_buf_reserve(b, n) < 0)
         return -ENOMEM;
-    akv_aof_encode(b->p + b->len, AKV_AOF_SET, key, klen, val, vlen);
+    akv_aof_rec_encode(b->p + b->len, &r);
     b->len += n;
     return 0;
 }
 
 int akv_persist_rewrite_start(struct akv_persist *p)
 {
+    size_t entries = 0;
     int rc;
 
     if (!p)
@@ -198,7 +229,20 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         akv_persist_rw_failed(p, -ENOMEM);
         return -ENOMEM;
     }
-    akv_store_snap_take(p->store, &p->snap);
+    p->rw_dbs = malloc(p->ndbs * sizeof(*p->rw_dbs));
+    p->snaps = malloc(p->ndbs * sizeof(*p->snaps));
+    if (!p->rw_dbs || !p->snaps) {
+        akv_persist_rw_abandon(p);
+        akv_persist_rw_failed(p, -ENOMEM);
+        return -ENOMEM;
+    }
+    /* The databases as they are now: a SWAPDB while the rewrite runs is
+     * logged, and replayed after these entries. */
+    for (uint32_t i = 0; i < p->ndbs; i++) {
+        p->rw_dbs[i] = p->dbs[i];
+        akv_store_snap_take(p->rw_dbs[i], &p->snaps[i]);
+        entries += akv_store_count(p->rw_dbs[i]);
+    }
     p->has_snap = 1;
     p->rw = RW_SCANNING;
     p->rw_t0 = now_ns();
@@ -214,8 +258,8 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         return -rc;
     }
     p->rw_thread_live = 1;
-    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only",
-            akv_store_count(p->store), p->parked.n);
+    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only", entries,
+            p->parked.n);
     return 0;
 }
 
@@ -226,8 +270,7 @@ void akv_persist_rw_scanned(struct akv_persist *p, int rc, uint64_t size, size_t
 
     pthread_join(p->rw_thread, NULL);
     p->rw_thread_live = 0;
-    akv_store_snap_release(p->store, &p->snap);
-    p->has_snap = 0;
+    release_snaps(p);
     if (rc == 0 && !(sw = malloc(sizeof(*sw))))
         rc = -ENOMEM;
     if (rc < 0) {

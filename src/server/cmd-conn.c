@@ -1,5 +1,5 @@
 /*
- * cmd-conn.c - the connection commands: PING, ECHO, QUIT, AUTH, SELECT,
+ * cmd-conn.c - the connection commands: PING, ECHO, QUIT, AUTH,
  * HELP and COMMAND.
  *
  * Threading: the loop thread (cmd.h). AUTH compares the password in time
@@ -77,17 +77,6 @@ int akv_cmd_do_auth(struct akv_cmd_ctx *ctx)
      * Redis. */
     return akv_reply_error(ctx->out,
                            "WRONGPASS invalid username-password pair or user is disabled.");
-}
-
-int akv_cmd_do_select(struct akv_cmd_ctx *ctx)
-{
-    uint64_t db;
-
-    if (parse_u64(&ctx->argv[1], &db) < 0)
-        return akv_reply_error(ctx->out, "ERR value is not an integer or out of range");
-    if (db != 0)
-        return akv_reply_error(ctx->out, "ERR DB index is out of range (attnkv has only db 0)");
-    return akv_reply_status(ctx->out, "OK");
 }
 
 int akv_cmd_do_help(struct akv_cmd_ctx *ctx)

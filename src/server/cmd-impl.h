@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,7 +65,35 @@ static inline uint64_t now_ns(void)
 /* The store of the calling connection's database. */
 static inline struct akv_store *cur_store(const struct akv_cmd_ctx *ctx)
 {
-    return ctx->env->store;
+    return ctx->env->dbs[ctx->sess->db];
+}
+
+/* What maxmemory is compared with: the entries of every database. */
+static inline size_t stores_memory_used(const struct akv_cmd_env *env)
+{
+    size_t n = 0;
+
+    for (uint32_t i = 0; i < env->ndbs; i++)
+        n += akv_store_memory_used(env->dbs[i]);
+    return n;
+}
+
+static inline size_t stores_memory(const struct akv_cmd_env *env)
+{
+    size_t n = 0;
+
+    for (uint32_t i = 0; i < env->ndbs; i++)
+        n += akv_store_memory(env->dbs[i]);
+    return n;
+}
+
+static inline size_t stores_count(const struct akv_cmd_env *env)
+{
+    size_t n = 0;
+
+    for (uint32_t i = 0; i < env->ndbs; i++)
+        n += akv_store_count(env->dbs[i]);
+    return n;
 }
 
 static inline int arg_is(const struct akv_slice *a, const char *word)
@@ -158,6 +187,41 @@ int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark);
 struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t argc,
                                              const struct akv_slice *argv, const char *peer);
 
+/* ---- keys (cmd-keys.c): every change of a database goes through these,
+ * which log it to the AOF and tell WATCH ------------------------------ */
+
+/* Looks key up in database db, deleting it if its time has come (lazy
+ * expiry). Returns AKV_STORE_LIVE (f filled) or AKV_STORE_ABSENT. */
+int akv_cmd_key_lookup(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                       struct akv_store_found *f);
+/* Stores key -> val with an expiry time (0: none). Returns 0, -ENOENT or
+ * -EINVAL with err filled (the text does not embed), or -ENOMEM. */
+int akv_cmd_key_put(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                    const char *val, size_t vlen, uint64_t expire, char *err, size_t errlen);
+/* Deletes key. Returns 1 if it was there, 0 if not, -ENOMEM. */
+int akv_cmd_key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
+/* Sets a live key's expiry time. Returns 1, 0 (absent) or -ENOMEM. */
+int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                       uint64_t expire);
+/* Whether a write that may add a key fits maxmemory and maxkeys; if not,
+ * writes the OOM error reply and returns 1 (-ENOMEM if even that failed). */
+int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
+
+/* ---- transactions (cmd-multi.c) -------------------------------------- */
+
+/* A write touched key in db, or every key of db: EXEC fails for the
+ * connections watching them. */
+void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
+void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db);
+/* Whether the session is between MULTI and EXEC; marking its transaction
+ * failed (EXEC will answer EXECABORT); releasing its state. */
+int akv_cmd_multi_active(const struct akv_session *s);
+void akv_cmd_multi_fail(struct akv_session *s);
+void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s);
+/* While a connection is in MULTI, dispatch queues its commands here.
+ * Returns 0 (a reply, +QUEUED or an error, is written) or -ENOMEM. */
+int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
+
 /* ---- the handlers, by family ------------------------------------------ */
 /* cmd-conn.c */
 int akv_cmd_do_auth(struct akv_cmd_ctx *ctx);
@@ -166,21 +230,42 @@ int akv_cmd_do_echo(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_help(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_ping(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_quit(struct akv_cmd_ctx *ctx);
-int akv_cmd_do_select(struct akv_cmd_ctx *ctx);
 /* cmd-server.c */
 int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_config(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_info(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_slowlog(struct akv_cmd_ctx *ctx);
 /* cmd-keys.c */
+int akv_cmd_do_copy(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_dbsize(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_del(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_exists(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_expire(struct akv_cmd_ctx *ctx);     /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT */
+int akv_cmd_do_expiretime(struct akv_cmd_ctx *ctx); /* EXPIRETIME, PEXPIRETIME */
 int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_get(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_getdel(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_getex(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_getset(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_keys(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_mget(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_move(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_mset(struct akv_cmd_ctx *ctx); /* MSET, MSETNX */
+int akv_cmd_do_persist(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_rename(struct akv_cmd_ctx *ctx); /* RENAME, RENAMENX */
 int akv_cmd_do_scan(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_select(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_set(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_setnx(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_ttl(struct akv_cmd_ctx *ctx); /* TTL, PTTL */
+/* cmd-multi.c */
+int akv_cmd_do_discard(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_exec(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_multi(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_unwatch(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_watch(struct akv_cmd_ctx *ctx);
 /* cmd-query.c */
 int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);

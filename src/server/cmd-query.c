@@ -34,7 +34,7 @@ struct query_job {
     struct akv_cmd_job base;
     enum job_kind kind;
     /* Read by the worker. */
-    const struct akv_store *store;
+    struct akv_store *store;
     const struct akv_vocab *vocab;
     struct akv_nbcache *nbcache;
     struct akv_store_snap snap;
@@ -270,7 +270,7 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     }
     akv_cmd_job_account(env, cj, us, failed);
     if (j->has_snap)
-        akv_store_snap_release(env->store, &j->snap);
+        akv_store_snap_release(j->store, &j->snap);
     free(j);
 }
 
@@ -327,7 +327,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->base.t0 = 0;
     j->base.slow = NULL;
     j->kind = kind;
-    j->store = env->store;
+    j->store = cur_store(ctx);
     j->vocab = env->vocab;
     j->nbcache = env->nbcache;
     j->opts = o;
@@ -340,7 +340,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->t0 = now_ns();
     j->has_snap = kind != JOB_NEIGHBORS;
     if (j->has_snap)
-        akv_store_snap_take(env->store, &j->snap);
+        akv_store_snap_take(j->store, &j->snap);
     env->stats.jobs_running++;
     ctx->job = &j->base;
     return 0;

@@ -334,7 +334,7 @@ static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
                      "used_memory_vocabulary:%zu\r\n"
                      "slowlog_entries:%zu\r\n",
                      rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
-                     akv_store_memory(env->store), akv_vocab_bytes(env->vocab), env->slowlog.len);
+                     stores_memory(env), akv_vocab_bytes(env->vocab), env->slowlog.len);
 }
 
 static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -346,6 +346,9 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                      "total_commands_processed:%" PRIu64 "\r\n"
                      "total_error_replies:%" PRIu64 "\r\n"
                      "rejected_connections:%" PRIu64 "\r\n"
+                     "expired_keys:%" PRIu64 "\r\n"
+                     "keyspace_hits:%" PRIu64 "\r\n"
+                     "keyspace_misses:%" PRIu64 "\r\n"
                      "jobs_in_flight:%" PRIu64 "\r\n"
                      "jobs_waiting:%zu\r\n"
                      "query_batches:%" PRIu64 "\r\n"
@@ -354,7 +357,8 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                      "query_from_lists:%" PRIu64 "\r\n"
                      "neighbor_lists:%zu\r\n",
                      st->connections_received, st->commands_processed, st->error_replies,
-                     st->rejected_connections, st->jobs_running,
+                     st->rejected_connections, st->expired_keys, st->keyspace_hits,
+                     st->keyspace_misses, st->jobs_running,
                      env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
                      st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
                      env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
@@ -403,25 +407,28 @@ static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
 
 static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    int rc = bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", akv_store_count(env->store),
-                       akv_store_memory(env->store));
+    int rc = bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", stores_count(env),
+                       stores_memory(env));
 
     /* What maxmemory and maxkeys are compared with (0: no limit). */
     if (rc == 0)
         rc = bufprintf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
-                       akv_store_memory_used(env->store), env->config->maxmemory,
-                       env->config->maxkeys);
+                       stores_memory_used(env), env->config->maxmemory, env->config->maxkeys);
     return rc;
 }
 
 static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    size_t keys = akv_store_count(env->store);
+    int rc = 0;
 
-    /* The line Redis tools look for; Redis leaves it out for an empty db. */
-    if (keys > 0)
-        return bufprintf(b, "db0:keys=%zu,expires=0,avg_ttl=0\r\n", keys);
-    return 0;
+    /* The lines Redis tools look for; Redis leaves out empty databases. */
+    for (uint32_t i = 0; i < env->ndbs && rc == 0; i++) {
+        size_t keys = akv_store_count(env->dbs[i]);
+        if (keys > 0)
+            rc = bufprintf(b, "db%u:keys=%zu,expires=%zu,avg_ttl=0\r\n", (unsigned)i, keys,
+                           akv_store_expires(env->dbs[i]));
+    }
+    return rc;
 }
 
 static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)

@@ -98,8 +98,7 @@ void akv_cmd_session_init(struct akv_session *s, uint64_t id, const char *peer)
 
 void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
 {
-    (void)env;
-    (void)s;
+    akv_cmd_multi_session_fini(env, s);
 }
 
 /* ------------------------------------------------------------------------
@@ -112,11 +111,12 @@ void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
 #define S AKV_CMD_SLOW
 #define A AKV_CMD_ADMIN
 #define N AKV_CMD_NOAUTH
+#define Q AKV_CMD_NOQUEUE
 
 static const struct akv_cmd table[] = {
     {"PING", -1, F | N, akv_cmd_do_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
     {"ECHO", 2, F, akv_cmd_do_echo, 0, 0, 0, "ECHO message", "reply the message"},
-    {"QUIT", -1, F | N, akv_cmd_do_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
+    {"QUIT", -1, F | N | Q, akv_cmd_do_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
     {"HELP", 1, N, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
     {"COMMAND", -1, 0, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
@@ -127,23 +127,79 @@ static const struct akv_cmd table[] = {
      "the commands slower than slowlog-log-slower-than microseconds, newest first"},
     {"AUTH", -2, F | N | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
      "authenticate the connection (when requirepass is set)"},
-    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT 0",
-     "accepted for clients; there is one db"},
+    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT index",
+     "switch the connection to database index (0 .. databases-1)"},
     {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
      "server, clients, memory, persistence, stats, latency, commandstats, store, "
      "keyspace and vectors figures"},
-    {"SET", 3, W, akv_cmd_do_set, 1, 1, 1, "SET key value",
+    {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
+     "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL]",
      "store value under key; every word of both must be in the vocabulary"},
     {"GET", 2, R | F, akv_cmd_do_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
+    {"SETNX", 3, W | F, akv_cmd_do_setnx, 1, 1, 1, "SETNX key value",
+     "SET if the key does not exist; reply 1 if it was set"},
+    {"GETSET", 3, W | F, akv_cmd_do_getset, 1, 1, 1, "GETSET key value",
+     "SET, replying the old value (or nil)"},
+    {"GETDEL", 2, W | F, akv_cmd_do_getdel, 1, 1, 1, "GETDEL key", "GET, then delete the key"},
+    {"GETEX", -2, W | F, akv_cmd_do_getex, 1, 1, 1,
+     "GETEX key [EX s|PX ms|EXAT t|PXAT t-ms|PERSIST]", "GET, and set or clear the expiry time"},
+    {"MSET", -3, W, akv_cmd_do_mset, 1, -1, 2, "MSET key value [key value ...]",
+     "SET several keys at once, all or none"},
+    {"MSETNX", -3, W, akv_cmd_do_mset, 1, -1, 2, "MSETNX key value [key value ...]",
+     "MSET only if none of the keys exists; reply 1 if set"},
+    {"MGET", -2, R | F, akv_cmd_do_mget, 1, -1, 1, "MGET key [key ...]",
+     "the values of the keys (nil for absent ones)"},
     {"DEL", -2, W, akv_cmd_do_del, 1, -1, 1, "DEL key [key ...]",
      "remove keys; reply how many existed"},
+    {"UNLINK", -2, W, akv_cmd_do_del, 1, -1, 1, "UNLINK key [key ...]",
+     "DEL (entries are small: freeing them at once costs no more)"},
     {"EXISTS", -2, R | F, akv_cmd_do_exists, 1, -1, 1, "EXISTS key [key ...]",
      "how many of the keys exist"},
-    {"DBSIZE", 1, R | F, akv_cmd_do_dbsize, 0, 0, 0, "DBSIZE", "number of keys"},
+    {"RENAME", 3, W | F, akv_cmd_do_rename, 1, 2, 1, "RENAME key newkey",
+     "rename a key (replacing newkey), keeping its expiry time"},
+    {"RENAMENX", 3, W | F, akv_cmd_do_rename, 1, 2, 1, "RENAMENX key newkey",
+     "RENAME if newkey does not exist; reply 1 if renamed"},
+    {"COPY", -3, W | F, akv_cmd_do_copy, 1, 2, 1, "COPY source destination [DB n] [REPLACE]",
+     "copy a key's value and expiry time; reply 1 if copied"},
+    {"MOVE", 3, W | F, akv_cmd_do_move, 1, 1, 1, "MOVE key db",
+     "move a key to another database; reply 1 if moved"},
+    {"EXPIRE", -3, W | F, akv_cmd_do_expire, 1, 1, 1, "EXPIRE key seconds [NX|XX|GT|LT]",
+     "delete the key after that many seconds; reply 1 if the time was set"},
+    {"PEXPIRE", -3, W | F, akv_cmd_do_expire, 1, 1, 1, "PEXPIRE key ms [NX|XX|GT|LT]",
+     "EXPIRE in milliseconds"},
+    {"EXPIREAT", -3, W | F, akv_cmd_do_expire, 1, 1, 1, "EXPIREAT key unix-time [NX|XX|GT|LT]",
+     "delete the key at that time (seconds since the epoch)"},
+    {"PEXPIREAT", -3, W | F, akv_cmd_do_expire, 1, 1, 1, "PEXPIREAT key unix-time-ms [NX|XX|GT|LT]",
+     "EXPIREAT in milliseconds"},
+    {"TTL", 2, R | F, akv_cmd_do_ttl, 1, 1, 1, "TTL key",
+     "seconds left to live; -1 without a time, -2 when absent"},
+    {"PTTL", 2, R | F, akv_cmd_do_ttl, 1, 1, 1, "PTTL key", "TTL in milliseconds"},
+    {"EXPIRETIME", 2, R | F, akv_cmd_do_expiretime, 1, 1, 1, "EXPIRETIME key",
+     "the expiry time, seconds since the epoch; -1 without one, -2 when absent"},
+    {"PEXPIRETIME", 2, R | F, akv_cmd_do_expiretime, 1, 1, 1, "PEXPIRETIME key",
+     "EXPIRETIME in milliseconds"},
+    {"PERSIST", 2, W | F, akv_cmd_do_persist, 1, 1, 1, "PERSIST key",
+     "remove the expiry time; reply 1 if there was one"},
+    {"DBSIZE", 1, R | F, akv_cmd_do_dbsize, 0, 0, 0, "DBSIZE",
+     "number of keys in the connection's database"},
     {"KEYS", 2, R, akv_cmd_do_keys, 0, 0, 0, "KEYS pattern", "every key matching the glob pattern"},
-    {"SCAN", -2, R, akv_cmd_do_scan, 0, 0, 0, "SCAN cursor [MATCH pattern] [COUNT n]",
+    {"SCAN", -2, R, akv_cmd_do_scan, 0, 0, 0, "SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]",
      "iterate over keys a few at a time"},
-    {"FLUSHALL", -1, W, akv_cmd_do_flushall, 0, 0, 0, "FLUSHALL", "remove every key"},
+    {"SWAPDB", 3, W | F, akv_cmd_do_swapdb, 0, 0, 0, "SWAPDB index1 index2",
+     "exchange the contents of two databases"},
+    {"FLUSHDB", -1, W, akv_cmd_do_flushdb, 0, 0, 0, "FLUSHDB [ASYNC|SYNC]",
+     "remove every key of the connection's database"},
+    {"FLUSHALL", -1, W, akv_cmd_do_flushall, 0, 0, 0, "FLUSHALL [ASYNC|SYNC]",
+     "remove every key of every database"},
+    {"MULTI", 1, F | Q, akv_cmd_do_multi, 0, 0, 0, "MULTI",
+     "start a transaction: queue commands until EXEC"},
+    {"EXEC", 1, Q, akv_cmd_do_exec, 0, 0, 0, "EXEC",
+     "run the queued commands as one (nil if a WATCHed key changed)"},
+    {"DISCARD", 1, F | Q, akv_cmd_do_discard, 0, 0, 0, "DISCARD",
+     "drop the queued commands and the WATCHed keys"},
+    {"WATCH", -2, F | Q, akv_cmd_do_watch, 1, -1, 1, "WATCH key [key ...]",
+     "make the next EXEC fail if one of these keys changes"},
+    {"UNWATCH", 1, F | Q, akv_cmd_do_unwatch, 0, 0, 0, "UNWATCH", "forget the WATCHed keys"},
     {"BGREWRITEAOF", 1, A, akv_cmd_do_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
@@ -165,6 +221,7 @@ static const struct akv_cmd table[] = {
 #undef S
 #undef A
 #undef N
+#undef Q
 
 _Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
                "raise AKV_CMD_STATS_MAX in cmd.h");
@@ -193,9 +250,12 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
 
     ctx->close_after_reply = 0;
     ctx->job = NULL;
+    if (!env->in_exec)
+        akv_cmd_clock(env); /* EXEC reads it once for all its commands */
     if (!c) {
         char sb[AKV_QUOTE_BUF];
         env->stats.error_replies++;
+        akv_cmd_multi_fail(ctx->sess);
         rc = akv_reply_errorf(ctx->out, "ERR unknown command '%s' (HELP lists the commands)",
                               show(&ctx->argv[0], sb));
         goto out;
@@ -205,12 +265,17 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
         env->stats.cmd[c - table].rejected++;
         env->stats.error_replies++;
+        akv_cmd_multi_fail(ctx->sess);
         rc = reply_wrong_arity(ctx);
         goto out;
     }
     if (ctx->env->config->requirepass && !ctx->sess->authenticated &&
         !(c->flags & AKV_CMD_NOAUTH)) {
         rc = akv_reply_error(ctx->out, "NOAUTH Authentication required.");
+        goto out;
+    }
+    if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {
+        rc = akv_cmd_multi_queue(ctx, c);
         goto out;
     }
     if ((c->flags & AKV_CMD_WRITE) && akv_persist_write_error(ctx->env->persist)) {

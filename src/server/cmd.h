@@ -35,7 +35,7 @@
 #include "server/slowlog.h"
 
 /* Most commands the table may hold (for the per-command counters). */
-#define AKV_CMD_STATS_MAX 64
+#define AKV_CMD_STATS_MAX 128
 
 /* Per-command counters for INFO commandstats, as Redis keeps them. */
 struct akv_cmdstat {
@@ -61,9 +61,14 @@ struct akv_stats {
     uint64_t query_batch_max;    /* the largest batch */
     uint64_t query_from_lists;   /* QUERYs answered from neighbor lists, without a scan */
     uint64_t error_replies;      /* -ERR replies to commands, unknown ones included */
+    uint64_t expired_keys;       /* deleted because their time had come */
+    uint64_t keyspace_hits;      /* lookups of live keys (GET, MGET, ...) */
+    uint64_t keyspace_misses;
     struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
 };
+
+struct akv_watch;
 
 /* What handlers may read and change: everything the daemon shares between
  * connections. Filled by main/server; owned by the loop thread. */
@@ -71,7 +76,13 @@ struct akv_cmd_env {
     struct akv_config *config; /* CONFIG SET changes the run-time directives */
     const struct akv_vocab *vocab;
     struct akv_nbcache *nbcache; /* neighbor lists for QUERY (attnkv/nbcache.h); NULL: none */
-    struct akv_store *store;
+    /* The databases (SELECT n works on dbs[n]); SWAPDB exchanges two
+     * pointers. Every store's clock is &now_ms. */
+    struct akv_store **dbs;
+    uint32_t ndbs;
+    uint64_t now_ms; /* wall clock, ms since the epoch: set at each command (once per EXEC) */
+    int in_exec;     /* EXEC is running its queued commands */
+    struct akv_watch *watch; /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
@@ -139,6 +150,7 @@ enum {
     AKV_CMD_ADMIN = 1u << 4,
     AKV_CMD_NOAUTH = 1u << 5, /* allowed before AUTH when requirepass is set */
     AKV_CMD_SECRET = 1u << 6, /* arguments are secret: never log or record them (AUTH) */
+    AKV_CMD_NOQUEUE = 1u << 7, /* runs at once inside MULTI (EXEC, DISCARD, WATCH, ...) */
 };
 
 struct akv_cmd {
@@ -165,6 +177,18 @@ const struct akv_cmd *akv_cmd_table(void);
  * Returns 0, or -ENOMEM when even the error reply could not be written (the
  * connection should then be dropped). Loop thread. */
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
+
+/* Sets env->now_ms to the wall clock (ms since the epoch). Loop thread. */
+void akv_cmd_clock(struct akv_cmd_env *env);
+
+/* The active expiry cycle: deletes expired entries (logged as DELs), in
+ * every database, for at most budget_us microseconds. Returns 1 if due
+ * entries remain (call again soon), else 0. Loop thread. */
+int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us);
+
+/* Frees what commands attached to env (the WATCH table); every session
+ * must have been released. */
+void akv_cmd_env_fini(struct akv_cmd_env *env);
 
 /* Initialises a session (resp 2, db 0) with an id and the peer's
  * address (NULL: "?"). */

@@ -210,7 +210,8 @@ int main(int argc, char **argv)
     int test_config = 0, opt, status = 1, rc;
     struct akv_config cfg;
     struct akv_vocab *voc = NULL;
-    struct akv_store *store = NULL;
+    struct akv_store **dbs = NULL;
+    uint32_t ndbs = 0;
     struct akv_nbcache *nbcache = NULL;
     struct akv_server *srv = NULL;
     struct akv_persist *persist = NULL;
@@ -296,8 +297,8 @@ int main(int argc, char **argv)
     /* The log may never be written into the files the data lives in. */
     {
         char *aof = NULL;
-        if (asprintf(&aof, "%s/%s", cfg.dir, cfg.appendfilename) < 0 ||
-            akv_log_protect(aof) < 0 || akv_log_protect(cfg.vectors) < 0) {
+        if (asprintf(&aof, "%s/%s", cfg.dir, cfg.appendfilename) < 0 || akv_log_protect(aof) < 0 ||
+            akv_log_protect(cfg.vectors) < 0) {
             free(aof);
             fprintf(stderr, "attnkvd: out of memory\n");
             goto out;
@@ -323,11 +324,21 @@ int main(int argc, char **argv)
 
     akv_service_status("Vectors loaded (%zu words, dimension %u); starting", akv_vocab_count(voc),
                        (unsigned)akv_vocab_dim(voc));
-    rc = akv_store_create(&store, voc);
-    if (rc < 0) {
-        akv_log(AKV_LOG_WARNING, "cannot create the store: %s", strerror(-rc));
+    /* One store per database, each its own attention set. */
+    dbs = calloc((size_t)cfg.databases, sizeof(*dbs));
+    if (!dbs) {
+        akv_log(AKV_LOG_WARNING, "out of memory for %d databases", cfg.databases);
         goto out;
     }
+    for (ndbs = 0; ndbs < (uint32_t)cfg.databases; ndbs++) {
+        rc = akv_store_create(&dbs[ndbs], voc);
+        if (rc < 0) {
+            akv_log(AKV_LOG_WARNING, "cannot create the store: %s", strerror(-rc));
+            goto out;
+        }
+        akv_store_set_clock(dbs[ndbs], &env.now_ms);
+    }
+    akv_cmd_clock(&env);
     rc = uv_loop_init(&loop);
     if (rc < 0) {
         akv_log(AKV_LOG_WARNING, "cannot create the event loop: %s", uv_strerror(rc));
@@ -345,7 +356,7 @@ int main(int argc, char **argv)
             .rewrite_percentage = &cfg.aof_rewrite_percentage,
             .rewrite_min_size = &cfg.aof_rewrite_min_size,
         };
-        rc = akv_persist_open(&persist, &loop, store, &po, err, sizeof(err));
+        rc = akv_persist_open(&persist, &loop, dbs, ndbs, &po, err, sizeof(err));
         if (rc < 0) {
             akv_log(AKV_LOG_WARNING, "cannot load the append-only file: %s", err);
             goto out;
@@ -361,7 +372,8 @@ int main(int argc, char **argv)
     env.config = &cfg;
     env.vocab = voc;
     env.nbcache = nbcache;
-    env.store = store;
+    env.dbs = dbs;
+    env.ndbs = ndbs;
     env.persist = persist;
     env.vectors_path = cfg.vectors;
     env.start_time = time(NULL);
@@ -381,7 +393,7 @@ int main(int argc, char **argv)
      * until the loop runs), so the service manager may send clients. */
     akv_service_notify("READY=1");
     akv_service_status("Ready: port %d, %zu keys, %u worker threads", env.tcp_port,
-                       akv_store_count(store), env.workers);
+                       akv_store_count(dbs[0]), env.workers);
 
     akv_server_run(srv);
     status = 0;
@@ -404,7 +416,10 @@ out:
     }
     akv_persist_destroy(persist);
     akv_slowlog_reset(&env.slowlog);
-    akv_store_destroy(store);
+    for (uint32_t i = 0; dbs && i < ndbs; i++)
+        akv_store_destroy(dbs[i]);
+    free(dbs);
+    akv_cmd_env_fini(&env);
     akv_nbcache_destroy(nbcache);
     akv_vocab_destroy(voc);
     akv_service_close();

@@ -349,9 +349,9 @@ def test_corrupt_middle_stops_startup(env):
         assert c.cmd("SET", "w%04d" % i, "w%04d" % (i + 100)) == "OK"
     c.close()
     clean_stop(d)
-    # Records are 16 + 4 + 5 + 5 = 30 bytes after the 16-byte header: damage
-    # the payload of the sixth one.
-    off6 = 16 + 5 * 30
+    # PUT records are 16 + 16 + 5 + 5 = 42 bytes after the 16-byte header:
+    # damage the payload of the sixth one.
+    off6 = 16 + 5 * 42
     with open(d.aof, "r+b") as f:
         f.seek(off6 + 20)
         b = f.read(1)
@@ -496,7 +496,7 @@ def test_auto_rewrite(env):
         assert c.cmd("SET", "cat", "w%04d" % i) == "OK"
     f = wait_info(c, lambda f: int(f["aof_rewrites"]) >= 1, what="an automatic rewrite")
     assert f["aof_last_rewrite_status"] == "ok", f
-    assert int(f["aof_current_size"]) < 600 * 30, f
+    assert int(f["aof_current_size"]) < 600 * 42, f
     c.close()
     clean_stop(d)
     assert "starting an automatic AOF rewrite" in d.text()

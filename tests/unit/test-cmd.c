@@ -27,7 +27,8 @@
 
 static struct akv_config cfg;
 static struct akv_vocab *voc;
-static struct akv_store *store;
+#define NDBS 4
+static struct akv_store *dbs[NDBS], *store; /* store: database 0 as setup made it */
 static struct akv_cmd_env env;
 static struct akv_buf out;
 static struct akv_session sess; /* the connection's state, as conn.c keeps it */
@@ -57,11 +58,16 @@ static void setup(void)
         ck_assert_int_eq(akv_vectab_add(&t, rows[i].w, strlen(rows[i].w), rows[i].v), 0);
     ck_assert_int_eq(akv_vocab_from_table(&voc, &t, err, sizeof(err)), 0);
     akv_vectab_fini(&t);
-    ck_assert_int_eq(akv_store_create(&store, voc), 0);
     memset(&env, 0, sizeof(env));
+    for (int i = 0; i < NDBS; i++) {
+        ck_assert_int_eq(akv_store_create(&dbs[i], voc), 0);
+        akv_store_set_clock(dbs[i], &env.now_ms);
+    }
+    store = dbs[0];
     env.config = &cfg;
     env.vocab = voc;
-    env.store = store;
+    env.dbs = dbs;
+    env.ndbs = NDBS;
     env.vectors_path = "test.akv";
     env.tcp_port = 1234;
     env.workers = 2;
@@ -72,9 +78,22 @@ static void setup(void)
 static void teardown(void)
 {
     akv_buf_fini(&out);
-    akv_store_destroy(store);
+    akv_cmd_session_fini(&env, &sess);
+    akv_cmd_env_fini(&env);
+    for (int i = 0; i < NDBS; i++)
+        akv_store_destroy(dbs[i]);
     akv_vocab_destroy(voc);
     akv_config_fini(&cfg);
+}
+
+/* What maxmemory is compared with: every database's entries. */
+static size_t used_all(void)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < NDBS; i++)
+        n += akv_store_memory_used(dbs[i]);
+    return n;
 }
 
 /* Runs a job's work the way the pool runs a job taken alone. */
@@ -180,7 +199,7 @@ END_TEST
 START_TEST(test_quit)
 {
     struct akv_slice argv[1] = {{"QUIT", 4}};
-    struct akv_cmd_ctx ctx = {.env = &env, .argc = 1, .argv = argv, .out = &out};
+    struct akv_cmd_ctx ctx = {.env = &env, .argc = 1, .argv = argv, .out = &out, .sess = &sess};
 
     ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
     ck_assert_int_eq(ctx.close_after_reply, 1);
@@ -479,7 +498,7 @@ START_TEST(test_set_limits)
          * the first loop did not reach. */
         for (int i = 0; i < 36; i++)
             snprintf(keys[i], sizeof(keys[i]), "%s %s", w[i / 6], w[i % 6]);
-        used = akv_store_memory_used(store);
+        used = used_all();
         cfg.maxmemory = used + 2000;
         for (int i = 0; i < 36 && !refused; i++) {
             r = run("SET", keys[i], "toy", END);
@@ -491,7 +510,7 @@ START_TEST(test_set_limits)
             refused = 1;
         }
         ck_assert_msg(refused && n > 2, "%d keys, refused %d", n, refused);
-        ck_assert_uint_gt(akv_store_memory_used(store), cfg.maxmemory);
+        ck_assert_uint_gt(used_all(), cfg.maxmemory);
         /* Replacing a value is a write too. */
         ck_assert_str_eq(run("SET", "cat", "animal", END),
                          "-OOM command not allowed when used memory > 'maxmemory'.\r\n");

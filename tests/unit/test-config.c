@@ -735,6 +735,7 @@ START_TEST(test_names)
                                          "protected-mode",
                                          "workers",
                                          "neighbor-lists",
+                                         "databases",
                                          "vectors",
                                          "count",
                                          "attention",

@@ -313,7 +313,7 @@ static int fx_open_rc(char *err, size_t errlen)
     F.held = 0;
     F.released = 0;
     F.check_file = 0;
-    rc = akv_persist_open(&F.p, &F.loop, F.store, &F.opts, err, errlen);
+    rc = akv_persist_open(&F.p, &F.loop, &F.store, 1, &F.opts, err, errlen);
     if (rc == 0) {
         akv_persist_set_notify(F.p, on_notify, &F);
         F.file_base = (uint64_t)file_size(F.path);
@@ -419,28 +419,28 @@ static void w_set(const char *k, const char *v)
 {
     char err[256];
     size_t kl = strlen(k), vl = strlen(v);
-    int rc = akv_persist_reserve(F.p, AKV_AOF_SET, kl, vl);
+    int rc = akv_persist_reserve(F.p, AKV_AOF_PUT, kl, vl);
 
     if (rc != 0)
         ck_abort_msg("reserve: %d", rc);
     rc = akv_store_set(F.store, k, kl, v, vl, err, sizeof(err));
     if (rc != 0)
         ck_abort_msg("set '%s': %d %s", k, rc, err);
-    akv_persist_log_set(F.p, k, kl, v, vl);
-    track(AKV_AOF_SET, k, v);
+    akv_persist_log_put(F.p, 0, k, kl, v, vl, 0);
+    track(AKV_AOF_PUT, k, v);
 }
 
 static int w_del(const char *k)
 {
     size_t kl = strlen(k);
-    int existed, rc = akv_persist_reserve(F.p, AKV_AOF_DEL, kl, 0);
+    int existed, rc = akv_persist_reserve(F.p, AKV_AOF_DELETE, kl, 0);
 
     if (rc != 0)
         ck_abort_msg("reserve: %d", rc);
     existed = akv_store_del(F.store, k, kl);
-    akv_persist_log_del(F.p, k, kl, existed);
+    akv_persist_log_del(F.p, 0, k, kl, existed);
     if (existed)
-        track(AKV_AOF_DEL, k, NULL);
+        track(AKV_AOF_DELETE, k, NULL);
     return existed;
 }
 
@@ -455,7 +455,7 @@ static void w_flushall(void)
 
 static size_t set_size(const char *k, const char *v)
 {
-    return akv_aof_record_size(AKV_AOF_SET, strlen(k), strlen(v));
+    return akv_aof_record_size(AKV_AOF_PUT, strlen(k), strlen(v));
 }
 
 /* Key i and its value in round r: words of the vocabulary. */
@@ -521,7 +521,7 @@ static int rec_matches(const struct akv_aof_record *r, const struct rec *e)
         return 1;
     if (r->klen != strlen(e->key) || memcmp(r->key, e->key, r->klen) != 0)
         return 0;
-    return r->type != AKV_AOF_SET ||
+    return r->type != AKV_AOF_PUT ||
            (r->vlen == strlen(e->val) && memcmp(r->val, e->val, r->vlen) == 0);
 }
 
@@ -603,7 +603,7 @@ START_TEST(test_sequences)
     /* Batch 2: a DEL of a present key is logged, of an absent one not; an
      * overwrite. */
     ck_assert_int_eq(w_del("w0"), 1);
-    expect += akv_aof_record_size(AKV_AOF_DEL, 2, 0);
+    expect += akv_aof_record_size(AKV_AOF_DELETE, 2, 0);
     ck_assert_uint_eq(akv_persist_appended(F.p), expect);
     ck_assert_int_eq(w_del("w150"), 0);
     ck_assert_uint_eq(akv_persist_appended(F.p), expect);
@@ -721,7 +721,7 @@ static int copy_entry(void *arg, const char *k, size_t kl, const char *v, size_t
         return 0; /* the iteration may report a key twice */
     if (akv_store_set(c->dst, k, kl, v, vl, err, sizeof(err)) != 0)
         ck_abort_msg("copy: %s", err);
-    c->bytes += akv_aof_record_size(AKV_AOF_SET, kl, vl);
+    c->bytes += akv_aof_record_size(AKV_AOF_PUT, kl, vl);
     return 0;
 }
 
@@ -845,7 +845,7 @@ START_TEST(test_rewrite)
     ck_assert_int_eq(akv_store_create(&x, F.voc), 0);
     for (size_t i = 0; i < n_snap; i++) {
         char err[256];
-        ck_assert_int_eq(ps->r[i].type, AKV_AOF_SET);
+        ck_assert_int_eq(ps->r[i].type, AKV_AOF_PUT);
         ck_assert_int_eq(akv_store_set(x, ps->r[i].key, ps->r[i].klen, ps->r[i].val, ps->r[i].vlen,
                                        err, sizeof(err)),
                          0);
@@ -1018,7 +1018,7 @@ START_TEST(test_text_only_entries)
     ck_assert_uint_eq(info_now().unembeddable, 2);
     a0 = akv_persist_appended(F.p);
     ck_assert_int_eq(w_del("w9"), 0); /* not in the store, but text-only: logged */
-    ck_assert_uint_eq(akv_persist_appended(F.p), a0 + akv_aof_record_size(AKV_AOF_DEL, 2, 0));
+    ck_assert_uint_eq(akv_persist_appended(F.p), a0 + akv_aof_record_size(AKV_AOF_DELETE, 2, 0));
     ck_assert_uint_eq(info_now().unembeddable, 1);
     a0 = akv_persist_appended(F.p);
     ck_assert_int_eq(w_del("w7"), 0); /* in neither: not logged */
@@ -1031,7 +1031,7 @@ START_TEST(test_text_only_entries)
     ck_assert_uint_eq(ps->n, 3);
     for (size_t i = 0; i < ps->n; i++) {
         static const struct rec want[3] = {
-            {AKV_AOF_SET, "w1", "w2"}, {AKV_AOF_SET, "w3", "w8"}, {AKV_AOF_SET, "w260 w1", "w4"}};
+            {AKV_AOF_PUT, "w1", "w2"}, {AKV_AOF_PUT, "w3", "w8"}, {AKV_AOF_PUT, "w260 w1", "w4"}};
         for (int j = 0; j < 3; j++)
             seen[j] += rec_matches(&ps->r[i], &want[j]);
     }
@@ -1214,7 +1214,7 @@ START_TEST(test_open_errors)
     o.filename = "sub/" AOF_NAME;
     p = (struct akv_persist *)&o;
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, F.store, &o, err, sizeof(err)), -EINVAL);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &o, err, sizeof(err)), -EINVAL);
     ck_assert_ptr_null(p);
     ck_assert_msg(strstr(err, "sub/" AOF_NAME) != NULL, "%s", err);
 
@@ -1222,21 +1222,21 @@ START_TEST(test_open_errors)
     o = F.opts;
     o.dir = missing;
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, F.store, &o, err, sizeof(err)), -ENOENT);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &o, err, sizeof(err)), -ENOENT);
     ck_assert_ptr_null(p);
     ck_assert_msg(strstr(err, missing) != NULL, "%s", err);
 
     /* The file's name is a directory. */
     ck_assert_int_eq(mkdir(F.path, 0755), 0);
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, F.store, &F.opts, err, sizeof(err)), -EISDIR);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), -EISDIR);
     ck_assert_msg(strstr(err, F.path) != NULL, "%s", err);
     ck_assert_int_eq(rmdir(F.path), 0);
 
     /* Not an AOF at all. */
     spit(F.path, resp, sizeof(resp) - 1, 0);
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, F.store, &F.opts, err, sizeof(err)), -EBADMSG);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), -EBADMSG);
     ck_assert_msg(strstr(err, F.path) != NULL && strstr(err, "offset 0") != NULL, "%s", err);
     ck_assert_int_eq(file_size(F.path), (int64_t)sizeof(resp) - 1);
     ck_assert_int_eq(other_handles(), 0);
@@ -1372,8 +1372,10 @@ START_TEST(test_null_is_off)
     ck_assert_int_eq(akv_persist_reserve(NULL, AKV_AOF_SET, 2, 2), 0);
     /* Nothing is allocated: a reservation no buffer could hold succeeds. */
     ck_assert_int_eq(akv_persist_reserve(NULL, AKV_AOF_SET, SIZE_MAX / 4, SIZE_MAX / 4), 0);
-    akv_persist_log_set(NULL, "w1", 2, "w2", 2);
-    akv_persist_log_del(NULL, "w1", 2, 1);
+    akv_persist_log_put(NULL, 0, "w1", 2, "w2", 2, 0);
+    akv_persist_log_del(NULL, 0, "w1", 2, 1);
+    akv_persist_multi_begin(NULL);
+    akv_persist_multi_end(NULL);
     akv_persist_log_flushall(NULL);
     akv_persist_set_notify(NULL, null_notify, NULL);
     ck_assert_uint_eq(akv_persist_appended(NULL), 0);
