@@ -603,6 +603,7 @@ static const struct directive directives[] = {
     BOOL_ROW("protected-mode", protected_mode),
     INT_ROW("workers", workers, 0, 256),
     INT_ROW("neighbor-lists", neighbor_lists, 0, 16 << 20),
+    INT_ROW("databases", databases, 1, AKV_CONFIG_DATABASES_MAX),
     STRING_ROW("vectors", vectors, DF_NONEMPTY),
     UINT_ROW("count", query.k, 1, AKV_K_MAX),
     ENUM_ROW("attention", query.attn, enum akv_attn_mode, akv_attn_mode_names),
@@ -707,6 +708,7 @@ int akv_config_init(struct akv_config *c)
         goto fail;
     c->workers = 0;
     c->neighbor_lists = 65536;
+    c->databases = 16;
     c->query = (struct akv_query_opts)AKV_QUERY_OPTS_DEFAULT;
     c->maxclients = 10000;
     c->proto_max_inline_len = 64u << 10;

@@ -28,6 +28,7 @@
 
 #define AKV_CONFIG_BIND_MAX 16
 #define AKV_CONFIG_LINE_MAX 65536 /* longest line of a config file, bytes */
+#define AKV_CONFIG_DATABASES_MAX 1024 /* the most 'databases' may ask for */
 
 struct akv_config {
     char *bind[AKV_CONFIG_BIND_MAX]; /* addresses to listen on (default "127.0.0.1") */
@@ -36,6 +37,7 @@ struct akv_config {
     char *vectors;                   /* path of the binary vocabulary; default: see akv_config_default_vectors */
     int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
     int neighbor_lists;              /* QUERY's cached neighbor lists, at most; 0 = none */
+    int databases;                   /* numbered databases, 1..AKV_CONFIG_DATABASES_MAX (default 16) */
     struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
     int maxclients;                  /* default 10000 */
     /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where

@@ -115,6 +115,16 @@ def test_config_get(env):
 
 
 @akvtest.test("basic")
+def test_databases_default(env):
+    """databases: 16 unless configured, read at start-up only."""
+    c = env.daemon.client()
+    assert c.cmd("CONFIG", "GET", "databases") == ["databases", "16"]
+    assert "databases" in c.cmd("CONFIG", "GET", "*")
+    assert is_err(c.cmd("CONFIG", "SET", "databases", "8"), "cannot be changed at run time")
+    c.close()
+
+
+@akvtest.test("basic")
 def test_set_get_del_exists(env):
     c = env.daemon.client()
     assert c.cmd("FLUSHALL") == "OK"

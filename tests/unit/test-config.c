@@ -66,6 +66,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.port, 6479);
     ck_assert_int_eq(cfg.workers, 0);
     ck_assert_int_eq(cfg.neighbor_lists, 65536);
+    ck_assert_int_eq(cfg.databases, 16);
     ck_assert_uint_eq(cfg.query.k, 5);
     ck_assert_int_eq(cfg.query.attn, AKV_ATTN_DOT);
     ck_assert(cfg.query.temperature == 0.1);
@@ -104,6 +105,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(get("maxmemory-clients"), "1073741824");
     ck_assert_str_eq(get("maxkeys"), "0");
     ck_assert_str_eq(get("protected-mode"), "yes");
+    ck_assert_str_eq(get("databases"), "16");
     ck_assert_ptr_null(cfg.requirepass);
     ck_assert_int_eq(cfg.protected_mode, 1);
 }
@@ -170,6 +172,8 @@ static const struct {
     {"neighbor-lists 16777216", "neighbor-lists", "16777216"},
     /* The earlier spelling of the directive is still read. */
     {"neighbour-lists 7", "neighbor-lists", "7"},
+    {"databases 1", "databases", "1"},
+    {"databases 1024", "databases", "1024"},
     {"count 1", "count", "1"},
     {"count 1000", "count", "1000"},
     {"attention cosine", "attention", "cosine"},
@@ -280,6 +284,9 @@ static const struct {
     {"workers 1.5", "t.conf:1: bad workers '1.5' (expected 0..256)"},
     {"neighbor-lists -1", "t.conf:1: bad neighbor-lists '-1' (expected 0..16777216)"},
     {"neighbor-lists 16777217", "t.conf:1: bad neighbor-lists '16777217' (expected 0..16777216)"},
+    {"databases 0", "t.conf:1: bad databases '0' (expected 1..1024)"},
+    {"databases 1025", "t.conf:1: bad databases '1025' (expected 1..1024)"},
+    {"databases", "t.conf:1: 'databases' takes 1 argument, got 0"},
     {"count 0", "t.conf:1: bad count '0' (expected 1..1000)"},
     {"count 1001", "t.conf:1: bad count '1001' (expected 1..1000)"},
     {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
@@ -735,6 +742,7 @@ START_TEST(test_names)
                                          "protected-mode",
                                          "workers",
                                          "neighbor-lists",
+                                         "databases",
                                          "vectors",
                                          "count",
                                          "attention",
@@ -920,7 +928,8 @@ START_TEST(test_runtime_directives)
         "maxclients",     "count",    "attention", "temperature",
         "metric",         "loglevel", "logfile",   "slowlog-log-slower-than",
         "slowlog-max-len"};
-    static const char *const fixed[] = {"bind", "port", "workers", "vectors", "nosuch"};
+    static const char *const fixed[] = {"bind",    "port",      "workers",
+                                        "vectors", "databases", "nosuch"};
     size_t i;
 
     for (i = 0; i < ARRAY_SIZE(runtime); i++)
