@@ -13,10 +13,18 @@
  * checks the argument count against the row before the setter runs, so
  * setters can index argv without checking argc again.
  *
+ * The command line (at the end of this file) is redis-server's: "--name
+ * arg..." is the file's line "name arg...". akv_config_args_parse only
+ * splits argv into (option, directive, arguments) records, pointing into
+ * argv; akv_config_args_apply runs them through the same table, as one
+ * source, so the checks and messages are the file's.
+ *
  * Invariants: a setter validates every argument before it changes anything,
  * so a rejected directive leaves the struct as it was (CONFIG SET relies on
  * this). Strings in the struct are owned by it and freed by
- * akv_config_fini. akv_config_load_mem does no I/O, so it can be fuzzed.
+ * akv_config_fini; struct akv_config_args owns its two arrays, not the
+ * strings. akv_config_load_mem and akv_config_args_parse do no I/O, so they
+ * can be fuzzed (fuzz/fuzz-config.c, fuzz/fuzz-args.c).
  *
  * Threading: no state of its own beyond the lazily built name list, which
  * pthread_once guards. Calls on one struct akv_config must not overlap.
@@ -963,6 +971,17 @@ int akv_config_load_file(struct akv_config *c, const char *path, char *err, size
     size_t len = 0;
     int fd, rc;
 
+    if (strcmp(path, "-") == 0) {
+        /* Standard input, as redis-server reads it: not ours to close, and
+         * nothing to record for a reload. */
+        path = "(stdin)";
+        rc = read_all(STDIN_FILENO, &buf, &len);
+        if (rc < 0)
+            goto fail_io;
+        rc = akv_config_load_mem(c, buf, len, path, err, errlen);
+        free(buf);
+        return rc;
+    }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
@@ -993,19 +1012,12 @@ fail_io:
     return rc;
 }
 
-int akv_config_set(struct akv_config *c, const char *name, size_t argc, const char *const *argv,
-                   char *err, size_t errlen)
+/* Checks and applies one directive (apply), except that, as in Redis's
+ * CONFIG SET, a directive of several arguments ("client-output-buffer-limit
+ * 32mb 4mb 10", "bind a b") may take them space-separated in one string. */
+static int set_words(struct akv_config *c, const struct directive *d, int first, size_t argc,
+                     const char *const *argv, char *err, size_t errlen)
 {
-    const struct directive *d = lookup(name);
-
-    if (!d) {
-        char shown[AKV_QUOTE_BUF];
-        akv_errf(err, errlen, "unknown directive '%s'", show(shown, name));
-        return -EINVAL;
-    }
-    /* CONFIG SET passes one value; as in Redis, a directive of several
-     * arguments ("client-output-buffer-limit 32mb 4mb 10", "bind a b") takes
-     * them space-separated in that one string. */
     if (argc == 1 && d->max_args > 1 && strpbrk(argv[0], " \t") != NULL) {
         char copy[1024], *save = NULL, *tok;
         const char *words[AKV_CONFIG_BIND_MAX + 4];
@@ -1023,9 +1035,23 @@ int akv_config_set(struct akv_config *c, const char *name, size_t argc, const ch
             }
             words[n++] = tok;
         }
-        return apply(c, d, 1, n, words, err, errlen);
+        return apply(c, d, first, n, words, err, errlen);
     }
-    return apply(c, d, 1, argc, argv, err, errlen);
+    return apply(c, d, first, argc, argv, err, errlen);
+}
+
+int akv_config_set(struct akv_config *c, const char *name, size_t argc, const char *const *argv,
+                   char *err, size_t errlen)
+{
+    const struct directive *d = lookup(name);
+
+    if (!d) {
+        char shown[AKV_QUOTE_BUF];
+        akv_errf(err, errlen, "unknown directive '%s'", show(shown, name));
+        return -EINVAL;
+    }
+    /* CONFIG SET passes one value, which set_words splits if need be. */
+    return set_words(c, d, 1, argc, argv, err, errlen);
 }
 
 int akv_config_get(const struct akv_config *c, const char *name, char *out, size_t outlen)
@@ -1095,4 +1121,257 @@ int akv_config_is_path(const char *name)
 int akv_config_client_settable(const char *name)
 {
     return akv_config_runtime(name) && !akv_config_is_path(name);
+}
+
+/* The command line. */
+
+/* Options that are not directives, and the short forms of some that are. */
+enum { OPT_DIRECTIVE, OPT_CONFIG, OPT_TEST, OPT_VERSION, OPT_HELP };
+
+static const struct {
+    char letter;      /* the short form, or 0 */
+    const char *flag; /* "-p": how a message names the short form */
+    const char *name; /* the long form without "--"; for OPT_DIRECTIVE the directive */
+    int kind;
+} options[] = {
+    {'c', "-c", "config", OPT_CONFIG},      {'p', "-p", "port", OPT_DIRECTIVE},
+    {'b', "-b", "bind", OPT_DIRECTIVE},     {'V', "-V", "vectors", OPT_DIRECTIVE},
+    {'l', "-l", "loglevel", OPT_DIRECTIVE}, {'w', "-w", "workers", OPT_DIRECTIVE},
+    {'t', "-t", "test-config", OPT_TEST},   {'v', "-v", "version", OPT_VERSION},
+    {'h', "-h", "help", OPT_HELP},
+};
+
+static int short_option(char letter)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(options); i++)
+        if (options[i].letter == letter)
+            return (int)i;
+    return -1;
+}
+
+/* Whether s ends the arguments of a "--directive": another "--" option or
+ * a short option ("-1" and "-" are values). */
+static int is_option(const char *s)
+{
+    return s[0] == '-' && (s[1] == '-' || (s[1] != '\0' && short_option(s[1]) >= 0));
+}
+
+static int push_word(struct akv_config_args *a, size_t *cap, const char *w)
+{
+    if (a->nwords == *cap) {
+        size_t n = *cap ? *cap * 2 : 16;
+        const char **v = realloc(a->words, n * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        a->words = v;
+        *cap = n;
+    }
+    a->words[a->nwords++] = w;
+    return 0;
+}
+
+static int push_opt(struct akv_config_args *a, size_t *cap, const char *flag, size_t flaglen,
+                    const char *name)
+{
+    if (a->nopts == *cap) {
+        size_t n = *cap ? *cap * 2 : 8;
+        struct akv_config_opt *v = realloc(a->opts, n * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        a->opts = v;
+        *cap = n;
+    }
+    a->opts[a->nopts++] = (struct akv_config_opt){
+        .flag = flag, .flaglen = flaglen, .name = name, .first = a->nwords, .argc = 0};
+    return 0;
+}
+
+int akv_config_args_parse(struct akv_config_args *a, int argc, const char *const *argv, char *err,
+                          size_t errlen)
+{
+    size_t optcap = 0, wordcap = 0;
+    char shown[AKV_QUOTE_BUF];
+    int i = 1, rc = -EINVAL;
+
+    memset(a, 0, sizeof(*a));
+    if (err && errlen)
+        err[0] = '\0';
+    /* The configuration file may come first, as redis-server takes it. */
+    if (argc > 1 && (argv[1][0] != '-' || argv[1][1] == '\0')) {
+        a->config_file = argv[1];
+        i = 2;
+    }
+    while (i < argc) {
+        const char *s = argv[i];
+        const char *value = NULL; /* a value given with the option itself */
+        const char *flag;
+        size_t flaglen;
+        int kind, k = -1;
+
+        if (s[0] == '-' && s[1] == '-') {
+            /* --name, --name=value */
+            const char *eq = strchr(s + 2, '=');
+            size_t namelen = eq ? (size_t)(eq - (s + 2)) : strlen(s + 2);
+            char name[64];
+            const struct directive *d = NULL;
+
+            flag = s;
+            flaglen = 2 + namelen;
+            value = eq ? eq + 1 : NULL;
+            for (size_t j = 0; j < ARRAY_SIZE(options); j++) {
+                if (options[j].kind != OPT_DIRECTIVE && strlen(options[j].name) == namelen &&
+                    strncmp(s + 2, options[j].name, namelen) == 0)
+                    k = (int)j;
+            }
+            if (k < 0 && namelen > 0 && namelen < sizeof(name)) {
+                memcpy(name, s + 2, namelen);
+                name[namelen] = '\0';
+                d = lookup(name);
+            }
+            if (k < 0 && !d) {
+                /* Only the name: after '=' may come a password. */
+                char bare[AKV_QUOTE_BUF];
+                akv_quote(bare, s, flaglen);
+                akv_errf(err, errlen,
+                         "unknown option '%s' (neither a flag nor a directive; see --help)", bare);
+                goto fail;
+            }
+            if (k < 0) {
+                /* --directive: the next argument is always its value, then
+                 * the ones up to the next option. */
+                if (push_opt(a, &optcap, flag, flaglen, d->name) < 0)
+                    goto nomem;
+                i++;
+                if (value) {
+                    if (push_word(a, &wordcap, value) < 0)
+                        goto nomem;
+                } else {
+                    for (int n = 0; i < argc && (n == 0 || !is_option(argv[i])); n++, i++) {
+                        if (push_word(a, &wordcap, argv[i]) < 0)
+                            goto nomem;
+                    }
+                }
+                a->opts[a->nopts - 1].argc = a->nwords - a->opts[a->nopts - 1].first;
+                continue;
+            }
+            kind = options[k].kind;
+            i++;
+        } else if (s[0] == '-' && s[1] != '\0') {
+            /* -x, -xVALUE, -x VALUE, and -tv-style groups of flags. */
+            const char *p = s + 1;
+
+            for (;;) {
+                k = short_option(*p);
+                if (k < 0) {
+                    akv_errf(err, errlen, "unknown option '-%s'", akv_quote(shown, p, 1));
+                    goto fail;
+                }
+                flag = options[k].flag;
+                flaglen = 2;
+                kind = options[k].kind;
+                if (kind == OPT_DIRECTIVE || kind == OPT_CONFIG) {
+                    value = p[1] ? p + 1 : NULL;
+                    break;
+                }
+                if (kind != OPT_TEST || p[1] == '\0')
+                    break;
+                a->test_config = 1;
+                p++;
+            }
+            i++;
+        } else {
+            akv_errf(err, errlen,
+                     "unexpected argument '%s' (only the first argument may name the "
+                     "configuration file)",
+                     show(shown, s));
+            goto fail;
+        }
+
+        /* A known option, k, given as flag: its value if it takes one. */
+        if (kind == OPT_DIRECTIVE || kind == OPT_CONFIG) {
+            if (!value) {
+                if (i == argc) {
+                    akv_errf(err, errlen, "option '%.*s' needs a value", (int)flaglen, flag);
+                    goto fail;
+                }
+                value = argv[i++];
+            }
+        } else if (value) {
+            akv_errf(err, errlen, "option '%.*s' takes no value", (int)flaglen, flag);
+            goto fail;
+        }
+        switch (kind) {
+        case OPT_DIRECTIVE:
+            if (push_opt(a, &optcap, flag, flaglen, options[k].name) < 0 ||
+                push_word(a, &wordcap, value) < 0)
+                goto nomem;
+            a->opts[a->nopts - 1].argc = 1;
+            break;
+        case OPT_CONFIG:
+            if (a->config_file) {
+                akv_errf(err, errlen, "option '%.*s': a configuration file is already given",
+                         (int)flaglen, flag);
+                goto fail;
+            }
+            a->config_file = value;
+            break;
+        case OPT_TEST:
+            a->test_config = 1;
+            break;
+        case OPT_VERSION:
+            a->version = 1;
+            return 0;
+        default:
+            a->help = 1;
+            return 0;
+        }
+    }
+    return 0;
+
+nomem:
+    akv_errf(err, errlen, "out of memory");
+    rc = -ENOMEM;
+fail:
+    akv_config_args_fini(a);
+    return rc;
+}
+
+void akv_config_args_fini(struct akv_config_args *a)
+{
+    if (!a)
+        return;
+    free(a->opts);
+    free(a->words);
+    memset(a, 0, sizeof(*a));
+}
+
+int akv_config_args_apply(struct akv_config *c, const struct akv_config_args *a, char *err,
+                          size_t errlen)
+{
+    unsigned char seen[ARRAY_SIZE(directives)] = {0};
+    char reason[AKV_QUOTE_BUF + 256];
+
+    if (err && errlen)
+        err[0] = '\0';
+    for (size_t i = 0; i < a->nopts; i++) {
+        const struct akv_config_opt *o = &a->opts[i];
+        const struct directive *d = lookup(o->name);
+        int rc;
+
+        if (!d) {
+            /* Only a struct not made by akv_config_args_parse gets here. */
+            akv_errf(err, errlen, "%.*s: unknown directive", (int)o->flaglen, o->flag);
+            return -EINVAL;
+        }
+        reason[0] = '\0';
+        rc = set_words(c, d, !seen[d - directives], o->argc, a->words + o->first, reason,
+                       sizeof(reason));
+        if (rc < 0) {
+            akv_errf(err, errlen, "%.*s: %s", (int)o->flaglen, o->flag,
+                     reason[0] ? reason : "invalid value");
+            return rc;
+        }
+        seen[d - directives] = 1;
+    }
+    return 0;
 }

@@ -14,6 +14,14 @@
  * keyword values (dot, l2, notice, ...) are case-insensitive. Every
  * directive is documented, with its default, in conf/attnkvd.conf.
  *
+ * The command line (akv_config_args_parse) sets directives too, as
+ * redis-server's does: "--name arg [arg ...]" is the line "name arg ..."
+ * of the file, applied after it (akv_config_args_apply).
+ *
+ * Ownership: struct akv_config owns its strings (akv_config_fini frees
+ * them). struct akv_config_args owns only its two arrays; every string it
+ * holds points into the argv it was parsed from, which must outlive it.
+ *
  * Threading: parse on the main thread before the loop starts; afterwards the
  * struct is read-only except where the daemon documents otherwise.
  */
@@ -96,9 +104,11 @@ int akv_config_load_mem(struct akv_config *c, const char *buf, size_t len, const
                         char *err, size_t errlen);
 
 /* Reads path and applies it with akv_config_load_mem; on success
- * c->config_file becomes a copy of path. Returns 0, -errno with
- * "path: reason" when it cannot be read (-EFBIG past 16 MiB), or -EINVAL
- * as above. */
+ * c->config_file becomes a copy of path. path "-" reads standard input to
+ * its end instead, named "(stdin)" in messages, and leaves c->config_file
+ * as it was (there is no file to read again on a reload). Returns 0,
+ * -errno with "path: reason" when it cannot be read (-EFBIG past 16 MiB),
+ * or -EINVAL as above. */
 int akv_config_load_file(struct akv_config *c, const char *path, char *err, size_t errlen);
 
 /* Sets one directive by name from its textual arguments (used by the file
@@ -151,5 +161,68 @@ int akv_config_is_path(const char *name);
 /* 1 if CONFIG SET may change directive name: a run-time one that is not a
  * path. Any thread. */
 int akv_config_client_settable(const char *name);
+
+/* One directive given on the command line: the option as written (flag,
+ * flaglen bytes, e.g. "--port" or "-p"; not terminated there), the
+ * directive's name as the table spells it, and its arguments,
+ * words[first .. first + argc) of the struct akv_config_args. */
+struct akv_config_opt {
+    const char *flag;
+    size_t flaglen;
+    const char *name;
+    size_t first, argc;
+};
+
+/* A parsed command line (akv_config_args_parse). */
+struct akv_config_args {
+    const char *config_file;     /* the first argument or -c/--config; "-" = stdin; or NULL */
+    int test_config;             /* -t, --test-config */
+    int help, version;           /* -h/--help, -v/--version: nothing else was parsed */
+    struct akv_config_opt *opts; /* the directives, in command-line order */
+    size_t nopts;
+    const char **words; /* their arguments (see struct akv_config_opt) */
+    size_t nwords;
+};
+
+/* Parses attnkvd's command line, argv[1..argc), into a (which it fills in
+ * from scratch), the way redis-server reads its own:
+ *
+ *   attnkvd [FILE] [OPTION | --DIRECTIVE ARG...]...
+ *
+ * A first argument that does not start with '-', or is "-" alone, names the
+ * configuration file, as -c/--config FILE does (once only). "--name" where
+ * name is a directive of the table (in any case, or its old spelling)
+ * takes the next argument whatever it looks like, then every following
+ * argument up to the next option: one that starts with "--", or a short
+ * option below. So "--bind ::1 10.0.0.1", "--logfile ''" and
+ * "--slowlog-log-slower-than -1" all work. "--name=value" takes exactly
+ * value. The short options and their long forms: -c/--config FILE,
+ * -p/--port, -b/--bind, -V/--vectors, -l/--loglevel and -w/--workers (each
+ * sets its directive with exactly one value, attached as in "-p6500" or as
+ * the next argument), -t/--test-config, -v/--version and -h/--help; short
+ * options without a value may be grouped ("-tv"). -h and -v stop the
+ * parse at once (a->help or a->version set), as getopt did.
+ *
+ * Directive values are not checked here (akv_config_args_apply does it).
+ * Returns 0, -EINVAL for a usage error (an unknown option, a missing
+ * value, a stray argument, a second configuration file) with the reason
+ * in err, naming the option and never showing a directive's value, or
+ * -ENOMEM. On failure a holds nothing to free. Pure: no I/O, no global
+ * state; any thread. */
+int akv_config_args_parse(struct akv_config_args *a, int argc, const char *const *argv, char *err,
+                          size_t errlen);
+
+/* Frees a's arrays and zeroes it; a second call, or NULL, is harmless. */
+void akv_config_args_fini(struct akv_config_args *a);
+
+/* Applies a's directives to c in order, as one source: each is checked as
+ * the same line of a file would be (so "bind" replaces the list the first
+ * time and adds to it afterwards), and, as with akv_config_set, a
+ * directive of several arguments also takes them blank-separated in one
+ * ("--bind '::1 10.0.0.1'"). Directives before a rejected one stay applied.
+ * Returns 0, or -EINVAL (or -ENOMEM) with "--flag: reason" in err, the
+ * reason worded as for the file. */
+int akv_config_args_apply(struct akv_config *c, const struct akv_config_args *a, char *err,
+                          size_t errlen);
 
 #endif

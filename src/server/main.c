@@ -1,9 +1,12 @@
 /*
- * main.c - attnkvd: command-line flags, configuration, start-up and exit.
+ * main.c - attnkvd: command line, configuration, start-up and exit.
  *
- * Order of precedence: built-in defaults, then the config file (--config),
- * then flags, each applied through akv_config_set so that a flag is checked
- * exactly like the same directive in the file.
+ * The command line is redis-server's: an optional configuration file first
+ * (or -c/--config), then "--directive value..." for any directive of the
+ * file, besides the short flags (akv_config_args_parse in config.c parses
+ * it). Order of precedence: built-in defaults, then the file, then the
+ * command line, applied by akv_config_args_apply so that an option is
+ * checked exactly like the same line in the file.
  *
  * Threading: main runs on the thread that becomes the loop thread; the
  * worker threads are started by the server (src/server/server.c) and joined before
@@ -12,16 +15,19 @@
  * Under a service manager (src/server/service.c): STATUS= lines while the vectors
  * load, READY=1 once the listeners accept, STOPPING=1 when shutdown starts
  * (server.c). SIGHUP re-reads the configuration file (reload_config below)
- * and applies the directives that may change at run time; flags given at
- * start-up still override the file.
+ * and applies the directives that may change at run time; directives given
+ * on the command line still override the file.
  *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), after --help,
  * --version and a successful --test-config; 1 for a bad configuration or
- * flag, a vectors file that cannot be opened, or a listener that cannot be
- * set up; 2 for a command-line usage error.
+ * option value, a vectors file that cannot be opened, or a listener that
+ * cannot be set up; 2 for a command-line usage error (an unknown option, a
+ * missing value, a stray argument).
+ *
+ * Ownership: the parsed command line (struct akv_config_args) lives in
+ * main's frame, pointing into argv, until main returns; the reload reads it.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,26 +53,35 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: attnkvd [OPTIONS]\n"
+    fprintf(f, "usage: attnkvd [FILE] [OPTIONS] [--DIRECTIVE VALUE...]...\n"
                "\n"
                "Serves fuzzy key/value lookups by attention over word vectors, speaking the\n"
                "Redis protocol (RESP2 and inline commands).\n"
                "\n"
-               "  -c, --config FILE    read settings from FILE (see conf/attnkvd.conf)\n"
+               "  FILE, -c, --config FILE\n"
+               "                       read settings from FILE (see conf/attnkvd.conf);\n"
+               "                       '-' reads them from standard input\n"
                "  -p, --port N         TCP port (default 6479; 0 picks a free port)\n"
-               "  -b, --bind ADDR      address to listen on; repeat for several\n"
+               "  -b, --bind ADDR...   addresses to listen on (default 127.0.0.1); -b takes\n"
+               "                       one, and may be repeated\n"
                "  -V, --vectors FILE   word-vector file made by attnkv-import\n"
                "  -l, --loglevel L     debug, verbose, notice (default) or warning\n"
                "  -w, --workers N      query threads (default 0: one per CPU)\n"
+               "  --DIRECTIVE VALUE... any directive of the configuration file, checked as\n"
+               "                       its line in the file would be: --appendonly no,\n"
+               "                       --dir /tmp/x, --logfile \"\", --bind ::1 127.0.0.1,\n"
+               "                       --client-output-buffer-limit normal 0 0 0\n"
                "  -t, --test-config    check the settings and the vectors file, then exit\n"
                "  -v, --version        print the version and exit\n"
                "  -h, --help           print this help and exit\n"
                "\n"
-               "Flags override the config file. SIGINT or SIGTERM shut the daemon down\n"
-               "after the work in progress; SIGHUP reopens the log file and reloads the\n"
-               "settings that can change at run time. Under systemd, attnkvd reports\n"
-               "readiness ($NOTIFY_SOCKET), serves sockets passed in $LISTEN_FDS and\n"
-               "answers the watchdog ($WATCHDOG_USEC). See attnkvd(8).\n");
+               "A directive's values run up to the next option (an argument starting with\n"
+               "'--', or a short flag above). The command line overrides the file, also\n"
+               "when SIGHUP reloads it. SIGINT or SIGTERM shut the daemon down after the\n"
+               "work in progress; SIGHUP reopens the log file and reloads the settings\n"
+               "that can change at run time. Under systemd, attnkvd reports readiness\n"
+               "($NOTIFY_SOCKET), serves sockets passed in $LISTEN_FDS and answers the\n"
+               "watchdog ($WATCHDOG_USEC). See attnkvd(8).\n");
 }
 
 static double now_ms(void)
@@ -75,19 +90,6 @@ static double now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Applies one flag as a directive; prints "attnkvd: --flag: reason". */
-static int apply_flag(struct akv_config *cfg, const char *flag, const char *name, size_t argc,
-                      const char *const *argv)
-{
-    char err[512] = "";
-
-    if (akv_config_set(cfg, name, argc, argv, err, sizeof(err)) < 0) {
-        fprintf(stderr, "attnkvd: --%s: %s\n", flag, err[0] ? err : "invalid value");
-        return -1;
-    }
-    return 0;
 }
 
 /* Opens the vocabulary, explaining how to get one when it is missing. */
@@ -114,36 +116,16 @@ static int open_vectors(const char *path, struct akv_vocab **voc, double *ms)
     return rc;
 }
 
-/* The command-line flags that set directives, kept so that a reload can
- * apply them over the file again. */
-struct flags {
-    const char *port, *vectors, *loglevel, *workers;
-    const char *binds[AKV_CONFIG_BIND_MAX];
-    size_t nbinds;
-};
-
-/* Applies the flags to cfg; prints "attnkvd: --flag: reason" if one is bad. */
-static int apply_flags(struct akv_config *cfg, const struct flags *f)
-{
-    if ((f->port && apply_flag(cfg, "port", "port", 1, &f->port) < 0) ||
-        (f->nbinds && apply_flag(cfg, "bind", "bind", f->nbinds, f->binds) < 0) ||
-        (f->vectors && apply_flag(cfg, "vectors", "vectors", 1, &f->vectors) < 0) ||
-        (f->loglevel && apply_flag(cfg, "loglevel", "loglevel", 1, &f->loglevel) < 0) ||
-        (f->workers && apply_flag(cfg, "workers", "workers", 1, &f->workers) < 0))
-        return -1;
-    return 0;
-}
-
 struct reload_ctx {
     struct akv_cmd_env *env;
-    const struct flags *flags;
+    const struct akv_config_args *args;
 };
 
 /* SIGHUP, on the loop thread: reads the configuration file again into a
- * fresh struct (so a bad file changes nothing), applies the flags over it,
- * then copies every run-time directive whose value changed into the live
- * settings and makes it take effect; a changed directive that needs a
- * restart is only reported. */
+ * fresh struct (so a bad file changes nothing), applies the command line's
+ * directives over it (so they still win), then copies every run-time
+ * directive whose value changed into the live settings and makes it take
+ * effect; a changed directive that needs a restart is only reported. */
 static void reload_config(void *arg)
 {
     struct reload_ctx *r = arg;
@@ -155,7 +137,8 @@ static void reload_config(void *arg)
     size_t changed = 0;
 
     if (!live->config_file) {
-        akv_log(AKV_LOG_NOTICE, "SIGHUP: no configuration file to reload");
+        akv_log(AKV_LOG_NOTICE, "SIGHUP: no configuration file to reload%s",
+                r->args->config_file ? " (it was read from standard input)" : "");
         return;
     }
     if (akv_config_init(&fresh) < 0) {
@@ -163,8 +146,8 @@ static void reload_config(void *arg)
         return;
     }
     if (akv_config_load_file(&fresh, live->config_file, err, sizeof(err)) < 0 ||
-        apply_flags(&fresh, r->flags) < 0) {
-        akv_log(AKV_LOG_WARNING, "SIGHUP: %s; settings unchanged", err[0] ? err : "bad flag");
+        akv_config_args_apply(&fresh, r->args, err, sizeof(err)) < 0) {
+        akv_log(AKV_LOG_WARNING, "SIGHUP: %s; settings unchanged", err[0] ? err : "bad option");
         akv_config_fini(&fresh);
         return;
     }
@@ -197,17 +180,9 @@ static void reload_config(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},   {"port", required_argument, NULL, 'p'},
-        {"bind", required_argument, NULL, 'b'},     {"vectors", required_argument, NULL, 'V'},
-        {"loglevel", required_argument, NULL, 'l'}, {"workers", required_argument, NULL, 'w'},
-        {"test-config", no_argument, NULL, 't'},    {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    const char *config_file = NULL;
-    struct flags fl = {0};
+    struct akv_config_args args;
     struct reload_ctx reload = {0};
-    int test_config = 0, opt, status = 1, rc;
+    int status = 1, rc;
     struct akv_config cfg;
     struct akv_vocab *voc = NULL;
     struct akv_store **dbs = NULL;
@@ -216,68 +191,43 @@ int main(int argc, char **argv)
     struct akv_server *srv = NULL;
     struct akv_persist *persist = NULL;
     struct akv_cmd_env env;
+    const char *from; /* where the settings came from, for messages */
     uv_loop_t loop;
     int loop_ready = 0;
     char err[512] = "";
 
-    while ((opt = getopt_long(argc, argv, "c:p:b:V:l:w:tvh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            config_file = optarg;
-            break;
-        case 'p':
-            fl.port = optarg;
-            break;
-        case 'b':
-            if (fl.nbinds == AKV_CONFIG_BIND_MAX) {
-                fprintf(stderr, "attnkvd: --bind: at most %d addresses\n", AKV_CONFIG_BIND_MAX);
-                return EXIT_USAGE;
-            }
-            fl.binds[fl.nbinds++] = optarg;
-            break;
-        case 'V':
-            fl.vectors = optarg;
-            break;
-        case 'l':
-            fl.loglevel = optarg;
-            break;
-        case 'w':
-            fl.workers = optarg;
-            break;
-        case 't':
-            test_config = 1;
-            break;
-        case 'v':
-            printf("attnkvd %s\n", AKV_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "attnkvd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+    rc = akv_config_args_parse(&args, argc, (const char *const *)argv, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "attnkvd: %s\n", err);
+        if (rc == -ENOMEM)
+            return 1;
+        fprintf(stderr, "Try 'attnkvd --help'.\n");
         return EXIT_USAGE;
+    }
+    if (args.version || args.help) {
+        if (args.version)
+            printf("attnkvd %s\n", AKV_VERSION);
+        else
+            usage(stdout);
+        akv_config_args_fini(&args);
+        return 0;
     }
 
     memset(&env, 0, sizeof(env));
     akv_slowlog_init(&env.slowlog);
     if (akv_config_init(&cfg) < 0) {
         fprintf(stderr, "attnkvd: out of memory\n");
+        akv_config_args_fini(&args);
         return 1;
     }
-    if (config_file && akv_config_load_file(&cfg, config_file, err, sizeof(err)) < 0) {
+    if ((args.config_file && akv_config_load_file(&cfg, args.config_file, err, sizeof(err)) < 0) ||
+        akv_config_args_apply(&cfg, &args, err, sizeof(err)) < 0) {
         fprintf(stderr, "attnkvd: %s\n", err);
         goto out;
     }
-    if (apply_flags(&cfg, &fl) < 0)
-        goto out;
+    from = cfg.config_file ? cfg.config_file : args.config_file ? "standard input" : NULL;
 
-    if (!test_config) {
+    if (!args.test_config) {
         rc = akv_service_open();
         if (rc < 0)
             fprintf(stderr, "attnkvd: NOTIFY_SOCKET unusable (%s); not notifying\n", strerror(-rc));
@@ -285,10 +235,10 @@ int main(int argc, char **argv)
     akv_service_status("Loading the vectors from %s", cfg.vectors);
     if (open_vectors(cfg.vectors, &voc, &env.vocab_load_ms) < 0)
         goto out;
-    if (test_config) {
+    if (args.test_config) {
         printf("attnkvd: configuration OK%s%s; vectors %s: %zu words, dimension %u\n",
-               cfg.config_file ? " in " : "", cfg.config_file ? cfg.config_file : "", cfg.vectors,
-               akv_vocab_count(voc), (unsigned)akv_vocab_dim(voc));
+               from ? " in " : "", from ? from : "", cfg.vectors, akv_vocab_count(voc),
+               (unsigned)akv_vocab_dim(voc));
         status = 0;
         goto out;
     }
@@ -318,7 +268,7 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN);
 
     akv_log(AKV_LOG_NOTICE, "attnkvd %s starting (pid %ld)%s%s", AKV_VERSION, (long)getpid(),
-            cfg.config_file ? ", config " : "", cfg.config_file ? cfg.config_file : "");
+            from ? ", config " : "", from ? from : "");
     akv_log(AKV_LOG_NOTICE, "vectors %s: %zu words, dimension %u, loaded in %.1f ms", cfg.vectors,
             akv_vocab_count(voc), (unsigned)akv_vocab_dim(voc), env.vocab_load_ms);
 
@@ -386,7 +336,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         goto out;
     reload.env = &env;
-    reload.flags = &fl;
+    reload.args = &args;
     akv_server_set_reload(srv, reload_config, &reload);
     akv_log(AKV_LOG_NOTICE, "ready: %u worker threads, maxclients %d", env.workers, cfg.maxclients);
     /* The listeners accept from here on (the kernel queues connections
@@ -423,9 +373,10 @@ out:
     akv_nbcache_destroy(nbcache);
     akv_vocab_destroy(voc);
     akv_service_close();
-    if (status == 0 && !test_config)
+    if (status == 0 && !args.test_config)
         akv_log(AKV_LOG_NOTICE, "bye");
     akv_log_close();
     akv_config_fini(&cfg);
+    akv_config_args_fini(&args);
     return status;
 }

@@ -266,10 +266,12 @@ MANAGER_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", 
 
 
 class Daemon:
-    """attnkvd, started as `attnkvd --port 0 --vectors V --loglevel verbose
-    ARGS` (port=None leaves --port out, for a config file's port) in a data
-    directory of its own, its output in WORKDIR/NAME.log. With expect_start
-    it waits until the daemon is ready (else call wait_ready()).
+    """attnkvd, started as `attnkvd [CONFIG] --port 0 --vectors V --loglevel
+    verbose ARGS` (config: a configuration file given as the first argument,
+    as redis-server takes it; port=None leaves --port out, for a config
+    file's port) in a data directory of its own, its output in
+    WORKDIR/NAME.log. With expect_start it waits until the daemon is ready
+    (else call wait_ready()).
 
     logfile: the file the daemon logs to, when its configuration sends the
     log elsewhere than stdout. listen_sock: a listening socket handed over
@@ -277,7 +279,7 @@ class Daemon:
 
     def __init__(self, workdir, vectors, args=(), name="attnkvd", expect_start=True,
                  datadir=None, preexec_fn=None, extra_env=None, port=0, logfile=None,
-                 listen_sock=None):
+                 listen_sock=None, config=None):
         self.exe = os.environ["AKV_ATTNKVD"]
         self.outpath = os.path.join(workdir, name + ".log")
         self.logpath = logfile or self.outpath
@@ -289,7 +291,8 @@ class Daemon:
         self.datadir = datadir
         self.aof = os.path.join(datadir, "appendonly.aof")
         wrapper = shlex.split(os.environ.get("AKV_DAEMON_WRAPPER", ""))
-        cmd = wrapper + [self.exe] + (["--port", str(port)] if port is not None else []) + [
+        cmd = wrapper + [self.exe] + ([config] if config is not None else []) + (
+            ["--port", str(port)] if port is not None else []) + [
             "--vectors", vectors, "--loglevel", "verbose"] + list(args)
         env = {k: v for k, v in os.environ.items() if k not in MANAGER_VARS}
         env.update(extra_env or {})

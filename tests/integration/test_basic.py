@@ -2,8 +2,9 @@
 """daemon-basic: attnkvd over real TCP, one daemon shared by the tests.
 
 Every command and its errors, framing, pipelining, redis-cli and
-redis-benchmark, start-up errors, maxclients, IPv6, shutdown with work in
-flight. Uses small vocabularies that the test writes itself (GloVe text ->
+redis-benchmark, start-up errors, the command line (directives as
+--options, the configuration file as first argument or on standard input,
+over a reload), maxclients, IPv6, shutdown with work in flight. Uses small vocabularies that the test writes itself (GloVe text ->
 attnkv-import), so it needs nothing from outside the build.
 
 Run alone: meson test -C build daemon-basic, or
@@ -113,6 +114,16 @@ def test_config_get(env):
     assert is_err(c.cmd("CONFIG", "REWRITE"), "unknown CONFIG subcommand")
     assert is_err(c.cmd("CONFIG", "GET"), "wrong number")
     assert is_err(c.cmd("CONFIG"), "wrong number")
+    c.close()
+
+
+@akvtest.test("basic")
+def test_databases_default(env):
+    """databases: 16 unless configured, read at start-up only."""
+    c = env.daemon.client()
+    assert c.cmd("CONFIG", "GET", "databases") == ["databases", "16"]
+    assert "databases" in c.cmd("CONFIG", "GET", "*")
+    assert is_err(c.cmd("CONFIG", "SET", "databases", "8"), "cannot be changed at run time")
     c.close()
 
 
@@ -751,7 +762,7 @@ def test_startup_errors(env):
     r = start("--help")
     assert r.returncode == 0 and "--test-config" in r.stdout, r
     r = start("--bogus")
-    assert r.returncode == 2, r
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr, r
     r = start("--vectors", env.vectors, "--port", "99999", "--test-config")
     assert r.returncode != 0 and "--port" in r.stderr and "99999" in r.stderr, r
     r = start("--vectors", env.vectors, "--loglevel", "loud", "--test-config")
@@ -789,6 +800,140 @@ def test_startup_errors(env):
         c = d.client()
         assert c.cmd("CONFIG", "GET", "workers") == ["workers", "3"]
         assert "workers:3" in c.cmd("INFO", "server")
+        c.close()
+    finally:
+        d.check_clean_exit()
+
+
+def config_get(c, *names):
+    """CONFIG GET of each name, as a dict."""
+    out = {}
+    for n in names:
+        r = c.cmd("CONFIG", "GET", n)
+        assert len(r) == 2, (n, r)
+        out[r[0]] = r[1]
+    return out
+
+
+@akvtest.test("basic")
+def test_directives_as_options(env):
+    """Any directive can be given as --name value..., as redis-server takes
+    them, and overrides the configuration file given as the first argument;
+    CONFIG GET shows the result."""
+    conf = os.path.join(env.workdir, "cli.conf")
+    with open(conf, "w") as f:
+        f.write("count 3\nmaxclients 50\nappendonly yes\ntimeout 9\nbind 10.1.2.3\n")
+    data = os.path.join(env.workdir, "cli-data")
+    os.mkdir(data)
+    d = Daemon(env.workdir, env.vectors,
+               ("--workers", "1", "--count", "7", "--appendonly", "no", "--dir", data,
+                "--maxmemory", "10mb", "--client-output-buffer-limit", "normal", "1mb", "512kb",
+                "5", "--bind", "127.0.0.1", "--databases", "32", "--slowlog-log-slower-than", "-1",
+                "--logfile", "", "--METRIC=cosine", "-w", "2"),
+               name="cli", config=conf)
+    try:
+        c = d.client()
+        got = config_get(c, "count", "maxclients", "appendonly", "dir", "maxmemory",
+                         "client-output-buffer-limit", "bind", "databases",
+                         "slowlog-log-slower-than", "logfile", "metric", "timeout", "workers")
+        assert got == {"count": "7", "maxclients": "50", "appendonly": "no", "dir": data,
+                       "maxmemory": "10485760",
+                       "client-output-buffer-limit": "1048576 524288 5",
+                       "bind": "127.0.0.1", "databases": "32", "slowlog-log-slower-than": "-1",
+                       "logfile": "", "metric": "cosine", "timeout": "9", "workers": "2"}, got
+        assert info_fields(c, "server")["config_file"] == conf
+        assert c.cmd("SET", "cat", "animal") == "OK"
+        assert len(c.cmd("QUERY", "dog")) == 7
+        # databases is read at start-up only.
+        assert is_err(c.cmd("CONFIG", "SET", "databases", "8"), "cannot be changed at run time")
+        c.close()
+    finally:
+        d.check_clean_exit()
+    # appendonly no: nothing was written to the data directory.
+    assert os.listdir(data) == [], os.listdir(data)
+
+
+@akvtest.test("basic")
+def test_command_line_errors(env):
+    """A bad value exits 1 with the file's message naming the option; a
+    usage error (unknown option, stray argument) exits 2."""
+    exe = os.environ["AKV_ATTNKVD"]
+
+    def start(*args, stdin=None):
+        return subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=60,
+                              cwd=env.workdir, input=stdin)
+
+    bad = [
+        (("--appendonly", "maybe"), "attnkvd: --appendonly: bad appendonly 'maybe' (expected "
+                                    "yes|no)"),
+        (("--databases", "0"), "attnkvd: --databases: bad databases '0' (expected 1..1024)"),
+        (("--databases", "1025"), "attnkvd: --databases: bad databases '1025' (expected "
+                                  "1..1024)"),
+        (("--client-output-buffer-limit", "normal", "0", "0"),
+         "attnkvd: --client-output-buffer-limit: bad client-output-buffer-limit 'normal'"),
+        (("--maxmemory", "1.5gb"), "attnkvd: --maxmemory: bad maxmemory '1.5gb'"),
+        (("--timeout", "1", "2"), "attnkvd: --timeout: 'timeout' takes 1 argument, got 2"),
+        (("--port=70000",), "attnkvd: --port: bad port '70000' (expected 0..65535)"),
+        (("-p", "x"), "attnkvd: -p: bad port 'x' (expected 0..65535)"),
+        (("--bind", "::1", "-b", "0::1"), "attnkvd: -b: bind address '0::1' is listed twice"),
+    ]
+    for args, msg in bad:
+        r = start("--vectors", env.vectors, "--test-config", *args)
+        assert r.returncode == 1 and msg in r.stderr, (args, r)
+    # A bad --maxmemory after a good file: the option is named, not the file.
+    good = os.path.join(env.workdir, "cli-good.conf")
+    with open(good, "w") as f:
+        f.write("port 0\nworkers 1\nvectors %s\n" % env.vectors)
+    r = start(good, "--maxmemory", "lots", "--test-config")
+    assert r.returncode == 1 and r.stderr.startswith("attnkvd: --maxmemory: bad maxmemory"), r
+    usage = [
+        (("--foo", "1"), "unknown option '--foo'"),
+        (("--requirepas", "Sw0rdfish"), "unknown option '--requirepas'"),
+        (("-x",), "unknown option '-x'"),
+        (("-t", "--port", "1", "-c"), "option '-c' needs a value"),
+        (("-t", "-p", "1", good), "unexpected argument '%s'" % good),
+        ((good, "-t", "other.conf"), "unexpected argument 'other.conf'"),
+        ((good, "-c", good), "a configuration file is already given"),
+    ]
+    for args, msg in usage:
+        r = start(*args)
+        assert r.returncode == 2 and msg in r.stderr and "Sw0rdfish" not in r.stderr, (args, r)
+    # --test-config with the file first, an override, and from stdin.
+    r = start(good, "--databases", "4", "--appendonly", "no", "--test-config")
+    assert r.returncode == 0 and "configuration OK in " + good in r.stdout, r
+    r = start("-", "--test-config", stdin="port 0\nworkers 1\nvectors %s\n" % env.vectors)
+    assert r.returncode == 0 and "configuration OK in standard input" in r.stdout, r
+    r = start("-", "--test-config", stdin="port 0\nvectors %s\ncount lots\n" % env.vectors)
+    assert r.returncode == 1 and "(stdin):3: bad count 'lots'" in r.stderr, r
+    r = start("--help")
+    assert r.returncode == 0 and "--DIRECTIVE" in r.stdout and "FILE" in r.stdout, r
+
+
+@akvtest.test("basic")
+def test_command_line_wins_over_reload(env):
+    """SIGHUP re-reads the file, and the directives of the command line, not
+    only the short flags, still override it."""
+    conf = os.path.join(env.workdir, "cli-hup.conf")
+
+    def write(count, maxkeys, timeout):
+        with open(conf, "w") as f:
+            f.write("count %d\nmaxkeys %d\ntimeout %d\n" % (count, maxkeys, timeout))
+
+    write(3, 10, 0)
+    d = Daemon(env.workdir, env.vectors, ("--workers", "1", "--count", "7", "--timeout", "60"),
+               name="cli-hup", config=conf)
+    try:
+        c = d.client()
+        assert config_get(c, "count", "maxkeys", "timeout") == {
+            "count": "7", "maxkeys": "10", "timeout": "60"}
+        write(4, 20, 5)
+        d.proc.send_signal(signal.SIGHUP)
+        akvtest.wait_log(d, "SIGHUP: reloaded")
+        t = d.text()
+        assert "maxkeys changed from '10' to '20'" in t, t[-2000:]
+        assert "count changed" not in t and "timeout changed" not in t, t[-2000:]
+        assert config_get(c, "count", "maxkeys", "timeout") == {
+            "count": "7", "maxkeys": "20", "timeout": "60"}
         c.close()
     finally:
         d.check_clean_exit()

@@ -3,13 +3,15 @@
  * invalid (with the exact "name:line:" error), the file syntax (quotes,
  * escapes, CRLF, comments, long lines), overrides and bind accumulation,
  * get/set round trips, conf/attnkvd.conf, memory sizes with units, the
- * secrecy of requirepass, and the fuzzer's regression inputs
+ * secrecy of requirepass, the command line (akv_config_args_parse and
+ * _apply), standard input as the file, and the fuzzer's regression inputs
  * (fuzz/regression/config/, replayed when present).
  */
 #include <check.h>
 
 #include "runsuite.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.port, 6479);
     ck_assert_int_eq(cfg.workers, 0);
     ck_assert_int_eq(cfg.neighbor_lists, 65536);
+    ck_assert_int_eq(cfg.databases, 16);
     ck_assert_uint_eq(cfg.query.k, 5);
     ck_assert_int_eq(cfg.query.attn, AKV_ATTN_DOT);
     ck_assert(cfg.query.temperature == 0.1);
@@ -104,6 +107,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(get("maxmemory-clients"), "1073741824");
     ck_assert_str_eq(get("maxkeys"), "0");
     ck_assert_str_eq(get("protected-mode"), "yes");
+    ck_assert_str_eq(get("databases"), "16");
     ck_assert_ptr_null(cfg.requirepass);
     ck_assert_int_eq(cfg.protected_mode, 1);
 }
@@ -170,6 +174,8 @@ static const struct {
     {"neighbor-lists 16777216", "neighbor-lists", "16777216"},
     /* The earlier spelling of the directive is still read. */
     {"neighbour-lists 7", "neighbor-lists", "7"},
+    {"databases 1", "databases", "1"},
+    {"databases 1024", "databases", "1024"},
     {"count 1", "count", "1"},
     {"count 1000", "count", "1000"},
     {"attention cosine", "attention", "cosine"},
@@ -280,6 +286,9 @@ static const struct {
     {"workers 1.5", "t.conf:1: bad workers '1.5' (expected 0..256)"},
     {"neighbor-lists -1", "t.conf:1: bad neighbor-lists '-1' (expected 0..16777216)"},
     {"neighbor-lists 16777217", "t.conf:1: bad neighbor-lists '16777217' (expected 0..16777216)"},
+    {"databases 0", "t.conf:1: bad databases '0' (expected 1..1024)"},
+    {"databases 1025", "t.conf:1: bad databases '1025' (expected 1..1024)"},
+    {"databases", "t.conf:1: 'databases' takes 1 argument, got 0"},
     {"count 0", "t.conf:1: bad count '0' (expected 1..1000)"},
     {"count 1001", "t.conf:1: bad count '1001' (expected 1..1000)"},
     {"count", "t.conf:1: 'count' takes 1 argument, got 0"},
@@ -921,7 +930,8 @@ START_TEST(test_runtime_directives)
         "maxclients",     "count",    "attention", "temperature",
         "metric",         "loglevel", "logfile",   "slowlog-log-slower-than",
         "slowlog-max-len"};
-    static const char *const fixed[] = {"bind", "port", "workers", "vectors", "nosuch"};
+    static const char *const fixed[] = {"bind",    "port",      "workers",
+                                        "vectors", "databases", "nosuch"};
     size_t i;
 
     for (i = 0; i < ARRAY_SIZE(runtime); i++)
@@ -1208,6 +1218,279 @@ START_TEST(test_shipped_conf_documents_every_directive)
 }
 END_TEST
 
+/* The command line. ARGS(...) is an argv: "attnkvd", the arguments, NULL. */
+#define ARGS(...) ((const char *const[]){"attnkvd", __VA_ARGS__, NULL})
+
+static int argc_of(const char *const *argv)
+{
+    int n = 0;
+
+    while (argv[n])
+        n++;
+    return n;
+}
+
+/* What akv_config_args_parse made of argv, as text: "file=F", "test",
+ * "help", "version", then "FLAG:name[arg|arg]" per directive. */
+static const char *parse_args(struct akv_config_args *a, const char *const *argv)
+{
+    static char out[2048];
+    size_t o = 0;
+    int rc = akv_config_args_parse(a, argc_of(argv), argv, err, sizeof(err));
+
+    ck_assert_msg(rc == 0, "%s", err);
+    out[0] = '\0';
+#define OUT(...) (o += (size_t)snprintf(out + o, sizeof(out) - o, __VA_ARGS__))
+    if (a->config_file)
+        OUT("file=%s ", a->config_file);
+    if (a->test_config)
+        OUT("test ");
+    if (a->help)
+        OUT("help ");
+    if (a->version)
+        OUT("version ");
+    for (size_t i = 0; i < a->nopts; i++) {
+        const struct akv_config_opt *op = &a->opts[i];
+        OUT("%.*s:%s[", (int)op->flaglen, op->flag, op->name);
+        for (size_t j = 0; j < op->argc; j++)
+            OUT("%s%s", j ? "|" : "", a->words[op->first + j]);
+        OUT("] ");
+    }
+#undef OUT
+    if (o > 0)
+        out[o - 1] = '\0';
+    return out;
+}
+
+static const struct {
+    const char *const *argv;
+    const char *parsed;
+} args_valid[] = {
+    {ARGS("a.conf"), "file=a.conf"},
+    {ARGS("-"), "file=-"},
+    {ARGS("-c", "a.conf", "-t"), "file=a.conf test"},
+    {ARGS("--config", "a.conf", "--test-config"), "file=a.conf test"},
+    {ARGS("--config=a.conf"), "file=a.conf"},
+    {ARGS("-ca.conf"), "file=a.conf"},
+    {ARGS("-c", "-"), "file=-"},
+    /* The short flags and their long forms. */
+    {ARGS("-p", "6500", "-b", "::1", "-V", "v.akv", "-l", "debug", "-w", "3"),
+     "-p:port[6500] -b:bind[::1] -V:vectors[v.akv] -l:loglevel[debug] -w:workers[3]"},
+    {ARGS("-p6500", "-b::1"), "-p:port[6500] -b:bind[::1]"},
+    {ARGS("-tp", "1"), "test -p:port[1]"},
+    {ARGS("-p", "-1"), "-p:port[-1]"},
+    {ARGS("--port", "6500", "--vectors", "v.akv"), "--port:port[6500] --vectors:vectors[v.akv]"},
+    /* Any directive; its values run up to the next option. */
+    {ARGS("x.conf", "--port", "6500", "--appendonly", "no", "--dir", "/tmp/x"),
+     "file=x.conf --port:port[6500] --appendonly:appendonly[no] --dir:dir[/tmp/x]"},
+    {ARGS("--client-output-buffer-limit", "normal", "0", "0", "0", "-t"),
+     "test --client-output-buffer-limit:client-output-buffer-limit[normal|0|0|0]"},
+    {ARGS("--bind", "::1", "10.0.0.1", "-b", "10.0.0.2"),
+     "--bind:bind[::1|10.0.0.1] -b:bind[10.0.0.2]"},
+    {ARGS("--logfile", "", "--requirepass", "--x", "y"),
+     "--logfile:logfile[] --requirepass:requirepass[--x|y]"},
+    {ARGS("--slowlog-log-slower-than", "-1", "-", "--count", "3"),
+     "--slowlog-log-slower-than:slowlog-log-slower-than[-1|-] --count:count[3]"},
+    {ARGS("--port=1", "2"), NULL}, /* "2" is then a stray argument */
+    {ARGS("--port="), "--port:port[]"},
+    {ARGS("--maxmemory"), "--maxmemory:maxmemory[]"},
+    {ARGS("--PORT", "1", "--neighbour-lists", "7"),
+     "--PORT:port[1] --neighbour-lists:neighbor-lists[7]"},
+    {ARGS("--requirepass=a=b"), "--requirepass:requirepass[a=b]"},
+    {ARGS("--databases", "4"), "--databases:databases[4]"},
+    /* -h and -v stop the parse, as getopt did. */
+    {ARGS("-h", "--bogus"), "help"},
+    {ARGS("-p", "1", "--version", "-x"), "version -p:port[1]"},
+    {ARGS("-tv"), "test version"},
+    {ARGS("--help=x"), NULL},
+};
+
+START_TEST(test_args_parse)
+{
+    struct akv_config_args a;
+
+    if (!args_valid[_i].parsed) {
+        ck_assert_int_eq(akv_config_args_parse(&a, argc_of(args_valid[_i].argv),
+                                               args_valid[_i].argv, err, sizeof(err)),
+                         -EINVAL);
+        ck_assert_ptr_null(a.opts);
+        return;
+    }
+    ck_assert_str_eq(parse_args(&a, args_valid[_i].argv), args_valid[_i].parsed);
+    akv_config_args_fini(&a);
+    akv_config_args_fini(&a);
+    akv_config_args_fini(NULL);
+}
+END_TEST
+
+/* Usage errors, with the exact message. */
+static const struct {
+    const char *const *argv;
+    const char *err;
+} args_invalid[] = {
+    {ARGS("--foo"), "unknown option '--foo' (neither a flag nor a directive; see --help)"},
+    {ARGS("--foo=bar"), "unknown option '--foo' (neither a flag nor a directive; see --help)"},
+    {ARGS("--requirepas", "Sw0rdfish"),
+     "unknown option '--requirepas' (neither a flag nor a directive; see --help)"},
+    {ARGS("--"), "unknown option '--' (neither a flag nor a directive; see --help)"},
+    {ARGS("--\x1b[31m"),
+     "unknown option '--\\x1b[31m' (neither a flag nor a directive; see --help)"},
+    {ARGS("--save", ""), "unknown option '--save' (neither a flag nor a directive; see --help)"},
+    {ARGS("--conf", "a"), "unknown option '--conf' (neither a flag nor a directive; see --help)"},
+    {ARGS("-x"), "unknown option '-x'"},
+    {ARGS("-tx"), "unknown option '-x'"},
+    {ARGS("-p"), "option '-p' needs a value"},
+    {ARGS("-t", "-c"), "option '-c' needs a value"},
+    {ARGS("--config"), "option '--config' needs a value"},
+    {ARGS("--test-config=yes"), "option '--test-config' takes no value"},
+    {ARGS("a.conf", "b.conf"),
+     "unexpected argument 'b.conf' (only the first argument may name the configuration file)"},
+    {ARGS("-p", "1", "2"),
+     "unexpected argument '2' (only the first argument may name the configuration file)"},
+    {ARGS("-t", "-"),
+     "unexpected argument '-' (only the first argument may name the configuration file)"},
+    {ARGS("a.conf", "-c", "b.conf"), "option '-c': a configuration file is already given"},
+    {ARGS("--config", "a", "--config=b"),
+     "option '--config': a configuration file is already given"},
+};
+
+START_TEST(test_args_invalid)
+{
+    struct akv_config_args a;
+
+    ck_assert_int_eq(akv_config_args_parse(&a, argc_of(args_invalid[_i].argv),
+                                           args_invalid[_i].argv, err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_str_eq(err, args_invalid[_i].err);
+    ck_assert_ptr_null(a.opts);
+    ck_assert_ptr_null(a.words);
+    ck_assert_uint_eq(a.nopts, 0);
+    akv_config_args_fini(&a);
+    /* No argument at all is a valid command line. */
+    ck_assert_int_eq(akv_config_args_parse(&a, 1, ARGS(NULL), err, sizeof(err)), 0);
+    ck_assert_ptr_null(a.config_file);
+    ck_assert_uint_eq(a.nopts, 0);
+    akv_config_args_fini(&a);
+}
+END_TEST
+
+/* Parses argv and applies it over what cfg holds; returns the result. */
+static int apply_args(const char *const *argv)
+{
+    struct akv_config_args a;
+    int rc;
+
+    ck_assert_int_eq(akv_config_args_parse(&a, argc_of(argv), argv, err, sizeof(err)), 0);
+    rc = akv_config_args_apply(&cfg, &a, err, sizeof(err));
+    akv_config_args_fini(&a);
+    return rc;
+}
+
+/* Values are checked as the file's lines are, and the message names the
+ * option as it was written. */
+static const struct {
+    const char *const *argv;
+    const char *err;
+} args_bad_values[] = {
+    {ARGS("--port", "99999"), "--port: bad port '99999' (expected 0..65535)"},
+    {ARGS("-p", "x"), "-p: bad port 'x' (expected 0..65535)"},
+    {ARGS("--PORT=7x"), "--PORT: bad port '7x' (expected 0..65535)"},
+    {ARGS("--port"), "--port: 'port' takes 1 argument, got 0"},
+    {ARGS("--port", "1", "2"), "--port: 'port' takes 1 argument, got 2"},
+    {ARGS("--appendonly", "maybe"), "--appendonly: bad appendonly 'maybe' (expected yes|no)"},
+    {ARGS("--client-output-buffer-limit", "normal", "0", "0"),
+     "--client-output-buffer-limit: bad client-output-buffer-limit 'normal' (expected a hard "
+     "limit in bytes, or with a unit: 64mb; 0 = none)"},
+    {ARGS("--bind", "::1", "-b", "0::1"), "-b: bind address '0::1' is listed twice"},
+    {ARGS("-b", "a", "-b", "b"), "-b: bad bind 'a' (expected an IPv4 or IPv6 address)"},
+    {ARGS("--vectors", ""), "--vectors: bad vectors '' (expected a non-empty value)"},
+    {ARGS("--databases", "0"), "--databases: bad databases '0' (expected 1..1024)"},
+    {ARGS("--databases", "1025"), "--databases: bad databases '1025' (expected 1..1024)"},
+    {ARGS("--requirepass", "a", "b"), "--requirepass: 'requirepass' takes 1 argument, got 2"},
+};
+
+START_TEST(test_args_bad_values)
+{
+    ck_assert_int_eq(apply_args(args_bad_values[_i].argv), -EINVAL);
+    ck_assert_str_eq(err, args_bad_values[_i].err);
+}
+END_TEST
+
+START_TEST(test_args_apply)
+{
+    /* The command line over a file: later wins, bind replaces the file's
+     * list and then accumulates over the whole command line. */
+    ck_assert_int_eq(load("port 7000\nbind 10.0.0.1\nbind 10.0.0.2\ncount 3\nappendonly yes\n"), 0);
+    ck_assert_int_eq(
+        apply_args(ARGS("cfg.conf", "--port", "6500", "-b", "::1", "--bind", "127.0.0.1",
+                        "10.9.9.9", "--appendonly", "no", "--dir", "/tmp/x", "--logfile", "",
+                        "--slowlog-log-slower-than", "-1", "--databases", "64", "--count", "4",
+                        "-p", "6600", "--client-output-buffer-limit", "normal", "1mb", "0", "0")),
+        0);
+    ck_assert_str_eq(get("port"), "6600");
+    ck_assert_str_eq(get("bind"), "::1 127.0.0.1 10.9.9.9");
+    ck_assert_str_eq(get("count"), "4");
+    ck_assert_str_eq(get("appendonly"), "no");
+    ck_assert_str_eq(get("dir"), "/tmp/x");
+    ck_assert_ptr_null(cfg.logfile);
+    ck_assert_int_eq(cfg.slowlog_slower_than, -1);
+    ck_assert_int_eq(cfg.databases, 64);
+    ck_assert_str_eq(get("databases"), "64");
+    ck_assert_str_eq(get("client-output-buffer-limit"), "1048576 0 0");
+    /* Several words in one argument, as CONFIG SET takes them. */
+    ck_assert_int_eq(
+        apply_args(ARGS("--bind", "::1 10.0.0.3", "--client-output-buffer-limit", "32mb 4mb 10")),
+        0);
+    ck_assert_str_eq(get("bind"), "::1 10.0.0.3");
+    ck_assert_str_eq(get("client-output-buffer-limit"), "33554432 4194304 10");
+    /* A password is taken whatever it looks like. */
+    ck_assert_int_eq(apply_args(ARGS("--requirepass", "--Sw0rd", "-p", "1")), 0);
+    ck_assert_str_eq(cfg.requirepass, "--Sw0rd");
+    /* Options before a rejected one stay applied; it changes nothing. */
+    ck_assert_int_eq(apply_args(ARGS("--count", "9", "--workers", "9999", "--port", "2")), -EINVAL);
+    ck_assert_str_eq(err, "--workers: bad workers '9999' (expected 0..256)");
+    ck_assert_str_eq(get("count"), "9");
+    ck_assert_str_eq(get("workers"), "0");
+    ck_assert_str_eq(get("port"), "1");
+    /* Applying the same command line again (a reload) gives the same. */
+    ck_assert_int_eq(apply_args(ARGS("-b", "::1", "-b", "::2")), 0);
+    ck_assert_int_eq(apply_args(ARGS("-b", "::1", "-b", "::2")), 0);
+    ck_assert_str_eq(get("bind"), "::1 ::2");
+}
+END_TEST
+
+/* "-" reads the configuration from standard input, and records no file. */
+START_TEST(test_load_stdin)
+{
+    char *path = temp_file("port 43\ncount 7\n");
+    int saved = dup(STDIN_FILENO);
+    int fd = open(path, O_RDONLY);
+
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+    close(fd);
+    ck_assert_int_eq(akv_config_load_file(&cfg, "-", err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.port, 43);
+    ck_assert_uint_eq(cfg.query.k, 7);
+    ck_assert_ptr_null(cfg.config_file);
+    unlink(path);
+    free(path);
+
+    path = temp_file("port 44\nworkers many\n");
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+    close(fd);
+    ck_assert_int_eq(akv_config_load_file(&cfg, "-", err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "(stdin):2: bad workers 'many' (expected 0..256)");
+    ck_assert_int_eq(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+    close(saved);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 /* Loads one input the fuzzer crashed on: it must load or fail cleanly
  * (sanitizers catch the rest). */
 static void replay_config(const uint8_t *data, size_t len, void *arg)
@@ -1222,11 +1505,46 @@ static void replay_config(const uint8_t *data, size_t len, void *arg)
     akv_config_fini(&c);
 }
 
+/* The same for the command-line target (fuzz/fuzz-args.c): the input split
+ * at NUL bytes into arguments, parsed, and applied if it parses. */
+static void replay_args(const uint8_t *data, size_t len, void *arg)
+{
+    const char *argv[66];
+    char *copy = malloc(len + 1);
+    struct akv_config_args a;
+    struct akv_config c;
+    int argc = 0, rc;
+
+    (void)arg;
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    argv[argc++] = "attnkvd";
+    for (size_t pos = 0; pos <= len && argc <= 64; argc++) {
+        argv[argc] = copy + pos;
+        pos += strlen(copy + pos) + 1;
+    }
+    argv[argc] = NULL;
+    rc = akv_config_args_parse(&a, argc, argv, err, sizeof(err));
+    ck_assert_msg(rc == 0 || rc == -EINVAL, "%d", rc);
+    if (rc == 0) {
+        ck_assert_int_eq(akv_config_init(&c), 0);
+        rc = akv_config_args_apply(&c, &a, err, sizeof(err));
+        ck_assert_msg(rc == 0 || rc == -EINVAL, "%d", rc);
+        akv_config_fini(&c);
+        akv_config_args_fini(&a);
+    }
+    free(copy);
+}
+
 START_TEST(test_fuzz_regressions)
 {
     long n = tu_replay_dir("fuzz/regression/config", replay_config, NULL);
+    long m = tu_replay_dir("fuzz/regression/args", replay_args, NULL);
+    long seeds = tu_replay_dir("fuzz/corpus/args", replay_args, NULL);
 
-    fprintf(stderr, "replayed %ld config fuzz regression input(s)\n", n < 0 ? 0 : n);
+    fprintf(stderr, "replayed %ld config and %ld args fuzz regression input(s), %ld args seeds\n",
+            n < 0 ? 0 : n, m < 0 ? 0 : m, seeds < 0 ? 0 : seeds);
 }
 END_TEST
 
@@ -1269,6 +1587,11 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_shipped_conf_documents_every_directive);
     tcase_add_test(tc, test_man_page_documents_every_directive);
     tcase_add_test(tc, test_same);
+    tcase_add_loop_test(tc, test_args_parse, 0, ARRAY_SIZE(args_valid));
+    tcase_add_loop_test(tc, test_args_invalid, 0, ARRAY_SIZE(args_invalid));
+    tcase_add_loop_test(tc, test_args_bad_values, 0, ARRAY_SIZE(args_bad_values));
+    tcase_add_test(tc, test_args_apply);
+    tcase_add_test(tc, test_load_stdin);
     tcase_add_test(tc, test_fuzz_regressions);
     suite_add_tcase(s, tc);
     return s;
