@@ -501,6 +501,30 @@ class Env:
         return self._big
 
 
+def real_vectors_path():
+    """The default vectors (GloVe 6B 100d): $AKV_VECTORS, else the cache
+    scripts/fetch-vectors fills; None when the file is absent."""
+    p = os.environ.get("AKV_VECTORS")
+    if not p:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        p = os.path.join(cache, "attnkv", "glove-6B-100d.akv")
+    return p if os.path.isfile(p) else None
+
+
+def real_vectors_env(workdir, name="realvec"):
+    """The usual Env, but its shared daemon serves the default vectors.
+    Raises Skip when they are absent, or fails if AKV_REQUIRE_VECTORS=1."""
+    path = real_vectors_path()
+    if not path:
+        if os.environ.get("AKV_REQUIRE_VECTORS") == "1":
+            raise AssertionError("AKV_REQUIRE_VECTORS=1 but the default vectors are missing")
+        raise Skip("default vectors not found (run scripts/fetch-vectors)")
+    env = Env(workdir)
+    env.real_vectors = path
+    env.daemon = Daemon(workdir, path, ("--workers", "2"), name=name)
+    return env
+
+
 def env_with_daemon(workdir):
     """The default environment: the synthetic vocabulary and a shared daemon
     on it with two workers."""

@@ -11,32 +11,11 @@ Run alone: meson test -C build daemon-realvec, or
 (environment: see akvtest.py).
 """
 
-import os
 import shutil
 import sys
 
 import akvtest
-from akvtest import Daemon, is_err, run_tool
-
-
-def real_vectors_path():
-    p = os.environ.get("AKV_VECTORS")
-    if not p:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        p = os.path.join(cache, "attnkv", "glove-6B-100d.akv")
-    return p if os.path.isfile(p) else None
-
-
-def realvec_env(workdir):
-    """The usual Env, but its shared daemon serves the default vectors."""
-    path = real_vectors_path()
-    if not path:
-        if os.environ.get("AKV_REQUIRE_VECTORS") == "1":
-            raise AssertionError("AKV_REQUIRE_VECTORS=1 but the default vectors are missing")
-        raise akvtest.Skip("default vectors not found (run scripts/fetch-vectors)")
-    env = akvtest.Env(workdir)
-    env.daemon = Daemon(workdir, path, ("--workers", "2"), name="realvec")
-    return env
+from akvtest import is_err, run_tool
 
 
 EXAMPLE = {"one": "number", "cat": "animal", "dog": "animal", "ball": "toy", "sphere": "shape",
@@ -76,4 +55,4 @@ def test_readme_example(env):
 
 
 if __name__ == "__main__":
-    sys.exit(akvtest.main("realvec", make_env=realvec_env))
+    sys.exit(akvtest.main("realvec", make_env=akvtest.real_vectors_env))
