@@ -362,10 +362,15 @@ def test_errors(env):
     assert sorted(c.cmd("KEYS", "*")) == ["cat", "dog"]
     wait_clients(c, base)  # the failed constructor disconnected
 
-    # attnkv has only db 0.
-    e = raises(Error, connect(env, db=1).query, "rhombus")
+    # Databases: 0 .. databases-1, each its own attention set.
+    e = raises(Error, connect(env, db=16).query, "rhombus")
     assert "DB index is out of range" in str(e), str(e)
-    raises(Error, connect, env, EXAMPLE, db=1)
+    with connect(env, {"sphere": "shape"}, db=3) as d3:
+        assert d3.query("rhombus")[0] == "shape" and len(d3) == 1
+        assert "cat" not in d3
+        d3.clear()
+        assert len(d3) == 0
+    assert sorted(c.cmd("KEYS", "*")) == ["cat", "dog"]  # database 0 untouched
 
     # Connection failures stay redis-py's.
     s = socket.socket()

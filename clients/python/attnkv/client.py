@@ -263,9 +263,9 @@ class Database:
         return None
 
     def clear(self) -> None:
-        """Removes every key from the daemon (FLUSHALL): all of them, not
-        only those this Database stored."""
-        self._call("FLUSHALL")
+        """Removes every key of this Database's database (FLUSHDB): all of
+        them, not only those this Database stored."""
+        self._call("FLUSHDB")
 
     def keys(self, match: Optional[str] = None, count: Optional[int] = None) -> Iterator[str]:
         """The keys (those matching the glob pattern match), a few at a
