@@ -81,6 +81,7 @@ struct akv_cmd_env {
     struct akv_store **dbs;
     uint32_t ndbs;
     uint64_t now_ms; /* wall clock, ms since the epoch: set at each command (once per EXEC) */
+    uint64_t (*clock_ms)(void); /* tests: the clock akv_cmd_clock reads instead of the wall's */
     int in_exec;     /* EXEC is running its queued commands */
     struct akv_watch *watch; /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
