@@ -79,6 +79,24 @@ int akv_cmd_do_auth(struct akv_cmd_ctx *ctx)
                            "WRONGPASS invalid username-password pair or user is disabled.");
 }
 
+/* READABLE [ON|OFF]: replies as text for people, from this reply on (the
+ * connection translates each reply; see proto/humanize.h). Without an
+ * argument, says which mode is on. */
+int akv_cmd_do_readable(struct akv_cmd_ctx *ctx)
+{
+    if (ctx->argc == 1)
+        return akv_reply_status(ctx->out, ctx->sess->readable ? "ON" : "OFF");
+    if (ctx->argc > 2)
+        return reply_wrong_arity(ctx);
+    if (arg_is(&ctx->argv[1], "ON"))
+        ctx->sess->readable = 1;
+    else if (arg_is(&ctx->argv[1], "OFF"))
+        ctx->sess->readable = 0;
+    else
+        return reply_syntax(ctx);
+    return akv_reply_status(ctx->out, "OK");
+}
+
 int akv_cmd_do_help(struct akv_cmd_ctx *ctx)
 {
     const struct akv_cmd *t = akv_cmd_table();

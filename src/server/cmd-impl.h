@@ -230,6 +230,7 @@ int akv_cmd_do_echo(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_help(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_ping(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_quit(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_readable(struct akv_cmd_ctx *ctx);
 /* cmd-server.c */
 int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_config(struct akv_cmd_ctx *ctx);

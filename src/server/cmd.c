@@ -117,6 +117,8 @@ static const struct akv_cmd table[] = {
     {"PING", -1, F | N, akv_cmd_do_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
     {"ECHO", 2, F, akv_cmd_do_echo, 0, 0, 0, "ECHO message", "reply the message"},
     {"QUIT", -1, F | N | Q, akv_cmd_do_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
+    {"READABLE", -1, F | N, akv_cmd_do_readable, 0, 0, 0, "READABLE [ON|OFF]",
+     "replies as text for people at a terminal (ON), or RESP (OFF, the default)"},
     {"HELP", 1, N, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
     {"COMMAND", -1, 0, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},

@@ -64,7 +64,7 @@ struct akv_stats {
     uint64_t expired_keys;       /* deleted because their time had come */
     uint64_t keyspace_hits;      /* lookups of live keys (GET, MGET, ...) */
     uint64_t keyspace_misses;
-    struct akv_hist query_hist;  /* QUERY latency, µs, like query_us_* */
+    struct akv_hist query_hist;                /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
 };
 
@@ -81,9 +81,9 @@ struct akv_cmd_env {
     struct akv_store **dbs;
     uint32_t ndbs;
     uint64_t now_ms; /* wall clock, ms since the epoch: set at each command (once per EXEC) */
-    uint64_t (*clock_ms)(void); /* tests: the clock akv_cmd_clock reads instead of the wall's */
-    int in_exec;     /* EXEC is running its queued commands */
-    struct akv_watch *watch; /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
+    uint64_t (*clock_ms)(void);  /* tests: the clock akv_cmd_clock reads instead of the wall's */
+    int in_exec;                 /* EXEC is running its queued commands */
+    struct akv_watch *watch;     /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
@@ -123,11 +123,12 @@ struct akv_multi;
  * one (zeroed, then id and peer set) and hands it to every call; handlers
  * change it. akv_cmd_session_fini releases what commands attached to it. */
 struct akv_session {
-    uint64_t id;             /* CLIENT ID: unique for the daemon's life */
-    char peer[64];           /* "ip:port" of the client, or "?" */
-    int authenticated;       /* AUTH succeeded */
-    int db;                  /* SELECTed database */
-    int resp;                /* protocol of replies: 2 (default) or 3 after HELLO 3 */
+    uint64_t id;       /* CLIENT ID: unique for the daemon's life */
+    char peer[64];     /* "ip:port" of the client, or "?" */
+    int authenticated; /* AUTH succeeded */
+    int db;            /* SELECTed database */
+    int resp;          /* protocol of replies: 2 (default) or 3 after HELLO 3 */
+    int readable;      /* replies as text for people: 1 READABLE ON, 2 readable-replies inline */
     struct akv_multi *multi; /* MULTI state and WATCHed keys (cmd-multi.c); NULL: none */
 };
 
@@ -149,8 +150,8 @@ enum {
     AKV_CMD_SLOW = 1u << 2, /* runs on the worker pool */
     AKV_CMD_FAST = 1u << 3, /* O(1) on the loop thread */
     AKV_CMD_ADMIN = 1u << 4,
-    AKV_CMD_NOAUTH = 1u << 5, /* allowed before AUTH when requirepass is set */
-    AKV_CMD_SECRET = 1u << 6, /* arguments are secret: never log or record them (AUTH) */
+    AKV_CMD_NOAUTH = 1u << 5,  /* allowed before AUTH when requirepass is set */
+    AKV_CMD_SECRET = 1u << 6,  /* arguments are secret: never log or record them (AUTH) */
     AKV_CMD_NOQUEUE = 1u << 7, /* runs at once inside MULTI (EXEC, DISCARD, WATCH, ...) */
 };
 

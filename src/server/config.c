@@ -592,6 +592,8 @@ static int get_bind(const struct akv_config *c, const struct directive *d, char 
  * a row here (a generic kind, or CUSTOM_ROW with a setter and a getter
  * written above), its paragraph in conf/attnkvd.conf, and a field in
  * struct akv_config with its default in akv_config_init. */
+const char *const akv_readable_names[] = {"no", "inline", NULL};
+
 static const struct directive directives[] = {
     CUSTOM_ROW("bind", 1, AKV_CONFIG_BIND_MAX, set_bind, get_bind),
     INT_ROW("port", port, 0, 65535),
@@ -602,6 +604,7 @@ static const struct directive directives[] = {
     MEM_ROW("client-query-buffer-limit", client_query_buffer_limit, 1024, 4LL << 30),
     CUSTOM_ROW("client-output-buffer-limit", 3, 4, set_obuf, get_obuf),
     INT_ROW("timeout", timeout, 0, INT_MAX),
+    ENUM_ROW("readable-replies", readable_replies, enum akv_readable, akv_readable_names),
     INT_ROW("max-key-len", max_key_len, 1, AKV_TEXT_MAX),
     INT_ROW("max-value-len", max_value_len, 1, AKV_TEXT_MAX),
     MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
@@ -637,10 +640,23 @@ static const struct directive directives[] = {
  * worker count) is fixed at start-up. A directive added later is fixed until
  * it is listed here. */
 static const char *const runtime_directives[] = {
-    "maxclients",      "count",    "attention", "temperature",
-    "metric",          "loglevel", "logfile",   "slowlog-log-slower-than",
-    "slowlog-max-len", "timeout",  "maxmemory", "maxmemory-clients", "maxkeys",
-    "max-key-len",     "max-value-len", "client-output-buffer-limit",
+    "maxclients",
+    "count",
+    "attention",
+    "temperature",
+    "metric",
+    "loglevel",
+    "logfile",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "timeout",
+    "readable-replies",
+    "maxmemory",
+    "maxmemory-clients",
+    "maxkeys",
+    "max-key-len",
+    "max-value-len",
+    "client-output-buffer-limit",
 };
 
 /* Directives that name files (see akv_config_is_path). */

@@ -35,19 +35,26 @@
 #include "util/log.h"
 
 #define AKV_CONFIG_BIND_MAX 16
-#define AKV_CONFIG_LINE_MAX 65536 /* longest line of a config file, bytes */
+#define AKV_CONFIG_LINE_MAX 65536     /* longest line of a config file, bytes */
 #define AKV_CONFIG_DATABASES_MAX 1024 /* the most 'databases' may ask for */
+
+/* readable-replies: no connection gets readable replies unless it asks
+ * (READABLE ON), or those whose first request is an inline command do. */
+enum akv_readable { AKV_READABLE_NO = 0, AKV_READABLE_INLINE = 1 };
+extern const char *const akv_readable_names[]; /* "no", "inline", NULL */
 
 struct akv_config {
     char *bind[AKV_CONFIG_BIND_MAX]; /* addresses to listen on (default "127.0.0.1") */
     size_t nbind;
-    int port;                        /* default 6479; 0 = pick a free port (tests) */
-    char *vectors;                   /* path of the binary vocabulary; default: see akv_config_default_vectors */
-    int workers;                     /* worker threads; 0 = number of CPUs (default 0) */
-    int neighbor_lists;              /* QUERY's cached neighbor lists, at most; 0 = none */
-    int databases;                   /* numbered databases, 1..AKV_CONFIG_DATABASES_MAX (default 16) */
-    struct akv_query_opts query;     /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
-    int maxclients;                  /* default 10000 */
+    int port;           /* default 6479; 0 = pick a free port (tests) */
+    char *vectors;      /* path of the binary vocabulary; default: see akv_config_default_vectors */
+    int workers;        /* worker threads; 0 = number of CPUs (default 0) */
+    int neighbor_lists; /* QUERY's cached neighbor lists, at most; 0 = none */
+    int databases;      /* numbered databases, 1..AKV_CONFIG_DATABASES_MAX (default 16) */
+    enum akv_readable readable_replies; /* which connections get replies as text for people */
+    struct akv_query_opts
+        query; /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
+    int maxclients; /* default 10000 */
     /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
      * conf/attnkvd.conf says so) and security. requirepass is NULL when
      * no password is set, and is never shown (see akv_config_get). */
@@ -66,16 +73,17 @@ struct akv_config {
     int maxkeys;                                  /* most keys in the store */
     char *requirepass;                            /* the password, or NULL */
     int protected_mode;                           /* without a password, loopback only */
-    enum akv_loglevel loglevel;      /* default notice */
-    char *logfile;                   /* NULL or "" = stderr (default); the parser stores "" as NULL */
-    char *config_file;               /* the file that was read, or NULL */
+    enum akv_loglevel loglevel;                   /* default notice */
+    char *logfile;     /* NULL or "" = stderr (default); the parser stores "" as NULL */
+    char *config_file; /* the file that was read, or NULL */
     /* Persistence (src/persist/persist.c). */
-    char *dir;                       /* data directory (default ".") */
-    int appendonly;                  /* keep the append-only file (default 1) */
-    char *appendfilename;            /* file name inside dir (default "appendonly.aof") */
-    enum akv_fsync appendfsync;      /* default everysec */
-    int aof_rewrite_percentage;      /* auto rewrite past this growth, 0 = off (default 100) */
-    unsigned long long aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
+    char *dir;                  /* data directory (default ".") */
+    int appendonly;             /* keep the append-only file (default 1) */
+    char *appendfilename;       /* file name inside dir (default "appendonly.aof") */
+    enum akv_fsync appendfsync; /* default everysec */
+    int aof_rewrite_percentage; /* auto rewrite past this growth, 0 = off (default 100) */
+    unsigned long long
+        aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
     int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
     int slowlog_max_len;     /* entries kept; default 128 */
 };

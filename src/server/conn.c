@@ -106,6 +106,7 @@
 
 #include "util/log.h"
 #include "persist/persist.h"
+#include "proto/humanize.h"
 #include "proto/reply.h"
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -147,6 +148,7 @@ struct akv_conn {
     struct akv_buf out;
     struct akv_buf wbuf;
     struct akv_cmd_job *job; /* the request running on the pool, if any */
+    uint64_t job_pos;        /* stream position of its reply (for readable replies) */
     uint64_t out_base;       /* stream position of out.p[0] */
     struct aof_mark marks[AOF_MARKS];
     unsigned nmarks;
@@ -166,6 +168,7 @@ struct akv_conn {
     unsigned linger_init : 1; /* the linger timer handle exists */
     unsigned counted : 1;     /* counted in connected_clients */
     unsigned queued : 1;      /* on sh->ready: its turn ended with requests left */
+    unsigned started : 1;     /* a request has been parsed */
 };
 
 static void conn_process(struct akv_conn *c);
@@ -804,6 +807,28 @@ static void fail_request(struct akv_conn *c, const char *why)
     c->close_after = 1;
 }
 
+/* Readable replies: rewrites the replies from stream position pos on as
+ * text for people (proto/humanize.h). Anything it cannot translate stays
+ * RESP. */
+static void humanize_from(struct akv_conn *c, uint64_t pos)
+{
+    size_t at = (size_t)(pos - c->out_base), len;
+    struct akv_buf t;
+    long n;
+
+    if (pos < c->out_base || at >= c->out.len)
+        return;
+    len = c->out.len - at;
+    akv_buf_init(&t);
+    n = akv_humanize_run_many(c->out.p + at, len, &t, 0);
+    if (n == (long)len) {
+        c->out.len = at;
+        if (akv_buf_append(&c->out, t.p, t.len) < 0)
+            (void)akv_reply_error(&c->out, "ERR out of memory");
+    }
+    akv_buf_fini(&t);
+}
+
 /* Runs one parsed request. Returns 0, or -1 when the connection was closed. */
 static int run_request(struct akv_conn *c, size_t argc)
 {
@@ -829,7 +854,10 @@ static int run_request(struct akv_conn *c, size_t argc)
         add_mark(c, pos, seq);
     if (ctx.close_after_reply)
         c->close_after = 1;
+    if (c->sess.readable && !ctx.job)
+        humanize_from(c, pos);
     if (ctx.job) {
+        c->job_pos = pos;
         ctx.job->owner = c;
         ctx.job->pool.done = on_job_done;
         if (akv_pool_submit(sh->pool, &ctx.job->pool) < 0) {
@@ -934,6 +962,16 @@ static void conn_process(struct akv_conn *c)
             break;
         }
         c->need_len = 0;
+        /* readable-replies inline: readable replies from an inline first
+         * request on, until a RESP request (a client library) comes. */
+        if (!c->started) {
+            c->started = 1;
+            if (c->in.p[c->in_pos] != '*' &&
+                sh->env->config->readable_replies == AKV_READABLE_INLINE)
+                c->sess.readable = 2;
+        } else if (c->sess.readable == 2 && c->in.p[c->in_pos] == '*') {
+            c->sess.readable = 0;
+        }
         if (req.argc > 0 && run_request(c, req.argc) < 0)
             return;
         if (check_output_limits(c) < 0)
@@ -977,6 +1015,8 @@ static void on_job_done(struct akv_pool_job *pj)
     assert(c->job == job);
     c->job = NULL;
     job->finish(job, c->closing ? NULL : &c->out);
+    if (!c->closing && c->sess.readable)
+        humanize_from(c, c->job_pos);
     c->last_active = uv_now(c->sh->loop);
     if (!c->closing && check_output_limits(c) == 0)
         conn_process(c);

@@ -12,9 +12,11 @@
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
  * uv_signal_t handles, a timer used for the shutdown grace period, the
  * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
- * every AKV_CONN_CRON_MS, and, when the service manager asks for one, the
- * watchdog timer. The pool owns one uv_async_t; each connection owns its
- * TCP handle and maybe a linger timer.
+ * and the active expiry cycle every AKV_CONN_CRON_MS, the idle handle that
+ * runs the expiry cycle on every loop turn while due entries remain
+ * (EXPIRE_TURN_US a turn, so other clients are served between turns), and,
+ * when the service manager asks for one, the watchdog timer. The pool owns one uv_async_t; each
+ * connection owns its TCP handle and maybe a linger timer.
  *
  * Accepting: past maxclients a client gets "-ERR max number of clients
  * reached"; then, in protected mode without a password, a client from an
@@ -64,6 +66,8 @@
 
 #define LISTEN_BACKLOG 511
 #define SHUTDOWN_GRACE_MS 10000
+/* The expiry cycle's time a turn: well inside the stall rule's few ms. */
+#define EXPIRE_TURN_US 1000
 
 struct listener {
     uv_tcp_t tcp;
@@ -90,6 +94,8 @@ struct akv_server {
     int timer_ready;
     uv_timer_t cron; /* akv_conn_cron */
     int cron_ready;
+    uv_idle_t expire; /* the expiry cycle, while behind */
+    int expire_ready;
     uv_timer_t watchdog; /* WATCHDOG=1 pings, when asked for */
     int watchdog_ready;
     void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
@@ -377,6 +383,8 @@ static void close_rest(struct akv_server *s)
         uv_close((uv_handle_t *)&s->timer, NULL);
     if (s->cron_ready && !uv_is_closing((uv_handle_t *)&s->cron))
         uv_close((uv_handle_t *)&s->cron, NULL);
+    if (s->expire_ready && !uv_is_closing((uv_handle_t *)&s->expire))
+        uv_close((uv_handle_t *)&s->expire, NULL);
     if (s->watchdog_ready && !uv_is_closing((uv_handle_t *)&s->watchdog))
         uv_close((uv_handle_t *)&s->watchdog, NULL);
 }
@@ -502,11 +510,24 @@ void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *ar
  * Life cycle.
  */
 
+/* Deletes expired entries for EXPIRE_TURN_US; while more are due, again
+ * on every loop turn. Not once shutdown has begun (the AOF is closing). */
+static void on_expire(uv_idle_t *h)
+{
+    struct akv_server *s = h->data;
+
+    if (s->stopping || !akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
+        uv_idle_stop(h);
+}
+
 static void on_cron(uv_timer_t *t)
 {
     struct akv_server *s = t->data;
 
     akv_conn_cron(&s->conns);
+    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->expire) &&
+        akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
+        uv_idle_start(&s->expire, on_expire);
 }
 
 /* Says at start-up who may connect; never shows the password. */
@@ -567,6 +588,12 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
         goto fail;
     s->timer.data = s;
     s->timer_ready = 1;
+
+    rc = uv_idle_init(loop, &s->expire);
+    if (rc < 0)
+        goto fail;
+    s->expire.data = s;
+    s->expire_ready = 1;
 
     rc = uv_timer_init(loop, &s->cron);
     if (rc < 0)

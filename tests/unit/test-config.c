@@ -735,6 +735,7 @@ START_TEST(test_names)
                                          "client-query-buffer-limit",
                                          "client-output-buffer-limit",
                                          "timeout",
+                                         "readable-replies",
                                          "max-key-len",
                                          "max-value-len",
                                          "maxmemory",
