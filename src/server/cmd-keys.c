@@ -318,7 +318,12 @@ int akv_cmd_do_set(struct akv_cmd_ctx *ctx)
     rc = check_lengths(ctx, k, v);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    live = akv_cmd_key_lookup(env, db, k->p, k->len, &f) == AKV_STORE_LIVE;
+    /* A plain SET needs no lookup (the store replaces the key, expired or
+     * not); one with conditions, or counted against maxkeys, does. */
+    if (flags & (SET_NX | SET_XX | SET_GET | SET_KEEPTTL) || env->config->maxkeys > 0)
+        live = akv_cmd_key_lookup(env, db, k->p, k->len, &f) == AKV_STORE_LIVE;
+    else
+        live = 1;
     rc = akv_cmd_key_room(ctx, !live);
     if (rc != 0)
         return rc < 0 ? rc : 0;

@@ -227,16 +227,49 @@ static const struct akv_cmd table[] = {
 
 _Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
                "raise AKV_CMD_STATS_MAX in cmd.h");
+_Static_assert(2 * (sizeof(table) / sizeof(table[0])) <= 256, "raise LOOKUP_SLOTS in cmd.c");
 
 const struct akv_cmd *akv_cmd_table(void)
 {
     return table;
 }
 
+/* The command index: an open-addressing table of LOOKUP_SLOTS entries (a
+ * power of two, at least twice the commands), keyed by a case-folded hash
+ * of the name, filled at the first lookup. Loop thread (or one test
+ * thread) only. */
+#define LOOKUP_SLOTS 256
+static const struct akv_cmd *index_slots[LOOKUP_SLOTS];
+static int index_ready;
+
+static unsigned name_hash(const char *p, size_t len)
+{
+    unsigned h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned)(p[i] | 0x20)) * 16777619u; /* ASCII letters fold */
+    return h;
+}
+
+static void index_build(void)
+{
+    for (const struct akv_cmd *c = table; c->name; c++) {
+        unsigned i = name_hash(c->name, strlen(c->name)) & (LOOKUP_SLOTS - 1);
+        while (index_slots[i])
+            i = (i + 1) & (LOOKUP_SLOTS - 1);
+        index_slots[i] = c;
+    }
+    index_ready = 1;
+}
+
 const struct akv_cmd *akv_cmd_lookup(const char *name, size_t len)
 {
-    /* Twenty-odd entries: a linear scan with a length check beats hashing. */
-    for (const struct akv_cmd *c = table; c->name; c++)
+    unsigned i;
+
+    if (!index_ready)
+        index_build();
+    i = name_hash(name, len) & (LOOKUP_SLOTS - 1);
+    for (const struct akv_cmd *c; (c = index_slots[i]) != NULL; i = (i + 1) & (LOOKUP_SLOTS - 1))
         if (strlen(c->name) == len && strncasecmp(c->name, name, len) == 0)
             return c;
     return NULL;
