@@ -454,6 +454,11 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
 
     if (ctx->argc % 2 != 1)
         return reply_wrong_arity(ctx);
+    if ((ctx->argc - 1) / 2 > (size_t)env->config->max_batch_size)
+        return akv_reply_errorf(ctx->out,
+                                "ERR too many pairs: %zu, at most %d (max-batch-size) in one "
+                                "MSET; send several",
+                                (ctx->argc - 1) / 2, env->config->max_batch_size);
     /* Check everything first, so that a bad pair changes nothing. */
     for (size_t i = 1; i < ctx->argc; i += 2) {
         char kids_err[256];

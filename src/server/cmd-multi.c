@@ -20,9 +20,10 @@
  * one job that runs those jobs in order on a worker, and its finish writes
  * the array of replies in order.
  *
- * The stall rule: a transaction holds at most proto-max-multibulk-len
- * arguments and client-query-buffer-limit bytes in all, so EXEC costs about
- * what the largest single request may.
+ * The stall rule: a transaction holds at most max-batch-size commands (as
+ * an MSET at most that many pairs), proto-max-multibulk-len arguments and
+ * client-query-buffer-limit bytes in all, so EXEC's time on the loop thread
+ * stays within a few milliseconds.
  *
  * WATCH: a table of (database, key, session) entries. Every change of a key
  * (akv_cmd_key_put/del/expire, FLUSHDB, FLUSHALL, SWAPDB, expiry) calls
@@ -292,14 +293,16 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     (void)c;
     for (size_t i = 0; i < ctx->argc; i++)
         bytes += ctx->argv[i].len;
-    if (m->nargs + ctx->argc > (size_t)cfg->proto_max_multibulk_len ||
+    if (m->nqueued + 1 > (size_t)cfg->max_batch_size ||
+        m->nargs + ctx->argc > (size_t)cfg->proto_max_multibulk_len ||
         m->nbytes + bytes > cfg->client_query_buffer_limit) {
         m->failed = 1;
         return akv_reply_errorf(ctx->out,
-                                "ERR transaction too large: at most %d arguments "
-                                "(proto-max-multibulk-len) and %llu bytes "
-                                "(client-query-buffer-limit) may be queued",
-                                cfg->proto_max_multibulk_len, cfg->client_query_buffer_limit);
+                                "ERR transaction too large: at most %d commands "
+                                "(max-batch-size), %d arguments (proto-max-multibulk-len) and "
+                                "%llu bytes (client-query-buffer-limit) may be queued",
+                                cfg->max_batch_size, cfg->proto_max_multibulk_len,
+                                cfg->client_query_buffer_limit);
     }
     q = malloc(sizeof(*q) + ctx->argc * sizeof(struct akv_slice) + bytes);
     if (!q) {

@@ -610,6 +610,7 @@ static const struct directive directives[] = {
     MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
     MEM_ROW("maxmemory-clients", maxmemory_clients, 0, LLONG_MAX),
     INT_ROW("maxkeys", maxkeys, 0, INT_MAX),
+    INT_ROW("max-batch-size", max_batch_size, 1, 1 << 20),
     SECRET_ROW("requirepass", requirepass),
     BOOL_ROW("protected-mode", protected_mode),
     INT_ROW("workers", workers, 0, 256),
@@ -654,6 +655,7 @@ static const char *const runtime_directives[] = {
     "maxmemory",
     "maxmemory-clients",
     "maxkeys",
+    "max-batch-size",
     "max-key-len",
     "max-value-len",
     "client-output-buffer-limit",
@@ -748,6 +750,7 @@ int akv_config_init(struct akv_config *c)
     c->maxmemory = 0;
     c->maxmemory_clients = 1ULL << 30;
     c->maxkeys = 0;
+    c->max_batch_size = 4096;
     c->requirepass = NULL;
     c->protected_mode = 1;
     c->loglevel = AKV_LOG_NOTICE;

@@ -71,11 +71,12 @@ struct akv_config {
     unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
     unsigned long long maxmemory_clients;         /* all client buffers together; 0: no limit */
     int maxkeys;                                  /* most keys in the store */
-    char *requirepass;                            /* the password, or NULL */
-    int protected_mode;                           /* without a password, loopback only */
-    enum akv_loglevel loglevel;                   /* default notice */
-    char *logfile;     /* NULL or "" = stderr (default); the parser stores "" as NULL */
-    char *config_file; /* the file that was read, or NULL */
+    int max_batch_size;         /* most pairs one MSET sets, most commands one MULTI queues */
+    char *requirepass;          /* the password, or NULL */
+    int protected_mode;         /* without a password, loopback only */
+    enum akv_loglevel loglevel; /* default notice */
+    char *logfile;              /* NULL or "" = stderr (default); the parser stores "" as NULL */
+    char *config_file;          /* the file that was read, or NULL */
     /* Persistence (src/persist/persist.c). */
     char *dir;                  /* data directory (default ".") */
     int appendonly;             /* keep the append-only file (default 1) */

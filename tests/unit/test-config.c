@@ -741,6 +741,7 @@ START_TEST(test_names)
                                          "maxmemory",
                                          "maxmemory-clients",
                                          "maxkeys",
+                                         "max-batch-size",
                                          "requirepass",
                                          "protected-mode",
                                          "workers",
