@@ -68,6 +68,7 @@ struct akv_multi {
     int active; /* between MULTI and EXEC/DISCARD */
     int dirty;  /* a watched key changed */
     int failed; /* a command failed to queue */
+    int writes; /* a queued command writes */
     struct queued *head, **tail;
     size_t nqueued, nargs, nbytes;
     struct watched **w; /* this session's entries */
@@ -98,7 +99,7 @@ static void queue_clear(struct akv_multi *m)
     }
     m->tail = &m->head;
     m->nqueued = m->nargs = m->nbytes = 0;
-    m->active = m->failed = 0;
+    m->active = m->failed = m->writes = 0;
 }
 
 static void unwatch_all(struct akv_cmd_env *env, struct akv_session *s)
@@ -290,7 +291,6 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     struct queued *q;
     char *p;
 
-    (void)c;
     for (size_t i = 0; i < ctx->argc; i++)
         bytes += ctx->argv[i].len;
     if (m->nqueued + 1 > (size_t)cfg->max_batch_size ||
@@ -322,6 +322,7 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     *m->tail = q;
     m->tail = &q->next;
     m->nqueued++;
+    m->writes |= (c->flags & AKV_CMD_WRITE) != 0;
     m->nargs += ctx->argc;
     m->nbytes += bytes;
     return akv_reply_status(ctx->out, "QUEUED");
@@ -413,6 +414,14 @@ int akv_cmd_do_exec(struct akv_cmd_ctx *ctx)
         unwatch_all(env, s);
         return akv_reply_error(ctx->out,
                                "EXECABORT Transaction discarded because of previous errors.");
+    }
+    if (m->writes && akv_persist_write_error(env->persist)) {
+        /* As Redis does: a transaction with writes is refused whole while
+         * writes cannot be made durable, rather than half run. */
+        queue_clear(m);
+        unwatch_all(env, s);
+        return akv_reply_errorf(ctx->out, "MISCONF Errors writing to the AOF file: %s",
+                                strerror(akv_persist_write_error(env->persist)));
     }
     akv_cmd_clock(env);
     for (size_t w = 0; w < m->nw && !m->dirty; w++) {
