@@ -106,6 +106,7 @@ def test_config_get(env):
     assert r == ["maxclients", "10000"], r
     r = dict(zip(*[iter(c.cmd("CONFIG", "GET", "m*", "?ort"))] * 2))
     assert set(r) == {"maxclients", "max-key-len", "max-value-len", "maxmemory", "maxkeys",
+                      "max-batch-size",
                       "maxmemory-clients", "metric", "port"}, r
     assert c.cmd("CONFIG", "GET", "save") == ["save", ""]
     assert c.cmd("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
