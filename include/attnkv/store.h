@@ -124,6 +124,8 @@ uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count
 /* Snapshots (owner thread). */
 void akv_store_snap_take(struct akv_store *s, struct akv_store_snap *snap);
 void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *snap);
+/* Whether any snapshot of s is live (then s must not be destroyed). */
+int akv_store_has_readers(const struct akv_store *s);
 
 /* Reader side (any thread holding a live snapshot). */
 uint32_t akv_store_dim(const struct akv_store *s);

@@ -1010,6 +1010,11 @@ void akv_store_snap_take(struct akv_store *s, struct akv_store_snap *snap)
     s->act[s->nact++] = (struct active){s->version, 1};
 }
 
+int akv_store_has_readers(const struct akv_store *s)
+{
+    return s->nact > 0;
+}
+
 void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *snap)
 {
     for (size_t i = 0; i < s->nact; i++) {

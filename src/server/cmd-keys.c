@@ -27,6 +27,9 @@
  */
 #include "server/cmd-impl.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /* The largest expiry time accepted, in ms: about the year 292,000 as Redis
  * allows, but far enough from UINT64_MAX that arithmetic never wraps. */
 #define EXPIRE_MAX_MS ((uint64_t)INT64_MAX / 2)
@@ -817,7 +820,97 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
     return akv_reply_status(ctx->out, "OK");
 }
 
-/* FLUSHDB and FLUSHALL take ASYNC or SYNC; both are the same here. */
+/* A thread freeing one flushed store. */
+struct akv_reaper {
+    struct akv_reaper *next;
+    pthread_t thread;
+    struct akv_store *store;
+    atomic_int done;
+};
+
+static void *reaper_main(void *arg)
+{
+    struct akv_reaper *r = arg;
+
+    akv_store_destroy(r->store);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+void akv_cmd_reap(struct akv_cmd_env *env, int wait)
+{
+    struct akv_reaper **l = &env->reapers;
+    size_t kept = 0;
+
+    for (size_t i = 0; i < env->ndead; i++) {
+        struct akv_store *s = env->dead[i];
+        struct akv_reaper *r;
+        if (akv_store_has_readers(s) && !wait) {
+            env->dead[kept++] = s;
+            continue;
+        }
+        r = wait ? NULL : calloc(1, sizeof(*r));
+        if (r) {
+            r->store = s;
+            atomic_init(&r->done, 0);
+            if (pthread_create(&r->thread, NULL, reaper_main, r) == 0) {
+                r->next = env->reapers;
+                env->reapers = r;
+                continue;
+            }
+            free(r);
+        }
+        akv_store_destroy(s); /* at shutdown, or without a thread: here */
+    }
+    env->ndead = kept;
+    if (wait) {
+        free(env->dead);
+        env->dead = NULL;
+        env->dead_cap = 0;
+    }
+    l = &env->reapers;
+    while (*l) {
+        struct akv_reaper *r = *l;
+        if (!wait && !atomic_load(&r->done)) {
+            l = &r->next;
+            continue;
+        }
+        pthread_join(r->thread, NULL);
+        *l = r->next;
+        free(r);
+    }
+}
+
+/* Empties database db: a new empty store takes its place at once, and the
+ * old one is freed off the loop thread once the queries reading it are
+ * done (akv_cmd_reap), so a flush of a million keys costs the loop what an
+ * empty store costs. Without memory for that, the store is emptied in
+ * place. */
+static void flush_db(struct akv_cmd_env *env, uint32_t db)
+{
+    struct akv_store *fresh = NULL;
+
+    if (akv_store_count(env->dbs[db]) == 0)
+        return;
+    if (env->ndead == env->dead_cap) {
+        size_t cap = env->dead_cap ? env->dead_cap * 2 : 16;
+        struct akv_store **p = realloc(env->dead, cap * sizeof(*p));
+        if (p) {
+            env->dead = p;
+            env->dead_cap = cap;
+        }
+    }
+    if (env->ndead < env->dead_cap && akv_store_create(&fresh, env->vocab) == 0) {
+        akv_store_set_clock(fresh, &env->now_ms);
+        env->dead[env->ndead++] = env->dbs[db];
+        env->dbs[db] = fresh;
+        return;
+    }
+    akv_store_flush(env->dbs[db]);
+}
+
+/* FLUSHDB and FLUSHALL take ASYNC or SYNC; both are the same here: the
+ * memory is freed in the background either way. */
 static int flush_args_ok(const struct akv_cmd_ctx *ctx)
 {
     return ctx->argc == 1 ||
@@ -832,9 +925,10 @@ int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
         return reply_syntax(ctx);
     if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0) < 0)
         return reply_oom(ctx->out);
-    akv_store_flush(ctx->env->dbs[db]);
+    flush_db(ctx->env, db);
     akv_persist_log_flushdb(ctx->env->persist, db);
     akv_cmd_watch_touch_db(ctx->env, db);
+    akv_cmd_reap(ctx->env, 0);
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -847,10 +941,11 @@ int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx)
     if (akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
         return reply_oom(ctx->out);
     for (uint32_t db = 0; db < env->ndbs; db++) {
-        akv_store_flush(env->dbs[db]);
+        flush_db(env, db);
         akv_cmd_watch_touch_db(env, db);
     }
     akv_persist_log_flushall(env->persist);
+    akv_cmd_reap(env, 0);
     return akv_reply_status(ctx->out, "OK");
 }
 

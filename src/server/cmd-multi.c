@@ -125,6 +125,7 @@ static void unwatch_all(struct akv_cmd_env *env, struct akv_session *s)
 
 void akv_cmd_env_fini(struct akv_cmd_env *env)
 {
+    akv_cmd_reap(env, 1);
     if (env->watch) {
         free(env->watch->b);
         free(env->watch);

@@ -69,6 +69,7 @@ struct akv_stats {
 };
 
 struct akv_watch;
+struct akv_reaper;
 
 /* What handlers may read and change: everything the daemon shares between
  * connections. Filled by main/server; owned by the loop thread. */
@@ -81,9 +82,14 @@ struct akv_cmd_env {
     struct akv_store **dbs;
     uint32_t ndbs;
     uint64_t now_ms; /* wall clock, ms since the epoch: set at each command (once per EXEC) */
-    uint64_t (*clock_ms)(void);  /* tests: the clock akv_cmd_clock reads instead of the wall's */
-    int in_exec;                 /* EXEC is running its queued commands */
-    struct akv_watch *watch;     /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
+    uint64_t (*clock_ms)(void); /* tests: the clock akv_cmd_clock reads instead of the wall's */
+    int in_exec;                /* EXEC is running its queued commands */
+    struct akv_watch *watch;    /* WATCHed keys of every connection (cmd-multi.c); NULL: none */
+    /* Flushed databases' stores, freed off the loop thread once no snapshot
+     * reads them (cmd-keys.c, akv_cmd_reap). */
+    struct akv_store **dead;
+    size_t ndead, dead_cap;
+    struct akv_reaper *reapers;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
@@ -188,9 +194,15 @@ void akv_cmd_clock(struct akv_cmd_env *env);
  * entries remain (call again soon), else 0. Loop thread. */
 int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us);
 
-/* Frees what commands attached to env (the WATCH table); every session
- * must have been released. */
+/* Frees what commands attached to env (the WATCH table, flushed stores);
+ * every session must have been released and no snapshot be live. */
 void akv_cmd_env_fini(struct akv_cmd_env *env);
+
+/* Frees flushed databases' stores that nothing reads any more, each on a
+ * thread of its own (a million entries take a good part of a second to
+ * free), and joins the threads that have finished. With wait, frees and
+ * joins everything (shutdown: no snapshot may be live). Loop thread. */
+void akv_cmd_reap(struct akv_cmd_env *env, int wait);
 
 /* Initialises a session (resp 2, db 0) with an id and the peer's
  * address (NULL: "?"). */

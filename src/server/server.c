@@ -525,6 +525,7 @@ static void on_cron(uv_timer_t *t)
     struct akv_server *s = t->data;
 
     akv_conn_cron(&s->conns);
+    akv_cmd_reap(s->env, 0);
     if (!s->stopping && !uv_is_active((uv_handle_t *)&s->expire) &&
         akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
         uv_idle_start(&s->expire, on_expire);
