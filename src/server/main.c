@@ -50,7 +50,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: attnkvd [OPTIONS]\n"
                "\n"
                "Serves fuzzy key/value lookups by attention over word vectors, speaking the\n"
-               "Redis protocol (RESP2 and inline commands).\n"
+               "Redis protocol (RESP2, RESP3 and inline commands).\n"
                "\n"
                "  -c, --config FILE    read settings from FILE (see conf/attnkvd.conf)\n"
                "  -p, --port N         TCP port (default 6479; 0 picks a free port)\n"
