@@ -52,9 +52,9 @@ static int set_name(struct akv_cmd_ctx *ctx, const struct akv_slice *name)
     int rc;
 
     if (!attr_ok(name))
-        rc = akv_reply_error(ctx->out,
-                             "ERR Client names cannot contain spaces, newlines or special "
-                             "characters.");
+        rc =
+            akv_reply_error(ctx->out, "ERR Client names cannot contain spaces, newlines or special "
+                                      "characters.");
     else if (name->len > AKV_CLIENT_NAME_MAX)
         rc = akv_reply_errorf(ctx->out, "ERR Client name is too long (%zu bytes; at most %d)",
                               name->len, AKV_CLIENT_NAME_MAX);
@@ -199,8 +199,7 @@ static int client_type(const struct akv_slice *t)
 {
     if (arg_is(t, "normal"))
         return 1;
-    if (arg_is(t, "master") || arg_is(t, "replica") || arg_is(t, "slave") ||
-        arg_is(t, "pubsub"))
+    if (arg_is(t, "master") || arg_is(t, "replica") || arg_is(t, "slave") || arg_is(t, "pubsub"))
         return 0;
     return -1;
 }
@@ -302,7 +301,7 @@ static int client_list(struct akv_cmd_ctx *ctx, int info)
 struct kill_filter {
     const struct akv_session *self;
     const struct akv_slice *addr, *laddr;
-    uint64_t id; /* 0: any */
+    uint64_t id;   /* 0: any */
     int type_none; /* TYPE master/replica/pubsub: matches nobody */
     int skipme;
     size_t killed;
@@ -352,9 +351,10 @@ static int client_kill(struct akv_cmd_ctx *ctx)
         k.skipme = 0; /* with the old form, a client may kill itself */
     } else {
         for (size_t i = 2; i < ctx->argc; i += 2) {
-            const struct akv_slice *o = &ctx->argv[i], *v = &ctx->argv[i + 1];
+            const struct akv_slice *o = &ctx->argv[i], *v;
             if (i + 1 >= ctx->argc)
                 return reply_syntax(ctx);
+            v = &ctx->argv[i + 1];
             if (arg_is(o, "ID")) {
                 int64_t id;
                 if (parse_i64(v, &id) < 0 || id < 1)
@@ -363,8 +363,7 @@ static int client_kill(struct akv_cmd_ctx *ctx)
             } else if (arg_is(o, "TYPE")) {
                 int t = client_type(v);
                 if (t < 0)
-                    return akv_reply_errorf(ctx->out, "ERR Unknown client type '%s'",
-                                            show(v, sb));
+                    return akv_reply_errorf(ctx->out, "ERR Unknown client type '%s'", show(v, sb));
                 k.type_none = t == 0;
             } else if (arg_is(o, "ADDR")) {
                 k.addr = v;
@@ -443,8 +442,8 @@ int akv_cmd_reply_sub_help(struct akv_cmd_ctx *ctx, const char *parent)
     for (i = 0; t[i].parent; i++)
         n += strcmp(t[i].parent, parent) == 0;
     rc = akv_reply_array(ctx->out, 1 + 2 * n);
-    snprintf(line, sizeof(line), "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-             parent);
+    snprintf(line, sizeof(line),
+             "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", parent);
     rc = rc ? rc : akv_reply_status(ctx->out, line);
     for (i = 0; rc == 0 && t[i].parent; i++) {
         if (strcmp(t[i].parent, parent) != 0)
@@ -485,7 +484,7 @@ int akv_cmd_do_client(struct akv_cmd_ctx *ctx)
                           : akv_reply_null(ctx->out, resp_of(ctx));
     if (strcmp(n, "SETINFO") == 0) {
         const struct akv_slice *attr = &ctx->argv[2], *v = &ctx->argv[3];
-        char *dst = arg_is(attr, "LIB-NAME") ? s->lib_name
+        char *dst = arg_is(attr, "LIB-NAME")  ? s->lib_name
                     : arg_is(attr, "LIB-VER") ? s->lib_ver
                                               : NULL;
         char sb[AKV_QUOTE_BUF];
@@ -540,9 +539,9 @@ int akv_cmd_do_client(struct akv_cmd_ctx *ctx)
         int64_t id;
         if (ctx->argc > 4)
             return reply_syntax(ctx);
-        if (ctx->argc == 4 && !arg_is(&ctx->argv[3], "TIMEOUT") &&
-            !arg_is(&ctx->argv[3], "ERROR"))
-            return akv_reply_error(ctx->out, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        if (ctx->argc == 4 && !arg_is(&ctx->argv[3], "TIMEOUT") && !arg_is(&ctx->argv[3], "ERROR"))
+            return akv_reply_error(ctx->out,
+                                   "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
         if (parse_i64(&ctx->argv[2], &id) < 0)
             return reply_not_integer(ctx);
         /* A client waits only for a worker's job, which cannot be cut short:
@@ -694,17 +693,16 @@ static void repr(struct akv_buf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
-int akv_cmd_monitor_line(struct akv_buf *b, const struct akv_cmd_env *env,
-                         const struct akv_cmd *c, const struct akv_session *s, size_t argc,
-                         const struct akv_slice *argv)
+int akv_cmd_monitor_line(struct akv_buf *b, const struct akv_cmd_env *env, const struct akv_cmd *c,
+                         const struct akv_session *s, size_t argc, const struct akv_slice *argv)
 {
     struct timespec ts;
     size_t shown = argc > MONITOR_ARGC_MAX ? MONITOR_ARGC_MAX - 1 : argc;
     int rc;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    rc = akv_buf_printf(b, "+%lld.%06ld [%d %s]", (long long)ts.tv_sec, ts.tv_nsec / 1000L,
-                        s->db, s->peer);
+    rc = akv_buf_printf(b, "+%lld.%06ld [%d %s]", (long long)ts.tv_sec, ts.tv_nsec / 1000L, s->db,
+                        s->peer);
     for (size_t i = 0; rc == 0 && i < shown; i++) {
         const char *p = argv[i].p;
         size_t n = argv[i].len, cut = 0;

@@ -40,8 +40,8 @@
 
 enum arg_type { T_STRING, T_KEY, T_PATTERN, T_INTEGER, T_DOUBLE, T_PURE, T_ONEOF, T_BLOCK };
 
-static const char *const type_names[] = {"string",     "key",   "pattern", "integer",
-                                         "double",     "pure-token", "oneof", "block"};
+static const char *const type_names[] = {"string", "key",        "pattern", "integer",
+                                         "double", "pure-token", "oneof",   "block"};
 
 struct node {
     char name[NAME_MAX_];
@@ -131,7 +131,7 @@ static int is_token_word(const char *w)
 /* The type of an argument, from its name. */
 static enum arg_type placeholder_type(const char *name)
 {
-    static const char *const ints[] = {"count",   "n",         "k",        "timeout", "cursor",
+    static const char *const ints[] = {"count",       "n",         "k",        "timeout", "cursor",
                                        "numreplicas", "client-id", "protover", "index"};
 
     if (strcmp(name, "key") == 0)
@@ -409,10 +409,8 @@ static const struct {
     unsigned bit;
     const char *flag, *category;
 } flag_names[] = {
-    {AKV_CMD_WRITE, "write", "@write"},
-    {AKV_CMD_READONLY, "readonly", "@read"},
-    {AKV_CMD_ADMIN, "admin", "@admin"},
-    {AKV_CMD_FAST, "fast", "@fast"},
+    {AKV_CMD_WRITE, "write", "@write"}, {AKV_CMD_READONLY, "readonly", "@read"},
+    {AKV_CMD_ADMIN, "admin", "@admin"}, {AKV_CMD_FAST, "fast", "@fast"},
     {AKV_CMD_NOAUTH, "no_auth", NULL},
 };
 
@@ -501,15 +499,15 @@ static const char *group_of(const char *name, unsigned flags)
     static const struct {
         const char *name, *group;
     } groups[] = {
-        {"PING", "connection"},      {"ECHO", "connection"},         {"QUIT", "connection"},
-        {"HELP", "connection"},      {"AUTH", "connection"},         {"SELECT", "connection"},
-        {"HELLO", "connection"},     {"RESET", "connection"},        {"CLIENT", "connection"},
-        {"SET", "string"},           {"GET", "string"},              {"STRLEN", "string"},
-        {"MSET", "string"},          {"MGET", "string"},             {"GETDEL", "string"},
-        {"QUERY", "query"},          {"EXPLAIN", "query"},           {"NEIGHBORS", "query"},
-        {"MULTI", "transactions"},   {"EXEC", "transactions"},       {"DISCARD", "transactions"},
-        {"WATCH", "transactions"},   {"UNWATCH", "transactions"},    {"DBSIZE", "server"},
-        {"FLUSHALL", "server"},      {"FLUSHDB", "server"},          {"WAIT", "generic"},
+        {"PING", "connection"},    {"ECHO", "connection"},      {"QUIT", "connection"},
+        {"HELP", "connection"},    {"AUTH", "connection"},      {"SELECT", "connection"},
+        {"HELLO", "connection"},   {"RESET", "connection"},     {"CLIENT", "connection"},
+        {"SET", "string"},         {"GET", "string"},           {"STRLEN", "string"},
+        {"MSET", "string"},        {"MGET", "string"},          {"GETDEL", "string"},
+        {"QUERY", "query"},        {"EXPLAIN", "query"},        {"NEIGHBORS", "query"},
+        {"MULTI", "transactions"}, {"EXEC", "transactions"},    {"DISCARD", "transactions"},
+        {"WATCH", "transactions"}, {"UNWATCH", "transactions"}, {"DBSIZE", "server"},
+        {"FLUSHALL", "server"},    {"FLUSHDB", "server"},       {"WAIT", "generic"},
     };
 
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
@@ -704,8 +702,8 @@ int akv_cmd_do_command(struct akv_cmd_ctx *ctx)
                 char full[96], pb[32], sb[64];
                 snprintf(full, sizeof(full), "%s|%s", lower(sub->parent, pb, sizeof(pb)),
                          lower(sub->name, sb, sizeof(sb)));
-                rc = reply_info_entry(ctx->out, resp, full, sub->arity, sub->flags,
-                                      sub->firstkey, sub->lastkey, sub->keystep, NULL);
+                rc = reply_info_entry(ctx->out, resp, full, sub->arity, sub->flags, sub->firstkey,
+                                      sub->lastkey, sub->keystep, NULL);
             } else {
                 rc = reply_command_info(ctx->out, resp, c);
             }

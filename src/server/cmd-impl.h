@@ -183,9 +183,9 @@ int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, s
                        const struct akv_slice *argv, size_t i);
 
 /* The slow log's copy of a call's arguments, secrets redacted. */
-struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env,
-                                             const struct akv_cmd *c, size_t argc,
-                                             const struct akv_slice *argv, const char *peer);
+struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, const struct akv_cmd *c,
+                                             size_t argc, const struct akv_slice *argv,
+                                             const char *peer);
 
 /* The subcommand name[0, len) of container c, or NULL. */
 const struct akv_subcmd *akv_cmd_subcommand_lookup(const struct akv_cmd *c, const char *name,
@@ -221,9 +221,8 @@ int akv_cmd_reply_sub_help(struct akv_cmd_ctx *ctx, const char *parent);
  * +<unix time>.<µs> [<db> <ip:port>] "arg" "arg"...\r\n, each argument
  * quoted with \" \\ \n \r \t \a \b and \xHH escapes, secrets as
  * "(redacted)". Returns 0 or -ENOMEM. */
-int akv_cmd_monitor_line(struct akv_buf *b, const struct akv_cmd_env *env,
-                         const struct akv_cmd *c, const struct akv_session *s, size_t argc,
-                         const struct akv_slice *argv);
+int akv_cmd_monitor_line(struct akv_buf *b, const struct akv_cmd_env *env, const struct akv_cmd *c,
+                         const struct akv_session *s, size_t argc, const struct akv_slice *argv);
 
 /* INFO's used_memory: the bytes attnkv accounts for (store, client
  * buffers, slow log, AOF buffers). */

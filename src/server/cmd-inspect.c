@@ -62,8 +62,8 @@ int akv_cmd_do_randomkey(struct akv_cmd_ctx *ctx)
     const char *k;
     size_t kl;
 
-    if (env->rng == 0 && getrandom(&env->rng, sizeof(env->rng), GRND_NONBLOCK) !=
-                             (ssize_t)sizeof(env->rng))
+    if (env->rng == 0 &&
+        getrandom(&env->rng, sizeof(env->rng), GRND_NONBLOCK) != (ssize_t)sizeof(env->rng))
         env->rng = (uint64_t)now_ns() | 1;
     /* A Weyl sequence; the store mixes it. */
     env->rng += 0x9e3779b97f4a7c15u;
@@ -171,7 +171,8 @@ static int memory_stats(struct akv_cmd_ctx *ctx)
     rc = rc ? rc : akv_reply_bulk_str(ctx->out, "dataset.bytes");
     rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)dataset);
     rc = rc ? rc : akv_reply_bulk_str(ctx->out, "dataset.percentage");
-    rc = rc ? rc : akv_reply_double(ctx->out, resp, used ? 100.0 * (double)dataset / (double)used : 0);
+    rc = rc ? rc
+            : akv_reply_double(ctx->out, resp, used ? 100.0 * (double)dataset / (double)used : 0);
     rc = rc ? rc : akv_reply_bulk_str(ctx->out, "peak.percentage");
     rc = rc ? rc : akv_reply_double(ctx->out, resp, peak ? 100.0 * (double)used / (double)peak : 0);
     rc = rc ? rc : akv_reply_bulk_str(ctx->out, "vocabulary.bytes");
@@ -195,8 +196,7 @@ static int memory_doctor(struct akv_cmd_ctx *ctx)
         rc = akv_buf_printf(&b,
                             "The store uses %zu bytes, %.0f%% of maxmemory (%llu): SET is "
                             "refused beyond it.\n",
-                            store, 100.0 * (double)store / (double)cfg->maxmemory,
-                            cfg->maxmemory);
+                            store, 100.0 * (double)store / (double)cfg->maxmemory, cfg->maxmemory);
     }
     if (rc == 0 && cfg->maxmemory_clients > 0 && clients * 2 >= cfg->maxmemory_clients) {
         found = 1;

@@ -790,17 +790,15 @@ static int latency_doctor(struct akv_cmd_ctx *ctx)
         any = 1;
         for (size_t i = 0; i < n; i++)
             sum += h[i].ms;
-        rc = akv_buf_printf(&b,
-                            "%s: %zu latency spikes (average %" PRIu64 " ms, worst %" PRIu32
-                            " ms).\n",
-                            akv_latency_event_name(e), n, sum / n, env->latency.ev[e].max);
+        rc = akv_buf_printf(
+            &b, "%s: %zu latency spikes (average %" PRIu64 " ms, worst %" PRIu32 " ms).\n",
+            akv_latency_event_name(e), n, sum / n, env->latency.ev[e].max);
     }
     if (rc == 0 && !any && env->config->latency_monitor_threshold > 0)
         rc = akv_buf_printf(&b, "No latency spikes were observed.\n");
     if (rc == 0 && any)
-        rc = akv_buf_printf(&b,
-                            "For \"command\" spikes, SLOWLOG GET names the commands; QUERY "
-                            "time includes waiting for a worker (INFO stats: jobs_waiting).\n");
+        rc = akv_buf_printf(&b, "For \"command\" spikes, SLOWLOG GET names the commands; QUERY "
+                                "time includes waiting for a worker (INFO stats: jobs_waiting).\n");
     rc = rc ? rc : akv_reply_verbatim(ctx->out, resp_of(ctx), b.p, b.len);
     akv_buf_fini(&b);
     return rc;

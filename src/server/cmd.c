@@ -70,7 +70,9 @@ int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, s
         unsigned long long v;
         if (akv_parse_ull(argv[1].p, argv[1].len, UINT64_MAX, &v) == 0)
             j = 2;
-        while (j < argc) {
+        /* Only as far as i: a HELLO of many SETNAME options costs each
+         * argument shown a walk of the ones before it, not of them all. */
+        while (j < argc && j <= i) {
             if (arg_is(&argv[j], "AUTH") && j + 2 < argc) {
                 if (i == j + 1 || i == j + 2)
                     return 1;
@@ -93,9 +95,9 @@ int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, s
  * HELLO's AUTH pair, CONFIG SET requirepass's value) become "(redacted)",
  * as in Redis, so neither a password nor anyone's wrong guess is ever
  * recorded. */
-struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env,
-                                             const struct akv_cmd *c, size_t argc,
-                                             const struct akv_slice *argv, const char *peer)
+struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, const struct akv_cmd *c,
+                                             size_t argc, const struct akv_slice *argv,
+                                             const char *peer)
 {
     struct akv_slice hidden[AKV_SLOWLOG_ARGC_MAX];
     size_t n = argc < AKV_SLOWLOG_ARGC_MAX ? argc : AKV_SLOWLOG_ARGC_MAX, i;
@@ -126,10 +128,12 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
     cs->calls++;
     cs->usec += us;
     if (env->config->latency_monitor_threshold > 0 &&
-        us / 1000 >= (uint64_t)env->config->latency_monitor_threshold)
+        us / 1000 >= (uint64_t)env->config->latency_monitor_threshold) {
+        uint64_t ms = us / 1000;
         akv_latency_add(&env->latency,
                         (c->flags & AKV_CMD_FAST) ? AKV_LATENCY_FAST_COMMAND : AKV_LATENCY_COMMAND,
-                        (int64_t)time(NULL), us / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(us / 1000));
+                        (int64_t)time(NULL), ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+    }
     if (failed) {
         cs->failed++;
         env->stats.error_replies++;
@@ -225,14 +229,16 @@ static const struct akv_cmd table[] = {
      "refused: it would block the server (every write is in the AOF already)"},
     {"BGSAVE", -1, A, akv_cmd_do_bgsave, 0, 0, 0, "BGSAVE [SCHEDULE]",
      "compact the append-only file in the background, as BGREWRITEAOF"},
-    {"SHUTDOWN", -1, A, akv_cmd_do_shutdown, 0, 0, 0, "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+    {"SHUTDOWN", -1, A, akv_cmd_do_shutdown, 0, 0, 0,
+     "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
      "finish the requests in hand, make the AOF durable and exit, as SIGTERM does"},
     {"WAIT", 3, 0, akv_cmd_do_wait, 0, 0, 0, "WAIT numreplicas timeout",
      "0 at once: there are no replicas"},
-    {"LATENCY", -2, 0, akv_cmd_do_latency, 0, 0, 0, "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
+    {"LATENCY", -2, 0, akv_cmd_do_latency, 0, 0, 0,
+     "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
      "commands slower than latency-monitor-threshold ms, by event"},
-    {"MEMORY", -2, 0, akv_cmd_do_memory, 0, 0, 0, "MEMORY USAGE key [SAMPLES count]|STATS|DOCTOR|HELP",
-     "what an entry and the server use"},
+    {"MEMORY", -2, 0, akv_cmd_do_memory, 0, 0, 0,
+     "MEMORY USAGE key [SAMPLES count]|STATS|DOCTOR|HELP", "what an entry and the server use"},
     {"OBJECT", -2, 0, akv_cmd_do_object, 0, 0, 0, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key|HELP",
      "how an entry is kept"},
     {"TYPE", 2, R | F, akv_cmd_do_type, 1, 1, 1, "TYPE key",
@@ -376,7 +382,7 @@ const struct akv_subcmd *akv_cmd_subcommand_lookup(const struct akv_cmd *c, cons
 
 int akv_cmd_subcommand(struct akv_cmd_ctx *ctx, const struct akv_subcmd **out)
 {
-    const struct akv_cmd *c = ctx->sess->last_cmd;
+    const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[0].p, ctx->argv[0].len);
     const struct akv_subcmd *sc =
         c ? akv_cmd_subcommand_lookup(c, ctx->argv[1].p, ctx->argv[1].len) : NULL;
     char sb[AKV_QUOTE_BUF], lb[64], pb[32];
@@ -480,8 +486,7 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         ctx->job->t0 = t0;
         ctx->job->drop_reply = 0;
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
-            ctx->job->slow =
-                akv_cmd_slow_entry(env, c, ctx->argc, ctx->argv, ctx->sess->peer);
+            ctx->job->slow = akv_cmd_slow_entry(env, c, ctx->argc, ctx->argv, ctx->sess->peer);
     } else {
         akv_cmd_account(env, c, (now_ns() - t0) / 1000,
                         rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,

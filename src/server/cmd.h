@@ -125,16 +125,16 @@ struct akv_cmd_env {
     void (*monitor_feed)(struct akv_cmd_env *env, const char *line, size_t len);
     void (*pause_changed)(struct akv_cmd_env *env);
     void (*shutdown)(struct akv_cmd_env *env, int now);
-    uint64_t rng;                  /* RANDOMKEY's generator state; 0: not yet seeded */
+    uint64_t rng; /* RANDOMKEY's generator state; 0: not yet seeded */
     void *hook_data;
 
     /* Loop thread state of the operations commands (zeroed at start). */
-    size_t monitors;          /* sessions receiving the MONITOR feed (kept by the hooks) */
-    struct akv_pause pause;   /* CLIENT PAUSE */
+    size_t monitors;            /* sessions receiving the MONITOR feed (kept by the hooks) */
+    struct akv_pause pause;     /* CLIENT PAUSE */
     struct akv_latency latency; /* LATENCY: events over latency-monitor-threshold */
-    time_t lastsave;          /* LASTSAVE: the last successful AOF rewrite; 0: start_time */
-    uint64_t rewrites_seen;   /* rewrites counted when akv_cmd_cron last looked */
-    size_t used_memory_peak;  /* the largest used_memory seen (INFO, akv_cmd_cron) */
+    time_t lastsave;            /* LASTSAVE: the last successful AOF rewrite; 0: start_time */
+    uint64_t rewrites_seen;     /* rewrites counted when akv_cmd_cron last looked */
+    size_t used_memory_peak;    /* the largest used_memory seen (INFO, akv_cmd_cron) */
 };
 
 /* CLIENT KILL's callback answers (see env->clients). */
@@ -194,17 +194,17 @@ struct akv_session {
  * layer for env->clients' callback (valid during the call only). */
 struct akv_client_info {
     const struct akv_session *sess;
-    int fd;                   /* the socket, or -1 */
-    uint64_t age_s, idle_s;   /* since accepted; since a byte last moved */
-    size_t qbuf, qbuf_free;   /* query buffer: unparsed bytes, room left */
-    size_t obl;               /* reply bytes waiting to be sent */
-    size_t oll;               /* replies in flight in a write (0 or 1) */
-    size_t omem;              /* output buffers' size */
-    size_t tot_mem;           /* everything the connection holds */
-    int reading, writing;     /* events: r, w */
-    int blocked;              /* waiting for a worker (QUERY ...) */
-    int paused;               /* holding a command back for CLIENT PAUSE */
-    int closing;              /* to be closed once its reply is sent */
+    int fd;                 /* the socket, or -1 */
+    uint64_t age_s, idle_s; /* since accepted; since a byte last moved */
+    size_t qbuf, qbuf_free; /* query buffer: unparsed bytes, room left */
+    size_t obl;             /* reply bytes waiting to be sent */
+    size_t oll;             /* replies in flight in a write (0 or 1) */
+    size_t omem;            /* output buffers' size */
+    size_t tot_mem;         /* everything the connection holds */
+    int reading, writing;   /* events: r, w */
+    int blocked;            /* waiting for a worker (QUERY ...) */
+    int paused;             /* holding a command back for CLIENT PAUSE */
+    int closing;            /* to be closed once its reply is sent */
 };
 
 /* One call of a command. */
@@ -234,12 +234,12 @@ enum {
  * akv_cmd_subcommand, checked for arity as Redis 7 does ("wrong number of
  * arguments for 'client|kill' command"). */
 struct akv_subcmd {
-    const char *parent;  /* the container's name, upper case */
-    const char *name;    /* upper case */
-    int arity;           /* as akv_cmd's, counting the container's name */
-    unsigned flags;      /* AKV_CMD_* */
+    const char *parent;             /* the container's name, upper case */
+    const char *name;               /* upper case */
+    int arity;                      /* as akv_cmd's, counting the container's name */
+    unsigned flags;                 /* AKV_CMD_* */
     int firstkey, lastkey, keystep; /* key positions, for COMMAND (0 = none) */
-    const char *usage;   /* "CLIENT KILL ..." */
+    const char *usage;              /* "CLIENT KILL ..." */
     const char *summary;
 };
 

@@ -156,7 +156,7 @@ struct akv_conn {
     uint64_t since;                 /* uv_now when it was accepted */
     struct akv_conn *rprev, *rnext; /* on sh->ready while queued */
     struct akv_conn *mprev, *mnext; /* on sh->monitors while monitoring */
-    struct akv_conn *fnext;         /* on sh->flushq while flush_queued */
+    struct akv_conn *fnext;         /* on sh->flushq while in_flushq */
     struct akv_conn *pprev, *pnext; /* on sh->paused while paused */
     size_t mem;                     /* its buffers' bytes, as counted in sh->client_mem */
 
@@ -170,7 +170,7 @@ struct akv_conn {
     unsigned counted : 1;     /* counted in connected_clients */
     unsigned queued : 1;      /* on sh->ready: its turn ended with requests left */
     unsigned monitoring : 1;  /* on sh->monitors */
-    unsigned flush_queued : 1; /* on sh->flushq (holding a reference) */
+    unsigned in_flushq : 1;   /* on sh->flushq (holding a reference) */
     unsigned paused : 1;      /* on sh->paused: its next request waits for CLIENT PAUSE */
 };
 
@@ -1301,7 +1301,7 @@ static void on_flush_monitors(uv_prepare_t *h)
     for (; c; c = next) {
         next = c->fnext;
         c->fnext = NULL;
-        c->flush_queued = 0;
+        c->in_flushq = 0;
         if (!c->closing)
             flush(c);
         if (!c->closing)
@@ -1328,8 +1328,8 @@ void akv_conn_monitor_feed(struct akv_conn_shared *sh, const char *line, size_t 
          * cannot make the feed pile up); the soft limit's time runs. */
         if (check_output_limits(m) < 0)
             continue;
-        if (!m->flush_queued) {
-            m->flush_queued = 1;
+        if (!m->in_flushq) {
+            m->in_flushq = 1;
             m->refs++;
             m->fnext = sh->flushq;
             sh->flushq = m;

@@ -69,8 +69,7 @@ const struct akv_latency_sample *akv_latency_latest(const struct akv_latency *l,
     return &s->samples[(s->next + AKV_LATENCY_SAMPLES - 1) % AKV_LATENCY_SAMPLES];
 }
 
-size_t akv_latency_history(const struct akv_latency *l, unsigned ev,
-                           struct akv_latency_sample *out)
+size_t akv_latency_history(const struct akv_latency *l, unsigned ev, struct akv_latency_sample *out)
 {
     const struct akv_latency_series *s;
     size_t n = 0;

@@ -21,11 +21,7 @@
 
 #define AKV_LATENCY_SAMPLES 160 /* Redis's LATENCY_TS_LEN */
 
-enum akv_latency_event {
-    AKV_LATENCY_COMMAND,
-    AKV_LATENCY_FAST_COMMAND,
-    AKV_LATENCY_EVENTS
-};
+enum akv_latency_event { AKV_LATENCY_COMMAND, AKV_LATENCY_FAST_COMMAND, AKV_LATENCY_EVENTS };
 
 struct akv_latency_sample {
     int64_t time; /* unix seconds; 0: unused */
@@ -34,9 +30,9 @@ struct akv_latency_sample {
 
 struct akv_latency_series {
     struct akv_latency_sample samples[AKV_LATENCY_SAMPLES]; /* a ring */
-    unsigned next;  /* where the next second's sample goes */
-    uint32_t max;   /* the worst ever (since the last reset) */
-    int active;     /* has a sample (LATENCY LATEST lists it) */
+    unsigned next; /* where the next second's sample goes */
+    uint32_t max;  /* the worst ever (since the last reset) */
+    int active;    /* has a sample (LATENCY LATEST lists it) */
 };
 
 struct akv_latency {

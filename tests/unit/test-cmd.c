@@ -695,8 +695,13 @@ static int fake_clients(struct akv_cmd_env *e, const struct akv_session *only,
     (void)e;
     for (int i = -1; i < 3; i++) {
         const struct akv_session *s = i < 0 ? &sess : &fake[i];
-        struct akv_client_info ci = {.sess = s, .fd = 10 + i, .age_s = 5, .idle_s = 1,
-                                     .qbuf = 3, .qbuf_free = 13, .reading = 1};
+        struct akv_client_info ci = {.sess = s,
+                                     .fd = 10 + i,
+                                     .age_s = 5,
+                                     .idle_s = 1,
+                                     .qbuf = 3,
+                                     .qbuf_free = 13,
+                                     .reading = 1};
         int rc;
         if ((only && s != only) || (i >= 0 && fake_killed[i]))
             continue;
@@ -834,10 +839,11 @@ START_TEST(test_client)
     /* The caller itself: closed once the reply is out. */
     {
         struct akv_slice argv[4] = {{"CLIENT", 6}, {"KILL", 4}, {"ID", 2}, {"1", 1}};
-        struct akv_slice argv2[6] = {{"CLIENT", 6}, {"KILL", 4}, {"ID", 2},
+        struct akv_slice argv2[6] = {{"CLIENT", 6}, {"KILL", 4},   {"ID", 2},
                                      {"1", 1},      {"SKIPME", 6}, {"no", 2}};
         ck_assert_str_eq(run_argv(4, argv), ":0\r\n");
-        struct akv_cmd_ctx ctx = {.env = &env, .argc = 6, .argv = argv2, .out = &out, .sess = &sess};
+        struct akv_cmd_ctx ctx = {
+            .env = &env, .argc = 6, .argv = argv2, .out = &out, .sess = &sess};
         out.len = 0;
         ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
         ck_assert_int_eq(ctx.close_after_reply, 1);
@@ -925,7 +931,7 @@ START_TEST(test_hello_resp3)
     ck_assert_str_eq(run("QUERY", "dog", "COUNT", "1", END), "*1\r\n$6\r\nanimal\r\n");
     r = run("EXPLAIN", "dog", "COUNT", "1", END);
     ck_assert(starts(r, "*1\r\n%3\r\n$3\r\nkey\r\n$3\r\ncat\r\n$5\r\nvalue\r\n$6\r\nanimal\r\n"
-                         "$6\r\nweight\r\n,"));
+                        "$6\r\nweight\r\n,"));
     ck_assert_str_eq(run("CONFIG", "GET", "port", END), "%1\r\n$4\r\nport\r\n$4\r\n6479\r\n");
     ck_assert(starts(run("INFO", "server", END), "="));
     ck_assert_ptr_nonnull(strstr(run("INFO", "server", END), "\r\ntxt:# Server\r\n"));
@@ -958,7 +964,7 @@ START_TEST(test_hello_resp3)
     /* HELLO AUTH, and HELLO before AUTH while a password is set. */
     cfg.requirepass = strdup("s3cret");
     ck_assert(starts(run("HELLO", "3", END), "-NOAUTH HELLO must be called with the client "
-                                              "already authenticated"));
+                                             "already authenticated"));
     ck_assert_int_eq(sess.resp, 2);
     ck_assert_str_eq(run("HELLO", "3", "AUTH", "default", "nope", END),
                      "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
@@ -982,7 +988,8 @@ START_TEST(test_monitor)
     ck_assert_int_eq(feeds, 0); /* MONITOR itself is not shown */
     run("PING", END);
     ck_assert_int_eq(feeds, 1);
-    ck_assert_uint_eq(strlen(last_feed), strlen("+1700000000.123456 [0 127.0.0.1:4000] \"PING\"\r\n"));
+    ck_assert_uint_eq(strlen(last_feed),
+                      strlen("+1700000000.123456 [0 127.0.0.1:4000] \"PING\"\r\n"));
     ck_assert_int_eq(last_feed[0], '+');
     ck_assert_int_eq(last_feed[11], '.');
     ck_assert_ptr_nonnull(strstr(last_feed, " [0 127.0.0.1:4000] \"PING\"\r\n"));
@@ -1046,7 +1053,8 @@ START_TEST(test_operations)
     ck_assert_str_eq(run("WAIT", "x", "0", END),
                      "-ERR value is not an integer or out of range\r\n");
     ck_assert_str_eq(run("WAIT", "0", "-1", END), "-ERR timeout is negative\r\n");
-    ck_assert_str_eq(run("WAIT", "0", END), "-ERR wrong number of arguments for 'wait' command\r\n");
+    ck_assert_str_eq(run("WAIT", "0", END),
+                     "-ERR wrong number of arguments for 'wait' command\r\n");
     /* SAVE, BGSAVE without the AOF. */
     ck_assert(starts(run("SAVE", END), "-ERR SAVE would block the server"));
     ck_assert(starts(run("BGSAVE", END), "-ERR appendonly is off"));
@@ -1058,7 +1066,8 @@ START_TEST(test_operations)
     ck_assert_str_eq(run("SHUTDOWN", "SAVE", "NOSAVE", END), "-ERR syntax error\r\n");
     ck_assert_str_eq(run("SHUTDOWN", "ABORT", "NOW", END), "-ERR syntax error\r\n");
     ck_assert_str_eq(run("SHUTDOWN", "LATER", END), "-ERR syntax error\r\n");
-    ck_assert_str_eq(run("SHUTDOWN", "SAVE", END), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    ck_assert_str_eq(run("SHUTDOWN", "SAVE", END),
+                     "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
     ck_assert_int_eq(shutdowns, 0);
     {
         struct akv_slice argv[3] = {{"SHUTDOWN", 8}, {"NOSAVE", 6}, {"NOW", 3}};
@@ -1116,8 +1125,8 @@ START_TEST(test_inspect)
     ck_assert_str_eq(run("OBJECT", "ENCODING", "ball", END), "$3\r\nraw\r\n");
     ck_assert_str_eq(run("OBJECT", "ENCODING", "dog", END), "$-1\r\n");
     ck_assert_str_eq(run("OBJECT", "REFCOUNT", "cat", END), ":1\r\n");
-    ck_assert(starts(run("OBJECT", "FREQ", "cat", END),
-                     "-ERR attnkv does not track access frequencies"));
+    ck_assert(
+        starts(run("OBJECT", "FREQ", "cat", END), "-ERR attnkv does not track access frequencies"));
     ck_assert(starts(run("OBJECT", "IDLETIME", "cat", END), "-ERR attnkv does not track"));
     ck_assert_str_eq(run("OBJECT", "IDLETIME", "dog", END), "$-1\r\n");
     ck_assert_str_eq(run("OBJECT", "ENCODING", END),
@@ -1198,10 +1207,11 @@ START_TEST(test_command_docs)
     }
     /* Shapes, as redis-cli reads them. */
     r = run("COMMAND", "DOCS", "del", END);
-    ck_assert_str_eq(r, "*2\r\n$3\r\ndel\r\n*6\r\n$7\r\nsummary\r\n$35\r\nremove keys; reply how "
-                        "many existed\r\n$5\r\ngroup\r\n$7\r\ngeneric\r\n$9\r\narguments\r\n*1\r\n"
-                        "*6\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$5\r\nflags\r\n"
-                        "*1\r\n+multiple\r\n");
+    ck_assert_str_eq(r,
+                     "*2\r\n$3\r\ndel\r\n*6\r\n$7\r\nsummary\r\n$35\r\nremove keys; reply how "
+                     "many existed\r\n$5\r\ngroup\r\n$7\r\ngeneric\r\n$9\r\narguments\r\n*1\r\n"
+                     "*6\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$5\r\nflags\r\n"
+                     "*1\r\n+multiple\r\n");
     r = run("COMMAND", "DOCS", "query", END);
     ck_assert_ptr_nonnull(strstr(r, "$4\r\nname\r\n$1\r\nk\r\n$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\n"
                                     "token\r\n$5\r\nCOUNT\r\n$5\r\nflags\r\n*1\r\n+optional\r\n"));
