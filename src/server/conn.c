@@ -87,6 +87,20 @@
  * connection with marks is on the shared `waiting` list, which the AOF's
  * progress callback walks. Reads on other connections never wait.
  *
+ * Commands about connections (CLIENT, MONITOR, CLIENT PAUSE; the env hooks
+ * of cmd.h, wired by the server): akv_conn_clients walks the open
+ * connections for CLIENT LIST and KILL and closes those the callback
+ * names. A monitor is on the `monitors` list; each command's MONITOR line
+ * is appended to every monitor's `out` (past the output hard limit the
+ * monitor is closed at once), and the monitors fed during a loop turn are
+ * put on `flushq` (with a reference) and written from the `flusher`
+ * prepare handle just before the loop polls, once each, with their memory
+ * counted then. While env->pause holds a connection's next request back,
+ * the request stays parsed-but-unconsumed in `in`, the connection waits on
+ * the `paused` list (reading as little as while a job runs), and the
+ * `pause_timer`, CLIENT UNPAUSE or a shutdown puts it on the ready list
+ * again.
+ *
  * Closing: QUIT and protocol errors stop processing and close once the reply
  * is written. Before closing we shut down our sending side and read (and
  * discard) until the client closes too, for at most LINGER_MS: closing a
@@ -927,12 +941,11 @@ static int unauthenticated(const struct akv_conn *c)
 /* Whether CLIENT PAUSE holds back the request just parsed into sh->argv:
  * every request while it holds all, writes while it holds writes. Nothing
  * is held back once the shutdown has begun. */
-static int held_by_pause(struct akv_conn *c, size_t argc)
+static int held_by_pause(struct akv_conn *c)
 {
     const struct akv_pause *p = &c->sh->env->pause;
     const struct akv_cmd *cmd;
 
-    (void)argc;
     if (p->end_ms == 0 || c->sh->draining || uv_hrtime() / 1000000u >= p->end_ms)
         return 0;
     if (p->all)
@@ -1070,7 +1083,7 @@ static void conn_process(struct akv_conn *c)
             break;
         }
         c->need_len = 0;
-        if (req.argc > 0 && held_by_pause(c, req.argc)) {
+        if (req.argc > 0 && held_by_pause(c)) {
             /* Not consumed: parsed again when the pause ends. */
             paused_push(c);
             break;
