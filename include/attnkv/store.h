@@ -193,4 +193,21 @@ void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap
 uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_store_snap *snap,
                                 size_t slot);
 
+/* ---- inspection (owner thread) ------------------------------------------ */
+
+/* The bytes the entry under key costs: its row of the slot arrays, its text
+ * allocation (overhead included, as akv_store_memory counts it) and its
+ * share of the key index. 0 when the key is absent. For MEMORY USAGE. */
+size_t akv_store_entry_memory(const struct akv_store *s, const char *key, size_t klen);
+
+/* A live key chosen at random from seed (any 64 bits; the caller draws
+ * them): 1 with *key, *klen pointing at its text (valid until the next
+ * write), or 0 when the store is empty. Probes random buckets (O(1)
+ * expected: the table grows at one key per bucket), then, should a store
+ * that was once much larger be nearly empty now, walks the buckets from a
+ * random one: at worst one pass over 4 bytes per bucket of the largest
+ * table the store has had. For RANDOMKEY. */
+int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key,
+                         size_t *klen);
+
 #endif

@@ -1104,3 +1104,63 @@ uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_stor
     (void)snap;
     return slot_expire(s, (uint32_t)slot);
 }
+
+/* ------------------------------------------------------------------------
+ * Inspection: what MEMORY USAGE and RANDOMKEY ask of the store (owner
+ * thread). Kept apart from the rest so that it reads on its own.
+ */
+
+/* Random probes into the buckets before RANDOMKEY falls back to a walk:
+ * the table grows at one key per bucket, so while it is in use a probe
+ * finds a key with probability about 0.6. */
+#define RANDOM_PROBES 64
+
+size_t akv_store_entry_memory(const struct akv_store *s, const char *key, size_t klen)
+{
+    uint32_t id = *find_link(s, key, klen, key_hash(s, key, klen));
+
+    if (id == NIL)
+        return 0;
+    /* Its row of every per-slot array, its text allocation (with the word
+     * lists that do not fit inline) and its share of the bucket array. */
+    return ROW_BYTES + text_alloc(s, id) + sizeof(uint32_t);
+}
+
+/* SplitMix64: the next of a sequence of well-mixed 64-bit values. */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key,
+                         size_t *klen)
+{
+    uint64_t mask = s->nbuckets - 1, x = seed;
+    uint32_t id = NIL, j;
+    size_t len = 0, pick;
+
+    if (s->live == 0)
+        return 0;
+    for (int t = 0; t < RANDOM_PROBES && id == NIL; t++)
+        id = s->buckets[splitmix64(&x) & mask];
+    if (id == NIL) {
+        /* A store that was much larger once (the table never shrinks
+         * while keys remain): walk from a random bucket to the next key. */
+        uint64_t start = splitmix64(&x) & mask;
+        for (uint64_t i = 0; i <= mask && id == NIL; i++)
+            id = s->buckets[(start + i) & mask];
+    }
+    if (id == NIL)
+        return 0; /* not while live > 0 */
+    for (j = id; j != NIL; j = slot_at(s, j)->next)
+        len++;
+    for (pick = splitmix64(&x) % len; pick > 0; pick--)
+        id = slot_at(s, id)->next;
+    *key = slot_at(s, id)->text;
+    *klen = slot_at(s, id)->klen;
+    return 1;
+}

@@ -247,3 +247,27 @@ int akv_reply_null_array(struct akv_buf *b, int resp)
 {
     return resp >= 3 ? akv_buf_append(b, "_\r\n", 3) : akv_reply_nil_array(b);
 }
+
+int akv_reply_verbatim(struct akv_buf *b, int resp, const void *p, size_t n)
+{
+    size_t old = b->len;
+    int r;
+
+    if (resp < 3)
+        return akv_reply_bulk(b, p, n);
+    if (n > SIZE_MAX - HEADER_ROOM - 6)
+        return -ENOMEM;
+    r = akv_buf_reserve(b, HEADER_ROOM + 4 + n + 2);
+    if (r < 0)
+        return r;
+    r = put_header(b, '=', 0, (uint64_t)n + 4);
+    if (r == 0)
+        r = akv_buf_append(b, "txt:", 4);
+    if (r == 0)
+        r = akv_buf_append(b, p, n);
+    if (r == 0)
+        r = akv_buf_append(b, "\r\n", 2);
+    if (r < 0)
+        b->len = old;
+    return r;
+}

@@ -6,7 +6,8 @@
  * `resp` (2 or 3) write the RESP3 type after HELLO 3 and its RESP2 stand-in
  * otherwise, as Redis does: a map is a flat array of 2n items, a set an
  * array, a double a bulk string, a boolean the integer 1 or 0, a null the
- * null bulk string (or the null array where Redis sends one).
+ * null bulk string (or the null array where Redis sends one), a verbatim
+ * string a bulk string.
  *
  * Every function that can fail leaves the buffer as it was when it fails, so
  * a reply is either appended whole or not at all.
@@ -44,5 +45,8 @@ int akv_reply_null(struct akv_buf *b, int resp);             /* _, or $-1 */
 int akv_reply_null_array(struct akv_buf *b, int resp);       /* _, or *-1 */
 /* A push (RESP3 >n; RESP2 an array *n), for MONITOR-style out-of-band data. */
 int akv_reply_push(struct akv_buf *b, int resp, size_t n);
+/* Text for people (INFO, CLIENT LIST, LATENCY DOCTOR): RESP3's verbatim
+ * string "=<n+4>\r\ntxt:<text>\r\n", or a bulk string. */
+int akv_reply_verbatim(struct akv_buf *b, int resp, const void *p, size_t n);
 
 #endif

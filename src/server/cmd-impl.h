@@ -30,6 +30,7 @@
 #include "attnkv/query.h"
 #include "engine/attn.h"
 #include "util/glob.h"
+#include "util/log.h"
 #include "util/text.h"
 #include "engine/rank.h"
 
@@ -146,6 +147,28 @@ static inline int reply_syntax(struct akv_cmd_ctx *ctx)
     return akv_reply_error(ctx->out, "ERR syntax error");
 }
 
+static inline int reply_not_integer(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_error(ctx->out, "ERR value is not an integer or out of range");
+}
+
+/* A signed 64-bit integer argument, as Redis reads one. */
+static inline int parse_i64(const struct akv_slice *a, int64_t *out)
+{
+    long long v;
+
+    if (akv_parse_ll(a->p, a->len, INT64_MIN, INT64_MAX, &v) < 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* The protocol of the calling connection's replies (2 or 3). */
+static inline int resp_of(const struct akv_cmd_ctx *ctx)
+{
+    return ctx->sess->resp;
+}
+
 static inline int reply_pattern_too_long(struct akv_cmd_ctx *ctx, const struct akv_slice *pat)
 {
     return akv_reply_errorf(ctx->out, "ERR pattern too long (%zu bytes; at most %d)", pat->len,
@@ -182,10 +205,57 @@ void akv_cmd_job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64
  * call failed). */
 int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark);
 
-/* The slow log's copy of a call's arguments; a secret command's arguments
- * become "(redacted)". */
-struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t argc,
-                                             const struct akv_slice *argv, const char *peer);
+/* Whether argument i of a call of c is a secret that the slow log and
+ * MONITOR show as "(redacted)": AUTH's arguments, HELLO's AUTH username and
+ * password, the value of CONFIG SET requirepass. */
+int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, size_t argc,
+                       const struct akv_slice *argv, size_t i);
+
+/* The slow log's copy of a call's arguments, secrets redacted. */
+struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, const struct akv_cmd *c,
+                                             size_t argc, const struct akv_slice *argv,
+                                             const char *peer);
+
+/* The subcommand name[0, len) of container c, or NULL. */
+const struct akv_subcmd *akv_cmd_subcommand_lookup(const struct akv_cmd *c, const char *name,
+                                                   size_t len);
+
+/* For a container's handler: finds argv[1] among the container's
+ * subcommands and checks the call's arity against it, as Redis 7 does.
+ * Returns 0 with *out set; 1 after replying "-ERR unknown subcommand 'x'.
+ * Try CLIENT HELP." or "-ERR wrong number of arguments for 'client|kill'
+ * command"; or -ENOMEM. */
+int akv_cmd_subcommand(struct akv_cmd_ctx *ctx, const struct akv_subcmd **out);
+
+/* AUTH's check, shared with HELLO AUTH: whether user (NULL: "default") and
+ * pass may log in; if so, marks the session authenticated. Compares in
+ * time that does not depend on the password. */
+int akv_cmd_authenticate(struct akv_cmd_ctx *ctx, const struct akv_slice *user,
+                         const struct akv_slice *pass);
+
+/* A container's HELP (CLIENT HELP, ...): its subcommands' usage and
+ * summary, from the subcommand table, as Redis lays HELP out. */
+int akv_cmd_reply_sub_help(struct akv_cmd_ctx *ctx, const char *parent);
+
+/* ---- MONITOR and memory (cmd-client.c, cmd-server.c) -------------------- */
+
+/* The most arguments of one call, and bytes of one argument, that a MONITOR
+ * line shows; the rest is summed up as "... (N more arguments)" or
+ * "... (N more bytes)", so that one request costs each monitor at most
+ * about 1 MB of output. */
+#define MONITOR_ARGC_MAX 64
+#define MONITOR_ARG_MAX 4096
+
+/* Appends the MONITOR line for a call of c to b, as Redis writes it:
+ * +<unix time>.<µs> [<db> <ip:port>] "arg" "arg"...\r\n, each argument
+ * quoted with \" \\ \n \r \t \a \b and \xHH escapes, secrets as
+ * "(redacted)". Returns 0 or -ENOMEM. */
+int akv_cmd_monitor_line(struct akv_buf *b, const struct akv_cmd_env *env, const struct akv_cmd *c,
+                         const struct akv_session *s, size_t argc, const struct akv_slice *argv);
+
+/* INFO's used_memory: the bytes attnkv accounts for (store, client
+ * buffers, slow log, AOF buffers). */
+size_t akv_cmd_used_memory(const struct akv_cmd_env *env);
 
 /* ---- keys (cmd-keys.c): every change of a database goes through these,
  * which log it to the AOF and tell WATCH ------------------------------ */
@@ -217,6 +287,8 @@ void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db);
  * failed (EXEC will answer EXECABORT); releasing its state. */
 int akv_cmd_multi_active(const struct akv_session *s);
 void akv_cmd_multi_fail(struct akv_session *s);
+/* Commands queued in MULTI (CLIENT LIST's multi=), -1 outside MULTI. */
+long akv_cmd_multi_queued(const struct akv_session *s);
 void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s);
 /* While a connection is in MULTI, dispatch queues its commands here.
  * Returns 0 (a reply, +QUEUED or an error, is written) or -ENOMEM. */
@@ -225,17 +297,37 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
 /* ---- the handlers, by family ------------------------------------------ */
 /* cmd-conn.c */
 int akv_cmd_do_auth(struct akv_cmd_ctx *ctx);
-int akv_cmd_do_command(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_echo(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_help(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_ping(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_quit(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_readable(struct akv_cmd_ctx *ctx);
+/* cmd-client.c */
+int akv_cmd_do_client(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_hello(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_monitor(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_reset(struct akv_cmd_ctx *ctx);
+/* cmd-command.c */
+int akv_cmd_do_command(struct akv_cmd_ctx *ctx);
 /* cmd-server.c */
 int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_bgsave(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_config(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_info(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_lastsave(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_latency(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_save(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_slowlog(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_time(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_wait(struct akv_cmd_ctx *ctx);
+/* cmd-inspect.c */
+int akv_cmd_do_memory(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_object(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_randomkey(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_strlen(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_touch(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_type(struct akv_cmd_ctx *ctx);
 /* cmd-keys.c */
 int akv_cmd_do_copy(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_dbsize(struct akv_cmd_ctx *ctx);

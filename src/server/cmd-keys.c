@@ -175,21 +175,6 @@ static int reply_put_error(struct akv_cmd_ctx *ctx, int rc, const char *err)
     return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "invalid key or value");
 }
 
-static int reply_not_integer(struct akv_cmd_ctx *ctx)
-{
-    return akv_reply_error(ctx->out, "ERR value is not an integer or out of range");
-}
-
-static int parse_i64(const struct akv_slice *a, int64_t *out)
-{
-    long long v;
-
-    if (akv_parse_ll(a->p, a->len, LLONG_MIN, LLONG_MAX, &v) < 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 /* A database number for SELECT, MOVE, SWAPDB, COPY DB: 0 when valid, else
  * 1 once the error reply is written (or -ENOMEM). */
 static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db)
@@ -762,6 +747,10 @@ int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us)
     uint64_t t0 = now_ns(), budget = (uint64_t)budget_us * 1000;
     size_t n = 0;
 
+    /* While CLIENT PAUSE holds writes back, so does the cycle, as in
+     * Redis (an expired key stays invisible meanwhile). */
+    if (env->pause.end_ms != 0 && t0 / 1000000u < env->pause.end_ms)
+        return 0;
     akv_cmd_clock(env);
     for (uint32_t db = 0; db < env->ndbs; db++) {
         const char *key;

@@ -138,6 +138,11 @@ int akv_cmd_multi_active(const struct akv_session *s)
     return s->multi && s->multi->active;
 }
 
+long akv_cmd_multi_queued(const struct akv_session *s)
+{
+    return akv_cmd_multi_active(s) ? (long)s->multi->nqueued : -1;
+}
+
 void akv_cmd_multi_fail(struct akv_session *s)
 {
     if (akv_cmd_multi_active(s))

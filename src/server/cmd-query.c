@@ -16,8 +16,10 @@
  *     (akv_query_batch_*), which gives each exactly the answer it would get
  *     alone, so batching never changes a reply; idle workers join that
  *     pass;
- *   - query_finish, back on the loop thread, formats the reply (EXPLAIN's
- *     key/value text comes from the snapshot, which is still held),
+ *   - query_finish, back on the loop thread, formats the reply in the
+ *     protocol the connection had at dispatch (RESP3 after HELLO 3: scores
+ *     as doubles; EXPLAIN's key/value text comes from the snapshot, which
+ *     is still held),
  *     releases the snapshot and frees the job. The snapshot is released
  *     even when the client went away, so the store can reclaim what it
  *     kept for it.
@@ -47,6 +49,7 @@ struct query_job {
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
+    int resp; /* the connection's protocol when the job was dispatched */
     uint64_t t0;
     float q[]; /* the query vector, dim floats */
 };
@@ -195,21 +198,29 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
     }
 }
 
+/* The words, with WITHSCORES each followed by its score: a flat array in
+ * RESP2; in RESP3 an array of [word, score] pairs with the score a double,
+ * as Redis 7 answers ZRANGE ... WITHSCORES. */
 static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
-                      const struct akv_query_result *res, int withscores)
+                      const struct akv_query_result *res, int withscores, int resp)
 {
-    int rc = akv_reply_array(out, res->nhits * (withscores ? 2 : 1));
+    int pairs = withscores && resp >= 3;
+    int rc = akv_reply_array(out, res->nhits * (withscores && !pairs ? 2 : 1));
 
     for (size_t i = 0; rc == 0 && i < res->nhits; i++) {
         size_t len;
         const char *w = akv_vocab_word(voc, res->hits[i].id, &len);
-        rc = akv_reply_bulk(out, w, len);
+        if (pairs)
+            rc = akv_reply_array(out, 2);
+        rc = rc ? rc : akv_reply_bulk(out, w, len);
         if (rc == 0 && withscores)
-            rc = akv_reply_bulk_double(out, res->hits[i].score);
+            rc = akv_reply_double(out, resp, res->hits[i].score);
     }
     return rc;
 }
 
+/* Each entry [key, value, weight] in RESP2; in RESP3 a map {key, value,
+ * weight} with the weight a double. */
 static int reply_explain(struct akv_buf *out, const struct query_job *j)
 {
     int rc = akv_reply_array(out, j->res.nwhy);
@@ -218,6 +229,16 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
         const char *k, *v;
         size_t kl, vl;
         akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        if (j->resp >= 3) {
+            rc = akv_reply_map(out, 3, 3);
+            rc = rc ? rc : akv_reply_bulk_str(out, "key");
+            rc = rc ? rc : akv_reply_bulk(out, k, kl);
+            rc = rc ? rc : akv_reply_bulk_str(out, "value");
+            rc = rc ? rc : akv_reply_bulk(out, v, vl);
+            rc = rc ? rc : akv_reply_bulk_str(out, "weight");
+            rc = rc ? rc : akv_reply_double(out, 3, j->res.why[i].weight);
+            continue;
+        }
         rc = akv_reply_array(out, 3);
         rc = rc ? rc : akv_reply_bulk(out, k, kl);
         rc = rc ? rc : akv_reply_bulk(out, v, vl);
@@ -264,7 +285,7 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
         else if (j->kind == JOB_EXPLAIN)
             rc = reply_explain(out, j);
         else
-            rc = reply_hits(out, j->vocab, &j->res, j->withscores);
+            rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp);
         if (rc < 0)
             failed = akv_cmd_reply_cut_to_oom(out, mark);
     }
@@ -326,6 +347,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->base.cmd = NULL; /* akv_cmd_dispatch fills these three */
     j->base.t0 = 0;
     j->base.slow = NULL;
+    j->base.drop_reply = 0;
     j->kind = kind;
     j->store = cur_store(ctx);
     j->vocab = env->vocab;
@@ -337,6 +359,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->res.from_lists = 0;
     j->env = env;
     j->withscores = withscores;
+    j->resp = resp_of(ctx);
     j->t0 = now_ns();
     j->has_snap = kind != JOB_NEIGHBORS;
     if (j->has_snap)

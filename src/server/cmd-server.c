@@ -1,6 +1,7 @@
 /*
  * cmd-server.c - the server commands: CONFIG (GET, SET, RESETSTAT, REWRITE
- * is not offered), INFO and its sections, SLOWLOG and BGREWRITEAOF.
+ * is not offered), INFO and its sections, SLOWLOG, BGREWRITEAOF and BGSAVE,
+ * SAVE, LASTSAVE, TIME, WAIT, SHUTDOWN and LATENCY.
  *
  * CONFIG SET goes through akv_cmd_settings_set, the one "set, apply, roll
  * back" path that the SIGHUP reload uses too.
@@ -188,10 +189,12 @@ static int config_resetstat(struct akv_cmd_ctx *ctx)
 {
     struct akv_stats *st = &ctx->env->stats;
     uint64_t connected = st->connected_clients, jobs = st->jobs_running;
+    uint64_t paused = st->paused_clients;
 
     memset(st, 0, sizeof(*st));
     st->connected_clients = connected;
     st->jobs_running = jobs;
+    st->paused_clients = paused;
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -256,7 +259,7 @@ int akv_cmd_do_config(struct akv_cmd_ctx *ctx)
     }
     for (size_t a = 0; a < ctx->argc - 2; a++)
         akv_glob_free(pats[a]);
-    rc = rc ? rc : akv_reply_array(ctx->out, count * 2);
+    rc = rc ? rc : akv_reply_map(ctx->out, resp_of(ctx), count);
     rc = rc ? rc : akv_buf_append(ctx->out, tmp.p, tmp.len);
     akv_buf_fini(&tmp);
     return rc;
@@ -281,8 +284,22 @@ static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
 
 static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    return bufprintf(b, "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n",
-                     env->stats.connected_clients, env->config->maxclients);
+    /* Blocked, as Redis counts a client blocked in a module's threaded
+     * command: waiting for a worker's result, or for CLIENT PAUSE to end. */
+    return bufprintf(b,
+                     "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n"
+                     "blocked_clients:%" PRIu64 "\r\n",
+                     env->stats.connected_clients, env->config->maxclients,
+                     env->stats.jobs_running + env->stats.paused_clients);
+}
+
+size_t akv_cmd_used_memory(const struct akv_cmd_env *env)
+{
+    struct akv_persist_info pi;
+
+    akv_persist_info(env->persist, &pi);
+    return stores_memory(env) + (env->clients_memory ? env->clients_memory(env) : (size_t)0) +
+           env->slowlog.mem + (size_t)pi.pending_bytes;
 }
 
 /* Resident set size in bytes, from /proc/self/statm; 0 if unknown. */
@@ -320,11 +337,25 @@ static const char *human(size_t n, char *buf, size_t cap)
 static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct rusage ru;
-    size_t rss = rss_bytes(), peak = 0;
-    char h1[32], h2[32];
+    size_t rss = rss_bytes(), peak = 0, used = akv_cmd_used_memory(env);
+    size_t used_peak = used > env->used_memory_peak ? used : env->used_memory_peak;
+    char h1[32], h2[32], h3[32], h4[32];
+    int rc;
 
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         peak = (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+    /* used_memory comes first: redis-cli --stat finds the first line that
+     * starts with "used_memory". */
+    rc = bufprintf(b,
+                   "used_memory:%zu\r\n"
+                   "used_memory_human:%s\r\n"
+                   "used_memory_peak:%zu\r\n"
+                   "used_memory_peak_human:%s\r\n"
+                   "mem_clients_normal:%zu\r\n",
+                   used, human(used, h3, sizeof(h3)), used_peak, human(used_peak, h4, sizeof(h4)),
+                   env->clients_memory ? env->clients_memory(env) : (size_t)0);
+    if (rc < 0)
+        return rc;
     return bufprintf(b,
                      "used_memory_rss:%zu\r\n"
                      "used_memory_rss_human:%s\r\n"
@@ -449,8 +480,16 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
+    int rc;
 
     akv_persist_info(env->persist, &pi);
+    /* The rdb_ and loading fields are what Redis tools read: there is no
+     * RDB file (BGSAVE rewrites the AOF), and a replay ends before the
+     * first client is accepted. */
+    rc = bufprintf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
+                   (long long)(env->lastsave ? env->lastsave : env->start_time));
+    if (rc < 0)
+        return rc;
     return bufprintf(b,
                      "aof_enabled:%d\r\n"
                      "aof_rewrite_in_progress:%d\r\n"
@@ -509,8 +548,11 @@ static int section_wanted(struct akv_cmd_ctx *ctx, size_t sec)
 int akv_cmd_do_info(struct akv_cmd_ctx *ctx)
 {
     struct akv_buf b;
+    size_t used = akv_cmd_used_memory(ctx->env);
     int rc = 0;
 
+    if (used > ctx->env->used_memory_peak)
+        ctx->env->used_memory_peak = used;
     akv_buf_init(&b);
     for (size_t i = 0; rc == 0 && i < sizeof(info_sections) / sizeof(info_sections[0]); i++) {
         if (!section_wanted(ctx, i))
@@ -519,7 +561,7 @@ int akv_cmd_do_info(struct akv_cmd_ctx *ctx)
         rc = bufprintf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
         rc = rc ? rc : info_sections[i].fn(&b, ctx->env);
     }
-    rc = rc ? rc : akv_reply_bulk(ctx->out, b.p ? b.p : "", b.len);
+    rc = rc ? rc : akv_reply_verbatim(ctx->out, resp_of(ctx), b.p ? b.p : "", b.len);
     akv_buf_fini(&b);
     return rc;
 }
@@ -600,4 +642,226 @@ int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx)
     if (rc < 0)
         return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
     return akv_reply_status(ctx->out, "Background append only file rewriting started");
+}
+
+/* BGSAVE [SCHEDULE]: attnkv's only file is the AOF, so a background save is
+ * a background rewrite of it. SCHEDULE is accepted for clients; a rewrite
+ * in progress already makes a save. */
+int akv_cmd_do_bgsave(struct akv_cmd_ctx *ctx)
+{
+    int rc;
+
+    if (ctx->argc > 2 || (ctx->argc == 2 && !arg_is(&ctx->argv[1], "SCHEDULE")))
+        return reply_syntax(ctx);
+    rc = akv_persist_rewrite_start(ctx->env->persist);
+    if (rc == -ENOTSUP)
+        return akv_reply_error(ctx->out,
+                               "ERR appendonly is off: attnkv saves only to the append-only "
+                               "file, so there is nothing to save to");
+    if (rc == -EBUSY)
+        return ctx->argc == 2
+                   ? akv_reply_status(ctx->out, "Background saving scheduled")
+                   : akv_reply_error(ctx->out,
+                                     "ERR Background append only file rewriting already in "
+                                     "progress");
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
+    return akv_reply_status(ctx->out, "Background saving started");
+}
+
+/* SAVE would write the data set while every client waits: the stall rule
+ * forbids it, and with the AOF every acknowledged write is in the file
+ * already. */
+int akv_cmd_do_save(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_error(ctx->out,
+                           "ERR SAVE would block the server: every write is in the append-only "
+                           "file already; BGSAVE or BGREWRITEAOF compacts it in the background");
+}
+
+int akv_cmd_do_lastsave(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_cmd_env *env = ctx->env;
+
+    return akv_reply_int(ctx->out, (int64_t)(env->lastsave ? env->lastsave : env->start_time));
+}
+
+/* TIME: [unix seconds, microseconds], as bulk strings. */
+int akv_cmd_do_time(struct akv_cmd_ctx *ctx)
+{
+    struct timespec ts;
+    char sec[24], usec[24];
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(sec, sizeof(sec), "%lld", (long long)ts.tv_sec);
+    snprintf(usec, sizeof(usec), "%ld", ts.tv_nsec / 1000L);
+    rc = akv_reply_array(ctx->out, 2);
+    rc = rc ? rc : akv_reply_bulk_str(ctx->out, sec);
+    return rc ? rc : akv_reply_bulk_str(ctx->out, usec);
+}
+
+/* WAIT numreplicas timeout: there are no replicas, so 0 at once (Redis
+ * would wait out the timeout for a replica that cannot come). */
+int akv_cmd_do_wait(struct akv_cmd_ctx *ctx)
+{
+    int64_t n, ms;
+
+    if (parse_i64(&ctx->argv[1], &n) < 0)
+        return reply_not_integer(ctx);
+    if (parse_i64(&ctx->argv[2], &ms) < 0)
+        return akv_reply_error(ctx->out, "ERR timeout is not an integer or out of range");
+    if (ms < 0)
+        return akv_reply_error(ctx->out, "ERR timeout is negative");
+    return akv_reply_int(ctx->out, 0);
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] | ABORT. The shutdown is SIGTERM's:
+ * the requests in hand are finished (NOW: connections are closed at once),
+ * the AOF is written and fsync'd, and attnkvd exits 0. On success there is
+ * no reply: the connection closes, as Redis's does. SAVE needs the AOF;
+ * an AOF that cannot be written refuses the shutdown, unless FORCE. There
+ * is nothing to ABORT: once begun, the shutdown reads no more requests. */
+int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    int nosave = 0, save = 0, now = 0, force = 0, abort_ = 0, werr;
+
+    if (ctx->argc > 5)
+        return reply_syntax(ctx);
+    for (size_t i = 1; i < ctx->argc; i++) {
+        const struct akv_slice *a = &ctx->argv[i];
+        if (arg_is(a, "NOSAVE"))
+            nosave = 1;
+        else if (arg_is(a, "SAVE"))
+            save = 1;
+        else if (arg_is(a, "NOW"))
+            now = 1;
+        else if (arg_is(a, "FORCE"))
+            force = 1;
+        else if (arg_is(a, "ABORT"))
+            abort_ = 1;
+        else
+            return reply_syntax(ctx);
+    }
+    if ((abort_ && ctx->argc > 2) || (nosave && save))
+        return reply_syntax(ctx);
+    if (abort_)
+        return akv_reply_error(ctx->out, "ERR No shutdown in progress.");
+    if (!env->shutdown)
+        return akv_reply_error(ctx->out, "ERR SHUTDOWN is not available here");
+    werr = akv_persist_write_error(env->persist);
+    if (!force && save && !env->persist) {
+        akv_log(AKV_LOG_WARNING,
+                "SHUTDOWN SAVE refused: appendonly is off, so nothing can be saved (use "
+                "NOSAVE, or FORCE)");
+        return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    if (!force && werr) {
+        akv_log(AKV_LOG_WARNING,
+                "SHUTDOWN refused: the append-only file cannot be written (%s); SHUTDOWN "
+                "FORCE exits anyway",
+                strerror(werr));
+        return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    akv_log(AKV_LOG_NOTICE, "SHUTDOWN from client %" PRIu64 " (%s)%s", ctx->sess->id,
+            ctx->sess->peer, now ? ": closing every connection now" : "");
+    env->shutdown(env, now);
+    /* Nothing more from this connection; it closes once drained. */
+    ctx->close_after_reply = 1;
+    return 0;
+}
+
+/* ---- LATENCY ----------------------------------------------------------- */
+
+static int latency_doctor(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_cmd_env *env = ctx->env;
+    struct akv_buf b;
+    int rc = 0, any = 0;
+
+    akv_buf_init(&b);
+    if (env->config->latency_monitor_threshold == 0)
+        rc = akv_buf_printf(&b, "Latency monitoring is disabled: CONFIG SET "
+                                "latency-monitor-threshold <milliseconds> enables it.\n");
+    else
+        rc = akv_buf_printf(&b, "Latency monitoring threshold: %d ms.\n",
+                            env->config->latency_monitor_threshold);
+    for (unsigned e = 0; rc == 0 && e < AKV_LATENCY_EVENTS; e++) {
+        struct akv_latency_sample h[AKV_LATENCY_SAMPLES];
+        size_t n = akv_latency_history(&env->latency, e, h);
+        uint64_t sum = 0;
+        if (n == 0)
+            continue;
+        any = 1;
+        for (size_t i = 0; i < n; i++)
+            sum += h[i].ms;
+        rc = akv_buf_printf(
+            &b, "%s: %zu latency spikes (average %" PRIu64 " ms, worst %" PRIu32 " ms).\n",
+            akv_latency_event_name(e), n, sum / n, env->latency.ev[e].max);
+    }
+    if (rc == 0 && !any && env->config->latency_monitor_threshold > 0)
+        rc = akv_buf_printf(&b, "No latency spikes were observed.\n");
+    if (rc == 0 && any)
+        rc = akv_buf_printf(&b, "For \"command\" spikes, SLOWLOG GET names the commands; QUERY "
+                                "time includes waiting for a worker (INFO stats: jobs_waiting).\n");
+    rc = rc ? rc : akv_reply_verbatim(ctx->out, resp_of(ctx), b.p, b.len);
+    akv_buf_fini(&b);
+    return rc;
+}
+
+int akv_cmd_do_latency(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    const struct akv_subcmd *sc;
+    int rc = akv_cmd_subcommand(ctx, &sc);
+
+    if (rc)
+        return rc < 0 ? rc : 0;
+    if (strcmp(sc->name, "LATEST") == 0) {
+        size_t n = 0;
+        for (unsigned e = 0; e < AKV_LATENCY_EVENTS; e++)
+            n += akv_latency_latest(&env->latency, e) != NULL;
+        rc = akv_reply_array(ctx->out, n);
+        for (unsigned e = 0; rc == 0 && e < AKV_LATENCY_EVENTS; e++) {
+            const struct akv_latency_sample *l = akv_latency_latest(&env->latency, e);
+            if (!l)
+                continue;
+            rc = akv_reply_array(ctx->out, 4);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, akv_latency_event_name(e));
+            rc = rc ? rc : akv_reply_int(ctx->out, l->time);
+            rc = rc ? rc : akv_reply_int(ctx->out, l->ms);
+            rc = rc ? rc : akv_reply_int(ctx->out, env->latency.ev[e].max);
+        }
+        return rc;
+    }
+    if (strcmp(sc->name, "HISTORY") == 0) {
+        struct akv_latency_sample h[AKV_LATENCY_SAMPLES];
+        int e = akv_latency_event_lookup(ctx->argv[2].p, ctx->argv[2].len);
+        size_t n = e < 0 ? 0 : akv_latency_history(&env->latency, (unsigned)e, h);
+        rc = akv_reply_array(ctx->out, n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = akv_reply_array(ctx->out, 2);
+            rc = rc ? rc : akv_reply_int(ctx->out, h[i].time);
+            rc = rc ? rc : akv_reply_int(ctx->out, h[i].ms);
+        }
+        return rc;
+    }
+    if (strcmp(sc->name, "RESET") == 0) {
+        int64_t n = 0;
+        if (ctx->argc == 2) {
+            for (unsigned e = 0; e < AKV_LATENCY_EVENTS; e++)
+                n += akv_latency_reset(&env->latency, e);
+        } else {
+            for (size_t i = 2; i < ctx->argc; i++) {
+                int e = akv_latency_event_lookup(ctx->argv[i].p, ctx->argv[i].len);
+                if (e >= 0)
+                    n += akv_latency_reset(&env->latency, (unsigned)e);
+            }
+        }
+        return akv_reply_int(ctx->out, n);
+    }
+    if (strcmp(sc->name, "DOCTOR") == 0)
+        return latency_doctor(ctx);
+    return akv_cmd_reply_sub_help(ctx, "LATENCY");
 }

@@ -44,18 +44,73 @@ int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark)
     return 1;
 }
 
-/* The slow log's copy of a call's arguments. Those of a secret command
- * (AUTH) become "(redacted)", as in Redis, so neither the password nor
- * anyone's wrong guess is ever recorded. */
-struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd *c, size_t argc,
-                                             const struct akv_slice *argv, const char *peer)
+/* Whether directive name[0, len) holds a secret (requirepass), whose value
+ * is never shown. */
+static int secret_directive(const struct akv_cmd_env *env, const struct akv_slice *name)
+{
+    char n[64], probe[8];
+
+    if (name->len >= sizeof(n) || memchr(name->p, '\0', name->len))
+        return 0;
+    memcpy(n, name->p, name->len);
+    n[name->len] = '\0';
+    return akv_config_get(env->config, n, probe, sizeof(probe)) == -EPERM;
+}
+
+int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, size_t argc,
+                       const struct akv_slice *argv, size_t i)
+{
+    if (i == 0 || i >= argc)
+        return 0;
+    if (c->flags & AKV_CMD_SECRET)
+        return 1;
+    if (c->handler == akv_cmd_do_hello) {
+        /* HELLO [protover] [AUTH username password] [SETNAME name] ... */
+        size_t j = 1;
+        unsigned long long v;
+        if (akv_parse_ull(argv[1].p, argv[1].len, UINT64_MAX, &v) == 0)
+            j = 2;
+        /* Only as far as i: a HELLO of many SETNAME options costs each
+         * argument shown a walk of the ones before it, not of them all. */
+        while (j < argc && j <= i) {
+            if (arg_is(&argv[j], "AUTH") && j + 2 < argc) {
+                if (i == j + 1 || i == j + 2)
+                    return 1;
+                j += 3;
+            } else if (arg_is(&argv[j], "SETNAME") && j + 1 < argc) {
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        return 0;
+    }
+    if (c->handler == akv_cmd_do_config && argc >= 4 && arg_is(&argv[1], "SET"))
+        /* CONFIG SET name value ...: a secret's value. */
+        return i >= 3 && i % 2 == 1 && secret_directive(env, &argv[i - 1]);
+    return 0;
+}
+
+/* The slow log's copy of a call's arguments. Secrets (AUTH's arguments,
+ * HELLO's AUTH pair, CONFIG SET requirepass's value) become "(redacted)",
+ * as in Redis, so neither a password nor anyone's wrong guess is ever
+ * recorded. */
+struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, const struct akv_cmd *c,
+                                             size_t argc, const struct akv_slice *argv,
+                                             const char *peer)
 {
     struct akv_slice hidden[AKV_SLOWLOG_ARGC_MAX];
+    size_t n = argc < AKV_SLOWLOG_ARGC_MAX ? argc : AKV_SLOWLOG_ARGC_MAX, i;
+    int any = 0;
 
-    if (!(c->flags & AKV_CMD_SECRET))
+    for (i = 0; i < n; i++) {
+        int secret = akv_cmd_arg_secret(env, c, argc, argv, i);
+        hidden[i] = secret ? (struct akv_slice){"(redacted)", 10} : argv[i];
+        any |= secret;
+    }
+    if (!any)
         return akv_slowlog_entry_new(argc, argv, peer);
-    for (size_t i = 0; i < AKV_SLOWLOG_ARGC_MAX; i++)
-        hidden[i] = i == 0 ? argv[0] : (struct akv_slice){"(redacted)", 10};
+    /* Past the first AKV_SLOWLOG_ARGC_MAX the entry shows only a count. */
     return akv_slowlog_entry_new(argc, hidden, peer);
 }
 
@@ -72,13 +127,20 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
 
     cs->calls++;
     cs->usec += us;
+    if (env->config->latency_monitor_threshold > 0 &&
+        us / 1000 >= (uint64_t)env->config->latency_monitor_threshold) {
+        uint64_t ms = us / 1000;
+        akv_latency_add(&env->latency,
+                        (c->flags & AKV_CMD_FAST) ? AKV_LATENCY_FAST_COMMAND : AKV_LATENCY_COMMAND,
+                        (int64_t)time(NULL), ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+    }
     if (failed) {
         cs->failed++;
         env->stats.error_replies++;
     }
     if (threshold >= 0 && us >= (uint64_t)threshold) {
         if (!slow && argv)
-            slow = akv_cmd_slow_entry(c, argc, argv, peer);
+            slow = akv_cmd_slow_entry(env, c, argc, argv, peer);
         if (slow) {
             akv_slowlog_push(&env->slowlog, slow, (int64_t)time(NULL), us,
                              (size_t)env->config->slowlog_max_len);
@@ -99,6 +161,26 @@ void akv_cmd_session_init(struct akv_session *s, uint64_t id, const char *peer)
 void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
 {
     akv_cmd_multi_session_fini(env, s);
+    if (s->monitor && env->monitor_set)
+        env->monitor_set(env, s, 0);
+    s->monitor = 0;
+}
+
+void akv_cmd_cron(struct akv_cmd_env *env)
+{
+    struct akv_persist_info pi;
+    size_t used;
+
+    akv_persist_info(env->persist, &pi);
+    if (pi.rewrites != env->rewrites_seen) {
+        /* A rewrite finished (successfully: only those are counted) since
+         * the last look, at most AKV_CONN_CRON_MS ago. */
+        env->rewrites_seen = pi.rewrites;
+        env->lastsave = time(NULL);
+    }
+    used = akv_cmd_used_memory(env);
+    if (used > env->used_memory_peak)
+        env->used_memory_peak = used;
 }
 
 /* ------------------------------------------------------------------------
@@ -131,6 +213,46 @@ static const struct akv_cmd table[] = {
      "authenticate the connection (when requirepass is set)"},
     {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT index",
      "switch the connection to database index (0 .. databases-1)"},
+    {"HELLO", -1, F | N, akv_cmd_do_hello, 0, 0, 0,
+     "HELLO [protover [AUTH username password] [SETNAME clientname]]",
+     "switch the protocol (2 or 3), authenticate, name the connection; reply the server's "
+     "details"},
+    {"RESET", 1, F | N | Q, akv_cmd_do_reset, 0, 0, 0, "RESET",
+     "reset the connection: RESP2, db 0, no name, MONITOR and CLIENT REPLY off, "
+     "not authenticated"},
+    {"CLIENT", -2, 0, akv_cmd_do_client, 0, 0, 0,
+     "CLIENT ID|INFO|LIST|KILL|SETNAME|GETNAME|SETINFO|REPLY|NO-EVICT|PAUSE|UNPAUSE|UNBLOCK|HELP",
+     "inspect, name and manage client connections"},
+    {"MONITOR", 1, A, akv_cmd_do_monitor, 0, 0, 0, "MONITOR",
+     "stream every command the server runs, secrets redacted"},
+    {"TIME", 1, F, akv_cmd_do_time, 0, 0, 0, "TIME",
+     "the server's clock: unix seconds and microseconds"},
+    {"LASTSAVE", 1, F, akv_cmd_do_lastsave, 0, 0, 0, "LASTSAVE",
+     "unix time of the last successful AOF rewrite (or of start-up)"},
+    {"SAVE", 1, A, akv_cmd_do_save, 0, 0, 0, "SAVE",
+     "refused: it would block the server (every write is in the AOF already)"},
+    {"BGSAVE", -1, A, akv_cmd_do_bgsave, 0, 0, 0, "BGSAVE [SCHEDULE]",
+     "compact the append-only file in the background, as BGREWRITEAOF"},
+    {"SHUTDOWN", -1, A, akv_cmd_do_shutdown, 0, 0, 0,
+     "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
+     "finish the requests in hand, make the AOF durable and exit, as SIGTERM does"},
+    {"WAIT", 3, 0, akv_cmd_do_wait, 0, 0, 0, "WAIT numreplicas timeout",
+     "0 at once: there are no replicas"},
+    {"LATENCY", -2, 0, akv_cmd_do_latency, 0, 0, 0,
+     "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
+     "commands slower than latency-monitor-threshold ms, by event"},
+    {"MEMORY", -2, 0, akv_cmd_do_memory, 0, 0, 0,
+     "MEMORY USAGE key [SAMPLES count]|STATS|DOCTOR|HELP", "what an entry and the server use"},
+    {"OBJECT", -2, 0, akv_cmd_do_object, 0, 0, 0, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key|HELP",
+     "how an entry is kept"},
+    {"TYPE", 2, R | F, akv_cmd_do_type, 1, 1, 1, "TYPE key",
+     "string, or none when the key is absent"},
+    {"STRLEN", 2, R | F, akv_cmd_do_strlen, 1, 1, 1, "STRLEN key",
+     "the length in bytes of the value under key (0 when absent)"},
+    {"TOUCH", -2, R | F, akv_cmd_do_touch, 1, -1, 1, "TOUCH key [key ...]",
+     "how many of the keys exist (there are no access times to update)"},
+    {"RANDOMKEY", 1, R, akv_cmd_do_randomkey, 0, 0, 0, "RANDOMKEY",
+     "a key chosen at random, or nil when there is none"},
     {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
      "server, clients, memory, persistence, stats, latency, commandstats, store, "
      "keyspace and vectors figures"},
@@ -229,6 +351,122 @@ _Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
                "raise AKV_CMD_STATS_MAX in cmd.h");
 _Static_assert(2 * (sizeof(table) / sizeof(table[0])) <= 256, "raise LOOKUP_SLOTS in cmd.c");
 
+/* The subcommands of the container commands, for COMMAND (INFO, DOCS,
+ * LIST) and for the handlers that check them with akv_cmd_subcommand
+ * (CLIENT, LATENCY, MEMORY, OBJECT; CONFIG, SLOWLOG and COMMAND check their
+ * own). Grouped by container, in the order HELP lists them. */
+#define R AKV_CMD_READONLY
+#define F AKV_CMD_FAST
+#define A AKV_CMD_ADMIN
+static const struct akv_subcmd subtable[] = {
+    {"CLIENT", "ID", 2, F, 0, 0, 0, "CLIENT ID", "the connection's id"},
+    {"CLIENT", "INFO", 2, 0, 0, 0, 0, "CLIENT INFO", "the connection's CLIENT LIST line"},
+    {"CLIENT", "LIST", -2, A, 0, 0, 0,
+     "CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]",
+     "one line per client connection: id, addresses, name, age, buffers, last command ..."},
+    {"CLIENT", "KILL", -3, A, 0, 0, 0,
+     "CLIENT KILL ip:port | [ID client-id] [ADDR ip:port] [LADDR ip:port] "
+     "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [USER username] [SKIPME YES|NO]",
+     "close the connections that match every filter given (the old form: one address)"},
+    {"CLIENT", "SETNAME", 3, F, 0, 0, 0, "CLIENT SETNAME connection-name",
+     "name the connection (\"\" removes the name)"},
+    {"CLIENT", "GETNAME", 2, F, 0, 0, 0, "CLIENT GETNAME", "the connection's name, or nil"},
+    {"CLIENT", "SETINFO", 4, F, 0, 0, 0, "CLIENT SETINFO LIB-NAME|LIB-VER value",
+     "record the client library's name or version (shown by CLIENT LIST)"},
+    {"CLIENT", "REPLY", 3, F, 0, 0, 0, "CLIENT REPLY ON|OFF|SKIP",
+     "whether the server replies to this connection's commands"},
+    {"CLIENT", "NO-EVICT", 3, F | A, 0, 0, 0, "CLIENT NO-EVICT ON|OFF",
+     "keep this connection out of maxmemory-clients eviction"},
+    {"CLIENT", "PAUSE", -3, A, 0, 0, 0, "CLIENT PAUSE timeout [WRITE|ALL]",
+     "hold every client's commands (or only writes) back for timeout milliseconds"},
+    {"CLIENT", "UNPAUSE", 2, A, 0, 0, 0, "CLIENT UNPAUSE", "end CLIENT PAUSE now"},
+    {"CLIENT", "UNBLOCK", -3, A, 0, 0, 0, "CLIENT UNBLOCK client-id [TIMEOUT|ERROR]",
+     "0: a client waiting for a worker cannot be interrupted"},
+    {"CLIENT", "HELP", 2, 0, 0, 0, 0, "CLIENT HELP", "the CLIENT subcommands"},
+    {"COMMAND", "COUNT", 2, 0, 0, 0, 0, "COMMAND COUNT", "how many commands there are"},
+    {"COMMAND", "DOCS", -2, 0, 0, 0, 0, "COMMAND DOCS [command-name [command-name ...]]",
+     "each command's summary, group and arguments (redis-cli's hints)"},
+    {"COMMAND", "INFO", -2, 0, 0, 0, 0, "COMMAND INFO [command-name [command-name ...]]",
+     "each command's arity, flags, key positions and subcommands"},
+    {"COMMAND", "LIST", 2, 0, 0, 0, 0, "COMMAND LIST",
+     "every command name, subcommands as container|subcommand"},
+    {"CONFIG", "GET", -3, A, 0, 0, 0, "CONFIG GET parameter [parameter ...]",
+     "the settings whose names match the glob patterns"},
+    {"CONFIG", "SET", -4, A, 0, 0, 0, "CONFIG SET parameter value [parameter value ...]",
+     "change run-time settings, all or nothing"},
+    {"CONFIG", "RESETSTAT", 2, A, 0, 0, 0, "CONFIG RESETSTAT", "zero the INFO counters"},
+    {"LATENCY", "LATEST", 2, A, 0, 0, 0, "LATENCY LATEST",
+     "each event: its newest sample's time and milliseconds, and its worst"},
+    {"LATENCY", "HISTORY", 3, A, 0, 0, 0, "LATENCY HISTORY event",
+     "the event's samples, oldest first: [unix time, milliseconds]"},
+    {"LATENCY", "RESET", -2, A, 0, 0, 0, "LATENCY RESET [event [event ...]]",
+     "forget the events' samples (every event's without arguments)"},
+    {"LATENCY", "DOCTOR", 2, A, 0, 0, 0, "LATENCY DOCTOR", "a report on the latency events"},
+    {"LATENCY", "HELP", 2, 0, 0, 0, 0, "LATENCY HELP", "the LATENCY subcommands"},
+    {"MEMORY", "USAGE", -3, R, 2, 2, 1, "MEMORY USAGE key [SAMPLES count]",
+     "the bytes the entry under key costs"},
+    {"MEMORY", "STATS", 2, 0, 0, 0, 0, "MEMORY STATS", "where the server's memory goes"},
+    {"MEMORY", "DOCTOR", 2, 0, 0, 0, 0, "MEMORY DOCTOR", "a report on memory use"},
+    {"MEMORY", "HELP", 2, 0, 0, 0, 0, "MEMORY HELP", "the MEMORY subcommands"},
+    {"OBJECT", "ENCODING", 3, R, 2, 2, 1, "OBJECT ENCODING key",
+     "int, embstr or raw, as Redis would encode the value"},
+    {"OBJECT", "FREQ", 3, R, 2, 2, 1, "OBJECT FREQ key",
+     "refused: attnkv keeps no access frequencies"},
+    {"OBJECT", "IDLETIME", 3, R, 2, 2, 1, "OBJECT IDLETIME key",
+     "refused: attnkv keeps no access times"},
+    {"OBJECT", "REFCOUNT", 3, R, 2, 2, 1, "OBJECT REFCOUNT key", "1: values are not shared"},
+    {"OBJECT", "HELP", 2, 0, 0, 0, 0, "OBJECT HELP", "the OBJECT subcommands"},
+    {"SLOWLOG", "GET", -2, A, 0, 0, 0, "SLOWLOG GET [count]",
+     "the count newest entries (default 10, -1 for all)"},
+    {"SLOWLOG", "LEN", 2, A, 0, 0, 0, "SLOWLOG LEN", "how many entries there are"},
+    {"SLOWLOG", "RESET", 2, A, 0, 0, 0, "SLOWLOG RESET", "forget every entry"},
+    {"SLOWLOG", "HELP", 2, 0, 0, 0, 0, "SLOWLOG HELP", "the SLOWLOG subcommands"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+};
+#undef R
+#undef F
+#undef A
+
+const struct akv_subcmd *akv_cmd_subcommands(void)
+{
+    return subtable;
+}
+
+const struct akv_subcmd *akv_cmd_subcommand_lookup(const struct akv_cmd *c, const char *name,
+                                                   size_t len)
+{
+    for (const struct akv_subcmd *sc = subtable; sc->parent; sc++)
+        if (strcmp(sc->parent, c->name) == 0 && strlen(sc->name) == len &&
+            strncasecmp(sc->name, name, len) == 0)
+            return sc;
+    return NULL;
+}
+
+int akv_cmd_subcommand(struct akv_cmd_ctx *ctx, const struct akv_subcmd **out)
+{
+    const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[0].p, ctx->argv[0].len);
+    const struct akv_subcmd *sc =
+        c ? akv_cmd_subcommand_lookup(c, ctx->argv[1].p, ctx->argv[1].len) : NULL;
+    char sb[AKV_QUOTE_BUF], lb[64], pb[32];
+    int rc;
+
+    *out = NULL;
+    if (!sc) {
+        rc = akv_reply_errorf(ctx->out, "ERR unknown subcommand '%s'. Try %s HELP.",
+                              show(&ctx->argv[1], sb), c ? c->name : "");
+        return rc < 0 ? rc : 1;
+    }
+    ctx->sess->last_sub = sc;
+    if ((sc->arity > 0 && ctx->argc != (size_t)sc->arity) ||
+        (sc->arity < 0 && ctx->argc < (size_t)-sc->arity)) {
+        rc = akv_reply_errorf(ctx->out, "ERR wrong number of arguments for '%s|%s' command",
+                              lower(sc->parent, pb, sizeof(pb)), lower(sc->name, lb, sizeof(lb)));
+        return rc < 0 ? rc : 1;
+    }
+    *out = sc;
+    return 0;
+}
+
 const struct akv_cmd *akv_cmd_table(void)
 {
     return table;
@@ -275,10 +513,23 @@ const struct akv_cmd *akv_cmd_lookup(const char *name, size_t len)
     return NULL;
 }
 
+/* Hands the call to the MONITOR clients. A line that cannot be made for
+ * lack of memory is not sent; the command itself is not affected. */
+static void monitor_feed(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
+{
+    struct akv_buf line;
+
+    akv_buf_init(&line);
+    if (akv_cmd_monitor_line(&line, ctx->env, c, ctx->sess, ctx->argc, ctx->argv) == 0)
+        ctx->env->monitor_feed(ctx->env, line.p, line.len);
+    akv_buf_fini(&line);
+}
+
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
 {
     const struct akv_cmd *c = akv_cmd_lookup(ctx->argv[0].p, ctx->argv[0].len);
     struct akv_cmd_env *env = ctx->env;
+    struct akv_session *sess = ctx->sess;
     size_t mark = ctx->out->len;
     uint64_t t0 = now_ns();
     int rc;
@@ -287,6 +538,10 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     ctx->job = NULL;
     if (!env->in_exec)
         akv_cmd_clock(env); /* EXEC reads it once for all its commands */
+    /* CLIENT REPLY SKIP drops the reply of the command after it; CLIENT
+     * REPLY ON (run now) cancels that, as in Redis. */
+    sess->reply_skip = sess->reply_skip_next;
+    sess->reply_skip_next = 0;
     if (!c) {
         char sb[AKV_QUOTE_BUF];
         env->stats.error_replies++;
@@ -319,14 +574,21 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
                               strerror(akv_persist_write_error(ctx->env->persist)));
         goto out;
     }
+    sess->last_cmd = c;
+    sess->last_sub = NULL;
     rc = c->handler(ctx);
+    /* MONITOR itself is not shown, as in Redis (its caller would see it as
+     * its own first line). */
+    if (env->monitors > 0 && env->monitor_feed && c->handler != akv_cmd_do_monitor)
+        monitor_feed(ctx, c);
     if (ctx->job) {
         /* Counted when the job finishes. Its arguments are copied now, as
          * they will be gone by then, unless the slow log is off. */
         ctx->job->cmd = c;
         ctx->job->t0 = t0;
+        ctx->job->drop_reply = 0;
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
-            ctx->job->slow = akv_cmd_slow_entry(c, ctx->argc, ctx->argv, ctx->sess->peer);
+            ctx->job->slow = akv_cmd_slow_entry(env, c, ctx->argc, ctx->argv, ctx->sess->peer);
     } else {
         akv_cmd_account(env, c, (now_ns() - t0) / 1000,
                         rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,
@@ -340,7 +602,15 @@ out:
             ctx->job->finish(ctx->job, NULL);
             ctx->job = NULL;
         }
-        return reply_oom(ctx->out) < 0 ? -ENOMEM : 0;
+        rc = reply_oom(ctx->out) < 0 ? -ENOMEM : 0;
     }
-    return 0;
+    if (sess->reply_off || sess->reply_skip) {
+        /* The client asked for no reply (CLIENT REPLY OFF or SKIP). */
+        ctx->out->len = mark;
+        if (ctx->job)
+            ctx->job->drop_reply = 1;
+        rc = 0;
+    }
+    sess->reply_skip = 0;
+    return rc;
 }

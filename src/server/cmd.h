@@ -32,6 +32,7 @@
 #include "server/pool.h"
 #include "proto/proto.h"
 #include "proto/reply.h"
+#include "server/latency.h"
 #include "server/slowlog.h"
 
 /* Most commands the table may hold (for the per-command counters). */
@@ -64,12 +65,22 @@ struct akv_stats {
     uint64_t expired_keys;       /* deleted because their time had come */
     uint64_t keyspace_hits;      /* lookups of live keys (GET, MGET, ...) */
     uint64_t keyspace_misses;
-    struct akv_hist query_hist;                /* QUERY latency, µs, like query_us_* */
+    uint64_t paused_clients;    /* gauge: clients holding a command back for CLIENT PAUSE */
+    struct akv_hist query_hist; /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
 };
 
 struct akv_watch;
 struct akv_reaper;
+struct akv_session;
+struct akv_client_info;
+
+/* CLIENT PAUSE: until end_ms (CLOCK_MONOTONIC milliseconds; 0: no pause),
+ * clients hold back every command (all) or only writes. */
+struct akv_pause {
+    uint64_t end_ms;
+    int all;
+};
 
 /* What handlers may read and change: everything the daemon shares between
  * connections. Filled by main/server; owned by the loop thread. */
@@ -106,8 +117,45 @@ struct akv_cmd_env {
      * number of jobs waiting for a worker. */
     int (*apply_setting)(struct akv_cmd_env *env, const char *name, char *err, size_t errlen);
     size_t (*queue_len)(const struct akv_cmd_env *env);
+    /* The connection layer's side of CLIENT, MONITOR and SHUTDOWN (set by
+     * the server; NULL in tests, where those commands say they are not
+     * available). Handlers call these instead of touching connections.
+     *   clients: calls fn for every open client, or only for the one whose
+     *     session is `only`; fn returns AKV_CLIENT_KEEP, AKV_CLIENT_KILL
+     *     (the connection is closed at once; never the caller's own, which
+     *     the handler closes with close_after_reply) or a negative errno,
+     *     which stops the walk and is returned. O(clients).
+     *   clients_memory: the bytes of every client's buffers together.
+     *   monitor_set: the session starts (on) or stops receiving the
+     *     MONITOR feed; env->monitors counts the sessions that do.
+     *   monitor_feed: appends one formatted MONITOR line to every monitor's
+     *     output (subject to the output buffer limits).
+     *   pause_changed: env->pause was set or cleared (CLIENT PAUSE,
+     *     UNPAUSE): clients held back are woken when it ends.
+     *   shutdown: starts the shutdown that SIGTERM starts, once the
+     *     calling request is over; with now, every connection is closed at
+     *     once instead of being let finish what it has received. */
+    int (*clients)(struct akv_cmd_env *env, const struct akv_session *only,
+                   int (*fn)(void *arg, const struct akv_client_info *ci), void *arg);
+    size_t (*clients_memory)(const struct akv_cmd_env *env);
+    void (*monitor_set)(struct akv_cmd_env *env, struct akv_session *s, int on);
+    void (*monitor_feed)(struct akv_cmd_env *env, const char *line, size_t len);
+    void (*pause_changed)(struct akv_cmd_env *env);
+    void (*shutdown)(struct akv_cmd_env *env, int now);
+    uint64_t rng; /* RANDOMKEY's generator state; 0: not yet seeded */
     void *hook_data;
+
+    /* Loop thread state of the operations commands (zeroed at start). */
+    size_t monitors;            /* sessions receiving the MONITOR feed (kept by the hooks) */
+    struct akv_pause pause;     /* CLIENT PAUSE */
+    struct akv_latency latency; /* LATENCY: events over latency-monitor-threshold */
+    time_t lastsave;            /* LASTSAVE: the last successful AOF rewrite; 0: start_time */
+    uint64_t rewrites_seen;     /* rewrites counted when akv_cmd_cron last looked */
+    size_t used_memory_peak;    /* the largest used_memory seen (INFO, akv_cmd_cron) */
 };
+
+/* CLIENT KILL's callback answers (see env->clients). */
+enum { AKV_CLIENT_KEEP = 0, AKV_CLIENT_KILL = 1 };
 
 /* A pool job prepared by a handler. The connection owns it from dispatch
  * until it calls finish, which writes the reply into out (or, when out is
@@ -117,6 +165,10 @@ struct akv_cmd_job {
     struct akv_pool_job pool; /* work or batch set by cmd.c; done set by the connection */
     void (*finish)(struct akv_cmd_job *job, struct akv_buf *out);
     void *owner; /* the connection, for its done callback */
+    /* Set by akv_cmd_dispatch: the client asked for no reply to this call
+     * (CLIENT REPLY OFF or SKIP); the connection then finishes the job with
+     * out NULL, as for a client that has gone. */
+    int drop_reply;
     /* Set by akv_cmd_dispatch, for the statistics and the slow log. */
     const struct akv_cmd *cmd;
     uint64_t t0;                    /* monotonic ns at dispatch */
@@ -125,17 +177,52 @@ struct akv_cmd_job {
 
 struct akv_multi;
 
+/* The longest CLIENT SETNAME name and CLIENT SETINFO value, in bytes.
+ * Redis has no limit; here every connection keeps them in place, so that
+ * 10,000 named clients cost a few MB at most. */
+#define AKV_CLIENT_NAME_MAX 256
+#define AKV_CLIENT_LIB_MAX 128
+
 /* A connection's state as the command layer sees it: the connection embeds
  * one (zeroed, then id and peer set) and hands it to every call; handlers
  * change it. akv_cmd_session_fini releases what commands attached to it. */
 struct akv_session {
     uint64_t id;       /* CLIENT ID: unique for the daemon's life */
     char peer[64];     /* "ip:port" of the client, or "?" */
+    char laddr[64];    /* "ip:port" it connected to, or "" */
     int authenticated; /* AUTH succeeded */
     int db;            /* SELECTed database */
     int resp;          /* protocol of replies: 2 (default) or 3 after HELLO 3 */
     int readable;      /* replies as text for people: 1 READABLE ON, 2 readable-replies inline */
     struct akv_multi *multi; /* MULTI state and WATCHed keys (cmd-multi.c); NULL: none */
+    /* CLIENT state (cmd-client.c). */
+    char name[AKV_CLIENT_NAME_MAX + 1];    /* CLIENT SETNAME; "": none */
+    char lib_name[AKV_CLIENT_LIB_MAX + 1]; /* CLIENT SETINFO LIB-NAME */
+    char lib_ver[AKV_CLIENT_LIB_MAX + 1];  /* CLIENT SETINFO LIB-VER */
+    const struct akv_cmd *last_cmd;        /* the last command run, for CLIENT LIST */
+    const struct akv_subcmd *last_sub;     /* and its subcommand, if it has one */
+    unsigned monitor : 1;                  /* receiving the MONITOR feed */
+    unsigned reply_off : 1;                /* CLIENT REPLY OFF */
+    unsigned reply_skip_next : 1;          /* CLIENT REPLY SKIP: drop the next reply */
+    unsigned reply_skip : 1;               /* dispatch: drop this call's reply */
+    unsigned no_evict : 1;                 /* CLIENT NO-EVICT ON */
+};
+
+/* One client as CLIENT LIST, INFO and KILL see it, filled by the connection
+ * layer for env->clients' callback (valid during the call only). */
+struct akv_client_info {
+    const struct akv_session *sess;
+    int fd;                 /* the socket, or -1 */
+    uint64_t age_s, idle_s; /* since accepted; since a byte last moved */
+    size_t qbuf, qbuf_free; /* query buffer: unparsed bytes, room left */
+    size_t obl;             /* reply bytes waiting to be sent */
+    size_t oll;             /* replies in flight in a write (0 or 1) */
+    size_t omem;            /* output buffers' size */
+    size_t tot_mem;         /* everything the connection holds */
+    int reading, writing;   /* events: r, w */
+    int blocked;            /* waiting for a worker (QUERY ...) */
+    int paused;             /* holding a command back for CLIENT PAUSE */
+    int closing;            /* to be closed once its reply is sent */
 };
 
 /* One call of a command. */
@@ -161,6 +248,20 @@ enum {
     AKV_CMD_NOQUEUE = 1u << 7, /* runs at once inside MULTI (EXEC, DISCARD, WATCH, ...) */
 };
 
+/* A subcommand of a container command (CLIENT KILL, CONFIG GET, ...):
+ * listed by COMMAND, and, for the containers whose handler asks
+ * akv_cmd_subcommand, checked for arity as Redis 7 does ("wrong number of
+ * arguments for 'client|kill' command"). */
+struct akv_subcmd {
+    const char *parent;             /* the container's name, upper case */
+    const char *name;               /* upper case */
+    int arity;                      /* as akv_cmd's, counting the container's name */
+    unsigned flags;                 /* AKV_CMD_* */
+    int firstkey, lastkey, keystep; /* key positions, for COMMAND (0 = none) */
+    const char *usage;              /* "CLIENT KILL ..." */
+    const char *summary;
+};
+
 struct akv_cmd {
     const char *name; /* upper case */
     int arity;        /* argc (name included) if > 0; at least -arity if < 0 */
@@ -181,7 +282,11 @@ const struct akv_cmd *akv_cmd_table(void);
  * calls its handler, which replies into ctx->out or leaves a job in ctx->job.
  * Unknown commands and wrong arity get an -ERR reply; while requirepass is
  * set and ctx->authenticated is 0, commands other than AKV_CMD_NOAUTH ones
- * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command.
+ * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command, records
+ * a latency event when it took latency-monitor-threshold ms or more, feeds
+ * it to the MONITOR clients (secrets redacted), and drops its reply when
+ * the session asked for none (CLIENT REPLY OFF or SKIP; a job's through
+ * job->drop_reply).
  * Returns 0, or -ENOMEM when even the error reply could not be written (the
  * connection should then be dropped). Loop thread. */
 int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
@@ -203,6 +308,15 @@ void akv_cmd_env_fini(struct akv_cmd_env *env);
  * free), and joins the threads that have finished. With wait, frees and
  * joins everything (shutdown: no snapshot may be live). Loop thread. */
 void akv_cmd_reap(struct akv_cmd_env *env, int wait);
+
+/* The subcommands of the container commands, terminated by an entry with a
+ * NULL parent. */
+const struct akv_subcmd *akv_cmd_subcommands(void);
+
+/* The command layer's periodic work, from the server's cron (every
+ * AKV_CONN_CRON_MS): notes when an AOF rewrite has finished (LASTSAVE) and
+ * the peak of used_memory. Loop thread. */
+void akv_cmd_cron(struct akv_cmd_env *env);
 
 /* Initialises a session (resp 2, db 0) with an id and the peer's
  * address (NULL: "?"). */

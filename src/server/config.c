@@ -631,6 +631,7 @@ static const struct directive directives[] = {
     MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
     INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
     INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
+    INT_ROW("latency-monitor-threshold", latency_monitor_threshold, 0, INT_MAX),
 };
 
 /* The directives that CONFIG SET and a SIGHUP reload may change while the
@@ -659,6 +660,7 @@ static const char *const runtime_directives[] = {
     "max-key-len",
     "max-value-len",
     "client-output-buffer-limit",
+    "latency-monitor-threshold",
 };
 
 /* Directives that name files (see akv_config_is_path). */
@@ -766,6 +768,7 @@ int akv_config_init(struct akv_config *c)
     c->aof_rewrite_min_size = 64LL << 20;
     c->slowlog_slower_than = 10000;
     c->slowlog_max_len = 128;
+    c->latency_monitor_threshold = 0;
     return 0;
 
 fail:

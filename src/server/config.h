@@ -87,6 +87,7 @@ struct akv_config {
         aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
     int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
     int slowlog_max_len;     /* entries kept; default 128 */
+    int latency_monitor_threshold; /* ms; LATENCY records commands this slow; 0 = off (default) */
 };
 
 /* Fills c with defaults (allocating the default strings). Returns 0 or
@@ -157,8 +158,8 @@ const char *const *akv_config_names(void);
  * SIGHUP reload of the file), 0 if it takes a restart or is unknown. The
  * run-time ones are the query defaults, maxclients, loglevel, logfile (on a
  * reload only: it is a path), the slow log settings, timeout, the key and
- * value length limits, maxmemory, maxmemory-clients, maxkeys and
- * client-output-buffer-limit. Any thread. */
+ * value length limits, maxmemory, maxmemory-clients, maxkeys,
+ * client-output-buffer-limit and latency-monitor-threshold. Any thread. */
 int akv_config_runtime(const char *name);
 
 /* 1 if directive name holds a path (logfile, dir, appendfilename, vectors).

@@ -87,6 +87,20 @@
  * connection with marks is on the shared `waiting` list, which the AOF's
  * progress callback walks. Reads on other connections never wait.
  *
+ * Commands about connections (CLIENT, MONITOR, CLIENT PAUSE; the env hooks
+ * of cmd.h, wired by the server): akv_conn_clients walks the open
+ * connections for CLIENT LIST and KILL and closes those the callback
+ * names. A monitor is on the `monitors` list; each command's MONITOR line
+ * is appended to every monitor's `out` (past the output hard limit the
+ * monitor is closed at once), and the monitors fed during a loop turn are
+ * put on `flushq` (with a reference) and written from the `flusher`
+ * prepare handle just before the loop polls, once each, with their memory
+ * counted then. While env->pause holds a connection's next request back,
+ * the request stays parsed-but-unconsumed in `in`, the connection waits on
+ * the `paused` list (reading as little as while a job runs), and the
+ * `pause_timer`, CLIENT UNPAUSE or a shutdown puts it on the ready list
+ * again.
+ *
  * Closing: QUIT and protocol errors stop processing and close once the reply
  * is written. Before closing we shut down our sending side and read (and
  * discard) until the client closes too, for at most LINGER_MS: closing a
@@ -157,6 +171,9 @@ struct akv_conn {
     uint64_t soft_since;            /* uv_now when replies went over the soft limit; 0: not over */
     uint64_t since;                 /* uv_now when it was accepted */
     struct akv_conn *rprev, *rnext; /* on sh->ready while queued */
+    struct akv_conn *mprev, *mnext; /* on sh->monitors while monitoring */
+    struct akv_conn *fnext;         /* on sh->flushq while in_flushq */
+    struct akv_conn *pprev, *pnext; /* on sh->paused while paused */
     size_t mem;                     /* its buffers' bytes, as counted in sh->client_mem */
 
     unsigned closing : 1;     /* uv_close called */
@@ -169,6 +186,9 @@ struct akv_conn {
     unsigned counted : 1;     /* counted in connected_clients */
     unsigned queued : 1;      /* on sh->ready: its turn ended with requests left */
     unsigned started : 1;     /* a request has been parsed */
+    unsigned monitoring : 1;  /* on sh->monitors */
+    unsigned in_flushq : 1;   /* on sh->flushq (holding a reference) */
+    unsigned paused : 1;      /* on sh->paused: its next request waits for CLIENT PAUSE */
 };
 
 static void conn_process(struct akv_conn *c);
@@ -205,7 +225,20 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
         akv_conn_shared_fini(sh);
         return -ENOMEM;
     }
+    if (uv_prepare_init(loop, &sh->flusher) < 0) {
+        uv_close((uv_handle_t *)&sh->resume, NULL);
+        akv_conn_shared_fini(sh);
+        return -ENOMEM;
+    }
+    if (uv_timer_init(loop, &sh->pause_timer) < 0) {
+        uv_close((uv_handle_t *)&sh->resume, NULL);
+        uv_close((uv_handle_t *)&sh->flusher, NULL);
+        akv_conn_shared_fini(sh);
+        return -ENOMEM;
+    }
     sh->resume.data = sh;
+    sh->flusher.data = sh;
+    sh->pause_timer.data = sh;
     sh->resume_init = 1;
     sh->next_id = 1;
     akv_persist_set_notify(env->persist, conn_aof_progress, sh);
@@ -214,8 +247,11 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
 
 void akv_conn_shared_close(struct akv_conn_shared *sh)
 {
-    if (sh && sh->resume_init && !uv_is_closing((uv_handle_t *)&sh->resume))
+    if (sh && sh->resume_init && !uv_is_closing((uv_handle_t *)&sh->resume)) {
         uv_close((uv_handle_t *)&sh->resume, NULL);
+        uv_close((uv_handle_t *)&sh->flusher, NULL);
+        uv_close((uv_handle_t *)&sh->pause_timer, NULL);
+    }
 }
 
 void akv_conn_shared_fini(struct akv_conn_shared *sh)
@@ -297,8 +333,41 @@ static void on_resume(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
+/* Takes c off the monitors. */
+static void monitor_unlink(struct akv_conn *c)
+{
+    if (!c->monitoring)
+        return;
+    if (c->mprev)
+        c->mprev->mnext = c->mnext;
+    else
+        c->sh->monitors = c->mnext;
+    if (c->mnext)
+        c->mnext->mprev = c->mprev;
+    c->mprev = c->mnext = NULL;
+    c->monitoring = 0;
+    c->sh->env->monitors--;
+}
+
+/* Takes c off the paused list. */
+static void paused_unlink(struct akv_conn *c)
+{
+    if (!c->paused)
+        return;
+    if (c->pprev)
+        c->pprev->pnext = c->pnext;
+    else
+        c->sh->paused = c->pnext;
+    if (c->pnext)
+        c->pnext->pprev = c->pprev;
+    c->pprev = c->pnext = NULL;
+    c->paused = 0;
+    c->sh->env->stats.paused_clients--;
+}
+
 /* Counts c's buffers into sh->client_mem; past maxmemory-clients, closes
- * the connections with the largest buffers until the total fits. */
+ * the connections with the largest buffers until the total fits (those
+ * with CLIENT NO-EVICT ON are spared). */
 static void mem_update(struct akv_conn *c)
 {
     struct akv_conn_shared *sh = c->sh;
@@ -310,7 +379,7 @@ static void mem_update(struct akv_conn *c)
     while (limit > 0 && sh->client_mem > limit) {
         struct akv_conn *big = NULL;
         for (struct akv_conn *o = sh->head; o; o = o->next)
-            if (!o->closing && (!big || o->mem > big->mem))
+            if (!o->closing && !o->sess.no_evict && (!big || o->mem > big->mem))
                 big = o;
         if (!big)
             break;
@@ -339,6 +408,8 @@ static void conn_unref(struct akv_conn *c)
     if (c->nmarks > 0)
         waiting_unlink(c);
     ready_unlink(c);
+    monitor_unlink(c);
+    paused_unlink(c);
     sh->client_mem -= c->mem;
     akv_cmd_session_fini(sh->env, &c->sess);
     akv_buf_fini(&c->in);
@@ -366,6 +437,8 @@ void akv_conn_close(struct akv_conn *c)
         c->sh->env->stats.connected_clients--;
         c->counted = 0;
     }
+    monitor_unlink(c);
+    paused_unlink(c);
     akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed", (unsigned long long)c->sess.id,
             c->sess.peer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -409,23 +482,35 @@ uv_stream_t *akv_conn_stream(struct akv_conn *c)
 }
 
 /* "1.2.3.4:5678" or "[::1]:5678", for log lines. */
+/* "1.2.3.4:5678" or "[::1]:5678" into out (64 bytes); unchanged when the
+ * address is of another family. */
+static void addr_text(const struct sockaddr_storage *ss, char out[64])
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, host, sizeof(host));
+        snprintf(out, 64, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, host, sizeof(host));
+        snprintf(out, 64, "[%s]:%d", host, ntohs(a->sin6_port));
+    }
+}
+
+/* The client's address (for log lines, CLIENT LIST and MONITOR) and the
+ * local one it connected to (CLIENT LIST laddr, CLIENT KILL LADDR). */
 static void describe_peer(struct akv_conn *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
 
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, host, sizeof(host));
-        snprintf(c->sess.peer, sizeof(c->sess.peer), "%s:%d", host, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, host, sizeof(host));
-        snprintf(c->sess.peer, sizeof(c->sess.peer), "[%s]:%d", host, ntohs(a->sin6_port));
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        addr_text(&ss, c->sess.peer);
+    len = sizeof(ss);
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        addr_text(&ss, c->sess.laddr);
 }
 
 /* ------------------------------------------------------------------------
@@ -701,7 +786,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void update_reading(struct akv_conn *c)
 {
     size_t avail = c->in.len - c->in_pos;
-    int busy = c->job != NULL || c->queued || out_pending(c) > out_pause(c);
+    int busy = c->job != NULL || c->queued || c->paused || out_pending(c) > out_pause(c);
     int want = !c->closing && !c->input_done && !c->close_after && !(busy && avail >= IN_PAUSE);
 
     if (c->lingering)
@@ -881,6 +966,70 @@ static int unauthenticated(const struct akv_conn *c)
     return c->sh->env->config->requirepass && !c->sess.authenticated;
 }
 
+/* Whether CLIENT PAUSE holds back the request just parsed into sh->argv:
+ * every request while it holds all, writes while it holds writes. Nothing
+ * is held back once the shutdown has begun. */
+static int held_by_pause(struct akv_conn *c)
+{
+    const struct akv_pause *p = &c->sh->env->pause;
+    const struct akv_cmd *cmd;
+
+    if (p->end_ms == 0 || c->sh->draining || uv_hrtime() / 1000000u >= p->end_ms)
+        return 0;
+    if (p->all)
+        return 1;
+    cmd = akv_cmd_lookup(c->sh->argv[0].p, c->sh->argv[0].len);
+    return cmd && (cmd->flags & AKV_CMD_WRITE);
+}
+
+static void paused_push(struct akv_conn *c)
+{
+    struct akv_conn_shared *sh = c->sh;
+
+    if (c->paused)
+        return;
+    c->pprev = NULL;
+    c->pnext = sh->paused;
+    if (sh->paused)
+        sh->paused->pprev = c;
+    sh->paused = c;
+    c->paused = 1;
+    sh->env->stats.paused_clients++;
+}
+
+/* The pause is over: every held connection gets its turn again (through
+ * the ready list, so each runs for one turn, after the loop has polled). */
+static void pause_release_all(struct akv_conn_shared *sh)
+{
+    while (sh->paused) {
+        struct akv_conn *c = sh->paused;
+        paused_unlink(c);
+        if (!c->closing)
+            ready_push(c);
+    }
+}
+
+static void on_pause_timer(uv_timer_t *t)
+{
+    akv_conn_pause_changed(t->data);
+}
+
+void akv_conn_pause_changed(struct akv_conn_shared *sh)
+{
+    struct akv_pause *p = &sh->env->pause;
+    uint64_t now = uv_hrtime() / 1000000u;
+
+    if (p->end_ms != 0 && now < p->end_ms) {
+        /* Check again when it should end (it may since have been lifted or
+         * extended). */
+        uv_timer_start(&sh->pause_timer, on_pause_timer, p->end_ms - now, 0);
+        return;
+    }
+    *p = (struct akv_pause){0, 0};
+    uv_timer_stop(&sh->pause_timer);
+    pause_release_all(sh);
+}
+
 /* Parses and runs buffered requests until one becomes a job, the input runs
  * out, the output backs up, the turn is over or the connection is to close;
  * then sends replies and adjusts reading. */
@@ -890,7 +1039,7 @@ static void conn_process(struct akv_conn *c)
     unsigned long long querybuf_max = sh->env->config->client_query_buffer_limit;
     uint64_t start = uv_hrtime();
 
-    while (!c->closing && !c->job && !c->close_after && !c->lingering) {
+    while (!c->closing && !c->job && !c->close_after && !c->lingering && !c->paused) {
         size_t avail = c->in.len - c->in_pos;
         struct akv_proto_limits small = sh->limits;
         const struct akv_proto_limits *lim = &sh->limits;
@@ -962,6 +1111,11 @@ static void conn_process(struct akv_conn *c)
             break;
         }
         c->need_len = 0;
+        if (req.argc > 0 && held_by_pause(c)) {
+            /* Not consumed: parsed again when the pause ends. */
+            paused_push(c);
+            break;
+        }
         /* readable-replies inline: readable replies from an inline first
          * request on, until a RESP request (a client library) comes. */
         if (!c->started) {
@@ -1011,11 +1165,15 @@ static void on_job_done(struct akv_pool_job *pj)
 {
     struct akv_cmd_job *job = container_of(pj, struct akv_cmd_job, pool);
     struct akv_conn *c = job->owner;
+    /* A reply the client asked not to get (CLIENT REPLY) goes nowhere, as
+     * that of a client that has gone. */
+    int wanted = !c->closing && !job->drop_reply;
 
     assert(c->job == job);
     c->job = NULL;
-    job->finish(job, c->closing ? NULL : &c->out);
-    if (!c->closing && c->sess.readable)
+    /* finish frees the job. */
+    job->finish(job, wanted ? &c->out : NULL);
+    if (wanted && c->sess.readable)
         humanize_from(c, c->job_pos);
     c->last_active = uv_now(c->sh->loop);
     if (!c->closing && check_output_limits(c) == 0)
@@ -1053,6 +1211,9 @@ void akv_conn_reject(struct akv_conn *c, const char *err)
 void akv_conn_drain_all(struct akv_conn_shared *sh)
 {
     sh->draining = 1;
+    /* A pause holds nothing back any more: everything received is run. */
+    while (sh->paused)
+        paused_unlink(sh->paused);
     for (struct akv_conn *c = sh->head; c; c = c->next) {
         if (c->closing)
             continue;
@@ -1088,7 +1249,7 @@ void akv_conn_cron(struct akv_conn_shared *sh)
             continue;
         if (check_output_limits(c) < 0)
             continue;
-        if (idle_ms > 0 && !c->job && now - c->last_active >= idle_ms) {
+        if (idle_ms > 0 && !c->job && !c->paused && now - c->last_active >= idle_ms) {
             akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: idle for more than %d s",
                     (unsigned long long)c->sess.id, c->sess.peer, cfg->timeout);
             akv_conn_close(c);
@@ -1096,6 +1257,139 @@ void akv_conn_cron(struct akv_conn_shared *sh)
             akv_log(AKV_LOG_VERBOSE, "client %llu (%s) closed: no AUTH within %d s",
                     (unsigned long long)c->sess.id, c->sess.peer, AKV_CONN_UNAUTH_IDLE_MS / 1000);
             akv_conn_close(c);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * CLIENT and MONITOR (the env hooks; see conn.h).
+ */
+
+size_t akv_conn_memory(const struct akv_conn_shared *sh)
+{
+    return sh->client_mem;
+}
+
+static void client_info(struct akv_conn *c, uint64_t now, struct akv_client_info *ci)
+{
+    uv_os_fd_t fd;
+
+    ci->sess = &c->sess;
+    ci->fd = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? (int)fd : -1;
+    ci->age_s = (now - c->since) / 1000;
+    ci->idle_s = (now - c->last_active) / 1000;
+    ci->qbuf = c->in.len - c->in_pos;
+    ci->qbuf_free = c->in.cap - c->in.len;
+    ci->obl = out_pending(c);
+    ci->oll = c->writing;
+    ci->omem = c->out.cap + c->wbuf.cap;
+    ci->tot_mem = sizeof(*c) + c->in.cap + c->out.cap + c->wbuf.cap;
+    ci->reading = c->reading;
+    ci->writing = c->writing;
+    ci->blocked = c->job != NULL;
+    ci->paused = c->paused;
+    ci->closing = c->close_after || c->lingering;
+}
+
+int akv_conn_clients(struct akv_conn_shared *sh, const struct akv_session *only,
+                     int (*fn)(void *arg, const struct akv_client_info *ci), void *arg)
+{
+    uint64_t now = uv_now(sh->loop);
+    struct akv_client_info ci;
+    int rc = 0;
+
+    if (only) {
+        /* The caller's own session, which its connection embeds. */
+        struct akv_conn *c = container_of(only, struct akv_conn, sess);
+        client_info(c, now, &ci);
+        rc = fn(arg, &ci);
+        return rc < 0 ? rc : 0;
+    }
+    /* akv_conn_close only marks and closes the handle; the connection stays
+     * linked until its close callback, so the walk can go on. */
+    for (struct akv_conn *c = sh->head; c; c = c->next) {
+        if (c->closing || !c->counted)
+            continue;
+        client_info(c, now, &ci);
+        rc = fn(arg, &ci);
+        if (rc < 0)
+            return rc;
+        if (rc == AKV_CLIENT_KILL) {
+            akv_log(AKV_LOG_VERBOSE, "client %llu (%s) killed by CLIENT KILL",
+                    (unsigned long long)c->sess.id, c->sess.peer);
+            akv_conn_close(c);
+        }
+    }
+    return 0;
+}
+
+void akv_conn_monitor_set(struct akv_conn_shared *sh, struct akv_session *s, int on)
+{
+    struct akv_conn *c = container_of(s, struct akv_conn, sess);
+
+    s->monitor = (unsigned)(on != 0);
+    if (!on) {
+        monitor_unlink(c);
+        return;
+    }
+    if (c->monitoring || c->closing)
+        return;
+    c->mprev = NULL;
+    c->mnext = sh->monitors;
+    if (sh->monitors)
+        sh->monitors->mprev = c;
+    sh->monitors = c;
+    c->monitoring = 1;
+    sh->env->monitors++;
+}
+
+/* Before the loop polls: sends what the monitors were fed during this turn
+ * of the loop (one write each, not one per command), and counts their
+ * buffers against maxmemory-clients. */
+static void on_flush_monitors(uv_prepare_t *h)
+{
+    struct akv_conn_shared *sh = h->data;
+    struct akv_conn *c = sh->flushq, *next;
+
+    sh->flushq = NULL;
+    uv_prepare_stop(h);
+    for (; c; c = next) {
+        next = c->fnext;
+        c->fnext = NULL;
+        c->in_flushq = 0;
+        if (!c->closing)
+            flush(c);
+        if (!c->closing)
+            mem_update(c);
+        if (!c->closing)
+            maybe_close(c);
+        conn_unref(c); /* the queue's reference */
+    }
+}
+
+void akv_conn_monitor_feed(struct akv_conn_shared *sh, const char *line, size_t len)
+{
+    for (struct akv_conn *m = sh->monitors, *next; m; m = next) {
+        next = m->mnext;
+        if (m->closing || m->close_after || m->lingering)
+            continue;
+        if (akv_buf_append(&m->out, line, len) < 0) {
+            akv_log(AKV_LOG_NOTICE, "client %llu (%s) closed: out of memory for MONITOR output",
+                    (unsigned long long)m->sess.id, m->sess.peer);
+            akv_conn_close(m);
+            continue;
+        }
+        /* Past the hard limit the monitor is closed now (a slow reader
+         * cannot make the feed pile up); the soft limit's time runs. */
+        if (check_output_limits(m) < 0)
+            continue;
+        if (!m->in_flushq) {
+            m->in_flushq = 1;
+            m->refs++;
+            m->fnext = sh->flushq;
+            sh->flushq = m;
+            if (!uv_is_active((uv_handle_t *)&sh->flusher))
+                uv_prepare_start(&sh->flusher, on_flush_monitors);
         }
     }
 }

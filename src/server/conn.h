@@ -40,12 +40,17 @@ struct akv_conn_shared {
     struct akv_slice *argv;
     size_t argv_cap;
     char *scratch;
-    struct akv_conn *head; /* every connection not yet freed */
-    struct akv_conn *waiting; /* connections with replies held for the AOF */
-    struct akv_conn *ready;   /* connections that used up their turn with requests left */
-    uv_idle_t resume;         /* runs the ready ones again, one turn each */
-    int resume_init;          /* resume is initialised (and must be closed) */
-    size_t client_mem;        /* bytes of every connection's buffers together */
+    struct akv_conn *head;     /* every connection not yet freed */
+    struct akv_conn *waiting;  /* connections with replies held for the AOF */
+    struct akv_conn *ready;    /* connections that used up their turn with requests left */
+    struct akv_conn *monitors; /* connections receiving the MONITOR feed */
+    struct akv_conn *flushq;   /* monitors fed since the loop last polled */
+    struct akv_conn *paused;   /* connections holding a request back for CLIENT PAUSE */
+    uv_idle_t resume;          /* runs the ready ones again, one turn each */
+    uv_prepare_t flusher;      /* sends what the monitors were fed, before the loop polls */
+    uv_timer_t pause_timer;    /* ends CLIENT PAUSE */
+    int resume_init;           /* the three handles are initialised (and must be closed) */
+    size_t client_mem;         /* bytes of every connection's buffers together */
     size_t count;
     uint64_t next_id;
     int draining;
@@ -113,5 +118,24 @@ void akv_conn_cron(struct akv_conn_shared *sh);
 
 /* Connections not yet freed (closing ones included). */
 size_t akv_conn_count(const struct akv_conn_shared *sh);
+
+/* What the env hooks of cmd.h do (the server wires them):
+ *   akv_conn_clients: env->clients, over the open clients (not those being
+ *     closed, nor those turned away at accept);
+ *   akv_conn_memory: env->clients_memory, every connection's buffers;
+ *   akv_conn_monitor_set / _feed: env->monitor_set and monitor_feed. A
+ *     monitor's feed goes into its output buffer, under its output limits
+ *     (past the hard limit it is closed), and is sent once per loop turn,
+ *     just before the loop polls;
+ *   akv_conn_pause_changed: env->pause_changed. While env->pause is in
+ *     force, a connection whose next request is held back (every request,
+ *     or only writes) stops there, reads no more than a pausing connection
+ *     would, and is resumed when the pause ends (a timer) or is lifted. */
+int akv_conn_clients(struct akv_conn_shared *sh, const struct akv_session *only,
+                     int (*fn)(void *arg, const struct akv_client_info *ci), void *arg);
+size_t akv_conn_memory(const struct akv_conn_shared *sh);
+void akv_conn_monitor_set(struct akv_conn_shared *sh, struct akv_session *s, int on);
+void akv_conn_monitor_feed(struct akv_conn_shared *sh, const char *line, size_t len);
+void akv_conn_pause_changed(struct akv_conn_shared *sh);
 
 #endif

@@ -56,7 +56,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: attnkvd [FILE] [OPTIONS] [--DIRECTIVE VALUE...]...\n"
                "\n"
                "Serves fuzzy key/value lookups by attention over word vectors, speaking the\n"
-               "Redis protocol (RESP2 and inline commands).\n"
+               "Redis protocol (RESP2, RESP3 and inline commands).\n"
                "\n"
                "  FILE, -c, --config FILE\n"
                "                       read settings from FILE (see conf/attnkvd.conf);\n"

@@ -10,12 +10,16 @@
  * Handles owned here, each embedded in its owner and freed in (or after) its
  * close callback: one uv_tcp_t per listening address (each in its own
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
- * uv_signal_t handles, a timer used for the shutdown grace period, the
- * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
- * and the active expiry cycle every AKV_CONN_CRON_MS, the idle handle that
- * runs the expiry cycle on every loop turn while due entries remain
- * (EXPIRE_TURN_US a turn, so other clients are served between turns), and,
- * when the service manager asks for one, the watchdog timer. The pool owns one uv_async_t; each
+ * uv_signal_t handles, a timer used for SHUTDOWN's deferred start and then
+ * the shutdown grace period, the cron timer that runs akv_conn_cron (idle
+ * timeout, output soft limit), akv_cmd_cron (LASTSAVE, the memory peak),
+ * akv_cmd_reap (flushed stores) and the active expiry cycle every
+ * AKV_CONN_CRON_MS, the idle handle that runs the expiry cycle on every
+ * loop turn while due entries remain (EXPIRE_TURN_US a turn, so other
+ * clients are served between turns), and, when the service manager asks
+ * for one, the watchdog timer. The pool owns one uv_async_t; the
+ * connections' shared state owns an idle, a prepare and a timer handle
+ * (conn.h); each
  * connection owns its TCP handle and maybe a linger timer.
  *
  * Accepting: past maxclients a client gets "-ERR max number of clients
@@ -30,7 +34,10 @@
  * the configuration file and applies the run-time directives through
  * env->apply_setting, as CONFIG SET does).
  *
- * Shutdown (SIGINT or SIGTERM):
+ * Shutdown (SIGINT or SIGTERM, or the SHUTDOWN command, which starts it
+ * from a timer once its own request is over, so that draining never runs
+ * inside that connection's processing; SHUTDOWN NOW closes every connection
+ * at step 2 instead of letting them drain):
  *   1. the listeners close, so no client is accepted any more;
  *   2. every connection stops reading, finishes the request it is running
  *      and the complete requests it had already received, writes its
@@ -101,6 +108,7 @@ struct akv_server {
     void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
     void *reload_arg;
     int stopping;  /* shutdown started */
+    int stop_now;  /* SHUTDOWN NOW: close the connections instead of draining them */
     int finishing; /* step 3 started */
 };
 
@@ -494,6 +502,66 @@ static size_t queue_len(const struct akv_cmd_env *env)
     return s && s->pool ? akv_pool_queued(s->pool) : 0;
 }
 
+/* The hooks of CLIENT, MONITOR and CLIENT PAUSE: the connections' side,
+ * in conn.c. */
+static int clients_hook(struct akv_cmd_env *env, const struct akv_session *only,
+                        int (*fn)(void *arg, const struct akv_client_info *ci), void *arg)
+{
+    struct akv_server *s = env->hook_data;
+
+    return akv_conn_clients(&s->conns, only, fn, arg);
+}
+
+static size_t clients_memory_hook(const struct akv_cmd_env *env)
+{
+    const struct akv_server *s = env->hook_data;
+
+    return akv_conn_memory(&s->conns);
+}
+
+static void monitor_set_hook(struct akv_cmd_env *env, struct akv_session *sess, int on)
+{
+    struct akv_server *s = env->hook_data;
+
+    akv_conn_monitor_set(&s->conns, sess, on);
+}
+
+static void monitor_feed_hook(struct akv_cmd_env *env, const char *line, size_t len)
+{
+    struct akv_server *s = env->hook_data;
+
+    akv_conn_monitor_feed(&s->conns, line, len);
+}
+
+static void pause_changed_hook(struct akv_cmd_env *env)
+{
+    struct akv_server *s = env->hook_data;
+
+    akv_conn_pause_changed(&s->conns);
+}
+
+static void on_shutdown_request(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+
+    akv_server_stop(s);
+    if (s->stop_now && !s->finishing)
+        akv_conn_close_all(&s->conns);
+}
+
+/* SHUTDOWN: the stop starts from a timer, after the request that asked for
+ * it, so that draining never runs inside that connection's own
+ * processing. */
+static void shutdown_hook(struct akv_cmd_env *env, int now)
+{
+    struct akv_server *s = env->hook_data;
+
+    if (s->stopping)
+        return;
+    s->stop_now |= now;
+    uv_timer_start(&s->timer, on_shutdown_request, 0, 0);
+}
+
 static void on_watchdog(uv_timer_t *t)
 {
     (void)t;
@@ -525,6 +593,7 @@ static void on_cron(uv_timer_t *t)
     struct akv_server *s = t->data;
 
     akv_conn_cron(&s->conns);
+    akv_cmd_cron(s->env);
     akv_cmd_reap(s->env, 0);
     if (!s->stopping && !uv_is_active((uv_handle_t *)&s->expire) &&
         akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
@@ -665,6 +734,12 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     log_access(s);
     env->apply_setting = apply_setting;
     env->queue_len = queue_len;
+    env->clients = clients_hook;
+    env->clients_memory = clients_memory_hook;
+    env->monitor_set = monitor_set_hook;
+    env->monitor_feed = monitor_feed_hook;
+    env->pause_changed = pause_changed_hook;
+    env->shutdown = shutdown_hook;
     env->hook_data = s;
     *out = s;
     return 0;

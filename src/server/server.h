@@ -22,9 +22,10 @@ struct akv_server;
  * manager passed listening sockets ($LISTEN_FDS for our pid), those are
  * served instead of cfg's bind and port. When it asked for a watchdog
  * (akv_service_watchdog_usec), a timer pings it. env->tcp_port,
- * env->workers and env's hooks (apply_setting, queue_len) are filled in. env and cfg are borrowed
- * and must outlive the server. On failure nothing is left on the loop and a reason is logged.
- * Returns 0 or a negative errno / UV_E* code. */
+ * env->workers and env's hooks (apply_setting, queue_len, and those of
+ * CLIENT, MONITOR, CLIENT PAUSE and SHUTDOWN, on the connections) are filled in. env and cfg are
+ * borrowed and must outlive the server. On failure nothing is left on the loop and a reason is
+ * logged. Returns 0 or a negative errno / UV_E* code. */
 int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_env *env,
                       const struct akv_config *cfg);
 

@@ -8,7 +8,9 @@
 #include "util/buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,4 +78,28 @@ void akv_buf_consume(struct akv_buf *b, size_t n)
     }
     memmove(b->p, b->p + n, b->len - n);
     b->len -= n;
+}
+
+int akv_buf_printf(struct akv_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof(small))
+        return akv_buf_append(b, small, (size_t)n);
+    /* Too long for the stack: format in place; the NUL vsnprintf writes
+     * goes in the reserved byte after the text. */
+    if (akv_buf_reserve(b, (size_t)n + 1) < 0)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
 }

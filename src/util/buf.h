@@ -24,5 +24,9 @@ int akv_buf_append(struct akv_buf *b, const void *p, size_t n);
 /* Drops the first n bytes (after they were written out) by moving the rest
  * to the front; n >= len empties the buffer. Capacity is kept. */
 void akv_buf_consume(struct akv_buf *b, size_t n);
+/* Appends printf-formatted text (no terminating NUL counted in len).
+ * Returns 0, -ENOMEM or -EINVAL (a bad format); on failure the buffer is as
+ * it was. */
+int akv_buf_printf(struct akv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -47,6 +47,29 @@ START_TEST(test_append_and_grow)
 }
 END_TEST
 
+/* akv_buf_printf: short text through the stack, long text in place. */
+START_TEST(test_printf)
+{
+    struct akv_buf b;
+    char big[1000];
+
+    akv_buf_init(&b);
+    ck_assert_int_eq(akv_buf_printf(&b, "%s=%d", "a", 7), 0);
+    ck_assert_uint_eq(b.len, 3);
+    ck_assert(memcmp(b.p, "a=7", 3) == 0);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(akv_buf_printf(&b, "[%s]", big), 0);
+    ck_assert_uint_eq(b.len, 3 + 1001);
+    ck_assert_int_eq(b.p[3], '[');
+    ck_assert_int_eq(b.p[b.len - 1], ']');
+    ck_assert_int_eq(b.p[b.len - 2], 'x');
+    ck_assert_int_eq(akv_buf_printf(&b, "%s", ""), 0);
+    ck_assert_uint_eq(b.len, 1004);
+    akv_buf_fini(&b);
+}
+END_TEST
+
 START_TEST(test_edges)
 {
     struct akv_buf b;
@@ -83,6 +106,7 @@ int main(void)
 
     tcase_add_test(tc, test_append_and_grow);
     tcase_add_test(tc, test_edges);
+    tcase_add_test(tc, test_printf);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

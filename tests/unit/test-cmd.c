@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -127,7 +128,9 @@ static const char *run_job_opt(int client_gone, const char *first, va_list ap)
     if (ctx.job) {
         ck_assert_uint_eq(out.len, 0); /* the reply comes from finish */
         work_alone(ctx.job);
-        ctx.job->finish(ctx.job, client_gone ? NULL : &out);
+        /* As the connection does: no reply for a client that has gone or
+         * asked for none (CLIENT REPLY). */
+        ctx.job->finish(ctx.job, client_gone || ctx.job->drop_reply ? NULL : &out);
     }
     ck_assert_int_eq(akv_buf_reserve(&out, 1), 0);
     out.p[out.len] = '\0';
@@ -689,6 +692,562 @@ START_TEST(test_hostile_inputs)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Connections, RESP3 and the operations commands. The connection layer's
+ * hooks are faked: three clients whose sessions the test holds, and a
+ * monitor feed that keeps the last line.
+ */
+
+static int starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static struct akv_session fake[3];
+static int fake_killed[3];
+static char last_feed[8192];
+static int feeds, shutdowns, shutdown_now, pause_changes;
+
+static int fake_clients(struct akv_cmd_env *e, const struct akv_session *only,
+                        int (*fn)(void *arg, const struct akv_client_info *ci), void *arg)
+{
+    (void)e;
+    for (int i = -1; i < 3; i++) {
+        const struct akv_session *s = i < 0 ? &sess : &fake[i];
+        struct akv_client_info ci = {.sess = s,
+                                     .fd = 10 + i,
+                                     .age_s = 5,
+                                     .idle_s = 1,
+                                     .qbuf = 3,
+                                     .qbuf_free = 13,
+                                     .reading = 1};
+        int rc;
+        if ((only && s != only) || (i >= 0 && fake_killed[i]))
+            continue;
+        rc = fn(arg, &ci);
+        if (rc < 0)
+            return rc;
+        if (rc == AKV_CLIENT_KILL) {
+            ck_assert_int_ge(i, 0); /* never the caller */
+            fake_killed[i] = 1;
+        }
+    }
+    return 0;
+}
+
+static void fake_monitor_set(struct akv_cmd_env *e, struct akv_session *s, int on)
+{
+    if (on && !s->monitor)
+        e->monitors++;
+    else if (!on && s->monitor)
+        e->monitors--;
+    s->monitor = (unsigned)on;
+}
+
+static void fake_feed(struct akv_cmd_env *e, const char *line, size_t len)
+{
+    (void)e;
+    ck_assert_uint_lt(len, sizeof(last_feed));
+    memcpy(last_feed, line, len);
+    last_feed[len] = '\0';
+    feeds++;
+}
+
+static void fake_shutdown(struct akv_cmd_env *e, int now)
+{
+    (void)e;
+    shutdowns++;
+    shutdown_now = now;
+}
+
+static void fake_pause_changed(struct akv_cmd_env *e)
+{
+    (void)e;
+    pause_changes++;
+}
+
+static void hooks_on(void)
+{
+    for (int i = 0; i < 3; i++) {
+        char peer[32];
+        snprintf(peer, sizeof(peer), "10.0.0.%d:%d", i + 1, 5000 + i);
+        akv_cmd_session_init(&fake[i], (uint64_t)(10 + i), peer);
+        snprintf(fake[i].laddr, sizeof(fake[i].laddr), "127.0.0.1:%d", i == 2 ? 7000 : 6479);
+        fake_killed[i] = 0;
+    }
+    snprintf(sess.peer, sizeof(sess.peer), "127.0.0.1:4000");
+    snprintf(sess.laddr, sizeof(sess.laddr), "127.0.0.1:6479");
+    env.clients = fake_clients;
+    env.monitor_set = fake_monitor_set;
+    env.monitor_feed = fake_feed;
+    env.shutdown = fake_shutdown;
+    env.pause_changed = fake_pause_changed;
+    feeds = shutdowns = pause_changes = 0;
+}
+
+START_TEST(test_client)
+{
+    const char *r;
+
+    ck_assert_str_eq(run("CLIENT", "LIST", END), "-ERR CLIENT LIST is not available here\r\n");
+    hooks_on();
+    ck_assert_str_eq(run("CLIENT", "ID", END), ":1\r\n");
+    ck_assert_str_eq(run("CLIENT", "GETNAME", END), "$-1\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETNAME", "worker-1", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "GETNAME", END), "$8\r\nworker-1\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETNAME", "two words", END),
+                     "-ERR Client names cannot contain spaces, newlines or special "
+                     "characters.\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETINFO", "lib-name", "redis-py", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETINFO", "LIB-VER", "4.3.4", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETINFO", "lib-color", "x", END),
+                     "-ERR Unrecognized option 'lib-color'\r\n");
+    ck_assert_str_eq(run("CLIENT", "SETINFO", "lib-ver", "1 2", END),
+                     "-ERR lib-ver cannot contain spaces, newlines or special characters.\r\n");
+    r = run("CLIENT", "INFO", END);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nid=1 addr=127.0.0.1:4000 laddr=127.0.0.1:6479 fd=9 "
+                                    "name=worker-1 age=5 idle=1 flags=N db=0 "));
+    ck_assert_ptr_nonnull(strstr(r, " qbuf=3 qbuf-free=13 "));
+    ck_assert_ptr_nonnull(strstr(r, " events=r cmd=client|info user=default redir=-1 resp=2 "
+                                    "lib-name=redis-py lib-ver=4.3.4\n\r\n"));
+    ck_assert_ptr_null(strstr(r, "id=10 "));
+    r = run("CLIENT", "LIST", END);
+    ck_assert_ptr_nonnull(strstr(r, "id=1 addr="));
+    ck_assert_ptr_nonnull(strstr(r, "\nid=10 addr=10.0.0.1:5000 "));
+    ck_assert_ptr_nonnull(strstr(r, "\nid=12 addr=10.0.0.3:5002 laddr=127.0.0.1:7000 "));
+    ck_assert_ptr_nonnull(strstr(r, " cmd=NULL "));
+    r = run("CLIENT", "LIST", "ID", "12", "1", "99", END);
+    ck_assert_ptr_nonnull(strstr(r, "id=1 "));
+    ck_assert_ptr_nonnull(strstr(r, "id=12 "));
+    ck_assert_ptr_null(strstr(r, "id=10 "));
+    ck_assert_str_eq(run("CLIENT", "LIST", "TYPE", "replica", END), "$0\r\n\r\n");
+    ck_assert(starts(run("CLIENT", "LIST", "TYPE", "NORMAL", END), "$"));
+    ck_assert_str_eq(run("CLIENT", "LIST", "TYPE", "nope", END),
+                     "-ERR Unknown client type 'nope'\r\n");
+    ck_assert_str_eq(run("CLIENT", "LIST", "ID", "x", END), "-ERR Invalid client ID\r\n");
+    ck_assert_str_eq(run("CLIENT", "LIST", "FOO", END), "-ERR syntax error\r\n");
+    /* Errors as Redis 7 words them. */
+    ck_assert_str_eq(run("CLIENT", "FLY", END),
+                     "-ERR unknown subcommand 'FLY'. Try CLIENT HELP.\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", END),
+                     "-ERR wrong number of arguments for 'client|kill' command\r\n");
+    ck_assert_str_eq(run("CLIENT", "ID", "x", END),
+                     "-ERR wrong number of arguments for 'client|id' command\r\n");
+    ck_assert_str_eq(run("CLIENT", END), "-ERR wrong number of arguments for 'client' command\r\n");
+    r = run("CLIENT", "HELP", END);
+    ck_assert_ptr_nonnull(strstr(r, "+KILL ip:port | [ID client-id]"));
+    ck_assert_ptr_nonnull(strstr(r, "+    The connection's id.\r\n"));
+
+    /* KILL: the old form, then filters, which must all match. */
+    ck_assert_str_eq(run("CLIENT", "KILL", "10.0.0.9:1", END), "-ERR No such client\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "10.0.0.1:5000", END), "+OK\r\n");
+    ck_assert_int_eq(fake_killed[0], 1);
+    ck_assert_str_eq(run("CLIENT", "KILL", "ID", "11", "ADDR", "10.0.0.3:5002", END), ":0\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "LADDR", "127.0.0.1:7000", END), ":1\r\n");
+    ck_assert_int_eq(fake_killed[2], 1);
+    ck_assert_str_eq(run("CLIENT", "KILL", "ID", "0", END),
+                     "-ERR client-id should be greater than 0\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "USER", "bob", END), "-ERR No such user 'bob'\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "TYPE", "x", END), "-ERR Unknown client type 'x'\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "SKIPME", "maybe", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "ID", "11", "ADDR", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("CLIENT", "KILL", "TYPE", "pubsub", END), ":0\r\n");
+    /* USER default: everyone but the caller (SKIPME yes by default). */
+    ck_assert_str_eq(run("CLIENT", "KILL", "USER", "default", END), ":1\r\n");
+    ck_assert_int_eq(fake_killed[1], 1);
+    /* The caller itself: closed once the reply is out. */
+    {
+        struct akv_slice argv[4] = {{"CLIENT", 6}, {"KILL", 4}, {"ID", 2}, {"1", 1}};
+        struct akv_slice argv2[6] = {{"CLIENT", 6}, {"KILL", 4},   {"ID", 2},
+                                     {"1", 1},      {"SKIPME", 6}, {"no", 2}};
+        ck_assert_str_eq(run_argv(4, argv), ":0\r\n");
+        struct akv_cmd_ctx ctx = {
+            .env = &env, .argc = 6, .argv = argv2, .out = &out, .sess = &sess};
+        out.len = 0;
+        ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+        ck_assert_int_eq(ctx.close_after_reply, 1);
+        ck_assert(out.len == 4 && memcmp(out.p, ":1\r\n", 4) == 0);
+    }
+
+    /* NO-EVICT, UNBLOCK, PAUSE. */
+    ck_assert_str_eq(run("CLIENT", "NO-EVICT", "on", END), "+OK\r\n");
+    ck_assert_int_eq(sess.no_evict, 1);
+    ck_assert_str_eq(run("CLIENT", "NO-EVICT", "maybe", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("CLIENT", "UNBLOCK", "10", END), ":0\r\n");
+    ck_assert_str_eq(run("CLIENT", "UNBLOCK", "10", "later", END),
+                     "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n");
+    ck_assert_str_eq(run("CLIENT", "PAUSE", "100", "WRITE", END), "+OK\r\n");
+    ck_assert_uint_gt(env.pause.end_ms, 0);
+    ck_assert_int_eq(env.pause.all, 0);
+    ck_assert_str_eq(run("CLIENT", "PAUSE", "50", END), "+OK\r\n");
+    ck_assert_int_eq(env.pause.all, 1); /* widened, not shortened */
+    ck_assert_str_eq(run("CLIENT", "UNPAUSE", END), "+OK\r\n");
+    ck_assert_uint_eq(env.pause.end_ms, 0);
+    ck_assert_int_eq(pause_changes, 3);
+    ck_assert_str_eq(run("CLIENT", "PAUSE", "-1", END), "-ERR timeout is negative\r\n");
+    ck_assert_str_eq(run("CLIENT", "PAUSE", "x", END),
+                     "-ERR timeout is not an integer or out of range\r\n");
+    ck_assert_str_eq(run("CLIENT", "PAUSE", "10", "READ", END),
+                     "-ERR CLIENT PAUSE mode must be WRITE or ALL\r\n");
+}
+END_TEST
+
+/* CLIENT REPLY OFF and SKIP drop replies, a job's included; ON brings them
+ * back and is answered. */
+START_TEST(test_client_reply)
+{
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "REPLY", "SKIP", END), "");
+    ck_assert_str_eq(run("GET", "cat", END), "");
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("CLIENT", "REPLY", "OFF", END), "");
+    ck_assert_str_eq(run("GET", "cat", END), "");
+    ck_assert_str_eq(run("nope", END), "");
+    ck_assert_str_eq(run("QUERY", "dog", END), "");
+    ck_assert_str_eq(run("CLIENT", "REPLY", "SKIP", END), ""); /* ignored while OFF */
+    ck_assert_str_eq(run("CLIENT", "REPLY", "ON", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    ck_assert(starts(run("QUERY", "dog", END), "*"));
+    /* ON right after SKIP is answered, as in Redis. */
+    ck_assert_str_eq(run("CLIENT", "REPLY", "SKIP", END), "");
+    ck_assert_str_eq(run("CLIENT", "REPLY", "ON", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "REPLY", "MAYBE", END), "-ERR syntax error\r\n");
+}
+END_TEST
+
+START_TEST(test_hello_resp3)
+{
+    const char *r;
+
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "ball", "toy", END), "+OK\r\n");
+    /* RESP2 first: the stand-ins. */
+    r = run("HELLO", END);
+    ck_assert(starts(r, "*14\r\n$6\r\nserver\r\n$6\r\nattnkv\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n"));
+    ck_assert_str_eq(run("HELLO", "4", END), "-NOPROTO unsupported protocol version\r\n");
+    ck_assert_str_eq(run("HELLO", "three", END),
+                     "-ERR Protocol version is not an integer or out of range\r\n");
+    ck_assert_str_eq(run("HELLO", "3", "FLY", END), "-ERR Syntax error in HELLO option 'FLY'\r\n");
+    ck_assert_str_eq(run("HELLO", "3", "SETNAME", "a b", END),
+                     "-ERR Client names cannot contain spaces, newlines or special "
+                     "characters.\r\n");
+    ck_assert_int_eq(sess.resp, 2);
+    r = run("HELLO", "3", "SETNAME", "r3", END);
+    ck_assert(starts(r, "%7\r\n$6\r\nserver\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$5\r\nproto\r\n:3\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster"
+                                    "\r\n$7\r\nmodules\r\n*0\r\n"));
+    ck_assert_int_eq(sess.resp, 3);
+    ck_assert_str_eq(sess.name, "r3");
+
+    /* RESP3 types where Redis uses them. */
+    r = run("QUERY", "dog", "COUNT", "2", "WITHSCORES", END);
+    ck_assert(starts(r, "*2\r\n*2\r\n$"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\n,"));
+    r = run("NEIGHBORS", "dog", "COUNT", "1", "WITHSCORES", END);
+    ck_assert(starts(r, "*1\r\n*2\r\n$3\r\ndog\r\n,"));
+    ck_assert_str_eq(run("QUERY", "dog", "COUNT", "1", END), "*1\r\n$6\r\nanimal\r\n");
+    r = run("EXPLAIN", "dog", "COUNT", "1", END);
+    ck_assert(starts(r, "*1\r\n%3\r\n$3\r\nkey\r\n$3\r\ncat\r\n$5\r\nvalue\r\n$6\r\nanimal\r\n"
+                        "$6\r\nweight\r\n,"));
+    ck_assert_str_eq(run("CONFIG", "GET", "port", END), "%1\r\n$4\r\nport\r\n$4\r\n6479\r\n");
+    ck_assert(starts(run("INFO", "server", END), "="));
+    ck_assert_ptr_nonnull(strstr(run("INFO", "server", END), "\r\ntxt:# Server\r\n"));
+    ck_assert_str_eq(run("CLIENT", "SETNAME", "", END), "+OK\r\n");
+    ck_assert_str_eq(run("CLIENT", "GETNAME", END), "_\r\n");
+    ck_assert(starts(run("RANDOMKEY", END), "$")); /* a key, any */
+    ck_assert_str_eq(run("OBJECT", "ENCODING", "nope", END), "_\r\n");
+    ck_assert_str_eq(run("MEMORY", "USAGE", "nope", END), "_\r\n");
+    r = run("COMMAND", "INFO", "get", "nope", END);
+    ck_assert(starts(r, "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "*0\r\n_\r\n"));
+    r = run("MEMORY", "STATS", END);
+    ck_assert(starts(r, "%11\r\n$14\r\npeak.allocated\r\n:"));
+    ck_assert_ptr_nonnull(strstr(r, "$18\r\ndataset.percentage\r\n,"));
+    /* HELLO 2 goes back; RESET too. */
+    ck_assert(starts(run("HELLO", "2", END), "*14\r\n"));
+    ck_assert_int_eq(sess.resp, 2);
+    run("HELLO", "3", "SETNAME", "again", END);
+    run("CLIENT", "SETINFO", "LIB-NAME", "lib", END);
+    run("CLIENT", "NO-EVICT", "ON", END);
+    sess.authenticated = 1;
+    ck_assert_str_eq(run("RESET", END), "+RESET\r\n");
+    ck_assert_int_eq(sess.resp, 2);
+    ck_assert_str_eq(sess.name, "");
+    ck_assert_str_eq(sess.lib_name, "lib"); /* kept, as in Redis */
+    ck_assert_int_eq(sess.no_evict, 0);
+    ck_assert_int_eq(sess.authenticated, 0);
+    ck_assert_uint_eq(sess.id, 1);
+
+    /* HELLO AUTH, and HELLO before AUTH while a password is set. */
+    cfg.requirepass = strdup("s3cret");
+    ck_assert(starts(run("HELLO", "3", END), "-NOAUTH HELLO must be called with the client "
+                                             "already authenticated"));
+    ck_assert_int_eq(sess.resp, 2);
+    ck_assert_str_eq(run("HELLO", "3", "AUTH", "default", "nope", END),
+                     "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    ck_assert(starts(run("HELLO", "3", "AUTH", "default", "s3cret", END), "%7\r\n"));
+    ck_assert_int_eq(sess.authenticated, 1);
+    ck_assert_int_eq(sess.resp, 3);
+    ck_assert_str_eq(run("RESET", END), "+RESET\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), "-NOAUTH Authentication required.\r\n");
+}
+END_TEST
+
+START_TEST(test_monitor)
+{
+    struct akv_slice argv[80];
+    char big[5000];
+
+    ck_assert_str_eq(run("MONITOR", END), "-ERR MONITOR is not available here\r\n");
+    hooks_on();
+    ck_assert_str_eq(run("MONITOR", END), "+OK\r\n");
+    ck_assert_uint_eq(env.monitors, 1);
+    ck_assert_int_eq(feeds, 0); /* MONITOR itself is not shown */
+    run("PING", END);
+    ck_assert_int_eq(feeds, 1);
+    ck_assert_uint_eq(strlen(last_feed),
+                      strlen("+1700000000.123456 [0 127.0.0.1:4000] \"PING\"\r\n"));
+    ck_assert_int_eq(last_feed[0], '+');
+    ck_assert_int_eq(last_feed[11], '.');
+    ck_assert_ptr_nonnull(strstr(last_feed, " [0 127.0.0.1:4000] \"PING\"\r\n"));
+    run("echo", "a\"b\\c\n\r\t\a\b\x01\x7f\xc3\xa9 d", END);
+    ck_assert_ptr_nonnull(
+        strstr(last_feed, "] \"echo\" \"a\\\"b\\\\c\\n\\r\\t\\a\\b\\x01\\x7f\\xc3\\xa9 d\"\r\n"));
+    /* Secrets. */
+    run("AUTH", "guess", END);
+    ck_assert_ptr_nonnull(strstr(last_feed, "] \"AUTH\" \"(redacted)\"\r\n"));
+    run("AUTH", "default", "guess", END);
+    ck_assert_ptr_nonnull(strstr(last_feed, "] \"AUTH\" \"(redacted)\" \"(redacted)\"\r\n"));
+    run("HELLO", "2", "SETNAME", "AUTH", "AUTH", "default", "pw", END);
+    ck_assert_ptr_nonnull(strstr(last_feed, "] \"HELLO\" \"2\" \"SETNAME\" \"AUTH\" \"AUTH\" "
+                                            "\"(redacted)\" \"(redacted)\"\r\n"));
+    run("CONFIG", "SET", "count", "3", "requirepass", "pw", END);
+    ck_assert_ptr_nonnull(strstr(last_feed, "\"CONFIG\" \"SET\" \"count\" \"3\" \"requirepass\" "
+                                            "\"(redacted)\"\r\n"));
+    ck_assert_ptr_null(strstr(last_feed, "pw"));
+    /* Unknown commands and wrong arity are not run, so not shown. */
+    feeds = 0;
+    run("nope", END);
+    run("GET", END);
+    ck_assert_int_eq(feeds, 0);
+    /* Long arguments and long argument lists are cut. */
+    memset(big, 'x', sizeof(big));
+    argv[0] = (struct akv_slice){"ECHO", 4};
+    argv[1] = (struct akv_slice){big, sizeof(big)};
+    run_argv(2, argv);
+    ck_assert_ptr_nonnull(strstr(last_feed, "xxx... (904 more bytes)\"\r\n"));
+    ck_assert_uint_lt(strlen(last_feed), 4200);
+    argv[0] = (struct akv_slice){"EXISTS", 6};
+    for (int i = 1; i < 80; i++)
+        argv[i] = (struct akv_slice){"k", 1};
+    run_argv(80, argv);
+    ck_assert_ptr_nonnull(strstr(last_feed, "\"k\" \"... (17 more arguments)\"\r\n"));
+    /* Slow log: the same redaction. */
+    cfg.slowlog_slower_than = 0;
+    run("HELLO", "3", "AUTH", "default", "hunter2", END);
+    run("HELLO", "2", END);
+    ck_assert_ptr_null(strstr(run("SLOWLOG", "GET", "-1", END), "hunter2"));
+    /* RESET and the end of the session stop the feed. */
+    ck_assert_str_eq(run("RESET", END), "+RESET\r\n");
+    ck_assert_uint_eq(env.monitors, 0);
+    run("MONITOR", END);
+    akv_cmd_session_fini(&env, &sess);
+    ck_assert_uint_eq(env.monitors, 0);
+}
+END_TEST
+
+START_TEST(test_operations)
+{
+    const char *r;
+
+    /* TIME, LASTSAVE, WAIT. */
+    r = run("TIME", END);
+    ck_assert(starts(r, "*2\r\n$10\r\n1"));
+    env.start_time = 1700000000;
+    ck_assert_str_eq(run("LASTSAVE", END), ":1700000000\r\n");
+    ck_assert_str_eq(run("WAIT", "0", "0", END), ":0\r\n");
+    ck_assert_str_eq(run("WAIT", "1", "100", END), ":0\r\n");
+    ck_assert_str_eq(run("WAIT", "x", "0", END),
+                     "-ERR value is not an integer or out of range\r\n");
+    ck_assert_str_eq(run("WAIT", "0", "-1", END), "-ERR timeout is negative\r\n");
+    ck_assert_str_eq(run("WAIT", "0", END),
+                     "-ERR wrong number of arguments for 'wait' command\r\n");
+    /* SAVE, BGSAVE without the AOF. */
+    ck_assert(starts(run("SAVE", END), "-ERR SAVE would block the server"));
+    ck_assert(starts(run("BGSAVE", END), "-ERR appendonly is off"));
+    ck_assert_str_eq(run("BGSAVE", "NOW", END), "-ERR syntax error\r\n");
+    /* SHUTDOWN. */
+    ck_assert_str_eq(run("SHUTDOWN", END), "-ERR SHUTDOWN is not available here\r\n");
+    hooks_on();
+    ck_assert_str_eq(run("SHUTDOWN", "ABORT", END), "-ERR No shutdown in progress.\r\n");
+    ck_assert_str_eq(run("SHUTDOWN", "SAVE", "NOSAVE", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("SHUTDOWN", "ABORT", "NOW", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("SHUTDOWN", "LATER", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("SHUTDOWN", "SAVE", END),
+                     "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    ck_assert_int_eq(shutdowns, 0);
+    {
+        struct akv_slice argv[3] = {{"SHUTDOWN", 8}, {"NOSAVE", 6}, {"NOW", 3}};
+        struct akv_cmd_ctx ctx = {.env = &env, .argc = 3, .argv = argv, .out = &out, .sess = &sess};
+        out.len = 0;
+        ck_assert_int_eq(akv_cmd_dispatch(&ctx), 0);
+        ck_assert_uint_eq(out.len, 0); /* no reply: the connection closes */
+        ck_assert_int_eq(ctx.close_after_reply, 1);
+        ck_assert_int_eq(shutdowns, 1);
+        ck_assert_int_eq(shutdown_now, 1);
+    }
+    ck_assert_str_eq(run("SHUTDOWN", "SAVE", "FORCE", END), "");
+    ck_assert_int_eq(shutdowns, 2);
+
+    /* LATENCY. */
+    ck_assert_str_eq(run("LATENCY", "LATEST", END), "*0\r\n");
+    akv_latency_add(&env.latency, AKV_LATENCY_COMMAND, 1700000001, 12);
+    akv_latency_add(&env.latency, AKV_LATENCY_COMMAND, 1700000002, 7);
+    ck_assert_str_eq(run("LATENCY", "LATEST", END),
+                     "*1\r\n*4\r\n$7\r\ncommand\r\n:1700000002\r\n:7\r\n:12\r\n");
+    ck_assert_str_eq(run("LATENCY", "HISTORY", "command", END),
+                     "*2\r\n*2\r\n:1700000001\r\n:12\r\n*2\r\n:1700000002\r\n:7\r\n");
+    ck_assert_str_eq(run("LATENCY", "HISTORY", "nope", END), "*0\r\n");
+    ck_assert_ptr_nonnull(strstr(run("LATENCY", "DOCTOR", END), "command: 2 latency spikes"));
+    ck_assert_str_eq(run("LATENCY", "RESET", "fast-command", "nope", END), ":0\r\n");
+    ck_assert_str_eq(run("LATENCY", "RESET", END), ":1\r\n");
+    ck_assert_str_eq(run("LATENCY", "LATEST", END), "*0\r\n");
+    ck_assert_str_eq(run("LATENCY", "HISTORY", END),
+                     "-ERR wrong number of arguments for 'latency|history' command\r\n");
+    ck_assert_str_eq(run("LATENCY", "GRAPH", "command", END),
+                     "-ERR unknown subcommand 'GRAPH'. Try LATENCY HELP.\r\n");
+    ck_assert(starts(run("LATENCY", "HELP", END), "*11\r\n+LATENCY <subcommand>"));
+    /* The latency monitor from dispatch: every command at threshold 0 ms
+     * is off; the event is chosen by the FAST flag. */
+    cfg.latency_monitor_threshold = 0;
+    run("PING", END);
+    ck_assert_ptr_null(akv_latency_latest(&env.latency, AKV_LATENCY_FAST_COMMAND));
+}
+END_TEST
+
+START_TEST(test_inspect)
+{
+    const char *r;
+    int found_cat = 0, found_ball = 0, usage;
+
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "ball", "the the the the the the the the the the the the", END),
+                     "+OK\r\n");
+    ck_assert_str_eq(run("TYPE", "cat", END), "+string\r\n");
+    ck_assert_str_eq(run("TYPE", "dog", END), "+none\r\n");
+    ck_assert_str_eq(run("STRLEN", "cat", END), ":6\r\n");
+    ck_assert_str_eq(run("STRLEN", "dog", END), ":0\r\n");
+    ck_assert_str_eq(run("TOUCH", "cat", "dog", "cat", END), ":2\r\n");
+    ck_assert_str_eq(run("OBJECT", "ENCODING", "cat", END), "$6\r\nembstr\r\n");
+    ck_assert_str_eq(run("OBJECT", "ENCODING", "ball", END), "$3\r\nraw\r\n");
+    ck_assert_str_eq(run("OBJECT", "ENCODING", "dog", END), "$-1\r\n");
+    ck_assert_str_eq(run("OBJECT", "REFCOUNT", "cat", END), ":1\r\n");
+    ck_assert(
+        starts(run("OBJECT", "FREQ", "cat", END), "-ERR attnkv does not track access frequencies"));
+    ck_assert(starts(run("OBJECT", "IDLETIME", "cat", END), "-ERR attnkv does not track"));
+    ck_assert_str_eq(run("OBJECT", "IDLETIME", "dog", END), "$-1\r\n");
+    ck_assert_str_eq(run("OBJECT", "ENCODING", END),
+                     "-ERR wrong number of arguments for 'object|encoding' command\r\n");
+    r = run("MEMORY", "USAGE", "cat", END);
+    ck_assert_int_eq(r[0], ':');
+    usage = atoi(r + 1);
+    ck_assert_int_gt(usage, 100);
+    ck_assert_int_lt(usage, 1000);
+    ck_assert_int_gt(atoi(run("MEMORY", "USAGE", "ball", "SAMPLES", "0", END) + 1), usage);
+    ck_assert_str_eq(run("MEMORY", "USAGE", "dog", END), "$-1\r\n");
+    ck_assert_str_eq(run("MEMORY", "USAGE", "cat", "SAMPLES", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("MEMORY", "USAGE", "cat", "SAMPLES", "-1", END), "-ERR syntax error\r\n");
+    ck_assert_str_eq(run("MEMORY", "USAGE", "cat", "SAMPLES", "x", END),
+                     "-ERR value is not an integer or out of range\r\n");
+    ck_assert(starts(run("MEMORY", "STATS", END), "*22\r\n$14\r\npeak.allocated\r\n"));
+    ck_assert_ptr_nonnull(strstr(run("MEMORY", "DOCTOR", END), "No memory problems found"));
+    ck_assert_str_eq(run("MEMORY", "PURGE", END),
+                     "-ERR unknown subcommand 'PURGE'. Try MEMORY HELP.\r\n");
+    for (int i = 0; i < 200; i++) {
+        r = run("RANDOMKEY", END);
+        found_cat |= strcmp(r, "$3\r\ncat\r\n") == 0;
+        found_ball |= strcmp(r, "$4\r\nball\r\n") == 0;
+    }
+    ck_assert(found_cat && found_ball);
+    run("FLUSHALL", END);
+    ck_assert_str_eq(run("RANDOMKEY", END), "$-1\r\n");
+    /* INFO has what redis-cli --stat reads, used_memory first. */
+    r = run("INFO", END);
+    ck_assert_ptr_nonnull(strstr(r, "# Memory\r\nused_memory:"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nused_memory_peak:"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nblocked_clients:0\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nrdb_last_save_time:"));
+}
+END_TEST
+
+/* COMMAND: every command and subcommand is described, and every usage
+ * string with arguments gives COMMAND DOCS arguments (the parser reads the
+ * notation of all of them). */
+START_TEST(test_command_docs)
+{
+    const struct akv_cmd *t = akv_cmd_table();
+    const struct akv_subcmd *st = akv_cmd_subcommands();
+    const char *r;
+    size_t n = 0, nsub = 0;
+
+    for (; t[n].name; n++) {
+        int container = 0;
+        for (size_t i = 0; st[i].parent; i++)
+            container |= strcmp(st[i].parent, t[n].name) == 0;
+        r = run("COMMAND", "DOCS", t[n].name, END);
+        ck_assert_msg(starts(r, "*2\r\n"), "%s: %s", t[n].name, r);
+        if (container)
+            ck_assert_msg(strstr(r, "$11\r\nsubcommands\r\n"), "%s: %s", t[n].name, r);
+        else if (strchr(t[n].usage, ' '))
+            ck_assert_msg(strstr(r, "$9\r\narguments\r\n"), "%s has no arguments: %s", t[n].name,
+                          r);
+        else
+            ck_assert_msg(!strstr(r, "arguments"), "%s: %s", t[n].name, r);
+    }
+    for (; st[nsub].parent; nsub++) {
+        char full[64], lb[64];
+        size_t i;
+        ck_assert(akv_cmd_lookup(st[nsub].parent, strlen(st[nsub].parent)) != NULL);
+        ck_assert(strncmp(st[nsub].usage, st[nsub].parent, strlen(st[nsub].parent)) == 0);
+        snprintf(full, sizeof(full), "%s|%s", st[nsub].parent, st[nsub].name);
+        for (i = 0; full[i]; i++)
+            lb[i] = (char)tolower((unsigned char)full[i]);
+        lb[i] = '\0';
+        r = run("COMMAND", "DOCS", full, END);
+        ck_assert_msg(starts(r, "*2\r\n"), "%s: %s", full, r);
+        ck_assert_msg(strstr(r, lb) != NULL, "%s: %s", full, r);
+        if (strchr(st[nsub].usage + strlen(st[nsub].parent) + 1, ' '))
+            ck_assert_msg(strstr(r, "$9\r\narguments\r\n"), "%s has no arguments: %s", full, r);
+        r = run("COMMAND", "INFO", full, END);
+        ck_assert_msg(starts(r, "*1\r\n*10\r\n"), "%s: %s", full, r);
+    }
+    /* Shapes, as redis-cli reads them. */
+    r = run("COMMAND", "DOCS", "del", END);
+    ck_assert_str_eq(r,
+                     "*2\r\n$3\r\ndel\r\n*6\r\n$7\r\nsummary\r\n$35\r\nremove keys; reply how "
+                     "many existed\r\n$5\r\ngroup\r\n$7\r\ngeneric\r\n$9\r\narguments\r\n*1\r\n"
+                     "*6\r\n$4\r\nname\r\n$3\r\nkey\r\n$4\r\ntype\r\n$3\r\nkey\r\n$5\r\nflags\r\n"
+                     "*1\r\n+multiple\r\n");
+    r = run("COMMAND", "DOCS", "query", END);
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nname\r\n$1\r\nk\r\n$4\r\ntype\r\n$7\r\ninteger\r\n$5\r\n"
+                                    "token\r\n$5\r\nCOUNT\r\n$5\r\nflags\r\n*1\r\n+optional\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "$4\r\nname\r\n$10\r\ndot_cosine\r\n$4\r\ntype\r\n$5\r\noneof"
+                                    "\r\n$5\r\ntoken\r\n$9\r\nATTENTION\r\n"));
+    r = run("COMMAND", "DOCS", END);
+    ck_assert(starts(r, "*") && atoi(r + 1) == (int)(2 * n));
+    ck_assert_str_eq(run("COMMAND", "DOCS", "nope", END), "*0\r\n");
+    r = run("COMMAND", "INFO", "client", END);
+    ck_assert_ptr_nonnull(strstr(r, "$11\r\nclient|kill\r\n:-3\r\n*1\r\n+admin\r\n"));
+    r = run("COMMAND", "LIST", END);
+    ck_assert(atoi(r + 1) == (int)(n + nsub));
+    ck_assert_ptr_nonnull(strstr(r, "$11\r\nclient|list\r\n"));
+    ck_assert(atoi(run("COMMAND", "INFO", END) + 1) == (int)n);
+}
+END_TEST
+
 static Suite *cmd_suite(void)
 {
     Suite *s = suite_create("cmd");
@@ -709,6 +1268,13 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_config_set);
     tcase_add_test(tc, test_slowlog_and_commandstats);
     tcase_add_test(tc, test_hostile_inputs);
+    tcase_add_test(tc, test_client);
+    tcase_add_test(tc, test_client_reply);
+    tcase_add_test(tc, test_hello_resp3);
+    tcase_add_test(tc, test_monitor);
+    tcase_add_test(tc, test_operations);
+    tcase_add_test(tc, test_inspect);
+    tcase_add_test(tc, test_command_docs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -761,7 +761,8 @@ START_TEST(test_names)
                                          "auto-aof-rewrite-percentage",
                                          "auto-aof-rewrite-min-size",
                                          "slowlog-log-slower-than",
-                                         "slowlog-max-len"};
+                                         "slowlog-max-len",
+                                         "latency-monitor-threshold"};
     const char *const *names = akv_config_names();
     size_t i;
 

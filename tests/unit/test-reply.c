@@ -1,7 +1,7 @@
 /*
- * test-reply.c - Check suite for the RESP2 reply writer (src/proto/reply.c): the
- * exact bytes of every encoder, double formatting, CR/LF scrubbing and
- * buffer growth.
+ * test-reply.c - Check suite for the reply writer (src/proto/reply.c): the
+ * exact bytes of every encoder in RESP2 and RESP3, double formatting, CR/LF
+ * scrubbing and buffer growth.
  */
 #include <check.h>
 
@@ -145,6 +145,49 @@ START_TEST(test_double)
 END_TEST
 
 /* Whatever the value, the text reads back as the same double. */
+/* The protocol-dependent types: RESP3's own after HELLO 3, RESP2's
+ * stand-ins otherwise. */
+START_TEST(test_resp3_types)
+{
+    struct akv_buf b;
+
+    akv_buf_init(&b);
+    ck_assert_int_eq(akv_reply_map(&b, 3, 2), 0);
+    EXPECT(&b, "%2\r\n");
+    ck_assert_int_eq(akv_reply_map(&b, 2, 2), 0);
+    EXPECT(&b, "*4\r\n");
+    ck_assert_int_eq(akv_reply_set(&b, 3, 5), 0);
+    EXPECT(&b, "~5\r\n");
+    ck_assert_int_eq(akv_reply_set(&b, 2, 5), 0);
+    EXPECT(&b, "*5\r\n");
+    ck_assert_int_eq(akv_reply_push(&b, 3, 1), 0);
+    EXPECT(&b, ">1\r\n");
+    ck_assert_int_eq(akv_reply_double(&b, 3, 0.5), 0);
+    EXPECT(&b, ",0.5\r\n");
+    ck_assert_int_eq(akv_reply_double(&b, 3, -INFINITY), 0);
+    EXPECT(&b, ",-inf\r\n");
+    ck_assert_int_eq(akv_reply_double(&b, 2, 0.5), 0);
+    EXPECT(&b, "$3\r\n0.5\r\n");
+    ck_assert_int_eq(akv_reply_bool(&b, 3, 1), 0);
+    EXPECT(&b, "#t\r\n");
+    ck_assert_int_eq(akv_reply_bool(&b, 2, 0), 0);
+    EXPECT(&b, ":0\r\n");
+    ck_assert_int_eq(akv_reply_null(&b, 3), 0);
+    EXPECT(&b, "_\r\n");
+    ck_assert_int_eq(akv_reply_null(&b, 2), 0);
+    EXPECT(&b, "$-1\r\n");
+    ck_assert_int_eq(akv_reply_null_array(&b, 2), 0);
+    EXPECT(&b, "*-1\r\n");
+    ck_assert_int_eq(akv_reply_verbatim(&b, 3, "a:1\r\n", 5), 0);
+    EXPECT(&b, "=9\r\ntxt:a:1\r\n\r\n");
+    ck_assert_int_eq(akv_reply_verbatim(&b, 2, "a:1\r\n", 5), 0);
+    EXPECT(&b, "$5\r\na:1\r\n\r\n");
+    ck_assert_int_eq(akv_reply_verbatim(&b, 3, "", 0), 0);
+    EXPECT(&b, "=4\r\ntxt:\r\n");
+    akv_buf_fini(&b);
+}
+END_TEST
+
 START_TEST(test_double_roundtrip)
 {
     static const double fixed[] = {
@@ -290,6 +333,7 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_bulk);
     tcase_add_test(tc, test_double);
     tcase_add_test(tc, test_double_roundtrip);
+    tcase_add_test(tc, test_resp3_types);
     tcase_add_test(tc, test_scrub);
     suite_add_tcase(s, tc);
 

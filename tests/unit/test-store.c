@@ -4,7 +4,8 @@
  * the word lists that stand for the vectors (single words, phrases, phrases
  * longer than the inline lists, overwrites from one to the other, reuse),
  * the set of key words queries read, expiry (by a clock the test sets: lookups,
- * snapshots, new times, the heap of due entries), memory accounting, and a concurrent
+ * snapshots, new times, the heap of due entries), memory accounting (and MEMORY
+ * USAGE's per-entry figure), RANDOMKEY's random key, and a concurrent
  * hammer (writers on the owner thread, queries on reader threads) that the
  * TSan build runs too.
  */
@@ -365,6 +366,78 @@ static void check_entry(const struct akv_store *s, const struct akv_store_snap *
     ck_assert_msg(fabs(f.knorm - mean_norm(key)) <= 1e-12 * mean_norm(key), "key '%s' norm %.17g",
                   key, f.knorm);
 }
+
+/* MEMORY USAGE's figure: what an entry adds to akv_store_memory_used,
+ * more for a longer text, nothing for an absent key. */
+START_TEST(test_entry_memory)
+{
+    struct akv_store *s;
+    size_t before, one, two;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_uint_eq(akv_store_entry_memory(s, "w1", 2), 0);
+    ck_assert_int_eq(set(s, "w1", "w2"), 0);
+    one = akv_store_entry_memory(s, "w1", 2);
+    ck_assert_uint_gt(one, 2 * sizeof(struct akv_store_words));
+    before = akv_store_memory_used(s);
+    ck_assert_int_eq(set(s, "w3", "w4"), 0);
+    /* A second entry of the same size costs what MEMORY USAGE says, but
+     * for the bucket share (the index is allocated a table at a time). */
+    ck_assert_uint_eq(akv_store_memory_used(s) - before + sizeof(uint32_t), one);
+    ck_assert_int_eq(set(s, "w5 w6 w7 w8 w9", "w10 w11 w12 w13 w14 w15 w16 w17 w18 w19"), 0);
+    two = akv_store_entry_memory(s, "w5 w6 w7 w8 w9", 14);
+    ck_assert_uint_gt(two, one);
+    ck_assert_uint_eq(akv_store_entry_memory(s, "w5", 2), 0);
+    akv_store_destroy(s);
+}
+END_TEST
+
+/* RANDOMKEY: every key comes up, none that was removed, nothing from an
+ * empty store, and a store that shrank from many keys to one still finds
+ * it (the walk after the probes). */
+START_TEST(test_random_key)
+{
+    struct akv_store *s;
+    const char *k;
+    size_t kl;
+    int seen[100] = {0}, distinct = 0;
+    char key[16];
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    ck_assert_int_eq(akv_store_random_key(s, 1, &k, &kl), 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        ck_assert_int_eq(set(s, key, "w1"), 0);
+    }
+    for (uint64_t seed = 1; seed <= 5000; seed++) {
+        int i;
+        ck_assert_int_eq(akv_store_random_key(s, seed * 0x9e3779b97f4a7c15u, &k, &kl), 1);
+        ck_assert(kl >= 2 && k[0] == 'w');
+        i = atoi(k + 1);
+        ck_assert_int_lt(i, 100);
+        distinct += !seen[i];
+        seen[i]++;
+    }
+    ck_assert_int_eq(distinct, 100);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof key, "w%d", i % 2000);
+        ck_assert_int_eq(set(s, key, "w1"), 0);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        if (i != 1234)
+            ck_assert_int_eq(akv_store_del(s, key, strlen(key)), 1);
+    }
+    for (uint64_t seed = 1; seed <= 100; seed++) {
+        ck_assert_int_eq(akv_store_random_key(s, seed, &k, &kl), 1);
+        ck_assert_uint_eq(kl, 5);
+        ck_assert(memcmp(k, "w1234", 5) == 0);
+    }
+    ck_assert_int_eq(akv_store_del(s, "w1234", 5), 1);
+    ck_assert_int_eq(akv_store_random_key(s, 7, &k, &kl), 0);
+    akv_store_destroy(s);
+}
+END_TEST
 
 START_TEST(test_words_single_and_phrase)
 {
@@ -1095,6 +1168,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_snapshot_isolation);
     tcase_add_test(tc, test_slots_reused_only_after_release);
     tcase_add_test(tc, test_memory_used);
+    tcase_add_test(tc, test_entry_memory);
+    tcase_add_test(tc, test_random_key);
     tcase_add_test(tc, test_scan_survives_growth);
     tcase_add_test(tc, test_hash_is_seeded);
     tcase_add_test(tc, test_words_single_and_phrase);
