@@ -21,10 +21,18 @@
  * header (OBJ_ENCODING_EMBSTR_SIZE_LIMIT). */
 #define EMBSTR_MAX 44
 
-/* The value under argv[i] of the connection's database, or 0 when absent. */
+/* The value under argv[i] of the connection's database, or 0 when absent
+ * (an expired key is deleted on the way, as every lookup does). */
 static int lookup(struct akv_cmd_ctx *ctx, size_t i, const char **val, size_t *vlen)
 {
-    return akv_store_get(cur_store(ctx), ctx->argv[i].p, ctx->argv[i].len, val, vlen);
+    struct akv_store_found f;
+
+    if (akv_cmd_key_lookup(ctx->env, (uint32_t)ctx->sess->db, ctx->argv[i].p, ctx->argv[i].len,
+                           &f) != AKV_STORE_LIVE)
+        return 0;
+    *val = f.val;
+    *vlen = f.vlen;
+    return 1;
 }
 
 int akv_cmd_do_type(struct akv_cmd_ctx *ctx)
@@ -65,10 +73,17 @@ int akv_cmd_do_randomkey(struct akv_cmd_ctx *ctx)
     if (env->rng == 0 &&
         getrandom(&env->rng, sizeof(env->rng), GRND_NONBLOCK) != (ssize_t)sizeof(env->rng))
         env->rng = (uint64_t)now_ns() | 1;
-    /* A Weyl sequence; the store mixes it. */
-    env->rng += 0x9e3779b97f4a7c15u;
-    if (akv_store_random_key(cur_store(ctx), env->rng, &k, &kl))
-        return akv_reply_bulk(ctx->out, k, kl);
+    /* A Weyl sequence; the store mixes it. A key whose time has come is
+     * deleted and another drawn, a bounded number of times (as Redis). */
+    for (int tries = 0; tries < 100; tries++) {
+        struct akv_store_found f;
+        env->rng += 0x9e3779b97f4a7c15u;
+        if (!akv_store_random_key(cur_store(ctx), env->rng, &k, &kl))
+            break;
+        if (akv_store_find(cur_store(ctx), k, kl, &f) == AKV_STORE_LIVE)
+            return akv_reply_bulk(ctx->out, k, kl);
+        (void)akv_cmd_key_lookup(env, (uint32_t)ctx->sess->db, k, kl, &f); /* deletes it */
+    }
     return akv_reply_null(ctx->out, resp_of(ctx));
 }
 
@@ -134,7 +149,13 @@ static int memory_usage(struct akv_cmd_ctx *ctx)
             return reply_syntax(ctx);
         }
     }
-    bytes = akv_store_entry_memory(cur_store(ctx), ctx->argv[2].p, ctx->argv[2].len);
+    {
+        const char *v;
+        size_t vl;
+        bytes = lookup(ctx, 2, &v, &vl)
+                    ? akv_store_entry_memory(cur_store(ctx), ctx->argv[2].p, ctx->argv[2].len)
+                    : 0;
+    }
     if (bytes == 0)
         return akv_reply_null(ctx->out, resp_of(ctx));
     return akv_reply_int(ctx->out, (int64_t)bytes);
