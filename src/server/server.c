@@ -12,9 +12,13 @@
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
  * uv_signal_t handles, a timer used for the shutdown grace period, the
  * cron timer that runs akv_conn_cron (idle timeout, output soft limit)
- * every AKV_CONN_CRON_MS, and, when the service manager asks for one, the
- * watchdog timer. The pool owns one uv_async_t; each connection owns its
- * TCP handle and maybe a linger timer.
+ * every AKV_CONN_CRON_MS, the expiry timer that runs the active expiry
+ * cycle (akv_cmd_expire_cycle: EXPIRE_BUDGET_US at a time, every
+ * EXPIRE_CYCLE_MS, or every millisecond while due keys remain, so that a
+ * crowd of keys expiring together is deleted in slices with the other
+ * clients served in between), and, when the service manager asks for one,
+ * the watchdog timer. The pool owns one uv_async_t; each connection owns
+ * its TCP handle and maybe a linger timer.
  *
  * Accepting: past maxclients a client gets "-ERR max number of clients
  * reached"; then, in protected mode without a password, a client from an
@@ -64,6 +68,10 @@
 
 #define LISTEN_BACKLOG 511
 #define SHUTDOWN_GRACE_MS 10000
+/* The active expiry cycle: how often it looks for due keys, and how long
+ * one turn may delete them (Redis's fast cycle takes 1 ms too). */
+#define EXPIRE_CYCLE_MS 100
+#define EXPIRE_BUDGET_US 1000
 
 struct listener {
     uv_tcp_t tcp;
@@ -92,6 +100,8 @@ struct akv_server {
     int cron_ready;
     uv_timer_t watchdog; /* WATCHDOG=1 pings, when asked for */
     int watchdog_ready;
+    uv_timer_t expire; /* the active expiry cycle */
+    int expire_ready;
     void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
     void *reload_arg;
     int stopping;  /* shutdown started */
@@ -379,6 +389,8 @@ static void close_rest(struct akv_server *s)
         uv_close((uv_handle_t *)&s->cron, NULL);
     if (s->watchdog_ready && !uv_is_closing((uv_handle_t *)&s->watchdog))
         uv_close((uv_handle_t *)&s->watchdog, NULL);
+    if (s->expire_ready && !uv_is_closing((uv_handle_t *)&s->expire))
+        uv_close((uv_handle_t *)&s->expire, NULL);
 }
 
 static void on_final_step(uv_timer_t *t)
@@ -509,6 +521,17 @@ static void on_cron(uv_timer_t *t)
     akv_conn_cron(&s->conns);
 }
 
+/* The active expiry cycle: one slice of deletions; while due keys remain,
+ * the next slice comes 1 ms later (not 0: libuv would run a timer re-armed
+ * for now again before polling, starving the clients). */
+static void on_expire(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+    int more = akv_cmd_expire_cycle(s->env, EXPIRE_BUDGET_US);
+
+    uv_timer_start(t, on_expire, more ? 1 : EXPIRE_CYCLE_MS, 0);
+}
+
 /* Says at start-up who may connect; never shows the password. */
 static void log_access(const struct akv_server *s)
 {
@@ -574,6 +597,15 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     s->cron.data = s;
     s->cron_ready = 1;
     rc = uv_timer_start(&s->cron, on_cron, AKV_CONN_CRON_MS, AKV_CONN_CRON_MS);
+    if (rc < 0)
+        goto fail;
+
+    rc = uv_timer_init(loop, &s->expire);
+    if (rc < 0)
+        goto fail;
+    s->expire.data = s;
+    s->expire_ready = 1;
+    rc = uv_timer_start(&s->expire, on_expire, EXPIRE_CYCLE_MS, 0);
     if (rc < 0)
         goto fail;
 
