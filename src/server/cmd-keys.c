@@ -188,14 +188,16 @@ static int parse_i64(const struct akv_slice *a, int64_t *out)
 }
 
 /* A database number for SELECT, MOVE, SWAPDB, COPY DB: 0 when valid, else
- * 1 once the error reply is written (or -ENOMEM). */
-static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db)
+ * 1 once the error reply is written (or -ENOMEM). notint: the error for
+ * a number that is not an integer (NULL: Redis's usual one). */
+static int parse_db_or(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db,
+                       const char *notint)
 {
     int64_t v;
     int rc;
 
     if (parse_i64(a, &v) < 0)
-        rc = reply_not_integer(ctx);
+        rc = notint ? akv_reply_error(ctx->out, notint) : reply_not_integer(ctx);
     else if (v < 0 || v >= (int64_t)ctx->env->ndbs)
         rc = akv_reply_error(ctx->out, "ERR DB index is out of range");
     else {
@@ -203,6 +205,11 @@ static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t
         return 0;
     }
     return rc < 0 ? rc : 1;
+}
+
+static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db)
+{
+    return parse_db_or(ctx, a, db, NULL);
 }
 
 /* A relative or absolute time given in seconds or milliseconds, as an
@@ -555,7 +562,7 @@ static int copy_key(struct akv_cmd_ctx *ctx, uint32_t from, const struct akv_sli
     if (akv_cmd_key_lookup(env, from, k->p, k->len, &f) != AKV_STORE_LIVE)
         return 0;
     if (from == to && k->len == nk->len && memcmp(k->p, nk->p, k->len) == 0)
-        return 1; /* RENAME k k: nothing to do */
+        return replace ? 1 : 2; /* RENAME k k: nothing to do; RENAMENX k k: 0, as in Redis */
     if (akv_cmd_key_lookup(env, to, nk->p, nk->len, &g) == AKV_STORE_LIVE && !replace)
         return 2;
     val = malloc(f.vlen);
@@ -786,10 +793,11 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
     struct akv_cmd_env *env = ctx->env;
     uint32_t a, b;
     struct akv_store *t;
-    int rc = parse_db(ctx, &ctx->argv[1], &a);
+    /* Redis's texts for SWAPDB's indexes that are not integers. */
+    int rc = parse_db_or(ctx, &ctx->argv[1], &a, "ERR invalid first DB index");
 
     if (rc == 0)
-        rc = parse_db(ctx, &ctx->argv[2], &b);
+        rc = parse_db_or(ctx, &ctx->argv[2], &b, "ERR invalid second DB index");
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (a != b) {
