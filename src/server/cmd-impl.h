@@ -209,10 +209,14 @@ int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
 
 /* ---- transactions (cmd-multi.c) -------------------------------------- */
 
-/* A write touched key in db, or every key of db: EXEC fails for the
- * connections watching them. */
+/* A write touched key in db: EXEC fails for the connections watching it. */
 void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
-void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db);
+/* Database db is about to be emptied (FLUSHDB; also NULL), or has just
+ * been swapped with the store also (SWAPDB): EXEC fails for the
+ * connections watching a key of db that is live in db's store or in also.
+ * touch_all: every database is about to be emptied (FLUSHALL). */
+void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db, const struct akv_store *also);
+void akv_cmd_watch_touch_all(struct akv_cmd_env *env);
 /* Whether the session is between MULTI and EXEC; marking its transaction
  * failed (EXEC will answer EXECABORT); releasing its state. */
 int akv_cmd_multi_active(const struct akv_session *s);

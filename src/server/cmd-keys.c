@@ -107,8 +107,14 @@ int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, si
 
     if (akv_cmd_key_lookup(env, db, key, klen, &f) != AKV_STORE_LIVE)
         return 0;
-    if (f.expire == expire)
+    if (f.expire == expire) {
+        /* Nothing to log, but as in Redis a time set (EXPIRE, GETEX EX...)
+         * touches the key for WATCH even when it stays the same; removing
+         * a time there is not (GETEX PERSIST) does not. */
+        if (expire != 0)
+            akv_cmd_watch_touch(env, db, key, klen);
         return 1;
+    }
     if (expire != 0 && expire <= env->now_ms)
         /* A time in the past deletes the key, as in Redis. */
         return akv_cmd_key_del(env, db, key, klen);
@@ -809,8 +815,8 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
         env->dbs[a] = env->dbs[b];
         env->dbs[b] = t;
         akv_persist_log_swapdb(env->persist, a, b);
-        akv_cmd_watch_touch_db(env, a);
-        akv_cmd_watch_touch_db(env, b);
+        akv_cmd_watch_touch_db(env, a, env->dbs[b]);
+        akv_cmd_watch_touch_db(env, b, env->dbs[a]);
     }
     return akv_reply_status(ctx->out, "OK");
 }
@@ -830,9 +836,9 @@ int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
         return reply_syntax(ctx);
     if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0) < 0)
         return reply_oom(ctx->out);
+    akv_cmd_watch_touch_db(ctx->env, db, NULL);
     akv_store_flush(ctx->env->dbs[db]);
     akv_persist_log_flushdb(ctx->env->persist, db);
-    akv_cmd_watch_touch_db(ctx->env, db);
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -844,10 +850,9 @@ int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx)
         return reply_syntax(ctx);
     if (akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
         return reply_oom(ctx->out);
-    for (uint32_t db = 0; db < env->ndbs; db++) {
+    akv_cmd_watch_touch_all(env);
+    for (uint32_t db = 0; db < env->ndbs; db++)
         akv_store_flush(env->dbs[db]);
-        akv_cmd_watch_touch_db(env, db);
-    }
     akv_persist_log_flushall(env->persist);
     return akv_reply_status(ctx->out, "OK");
 }

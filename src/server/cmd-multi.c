@@ -25,9 +25,13 @@
  * what the largest single request may.
  *
  * WATCH: a table of (database, key, session) entries. Every change of a key
- * (akv_cmd_key_put/del/expire, FLUSHDB, FLUSHALL, SWAPDB, expiry) calls
- * akv_cmd_watch_touch, which marks the sessions watching it dirty; EXEC of
- * a dirty session answers a null array. A key that was live when watched
+ * (akv_cmd_key_put/del/expire, expiry) calls akv_cmd_watch_touch, which
+ * marks the sessions watching it dirty; EXEC of a dirty session answers a
+ * null array. FLUSHDB, FLUSHALL and SWAPDB mark those watching a key that
+ * exists in a database they empty or swap (either side), as Redis 7 does: a
+ * watched key absent on both sides has not changed. Likewise a key absent
+ * or expired when watched that is absent after the change (the expiry of a
+ * key already due carried out) has not changed. A key that was live when watched
  * and whose time has come by EXEC counts as changed, even if nothing has
  * deleted it yet. EXEC, DISCARD, UNWATCH and the end of the connection
  * drop a session's entries. At most WATCH_MAX keys a connection.
@@ -151,6 +155,13 @@ void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s)
     s->multi = NULL;
 }
 
+static int live_in(const struct akv_store *st, const struct watched *e)
+{
+    struct akv_store_found f;
+
+    return st && akv_store_find(st, e->key, e->klen, &f) == AKV_STORE_LIVE;
+}
+
 void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen)
 {
     struct akv_watch *t = env->watch;
@@ -159,12 +170,19 @@ void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, 
     if (!t || t->n == 0)
         return;
     h = watch_hash(db, key, klen);
-    for (struct watched *e = t->b[h & (t->nb - 1)]; e; e = e->next)
-        if (e->hash == h && e->db == db && e->klen == klen && memcmp(e->key, key, klen) == 0)
-            e->sess->multi->dirty = 1;
+    for (struct watched *e = t->b[h & (t->nb - 1)]; e; e = e->next) {
+        if (e->hash != h || e->db != db || e->klen != klen || memcmp(e->key, key, klen) != 0)
+            continue;
+        /* Absent (or expired) when watched and absent still, as when the
+         * expiry of a key already due is carried out: no change, as in
+         * Redis. */
+        if (!e->was_live && !live_in(env->dbs[db], e))
+            continue;
+        e->sess->multi->dirty = 1;
+    }
 }
 
-void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db)
+void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db, const struct akv_store *also)
 {
     struct akv_watch *t = env->watch;
 
@@ -172,7 +190,19 @@ void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db)
         return;
     for (size_t i = 0; i < t->nb; i++)
         for (struct watched *e = t->b[i]; e; e = e->next)
-            if (e->db == db)
+            if (e->db == db && (live_in(env->dbs[db], e) || live_in(also, e)))
+                e->sess->multi->dirty = 1;
+}
+
+void akv_cmd_watch_touch_all(struct akv_cmd_env *env)
+{
+    struct akv_watch *t = env->watch;
+
+    if (!t || t->n == 0)
+        return;
+    for (size_t i = 0; i < t->nb; i++)
+        for (struct watched *e = t->b[i]; e; e = e->next)
+            if (live_in(env->dbs[e->db], e))
                 e->sess->multi->dirty = 1;
 }
 
