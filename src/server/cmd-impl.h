@@ -211,12 +211,10 @@ int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
 
 /* A write touched key in db: EXEC fails for the connections watching it. */
 void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
-/* Database db is about to be emptied (FLUSHDB; also NULL), or has just
- * been swapped with the store also (SWAPDB): EXEC fails for the
- * connections watching a key of db that is live in db's store or in also.
- * touch_all: every database is about to be emptied (FLUSHALL). */
-void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db, const struct akv_store *also);
-void akv_cmd_watch_touch_all(struct akv_cmd_env *env);
+/* Database db was emptied (FLUSHDB, FLUSHALL), or databases a and b
+ * swapped (SWAPDB): EXEC works out which watched keys that changed. O(1). */
+void akv_cmd_watch_flushed(struct akv_cmd_env *env, uint32_t db);
+void akv_cmd_watch_swapped(struct akv_cmd_env *env, uint32_t a, uint32_t b);
 /* Whether the session is between MULTI and EXEC; marking its transaction
  * failed (EXEC will answer EXECABORT); releasing its state. */
 int akv_cmd_multi_active(const struct akv_session *s);

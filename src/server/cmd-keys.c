@@ -815,8 +815,7 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
         env->dbs[a] = env->dbs[b];
         env->dbs[b] = t;
         akv_persist_log_swapdb(env->persist, a, b);
-        akv_cmd_watch_touch_db(env, a, env->dbs[b]);
-        akv_cmd_watch_touch_db(env, b, env->dbs[a]);
+        akv_cmd_watch_swapped(env, a, b);
     }
     return akv_reply_status(ctx->out, "OK");
 }
@@ -836,9 +835,9 @@ int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
         return reply_syntax(ctx);
     if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0) < 0)
         return reply_oom(ctx->out);
-    akv_cmd_watch_touch_db(ctx->env, db, NULL);
     akv_store_flush(ctx->env->dbs[db]);
     akv_persist_log_flushdb(ctx->env->persist, db);
+    akv_cmd_watch_flushed(ctx->env, db);
     return akv_reply_status(ctx->out, "OK");
 }
 
@@ -850,9 +849,10 @@ int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx)
         return reply_syntax(ctx);
     if (akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
         return reply_oom(ctx->out);
-    akv_cmd_watch_touch_all(env);
-    for (uint32_t db = 0; db < env->ndbs; db++)
+    for (uint32_t db = 0; db < env->ndbs; db++) {
         akv_store_flush(env->dbs[db]);
+        akv_cmd_watch_flushed(env, db);
+    }
     akv_persist_log_flushall(env->persist);
     return akv_reply_status(ctx->out, "OK");
 }
