@@ -522,20 +522,24 @@ int akv_cmd_do_mget(struct akv_cmd_ctx *ctx)
  */
 
 /* DEL and UNLINK: entries are small, so freeing them at once costs no more
- * than handing them to a thread would. */
+ * than handing them to a thread would. The deletions of one call are one
+ * AOF record, as MSET's writes are: a crash never leaves half of them. */
 int akv_cmd_do_del(struct akv_cmd_ctx *ctx)
 {
     int64_t n = 0;
+    int rc = 0;
 
-    for (size_t i = 1; i < ctx->argc; i++) {
+    akv_persist_multi_begin(ctx->env->persist);
+    for (size_t i = 1; i < ctx->argc && rc >= 0; i++) {
         struct akv_store_found f;
         const struct akv_slice *k = &ctx->argv[i];
         int live = akv_cmd_key_lookup(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len, &f);
-        int rc = akv_cmd_key_del(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len);
-        if (rc < 0)
-            return reply_oom(ctx->out);
-        n += rc && live;
+        rc = akv_cmd_key_del(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len);
+        n += rc > 0 && live;
     }
+    akv_persist_multi_end(ctx->env->persist);
+    if (rc < 0)
+        return reply_oom(ctx->out);
     return akv_reply_int(ctx->out, n);
 }
 
