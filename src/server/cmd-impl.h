@@ -133,6 +133,19 @@ static inline int reply_oom(struct akv_buf *out)
     return akv_reply_error(out, "ERR out of memory");
 }
 
+/* A write that could not be logged: out of memory, or (-E2BIG) its
+ * records would make its transaction's AOF record pass the size replay
+ * accepts (persist.h). Nothing was changed. */
+static inline int reply_write_failed(struct akv_buf *out, int rc)
+{
+    if (rc == -E2BIG)
+        return akv_reply_errorf(out,
+                                "ERR not done: the transaction's append-only file record "
+                                "would pass %zu MiB",
+                                (size_t)(AKV_AOF_PAYLOAD_MAX >> 20));
+    return reply_oom(out);
+}
+
 static inline int reply_wrong_arity(struct akv_cmd_ctx *ctx)
 {
     char sb[AKV_QUOTE_BUF], lb[AKV_QUOTE_BUF];

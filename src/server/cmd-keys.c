@@ -173,8 +173,8 @@ static int check_lengths(struct akv_cmd_ctx *ctx, const struct akv_slice *k,
 /* The reply to a put that failed. */
 static int reply_put_error(struct akv_cmd_ctx *ctx, int rc, const char *err)
 {
-    if (rc == -ENOMEM)
-        return reply_oom(ctx->out);
+    if (rc == -ENOMEM || rc == -E2BIG)
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "invalid key or value");
 }
 
@@ -410,15 +410,21 @@ int akv_cmd_do_getdel(struct akv_cmd_ctx *ctx)
     uint32_t db = (uint32_t)ctx->sess->db;
     const struct akv_slice *k = &ctx->argv[1];
     struct akv_store_found f;
+    size_t mark = ctx->out->len;
     int rc;
 
     if (akv_cmd_key_lookup(env, db, k->p, k->len, &f) != AKV_STORE_LIVE)
         return akv_reply_null(ctx->out, ctx->sess->resp);
     /* The reply first: the value lives in the store until the DEL. */
     rc = akv_reply_bulk(ctx->out, f.val, f.vlen);
-    if (rc == 0 && akv_cmd_key_del(env, db, k->p, k->len) < 0)
-        return -ENOMEM; /* dispatch replaces the reply with an OOM error */
-    return rc;
+    if (rc < 0)
+        return rc;
+    rc = akv_cmd_key_del(env, db, k->p, k->len);
+    if (rc < 0) {
+        ctx->out->len = mark; /* not deleted: an error instead */
+        return reply_write_failed(ctx->out, rc);
+    }
+    return 0;
 }
 
 /* GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST] */
@@ -442,8 +448,8 @@ int akv_cmd_do_getex(struct akv_cmd_ctx *ctx)
         return rc;
     rc = akv_cmd_key_expire(env, db, k->p, k->len, flags & SET_PERSIST ? 0 : expire);
     if (rc < 0) {
-        ctx->out->len = mark;
-        return rc;
+        ctx->out->len = mark; /* the time unchanged: an error instead */
+        return reply_write_failed(ctx->out, rc);
     }
     return 0;
 }
@@ -456,7 +462,7 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
     uint32_t db = (uint32_t)ctx->sess->db;
     int nx = ctx->argv[0].len == 6; /* MSETNX */
     struct akv_store_found f;
-    size_t adding = 0;
+    size_t adding = 0, bytes = 0;
     char err[256] = "";
     int rc;
 
@@ -484,6 +490,11 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
     rc = akv_cmd_key_room(ctx, adding);
     if (rc != 0)
         return rc < 0 ? rc : 0;
+    /* All or nothing: so its records must fit one AOF record (persist.h). */
+    for (size_t i = 1; i < ctx->argc; i += 2)
+        bytes += akv_aof_record_size(AKV_AOF_PUT, ctx->argv[i].len, ctx->argv[i + 1].len);
+    if (!akv_persist_multi_fits(env->persist, bytes))
+        return reply_write_failed(ctx->out, -E2BIG);
     akv_persist_multi_begin(env->persist);
     for (size_t i = 1; i < ctx->argc && rc == 0; i += 2)
         rc = akv_cmd_key_put(env, db, ctx->argv[i].p, ctx->argv[i].len, ctx->argv[i + 1].p,
@@ -539,7 +550,7 @@ int akv_cmd_do_del(struct akv_cmd_ctx *ctx)
     }
     akv_persist_multi_end(ctx->env->persist);
     if (rc < 0)
-        return reply_oom(ctx->out);
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_int(ctx->out, n);
 }
 
@@ -714,7 +725,7 @@ int akv_cmd_do_expire(struct akv_cmd_ctx *ctx)
     rc = akv_cmd_key_expire(ctx->env, db, ctx->argv[1].p, ctx->argv[1].len,
                             when <= 0 ? 1 : (uint64_t)when);
     if (rc < 0)
-        return reply_oom(ctx->out);
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_int(ctx->out, 1);
 }
 
@@ -758,7 +769,7 @@ int akv_cmd_do_persist(struct akv_cmd_ctx *ctx)
         f.expire == 0)
         return akv_reply_int(ctx->out, 0);
     rc = akv_cmd_key_expire(ctx->env, db, ctx->argv[1].p, ctx->argv[1].len, 0);
-    return rc < 0 ? reply_oom(ctx->out) : akv_reply_int(ctx->out, 1);
+    return rc < 0 ? reply_write_failed(ctx->out, rc) : akv_reply_int(ctx->out, 1);
 }
 
 int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us)
@@ -811,8 +822,9 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (a != b) {
-        if (akv_persist_reserve(env->persist, AKV_AOF_SWAPDB, 0, 0) < 0)
-            return reply_oom(ctx->out);
+        rc = akv_persist_reserve(env->persist, AKV_AOF_SWAPDB, 0, 0);
+        if (rc < 0)
+            return reply_write_failed(ctx->out, rc);
         /* Connections keep their numbers, so they now see the other data;
          * a query already running keeps the store it took a snapshot of. */
         t = env->dbs[a];
@@ -834,11 +846,13 @@ static int flush_args_ok(const struct akv_cmd_ctx *ctx)
 int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
 {
     uint32_t db = (uint32_t)ctx->sess->db;
+    int rc;
 
     if (!flush_args_ok(ctx))
         return reply_syntax(ctx);
-    if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0) < 0)
-        return reply_oom(ctx->out);
+    rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0);
+    if (rc < 0)
+        return reply_write_failed(ctx->out, rc);
     akv_store_flush(ctx->env->dbs[db]);
     akv_persist_log_flushdb(ctx->env->persist, db);
     akv_cmd_watch_flushed(ctx->env, db);
@@ -848,11 +862,13 @@ int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
 int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx)
 {
     struct akv_cmd_env *env = ctx->env;
+    int rc;
 
     if (!flush_args_ok(ctx))
         return reply_syntax(ctx);
-    if (akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
-        return reply_oom(ctx->out);
+    rc = akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0);
+    if (rc < 0)
+        return reply_write_failed(ctx->out, rc);
     for (uint32_t db = 0; db < env->ndbs; db++) {
         akv_store_flush(env->dbs[db]);
         akv_cmd_watch_flushed(env, db);
