@@ -47,7 +47,7 @@ import time
 import akvtest
 from akvtest import (Client, Closed, RespError, info_fields, is_err, parse_info, run_tool,
                      wait_log)
-from test_hostile import Stall
+import test_hostile
 
 SYNTAX = RespError("ERR syntax error")
 NOTINT = RespError("ERR value is not an integer or out of range")
@@ -922,11 +922,12 @@ def same_explain(got, want):
 @akvtest.test("keyspace")
 def test_expiry_to_the_millisecond(env):
     """Keys with times 300 to 1,200 ms ahead, probed about every millisecond
-    with GET, EXISTS, PTTL, MGET, EXPLAIN and QUERY: a reply received before
-    a key's time must show it, a request sent at or after its time must not
-    (the daemon's clock and time.time() are the same wall clock), PTTL must
-    lie between the bounds the send and receive times give, and EXPLAIN's
-    weights must be the reference's over exactly the keys it shows."""
+    with GET, EXISTS, PTTL, MGET, KEYS, SCAN, EXPLAIN and QUERY: a reply
+    received before a key's time must show it, a request sent at or after
+    its time must not (the daemon's clock and time.time() are the same wall
+    clock), PTTL must lie between the bounds the send and receive times
+    give, and EXPLAIN's weights must be the reference's over exactly the
+    keys it shows."""
     c = flushed(env)
     fixed = {"w0500": "w0501", "w0502": "w0503 w0504", "dog": "animal"}
     for k, v in fixed.items():
@@ -945,7 +946,8 @@ def test_expiry_to_the_millisecond(env):
     # from a request sent after the latest.
     cat_lo, cat_hi = int(ts) + 500, tr + 500
     end = max(e for _, e in when.values()) + 150
-    counts = {"GET": 0, "EXISTS": 0, "PTTL": 0, "MGET": 0, "EXPLAIN": 0, "QUERY": 0}
+    counts = {"GET": 0, "EXISTS": 0, "PTTL": 0, "MGET": 0, "EXPLAIN": 0, "QUERY": 0, "KEYS": 0,
+              "SCAN": 0}
     seen_cat_dominant = seen_cat_gone = False
     i = 0
     while now_ms() < end:
@@ -962,6 +964,12 @@ def test_expiry_to_the_millisecond(env):
             r = c.cmd("PTTL", k)
         elif kind == "MGET":
             r = c.cmd("MGET", *sorted(when))
+        elif kind == "KEYS":
+            r = c.cmd("KEYS", "w06*")
+        elif kind == "SCAN":
+            r = c.cmd("SCAN", "0", "MATCH", "w06*", "COUNT", "1000")
+            assert r[0] == "0", r  # a small table: one call
+            r = r[1]
         elif kind == "EXPLAIN":
             r = c.cmd("EXPLAIN", "cat", "COUNT", "100", "ATTENTION", "cosine")
         else:
@@ -986,6 +994,10 @@ def test_expiry_to_the_millisecond(env):
             if kind == "PTTL" and live:
                 # PTTL = exp - the daemon's now, which lies in [send, recv].
                 assert exp - t_recv - 1 <= r <= exp - int(t_send), (r, exp, t_send, t_recv)
+        elif kind in ("KEYS", "SCAN"):
+            for key, (_, e) in when.items():
+                assert not (must_live(e) and key not in r), (kind, key, e - t_recv)
+                assert not (must_be_gone(e) and key in r), (kind, key, t_send - e)
         elif kind == "MGET":
             for (key, (val, e)), got in zip(sorted(when.items()), r):
                 assert got in (val, None), (key, got)
@@ -1258,6 +1270,52 @@ def test_databases_in_the_aof(env):
     c.close()
     d3.check_clean_exit()
     assert_no_sanitizer_report(d3)
+
+
+@akvtest.test("keyspace")
+def test_rewrite_while_databases_change(env):
+    """SWAPDB, FLUSHDB, MOVE, new times and a transaction while a rewrite
+    is writing its snapshot (slowed to 0.5 ms an entry): the new file
+    replays to exactly what the daemon had."""
+    d = dstart(env, extra_env={"AKV_TEST_REWRITE_DELAY_US": "500"})
+    c = d.client()
+    far = now_ms() + 3600000
+    for db in (0, 1, 2):
+        assert c.cmd("SELECT", db) == "OK"
+        c.send(b"".join(Client.encode("SET", "w%04d" % i, "w%04d" % (i + db), "PXAT", far + i)
+                        for i in range(300)))
+        assert all(c.read() == "OK" for _ in range(300))
+    assert c.cmd("SELECT", 0) == "OK"
+    assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
+    assert info_fields(c, "persistence")["aof_rewrite_in_progress"] == "1"
+    run(c, [
+        (("SWAPDB", 0, 1), "OK"),
+        (("MOVE", "w0001", 2), 0),
+        (("MOVE", "w0001", 5), 1),
+        (("SELECT", 2), "OK"),
+        (("FLUSHDB",), "OK"),
+        (("SET", "cat", "animal", "PX", 3600000), "OK"),
+        (("SELECT", 0), "OK"),
+        (("PERSIST", "w0002"), 1),
+        (("EXPIRE", "w0003", 5000), 1),
+        (("MULTI",), "OK"),
+        (("SWAPDB", 1, 3), "QUEUED"),
+        (("SET", "dog", "toy"), "QUEUED"),
+        (("COPY", "dog", "dog", "DB", 3), "QUEUED"),
+        (("EXEC",), ["OK", "OK", 1]),
+    ])
+    assert info_fields(c, "persistence")["aof_rewrite_in_progress"] == "1", \
+        "the rewrite ended too soon to be caught"
+    want = db_contents(c, range(16))
+    wait_rewrite(c, 1)
+    c.close()
+    kill9(d)
+    d2 = restart(env, d)
+    c = d2.client()
+    assert db_contents(c, range(16)) == want
+    c.close()
+    d2.check_clean_exit()
+    assert_no_sanitizer_report(d2)
 
 
 @akvtest.test("keyspace")
@@ -1637,6 +1695,48 @@ def test_multi_queries_see_queued_writes(env):
     c.close()
 
 
+@akvtest.test("keyspace")
+def test_exec_jobs_and_disconnects(env):
+    """Transactions holding QUERY/EXPLAIN/KEYS jobs whose client goes away
+    (FIN or RST) while they run, while another client flushes and writes:
+    the daemon carries on, and a transaction read to the end is whole."""
+    c = flushed(env)
+    c.send(b"".join(Client.encode("SET", "w%04d" % i, "w%04d" % (i + 1000)) for i in range(500)))
+    assert all(c.read() == "OK" for _ in range(500))
+    o = env.daemon.client()
+    for rnd in range(10):
+        x = env.daemon.client()
+        x.send(Client.encode("MULTI") + b"".join(
+            Client.encode(*a) for _ in range(40) for a in (
+                ("EXPLAIN", "cat", "COUNT", "1000"), ("QUERY", "w0001 w0002", "COUNT", "50"),
+                ("SET", "cat", "animal"), ("KEYS", "w00*"), ("DEL", "cat"))) +
+            Client.encode("EXEC"))
+        time.sleep(0.001 * rnd)
+        if rnd % 2:
+            x.reset()
+        else:
+            x.close()
+        assert o.cmd("SET", "w%04d" % rnd, "dog") == "OK"
+        if rnd == 5:
+            assert o.cmd("FLUSHALL") == "OK"
+    assert o.cmd("PING") == "PONG"
+    # One read to the end.
+    assert c.cmd("MSET", "cat", "animal", "dog", "animal") == "OK"
+    assert c.cmd("MULTI") == "OK"
+    for _ in range(50):
+        assert c.cmd("EXPLAIN", "cat", "COUNT", "1000") == "QUEUED"
+        assert c.cmd("QUERY", "cat", "COUNT", "3") == "QUEUED"
+    r = c.cmd("EXEC")
+    assert len(r) == 100 and all(r[i] == r[0] for i in range(0, 100, 2)) and \
+        all(r[i] == r[1] for i in range(1, 100, 2)), r[:2]
+    store = {"cat": "animal", "dog": "animal"}
+    store.update({k: c.cmd("GET", k) for k in c.cmd("KEYS", "w*")})
+    same_explain(r[0], ref_explain(env, store, "cat", n=1000))
+    c.cmd("FLUSHALL")
+    c.close()
+    o.close()
+
+
 def tkey(i):
     """Distinct keys of the synthetic vocabulary, as many as needed."""
     return "w%04d" % i if i < 2000 else "w%04d w%04d" % (i % 2000, i // 2000)
@@ -1714,6 +1814,87 @@ def test_exec_is_one_aof_record(env):
     c.close()
     d.check_clean_exit()
     assert_no_sanitizer_report(d)
+
+
+@akvtest.test("keyspace")
+def test_multi_key_writes_are_one_record(env):
+    """Every command that changes several keys is one AOF record (MULTI), so
+    a crash never leaves half of it; nested in a transaction, it is part of
+    the transaction's record. check-aof counts them."""
+    d = dstart(env)
+    c = d.client()
+    steps = [
+        (("MSET", "cat", "animal", "dog", "animal", "one", "number"), "OK", 1, 3, 0),
+        (("DEL", "cat", "dog", "nope"), 2, 1, 0, 2),
+        (("DEL", "one", "nope", "nope"), 1, 0, 0, 1),  # one record: as itself
+        (("MSET", "cat", "animal", "dog", "animal"), "OK", 1, 2, 0),
+        (("RENAME", "cat", "king"), "OK", 1, 1, 1),
+        (("MOVE", "king", 3), 1, 1, 1, 1),
+        (("COPY", "dog", "w0001", "DB", 4), 1, 0, 1, 0),
+        (("MSETNX", "ball", "toy", "sphere", "shape"), 1, 1, 2, 0),
+        (("UNLINK", "ball", "sphere"), 2, 1, 0, 2),
+        (("SET", "cat", "toy", "EX", 100), "OK", 0, 1, 0),
+    ]
+    want = {"MULTI": 0, "SET": 0, "DEL": 0}
+    for args, reply, multi, sets, dels in steps:
+        assert c.cmd(*args) == reply, args
+        want["MULTI"] += multi
+        want["SET"] += sets
+        want["DEL"] += dels
+    # A transaction with MSET and RENAME inside: one record for all.
+    assert c.cmd("MULTI") == "OK"
+    for args in (("MSET", "w0002", "cat", "w0003", "dog"), ("RENAME", "w0002", "w0004"),
+                 ("DEL", "w0003", "dog"), ("GET", "w0004")):
+        assert c.cmd(*args) == "QUEUED"
+    assert c.cmd("EXEC") == ["OK", "OK", 2, "cat"]
+    want["MULTI"] += 1
+    want["SET"] += 3
+    want["DEL"] += 3
+    c.close()
+    d.check_clean_exit()
+    counts = check_aof(d.aof)
+    assert {k: counts[k] for k in want} == want, (counts, want)
+
+
+@akvtest.test("keyspace")
+def test_record_size_limit(env):
+    """A MULTI record may not pass AKV_AOF_PAYLOAD_MAX (64 MiB), or replay
+    takes the file for damaged and the daemon does not start. With the
+    request limits raised, an MSET whose records would pass it is refused
+    whole, and a transaction that reaches it gets an error for each write
+    past it (the writes before are made and logged); the file loads."""
+    conf = "proto-max-multibulk-len 262144\nclient-query-buffer-limit 512mb\n"
+    d = dstart(env, conf)
+    c = d.client(timeout=300)
+    phrase = " ".join("w%04d" % i for i in range(64))  # 383 bytes
+    n = 85000  # 85,000 PUT records of 798 bytes: 67.8 MB
+    too_big = E("ERR not done: the transaction's append-only file record would pass 64 MiB")
+    t0 = time.monotonic()
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    r = c.cmd("MSET", *[phrase] * (2 * n))
+    assert r == too_big, r
+    assert c.cmd("EXISTS", phrase) == 0
+    assert c.cmd("MULTI") == "OK"
+    c.send(b"".join([Client.encode("SET", phrase, phrase)] * n) + Client.encode("DEL", "cat") +
+           Client.encode("GET", "cat") + Client.encode("EXEC"))
+    for _ in range(n + 2):
+        assert c.read() == "QUEUED"
+    r = c.read()
+    fit = (64 << 20) // 798  # about: the records fit while the payload stays under 64 MiB
+    assert r[:fit - 10] == ["OK"] * (fit - 10), r[:3]
+    # A small record still fits after the big ones that did not.
+    assert r[n - 1] == too_big and r[n] == 1 and r[n + 1] is None, r[-3:]
+    ok = r.count("OK")
+    c.close()
+    d.check_clean_exit()
+    counts = check_aof(d.aof)
+    assert counts["MULTI"] == 1 and counts["SET"] == 1 + ok and counts["DEL"] == 1, counts
+    d2 = restart(env, d, conf)
+    c = d2.client()
+    assert c.cmd("GET", phrase) == phrase and c.cmd("EXISTS", "cat") == 0
+    c.close()
+    d2.check_clean_exit()
+    print("     %d of %d SETs fit one record; %.1f s" % (ok, n, time.monotonic() - t0))
 
 
 @akvtest.test("keyspace")
@@ -1861,6 +2042,31 @@ def test_hiredis(env):
 # under its STALL_MS).
 
 MAX_ARGS = 65536  # proto-max-multibulk-len's default
+# The bound on the worst PING: daemon-hostile's, and for the largest legal
+# requests (MSET, EXEC, WATCH at the argument limit, whose cost is that of
+# 65,535 arguments' work), the same scaled for the sanitizer build, which
+# runs that work 2-3 times slower.
+LARGEST_MS = test_hostile.STALL_MS * (2.5 if akvtest.daemon_is_instrumented() else 1.0)
+
+
+class Stall(test_hostile.Stall):
+    """test_hostile's Stall, with the bound given: with Stall(d, what,
+    bound_ms): ..."""
+
+    def __init__(self, d, what, bound_ms=test_hostile.STALL_MS):
+        super().__init__(d, what)
+        self.bound = bound_ms
+
+    def __exit__(self, et, ev, tb):
+        time.sleep(0.05)
+        worst = self.p.stop()
+        print("     %-52s worst PING %7.1f ms over %5.2f s (%d PINGs)"
+              % (self.what, worst, time.monotonic() - self.t0, self.p.count), flush=True)
+        if et is None:
+            assert self.p.count > 0, "no PING completed"
+            assert worst < self.bound, "%s stalled other clients for %.1f ms (bound %.0f)" % (
+                self.what, worst, self.bound)
+        return False
 
 
 def send_many(c, reqs, want, chunk=5000):
@@ -1878,15 +2084,15 @@ def test_stall_huge_commands(env):
     d = dstart(env, args=("--workers", "2"))
     c = d.client(timeout=300)
     n = (MAX_ARGS - 1) // 2  # MSET k v ... at the argument limit
-    with Stall(d, "MSET of %d pairs" % n):
+    with Stall(d, "MSET of %d pairs" % n, LARGEST_MS):
         assert c.cmd("MSET", *[x for i in range(n) for x in (tkey(i), "cat")]) == "OK"
     assert c.cmd("DBSIZE") == n
-    with Stall(d, "MGET of %d keys" % (MAX_ARGS - 1)):
+    with Stall(d, "MGET of %d keys" % (MAX_ARGS - 1), LARGEST_MS):
         r = c.cmd("MGET", *[tkey(i) for i in range(MAX_ARGS - 1)])
         assert r[:n] == ["cat"] * n and r[n:] == [None] * (MAX_ARGS - 1 - n)
     with Stall(d, "EXISTS of %d keys" % (MAX_ARGS - 1)):
         assert c.cmd("EXISTS", *[tkey(i) for i in range(MAX_ARGS - 1)]) == n
-    with Stall(d, "DEL of %d keys" % (MAX_ARGS - 1)):
+    with Stall(d, "DEL of %d keys" % (MAX_ARGS - 1), LARGEST_MS):
         assert c.cmd("DEL", *[tkey(i) for i in range(MAX_ARGS - 1)]) == n
     assert c.cmd("DBSIZE") == 0
     # A transaction at the limit: 21,845 SETs of 3 arguments.
@@ -1894,7 +2100,7 @@ def test_stall_huge_commands(env):
     queue = [Client.encode("SET", tkey(i), "dog") for i in range(m)]
     assert c.cmd("MULTI") == "OK"
     send_many(c, queue, "QUEUED")
-    with Stall(d, "EXEC of %d SETs (%d arguments)" % (m, 3 * m)):
+    with Stall(d, "EXEC of %d SETs (%d arguments)" % (m, 3 * m), LARGEST_MS):
         r = c.cmd("EXEC")
         assert r == ["OK"] * m
     assert c.cmd("DBSIZE") == m
@@ -1913,7 +2119,7 @@ def test_stall_huge_commands(env):
     # A transaction of PINGs at the limit.
     assert c.cmd("MULTI") == "OK"
     send_many(c, [Client.encode("PING")] * MAX_ARGS, "QUEUED")
-    with Stall(d, "EXEC of %d PINGs" % MAX_ARGS):
+    with Stall(d, "EXEC of %d PINGs" % MAX_ARGS, LARGEST_MS):
         assert c.cmd("EXEC") == ["PONG"] * MAX_ARGS
     with Stall(d, "FLUSHALL of %d keys" % m):
         assert c.cmd("FLUSHALL") == "OK"
@@ -1975,7 +2181,7 @@ def test_stall_watch_many(env):
     d = dstart(env, args=("--workers", "2"))
     c, o = d.client(timeout=300), d.client()
     keys = [tkey(i) for i in range(MAX_ARGS - 1)]
-    with Stall(d, "WATCH of %d keys" % len(keys)):
+    with Stall(d, "WATCH of %d keys" % len(keys), LARGEST_MS):
         assert c.cmd("WATCH", *keys) == "OK"
     assert c.cmd("WATCH", keys[0]) == "OK"  # twice counts twice
     r = c.cmd("WATCH", "cat")
@@ -1990,7 +2196,7 @@ def test_stall_watch_many(env):
     assert c.cmd("WATCH", *keys) == "OK"
     conns = [d.client(timeout=300) for _ in range(4)]
     t0 = time.monotonic()
-    with Stall(d, "4 more connections WATCH the same %d keys" % len(keys)):
+    with Stall(d, "4 more connections WATCH the same %d keys" % len(keys), LARGEST_MS):
         for x in conns:
             assert x.cmd("WATCH", *keys) == "OK"
     print("     (%.1f ms a WATCH of %d keys, sending included)"
