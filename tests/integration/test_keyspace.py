@@ -473,12 +473,14 @@ def test_expire_commands(env):
         (("EXPIRE", "cat", "600", "LT"), 0),
         (("EXPIRE", "cat", "60", "lt"), 1),
         (("TTL", "cat"), 60),
-        (("EXPIRE", "cat", "60", "GT"), 0),  # equal is not greater
-        (("EXPIRE", "cat", "60", "LT"), 0),
+        (("PEXPIREAT", "cat", "4102444800000"), 1),
+        (("PEXPIREAT", "cat", "4102444800000", "GT"), 0),  # equal is not greater
+        (("PEXPIREAT", "cat", "4102444800000", "LT"), 0),
+        (("EXPIRE", "cat", "60"), 1),
         (("EXPIRE", "cat", "70", "XX", "GT"), 1),
         (("TTL", "cat"), 70),
         (("PEXPIRE", "cat", "80000"), 1),
-        (("PTTL", "cat"), lambda v: 79900 <= v <= 80000),
+        (("PTTL", "cat"), lambda v: 79000 <= v <= 80000),
         (("TTL", "cat"), 80),
         (("PERSIST", "cat"), 1),
         (("TTL", "cat"), -1),
@@ -1051,11 +1053,11 @@ def test_active_expiry(env):
     c = flushed(env)
     before = expired_keys(c)
     dels_before = check_aof(env.daemon.aof)["DEL"]
-    pipe = [Client.encode("SET", "w%04d" % i, "cat", "PX", 300) for i in range(500)]
+    pipe = [Client.encode("SET", "w%04d" % i, "cat", "PX", 800) for i in range(500)]
     pipe += [Client.encode("SET", "w%04d" % i, "dog", "PX", 100000) for i in range(500, 550)]
     pipe += [Client.encode("SET", "w%04d" % i, "dog") for i in range(550, 560)]
     pipe += [Client.encode("SELECT", 4)]
-    pipe += [Client.encode("SET", "w%04d" % i, "ball", "PX", 300) for i in range(300)]
+    pipe += [Client.encode("SET", "w%04d" % i, "ball", "PX", 800) for i in range(300)]
     pipe += [Client.encode("SELECT", 0)]
     c.send(b"".join(pipe))
     assert all(c.read() == "OK" for _ in pipe)
@@ -1064,7 +1066,7 @@ def test_active_expiry(env):
     wait_until(lambda: keyspace(c) == {0: (60, 50)}, timeout=10, what="the active cycle")
     took = time.monotonic() - t0
     assert expired_keys(c) - before == 800
-    print("     800 keys deleted by the active cycle %.2f s after they were set (300 ms TTL)" % took)
+    print("     800 keys deleted by the active cycle %.2f s after they were set (800 ms TTL)" % took)
     wait_until(lambda: check_aof(env.daemon.aof)["DEL"] - dels_before == 800, timeout=10,
                what="800 DELs in the AOF")
     assert c.cmd("DBSIZE") == 60
@@ -1078,10 +1080,10 @@ def test_lazy_expiry_counts(env):
     the cycle gets to it; a key that is written over is not counted."""
     c = flushed(env)
     before = expired_keys(c)
-    assert c.cmd("SET", "cat", "animal", "PX", 50) == "OK"
-    assert c.cmd("SET", "dog", "animal", "PX", 50) == "OK"
+    assert c.cmd("SET", "cat", "animal", "PX", 300) == "OK"
+    assert c.cmd("SET", "dog", "animal", "PX", 300) == "OK"
     assert c.cmd("SET", "dog", "toy") == "OK"
-    time.sleep(0.08)
+    time.sleep(0.32)
     assert c.cmd("GET", "cat") is None
     assert c.cmd("GET", "dog") == "toy"
     wait_until(lambda: expired_keys(c) - before == 1, what="expired_keys")
@@ -1100,12 +1102,12 @@ def test_expiry_survives_restart(env):
         (("SET", "cat", "animal", "PX", 60000), "OK"),
         (("SET", "dog", "animal", "EXAT", far), "OK"),
         (("SET", "one", "number"), "OK"),
-        (("SET", "ball", "toy", "PX", 400), "OK"),
+        (("SET", "ball", "toy", "PX", 700), "OK"),
         (("SET", "king", "queen", "EX", 1000), "OK"),
         (("PERSIST", "king"), 1),
         (("SET", "male", "gender"), "OK"),
         (("GETEX", "male", "EX", 100), "gender"),
-        (("SET", "seven", "number", "PX", 300), "OK"),
+        (("SET", "seven", "number", "PX", 1000), "OK"),
         (("PEXPIRE", "seven", 100000), 1),
         (("SELECT", 2), "OK"),
         (("SET", "cat", "toy", "PX", 90000), "OK"),
@@ -1125,7 +1127,7 @@ def test_expiry_survives_restart(env):
     time.sleep(max(0.0, (pexp["ball"] - now_ms()) / 1000.0 + 0.1))
     d2 = restart(env, d)
     m = re.search(r"replayed (\d+) records .*: (\d+) entries, (\d+) dropped as expired", d2.text())
-    assert m and int(m.group(3)) >= 2, d2.text()  # ball, and seven's first time
+    assert m and int(m.group(3)) >= 1, d2.text()  # ball (and seven's first time)
     c = d2.client()
     elapsed = (time.monotonic() - t_kill) * 1000
     for k in keys:
@@ -1140,7 +1142,7 @@ def test_expiry_survives_restart(env):
     assert c.cmd("PEXPIRETIME", "cat") == pexp2
     c.cmd("SELECT", 0)
     # A rewrite keeps the times; a key due soon is dropped when due.
-    assert c.cmd("SET", "hello", "world", "PX", 700) == "OK"
+    assert c.cmd("SET", "hello", "world", "PX", 1500) == "OK"
     pexp["hello"] = c.cmd("PEXPIRETIME", "hello")
     assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
     wait_rewrite(c, 1)
@@ -1601,9 +1603,9 @@ def test_watch_against_redis_server(env):
 def test_watch_expiry(env):
     """A watched key whose time comes before EXEC aborts it, whether or not
     anything has deleted it yet; one already gone when watched does not."""
-    for wait in (0.12, 0.6):  # before and (likely) after the cycle's pass
+    for wait in (0.32, 0.8):  # before and (likely) after the cycle's pass
         c = flushed(env)
-        assert c.cmd("SET", "cat", "animal", "PX", 100) == "OK"
+        assert c.cmd("SET", "cat", "animal", "PX", 300) == "OK"
         assert c.cmd("WATCH", "cat") == "OK"
         time.sleep(wait)
         assert c.cmd("MULTI") == "OK" and c.cmd("SET", "one", "number") == "QUEUED"
@@ -1719,6 +1721,20 @@ def test_exec_jobs_and_disconnects(env):
         assert o.cmd("SET", "w%04d" % rnd, "dog") == "OK"
         if rnd == 5:
             assert o.cmd("FLUSHALL") == "OK"
+    # QUIT with a queue and watched keys; a connection dropped the same way.
+    for how in ("QUIT", "RST", "FIN"):
+        x = env.daemon.client()
+        assert x.cmd("WATCH", "cat", "dog", "w0001") == "OK"
+        assert x.cmd("MULTI") == "OK" and x.cmd("SET", "cat", "toy") == "QUEUED"
+        assert x.cmd("EXPLAIN", "cat") == "QUEUED"
+        if how == "QUIT":
+            assert x.cmd("QUIT") == "OK" and x.at_eof()
+            x.close()
+        elif how == "RST":
+            x.reset()
+        else:
+            x.close()
+        assert o.cmd("SET", "cat", "animal") == "OK"  # touches the watch, if left
     assert o.cmd("PING") == "PONG"
     # One read to the end.
     assert c.cmd("MSET", "cat", "animal", "dog", "animal") == "OK"
@@ -2154,7 +2170,7 @@ def test_stall_mass_expiry(env):
     t0 = time.monotonic()
     send_many(c, [Client.encode("SET", tkey(i), "cat") for i in range(n)], "OK")
     load = time.monotonic() - t0
-    when = now_ms() + int(load * 1500) + 500
+    when = now_ms() + int(load * 2500) + 800
     send_many(c, [Client.encode("PEXPIREAT", tkey(i), when) for i in range(n)], 1)
     assert keyspace(c) == {0: (n, n)}
     before = expired_keys(c)
