@@ -1195,6 +1195,60 @@ def test_databases_attend_apart(env):
 
 
 @akvtest.test("keyspace")
+def test_databases_batched_queries(env):
+    """Pipelined QUERYs and EXPLAINs from four databases at once, which the
+    pool runs in shared batches: each answers from its own database, as
+    the reference does (and some keys expire meanwhile)."""
+    c = flushed(env)
+    stores = {}
+    for db in range(4):
+        store = {"w%04d" % (db * 100 + i): "w%04d w%04d" % (i, 1000 + db) for i in range(50)}
+        store["cat"] = "w%04d" % (1500 + db)
+        stores[db] = store
+        assert c.cmd("SELECT", db) == "OK"
+        assert c.cmd("MSET", *[x for kv in store.items() for x in kv]) == "OK"
+        assert c.cmd("SET", "dog", "animal", "PX", 200) == "OK"  # gone before the queries
+    time.sleep(0.25)
+    before = int(info_fields(c, "stats")["query_batch_max"])
+    asks = [("EXPLAIN", "cat", "COUNT", "20"), ("QUERY", "cat dog", "COUNT", "5"),
+            ("EXPLAIN", "w0001 ball", "COUNT", "5", "ATTENTION", "cosine")]
+    want = {}
+    for db, store in stores.items():
+        env.ref.store = dict(store)
+        want[db] = [ref_explain(env, store, "cat", n=20),
+                    [w for w, _ in env.ref.query("cat dog", k=5)],
+                    ref_explain(env, store, "w0001 ball", n=5, attn="cosine")]
+    errors = []
+
+    def client(db):
+        try:
+            x = env.daemon.client()
+            assert x.cmd("SELECT", db) == "OK"
+            x.send(b"".join(Client.encode(*a) for _ in range(100) for a in asks))
+            for i in range(300):
+                r = x.read()
+                w = want[db][i % 3]
+                if i % 3 == 1:
+                    assert r == w, (db, r, w)
+                else:
+                    same_explain(r, w)
+            x.close()
+        except Exception as e:
+            errors.append("db %d: %r" % (db, e))
+
+    threads = [threading.Thread(target=client, args=(db,)) for db in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    batch_max = int(info_fields(c, "stats")["query_batch_max"])
+    print("     1,200 queries from 4 databases; largest batch %d" % max(before, batch_max))
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("keyspace")
 def test_swapdb_and_move_as_others_see_them(env):
     a, b, x = flushed(env), env.daemon.client(), env.daemon.client()
     assert b.cmd("SELECT", 1) == "OK"
