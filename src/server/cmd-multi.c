@@ -64,7 +64,7 @@ struct watched {
     struct watched *next, **pprev; /* in the table's bucket: unlinked in O(1) */
     struct akv_session *sess;
     uint32_t db;
-    int was_live;             /* the key was live when watched */
+    int was_live;            /* the key was live when watched */
     uint64_t flushes, swaps; /* the database's counts when watched */
     uint64_t hash;
     size_t klen;
@@ -81,8 +81,8 @@ struct akv_watch {
     struct watched **b;
     size_t nb; /* a power of two, or 0 */
     size_t n;
-    struct watched **old; /* being emptied into b, or NULL */
-    size_t nold, moved;   /* its size; the buckets before moved are empty */
+    struct watched **old;      /* being emptied into b, or NULL */
+    size_t nold, moved;        /* its size; the buckets before moved are empty */
     uint64_t *flushes, *swaps; /* per database: FLUSHDB/FLUSHALL, SWAPDB */
 };
 
@@ -212,8 +212,7 @@ void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, 
     chains_of(t, h, heads);
     for (int c = 0; c < 2; c++) {
         for (struct watched *e = heads[c]; e; e = e->next) {
-            if (e->hash != h || e->db != db || e->klen != klen ||
-                memcmp(e->key, key, klen) != 0)
+            if (e->hash != h || e->db != db || e->klen != klen || memcmp(e->key, key, klen) != 0)
                 continue;
             /* Absent (or expired) when watched and absent still, as when
              * the expiry of a key already due is carried out: no change,

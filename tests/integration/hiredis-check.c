@@ -45,7 +45,8 @@ static int is_status(const redisReply *r, const char *s)
 
 static int is_string(const redisReply *r, const char *s)
 {
-    return r && r->type == REDIS_REPLY_STRING && r->len == strlen(s) && memcmp(r->str, s, r->len) == 0;
+    return r && r->type == REDIS_REPLY_STRING && r->len == strlen(s) &&
+           memcmp(r->str, s, r->len) == 0;
 }
 
 static int is_int(const redisReply *r, long long v)
