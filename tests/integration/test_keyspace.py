@@ -2282,7 +2282,7 @@ def test_stall_watch_many(env):
             assert x.cmd("EXEC") is None
     for x in conns:
         assert x.cmd("WATCH", *keys) == "OK"
-    with Stall(d, "4 connections closing, %d watched keys each" % len(keys)):
+    with Stall(d, "4 connections closing, %d watched keys each" % len(keys), LARGEST_MS):
         for x in conns:
             x.close()
             time.sleep(0.05)
