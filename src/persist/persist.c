@@ -340,6 +340,8 @@ int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t kl
     if (p->in_multi) {
         /* The records go to batch, then all of them, wrapped, to pending
          * (and to rwbuf). */
+        if (!akv_persist_multi_fits(p, n))
+            return -E2BIG;
         if (akv_buf_reserve(&p->batch, n) < 0)
             return -ENOMEM;
         n = multi_size(p->batch.len + n);
@@ -397,6 +399,14 @@ static void log_record(struct akv_persist *p, const struct akv_aof_record *r)
         return;
     }
     logged_in_place(p, n);
+}
+
+int akv_persist_multi_fits(const struct akv_persist *p, size_t n)
+{
+    /* The payload: a u32 count, then the records. */
+    size_t have = p && p->in_multi ? p->batch.len : 0;
+
+    return !p || n <= AKV_AOF_PAYLOAD_MAX - 4 - have;
 }
 
 void akv_persist_multi_begin(struct akv_persist *p)

@@ -70,8 +70,9 @@ void akv_persist_destroy(struct akv_persist *p);
 
 /* Logging writes. A handler first reserves room for the record (so that
  * logging cannot fail once the store has changed), then changes the store,
- * then logs. reserve returns 0 or -ENOMEM; type is PUT, DELETE, FLUSHDB,
- * FLUSHALL or SWAPDB (klen and vlen as the record needs them). */
+ * then logs. reserve returns 0, -ENOMEM, or -E2BIG (inside a batch: see
+ * akv_persist_multi_begin); type is PUT, DELETE, FLUSHDB, FLUSHALL or
+ * SWAPDB (klen and vlen as the record needs them). */
 int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t klen, size_t vlen);
 /* PUT (a SET, or a new expiry time): also forgets a text-only entry of
  * the same key. */
@@ -90,9 +91,15 @@ void akv_persist_log_swapdb(struct akv_persist *p, uint32_t a, uint32_t b);
  * replayed whole or not at all (transactions, MSET, RENAME, MOVE ...):
  * reserve then counts the wrapper too. Pairs nest: an inner pair (MSET
  * inside EXEC) adds to the outer batch. One record alone is written as
- * itself, none as nothing. */
+ * itself, none as nothing. A MULTI record's payload may not pass
+ * AKV_AOF_PAYLOAD_MAX, or replay would take the file for damaged: reserve
+ * fails with -E2BIG for a record that would make the batch pass it (the
+ * store must then not change), and akv_persist_multi_fits says whether
+ * records of n more bytes (akv_aof_record_size's) fit, so that a command
+ * can refuse before it changes anything. */
 void akv_persist_multi_begin(struct akv_persist *p);
 void akv_persist_multi_end(struct akv_persist *p);
+int akv_persist_multi_fits(const struct akv_persist *p, size_t n);
 
 /* The AOF sequence: bytes logged so far. A write's reply may be sent once
  * akv_persist_durable has reached the sequence after its record. */

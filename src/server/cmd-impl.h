@@ -134,6 +134,19 @@ static inline int reply_oom(struct akv_buf *out)
     return akv_reply_error(out, "ERR out of memory");
 }
 
+/* A write that could not be logged: out of memory, or (-E2BIG) its
+ * records would make its transaction's AOF record pass the size replay
+ * accepts (persist.h). Nothing was changed. */
+static inline int reply_write_failed(struct akv_buf *out, int rc)
+{
+    if (rc == -E2BIG)
+        return akv_reply_errorf(out,
+                                "ERR not done: the transaction's append-only file record "
+                                "would pass %zu MiB",
+                                (size_t)(AKV_AOF_PAYLOAD_MAX >> 20));
+    return reply_oom(out);
+}
+
 static inline int reply_wrong_arity(struct akv_cmd_ctx *ctx)
 {
     char sb[AKV_QUOTE_BUF], lb[AKV_QUOTE_BUF];
@@ -279,10 +292,12 @@ int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
 
 /* ---- transactions (cmd-multi.c) -------------------------------------- */
 
-/* A write touched key in db, or every key of db: EXEC fails for the
- * connections watching them. */
+/* A write touched key in db: EXEC fails for the connections watching it. */
 void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
-void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db);
+/* Database db was emptied (FLUSHDB, FLUSHALL), or databases a and b
+ * swapped (SWAPDB): EXEC works out which watched keys that changed. O(1). */
+void akv_cmd_watch_flushed(struct akv_cmd_env *env, uint32_t db);
+void akv_cmd_watch_swapped(struct akv_cmd_env *env, uint32_t a, uint32_t b);
 /* Whether the session is between MULTI and EXEC; marking its transaction
  * failed (EXEC will answer EXECABORT); releasing its state. */
 int akv_cmd_multi_active(const struct akv_session *s);

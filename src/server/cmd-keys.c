@@ -110,8 +110,14 @@ int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, si
 
     if (akv_cmd_key_lookup(env, db, key, klen, &f) != AKV_STORE_LIVE)
         return 0;
-    if (f.expire == expire)
+    if (f.expire == expire) {
+        /* Nothing to log, but as in Redis a time set (EXPIRE, GETEX EX...)
+         * touches the key for WATCH even when it stays the same; removing
+         * a time there is not (GETEX PERSIST) does not. */
+        if (expire != 0)
+            akv_cmd_watch_touch(env, db, key, klen);
         return 1;
+    }
     if (expire != 0 && expire <= env->now_ms)
         /* A time in the past deletes the key, as in Redis. */
         return akv_cmd_key_del(env, db, key, klen);
@@ -170,20 +176,22 @@ static int check_lengths(struct akv_cmd_ctx *ctx, const struct akv_slice *k,
 /* The reply to a put that failed. */
 static int reply_put_error(struct akv_cmd_ctx *ctx, int rc, const char *err)
 {
-    if (rc == -ENOMEM)
-        return reply_oom(ctx->out);
+    if (rc == -ENOMEM || rc == -E2BIG)
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "invalid key or value");
 }
 
 /* A database number for SELECT, MOVE, SWAPDB, COPY DB: 0 when valid, else
- * 1 once the error reply is written (or -ENOMEM). */
-static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db)
+ * 1 once the error reply is written (or -ENOMEM). notint: the error for
+ * a number that is not an integer (NULL: Redis's usual one). */
+static int parse_db_or(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db,
+                       const char *notint)
 {
     int64_t v;
     int rc;
 
     if (parse_i64(a, &v) < 0)
-        rc = reply_not_integer(ctx);
+        rc = notint ? akv_reply_error(ctx->out, notint) : reply_not_integer(ctx);
     else if (v < 0 || v >= (int64_t)ctx->env->ndbs)
         rc = akv_reply_error(ctx->out, "ERR DB index is out of range");
     else {
@@ -191,6 +199,11 @@ static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t
         return 0;
     }
     return rc < 0 ? rc : 1;
+}
+
+static int parse_db(struct akv_cmd_ctx *ctx, const struct akv_slice *a, uint32_t *db)
+{
+    return parse_db_or(ctx, a, db, NULL);
 }
 
 /* A relative or absolute time given in seconds or milliseconds, as an
@@ -390,15 +403,21 @@ int akv_cmd_do_getdel(struct akv_cmd_ctx *ctx)
     uint32_t db = (uint32_t)ctx->sess->db;
     const struct akv_slice *k = &ctx->argv[1];
     struct akv_store_found f;
+    size_t mark = ctx->out->len;
     int rc;
 
     if (akv_cmd_key_lookup(env, db, k->p, k->len, &f) != AKV_STORE_LIVE)
         return akv_reply_null(ctx->out, ctx->sess->resp);
     /* The reply first: the value lives in the store until the DEL. */
     rc = akv_reply_bulk(ctx->out, f.val, f.vlen);
-    if (rc == 0 && akv_cmd_key_del(env, db, k->p, k->len) < 0)
-        return -ENOMEM; /* dispatch replaces the reply with an OOM error */
-    return rc;
+    if (rc < 0)
+        return rc;
+    rc = akv_cmd_key_del(env, db, k->p, k->len);
+    if (rc < 0) {
+        ctx->out->len = mark; /* not deleted: an error instead */
+        return reply_write_failed(ctx->out, rc);
+    }
+    return 0;
 }
 
 /* GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST] */
@@ -422,8 +441,8 @@ int akv_cmd_do_getex(struct akv_cmd_ctx *ctx)
         return rc;
     rc = akv_cmd_key_expire(env, db, k->p, k->len, flags & SET_PERSIST ? 0 : expire);
     if (rc < 0) {
-        ctx->out->len = mark;
-        return rc;
+        ctx->out->len = mark; /* the time unchanged: an error instead */
+        return reply_write_failed(ctx->out, rc);
     }
     return 0;
 }
@@ -436,7 +455,7 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
     uint32_t db = (uint32_t)ctx->sess->db;
     int nx = ctx->argv[0].len == 6; /* MSETNX */
     struct akv_store_found f;
-    size_t adding = 0;
+    size_t adding = 0, bytes = 0;
     char err[256] = "";
     int rc;
 
@@ -469,6 +488,11 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
     rc = akv_cmd_key_room(ctx, adding);
     if (rc != 0)
         return rc < 0 ? rc : 0;
+    /* All or nothing: so its records must fit one AOF record (persist.h). */
+    for (size_t i = 1; i < ctx->argc; i += 2)
+        bytes += akv_aof_record_size(AKV_AOF_PUT, ctx->argv[i].len, ctx->argv[i + 1].len);
+    if (!akv_persist_multi_fits(env->persist, bytes))
+        return reply_write_failed(ctx->out, -E2BIG);
     akv_persist_multi_begin(env->persist);
     for (size_t i = 1; i < ctx->argc && rc == 0; i += 2)
         rc = akv_cmd_key_put(env, db, ctx->argv[i].p, ctx->argv[i].len, ctx->argv[i + 1].p,
@@ -507,20 +531,24 @@ int akv_cmd_do_mget(struct akv_cmd_ctx *ctx)
  */
 
 /* DEL and UNLINK: entries are small, so freeing them at once costs no more
- * than handing them to a thread would. */
+ * than handing them to a thread would. The deletions of one call are one
+ * AOF record, as MSET's writes are: a crash never leaves half of them. */
 int akv_cmd_do_del(struct akv_cmd_ctx *ctx)
 {
     int64_t n = 0;
+    int rc = 0;
 
-    for (size_t i = 1; i < ctx->argc; i++) {
+    akv_persist_multi_begin(ctx->env->persist);
+    for (size_t i = 1; i < ctx->argc && rc >= 0; i++) {
         struct akv_store_found f;
         const struct akv_slice *k = &ctx->argv[i];
         int live = akv_cmd_key_lookup(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len, &f);
-        int rc = akv_cmd_key_del(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len);
-        if (rc < 0)
-            return reply_oom(ctx->out);
-        n += rc && live;
+        rc = akv_cmd_key_del(ctx->env, (uint32_t)ctx->sess->db, k->p, k->len);
+        n += rc > 0 && live;
     }
+    akv_persist_multi_end(ctx->env->persist);
+    if (rc < 0)
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_int(ctx->out, n);
 }
 
@@ -553,7 +581,7 @@ static int copy_key(struct akv_cmd_ctx *ctx, uint32_t from, const struct akv_sli
     if (akv_cmd_key_lookup(env, from, k->p, k->len, &f) != AKV_STORE_LIVE)
         return 0;
     if (from == to && k->len == nk->len && memcmp(k->p, nk->p, k->len) == 0)
-        return 1; /* RENAME k k: nothing to do */
+        return replace ? 1 : 2; /* RENAME k k: nothing to do; RENAMENX k k: 0, as in Redis */
     if (akv_cmd_key_lookup(env, to, nk->p, nk->len, &g) == AKV_STORE_LIVE && !replace)
         return 2;
     val = malloc(f.vlen);
@@ -695,7 +723,7 @@ int akv_cmd_do_expire(struct akv_cmd_ctx *ctx)
     rc = akv_cmd_key_expire(ctx->env, db, ctx->argv[1].p, ctx->argv[1].len,
                             when <= 0 ? 1 : (uint64_t)when);
     if (rc < 0)
-        return reply_oom(ctx->out);
+        return reply_write_failed(ctx->out, rc);
     return akv_reply_int(ctx->out, 1);
 }
 
@@ -739,7 +767,7 @@ int akv_cmd_do_persist(struct akv_cmd_ctx *ctx)
         f.expire == 0)
         return akv_reply_int(ctx->out, 0);
     rc = akv_cmd_key_expire(ctx->env, db, ctx->argv[1].p, ctx->argv[1].len, 0);
-    return rc < 0 ? reply_oom(ctx->out) : akv_reply_int(ctx->out, 1);
+    return rc < 0 ? reply_write_failed(ctx->out, rc) : akv_reply_int(ctx->out, 1);
 }
 
 int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us)
@@ -788,23 +816,24 @@ int akv_cmd_do_swapdb(struct akv_cmd_ctx *ctx)
     struct akv_cmd_env *env = ctx->env;
     uint32_t a, b;
     struct akv_store *t;
-    int rc = parse_db(ctx, &ctx->argv[1], &a);
+    /* Redis's texts for SWAPDB's indexes that are not integers. */
+    int rc = parse_db_or(ctx, &ctx->argv[1], &a, "ERR invalid first DB index");
 
     if (rc == 0)
-        rc = parse_db(ctx, &ctx->argv[2], &b);
+        rc = parse_db_or(ctx, &ctx->argv[2], &b, "ERR invalid second DB index");
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (a != b) {
-        if (akv_persist_reserve(env->persist, AKV_AOF_SWAPDB, 0, 0) < 0)
-            return reply_oom(ctx->out);
+        rc = akv_persist_reserve(env->persist, AKV_AOF_SWAPDB, 0, 0);
+        if (rc < 0)
+            return reply_write_failed(ctx->out, rc);
         /* Connections keep their numbers, so they now see the other data;
          * a query already running keeps the store it took a snapshot of. */
         t = env->dbs[a];
         env->dbs[a] = env->dbs[b];
         env->dbs[b] = t;
         akv_persist_log_swapdb(env->persist, a, b);
-        akv_cmd_watch_touch_db(env, a);
-        akv_cmd_watch_touch_db(env, b);
+        akv_cmd_watch_swapped(env, a, b);
     }
     return akv_reply_status(ctx->out, "OK");
 }
@@ -909,14 +938,16 @@ static int flush_args_ok(const struct akv_cmd_ctx *ctx)
 int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
 {
     uint32_t db = (uint32_t)ctx->sess->db;
+    int rc;
 
     if (!flush_args_ok(ctx))
         return reply_syntax(ctx);
-    if (akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0) < 0)
-        return reply_oom(ctx->out);
+    rc = akv_persist_reserve(ctx->env->persist, AKV_AOF_FLUSHDB, 0, 0);
+    if (rc < 0)
+        return reply_write_failed(ctx->out, rc);
     flush_db(ctx->env, db);
     akv_persist_log_flushdb(ctx->env->persist, db);
-    akv_cmd_watch_touch_db(ctx->env, db);
+    akv_cmd_watch_flushed(ctx->env, db);
     akv_cmd_reap(ctx->env, 0);
     return akv_reply_status(ctx->out, "OK");
 }
@@ -924,14 +955,16 @@ int akv_cmd_do_flushdb(struct akv_cmd_ctx *ctx)
 int akv_cmd_do_flushall(struct akv_cmd_ctx *ctx)
 {
     struct akv_cmd_env *env = ctx->env;
+    int rc;
 
     if (!flush_args_ok(ctx))
         return reply_syntax(ctx);
-    if (akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0) < 0)
-        return reply_oom(ctx->out);
+    rc = akv_persist_reserve(env->persist, AKV_AOF_FLUSHALL, 0, 0);
+    if (rc < 0)
+        return reply_write_failed(ctx->out, rc);
     for (uint32_t db = 0; db < env->ndbs; db++) {
         flush_db(env, db);
-        akv_cmd_watch_touch_db(env, db);
+        akv_cmd_watch_flushed(env, db);
     }
     akv_persist_log_flushall(env->persist);
     akv_cmd_reap(env, 0);

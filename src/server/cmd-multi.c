@@ -26,12 +26,31 @@
  * stays within a few milliseconds.
  *
  * WATCH: a table of (database, key, session) entries. Every change of a key
- * (akv_cmd_key_put/del/expire, FLUSHDB, FLUSHALL, SWAPDB, expiry) calls
- * akv_cmd_watch_touch, which marks the sessions watching it dirty; EXEC of
- * a dirty session answers a null array. A key that was live when watched
- * and whose time has come by EXEC counts as changed, even if nothing has
- * deleted it yet. EXEC, DISCARD, UNWATCH and the end of the connection
- * drop a session's entries. At most WATCH_MAX keys a connection.
+ * (akv_cmd_key_put/del/expire, expiry) calls akv_cmd_watch_touch, which
+ * marks the sessions watching it dirty; EXEC of a dirty session answers a
+ * null array. A key absent or expired when watched that is absent after
+ * the change (the expiry of a key already due carried out) has not
+ * changed, as in Redis. A key that was live when watched and whose time
+ * has come by EXEC counts as changed, even if nothing has deleted it yet.
+ *
+ * FLUSHDB, FLUSHALL and SWAPDB change whole databases: visiting every
+ * watched entry there would cost the loop thread time that the clients
+ * choose (20 connections watching 65,535 keys each made a FLUSHDB take
+ * 150 ms), so they only count, per database, flushes and swaps, and EXEC
+ * works out what they did to each key the session watches, which it
+ * visits anyway. As in Redis 7, a flush or swap changes a watched key that
+ * exists on one side or the other, not one absent from both; since any
+ * write of the key in between would have touched it, the key existed in a
+ * flushed database iff it was live when watched, and after one swap the
+ * database holds the store swapped in, unchanged for that key. Only after
+ * several swaps, or a swap and a flush, does EXEC fail without looking (a
+ * spurious failure, never a missed change).
+ *
+ * EXEC, DISCARD, UNWATCH and the end of the connection drop a session's
+ * entries. At most WATCH_MAX keys a connection, a key watched twice
+ * counting twice. Every step costs O(1) a key, whatever the other
+ * connections watch: the table's chains are doubly linked and it grows
+ * incrementally (see REHASH_STEP).
  *
  * Threading: the loop thread; an EXEC job's work on a worker, running the
  * work of the jobs it holds (each reads only its own job, as cmd.h says).
@@ -43,19 +62,29 @@
 #define WATCH_MAX 65536
 
 struct watched {
-    struct watched *next; /* in the table's bucket */
+    struct watched *next, **pprev; /* in the table's bucket: unlinked in O(1) */
     struct akv_session *sess;
     uint32_t db;
-    int was_live; /* the key was live when watched */
+    int was_live;            /* the key was live when watched */
+    uint64_t flushes, swaps; /* the database's counts when watched */
     uint64_t hash;
     size_t klen;
     char key[];
 };
 
+/* The table grows by doubling, and moves its entries to the new bucket
+ * array a few buckets at a time (REHASH_STEP per WATCHed key), as Redis's
+ * dict does: moving a million entries at once held the loop thread for
+ * 200 ms. Until it is done a key is looked up in both arrays. */
+#define REHASH_STEP 1
+
 struct akv_watch {
     struct watched **b;
     size_t nb; /* a power of two, or 0 */
     size_t n;
+    struct watched **old;      /* being emptied into b, or NULL */
+    size_t nold, moved;        /* its size; the buckets before moved are empty */
+    uint64_t *flushes, *swaps; /* per database: FLUSHDB/FLUSHALL, SWAPDB */
 };
 
 struct queued {
@@ -110,10 +139,10 @@ static void unwatch_all(struct akv_cmd_env *env, struct akv_session *s)
     if (!m)
         return;
     for (size_t i = 0; i < m->nw; i++) {
-        struct watched *e = m->w[i], **l = &t->b[e->hash & (t->nb - 1)];
-        while (*l != e)
-            l = &(*l)->next;
-        *l = e->next;
+        struct watched *e = m->w[i];
+        *e->pprev = e->next;
+        if (e->next)
+            e->next->pprev = e->pprev;
         t->n--;
         free(e);
     }
@@ -128,6 +157,9 @@ void akv_cmd_env_fini(struct akv_cmd_env *env)
     akv_cmd_reap(env, 1);
     if (env->watch) {
         free(env->watch->b);
+        free(env->watch->old);
+        free(env->watch->flushes);
+        free(env->watch->swaps);
         free(env->watch);
         env->watch = NULL;
     }
@@ -159,29 +191,108 @@ void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s)
     s->multi = NULL;
 }
 
+/* The chains a hash may be in: the new array's bucket and, while the
+ * table grows, the old array's if not moved yet. */
+static void chains_of(const struct akv_watch *t, uint64_t h, struct watched *heads[2])
+{
+    size_t i = t->old ? h & (t->nold - 1) : 0;
+
+    heads[0] = t->nb > 0 ? t->b[h & (t->nb - 1)] : NULL;
+    heads[1] = t->old && i >= t->moved ? t->old[i] : NULL;
+}
+
+static int live_in(const struct akv_store *st, const struct watched *e)
+{
+    struct akv_store_found f;
+
+    return st && akv_store_find(st, e->key, e->klen, &f) == AKV_STORE_LIVE;
+}
+
 void akv_cmd_watch_touch(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen)
 {
     struct akv_watch *t = env->watch;
+    struct watched *heads[2];
     uint64_t h;
 
     if (!t || t->n == 0)
         return;
     h = watch_hash(db, key, klen);
-    for (struct watched *e = t->b[h & (t->nb - 1)]; e; e = e->next)
-        if (e->hash == h && e->db == db && e->klen == klen && memcmp(e->key, key, klen) == 0)
+    chains_of(t, h, heads);
+    for (int c = 0; c < 2; c++) {
+        for (struct watched *e = heads[c]; e; e = e->next) {
+            if (e->hash != h || e->db != db || e->klen != klen || memcmp(e->key, key, klen) != 0)
+                continue;
+            /* Absent (or expired) when watched and absent still, as when
+             * the expiry of a key already due is carried out: no change,
+             * as in Redis. Unless a swap came in between: EXEC then relies
+             * on every change since being marked. */
+            if (!e->was_live && t->swaps[db] == e->swaps && !live_in(env->dbs[db], e))
+                continue;
             e->sess->multi->dirty = 1;
+        }
+    }
 }
 
-void akv_cmd_watch_touch_db(struct akv_cmd_env *env, uint32_t db)
+void akv_cmd_watch_flushed(struct akv_cmd_env *env, uint32_t db)
 {
-    struct akv_watch *t = env->watch;
+    if (env->watch)
+        env->watch->flushes[db]++;
+}
 
-    if (!t || t->n == 0)
-        return;
-    for (size_t i = 0; i < t->nb; i++)
-        for (struct watched *e = t->b[i]; e; e = e->next)
-            if (e->db == db)
-                e->sess->multi->dirty = 1;
+void akv_cmd_watch_swapped(struct akv_cmd_env *env, uint32_t a, uint32_t b)
+{
+    if (env->watch) {
+        env->watch->swaps[a]++;
+        env->watch->swaps[b]++;
+    }
+}
+
+/* Whether a watched key changed by EXEC, beyond what touched it: its time
+ * came, or a flush or swap of its database changed it (see the Design
+ * comment). */
+static int watched_changed(const struct akv_cmd_env *env, const struct watched *e)
+{
+    const struct akv_watch *t = env->watch;
+    uint64_t flushes = t->flushes[e->db] - e->flushes, swaps = t->swaps[e->db] - e->swaps;
+    struct akv_store_found f;
+    int st = akv_store_find(env->dbs[e->db], e->key, e->klen, &f);
+
+    if (swaps == 0)
+        /* Live when watched and gone now (expired, or flushed), or live
+         * then and flushed since (and written again, which touched it). */
+        return e->was_live && (st != AKV_STORE_LIVE || flushes > 0);
+    if (swaps > 1 || flushes > 0)
+        return 1;
+    /* One swap: it existed on the side swapped out iff it was live, and on
+     * the side swapped in iff it is there now (expired ones count: a
+     * spurious failure at worst). */
+    return e->was_live || st != AKV_STORE_ABSENT;
+}
+
+static void bucket_push(struct watched **head, struct watched *e)
+{
+    e->next = *head;
+    if (e->next)
+        e->next->pprev = &e->next;
+    e->pprev = head;
+    *head = e;
+}
+
+/* Moves the entries of REHASH_STEP buckets of the old array, if any. */
+static void rehash_step(struct akv_watch *t)
+{
+    for (int i = 0; t->old && i < REHASH_STEP; i++) {
+        struct watched **head = &t->old[t->moved];
+        while (*head) {
+            struct watched *e = *head;
+            *head = e->next;
+            bucket_push(&t->b[e->hash & (t->nb - 1)], e);
+        }
+        if (++t->moved == t->nold) {
+            free(t->old);
+            t->old = NULL;
+        }
+    }
 }
 
 /* Adds an entry for key to the table and the session. */
@@ -194,30 +305,39 @@ static int watch_add(struct akv_cmd_env *env, struct akv_session *s, uint32_t db
     uint64_t h = watch_hash(db, k->p, k->len);
     struct watched *e;
 
-    for (size_t i = 0; i < m->nw; i++)
-        if (m->w[i]->hash == h && m->w[i]->db == db && m->w[i]->klen == k->len &&
-            memcmp(m->w[i]->key, k->p, k->len) == 0)
-            return 0; /* watched already */
     if (!t) {
-        t = env->watch = calloc(1, sizeof(*t));
-        if (!t)
+        t = calloc(1, sizeof(*t));
+        if (t) {
+            t->flushes = calloc(env->ndbs, sizeof(*t->flushes));
+            t->swaps = calloc(env->ndbs, sizeof(*t->swaps));
+        }
+        if (!t || !t->flushes || !t->swaps) {
+            if (t) {
+                free(t->flushes);
+                free(t->swaps);
+                free(t);
+            }
             return -ENOMEM;
+        }
+        env->watch = t;
     }
-    if (t->n >= t->nb) {
+    /* A key watched twice gets two entries: harmless (either marks the
+     * session dirty, and one watched later than a change was marked dirty
+     * by it already), bounded by WATCH_MAX, and cheap. Looking for the
+     * first cost O(n^2) in the session's list (65,535 keys held the loop
+     * thread 5 s) and O(connections watching the key) in the bucket. */
+    rehash_step(t);
+    if (t->n >= t->nb && !t->old) {
         size_t nb = t->nb ? t->nb * 2 : 64;
         struct watched **b = calloc(nb, sizeof(*b));
         if (!b)
             return -ENOMEM;
-        for (size_t i = 0; i < t->nb; i++)
-            while (t->b[i]) {
-                e = t->b[i];
-                t->b[i] = e->next;
-                e->next = b[e->hash & (nb - 1)];
-                b[e->hash & (nb - 1)] = e;
-            }
-        free(t->b);
+        t->old = t->b;
+        t->nold = t->nb;
+        t->moved = 0;
         t->b = b;
         t->nb = nb;
+        rehash_step(t);
     }
     if (m->nw == m->wcap) {
         size_t cap = m->wcap ? m->wcap * 2 : 8;
@@ -236,8 +356,9 @@ static int watch_add(struct akv_cmd_env *env, struct akv_session *s, uint32_t db
     e->klen = k->len;
     memcpy(e->key, k->p, k->len);
     e->was_live = akv_store_find(env->dbs[db], k->p, k->len, &f) == AKV_STORE_LIVE;
-    e->next = t->b[h & (t->nb - 1)];
-    t->b[h & (t->nb - 1)] = e;
+    e->flushes = t->flushes[db];
+    e->swaps = t->swaps[db];
+    bucket_push(&t->b[h & (t->nb - 1)], e);
     t->n++;
     m->w[m->nw++] = e;
     return 0;
@@ -430,12 +551,9 @@ int akv_cmd_do_exec(struct akv_cmd_ctx *ctx)
                                 strerror(akv_persist_write_error(env->persist)));
     }
     akv_cmd_clock(env);
-    for (size_t w = 0; w < m->nw && !m->dirty; w++) {
-        struct akv_store_found f;
-        if (m->w[w]->was_live && akv_store_find(env->dbs[m->w[w]->db], m->w[w]->key, m->w[w]->klen,
-                                                &f) != AKV_STORE_LIVE)
-            m->dirty = 1; /* expired since, or gone */
-    }
+    for (size_t w = 0; w < m->nw && !m->dirty; w++)
+        if (watched_changed(env, m->w[w]))
+            m->dirty = 1;
     if (m->dirty) {
         queue_clear(m);
         unwatch_all(env, s);

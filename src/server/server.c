@@ -12,12 +12,13 @@
  * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
  * uv_signal_t handles, a timer used for SHUTDOWN's deferred start and then
  * the shutdown grace period, the cron timer that runs akv_conn_cron (idle
- * timeout, output soft limit), akv_cmd_cron (LASTSAVE, the memory peak),
- * akv_cmd_reap (flushed stores) and the active expiry cycle every
- * AKV_CONN_CRON_MS, the idle handle that runs the expiry cycle on every
- * loop turn while due entries remain (EXPIRE_TURN_US a turn, so other
- * clients are served between turns), and, when the service manager asks
- * for one, the watchdog timer. The pool owns one uv_async_t; the
+ * timeout, output soft limit), akv_cmd_cron (LASTSAVE, the memory peak)
+ * and akv_cmd_reap (flushed stores) every AKV_CONN_CRON_MS, the expiry
+ * timer that runs the active expiry cycle (akv_cmd_expire_cycle:
+ * EXPIRE_BUDGET_US at a time, every EXPIRE_CYCLE_MS, or every millisecond
+ * while due keys remain, so that a crowd of keys expiring together is
+ * deleted in slices with the other clients served in between), and, when
+ * the service manager asks for one, the watchdog timer. The pool owns one uv_async_t; the
  * connections' shared state owns an idle, a prepare and a timer handle
  * (conn.h); each
  * connection owns its TCP handle and maybe a linger timer.
@@ -73,8 +74,10 @@
 
 #define LISTEN_BACKLOG 511
 #define SHUTDOWN_GRACE_MS 10000
-/* The expiry cycle's time a turn: well inside the stall rule's few ms. */
-#define EXPIRE_TURN_US 1000
+/* The active expiry cycle: how often it looks for due keys, and how long
+ * one turn may delete them (Redis's fast cycle takes 1 ms too). */
+#define EXPIRE_CYCLE_MS 100
+#define EXPIRE_BUDGET_US 1000
 
 struct listener {
     uv_tcp_t tcp;
@@ -101,10 +104,10 @@ struct akv_server {
     int timer_ready;
     uv_timer_t cron; /* akv_conn_cron */
     int cron_ready;
-    uv_idle_t expire; /* the expiry cycle, while behind */
-    int expire_ready;
     uv_timer_t watchdog; /* WATCHDOG=1 pings, when asked for */
     int watchdog_ready;
+    uv_timer_t expire; /* the active expiry cycle */
+    int expire_ready;
     void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
     void *reload_arg;
     int stopping;  /* shutdown started */
@@ -578,16 +581,6 @@ void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *ar
  * Life cycle.
  */
 
-/* Deletes expired entries for EXPIRE_TURN_US; while more are due, again
- * on every loop turn. Not once shutdown has begun (the AOF is closing). */
-static void on_expire(uv_idle_t *h)
-{
-    struct akv_server *s = h->data;
-
-    if (s->stopping || !akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
-        uv_idle_stop(h);
-}
-
 static void on_cron(uv_timer_t *t)
 {
     struct akv_server *s = t->data;
@@ -595,9 +588,21 @@ static void on_cron(uv_timer_t *t)
     akv_conn_cron(&s->conns);
     akv_cmd_cron(s->env);
     akv_cmd_reap(s->env, 0);
-    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->expire) &&
-        akv_cmd_expire_cycle(s->env, EXPIRE_TURN_US))
-        uv_idle_start(&s->expire, on_expire);
+}
+
+/* The active expiry cycle: one slice of deletions; while due keys remain,
+ * the next slice comes 1 ms later (not 0: libuv would run a timer re-armed
+ * for now again before polling, starving the clients). */
+static void on_expire(uv_timer_t *t)
+{
+    struct akv_server *s = t->data;
+    int more;
+
+    if (s->stopping)
+        return; /* the AOF is closing: no more deletions to log */
+    more = akv_cmd_expire_cycle(s->env, EXPIRE_BUDGET_US);
+
+    uv_timer_start(t, on_expire, more ? 1 : EXPIRE_CYCLE_MS, 0);
 }
 
 /* Says at start-up who may connect; never shows the password. */
@@ -659,18 +664,21 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     s->timer.data = s;
     s->timer_ready = 1;
 
-    rc = uv_idle_init(loop, &s->expire);
-    if (rc < 0)
-        goto fail;
-    s->expire.data = s;
-    s->expire_ready = 1;
-
     rc = uv_timer_init(loop, &s->cron);
     if (rc < 0)
         goto fail;
     s->cron.data = s;
     s->cron_ready = 1;
     rc = uv_timer_start(&s->cron, on_cron, AKV_CONN_CRON_MS, AKV_CONN_CRON_MS);
+    if (rc < 0)
+        goto fail;
+
+    rc = uv_timer_init(loop, &s->expire);
+    if (rc < 0)
+        goto fail;
+    s->expire.data = s;
+    s->expire_ready = 1;
+    rc = uv_timer_start(&s->expire, on_expire, EXPIRE_CYCLE_MS, 0);
     if (rc < 0)
         goto fail;
 
