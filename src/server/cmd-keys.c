@@ -555,7 +555,7 @@ static int copy_key(struct akv_cmd_ctx *ctx, uint32_t from, const struct akv_sli
     if (akv_cmd_key_lookup(env, from, k->p, k->len, &f) != AKV_STORE_LIVE)
         return 0;
     if (from == to && k->len == nk->len && memcmp(k->p, nk->p, k->len) == 0)
-        return 1; /* RENAME k k: nothing to do */
+        return replace ? 1 : 2; /* RENAME k k: nothing to do; RENAMENX k k: k exists (Redis: 0) */
     if (akv_cmd_key_lookup(env, to, nk->p, nk->len, &g) == AKV_STORE_LIVE && !replace)
         return 2;
     val = malloc(f.vlen);
