@@ -25,11 +25,13 @@
  * what the largest single request may.
  *
  * WATCH: a table of (database, key, session) entries. Every change of a key
- * (akv_cmd_key_put/del/expire, FLUSHDB, FLUSHALL, SWAPDB, expiry) calls
+ * (akv_cmd_key_put/del/expire, FLUSHDB, FLUSHALL, SWAPDB) calls
  * akv_cmd_watch_touch, which marks the sessions watching it dirty; EXEC of
  * a dirty session answers a null array. A key that was live when watched
- * and whose time has come by EXEC counts as changed, even if nothing has
- * deleted it yet. EXEC, DISCARD, UNWATCH and the end of the connection
+ * and whose time has come by EXEC counts as changed, deleted or not. The
+ * deletion of an expired key (lazy or by the cycle) touches nothing: that
+ * check covers the keys watched live, and a key already expired when
+ * watched has logically not changed when it goes, as in Redis. EXEC, DISCARD, UNWATCH and the end of the connection
  * drop a session's entries. At most WATCH_MAX keys a connection.
  *
  * Threading: the loop thread; an EXEC job's work on a worker, running the

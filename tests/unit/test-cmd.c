@@ -1348,6 +1348,28 @@ START_TEST(test_watch)
     fake_now += 99;
     run("MULTI", END);
     ck_assert_str_eq(run("EXEC", END), "*0\r\n");
+    /* A key already expired when watched: deleting it later (lazily by
+     * another connection, or by the cycle) is no change, as in Redis. */
+    run("SET", "cat", "animal", "PX", "10", END);
+    fake_now += 10;
+    ck_assert_str_eq(run("WATCH", "cat", END), "+OK\r\n");
+    ck_assert_str_eq(run2("GET", "cat", END), "$-1\r\n");
+    run("MULTI", END);
+    ck_assert_str_eq(run("EXEC", END), "*0\r\n");
+    run("SET", "cat", "animal", "PX", "10", END);
+    fake_now += 10;
+    run("WATCH", "cat", END);
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000), 0);
+    ck_assert_str_eq(run("EXISTS", "cat", END), ":0\r\n");
+    run("MULTI", END);
+    ck_assert_str_eq(run("EXEC", END), "*0\r\n");
+    /* ... but setting it again is. */
+    run("SET", "cat", "animal", "PX", "10", END);
+    fake_now += 10;
+    run("WATCH", "cat", END);
+    run2("SET", "cat", "toy", END);
+    run("MULTI", END);
+    ck_assert_str_eq(run("EXEC", END), "*-1\r\n");
     /* A time set by EXPIRE is a change. */
     run("WATCH", "cat", END);
     run2("EXPIRE", "cat", "100", END);
