@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "runsuite.h"
+#include "replay.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include "server/config.h"
 #include "util/glob.h"
 #include "proto/reply.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The end of a run() argument list; a plain NULL may be a mere int 0. */
 #define END ((const char *)NULL)
@@ -1708,6 +1711,25 @@ START_TEST(test_aof_records)
 }
 END_TEST
 
+/* The fuzz target (fuzz/fuzz-cmd.c, linked in, with state of its own)
+ * checks its invariants and aborts, failing the test, if one breaks. */
+static void replay_one(const uint8_t *data, size_t len, void *arg)
+{
+    (void)arg;
+    LLVMFuzzerTestOneInput(data, len);
+}
+
+START_TEST(test_fuzz_replay)
+{
+    if (!getenv("AKV_SOURCE_ROOT")) {
+        fprintf(stderr, "AKV_SOURCE_ROOT unset: fuzz corpus replay skipped\n");
+        return;
+    }
+    ck_assert_int_gt(tu_replay_dir("fuzz/corpus/cmd", replay_one, NULL), 0);
+    tu_replay_dir("fuzz/regression/cmd", replay_one, NULL);
+}
+END_TEST
+
 static Suite *cmd_suite(void)
 {
     Suite *s = suite_create("cmd");
@@ -1738,6 +1760,7 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_watch);
     tcase_add_test(tc, test_exec_jobs);
     tcase_add_test(tc, test_aof_records);
+    tcase_add_test(tc, test_fuzz_replay);
     suite_add_tcase(s, tc);
     return s;
 }
