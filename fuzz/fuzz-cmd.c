@@ -101,6 +101,17 @@ static void keep_cb(uv_timer_t *t)
     (void)t;
 }
 
+/* At exit: the file, a rewrite's leftover, the directory. */
+static void remove_dir(void)
+{
+    char tmp[160];
+
+    snprintf(tmp, sizeof(tmp), "%s/temp-rewrite-appendonly.aof", G.dir);
+    unlink(tmp);
+    unlink(G.path);
+    rmdir(G.dir);
+}
+
 static void init_once(void)
 {
     /* Short words, so that mutated text often embeds. */
@@ -133,6 +144,7 @@ static void init_once(void)
     snprintf(G.dir, sizeof(G.dir), "%s/fuzz-cmd-XXXXXX", base);
     CHECK(mkdtemp(G.dir) != NULL);
     snprintf(G.path, sizeof(G.path), "%s/appendonly.aof", G.dir);
+    atexit(remove_dir);
     /* The AOF's notices (created, replayed) would flood the output. */
     akv_log_set_level(AKV_LOG_WARNING);
     G.wall0 = wall_ms();

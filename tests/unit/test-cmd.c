@@ -1706,7 +1706,9 @@ START_TEST(test_aof_records)
         char path[128];
         snprintf(path, sizeof(path), "%s/appendonly.aof", aof_dir);
         unlink(path);
-        rmdir(aof_dir);
+        snprintf(path, sizeof(path), "%s/temp-rewrite-appendonly.aof", aof_dir);
+        unlink(path);
+        ck_assert_int_eq(rmdir(aof_dir), 0);
     }
 }
 END_TEST
