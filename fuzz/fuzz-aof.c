@@ -3,11 +3,15 @@
  * parser that the daemon replays with and attnkv-check-aof checks with.
  *
  * The input is a whole file. Each record handed to the callback must lie
- * inside the input and re-encode (akv_aof_encode) to exactly the bytes it
- * was parsed from; the verdict must be consistent (OK covers every byte,
- * TORN and CORRUPT point at good_end inside the input); and the prefix up to
- * good_end, which is what "attnkv-check-aof --fix" and the daemon's torn-tail
- * cut keep, must parse as a good file with the same records.
+ * inside the input and re-encode (akv_aof_rec_encode) to exactly the bytes
+ * it was parsed from; the records of a MULTI record come one after the
+ * other inside its payload, each with its batch field naming the MULTI,
+ * and the MULTI itself re-encodes from the records seen (so its count is
+ * theirs); the counts by type add up to the callbacks and the good records;
+ * the verdict must be consistent (OK covers every byte, TORN and CORRUPT
+ * point at good_end inside the input); and the prefix up to good_end, which
+ * is what "attnkv-check-aof --fix" and the daemon's torn-tail cut keep,
+ * must parse as a good file with the same records.
  *
  * The same file is linked into test-aof, which replays fuzz/corpus/aof and
  * fuzz/regression/aof through LLVMFuzzerTestOneInput on every "meson test".
@@ -34,46 +38,144 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct ctx {
     const uint8_t *data;
     size_t size;
-    size_t next; /* where the next record must start */
-    size_t n;
+    size_t next;  /* where the next top-level record must start */
+    size_t n;     /* callbacks */
+    size_t top;   /* top-level records seen, MULTIs included */
+    size_t inner; /* callbacks for records inside MULTIs */
+    /* The MULTI whose records are being handed over, or SIZE_MAX. */
+    size_t batch, batch_end, inner_next, batch_n;
 };
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Re-encodes r and compares with the bytes it came from. */
+static void check_reencode(const struct ctx *c, const struct akv_aof_record *r)
+{
+    uint8_t *re;
+
+    CHECK(akv_aof_rec_size(r) == r->size);
+    re = malloc(r->size);
+    CHECK(re != NULL);
+    CHECK(akv_aof_rec_encode(re, r) == r->size);
+    CHECK(memcmp(re, c->data + r->offset, r->size) == 0);
+    free(re);
+}
+
+/* The MULTI being handed over is complete: it re-encodes from the records
+ * seen, so its count is theirs. */
+static void end_batch(struct ctx *c)
+{
+    const uint8_t *m;
+    struct akv_aof_record r = {.type = AKV_AOF_MULTI};
+
+    if (c->batch == SIZE_MAX)
+        return;
+    CHECK(c->inner_next == c->batch_end);
+    m = c->data + c->batch;
+    r.count = (uint32_t)c->batch_n;
+    r.inner = m + AKV_AOF_REC_HEADER + 4;
+    r.inner_len = c->batch_end - c->batch - AKV_AOF_REC_HEADER - 4;
+    r.offset = c->batch;
+    r.size = c->batch_end - c->batch;
+    CHECK(get32(m + AKV_AOF_REC_HEADER) == c->batch_n);
+    check_reencode(c, &r);
+    c->next = c->batch_end;
+    c->top++;
+    c->batch = SIZE_MAX;
+}
+
+/* MULTI records with nothing inside hand nothing over: skips those from
+ * c->next up to upto. */
+static void skip_empty_multis(struct ctx *c, size_t upto)
+{
+    while (c->next < upto) {
+        const uint8_t *h = c->data + c->next;
+        CHECK(c->next + AKV_AOF_REC_HEADER + 4 <= upto);
+        CHECK(h[1] == AKV_AOF_MULTI && get32(h + 4) == 4 && get32(h + AKV_AOF_REC_HEADER) == 0);
+        c->next += AKV_AOF_REC_HEADER + 4;
+        c->top++;
+    }
+    CHECK(c->next == upto);
+}
 
 static int on_record(void *arg, const struct akv_aof_record *r)
 {
     struct ctx *c = arg;
     const char *lo = (const char *)c->data, *hi = lo + c->size;
-    uint8_t *re;
 
-    CHECK(r->offset == c->next);
+    CHECK(r->type >= AKV_AOF_SET && r->type < AKV_AOF_MULTI);
     CHECK(r->size >= AKV_AOF_REC_HEADER && r->offset + r->size <= c->size);
-    CHECK(r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL || r->type == AKV_AOF_FLUSHALL);
-    if (r->type != AKV_AOF_FLUSHALL) {
-        CHECK(r->key >= lo && r->klen > 0 && r->key + r->klen <= hi);
+    if (r->batch != c->batch)
+        end_batch(c);
+    if (r->batch == SIZE_MAX) {
+        skip_empty_multis(c, r->offset);
+        c->next = r->offset + r->size;
+        c->top++;
+    } else {
+        if (c->batch == SIZE_MAX) {
+            /* The first record of a MULTI: it starts right after the
+             * MULTI's header and count. */
+            const uint8_t *m;
+            skip_empty_multis(c, r->batch);
+            m = c->data + r->batch;
+            CHECK(r->batch + AKV_AOF_REC_HEADER + 4 <= c->size);
+            CHECK(m[1] == AKV_AOF_MULTI);
+            c->batch = r->batch;
+            c->batch_end = r->batch + AKV_AOF_REC_HEADER + get32(m + 4);
+            CHECK(c->batch_end <= c->size);
+            c->inner_next = r->batch + AKV_AOF_REC_HEADER + 4;
+            c->batch_n = 0;
+        }
+        CHECK(r->offset == c->inner_next && r->offset + r->size <= c->batch_end);
+        c->inner_next += r->size;
+        c->batch_n++;
+        c->inner++;
     }
-    if (r->type == AKV_AOF_SET) {
+    switch (r->type) {
+    case AKV_AOF_SET:
+    case AKV_AOF_PUT:
         CHECK(r->val >= lo && r->val + r->vlen <= hi);
+        /* fall through */
+    case AKV_AOF_DEL:
+    case AKV_AOF_DELETE:
+        CHECK(r->key >= lo && r->klen > 0 && r->key + r->klen <= hi);
+        break;
+    default:
+        CHECK(r->klen == 0 && r->vlen == 0);
     }
-    CHECK(akv_aof_record_size(r->type, r->klen, r->vlen) == r->size);
-    re = malloc(r->size);
-    CHECK(re != NULL);
-    CHECK(akv_aof_encode(re, r->type, r->key, r->klen, r->val, r->vlen) == r->size);
-    CHECK(memcmp(re, c->data + r->offset, r->size) == 0);
-    free(re);
-    c->next = r->offset + r->size;
+    if (r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL) {
+        CHECK(r->db == 0 && r->expire == 0);
+        CHECK(akv_aof_record_size(r->type, r->klen, r->vlen) == r->size);
+    }
+    if (r->type != AKV_AOF_SWAPDB) {
+        CHECK(r->db2 == 0);
+    }
+    CHECK(r->count == 0 && r->inner_len == 0);
+    check_reencode(c, r);
     c->n++;
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct ctx c = {data, size, AKV_AOF_FILE_HEADER, 0};
+    struct ctx c = {data, size, AKV_AOF_FILE_HEADER, 0, 0, 0, SIZE_MAX, 0, 0, 0};
     struct akv_aof_result res, again;
+    size_t typed = 0;
 
     CHECK(akv_aof_parse(data, size, on_record, &c, &res) == 0);
-    CHECK(res.records == c.n);
+    end_batch(&c);
+    if (res.good_end > AKV_AOF_FILE_HEADER)
+        skip_empty_multis(&c, res.good_end);
     CHECK(res.good_end <= size);
-    CHECK(res.counts[AKV_AOF_SET] + res.counts[AKV_AOF_DEL] + res.counts[AKV_AOF_FLUSHALL] ==
-          res.records);
+    CHECK(res.records == c.top);
+    for (int t = AKV_AOF_SET; t < AKV_AOF_MULTI; t++)
+        typed += res.counts[t];
+    CHECK(res.counts[0] == 0);
+    CHECK(typed == c.n);
+    CHECK(res.records == c.n - c.inner + res.counts[AKV_AOF_MULTI]);
     switch (res.status) {
     case AKV_AOF_OK:
         CHECK(size == 0 || res.good_end == size);
@@ -92,5 +194,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* What a repair keeps is a good file with the same records. */
     CHECK(akv_aof_parse(data, res.good_end, NULL, NULL, &again) == 0);
     CHECK(again.status == AKV_AOF_OK && again.records == res.records);
+    CHECK(memcmp(again.counts, res.counts, sizeof(res.counts)) == 0);
     return 0;
 }

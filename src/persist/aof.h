@@ -85,7 +85,8 @@ enum akv_aof_status {
 
 struct akv_aof_result {
     enum akv_aof_status status;
-    size_t records;               /* good records (those the callback was called for) */
+    size_t records;               /* good top-level records: a MULTI counts once (the callback
+                                   * is called for the records inside it, not for it) */
     size_t good_end;              /* end of the last good record (or of the file header) */
     size_t bad_offset;            /* TORN/CORRUPT: where the bad record starts (== good_end) */
     const char *reason;           /* TORN/CORRUPT: static text */

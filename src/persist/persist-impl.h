@@ -67,6 +67,7 @@ struct akv_persist {
     int in_multi;
     struct akv_buf batch;
     uint32_t batch_count;
+    int rw_after_batch; /* a rewrite was asked for inside the batch: start it at its end */
     struct akv_parked parked;
     uv_prepare_t prepare;
     uv_async_t async;

@@ -442,6 +442,10 @@ void akv_persist_multi_end(struct akv_persist *p)
     p->batch_count = 0;
     if (p->batch.cap > RW_BUF)
         akv_buf_fini(&p->batch);
+    if (p->rw_after_batch) {
+        p->rw_after_batch = 0;
+        (void)akv_persist_rewrite_start(p); /* logs its own failure */
+    }
 }
 
 void akv_persist_log_put(struct akv_persist *p, uint32_t db, const char *key, size_t klen,

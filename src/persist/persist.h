@@ -117,7 +117,11 @@ void akv_persist_set_notify(struct akv_persist *p, void (*fn)(void *arg), void *
 int akv_persist_write_error(const struct akv_persist *p);
 
 /* Starts a background rewrite. Returns 0, -EBUSY when one is running, or
- * another negative errno (logged). */
+ * another negative errno (logged). Inside a batch (between
+ * akv_persist_multi_begin and _end: BGREWRITEAOF in a transaction) it
+ * returns -EINPROGRESS and starts at the batch's end instead, since its
+ * snapshot would hold part of the batch, which the MULTI record logged
+ * after it then replays again (a SWAPDB twice is none). */
 int akv_persist_rewrite_start(struct akv_persist *p);
 
 /* For INFO persistence. */

@@ -216,6 +216,12 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         return -EBUSY;
     if (p->closed)
         return -ESHUTDOWN;
+    if (p->in_multi) {
+        /* The snapshot must see all of the batch or none of it: the batch
+         * is logged whole at its end, into rwbuf as well. */
+        p->rw_after_batch = 1;
+        return -EINPROGRESS;
+    }
     p->rw_fd = open(p->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (p->rw_fd < 0) {
         rc = -errno;

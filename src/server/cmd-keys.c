@@ -50,7 +50,12 @@ void akv_cmd_clock(struct akv_cmd_env *env)
     env->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Deletes an entry whose time has come, as a DEL. */
+static int key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen, int touch);
+
+/* Deletes an entry whose time has come, as a DEL. WATCH is not told: a
+ * connection that watched the key live finds it gone at EXEC
+ * (cmd-multi.c), and for one that watched it already expired its deletion
+ * is no change, as in Redis. */
 static void expire_now(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen)
 {
     char copy[AKV_TEXT_MAX];
@@ -59,7 +64,7 @@ static void expire_now(struct akv_cmd_env *env, uint32_t db, const char *key, si
     if (klen > sizeof(copy))
         return;
     memcpy(copy, key, klen);
-    if (akv_cmd_key_del(env, db, copy, klen) == 1)
+    if (key_del(env, db, copy, klen, 0) == 1)
         env->stats.expired_keys++;
 }
 
@@ -89,7 +94,7 @@ int akv_cmd_key_put(struct akv_cmd_env *env, uint32_t db, const char *key, size_
     return 0;
 }
 
-int akv_cmd_key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen)
+static int key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen, int touch)
 {
     int rc = akv_persist_reserve(env->persist, AKV_AOF_DELETE, klen, 0);
 
@@ -97,9 +102,14 @@ int akv_cmd_key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_
         rc = akv_store_del(env->dbs[db], key, klen);
     if (rc < 0)
         return rc;
-    if (akv_persist_log_del(env->persist, db, key, klen, rc) || rc)
+    if ((akv_persist_log_del(env->persist, db, key, klen, rc) || rc) && touch)
         akv_cmd_watch_touch(env, db, key, klen);
     return rc;
+}
+
+int akv_cmd_key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen)
+{
+    return key_del(env, db, key, klen, 1);
 }
 
 int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,

@@ -26,7 +26,8 @@
  * stays within a few milliseconds.
  *
  * WATCH: a table of (database, key, session) entries. Every change of a key
- * (akv_cmd_key_put/del/expire, expiry) calls akv_cmd_watch_touch, which
+ * (akv_cmd_key_put/del/expire; not the deletion of an expired key, which
+ * EXEC's check of each key's time covers) calls akv_cmd_watch_touch, which
  * marks the sessions watching it dirty; EXEC of a dirty session answers a
  * null array. A key absent or expired when watched that is absent after
  * the change (the expiry of a key already due carried out) has not

@@ -639,6 +639,8 @@ int akv_cmd_do_bgrewriteaof(struct akv_cmd_ctx *ctx)
     if (rc == -EBUSY)
         return akv_reply_error(ctx->out,
                                "ERR Background append only file rewriting already in progress");
+    if (rc == -EINPROGRESS) /* inside EXEC: it starts once the transaction is logged */
+        return akv_reply_status(ctx->out, "Background append only file rewriting scheduled");
     if (rc < 0)
         return akv_reply_errorf(ctx->out, "ERR cannot start the AOF rewrite: %s", strerror(-rc));
     return akv_reply_status(ctx->out, "Background append only file rewriting started");

@@ -5,6 +5,13 @@
  * that holds the byte, never "torn" or good), records whose checksums are
  * right but whose contents are not, and a replay of the fuzzer's corpus and
  * saved crashers through the fuzz target (fuzz/fuzz-aof.c is linked in).
+ * The types that came with databases, expiry and transactions (PUT,
+ * DELETE, FLUSHDB, SWAPDB, MULTI) likewise: a file with one of each and a
+ * MULTI holding one of each of the others, round trips field by field and
+ * byte for byte, the callback order and batch field of the records inside
+ * a MULTI, every truncation (a torn MULTI is dropped whole) and every byte
+ * corruption of it, and damaged MULTIs (counts, nesting, an inner record
+ * cut short: damage, not a tear).
  */
 #include <check.h>
 
@@ -259,6 +266,515 @@ START_TEST(test_bad_contents)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * The record types that came with databases, expiry and transactions
+ * (4-8), and MULTI records holding any of 1-7.
+ */
+
+/* One of each type, the last a MULTI holding one of each of the others. */
+static const struct akv_aof_record inner_recs[] = {
+    {.type = AKV_AOF_PUT, .db = 1, .key = "w1", .klen = 2, .val = "w2 w3", .vlen = 5,
+     .expire = 1700000000123ull},
+    {.type = AKV_AOF_DELETE, .db = 0, .key = "cat", .klen = 3},
+    {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 1},
+    {.type = AKV_AOF_FLUSHDB, .db = 2},
+    {.type = AKV_AOF_SET, .key = "k", .klen = 1, .val = "v", .vlen = 1},
+    {.type = AKV_AOF_DEL, .key = "k", .klen = 1},
+    {.type = AKV_AOF_FLUSHALL},
+};
+#define NINNER (sizeof(inner_recs) / sizeof(inner_recs[0]))
+
+static const struct akv_aof_record top_recs[] = {
+    {.type = AKV_AOF_SET, .key = "cat", .klen = 3, .val = "animal", .vlen = 6},
+    {.type = AKV_AOF_PUT, .db = 3, .key = "ice cream", .klen = 9, .val = "dessert", .vlen = 7,
+     .expire = 0xfedcba9876543210ull},
+    {.type = AKV_AOF_PUT, .db = 0xffffffffu, .key = "k", .klen = 1, .val = "", .vlen = 0},
+    {.type = AKV_AOF_DELETE, .db = 7, .key = "ice cream", .klen = 9},
+    {.type = AKV_AOF_FLUSHDB, .db = 5},
+    {.type = AKV_AOF_SWAPDB, .db = 1, .db2 = 0x80000001u},
+    {.type = AKV_AOF_DEL, .key = "cat", .klen = 3},
+    {.type = AKV_AOF_FLUSHALL},
+    {.type = AKV_AOF_MULTI}, /* inner_recs, filled by build_all */
+    {.type = AKV_AOF_SET, .key = "sphere", .klen = 6, .val = "shape", .vlen = 5},
+};
+#define NTOP (sizeof(top_recs) / sizeof(top_recs[0]))
+#define MULTI_AT 8 /* index of the MULTI in top_recs */
+
+/* The expected callbacks, in order: the top records with the MULTI's
+ * inner ones in its place. */
+#define NCALLS (NTOP - 1 + NINNER)
+
+static uint8_t all_file[4096];
+static size_t all_len;
+static size_t all_bounds[NTOP + 1];
+static uint8_t inner_buf[1024];
+static size_t inner_len;
+static size_t inner_offs[NINNER + 1]; /* inside inner_buf */
+
+static void build_all(void)
+{
+    size_t off = AKV_AOF_FILE_HEADER;
+
+    inner_len = 0;
+    for (size_t i = 0; i < NINNER; i++) {
+        inner_offs[i] = inner_len;
+        ck_assert_uint_eq(akv_aof_rec_encode(inner_buf + inner_len, &inner_recs[i]),
+                          akv_aof_rec_size(&inner_recs[i]));
+        inner_len += akv_aof_rec_size(&inner_recs[i]);
+    }
+    inner_offs[NINNER] = inner_len;
+    akv_aof_file_header(all_file);
+    for (size_t i = 0; i < NTOP; i++) {
+        struct akv_aof_record r = top_recs[i];
+        if (i == MULTI_AT) {
+            r.count = NINNER;
+            r.inner = inner_buf;
+            r.inner_len = inner_len;
+        }
+        all_bounds[i] = off;
+        ck_assert_uint_le(off + akv_aof_rec_size(&r), sizeof(all_file));
+        ck_assert_uint_eq(akv_aof_rec_encode(all_file + off, &r), akv_aof_rec_size(&r));
+        off += akv_aof_rec_size(&r);
+    }
+    all_bounds[NTOP] = off;
+    all_len = off;
+    /* The old interface agrees for the old types. */
+    ck_assert_uint_eq(akv_aof_record_size(AKV_AOF_SET, 3, 6), akv_aof_rec_size(&top_recs[0]));
+    ck_assert_uint_eq(akv_aof_record_size(AKV_AOF_FLUSHALL, 9, 9), AKV_AOF_REC_HEADER);
+}
+
+/* The record expected at callback i, its offset and its batch. */
+static const struct akv_aof_record *expected_call(size_t i, size_t *offset, size_t *size,
+                                                  size_t *batch)
+{
+    size_t top = i < MULTI_AT ? i : i < MULTI_AT + NINNER ? MULTI_AT : i - NINNER + 1;
+
+    if (top != MULTI_AT) {
+        *offset = all_bounds[top];
+        *size = all_bounds[top + 1] - all_bounds[top];
+        *batch = SIZE_MAX;
+        return &top_recs[top];
+    }
+    i -= MULTI_AT;
+    *offset = all_bounds[MULTI_AT] + AKV_AOF_REC_HEADER + 4 + inner_offs[i];
+    *size = inner_offs[i + 1] - inner_offs[i];
+    *batch = all_bounds[MULTI_AT];
+    return &inner_recs[i];
+}
+
+struct calls {
+    size_t n;
+    size_t stop_at; /* return -ECANCELED at this callback, or SIZE_MAX */
+    size_t n_inner;
+};
+
+static void assert_same_record(const struct akv_aof_record *r, const struct akv_aof_record *e)
+{
+    ck_assert_int_eq(r->type, e->type);
+    ck_assert_uint_eq(r->klen, e->klen);
+    if (e->klen)
+        ck_assert(memcmp(r->key, e->key, e->klen) == 0);
+    if (e->type == AKV_AOF_SET || e->type == AKV_AOF_PUT) {
+        ck_assert_uint_eq(r->vlen, e->vlen);
+        ck_assert(memcmp(r->val, e->val, e->vlen) == 0);
+    } else {
+        ck_assert_uint_eq(r->vlen, 0);
+    }
+    ck_assert_uint_eq(r->db, e->db);
+    ck_assert_uint_eq(r->db2, e->db2);
+    ck_assert(r->expire == e->expire);
+    ck_assert_uint_eq(r->count, 0);
+}
+
+static int check_call(void *arg, const struct akv_aof_record *r)
+{
+    struct calls *c = arg;
+    size_t off, size, batch;
+    const struct akv_aof_record *e;
+    uint8_t re[512];
+
+    if (c->n == c->stop_at)
+        return -ECANCELED;
+    ck_assert_uint_lt(c->n, NCALLS);
+    e = expected_call(c->n, &off, &size, &batch);
+    assert_same_record(r, e);
+    ck_assert_uint_eq(r->offset, off);
+    ck_assert_uint_eq(r->size, size);
+    ck_assert_uint_eq(r->batch, batch);
+    /* Re-encoded, it is the bytes it was parsed from. */
+    ck_assert_uint_eq(akv_aof_rec_size(r), size);
+    ck_assert_uint_le(size, sizeof(re));
+    ck_assert_uint_eq(akv_aof_rec_encode(re, r), size);
+    ck_assert(memcmp(re, all_file + off, size) == 0);
+    c->n_inner += batch != SIZE_MAX;
+    c->n++;
+    return 0;
+}
+
+START_TEST(test_all_types_roundtrip)
+{
+    struct akv_aof_result res;
+    struct calls c = {0, SIZE_MAX, 0};
+
+    build_all();
+    ck_assert_int_eq(akv_aof_parse(all_file, all_len, check_call, &c, &res), 0);
+    ck_assert_int_eq(res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(c.n, NCALLS);
+    ck_assert_uint_eq(c.n_inner, NINNER);
+    ck_assert_uint_eq(res.records, NTOP); /* a MULTI counts once */
+    ck_assert_uint_eq(res.good_end, all_len);
+    /* Counts by type, those inside the MULTI included. */
+    ck_assert_uint_eq(res.counts[AKV_AOF_SET], 3);
+    ck_assert_uint_eq(res.counts[AKV_AOF_DEL], 2);
+    ck_assert_uint_eq(res.counts[AKV_AOF_FLUSHALL], 2);
+    ck_assert_uint_eq(res.counts[AKV_AOF_PUT], 3);
+    ck_assert_uint_eq(res.counts[AKV_AOF_DELETE], 2);
+    ck_assert_uint_eq(res.counts[AKV_AOF_FLUSHDB], 2);
+    ck_assert_uint_eq(res.counts[AKV_AOF_SWAPDB], 2);
+    ck_assert_uint_eq(res.counts[AKV_AOF_MULTI], 1);
+    ck_assert_uint_eq(res.counts[0], 0);
+
+    /* Sizes: header + payload as aof.h lays them out. */
+    ck_assert_uint_eq(akv_aof_rec_size(&top_recs[1]), 16 + 4 + 8 + 4 + 9 + 7);
+    ck_assert_uint_eq(akv_aof_rec_size(&top_recs[3]), 16 + 4 + 9);
+    ck_assert_uint_eq(akv_aof_rec_size(&top_recs[4]), 16 + 4);
+    ck_assert_uint_eq(akv_aof_rec_size(&top_recs[5]), 16 + 8);
+    ck_assert_uint_eq(all_bounds[MULTI_AT + 1] - all_bounds[MULTI_AT], 16 + 4 + inner_len);
+
+    /* The MULTI record re-encodes from its fields, in place too (the
+     * writer wraps a batch that may sit right after the header). */
+    {
+        uint8_t re[1024];
+        struct akv_aof_record m = {.type = AKV_AOF_MULTI,
+                                   .count = NINNER,
+                                   .inner = inner_buf,
+                                   .inner_len = inner_len};
+        size_t n = all_bounds[MULTI_AT + 1] - all_bounds[MULTI_AT];
+        ck_assert_uint_eq(akv_aof_rec_encode(re, &m), n);
+        ck_assert(memcmp(re, all_file + all_bounds[MULTI_AT], n) == 0);
+        memset(re, 0, sizeof(re));
+        memcpy(re + 20, inner_buf, inner_len);
+        m.inner = re + 20;
+        ck_assert_uint_eq(akv_aof_rec_encode(re, &m), n);
+        ck_assert(memcmp(re, all_file + all_bounds[MULTI_AT], n) == 0);
+    }
+
+    /* Names. */
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_SET), "SET");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_DEL), "DEL");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_PUT), "PUT");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_DELETE), "DELETE");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_FLUSHDB), "FLUSHDB");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_SWAPDB), "SWAPDB");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_MULTI), "MULTI");
+    ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)0), "?");
+    ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)AKV_AOF_TYPES), "?");
+}
+END_TEST
+
+/* A callback that stops inside a MULTI: parse returns its value, and the
+ * MULTI is not among the good records. */
+START_TEST(test_stop_inside_multi)
+{
+    struct akv_aof_result res;
+
+    build_all();
+    for (size_t stop = 0; stop <= NCALLS; stop++) {
+        struct calls c = {0, stop, 0};
+        int rc = akv_aof_parse(all_file, all_len, check_call, &c, &res);
+        size_t top = stop < MULTI_AT           ? stop
+                     : stop < MULTI_AT + NINNER ? MULTI_AT
+                                                : stop - NINNER + 1;
+        if (stop == NCALLS) {
+            ck_assert_int_eq(rc, 0);
+            continue;
+        }
+        ck_assert_int_eq(rc, -ECANCELED);
+        ck_assert_uint_eq(c.n, stop);
+        ck_assert_msg(res.records == top, "stop %zu: %zu records", stop, res.records);
+        ck_assert_uint_eq(res.good_end, all_bounds[top]);
+    }
+}
+END_TEST
+
+/* Every prefix of the file with every type: good at a record boundary,
+ * else torn at the last whole record, and a MULTI cut anywhere is dropped
+ * whole (none of its records reaches the callback). */
+START_TEST(test_all_types_every_truncation)
+{
+    build_all();
+    for (size_t n = 0; n <= all_len; n++) {
+        struct akv_aof_result res;
+        struct calls c = {0, SIZE_MAX, 0};
+        size_t whole = 0, calls;
+
+        while (whole < NTOP && all_bounds[whole + 1] <= n)
+            whole++;
+        calls = whole <= MULTI_AT ? whole : whole - 1 + NINNER;
+        ck_assert_int_eq(akv_aof_parse(all_file, n, check_call, &c, &res), 0);
+        ck_assert_uint_eq(res.records, n < AKV_AOF_FILE_HEADER ? 0 : whole);
+        ck_assert_uint_eq(c.n, n < AKV_AOF_FILE_HEADER ? 0 : calls);
+        if (n == 0 || (n >= AKV_AOF_FILE_HEADER && n == all_bounds[whole])) {
+            ck_assert_msg(res.status == AKV_AOF_OK, "prefix %zu: status %d", n, res.status);
+            continue;
+        }
+        ck_assert_msg(res.status == AKV_AOF_TORN, "prefix %zu: status %d (%s)", n, res.status,
+                      res.reason);
+        if (n >= AKV_AOF_FILE_HEADER) {
+            ck_assert_uint_eq(res.bad_offset, all_bounds[whole]);
+            ck_assert_uint_eq(res.good_end, all_bounds[whole]);
+        }
+    }
+}
+END_TEST
+
+/* Every byte of it, changed: corrupt at the top-level record that holds
+ * the byte (a byte of a record inside the MULTI is the MULTI's). */
+START_TEST(test_all_types_every_byte_corruption)
+{
+    static const uint8_t flips[] = {0x01, 0x80, 0xff};
+
+    build_all();
+    for (size_t i = 0; i < all_len; i++) {
+        size_t rec = 0;
+        while (rec < NTOP && all_bounds[rec + 1] <= i)
+            rec++;
+        for (size_t f = 0; f < sizeof(flips); f++) {
+            struct akv_aof_result res;
+            struct calls c = {0, SIZE_MAX, 0};
+            all_file[i] ^= flips[f];
+            ck_assert_int_eq(akv_aof_parse(all_file, all_len, check_call, &c, &res), 0);
+            ck_assert_msg(res.status == AKV_AOF_CORRUPT, "byte %zu ^ %#x: status %d (%s)", i,
+                          flips[f], res.status, res.reason);
+            if (i >= AKV_AOF_FILE_HEADER) {
+                ck_assert_uint_eq(res.bad_offset, all_bounds[rec]);
+                ck_assert_uint_eq(res.records, rec);
+                ck_assert_uint_eq(c.n, rec <= MULTI_AT ? rec : rec - 1 + NINNER);
+            }
+            all_file[i] ^= flips[f];
+        }
+    }
+}
+END_TEST
+
+/* A file holding one MULTI record around inner[0..len) that claims count
+ * records; returns the file's length. */
+static size_t multi_file(uint8_t *buf, uint32_t count, const void *inner, size_t len)
+{
+    struct akv_aof_record m = {
+        .type = AKV_AOF_MULTI, .count = count, .inner = inner, .inner_len = len};
+
+    akv_aof_file_header(buf);
+    return AKV_AOF_FILE_HEADER + akv_aof_rec_encode(buf + AKV_AOF_FILE_HEADER, &m);
+}
+
+static int count_calls(void *arg, const struct akv_aof_record *r)
+{
+    (void)r;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+/* Parses buf, expecting corruption at the first record with reason, and
+ * no callback at all (a bad MULTI is refused before any of its records is
+ * handed over). */
+static void expect_corrupt_nocall(const uint8_t *buf, size_t len, const char *reason)
+{
+    struct akv_aof_result res;
+    size_t calls = 0;
+
+    ck_assert_int_eq(akv_aof_parse(buf, len, count_calls, &calls, &res), 0);
+    ck_assert_msg(res.status == AKV_AOF_CORRUPT, "%s: status %d (%s)", reason, res.status,
+                  res.reason);
+    ck_assert_str_eq(res.reason, reason);
+    ck_assert_uint_eq(res.bad_offset, AKV_AOF_FILE_HEADER);
+    ck_assert_uint_eq(res.good_end, AKV_AOF_FILE_HEADER);
+    ck_assert_uint_eq(res.records, 0);
+    ck_assert_uint_eq(calls, 0);
+    for (int t = 0; t < AKV_AOF_TYPES; t++)
+        ck_assert_uint_eq(res.counts[t], 0);
+}
+
+START_TEST(test_multi_damage)
+{
+    static uint8_t buf[4096], in[2048], in2[2048];
+    struct akv_aof_result res;
+    size_t n, len, calls;
+
+    build_all();
+    /* Counts that do not match the records inside. */
+    n = multi_file(buf, NINNER + 1, inner_buf, inner_len);
+    expect_corrupt_nocall(buf, n, "bad MULTI record count");
+    n = multi_file(buf, NINNER - 1, inner_buf, inner_len);
+    expect_corrupt_nocall(buf, n, "bad MULTI record count");
+    n = multi_file(buf, 0xffffffffu, inner_buf, inner_len);
+    expect_corrupt_nocall(buf, n, "bad MULTI record count");
+    n = multi_file(buf, 1, NULL, 0);
+    expect_corrupt_nocall(buf, n, "bad MULTI record count");
+
+    /* A MULTI inside a MULTI. */
+    len = (size_t)(multi_file(in, NINNER, inner_buf, inner_len) - AKV_AOF_FILE_HEADER);
+    memmove(in, in + AKV_AOF_FILE_HEADER, len);
+    n = multi_file(buf, 1, in, len);
+    expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+    /* ... after good records. */
+    memcpy(in2, inner_buf, inner_len);
+    memcpy(in2 + inner_len, in, len);
+    n = multi_file(buf, NINNER + 1, in2, inner_len + len);
+    expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+
+    /* An inner record cut short by the end of the MULTI's payload is
+     * damage, not a torn write: every cut of the last inner record. */
+    for (size_t cut = inner_offs[NINNER - 1] + 1; cut < inner_len; cut++) {
+        n = multi_file(buf, NINNER, inner_buf, cut);
+        expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+    }
+    /* Cut inside any inner record, wherever the count says. */
+    for (size_t cut = 1; cut < inner_len; cut++) {
+        size_t whole = 0;
+        while (whole < NINNER && inner_offs[whole + 1] <= cut)
+            whole++;
+        n = multi_file(buf, (uint32_t)whole, inner_buf, cut);
+        if (cut == inner_offs[whole]) {
+            ck_assert_int_eq(akv_aof_parse(buf, n, NULL, NULL, &res), 0);
+            ck_assert_int_eq(res.status, AKV_AOF_OK);
+            ck_assert_uint_eq(res.counts[AKV_AOF_MULTI], 1);
+        } else {
+            expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+        }
+    }
+    /* Bytes inside that are no record, with the outer checksums right. */
+    memcpy(in, inner_buf, inner_len);
+    in[0] = 0x00; /* magic */
+    n = multi_file(buf, NINNER, in, inner_len);
+    expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+    memcpy(in, inner_buf, inner_len);
+    in[inner_offs[1] + 9] ^= 1; /* the second record's header checksum */
+    n = multi_file(buf, NINNER, in, inner_len);
+    expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+    memcpy(in, inner_buf, inner_len);
+    in[inner_len - 1] ^= 1; /* the last record's payload checksum */
+    n = multi_file(buf, NINNER, in, inner_len);
+    expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+
+    /* A MULTI payload shorter than its count. */
+    {
+        uint8_t hdr[AKV_AOF_FILE_HEADER + 64];
+        size_t k;
+        akv_aof_file_header(hdr);
+        k = raw_record(hdr + AKV_AOF_FILE_HEADER, AKV_AOF_MULTI, 0, "\0\0\0", 3, 3);
+        expect_corrupt_nocall(hdr, AKV_AOF_FILE_HEADER + k, "bad MULTI record");
+        k = raw_record(hdr + AKV_AOF_FILE_HEADER, AKV_AOF_MULTI, 0, "", 0, 0);
+        expect_corrupt_nocall(hdr, AKV_AOF_FILE_HEADER + k, "bad MULTI record");
+    }
+
+    /* An empty MULTI (count 0) is good and hands over nothing; the
+     * writer never makes one, but it is well formed. */
+    n = multi_file(buf, 0, NULL, 0);
+    calls = 0;
+    ck_assert_int_eq(akv_aof_parse(buf, n, count_calls, &calls, &res), 0);
+    ck_assert_int_eq(res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(res.records, 1);
+    ck_assert_uint_eq(res.counts[AKV_AOF_MULTI], 1);
+    ck_assert_uint_eq(calls, 0);
+
+    /* A good record after a damaged MULTI is not reached. */
+    n = multi_file(buf, NINNER + 1, inner_buf, inner_len);
+    n += akv_aof_rec_encode(buf + n, &top_recs[0]);
+    expect_corrupt_nocall(buf, n, "bad MULTI record count");
+
+    /* A torn outer MULTI, cut anywhere (its records all checked out so
+     * far), is a torn tail: dropped whole, what came before kept. */
+    n = multi_file(buf, NINNER, inner_buf, inner_len);
+    for (size_t cut = AKV_AOF_FILE_HEADER + 1; cut < n; cut++) {
+        calls = 0;
+        ck_assert_int_eq(akv_aof_parse(buf, cut, count_calls, &calls, &res), 0);
+        ck_assert_msg(res.status == AKV_AOF_TORN, "cut %zu: %d", cut, res.status);
+        ck_assert_uint_eq(res.good_end, AKV_AOF_FILE_HEADER);
+        ck_assert_uint_eq(res.records, 0);
+        ck_assert_uint_eq(calls, 0);
+    }
+}
+END_TEST
+
+/* Payloads of the new types whose checksums hold but whose contents do
+ * not. */
+START_TEST(test_bad_new_payloads)
+{
+    uint8_t buf[256];
+    uint8_t p[64];
+    size_t n;
+
+    akv_aof_file_header(buf);
+    /* PUT: db, expire, klen; a key of at least one byte inside. */
+    memset(p, 0, sizeof(p));
+    n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 15, 15);
+    expect_corrupt(buf, 16 + n, "bad PUT record");
+    n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 16, 16); /* klen 0 */
+    expect_corrupt(buf, 16 + n, "bad PUT record");
+    p[12] = 0; /* klen 0 with bytes after it */
+    n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 20, 20);
+    expect_corrupt(buf, 16 + n, "bad PUT record");
+    p[12] = 5; /* klen 5, 4 bytes there */
+    n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 20, 20);
+    expect_corrupt(buf, 16 + n, "bad PUT record");
+    p[12] = 0xff;
+    p[15] = 0xff; /* huge klen */
+    n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 20, 20);
+    expect_corrupt(buf, 16 + n, "bad PUT record");
+    {
+        /* klen 4, exactly the rest: a good PUT with an empty value. */
+        struct akv_aof_result res;
+        memset(p, 0, sizeof(p));
+        p[12] = 4;
+        memcpy(p + 16, "w1w2", 4);
+        n = raw_record(buf + 16, AKV_AOF_PUT, 0, p, 20, 20);
+        ck_assert_int_eq(akv_aof_parse(buf, 16 + n, NULL, NULL, &res), 0);
+        ck_assert_int_eq(res.status, AKV_AOF_OK);
+        ck_assert_uint_eq(res.counts[AKV_AOF_PUT], 1);
+    }
+    /* DELETE: db and a key of at least one byte. */
+    memset(p, 0, sizeof(p));
+    n = raw_record(buf + 16, AKV_AOF_DELETE, 0, p, 4, 4);
+    expect_corrupt(buf, 16 + n, "bad DELETE record");
+    n = raw_record(buf + 16, AKV_AOF_DELETE, 0, p, 3, 3);
+    expect_corrupt(buf, 16 + n, "bad DELETE record");
+    n = raw_record(buf + 16, AKV_AOF_DELETE, 0, p, 0, 0);
+    expect_corrupt(buf, 16 + n, "bad DELETE record");
+    /* FLUSHDB: exactly a db. */
+    n = raw_record(buf + 16, AKV_AOF_FLUSHDB, 0, p, 3, 3);
+    expect_corrupt(buf, 16 + n, "bad FLUSHDB record");
+    n = raw_record(buf + 16, AKV_AOF_FLUSHDB, 0, p, 5, 5);
+    expect_corrupt(buf, 16 + n, "bad FLUSHDB record");
+    n = raw_record(buf + 16, AKV_AOF_FLUSHDB, 0, p, 0, 0);
+    expect_corrupt(buf, 16 + n, "bad FLUSHDB record");
+    /* SWAPDB: exactly two. */
+    n = raw_record(buf + 16, AKV_AOF_SWAPDB, 0, p, 7, 7);
+    expect_corrupt(buf, 16 + n, "bad SWAPDB record");
+    n = raw_record(buf + 16, AKV_AOF_SWAPDB, 0, p, 9, 9);
+    expect_corrupt(buf, 16 + n, "bad SWAPDB record");
+    n = raw_record(buf + 16, AKV_AOF_SWAPDB, 0, p, 4, 4);
+    expect_corrupt(buf, 16 + n, "bad SWAPDB record");
+    /* The first unknown type is the one after MULTI; type 0 too. */
+    n = raw_record(buf + 16, AKV_AOF_TYPES, 0, p, 4, 4);
+    expect_corrupt(buf, 16 + n, "unknown record type");
+    n = raw_record(buf + 16, 0, 0, p, 4, 4);
+    expect_corrupt(buf, 16 + n, "unknown record type");
+    n = raw_record(buf + 16, AKV_AOF_MULTI, 0x100, p, 4, 4);
+    expect_corrupt(buf, 16 + n, "unknown record type");
+    /* The same payloads inside a MULTI are damage to the MULTI. */
+    {
+        uint8_t m[128];
+        size_t k = raw_record(m, AKV_AOF_SWAPDB, 0, p, 9, 9);
+        n = multi_file(buf, 1, m, k);
+        expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+        k = raw_record(m, AKV_AOF_PUT, 0, p, 15, 15);
+        n = multi_file(buf, 1, m, k);
+        expect_corrupt_nocall(buf, n, "bad record inside a MULTI record");
+    }
+}
+END_TEST
+
 /* The fuzz target itself checks the invariants and aborts, failing the
  * test, if one breaks. */
 static void replay_one(const uint8_t *data, size_t len, void *arg)
@@ -281,6 +797,15 @@ START_TEST(test_fuzz_replay)
     build();
     for (size_t n = 0; n <= file_len; n++)
         LLVMFuzzerTestOneInput(file, n);
+    /* And the file with every type, whole, cut and damaged. */
+    build_all();
+    for (size_t n = 0; n <= all_len; n++)
+        LLVMFuzzerTestOneInput(all_file, n);
+    for (size_t i = AKV_AOF_FILE_HEADER; i < all_len; i += 7) {
+        all_file[i] ^= 0x40;
+        LLVMFuzzerTestOneInput(all_file, all_len);
+        all_file[i] ^= 0x40;
+    }
 }
 END_TEST
 
@@ -294,6 +819,12 @@ static Suite *aof_suite(void)
     tcase_add_test(tc, test_every_truncation);
     tcase_add_test(tc, test_every_byte_corruption);
     tcase_add_test(tc, test_bad_contents);
+    tcase_add_test(tc, test_all_types_roundtrip);
+    tcase_add_test(tc, test_stop_inside_multi);
+    tcase_add_test(tc, test_all_types_every_truncation);
+    tcase_add_test(tc, test_all_types_every_byte_corruption);
+    tcase_add_test(tc, test_multi_damage);
+    tcase_add_test(tc, test_bad_new_payloads);
     tcase_add_test(tc, test_fuzz_replay);
     suite_add_tcase(s, tc);
     return s;

@@ -65,6 +65,7 @@ int fdatasync(int fd)
 #define VOCAB_WORDS 200 /* words w0 .. w199; w200 and above do not embed */
 #define WAIT_MS 20000   /* bound on every wait; reached only when a test fails */
 #define MAXREC 4096     /* records tracked per test */
+#define NDB 4           /* databases, for the tests that have several */
 #define DELAY_ENV "AKV_TEST_REWRITE_DELAY_US"
 
 static char root[PATH_MAX]; /* made by main, removed at the end */
@@ -100,6 +101,10 @@ static struct {
     /* Every record logged, in order. */
     struct rec *recs;
     size_t nrecs;
+    /* Several databases (section 4): opened with fx_open_dbs. */
+    struct akv_store *dbs[NDB];
+    uint32_t ndbs;
+    uint64_t clock; /* their clock, ms since the epoch */
 } F;
 
 /* ------------------------------------------------------------------------
@@ -1337,7 +1342,745 @@ START_TEST(test_fsync_error_clears)
 END_TEST
 
 /* ------------------------------------------------------------------------
- * 4. Persistence off (NULL) and the policy names.
+ * 4. Databases, expiry times and batches (MULTI records).
+ */
+
+/* The fixture's databases for these tests: F.dbs[0..F.ndbs), opened with
+ * fx_open_dbs instead of F.store. */
+static void dbs_create(struct akv_store **dbs, uint32_t n, const struct akv_vocab *voc)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_int_eq(akv_store_create(&dbs[i], voc), 0);
+        akv_store_set_clock(dbs[i], &F.clock);
+    }
+}
+
+static void dbs_destroy(struct akv_store **dbs, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        akv_store_destroy(dbs[i]);
+        dbs[i] = NULL;
+    }
+}
+
+static int fx_open_dbs_rc(char *err, size_t errlen)
+{
+    int rc;
+
+    F.seen_appended = F.seen_handed = F.seen_durable = 0;
+    F.notifies = 0;
+    F.held = 0;
+    F.released = 0;
+    F.check_file = 0;
+    rc = akv_persist_open(&F.p, &F.loop, F.dbs, F.ndbs, &F.opts, err, errlen);
+    if (rc == 0) {
+        akv_persist_set_notify(F.p, on_notify, &F);
+        F.file_base = (uint64_t)file_size(F.path);
+    }
+    return rc;
+}
+
+static void fx_open_dbs(void)
+{
+    char err[1024] = "";
+    int rc = fx_open_dbs_rc(err, sizeof(err));
+
+    ck_assert_msg(rc == 0, "akv_persist_open: %d (%s)", rc, err);
+}
+
+/* The wall clock in ms since the epoch: what replay drops expired entries
+ * by. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void fx_begin_dbs(uint32_t n)
+{
+    fx_begin(AKV_FSYNC_EVERYSEC);
+    F.clock = wall_ms();
+    F.ndbs = n;
+    dbs_create(F.dbs, n, F.voc);
+}
+
+static void fx_end_dbs(void)
+{
+    if (F.p)
+        fx_close();
+    dbs_destroy(F.dbs, F.ndbs);
+    fx_end();
+}
+
+/* A handler's steps on database db. */
+static void d_put(uint32_t db, const char *k, const char *v, uint64_t expire)
+{
+    char err[256];
+    size_t kl = strlen(k), vl = strlen(v);
+    int rc = akv_persist_reserve(F.p, AKV_AOF_PUT, kl, vl);
+
+    if (rc != 0)
+        ck_abort_msg("reserve: %d", rc);
+    rc = akv_store_put(F.dbs[db], k, kl, v, vl, expire, err, sizeof(err));
+    if (rc != 0)
+        ck_abort_msg("put '%s': %d %s", k, rc, err);
+    akv_persist_log_put(F.p, db, k, kl, v, vl, expire);
+}
+
+static int d_del(uint32_t db, const char *k)
+{
+    size_t kl = strlen(k);
+    int existed;
+
+    ck_assert_int_eq(akv_persist_reserve(F.p, AKV_AOF_DELETE, kl, 0), 0);
+    existed = akv_store_del(F.dbs[db], k, kl);
+    return akv_persist_log_del(F.p, db, k, kl, existed);
+}
+
+static void d_swap(uint32_t a, uint32_t b)
+{
+    struct akv_store *t;
+
+    ck_assert_int_eq(akv_persist_reserve(F.p, AKV_AOF_SWAPDB, 0, 0), 0);
+    t = F.dbs[a];
+    F.dbs[a] = F.dbs[b];
+    F.dbs[b] = t;
+    akv_persist_log_swapdb(F.p, a, b);
+}
+
+static void d_flushdb(uint32_t db)
+{
+    ck_assert_int_eq(akv_persist_reserve(F.p, AKV_AOF_FLUSHDB, 0, 0), 0);
+    akv_store_flush(F.dbs[db]);
+    akv_persist_log_flushdb(F.p, db);
+}
+
+static void d_flushall(void)
+{
+    ck_assert_int_eq(akv_persist_reserve(F.p, AKV_AOF_FLUSHALL, 0, 0), 0);
+    for (uint32_t i = 0; i < F.ndbs; i++)
+        akv_store_flush(F.dbs[i]);
+    akv_persist_log_flushall(F.p);
+}
+
+/* Whether db holds k -> want (NULL: absent) with expiry time expire. */
+static int d_has(uint32_t db, const char *k, const char *want, uint64_t expire)
+{
+    struct akv_store_found f;
+    int st = akv_store_find(F.dbs[db], k, strlen(k), &f);
+
+    if (st != AKV_STORE_LIVE)
+        return want == NULL && st == AKV_STORE_ABSENT;
+    return want != NULL && f.vlen == strlen(want) && memcmp(f.val, want, f.vlen) == 0 &&
+           f.expire == expire;
+}
+
+/* Every entry of want is in got with the same value and expiry time, and
+ * the counts agree. */
+struct cmp_x {
+    const struct akv_store *want, *got;
+    size_t bad;
+    char first_bad[128];
+};
+
+static int cmp_x_entry(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct cmp_x *c = arg;
+    struct akv_store_found fw, fg;
+
+    (void)v;
+    (void)vl;
+    ck_assert_int_eq(akv_store_find(c->want, k, kl, &fw), AKV_STORE_LIVE);
+    if (akv_store_find(c->got, k, kl, &fg) != AKV_STORE_LIVE || fg.vlen != fw.vlen ||
+        memcmp(fg.val, fw.val, fw.vlen) != 0 || fg.expire != fw.expire) {
+        if (c->bad++ == 0)
+            snprintf(c->first_bad, sizeof(c->first_bad), "%.*s", (int)(kl > 100 ? 100 : kl), k);
+    }
+    return 0;
+}
+
+static void assert_same_dbs(struct akv_store *const *got, struct akv_store *const *want,
+                            uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct cmp_x c = {.want = want[i], .got = got[i]};
+        uint64_t cur = 0;
+        ck_assert_msg(akv_store_count(got[i]) == akv_store_count(want[i]),
+                      "db %u: %zu entries, not %zu", i, akv_store_count(got[i]),
+                      akv_store_count(want[i]));
+        do {
+            cur = akv_store_iter(want[i], cur, 64, cmp_x_entry, &c);
+        } while (cur != 0);
+        ck_assert_msg(c.bad == 0, "db %u: %zu entries differ, first key '%s'", i, c.bad,
+                      c.first_bad);
+    }
+}
+
+/* Closes, replays into fresh databases, compares them with those the
+ * writes went to (values and expiry times), which they replace. */
+static void fx_reopen_dbs(void)
+{
+    struct akv_store *old[NDB];
+
+    fx_close();
+    memcpy(old, F.dbs, sizeof(old));
+    dbs_create(F.dbs, F.ndbs, F.voc);
+    fx_open_dbs();
+    assert_same_dbs(F.dbs, old, F.ndbs);
+    dbs_destroy(old, F.ndbs);
+}
+
+/* A record, encoded at buf + off; returns the new offset. */
+static size_t put_r(char *buf, size_t off, struct akv_aof_record r)
+{
+    return off + akv_aof_rec_encode(buf + off, &r);
+}
+
+#define R_PUT(d, k, v, e)                                                                          \
+    ((struct akv_aof_record){.type = AKV_AOF_PUT,                                                  \
+                             .db = (d),                                                            \
+                             .key = (k),                                                           \
+                             .klen = strlen(k),                                                    \
+                             .val = (v),                                                           \
+                             .vlen = strlen(v),                                                    \
+                             .expire = (e)})
+#define R_DELETE(d, k)                                                                             \
+    ((struct akv_aof_record){.type = AKV_AOF_DELETE, .db = (d), .key = (k), .klen = strlen(k)})
+#define R_FLUSHDB(d) ((struct akv_aof_record){.type = AKV_AOF_FLUSHDB, .db = (d)})
+#define R_SWAPDB(a, b) ((struct akv_aof_record){.type = AKV_AOF_SWAPDB, .db = (a), .db2 = (b)})
+#define R_FLUSHALL() ((struct akv_aof_record){.type = AKV_AOF_FLUSHALL})
+
+/* Batches: none logs nothing, one record is written as itself, several
+ * become one MULTI record; pairs nest; the sequence grows at the outer end
+ * only, by the bytes written; reserve inside a batch counts the wrapper. */
+START_TEST(test_multi_batches)
+{
+    struct parsed *ps;
+    uint64_t a0, a1;
+    size_t one, multi_at, inner_sum = 0;
+    char k[16], v[32];
+
+    fx_begin_dbs(NDB);
+    fx_open_dbs();
+
+    /* None: nothing. */
+    a0 = akv_persist_appended(F.p);
+    akv_persist_multi_begin(F.p);
+    akv_persist_multi_end(F.p);
+    akv_persist_multi_begin(F.p);
+    akv_persist_multi_begin(F.p);
+    akv_persist_multi_end(F.p);
+    akv_persist_multi_end(F.p);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a0);
+    /* A DELETE of an absent key logs nothing inside a batch either. */
+    akv_persist_multi_begin(F.p);
+    ck_assert_int_eq(d_del(1, "w5"), 0);
+    akv_persist_multi_end(F.p);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a0);
+    /* An end without a begin does nothing. */
+    akv_persist_multi_end(F.p);
+
+    /* One: as itself. */
+    akv_persist_multi_begin(F.p);
+    d_put(2, "w1", "w2 w3", 0);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a0);
+    akv_persist_multi_end(F.p);
+    one = akv_aof_rec_size(&R_PUT(2, "w1", "w2 w3", 0));
+    ck_assert_uint_eq(akv_persist_appended(F.p), a0 + one);
+
+    /* Several, nested: one MULTI at the outer end. */
+    a1 = akv_persist_appended(F.p);
+    akv_persist_multi_begin(F.p);
+    d_put(0, "w4", "w5", 0);
+    inner_sum += akv_aof_rec_size(&R_PUT(0, "w4", "w5", 0));
+    akv_persist_multi_begin(F.p); /* MSET inside EXEC */
+    d_put(1, "w6", "w7", F.clock + 3600000);
+    inner_sum += akv_aof_rec_size(&R_PUT(1, "w6", "w7", F.clock + 3600000));
+    ck_assert_int_eq(d_del(2, "w1"), 1);
+    inner_sum += akv_aof_rec_size(&R_DELETE(2, "w1"));
+    akv_persist_multi_end(F.p);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a1);
+    d_swap(0, 3);
+    inner_sum += akv_aof_rec_size(&R_SWAPDB(0, 3));
+    d_flushdb(2);
+    inner_sum += akv_aof_rec_size(&R_FLUSHDB(2));
+    d_flushall();
+    inner_sum += akv_aof_rec_size(&R_FLUSHALL());
+    d_put(3, "w8", "w9", 0);
+    inner_sum += akv_aof_rec_size(&R_PUT(3, "w8", "w9", 0));
+    ck_assert_uint_eq(akv_persist_appended(F.p), a1);
+    akv_persist_multi_end(F.p);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a1 + AKV_AOF_REC_HEADER + 4 + inner_sum);
+
+    /* A large batch: reserve grows the batch and pending for it. */
+    a1 = akv_persist_appended(F.p);
+    inner_sum = 0;
+    akv_persist_multi_begin(F.p);
+    for (unsigned i = 0; i < 3000; i++) {
+        kv(k, v, i, 5);
+        d_put(i % NDB, k, v, 0);
+        inner_sum += akv_aof_rec_size(&R_PUT(i % NDB, k, v, 0));
+    }
+    akv_persist_multi_end(F.p);
+    ck_assert_uint_eq(akv_persist_appended(F.p), a1 + AKV_AOF_REC_HEADER + 4 + inner_sum);
+
+    WAIT_UNTIL(durable_all());
+    ck_assert_int_eq(file_size(F.path), (int64_t)(F.file_base + akv_persist_appended(F.p)));
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(ps->res.records, 3);
+    ck_assert_uint_eq(ps->res.counts[AKV_AOF_MULTI], 2);
+    ck_assert_uint_eq(ps->n, 1 + 7 + 3000);
+    /* The lone record, as itself. */
+    ck_assert_int_eq(ps->r[0].type, AKV_AOF_PUT);
+    ck_assert_uint_eq(ps->r[0].db, 2);
+    ck_assert_uint_eq(ps->r[0].batch, SIZE_MAX);
+    ck_assert_uint_eq(ps->r[0].offset, AKV_AOF_FILE_HEADER);
+    /* The nested batch: one MULTI, records in the order logged. */
+    multi_at = AKV_AOF_FILE_HEADER + one;
+    {
+        static const enum akv_aof_type want[7] = {AKV_AOF_PUT,     AKV_AOF_PUT,    AKV_AOF_DELETE,
+                                                  AKV_AOF_SWAPDB,  AKV_AOF_FLUSHDB, AKV_AOF_FLUSHALL,
+                                                  AKV_AOF_PUT};
+        for (size_t i = 0; i < 7; i++) {
+            ck_assert_int_eq(ps->r[1 + i].type, want[i]);
+            ck_assert_uint_eq(ps->r[1 + i].batch, multi_at);
+        }
+        ck_assert_uint_eq(ps->r[2].db, 1);
+        ck_assert(ps->r[2].expire == F.clock + 3600000);
+        ck_assert_uint_eq(ps->r[4].db, 0);
+        ck_assert_uint_eq(ps->r[4].db2, 3);
+        ck_assert_uint_eq(ps->r[7].db, 3);
+    }
+    ck_assert_uint_ne(ps->r[8].batch, multi_at);
+    ck_assert_uint_eq(ps->r[8 + 2999].batch, ps->r[8].batch);
+    parsed_free(ps);
+    fx_reopen_dbs();
+    ck_assert_uint_eq(info_now().replayed, 3);
+    ck_assert(d_has(3, "w8", "w9", 0));
+    fx_end_dbs();
+}
+END_TEST
+
+/* A batch logged while a rewrite scans reaches the new file whole (as the
+ * MULTI record, after the snapshot), and the old file until the switch. */
+START_TEST(test_multi_during_rewrite)
+{
+    char k[16], v[32];
+    struct parsed *ps;
+    size_t nmulti = 0, ninner = 0, first_multi = SIZE_MAX;
+
+    fx_begin_dbs(2);
+    setenv(DELAY_ENV, "5000", 1);
+    fx_open_dbs();
+    for (unsigned i = 0; i < 40; i++) {
+        kv(k, v, i, 0);
+        d_put(i % 2, k, v, 0);
+    }
+    WAIT_UNTIL(durable_all());
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), 0);
+    akv_persist_multi_begin(F.p);
+    d_put(0, "w150", "w1", 0);
+    d_put(1, "w151", "w2", F.clock + 3600000);
+    ck_assert_int_eq(d_del(0, "w0"), 1);
+    d_swap(0, 1);
+    akv_persist_multi_end(F.p);
+    ck_assert_int_eq(info_now().rewrite_in_progress, 1);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(ps->res.counts[AKV_AOF_MULTI], 1);
+    for (size_t i = 0; i < ps->n; i++) {
+        if (ps->r[i].batch == SIZE_MAX)
+            continue;
+        if (first_multi == SIZE_MAX)
+            first_multi = i;
+        ninner++;
+    }
+    nmulti = ps->res.counts[AKV_AOF_MULTI];
+    ck_assert_uint_eq(nmulti, 1);
+    ck_assert_uint_eq(ninner, 4);
+    ck_assert_uint_eq(first_multi, 40); /* the snapshot's 40 entries, then the batch */
+    ck_assert_int_eq(ps->r[first_multi + 3].type, AKV_AOF_SWAPDB);
+    parsed_free(ps);
+    fx_reopen_dbs();
+    ck_assert(d_has(1, "w150", "w1", 0));
+    ck_assert(d_has(0, "w151", "w2", F.clock + 3600000));
+    ck_assert(d_has(1, "w0", NULL, 0));
+    fx_end_dbs();
+}
+END_TEST
+
+/* A rewrite asked for inside a batch (BGREWRITEAOF queued in a
+ * transaction) must not snapshot the batch's changes and then replay
+ * them again from the MULTI record: a SWAPDB would be undone. */
+START_TEST(test_rewrite_inside_batch)
+{
+    fx_begin_dbs(2);
+    fx_open_dbs();
+    d_put(0, "w1", "w2", 0);
+    d_put(1, "w3", "w4", 0);
+    WAIT_UNTIL(durable_all());
+    akv_persist_multi_begin(F.p);
+    d_put(0, "w5", "w6", 0);
+    d_swap(0, 1);
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), -EINPROGRESS);
+    ck_assert_int_eq(info_now().rewrite_in_progress, 0);
+    d_put(0, "w7", "w8", 0);
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), -EINPROGRESS); /* asked twice: once */
+    akv_persist_multi_end(F.p);
+    ck_assert_int_eq(info_now().rewrite_in_progress, 1);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    ck_assert(d_has(1, "w1", "w2", 0));
+    ck_assert(d_has(1, "w5", "w6", 0));
+    ck_assert(d_has(0, "w3", "w4", 0));
+    ck_assert(d_has(0, "w7", "w8", 0));
+    fx_reopen_dbs();
+    fx_end_dbs();
+}
+END_TEST
+
+/* Replay of the new types into several databases: PUT in any database,
+ * DELETE, FLUSHDB, SWAPDB (which swaps the caller's pointers), FLUSHALL
+ * of every database; and the same written through the logging calls. */
+START_TEST(test_replay_databases)
+{
+    static char buf[8192];
+    size_t off = AKV_AOF_FILE_HEADER;
+    struct akv_store *before[NDB];
+
+    fx_begin_dbs(NDB);
+    akv_aof_file_header(buf);
+    off = put_r(buf, off, R_PUT(3, "w1", "w2", 0));
+    off = put_r(buf, off, R_PUT(0, "w1", "w3", 0));
+    off = put_r(buf, off, R_PUT(2, "w4", "w5 w6", 0));
+    off = put_r(buf, off, R_PUT(1, "w7", "w8", 0));
+    off = put_r(buf, off, R_SWAPDB(3, 1)); /* db 1: w1 -> w2, db 3: w7 -> w8 */
+    off = put_r(buf, off, R_FLUSHDB(2));
+    off = put_r(buf, off, R_PUT(2, "w9", "w10", 0));
+    off = put_r(buf, off, R_DELETE(0, "w1"));
+    off = put_r(buf, off, R_PUT(0, "w11", "w12", 0));
+    spit(F.path, buf, off, 0);
+    memcpy(before, F.dbs, sizeof(before));
+    fx_open_dbs();
+    ck_assert_ptr_eq(F.dbs[1], before[3]); /* the pointers were swapped */
+    ck_assert_ptr_eq(F.dbs[3], before[1]);
+    ck_assert_uint_eq(info_now().replayed, 9);
+    ck_assert(d_has(1, "w1", "w2", 0));
+    ck_assert(d_has(3, "w7", "w8", 0));
+    ck_assert(d_has(3, "w1", NULL, 0));
+    ck_assert(d_has(2, "w4", NULL, 0));
+    ck_assert(d_has(2, "w9", "w10", 0));
+    ck_assert(d_has(0, "w1", NULL, 0));
+    ck_assert(d_has(0, "w11", "w12", 0));
+    ck_assert_uint_eq(akv_store_count(F.dbs[0]) + akv_store_count(F.dbs[1]) +
+                          akv_store_count(F.dbs[2]) + akv_store_count(F.dbs[3]),
+                      4);
+
+    /* The same kinds through the logging calls, then a reopen. */
+    d_put(3, "w20", "w21", 0);
+    d_swap(0, 3);
+    d_flushdb(1);
+    d_put(1, "w22", "w23", 0);
+    ck_assert_int_eq(d_del(0, "w20"), 1);
+    d_put(0, "w24", "w25", 0);
+    fx_reopen_dbs();
+    ck_assert(d_has(0, "w24", "w25", 0));
+    ck_assert(d_has(3, "w11", "w12", 0));
+
+    /* FLUSHALL empties every database. */
+    d_flushall();
+    d_put(2, "w30", "w31", 0);
+    fx_reopen_dbs();
+    ck_assert_uint_eq(akv_store_count(F.dbs[0]) + akv_store_count(F.dbs[1]) +
+                          akv_store_count(F.dbs[3]),
+                      0);
+    ck_assert(d_has(2, "w30", "w31", 0));
+    fx_end_dbs();
+}
+END_TEST
+
+/* A record for a database at or above 'databases' refuses the file with a
+ * message naming the database and the directive; the databases are left
+ * empty, the file as it was. */
+START_TEST(test_replay_db_out_of_range)
+{
+    static char buf[4096];
+    static const struct {
+        int inside_multi;
+        struct akv_aof_record r;
+        const char *want;
+    } cases[] = {
+        {0, {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
+         "a PUT record for database 4, but 'databases' is 4"},
+        {0, {.type = AKV_AOF_DELETE, .db = 70000, .key = "w1", .klen = 2},
+         "a DELETE record for database 70000"},
+        {0, {.type = AKV_AOF_FLUSHDB, .db = 0xffffffffu}, "a FLUSHDB record for database 4294967295"},
+        {0, {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 9}, "a SWAPDB record for database 9"},
+        {0, {.type = AKV_AOF_SWAPDB, .db = 5, .db2 = 0}, "a SWAPDB record for database 5"},
+        {1, {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
+         "a PUT record for database 4"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t off = AKV_AOF_FILE_HEADER, at, len, len2;
+        char err[1024] = "", want[64];
+        char *b2;
+        int rc;
+
+        fx_begin_dbs(NDB);
+        akv_aof_file_header(buf);
+        off = put_r(buf, off, R_PUT(1, "w3", "w4", 0));
+        at = off;
+        if (cases[i].inside_multi) {
+            char in[256];
+            size_t n = put_r(in, 0, R_PUT(2, "w5", "w6", 0));
+            n = put_r(in, n, cases[i].r);
+            off = put_r(buf, off,
+                        (struct akv_aof_record){
+                            .type = AKV_AOF_MULTI, .count = 2, .inner = in, .inner_len = n});
+        } else {
+            off = put_r(buf, off, cases[i].r);
+        }
+        off = put_r(buf, off, R_PUT(0, "w7", "w8", 0));
+        spit(F.path, buf, off, 0);
+        rc = fx_open_dbs_rc(err, sizeof(err));
+        ck_assert_int_eq(rc, -EBADMSG);
+        ck_assert_ptr_null(F.p);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "'%s' lacks '%s'", err, cases[i].want);
+        ck_assert_msg(strstr(err, "'databases'") != NULL, "%s", err);
+        ck_assert_msg(strstr(err, F.path) != NULL, "%s", err);
+        snprintf(want, sizeof(want), "offset %zu", at);
+        ck_assert_msg(strstr(err, want) != NULL, "'%s' lacks '%s'", err, want);
+        for (uint32_t d = 0; d < NDB; d++)
+            ck_assert_uint_eq(akv_store_count(F.dbs[d]), 0);
+        b2 = slurp(F.path, &len2);
+        len = off;
+        ck_assert_uint_eq(len2, len);
+        ck_assert(memcmp(b2, buf, len) == 0);
+        free(b2);
+        ck_assert_int_eq(other_handles(), 0);
+        fx_end_dbs();
+    }
+}
+END_TEST
+
+/* Entries whose time has come by the wall clock are dropped at replay: an
+ * expired PUT deletes an earlier live value of its key (and a text-only
+ * one), a later PUT brings the key back; times to come are kept. */
+START_TEST(test_replay_expiry)
+{
+    static char buf[8192];
+    size_t off = AKV_AOF_FILE_HEADER;
+    uint64_t now = wall_ms(), later = now + 3600000;
+
+    fx_begin_dbs(2);
+    akv_aof_file_header(buf);
+    off = put_r(buf, off, R_PUT(0, "w1", "w2", 0));
+    off = put_r(buf, off, R_PUT(0, "w1", "w3", 1000)); /* 1970: long gone */
+    off = put_r(buf, off, R_PUT(1, "w4", "w5", later));
+    off = put_r(buf, off, R_PUT(1, "w6", "w7", now - 1));
+    off = put_r(buf, off, R_PUT(1, "w8", "w9", now - 1));
+    off = put_r(buf, off, R_PUT(1, "w8", "w10", 0)); /* back */
+    off = put_r(buf, off, R_PUT(0, "w11", "w300", 0)); /* text-only */
+    off = put_r(buf, off, R_PUT(0, "w11", "w12", 5)); /* expired: the text-only one goes too */
+    off = put_r(buf, off, R_PUT(0, "w13", "w301", later)); /* text-only, with a time */
+    off = put_r(buf, off, R_PUT(0, "w14", "w302", 7));     /* text-only, expired */
+    off = put_r(buf, off, (struct akv_aof_record){.type = AKV_AOF_SET, .key = "w15", .klen = 3,
+                                                  .val = "w16", .vlen = 3});
+    spit(F.path, buf, off, 0);
+    fx_open_dbs();
+    ck_assert(d_has(0, "w1", NULL, 0));
+    ck_assert(d_has(1, "w4", "w5", later));
+    ck_assert(d_has(1, "w6", NULL, 0));
+    ck_assert(d_has(1, "w8", "w10", 0));
+    ck_assert(d_has(0, "w11", NULL, 0));
+    ck_assert(d_has(0, "w15", "w16", 0));
+    ck_assert_uint_eq(akv_store_count(F.dbs[0]), 1);
+    ck_assert_uint_eq(akv_store_count(F.dbs[1]), 2);
+    ck_assert_uint_eq(info_now().unembeddable, 1);
+    ck_assert(log_has("5 dropped as expired"));
+    ck_assert_uint_eq(akv_store_expires(F.dbs[1]), 1);
+    fx_reopen_dbs();
+    fx_end_dbs();
+}
+END_TEST
+
+/* A rewrite writes every database with its number and every expiry time,
+ * and leaves out the entries whose time had come by the stores' clock
+ * when it started (deleted or not). */
+START_TEST(test_rewrite_dbs_and_expiry)
+{
+    struct parsed *ps;
+    uint64_t t1, soon, later;
+    size_t seen = 0;
+
+    fx_begin_dbs(3);
+    t1 = F.clock;
+    soon = t1 + 1000;
+    later = t1 + 3600000;
+    fx_open_dbs();
+    d_put(0, "w1", "w2", 0);
+    d_put(0, "w3", "w4", later);
+    d_put(2, "w3", "w5 w6", soon); /* expired by the time of the rewrite */
+    d_put(2, "w7", "w8", later + 1);
+    d_put(1, "w9", "w10", soon);
+    d_put(1, "w11", "w12", 0);
+    akv_persist_multi_begin(F.p);
+    d_put(1, "w13", "w14", later + 2);
+    d_swap(1, 2);
+    akv_persist_multi_end(F.p);
+    WAIT_UNTIL(durable_all());
+    F.clock = soon; /* w3 in db 1 (was 2) and w9 in db 2 (was 1) are due now */
+    ck_assert_uint_eq(akv_store_count(F.dbs[1]) + akv_store_count(F.dbs[2]), 5);
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), 0);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(ps->n, 5);
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct akv_aof_record *r = &ps->r[i];
+        char key[16];
+        ck_assert_int_eq(r->type, AKV_AOF_PUT);
+        ck_assert_uint_lt(r->klen, sizeof(key));
+        memcpy(key, r->key, r->klen);
+        key[r->klen] = '\0';
+        if (strcmp(key, "w1") == 0)
+            seen += r->db == 0 && r->expire == 0;
+        else if (strcmp(key, "w3") == 0)
+            seen += r->db == 0 && r->expire == later;
+        else if (strcmp(key, "w7") == 0)
+            seen += r->db == 1 && r->expire == later + 1;
+        else if (strcmp(key, "w11") == 0)
+            seen += r->db == 2 && r->expire == 0;
+        else if (strcmp(key, "w13") == 0)
+            seen += r->db == 2 && r->expire == later + 2;
+        else
+            ck_abort_msg("'%s' in the rewritten file", key);
+    }
+    ck_assert_uint_eq(seen, 5);
+    parsed_free(ps);
+    /* The due entries are gone at replay; the stores still have them
+     * until deleted, so delete them before comparing. */
+    ck_assert_int_eq(d_del(1, "w3"), 1);
+    ck_assert_int_eq(d_del(2, "w9"), 1);
+    fx_reopen_dbs();
+    fx_end_dbs();
+}
+END_TEST
+
+/* Text-only entries keep their database and expiry time: through
+ * SWAPDB, FLUSHDB, a rewrite, and a vocabulary that has their words. */
+START_TEST(test_parked_dbs_and_expiry)
+{
+    static char buf[4096];
+    size_t off = AKV_AOF_FILE_HEADER, seen = 0;
+    uint64_t later;
+    struct akv_vocab *big;
+    struct parsed *ps;
+
+    fx_begin_dbs(3);
+    later = F.clock + 3600000;
+    akv_aof_file_header(buf);
+    off = put_r(buf, off, R_PUT(1, "w1", "w250", later));
+    off = put_r(buf, off, R_PUT(2, "w260 w2", "w3", 0));
+    off = put_r(buf, off, R_PUT(0, "w4", "w270", 0));
+    off = put_r(buf, off, R_PUT(1, "w5", "w6", 0));
+    spit(F.path, buf, off, 0);
+    fx_open_dbs();
+    ck_assert_uint_eq(info_now().unembeddable, 3);
+    ck_assert_uint_eq(akv_store_count(F.dbs[1]), 1);
+
+    d_swap(1, 2); /* w1 -> db 2, "w260 w2" -> db 1 */
+    d_flushdb(0); /* w4 goes */
+    ck_assert_uint_eq(info_now().unembeddable, 2);
+    /* A DELETE in the wrong database leaves it. */
+    ck_assert_int_eq(d_del(1, "w1"), 0);
+    ck_assert_uint_eq(info_now().unembeddable, 2);
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), 0);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(ps->n, 3);
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct akv_aof_record *r = &ps->r[i];
+        if (r->klen == 2 && memcmp(r->key, "w1", 2) == 0)
+            seen += r->db == 2 && r->expire == later && r->vlen == 4;
+        else if (r->klen == 7 && memcmp(r->key, "w260 w2", 7) == 0)
+            seen += r->db == 1 && r->expire == 0;
+        else if (r->klen == 2 && memcmp(r->key, "w5", 2) == 0)
+            seen += r->db == 2 && r->expire == 0;
+    }
+    ck_assert_uint_eq(seen, 3);
+    parsed_free(ps);
+    fx_close();
+
+    /* A vocabulary with the words serves them where they belong. */
+    big = tu_random_vocab(3 * VOCAB_WORDS, 8, 1.0, 7);
+    dbs_destroy(F.dbs, F.ndbs);
+    dbs_create(F.dbs, F.ndbs, big);
+    fx_open_dbs();
+    ck_assert_uint_eq(info_now().unembeddable, 0);
+    ck_assert(d_has(2, "w1", "w250", later));
+    ck_assert(d_has(1, "w260 w2", "w3", 0));
+    ck_assert(d_has(0, "w4", NULL, 0));
+    fx_close();
+    dbs_destroy(F.dbs, F.ndbs);
+    dbs_create(F.dbs, F.ndbs, F.voc);
+    akv_vocab_destroy(big);
+    fx_end_dbs();
+}
+END_TEST
+
+/* Files written before databases (types 1-3 only) load unchanged, into
+ * database 0; FLUSHALL still empties them all. */
+START_TEST(test_old_format_loads)
+{
+    static char buf[4096];
+    size_t off = AKV_AOF_FILE_HEADER;
+
+    fx_begin_dbs(NDB);
+    akv_aof_file_header(buf);
+    off = put_rec(buf, off, AKV_AOF_SET, "w1", "w2");
+    off = put_rec(buf, off, AKV_AOF_SET, "w3", "w4 w5");
+    off = put_rec(buf, off, AKV_AOF_DEL, "w1", NULL);
+    off = put_rec(buf, off, AKV_AOF_SET, "w6", "w7");
+    spit(F.path, buf, off, 0);
+    fx_open_dbs();
+    ck_assert_uint_eq(info_now().replayed, 4);
+    ck_assert(d_has(0, "w3", "w4 w5", 0));
+    ck_assert(d_has(0, "w6", "w7", 0));
+    ck_assert(d_has(0, "w1", NULL, 0));
+    for (uint32_t d = 1; d < NDB; d++)
+        ck_assert_uint_eq(akv_store_count(F.dbs[d]), 0);
+    /* New records go after the old ones. */
+    d_put(2, "w8", "w9", 0);
+    fx_reopen_dbs();
+    fx_close();
+    spit(F.path, buf, off, 0);
+    {
+        /* A FLUSHALL record of the old kind empties database 2 too. */
+        char tail[256];
+        size_t n = put_r(tail, 0, R_PUT(2, "w8", "w9", 0));
+        n = put_rec(tail, n, AKV_AOF_FLUSHALL, NULL, NULL);
+        n = put_rec(tail, n, AKV_AOF_SET, "w10", "w11");
+        spit(F.path, tail, n, 1);
+    }
+    dbs_destroy(F.dbs, F.ndbs);
+    dbs_create(F.dbs, F.ndbs, F.voc);
+    fx_open_dbs();
+    for (uint32_t d = 1; d < NDB; d++)
+        ck_assert_uint_eq(akv_store_count(F.dbs[d]), 0);
+    ck_assert_uint_eq(akv_store_count(F.dbs[0]), 1);
+    ck_assert(d_has(0, "w10", "w11", 0));
+    fx_end_dbs();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 5. Persistence off (NULL) and the policy names.
  */
 
 static int null_notified;
@@ -1428,6 +2171,19 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_open_errors);
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_fsync_error_clears);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("databases");
+    tcase_add_test(tc, test_multi_batches);
+    tcase_add_test(tc, test_multi_during_rewrite);
+    tcase_add_test(tc, test_rewrite_inside_batch);
+    tcase_add_test(tc, test_replay_databases);
+    tcase_add_test(tc, test_replay_db_out_of_range);
+    tcase_add_test(tc, test_replay_expiry);
+    tcase_add_test(tc, test_rewrite_dbs_and_expiry);
+    tcase_add_test(tc, test_parked_dbs_and_expiry);
+    tcase_add_test(tc, test_old_format_loads);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 

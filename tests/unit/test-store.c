@@ -5,9 +5,9 @@
  * longer than the inline lists, overwrites from one to the other, reuse),
  * the set of key words queries read, expiry (by a clock the test sets: lookups,
  * snapshots, new times, the heap of due entries), memory accounting (and MEMORY
- * USAGE's per-entry figure), RANDOMKEY's random key, and a concurrent
- * hammer (writers on the owner thread, queries on reader threads) that the
- * TSan build runs too.
+ * USAGE's per-entry figure), RANDOMKEY's random key, and concurrent hammers
+ * (writers on the owner thread, queries on reader threads; one of them moving
+ * the clock past expiry times as readers scan) that the TSan build runs too.
  */
 #include <check.h>
 
@@ -824,6 +824,11 @@ static int sum_block(void *arg, const struct akv_store_block *b)
         akv_store_entry_text(a->s, a->snap, slot, &k, &kl, &v, &vl);
         a->sum += entry_hash(k, kl, v, vl);
         a->n++;
+        /* A visible row's time has not come by the snapshot's clock. */
+        {
+            uint64_t e = akv_store_entry_expire(a->s, a->snap, slot);
+            a->words_ok &= e == 0 || e > a->snap->now_ms;
+        }
         a->words_ok &= words_match(a, &b->keys[i], slot, AKV_STORE_KEY, k, kl) &&
                        words_match(a, &b->vals[i], slot, AKV_STORE_VALUE, v, vl);
     }
@@ -1157,6 +1162,167 @@ START_TEST(test_concurrent_hammer)
 }
 END_TEST
 
+/* Hands a snapshot with the expected contents to a reader, after
+ * collecting (and checking, then releasing) the finished ones. */
+static void hand_over(struct hammer *h, struct job *jobs, int *inflight, uint64_t sum, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < QUEUE_CAP; i++)
+        if (inflight[i] && jobs[i].done) {
+            ck_assert_msg(jobs[i].ok, "a reader saw an inconsistent snapshot");
+            pthread_mutex_unlock(&h->mu);
+            akv_store_snap_release(h->s, &jobs[i].snap);
+            pthread_mutex_lock(&h->mu);
+            inflight[i] = 0;
+        }
+    for (int i = 0; i < QUEUE_CAP; i++)
+        if (!inflight[i]) {
+            pthread_mutex_unlock(&h->mu);
+            jobs[i] = (struct job){.expect_sum = sum, .expect_n = n};
+            akv_store_snap_take(h->s, &jobs[i].snap);
+            pthread_mutex_lock(&h->mu);
+            inflight[i] = 1;
+            h->queue[h->qlen++] = &jobs[i];
+            pthread_cond_signal(&h->cv);
+            break;
+        }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits for every reader, checks and releases what they held, stops them. */
+static void finish_readers(struct hammer *h, pthread_t *th, struct job *jobs, int *inflight)
+{
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < QUEUE_CAP; i++)
+            busy |= inflight[i] && !jobs[i].done;
+        if (!busy)
+            break;
+        pthread_cond_wait(&h->cv, &h->mu);
+    }
+    h->stop = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < QUEUE_CAP; i++)
+        if (inflight[i]) {
+            ck_assert(jobs[i].ok);
+            akv_store_snap_release(h->s, &jobs[i].snap);
+        }
+}
+
+/* Expiry with readers: the owner puts entries with times, changes and
+ * removes times (new slots while readers scan the old ones), moves its
+ * clock past them, deletes what is due from the heap, and hands out
+ * snapshots whose expected contents are the entries live by the clock at
+ * that moment; readers scan and query them concurrently and must see
+ * exactly those, each visible row's time ahead of the snapshot's clock.
+ * The TSan build runs it too. */
+START_TEST(test_concurrent_expiry)
+{
+    enum { KEYS = 600 };
+    static char vals[KEYS][64];
+    static uint64_t exp_at[KEYS];
+    static int present[KEYS];
+    struct hammer h = {0};
+    pthread_t th[READERS];
+    struct job jobs[QUEUE_CAP];
+    int inflight[QUEUE_CAP] = {0};
+    uint64_t seed = 11, now = 1000000;
+    size_t expired_deleted = 0;
+    char k[32], err[256];
+
+    memset(present, 0, sizeof(present));
+    ck_assert_int_eq(akv_store_create(&h.s, voc), 0);
+    akv_store_set_clock(h.s, &now);
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&th[i], NULL, reader, &h);
+
+    for (int step = 0; step < 20000; step++) {
+        int op = (int)(tu_rand(&seed) % 20), i = (int)(tu_rand(&seed) % KEYS);
+        int live = present[i] && (exp_at[i] == 0 || exp_at[i] > now);
+        snprintf(k, sizeof k, i % 3 ? "w%d" : "w%d w%d", i, i / 3 + 1);
+        if (op < 7) {
+            /* A new value, with a time half of the time. */
+            uint64_t e = tu_rand(&seed) % 2 ? now + 1 + tu_rand(&seed) % 300 : 0;
+            int words = 1 + (int)(tu_rand(&seed) % 5);
+            size_t len = 0;
+            for (int w = 0; w < words; w++)
+                len += (size_t)snprintf(vals[i] + len, sizeof vals[i] - len, "%sw%d",
+                                        w ? " " : "", (int)(tu_rand(&seed) % 2000));
+            ck_assert_int_eq(akv_store_put(h.s, k, strlen(k), vals[i], len, e, err, sizeof err),
+                             0);
+            present[i] = 1;
+            exp_at[i] = e;
+        } else if (op < 11) {
+            /* A new time (possibly now, which hides it at once) or none. */
+            uint64_t e = tu_rand(&seed) % 4 ? now + tu_rand(&seed) % 300 : 0;
+            ck_assert_int_eq(akv_store_expire_set(h.s, k, strlen(k), e), live);
+            if (live)
+                exp_at[i] = e;
+        } else if (op < 13) {
+            ck_assert_int_eq(akv_store_del(h.s, k, strlen(k)), present[i]);
+            present[i] = 0;
+        } else if (op < 17) {
+            now += tu_rand(&seed) % 40;
+        } else if (op < 19) {
+            /* The active cycle: what is due, from the heap. */
+            const char *key;
+            size_t klen;
+            while (akv_store_first_expired(h.s, &key, &klen)) {
+                char kb[32];
+                int j;
+                ck_assert(klen < sizeof kb);
+                memcpy(kb, key, klen);
+                kb[klen] = '\0';
+                j = atoi(kb + 1);
+                ck_assert(j >= 0 && j < KEYS && present[j] && exp_at[j] != 0 &&
+                          exp_at[j] <= now);
+                ck_assert_int_eq(akv_store_del(h.s, kb, klen), 1);
+                present[j] = 0;
+                expired_deleted++;
+            }
+        } else if (tu_rand(&seed) % 100 == 0) {
+            akv_store_flush(h.s);
+            memset(present, 0, sizeof(present));
+        }
+        {
+            /* The owner's own view agrees with the model. */
+            const char *v;
+            size_t vl;
+            int got = akv_store_get(h.s, k, strlen(k), &v, &vl);
+            int want = present[i] && (exp_at[i] == 0 || exp_at[i] > now);
+            ck_assert_int_eq(got, want);
+            if (got)
+                ck_assert(vl == strlen(vals[i]) && memcmp(v, vals[i], vl) == 0);
+        }
+        if (step % 4 == 0) {
+            uint64_t sum = 0;
+            size_t n = 0;
+            for (int j = 0; j < KEYS; j++) {
+                char kj[32];
+                if (!present[j] || (exp_at[j] != 0 && exp_at[j] <= now))
+                    continue;
+                snprintf(kj, sizeof kj, j % 3 ? "w%d" : "w%d w%d", j, j / 3 + 1);
+                sum += entry_hash(kj, strlen(kj), vals[j], strlen(vals[j]));
+                n++;
+            }
+            hand_over(&h, jobs, inflight, sum, n);
+        }
+    }
+    finish_readers(&h, th, jobs, inflight);
+    ck_assert_uint_gt(atomic_load(&h.checked), 100);
+    ck_assert_uint_gt(expired_deleted, 100);
+    pthread_mutex_destroy(&h.mu);
+    pthread_cond_destroy(&h.cv);
+    akv_store_destroy(h.s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1181,6 +1347,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_expire_set_copy);
     tcase_add_test(tc, test_expiry_heap_model);
     tcase_add_test(tc, test_concurrent_hammer);
+    tcase_add_test(tc, test_concurrent_expiry);
     suite_add_tcase(s, tc);
     return s;
 }
