@@ -469,9 +469,8 @@ static void release_if_empty(struct akv_store *s)
     free(s->act);
     s->act = NULL;
     s->act_cap = 0;
-    free(s->heap);
-    s->heap = NULL;
-    s->nheap = s->heap_cap = 0;
+    /* The expiry heap (empty now) is kept: a write may have reserved room
+     * in it before the slot_alloc that brought us here. */
     b = malloc(16 * sizeof *b);
     if (b != NULL) {
         memset(b, 0xff, 16 * sizeof *b);
