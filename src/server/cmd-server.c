@@ -10,26 +10,6 @@
  */
 #include "server/cmd-impl.h"
 
-/* printf into a growable text buffer (INFO). */
-__attribute__((format(printf, 2, 3))) static int bufprintf(struct akv_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -EINVAL;
-    if (akv_buf_reserve(b, (size_t)n + 1) < 0)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
-
 /* Names that clients (redis-benchmark) ask for although attnkv has no such
  * setting; answering them quietly keeps those clients from warning. */
 static const struct {
@@ -269,28 +249,29 @@ static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     uint64_t up = (now_ns() - env->start_ns) / 1000000000u;
 
-    return bufprintf(b,
-                     "attnkv_version:%s\r\n"
-                     "arch_bits:%zu\r\n"
-                     "process_id:%ld\r\n"
-                     "tcp_port:%d\r\n"
-                     "uptime_in_seconds:%" PRIu64 "\r\n"
-                     "uptime_in_days:%" PRIu64 "\r\n"
-                     "workers:%u\r\n"
-                     "config_file:%s\r\n",
-                     AKV_VERSION, sizeof(void *) * 8, (long)getpid(), env->tcp_port, up, up / 86400,
-                     env->workers, env->config->config_file ? env->config->config_file : "");
+    return akv_buf_printf(b,
+                          "attnkv_version:%s\r\n"
+                          "arch_bits:%zu\r\n"
+                          "process_id:%ld\r\n"
+                          "tcp_port:%d\r\n"
+                          "uptime_in_seconds:%" PRIu64 "\r\n"
+                          "uptime_in_days:%" PRIu64 "\r\n"
+                          "workers:%u\r\n"
+                          "config_file:%s\r\n",
+                          AKV_VERSION, sizeof(void *) * 8, (long)getpid(), env->tcp_port, up,
+                          up / 86400, env->workers,
+                          env->config->config_file ? env->config->config_file : "");
 }
 
 static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     /* Blocked, as Redis counts a client blocked in a module's threaded
      * command: waiting for a worker's result, or for CLIENT PAUSE to end. */
-    return bufprintf(b,
-                     "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n"
-                     "blocked_clients:%" PRIu64 "\r\n",
-                     env->stats.connected_clients, env->config->maxclients,
-                     env->stats.jobs_running + env->stats.paused_clients);
+    return akv_buf_printf(b,
+                          "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n"
+                          "blocked_clients:%" PRIu64 "\r\n",
+                          env->stats.connected_clients, env->config->maxclients,
+                          env->stats.jobs_running + env->stats.paused_clients);
 }
 
 size_t akv_cmd_used_memory(const struct akv_cmd_env *env)
@@ -346,53 +327,54 @@ static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
         peak = (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
     /* used_memory comes first: redis-cli --stat finds the first line that
      * starts with "used_memory". */
-    rc = bufprintf(b,
-                   "used_memory:%zu\r\n"
-                   "used_memory_human:%s\r\n"
-                   "used_memory_peak:%zu\r\n"
-                   "used_memory_peak_human:%s\r\n"
-                   "mem_clients_normal:%zu\r\n",
-                   used, human(used, h3, sizeof(h3)), used_peak, human(used_peak, h4, sizeof(h4)),
-                   env->clients_memory ? env->clients_memory(env) : (size_t)0);
+    rc = akv_buf_printf(b,
+                        "used_memory:%zu\r\n"
+                        "used_memory_human:%s\r\n"
+                        "used_memory_peak:%zu\r\n"
+                        "used_memory_peak_human:%s\r\n"
+                        "mem_clients_normal:%zu\r\n",
+                        used, human(used, h3, sizeof(h3)), used_peak,
+                        human(used_peak, h4, sizeof(h4)),
+                        env->clients_memory ? env->clients_memory(env) : (size_t)0);
     if (rc < 0)
         return rc;
-    return bufprintf(b,
-                     "used_memory_rss:%zu\r\n"
-                     "used_memory_rss_human:%s\r\n"
-                     "used_memory_peak_rss:%zu\r\n"
-                     "used_memory_peak_rss_human:%s\r\n"
-                     "used_memory_store:%zu\r\n"
-                     "used_memory_vocabulary:%zu\r\n"
-                     "slowlog_entries:%zu\r\n",
-                     rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
-                     stores_memory(env), akv_vocab_bytes(env->vocab), env->slowlog.len);
+    return akv_buf_printf(b,
+                          "used_memory_rss:%zu\r\n"
+                          "used_memory_rss_human:%s\r\n"
+                          "used_memory_peak_rss:%zu\r\n"
+                          "used_memory_peak_rss_human:%s\r\n"
+                          "used_memory_store:%zu\r\n"
+                          "used_memory_vocabulary:%zu\r\n"
+                          "slowlog_entries:%zu\r\n",
+                          rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
+                          stores_memory(env), akv_vocab_bytes(env->vocab), env->slowlog.len);
 }
 
 static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     const struct akv_stats *st = &env->stats;
 
-    return bufprintf(b,
-                     "total_connections_received:%" PRIu64 "\r\n"
-                     "total_commands_processed:%" PRIu64 "\r\n"
-                     "total_error_replies:%" PRIu64 "\r\n"
-                     "rejected_connections:%" PRIu64 "\r\n"
-                     "expired_keys:%" PRIu64 "\r\n"
-                     "keyspace_hits:%" PRIu64 "\r\n"
-                     "keyspace_misses:%" PRIu64 "\r\n"
-                     "jobs_in_flight:%" PRIu64 "\r\n"
-                     "jobs_waiting:%zu\r\n"
-                     "query_batches:%" PRIu64 "\r\n"
-                     "query_batched_jobs:%" PRIu64 "\r\n"
-                     "query_batch_max:%" PRIu64 "\r\n"
-                     "query_from_lists:%" PRIu64 "\r\n"
-                     "neighbor_lists:%zu\r\n",
-                     st->connections_received, st->commands_processed, st->error_replies,
-                     st->rejected_connections, st->expired_keys, st->keyspace_hits,
-                     st->keyspace_misses, st->jobs_running,
-                     env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
-                     st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
-                     env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
+    return akv_buf_printf(b,
+                          "total_connections_received:%" PRIu64 "\r\n"
+                          "total_commands_processed:%" PRIu64 "\r\n"
+                          "total_error_replies:%" PRIu64 "\r\n"
+                          "rejected_connections:%" PRIu64 "\r\n"
+                          "expired_keys:%" PRIu64 "\r\n"
+                          "keyspace_hits:%" PRIu64 "\r\n"
+                          "keyspace_misses:%" PRIu64 "\r\n"
+                          "jobs_in_flight:%" PRIu64 "\r\n"
+                          "jobs_waiting:%zu\r\n"
+                          "query_batches:%" PRIu64 "\r\n"
+                          "query_batched_jobs:%" PRIu64 "\r\n"
+                          "query_batch_max:%" PRIu64 "\r\n"
+                          "query_from_lists:%" PRIu64 "\r\n"
+                          "neighbor_lists:%zu\r\n",
+                          st->connections_received, st->commands_processed, st->error_replies,
+                          st->rejected_connections, st->expired_keys, st->keyspace_hits,
+                          st->keyspace_misses, st->jobs_running,
+                          env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
+                          st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
+                          env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
 }
 
 static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -402,18 +384,18 @@ static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
     uint64_t p50 = akv_hist_quantile(h, 0.5), p90 = akv_hist_quantile(h, 0.9),
              p99 = akv_hist_quantile(h, 0.99), p999 = akv_hist_quantile(h, 0.999);
 
-    return bufprintf(b,
-                     "query_count:%" PRIu64 "\r\n"
-                     "query_latency_mean_us:%" PRIu64 "\r\n"
-                     "query_latency_max_us:%" PRIu64 "\r\n"
-                     "query_latency_p50_us:%" PRIu64 "\r\n"
-                     "query_latency_p90_us:%" PRIu64 "\r\n"
-                     "query_latency_p99_us:%" PRIu64 "\r\n"
-                     "query_latency_p999_us:%" PRIu64 "\r\n"
-                     "latency_percentiles_usec_query:p50=%" PRIu64 ",p90=%" PRIu64 ",p99=%" PRIu64
-                     ",p99.9=%" PRIu64 "\r\n",
-                     st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
-                     st->query_us_max, p50, p90, p99, p999, p50, p90, p99, p999);
+    return akv_buf_printf(b,
+                          "query_count:%" PRIu64 "\r\n"
+                          "query_latency_mean_us:%" PRIu64 "\r\n"
+                          "query_latency_max_us:%" PRIu64 "\r\n"
+                          "query_latency_p50_us:%" PRIu64 "\r\n"
+                          "query_latency_p90_us:%" PRIu64 "\r\n"
+                          "query_latency_p99_us:%" PRIu64 "\r\n"
+                          "query_latency_p999_us:%" PRIu64 "\r\n"
+                          "latency_percentiles_usec_query:p50=%" PRIu64 ",p90=%" PRIu64
+                          ",p99=%" PRIu64 ",p99.9=%" PRIu64 "\r\n",
+                          st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
+                          st->query_us_max, p50, p90, p99, p999, p50, p90, p99, p999);
 }
 
 static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -426,25 +408,25 @@ static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
         char lb[32];
         if (cs->calls == 0 && cs->rejected == 0)
             continue;
-        rc = bufprintf(b,
-                       "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64 ",usec_per_call=%.2f"
-                       ",rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
-                       lower(t[i].name, lb, sizeof(lb)), cs->calls, cs->usec,
-                       cs->calls ? (double)cs->usec / (double)cs->calls : 0.0, cs->rejected,
-                       cs->failed);
+        rc = akv_buf_printf(b,
+                            "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64 ",usec_per_call=%.2f"
+                            ",rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
+                            lower(t[i].name, lb, sizeof(lb)), cs->calls, cs->usec,
+                            cs->calls ? (double)cs->usec / (double)cs->calls : 0.0, cs->rejected,
+                            cs->failed);
     }
     return rc;
 }
 
 static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    int rc = bufprintf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", stores_count(env),
-                       stores_memory(env));
+    int rc = akv_buf_printf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", stores_count(env),
+                            stores_memory(env));
 
     /* What maxmemory and maxkeys are compared with (0: no limit). */
     if (rc == 0)
-        rc = bufprintf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
-                       stores_memory_used(env), env->config->maxmemory, env->config->maxkeys);
+        rc = akv_buf_printf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
+                            stores_memory_used(env), env->config->maxmemory, env->config->maxkeys);
     return rc;
 }
 
@@ -456,25 +438,26 @@ static int info_keyspace(struct akv_buf *b, const struct akv_cmd_env *env)
     for (uint32_t i = 0; i < env->ndbs && rc == 0; i++) {
         size_t keys = akv_store_count(env->dbs[i]);
         if (keys > 0)
-            rc = bufprintf(b, "db%u:keys=%zu,expires=%zu,avg_ttl=0\r\n", (unsigned)i, keys,
-                           akv_store_expires(env->dbs[i]));
+            rc = akv_buf_printf(b, "db%u:keys=%zu,expires=%zu,avg_ttl=0\r\n", (unsigned)i, keys,
+                                akv_store_expires(env->dbs[i]));
     }
     return rc;
 }
 
 static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    return bufprintf(b,
-                     "vocabulary_file:%s\r\n"
-                     "vocabulary_size:%zu\r\n"
-                     "vector_dim:%" PRIu32 "\r\n"
-                     "vocabulary_bytes:%zu\r\n"
-                     "vocabulary_load_ms:%.1f\r\n"
-                     "rank_kernel:%s\r\n"
-                     "attn_kernel:%s\r\n",
-                     env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
-                     akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab), env->vocab_load_ms,
-                     akv_rank_kernel_name(akv_rank_kernel()), akv_attn_kernel_name());
+    return akv_buf_printf(b,
+                          "vocabulary_file:%s\r\n"
+                          "vocabulary_size:%zu\r\n"
+                          "vector_dim:%" PRIu32 "\r\n"
+                          "vocabulary_bytes:%zu\r\n"
+                          "vocabulary_load_ms:%.1f\r\n"
+                          "rank_kernel:%s\r\n"
+                          "attn_kernel:%s\r\n",
+                          env->vectors_path ? env->vectors_path : "", akv_vocab_count(env->vocab),
+                          akv_vocab_dim(env->vocab), akv_vocab_bytes(env->vocab),
+                          env->vocab_load_ms, akv_rank_kernel_name(akv_rank_kernel()),
+                          akv_attn_kernel_name());
 }
 
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -486,29 +469,29 @@ static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
     /* The rdb_ and loading fields are what Redis tools read: there is no
      * RDB file (BGSAVE rewrites the AOF), and a replay ends before the
      * first client is accepted. */
-    rc = bufprintf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
-                   (long long)(env->lastsave ? env->lastsave : env->start_time));
+    rc = akv_buf_printf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
+                        (long long)(env->lastsave ? env->lastsave : env->start_time));
     if (rc < 0)
         return rc;
-    return bufprintf(b,
-                     "aof_enabled:%d\r\n"
-                     "aof_rewrite_in_progress:%d\r\n"
-                     "aof_rewrites:%" PRIu64 "\r\n"
-                     "aof_last_rewrite_status:%s\r\n"
-                     "aof_last_rewrite_time_ms:%.1f\r\n"
-                     "aof_current_size:%" PRIu64 "\r\n"
-                     "aof_base_size:%" PRIu64 "\r\n"
-                     "aof_last_write_status:%s\r\n"
-                     "aof_last_write_error:%s\r\n"
-                     "aof_pending_bytes:%" PRIu64 "\r\n"
-                     "aof_fsync:%s\r\n"
-                     "aof_replayed_records:%" PRIu64 "\r\n"
-                     "aof_unembeddable_entries:%zu\r\n",
-                     pi.enabled, pi.rewrite_in_progress, pi.rewrites,
-                     pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size,
-                     pi.base_size, pi.write_error ? "err" : "ok",
-                     pi.write_error ? strerror(pi.write_error) : "", pi.pending_bytes,
-                     pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
+    return akv_buf_printf(b,
+                          "aof_enabled:%d\r\n"
+                          "aof_rewrite_in_progress:%d\r\n"
+                          "aof_rewrites:%" PRIu64 "\r\n"
+                          "aof_last_rewrite_status:%s\r\n"
+                          "aof_last_rewrite_time_ms:%.1f\r\n"
+                          "aof_current_size:%" PRIu64 "\r\n"
+                          "aof_base_size:%" PRIu64 "\r\n"
+                          "aof_last_write_status:%s\r\n"
+                          "aof_last_write_error:%s\r\n"
+                          "aof_pending_bytes:%" PRIu64 "\r\n"
+                          "aof_fsync:%s\r\n"
+                          "aof_replayed_records:%" PRIu64 "\r\n"
+                          "aof_unembeddable_entries:%zu\r\n",
+                          pi.enabled, pi.rewrite_in_progress, pi.rewrites,
+                          pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size,
+                          pi.base_size, pi.write_error ? "err" : "ok",
+                          pi.write_error ? strerror(pi.write_error) : "", pi.pending_bytes,
+                          pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
 }
 
 /* The INFO sections, in the order INFO prints them. A section is one row:
@@ -558,7 +541,7 @@ int akv_cmd_do_info(struct akv_cmd_ctx *ctx)
         if (!section_wanted(ctx, i))
             continue;
         /* Sections are separated by an empty line, as in Redis. */
-        rc = bufprintf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
+        rc = akv_buf_printf(&b, "%s# %s\r\n", b.len ? "\r\n" : "", info_sections[i].title);
         rc = rc ? rc : info_sections[i].fn(&b, ctx->env);
     }
     rc = rc ? rc : akv_reply_verbatim(ctx->out, resp_of(ctx), b.p ? b.p : "", b.len);
