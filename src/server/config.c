@@ -752,7 +752,7 @@ int akv_config_init(struct akv_config *c)
     c->maxmemory = 0;
     c->maxmemory_clients = 1ULL << 30;
     c->maxkeys = 0;
-    c->max_batch_size = 4096;
+    c->max_batch_size = 1024;
     c->requirepass = NULL;
     c->protected_mode = 1;
     c->loglevel = AKV_LOG_NOTICE;

@@ -2152,7 +2152,7 @@ def send_many(c, reqs, want, chunk=5000):
 
 @akvtest.test("keyspace")
 def test_stall_huge_commands(env):
-    # max-batch-size (default 4,096) raised to the argument limit: the
+    # max-batch-size (default 1,024) raised to the argument limit: the
     # largest batches anyone can configure.
     d = dstart(env, "max-batch-size 65536\n", args=("--workers", "2"))
     c = d.client(timeout=300)
@@ -2201,18 +2201,18 @@ def test_stall_huge_commands(env):
     # The byte limit: client-query-buffer-limit bytes of arguments in all.
     d = dstart(env, "client-query-buffer-limit 1mb\n")
     c = d.client()
-    too_large = E("ERR transaction too large: at most 4096 commands (max-batch-size), "
+    too_large = E("ERR transaction too large: at most 1024 commands (max-batch-size), "
                   "65536 arguments (proto-max-multibulk-len) and %d bytes "
                   "(client-query-buffer-limit) may be queued" % (1 << 20))
-    # The default max-batch-size: 4,096 pairs in an MSET, 4,096 commands in
+    # The default max-batch-size: 1,024 pairs in an MSET, 1,024 commands in
     # a MULTI.
-    r = c.cmd("MSET", *[x for i in range(4097) for x in (tkey(i), "cat")])
-    assert r == E("ERR too many pairs: 4097, at most 4096 (max-batch-size) in one MSET; "
+    r = c.cmd("MSET", *[x for i in range(1025) for x in (tkey(i), "cat")])
+    assert r == E("ERR too many pairs: 1025, at most 1024 (max-batch-size) in one MSET; "
                   "send several"), r
     assert c.cmd("DBSIZE") == 0
-    assert c.cmd("MSET", *[x for i in range(4096) for x in (tkey(i), "cat")]) == "OK"
+    assert c.cmd("MSET", *[x for i in range(1024) for x in (tkey(i), "cat")]) == "OK"
     assert c.cmd("MULTI") == "OK"
-    send_many(c, [Client.encode("PING")] * 4096, "QUEUED")
+    send_many(c, [Client.encode("PING")] * 1024, "QUEUED")
     assert c.cmd("PING") == too_large
     assert c.cmd("EXEC") == EXECABORT
     assert c.cmd("FLUSHALL") == "OK"
