@@ -471,8 +471,10 @@ static void end(void)
 {
     for (int s = 0; s < 2; s++)
         akv_cmd_session_fini(&G.env, &G.sess[s]);
-    akv_cmd_env_fini(&G.env);
+    /* As the daemon does: the AOF first (a rewrite's snapshots of flushed
+     * stores go with it), then what the commands hold. */
     persist_close();
+    akv_cmd_env_fini(&G.env);
     check_replay();
     akv_slowlog_reset(&G.env.slowlog);
     akv_config_fini(&G.cfg);
