@@ -490,6 +490,10 @@ int akv_cmd_do_mset(struct akv_cmd_ctx *ctx)
             if (rc < 0)
                 return reply_put_error(ctx, rc, kids_err);
         }
+        /* As for a plain SET, a key is looked up only when it matters:
+         * MSETNX, or maxkeys counting the keys added. */
+        if (!nx && env->config->maxkeys == 0)
+            continue;
         if (akv_cmd_key_lookup(env, db, ctx->argv[i].p, ctx->argv[i].len, &f) != AKV_STORE_LIVE)
             adding++;
         else if (nx)
