@@ -632,6 +632,8 @@ int akv_cmd_do_reset(struct akv_cmd_ctx *ctx)
 
     akv_cmd_session_fini(ctx->env, s);
     akv_cmd_session_init(s, keep.id, keep.peer);
+    /* Logged out, unless no password is needed (Redis's default user). */
+    s->authenticated = !ctx->env->config->requirepass;
     memcpy(s->laddr, keep.laddr, sizeof(s->laddr));
     memcpy(s->lib_name, keep.lib_name, sizeof(s->lib_name));
     memcpy(s->lib_ver, keep.lib_ver, sizeof(s->lib_ver));

@@ -1,10 +1,11 @@
 /*
- * cmd-server.c - the server commands: CONFIG (GET, SET, RESETSTAT, REWRITE
- * is not offered), INFO and its sections, SLOWLOG, BGREWRITEAOF and BGSAVE,
- * SAVE, LASTSAVE, TIME, WAIT, SHUTDOWN and LATENCY.
+ * cmd-server.c - the server commands: CONFIG (GET, SET, RESETSTAT, RELOAD,
+ * REWRITE), INFO and its sections, SLOWLOG, BGREWRITEAOF and BGSAVE, SAVE,
+ * LASTSAVE, TIME, WAIT, SHUTDOWN and LATENCY.
  *
  * CONFIG SET goes through akv_cmd_settings_set, the one "set, apply, roll
- * back" path that the SIGHUP reload uses too.
+ * back" path that the reload (CONFIG RELOAD, SIGUSR2: akv_cmd_config_reload)
+ * uses too.
  *
  * Threading: the loop thread (cmd.h).
  */
@@ -78,6 +79,109 @@ int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *n
     return rc;
 }
 
+int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, size_t errlen)
+{
+    struct akv_config *live = env->config;
+    const char *const *names = akv_config_names();
+    const char **set_names = NULL;
+    char **set_values = NULL;
+    size_t nset = 0, nnames = 0, failed = 0;
+    struct akv_config fresh;
+    int rc;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!live->config_file) {
+        akv_errf(err, errlen, "The server is running without a config file");
+        return -ENOENT;
+    }
+    while (names[nnames])
+        nnames++;
+    if (akv_config_init(&fresh) < 0) {
+        akv_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = akv_config_load_file(&fresh, live->config_file, err, errlen);
+    if (rc == 0 && env->args)
+        rc = akv_config_args_apply(&fresh, env->args, err, errlen);
+    if (rc < 0)
+        goto out;
+    set_names = calloc(nnames, sizeof(*set_names));
+    set_values = calloc(nnames, sizeof(*set_values));
+    if (!set_names || !set_values) {
+        rc = -ENOMEM;
+        akv_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; names[i]; i++) {
+        char now[CONFIG_VALUE_MAX + 1];
+
+        if (akv_config_same(live, &fresh, names[i]) != 0)
+            continue;
+        if (!akv_config_runtime(names[i])) {
+            akv_log(AKV_LOG_WARNING, "%s: %s changed in %s; restart attnkvd to apply it", who,
+                    names[i], live->config_file);
+            continue;
+        }
+        if (akv_config_get(&fresh, names[i], now, sizeof(now)) < 0) {
+            rc = -EINVAL;
+            akv_errf(err, errlen, "%s: value too long", names[i]);
+            goto out;
+        }
+        set_values[nset] = strdup(now);
+        if (!set_values[nset]) {
+            rc = -ENOMEM;
+            akv_errf(err, errlen, "out of memory");
+            goto out;
+        }
+        set_names[nset++] = names[i];
+    }
+    {
+        /* The old values, for the log, before they are overwritten. */
+        char(*was)[128] = calloc(nset ? nset : 1, sizeof(*was));
+        if (!was) {
+            rc = -ENOMEM;
+            akv_errf(err, errlen, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < nset; i++)
+            if (akv_config_get(live, set_names[i], was[i], sizeof(was[i])) == -ENOSPC)
+                strcpy(was[i] + sizeof(was[i]) - 4, "...");
+        {
+            char why[512] = "";
+            rc = akv_cmd_settings_set(env, nset, set_names, (const char *const *)set_values,
+                                      &failed, why, sizeof(why));
+            if (rc < 0) {
+                akv_errf(err, errlen, "%s: %s", set_names[failed], why[0] ? why : "invalid value");
+                free(was);
+                goto out;
+            }
+        }
+        for (size_t i = 0; i < nset; i++) {
+            char a[AKV_QUOTE_BUF], b[AKV_QUOTE_BUF];
+            if (akv_config_is_secret(set_names[i]))
+                akv_log(AKV_LOG_NOTICE, "%s: %s changed", who, set_names[i]);
+            else
+                akv_log(AKV_LOG_NOTICE, "%s: %s changed from '%s' to '%s'", who, set_names[i],
+                        akv_quote(a, was[i], strlen(was[i])),
+                        akv_quote(b, set_values[i], strlen(set_values[i])));
+        }
+        free(was);
+    }
+    akv_log(AKV_LOG_NOTICE, "%s: reloaded %s: %zu setting%s changed", who, live->config_file, nset,
+            nset == 1 ? "" : "s");
+
+out:
+    if (rc < 0 && rc != -ENOENT)
+        akv_log(AKV_LOG_WARNING, "%s: %s; settings unchanged", who, err && err[0] ? err : "error");
+    for (size_t i = 0; set_values && i < nset; i++)
+        free(set_values[i]);
+    free(set_values);
+    free(set_names);
+    akv_config_fini(&fresh);
+    return rc;
+}
+
 /* CONFIG SET name value [name value ...]: all or nothing, like Redis 7.
  * Only the run-time directives that are not paths may change
  * (akv_config_client_settable), each at most once per call, so a request
@@ -113,7 +217,7 @@ static int config_set(struct akv_cmd_ctx *ctx)
         if (akv_config_is_path(name))
             return akv_reply_errorf(ctx->out,
                                     "ERR CONFIG SET '%s' is a path: set it in the configuration "
-                                    "file and reload it with SIGHUP",
+                                    "file and reload it with CONFIG RELOAD",
                                     shown);
         if (!akv_config_client_settable(name))
             return akv_reply_errorf(ctx->out,
@@ -164,6 +268,40 @@ static int config_set(struct akv_cmd_ctx *ctx)
     return akv_reply_status(ctx->out, "OK");
 }
 
+/* CONFIG RELOAD: akv_cmd_config_reload, as SIGUSR2 does. */
+static int config_reload(struct akv_cmd_ctx *ctx)
+{
+    char err[512];
+    int rc = akv_cmd_config_reload(ctx->env, "CONFIG RELOAD", err, sizeof(err));
+
+    if (rc == -ENOMEM)
+        return reply_oom(ctx->out);
+    if (rc < 0)
+        return akv_reply_errorf(ctx->out, "ERR %s", err);
+    return akv_reply_status(ctx->out, "OK");
+}
+
+/* CONFIG REWRITE: the running settings back into the file (config.h,
+ * akv_config_rewrite), with Redis's error texts. */
+static int config_rewrite(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_config *c = ctx->env->config;
+    char err[512];
+    int rc;
+
+    if (!c->config_file)
+        return akv_reply_error(ctx->out, "ERR The server is running without a config file");
+    rc = akv_config_rewrite(c, c->config_file, err, sizeof(err));
+    if (rc == -ENOMEM)
+        return reply_oom(ctx->out);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", err);
+        return akv_reply_errorf(ctx->out, "ERR Rewriting config file: %s", err);
+    }
+    akv_log(AKV_LOG_NOTICE, "CONFIG REWRITE executed with success");
+    return akv_reply_status(ctx->out, "OK");
+}
+
 /* CONFIG RESETSTAT: zeroes the counters INFO shows (not the gauges). */
 static int config_resetstat(struct akv_cmd_ctx *ctx)
 {
@@ -192,9 +330,13 @@ int akv_cmd_do_config(struct akv_cmd_ctx *ctx)
             return config_set(ctx);
         if (arg_is(&ctx->argv[1], "RESETSTAT") && ctx->argc == 2)
             return config_resetstat(ctx);
+        if (arg_is(&ctx->argv[1], "RELOAD") && ctx->argc == 2)
+            return config_reload(ctx);
+        if (arg_is(&ctx->argv[1], "REWRITE") && ctx->argc == 2)
+            return config_rewrite(ctx);
         return akv_reply_errorf(ctx->out,
-                                "ERR unknown CONFIG subcommand '%s' (GET, SET and RESETSTAT "
-                                "are supported)",
+                                "ERR unknown CONFIG subcommand '%s' (GET, SET, RESETSTAT, "
+                                "RELOAD and REWRITE are supported)",
                                 show(&ctx->argv[1], sb));
     }
     if (ctx->argc < 3)

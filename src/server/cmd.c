@@ -48,13 +48,14 @@ int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark)
  * is never shown. */
 static int secret_directive(const struct akv_cmd_env *env, const struct akv_slice *name)
 {
-    char n[64], probe[8];
+    char n[64];
 
+    (void)env;
     if (name->len >= sizeof(n) || memchr(name->p, '\0', name->len))
         return 0;
     memcpy(n, name->p, name->len);
     n[name->len] = '\0';
-    return akv_config_get(env->config, n, probe, sizeof(probe)) == -EPERM;
+    return akv_config_is_secret(n);
 }
 
 int akv_cmd_arg_secret(const struct akv_cmd_env *env, const struct akv_cmd *c, size_t argc,
@@ -205,8 +206,10 @@ static const struct akv_cmd table[] = {
     {"COMMAND", -1, 0, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
     {"CONFIG", -2, A, akv_cmd_do_config, 0, 0, 0,
-     "CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT",
-     "read settings (name, value pairs), change the run-time ones, or zero the INFO counters"},
+     "CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT | "
+     "RELOAD | REWRITE",
+     "read settings (name, value pairs), change the run-time ones, zero the INFO counters, "
+     "reload or rewrite the configuration file"},
     {"SLOWLOG", -2, A, akv_cmd_do_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
      "the commands slower than slowlog-log-slower-than microseconds, newest first"},
     {"AUTH", -2, F | N | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
@@ -395,6 +398,10 @@ static const struct akv_subcmd subtable[] = {
     {"CONFIG", "SET", -4, A, 0, 0, 0, "CONFIG SET parameter value [parameter value ...]",
      "change run-time settings, all or nothing"},
     {"CONFIG", "RESETSTAT", 2, A, 0, 0, 0, "CONFIG RESETSTAT", "zero the INFO counters"},
+    {"CONFIG", "RELOAD", 2, A, 0, 0, 0, "CONFIG RELOAD",
+     "read the configuration file again and apply what may change at run time, all or nothing"},
+    {"CONFIG", "REWRITE", 2, A, 0, 0, 0, "CONFIG REWRITE",
+     "write the running settings back to the configuration file, keeping its comments"},
     {"LATENCY", "LATEST", 2, A, 0, 0, 0, "LATENCY LATEST",
      "each event: its newest sample's time and milliseconds, and its worst"},
     {"LATENCY", "HISTORY", 3, A, 0, 0, 0, "LATENCY HISTORY event",

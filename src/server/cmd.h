@@ -86,6 +86,9 @@ struct akv_pause {
  * connections. Filled by main/server; owned by the loop thread. */
 struct akv_cmd_env {
     struct akv_config *config; /* CONFIG SET changes the run-time directives */
+    /* The command line, whose directives a reload applies over the file's
+     * again (CONFIG RELOAD, SIGUSR2); NULL: none (tests). */
+    const struct akv_config_args *args;
     const struct akv_vocab *vocab;
     struct akv_nbcache *nbcache; /* neighbor lists for QUERY (attnkv/nbcache.h); NULL: none */
     /* The databases (SELECT n works on dbs[n]); SWAPDB exchanges two
@@ -326,7 +329,7 @@ void akv_cmd_session_init(struct akv_session *s, uint64_t id, const char *peer);
 void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s);
 
 /* The one "set, apply, roll back" path for run-time settings (CONFIG SET
- * and the SIGHUP reload): sets directive names[i] to values[i] for i < n,
+ * and the reload, akv_cmd_config_reload): sets directive names[i] to values[i] for i < n,
  * all or nothing. Each is checked by the directive table and made to take
  * effect through env->apply_setting; if one fails, it and those set before
  * it are put back (newest first) from copies of their old values. *failed
@@ -334,5 +337,17 @@ void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s);
  * or -ENOMEM. Loop thread. */
 int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *names,
                          const char *const *values, size_t *failed, char *err, size_t errlen);
+
+/* Reads the configuration file again (CONFIG RELOAD, SIGUSR2): into a fresh
+ * struct, with the command line's directives (env->args) applied over it so
+ * that they still win; then every run-time directive whose value changed is
+ * set through akv_cmd_settings_set, all or nothing. A changed directive that
+ * needs a restart is logged with a warning and not applied. Each change is
+ * logged, prefixed with who ("CONFIG RELOAD", "SIGUSR2"), never showing a
+ * secret's value. Returns 0, -ENOENT when the daemon has no configuration
+ * file (err: Redis's "The server is running without a config file"),
+ * -EINVAL or -errno with "file:line: reason", "name: reason" or
+ * "path: reason" in err (then nothing changed), or -ENOMEM. Loop thread. */
+int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, size_t errlen);
 
 #endif

@@ -464,6 +464,9 @@ int akv_conn_create(struct akv_conn_shared *sh, struct akv_conn **out)
     c->sh = sh;
     c->refs = 1; /* the TCP handle's */
     akv_cmd_session_init(&c->sess, sh->next_id++, NULL);
+    /* As in Redis: a client that connects while no password is set is
+     * authenticated, and stays so if requirepass is set later. */
+    c->sess.authenticated = !sh->env->config->requirepass;
     akv_buf_init(&c->in);
     akv_buf_init(&c->out);
     akv_buf_init(&c->wbuf);

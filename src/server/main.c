@@ -14,9 +14,10 @@
  *
  * Under a service manager (src/server/service.c): STATUS= lines while the vectors
  * load, READY=1 once the listeners accept, STOPPING=1 when shutdown starts
- * (server.c). SIGHUP re-reads the configuration file (reload_config below)
- * and applies the directives that may change at run time; directives given
- * on the command line still override the file.
+ * (server.c). SIGHUP reopens the log file only; SIGUSR2 and CONFIG RELOAD
+ * re-read the configuration file (akv_cmd_config_reload) and apply the
+ * directives that may change at run time; directives given on the command
+ * line still override the file.
  *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), after --help,
  * --version and a successful --test-config; 1 for a bad configuration or
@@ -25,7 +26,8 @@
  * missing value, a stray argument).
  *
  * Ownership: the parsed command line (struct akv_config_args) lives in
- * main's frame, pointing into argv, until main returns; the reload reads it.
+ * main's frame, pointing into argv, until main returns; the reload reads it
+ * through env.args.
  */
 #include <errno.h>
 #include <signal.h>
@@ -77,9 +79,10 @@ static void usage(FILE *f)
                "\n"
                "A directive's values run up to the next option (an argument starting with\n"
                "'--', or a short flag above). The command line overrides the file, also\n"
-               "when SIGHUP reloads it. SIGINT or SIGTERM shut the daemon down after the\n"
-               "work in progress; SIGHUP reopens the log file and reloads the settings\n"
-               "that can change at run time. Under systemd, attnkvd reports readiness\n"
+               "when it is reloaded. SIGINT or SIGTERM shut the daemon down after the\n"
+               "work in progress; SIGHUP reopens the log file (and nothing else);\n"
+               "SIGUSR2 or CONFIG RELOAD re-read the file and apply the settings that\n"
+               "can change at run time. Under systemd, attnkvd reports readiness\n"
                "($NOTIFY_SOCKET), serves sockets passed in $LISTEN_FDS and answers the\n"
                "watchdog ($WATCHDOG_USEC). See attnkvd(8).\n");
 }
@@ -116,72 +119,9 @@ static int open_vectors(const char *path, struct akv_vocab **voc, double *ms)
     return rc;
 }
 
-struct reload_ctx {
-    struct akv_cmd_env *env;
-    const struct akv_config_args *args;
-};
-
-/* SIGHUP, on the loop thread: reads the configuration file again into a
- * fresh struct (so a bad file changes nothing), applies the command line's
- * directives over it (so they still win), then copies every run-time
- * directive whose value changed into the live settings and makes it take
- * effect; a changed directive that needs a restart is only reported. */
-static void reload_config(void *arg)
-{
-    struct reload_ctx *r = arg;
-    struct akv_cmd_env *env = r->env;
-    struct akv_config *live = env->config;
-    const char *const *names = akv_config_names();
-    struct akv_config fresh;
-    char err[512] = "";
-    size_t changed = 0;
-
-    if (!live->config_file) {
-        akv_log(AKV_LOG_NOTICE, "SIGHUP: no configuration file to reload%s",
-                r->args->config_file ? " (it was read from standard input)" : "");
-        return;
-    }
-    if (akv_config_init(&fresh) < 0) {
-        akv_log(AKV_LOG_WARNING, "SIGHUP: out of memory; settings unchanged");
-        return;
-    }
-    if (akv_config_load_file(&fresh, live->config_file, err, sizeof(err)) < 0 ||
-        akv_config_args_apply(&fresh, r->args, err, sizeof(err)) < 0) {
-        akv_log(AKV_LOG_WARNING, "SIGHUP: %s; settings unchanged", err[0] ? err : "bad option");
-        akv_config_fini(&fresh);
-        return;
-    }
-    for (size_t i = 0; names[i]; i++) {
-        char was[4096], now[4096];
-        const char *argv1[1] = {now};
-
-        if (akv_config_same(live, &fresh, names[i]) != 0)
-            continue;
-        if (!akv_config_runtime(names[i])) {
-            /* Secrets (requirepass) are never run-time: named, not shown. */
-            akv_log(AKV_LOG_WARNING, "SIGHUP: %s changed in %s; restart attnkvd to apply it",
-                    names[i], live->config_file);
-            continue;
-        }
-        if (akv_config_get(live, names[i], was, sizeof(was)) < 0 ||
-            akv_config_get(&fresh, names[i], now, sizeof(now)) < 0)
-            continue;
-        if (akv_cmd_settings_set(env, 1, &names[i], argv1, NULL, err, sizeof(err)) < 0) {
-            akv_log(AKV_LOG_WARNING, "SIGHUP: %s: %s; keeping '%s'", names[i], err, was);
-            continue;
-        }
-        akv_log(AKV_LOG_NOTICE, "SIGHUP: %s changed from '%s' to '%s'", names[i], was, now);
-        changed++;
-    }
-    akv_log(AKV_LOG_NOTICE, "SIGHUP: reloaded %s: %zu setting%s changed", live->config_file,
-            changed, changed == 1 ? "" : "s");
-    akv_config_fini(&fresh);
-}
-
 int main(int argc, char **argv)
 {
     struct akv_config_args args;
-    struct reload_ctx reload = {0};
     int status = 1, rc;
     struct akv_config cfg;
     struct akv_vocab *voc = NULL;
@@ -320,6 +260,7 @@ int main(int argc, char **argv)
         goto out;
     }
     env.config = &cfg;
+    env.args = &args;
     env.vocab = voc;
     env.nbcache = nbcache;
     env.dbs = dbs;
@@ -335,9 +276,6 @@ int main(int argc, char **argv)
     rc = akv_server_create(&srv, &loop, &env, &cfg);
     if (rc < 0)
         goto out;
-    reload.env = &env;
-    reload.args = &args;
-    akv_server_set_reload(srv, reload_config, &reload);
     akv_log(AKV_LOG_NOTICE, "ready: %u worker threads, maxclients %d", env.workers, cfg.maxclients);
     /* The listeners accept from here on (the kernel queues connections
      * until the loop runs), so the service manager may send clients. */

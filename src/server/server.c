@@ -9,8 +9,8 @@
  *
  * Handles owned here, each embedded in its owner and freed in (or after) its
  * close callback: one uv_tcp_t per listening address (each in its own
- * allocation, since a handle must not move), the SIGINT, SIGTERM and SIGHUP
- * uv_signal_t handles, a timer used for SHUTDOWN's deferred start and then
+ * allocation, since a handle must not move), the SIGINT, SIGTERM, SIGHUP and
+ * SIGUSR2 uv_signal_t handles, a timer used for SHUTDOWN's deferred start and then
  * the shutdown grace period, the cron timer that runs akv_conn_cron (idle
  * timeout, output soft limit), akv_cmd_cron (LASTSAVE, the memory peak)
  * and akv_cmd_reap (flushed stores) every AKV_CONN_CRON_MS, the expiry
@@ -31,9 +31,9 @@
  * src/server/activation.c) they are served instead of the bind/port settings. The
  * watchdog timer sends WATCHDOG=1 every half of $WATCHDOG_USEC from the
  * loop, so a wedged loop stops the pings. Shutdown starts with STOPPING=1.
- * SIGHUP reopens the log, then calls the reload callback (main.c re-reads
- * the configuration file and applies the run-time directives through
- * env->apply_setting, as CONFIG SET does).
+ * SIGHUP reopens the log file and does nothing else (logrotate's signal).
+ * SIGUSR2 reads the configuration file again, as CONFIG RELOAD does
+ * (akv_cmd_config_reload), between RELOADING=1 and READY=1.
  *
  * Shutdown (SIGINT or SIGTERM, or the SHUTDOWN command, which starts it
  * from a timer once its own request is over, so that draining never runs
@@ -85,7 +85,7 @@ struct listener {
     char name[INET6_ADDRSTRLEN + 16]; /* "127.0.0.1:6479", "[::1]:6479" */
 };
 
-static const int signals_handled[] = {SIGINT, SIGTERM, SIGHUP};
+static const int signals_handled[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR2};
 #define NSIGNALS (sizeof(signals_handled) / sizeof(signals_handled[0]))
 
 struct akv_server {
@@ -108,8 +108,6 @@ struct akv_server {
     int watchdog_ready;
     uv_timer_t expire; /* the active expiry cycle */
     int expire_ready;
-    void (*reload)(void *arg); /* SIGHUP, after the log is reopened */
-    void *reload_arg;
     int stopping;  /* shutdown started */
     int stop_now;  /* SHUTDOWN NOW: close the connections instead of draining them */
     int finishing; /* step 3 started */
@@ -457,14 +455,20 @@ static void on_signal(uv_signal_t *h, int signum)
     struct akv_server *s = h->data;
 
     if (signum == SIGHUP) {
+        /* logrotate's "move, then SIGHUP": the log only, never the
+         * settings, so that a rotation keeps what CONFIG SET changed. */
         int rc = akv_log_reopen();
-        akv_service_notify("RELOADING=1");
         if (rc < 0)
             akv_log(AKV_LOG_WARNING, "SIGHUP: reopening the log: %s", akv_log_strerror(rc));
         else
             akv_log(AKV_LOG_NOTICE, "SIGHUP: log reopened");
-        if (s->reload)
-            s->reload(s->reload_arg);
+        return;
+    }
+    if (signum == SIGUSR2) {
+        char err[512];
+        akv_service_notify("RELOADING=1");
+        if (akv_cmd_config_reload(s->env, "SIGUSR2", err, sizeof(err)) == -ENOENT)
+            akv_log(AKV_LOG_NOTICE, "SIGUSR2: no configuration file to reload");
         akv_service_notify("READY=1");
         return;
     }
@@ -569,12 +573,6 @@ static void on_watchdog(uv_timer_t *t)
 {
     (void)t;
     akv_service_notify("WATCHDOG=1");
-}
-
-void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *arg)
-{
-    s->reload = fn;
-    s->reload_arg = arg;
 }
 
 /* ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ struct akv_server;
 /* Creates the worker pool (cfg->workers threads, 0 = one per CPU), listens
  * on every cfg->bind address at cfg->port (port 0: the first listener picks
  * a free port and the others reuse it), logs "listening on ADDR:PORT" for
- * each, and installs the SIGINT/SIGTERM/SIGHUP handlers. When the service
+ * each, and installs the SIGINT/SIGTERM/SIGHUP/SIGUSR2 handlers. When the service
  * manager passed listening sockets ($LISTEN_FDS for our pid), those are
  * served instead of cfg's bind and port. When it asked for a watchdog
  * (akv_service_watchdog_usec), a timer pings it. env->tcp_port,
@@ -28,11 +28,6 @@ struct akv_server;
  * logged. Returns 0 or a negative errno / UV_E* code. */
 int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_env *env,
                       const struct akv_config *cfg);
-
-/* Sets what SIGHUP does after reopening the log (main.c: re-read the
- * configuration file and apply its run-time directives). fn runs on the
- * loop thread. */
-void akv_server_set_reload(struct akv_server *s, void (*fn)(void *arg), void *arg);
 
 /* Runs the loop until a signal has shut the server down: listeners closed,
  * every client's work finished and replies written (or the grace period

@@ -404,6 +404,10 @@ def test_monitor(env):
                     '"ECHO" "a\\"b\\nc\\x01"',
                     '"QUERY" "cat" "COUNT" "1"'], args
     assert not any("hunter2" in l for l in got)
+    # The password took effect (requirepass changes at run time); c, which
+    # connected before it, stays authenticated and turns it off again.
+    assert d.client().cmd("GET", "cat") == akvtest.RespError("NOAUTH Authentication required.")
+    assert c.cmd("CONFIG", "SET", "requirepass", "") == "OK"
     # Another client's redis-cli MONITOR sees redis-py's commands.
     p = subprocess.Popen(["redis-cli", "-p", str(d.port), "MONITOR"], stdout=subprocess.PIPE,
                          text=True)
