@@ -1786,3 +1786,41 @@ out:
     free(real);
     return rc;
 }
+
+/* Where a setting comes from, for --test-config's messages. */
+
+int akv_config_where(const struct akv_config *c, const struct akv_config_args *a, const char *name,
+                     char *out, size_t outlen)
+{
+    const struct directive *d = lookup(name);
+    char *buf = NULL;
+    size_t len = 0, pos, lineno, found = 0;
+    int fd, rc;
+
+    if (!d)
+        return -ENOENT;
+    for (size_t i = a ? a->nopts : 0; i-- > 0;) {
+        if (lookup(a->opts[i].name) == d)
+            return getf(out, outlen, "%.*s", (int)a->opts[i].flaglen, a->opts[i].flag);
+    }
+    if (!c->config_file)
+        return getf(out, outlen, "%s", a && a->config_file ? "standard input" : "the default");
+    fd = open(c->config_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return getf(out, outlen, "%s", c->config_file);
+    rc = read_all(fd, &buf, &len);
+    close(fd);
+    if (rc < 0)
+        return getf(out, outlen, "%s", c->config_file);
+    for (pos = 0, lineno = 1; pos < len; lineno++) {
+        const char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        if (line_directive(line, n) == d)
+            found = lineno;
+        pos += n + (nl ? 1 : 0);
+    }
+    free(buf);
+    if (found)
+        return getf(out, outlen, "%s:%zu", c->config_file, found);
+    return getf(out, outlen, "the default");
+}

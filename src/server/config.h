@@ -267,4 +267,12 @@ void akv_config_args_fini(struct akv_config_args *a);
 int akv_config_args_apply(struct akv_config *c, const struct akv_config_args *a, char *err,
                           size_t errlen);
 
+/* Where directive name's value comes from, for messages: the last
+ * command-line option that set it ("--dir", "-p"), else the last line of
+ * c->config_file that sets it ("/etc/attnkv/attnkvd.conf:12"), else
+ * "standard input" or "the default". Reads the file (blocking). Returns 0,
+ * -ENOENT for an unknown name, or -ENOSPC (out truncated). */
+int akv_config_where(const struct akv_config *c, const struct akv_config_args *a, const char *name,
+                     char *out, size_t outlen);
+
 #endif

@@ -19,11 +19,15 @@
  * directives that may change at run time; directives given on the command
  * line still override the file.
  *
+ * --test-config checks the settings, opens the vectors and runs the checks
+ * of start-up's needs (preflight.c: dir, logfile, bind/port, the AOF),
+ * reporting every problem, then exits.
+ *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), after --help,
  * --version and a successful --test-config; 1 for a bad configuration or
  * option value, a vectors file that cannot be opened, or a listener that
- * cannot be set up; 2 for a command-line usage error (an unknown option, a
- * missing value, a stray argument).
+ * cannot be set up (or any --test-config problem); 2 for a command-line
+ * usage error (an unknown option, a missing value, a stray argument).
  *
  * Ownership: the parsed command line (struct akv_config_args) lives in
  * main's frame, pointing into argv, until main returns; the reload reads it
@@ -46,6 +50,7 @@
 #include "server/config.h"
 #include "util/log.h"
 #include "persist/persist.h"
+#include "server/preflight.h"
 #include "server/service.h"
 #include "server/server.h"
 
@@ -73,7 +78,8 @@ static void usage(FILE *f)
                "                       its line in the file would be: --appendonly no,\n"
                "                       --dir /tmp/x, --logfile \"\", --bind ::1 127.0.0.1,\n"
                "                       --client-output-buffer-limit normal 0 0 0\n"
-               "  -t, --test-config    check the settings and the vectors file, then exit\n"
+               "  -t, --test-config    check the settings, the vectors file, dir, logfile,\n"
+               "                       the addresses and the append-only file, then exit\n"
                "  -v, --version        print the version and exit\n"
                "  -h, --help           print this help and exit\n"
                "\n"
@@ -173,15 +179,24 @@ int main(int argc, char **argv)
             fprintf(stderr, "attnkvd: NOTIFY_SOCKET unusable (%s); not notifying\n", strerror(-rc));
     }
     akv_service_status("Loading the vectors from %s", cfg.vectors);
-    if (open_vectors(cfg.vectors, &voc, &env.vocab_load_ms) < 0)
-        goto out;
     if (args.test_config) {
-        printf("attnkvd: configuration OK%s%s; vectors %s: %zu words, dimension %u\n",
-               from ? " in " : "", from ? from : "", cfg.vectors, akv_vocab_count(voc),
-               (unsigned)akv_vocab_dim(voc));
-        status = 0;
+        /* Every check, so that one run lists every problem. */
+        int bad = open_vectors(cfg.vectors, &voc, &env.vocab_load_ms) < 0;
+        if (bad) {
+            char where[512];
+            if (akv_config_where(&cfg, &args, "vectors", where, sizeof(where)) == 0)
+                fprintf(stderr, "attnkvd: (vectors from %s)\n", where);
+        }
+        bad += akv_preflight_check(&cfg, &args, stderr);
+        if (bad == 0)
+            printf("attnkvd: configuration OK%s%s; vectors %s: %zu words, dimension %u\n",
+                   from ? " in " : "", from ? from : "", cfg.vectors, akv_vocab_count(voc),
+                   (unsigned)akv_vocab_dim(voc));
+        status = bad ? 1 : 0;
         goto out;
     }
+    if (open_vectors(cfg.vectors, &voc, &env.vocab_load_ms) < 0)
+        goto out;
 
     akv_log_set_level(cfg.loglevel);
     /* The log may never be written into the files the data lives in. */

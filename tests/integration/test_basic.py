@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import akvtest
@@ -912,6 +913,79 @@ def test_command_line_errors(env):
     assert r.returncode == 1 and "(stdin):3: bad count 'lots'" in r.stderr, r
     r = start("--help")
     assert r.returncode == 0 and "--DIRECTIVE" in r.stdout and "FILE" in r.stdout, r
+
+
+@akvtest.test("basic")
+def test_test_config_checks_startup_needs(env):
+    """--test-config checks more than the syntax: dir, logfile, the
+    addresses and the AOF, each problem named with the directive and the
+    file:line (or option) it comes from; exit 1; nothing left behind."""
+    exe = os.environ["AKV_ATTNKVD"]
+    base = tempfile.mkdtemp(prefix="tc-", dir=env.workdir)
+
+    def test_config(*args):
+        return subprocess.run([exe] + list(args) + ["--test-config"], capture_output=True,
+                              text=True, timeout=60, cwd=base)
+
+    conf = os.path.join(base, "t.conf")
+    missing_dir = os.path.join(base, "nope")
+    log_in_missing = os.path.join(base, "nodir", "x.log")
+    with open(conf, "w") as f:
+        f.write("# checks\nport 0\nvectors %s\ndir %s\nlogfile %s\nbind 192.0.2.1\n"
+                % (env.vectors, missing_dir, log_in_missing))
+    r = test_config(conf)
+    assert r.returncode == 1, r
+    assert "dir '%s' (from %s:4): No such file or directory" % (missing_dir, conf) in r.stderr, r
+    assert ("logfile '%s' (from %s:5): cannot open it for appending" % (log_in_missing, conf)
+            in r.stderr), r
+    assert ("bind '192.0.2.1' (from %s:6), port 0 (from %s:2): cannot bind: Cannot assign "
+            "requested address" % (conf, conf)) in r.stderr, r
+    assert "configuration OK" not in r.stdout, r
+    # The command line is named when it set the value; dir is a file.
+    afile = os.path.join(base, "afile")
+    open(afile, "w").close()
+    r = test_config(conf, "--dir", afile, "--logfile", "", "--bind", "127.0.0.1")
+    assert r.returncode == 1 and "dir '%s' (from --dir): not a directory" % afile in r.stderr, r
+    # All good: exit 0; a log that did not exist is not left behind, one
+    # that did is not truncated; the dir check leaves nothing either.
+    data = os.path.join(base, "data")
+    os.mkdir(data)
+    newlog = os.path.join(base, "new.log")
+    r = test_config(conf, "--dir", data, "--logfile", newlog, "--bind", "127.0.0.1")
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r
+    assert not os.path.exists(newlog) and os.listdir(data) == [], os.listdir(data)
+    with open(newlog, "w") as f:
+        f.write("old lines\n")
+    r = test_config(conf, "--dir", data, "--logfile", newlog, "--bind", "127.0.0.1")
+    assert r.returncode == 0 and open(newlog).read() == "old lines\n", r
+    # A log the daemon would refuse: the AOF itself.
+    aof = os.path.join(data, "appendonly.aof")
+    r = test_config(conf, "--dir", data, "--logfile", aof, "--bind", "127.0.0.1")
+    assert r.returncode == 1 and "the append-only file" in r.stderr, r
+    # An AOF that cannot be read.
+    os.mkdir(aof)
+    r = test_config(conf, "--dir", data, "--logfile", "", "--bind", "127.0.0.1")
+    assert r.returncode == 1 and "appendfilename 'appendonly.aof' (from the default)" in r.stderr \
+        and "is not a regular file" in r.stderr, r
+    r = test_config(conf, "--dir", data, "--logfile", "", "--bind", "127.0.0.1", "--appendonly",
+                    "no")
+    assert r.returncode == 0, r
+    os.rmdir(aof)
+    # A port in use now (the test daemon's) is a warning, not a failure.
+    r = test_config(conf, "--dir", data, "--logfile", "", "--bind", "127.0.0.1", "--port",
+                    str(env.daemon.port))
+    assert r.returncode == 0 and "warning: bind '127.0.0.1'" in r.stderr \
+        and "port %d (from --port): in use now" % env.daemon.port in r.stderr, r
+    # A port the process may not bind (below 1024, when not root).
+    if os.geteuid() != 0:
+        r = test_config(conf, "--dir", data, "--logfile", "", "--bind", "127.0.0.1", "--port",
+                        "1")
+        assert r.returncode == 1 and "cannot bind: Permission denied" in r.stderr, r
+    # Under socket activation nothing is bound.
+    r = subprocess.run(["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", exe, conf,
+                        "--dir", data, "--logfile", "", "--test-config"], capture_output=True,
+                       text=True, timeout=60, cwd=base)
+    assert r.returncode == 0 and "bind and port not checked" in r.stderr, r
 
 
 @akvtest.test("basic")

@@ -110,8 +110,11 @@ def test_install(env):
     vocab = os.path.join(dest, "v.akv")
     subprocess.run([under(dest, os.path.join(d["bindir"], "attnkv-import")), "--quiet",
                     vocab_txt, vocab], check=True, timeout=60)
+    # (--test-config checks that dir is writable: /var/lib/attnkv is the
+    # service's, not this test's.)
     r = subprocess.run([daemon, "--test-config", "--config", under(dest, conf_path),
-                        "--vectors", vocab], capture_output=True, text=True, timeout=30)
+                        "--vectors", vocab, "--dir", dest], capture_output=True, text=True,
+                       timeout=30)
     assert r.returncode == 0 and "configuration OK" in r.stdout, r
 
 
