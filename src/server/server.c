@@ -24,8 +24,15 @@
  * connection owns its TCP handle and maybe a linger timer.
  *
  * Accepting: past maxclients a client gets "-ERR max number of clients
- * reached"; then, in protected mode without a password, a client from an
- * address other than loopback gets "-DENIED ..." (both then close).
+ * reached"; so does one that would leave fewer than AKV_FDLIMIT_SPARE file
+ * descriptors free (fdlimit.h; counted, and logged at most every
+ * FD_LOG_INTERVAL_MS, flushed by the cron); then, in protected mode without
+ * a password, a client from an address other than loopback gets
+ * "-DENIED ..." (all then close). Should accept itself fail with EMFILE,
+ * libuv closes what waits in the backlog with its reserve descriptor and
+ * the listener goes on. At start, maxclients is fitted to RLIMIT_NOFILE
+ * (raised, or maxclients lowered with a warning); CONFIG SET maxclients
+ * raises the limit or is refused (apply_setting).
  *
  * Service manager: when systemd passes listening sockets ($LISTEN_FDS,
  * src/server/activation.c) they are served instead of the bind/port settings. The
@@ -68,6 +75,7 @@
 
 #include "server/activation.h"
 #include "server/conn.h"
+#include "server/fdlimit.h"
 #include "util/log.h"
 #include "server/service.h"
 #include "server/pool.h"
@@ -78,6 +86,8 @@
  * one turn may delete them (Redis's fast cycle takes 1 ms too). */
 #define EXPIRE_CYCLE_MS 100
 #define EXPIRE_BUDGET_US 1000
+/* Refusals for lack of descriptors are logged at most this often. */
+#define FD_LOG_INTERVAL_MS 10000
 
 struct listener {
     uv_tcp_t tcp;
@@ -108,9 +118,12 @@ struct akv_server {
     int watchdog_ready;
     uv_timer_t expire; /* the active expiry cycle */
     int expire_ready;
-    int stopping;  /* shutdown started */
-    int stop_now;  /* SHUTDOWN NOW: close the connections instead of draining them */
-    int finishing; /* step 3 started */
+    uint64_t fd_refused; /* clients refused for lack of descriptors, not yet logged */
+    uint64_t fd_log_ms;  /* uv_now of the last such line; 0: none yet */
+    size_t fds_base;     /* descriptors open once listening, before any client */
+    int stopping;        /* shutdown started */
+    int stop_now;        /* SHUTDOWN NOW: close the connections instead of draining them */
+    int finishing;       /* step 3 started */
 };
 
 static void close_listeners(struct akv_server *s);
@@ -155,13 +168,47 @@ static int peer_is_loopback(struct akv_conn *c)
     return 0;
 }
 
+/* Logs the refusals for lack of descriptors counted since the last line,
+ * at most every FD_LOG_INTERVAL_MS (force: the first one, at once), so a
+ * flood of connections costs a line every few seconds, not one each. */
+static void log_fd_refusals(struct akv_server *s, int force)
+{
+    uint64_t now = uv_now(s->loop);
+    unsigned long long limit = 0;
+
+    if (s->fd_refused == 0 || (!force && now - s->fd_log_ms < FD_LOG_INTERVAL_MS))
+        return;
+    (void)akv_fdlimit_scarce(-1, 0, &limit);
+    akv_log(AKV_LOG_WARNING,
+            "refused %" PRIu64 " client%s for lack of file descriptors (RLIMIT_NOFILE %llu, "
+            "%" PRIu64 " clients connected); raise the limit (ulimit -n, LimitNOFILE=) or "
+            "lower maxclients",
+            s->fd_refused, s->fd_refused == 1 ? "" : "s", limit, s->env->stats.connected_clients);
+    s->fd_refused = 0;
+    s->fd_log_ms = now ? now : 1;
+}
+
+static void refused_for_fds(struct akv_server *s)
+{
+    s->env->stats.rejected_connections++;
+    s->fd_refused++;
+    log_fd_refusals(s, s->fd_log_ms == 0 || uv_now(s->loop) - s->fd_log_ms >= FD_LOG_INTERVAL_MS);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct listener *l = ls->data;
     struct akv_server *s = l->srv;
     struct akv_conn *c;
+    uv_os_fd_t fd = -1;
     int rc;
 
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        /* libuv has accepted and closed what was waiting (its reserve
+         * descriptor); the listener goes on. */
+        refused_for_fds(s);
+        return;
+    }
     if (status < 0) {
         akv_log(AKV_LOG_WARNING, "accept on %s: %s", l->name, uv_strerror(status));
         return;
@@ -179,6 +226,14 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     s->env->stats.connections_received++;
+    /* Accepting gives the lowest free descriptor: past the limit's last
+     * few, this client would leave the daemon none for its own files. */
+    if (uv_fileno((uv_handle_t *)akv_conn_stream(c), &fd) == 0 &&
+        akv_fdlimit_scarce(fd, s->fds_base + akv_conn_count(&s->conns), NULL)) {
+        refused_for_fds(s);
+        akv_conn_reject(c, "ERR max number of clients reached");
+        return;
+    }
     if (s->env->stats.connected_clients >= (uint64_t)s->cfg->maxclients) {
         s->env->stats.rejected_connections++;
         akv_log(AKV_LOG_VERBOSE, "rejecting a client: maxclients (%d) reached", s->cfg->maxclients);
@@ -439,6 +494,7 @@ void akv_server_stop(struct akv_server *s)
         return;
     }
     s->stopping = 1;
+    log_fd_refusals(s, 1);
     akv_service_notify("STOPPING=1");
     akv_service_status("Shutting down: %" PRIu64 " clients, %zu jobs in flight",
                        s->env->stats.connected_clients, akv_pool_pending(s->pool));
@@ -490,6 +546,17 @@ static int apply_setting(struct akv_cmd_env *env, const char *name, char *err, s
 
     if (strcmp(name, "loglevel") == 0) {
         akv_log_set_level(cfg->loglevel);
+    } else if (strcmp(name, "maxclients") == 0) {
+        /* As Redis: raise the descriptor limit, or refuse the value. */
+        long fit = akv_fdlimit_fit(cfg->maxclients, NULL, NULL);
+        if (fit < cfg->maxclients) {
+            if (err && errlen)
+                snprintf(err, errlen,
+                         "The operating system is not able to handle the specified number of "
+                         "clients, try with %ld",
+                         fit);
+            return -EMFILE;
+        }
     } else if (strcmp(name, "logfile") == 0) {
         int rc = akv_log_open(cfg->logfile);
         if (rc < 0) {
@@ -584,6 +651,7 @@ static void on_cron(uv_timer_t *t)
     struct akv_server *s = t->data;
 
     akv_conn_cron(&s->conns);
+    log_fd_refusals(s, 0);
     akv_cmd_cron(s->env);
     akv_cmd_reap(s->env, 0);
 }
@@ -706,6 +774,35 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
         akv_log(AKV_LOG_VERBOSE, "watchdog: pinging every %" PRIu64 " ms", ms > 0 ? ms : 1);
     }
 
+    /* maxclients against RLIMIT_NOFILE, as Redis fits them. */
+    {
+        struct akv_config *live = env->config;
+        unsigned long long before = 0, after = 0;
+        long fit = akv_fdlimit_fit(live->maxclients, &before, &after);
+
+        if (after > before)
+            akv_log(AKV_LOG_NOTICE,
+                    "raised the file descriptor limit (RLIMIT_NOFILE) from %llu to %llu for "
+                    "maxclients %d",
+                    before, after, live->maxclients);
+        if (fit < 1) {
+            akv_log(AKV_LOG_WARNING,
+                    "the file descriptor limit (RLIMIT_NOFILE %llu) leaves none for clients; "
+                    "it must be above %d",
+                    after, AKV_FDLIMIT_RESERVED);
+            rc = -EMFILE;
+            goto fail;
+        }
+        if (fit < live->maxclients) {
+            akv_log(AKV_LOG_WARNING,
+                    "maxclients %d needs %ld file descriptors, but the limit (RLIMIT_NOFILE) "
+                    "is %llu and cannot be raised: maxclients lowered to %ld; raise the limit "
+                    "(ulimit -n, systemd's LimitNOFILE=) to serve more clients",
+                    live->maxclients, (long)live->maxclients + AKV_FDLIMIT_RESERVED, after, fit);
+            live->maxclients = (int)fit;
+        }
+    }
+
     port = cfg->port;
     rc = akv_activation_listen_fds();
     if (rc < 0) {
@@ -737,6 +834,8 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
         goto fail;
     }
     env->tcp_port = port;
+    rc = akv_fdlimit_count_open();
+    s->fds_base = rc > 0 ? (size_t)rc : 0;
     log_access(s);
     env->apply_setting = apply_setting;
     env->queue_len = queue_len;

@@ -530,6 +530,101 @@ def test_requirepass_at_run_time(env):
         d.check_clean_exit()
 
 
+def _fd_limited(soft_hard):
+    """A preexec_fn: RLIMIT_NOFILE soft_hard, and, for root, no
+    CAP_SYS_RESOURCE after exec (so the limit cannot be raised, as for an
+    ordinary user)."""
+    import ctypes
+
+    def pre():
+        resource.setrlimit(resource.RLIMIT_NOFILE, soft_hard)
+        if os.geteuid() == 0:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(24, 24, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_SYS_RESOURCE
+                os._exit(99)
+    return pre
+
+
+def _try_ping(port):
+    """Connects and PINGs: the reply, or "" if the connection is closed."""
+    s = Client(port)
+    try:
+        return s.cmd("PING")
+    except (akvtest.Closed, ConnectionError):
+        return ""
+    finally:
+        s.close()
+
+
+@akvtest.test("limits")
+def test_maxclients_and_fd_limit(env):
+    """maxclients above what RLIMIT_NOFILE allows is lowered at start with a
+    warning; CONFIG SET above it is refused (as Redis); a client refused
+    for lack of descriptors is logged (once for a burst) and counted, and
+    the listener serves again once descriptors are free."""
+    d = Daemon(env.workdir, env.vectors, ("--workers", "1", "--appendonly", "no"),
+               name="fdlimit", preexec_fn=_fd_limited((100, 100)))
+    held = []
+    try:
+        t = d.text()
+        assert ("maxclients 10000 needs 10032 file descriptors, but the limit (RLIMIT_NOFILE) "
+                "is 100 and cannot be raised: maxclients lowered to 68") in t, t
+        c = d.client()
+        assert c.cmd("CONFIG", "GET", "maxclients") == ["maxclients", "68"]
+        assert c.cmd("CONFIG", "SET", "maxclients", "1000") == RespError(
+            "ERR CONFIG SET 'maxclients': The operating system is not able to handle the "
+            "specified number of clients, try with 68")
+        assert c.cmd("CONFIG", "GET", "maxclients") == ["maxclients", "68"]
+        assert c.cmd("CONFIG", "SET", "maxclients", "50") == "OK"
+        assert c.cmd("CONFIG", "SET", "maxclients", "68") == "OK"
+        # Up to maxclients, the usual refusal.
+        for _ in range(67):
+            x = d.client()
+            assert x.cmd("PING") == "PONG"
+            held.append(x)
+        assert is_err(_try_ping(d.port), "max number of clients reached")
+        for x in held[:40]:
+            x.close()
+        del held[:40]
+        time.sleep(0.2)
+        # Descriptors run short (the limit lowered from outside): refused,
+        # logged once for the burst, counted.
+        base = int(info_fields(c, "stats")["rejected_connections"])
+        nfds = len(os.listdir("/proc/%d/fd" % d.proc.pid))
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (nfds + 12, 100))
+        replies = []
+        for _ in range(20):
+            x = d.client()
+            r = x.cmd("PING")
+            replies.append(r)
+            if r == "PONG":
+                held.append(x)
+            else:
+                x.close()
+        refused = sum(1 for r in replies if r != "PONG")
+        assert 0 < refused < 20 and replies[0] == "PONG", replies
+        assert all(is_err(r, "max number of clients reached") for r in replies if r != "PONG")
+        wait_log(d, "for lack of file descriptors (RLIMIT_NOFILE %d" % (nfds + 12))
+        assert d.text().count("for lack of file descriptors") == 1, d.text()[-2000:]
+        assert int(info_fields(c, "stats")["rejected_connections"]) == base + refused
+        # Descriptors back: new clients are served.
+        for x in held[:10]:
+            x.close()
+        del held[:10]
+        time.sleep(0.2)
+        assert _try_ping(d.port) == "PONG"
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (100, 100))
+        for _ in range(5):
+            assert _try_ping(d.port) == "PONG"
+        c.close()
+    finally:
+        for x in held:
+            x.close()
+        d.check_clean_exit()
+    # The rest of the burst is logged at shutdown at the latest.
+    assert d.text().count("for lack of file descriptors") <= 2
+
+
 @akvtest.test("limits")
 def test_protected_mode(env):
     ns = Netns()
