@@ -1407,6 +1407,7 @@ struct obuf {
     char *p;
     size_t len, cap;
     int oom;
+    const char *toolong; /* a directive whose line would not read back */
 };
 
 static void out_add(struct obuf *o, const char *s, size_t n)
@@ -1512,6 +1513,7 @@ static char *get_alloc(const struct akv_config *c, const struct directive *d)
 static void out_directive(struct obuf *o, const struct akv_config *c, const struct directive *d)
 {
     char *v = get_alloc(c, d);
+    size_t start = o->len;
 
     if (!v) {
         o->oom = 1;
@@ -1528,6 +1530,9 @@ static void out_directive(struct obuf *o, const struct akv_config *c, const stru
         out_add(o, " ", 1);
         out_word(o, v);
     }
+    /* Escapes can make a value from a long line longer than a line may be. */
+    if (!o->oom && o->len - start > AKV_CONFIG_LINE_MAX)
+        o->toolong = d->name;
     out_add(o, "\n", 1);
     free(v);
 }
@@ -1632,12 +1637,17 @@ int akv_config_rewrite_mem(const struct akv_config *c, const char *buf, size_t l
             out_str(&o, REWRITE_MARKER "\n");
         out_directive(&o, c, &directives[k]);
     }
-    if (o.oom || !o.p) {
+    if (!o.p)
         out_add(&o, "", 0);
-        if (o.oom) {
-            rc = -ENOMEM;
-            goto oom;
-        }
+    if (o.oom) {
+        rc = -ENOMEM;
+        goto oom;
+    }
+    if (o.toolong) {
+        rc = -EINVAL;
+        akv_errf(err, errlen, "the value of '%s' is too long for a line of the file (%u bytes)",
+                 o.toolong, (unsigned)AKV_CONFIG_LINE_MAX);
+        goto out;
     }
     *out = o.p;
     *outlen = o.len;
