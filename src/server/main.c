@@ -185,7 +185,8 @@ int main(int argc, char **argv)
         if (bad) {
             char where[512];
             if (akv_config_where(&cfg, &args, "vectors", where, sizeof(where)) == 0)
-                fprintf(stderr, "attnkvd: (vectors from %s)\n", where);
+                fprintf(stderr, "attnkvd: vectors '%s' (from %s): cannot be opened\n", cfg.vectors,
+                        where);
         }
         bad += akv_preflight_check(&cfg, &args, stderr);
         if (bad == 0)

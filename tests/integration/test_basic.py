@@ -941,6 +941,10 @@ def test_test_config_checks_startup_needs(env):
     assert ("bind '192.0.2.1' (from %s:6), port 0 (from %s:2): cannot bind: Cannot assign "
             "requested address" % (conf, conf)) in r.stderr, r
     assert "configuration OK" not in r.stdout, r
+    # Every problem in one run, the vectors too.
+    r = test_config(conf, "--vectors", os.path.join(base, "none.akv"))
+    assert r.returncode == 1 and "vectors '%s' (from --vectors): cannot be opened" % os.path.join(
+        base, "none.akv") in r.stderr and "dir '%s'" % missing_dir in r.stderr, r
     # The command line is named when it set the value; dir is a file.
     afile = os.path.join(base, "afile")
     open(afile, "w").close()
