@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """daemon-limits: every configurable limit and the security settings.
 
-Protocol sizes, maxclients, output buffers (with clients that never read,
-and the daemon's RSS), the idle timeout, key/value lengths, maxkeys,
-maxmemory, AUTH, and protected mode (from a network namespace the test
+Protocol sizes, maxclients (and RLIMIT_NOFILE), output buffers (with
+clients that never read, and the daemon's RSS), the idle timeout, key/value
+lengths, maxkeys, maxmemory, AUTH (and requirepass at run time), and
+protected mode (from a network namespace the test
 makes, with a veth pair 10.213.X.1 <-> 10.213.X.2; skipped when namespaces
 cannot be made). Each test runs a daemon of its own, started from a config
 file the test writes.
