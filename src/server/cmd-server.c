@@ -281,25 +281,75 @@ static int config_reload(struct akv_cmd_ctx *ctx)
     return akv_reply_status(ctx->out, "OK");
 }
 
-/* CONFIG REWRITE: the running settings back into the file (config.h,
- * akv_config_rewrite), with Redis's error texts. */
+/* CONFIG REWRITE: the running settings back into the file, with Redis's
+ * error texts. The new text is made here, from the settings as they are
+ * now; writing it (with two fsyncs, some milliseconds) is a pool job, so
+ * that it never holds the other clients up. */
+struct rewrite_job {
+    struct akv_cmd_job base;
+    struct akv_cmd_env *env;
+    char *path, *text;
+    size_t len;
+    int rc;
+    char err[512];
+};
+
+/* Worker thread: reads only its own job. */
+static void rewrite_work(struct akv_pool_job *pj)
+{
+    struct rewrite_job *j = container_of(pj, struct rewrite_job, base.pool);
+
+    j->rc = akv_config_write_file(j->path, j->text, j->len, j->err, sizeof(j->err));
+}
+
+static void rewrite_finish(struct akv_cmd_job *cj, struct akv_buf *out)
+{
+    struct rewrite_job *j = container_of(cj, struct rewrite_job, base);
+    uint64_t us = (now_ns() - cj->t0) / 1000;
+    int rc = 0;
+
+    if (j->rc < 0)
+        akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", j->err);
+    else
+        akv_log(AKV_LOG_NOTICE, "CONFIG REWRITE executed with success (%s)", j->path);
+    if (out) {
+        size_t mark = out->len;
+        rc = j->rc < 0 ? akv_reply_errorf(out, "ERR Rewriting config file: %s", j->err)
+                       : akv_reply_status(out, "OK");
+        if (rc < 0)
+            akv_cmd_reply_cut_to_oom(out, mark);
+    }
+    akv_cmd_job_account(j->env, cj, us, j->rc < 0 || rc < 0);
+    free(j->path);
+    free(j->text);
+    free(j);
+}
+
 static int config_rewrite(struct akv_cmd_ctx *ctx)
 {
     const struct akv_config *c = ctx->env->config;
-    char err[512];
+    struct rewrite_job *j;
     int rc;
 
     if (!c->config_file)
         return akv_reply_error(ctx->out, "ERR The server is running without a config file");
-    rc = akv_config_rewrite(c, c->config_file, err, sizeof(err));
-    if (rc == -ENOMEM)
+    j = calloc(1, sizeof(*j));
+    if (!j)
         return reply_oom(ctx->out);
+    rc = akv_config_rewrite_prepare(c, c->config_file, &j->path, &j->text, &j->len, j->err,
+                                    sizeof(j->err));
     if (rc < 0) {
-        akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", err);
-        return akv_reply_errorf(ctx->out, "ERR Rewriting config file: %s", err);
+        akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", j->err);
+        rc = rc == -ENOMEM ? reply_oom(ctx->out)
+                           : akv_reply_errorf(ctx->out, "ERR Rewriting config file: %s", j->err);
+        free(j);
+        return rc;
     }
-    akv_log(AKV_LOG_NOTICE, "CONFIG REWRITE executed with success");
-    return akv_reply_status(ctx->out, "OK");
+    j->base.pool.work = rewrite_work;
+    j->base.finish = rewrite_finish;
+    j->env = ctx->env;
+    ctx->job = &j->base;
+    return 0;
 }
 
 /* CONFIG RESETSTAT: zeroes the counters INFO shows (not the gauges). */

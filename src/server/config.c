@@ -1680,13 +1680,15 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, size_t errlen)
+int akv_config_rewrite_prepare(const struct akv_config *c, const char *path, char **target,
+                               char **text, size_t *textlen, char *err, size_t errlen)
 {
-    char *real = NULL, *buf = NULL, *text = NULL, *tmp = NULL, *slash;
-    size_t len = 0, textlen = 0;
-    struct stat st;
-    int have_st = 0, fd = -1, rc;
+    char *real = NULL, *buf = NULL;
+    size_t len = 0;
+    int fd, rc;
 
+    *target = *text = NULL;
+    *textlen = 0;
     if (err && errlen)
         err[0] = '\0';
     /* A symbolic link keeps pointing at the file, which is what changes. */
@@ -1703,10 +1705,8 @@ int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, 
     /* A file that is gone is rewritten from nothing, as Redis does. */
     fd = open(real, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        have_st = fstat(fd, &st) == 0;
         rc = read_all(fd, &buf, &len);
         close(fd);
-        fd = -1;
         if (rc < 0) {
             akv_errf(err, errlen, "%s: %s", real, strerror(-rc));
             goto out;
@@ -1716,28 +1716,40 @@ int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, 
         akv_errf(err, errlen, "%s: %s", real, strerror(-rc));
         goto out;
     }
-    rc = akv_config_rewrite_mem(c, buf ? buf : "", len, real, &text, &textlen, err, errlen);
-    if (rc < 0)
-        goto out;
+    rc = akv_config_rewrite_mem(c, buf ? buf : "", len, real, text, textlen, err, errlen);
+    if (rc == 0) {
+        *target = real;
+        real = NULL;
+    }
 
-    /* Atomically: a temporary file in the same directory, written and
-     * synced, then renamed over the old one, and the directory synced. */
-    slash = strrchr(real, '/');
-    if (asprintf(&tmp, "%.*s.attnkvd-rewrite-XXXXXX", slash ? (int)(slash - real + 1) : 0, real) <
-        0) {
-        tmp = NULL;
-        rc = -ENOMEM;
+out:
+    free(buf);
+    free(real);
+    return rc;
+}
+
+int akv_config_write_file(const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    char *tmp = NULL;
+    struct stat st;
+    int have_st, fd, rc;
+
+    if (err && errlen)
+        err[0] = '\0';
+    have_st = stat(path, &st) == 0;
+    if (asprintf(&tmp, "%.*s.attnkvd-rewrite-XXXXXX", dirlen, path) < 0) {
         akv_errf(err, errlen, "out of memory");
-        goto out;
+        return -ENOMEM;
     }
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        akv_errf(err, errlen, "cannot create a temporary file in %.*s: %s",
-                 slash ? (int)(slash - real + 1) : 1, slash ? real : ".", strerror(-rc));
+        akv_errf(err, errlen, "cannot create a temporary file in %.*s: %s", dirlen ? dirlen : 1,
+                 dirlen ? path : ".", strerror(-rc));
         free(tmp);
-        tmp = NULL;
-        goto out;
+        return rc;
     }
     if (have_st) {
         /* Same mode, and the same owner when we may set it. */
@@ -1747,10 +1759,10 @@ int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, 
         if (fchmod(fd, st.st_mode & 07777) < 0) {
             rc = -errno;
             akv_errf(err, errlen, "%s: %s", tmp, strerror(-rc));
-            goto out;
+            goto fail;
         }
     }
-    rc = write_all(fd, text, textlen);
+    rc = write_all(fd, text, len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (rc == 0) {
@@ -1759,41 +1771,44 @@ int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, 
     }
     if (rc < 0) {
         akv_errf(err, errlen, "writing %s: %s", tmp, strerror(-rc));
-        goto out;
+        goto fail;
     }
-    if (rename(tmp, real) < 0) {
+    if (rename(tmp, path) < 0) {
         rc = -errno;
-        akv_errf(err, errlen, "renaming %s to %s: %s", tmp, real, strerror(-rc));
-        goto out;
+        akv_errf(err, errlen, "renaming %s to %s: %s", tmp, path, strerror(-rc));
+        goto fail;
     }
     free(tmp);
-    tmp = NULL;
+    /* The rename itself, to disk. */
     {
-        int dfd;
-        if (slash) {
-            *slash = '\0';
-            dfd = open(real[0] ? real : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            *slash = '/';
-        } else {
-            dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        }
+        char *dir = dirlen ? strndup(path, (size_t)(dirlen > 1 ? dirlen - 1 : 1)) : strdup(".");
+        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
         if (dfd >= 0) {
             (void)fsync(dfd);
             close(dfd);
         }
+        free(dir);
     }
-    rc = 0;
+    return 0;
 
-out:
+fail:
     if (fd >= 0)
         close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, size_t errlen)
+{
+    char *target = NULL, *text = NULL;
+    size_t len = 0;
+    int rc = akv_config_rewrite_prepare(c, path, &target, &text, &len, err, errlen);
+
+    if (rc == 0)
+        rc = akv_config_write_file(target, text, len, err, errlen);
+    free(target);
     free(text);
-    free(buf);
-    free(real);
     return rc;
 }
 

@@ -196,13 +196,22 @@ int akv_config_client_settable(const char *name);
 int akv_config_rewrite_mem(const struct akv_config *c, const char *buf, size_t len,
                            const char *name, char **out, size_t *outlen, char *err, size_t errlen);
 
-/* CONFIG REWRITE: akv_config_rewrite_mem on the file at path (its target if
- * it is a symbolic link; a file that does not exist counts as empty), then
- * written atomically: a temporary file in the same directory with the old
- * file's mode (and owner, where allowed; a new file is 0600), fsync,
- * rename over the old one, fsync of the directory. Returns 0, or -errno
- * with the reason in err (never a value). The old file is untouched on any
- * failure. Blocking I/O; the caller's thread. */
+/* CONFIG REWRITE, in two steps so that the slow one can leave the loop
+ * thread. akv_config_rewrite_prepare reads the file at path (a file that
+ * does not exist counts as empty) and makes its new text with
+ * akv_config_rewrite_mem; *target gets the file to replace (path's target
+ * when path is a symbolic link, so the link stays). Both outputs are the
+ * caller's to free. The thread that owns c; reads a small file.
+ * akv_config_write_file replaces path with text[0, len) atomically: a
+ * temporary file in the same directory with the old file's mode (and
+ * owner, where allowed; a new file is 0600), written, fsync'd, renamed
+ * over the old one, then the directory fsync'd. No shared state: any
+ * thread. akv_config_rewrite does both. Each returns 0, or -errno with the
+ * reason in err (never a value); the old file is untouched on any
+ * failure. */
+int akv_config_rewrite_prepare(const struct akv_config *c, const char *path, char **target,
+                               char **text, size_t *textlen, char *err, size_t errlen);
+int akv_config_write_file(const char *path, const char *text, size_t len, char *err, size_t errlen);
 int akv_config_rewrite(const struct akv_config *c, const char *path, char *err, size_t errlen);
 
 /* One directive given on the command line: the option as written (flag,
