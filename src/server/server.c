@@ -28,10 +28,15 @@
  * descriptors free (fdlimit.h; counted, and logged at most every
  * FD_LOG_INTERVAL_MS, flushed by the cron); then, in protected mode without
  * a password, a client from an address other than loopback gets
- * "-DENIED ..." (all then close). Should accept itself fail with EMFILE,
- * libuv closes what waits in the backlog with its reserve descriptor and
- * the listener goes on. At start, maxclients is fitted to RLIMIT_NOFILE
- * (raised, or maxclients lowered with a warning); CONFIG SET maxclients
+ * "-DENIED ..." (all then close). Should accept itself fail with EMFILE or
+ * ENFILE (the limit lowered from outside below the descriptors open, the
+ * system's table full), libuv first closes what waits in the backlog with
+ * its own reserve descriptor; when that does not help it would retry at
+ * once, forever, so the listener pauses instead: its handle closes and a
+ * duplicate of the socket, made in the slot of our reserve descriptor,
+ * keeps it listening, clients waiting in the kernel's backlog, until the
+ * cron finds descriptors free again (pause_listener, resume_listeners). At start, maxclients is
+ * fitted to RLIMIT_NOFILE (raised, or maxclients lowered with a warning); CONFIG SET maxclients
  * raises the limit or is refused (apply_setting).
  *
  * Service manager: when systemd passes listening sockets ($LISTEN_FDS,
@@ -63,12 +68,14 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -89,10 +96,19 @@
 /* Refusals for lack of descriptors are logged at most this often. */
 #define FD_LOG_INTERVAL_MS 10000
 
+/* A listener whose accept found no descriptor at all is paused: its handle
+ * closes, a duplicate of the socket (paused_fd) keeps it listening, so
+ * clients wait in the backlog, and the cron resumes it once descriptors
+ * are free again (pause_listener, resume_listeners). */
+enum { L_ACTIVE, L_PAUSING, L_PAUSED };
+
 struct listener {
     uv_tcp_t tcp;
     struct akv_server *srv;
     char name[INET6_ADDRSTRLEN + 16]; /* "127.0.0.1:6479", "[::1]:6479" */
+    int state;                        /* L_* */
+    int paused_fd;                    /* the socket while the handle is closed, or -1 */
+    int dropped;                      /* shutdown came while L_PAUSING */
 };
 
 static const int signals_handled[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR2};
@@ -118,16 +134,20 @@ struct akv_server {
     int watchdog_ready;
     uv_timer_t expire; /* the active expiry cycle */
     int expire_ready;
-    uint64_t fd_refused; /* clients refused for lack of descriptors, not yet logged */
-    uint64_t fd_log_ms;  /* uv_now of the last such line; 0: none yet */
-    size_t fds_base;     /* descriptors open once listening, before any client */
-    int stopping;        /* shutdown started */
-    int stop_now;        /* SHUTDOWN NOW: close the connections instead of draining them */
-    int finishing;       /* step 3 started */
+    uint64_t fd_refused;    /* clients refused for lack of descriptors, not yet logged */
+    uint64_t fd_log_ms;     /* uv_now of the last such line; 0: none yet */
+    size_t fds_base;        /* descriptors open once listening, before any client */
+    int reserve_fd;         /* kept open to be given up when a listener must pause; or -1 */
+    uint64_t emfile_log_ms; /* uv_now of the last "accept: no descriptor" line */
+    int stopping;           /* shutdown started */
+    int stop_now;           /* SHUTDOWN NOW: close the connections instead of draining them */
+    int finishing;          /* step 3 started */
 };
 
 static void close_listeners(struct akv_server *s);
 static void check_done(struct akv_server *s);
+static void on_connection(uv_stream_t *ls, int status);
+static void on_listener_closed(uv_handle_t *h);
 
 /* ------------------------------------------------------------------------
  * Accepting.
@@ -195,6 +215,91 @@ static void refused_for_fds(struct akv_server *s)
     log_fd_refusals(s, s->fd_log_ms == 0 || uv_now(s->loop) - s->fd_log_ms >= FD_LOG_INTERVAL_MS);
 }
 
+static void on_listener_paused(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct akv_server *s = l->srv;
+
+    l->state = L_PAUSED;
+    if (l->dropped) {
+        /* Shutdown came meanwhile: close_listeners left it to us. */
+        close(l->paused_fd);
+        free(l);
+        s->open_listeners--;
+        check_done(s);
+    }
+}
+
+/* accept failed for want of any descriptor, and libuv's own reserve did not
+ * help (the limit is below the descriptors open: lowered from outside, or
+ * the system's table is full): libuv would retry at once, forever, holding
+ * the loop. Closing the handle ends that; a duplicate of the socket, made
+ * in the slot of our reserve descriptor, keeps it listening. */
+static int pause_listener(struct akv_server *s, struct listener *l)
+{
+    uv_os_fd_t fd;
+    int copy;
+
+    if (l->state != L_ACTIVE || uv_fileno((uv_handle_t *)&l->tcp, &fd) < 0)
+        return -EINVAL;
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        s->reserve_fd = -1;
+    }
+    copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return -errno; /* nothing to pause with: libuv goes on trying */
+    l->paused_fd = copy;
+    l->state = L_PAUSING;
+    uv_close((uv_handle_t *)&l->tcp, on_listener_paused);
+    akv_log(AKV_LOG_WARNING,
+            "no file descriptor left to accept a client on %s: not accepting until some are "
+            "free (clients wait in the backlog)",
+            l->name);
+    return 0;
+}
+
+/* From the cron: listeners paused for want of descriptors listen again once
+ * our reserve can be reopened and a client would not be refused anyway. */
+static void resume_listeners(struct akv_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        int rc;
+
+        if (!l || l->state != L_PAUSED || s->stopping)
+            continue;
+        if (s->reserve_fd < 0)
+            s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->reserve_fd < 0 ||
+            akv_fdlimit_scarce(s->reserve_fd, s->fds_base + akv_conn_count(&s->conns) + 1, NULL))
+            return;
+        rc = uv_tcp_init(s->loop, &l->tcp);
+        if (rc < 0)
+            return;
+        l->tcp.data = l;
+        rc = uv_tcp_open(&l->tcp, l->paused_fd);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+        if (rc < 0) {
+            /* Not now: closing the handle must not close the socket. */
+            int copy = fcntl(l->paused_fd, F_DUPFD_CLOEXEC, 0);
+            if (copy < 0) {
+                l->state = L_ACTIVE; /* the handle owns it; close as usual */
+                akv_log(AKV_LOG_WARNING, "cannot listen on %s again: %s", l->name, uv_strerror(rc));
+                continue;
+            }
+            l->paused_fd = copy;
+            l->state = L_PAUSING;
+            uv_close((uv_handle_t *)&l->tcp, on_listener_paused);
+            return;
+        }
+        l->state = L_ACTIVE;
+        l->paused_fd = -1;
+        akv_log(AKV_LOG_NOTICE, "accepting clients on %s again", l->name);
+    }
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct listener *l = ls->data;
@@ -204,9 +309,17 @@ static void on_connection(uv_stream_t *ls, int status)
     int rc;
 
     if (status == UV_EMFILE || status == UV_ENFILE) {
-        /* libuv has accepted and closed what was waiting (its reserve
-         * descriptor); the listener goes on. */
-        refused_for_fds(s);
+        /* Not a client refused (libuv retries the same one), so not
+         * counted; logged at most every FD_LOG_INTERVAL_MS. */
+        uint64_t now = uv_now(s->loop);
+        if (pause_listener(s, l) < 0 &&
+            (s->emfile_log_ms == 0 || now - s->emfile_log_ms >= FD_LOG_INTERVAL_MS)) {
+            akv_log(AKV_LOG_WARNING,
+                    "accept on %s: %s, and no descriptor can be freed to pause the listener "
+                    "(the limit is below the descriptors open)",
+                    l->name, uv_strerror(status));
+            s->emfile_log_ms = now ? now : 1;
+        }
         return;
     }
     if (status < 0) {
@@ -297,6 +410,7 @@ static int listener_new(struct akv_server *s, struct listener **out)
     if (!l)
         return -ENOMEM;
     l->srv = s;
+    l->paused_fd = -1;
     rc = uv_tcp_init(s->loop, &l->tcp);
     if (rc < 0) {
         free(l);
@@ -415,10 +529,24 @@ static int listen_spec(struct akv_server *s, const char *spec, int *port)
 static void close_listeners(struct akv_server *s)
 {
     for (size_t i = 0; i < s->nlisteners; i++) {
-        if (s->listeners[i]) {
-            uv_close((uv_handle_t *)&s->listeners[i]->tcp, on_listener_closed);
-            s->listeners[i] = NULL;
+        struct listener *l = s->listeners[i];
+
+        if (!l)
+            continue;
+        s->listeners[i] = NULL;
+        if (l->state == L_PAUSING) {
+            l->dropped = 1; /* on_listener_paused finishes */
+        } else if (l->state == L_PAUSED) {
+            close(l->paused_fd);
+            free(l);
+            s->open_listeners--;
+        } else {
+            uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
         }
+    }
+    if (s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        s->reserve_fd = -1;
     }
 }
 
@@ -652,6 +780,7 @@ static void on_cron(uv_timer_t *t)
 
     akv_conn_cron(&s->conns);
     log_fd_refusals(s, 0);
+    resume_listeners(s);
     akv_cmd_cron(s->env);
     akv_cmd_reap(s->env, 0);
 }
@@ -706,6 +835,8 @@ int akv_server_create(struct akv_server **out, uv_loop_t *loop, struct akv_cmd_e
     s->loop = loop;
     s->env = env;
     s->cfg = cfg;
+    /* First, so that it gets as low a number as there is. */
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     workers = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
     if (workers > AKV_POOL_THREADS_MAX)

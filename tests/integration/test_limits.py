@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import akvtest
@@ -546,9 +547,9 @@ def _fd_limited(soft_hard):
     return pre
 
 
-def _try_ping(port):
+def _try_ping(port, timeout=IO_TIMEOUT):
     """Connects and PINGs: the reply, or "" if the connection is closed."""
-    s = Client(port)
+    s = Client(port, timeout=timeout)
     try:
         return s.cmd("PING")
     except (akvtest.Closed, ConnectionError):
@@ -566,6 +567,7 @@ def test_maxclients_and_fd_limit(env):
     d = Daemon(env.workdir, env.vectors, ("--workers", "1", "--appendonly", "no"),
                name="fdlimit", preexec_fn=_fd_limited((100, 100)))
     held = []
+    th = None
     try:
         t = d.text()
         assert ("maxclients 10000 needs 10032 file descriptors, but the limit (RLIMIT_NOFILE) "
@@ -614,14 +616,48 @@ def test_maxclients_and_fd_limit(env):
         del held[:10]
         time.sleep(0.2)
         assert _try_ping(d.port) == "PONG"
+        # No descriptor at all (the limit just above the daemon's reserve
+        # descriptor, the first /dev/null after stdin): accept itself fails.
+        # The listener pauses (no busy loop: the clients connected are
+        # served), the new client waits in the backlog, and is served once
+        # the limit is back.
+        def reserve():
+            fds = {int(f): os.readlink("/proc/%d/fd/%s" % (d.proc.pid, f))
+                   for f in os.listdir("/proc/%d/fd" % d.proc.pid)}
+            return min(f for f, t in fds.items() if t == "/dev/null" and f > 2)
+
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (reserve() + 1, 100))
+        waiting = []
+        th = threading.Thread(target=lambda: waiting.append(_try_ping(d.port, timeout=20)))
+        th.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert c.cmd("PING") == "PONG" and time.monotonic() - t0 < 0.5
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (100, 100))
+        th.join()
+        # Paused and resumed, or (should libuv's own reserve have had a
+        # lower number) the waiting client closed: either way, no spin.
+        if "no file descriptor left to accept a client" in d.text():
+            assert waiting == ["PONG"], waiting
+            wait_log(d, "accepting clients on 127.0.0.1:%d again" % d.port)
+            print("     no descriptor: the listener paused, its client waited and was served")
+        else:
+            assert waiting == [""], waiting
+            print("     no descriptor: libuv closed the waiting client")
         for _ in range(5):
             assert _try_ping(d.port) == "PONG"
+        # A shutdown while paused closes the kept socket too.
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (reserve() + 1, 100))
+        th = threading.Thread(target=lambda: waiting.append(_try_ping(d.port, timeout=20)))
+        th.start()
+        time.sleep(0.3)
         c.close()
     finally:
         for x in held:
             x.close()
         d.check_clean_exit()
+        if th:
+            th.join()
     # The rest of the burst is logged at shutdown at the latest.
     assert d.text().count("for lack of file descriptors") <= 2
 
