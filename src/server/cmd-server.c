@@ -85,8 +85,10 @@ int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, s
     const char *const *names = akv_config_names();
     const char **set_names = NULL;
     char **set_values = NULL;
+    char(*was)[128] = NULL; /* the old values, for the log */
     size_t nset = 0, nnames = 0, failed = 0;
     struct akv_config fresh;
+    char why[512] = "";
     int rc;
 
     if (err && errlen)
@@ -108,11 +110,9 @@ int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, s
         goto out;
     set_names = calloc(nnames, sizeof(*set_names));
     set_values = calloc(nnames, sizeof(*set_values));
-    if (!set_names || !set_values) {
-        rc = -ENOMEM;
-        akv_errf(err, errlen, "out of memory");
-        goto out;
-    }
+    was = calloc(nnames, sizeof(*was));
+    if (!set_names || !set_values || !was)
+        goto nomem;
     for (size_t i = 0; names[i]; i++) {
         char now[CONFIG_VALUE_MAX + 1];
 
@@ -128,49 +128,35 @@ int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, s
             akv_errf(err, errlen, "%s: value too long", names[i]);
             goto out;
         }
+        if (akv_config_get(live, names[i], was[nset], sizeof(was[nset])) == -ENOSPC)
+            strcpy(was[nset] + sizeof(was[nset]) - 4, "...");
         set_values[nset] = strdup(now);
-        if (!set_values[nset]) {
-            rc = -ENOMEM;
-            akv_errf(err, errlen, "out of memory");
-            goto out;
-        }
+        if (!set_values[nset])
+            goto nomem;
         set_names[nset++] = names[i];
     }
-    {
-        /* The old values, for the log, before they are overwritten. */
-        char(*was)[128] = calloc(nset ? nset : 1, sizeof(*was));
-        if (!was) {
-            rc = -ENOMEM;
-            akv_errf(err, errlen, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < nset; i++)
-            if (akv_config_get(live, set_names[i], was[i], sizeof(was[i])) == -ENOSPC)
-                strcpy(was[i] + sizeof(was[i]) - 4, "...");
-        {
-            char why[512] = "";
-            rc = akv_cmd_settings_set(env, nset, set_names, (const char *const *)set_values,
-                                      &failed, why, sizeof(why));
-            if (rc < 0) {
-                akv_errf(err, errlen, "%s: %s", set_names[failed], why[0] ? why : "invalid value");
-                free(was);
-                goto out;
-            }
-        }
-        for (size_t i = 0; i < nset; i++) {
-            char a[AKV_QUOTE_BUF], b[AKV_QUOTE_BUF];
-            if (akv_config_is_secret(set_names[i]))
-                akv_log(AKV_LOG_NOTICE, "%s: %s changed", who, set_names[i]);
-            else
-                akv_log(AKV_LOG_NOTICE, "%s: %s changed from '%s' to '%s'", who, set_names[i],
-                        akv_quote(a, was[i], strlen(was[i])),
-                        akv_quote(b, set_values[i], strlen(set_values[i])));
-        }
-        free(was);
+    rc = akv_cmd_settings_set(env, nset, set_names, (const char *const *)set_values, &failed, why,
+                              sizeof(why));
+    if (rc < 0) {
+        akv_errf(err, errlen, "%s: %s", set_names[failed], why[0] ? why : "invalid value");
+        goto out;
+    }
+    for (size_t i = 0; i < nset; i++) {
+        char a[AKV_QUOTE_BUF], b[AKV_QUOTE_BUF];
+        if (akv_config_is_secret(set_names[i]))
+            akv_log(AKV_LOG_NOTICE, "%s: %s changed", who, set_names[i]);
+        else
+            akv_log(AKV_LOG_NOTICE, "%s: %s changed from '%s' to '%s'", who, set_names[i],
+                    akv_quote(a, was[i], strlen(was[i])),
+                    akv_quote(b, set_values[i], strlen(set_values[i])));
     }
     akv_log(AKV_LOG_NOTICE, "%s: reloaded %s: %zu setting%s changed", who, live->config_file, nset,
             nset == 1 ? "" : "s");
+    goto out;
 
+nomem:
+    rc = -ENOMEM;
+    akv_errf(err, errlen, "out of memory");
 out:
     if (rc < 0 && rc != -ENOENT)
         akv_log(AKV_LOG_WARNING, "%s: %s; settings unchanged", who, err && err[0] ? err : "error");
@@ -178,6 +164,9 @@ out:
         free(set_values[i]);
     free(set_values);
     free(set_names);
+    if (was)
+        explicit_bzero(was, nnames * sizeof(*was)); /* may hold the old password */
+    free(was);
     akv_config_fini(&fresh);
     return rc;
 }
