@@ -208,10 +208,11 @@ static int check_aof(const struct akv_config *c, const struct akv_config_args *a
 
 int akv_preflight_check(const struct akv_config *c, const struct akv_config_args *a, FILE *out)
 {
-    int bad = check_dir(c, a, out);
+    int dir_bad = check_dir(c, a, out), bad = dir_bad;
 
     bad += check_log(c, a, out);
     bad += check_listen(c, a, out);
-    bad += check_aof(c, a, out);
+    if (!dir_bad) /* else the AOF's problem is the directory's, said once */
+        bad += check_aof(c, a, out);
     return bad;
 }

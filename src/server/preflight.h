@@ -28,7 +28,8 @@
  *     closed at once); an address in use now (by a running attnkvd, say)
  *     is a warning, not a failure, since it may be free at start-up; with
  *     socket activation ($LISTEN_FDS for this process) nothing is bound;
- *   - with appendonly yes, an existing append-only file can be read.
+ *   - with appendonly yes, an existing append-only file can be read (not
+ *     checked when dir failed).
  * The vectors are main.c's to open. Returns the number of problems
  * (warnings not counted). */
 int akv_preflight_check(const struct akv_config *c, const struct akv_config_args *a, FILE *out);
