@@ -3,8 +3,11 @@
  * invalid (with the exact "name:line:" error), the file syntax (quotes,
  * escapes, CRLF, comments, long lines), overrides and bind accumulation,
  * get/set round trips, conf/attnkvd.conf, memory sizes with units, the
- * secrecy of requirepass, the command line (akv_config_args_parse and
- * _apply), standard input as the file, and the fuzzer's regression inputs
+ * secrecy of requirepass, CONFIG REWRITE (the text: comments and order
+ * kept, duplicates, the marker, quoting, read back the same; the file:
+ * atomic, mode kept, a link's target, errors), the command line
+ * (akv_config_args_parse and _apply), standard input as the file, and the
+ * fuzzer's regression inputs
  * (fuzz/regression/config/, replayed when present).
  */
 #include <check.h>
