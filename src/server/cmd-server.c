@@ -273,7 +273,8 @@ static int config_reload(struct akv_cmd_ctx *ctx)
 /* CONFIG REWRITE: the running settings back into the file, with Redis's
  * error texts. The new text is made here, from the settings as they are
  * now; writing it (with two fsyncs, some milliseconds) is a pool job, so
- * that it never holds the other clients up. */
+ * that it never holds the other clients up, except inside EXEC, where the
+ * commands queued after it must find the file written. */
 struct rewrite_job {
     struct akv_cmd_job base;
     struct akv_cmd_env *env;
@@ -331,6 +332,21 @@ static int config_rewrite(struct akv_cmd_ctx *ctx)
         akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", j->err);
         rc = rc == -ENOMEM ? reply_oom(ctx->out)
                            : akv_reply_errorf(ctx->out, "ERR Rewriting config file: %s", j->err);
+        free(j);
+        return rc;
+    }
+    if (ctx->env->in_exec) {
+        /* In a transaction the commands after it (a CONFIG RELOAD) must
+         * see the file written, so it is written now, on the loop. */
+        rc = akv_config_write_file(j->path, j->text, j->len, j->err, sizeof(j->err));
+        if (rc < 0)
+            akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", j->err);
+        else
+            akv_log(AKV_LOG_NOTICE, "CONFIG REWRITE executed with success (%s)", j->path);
+        rc = rc < 0 ? akv_reply_errorf(ctx->out, "ERR Rewriting config file: %s", j->err)
+                    : akv_reply_status(ctx->out, "OK");
+        free(j->path);
+        free(j->text);
         free(j);
         return rc;
     }

@@ -466,12 +466,22 @@ def test_config_rewrite(env):
         assert oct(os.stat(conf).st_mode & 0o777) == oct(0o640)
         assert os.listdir(cdir) == ["rw.conf"], os.listdir(cdir)
         assert "CONFIG REWRITE executed with success" in p.text()
+        # In order: a RELOAD after a REWRITE reads what it wrote, pipelined
+        # and inside a transaction alike.
+        c.send(Client.encode("CONFIG", "SET", "count", "8") + Client.encode("CONFIG", "REWRITE")
+               + Client.encode("CONFIG", "RELOAD") + Client.encode("CONFIG", "GET", "count"))
+        assert [c.read() for _ in range(4)] == ["OK", "OK", "OK", ["count", "8"]]
+        assert c.cmd("MULTI") == "OK"
+        for cmd in (("CONFIG", "SET", "count", "9"), ("CONFIG", "REWRITE"), ("CONFIG", "RELOAD"),
+                    ("CONFIG", "GET", "count")):
+            assert c.cmd(*cmd) == "QUEUED"
+        assert c.cmd("EXEC") == ["OK", "OK", "OK", ["count", "9"]]
         c.close()
         assert p.stop() == 0
         q = Daemon(env.workdir, env.vectors, (), name="rw2", config=conf)
         try:
             c = q.client()
-            assert c.cmd("CONFIG", "GET", "count") == ["count", "7"]
+            assert c.cmd("CONFIG", "GET", "count") == ["count", "9"]
             assert c.cmd("CONFIG", "GET", "maxkeys") == ["maxkeys", "500"]
             # The configuration's directory is gone: a clear error.
             os.rename(cdir, cdir + ".moved")
