@@ -45,7 +45,7 @@ int akv_cmd_reply_cut_to_oom(struct akv_buf *out, size_t mark)
 }
 
 /* Whether directive name[0, len) holds a secret (requirepass), whose value
- * is never shown. */
+ * the slow log and MONITOR never show. */
 static int secret_directive(const struct akv_cmd_env *env, const struct akv_slice *name)
 {
     char n[64];
