@@ -146,7 +146,9 @@ def notify_run(env, address):
         assert n1 - n0 >= 5, (n0, n1)
         stamps = [ts for ts, x in m.messages if x == "WATCHDOG=1"]
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        assert max(gaps[-5:]) < 0.19, gaps  # each within the 200 ms budget
+        # Each within the 200 ms budget (what systemd enforces; the gaps are
+        # stamped on receipt, so a loaded machine adds its own delay).
+        assert max(gaps[-5:]) < 0.2, gaps
         rc = p.stop()
         assert rc == 0, p.text()[-3000:]
         # The daemon has exited, but the receiving thread may not have
