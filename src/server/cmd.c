@@ -364,8 +364,8 @@ static const struct akv_cmd table[] = {
     {"RANDOMKEY", 1, R, akv_cmd_do_randomkey, 0, 0, 0, "RANDOMKEY",
      "a key chosen at random, or nil when there is none"},
     {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
-     "server, clients, memory, persistence, stats, latency, commandstats, store, "
-     "keyspace and vectors figures"},
+     "server, clients, memory, persistence, stats, replication, cpu, latency, commandstats, "
+     "errorstats, latencystats, cluster, store, keyspace and vectors figures"},
     {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
      "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL]",
      "store value under key; every word of both must be in the vocabulary"},
