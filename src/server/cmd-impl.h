@@ -209,10 +209,6 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
                      int failed, struct akv_slowlog_entry *slow, size_t argc,
                      const struct akv_slice *argv, const char *peer);
 
-/* Counts one error reply, reply[0, len) ("-CODE text\r\n"):
- * total_error_replies, and errorstats by its code. */
-void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len);
-
 /* A job's finish: counts the call that ran for us microseconds (statistics,
  * slow log) and lets go of its argument copy. */
 void akv_cmd_job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64_t us, int failed);

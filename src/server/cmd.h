@@ -371,6 +371,12 @@ void akv_cmd_cron(struct akv_cmd_env *env);
  * any client now (client_recent_max_*_buffer). Loop thread. */
 void akv_cmd_note_client_buffers(struct akv_cmd_env *env, size_t in, size_t out);
 
+/* Counts one error reply, reply[0, len) ("-CODE text\r\n"): in
+ * total_error_replies, and in errorstats by its code (at most
+ * AKV_ERRSTAT_CODE_MAX bytes of it). akv_cmd_dispatch counts every error
+ * reply it writes, a job's finish its own. Loop thread. */
+void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len);
+
 /* Makes env->run_id and env->replid if they are not made yet. */
 void akv_cmd_make_ids(struct akv_cmd_env *env);
 

@@ -1321,6 +1321,24 @@ START_TEST(test_info_redis_fields)
     ck_assert_ptr_nonnull(strstr(r, "\r\nlatency_percentiles_usec_info:p50="));
     ck_assert_ptr_null(strstr(r, "latency_percentiles_usec_get:")); /* refused, not run */
     ck_assert(env.ncmd_hist >= 2);
+    /* Past AKV_ERRSTAT_MAX codes, new ones count only in the total; a long
+     * code is cut. */
+    {
+        char e[64];
+        uint64_t total = env.stats.error_replies;
+        for (int i = 0; i < AKV_ERRSTAT_MAX + 5; i++) {
+            int n = snprintf(e, sizeof(e), "-CODE%d text\r\n", i);
+            akv_cmd_count_error(&env, e, (size_t)n);
+        }
+        akv_cmd_count_error(&env, "-ERR again\r\n", 12);
+        ck_assert_uint_eq(env.stats.nerrstat, AKV_ERRSTAT_MAX);
+        ck_assert_uint_eq(env.stats.error_replies, total + AKV_ERRSTAT_MAX + 6);
+        ck_assert_ptr_nonnull(strstr(run("INFO", "errorstats", END), "errorstat_ERR:count=3\r\n"));
+        ck_assert_ptr_null(strstr(run("INFO", "errorstats", END), "CODE35"));
+        env.stats.nerrstat = 0;
+        akv_cmd_count_error(&env, "-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 x\r\n", 41);
+        ck_assert_str_eq(env.stats.errstat[0].code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234");
+    }
     /* Same ids for the process's life. */
     r = run("INFO", "server", "replication", END);
     ck_assert_str_eq(info_field(r, "run_id"), run_id);
