@@ -22,15 +22,46 @@
  */
 #include "server/cmd-impl.h"
 
+#include <sys/random.h>
+
 /* A job's finish: counts the call that ran for us microseconds (statistics,
  * slow log) and lets go of its argument copy. */
 void akv_cmd_job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64_t us, int failed)
 {
     if (cj->cmd) {
-        akv_cmd_account(env, cj->cmd, us, failed, cj->slow, 0, NULL, NULL);
+        akv_cmd_account(env, cj->cmd, us, now_ns() - cj->t0, failed, cj->slow, 0, NULL, NULL);
         cj->slow = NULL;
     }
+    /* A job's error replies are all -ERR (a failed scan, out of memory). */
+    if (failed)
+        akv_cmd_count_error(env, "-ERR", 4);
     akv_slowlog_entry_free(cj->slow);
+}
+
+void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len)
+{
+    struct akv_stats *st = &env->stats;
+    size_t n = 0, i;
+
+    st->error_replies++;
+    if (len < 2 || reply[0] != '-')
+        return;
+    reply++;
+    len--;
+    while (n < len && n < AKV_ERRSTAT_CODE_MAX && reply[n] != ' ' && reply[n] != '\r')
+        n++;
+    for (i = 0; i < st->nerrstat; i++) {
+        if (strncmp(st->errstat[i].code, reply, n) == 0 && st->errstat[i].code[n] == '\0') {
+            st->errstat[i].count++;
+            return;
+        }
+    }
+    if (n == 0 || st->nerrstat == AKV_ERRSTAT_MAX)
+        return;
+    memcpy(st->errstat[i].code, reply, n);
+    st->errstat[i].code[n] = '\0';
+    st->errstat[i].count = 1;
+    st->nerrstat++;
 }
 
 /* A job's reply could not be written whole: cuts it back to mark and says
@@ -118,15 +149,25 @@ struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, cons
  * counters, the error count and the slow log. slow is the job's argument
  * copy (taken over: logged or freed), or NULL, in which case argv (still
  * valid for a command answered at once) is copied if the call is slow. */
-void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
-                     struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
-                     const char *peer)
+void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, uint64_t ns,
+                     int failed, struct akv_slowlog_entry *slow, size_t argc,
+                     const struct akv_slice *argv, const char *peer)
 {
-    struct akv_cmdstat *cs = &env->stats.cmd[c - akv_cmd_table()];
+    size_t ci = (size_t)(c - akv_cmd_table());
+    struct akv_cmdstat *cs = &env->stats.cmd[ci];
+    struct akv_hist *h = env->cmd_hist[ci];
     int threshold = env->config->slowlog_slower_than;
 
     cs->calls++;
     cs->usec += us;
+    if (!h) {
+        /* Without memory the command's latency goes uncounted; nothing
+         * else is affected. */
+        h = env->cmd_hist[ci] = calloc(1, sizeof(*h));
+        env->ncmd_hist += h != NULL;
+    }
+    if (h)
+        akv_hist_record(h, ns);
     if (env->config->latency_monitor_threshold > 0 &&
         us / 1000 >= (uint64_t)env->config->latency_monitor_threshold) {
         uint64_t ms = us / 1000;
@@ -134,10 +175,8 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
                         (c->flags & AKV_CMD_FAST) ? AKV_LATENCY_FAST_COMMAND : AKV_LATENCY_COMMAND,
                         (int64_t)time(NULL), ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
     }
-    if (failed) {
+    if (failed)
         cs->failed++;
-        env->stats.error_replies++;
-    }
     if (threshold >= 0 && us >= (uint64_t)threshold) {
         if (!slow && argv)
             slow = akv_cmd_slow_entry(env, c, argc, argv, peer);
@@ -166,6 +205,23 @@ void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
     s->monitor = 0;
 }
 
+/* Takes a sample of the rate of a counter now at value, if the last was
+ * taken AKV_INST_PERIOD_MS ago or more. A counter that went back (CONFIG
+ * RESETSTAT) counts from its new value. */
+static void inst_sample(struct akv_inst *m, uint64_t value)
+{
+    uint64_t now = now_ns() / 1000000u, dt = now - m->last_ms;
+
+    if (m->last_ms != 0 && dt < AKV_INST_PERIOD_MS)
+        return;
+    if (m->last_ms != 0 && dt > 0)
+        m->samples[m->idx] =
+            value >= m->last_value ? (double)(value - m->last_value) * 1000.0 / (double)dt : 0;
+    m->idx = (m->idx + 1) % AKV_INST_SAMPLES;
+    m->last_ms = now;
+    m->last_value = value;
+}
+
 void akv_cmd_cron(struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
@@ -181,6 +237,60 @@ void akv_cmd_cron(struct akv_cmd_env *env)
     used = akv_cmd_used_memory(env);
     if (used > env->used_memory_peak)
         env->used_memory_peak = used;
+    akv_cmd_make_ids(env);
+    inst_sample(&env->inst[AKV_INST_OPS], env->stats.commands_processed);
+    inst_sample(&env->inst[AKV_INST_NET_IN], env->stats.net_input_bytes);
+    inst_sample(&env->inst[AKV_INST_NET_OUT], env->stats.net_output_bytes);
+}
+
+void akv_cmd_note_client_buffers(struct akv_cmd_env *env, size_t in, size_t out)
+{
+    struct akv_client_peaks *p = &env->client_peaks;
+    uint64_t sec = now_ns() / 1000000000u;
+    size_t i = (size_t)(sec % AKV_CLIENT_PEAK_SLOTS);
+
+    if (p->sec[i] != sec) {
+        p->sec[i] = sec;
+        p->in[i] = p->out[i] = 0;
+    }
+    if (in > p->in[i])
+        p->in[i] = in;
+    if (out > p->out[i])
+        p->out[i] = out;
+}
+
+/* 40 hex digits from the kernel's generator, or, should it fail, from
+ * the clock and the process id. */
+static void random_hex40(char out[41])
+{
+    unsigned char raw[20];
+    size_t got = 0;
+
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, GRND_NONBLOCK);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < sizeof(raw)) {
+        uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            raw[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+void akv_cmd_make_ids(struct akv_cmd_env *env)
+{
+    if (!env->run_id[0])
+        random_hex40(env->run_id);
+    if (!env->replid[0])
+        random_hex40(env->replid);
 }
 
 /* ------------------------------------------------------------------------
@@ -254,8 +364,8 @@ static const struct akv_cmd table[] = {
     {"RANDOMKEY", 1, R, akv_cmd_do_randomkey, 0, 0, 0, "RANDOMKEY",
      "a key chosen at random, or nil when there is none"},
     {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
-     "server, clients, memory, persistence, stats, latency, commandstats, store, "
-     "keyspace and vectors figures"},
+     "server, clients, memory, persistence, stats, replication, cpu, latency, commandstats, "
+     "errorstats, latencystats, cluster, store, keyspace and vectors figures"},
     {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
      "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL]",
      "store value under key; every word of both must be in the vocabulary"},
@@ -544,7 +654,6 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     sess->reply_skip_next = 0;
     if (!c) {
         char sb[AKV_QUOTE_BUF];
-        env->stats.error_replies++;
         akv_cmd_multi_fail(ctx->sess);
         rc = akv_reply_errorf(ctx->out, "ERR unknown command '%s' (HELP lists the commands)",
                               show(&ctx->argv[0], sb));
@@ -554,7 +663,6 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
         env->stats.cmd[c - table].rejected++;
-        env->stats.error_replies++;
         akv_cmd_multi_fail(ctx->sess);
         rc = reply_wrong_arity(ctx);
         goto out;
@@ -590,7 +698,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
             ctx->job->slow = akv_cmd_slow_entry(env, c, ctx->argc, ctx->argv, ctx->sess->peer);
     } else {
-        akv_cmd_account(env, c, (now_ns() - t0) / 1000,
+        uint64_t ns = now_ns() - t0;
+        akv_cmd_account(env, c, ns / 1000, ns,
                         rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,
                         ctx->argc, ctx->argv, ctx->sess->peer);
     }
@@ -604,6 +713,10 @@ out:
         }
         rc = reply_oom(ctx->out) < 0 ? -ENOMEM : 0;
     }
+    /* Every error reply written now is counted, by its code (a job's when
+     * it finishes). */
+    if (!ctx->job && ctx->out->len > mark && ctx->out->p[mark] == '-')
+        akv_cmd_count_error(env, ctx->out->p + mark, ctx->out->len - mark);
     if (sess->reply_off || sess->reply_skip) {
         /* The client asked for no reply (CLIENT REPLY OFF or SKIP). */
         ctx->out->len = mark;

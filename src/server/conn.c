@@ -594,6 +594,7 @@ static void flush(struct akv_conn *c)
     b.len = sendable;
     n = uv_try_write(akv_conn_stream(c), &b, 1);
     if (n > 0) {
+        c->sh->env->stats.net_output_bytes += (uint64_t)n;
         c->last_active = uv_now(c->sh->loop);
         akv_buf_consume(&c->out, (size_t)n);
         c->out_base += (uint64_t)n;
@@ -696,6 +697,8 @@ static void on_write(uv_write_t *req, int status)
     struct akv_conn *c = req->data;
 
     c->writing = 0;
+    if (status == 0)
+        c->sh->env->stats.net_output_bytes += c->wbuf.len;
     c->wbuf.len = 0;
     /* One huge reply should not pin its memory for the connection's life. */
     if (c->wbuf.cap > OUT_KEEP_MAX)
@@ -752,6 +755,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     if (nread > 0) {
+        c->sh->env->stats.net_input_bytes += (uint64_t)nread;
         if (c->lingering) {
             /* Draining the socket so the close is clean; nobody is
              * listening to requests any more. */
@@ -1241,12 +1245,17 @@ void akv_conn_cron(struct akv_conn_shared *sh)
     const struct akv_config *cfg = sh->env->config;
     uint64_t now = uv_now(sh->loop);
     uint64_t idle_ms = (uint64_t)cfg->timeout * 1000;
+    size_t in_max = 0, out_max = 0;
 
     /* akv_conn_close only marks and closes the handle; the connection stays
      * linked until its close callback, so the walk can go on. */
     for (struct akv_conn *c = sh->head; c; c = c->next) {
         if (c->closing || c->lingering || !c->counted)
             continue;
+        if (c->in.cap > in_max)
+            in_max = c->in.cap;
+        if (c->out.cap + c->wbuf.cap > out_max)
+            out_max = c->out.cap + c->wbuf.cap;
         if (check_output_limits(c) < 0)
             continue;
         if (idle_ms > 0 && !c->job && !c->paused && now - c->last_active >= idle_ms) {
@@ -1259,6 +1268,7 @@ void akv_conn_cron(struct akv_conn_shared *sh)
             akv_conn_close(c);
         }
     }
+    akv_cmd_note_client_buffers(sh->env, in_max, out_max);
 }
 
 /* ------------------------------------------------------------------------

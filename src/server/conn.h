@@ -113,7 +113,9 @@ void akv_conn_close_all(struct akv_conn_shared *sh);
  * have not authenticated while requirepass is set after
  * AKV_CONN_UNAUTH_IDLE_MS, and clients
  * whose unsent replies stayed above the output soft limit for longer than
- * allowed. */
+ * allowed; tells the command layer the largest client buffers (INFO
+ * client_recent_max_*_buffer). Bytes read and written are counted as they
+ * move (INFO total_net_*_bytes). */
 void akv_conn_cron(struct akv_conn_shared *sh);
 
 /* Connections not yet freed (closing ones included). */
