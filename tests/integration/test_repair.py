@@ -444,6 +444,7 @@ def test_backup_procedure(env):
     try:
         time.sleep(0.3)
         rewrites = int(info_fields(c, "persistence")["aof_rewrites"])
+        t0 = int(time.time())
         # 1. Compact the file.
         assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
         # 2. Wait for the rewrite to finish.
@@ -451,14 +452,21 @@ def test_backup_procedure(env):
                    int(info_fields(c, "persistence")["aof_rewrites"]) > rewrites,
                    timeout=60, what="the rewrite")
         assert info_fields(c, "persistence")["aof_last_rewrite_status"] == "ok"
+        # LASTSAVE names the rewrite's end (updated within 0.1 s).
+        wait_until(lambda: c.cmd("LASTSAVE") >= t0, timeout=5, what="LASTSAVE")
         # 3. Copy it (writes go on).
         with lock:
             before = {k: list(v) for k, v in acked.items()}
         copy = os.path.join(env.workdir, "backup.aof")
         shutil.copyfile(d.aof, copy)
         time.sleep(0.2)
-        # The variant that ends at a record boundary: writes held while the
-        # file is copied, once everything logged has been written.
+        # The variant that ends at a record boundary, after BGSAVE (the same
+        # rewrite): writes held while the file is copied, once everything
+        # logged has been written.
+        assert c.cmd("BGSAVE") == "Background saving started"
+        wait_until(lambda: info_fields(c, "persistence")["aof_rewrite_in_progress"] == "0" and
+                   int(info_fields(c, "persistence")["aof_rewrites"]) > rewrites + 1,
+                   timeout=60, what="the BGSAVE rewrite")
         assert c.cmd("CLIENT", "PAUSE", "10000", "WRITE") == "OK"
         wait_until(lambda: info_fields(c, "persistence")["aof_pending_bytes"] == "0",
                    what="the AOF writer")
