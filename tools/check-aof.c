@@ -442,7 +442,33 @@ struct opts {
     const char *path;
 };
 
+static int repair_at(const struct opts *o, struct file *f, const struct plan *p, int header);
+
+/* Repairs the file a symbolic link names, not the link: the backup, the
+ * temporary file and the rename all happen beside the real file. */
 static int repair(const struct opts *o, struct file *f, const struct plan *p, int header)
+{
+    const char *given = f->path;
+    char *real = realpath(given, NULL);
+    int status;
+
+    if (!real) {
+        fprintf(stderr, PROG ": %s: %s\n", given, strerror(errno));
+        return EX_ERROR;
+    }
+    if (strcmp(real, given) != 0) {
+        struct stat st;
+        if (lstat(given, &st) == 0 && S_ISLNK(st.st_mode))
+            printf("%s: a symbolic link to %s, which is repaired\n", given, real);
+    }
+    f->path = real;
+    status = repair_at(o, f, p, header);
+    f->path = given;
+    free(real);
+    return status;
+}
+
+static int repair_at(const struct opts *o, struct file *f, const struct plan *p, int header)
 {
     char backup[4096], tmp[4096], err[9000] = "";
     mode_t mode = f->st.st_mode & 07777;
