@@ -577,7 +577,8 @@ static int check(const struct opts *o)
     rc = rc ? rc : akv_aof_salvage(f.map, f.len, plan_keep, plan_skip, &salp, &sres);
     if (rc < 0) {
         fprintf(stderr, PROG ": %s: %s\n", f.path, rc == -EBADMSG ? sres.reason : strerror(-rc));
-        return EX_ERROR;
+        status = EX_ERROR;
+        goto out;
     }
     if (res.good_end < AKV_AOF_FILE_HEADER) {
         /* A file header cut short: what is kept is a fresh, empty file. */
@@ -610,13 +611,15 @@ static int check(const struct opts *o)
         printf("%s: run with --fix to cut it at offset %zu, or --salvage to skip only the "
                "damaged ranges (both keep a backup and ask first)\n",
                f.path, res.good_end);
-        return EX_DAMAGED;
+        status = EX_DAMAGED;
+        goto out;
     }
     if (o->fix) {
         fixp.records = res.records;
         if (plan_add(&fixp, 0, res.good_end) < 0) {
             fprintf(stderr, PROG ": out of memory\n");
-            return EX_ERROR;
+            status = EX_ERROR;
+            goto out;
         }
         printf("%s: --fix: %zu records kept, %zu bytes lost\n", f.path, res.records, lost);
         status = repair(o, &f, &fixp, 0);
@@ -631,6 +634,7 @@ static int check(const struct opts *o)
             printf("%s: salvaged: %zu records in %zu bytes\n", f.path, sres.records,
                    salp.bytes + (header ? AKV_AOF_FILE_HEADER : 0));
     }
+out:
     free(fixp.r);
     free(salp.r);
     return status;
