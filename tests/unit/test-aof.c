@@ -11,7 +11,8 @@
  * byte for byte, the callback order and batch field of the records inside
  * a MULTI, every truncation (a torn MULTI is dropped whole) and every byte
  * corruption of it, and damaged MULTIs (counts, nesting, an inner record
- * cut short: damage, not a tear).
+ * cut short: damage, not a tear). The parse in steps agrees with the
+ * parse in one go, for every cut of the file and step size.
  */
 #include <check.h>
 
@@ -273,7 +274,12 @@ END_TEST
 
 /* One of each type, the last a MULTI holding one of each of the others. */
 static const struct akv_aof_record inner_recs[] = {
-    {.type = AKV_AOF_PUT, .db = 1, .key = "w1", .klen = 2, .val = "w2 w3", .vlen = 5,
+    {.type = AKV_AOF_PUT,
+     .db = 1,
+     .key = "w1",
+     .klen = 2,
+     .val = "w2 w3",
+     .vlen = 5,
      .expire = 1700000000123ull},
     {.type = AKV_AOF_DELETE, .db = 0, .key = "cat", .klen = 3},
     {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 1},
@@ -286,7 +292,12 @@ static const struct akv_aof_record inner_recs[] = {
 
 static const struct akv_aof_record top_recs[] = {
     {.type = AKV_AOF_SET, .key = "cat", .klen = 3, .val = "animal", .vlen = 6},
-    {.type = AKV_AOF_PUT, .db = 3, .key = "ice cream", .klen = 9, .val = "dessert", .vlen = 7,
+    {.type = AKV_AOF_PUT,
+     .db = 3,
+     .key = "ice cream",
+     .klen = 9,
+     .val = "dessert",
+     .vlen = 7,
      .expire = 0xfedcba9876543210ull},
     {.type = AKV_AOF_PUT, .db = 0xffffffffu, .key = "k", .klen = 1, .val = "", .vlen = 0},
     {.type = AKV_AOF_DELETE, .db = 7, .key = "ice cream", .klen = 9},
@@ -445,10 +456,8 @@ START_TEST(test_all_types_roundtrip)
      * writer wraps a batch that may sit right after the header). */
     {
         uint8_t re[1024];
-        struct akv_aof_record m = {.type = AKV_AOF_MULTI,
-                                   .count = NINNER,
-                                   .inner = inner_buf,
-                                   .inner_len = inner_len};
+        struct akv_aof_record m = {
+            .type = AKV_AOF_MULTI, .count = NINNER, .inner = inner_buf, .inner_len = inner_len};
         size_t n = all_bounds[MULTI_AT + 1] - all_bounds[MULTI_AT];
         ck_assert_uint_eq(akv_aof_rec_encode(re, &m), n);
         ck_assert(memcmp(re, all_file + all_bounds[MULTI_AT], n) == 0);
@@ -472,6 +481,46 @@ START_TEST(test_all_types_roundtrip)
 }
 END_TEST
 
+/* The parse in steps (akv_aof_parse_step) gives what one parse gives, for
+ * every cut of the file (good, torn, in the middle of the MULTI record) and
+ * every step size: the same calls in the same order, at most max a step
+ * (the MULTI's records handed over across steps), and the same result. */
+START_TEST(test_parse_in_steps)
+{
+    static const size_t maxes[] = {1, 2, 3, 7, SIZE_MAX};
+
+    build_all();
+    for (size_t n = 0; n <= all_len; n++) {
+        struct akv_aof_result whole;
+        struct calls cw = {0, SIZE_MAX, 0};
+
+        ck_assert_int_eq(akv_aof_parse(all_file, n, check_call, &cw, &whole), 0);
+        for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+            struct akv_aof_parser ps;
+            struct calls c = {0, SIZE_MAX, 0};
+            size_t steps = 0;
+
+            akv_aof_parser_init(&ps, all_file, n);
+            while (!ps.done) {
+                size_t before = c.n;
+                ck_assert_int_eq(akv_aof_parse_step(&ps, maxes[m], check_call, &c), 0);
+                ck_assert_uint_le(c.n - before, maxes[m]);
+                ck_assert_uint_lt(++steps, 1000);
+            }
+            ck_assert_uint_eq(c.n, cw.n);
+            ck_assert_int_eq(ps.res.status, whole.status);
+            ck_assert_uint_eq(ps.res.records, whole.records);
+            ck_assert_uint_eq(ps.res.good_end, whole.good_end);
+            ck_assert_uint_eq(ps.res.bad_offset, whole.bad_offset);
+            ck_assert(memcmp(ps.res.counts, whole.counts, sizeof(whole.counts)) == 0);
+            /* Done stays done. */
+            ck_assert_int_eq(akv_aof_parse_step(&ps, 5, check_call, &c), 0);
+            ck_assert_uint_eq(c.n, cw.n);
+        }
+    }
+}
+END_TEST
+
 /* A callback that stops inside a MULTI: parse returns its value, and the
  * MULTI is not among the good records. */
 START_TEST(test_stop_inside_multi)
@@ -482,7 +531,7 @@ START_TEST(test_stop_inside_multi)
     for (size_t stop = 0; stop <= NCALLS; stop++) {
         struct calls c = {0, stop, 0};
         int rc = akv_aof_parse(all_file, all_len, check_call, &c, &res);
-        size_t top = stop < MULTI_AT           ? stop
+        size_t top = stop < MULTI_AT            ? stop
                      : stop < MULTI_AT + NINNER ? MULTI_AT
                                                 : stop - NINNER + 1;
         if (stop == NCALLS) {
@@ -821,6 +870,7 @@ static Suite *aof_suite(void)
     tcase_add_test(tc, test_bad_contents);
     tcase_add_test(tc, test_all_types_roundtrip);
     tcase_add_test(tc, test_stop_inside_multi);
+    tcase_add_test(tc, test_parse_in_steps);
     tcase_add_test(tc, test_all_types_every_truncation);
     tcase_add_test(tc, test_all_types_every_byte_corruption);
     tcase_add_test(tc, test_multi_damage);
