@@ -2123,7 +2123,9 @@ START_TEST(test_null_is_off)
     akv_persist_set_notify(NULL, null_notify, NULL);
     ck_assert_uint_eq(akv_persist_appended(NULL), 0);
     ck_assert_uint_eq(akv_persist_handed(NULL), 0);
-    ck_assert_uint_eq(akv_persist_durable(NULL), 0);
+    ck_assert_uint_eq(akv_persist_durable(NULL), UINT64_MAX);
+    ck_assert_int_eq(akv_persist_loading(NULL), 0);
+    ck_assert_int_eq(akv_persist_load(NULL, 1, NULL, 0), 0);
     ck_assert_int_eq(akv_persist_write_error(NULL), 0);
     ck_assert_int_eq(akv_persist_rewrite_start(NULL), -ENOTSUP);
     ck_assert_int_eq(null_notified, 0);
