@@ -61,6 +61,22 @@
  * key, and written into every rewrite so that a later vocabulary that has
  * the words serves it again.
  *
+ * Replay in steps. akv_persist_begin opens and maps the file;
+ * akv_persist_load replays records (aof.c's parser in steps) until its
+ * time budget is spent, and its last call judges the file, cuts a torn
+ * tail, and only then creates the loop handles and starts the writer. So
+ * the daemon serves clients (with -LOADING) between slices, and a shutdown
+ * in between finds no thread and nothing written.
+ *
+ * Run time. The policy (appendfsync) is read by the writer under mu once
+ * per turn; a change wakes it, and under always it fsyncs what was only
+ * written. With opts->create (appendonly switched on) there is no file at
+ * first (fd -1: the writer counts batches as written without writing
+ * them) and a rewrite is started at once: its snapshot plus rwbuf is the
+ * whole data set, and step 4 renames it in as the first file.
+ * akv_persist_release (appendonly switched off) closes as at shutdown, then
+ * frees the object from the handles' close callbacks.
+ *
  * Lock order: mu is the only lock; nothing is called with it held that
  * takes another (uv_async_send is lock-free).
  *

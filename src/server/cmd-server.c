@@ -460,18 +460,41 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
                           akv_attn_kernel_name());
 }
 
+/* The replay's progress, as Redis shows a load's (the ETA from the pace so
+ * far), and the records replayed so far (attnkv's). */
+static int info_loading(struct akv_buf *b, const struct akv_persist_info *pi)
+{
+    uint64_t total = pi->loading_total_bytes, done = pi->loading_loaded_bytes;
+    uint64_t elapsed_s = pi->loading_elapsed_us / 1000000u;
+    uint64_t eta = elapsed_s == 0 ? 1 : elapsed_s * (total - done) / (done + 1);
+
+    return akv_buf_printf(b,
+                          "loading_start_time:%" PRId64 "\r\n"
+                          "loading_total_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_perc:%.2f\r\n"
+                          "loading_eta_seconds:%" PRIu64 "\r\n"
+                          "loading_loaded_records:%" PRIu64 "\r\n",
+                          pi->loading_start_time, total, done,
+                          total ? 100.0 * (double)done / (double)total : 100.0, eta,
+                          pi->loading_records);
+}
+
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
     int rc;
 
     akv_persist_info(env->persist, &pi);
-    /* The rdb_ and loading fields are what Redis tools read: there is no
-     * RDB file (BGSAVE rewrites the AOF), and a replay ends before the
-     * first client is accepted. */
-    rc = akv_buf_printf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
-                        (long long)(env->lastsave ? env->lastsave : env->start_time));
+    /* The rdb_ fields are what Redis tools read: there is no RDB file
+     * (BGSAVE rewrites the AOF). */
+    rc = akv_buf_printf(b,
+                        "loading:%d\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
+                        "rdb_last_save_time:%lld\r\n",
+                        env->loading, (long long)(env->lastsave ? env->lastsave : env->start_time));
     if (rc < 0)
+        return rc;
+    if (env->loading && (rc = info_loading(b, &pi)) < 0)
         return rc;
     return akv_buf_printf(b,
                           "aof_enabled:%d\r\n"
