@@ -941,8 +941,8 @@ static int load_finish(struct akv_persist *p, char *err, size_t errlen)
 }
 
 /* Records between two looks at the clock in a timed step: a record costs
- * a few microseconds. */
-#define LOAD_CHUNK 64
+ * a microsecond or two, one with thousands of words a few hundred. */
+#define LOAD_CHUNK 16
 
 int akv_persist_load(struct akv_persist *p, uint64_t budget_us, char *err, size_t errlen)
 {
