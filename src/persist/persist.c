@@ -249,7 +249,8 @@ static void *writer_main(void *arg)
                     p->synced = p->wb_end;
                     p->last_sync_ns = now;
                 }
-                p->fsize = p->off;
+                if (p->fd >= 0)
+                    p->fsize = p->off;
                 p->werr = 0;
             } else {
                 p->werr = -rc;

@@ -170,7 +170,6 @@ static void on_load_slice(uv_idle_t *h)
 
     if (akv_server_stopping(ld->srv)) {
         /* A shutdown: the file stays as it is (the replay wrote nothing). */
-        akv_log(AKV_LOG_NOTICE, "shutting down while the AOF loads: replay abandoned");
         uv_idle_stop(h);
         return;
     }
@@ -448,6 +447,9 @@ int main(int argc, char **argv)
 
     akv_server_run(srv);
     status = loading.failed ? 1 : 0;
+    if (env.loading && !loading.failed)
+        akv_log(AKV_LOG_NOTICE, "shut down while the append-only file was loading: replay "
+                                "abandoned, the file is left as it was");
 
 out:
     if (loading.idle_ready) {
