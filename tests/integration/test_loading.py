@@ -247,14 +247,15 @@ def test_loading_answers(env):
 
 @akvtest.test("loading")
 def test_ready_after_loading(env):
-    """READY=1 only once the replay is over; STATUS= lines before."""
+    """READY=1 only once the replay is over; STATUS= lines and the
+    watchdog's pings before."""
     datadir, _ = big_dir(env, "ready", n=BIG_RECORDS // 2)
     path = os.path.join(env.workdir, "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(0.05)
     msgs = []
-    d = start_loading(env, datadir, extra_env={"NOTIFY_SOCKET": path})
+    d = start_loading(env, datadir, extra_env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     c = d.client()
     try:
         loading_seen_at = None
@@ -269,6 +270,9 @@ def test_ready_after_loading(env):
         ready = [t for t, m in msgs if m == "READY=1"]
         assert ready, msgs
         assert loading_seen_at is not None and loading_seen_at < ready[0], msgs
+        # The loop runs during the replay, so the watchdog is fed.
+        pings = [t for t, m in msgs if m == "WATCHDOG=1" and loading_seen_at < t < ready[0]]
+        assert ready[0] - loading_seen_at < 0.3 or pings, msgs
         status = [m for _, m in msgs if m.startswith("STATUS=")]
         assert any("Replaying the append-only file" in m or "Loading the append-only file" in m
                    for m in status), status

@@ -1187,7 +1187,12 @@ START_TEST(test_loading)
     const char *r;
 
     ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "dog", "animal", "PX", "10", END), "+OK\r\n");
     env.loading = 1;
+    /* No expiry while the stores are not whole. */
+    fake_now += 1000;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 2);
     ck_assert_str_eq(run("GET", "cat", END), loading);
     ck_assert_str_eq(run("SET", "cat", "dog", END), loading);
     ck_assert_str_eq(run("PING", END), loading);
@@ -1205,6 +1210,8 @@ START_TEST(test_loading)
                      "-EXECABORT Transaction discarded because of previous errors.\r\n");
     ck_assert_uint_eq(env.stats.cmd[akv_cmd_lookup("GET", 3) - akv_cmd_table()].rejected, 2);
     env.loading = 0;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 1);
     ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
     ck_assert_str_eq(run("PING", END), "+PONG\r\n");
     ck_assert_ptr_nonnull(strstr(run("INFO", "persistence", END), "\r\nloading:0\r\n"));
