@@ -728,7 +728,8 @@ int akv_cmd_do_wait(struct akv_cmd_ctx *ctx)
  * the requests in hand are finished (NOW: connections are closed at once),
  * the AOF is written and fsync'd, and attnkvd exits 0. On success there is
  * no reply: the connection closes, as Redis's does. SAVE needs the AOF;
- * an AOF that cannot be written refuses the shutdown, unless FORCE. There
+ * an AOF that cannot be written, or that appendonly yes is still creating,
+ * refuses the shutdown, unless FORCE. There
  * is nothing to ABORT: once begun, the shutdown reads no more requests. */
 int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
 {
@@ -764,6 +765,18 @@ int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
                 "SHUTDOWN SAVE refused: appendonly is off, so nothing can be saved (use "
                 "NOSAVE, or FORCE)");
         return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    if (!force && env->persist) {
+        struct akv_persist_info pi;
+        akv_persist_info(env->persist, &pi);
+        if (pi.no_file) {
+            /* As Redis: exiting would lose the data appendonly yes was
+             * asked to keep. */
+            akv_log(AKV_LOG_WARNING,
+                    "SHUTDOWN refused: writing the initial AOF (appendonly was switched on); "
+                    "SHUTDOWN FORCE exits anyway");
+            return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+        }
     }
     if (!force && werr) {
         akv_log(AKV_LOG_WARNING,

@@ -223,9 +223,10 @@ def test_loading_answers(env):
         pinger.finish()
     assert pinger.n > 50, pinger.n
     assert any(LOADING in r for r in pinger.replies), pinger.replies
-    # Not a 100 ms-scale stall: slices are 2 ms (more under sanitizers or a
-    # loaded machine, hence the margin).
-    assert pinger.worst < 0.25, pinger.worst
+    # Slices are 2 ms (and the store's table doubles incrementally): a few
+    # ms, with a margin for a loaded machine, more under sanitizers.
+    limit = 0.25 if akvtest.daemon_is_instrumented() else 0.05
+    assert pinger.worst < limit, pinger.worst
     print("figures: %d records replayed in %.2f s with clients connected; worst PING answer "
           "%.1f ms over %d PINGs" % (BIG_RECORDS, load_s, pinger.worst * 1000, pinger.n))
     f = info_fields(c, "persistence")
@@ -339,10 +340,11 @@ def test_damaged_while_listening(env):
 # Persistence settings at run time.
 
 
-def pdaemon(env, conf, datadir=None):
+def pdaemon(env, conf, datadir=None, extra_env=None):
     _count[0] += 1
     text = "".join("%s %s\n" % kv for kv in conf.items())
-    return env.configured_daemon("rt%d" % _count[0], text, ("--workers", "1"), datadir=datadir)
+    return env.configured_daemon("rt%d" % _count[0], text, ("--workers", "1"), datadir=datadir,
+                                 extra_env=extra_env)
 
 
 def wait_info(c, pred, what, timeout=60):
@@ -380,6 +382,30 @@ def test_appendonly_on_at_run_time(env):
     assert c.cmd("GET", "hello") == "world"
     assert c.cmd("GET", "foo") == "bar"
     assert c.cmd("GET", "king") == "queen" and c.cmd("TTL", "king") > 900
+    c.close()
+    stop_clean(d2)
+
+
+@akvtest.test("loading")
+def test_shutdown_while_creating_the_file(env):
+    """SHUTDOWN is refused while the rewrite that appendonly yes started
+    has not made the file yet (as Redis refuses it), unless FORCE."""
+    d = pdaemon(env, {"appendonly": "no"}, extra_env={"AKV_TEST_REWRITE_DELAY_US": "400000"})
+    c = d.client()
+    for k in ("cat", "dog", "king"):
+        assert c.cmd("SET", k, "queen") == "OK"
+    assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+    r = c.cmd("SHUTDOWN")
+    assert is_err(r, "Errors trying to SHUTDOWN"), r
+    assert "writing the initial AOF" in d.text()
+    wait_info(c, lambda f: f["aof_rewrites"] == "1", "the rewrite")
+    c.send(Client.encode("SHUTDOWN"))
+    assert d.proc.wait(timeout=60) == 0
+    d.log.close()
+    c.close()
+    d2 = pdaemon(env, {"appendonly": "yes"}, datadir=d.datadir)
+    c = d2.client()
+    assert c.cmd("GET", "king") == "queen" and c.cmd("DBSIZE") == 3
     c.close()
     stop_clean(d2)
 
