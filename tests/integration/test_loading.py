@@ -134,6 +134,13 @@ def wait_loaded(c, timeout=120):
     raise AssertionError("still loading after %ds" % timeout)
 
 
+def assert_no_sanitizer_report(d):
+    t = d.text()
+    for bad in ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "runtime error:",
+                "ERROR: LeakSanitizer"):
+        assert bad not in t, t[-6000:]
+
+
 def stop_clean(d):
     d.stop()
     d.check_clean_exit()
@@ -303,6 +310,7 @@ def test_stop_while_loading(env):
         assert d.proc.wait(timeout=60) == 0, d.text()
         d.log.close()
         c.close()
+        assert_no_sanitizer_report(d)
         t = d.text()
         assert "replay abandoned" in t, t
         assert "cutting it off" not in t and "ready:" not in t, t
@@ -326,6 +334,7 @@ def test_damaged_while_listening(env):
     assert is_err(r) and r.args[0] == LOADING, r
     assert d.proc.wait(timeout=120) == 1, d.text()
     d.log.close()
+    assert_no_sanitizer_report(d)
     t = d.text()
     assert "cannot load the append-only file:" in t and "damaged record at offset" in t, t
     assert "ready:" not in t, t
@@ -403,6 +412,7 @@ def test_shutdown_while_creating_the_file(env):
     assert d.proc.wait(timeout=60) == 0
     d.log.close()
     c.close()
+    assert_no_sanitizer_report(d)
     d2 = pdaemon(env, {"appendonly": "yes"}, datadir=d.datadir)
     c = d2.client()
     assert c.cmd("GET", "king") == "queen" and c.cmd("DBSIZE") == 3
