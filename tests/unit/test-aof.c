@@ -274,12 +274,7 @@ END_TEST
 
 /* One of each type, the last a MULTI holding one of each of the others. */
 static const struct akv_aof_record inner_recs[] = {
-    {.type = AKV_AOF_PUT,
-     .db = 1,
-     .key = "w1",
-     .klen = 2,
-     .val = "w2 w3",
-     .vlen = 5,
+    {.type = AKV_AOF_PUT, .db = 1, .key = "w1", .klen = 2, .val = "w2 w3", .vlen = 5,
      .expire = 1700000000123ull},
     {.type = AKV_AOF_DELETE, .db = 0, .key = "cat", .klen = 3},
     {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 1},
@@ -292,12 +287,7 @@ static const struct akv_aof_record inner_recs[] = {
 
 static const struct akv_aof_record top_recs[] = {
     {.type = AKV_AOF_SET, .key = "cat", .klen = 3, .val = "animal", .vlen = 6},
-    {.type = AKV_AOF_PUT,
-     .db = 3,
-     .key = "ice cream",
-     .klen = 9,
-     .val = "dessert",
-     .vlen = 7,
+    {.type = AKV_AOF_PUT, .db = 3, .key = "ice cream", .klen = 9, .val = "dessert", .vlen = 7,
      .expire = 0xfedcba9876543210ull},
     {.type = AKV_AOF_PUT, .db = 0xffffffffu, .key = "k", .klen = 1, .val = "", .vlen = 0},
     {.type = AKV_AOF_DELETE, .db = 7, .key = "ice cream", .klen = 9},
@@ -456,8 +446,10 @@ START_TEST(test_all_types_roundtrip)
      * writer wraps a batch that may sit right after the header). */
     {
         uint8_t re[1024];
-        struct akv_aof_record m = {
-            .type = AKV_AOF_MULTI, .count = NINNER, .inner = inner_buf, .inner_len = inner_len};
+        struct akv_aof_record m = {.type = AKV_AOF_MULTI,
+                                   .count = NINNER,
+                                   .inner = inner_buf,
+                                   .inner_len = inner_len};
         size_t n = all_bounds[MULTI_AT + 1] - all_bounds[MULTI_AT];
         ck_assert_uint_eq(akv_aof_rec_encode(re, &m), n);
         ck_assert(memcmp(re, all_file + all_bounds[MULTI_AT], n) == 0);
@@ -531,7 +523,7 @@ START_TEST(test_stop_inside_multi)
     for (size_t stop = 0; stop <= NCALLS; stop++) {
         struct calls c = {0, stop, 0};
         int rc = akv_aof_parse(all_file, all_len, check_call, &c, &res);
-        size_t top = stop < MULTI_AT            ? stop
+        size_t top = stop < MULTI_AT           ? stop
                      : stop < MULTI_AT + NINNER ? MULTI_AT
                                                 : stop - NINNER + 1;
         if (stop == NCALLS) {
