@@ -143,7 +143,7 @@ struct loading {
     int idle_ready;
     struct akv_cmd_env *env;
     struct akv_server *srv;
-    double t0, status_ms;
+    double status_ms; /* when the last STATUS= line went out */
     int failed; /* the file could not be loaded: exit 1 */
 };
 
@@ -425,7 +425,7 @@ int main(int argc, char **argv)
     if (env.loading) {
         loading.env = &env;
         loading.srv = srv;
-        loading.t0 = loading.status_ms = now_ms();
+        loading.status_ms = now_ms();
         rc = uv_idle_init(&loop, &loading.idle);
         if (rc < 0) {
             akv_log(AKV_LOG_WARNING, "cannot start the replay: %s", uv_strerror(rc));
