@@ -11,7 +11,8 @@
  * the verdict must be consistent (OK covers every byte, TORN and CORRUPT
  * point at good_end inside the input); and the prefix up to good_end, which
  * is what "attnkv-check-aof --fix" and the daemon's torn-tail cut keep,
- * must parse as a good file with the same records.
+ * must parse as a good file with the same records. The parse in steps
+ * (akv_aof_parse_step, a few records at a time) must agree with it.
  *
  * akv_aof_salvage on the same input: its kept records and skipped ranges
  * tile the file after its header, in order; each kept record re-encodes to
@@ -283,5 +284,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(again.status == AKV_AOF_OK && again.records == res.records);
     CHECK(memcmp(again.counts, res.counts, sizeof(res.counts)) == 0);
     check_salvage(data, size, &res);
+    /* The parse in steps (the daemon's replay) gives the same calls, at
+     * most max a step, and the same result. */
+    {
+        struct ctx cs = {data, size, AKV_AOF_FILE_HEADER, 0, 0, 0, SIZE_MAX, 0, 0, 0};
+        struct akv_aof_parser ps;
+        size_t max = size > 0 ? 1 + data[size - 1] % 4 : 1, steps = 0;
+
+        akv_aof_parser_init(&ps, data, size);
+        while (!ps.done) {
+            size_t before = cs.n;
+            CHECK(akv_aof_parse_step(&ps, max, on_record, &cs) == 0);
+            CHECK(cs.n - before <= max);
+            CHECK(++steps <= size + 1);
+        }
+        CHECK(cs.n == c.n && cs.inner == c.inner);
+        CHECK(ps.res.status == res.status && ps.res.records == res.records);
+        CHECK(ps.res.good_end == res.good_end && ps.res.bad_offset == res.bad_offset);
+        CHECK(memcmp(ps.res.counts, res.counts, sizeof(res.counts)) == 0);
+    }
     return 0;
 }

@@ -317,51 +317,108 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
     return 0;
 }
 
-int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
-                  struct akv_aof_result *res)
+void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len)
 {
-    const unsigned char *b = buf;
-    size_t off;
+    memset(ps, 0, sizeof(*ps));
+    ps->buf = buf;
+    ps->len = len;
+    ps->res.status = AKV_AOF_OK;
+    ps->res.reason = "";
+    if (len == 0) {
+        ps->done = 1;
+        return;
+    }
+    check_file_header(ps->buf, len, &ps->res);
+    if (ps->res.status != AKV_AOF_OK)
+        ps->done = 1;
+    ps->off = AKV_AOF_FILE_HEADER;
+}
 
-    memset(res, 0, sizeof(*res));
-    res->status = AKV_AOF_OK;
-    res->reason = "";
-    if (len == 0)
-        return 0;
-    check_file_header(b, len, res);
-    if (res->status != AKV_AOF_OK)
-        return 0;
+/* Hands the next record inside the MULTI record ps->multi to fn; at its
+ * last, counts the MULTI record and moves past it. */
+static int multi_next(struct akv_aof_parser *ps, akv_aof_record_fn fn, void *arg)
+{
+    const unsigned char *in = ps->multi.inner;
+    struct akv_aof_record r;
+    const char *why = "";
+    int rc;
 
-    off = AKV_AOF_FILE_HEADER;
-    while (off < len) {
+    (void)parse_one(in, ps->multi_at, ps->multi.inner_len, 1, &r, &why); /* checked whole */
+    r.offset = (size_t)(in - ps->buf) + ps->multi_at;
+    r.batch = ps->off;
+    if (fn && (rc = fn(arg, &r)) != 0)
+        return rc;
+    ps->res.counts[r.type]++;
+    ps->multi_at += r.size;
+    if (++ps->multi_done == ps->multi.count) {
+        ps->in_multi = 0;
+        ps->res.records++;
+        ps->res.counts[AKV_AOF_MULTI]++;
+        ps->off += ps->multi.size;
+        ps->res.good_end = ps->off;
+    }
+    return 0;
+}
+
+int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg)
+{
+    size_t n = 0;
+    int rc;
+
+    while (!ps->done && n < max) {
         struct akv_aof_record rec;
         const char *why = "";
-        int rc, st = parse_one(b, off, len, 0, &rec, &why);
+        int st;
 
-        if (st != 0)
-            return stop(res, (enum akv_aof_status)st, off, why);
+        n++;
+        if (ps->in_multi) {
+            if ((rc = multi_next(ps, fn, arg)) != 0)
+                return rc;
+            continue;
+        }
+        if (ps->off >= ps->len) {
+            ps->done = 1;
+            break;
+        }
+        st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
+        if (st != 0) {
+            stop(&ps->res, (enum akv_aof_status)st, ps->off, why);
+            ps->done = 1;
+            break;
+        }
         if (rec.type == AKV_AOF_MULTI) {
-            const unsigned char *in = rec.inner;
-            size_t at = 0;
-            for (uint32_t i = 0; i < rec.count; i++) {
-                struct akv_aof_record r;
-                (void)parse_one(in, at, rec.inner_len, 1, &r, &why); /* checked above */
-                r.offset = (size_t)(in - b) + at;
-                r.batch = off;
-                if (fn && (rc = fn(arg, &r)) != 0)
+            ps->multi = rec;
+            ps->multi_at = 0;
+            ps->multi_done = 0;
+            if (rec.count > 0) {
+                ps->in_multi = 1;
+                if ((rc = multi_next(ps, fn, arg)) != 0)
                     return rc;
-                res->counts[r.type]++;
-                at += r.size;
+                continue;
             }
         } else if (fn && (rc = fn(arg, &rec)) != 0) {
             return rc;
         }
-        res->records++;
-        res->counts[rec.type]++;
-        off += rec.size;
-        res->good_end = off;
+        ps->res.records++;
+        ps->res.counts[rec.type]++;
+        ps->off += rec.size;
+        ps->res.good_end = ps->off;
     }
+    if (!ps->done && !ps->in_multi && ps->off >= ps->len)
+        ps->done = 1;
     return 0;
+}
+
+int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
+                  struct akv_aof_result *res)
+{
+    struct akv_aof_parser ps;
+    int rc;
+
+    akv_aof_parser_init(&ps, buf, len);
+    rc = akv_aof_parse_step(&ps, SIZE_MAX, fn, arg);
+    *res = ps.res;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------

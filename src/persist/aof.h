@@ -122,6 +122,29 @@ typedef int (*akv_aof_record_fn)(void *arg, const struct akv_aof_record *rec);
 int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
                   struct akv_aof_result *res);
 
+/* The same parse in steps, for a replay that must leave the thread free
+ * between them: init, then akv_aof_parse_step until done is set; res then
+ * holds what akv_aof_parse would have filled in (and, between steps, the
+ * figures so far; off is how far the parse has got). A step hands at most
+ * max records to fn, counting each record inside a MULTI record (a MULTI
+ * record is checked whole when the step reaches it, then its records are
+ * handed over, across steps if need be). After fn stopped a step (nonzero,
+ * returned by the step) the parse must not go on. The buffer must stay
+ * mapped and unchanged until done. */
+struct akv_aof_parser {
+    const unsigned char *buf;
+    size_t len;
+    size_t off;                  /* where the next top-level record starts */
+    int done;                    /* the end, or a bad record (res.status), was reached */
+    int in_multi;                /* handing over multi's records */
+    struct akv_aof_record multi; /* the MULTI record being handed over */
+    size_t multi_at;             /* offset in multi.inner of the next of them */
+    uint32_t multi_done;         /* of them handed over */
+    struct akv_aof_result res;
+};
+void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len);
+int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg);
+
 /* "SET", "DEL", "FLUSHALL", "PUT", "DELETE", "FLUSHDB", "SWAPDB", "MULTI" or "?". */
 const char *akv_aof_type_name(enum akv_aof_type type);
 

@@ -686,18 +686,41 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
                           akv_attn_kernel_name());
 }
 
+/* The replay's progress, as Redis shows a load's (the ETA from the pace so
+ * far), and the records replayed so far (attnkv's). */
+static int info_loading(struct akv_buf *b, const struct akv_persist_info *pi)
+{
+    uint64_t total = pi->loading_total_bytes, done = pi->loading_loaded_bytes;
+    uint64_t elapsed_s = pi->loading_elapsed_us / 1000000u;
+    uint64_t eta = elapsed_s == 0 ? 1 : elapsed_s * (total - done) / (done + 1);
+
+    return akv_buf_printf(b,
+                          "loading_start_time:%" PRId64 "\r\n"
+                          "loading_total_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_perc:%.2f\r\n"
+                          "loading_eta_seconds:%" PRIu64 "\r\n"
+                          "loading_loaded_records:%" PRIu64 "\r\n",
+                          pi->loading_start_time, total, done,
+                          total ? 100.0 * (double)done / (double)total : 100.0, eta,
+                          pi->loading_records);
+}
+
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
     int rc;
 
     akv_persist_info(env->persist, &pi);
-    /* The rdb_ and loading fields are what Redis tools read: there is no
-     * RDB file (BGSAVE rewrites the AOF), and a replay ends before the
-     * first client is accepted. */
-    rc = akv_buf_printf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
-                        (long long)(env->lastsave ? env->lastsave : env->start_time));
+    /* The rdb_ fields are what Redis tools read: there is no RDB file
+     * (BGSAVE rewrites the AOF). */
+    rc = akv_buf_printf(b,
+                        "loading:%d\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
+                        "rdb_last_save_time:%lld\r\n",
+                        env->loading, (long long)(env->lastsave ? env->lastsave : env->start_time));
     if (rc < 0)
+        return rc;
+    if (env->loading && (rc = info_loading(b, &pi)) < 0)
         return rc;
     return akv_buf_printf(
         b,
@@ -938,7 +961,8 @@ int akv_cmd_do_wait(struct akv_cmd_ctx *ctx)
  * the requests in hand are finished (NOW: connections are closed at once),
  * the AOF is written and fsync'd, and attnkvd exits 0. On success there is
  * no reply: the connection closes, as Redis's does. SAVE needs the AOF;
- * an AOF that cannot be written refuses the shutdown, unless FORCE. There
+ * an AOF that cannot be written, or that appendonly yes is still creating,
+ * refuses the shutdown, unless FORCE. There
  * is nothing to ABORT: once begun, the shutdown reads no more requests. */
 int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
 {
@@ -974,6 +998,18 @@ int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
                 "SHUTDOWN SAVE refused: appendonly is off, so nothing can be saved (use "
                 "NOSAVE, or FORCE)");
         return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    if (!force && env->persist) {
+        struct akv_persist_info pi;
+        akv_persist_info(env->persist, &pi);
+        if (pi.no_file) {
+            /* As Redis: exiting would lose the data appendonly yes was
+             * asked to keep. */
+            akv_log(AKV_LOG_WARNING,
+                    "SHUTDOWN refused: writing the initial AOF (appendonly was switched on); "
+                    "SHUTDOWN FORCE exits anyway");
+            return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+        }
     }
     if (!force && werr) {
         akv_log(AKV_LOG_WARNING,

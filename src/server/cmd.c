@@ -14,7 +14,8 @@
  *
  * Limits and security: dispatch refuses every command but AUTH, PING, QUIT
  * and HELP (AKV_CMD_NOAUTH) until a connection that must authenticate has
- * done so, and refuses writes while the AOF cannot be written (MISCONF).
+ * done so, every command not flagged AKV_CMD_LOADING while the AOF replays
+ * (LOADING), and writes while the AOF cannot be written (MISCONF).
  *
  * Replies are all-or-nothing: if writing one fails for lack of memory, the
  * buffer is cut back to where the reply began and "-ERR out of memory" takes
@@ -304,51 +305,53 @@ void akv_cmd_make_ids(struct akv_cmd_env *env)
 #define A AKV_CMD_ADMIN
 #define N AKV_CMD_NOAUTH
 #define Q AKV_CMD_NOQUEUE
+#define L AKV_CMD_LOADING
 
 static const struct akv_cmd table[] = {
     {"PING", -1, F | N, akv_cmd_do_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
     {"ECHO", 2, F, akv_cmd_do_echo, 0, 0, 0, "ECHO message", "reply the message"},
-    {"QUIT", -1, F | N | Q, akv_cmd_do_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
-    {"READABLE", -1, F | N, akv_cmd_do_readable, 0, 0, 0, "READABLE [ON|OFF]",
+    {"QUIT", -1, F | N | Q | L, akv_cmd_do_quit, 0, 0, 0, "QUIT",
+     "reply OK and close the connection"},
+    {"READABLE", -1, F | N | L, akv_cmd_do_readable, 0, 0, 0, "READABLE [ON|OFF]",
      "replies as text for people at a terminal (ON), or RESP (OFF, the default)"},
-    {"HELP", 1, N, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
-    {"COMMAND", -1, 0, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
+    {"HELP", 1, N | L, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
+    {"COMMAND", -1, L, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
-    {"CONFIG", -2, A, akv_cmd_do_config, 0, 0, 0,
+    {"CONFIG", -2, A | L, akv_cmd_do_config, 0, 0, 0,
      "CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT",
      "read settings (name, value pairs), change the run-time ones, or zero the INFO counters"},
-    {"SLOWLOG", -2, A, akv_cmd_do_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
+    {"SLOWLOG", -2, A | L, akv_cmd_do_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
      "the commands slower than slowlog-log-slower-than microseconds, newest first"},
-    {"AUTH", -2, F | N | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
+    {"AUTH", -2, F | N | L | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
      "authenticate the connection (when requirepass is set)"},
-    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT index",
+    {"SELECT", 2, F | L, akv_cmd_do_select, 0, 0, 0, "SELECT index",
      "switch the connection to database index (0 .. databases-1)"},
-    {"HELLO", -1, F | N, akv_cmd_do_hello, 0, 0, 0,
+    {"HELLO", -1, F | N | L, akv_cmd_do_hello, 0, 0, 0,
      "HELLO [protover [AUTH username password] [SETNAME clientname]]",
      "switch the protocol (2 or 3), authenticate, name the connection; reply the server's "
      "details"},
-    {"RESET", 1, F | N | Q, akv_cmd_do_reset, 0, 0, 0, "RESET",
+    {"RESET", 1, F | N | Q | L, akv_cmd_do_reset, 0, 0, 0, "RESET",
      "reset the connection: RESP2, db 0, no name, MONITOR and CLIENT REPLY off, "
      "not authenticated"},
-    {"CLIENT", -2, 0, akv_cmd_do_client, 0, 0, 0,
+    {"CLIENT", -2, L, akv_cmd_do_client, 0, 0, 0,
      "CLIENT ID|INFO|LIST|KILL|SETNAME|GETNAME|SETINFO|REPLY|NO-EVICT|PAUSE|UNPAUSE|UNBLOCK|HELP",
      "inspect, name and manage client connections"},
-    {"MONITOR", 1, A, akv_cmd_do_monitor, 0, 0, 0, "MONITOR",
+    {"MONITOR", 1, A | L, akv_cmd_do_monitor, 0, 0, 0, "MONITOR",
      "stream every command the server runs, secrets redacted"},
-    {"TIME", 1, F, akv_cmd_do_time, 0, 0, 0, "TIME",
+    {"TIME", 1, F | L, akv_cmd_do_time, 0, 0, 0, "TIME",
      "the server's clock: unix seconds and microseconds"},
-    {"LASTSAVE", 1, F, akv_cmd_do_lastsave, 0, 0, 0, "LASTSAVE",
+    {"LASTSAVE", 1, F | L, akv_cmd_do_lastsave, 0, 0, 0, "LASTSAVE",
      "unix time of the last successful AOF rewrite (or of start-up)"},
     {"SAVE", 1, A, akv_cmd_do_save, 0, 0, 0, "SAVE",
      "refused: it would block the server (every write is in the AOF already)"},
     {"BGSAVE", -1, A, akv_cmd_do_bgsave, 0, 0, 0, "BGSAVE [SCHEDULE]",
      "compact the append-only file in the background, as BGREWRITEAOF"},
-    {"SHUTDOWN", -1, A, akv_cmd_do_shutdown, 0, 0, 0,
+    {"SHUTDOWN", -1, A | L, akv_cmd_do_shutdown, 0, 0, 0,
      "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
      "finish the requests in hand, make the AOF durable and exit, as SIGTERM does"},
     {"WAIT", 3, 0, akv_cmd_do_wait, 0, 0, 0, "WAIT numreplicas timeout",
      "0 at once: there are no replicas"},
-    {"LATENCY", -2, 0, akv_cmd_do_latency, 0, 0, 0,
+    {"LATENCY", -2, L, akv_cmd_do_latency, 0, 0, 0,
      "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
      "commands slower than latency-monitor-threshold ms, by event"},
     {"MEMORY", -2, 0, akv_cmd_do_memory, 0, 0, 0,
@@ -363,7 +366,7 @@ static const struct akv_cmd table[] = {
      "how many of the keys exist (there are no access times to update)"},
     {"RANDOMKEY", 1, R, akv_cmd_do_randomkey, 0, 0, 0, "RANDOMKEY",
      "a key chosen at random, or nil when there is none"},
-    {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
+    {"INFO", -1, L, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
      "server, clients, memory, persistence, stats, replication, cpu, latency, commandstats, "
      "errorstats, latencystats, cluster, store, keyspace and vectors figures"},
     {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
@@ -425,15 +428,15 @@ static const struct akv_cmd table[] = {
      "remove every key of the connection's database"},
     {"FLUSHALL", -1, W, akv_cmd_do_flushall, 0, 0, 0, "FLUSHALL [ASYNC|SYNC]",
      "remove every key of every database"},
-    {"MULTI", 1, F | Q, akv_cmd_do_multi, 0, 0, 0, "MULTI",
+    {"MULTI", 1, F | Q | L, akv_cmd_do_multi, 0, 0, 0, "MULTI",
      "start a transaction: queue commands until EXEC"},
-    {"EXEC", 1, Q, akv_cmd_do_exec, 0, 0, 0, "EXEC",
+    {"EXEC", 1, Q | L, akv_cmd_do_exec, 0, 0, 0, "EXEC",
      "run the queued commands as one (nil if a WATCHed key changed)"},
-    {"DISCARD", 1, F | Q, akv_cmd_do_discard, 0, 0, 0, "DISCARD",
+    {"DISCARD", 1, F | Q | L, akv_cmd_do_discard, 0, 0, 0, "DISCARD",
      "drop the queued commands and the WATCHed keys"},
-    {"WATCH", -2, F | Q, akv_cmd_do_watch, 1, -1, 1, "WATCH key [key ...]",
+    {"WATCH", -2, F | Q | L, akv_cmd_do_watch, 1, -1, 1, "WATCH key [key ...]",
      "make the next EXEC fail if one of these keys changes"},
-    {"UNWATCH", 1, F | Q, akv_cmd_do_unwatch, 0, 0, 0, "UNWATCH", "forget the WATCHed keys"},
+    {"UNWATCH", 1, F | Q | L, akv_cmd_do_unwatch, 0, 0, 0, "UNWATCH", "forget the WATCHed keys"},
     {"BGREWRITEAOF", 1, A, akv_cmd_do_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
@@ -456,6 +459,7 @@ static const struct akv_cmd table[] = {
 #undef A
 #undef N
 #undef Q
+#undef L
 
 _Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
                "raise AKV_CMD_STATS_MAX in cmd.h");
@@ -670,6 +674,15 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if (ctx->env->config->requirepass && !ctx->sess->authenticated &&
         !(c->flags & AKV_CMD_NOAUTH)) {
         rc = akv_reply_error(ctx->out, "NOAUTH Authentication required.");
+        goto out;
+    }
+    if (env->loading && !(c->flags & AKV_CMD_LOADING)) {
+        /* Before queueing, as in Redis: a transaction that asked for one
+         * fails at EXEC. */
+        env->stats.cmd[c - table].rejected++;
+        env->stats.error_replies++;
+        akv_cmd_multi_fail(ctx->sess);
+        rc = akv_reply_error(ctx->out, "LOADING attnkv is loading the dataset in memory");
         goto out;
     }
     if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {

@@ -139,6 +139,10 @@ struct akv_cmd_env {
     size_t ndead, dead_cap;
     struct akv_reaper *reapers;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
+    /* The AOF is replaying (main.c, in slices on the loop thread): the
+     * stores are not whole, so only AKV_CMD_LOADING commands run, and the
+     * expiry cycle waits. */
+    int loading;
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
     double vocab_load_ms;     /* how long opening it took */
@@ -294,6 +298,10 @@ enum {
     AKV_CMD_NOAUTH = 1u << 5,  /* allowed before AUTH when requirepass is set */
     AKV_CMD_SECRET = 1u << 6,  /* arguments are secret: never log or record them (AUTH) */
     AKV_CMD_NOQUEUE = 1u << 7, /* runs at once inside MULTI (EXEC, DISCARD, WATCH, ...) */
+    /* Allowed while the AOF replays (Redis's "loading" flag: INFO, CONFIG,
+     * CLIENT, AUTH, SHUTDOWN, ...; not PING, as a loading server counts as
+     * unavailable); every other command gets -LOADING. */
+    AKV_CMD_LOADING = 1u << 8,
 };
 
 /* A subcommand of a container command (CLIENT KILL, CONFIG GET, ...):
@@ -330,7 +338,9 @@ const struct akv_cmd *akv_cmd_table(void);
  * calls its handler, which replies into ctx->out or leaves a job in ctx->job.
  * Unknown commands and wrong arity get an -ERR reply; while requirepass is
  * set and ctx->authenticated is 0, commands other than AKV_CMD_NOAUTH ones
- * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command, records
+ * get -NOAUTH; while env->loading, commands other than AKV_CMD_LOADING
+ * ones get -LOADING (and make a MULTI's EXEC fail, as Redis does).
+ * AUTH updates ctx->authenticated. Counts the command, records
  * a latency event when it took latency-monitor-threshold ms or more, feeds
  * it to the MONITOR clients (secrets redacted), and drops its reply when
  * the session asked for none (CLIENT REPLY OFF or SKIP; a job's through
@@ -343,7 +353,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
 void akv_cmd_clock(struct akv_cmd_env *env);
 
 /* The active expiry cycle: deletes expired entries (logged as DELs), in
- * every database, for at most budget_us microseconds. Returns 1 if due
+ * every database, for at most budget_us microseconds (nothing while the
+ * AOF loads or CLIENT PAUSE holds writes). Returns 1 if due
  * entries remain (call again soon), else 0. Loop thread. */
 int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us);
 

@@ -637,10 +637,11 @@ static const struct directive directives[] = {
 /* The directives that CONFIG SET and a SIGHUP reload may change while the
  * daemon runs: each is read afresh wherever it is used (the query defaults
  * when a request is parsed, maxclients at each accept, the slow log
- * settings after each command), or its change is applied at once by the
- * server (loglevel, logfile). Everything else (addresses, the vectors, the
- * worker count) is fixed at start-up. A directive added later is fixed until
- * it is listed here. */
+ * settings after each command, the automatic rewrite's thresholds at each
+ * check), or its change is applied at once by the server (loglevel,
+ * logfile, appendfsync, appendonly: server.c's apply_setting). Everything
+ * else (addresses, the vectors, the worker count) is fixed at start-up. A
+ * directive added later is fixed until it is listed here. */
 static const char *const runtime_directives[] = {
     "maxclients",
     "count",
@@ -661,6 +662,10 @@ static const char *const runtime_directives[] = {
     "max-value-len",
     "client-output-buffer-limit",
     "latency-monitor-threshold",
+    "appendonly",
+    "appendfsync",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
 };
 
 /* Directives that name files (see akv_config_is_path). */

@@ -245,6 +245,12 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
     return 0;
 }
 
+void akv_conn_persist_changed(struct akv_conn_shared *sh)
+{
+    akv_persist_set_notify(sh->env->persist, conn_aof_progress, sh);
+    conn_aof_progress(sh);
+}
+
 void akv_conn_shared_close(struct akv_conn_shared *sh)
 {
     if (sh && sh->resume_init && !uv_is_closing((uv_handle_t *)&sh->resume)) {

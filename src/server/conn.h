@@ -140,4 +140,9 @@ void akv_conn_monitor_set(struct akv_conn_shared *sh, struct akv_session *s, int
 void akv_conn_monitor_feed(struct akv_conn_shared *sh, const char *line, size_t len);
 void akv_conn_pause_changed(struct akv_conn_shared *sh);
 
+/* env->persist was replaced (appendonly switched at run time): follows the
+ * new one's progress, and sends the replies that waited for the old one
+ * (closed, so everything it took is written). */
+void akv_conn_persist_changed(struct akv_conn_shared *sh);
+
 #endif

@@ -11,7 +11,8 @@
  * byte for byte, the callback order and batch field of the records inside
  * a MULTI, every truncation (a torn MULTI is dropped whole) and every byte
  * corruption of it, and damaged MULTIs (counts, nesting, an inner record
- * cut short: damage, not a tear).
+ * cut short: damage, not a tear). The parse in steps agrees with the
+ * parse in one go, for every cut of the file and step size.
  */
 #include <check.h>
 
@@ -477,6 +478,46 @@ START_TEST(test_all_types_roundtrip)
     ck_assert_str_eq(akv_aof_type_name(AKV_AOF_MULTI), "MULTI");
     ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)0), "?");
     ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)AKV_AOF_TYPES), "?");
+}
+END_TEST
+
+/* The parse in steps (akv_aof_parse_step) gives what one parse gives, for
+ * every cut of the file (good, torn, in the middle of the MULTI record) and
+ * every step size: the same calls in the same order, at most max a step
+ * (the MULTI's records handed over across steps), and the same result. */
+START_TEST(test_parse_in_steps)
+{
+    static const size_t maxes[] = {1, 2, 3, 7, SIZE_MAX};
+
+    build_all();
+    for (size_t n = 0; n <= all_len; n++) {
+        struct akv_aof_result whole;
+        struct calls cw = {0, SIZE_MAX, 0};
+
+        ck_assert_int_eq(akv_aof_parse(all_file, n, check_call, &cw, &whole), 0);
+        for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+            struct akv_aof_parser ps;
+            struct calls c = {0, SIZE_MAX, 0};
+            size_t steps = 0;
+
+            akv_aof_parser_init(&ps, all_file, n);
+            while (!ps.done) {
+                size_t before = c.n;
+                ck_assert_int_eq(akv_aof_parse_step(&ps, maxes[m], check_call, &c), 0);
+                ck_assert_uint_le(c.n - before, maxes[m]);
+                ck_assert_uint_lt(++steps, 1000);
+            }
+            ck_assert_uint_eq(c.n, cw.n);
+            ck_assert_int_eq(ps.res.status, whole.status);
+            ck_assert_uint_eq(ps.res.records, whole.records);
+            ck_assert_uint_eq(ps.res.good_end, whole.good_end);
+            ck_assert_uint_eq(ps.res.bad_offset, whole.bad_offset);
+            ck_assert(memcmp(ps.res.counts, whole.counts, sizeof(whole.counts)) == 0);
+            /* Done stays done. */
+            ck_assert_int_eq(akv_aof_parse_step(&ps, 5, check_call, &c), 0);
+            ck_assert_uint_eq(c.n, cw.n);
+        }
+    }
 }
 END_TEST
 
@@ -1037,6 +1078,7 @@ static Suite *aof_suite(void)
     tcase_add_test(tc, test_bad_contents);
     tcase_add_test(tc, test_all_types_roundtrip);
     tcase_add_test(tc, test_stop_inside_multi);
+    tcase_add_test(tc, test_parse_in_steps);
     tcase_add_test(tc, test_all_types_every_truncation);
     tcase_add_test(tc, test_all_types_every_byte_corruption);
     tcase_add_test(tc, test_multi_damage);

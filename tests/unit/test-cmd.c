@@ -1181,6 +1181,55 @@ START_TEST(test_operations)
 }
 END_TEST
 
+/* While the AOF loads only the commands flagged AKV_CMD_LOADING run; the
+ * others, PING included, get -LOADING, and inside MULTI make EXEC fail. */
+START_TEST(test_loading)
+{
+    static const char loading[] = "-LOADING attnkv is loading the dataset in memory\r\n";
+    const char *r;
+
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "dog", "animal", "PX", "10", END), "+OK\r\n");
+    env.loading = 1;
+    /* No expiry while the stores are not whole. */
+    fake_now += 1000;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 2);
+    ck_assert_str_eq(run("GET", "cat", END), loading);
+    ck_assert_str_eq(run("SET", "cat", "dog", END), loading);
+    ck_assert_str_eq(run("PING", END), loading);
+    ck_assert_str_eq(run("FLUSHALL", END), loading);
+    ck_assert_str_eq(run("BGREWRITEAOF", END), loading);
+    ck_assert_str_eq(run("NOSUCH", END),
+                     "-ERR unknown command 'NOSUCH' (HELP lists the commands)\r\n");
+    r = run("INFO", "persistence", END);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nloading:1\r\nasync_loading:0\r\n"));
+    ck_assert_str_eq(run("SELECT", "1", END), "+OK\r\n");
+    ck_assert_str_eq(run("SELECT", "0", END), "+OK\r\n");
+    ck_assert_str_eq(run("MULTI", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), loading);
+    ck_assert_str_eq(run("EXEC", END),
+                     "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    ck_assert_uint_eq(env.stats.cmd[akv_cmd_lookup("GET", 3) - akv_cmd_table()].rejected, 2);
+    env.loading = 0;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 1);
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("PING", END), "+PONG\r\n");
+    ck_assert_ptr_nonnull(strstr(run("INFO", "persistence", END), "\r\nloading:0\r\n"));
+    /* The flag is Redis's "loading", for COMMAND INFO. */
+    for (const struct akv_cmd *c = akv_cmd_table(); c->name; c++) {
+        int want = strcmp(c->name, "INFO") == 0 || strcmp(c->name, "CONFIG") == 0 ||
+                   strcmp(c->name, "SHUTDOWN") == 0 || strcmp(c->name, "AUTH") == 0;
+        if (want)
+            ck_assert_msg(c->flags & AKV_CMD_LOADING, "%s", c->name);
+        if (c->flags & AKV_CMD_WRITE)
+            ck_assert_msg(!(c->flags & AKV_CMD_LOADING), "%s", c->name);
+    }
+    ck_assert(!(akv_cmd_lookup("PING", 4)->flags & AKV_CMD_LOADING));
+}
+END_TEST
+
 START_TEST(test_inspect)
 {
     const char *r;
@@ -1232,7 +1281,8 @@ START_TEST(test_inspect)
     ck_assert_ptr_nonnull(strstr(r, "# Memory\r\nused_memory:"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nused_memory_peak:"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nblocked_clients:0\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nrdb_last_save_time:"));
 }
 END_TEST
@@ -2189,7 +2239,7 @@ static void aof_open(uv_loop_t *loop, struct akv_store **d)
 {
     static int pct = 0;
     static unsigned long long min_size = 0;
-    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size};
+    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0};
     char err[512] = "";
     int rc = akv_persist_open(&env.persist, loop, d, NDBS, &o, err, sizeof(err));
 
@@ -2460,6 +2510,7 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_monitor);
     tcase_add_test(tc, test_operations);
     tcase_add_test(tc, test_inspect);
+    tcase_add_test(tc, test_loading);
     tcase_add_test(tc, test_command_docs);
     tcase_add_test(tc, test_set_options);
     tcase_add_test(tc, test_expire_options);
