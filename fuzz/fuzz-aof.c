@@ -11,13 +11,21 @@
  * the verdict must be consistent (OK covers every byte, TORN and CORRUPT
  * point at good_end inside the input); and the prefix up to good_end, which
  * is what "attnkv-check-aof --fix" and the daemon's torn-tail cut keep,
- * must parse as a good file with the same records.
+ * must parse as a good file with the same records. The parse in steps
+ * (akv_aof_parse_step, a few records at a time) must agree with it.
+ *
+ * akv_aof_salvage on the same input: its kept records and skipped ranges
+ * tile the file after its header, in order; each kept record re-encodes to
+ * its bytes; the file header followed by the kept records parses as a good
+ * file with the same counts; it keeps exactly the records akv_aof_parse
+ * accepts before the first damage, and skips nothing in a good file.
  *
  * The same file is linked into test-aof, which replays fuzz/corpus/aof and
  * fuzz/regression/aof through LLVMFuzzerTestOneInput on every "meson test".
  *
  * Threading: none. A broken invariant prints what broke and aborts.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +167,86 @@ static int on_record(void *arg, const struct akv_aof_record *r)
     return 0;
 }
 
+/* akv_aof_salvage's walk: where the next range must start, and the kept
+ * records copied out after the file header. */
+struct salv {
+    const uint8_t *data;
+    size_t size;
+    size_t next;
+    uint8_t *out;
+    size_t out_len;
+    size_t before; /* kept records that start before the parse's good_end */
+    size_t good_end;
+};
+
+static int salv_keep(void *arg, const struct akv_aof_record *r)
+{
+    struct salv *s = arg;
+    struct ctx c = {s->data, s->size, 0, 0, 0, 0, SIZE_MAX, 0, 0, 0};
+
+    CHECK(r->offset == s->next && r->size >= AKV_AOF_REC_HEADER && r->size <= s->size - r->offset);
+    CHECK(r->batch == SIZE_MAX);
+    if (r->type == AKV_AOF_MULTI) {
+        CHECK(r->inner_len == r->size - AKV_AOF_REC_HEADER - 4);
+    }
+    check_reencode(&c, r);
+    memcpy(s->out + s->out_len, s->data + r->offset, r->size);
+    s->out_len += r->size;
+    s->before += r->offset < s->good_end;
+    s->next = r->offset + r->size;
+    return 0;
+}
+
+static int salv_skip(void *arg, const struct akv_aof_skip *k)
+{
+    struct salv *s = arg;
+
+    CHECK(k->offset == s->next && k->len > 0 && k->len <= s->size - k->offset);
+    CHECK(k->kind >= AKV_AOF_SKIP_RECORD && k->kind <= AKV_AOF_SKIP_REST);
+    CHECK(k->type >= 0 && k->type < AKV_AOF_TYPES);
+    CHECK(k->reason != NULL && k->reason[0] != '\0');
+    s->next = k->offset + k->len;
+    return 0;
+}
+
+static void check_salvage(const uint8_t *data, size_t size, const struct akv_aof_result *pres)
+{
+    struct akv_aof_salvage_result res;
+    struct akv_aof_result again;
+    struct salv s = {data, size, AKV_AOF_FILE_HEADER, NULL, 0, 0, pres->good_end};
+    int rc;
+
+    s.out = malloc(size + AKV_AOF_FILE_HEADER);
+    CHECK(s.out != NULL);
+    akv_aof_file_header(s.out);
+    s.out_len = AKV_AOF_FILE_HEADER;
+    if (size < AKV_AOF_FILE_HEADER)
+        s.next = 0;
+    rc = akv_aof_salvage(data, size, salv_keep, salv_skip, &s, &res);
+    if (rc == -EBADMSG) {
+        CHECK(pres->status == AKV_AOF_CORRUPT && pres->bad_offset == 0);
+        CHECK(res.reason != NULL && res.reason[0] != '\0');
+        free(s.out);
+        return;
+    }
+    CHECK(rc == 0);
+    CHECK(size == 0 || s.next == size);
+    CHECK(res.kept_bytes + res.skipped_bytes +
+                  (size < AKV_AOF_FILE_HEADER ? 0 : AKV_AOF_FILE_HEADER) ==
+              size ||
+          size == 0);
+    CHECK(akv_aof_parse(s.out, s.out_len, NULL, NULL, &again) == 0);
+    CHECK(again.status == AKV_AOF_OK && again.records == res.records);
+    CHECK(memcmp(again.counts, res.counts, sizeof(res.counts)) == 0);
+    CHECK(s.before == pres->records);
+    if (pres->status == AKV_AOF_OK) {
+        CHECK(res.skips == 0 && res.records == pres->records);
+    } else {
+        CHECK(res.skips > 0);
+    }
+    free(s.out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct ctx c = {data, size, AKV_AOF_FILE_HEADER, 0, 0, 0, SIZE_MAX, 0, 0, 0};
@@ -195,5 +283,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(akv_aof_parse(data, res.good_end, NULL, NULL, &again) == 0);
     CHECK(again.status == AKV_AOF_OK && again.records == res.records);
     CHECK(memcmp(again.counts, res.counts, sizeof(res.counts)) == 0);
+    check_salvage(data, size, &res);
+    /* The parse in steps (the daemon's replay) gives the same calls, at
+     * most max a step, and the same result. */
+    {
+        struct ctx cs = {data, size, AKV_AOF_FILE_HEADER, 0, 0, 0, SIZE_MAX, 0, 0, 0};
+        struct akv_aof_parser ps;
+        size_t max = size > 0 ? 1 + data[size - 1] % 4 : 1, steps = 0;
+
+        akv_aof_parser_init(&ps, data, size);
+        while (!ps.done) {
+            size_t before = cs.n;
+            CHECK(akv_aof_parse_step(&ps, max, on_record, &cs) == 0);
+            CHECK(cs.n - before <= max);
+            CHECK(++steps <= size + 1);
+        }
+        CHECK(cs.n == c.n && cs.inner == c.inner);
+        CHECK(ps.res.status == res.status && ps.res.records == res.records);
+        CHECK(ps.res.good_end == res.good_end && ps.res.bad_offset == res.bad_offset);
+        CHECK(memcmp(ps.res.counts, res.counts, sizeof(res.counts)) == 0);
+    }
     return 0;
 }

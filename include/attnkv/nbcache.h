@@ -62,4 +62,7 @@ int akv_nbcache_put(struct akv_nbcache *c, const struct akv_nblist *l);
 /* Lists held. */
 size_t akv_nbcache_count(struct akv_nbcache *c);
 
+/* Bytes the cache has allocated: its table and the lists held. */
+size_t akv_nbcache_memory(struct akv_nbcache *c);
+
 #endif

@@ -115,3 +115,13 @@ size_t akv_nbcache_count(struct akv_nbcache *c)
     pthread_mutex_unlock(&c->mu);
     return n;
 }
+
+size_t akv_nbcache_memory(struct akv_nbcache *c)
+{
+    size_t n;
+
+    pthread_mutex_lock(&c->mu);
+    n = sizeof(*c) + c->cap * sizeof(*c->slots) + c->count * sizeof(struct akv_nblist);
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

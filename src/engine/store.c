@@ -104,6 +104,8 @@
 #define CHUNK_MAX ((size_t)1 << 16) /* 268 million slots */
 #define NIL UINT32_MAX
 #define NEVER UINT64_MAX
+/* Old buckets moved per write while the table doubles (buckets_grow). */
+#define REHASH_STEP 8
 
 /* The owner's part of a slot. */
 struct slot {
@@ -162,6 +164,11 @@ struct akv_store {
 
     uint32_t *buckets; /* heads of the chains, NIL when empty */
     size_t nbuckets;   /* a power of two */
+    /* While the table doubles (see buckets_grow): the table before, of
+     * nbuckets / 2 heads, whose buckets below moved have been moved into
+     * buckets; NULL otherwise. */
+    uint32_t *old;
+    size_t moved;
 
     struct retired *retired; /* FIFO ring, death versions ascending */
     size_t ret_head, ret_len, ret_cap;
@@ -319,6 +326,7 @@ void akv_store_destroy(struct akv_store *s)
         free(s->chunks);
     }
     free(s->buckets);
+    free(s->old);
     free(s->retired);
     free(s->free_slots);
     free(s->act);
@@ -475,6 +483,9 @@ static void release_if_empty(struct akv_store *s)
     if (b != NULL) {
         memset(b, 0xff, 16 * sizeof *b);
         free(s->buckets);
+        free(s->old);
+        s->old = NULL;
+        s->moved = 0;
         s->buckets = b;
         s->nbuckets = 16;
     }
@@ -578,11 +589,33 @@ static uint64_t key_hash(const struct akv_store *s, const char *k, size_t len)
     return XXH3_64bits_withSeed(k, len, s->seed);
 }
 
+/* The head of the chain for hash h: in the old table while its bucket has
+ * not been moved yet. */
+static uint32_t *head_of(const struct akv_store *s, uint64_t h)
+{
+    if (s->old) {
+        size_t i = h & (s->nbuckets / 2 - 1);
+        if (i >= s->moved)
+            return &s->old[i];
+    }
+    return &s->buckets[h & (s->nbuckets - 1)];
+}
+
+/* The chain of bucket j of the (new) table as a walk should see it: while
+ * its old bucket has not been moved, that bucket (which holds the keys of
+ * j and of its sibling). */
+static uint32_t chain_at(const struct akv_store *s, size_t j)
+{
+    if (s->old && (j & (s->nbuckets / 2 - 1)) >= s->moved)
+        return s->old[j & (s->nbuckets / 2 - 1)];
+    return s->buckets[j];
+}
+
 /* The link (bucket head or a slot's next field) that points at key's slot,
  * or at the NIL ending its chain if the key is absent. */
 static uint32_t *find_link(const struct akv_store *s, const char *key, size_t klen, uint64_t h)
 {
-    uint32_t *link = &s->buckets[h & (s->nbuckets - 1)];
+    uint32_t *link = head_of(s, h);
 
     while (*link != NIL) {
         struct slot *sl = slot_at(s, *link);
@@ -593,26 +626,50 @@ static uint32_t *find_link(const struct akv_store *s, const char *key, size_t kl
     return link;
 }
 
-static int buckets_grow(struct akv_store *s)
+/* Moves up to n buckets of the old table into the new one (each into the
+ * two it splits into, which are set up only then), and ends the doubling
+ * after the last. */
+static void rehash_step(struct akv_store *s, size_t n)
 {
-    size_t n = s->nbuckets * 2;
-    uint32_t *b = malloc(n * sizeof *b);
+    size_t nold = s->nbuckets / 2;
 
-    if (b == NULL)
-        return -ENOMEM;
-    memset(b, 0xff, n * sizeof *b);
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        uint32_t id = s->buckets[i];
+    while (s->old && n-- > 0) {
+        size_t i = s->moved;
+        uint32_t id = s->old[i];
+        s->buckets[i] = s->buckets[i + nold] = NIL;
         while (id != NIL) {
             struct slot *sl = slot_at(s, id);
             uint32_t next = sl->next;
-            size_t j = sl->hash & (n - 1);
-            sl->next = b[j];
-            b[j] = id;
+            size_t j = sl->hash & (s->nbuckets - 1);
+            sl->next = s->buckets[j];
+            s->buckets[j] = id;
             id = next;
         }
+        if (++s->moved == nold) {
+            free(s->old);
+            s->old = NULL;
+            s->moved = 0;
+        }
     }
-    free(s->buckets);
+}
+
+/* Doubles the table, as Redis does, incrementally: the new table is
+ * allocated (not even cleared: a bucket of it is set up when its old one
+ * moves), and each write then moves REHASH_STEP old buckets (place), so
+ * that no single write pays for a million keys. Until then lookups go to
+ * the old bucket when it has not moved (head_of). The doubling is over
+ * long before the next: that one comes nbuckets/2 inserts later. */
+static int buckets_grow(struct akv_store *s)
+{
+    size_t n = s->nbuckets * 2;
+    uint32_t *b;
+
+    rehash_step(s, SIZE_MAX);
+    b = malloc(n * sizeof *b);
+    if (b == NULL)
+        return -ENOMEM;
+    s->old = s->buckets;
+    s->moved = 0;
     s->buckets = b;
     s->nbuckets = n;
     return 0;
@@ -677,6 +734,7 @@ static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_
     size_t j;
     int rc = 0;
 
+    rehash_step(s, REHASH_STEP);
     if (s->live >= s->nbuckets)
         rc = buckets_grow(s);
     if (rc == 0)
@@ -885,6 +943,7 @@ size_t akv_store_flush(struct akv_store *s)
 
     if (n == 0)
         return 0;
+    rehash_step(s, SIZE_MAX); /* O(n) like the flush itself */
     if (retire_reserve(s, n) < 0) {
         /* Without room to record the deaths, delete key by key: each
          * deletion needs only one ring entry, freed as readers finish. */
@@ -926,9 +985,10 @@ size_t akv_store_memory(const struct akv_store *s)
 {
     return sizeof *s + (s->chunks ? CHUNK_MAX * sizeof(void *) : 0) +
            s->nchunks * sizeof(struct chunk) + s->text_bytes + s->nbuckets * sizeof(uint32_t) +
-           s->ret_cap * sizeof(struct retired) + s->free_cap * sizeof(uint32_t) +
-           s->act_cap * sizeof(struct active) + s->heap_cap * sizeof(uint32_t) +
-           (s->kref ? s->nwords * sizeof *s->kref : 0) + s->nmask * sizeof *s->kmask;
+           (s->old ? s->nbuckets / 2 * sizeof(uint32_t) : 0) + s->ret_cap * sizeof(struct retired) +
+           s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active) +
+           s->heap_cap * sizeof(uint32_t) + (s->kref ? s->nwords * sizeof *s->kref : 0) +
+           s->nmask * sizeof *s->kmask;
 }
 
 size_t akv_store_memory_used(const struct akv_store *s)
@@ -959,24 +1019,39 @@ uint64_t akv_store_iter(const struct akv_store *s, uint64_t cursor, size_t count
     if (count == 0)
         count = 1;
     do {
-        uint32_t id = s->buckets[v & mask];
-        if (id == NIL)
-            empty_visits++;
-        while (id != NIL) {
-            struct slot *sl = slot_at(s, id);
-            if (!is_expired(slot_expire(s, id), *s->clock)) {
-                if (fn(arg, sl->text, sl->klen, sl->text + sl->klen + 1, sl->vlen) != 0)
-                    return 0;
-                emitted++;
+        /* While the table doubles, the cursor walks the old table's
+         * buckets and, with each, the two of the new table it splits
+         * into (as Redis's dictScan does): whichever holds the keys now. */
+        uint64_t m0 = s->old ? mask >> 1 : mask, i = v & m0;
+        uint32_t heads[3];
+        size_t nh = 0, before = emitted;
+
+        if (s->old && i >= s->moved)
+            heads[nh++] = s->old[i];
+        do {
+            if (!s->old || i < s->moved)
+                heads[nh++] = s->buckets[v & mask];
+            /* Increment the reversed cursor: the high bits of the masked
+             * part change first, which is what keeps the guarantee across
+             * growth. */
+            v |= ~mask;
+            v = rev64(v);
+            v++;
+            v = rev64(v);
+        } while (v & (m0 ^ mask));
+        for (size_t k = 0; k < nh; k++) {
+            for (uint32_t id = heads[k]; id != NIL;) {
+                struct slot *sl = slot_at(s, id);
+                if (!is_expired(slot_expire(s, id), *s->clock)) {
+                    if (fn(arg, sl->text, sl->klen, sl->text + sl->klen + 1, sl->vlen) != 0)
+                        return 0;
+                    emitted++;
+                }
+                id = sl->next;
             }
-            id = sl->next;
         }
-        /* Increment the reversed cursor: the high bits of the masked part
-         * change first, which is what keeps the guarantee across growth. */
-        v |= ~mask;
-        v = rev64(v);
-        v++;
-        v = rev64(v);
+        if (emitted == before)
+            empty_visits++;
     } while (v != 0 && emitted < count && empty_visits < count * 10);
     return v;
 }
@@ -1145,13 +1220,13 @@ int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **
     if (s->live == 0)
         return 0;
     for (int t = 0; t < RANDOM_PROBES && id == NIL; t++)
-        id = s->buckets[splitmix64(&x) & mask];
+        id = chain_at(s, splitmix64(&x) & mask);
     if (id == NIL) {
         /* A store that was much larger once (the table never shrinks
          * while keys remain): walk from a random bucket to the next key. */
         uint64_t start = splitmix64(&x) & mask;
         for (uint64_t i = 0; i <= mask && id == NIL; i++)
-            id = s->buckets[(start + i) & mask];
+            id = chain_at(s, (start + i) & mask);
     }
     if (id == NIL)
         return 0; /* not while live > 0 */

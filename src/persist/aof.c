@@ -13,6 +13,7 @@
  */
 #include "persist/aof.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -316,49 +317,347 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
     return 0;
 }
 
-int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
-                  struct akv_aof_result *res)
+void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len)
 {
-    const unsigned char *b = buf;
-    size_t off;
+    memset(ps, 0, sizeof(*ps));
+    ps->buf = buf;
+    ps->len = len;
+    ps->res.status = AKV_AOF_OK;
+    ps->res.reason = "";
+    if (len == 0) {
+        ps->done = 1;
+        return;
+    }
+    check_file_header(ps->buf, len, &ps->res);
+    if (ps->res.status != AKV_AOF_OK)
+        ps->done = 1;
+    ps->off = AKV_AOF_FILE_HEADER;
+}
 
-    memset(res, 0, sizeof(*res));
-    res->status = AKV_AOF_OK;
-    res->reason = "";
-    if (len == 0)
-        return 0;
-    check_file_header(b, len, res);
-    if (res->status != AKV_AOF_OK)
-        return 0;
+/* Hands the next record inside the MULTI record ps->multi to fn; at its
+ * last, counts the MULTI record and moves past it. */
+static int multi_next(struct akv_aof_parser *ps, akv_aof_record_fn fn, void *arg)
+{
+    const unsigned char *in = ps->multi.inner;
+    struct akv_aof_record r;
+    const char *why = "";
+    int rc;
 
-    off = AKV_AOF_FILE_HEADER;
-    while (off < len) {
+    (void)parse_one(in, ps->multi_at, ps->multi.inner_len, 1, &r, &why); /* checked whole */
+    r.offset = (size_t)(in - ps->buf) + ps->multi_at;
+    r.batch = ps->off;
+    if (fn && (rc = fn(arg, &r)) != 0)
+        return rc;
+    ps->res.counts[r.type]++;
+    ps->multi_at += r.size;
+    if (++ps->multi_done == ps->multi.count) {
+        ps->in_multi = 0;
+        ps->res.records++;
+        ps->res.counts[AKV_AOF_MULTI]++;
+        ps->off += ps->multi.size;
+        ps->res.good_end = ps->off;
+    }
+    return 0;
+}
+
+int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg)
+{
+    size_t n = 0;
+    int rc;
+
+    while (!ps->done && n < max) {
         struct akv_aof_record rec;
         const char *why = "";
-        int rc, st = parse_one(b, off, len, 0, &rec, &why);
+        int st;
 
-        if (st != 0)
-            return stop(res, (enum akv_aof_status)st, off, why);
+        n++;
+        if (ps->in_multi) {
+            if ((rc = multi_next(ps, fn, arg)) != 0)
+                return rc;
+            continue;
+        }
+        if (ps->off >= ps->len) {
+            ps->done = 1;
+            break;
+        }
+        st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
+        if (st != 0) {
+            stop(&ps->res, (enum akv_aof_status)st, ps->off, why);
+            ps->done = 1;
+            break;
+        }
         if (rec.type == AKV_AOF_MULTI) {
-            const unsigned char *in = rec.inner;
-            size_t at = 0;
-            for (uint32_t i = 0; i < rec.count; i++) {
-                struct akv_aof_record r;
-                (void)parse_one(in, at, rec.inner_len, 1, &r, &why); /* checked above */
-                r.offset = (size_t)(in - b) + at;
-                r.batch = off;
-                if (fn && (rc = fn(arg, &r)) != 0)
+            ps->multi = rec;
+            ps->multi_at = 0;
+            ps->multi_done = 0;
+            if (rec.count > 0) {
+                ps->in_multi = 1;
+                if ((rc = multi_next(ps, fn, arg)) != 0)
                     return rc;
-                res->counts[r.type]++;
-                at += r.size;
+                continue;
             }
         } else if (fn && (rc = fn(arg, &rec)) != 0) {
             return rc;
         }
-        res->records++;
-        res->counts[rec.type]++;
-        off += rec.size;
-        res->good_end = off;
+        ps->res.records++;
+        ps->res.counts[rec.type]++;
+        ps->off += rec.size;
+        ps->res.good_end = ps->off;
+    }
+    if (!ps->done && !ps->in_multi && ps->off >= ps->len)
+        ps->done = 1;
+    return 0;
+}
+
+int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
+                  struct akv_aof_result *res)
+{
+    struct akv_aof_parser ps;
+    int rc;
+
+    akv_aof_parser_init(&ps, buf, len);
+    rc = akv_aof_parse_step(&ps, SIZE_MAX, fn, arg);
+    *res = ps.res;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Salvage (see aof.h): keep every good record, skip the damage, resume.
+ */
+
+/* Whether a whole record header at b[off..) checks out: magic byte, header
+ * checksum, type, reserved bytes and the length limit (not whether the
+ * payload is there). Sets *plen. */
+static int header_ok(const unsigned char *b, size_t off, size_t len, size_t *plen)
+{
+    const unsigned char *h = b + off;
+
+    if (off > len || len - off < AKV_AOF_REC_HEADER || h[0] != REC_MAGIC)
+        return 0;
+    if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_MULTI || h[2] != 0 || h[3] != 0)
+        return 0;
+    if (get32(h + 8) != crc(h, 8) || get32(h + 4) > AKV_AOF_PAYLOAD_MAX)
+        return 0;
+    *plen = get32(h + 4);
+    return 1;
+}
+
+/* How many of the 16 bytes of the damaged header h differ from the header
+ * a record of type t would have with a payload of plen bytes whose
+ * checksum is pcrc. */
+static int header_distance(const unsigned char *h, int t, size_t plen, uint32_t pcrc)
+{
+    unsigned char want[AKV_AOF_REC_HEADER];
+    int d = 0;
+
+    want[0] = REC_MAGIC;
+    want[1] = (unsigned char)t;
+    want[2] = want[3] = 0;
+    put32(want + 4, (uint32_t)plen);
+    put32(want + 8, crc(want, 8));
+    put32(want + 12, pcrc);
+    for (int i = 0; i < AKV_AOF_REC_HEADER; i++)
+        d += want[i] != h[i];
+    return d;
+}
+
+struct salvage {
+    const unsigned char *b;
+    size_t len;
+    akv_aof_record_fn keep;
+    akv_aof_skip_fn skip;
+    void *arg;
+    struct akv_aof_salvage_result *res;
+    size_t checked_end; /* end of the last record checked whole while resynchronising */
+};
+
+static int sv_skip(struct salvage *sv, size_t off, size_t end, enum akv_aof_skip_kind kind,
+                   int type, const char *why)
+{
+    struct akv_aof_skip s = {off, end - off, kind, type, why};
+
+    sv->res->skips++;
+    sv->res->skipped_bytes += end - off;
+    return sv->skip ? sv->skip(sv->arg, &s) : 0;
+}
+
+/* Whether p is where reading can resume (see aof.h): a good header, the
+ * record inside the file, and a good header (or the end of the file, or
+ * the start of a torn header) right after it, or the record good whole.
+ * Checking a record whole happens only beyond the last one checked so, so
+ * that no byte is checksummed twice while resynchronising. */
+static int resync_point(struct salvage *sv, size_t p)
+{
+    const unsigned char *b = sv->b;
+    size_t len = sv->len, plen, q, next;
+    struct akv_aof_record rec;
+    const char *why;
+
+    if (!header_ok(b, p, len, &plen) || plen > len - p - AKV_AOF_REC_HEADER)
+        return 0;
+    q = p + AKV_AOF_REC_HEADER + plen;
+    if (q == len || header_ok(b, q, len, &next) ||
+        (len - q < AKV_AOF_REC_HEADER && b[q] == REC_MAGIC))
+        return 1;
+    if (p < sv->checked_end)
+        return 0;
+    sv->checked_end = q;
+    return parse_one(b, p, len, 0, &rec, &why) == 0;
+}
+
+/* The end of the damaged record at off if it was a MULTI record (its count,
+ * then that many good records of types 1-7, within one payload's limit),
+ * or 0 when it cannot have been one. */
+static size_t multi_reading(const struct salvage *sv, size_t off)
+{
+    const unsigned char *b = sv->b;
+    size_t len = sv->len, at = off + AKV_AOF_REC_HEADER + 4;
+    uint32_t count;
+
+    if (at > len)
+        return 0;
+    count = get32(b + off + AKV_AOF_REC_HEADER);
+    for (uint32_t i = 0; i < count; i++) {
+        struct akv_aof_record rec;
+        const char *why;
+        if (at >= len || parse_one(b, at, len, 1, &rec, &why) != 0)
+            return 0;
+        at += rec.size;
+        if (at - off - AKV_AOF_REC_HEADER > AKV_AOF_PAYLOAD_MAX)
+            return 0;
+    }
+    return at;
+}
+
+/* The record at off has a header that does not check out: skips up to
+ * where reading resumes, which it returns. */
+static int resync(struct salvage *sv, size_t off, size_t *resume)
+{
+    const unsigned char *b = sv->b, *h = b + off;
+    size_t len = sv->len, p = off + 1, end, plen_field;
+    int d_plain = AKV_AOF_REC_HEADER + 1, guess = 0;
+
+    while (p < len && !(b[p] == REC_MAGIC && resync_point(sv, p)))
+        p++;
+    if (p - off >= AKV_AOF_REC_HEADER && p - off - AKV_AOF_REC_HEADER <= AKV_AOF_PAYLOAD_MAX) {
+        /* How nearly the damaged header matches a plain record ending at p. */
+        const unsigned char *pay = h + AKV_AOF_REC_HEADER;
+        size_t plen = p - off - AKV_AOF_REC_HEADER;
+        uint32_t pcrc = crc(pay, plen);
+        for (int t = AKV_AOF_SET; t < AKV_AOF_MULTI; t++) {
+            int d = header_distance(h, t, plen, pcrc);
+            if (d < d_plain) {
+                d_plain = d;
+                guess = t;
+            }
+        }
+        if (d_plain > 2)
+            guess = 0;
+    }
+    if (p >= len) {
+        *resume = len;
+        return sv_skip(sv, off, len, AKV_AOF_SKIP_REST, guess,
+                       "bad record header, and no good record after it");
+    }
+    /* Was it a MULTI record holding p? Its records must not be kept alone. */
+    end = multi_reading(sv, off);
+    if (end > p) {
+        const unsigned char *pay = h + AKV_AOF_REC_HEADER;
+        size_t plen = end - off - AKV_AOF_REC_HEADER;
+        if (header_distance(h, AKV_AOF_MULTI, plen, crc(pay, plen)) <= d_plain) {
+            *resume = end;
+            return sv_skip(sv, off, end, AKV_AOF_SKIP_MULTI, AKV_AOF_MULTI,
+                           "bad record header, read as a MULTI record's");
+        }
+    }
+    /* Does its own length field reach past p, onto a good header, and
+     * explain the damaged header better than a record ending at p? */
+    plen_field = get32(h + 4);
+    if (len - off >= AKV_AOF_REC_HEADER && plen_field <= AKV_AOF_PAYLOAD_MAX &&
+        plen_field <= len - off - AKV_AOF_REC_HEADER) {
+        size_t e = off + AKV_AOF_REC_HEADER + plen_field, next;
+        int d_len = AKV_AOF_REC_HEADER + 1;
+        if (e > p && (e == len || header_ok(b, e, len, &next))) {
+            uint32_t pcrc = crc(h + AKV_AOF_REC_HEADER, plen_field);
+            for (int t = AKV_AOF_SET; t <= AKV_AOF_MULTI; t++) {
+                int d = header_distance(h, t, plen_field, pcrc);
+                d_len = d < d_len ? d : d_len;
+            }
+        }
+        if (d_len < d_plain) {
+            *resume = e;
+            return sv_skip(sv, off, e, AKV_AOF_SKIP_RESYNC, h[1] <= AKV_AOF_MULTI ? h[1] : 0,
+                           "bad record header (its length field used)");
+        }
+    }
+    if (h[1] == AKV_AOF_MULTI && d_plain > 2) {
+        *resume = len;
+        return sv_skip(sv, off, len, AKV_AOF_SKIP_REST, AKV_AOF_MULTI,
+                       "bad header of what may be a MULTI record whose end cannot be found");
+    }
+    *resume = p;
+    return sv_skip(sv, off, p, AKV_AOF_SKIP_RESYNC, guess,
+                   "bad record header; resynchronised on the next good one");
+}
+
+int akv_aof_salvage(const void *buf, size_t len, akv_aof_record_fn keep, akv_aof_skip_fn skip,
+                    void *arg, struct akv_aof_salvage_result *res)
+{
+    struct salvage sv = {buf, len, keep, skip, arg, res, 0};
+    struct akv_aof_result hdr;
+    const unsigned char *b = buf;
+    size_t off = AKV_AOF_FILE_HEADER;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    res->reason = "";
+    if (len == 0)
+        return 0;
+    memset(&hdr, 0, sizeof(hdr));
+    check_file_header(b, len, &hdr);
+    if (hdr.status == AKV_AOF_TORN)
+        return sv_skip(&sv, 0, len, AKV_AOF_SKIP_TORN, 0, hdr.reason);
+    if (hdr.status != AKV_AOF_OK) {
+        res->reason = hdr.reason;
+        return -EBADMSG;
+    }
+    while (off < len) {
+        struct akv_aof_record rec;
+        const char *why = "";
+        size_t plen;
+        int st = parse_one(b, off, len, 0, &rec, &why);
+
+        if (st == 0) {
+            if (keep && (rc = keep(arg, &rec)) != 0)
+                return rc;
+            res->records++;
+            res->kept_bytes += rec.size;
+            res->counts[rec.type]++;
+            if (rec.type == AKV_AOF_MULTI) {
+                size_t at = 0;
+                for (uint32_t i = 0; i < rec.count; i++) {
+                    struct akv_aof_record r;
+                    (void)parse_one(rec.inner, at, rec.inner_len, 1, &r, &why);
+                    res->counts[r.type]++;
+                    at += r.size;
+                }
+            }
+            off += rec.size;
+        } else if (st == AKV_AOF_TORN) {
+            /* Cut short by the end of the file: a partial header, or a good
+             * one whose payload runs past the end. */
+            int t = len - off >= AKV_AOF_REC_HEADER ? b[off + 1] : 0;
+            if ((rc = sv_skip(&sv, off, len, AKV_AOF_SKIP_TORN, t, why)) != 0)
+                return rc;
+            off = len;
+        } else if (header_ok(b, off, len, &plen) && plen <= len - off - AKV_AOF_REC_HEADER) {
+            size_t end = off + AKV_AOF_REC_HEADER + plen;
+            if ((rc = sv_skip(&sv, off, end, AKV_AOF_SKIP_RECORD, b[off + 1], why)) != 0)
+                return rc;
+            off = end;
+        } else if ((rc = resync(&sv, off, &off)) != 0) {
+            return rc;
+        }
     }
     return 0;
 }

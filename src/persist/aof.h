@@ -122,7 +122,102 @@ typedef int (*akv_aof_record_fn)(void *arg, const struct akv_aof_record *rec);
 int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
                   struct akv_aof_result *res);
 
+/* The same parse in steps, for a replay that must leave the thread free
+ * between them: init, then akv_aof_parse_step until done is set; res then
+ * holds what akv_aof_parse would have filled in (and, between steps, the
+ * figures so far; off is how far the parse has got). A step hands at most
+ * max records to fn, counting each record inside a MULTI record (a MULTI
+ * record is checked whole when the step reaches it, then its records are
+ * handed over, across steps if need be). After fn stopped a step (nonzero,
+ * returned by the step) the parse must not go on. The buffer must stay
+ * mapped and unchanged until done. */
+struct akv_aof_parser {
+    const unsigned char *buf;
+    size_t len;
+    size_t off;                  /* where the next top-level record starts */
+    int done;                    /* the end, or a bad record (res.status), was reached */
+    int in_multi;                /* handing over multi's records */
+    struct akv_aof_record multi; /* the MULTI record being handed over */
+    size_t multi_at;             /* offset in multi.inner of the next of them */
+    uint32_t multi_done;         /* of them handed over */
+    struct akv_aof_result res;
+};
+void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len);
+int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg);
+
 /* "SET", "DEL", "FLUSHALL", "PUT", "DELETE", "FLUSHDB", "SWAPDB", "MULTI" or "?". */
 const char *akv_aof_type_name(enum akv_aof_type type);
+
+/* ---- salvage ------------------------------------------------------------
+ *
+ * akv_aof_salvage reads a damaged file the way attnkv-check-aof --salvage
+ * repairs it: every good top-level record is kept, every damaged range is
+ * skipped, and reading goes on after it.
+ *
+ * - A record whose header checks out (magic byte, header checksum, type,
+ *   length within limits) but whose payload does not (payload checksum,
+ *   structure, a bad record inside a MULTI) is skipped whole: its length is
+ *   trustworthy, so exactly that record is lost. A damaged MULTI record is
+ *   lost whole, never in part.
+ * - A header that does not check out says nothing trustworthy about where
+ *   the record ends: the reader resynchronises on the first later offset
+ *   where a header checks out, the record fits in the file, and either the
+ *   bytes right after that record start another header that checks out (or
+ *   the file ends there), or the record itself checks out whole. Before
+ *   resuming there it asks whether the damaged record was a MULTI holding
+ *   that offset, since the records inside a MULTI look exactly like
+ *   top-level ones: it reads the damaged record as a MULTI (its count, then
+ *   that many good records) and, if that reading explains the damaged header
+ *   at least as well (fewer differing bytes) as a plain record ending at the
+ *   resynchronisation point, skips the whole MULTI. It also trusts the
+ *   damaged header's own length field when that lands on a good header
+ *   beyond the resynchronisation point. A header whose type byte says MULTI
+ *   when neither locates its end loses the rest of the file.
+ * - A record cut short by the end of the file is skipped (the torn tail).
+ *
+ * Cost: linear in the file's size (each byte is looked at a bounded number
+ * of times; the look-ahead for a damaged MULTI is at most one MULTI's
+ * payload, which the reader then walks anyway).
+ */
+
+enum akv_aof_skip_kind {
+    AKV_AOF_SKIP_RECORD = 1, /* one record, its header good: exactly it is lost */
+    AKV_AOF_SKIP_RESYNC = 2, /* a bad header, up to the next good header */
+    AKV_AOF_SKIP_MULTI = 3,  /* a bad header read as a MULTI record's, to its end */
+    AKV_AOF_SKIP_TORN = 4,   /* the last record, cut short by the end of the file */
+    AKV_AOF_SKIP_REST = 5,   /* a bad header and nothing trustworthy after it */
+};
+
+struct akv_aof_skip {
+    size_t offset, len;
+    enum akv_aof_skip_kind kind;
+    /* The skipped record's type: from its header (RECORD, TORN with a whole
+     * header, MULTI), or the type whose header the damaged one most nearly
+     * matches (RESYNC: within two bytes); 0 when unknown. */
+    int type;
+    const char *reason; /* static text */
+};
+
+typedef int (*akv_aof_skip_fn)(void *arg, const struct akv_aof_skip *skip);
+
+struct akv_aof_salvage_result {
+    size_t records;               /* top-level records kept (a MULTI counts once) */
+    size_t kept_bytes;            /* their bytes (the file header not included) */
+    size_t skips, skipped_bytes;  /* ranges left out and their bytes */
+    size_t counts[AKV_AOF_TYPES]; /* kept records by type, those inside MULTIs included */
+    const char *reason;           /* -EBADMSG: why the file cannot be salvaged */
+};
+
+/* Reads buf[0..len), a whole file, as described above. keep (may be NULL)
+ * is called for each good top-level record in order: a MULTI record once,
+ * whole (type MULTI, count and inner set; its records are not handed over
+ * one by one). skip (may be NULL) is called for each range left out, in
+ * order; kept records and skipped ranges tile the file after its header.
+ * Returns 0; -EBADMSG (res->reason says why, nothing handed over) when the
+ * file header is not that of an attnkv AOF; or what a callback returned
+ * when it stopped the walk (nonzero). A file header cut short is one
+ * skipped range. */
+int akv_aof_salvage(const void *buf, size_t len, akv_aof_record_fn keep, akv_aof_skip_fn skip,
+                    void *arg, struct akv_aof_salvage_result *res);
 
 #endif

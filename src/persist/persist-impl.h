@@ -72,7 +72,14 @@ struct akv_persist {
     uv_prepare_t prepare;
     uv_async_t async;
     int handles_ready;
+    int handles_closed; /* close callbacks run */
+    int release;        /* akv_persist_release: free once the handles are closed */
     int closed;
+    /* Start-up replay (akv_persist_begin to the last akv_persist_load). */
+    struct akv_persist_load *load;
+    int loading;
+    int load_failed;
+    int no_file; /* appendonly switched on at run time: no file until the first rewrite */
     void (*notify)(void *arg);
     void *notify_arg;
     uint64_t written_seen, durable_seen, size_seen;

@@ -61,6 +61,22 @@
  * key, and written into every rewrite so that a later vocabulary that has
  * the words serves it again.
  *
+ * Replay in steps. akv_persist_begin opens and maps the file;
+ * akv_persist_load replays records (aof.c's parser in steps) until its
+ * time budget is spent, and its last call judges the file, cuts a torn
+ * tail, and only then creates the loop handles and starts the writer. So
+ * the daemon serves clients (with -LOADING) between slices, and a shutdown
+ * in between finds no thread and nothing written.
+ *
+ * Run time. The policy (appendfsync) is read by the writer under mu once
+ * per turn; a change wakes it, and under always it fsyncs what was only
+ * written. With opts->create (appendonly switched on) there is no file at
+ * first (fd -1: the writer counts batches as written without writing
+ * them) and a rewrite is started at once: its snapshot plus rwbuf is the
+ * whole data set, and step 4 renames it in as the first file.
+ * akv_persist_release (appendonly switched off) closes as at shutdown, then
+ * frees the object from the handles' close callbacks.
+ *
  * Lock order: mu is the only lock; nothing is called with it held that
  * takes another (uv_async_send is lock-free).
  *
@@ -178,7 +194,8 @@ static void do_switch(struct akv_persist *p)
                     strerror(-rc));
     }
     if (renamed) {
-        close(p->fd);
+        if (p->fd >= 0)
+            close(p->fd);
         p->fd = sw->fd;
         p->off = sw->off + sw->tail.len;
     } else {
@@ -206,7 +223,8 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         uint64_t now = now_ns();
-        int unsynced = p->policy != AKV_FSYNC_ALWAYS && p->synced < p->written;
+        enum akv_fsync policy = p->policy; /* may change (appendfsync at run time) */
+        int unsynced = p->synced < p->written;
 
         if ((p->wb.len > 0 || p->q.len > 0) && now >= p->retry_ns) {
             int rc;
@@ -215,8 +233,10 @@ static void *writer_main(void *arg)
                 p->wb_end = p->q_end;
             }
             pthread_mutex_unlock(&p->mu);
-            rc = akv_persist_pwrite_all(p->fd, p->off, p->wb.p, p->wb.len);
-            if (rc == 0 && p->policy == AKV_FSYNC_ALWAYS)
+            /* No file yet (appendonly switched on at run time): the
+             * rewrite that makes it carries these records. */
+            rc = p->fd < 0 ? 0 : akv_persist_pwrite_all(p->fd, p->off, p->wb.p, p->wb.len);
+            if (rc == 0 && policy == AKV_FSYNC_ALWAYS && p->fd >= 0)
                 rc = akv_persist_sync_fd(p->fd);
             pthread_mutex_lock(&p->mu);
             if (rc == 0) {
@@ -225,11 +245,12 @@ static void *writer_main(void *arg)
                 if (p->wb.cap > RW_BUF)
                     akv_buf_fini(&p->wb);
                 p->written = p->wb_end;
-                if (p->policy == AKV_FSYNC_ALWAYS) {
+                if (policy == AKV_FSYNC_ALWAYS || p->fd < 0) {
                     p->synced = p->wb_end;
                     p->last_sync_ns = now;
                 }
-                p->fsize = p->off;
+                if (p->fd >= 0)
+                    p->fsize = p->off;
                 p->werr = 0;
             } else {
                 p->werr = -rc;
@@ -247,12 +268,14 @@ static void *writer_main(void *arg)
             uv_async_send(&p->async);
             continue;
         }
-        if (unsynced &&
-            (p->stop || (p->policy == AKV_FSYNC_EVERYSEC && now >= p->last_sync_ns + NS_PER_SEC))) {
+        /* Under always, only after a change of policy (the batches are
+         * synced as they are written). */
+        if (unsynced && (p->stop || policy == AKV_FSYNC_ALWAYS ||
+                         (policy == AKV_FSYNC_EVERYSEC && now >= p->last_sync_ns + NS_PER_SEC))) {
             uint64_t target = p->written;
             int rc;
             pthread_mutex_unlock(&p->mu);
-            rc = akv_persist_sync_fd(p->fd);
+            rc = p->fd < 0 ? 0 : akv_persist_sync_fd(p->fd);
             pthread_mutex_lock(&p->mu);
             p->last_sync_ns = now;
             if (rc == 0) {
@@ -275,8 +298,7 @@ static void *writer_main(void *arg)
             uint64_t deadline = UINT64_MAX;
             if ((p->wb.len > 0 || p->q.len > 0) && p->retry_ns > now)
                 deadline = p->retry_ns;
-            if (unsynced && p->policy == AKV_FSYNC_EVERYSEC &&
-                p->last_sync_ns + NS_PER_SEC < deadline)
+            if (unsynced && policy == AKV_FSYNC_EVERYSEC && p->last_sync_ns + NS_PER_SEC < deadline)
                 deadline = p->last_sync_ns + NS_PER_SEC;
             if (deadline == UINT64_MAX) {
                 pthread_cond_wait(&p->cond, &p->mu);
@@ -303,7 +325,28 @@ uint64_t akv_persist_appended(const struct akv_persist *p)
 
 uint64_t akv_persist_durable(const struct akv_persist *p)
 {
-    return p ? p->durable_seen : 0;
+    /* Without a file nothing waits: a reply held for the file that
+     * appendonly no has just closed goes out. */
+    return p ? p->durable_seen : UINT64_MAX;
+}
+
+void akv_persist_set_fsync(struct akv_persist *p, enum akv_fsync f)
+{
+    if (!p || p->policy == f)
+        return;
+    if (!p->handles_ready) {
+        p->policy = f;
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->policy = f;
+    /* Going to always: what was only written waits for the sync that the
+     * writer now starts; going from it: written is enough. */
+    p->durable_seen = f == AKV_FSYNC_ALWAYS ? p->synced : p->written;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    if (p->notify)
+        p->notify(p->notify_arg);
 }
 
 uint64_t akv_persist_handed(const struct akv_persist *p)
@@ -704,89 +747,248 @@ static void report_parked(struct akv_persist *p, const struct replay *rp)
             p->path, p->parked.n, rp->first_reason, k.text, p->parked.n > k.shown ? ", ..." : "");
 }
 
-/* Reads, checks and replays the file open at fd; cuts a torn tail. */
-static int replay_file(struct akv_persist *p, int fd, uint64_t *size, char *err, size_t errlen)
-{
-    struct replay rp = {.p = p};
-    struct timespec ts;
-    struct akv_aof_result res;
-    struct stat st;
+/* A replay in progress (p->load, from akv_persist_begin until the last
+ * step): the file mapped, the parser's place in it, and the figures. */
+struct akv_persist_load {
+    struct replay rp;
+    struct akv_aof_parser ps;
     void *map;
-    uint64_t t0 = now_ns();
+    size_t size;
+    uint64_t t0;       /* monotonic ns at the start */
+    time_t start_time; /* wall clock at the start, for INFO */
+};
+
+static void load_free(struct akv_persist *p)
+{
+    struct akv_persist_load *ld = p->load;
+
+    if (!ld)
+        return;
+    if (ld->map)
+        munmap(ld->map, ld->size);
+    free(ld);
+    p->load = NULL;
+}
+
+/* Starts the replay of the file open at p->fd: maps it and checks its
+ * header (the records come in akv_persist_load's steps). */
+static int load_begin(struct akv_persist *p, char *err, size_t errlen)
+{
+    struct akv_persist_load *ld = calloc(1, sizeof(*ld));
+    struct timespec ts;
+    struct stat st;
     int rc;
 
-    if (fstat(fd, &st) < 0) {
+    if (!ld) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->load = ld;
+    ld->rp.p = p;
+    ld->t0 = now_ns();
+    ld->start_time = time(NULL);
+    if (fstat(p->fd, &st) < 0) {
         rc = -errno;
         snprintf(err, errlen, "%s: %s", p->path, strerror(-rc));
         return rc;
     }
-    *size = (uint64_t)st.st_size;
-    if (st.st_size == 0)
-        return 0;
+    ld->size = (size_t)st.st_size;
     clock_gettime(CLOCK_REALTIME, &ts);
-    rp.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: cannot map: %s", p->path, strerror(-rc));
-        return rc;
-    }
-    rc = akv_aof_parse(map, (size_t)st.st_size, replay_record, &rp, &res);
-    munmap(map, (size_t)st.st_size);
-    if (rc == -ERANGE && rp.bad_db[0]) {
-        snprintf(err, errlen, "%s: at offset %zu, %s; raise 'databases' to load this file", p->path,
-                 res.good_end, rp.bad_db);
-        return -EBADMSG;
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "%s: replay stopped at offset %zu: %s", p->path, res.good_end,
-                 strerror(-rc));
-        return rc;
-    }
-    if (res.status == AKV_AOF_CORRUPT) {
-        snprintf(err, errlen,
-                 "%s: damaged record at offset %zu (%s); %zu good records before it. "
-                 "'attnkv-check-aof --fix %s' cuts the file there, losing the %llu bytes "
-                 "from that offset on",
-                 p->path, res.bad_offset, res.reason, res.records, p->path,
-                 (unsigned long long)(*size - res.bad_offset));
-        return -EBADMSG;
-    }
-    if (res.status == AKV_AOF_TORN) {
-        akv_log(AKV_LOG_WARNING,
-                "AOF %s: the last record, at offset %zu, is incomplete (%s; %llu bytes), as a "
-                "crash in the middle of a write leaves it: cutting it off",
-                p->path, res.bad_offset, res.reason, (unsigned long long)(*size - res.bad_offset));
-        if (ftruncate(fd, (off_t)res.good_end) < 0 || akv_persist_sync_fd(fd) < 0) {
+    ld->rp.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (ld->size > 0) {
+        ld->map = mmap(NULL, ld->size, PROT_READ, MAP_PRIVATE, p->fd, 0);
+        if (ld->map == MAP_FAILED) {
+            ld->map = NULL;
             rc = -errno;
-            snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path, strerror(-rc));
+            snprintf(err, errlen, "%s: cannot map: %s", p->path, strerror(-rc));
             return rc;
         }
-        *size = res.good_end;
+        /* Read front to back, once. */
+        (void)madvise(ld->map, ld->size, MADV_SEQUENTIAL);
     }
-    p->replayed = res.records;
-    {
-        size_t entries = 0;
-        for (uint32_t i = 0; i < p->ndbs; i++)
-            entries += akv_store_count(p->dbs[i]);
-        akv_log(AKV_LOG_NOTICE,
-                "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
-                "ms: %zu entries, %zu dropped as expired",
-                p->path, res.records, res.counts[AKV_AOF_SET] + res.counts[AKV_AOF_PUT],
-                res.counts[AKV_AOF_DEL] + res.counts[AKV_AOF_DELETE],
-                res.counts[AKV_AOF_FLUSHALL] + res.counts[AKV_AOF_FLUSHDB],
-                res.counts[AKV_AOF_MULTI], (double)(now_ns() - t0) / 1e6, entries, rp.expired);
-    }
-    report_parked(p, &rp);
+    akv_aof_parser_init(&ld->ps, ld->map, ld->size);
+    p->loading = 1;
     return 0;
 }
 
-int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store **dbs,
-                     uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen)
+/* The parse is over: judges it (damage fails; a torn tail is cut off),
+ * reports it, and releases the mapping. *size becomes the file's size. */
+static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t errlen)
+{
+    struct akv_persist_load *ld = p->load;
+    const struct akv_aof_result *res = &ld->ps.res;
+    struct replay *rp = &ld->rp;
+    size_t entries = 0;
+
+    *size = ld->size;
+    if (res->status == AKV_AOF_CORRUPT) {
+        snprintf(err, errlen,
+                 "%s: damaged record at offset %zu (%s); %zu good records before it. "
+                 "'attnkv-check-aof --fix %s' cuts the file there, losing the %llu bytes "
+                 "from that offset on; 'attnkv-check-aof --salvage' keeps the good records "
+                 "after the damage; without an option the tool only reports",
+                 p->path, res->bad_offset, res->reason, res->records, p->path,
+                 (unsigned long long)(*size - res->bad_offset));
+        return -EBADMSG;
+    }
+    if (res->status == AKV_AOF_TORN) {
+        akv_log(AKV_LOG_WARNING,
+                "AOF %s: the last record, at offset %zu, is incomplete (%s; %llu bytes), as a "
+                "crash in the middle of a write leaves it: cutting it off",
+                p->path, res->bad_offset, res->reason,
+                (unsigned long long)(*size - res->bad_offset));
+        if (ftruncate(p->fd, (off_t)res->good_end) < 0 || akv_persist_sync_fd(p->fd) < 0) {
+            int rc = -errno;
+            snprintf(err, errlen, "%s: cannot cut off the torn record: %s", p->path, strerror(-rc));
+            return rc;
+        }
+        *size = res->good_end;
+    }
+    p->replayed = res->records;
+    for (uint32_t i = 0; i < p->ndbs; i++)
+        entries += akv_store_count(p->dbs[i]);
+    if (ld->size > 0)
+        akv_log(AKV_LOG_NOTICE,
+                "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
+                "ms: %zu entries, %zu dropped as expired",
+                p->path, res->records, res->counts[AKV_AOF_SET] + res->counts[AKV_AOF_PUT],
+                res->counts[AKV_AOF_DEL] + res->counts[AKV_AOF_DELETE],
+                res->counts[AKV_AOF_FLUSHALL] + res->counts[AKV_AOF_FLUSHDB],
+                res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries,
+                rp->expired);
+    report_parked(p, rp);
+    return 0;
+}
+
+/* Writes the header of a new (or emptied) file and makes its name durable. */
+static int write_new_header(struct akv_persist *p, char *err, size_t errlen)
+{
+    char hdr[AKV_AOF_FILE_HEADER];
+    int rc = 0;
+
+    akv_aof_file_header(hdr);
+    if (ftruncate(p->fd, 0) < 0 || (rc = akv_persist_pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
+        (rc = akv_persist_sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
+        rc = rc < 0 ? rc : -errno;
+        snprintf(err, errlen, "cannot write the AOF %s: %s", p->path, strerror(-rc));
+        return rc;
+    }
+    akv_log(AKV_LOG_NOTICE, "AOF %s created", p->path);
+    return 0;
+}
+
+/* Creates the loop handles and starts the writer thread: logging works
+ * from here on. */
+static int start_writer(struct akv_persist *p, char *err, size_t errlen)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = -pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc < 0)
+        goto fail;
+    rc = -pthread_mutex_init(&p->mu, NULL);
+    if (rc < 0) {
+        pthread_cond_destroy(&p->cond);
+        goto fail;
+    }
+    if ((rc = uv_prepare_init(p->loop, &p->prepare)) < 0 ||
+        (rc = uv_async_init(p->loop, &p->async, on_async)) < 0) {
+        /* A prepare handle that was initialised must be closed by the loop;
+         * this cannot be undone here, so stop the daemon. */
+        fprintf(stderr, "attnkvd: cannot create loop handles: %s\n", uv_strerror(rc));
+        abort();
+    }
+    p->handles_ready = 1;
+    p->prepare.data = p;
+    p->async.data = p;
+    uv_prepare_start(&p->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&p->prepare);
+    uv_unref((uv_handle_t *)&p->async);
+    p->last_sync_ns = now_ns();
+    rc = -pthread_create(&p->writer, NULL, writer_main, p);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the AOF writer thread: %s", strerror(-rc));
+        return rc;
+    }
+    p->writer_live = 1;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", strerror(-rc));
+    return rc;
+}
+
+/* The last step of the replay: the verdict, a header for a new file, the
+ * writer. */
+static int load_finish(struct akv_persist *p, char *err, size_t errlen)
+{
+    uint64_t size = 0;
+    int rc = load_verdict(p, &size, err, errlen);
+
+    load_free(p);
+    p->loading = 0;
+    if (rc < 0)
+        return rc;
+    if (size < AKV_AOF_FILE_HEADER) {
+        rc = write_new_header(p, err, errlen);
+        if (rc < 0)
+            return rc;
+        size = AKV_AOF_FILE_HEADER;
+    }
+    p->off = p->fsize = p->size_seen = p->base_size = size;
+    return start_writer(p, err, errlen);
+}
+
+/* Records between two looks at the clock in a timed step: a record costs
+ * a microsecond or two, one with thousands of words a few hundred. */
+#define LOAD_CHUNK 16
+
+int akv_persist_load(struct akv_persist *p, uint64_t budget_us, char *err, size_t errlen)
+{
+    struct akv_persist_load *ld;
+    uint64_t t0 = now_ns();
+    int rc;
+
+    if (!p || !p->load)
+        return 0;
+    ld = p->load;
+    while (!ld->ps.done) {
+        rc = akv_aof_parse_step(&ld->ps, LOAD_CHUNK, replay_record, &ld->rp);
+        if (rc == -ERANGE && ld->rp.bad_db[0]) {
+            snprintf(err, errlen, "%s: at offset %zu, %s; raise 'databases' to load this file",
+                     p->path, ld->ps.res.good_end, ld->rp.bad_db);
+            rc = -EBADMSG;
+        } else if (rc < 0) {
+            snprintf(err, errlen, "%s: replay stopped at offset %zu: %s", p->path,
+                     ld->ps.res.good_end, strerror(-rc));
+        }
+        if (rc < 0) {
+            load_free(p);
+            p->loading = 0;
+            p->load_failed = 1;
+            return rc;
+        }
+        if (!ld->ps.done && now_ns() - t0 >= budget_us * 1000)
+            return 1;
+    }
+    rc = load_finish(p, err, errlen);
+    if (rc < 0)
+        p->load_failed = 1;
+    return rc;
+}
+
+int akv_persist_loading(const struct akv_persist *p)
+{
+    return p && p->loading;
+}
+
+int akv_persist_begin(struct akv_persist **out, uv_loop_t *loop, struct akv_store **dbs,
+                      uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen)
 {
     struct akv_persist *p;
-    pthread_condattr_t ca;
-    uint64_t size = 0;
     const char *delay;
     char *dir;
     int rc;
@@ -839,6 +1041,27 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
         goto fail;
     }
     free(dir);
+    if (opts->create) {
+        /* A file is made by a rewrite of the stores; until it is renamed
+         * over the name, an old file of that name stays as it was. */
+        int fd = open(p->tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot create %s: %s", p->tmppath, strerror(-rc));
+            goto fail;
+        }
+        close(fd);
+        unlink(p->tmppath);
+        p->no_file = 1;
+        rc = start_writer(p, err, errlen);
+        if (rc == 0 && (rc = akv_persist_rewrite_start(p)) < 0)
+            snprintf(err, errlen, "cannot start the rewrite that creates %s: %s", p->path,
+                     strerror(-rc));
+        if (rc < 0)
+            goto fail;
+        *out = p;
+        return 0;
+    }
     if (unlink(p->tmppath) == 0)
         akv_log(AKV_LOG_NOTICE, "removed %s, left by a rewrite that did not finish", p->tmppath);
 
@@ -848,76 +1071,49 @@ int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store
         snprintf(err, errlen, "cannot open the AOF %s: %s", p->path, strerror(-rc));
         goto fail;
     }
-    rc = replay_file(p, p->fd, &size, err, errlen);
+    rc = load_begin(p, err, errlen);
     if (rc < 0)
         goto fail;
-    if (size < AKV_AOF_FILE_HEADER) {
-        /* New (or cut back to nothing): write the header and make the
-         * file's name durable. */
-        char hdr[AKV_AOF_FILE_HEADER];
-        akv_aof_file_header(hdr);
-        if (ftruncate(p->fd, 0) < 0 ||
-            (rc = akv_persist_pwrite_all(p->fd, 0, hdr, sizeof(hdr))) < 0 ||
-            (rc = akv_persist_sync_fd(p->fd)) < 0 || (rc = sync_dir_of(p->path)) < 0) {
-            rc = rc < 0 ? rc : -errno;
-            snprintf(err, errlen, "cannot write the AOF %s: %s", p->path, strerror(-rc));
-            goto fail;
-        }
-        size = AKV_AOF_FILE_HEADER;
-        akv_log(AKV_LOG_NOTICE, "AOF %s created", p->path);
-    }
-    p->off = p->fsize = p->size_seen = p->base_size = size;
-
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    rc = -pthread_cond_init(&p->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc < 0)
-        goto fail_errno;
-    rc = -pthread_mutex_init(&p->mu, NULL);
-    if (rc < 0) {
-        pthread_cond_destroy(&p->cond);
-        goto fail_errno;
-    }
-    if ((rc = uv_prepare_init(loop, &p->prepare)) < 0 ||
-        (rc = uv_async_init(loop, &p->async, on_async)) < 0) {
-        /* A prepare handle that was initialised must be closed by the loop;
-         * this happens only at startup, so stop the daemon. */
-        snprintf(err, errlen, "cannot create loop handles: %s", uv_strerror(rc));
-        abort();
-    }
-    p->handles_ready = 1;
-    p->prepare.data = p;
-    p->async.data = p;
-    uv_prepare_start(&p->prepare, on_prepare);
-    uv_unref((uv_handle_t *)&p->prepare);
-    uv_unref((uv_handle_t *)&p->async);
-    p->last_sync_ns = now_ns();
-    rc = -pthread_create(&p->writer, NULL, writer_main, p);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot start the AOF writer thread: %s", strerror(-rc));
-        akv_persist_close(p);
-        uv_run(loop, UV_RUN_NOWAIT);
-        akv_persist_destroy(p);
-        return rc;
-    }
-    p->writer_live = 1;
     *out = p;
     return 0;
 
-fail_errno:
-    snprintf(err, errlen, "%s", strerror(-rc));
 fail:
-    if (p->fd >= 0)
-        close(p->fd);
-    for (uint32_t i = 0; i < ndbs; i++)
-        akv_store_flush(dbs[i]);
-    akv_parked_fini(&p->parked);
-    akv_buf_fini(&p->pending);
-    free(p->path);
-    free(p->tmppath);
-    free(p);
+    /* With handles (opts->create), freed once the loop has closed them. */
+    akv_persist_release(p);
     return rc;
+}
+
+int akv_persist_open(struct akv_persist **out, uv_loop_t *loop, struct akv_store **dbs,
+                     uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen)
+{
+    struct akv_persist *p;
+    int rc = akv_persist_begin(&p, loop, dbs, ndbs, opts, err, errlen);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = akv_persist_load(p, UINT64_MAX / 1000, err, errlen);
+    if (rc < 0) {
+        if (p->handles_ready) {
+            akv_persist_close(p);
+            uv_run(loop, UV_RUN_NOWAIT);
+        }
+        akv_persist_destroy(p);
+        for (uint32_t i = 0; i < ndbs; i++)
+            akv_store_flush(dbs[i]);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Frees p once both handles are closed, after akv_persist_release. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct akv_persist *p = h->data;
+
+    if (++p->handles_closed == 2 && p->release)
+        akv_persist_destroy(p);
 }
 
 void akv_persist_close(struct akv_persist *p)
@@ -958,20 +1154,34 @@ void akv_persist_close(struct akv_persist *p)
         close(p->fd);
         p->fd = -1;
     }
+    load_free(p);
     if (p->handles_ready) {
-        uv_close((uv_handle_t *)&p->prepare, NULL);
-        uv_close((uv_handle_t *)&p->async, NULL);
+        uv_close((uv_handle_t *)&p->prepare, on_handle_closed);
+        uv_close((uv_handle_t *)&p->async, on_handle_closed);
     }
+}
+
+void akv_persist_release(struct akv_persist *p)
+{
+    if (!p)
+        return;
+    p->release = 1;
+    akv_persist_close(p);
+    if (!p->handles_ready)
+        akv_persist_destroy(p);
 }
 
 void akv_persist_destroy(struct akv_persist *p)
 {
     if (!p)
         return;
+    if (p->fd >= 0 && !p->closed)
+        close(p->fd);
     if (p->handles_ready) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cond);
     }
+    load_free(p);
     akv_parked_fini(&p->parked);
     akv_buf_fini(&p->pending);
     akv_buf_fini(&p->batch);
@@ -1004,4 +1214,14 @@ void akv_persist_info(const struct akv_persist *p, struct akv_persist_info *info
     info->fsync = p->policy;
     info->unembeddable = p->parked.n;
     info->replayed = p->replayed;
+    info->no_file = p->no_file;
+    if (p->load) {
+        const struct akv_persist_load *ld = p->load;
+        info->loading = 1;
+        info->loading_start_time = (int64_t)ld->start_time;
+        info->loading_total_bytes = ld->size;
+        info->loading_loaded_bytes = ld->ps.done ? ld->size : ld->ps.off;
+        info->loading_records = ld->ps.res.records;
+        info->loading_elapsed_us = (now_ns() - ld->t0) / 1000;
+    }
 }

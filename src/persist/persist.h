@@ -42,6 +42,9 @@ struct akv_persist_opts {
     enum akv_fsync fsync;
     const int *rewrite_percentage;              /* 0: no automatic rewrite */
     const unsigned long long *rewrite_min_size; /* bytes */
+    /* akv_persist_begin: do not read the file; make it by a rewrite of the
+     * stores as they are (appendonly switched on at run time). */
+    int create;
 };
 
 /* Opens (or creates) opts->dir/opts->filename, replays it into the ndbs
@@ -58,6 +61,31 @@ struct akv_persist_opts {
 int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store **dbs,
                      uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen);
 
+/* akv_persist_open in steps, so that the loop serves clients (with
+ * -LOADING) while the file replays: begin opens and maps the file (errors
+ * as open's; nothing is read yet), then each akv_persist_load replays
+ * records for about budget_us microseconds (the clock is read every few
+ * dozen records, and a MULTI record is checked whole before its records
+ * are applied) and returns 1 while records remain. The last call judges
+ * the file (damage, a torn tail cut off), starts the writer thread and
+ * returns 0; logging works from then on, not before. A negative return
+ * is open's failure (err says why); the stores then hold part of the file,
+ * and p can only be closed and destroyed. akv_persist_close during the
+ * replay writes nothing and leaves the file as it was.
+ *
+ * With opts->create, begin does not read the file: it checks that dir
+ * takes a new file, starts the writer and a rewrite of the stores (which
+ * must be whole), and returns 0 once the rewrite has started; the rewrite
+ * creates the file (replacing one of that name when it is renamed into
+ * place), and records logged meanwhile are carried by it. Should it fail,
+ * it is tried again every few seconds (on the next activity). Until then
+ * writes are acknowledged without a file, as with appendonly off. */
+int akv_persist_begin(struct akv_persist **out, struct uv_loop_s *loop, struct akv_store **dbs,
+                      uint32_t ndbs, const struct akv_persist_opts *opts, char *err, size_t errlen);
+int akv_persist_load(struct akv_persist *p, uint64_t budget_us, char *err, size_t errlen);
+/* Whether the replay is still going on (0 for NULL). */
+int akv_persist_loading(const struct akv_persist *p);
+
 /* Shutdown: abandons a rewrite in progress, writes and fsyncs everything
  * logged, stops the writer thread (waiting for it) and starts closing the
  * loop handles; run the loop afterwards until they are closed, then
@@ -67,6 +95,18 @@ void akv_persist_close(struct akv_persist *p);
 
 /* Frees p after akv_persist_close and a loop run. NULL is a no-op. */
 void akv_persist_destroy(struct akv_persist *p);
+
+/* akv_persist_close, then frees p by itself once the loop has closed its
+ * handles (from inside a loop callback: appendonly no at run time, or a
+ * failed akv_persist_begin). p must not be used afterwards. NULL is a
+ * no-op. The close joins the writer thread, which first writes and fsyncs
+ * what was logged. */
+void akv_persist_release(struct akv_persist *p);
+
+/* appendfsync at run time: the writer follows the new policy from its next
+ * batch; switching to always fsyncs what was only written, and replies
+ * wait for it. */
+void akv_persist_set_fsync(struct akv_persist *p, enum akv_fsync f);
 
 /* Logging writes. A handler first reserves room for the record (so that
  * logging cannot fail once the store has changed), then changes the store,
@@ -104,7 +144,8 @@ int akv_persist_multi_fits(const struct akv_persist *p, size_t n);
 /* The AOF sequence: bytes logged so far. A write's reply may be sent once
  * akv_persist_durable has reached the sequence after its record. */
 uint64_t akv_persist_appended(const struct akv_persist *p);
-/* Written to the kernel (appendfsync everysec/no) or fsync'd (always). */
+/* Written to the kernel (appendfsync everysec/no) or fsync'd (always).
+ * UINT64_MAX for NULL: without a file nothing waits. */
 uint64_t akv_persist_durable(const struct akv_persist *p);
 /* Sequences at or below this one have been handed to the writer thread. */
 uint64_t akv_persist_handed(const struct akv_persist *p);
@@ -116,8 +157,8 @@ void akv_persist_set_notify(struct akv_persist *p, void (*fn)(void *arg), void *
  * the writer retries every second (writes are then refused with MISCONF). */
 int akv_persist_write_error(const struct akv_persist *p);
 
-/* Starts a background rewrite. Returns 0, -EBUSY when one is running, or
- * another negative errno (logged). Inside a batch (between
+/* Starts a background rewrite. Returns 0, -EBUSY when one is running,
+ * -EAGAIN while the replay is not over, or another negative errno (logged). Inside a batch (between
  * akv_persist_multi_begin and _end: BGREWRITEAOF in a transaction) it
  * returns -EINPROGRESS and starts at the batch's end instead, since its
  * snapshot would hold part of the batch, which the MULTI record logged
@@ -138,6 +179,14 @@ struct akv_persist_info {
     enum akv_fsync fsync;
     size_t unembeddable;
     uint64_t replayed; /* records replayed at startup */
+    int no_file;       /* switched on at run time; the first rewrite has not finished */
+    /* While the start-up replay runs (Redis's loading_* fields). */
+    int loading;
+    int64_t loading_start_time; /* unix time */
+    uint64_t loading_total_bytes;
+    uint64_t loading_loaded_bytes;
+    uint64_t loading_records; /* top-level records replayed so far */
+    uint64_t loading_elapsed_us;
 };
 void akv_persist_info(const struct akv_persist *p, struct akv_persist_info *info);
 

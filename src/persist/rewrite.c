@@ -216,6 +216,8 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         return -EBUSY;
     if (p->closed)
         return -ESHUTDOWN;
+    if (p->loading || p->load_failed)
+        return -EAGAIN; /* the stores are not whole */
     if (p->in_multi) {
         /* The snapshot must see all of the batch or none of it: the batch
          * is logged whole at its end, into rwbuf as well. */
@@ -307,6 +309,10 @@ void akv_persist_rw_switched(struct akv_persist *p, int rc, uint64_t size)
         akv_persist_rw_failed(p, rc);
         return;
     }
+    if (p->no_file)
+        akv_log(AKV_LOG_NOTICE, "AOF %s created by a rewrite: appending to it from now on",
+                p->path);
+    p->no_file = 0;
     p->base_size = size;
     p->rewrites++;
     p->last_rewrite_ok = 1;
@@ -319,7 +325,18 @@ void akv_persist_rw_maybe_auto(struct akv_persist *p)
 {
     uint64_t base = p->base_size ? p->base_size : 1;
 
-    if (*p->rw_percentage <= 0 || p->rw != RW_IDLE || p->closed || p->err_seen)
+    if (p->rw != RW_IDLE || p->closed || p->err_seen)
+        return;
+    if (p->no_file) {
+        /* The rewrite that creates the file failed: try again, as Redis
+         * does while it waits to switch appendonly on. */
+        if (now_ns() < p->next_auto_ns)
+            return;
+        akv_log(AKV_LOG_NOTICE, "retrying the rewrite that creates the AOF %s", p->path);
+        (void)akv_persist_rewrite_start(p);
+        return;
+    }
+    if (*p->rw_percentage <= 0)
         return;
     if (p->size_seen < (uint64_t)*p->rw_min_size || now_ns() < p->next_auto_ns)
         return;

@@ -411,7 +411,7 @@ static const struct {
 } flag_names[] = {
     {AKV_CMD_WRITE, "write", "@write"}, {AKV_CMD_READONLY, "readonly", "@read"},
     {AKV_CMD_ADMIN, "admin", "@admin"}, {AKV_CMD_FAST, "fast", "@fast"},
-    {AKV_CMD_NOAUTH, "no_auth", NULL},
+    {AKV_CMD_NOAUTH, "no_auth", NULL},  {AKV_CMD_LOADING, "loading", NULL},
 };
 
 /* One entry in Redis 7's layout: name, arity, flags, first key, last key,

@@ -200,13 +200,14 @@ static inline int reply_over_limit(const struct akv_cmd_ctx *ctx)
 
 /* ---- accounting (cmd.c) ---------------------------------------------- */
 
-/* Counts one call of c that ran for us microseconds: the per-command
- * counters, the error count and the slow log. slow is the job's argument
- * copy (taken over: logged or freed), or NULL, in which case argv (still
- * valid for a command answered at once) is copied if the call is slow. */
-void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
-                     struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
-                     const char *peer);
+/* Counts one call of c that ran for us microseconds (ns nanoseconds): the
+ * per-command counters and latency histogram, and the slow log. slow is
+ * the job's argument copy (taken over: logged or freed), or NULL, in which
+ * case argv (still valid for a command answered at once) is copied if the
+ * call is slow. Error replies are counted apart (akv_cmd_count_error). */
+void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, uint64_t ns,
+                     int failed, struct akv_slowlog_entry *slow, size_t argc,
+                     const struct akv_slice *argv, const char *peer);
 
 /* A job's finish: counts the call that ran for us microseconds (statistics,
  * slow log) and lets go of its argument copy. */

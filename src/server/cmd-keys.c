@@ -793,6 +793,10 @@ int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us)
      * Redis (an expired key stays invisible meanwhile). */
     if (env->pause.end_ms != 0 && t0 / 1000000u < env->pause.end_ms)
         return 0;
+    /* Nor while the AOF replays: the stores are not whole, and nothing
+     * can be logged yet. */
+    if (env->loading)
+        return 0;
     akv_cmd_clock(env);
     for (uint32_t db = 0; db < env->ndbs; db++) {
         const char *key;

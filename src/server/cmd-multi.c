@@ -156,6 +156,11 @@ static void unwatch_all(struct akv_cmd_env *env, struct akv_session *s)
 void akv_cmd_env_fini(struct akv_cmd_env *env)
 {
     akv_cmd_reap(env, 1);
+    for (size_t i = 0; i < AKV_CMD_STATS_MAX; i++) {
+        free(env->cmd_hist[i]);
+        env->cmd_hist[i] = NULL;
+    }
+    env->ncmd_hist = 0;
     if (env->watch) {
         free(env->watch->b);
         free(env->watch->old);

@@ -11,6 +11,10 @@
  */
 #include "server/cmd-impl.h"
 
+#include <sys/utsname.h>
+
+#include "server/conn.h"
+
 /* Names that clients (redis-benchmark) ask for although attnkv has no such
  * setting; answering them quietly keeps those clients from warning. */
 static const struct {
@@ -360,10 +364,18 @@ static int config_rewrite(struct akv_cmd_ctx *ctx)
 /* CONFIG RESETSTAT: zeroes the counters INFO shows (not the gauges). */
 static int config_resetstat(struct akv_cmd_ctx *ctx)
 {
-    struct akv_stats *st = &ctx->env->stats;
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_stats *st = &env->stats;
     uint64_t connected = st->connected_clients, jobs = st->jobs_running;
     uint64_t paused = st->paused_clients;
 
+    /* The latency histograms go too, as Redis's do: a command's comes back
+     * at its next call. */
+    for (size_t i = 0; i < AKV_CMD_STATS_MAX; i++) {
+        free(env->cmd_hist[i]);
+        env->cmd_hist[i] = NULL;
+    }
+    env->ncmd_hist = 0;
     memset(st, 0, sizeof(*st));
     st->connected_clients = connected;
     st->jobs_running = jobs;
@@ -442,33 +454,107 @@ int akv_cmd_do_config(struct akv_cmd_ctx *ctx)
     return rc;
 }
 
+/* The Redis version INFO's redis_version claims: tools read it to know
+ * what to expect, and attnkv answers as Redis 7.0 does (multi-pair CONFIG
+ * SET, the 6.2 commandstats format, errorstats, latencystats). */
+#define REDIS_COMPAT_VERSION "7.0.0"
+
+/* The percentiles of INFO latencystats: Redis's default
+ * latency-tracking-info-percentiles, "50 99 99.9". */
+static const double latency_pcts[] = {0.5, 0.99, 0.999};
+static const char *const latency_pct_names[] = {"p50", "p99", "p99.9"};
+
+/* The compiler, as Redis's gcc_version shows it (clang says GCC 4.2.1). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#ifdef __GNUC__
+#define GCC_VERSION_TEXT STR(__GNUC__) "." STR(__GNUC_MINOR__) "." STR(__GNUC_PATCHLEVEL__)
+#else
+#define GCC_VERSION_TEXT "0.0.0"
+#endif
+
+/* What libuv polls with, as Redis's multiplexing_api. */
+#if defined(__linux__)
+#define MULTIPLEXING_API "epoll"
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+#define MULTIPLEXING_API "kqueue"
+#else
+#define MULTIPLEXING_API "poll"
+#endif
+
 static int info_server(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     uint64_t up = (now_ns() - env->start_ns) / 1000000000u;
+    struct utsname u;
+    struct timespec ts;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    int rc;
 
+    exe[n > 0 ? n : 0] = '\0';
+    if (uname(&u) < 0)
+        memset(&u, 0, sizeof(u));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rc = akv_buf_printf(b,
+                        "redis_version:" REDIS_COMPAT_VERSION "\r\n"
+                        "attnkv_version:%s\r\n"
+                        "redis_mode:standalone\r\n"
+                        "os:%s %s %s\r\n"
+                        "arch_bits:%zu\r\n"
+                        "monotonic_clock:POSIX clock_gettime\r\n"
+                        "multiplexing_api:" MULTIPLEXING_API "\r\n"
+                        "gcc_version:" GCC_VERSION_TEXT "\r\n"
+                        "process_id:%ld\r\n"
+                        "run_id:%s\r\n"
+                        "tcp_port:%d\r\n",
+                        AKV_VERSION, u.sysname, u.release, u.machine, sizeof(void *) * 8,
+                        (long)getpid(), env->run_id, env->tcp_port);
+    if (rc < 0)
+        return rc;
     return akv_buf_printf(b,
-                          "attnkv_version:%s\r\n"
-                          "arch_bits:%zu\r\n"
-                          "process_id:%ld\r\n"
-                          "tcp_port:%d\r\n"
+                          "server_time_usec:%lld\r\n"
                           "uptime_in_seconds:%" PRIu64 "\r\n"
                           "uptime_in_days:%" PRIu64 "\r\n"
-                          "workers:%u\r\n"
-                          "config_file:%s\r\n",
-                          AKV_VERSION, sizeof(void *) * 8, (long)getpid(), env->tcp_port, up,
-                          up / 86400, env->workers,
-                          env->config->config_file ? env->config->config_file : "");
+                          "hz:%d\r\n"
+                          "configured_hz:%d\r\n"
+                          "executable:%s\r\n"
+                          "config_file:%s\r\n"
+                          "io_threads_active:0\r\n"
+                          "workers:%u\r\n",
+                          (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, up, up / 86400,
+                          1000 / AKV_CONN_CRON_MS, 1000 / AKV_CONN_CRON_MS, exe,
+                          env->config->config_file ? env->config->config_file : "", env->workers);
 }
 
 static int info_clients(struct akv_buf *b, const struct akv_cmd_env *env)
 {
+    const struct akv_client_peaks *p = &env->client_peaks;
+    uint64_t sec = now_ns() / 1000000000u;
+    size_t in = 0, out = 0;
+
+    /* The largest buffers of the last AKV_CLIENT_PEAK_SLOTS seconds. */
+    for (size_t i = 0; i < AKV_CLIENT_PEAK_SLOTS; i++) {
+        if (p->sec[i] + AKV_CLIENT_PEAK_SLOTS <= sec)
+            continue;
+        in = p->in[i] > in ? p->in[i] : in;
+        out = p->out[i] > out ? p->out[i] : out;
+    }
     /* Blocked, as Redis counts a client blocked in a module's threaded
      * command: waiting for a worker's result, or for CLIENT PAUSE to end. */
     return akv_buf_printf(b,
-                          "connected_clients:%" PRIu64 "\r\nmaxclients:%d\r\n"
+                          "connected_clients:%" PRIu64 "\r\n"
+                          "maxclients:%d\r\n"
+                          "client_recent_max_input_buffer:%zu\r\n"
+                          "client_recent_max_output_buffer:%zu\r\n"
                           "blocked_clients:%" PRIu64 "\r\n",
-                          env->stats.connected_clients, env->config->maxclients,
+                          env->stats.connected_clients, env->config->maxclients, in, out,
                           env->stats.jobs_running + env->stats.paused_clients);
+}
+
+/* Bytes the neighbor lists hold. */
+static size_t lists_memory(const struct akv_cmd_env *env)
+{
+    return env->nbcache ? akv_nbcache_memory(env->nbcache) : 0;
 }
 
 size_t akv_cmd_used_memory(const struct akv_cmd_env *env)
@@ -476,22 +562,28 @@ size_t akv_cmd_used_memory(const struct akv_cmd_env *env)
     struct akv_persist_info pi;
 
     akv_persist_info(env->persist, &pi);
-    return stores_memory(env) + (env->clients_memory ? env->clients_memory(env) : (size_t)0) +
-           env->slowlog.mem + (size_t)pi.pending_bytes;
+    return stores_memory(env) + lists_memory(env) +
+           (env->clients_memory ? env->clients_memory(env) : (size_t)0) + env->slowlog.mem +
+           (size_t)pi.pending_bytes + env->ncmd_hist * sizeof(struct akv_hist);
 }
 
-/* Resident set size in bytes, from /proc/self/statm; 0 if unknown. */
-static size_t rss_bytes(void)
+/* The resident set size and its file-backed part (the mapped vocabulary,
+ * the program and its libraries), in bytes, from /proc/self/statm; 0 if
+ * unknown. */
+static void rss_bytes(size_t *rss, size_t *file)
 {
-    unsigned long size = 0, resident = 0;
+    unsigned long size = 0, resident = 0, shared = 0;
     FILE *f = fopen("/proc/self/statm", "re");
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
+    *rss = *file = 0;
     if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-        resident = 0;
+        return;
+    if (fscanf(f, "%lu %lu %lu", &size, &resident, &shared) == 3) {
+        *rss = (size_t)resident * page;
+        *file = (size_t)shared * page;
+    }
     fclose(f);
-    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* "1.50M" and the like, as Redis's *_human fields. */
@@ -515,50 +607,99 @@ static const char *human(size_t n, char *buf, size_t cap)
 static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct rusage ru;
-    size_t rss = rss_bytes(), peak = 0, used = akv_cmd_used_memory(env);
+    size_t rss, rss_file, anon, peak = 0, used = akv_cmd_used_memory(env);
     size_t used_peak = used > env->used_memory_peak ? used : env->used_memory_peak;
-    char h1[32], h2[32], h3[32], h4[32];
+    size_t sys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    size_t maxmem = (size_t)env->config->maxmemory;
+    char h1[32], h2[32], h3[32], h4[32], h5[32], h6[32];
     int rc;
 
+    rss_bytes(&rss, &rss_file);
+    anon = rss > rss_file ? rss - rss_file : 0;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         peak = (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
-    /* used_memory comes first: redis-cli --stat finds the first line that
-     * starts with "used_memory". */
+    /* used_memory comes first: redis-cli --stat reads the first field
+     * whose name begins with "used_memory". */
     rc = akv_buf_printf(b,
                         "used_memory:%zu\r\n"
                         "used_memory_human:%s\r\n"
+                        "used_memory_rss:%zu\r\n"
+                        "used_memory_rss_human:%s\r\n"
                         "used_memory_peak:%zu\r\n"
                         "used_memory_peak_human:%s\r\n"
-                        "mem_clients_normal:%zu\r\n",
-                        used, human(used, h3, sizeof(h3)), used_peak,
-                        human(used_peak, h4, sizeof(h4)),
-                        env->clients_memory ? env->clients_memory(env) : (size_t)0);
+                        "used_memory_peak_rss:%zu\r\n"
+                        "used_memory_peak_rss_human:%s\r\n"
+                        "total_system_memory:%zu\r\n"
+                        "total_system_memory_human:%s\r\n",
+                        used, human(used, h1, sizeof(h1)), rss, human(rss, h2, sizeof(h2)),
+                        used_peak, human(used_peak, h3, sizeof(h3)), peak,
+                        human(peak, h4, sizeof(h4)), sys, human(sys, h5, sizeof(h5)));
     if (rc < 0)
         return rc;
+    rc = akv_buf_printf(b,
+                        "used_memory_store:%zu\r\n"
+                        "used_memory_neighbor_lists:%zu\r\n"
+                        "used_memory_vocabulary:%zu\r\n"
+                        "mem_clients_normal:%zu\r\n"
+                        "maxmemory:%zu\r\n"
+                        "maxmemory_human:%s\r\n"
+                        "maxmemory_policy:noeviction\r\n",
+                        stores_memory(env), lists_memory(env), akv_vocab_bytes(env->vocab),
+                        env->clients_memory ? env->clients_memory(env) : (size_t)0, maxmem,
+                        human(maxmem, h6, sizeof(h6)));
+    if (rc < 0)
+        return rc;
+    /* Fragmentation as Redis reckons it, resident over used, but without
+     * the file-backed pages: the mapped vocabulary alone is hundreds of MB
+     * and would drown every other figure. */
     return akv_buf_printf(b,
-                          "used_memory_rss:%zu\r\n"
-                          "used_memory_rss_human:%s\r\n"
-                          "used_memory_peak_rss:%zu\r\n"
-                          "used_memory_peak_rss_human:%s\r\n"
-                          "used_memory_store:%zu\r\n"
-                          "used_memory_vocabulary:%zu\r\n"
+                          "mem_fragmentation_ratio:%.2f\r\n"
+                          "mem_fragmentation_bytes:%lld\r\n"
+                          "mem_allocator:libc\r\n"
                           "slowlog_entries:%zu\r\n",
-                          rss, human(rss, h1, sizeof(h1)), peak, human(peak, h2, sizeof(h2)),
-                          stores_memory(env), akv_vocab_bytes(env->vocab), env->slowlog.len);
+                          used ? (double)anon / (double)used : 0.0,
+                          (long long)anon - (long long)used, env->slowlog.len);
+}
+
+/* One instantaneous_* rate, per second: the mean of its samples. */
+static double inst_rate(const struct akv_cmd_env *env, int which)
+{
+    double sum = 0;
+
+    for (size_t i = 0; i < AKV_INST_SAMPLES; i++)
+        sum += env->inst[which].samples[i];
+    return sum / AKV_INST_SAMPLES;
 }
 
 static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     const struct akv_stats *st = &env->stats;
+    int rc;
 
+    rc = akv_buf_printf(
+        b,
+        "total_connections_received:%" PRIu64 "\r\n"
+        "total_commands_processed:%" PRIu64 "\r\n"
+        "instantaneous_ops_per_sec:%.0f\r\n"
+        "total_net_input_bytes:%" PRIu64 "\r\n"
+        "total_net_output_bytes:%" PRIu64 "\r\n"
+        "instantaneous_input_kbps:%.2f\r\n"
+        "instantaneous_output_kbps:%.2f\r\n"
+        "rejected_connections:%" PRIu64 "\r\n"
+        "expired_keys:%" PRIu64 "\r\n"
+        "evicted_keys:0\r\n"
+        "keyspace_hits:%" PRIu64 "\r\n"
+        "keyspace_misses:%" PRIu64 "\r\n"
+        "pubsub_channels:0\r\n"
+        "pubsub_patterns:0\r\n"
+        "total_error_replies:%" PRIu64 "\r\n",
+        st->connections_received, st->commands_processed, inst_rate(env, AKV_INST_OPS),
+        st->net_input_bytes, st->net_output_bytes, inst_rate(env, AKV_INST_NET_IN) / 1024,
+        inst_rate(env, AKV_INST_NET_OUT) / 1024, st->rejected_connections, st->expired_keys,
+        st->keyspace_hits, st->keyspace_misses, st->error_replies);
+    if (rc < 0)
+        return rc;
     return akv_buf_printf(b,
-                          "total_connections_received:%" PRIu64 "\r\n"
-                          "total_commands_processed:%" PRIu64 "\r\n"
-                          "total_error_replies:%" PRIu64 "\r\n"
-                          "rejected_connections:%" PRIu64 "\r\n"
-                          "expired_keys:%" PRIu64 "\r\n"
-                          "keyspace_hits:%" PRIu64 "\r\n"
-                          "keyspace_misses:%" PRIu64 "\r\n"
                           "jobs_in_flight:%" PRIu64 "\r\n"
                           "jobs_waiting:%zu\r\n"
                           "query_batches:%" PRIu64 "\r\n"
@@ -566,12 +707,58 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                           "query_batch_max:%" PRIu64 "\r\n"
                           "query_from_lists:%" PRIu64 "\r\n"
                           "neighbor_lists:%zu\r\n",
-                          st->connections_received, st->commands_processed, st->error_replies,
-                          st->rejected_connections, st->expired_keys, st->keyspace_hits,
-                          st->keyspace_misses, st->jobs_running,
-                          env->queue_len ? env->queue_len(env) : (size_t)0, st->query_batches,
-                          st->query_batched_jobs, st->query_batch_max, st->query_from_lists,
+                          st->jobs_running, env->queue_len ? env->queue_len(env) : (size_t)0,
+                          st->query_batches, st->query_batched_jobs, st->query_batch_max,
+                          st->query_from_lists,
                           env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
+}
+
+/* Replication, as Redis shows a master without replicas: the one place a
+ * cluster's roles will show. */
+static int info_replication(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    return akv_buf_printf(b,
+                          "role:master\r\n"
+                          "connected_slaves:0\r\n"
+                          "master_failover_state:no-failover\r\n"
+                          "master_replid:%s\r\n"
+                          "master_replid2:0000000000000000000000000000000000000000\r\n"
+                          "master_repl_offset:0\r\n"
+                          "second_repl_offset:-1\r\n"
+                          "repl_backlog_active:0\r\n"
+                          "repl_backlog_size:0\r\n"
+                          "repl_backlog_first_byte_offset:0\r\n"
+                          "repl_backlog_histlen:0\r\n",
+                          env->replid);
+}
+
+/* Seconds, as Redis writes CPU times. */
+static double tv_sec(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static int info_cpu(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct rusage self, children, loop;
+
+    (void)env;
+    memset(&self, 0, sizeof(self));
+    memset(&children, 0, sizeof(children));
+    memset(&loop, 0, sizeof(loop));
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    /* INFO runs on the loop thread, what Redis calls its main thread. */
+    getrusage(RUSAGE_THREAD, &loop);
+    return akv_buf_printf(b,
+                          "used_cpu_sys:%.6f\r\n"
+                          "used_cpu_user:%.6f\r\n"
+                          "used_cpu_sys_children:%.6f\r\n"
+                          "used_cpu_user_children:%.6f\r\n"
+                          "used_cpu_sys_main_thread:%.6f\r\n"
+                          "used_cpu_user_main_thread:%.6f\r\n",
+                          tv_sec(self.ru_stime), tv_sec(self.ru_utime), tv_sec(children.ru_stime),
+                          tv_sec(children.ru_utime), tv_sec(loop.ru_stime), tv_sec(loop.ru_utime));
 }
 
 static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -588,11 +775,9 @@ static int info_latency(struct akv_buf *b, const struct akv_cmd_env *env)
                           "query_latency_p50_us:%" PRIu64 "\r\n"
                           "query_latency_p90_us:%" PRIu64 "\r\n"
                           "query_latency_p99_us:%" PRIu64 "\r\n"
-                          "query_latency_p999_us:%" PRIu64 "\r\n"
-                          "latency_percentiles_usec_query:p50=%" PRIu64 ",p90=%" PRIu64
-                          ",p99=%" PRIu64 ",p99.9=%" PRIu64 "\r\n",
+                          "query_latency_p999_us:%" PRIu64 "\r\n",
                           st->query_count, st->query_count ? st->query_us_sum / st->query_count : 0,
-                          st->query_us_max, p50, p90, p99, p999, p50, p90, p99, p999);
+                          st->query_us_max, p50, p90, p99, p999);
 }
 
 static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -615,15 +800,56 @@ static int info_commandstats(struct akv_buf *b, const struct akv_cmd_env *env)
     return rc;
 }
 
+static int info_errorstats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    const struct akv_stats *st = &env->stats;
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < st->nerrstat; i++)
+        rc = akv_buf_printf(b, "errorstat_%s:count=%" PRIu64 "\r\n", st->errstat[i].code,
+                            st->errstat[i].count);
+    return rc;
+}
+
+/* One line per command called since the counters were zeroed, as Redis 7
+ * writes it: percentiles in microseconds, to the nanosecond. */
+static int info_latencystats(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    enum { NP = sizeof(latency_pcts) / sizeof(latency_pcts[0]) };
+    const struct akv_cmd *t = akv_cmd_table();
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && t[i].name; i++) {
+        const struct akv_hist *h = env->cmd_hist[i];
+        uint64_t v[NP];
+        char lb[32];
+        if (!h || h->count == 0)
+            continue;
+        akv_hist_quantiles(h, latency_pcts, NP, v);
+        rc = akv_buf_printf(b, "latency_percentiles_usec_%s:", lower(t[i].name, lb, sizeof(lb)));
+        for (size_t k = 0; rc == 0 && k < NP; k++)
+            rc = akv_buf_printf(b, "%s%s=%.3f", k ? "," : "", latency_pct_names[k],
+                                (double)v[k] / 1000.0);
+        rc = rc ? rc : akv_buf_printf(b, "\r\n");
+    }
+    return rc;
+}
+
+static int info_cluster(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    (void)env;
+    return akv_buf_printf(b, "cluster_enabled:0\r\n");
+}
+
 static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     int rc = akv_buf_printf(b, "keys:%zu\r\nstore_memory_bytes:%zu\r\n", stores_count(env),
                             stores_memory(env));
 
-    /* What maxmemory and maxkeys are compared with (0: no limit). */
+    /* What maxmemory (INFO memory) and maxkeys are compared with. */
     if (rc == 0)
-        rc = akv_buf_printf(b, "store_memory_used_bytes:%zu\r\nmaxmemory:%llu\r\nmaxkeys:%d\r\n",
-                            stores_memory_used(env), env->config->maxmemory, env->config->maxkeys);
+        rc = akv_buf_printf(b, "store_memory_used_bytes:%zu\r\nmaxkeys:%d\r\n",
+                            stores_memory_used(env), env->config->maxkeys);
     return rc;
 }
 
@@ -657,38 +883,62 @@ static int info_vectors(struct akv_buf *b, const struct akv_cmd_env *env)
                           akv_attn_kernel_name());
 }
 
+/* The replay's progress, as Redis shows a load's (the ETA from the pace so
+ * far), and the records replayed so far (attnkv's). */
+static int info_loading(struct akv_buf *b, const struct akv_persist_info *pi)
+{
+    uint64_t total = pi->loading_total_bytes, done = pi->loading_loaded_bytes;
+    uint64_t elapsed_s = pi->loading_elapsed_us / 1000000u;
+    uint64_t eta = elapsed_s == 0 ? 1 : elapsed_s * (total - done) / (done + 1);
+
+    return akv_buf_printf(b,
+                          "loading_start_time:%" PRId64 "\r\n"
+                          "loading_total_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_bytes:%" PRIu64 "\r\n"
+                          "loading_loaded_perc:%.2f\r\n"
+                          "loading_eta_seconds:%" PRIu64 "\r\n"
+                          "loading_loaded_records:%" PRIu64 "\r\n",
+                          pi->loading_start_time, total, done,
+                          total ? 100.0 * (double)done / (double)total : 100.0, eta,
+                          pi->loading_records);
+}
+
 static int info_persistence(struct akv_buf *b, const struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
     int rc;
 
     akv_persist_info(env->persist, &pi);
-    /* The rdb_ and loading fields are what Redis tools read: there is no
-     * RDB file (BGSAVE rewrites the AOF), and a replay ends before the
-     * first client is accepted. */
-    rc = akv_buf_printf(b, "loading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\n",
-                        (long long)(env->lastsave ? env->lastsave : env->start_time));
+    /* The rdb_ fields are what Redis tools read: there is no RDB file
+     * (BGSAVE rewrites the AOF). */
+    rc = akv_buf_printf(b,
+                        "loading:%d\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"
+                        "rdb_last_save_time:%lld\r\n",
+                        env->loading, (long long)(env->lastsave ? env->lastsave : env->start_time));
     if (rc < 0)
         return rc;
-    return akv_buf_printf(b,
-                          "aof_enabled:%d\r\n"
-                          "aof_rewrite_in_progress:%d\r\n"
-                          "aof_rewrites:%" PRIu64 "\r\n"
-                          "aof_last_rewrite_status:%s\r\n"
-                          "aof_last_rewrite_time_ms:%.1f\r\n"
-                          "aof_current_size:%" PRIu64 "\r\n"
-                          "aof_base_size:%" PRIu64 "\r\n"
-                          "aof_last_write_status:%s\r\n"
-                          "aof_last_write_error:%s\r\n"
-                          "aof_pending_bytes:%" PRIu64 "\r\n"
-                          "aof_fsync:%s\r\n"
-                          "aof_replayed_records:%" PRIu64 "\r\n"
-                          "aof_unembeddable_entries:%zu\r\n",
-                          pi.enabled, pi.rewrite_in_progress, pi.rewrites,
-                          pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size,
-                          pi.base_size, pi.write_error ? "err" : "ok",
-                          pi.write_error ? strerror(pi.write_error) : "", pi.pending_bytes,
-                          pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
+    if (env->loading && (rc = info_loading(b, &pi)) < 0)
+        return rc;
+    return akv_buf_printf(
+        b,
+        "aof_enabled:%d\r\n"
+        "aof_rewrite_in_progress:%d\r\n"
+        "aof_rewrites:%" PRIu64 "\r\n"
+        "aof_last_rewrite_status:%s\r\n"
+        "aof_last_bgrewrite_status:%s\r\n"
+        "aof_last_rewrite_time_ms:%.1f\r\n"
+        "aof_current_size:%" PRIu64 "\r\n"
+        "aof_base_size:%" PRIu64 "\r\n"
+        "aof_last_write_status:%s\r\n"
+        "aof_last_write_error:%s\r\n"
+        "aof_pending_bytes:%" PRIu64 "\r\n"
+        "aof_fsync:%s\r\n"
+        "aof_replayed_records:%" PRIu64 "\r\n"
+        "aof_unembeddable_entries:%zu\r\n",
+        pi.enabled, pi.rewrite_in_progress, pi.rewrites, pi.last_rewrite_ok ? "ok" : "err",
+        pi.last_rewrite_ok ? "ok" : "err", pi.last_rewrite_ms, pi.current_size, pi.base_size,
+        pi.write_error ? "err" : "ok", pi.write_error ? strerror(pi.write_error) : "",
+        pi.pending_bytes, pi.enabled ? akv_fsync_name(pi.fsync) : "", pi.replayed, pi.unembeddable);
 }
 
 /* The INFO sections, in the order INFO prints them. A section is one row:
@@ -705,8 +955,13 @@ static const struct {
     {"memory", "Memory", 1, info_memory},
     {"persistence", "Persistence", 1, info_persistence},
     {"stats", "Stats", 1, info_stats},
+    {"replication", "Replication", 1, info_replication},
+    {"cpu", "CPU", 1, info_cpu},
     {"latency", "Latency", 1, info_latency},
     {"commandstats", "Commandstats", 0, info_commandstats},
+    {"errorstats", "Errorstats", 1, info_errorstats},
+    {"latencystats", "Latencystats", 0, info_latencystats},
+    {"cluster", "Cluster", 1, info_cluster},
     {"store", "Store", 1, info_store},
     {"keyspace", "Keyspace", 1, info_keyspace},
     {"vectors", "Vectors", 1, info_vectors},
@@ -733,6 +988,7 @@ int akv_cmd_do_info(struct akv_cmd_ctx *ctx)
 
     if (used > ctx->env->used_memory_peak)
         ctx->env->used_memory_peak = used;
+    akv_cmd_make_ids(ctx->env);
     akv_buf_init(&b);
     for (size_t i = 0; rc == 0 && i < sizeof(info_sections) / sizeof(info_sections[0]); i++) {
         if (!section_wanted(ctx, i))
@@ -902,7 +1158,8 @@ int akv_cmd_do_wait(struct akv_cmd_ctx *ctx)
  * the requests in hand are finished (NOW: connections are closed at once),
  * the AOF is written and fsync'd, and attnkvd exits 0. On success there is
  * no reply: the connection closes, as Redis's does. SAVE needs the AOF;
- * an AOF that cannot be written refuses the shutdown, unless FORCE. There
+ * an AOF that cannot be written, or that appendonly yes is still creating,
+ * refuses the shutdown, unless FORCE. There
  * is nothing to ABORT: once begun, the shutdown reads no more requests. */
 int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
 {
@@ -938,6 +1195,18 @@ int akv_cmd_do_shutdown(struct akv_cmd_ctx *ctx)
                 "SHUTDOWN SAVE refused: appendonly is off, so nothing can be saved (use "
                 "NOSAVE, or FORCE)");
         return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    if (!force && env->persist) {
+        struct akv_persist_info pi;
+        akv_persist_info(env->persist, &pi);
+        if (pi.no_file) {
+            /* As Redis: exiting would lose the data appendonly yes was
+             * asked to keep. */
+            akv_log(AKV_LOG_WARNING,
+                    "SHUTDOWN refused: writing the initial AOF (appendonly was switched on); "
+                    "SHUTDOWN FORCE exits anyway");
+            return akv_reply_error(ctx->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+        }
     }
     if (!force && werr) {
         akv_log(AKV_LOG_WARNING,

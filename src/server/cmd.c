@@ -14,7 +14,8 @@
  *
  * Limits and security: dispatch refuses every command but AUTH, PING, QUIT
  * and HELP (AKV_CMD_NOAUTH) until a connection that must authenticate has
- * done so, and refuses writes while the AOF cannot be written (MISCONF).
+ * done so, every command not flagged AKV_CMD_LOADING while the AOF replays
+ * (LOADING), and writes while the AOF cannot be written (MISCONF).
  *
  * Replies are all-or-nothing: if writing one fails for lack of memory, the
  * buffer is cut back to where the reply began and "-ERR out of memory" takes
@@ -22,15 +23,46 @@
  */
 #include "server/cmd-impl.h"
 
+#include <sys/random.h>
+
 /* A job's finish: counts the call that ran for us microseconds (statistics,
  * slow log) and lets go of its argument copy. */
 void akv_cmd_job_account(struct akv_cmd_env *env, struct akv_cmd_job *cj, uint64_t us, int failed)
 {
     if (cj->cmd) {
-        akv_cmd_account(env, cj->cmd, us, failed, cj->slow, 0, NULL, NULL);
+        akv_cmd_account(env, cj->cmd, us, now_ns() - cj->t0, failed, cj->slow, 0, NULL, NULL);
         cj->slow = NULL;
     }
+    /* A job's error replies are all -ERR (a failed scan, out of memory). */
+    if (failed)
+        akv_cmd_count_error(env, "-ERR", 4);
     akv_slowlog_entry_free(cj->slow);
+}
+
+void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len)
+{
+    struct akv_stats *st = &env->stats;
+    size_t n = 0, i;
+
+    st->error_replies++;
+    if (len < 2 || reply[0] != '-')
+        return;
+    reply++;
+    len--;
+    while (n < len && n < AKV_ERRSTAT_CODE_MAX && reply[n] != ' ' && reply[n] != '\r')
+        n++;
+    for (i = 0; i < st->nerrstat; i++) {
+        if (strncmp(st->errstat[i].code, reply, n) == 0 && st->errstat[i].code[n] == '\0') {
+            st->errstat[i].count++;
+            return;
+        }
+    }
+    if (n == 0 || st->nerrstat == AKV_ERRSTAT_MAX)
+        return;
+    memcpy(st->errstat[i].code, reply, n);
+    st->errstat[i].code[n] = '\0';
+    st->errstat[i].count = 1;
+    st->nerrstat++;
 }
 
 /* A job's reply could not be written whole: cuts it back to mark and says
@@ -119,15 +151,25 @@ struct akv_slowlog_entry *akv_cmd_slow_entry(const struct akv_cmd_env *env, cons
  * counters, the error count and the slow log. slow is the job's argument
  * copy (taken over: logged or freed), or NULL, in which case argv (still
  * valid for a command answered at once) is copied if the call is slow. */
-void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, int failed,
-                     struct akv_slowlog_entry *slow, size_t argc, const struct akv_slice *argv,
-                     const char *peer)
+void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t us, uint64_t ns,
+                     int failed, struct akv_slowlog_entry *slow, size_t argc,
+                     const struct akv_slice *argv, const char *peer)
 {
-    struct akv_cmdstat *cs = &env->stats.cmd[c - akv_cmd_table()];
+    size_t ci = (size_t)(c - akv_cmd_table());
+    struct akv_cmdstat *cs = &env->stats.cmd[ci];
+    struct akv_hist *h = env->cmd_hist[ci];
     int threshold = env->config->slowlog_slower_than;
 
     cs->calls++;
     cs->usec += us;
+    if (!h) {
+        /* Without memory the command's latency goes uncounted; nothing
+         * else is affected. */
+        h = env->cmd_hist[ci] = calloc(1, sizeof(*h));
+        env->ncmd_hist += h != NULL;
+    }
+    if (h)
+        akv_hist_record(h, ns);
     if (env->config->latency_monitor_threshold > 0 &&
         us / 1000 >= (uint64_t)env->config->latency_monitor_threshold) {
         uint64_t ms = us / 1000;
@@ -135,10 +177,8 @@ void akv_cmd_account(struct akv_cmd_env *env, const struct akv_cmd *c, uint64_t 
                         (c->flags & AKV_CMD_FAST) ? AKV_LATENCY_FAST_COMMAND : AKV_LATENCY_COMMAND,
                         (int64_t)time(NULL), ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
     }
-    if (failed) {
+    if (failed)
         cs->failed++;
-        env->stats.error_replies++;
-    }
     if (threshold >= 0 && us >= (uint64_t)threshold) {
         if (!slow && argv)
             slow = akv_cmd_slow_entry(env, c, argc, argv, peer);
@@ -167,6 +207,23 @@ void akv_cmd_session_fini(struct akv_cmd_env *env, struct akv_session *s)
     s->monitor = 0;
 }
 
+/* Takes a sample of the rate of a counter now at value, if the last was
+ * taken AKV_INST_PERIOD_MS ago or more. A counter that went back (CONFIG
+ * RESETSTAT) counts from its new value. */
+static void inst_sample(struct akv_inst *m, uint64_t value)
+{
+    uint64_t now = now_ns() / 1000000u, dt = now - m->last_ms;
+
+    if (m->last_ms != 0 && dt < AKV_INST_PERIOD_MS)
+        return;
+    if (m->last_ms != 0 && dt > 0)
+        m->samples[m->idx] =
+            value >= m->last_value ? (double)(value - m->last_value) * 1000.0 / (double)dt : 0;
+    m->idx = (m->idx + 1) % AKV_INST_SAMPLES;
+    m->last_ms = now;
+    m->last_value = value;
+}
+
 void akv_cmd_cron(struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
@@ -182,6 +239,60 @@ void akv_cmd_cron(struct akv_cmd_env *env)
     used = akv_cmd_used_memory(env);
     if (used > env->used_memory_peak)
         env->used_memory_peak = used;
+    akv_cmd_make_ids(env);
+    inst_sample(&env->inst[AKV_INST_OPS], env->stats.commands_processed);
+    inst_sample(&env->inst[AKV_INST_NET_IN], env->stats.net_input_bytes);
+    inst_sample(&env->inst[AKV_INST_NET_OUT], env->stats.net_output_bytes);
+}
+
+void akv_cmd_note_client_buffers(struct akv_cmd_env *env, size_t in, size_t out)
+{
+    struct akv_client_peaks *p = &env->client_peaks;
+    uint64_t sec = now_ns() / 1000000000u;
+    size_t i = (size_t)(sec % AKV_CLIENT_PEAK_SLOTS);
+
+    if (p->sec[i] != sec) {
+        p->sec[i] = sec;
+        p->in[i] = p->out[i] = 0;
+    }
+    if (in > p->in[i])
+        p->in[i] = in;
+    if (out > p->out[i])
+        p->out[i] = out;
+}
+
+/* 40 hex digits from the kernel's generator, or, should it fail, from
+ * the clock and the process id. */
+static void random_hex40(char out[41])
+{
+    unsigned char raw[20];
+    size_t got = 0;
+
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, GRND_NONBLOCK);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < sizeof(raw)) {
+        uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            raw[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+void akv_cmd_make_ids(struct akv_cmd_env *env)
+{
+    if (!env->run_id[0])
+        random_hex40(env->run_id);
+    if (!env->replid[0])
+        random_hex40(env->replid);
 }
 
 /* ------------------------------------------------------------------------
@@ -195,53 +306,55 @@ void akv_cmd_cron(struct akv_cmd_env *env)
 #define A AKV_CMD_ADMIN
 #define N AKV_CMD_NOAUTH
 #define Q AKV_CMD_NOQUEUE
+#define L AKV_CMD_LOADING
 
 static const struct akv_cmd table[] = {
     {"PING", -1, F | N, akv_cmd_do_ping, 0, 0, 0, "PING [message]", "reply PONG, or the message"},
     {"ECHO", 2, F, akv_cmd_do_echo, 0, 0, 0, "ECHO message", "reply the message"},
-    {"QUIT", -1, F | N | Q, akv_cmd_do_quit, 0, 0, 0, "QUIT", "reply OK and close the connection"},
-    {"READABLE", -1, F | N, akv_cmd_do_readable, 0, 0, 0, "READABLE [ON|OFF]",
+    {"QUIT", -1, F | N | Q | L, akv_cmd_do_quit, 0, 0, 0, "QUIT",
+     "reply OK and close the connection"},
+    {"READABLE", -1, F | N | L, akv_cmd_do_readable, 0, 0, 0, "READABLE [ON|OFF]",
      "replies as text for people at a terminal (ON), or RESP (OFF, the default)"},
-    {"HELP", 1, N, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
-    {"COMMAND", -1, 0, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
+    {"HELP", 1, N | L, akv_cmd_do_help, 0, 0, 0, "HELP", "list the commands"},
+    {"COMMAND", -1, L, akv_cmd_do_command, 0, 0, 0, "COMMAND [COUNT|DOCS|INFO name...|LIST]",
      "describe the commands (for redis-cli)"},
-    {"CONFIG", -2, A, akv_cmd_do_config, 0, 0, 0,
+    {"CONFIG", -2, A | L, akv_cmd_do_config, 0, 0, 0,
      "CONFIG GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT | "
      "RELOAD | REWRITE",
      "read settings (name, value pairs), change the run-time ones, zero the INFO counters, "
      "reload or rewrite the configuration file"},
-    {"SLOWLOG", -2, A, akv_cmd_do_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
+    {"SLOWLOG", -2, A | L, akv_cmd_do_slowlog, 0, 0, 0, "SLOWLOG GET [count] | LEN | RESET | HELP",
      "the commands slower than slowlog-log-slower-than microseconds, newest first"},
-    {"AUTH", -2, F | N | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
+    {"AUTH", -2, F | N | L | AKV_CMD_SECRET, akv_cmd_do_auth, 0, 0, 0, "AUTH [default] password",
      "authenticate the connection (when requirepass is set)"},
-    {"SELECT", 2, F, akv_cmd_do_select, 0, 0, 0, "SELECT index",
+    {"SELECT", 2, F | L, akv_cmd_do_select, 0, 0, 0, "SELECT index",
      "switch the connection to database index (0 .. databases-1)"},
-    {"HELLO", -1, F | N, akv_cmd_do_hello, 0, 0, 0,
+    {"HELLO", -1, F | N | L, akv_cmd_do_hello, 0, 0, 0,
      "HELLO [protover [AUTH username password] [SETNAME clientname]]",
      "switch the protocol (2 or 3), authenticate, name the connection; reply the server's "
      "details"},
-    {"RESET", 1, F | N | Q, akv_cmd_do_reset, 0, 0, 0, "RESET",
+    {"RESET", 1, F | N | Q | L, akv_cmd_do_reset, 0, 0, 0, "RESET",
      "reset the connection: RESP2, db 0, no name, MONITOR and CLIENT REPLY off, "
      "not authenticated"},
-    {"CLIENT", -2, 0, akv_cmd_do_client, 0, 0, 0,
+    {"CLIENT", -2, L, akv_cmd_do_client, 0, 0, 0,
      "CLIENT ID|INFO|LIST|KILL|SETNAME|GETNAME|SETINFO|REPLY|NO-EVICT|PAUSE|UNPAUSE|UNBLOCK|HELP",
      "inspect, name and manage client connections"},
-    {"MONITOR", 1, A, akv_cmd_do_monitor, 0, 0, 0, "MONITOR",
+    {"MONITOR", 1, A | L, akv_cmd_do_monitor, 0, 0, 0, "MONITOR",
      "stream every command the server runs, secrets redacted"},
-    {"TIME", 1, F, akv_cmd_do_time, 0, 0, 0, "TIME",
+    {"TIME", 1, F | L, akv_cmd_do_time, 0, 0, 0, "TIME",
      "the server's clock: unix seconds and microseconds"},
-    {"LASTSAVE", 1, F, akv_cmd_do_lastsave, 0, 0, 0, "LASTSAVE",
+    {"LASTSAVE", 1, F | L, akv_cmd_do_lastsave, 0, 0, 0, "LASTSAVE",
      "unix time of the last successful AOF rewrite (or of start-up)"},
     {"SAVE", 1, A, akv_cmd_do_save, 0, 0, 0, "SAVE",
      "refused: it would block the server (every write is in the AOF already)"},
     {"BGSAVE", -1, A, akv_cmd_do_bgsave, 0, 0, 0, "BGSAVE [SCHEDULE]",
      "compact the append-only file in the background, as BGREWRITEAOF"},
-    {"SHUTDOWN", -1, A, akv_cmd_do_shutdown, 0, 0, 0,
+    {"SHUTDOWN", -1, A | L, akv_cmd_do_shutdown, 0, 0, 0,
      "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
      "finish the requests in hand, make the AOF durable and exit, as SIGTERM does"},
     {"WAIT", 3, 0, akv_cmd_do_wait, 0, 0, 0, "WAIT numreplicas timeout",
      "0 at once: there are no replicas"},
-    {"LATENCY", -2, 0, akv_cmd_do_latency, 0, 0, 0,
+    {"LATENCY", -2, L, akv_cmd_do_latency, 0, 0, 0,
      "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
      "commands slower than latency-monitor-threshold ms, by event"},
     {"MEMORY", -2, 0, akv_cmd_do_memory, 0, 0, 0,
@@ -256,9 +369,9 @@ static const struct akv_cmd table[] = {
      "how many of the keys exist (there are no access times to update)"},
     {"RANDOMKEY", 1, R, akv_cmd_do_randomkey, 0, 0, 0, "RANDOMKEY",
      "a key chosen at random, or nil when there is none"},
-    {"INFO", -1, 0, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
-     "server, clients, memory, persistence, stats, latency, commandstats, store, "
-     "keyspace and vectors figures"},
+    {"INFO", -1, L, akv_cmd_do_info, 0, 0, 0, "INFO [section ... | default | all | everything]",
+     "server, clients, memory, persistence, stats, replication, cpu, latency, commandstats, "
+     "errorstats, latencystats, cluster, store, keyspace and vectors figures"},
     {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
      "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL]",
      "store value under key; every word of both must be in the vocabulary"},
@@ -318,15 +431,15 @@ static const struct akv_cmd table[] = {
      "remove every key of the connection's database"},
     {"FLUSHALL", -1, W, akv_cmd_do_flushall, 0, 0, 0, "FLUSHALL [ASYNC|SYNC]",
      "remove every key of every database"},
-    {"MULTI", 1, F | Q, akv_cmd_do_multi, 0, 0, 0, "MULTI",
+    {"MULTI", 1, F | Q | L, akv_cmd_do_multi, 0, 0, 0, "MULTI",
      "start a transaction: queue commands until EXEC"},
-    {"EXEC", 1, Q, akv_cmd_do_exec, 0, 0, 0, "EXEC",
+    {"EXEC", 1, Q | L, akv_cmd_do_exec, 0, 0, 0, "EXEC",
      "run the queued commands as one (nil if a WATCHed key changed)"},
-    {"DISCARD", 1, F | Q, akv_cmd_do_discard, 0, 0, 0, "DISCARD",
+    {"DISCARD", 1, F | Q | L, akv_cmd_do_discard, 0, 0, 0, "DISCARD",
      "drop the queued commands and the WATCHed keys"},
-    {"WATCH", -2, F | Q, akv_cmd_do_watch, 1, -1, 1, "WATCH key [key ...]",
+    {"WATCH", -2, F | Q | L, akv_cmd_do_watch, 1, -1, 1, "WATCH key [key ...]",
      "make the next EXEC fail if one of these keys changes"},
-    {"UNWATCH", 1, F | Q, akv_cmd_do_unwatch, 0, 0, 0, "UNWATCH", "forget the WATCHed keys"},
+    {"UNWATCH", 1, F | Q | L, akv_cmd_do_unwatch, 0, 0, 0, "UNWATCH", "forget the WATCHed keys"},
     {"BGREWRITEAOF", 1, A, akv_cmd_do_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
@@ -349,6 +462,7 @@ static const struct akv_cmd table[] = {
 #undef A
 #undef N
 #undef Q
+#undef L
 
 _Static_assert(sizeof(table) / sizeof(table[0]) - 1 <= AKV_CMD_STATS_MAX,
                "raise AKV_CMD_STATS_MAX in cmd.h");
@@ -551,7 +665,6 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     sess->reply_skip_next = 0;
     if (!c) {
         char sb[AKV_QUOTE_BUF];
-        env->stats.error_replies++;
         akv_cmd_multi_fail(ctx->sess);
         rc = akv_reply_errorf(ctx->out, "ERR unknown command '%s' (HELP lists the commands)",
                               show(&ctx->argv[0], sb));
@@ -561,7 +674,6 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if ((c->arity > 0 && ctx->argc != (size_t)c->arity) ||
         (c->arity < 0 && ctx->argc < (size_t)-c->arity)) {
         env->stats.cmd[c - table].rejected++;
-        env->stats.error_replies++;
         akv_cmd_multi_fail(ctx->sess);
         rc = reply_wrong_arity(ctx);
         goto out;
@@ -569,6 +681,15 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     if (ctx->env->config->requirepass && !ctx->sess->authenticated &&
         !(c->flags & AKV_CMD_NOAUTH)) {
         rc = akv_reply_error(ctx->out, "NOAUTH Authentication required.");
+        goto out;
+    }
+    if (env->loading && !(c->flags & AKV_CMD_LOADING)) {
+        /* Before queueing, as in Redis: a transaction that asked for one
+         * fails at EXEC. */
+        env->stats.cmd[c - table].rejected++;
+        env->stats.error_replies++;
+        akv_cmd_multi_fail(ctx->sess);
+        rc = akv_reply_error(ctx->out, "LOADING attnkv is loading the dataset in memory");
         goto out;
     }
     if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {
@@ -597,7 +718,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         if (rc == 0 && env->config->slowlog_slower_than >= 0)
             ctx->job->slow = akv_cmd_slow_entry(env, c, ctx->argc, ctx->argv, ctx->sess->peer);
     } else {
-        akv_cmd_account(env, c, (now_ns() - t0) / 1000,
+        uint64_t ns = now_ns() - t0;
+        akv_cmd_account(env, c, ns / 1000, ns,
                         rc < 0 || (ctx->out->len > mark && ctx->out->p[mark] == '-'), NULL,
                         ctx->argc, ctx->argv, ctx->sess->peer);
     }
@@ -611,6 +733,10 @@ out:
         }
         rc = reply_oom(ctx->out) < 0 ? -ENOMEM : 0;
     }
+    /* Every error reply written now is counted, by its code (a job's when
+     * it finishes). */
+    if (!ctx->job && ctx->out->len > mark && ctx->out->p[mark] == '-')
+        akv_cmd_count_error(env, ctx->out->p + mark, ctx->out->len - mark);
     if (sess->reply_off || sess->reply_skip) {
         /* The client asked for no reply (CLIENT REPLY OFF or SKIP). */
         ctx->out->len = mark;

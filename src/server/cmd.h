@@ -46,8 +46,19 @@ struct akv_cmdstat {
     uint64_t rejected; /* refused before running: wrong number of arguments */
 };
 
+/* Error replies by their code, the reply's first word (ERR, WRONGTYPE,
+ * NOAUTH, ...), for INFO errorstats. The first AKV_ERRSTAT_MAX codes seen
+ * are counted (attnkv has about a dozen); a later new one only in
+ * total_error_replies, as Redis stops tracking new codes past its limit. */
+#define AKV_ERRSTAT_MAX 32
+#define AKV_ERRSTAT_CODE_MAX 31
+struct akv_errstat {
+    char code[AKV_ERRSTAT_CODE_MAX + 1];
+    uint64_t count;
+};
+
 /* Counters for INFO. Loop thread only. CONFIG RESETSTAT zeroes all but
- * connected_clients and jobs_running. */
+ * connected_clients, jobs_running and paused_clients. */
 struct akv_stats {
     uint64_t connections_received; /* accepted, including rejected ones */
     uint64_t rejected_connections; /* turned away at maxclients */
@@ -65,9 +76,35 @@ struct akv_stats {
     uint64_t expired_keys;       /* deleted because their time had come */
     uint64_t keyspace_hits;      /* lookups of live keys (GET, MGET, ...) */
     uint64_t keyspace_misses;
-    uint64_t paused_clients;    /* gauge: clients holding a command back for CLIENT PAUSE */
-    struct akv_hist query_hist; /* QUERY latency, µs, like query_us_* */
+    uint64_t paused_clients;   /* gauge: clients holding a command back for CLIENT PAUSE */
+    uint64_t net_input_bytes;  /* read from client sockets */
+    uint64_t net_output_bytes; /* written to them */
+    struct akv_errstat errstat[AKV_ERRSTAT_MAX];
+    size_t nerrstat;
+    struct akv_hist query_hist;                /* QUERY latency, µs, like query_us_* */
     struct akv_cmdstat cmd[AKV_CMD_STATS_MAX]; /* indexed like akv_cmd_table() */
+};
+
+/* One of INFO's instantaneous_* rates, sampled as Redis does: every
+ * AKV_INST_PERIOD_MS akv_cmd_cron notes the rate of a counter since the
+ * last sample in a ring of AKV_INST_SAMPLES; INFO shows their mean, the
+ * rate over the last 1.6 seconds. */
+#define AKV_INST_SAMPLES 16
+#define AKV_INST_PERIOD_MS 100
+struct akv_inst {
+    uint64_t last_ms, last_value;
+    double samples[AKV_INST_SAMPLES];
+    unsigned idx;
+};
+enum { AKV_INST_OPS, AKV_INST_NET_IN, AKV_INST_NET_OUT, AKV_INST_COUNT };
+
+/* The largest client input and output buffers of each of the last
+ * AKV_CLIENT_PEAK_SLOTS seconds (INFO's client_recent_max_*_buffer, as
+ * Redis keeps them), noted by the connection layer's cron. */
+#define AKV_CLIENT_PEAK_SLOTS 8
+struct akv_client_peaks {
+    uint64_t sec[AKV_CLIENT_PEAK_SLOTS]; /* the second (monotonic) a slot is for */
+    size_t in[AKV_CLIENT_PEAK_SLOTS], out[AKV_CLIENT_PEAK_SLOTS];
 };
 
 struct akv_watch;
@@ -105,6 +142,10 @@ struct akv_cmd_env {
     size_t ndead, dead_cap;
     struct akv_reaper *reapers;
     struct akv_persist *persist; /* the AOF; NULL with appendonly no */
+    /* The AOF is replaying (main.c, in slices on the loop thread): the
+     * stores are not whole, so only AKV_CMD_LOADING commands run, and the
+     * expiry cycle waits. */
+    int loading;
     struct akv_stats stats;
     const char *vectors_path; /* the vocabulary file that was opened */
     double vocab_load_ms;     /* how long opening it took */
@@ -155,6 +196,17 @@ struct akv_cmd_env {
     time_t lastsave;            /* LASTSAVE: the last successful AOF rewrite; 0: start_time */
     uint64_t rewrites_seen;     /* rewrites counted when akv_cmd_cron last looked */
     size_t used_memory_peak;    /* the largest used_memory seen (INFO, akv_cmd_cron) */
+
+    /* INFO's state between calls (cmd.c, cmd-server.c). */
+    /* Per-command latency in nanoseconds for INFO latencystats, indexed like
+     * akv_cmd_table(): allocated at a command's first call (a histogram is
+     * about 30 KB), freed by CONFIG RESETSTAT and akv_cmd_env_fini. */
+    struct akv_hist *cmd_hist[AKV_CMD_STATS_MAX];
+    size_t ncmd_hist;                     /* of those allocated */
+    struct akv_inst inst[AKV_INST_COUNT]; /* instantaneous_* samples */
+    struct akv_client_peaks client_peaks;
+    char run_id[41]; /* 40 random hex digits, made at the first INFO or cron */
+    char replid[41]; /* master_replid: the same, another draw */
 };
 
 /* CLIENT KILL's callback answers (see env->clients). */
@@ -249,6 +301,10 @@ enum {
     AKV_CMD_NOAUTH = 1u << 5,  /* allowed before AUTH when requirepass is set */
     AKV_CMD_SECRET = 1u << 6,  /* arguments are secret: never log or record them (AUTH) */
     AKV_CMD_NOQUEUE = 1u << 7, /* runs at once inside MULTI (EXEC, DISCARD, WATCH, ...) */
+    /* Allowed while the AOF replays (Redis's "loading" flag: INFO, CONFIG,
+     * CLIENT, AUTH, SHUTDOWN, ...; not PING, as a loading server counts as
+     * unavailable); every other command gets -LOADING. */
+    AKV_CMD_LOADING = 1u << 8,
 };
 
 /* A subcommand of a container command (CLIENT KILL, CONFIG GET, ...):
@@ -285,7 +341,9 @@ const struct akv_cmd *akv_cmd_table(void);
  * calls its handler, which replies into ctx->out or leaves a job in ctx->job.
  * Unknown commands and wrong arity get an -ERR reply; while requirepass is
  * set and ctx->authenticated is 0, commands other than AKV_CMD_NOAUTH ones
- * get -NOAUTH. AUTH updates ctx->authenticated. Counts the command, records
+ * get -NOAUTH; while env->loading, commands other than AKV_CMD_LOADING
+ * ones get -LOADING (and make a MULTI's EXEC fail, as Redis does).
+ * AUTH updates ctx->authenticated. Counts the command, records
  * a latency event when it took latency-monitor-threshold ms or more, feeds
  * it to the MONITOR clients (secrets redacted), and drops its reply when
  * the session asked for none (CLIENT REPLY OFF or SKIP; a job's through
@@ -298,7 +356,8 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx);
 void akv_cmd_clock(struct akv_cmd_env *env);
 
 /* The active expiry cycle: deletes expired entries (logged as DELs), in
- * every database, for at most budget_us microseconds. Returns 1 if due
+ * every database, for at most budget_us microseconds (nothing while the
+ * AOF loads or CLIENT PAUSE holds writes). Returns 1 if due
  * entries remain (call again soon), else 0. Loop thread. */
 int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us);
 
@@ -317,9 +376,23 @@ void akv_cmd_reap(struct akv_cmd_env *env, int wait);
 const struct akv_subcmd *akv_cmd_subcommands(void);
 
 /* The command layer's periodic work, from the server's cron (every
- * AKV_CONN_CRON_MS): notes when an AOF rewrite has finished (LASTSAVE) and
- * the peak of used_memory. Loop thread. */
+ * AKV_CONN_CRON_MS): notes when an AOF rewrite has finished (LASTSAVE), the
+ * peak of used_memory and (every AKV_INST_PERIOD_MS) the samples of the
+ * instantaneous_* rates. Loop thread. */
 void akv_cmd_cron(struct akv_cmd_env *env);
+
+/* The connection layer's cron: the largest input and output buffers of
+ * any client now (client_recent_max_*_buffer). Loop thread. */
+void akv_cmd_note_client_buffers(struct akv_cmd_env *env, size_t in, size_t out);
+
+/* Counts one error reply, reply[0, len) ("-CODE text\r\n"): in
+ * total_error_replies, and in errorstats by its code (at most
+ * AKV_ERRSTAT_CODE_MAX bytes of it). akv_cmd_dispatch counts every error
+ * reply it writes, a job's finish its own. Loop thread. */
+void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len);
+
+/* Makes env->run_id and env->replid if they are not made yet. */
+void akv_cmd_make_ids(struct akv_cmd_env *env);
 
 /* Initialises a session (resp 2, db 0) with an id and the peer's
  * address (NULL: "?"). */

@@ -629,10 +629,12 @@ static const struct directive directives[] = {
  * change while the daemon runs: each is read afresh wherever it is used
  * (the query defaults when a request is parsed, maxclients at each accept,
  * requirepass at each command and each AUTH, the slow log settings after
- * each command), or its change is applied at once by the server (loglevel,
- * logfile; maxclients also raises the descriptor limit). Everything else (addresses, the vectors,
- * the worker count) is fixed at start-up. A directive added later is fixed until it is listed here.
- */
+ * each command, the automatic rewrite's thresholds at each check), or its
+ * change is applied at once by the server (loglevel, logfile, appendfsync,
+ * appendonly: server.c's apply_setting; maxclients also raises the
+ * descriptor limit there). Everything else (addresses, the vectors, the
+ * worker count) is fixed at start-up. A directive added later is fixed
+ * until it is listed here. */
 static const char *const runtime_directives[] = {
     "maxclients",
     "count",
@@ -654,6 +656,10 @@ static const char *const runtime_directives[] = {
     "client-output-buffer-limit",
     "latency-monitor-threshold",
     "requirepass",
+    "appendonly",
+    "appendfsync",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
 };
 
 /* Directives that name files (see akv_config_is_path). */

@@ -245,6 +245,12 @@ int akv_conn_shared_init(struct akv_conn_shared *sh, uv_loop_t *loop, struct akv
     return 0;
 }
 
+void akv_conn_persist_changed(struct akv_conn_shared *sh)
+{
+    akv_persist_set_notify(sh->env->persist, conn_aof_progress, sh);
+    conn_aof_progress(sh);
+}
+
 void akv_conn_shared_close(struct akv_conn_shared *sh)
 {
     if (sh && sh->resume_init && !uv_is_closing((uv_handle_t *)&sh->resume)) {
@@ -597,6 +603,7 @@ static void flush(struct akv_conn *c)
     b.len = sendable;
     n = uv_try_write(akv_conn_stream(c), &b, 1);
     if (n > 0) {
+        c->sh->env->stats.net_output_bytes += (uint64_t)n;
         c->last_active = uv_now(c->sh->loop);
         akv_buf_consume(&c->out, (size_t)n);
         c->out_base += (uint64_t)n;
@@ -699,6 +706,8 @@ static void on_write(uv_write_t *req, int status)
     struct akv_conn *c = req->data;
 
     c->writing = 0;
+    if (status == 0)
+        c->sh->env->stats.net_output_bytes += c->wbuf.len;
     c->wbuf.len = 0;
     /* One huge reply should not pin its memory for the connection's life. */
     if (c->wbuf.cap > OUT_KEEP_MAX)
@@ -755,6 +764,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     if (nread > 0) {
+        c->sh->env->stats.net_input_bytes += (uint64_t)nread;
         if (c->lingering) {
             /* Draining the socket so the close is clean; nobody is
              * listening to requests any more. */
@@ -1244,12 +1254,17 @@ void akv_conn_cron(struct akv_conn_shared *sh)
     const struct akv_config *cfg = sh->env->config;
     uint64_t now = uv_now(sh->loop);
     uint64_t idle_ms = (uint64_t)cfg->timeout * 1000;
+    size_t in_max = 0, out_max = 0;
 
     /* akv_conn_close only marks and closes the handle; the connection stays
      * linked until its close callback, so the walk can go on. */
     for (struct akv_conn *c = sh->head; c; c = c->next) {
         if (c->closing || c->lingering || !c->counted)
             continue;
+        if (c->in.cap > in_max)
+            in_max = c->in.cap;
+        if (c->out.cap + c->wbuf.cap > out_max)
+            out_max = c->out.cap + c->wbuf.cap;
         if (check_output_limits(c) < 0)
             continue;
         if (idle_ms > 0 && !c->job && !c->paused && now - c->last_active >= idle_ms) {
@@ -1262,6 +1277,7 @@ void akv_conn_cron(struct akv_conn_shared *sh)
             akv_conn_close(c);
         }
     }
+    akv_cmd_note_client_buffers(sh->env, in_max, out_max);
 }
 
 /* ------------------------------------------------------------------------

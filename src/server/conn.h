@@ -113,7 +113,9 @@ void akv_conn_close_all(struct akv_conn_shared *sh);
  * have not authenticated while requirepass is set after
  * AKV_CONN_UNAUTH_IDLE_MS, and clients
  * whose unsent replies stayed above the output soft limit for longer than
- * allowed. */
+ * allowed; tells the command layer the largest client buffers (INFO
+ * client_recent_max_*_buffer). Bytes read and written are counted as they
+ * move (INFO total_net_*_bytes). */
 void akv_conn_cron(struct akv_conn_shared *sh);
 
 /* Connections not yet freed (closing ones included). */
@@ -137,5 +139,10 @@ size_t akv_conn_memory(const struct akv_conn_shared *sh);
 void akv_conn_monitor_set(struct akv_conn_shared *sh, struct akv_session *s, int on);
 void akv_conn_monitor_feed(struct akv_conn_shared *sh, const char *line, size_t len);
 void akv_conn_pause_changed(struct akv_conn_shared *sh);
+
+/* env->persist was replaced (appendonly switched at run time): follows the
+ * new one's progress, and sends the replies that waited for the old one
+ * (closed, so everything it took is written). */
+void akv_conn_persist_changed(struct akv_conn_shared *sh);
 
 #endif

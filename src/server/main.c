@@ -12,8 +12,18 @@
  * worker threads are started by the server (src/server/server.c) and joined before
  * akv_server_run returns.
  *
- * Under a service manager (src/server/service.c): STATUS= lines while the vectors
- * load, READY=1 once the listeners accept, STOPPING=1 when shutdown starts
+ * Start-up order: configuration, vectors, stores, the AOF opened and
+ * mapped (akv_persist_begin), the listeners, then the replay of the AOF in
+ * slices of LOAD_SLICE_US on the loop thread (an idle handle, so the loop
+ * polls without blocking between slices): clients are accepted from the
+ * start and get -LOADING for data commands until the replay ends (cmd.c,
+ * env->loading). A damaged file stops the daemon as SIGTERM does, with
+ * exit status 1; a shutdown during the replay abandons it, writing
+ * nothing.
+ *
+ * Under a service manager (src/server/service.c): STATUS= lines while the
+ * vectors load and the AOF replays, READY=1 once the replay is over (the
+ * listeners accept before), STOPPING=1 when shutdown starts
  * (server.c). SIGHUP reopens the log file only; SIGUSR2 and CONFIG RELOAD
  * re-read the configuration file (akv_cmd_config_reload) and apply the
  * directives that may change at run time; directives given on the command
@@ -25,15 +35,17 @@
  *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), after --help,
  * --version and a successful --test-config; 1 for a bad configuration or
- * option value, a vectors file that cannot be opened, or a listener that
- * cannot be set up (or any --test-config problem); 2 for a command-line
- * usage error (an unknown option, a missing value, a stray argument).
+ * option value, a vectors file that cannot be opened, a listener that
+ * cannot be set up, an AOF that cannot be loaded, or any --test-config
+ * problem; 2 for a command-line usage error (an unknown option, a missing
+ * value, a stray argument).
  *
  * Ownership: the parsed command line (struct akv_config_args) lives in
  * main's frame, pointing into argv, until main returns; the reload reads it
  * through env.args.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +69,11 @@
 #include "attnkv/version.h"
 
 #define EXIT_USAGE 2
+/* How long one slice of the AOF replay may keep the loop thread: the
+ * other clients wait at most this (plus their own command) for a reply. */
+#define LOAD_SLICE_US 2000
+/* How often the replay's progress goes to the service manager (STATUS=). */
+#define LOAD_STATUS_MS 1000
 
 static void usage(FILE *f)
 {
@@ -125,6 +142,69 @@ static int open_vectors(const char *path, struct akv_vocab **voc, double *ms)
     return rc;
 }
 
+/* The replay of the AOF in slices, on the loop thread. */
+struct loading {
+    uv_idle_t idle;
+    int idle_ready;
+    struct akv_cmd_env *env;
+    struct akv_server *srv;
+    double status_ms; /* when the last STATUS= line went out */
+    int failed;       /* the file could not be loaded: exit 1 */
+};
+
+/* The daemon is ready: logs it and tells the service manager. */
+static void announce_ready(const struct akv_cmd_env *env)
+{
+    size_t keys = 0;
+
+    for (uint32_t i = 0; i < env->ndbs; i++)
+        keys += akv_store_count(env->dbs[i]);
+    akv_log(AKV_LOG_NOTICE, "ready: %u worker threads, maxclients %d", env->workers,
+            env->config->maxclients);
+    akv_service_notify("READY=1");
+    akv_service_status("Ready: port %d, %zu keys, %u worker threads", env->tcp_port, keys,
+                       env->workers);
+}
+
+static void on_load_slice(uv_idle_t *h)
+{
+    struct loading *ld = h->data;
+    struct akv_cmd_env *env = ld->env;
+    char err[512] = "";
+    int rc;
+
+    if (akv_server_stopping(ld->srv)) {
+        /* A shutdown: the file stays as it is (the replay wrote nothing). */
+        uv_idle_stop(h);
+        return;
+    }
+    rc = akv_persist_load(env->persist, LOAD_SLICE_US, err, sizeof(err));
+    if (rc > 0) {
+        double now = now_ms();
+        if (now - ld->status_ms >= LOAD_STATUS_MS) {
+            struct akv_persist_info pi;
+            akv_persist_info(env->persist, &pi);
+            ld->status_ms = now;
+            akv_service_status("Loading the append-only file: %.0f%% (%" PRIu64 " of %" PRIu64
+                               " bytes, %" PRIu64 " records)",
+                               pi.loading_total_bytes ? 100.0 * (double)pi.loading_loaded_bytes /
+                                                            (double)pi.loading_total_bytes
+                                                      : 100.0,
+                               pi.loading_loaded_bytes, pi.loading_total_bytes, pi.loading_records);
+        }
+        return;
+    }
+    uv_idle_stop(h);
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cannot load the append-only file: %s", err);
+        ld->failed = 1;
+        akv_server_stop(ld->srv);
+        return;
+    }
+    env->loading = 0;
+    announce_ready(env);
+}
+
 int main(int argc, char **argv)
 {
     struct akv_config_args args;
@@ -137,6 +217,7 @@ int main(int argc, char **argv)
     struct akv_server *srv = NULL;
     struct akv_persist *persist = NULL;
     struct akv_cmd_env env;
+    struct loading loading = {0};
     const char *from; /* where the settings came from, for messages */
     uv_loop_t loop;
     int loop_ready = 0;
@@ -252,9 +333,10 @@ int main(int argc, char **argv)
     }
     loop_ready = 1;
 
-    /* The AOF is replayed before anything listens (and before READY=1). */
+    /* The AOF is opened and mapped before anything listens; it replays
+     * once the listeners are up (on_load_slice). */
     if (cfg.appendonly) {
-        akv_service_status("Replaying the append-only file %s/%s", cfg.dir, cfg.appendfilename);
+        akv_service_status("Opening the append-only file %s/%s", cfg.dir, cfg.appendfilename);
         struct akv_persist_opts po = {
             .dir = cfg.dir,
             .filename = cfg.appendfilename,
@@ -262,7 +344,7 @@ int main(int argc, char **argv)
             .rewrite_percentage = &cfg.aof_rewrite_percentage,
             .rewrite_min_size = &cfg.aof_rewrite_min_size,
         };
-        rc = akv_persist_open(&persist, &loop, dbs, ndbs, &po, err, sizeof(err));
+        rc = akv_persist_begin(&persist, &loop, dbs, ndbs, &po, err, sizeof(err));
         if (rc < 0) {
             akv_log(AKV_LOG_WARNING, "cannot load the append-only file: %s", err);
             goto out;
@@ -282,6 +364,7 @@ int main(int argc, char **argv)
     env.dbs = dbs;
     env.ndbs = ndbs;
     env.persist = persist;
+    env.loading = akv_persist_loading(persist);
     env.vectors_path = cfg.vectors;
     env.start_time = time(NULL);
     {
@@ -292,17 +375,44 @@ int main(int argc, char **argv)
     rc = akv_server_create(&srv, &loop, &env, &cfg);
     if (rc < 0)
         goto out;
-    akv_log(AKV_LOG_NOTICE, "ready: %u worker threads, maxclients %d", env.workers, cfg.maxclients);
     /* The listeners accept from here on (the kernel queues connections
-     * until the loop runs), so the service manager may send clients. */
-    akv_service_notify("READY=1");
-    akv_service_status("Ready: port %d, %zu keys, %u worker threads", env.tcp_port,
-                       akv_store_count(dbs[0]), env.workers);
+     * until the loop runs). */
+    if (env.loading) {
+        loading.env = &env;
+        loading.srv = srv;
+        loading.status_ms = now_ms();
+        rc = uv_idle_init(&loop, &loading.idle);
+        if (rc < 0) {
+            akv_log(AKV_LOG_WARNING, "cannot start the replay: %s", uv_strerror(rc));
+            akv_server_stop(srv);
+            loading.failed = 1;
+        } else {
+            loading.idle_ready = 1;
+            loading.idle.data = &loading;
+            /* Not a reason to keep the loop running once the server stops. */
+            uv_unref((uv_handle_t *)&loading.idle);
+            uv_idle_start(&loading.idle, on_load_slice);
+            akv_service_status("Replaying the append-only file %s/%s", cfg.dir, cfg.appendfilename);
+            akv_log(AKV_LOG_NOTICE,
+                    "replaying the append-only file; clients get -LOADING until it is over");
+        }
+    } else {
+        announce_ready(&env);
+    }
 
     akv_server_run(srv);
-    status = 0;
+    status = loading.failed ? 1 : 0;
+    if (env.loading && !loading.failed)
+        akv_log(AKV_LOG_NOTICE, "shut down while the append-only file was loading: replay "
+                                "abandoned, the file is left as it was");
 
 out:
+    if (loading.idle_ready) {
+        uv_close((uv_handle_t *)&loading.idle, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    if (env.config)
+        persist = env.persist; /* CONFIG SET appendonly may have replaced it */
     if (persist) {
         /* After the last client: write and fsync what is left, stop the
          * writer, and let the loop close the AOF's handles. */

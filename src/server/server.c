@@ -634,6 +634,11 @@ void akv_server_stop(struct akv_server *s)
     check_done(s);
 }
 
+int akv_server_stopping(const struct akv_server *s)
+{
+    return s->stopping;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct akv_server *s = h->data;
@@ -649,11 +654,16 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     if (signum == SIGUSR2) {
+        /* While the AOF replays the service manager still waits for the
+         * first READY=1: no reload state to report then. */
+        int loading = s->env->loading;
         char err[512];
-        akv_service_notify("RELOADING=1");
+        if (!loading)
+            akv_service_notify("RELOADING=1");
         if (akv_cmd_config_reload(s->env, "SIGUSR2", err, sizeof(err)) == -ENOENT)
             akv_log(AKV_LOG_NOTICE, "SIGUSR2: no configuration file to reload");
-        akv_service_notify("READY=1");
+        if (!loading)
+            akv_service_notify("READY=1");
         return;
     }
     akv_log(AKV_LOG_NOTICE, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -664,14 +674,76 @@ static void on_signal(uv_signal_t *h, int signum)
  * Run-time settings and the watchdog.
  */
 
+/* appendonly at run time: makes the AOF follow the setting. On: a file
+ * created by a rewrite of the stores (akv_persist_begin with create), in
+ * progress when this returns; off: the file is written, fsync'd and closed
+ * (it stays). Refused while the AOF loads and inside EXEC (whose records
+ * are batched for the file open when it began). */
+static int apply_appendonly(struct akv_cmd_env *env, char *err, size_t errlen)
+{
+    struct akv_server *s = env->hook_data;
+    const struct akv_config *cfg = env->config;
+    struct akv_persist *p = env->persist;
+    char why[512] = "";
+    int rc;
+
+    if (!!cfg->appendonly == (p != NULL))
+        return 0;
+    if (env->loading || env->in_exec) {
+        if (err && errlen)
+            snprintf(err, errlen, "appendonly cannot change %s",
+                     env->loading ? "while the append-only file loads" : "inside a transaction");
+        return -EBUSY;
+    }
+    if (!cfg->appendonly) {
+        env->persist = NULL;
+        /* Writes, fsyncs and closes now; the memory goes once the loop
+         * has closed its handles. */
+        akv_persist_release(p);
+        akv_conn_persist_changed(&s->conns);
+        akv_log(AKV_LOG_NOTICE, "appendonly no: AOF closed; %s/%s stays as it is", cfg->dir,
+                cfg->appendfilename);
+        return 0;
+    }
+    {
+        struct akv_persist_opts po = {
+            .dir = cfg->dir,
+            .filename = cfg->appendfilename,
+            .fsync = cfg->appendfsync,
+            .rewrite_percentage = &cfg->aof_rewrite_percentage,
+            .rewrite_min_size = &cfg->aof_rewrite_min_size,
+            .create = 1,
+        };
+        rc = akv_persist_begin(&p, s->loop, env->dbs, env->ndbs, &po, why, sizeof(why));
+    }
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "appendonly yes refused: %s", why);
+        if (err && errlen)
+            snprintf(err, errlen, "%s", why);
+        return rc;
+    }
+    env->persist = p;
+    akv_conn_persist_changed(&s->conns);
+    akv_log(AKV_LOG_NOTICE,
+            "appendonly yes: a rewrite of the stores creates %s/%s; writes are logged from now on",
+            cfg->dir, cfg->appendfilename);
+    return 0;
+}
+
 /* env->apply_setting: makes a run-time directive that has just changed in
- * the config take effect. Most are read where they are used; the log needs
- * doing. On failure the caller puts the old value back and calls this again
- * (with err NULL), which reopens the old log. */
+ * the config take effect. Most are read where they are used (the automatic
+ * rewrite's thresholds too, through pointers); the log, appendfsync and
+ * appendonly need doing. On failure the caller puts the old value back and
+ * calls this again (with err NULL), which reopens the old log, or leaves
+ * the AOF as it was. */
 static int apply_setting(struct akv_cmd_env *env, const char *name, char *err, size_t errlen)
 {
     const struct akv_config *cfg = env->config;
 
+    if (strcmp(name, "appendonly") == 0)
+        return apply_appendonly(env, err, errlen);
+    if (strcmp(name, "appendfsync") == 0)
+        akv_persist_set_fsync(env->persist, cfg->appendfsync);
     if (strcmp(name, "loglevel") == 0) {
         akv_log_set_level(cfg->loglevel);
     } else if (strcmp(name, "maxclients") == 0) {

@@ -37,6 +37,9 @@ int akv_server_run(struct akv_server *s);
 /* Starts the shutdown that SIGTERM starts (for tests and embedding). */
 void akv_server_stop(struct akv_server *s);
 
+/* Whether the shutdown has started. */
+int akv_server_stopping(const struct akv_server *s);
+
 /* Frees the server after akv_server_run returned. NULL is a no-op. */
 void akv_server_destroy(struct akv_server *s);
 

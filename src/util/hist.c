@@ -102,6 +102,37 @@ uint64_t akv_hist_quantile(const struct akv_hist *h, double q)
     return v;
 }
 
+void akv_hist_quantiles(const struct akv_hist *h, const double *qs, size_t n, uint64_t *out)
+{
+    uint64_t seen = 0;
+    size_t i, k = 0, last;
+
+    if (h->count == 0) {
+        for (k = 0; k < n; k++)
+            out[k] = 0;
+        return;
+    }
+    /* The ones at the ends need no walk. */
+    while (k < n && !(qs[k] > 0))
+        out[k++] = h->min;
+    i = akv_hist_bucket(h->min);
+    last = akv_hist_bucket(h->max);
+    for (; k < n && qs[k] < 1 && i <= last; i++) {
+        seen += h->buckets[i];
+        for (; k < n && qs[k] < 1; k++) {
+            uint64_t rank = (uint64_t)ceil(qs[k] * (double)h->count), v;
+            if (rank < 1)
+                rank = 1;
+            if (seen < rank)
+                break;
+            v = akv_hist_bucket_high(i);
+            out[k] = v > h->max ? h->max : v < h->min ? h->min : v;
+        }
+    }
+    for (; k < n; k++)
+        out[k] = h->max;
+}
+
 double akv_hist_mean(const struct akv_hist *h)
 {
     return h->count ? (double)h->sum / (double)h->count : 0.0;

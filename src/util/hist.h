@@ -44,6 +44,12 @@ uint64_t akv_hist_bucket_high(size_t i);
  * at most 1/64 above it, and q = 1 gives the maximum. 0 when h is empty. */
 uint64_t akv_hist_quantile(const struct akv_hist *h, double q);
 
+/* The values at n quantiles at once (qs ascending, each as for
+ * akv_hist_quantile) into out[0..n), in one pass over the buckets between
+ * those of min and max: what a caller that wants several percentiles of
+ * many histograms uses. */
+void akv_hist_quantiles(const struct akv_hist *h, const double *qs, size_t n, uint64_t *out);
+
 /* The mean, 0 when empty. */
 double akv_hist_mean(const struct akv_hist *h);
 

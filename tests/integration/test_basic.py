@@ -256,6 +256,57 @@ def test_info(env):
     c.close()
 
 
+# Families of INFO fields, one entry in the man page each.
+INFO_FAMILIES = (r"db\d+", "cmdstat_", "errorstat_", "latency_percentiles_usec_")
+
+
+def man_info_section():
+    """The INFO section of man/attnkvd.8: (its text, the words of its .TP
+    tags), font escapes and quotes dropped, \\- read as -."""
+    root = os.environ.get("AKV_SOURCE_ROOT") or os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "man", "attnkvd.8")) as f:
+        text = f.read()
+    text = text[text.index("\n.SH INFO\n"):]
+    text = text[:text.index("\n.SH ", 1)]
+    lines = text.split("\n")
+    tags = set()
+    for prev, line in zip(lines, lines[1:]):
+        if prev == ".TP":
+            line = re.sub(r"\\f[BIRP]", "", line).replace("\\-", "-")
+            tags.update(w for w in re.split(r"[\s,\"]+", re.sub(r"^\.[BIR]+ ", "", line)) if w)
+    return text, tags
+
+
+@akvtest.test("basic")
+def test_info_fields_in_man_page(env):
+    """Every field INFO everything prints has an entry (a .TP tag) in the
+    man page's INFO section; a family (db0, cmdstat_get, ...) one for all."""
+    text, tags = man_info_section()
+    c = env.daemon.client()
+    c.cmd("SET", "cat", "animal")
+    c.cmd("QUERY", "cat")
+    c.cmd("NOSUCHCOMMAND")
+    fields = parse_info(c.cmd("INFO", "everything"))
+    c.cmd("FLUSHALL")
+    c.close()
+    missing = []
+    for name in fields:
+        family = next((f for f in INFO_FAMILIES if re.match(f, name)), None)
+        if family is None:
+            if name not in tags:
+                missing.append(name)
+        elif family.startswith("db"):
+            if "db" not in tags:
+                missing.append(name)
+        elif family not in tags and family not in text:
+            missing.append(name)
+    assert not missing, "man/attnkvd.8 INFO has no entry for %s" % missing
+    for f in INFO_FAMILIES[1:]:
+        assert any(n.startswith(f) for n in fields), (f, sorted(fields))
+
+
+
 def words_of(reply):
     return reply[0::2]
 

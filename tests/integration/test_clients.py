@@ -610,9 +610,17 @@ def test_shutdown(env):
     c = d.client()
     assert is_err(c.cmd("SHUTDOWN", "SAVE", "NOSAVE"), "syntax error")
     assert is_err(c.cmd("SHUTDOWN", "NOW", "ABORT"), "syntax error")
-    # Another client's replies in hand are still sent.
+    # A reply already produced for another client is still delivered: wait
+    # until the daemon has run that client's GET (its reply is then written
+    # or queued), then shut down.
     other = d.client()
     other.send(Client.encode("GET", "cat"))
+    for _ in range(500):
+        if "cmdstat_get:calls=1," in c.cmd("INFO", "commandstats"):
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the other client's GET never ran")
     # redis-py's shutdown() takes the closed connection for success.
     r.shutdown()
     assert other.read() == "animal"

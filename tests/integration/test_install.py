@@ -74,6 +74,7 @@ def test_install(env):
         os.path.join(d["sysconfdir"], "attnkv", "attnkvd.conf"),
         os.path.join(d["datadir"], "attnkv", "wink-to-glove.js"),
         os.path.join(d["mandir"], "man8", "attnkvd.8"),
+        os.path.join(d["mandir"], "man1", "attnkv-check-aof.1"),
         os.path.join(d["unitdir"], "attnkvd.service"),
         os.path.join(d["unitdir"], "attnkvd.socket"),
     }
@@ -100,6 +101,9 @@ def test_install(env):
     assert re.search(r"^dir /var/lib/attnkv$", conf, re.M), conf
     man = open(under(dest, os.path.join(d["mandir"], "man8", "attnkvd.8"))).read()
     for sec in ("NAME", "SYNOPSIS", "OPTIONS", "COMMANDS", "SIGNALS", "ENVIRONMENT", "FILES"):
+        assert ".SH " + sec in man, sec
+    man = open(under(dest, os.path.join(d["mandir"], "man1", "attnkv-check-aof.1"))).read()
+    for sec in ("NAME", "SYNOPSIS", "OPTIONS", "EXIT STATUS"):
         assert ".SH " + sec in man, sec
 
     # The installed configuration, with a small vocabulary instead of the

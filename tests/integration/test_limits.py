@@ -174,8 +174,9 @@ def test_maxmemory(env):
         ok = replies.count("OK")
         # A run of OKs, then nothing but -OOM.
         assert 100 < ok < n and replies == ["OK"] * ok + [oom] * (n - ok), (ok, replies[ok:ok + 2])
-        f = info_fields(c, "store")
+        f = info_fields(c, "store", "memory")
         assert int(f["store_memory_used_bytes"]) > int(f["maxmemory"]) > 0, f
+        assert f["maxmemory_policy"] == "noeviction", f
         print("     maxmemory %s: %d keys stored, then -OOM" % (f["maxmemory"], ok))
         # Reads, QUERY, EXISTS, DEL and FLUSHALL keep working.
         assert c.cmd("GET", "w0001") == "toy"

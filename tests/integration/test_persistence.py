@@ -323,7 +323,7 @@ def test_torn_tail_is_cut(env):
     shutil.copy(d.aof, copy)
     r = run_tool([check_tool(), copy])
     assert r.returncode == 1 and "incomplete last record" in r.stdout, r
-    r = run_tool([check_tool(), "--fix", copy])
+    r = run_tool([check_tool(), "--fix", "--yes", copy])
     assert r.returncode == 1 and "truncated to" in r.stdout, r
     r = run_tool([check_tool(), copy])
     assert r.returncode == 0 and "4 good records" in r.stdout, r
@@ -366,7 +366,7 @@ def test_corrupt_middle_stops_startup(env):
         os.path.realpath(d.aof), off6) in t, t
     r = run_tool([check_tool(), d.aof])
     assert r.returncode == 1 and "damaged record at offset %d" % off6 in r.stdout, r
-    r = run_tool([check_tool(), "--fix", d.aof])
+    r = run_tool([check_tool(), "--fix", "--yes", d.aof])
     assert r.returncode == 1 and "truncated to %d bytes" % off6 in r.stdout, r
 
     d3 = pstart(env, datadir=d.datadir)

@@ -147,7 +147,9 @@ def notify_run(env, address):
         assert n1 - n0 >= 5, (n0, n1)
         stamps = [ts for ts, x in m.messages if x == "WATCHDOG=1"]
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        assert max(gaps[-5:]) < 0.19, gaps  # each within the 200 ms budget
+        # Each within the 200 ms budget (what systemd enforces; the gaps are
+        # stamped on receipt, so a loaded machine adds its own delay).
+        assert max(gaps[-5:]) < 0.2, gaps
         rc = p.stop()
         assert rc == 0, p.text()[-3000:]
         # The daemon has exited, but the receiving thread may not have
@@ -301,20 +303,28 @@ def test_info_counts(env):
         assert int(f["jobs_waiting"]) == 0 and int(f["jobs_in_flight"]) == 0
         pct = [int(f["query_latency_p%s_us" % k]) for k in ("50", "90", "99", "999")]
         assert 0 < pct[0] <= pct[1] <= pct[2] <= pct[3] <= int(f["query_latency_max_us"]), pct
-        assert f["latency_percentiles_usec_query"] == "p50=%d,p90=%d,p99=%d,p99.9=%d" % tuple(pct)
+        # Redis 7's latencystats line: every call (the failed one too), to
+        # the nanosecond, from the same clock as query_latency_*.
+        lp = [kv.split("=") for kv in f["latency_percentiles_usec_query"].split(",")]
+        assert [k for k, _ in lp] == ["p50", "p99", "p99.9"], lp
+        v = [float(x) for _, x in lp]
+        assert 0 < v[0] <= v[1] <= v[2] <= int(f["query_latency_max_us"]) * 1.05 + 50, (v, f)
+        assert f["errorstat_ERR"] == "count=2", f
         assert int(f["used_memory_rss"]) > 1 << 20
         assert int(f["used_memory_store"]) > 0 and f["keys"] == "2"
         assert int(f["vocabulary_size"]) == len(env.words)
         assert f["vocabulary_file"] == env.vectors and int(f["vector_dim"]) == env.dim
         plain = c.cmd("INFO")
-        for sec in ("Server", "Clients", "Memory", "Stats", "Latency", "Store", "Keyspace",
-                    "Vectors"):
+        for sec in ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU",
+                    "Latency", "Errorstats", "Cluster", "Store", "Keyspace", "Vectors"):
             assert "# %s\r\n" % sec in plain, plain
-        assert "# Commandstats" not in plain
+        assert "# Commandstats" not in plain and "# Latencystats" not in plain
         assert "# Commandstats" in c.cmd("INFO", "all")
+        assert "# Latencystats" in c.cmd("INFO", "all")
         assert c.cmd("CONFIG", "RESETSTAT") == "OK"
         f = info_fields(c, "everything")
         assert "cmdstat_query" not in f and f["query_count"] == "0"
+        assert "latency_percentiles_usec_query" not in f and "errorstat_ERR" not in f
         assert f["connected_clients"] == "4"
         for x in extra:
             x.close()

@@ -11,7 +11,8 @@
  * byte for byte, the callback order and batch field of the records inside
  * a MULTI, every truncation (a torn MULTI is dropped whole) and every byte
  * corruption of it, and damaged MULTIs (counts, nesting, an inner record
- * cut short: damage, not a tear).
+ * cut short: damage, not a tear). The parse in steps agrees with the
+ * parse in one go, for every cut of the file and step size.
  */
 #include <check.h>
 
@@ -273,7 +274,12 @@ END_TEST
 
 /* One of each type, the last a MULTI holding one of each of the others. */
 static const struct akv_aof_record inner_recs[] = {
-    {.type = AKV_AOF_PUT, .db = 1, .key = "w1", .klen = 2, .val = "w2 w3", .vlen = 5,
+    {.type = AKV_AOF_PUT,
+     .db = 1,
+     .key = "w1",
+     .klen = 2,
+     .val = "w2 w3",
+     .vlen = 5,
      .expire = 1700000000123ull},
     {.type = AKV_AOF_DELETE, .db = 0, .key = "cat", .klen = 3},
     {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 1},
@@ -286,7 +292,12 @@ static const struct akv_aof_record inner_recs[] = {
 
 static const struct akv_aof_record top_recs[] = {
     {.type = AKV_AOF_SET, .key = "cat", .klen = 3, .val = "animal", .vlen = 6},
-    {.type = AKV_AOF_PUT, .db = 3, .key = "ice cream", .klen = 9, .val = "dessert", .vlen = 7,
+    {.type = AKV_AOF_PUT,
+     .db = 3,
+     .key = "ice cream",
+     .klen = 9,
+     .val = "dessert",
+     .vlen = 7,
      .expire = 0xfedcba9876543210ull},
     {.type = AKV_AOF_PUT, .db = 0xffffffffu, .key = "k", .klen = 1, .val = "", .vlen = 0},
     {.type = AKV_AOF_DELETE, .db = 7, .key = "ice cream", .klen = 9},
@@ -445,10 +456,8 @@ START_TEST(test_all_types_roundtrip)
      * writer wraps a batch that may sit right after the header). */
     {
         uint8_t re[1024];
-        struct akv_aof_record m = {.type = AKV_AOF_MULTI,
-                                   .count = NINNER,
-                                   .inner = inner_buf,
-                                   .inner_len = inner_len};
+        struct akv_aof_record m = {
+            .type = AKV_AOF_MULTI, .count = NINNER, .inner = inner_buf, .inner_len = inner_len};
         size_t n = all_bounds[MULTI_AT + 1] - all_bounds[MULTI_AT];
         ck_assert_uint_eq(akv_aof_rec_encode(re, &m), n);
         ck_assert(memcmp(re, all_file + all_bounds[MULTI_AT], n) == 0);
@@ -472,6 +481,46 @@ START_TEST(test_all_types_roundtrip)
 }
 END_TEST
 
+/* The parse in steps (akv_aof_parse_step) gives what one parse gives, for
+ * every cut of the file (good, torn, in the middle of the MULTI record) and
+ * every step size: the same calls in the same order, at most max a step
+ * (the MULTI's records handed over across steps), and the same result. */
+START_TEST(test_parse_in_steps)
+{
+    static const size_t maxes[] = {1, 2, 3, 7, SIZE_MAX};
+
+    build_all();
+    for (size_t n = 0; n <= all_len; n++) {
+        struct akv_aof_result whole;
+        struct calls cw = {0, SIZE_MAX, 0};
+
+        ck_assert_int_eq(akv_aof_parse(all_file, n, check_call, &cw, &whole), 0);
+        for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+            struct akv_aof_parser ps;
+            struct calls c = {0, SIZE_MAX, 0};
+            size_t steps = 0;
+
+            akv_aof_parser_init(&ps, all_file, n);
+            while (!ps.done) {
+                size_t before = c.n;
+                ck_assert_int_eq(akv_aof_parse_step(&ps, maxes[m], check_call, &c), 0);
+                ck_assert_uint_le(c.n - before, maxes[m]);
+                ck_assert_uint_lt(++steps, 1000);
+            }
+            ck_assert_uint_eq(c.n, cw.n);
+            ck_assert_int_eq(ps.res.status, whole.status);
+            ck_assert_uint_eq(ps.res.records, whole.records);
+            ck_assert_uint_eq(ps.res.good_end, whole.good_end);
+            ck_assert_uint_eq(ps.res.bad_offset, whole.bad_offset);
+            ck_assert(memcmp(ps.res.counts, whole.counts, sizeof(whole.counts)) == 0);
+            /* Done stays done. */
+            ck_assert_int_eq(akv_aof_parse_step(&ps, 5, check_call, &c), 0);
+            ck_assert_uint_eq(c.n, cw.n);
+        }
+    }
+}
+END_TEST
+
 /* A callback that stops inside a MULTI: parse returns its value, and the
  * MULTI is not among the good records. */
 START_TEST(test_stop_inside_multi)
@@ -482,7 +531,7 @@ START_TEST(test_stop_inside_multi)
     for (size_t stop = 0; stop <= NCALLS; stop++) {
         struct calls c = {0, stop, 0};
         int rc = akv_aof_parse(all_file, all_len, check_call, &c, &res);
-        size_t top = stop < MULTI_AT           ? stop
+        size_t top = stop < MULTI_AT            ? stop
                      : stop < MULTI_AT + NINNER ? MULTI_AT
                                                 : stop - NINNER + 1;
         if (stop == NCALLS) {
@@ -775,6 +824,214 @@ START_TEST(test_bad_new_payloads)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Salvage: keep every good record, skip the damage.
+ */
+
+struct salvaged {
+    size_t kept[64]; /* offsets of the kept records */
+    size_t nkept;
+    struct akv_aof_skip skips[16];
+    size_t nskips;
+    size_t stop_at; /* return -ECANCELED at this kept record, or SIZE_MAX */
+};
+
+static int salv_keep(void *arg, const struct akv_aof_record *r)
+{
+    struct salvaged *s = arg;
+
+    if (s->nkept == s->stop_at)
+        return -ECANCELED;
+    ck_assert_uint_lt(s->nkept, 64);
+    s->kept[s->nkept++] = r->offset;
+    return 0;
+}
+
+static int salv_skip(void *arg, const struct akv_aof_skip *k)
+{
+    struct salvaged *s = arg;
+
+    ck_assert_uint_lt(s->nskips, 16);
+    s->skips[s->nskips++] = *k;
+    return 0;
+}
+
+/* Every byte after the file header of the file with every type, changed:
+ * salvage loses exactly the top-level record holding it (the whole MULTI
+ * for a byte of the MULTI or of a record inside it) and keeps every other
+ * one; a byte of the file header makes the file unsalvageable. */
+START_TEST(test_salvage_every_byte_corruption)
+{
+    static const uint8_t flips[] = {0x01, 0x20, 0x80, 0xff, 0x5a};
+
+    build_all();
+    for (size_t i = 0; i < all_len; i++) {
+        size_t rec = 0;
+        while (rec < NTOP && all_bounds[rec + 1] <= i)
+            rec++;
+        for (size_t f = 0; f < sizeof(flips); f++) {
+            struct akv_aof_salvage_result res;
+            struct salvaged s = {.stop_at = SIZE_MAX};
+            int rc;
+            all_file[i] ^= flips[f];
+            rc = akv_aof_salvage(all_file, all_len, salv_keep, salv_skip, &s, &res);
+            all_file[i] ^= flips[f];
+            if (i < AKV_AOF_FILE_HEADER) {
+                ck_assert_int_eq(rc, -EBADMSG);
+                ck_assert_uint_eq(s.nkept + s.nskips, 0);
+                continue;
+            }
+            ck_assert_int_eq(rc, 0);
+            ck_assert_msg(s.nkept == NTOP - 1 && s.nskips == 1,
+                          "byte %zu ^ %#x: %zu kept, %zu skipped (%zu, %zu, %s)", i, flips[f],
+                          s.nkept, s.nskips, s.skips[0].offset, s.skips[0].len, s.skips[0].reason);
+            for (size_t k = 0, t = 0; k < s.nkept; k++, t++) {
+                if (t == rec)
+                    t++;
+                ck_assert_uint_eq(s.kept[k], all_bounds[t]);
+            }
+            ck_assert_uint_eq(s.skips[0].offset, all_bounds[rec]);
+            ck_assert_msg(s.skips[0].len == all_bounds[rec + 1] - all_bounds[rec],
+                          "byte %zu ^ %#x: skipped %zu bytes (%s), not %zu", i, flips[f],
+                          s.skips[0].len, s.skips[0].reason, all_bounds[rec + 1] - all_bounds[rec]);
+            /* In a header the type is recognised, or guessed. */
+            ck_assert_int_eq(s.skips[0].type, top_recs[rec].type);
+            ck_assert_uint_eq(res.records, NTOP - 1);
+            ck_assert_uint_eq(res.skipped_bytes, s.skips[0].len);
+            ck_assert_uint_eq(res.kept_bytes + res.skipped_bytes + AKV_AOF_FILE_HEADER, all_len);
+            ck_assert_uint_eq(res.counts[AKV_AOF_MULTI], rec == MULTI_AT ? 0 : 1);
+        }
+    }
+}
+END_TEST
+
+/* Damage that the single-byte case does not show: a bad header followed by
+ * a record whose header holds but whose payload does not, a MULTI whose
+ * header and first inner record are both damaged, a zeroed tail, a torn
+ * tail, a callback that stops. */
+START_TEST(test_salvage_ranges)
+{
+    static uint8_t buf[4096];
+    struct akv_aof_salvage_result res;
+    struct salvaged s = {.stop_at = SIZE_MAX};
+    size_t m, first_inner;
+
+    build_all();
+    /* Records 0 and 1: the first's header and the second's payload. */
+    memcpy(buf, all_file, all_len);
+    buf[all_bounds[0] + 5] ^= 0x10;
+    buf[all_bounds[2] - 1] ^= 0x10;
+    ck_assert_int_eq(akv_aof_salvage(buf, all_len, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nskips, 2);
+    ck_assert_int_eq(s.skips[0].kind, AKV_AOF_SKIP_RESYNC);
+    ck_assert_uint_eq(s.skips[0].offset, all_bounds[0]);
+    ck_assert_uint_eq(s.skips[0].len, all_bounds[1] - all_bounds[0]);
+    ck_assert_int_eq(s.skips[1].kind, AKV_AOF_SKIP_RECORD);
+    ck_assert_str_eq(s.skips[1].reason, "record checksum mismatch");
+    ck_assert_uint_eq(s.skips[1].offset, all_bounds[1]);
+    ck_assert_int_eq(s.skips[1].type, AKV_AOF_PUT);
+    ck_assert_uint_eq(s.nkept, NTOP - 2);
+    ck_assert_uint_eq(s.kept[0], all_bounds[2]);
+
+    /* The MULTI's type byte and its first inner record's payload: its
+     * length field still says where it ends, and no record inside it is
+     * kept on its own. */
+    memcpy(buf, all_file, all_len);
+    m = all_bounds[MULTI_AT];
+    first_inner = m + AKV_AOF_REC_HEADER + 4;
+    buf[m + 1] = AKV_AOF_SET;
+    buf[first_inner + AKV_AOF_REC_HEADER + 2] ^= 0x01;
+    memset(&s, 0, sizeof(s));
+    s.stop_at = SIZE_MAX;
+    ck_assert_int_eq(akv_aof_salvage(buf, all_len, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nskips, 1);
+    ck_assert_uint_eq(s.skips[0].offset, m);
+    ck_assert_uint_eq(s.skips[0].len, all_bounds[MULTI_AT + 1] - m);
+    ck_assert_uint_eq(s.nkept, NTOP - 1);
+    for (size_t k = 0; k < s.nkept; k++)
+        ck_assert(s.kept[k] < m || s.kept[k] >= all_bounds[MULTI_AT + 1]);
+
+    /* The same with its length field damaged too: nothing says where it
+     * ends, and its type byte says MULTI, so nothing after it is kept. */
+    memcpy(buf, all_file, all_len);
+    buf[m + 5] ^= 0x01;
+    buf[first_inner + AKV_AOF_REC_HEADER + 2] ^= 0x01;
+    memset(&s, 0, sizeof(s));
+    s.stop_at = SIZE_MAX;
+    ck_assert_int_eq(akv_aof_salvage(buf, all_len, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nskips, 1);
+    ck_assert_int_eq(s.skips[0].kind, AKV_AOF_SKIP_REST);
+    ck_assert_uint_eq(s.skips[0].offset, m);
+    ck_assert_uint_eq(s.nkept, MULTI_AT);
+
+    /* A zeroed tail after good records, then a torn one. */
+    memcpy(buf, all_file, all_len);
+    memset(buf + all_len, 0, 100);
+    memset(&s, 0, sizeof(s));
+    s.stop_at = SIZE_MAX;
+    ck_assert_int_eq(akv_aof_salvage(buf, all_len + 100, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nkept, NTOP);
+    ck_assert_uint_eq(s.nskips, 1);
+    ck_assert_int_eq(s.skips[0].kind, AKV_AOF_SKIP_REST);
+    ck_assert_uint_eq(s.skips[0].len, 100);
+    memset(&s, 0, sizeof(s));
+    s.stop_at = SIZE_MAX;
+    ck_assert_int_eq(akv_aof_salvage(all_file, all_len - 3, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nkept, NTOP - 1);
+    ck_assert_int_eq(s.skips[0].kind, AKV_AOF_SKIP_TORN);
+    ck_assert_int_eq(s.skips[0].type, AKV_AOF_SET);
+    ck_assert_uint_eq(s.skips[0].offset, all_bounds[NTOP - 1]);
+
+    /* A file header alone, cut short, or none. */
+    ck_assert_int_eq(akv_aof_salvage(all_file, 0, NULL, NULL, NULL, &res), 0);
+    ck_assert_uint_eq(res.skips, 0);
+    ck_assert_int_eq(akv_aof_salvage(all_file, 10, NULL, NULL, NULL, &res), 0);
+    ck_assert_uint_eq(res.skips, 1);
+    ck_assert_uint_eq(res.skipped_bytes, 10);
+    memcpy(buf, "*3\r\n$3\r\nSET\r\n$3\r\ncat\r\n", 22);
+    ck_assert_int_eq(akv_aof_salvage(buf, 22, NULL, NULL, NULL, &res), -EBADMSG);
+    ck_assert_str_eq(res.reason, "not an attnkv append-only file (bad magic)");
+
+    /* A callback's nonzero return stops the walk and is returned. */
+    memset(&s, 0, sizeof(s));
+    s.stop_at = 2;
+    ck_assert_int_eq(akv_aof_salvage(all_file, all_len, salv_keep, salv_skip, &s, &res),
+                     -ECANCELED);
+    ck_assert_uint_eq(res.records, 2);
+}
+END_TEST
+
+/* Resynchronising stays linear: a bad header followed by 1 MiB of headers
+ * that check out, every 16 bytes, each claiming a record that runs nearly
+ * to the end of the file and fails its payload checksum. Checking each of
+ * those whole would checksum ~32 GiB; the walk checks one. */
+START_TEST(test_salvage_linear)
+{
+    size_t len = (size_t)1 << 20;
+    uint8_t *buf = malloc(len);
+    struct akv_aof_salvage_result res;
+    struct salvaged s = {.stop_at = SIZE_MAX};
+
+    ck_assert_ptr_nonnull(buf);
+    akv_aof_file_header(buf);
+    memset(buf + AKV_AOF_FILE_HEADER, 0, len - AKV_AOF_FILE_HEADER);
+    for (size_t p = AKV_AOF_FILE_HEADER + 16; p + 40 <= len; p += 16) {
+        uint32_t plen = (uint32_t)(len - p - AKV_AOF_REC_HEADER - 8), c;
+        buf[p] = 0xA7;
+        buf[p + 1] = AKV_AOF_DEL;
+        buf[p + 2] = buf[p + 3] = 0;
+        memcpy(buf + p + 4, &plen, 4);
+        c = (uint32_t)crc32(0, buf + p, 8);
+        memcpy(buf + p + 8, &c, 4);
+        memset(buf + p + 12, 0, 4); /* the wrong payload checksum */
+    }
+    ck_assert_int_eq(akv_aof_salvage(buf, len, salv_keep, salv_skip, &s, &res), 0);
+    ck_assert_uint_eq(s.nkept, 0);
+    ck_assert_uint_eq(res.skipped_bytes, len - AKV_AOF_FILE_HEADER);
+    free(buf);
+}
+END_TEST
+
 /* The fuzz target itself checks the invariants and aborts, failing the
  * test, if one breaks. */
 static void replay_one(const uint8_t *data, size_t len, void *arg)
@@ -821,10 +1078,14 @@ static Suite *aof_suite(void)
     tcase_add_test(tc, test_bad_contents);
     tcase_add_test(tc, test_all_types_roundtrip);
     tcase_add_test(tc, test_stop_inside_multi);
+    tcase_add_test(tc, test_parse_in_steps);
     tcase_add_test(tc, test_all_types_every_truncation);
     tcase_add_test(tc, test_all_types_every_byte_corruption);
     tcase_add_test(tc, test_multi_damage);
     tcase_add_test(tc, test_bad_new_payloads);
+    tcase_add_test(tc, test_salvage_every_byte_corruption);
+    tcase_add_test(tc, test_salvage_ranges);
+    tcase_add_test(tc, test_salvage_linear);
     tcase_add_test(tc, test_fuzz_replay);
     suite_add_tcase(s, tc);
     return s;

@@ -557,7 +557,7 @@ START_TEST(test_set_limits)
         ck_assert_str_eq(run("FLUSHALL", END), "+OK\r\n");
         ck_assert_str_eq(run("SET", "dog", "animal", END), "+OK\r\n");
     }
-    ck_assert_ptr_nonnull(strstr(run("INFO", "store", END), "maxmemory:"));
+    ck_assert_ptr_nonnull(strstr(run("INFO", "memory", END), "\r\nmaxmemory:"));
 }
 END_TEST
 
@@ -625,6 +625,8 @@ START_TEST(test_slowlog_and_commandstats)
     ck_assert_ptr_nonnull(strstr(r, "cmdstat_set:calls=1,"));
     ck_assert_uint_eq(env.stats.query_hist.count, 1);
     r = run("INFO", "latency", END);
+    ck_assert_ptr_nonnull(strstr(r, "query_latency_p99_us:"));
+    r = run("INFO", "latencystats", END);
     ck_assert_ptr_nonnull(strstr(r, "latency_percentiles_usec_query:p50="));
 }
 END_TEST
@@ -1182,6 +1184,55 @@ START_TEST(test_operations)
 }
 END_TEST
 
+/* While the AOF loads only the commands flagged AKV_CMD_LOADING run; the
+ * others, PING included, get -LOADING, and inside MULTI make EXEC fail. */
+START_TEST(test_loading)
+{
+    static const char loading[] = "-LOADING attnkv is loading the dataset in memory\r\n";
+    const char *r;
+
+    ck_assert_str_eq(run("SET", "cat", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("SET", "dog", "animal", "PX", "10", END), "+OK\r\n");
+    env.loading = 1;
+    /* No expiry while the stores are not whole. */
+    fake_now += 1000;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 2);
+    ck_assert_str_eq(run("GET", "cat", END), loading);
+    ck_assert_str_eq(run("SET", "cat", "dog", END), loading);
+    ck_assert_str_eq(run("PING", END), loading);
+    ck_assert_str_eq(run("FLUSHALL", END), loading);
+    ck_assert_str_eq(run("BGREWRITEAOF", END), loading);
+    ck_assert_str_eq(run("NOSUCH", END),
+                     "-ERR unknown command 'NOSUCH' (HELP lists the commands)\r\n");
+    r = run("INFO", "persistence", END);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nloading:1\r\nasync_loading:0\r\n"));
+    ck_assert_str_eq(run("SELECT", "1", END), "+OK\r\n");
+    ck_assert_str_eq(run("SELECT", "0", END), "+OK\r\n");
+    ck_assert_str_eq(run("MULTI", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat", END), loading);
+    ck_assert_str_eq(run("EXEC", END),
+                     "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    ck_assert_uint_eq(env.stats.cmd[akv_cmd_lookup("GET", 3) - akv_cmd_table()].rejected, 2);
+    env.loading = 0;
+    ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
+    ck_assert_uint_eq(akv_store_count(env.dbs[0]), 1);
+    ck_assert_str_eq(run("GET", "cat", END), "$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("PING", END), "+PONG\r\n");
+    ck_assert_ptr_nonnull(strstr(run("INFO", "persistence", END), "\r\nloading:0\r\n"));
+    /* The flag is Redis's "loading", for COMMAND INFO. */
+    for (const struct akv_cmd *c = akv_cmd_table(); c->name; c++) {
+        int want = strcmp(c->name, "INFO") == 0 || strcmp(c->name, "CONFIG") == 0 ||
+                   strcmp(c->name, "SHUTDOWN") == 0 || strcmp(c->name, "AUTH") == 0;
+        if (want)
+            ck_assert_msg(c->flags & AKV_CMD_LOADING, "%s", c->name);
+        if (c->flags & AKV_CMD_WRITE)
+            ck_assert_msg(!(c->flags & AKV_CMD_LOADING), "%s", c->name);
+    }
+    ck_assert(!(akv_cmd_lookup("PING", 4)->flags & AKV_CMD_LOADING));
+}
+END_TEST
+
 START_TEST(test_inspect)
 {
     const char *r;
@@ -1233,8 +1284,141 @@ START_TEST(test_inspect)
     ck_assert_ptr_nonnull(strstr(r, "# Memory\r\nused_memory:"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nused_memory_peak:"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nblocked_clients:0\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "\r\nloading:0\r\nasync_loading:0\r\nrdb_bgsave_in_progress:0\r\n"));
     ck_assert_ptr_nonnull(strstr(r, "\r\nrdb_last_save_time:"));
+}
+END_TEST
+
+/* The value of INFO field name in r (up to its line's end), or "". */
+static const char *info_field(const char *r, const char *name)
+{
+    static char v[256];
+    char key[128];
+    const char *p;
+    size_t n = 0;
+
+    snprintf(key, sizeof(key), "\n%s:", name);
+    p = strstr(r, key);
+    v[0] = '\0';
+    if (!p)
+        return v;
+    p += strlen(key);
+    while (p[n] && p[n] != '\r' && n + 1 < sizeof(v))
+        n++;
+    memcpy(v, p, n);
+    v[n] = '\0';
+    return v;
+}
+
+static int is_hex40(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdef");
+    return n == 40 && s[40] == '\0';
+}
+
+/* The fields Redis tools read: server identity, replication role, CPU,
+ * errors by code, per-command latency percentiles, instantaneous rates;
+ * the default sections as Redis 7's; CONFIG RESETSTAT clears them. */
+START_TEST(test_info_redis_fields)
+{
+    const char *r = run("INFO", END);
+    char run_id[41], replid[41];
+    double p50, p99, p999;
+    struct timespec pause = {0, 120 * 1000000};
+
+    ck_assert_str_eq(info_field(r, "redis_version"), "7.0.0");
+    ck_assert_str_eq(info_field(r, "redis_mode"), "standalone");
+    ck_assert_str_eq(info_field(r, "role"), "master");
+    ck_assert_str_eq(info_field(r, "maxmemory_policy"), "noeviction");
+    ck_assert_str_eq(info_field(r, "maxmemory"), "0");
+    ck_assert_str_eq(info_field(r, "maxmemory_human"), "0B");
+    ck_assert_str_eq(info_field(r, "evicted_keys"), "0");
+    ck_assert_str_eq(info_field(r, "cluster_enabled"), "0");
+    ck_assert(strlen(info_field(r, "os")) > 0);
+    ck_assert(strlen(info_field(r, "executable")) > 0);
+    ck_assert(atoll(info_field(r, "total_system_memory")) > 0);
+    ck_assert(strtod(info_field(r, "used_cpu_user"), NULL) >= 0);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nused_cpu_sys_main_thread:"));
+    snprintf(run_id, sizeof(run_id), "%s", info_field(r, "run_id"));
+    snprintf(replid, sizeof(replid), "%s", info_field(r, "master_replid"));
+    ck_assert(is_hex40(run_id) && is_hex40(replid) && strcmp(run_id, replid) != 0);
+    /* Redis 7's default set: Commandstats and Latencystats only on request. */
+    for (const char *sec = "Server\0Clients\0Memory\0Persistence\0Stats\0Replication\0CPU\0"
+                           "Errorstats\0Cluster\0Keyspace\0";
+         *sec; sec += strlen(sec) + 1) {
+        char title[64];
+        snprintf(title, sizeof(title), "# %s\r\n", sec);
+        ck_assert_msg(strstr(r, title), "no %s", title);
+    }
+    ck_assert_ptr_null(strstr(r, "# Latencystats"));
+    ck_assert_ptr_null(strstr(r, "# Commandstats"));
+
+    /* Errors by code: unknown command and arity are ERR, NOAUTH its own. */
+    run("NOSUCHCOMMAND", END);
+    run("GET", END);
+    cfg.requirepass = strdup("pw");
+    sess.authenticated = 0;
+    ck_assert(starts(run("GET", "cat", END), "-NOAUTH"));
+    sess.authenticated = 1;
+    for (int i = 0; i < 50; i++)
+        run("SET", "cat", "animal", END);
+    r = run("INFO", "errorstats", "latencystats", "stats", END);
+    ck_assert_ptr_nonnull(strstr(r, "# Errorstats\r\nerrorstat_ERR:count=2\r\n"
+                                    "errorstat_NOAUTH:count=1\r\n"));
+    ck_assert_str_eq(info_field(r, "total_error_replies"), "3");
+    ck_assert_int_eq(sscanf(info_field(r, "latency_percentiles_usec_set"),
+                            "p50=%lf,p99=%lf,p99.9=%lf", &p50, &p99, &p999),
+                     3);
+    ck_assert(p50 > 0 && p50 <= p99 && p99 <= p999);
+    ck_assert_ptr_nonnull(strstr(r, "\r\nlatency_percentiles_usec_info:p50="));
+    ck_assert_ptr_null(strstr(r, "latency_percentiles_usec_get:")); /* refused, not run */
+    ck_assert(env.ncmd_hist >= 2);
+    /* Past AKV_ERRSTAT_MAX codes, new ones count only in the total; a long
+     * code is cut. */
+    {
+        char e[64];
+        uint64_t total = env.stats.error_replies;
+        for (int i = 0; i < AKV_ERRSTAT_MAX + 5; i++) {
+            int n = snprintf(e, sizeof(e), "-CODE%d text\r\n", i);
+            akv_cmd_count_error(&env, e, (size_t)n);
+        }
+        akv_cmd_count_error(&env, "-ERR again\r\n", 12);
+        ck_assert_uint_eq(env.stats.nerrstat, AKV_ERRSTAT_MAX);
+        ck_assert_uint_eq(env.stats.error_replies, total + AKV_ERRSTAT_MAX + 6);
+        ck_assert_ptr_nonnull(strstr(run("INFO", "errorstats", END), "errorstat_ERR:count=3\r\n"));
+        ck_assert_ptr_null(strstr(run("INFO", "errorstats", END), "CODE35"));
+        env.stats.nerrstat = 0;
+        akv_cmd_count_error(&env, "-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 x\r\n", 41);
+        ck_assert_str_eq(env.stats.errstat[0].code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234");
+    }
+    /* Same ids for the process's life. */
+    r = run("INFO", "server", "replication", END);
+    ck_assert_str_eq(info_field(r, "run_id"), run_id);
+    ck_assert_str_eq(info_field(r, "master_replid"), replid);
+
+    /* instantaneous_ops_per_sec: the cron samples every 100 ms. */
+    akv_cmd_cron(&env);
+    for (int i = 0; i < 100; i++)
+        run("PING", END);
+    nanosleep(&pause, NULL);
+    akv_cmd_cron(&env);
+    ck_assert(atoi(info_field(run("INFO", "stats", END), "instantaneous_ops_per_sec")) > 0);
+
+    /* client_recent_max_*: what the connection layer notes. */
+    akv_cmd_note_client_buffers(&env, 16384, 20000);
+    akv_cmd_note_client_buffers(&env, 100, 100);
+    r = run("INFO", "clients", END);
+    ck_assert_str_eq(info_field(r, "client_recent_max_input_buffer"), "16384");
+    ck_assert_str_eq(info_field(r, "client_recent_max_output_buffer"), "20000");
+
+    /* RESETSTAT drops every histogram; its own call is the first counted. */
+    ck_assert_str_eq(run("CONFIG", "RESETSTAT", END), "+OK\r\n");
+    ck_assert_uint_eq(env.ncmd_hist, 1);
+    r = run("INFO", "everything", END);
+    ck_assert_ptr_nonnull(strstr(r, "# Errorstats\r\n\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "# Latencystats\r\nlatency_percentiles_usec_config:p50="));
+    ck_assert_ptr_null(strstr(r, "latency_percentiles_usec_set:"));
 }
 END_TEST
 
@@ -2058,7 +2242,7 @@ static void aof_open(uv_loop_t *loop, struct akv_store **d)
 {
     static int pct = 0;
     static unsigned long long min_size = 0;
-    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size};
+    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0};
     char err[512] = "";
     int rc = akv_persist_open(&env.persist, loop, d, NDBS, &o, err, sizeof(err));
 
@@ -2310,6 +2494,7 @@ static Suite *cmd_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_table);
     tcase_add_test(tc, test_basics);
+    tcase_add_test(tc, test_info_redis_fields);
     tcase_add_test(tc, test_quit);
     tcase_add_test(tc, test_kv);
     tcase_add_test(tc, test_query_job);
@@ -2328,6 +2513,7 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_monitor);
     tcase_add_test(tc, test_operations);
     tcase_add_test(tc, test_inspect);
+    tcase_add_test(tc, test_loading);
     tcase_add_test(tc, test_command_docs);
     tcase_add_test(tc, test_set_options);
     tcase_add_test(tc, test_expire_options);

@@ -96,6 +96,32 @@ START_TEST(test_quantiles)
 }
 END_TEST
 
+/* akv_hist_quantiles gives what akv_hist_quantile gives, one by one. */
+START_TEST(test_quantiles_at_once)
+{
+    static struct akv_hist h;
+    static const double qs[] = {0, 0.001, 0.25, 0.5, 0.5, 0.9, 0.99, 0.999, 1, 1.5};
+    enum { NQ = sizeof(qs) / sizeof(qs[0]) };
+    uint64_t got[NQ];
+
+    akv_hist_reset(&h);
+    akv_hist_quantiles(&h, qs, NQ, got);
+    for (size_t k = 0; k < NQ; k++)
+        ck_assert_uint_eq(got[k], 0);
+    srand(11);
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 5000; i++)
+            akv_hist_record(&h, round == 0 ? 77 : (uint64_t)(rand() % 100000) << (round * 8));
+        akv_hist_quantiles(&h, qs, NQ, got);
+        for (size_t k = 0; k < NQ; k++)
+            ck_assert_msg(got[k] == akv_hist_quantile(&h, qs[k]), "round %d q=%g: %llu", round,
+                          qs[k], (unsigned long long)got[k]);
+    }
+    ck_assert_uint_eq(got[0], h.min);
+    ck_assert_uint_eq(got[NQ - 1], h.max);
+}
+END_TEST
+
 START_TEST(test_small_and_single)
 {
     static struct akv_hist h;
@@ -122,6 +148,7 @@ int main(void)
     tcase_add_test(tc, test_buckets_contiguous);
     tcase_add_test(tc, test_bucket_of_value);
     tcase_add_test(tc, test_quantiles);
+    tcase_add_test(tc, test_quantiles_at_once);
     tcase_add_test(tc, test_small_and_single);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

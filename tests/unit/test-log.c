@@ -117,10 +117,16 @@ START_TEST(test_format)
 {
     struct parsed p;
     char *buf, *lines[4];
-    time_t before = time(NULL), after, t;
+    struct timespec ts;
+    time_t before, after, t;
 
+    /* The log stamps with CLOCK_REALTIME; time() reads a coarser clock that
+     * can still show the previous second, so compare with the same clock. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    before = ts.tv_sec;
     akv_log(AKV_LOG_NOTICE, "hello %s %d", "world", 42);
-    after = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    after = ts.tv_sec;
     buf = slurp(path, NULL);
     ck_assert_uint_eq(split_lines(buf, lines, 4), 1);
     ck_assert_msg(parse_line(lines[0], &p) == 0, "bad line: %s", lines[0]);

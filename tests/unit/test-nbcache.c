@@ -40,10 +40,13 @@ START_TEST(test_put_get)
     struct akv_nbcache *c;
     struct akv_nblist l;
     const struct akv_nblist *got;
+    size_t empty;
 
     ck_assert_int_eq(akv_nbcache_create(&c, 0), -EINVAL);
     ck_assert_int_eq(akv_nbcache_create(&c, 100), 0);
     ck_assert_ptr_null(akv_nbcache_get(c, 5, AKV_METRIC_L2));
+    empty = akv_nbcache_memory(c);
+    ck_assert_uint_ge(empty, 200 * sizeof(void *)); /* the table: twice the lists */
     for (uint32_t w = 0; w < 30; w++) {
         l = make_list(w * 1000, AKV_METRIC_L2);
         ck_assert_int_eq(akv_nbcache_put(c, &l), 0);
@@ -51,6 +54,7 @@ START_TEST(test_put_get)
         ck_assert_int_eq(akv_nbcache_put(c, &l), 0);
     }
     ck_assert_uint_eq(akv_nbcache_count(c), 60);
+    ck_assert_uint_eq(akv_nbcache_memory(c), empty + 60 * sizeof(struct akv_nblist));
     for (uint32_t w = 0; w < 30; w++) {
         check_list(akv_nbcache_get(c, w * 1000, AKV_METRIC_L2), w * 1000, AKV_METRIC_L2);
         check_list(akv_nbcache_get(c, w * 1000, AKV_METRIC_COSINE), w * 1000, AKV_METRIC_COSINE);

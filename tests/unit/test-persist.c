@@ -1130,6 +1130,121 @@ START_TEST(test_torn_tail)
 }
 END_TEST
 
+/* akv_persist_begin, then akv_persist_load in slices: nothing is written
+ * and no handle exists until the last slice, which cuts the torn tail and
+ * starts the writer; closing during the replay leaves the file as it was. */
+START_TEST(test_load_in_steps)
+{
+    char k[16], v[32], rec[128], err[512] = "";
+    struct akv_store *old;
+    struct akv_persist_info info;
+    size_t len0, len1, steps = 0;
+    char *before, *after;
+    int64_t good;
+    int rc;
+
+    fx_begin(AKV_FSYNC_EVERYSEC);
+    fx_open();
+    for (unsigned i = 0; i < 300; i++) {
+        kv(k, v, i, 0);
+        w_set(k, v);
+    }
+    fx_close();
+    good = file_size(F.path);
+    spit(F.path, rec, akv_aof_encode(rec, AKV_AOF_SET, "w5", 2, "w6 w7", 5) - 3, 1);
+    before = slurp(F.path, &len0);
+
+    /* Closed half way: the file stays byte for byte. */
+    F.seen_appended = F.seen_handed = F.seen_durable = 0;
+    old = F.store;
+    ck_assert_int_eq(akv_store_create(&F.store, F.voc), 0);
+    ck_assert_int_eq(akv_persist_begin(&F.p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), 0);
+    ck_assert(akv_persist_loading(F.p));
+    ck_assert_int_eq(akv_persist_load(F.p, 0, err, sizeof(err)), 1);
+    akv_persist_info(F.p, &info);
+    ck_assert(info.loading && info.loading_total_bytes == len0);
+    ck_assert_uint_gt(info.loading_loaded_bytes, 0);
+    ck_assert_uint_lt(info.loading_loaded_bytes, len0);
+    ck_assert_int_eq(other_handles(), 0);
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), -EAGAIN);
+    fx_close();
+    after = slurp(F.path, &len1);
+    ck_assert_uint_eq(len1, len0);
+    ck_assert(memcmp(before, after, len0) == 0);
+    free(after);
+    akv_store_destroy(F.store);
+
+    /* To the end, one short slice at a time. */
+    ck_assert_int_eq(akv_store_create(&F.store, F.voc), 0);
+    ck_assert_int_eq(akv_persist_begin(&F.p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), 0);
+    while ((rc = akv_persist_load(F.p, 0, err, sizeof(err))) == 1) {
+        ck_assert_int_eq(other_handles(), 0);
+        steps++;
+    }
+    ck_assert_msg(rc == 0, "%d %s", rc, err);
+    ck_assert_uint_gt(steps, 2);
+    ck_assert(!akv_persist_loading(F.p));
+    ck_assert_int_eq(akv_persist_load(F.p, 0, err, sizeof(err)), 0);
+    F.seen_appended = F.seen_handed = F.seen_durable = 0;
+    F.released = 0;
+    akv_persist_set_notify(F.p, on_notify, &F);
+    F.file_base = (uint64_t)good;
+    akv_persist_info(F.p, &info);
+    ck_assert(!info.loading);
+    ck_assert_uint_eq(info.replayed, 300);
+    ck_assert_int_eq(file_size(F.path), good);
+    assert_same_store(F.store, old);
+    akv_store_destroy(old);
+    free(before);
+    w_set("w5", "w8");
+    F.held = 1;
+    F.held_seq = akv_persist_appended(F.p);
+    WAIT_UNTIL(F.released == 1);
+    fx_reopen();
+    fx_end();
+}
+END_TEST
+
+/* opts->create (appendonly switched on at run time): the file is made by
+ * a rewrite of the store, replacing an older one only once it is whole,
+ * and carries what was logged meanwhile; appendfsync changes under way. */
+START_TEST(test_create_and_fsync_at_run_time)
+{
+    char k[16], v[32], err[512] = "";
+    struct akv_persist_info info;
+
+    fx_begin(AKV_FSYNC_NO);
+    spit(F.path, "old contents", 12, 0);
+    for (unsigned i = 0; i < 50; i++) {
+        kv(k, v, i, 0);
+        ck_assert_int_eq(akv_store_put(F.store, k, strlen(k), v, strlen(v), 0, NULL, 0), 0);
+    }
+    F.opts.create = 1;
+    ck_assert_int_eq(akv_persist_begin(&F.p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), 0);
+    F.opts.create = 0;
+    F.seen_appended = F.seen_handed = F.seen_durable = 0;
+    akv_persist_set_notify(F.p, on_notify, &F);
+    ck_assert(!akv_persist_loading(F.p));
+    akv_persist_info(F.p, &info);
+    ck_assert(info.enabled && info.no_file && info.rewrite_in_progress);
+    w_set("w1", "w2");
+    WAIT_UNTIL(info_now().rewrites == 1);
+    ck_assert(!info_now().no_file);
+    ck_assert(log_has("created by a rewrite"));
+    akv_persist_set_fsync(F.p, AKV_FSYNC_ALWAYS);
+    ck_assert_int_eq(info_now().fsync, AKV_FSYNC_ALWAYS);
+    w_set("w3", "w4");
+    F.held = 1;
+    F.held_seq = akv_persist_appended(F.p);
+    WAIT_UNTIL(F.released == 1);
+    akv_persist_set_fsync(F.p, AKV_FSYNC_EVERYSEC);
+    w_set("w5", "w6");
+    WAIT_UNTIL(durable_all());
+    fx_reopen(); /* the store and the file agree */
+    fx_end();
+}
+END_TEST
+
 /* A file cut inside its own header starts again empty. */
 START_TEST(test_torn_file_header)
 {
@@ -2123,7 +2238,9 @@ START_TEST(test_null_is_off)
     akv_persist_set_notify(NULL, null_notify, NULL);
     ck_assert_uint_eq(akv_persist_appended(NULL), 0);
     ck_assert_uint_eq(akv_persist_handed(NULL), 0);
-    ck_assert_uint_eq(akv_persist_durable(NULL), 0);
+    ck_assert_uint_eq(akv_persist_durable(NULL), UINT64_MAX);
+    ck_assert_int_eq(akv_persist_loading(NULL), 0);
+    ck_assert_int_eq(akv_persist_load(NULL, 1, NULL, 0), 0);
     ck_assert_int_eq(akv_persist_write_error(NULL), 0);
     ck_assert_int_eq(akv_persist_rewrite_start(NULL), -ENOTSUP);
     ck_assert_int_eq(null_notified, 0);
@@ -2167,6 +2284,8 @@ static Suite *persist_suite(void)
     tc = tcase_create("damage");
     tcase_add_loop_test(tc, test_torn_tail, 0, 4);
     tcase_add_test(tc, test_torn_file_header);
+    tcase_add_test(tc, test_load_in_steps);
+    tcase_add_test(tc, test_create_and_fsync_at_run_time);
     tcase_add_loop_test(tc, test_damage_in_the_middle, 0, 3);
     tcase_add_test(tc, test_open_errors);
     tcase_add_test(tc, test_write_error);

@@ -752,6 +752,111 @@ START_TEST(test_scan_survives_growth)
 }
 END_TEST
 
+/* The table doubles incrementally (as Redis's does): for the writes after
+ * a doubling, some keys are still in the old table. Lookups, deletions,
+ * SCAN (each key once when nothing changes; every key present throughout
+ * at least once while writes move buckets), RANDOMKEY and FLUSHALL work
+ * in that state. Keys are "wA wB", index A * 2000 + B. */
+#define PAIRS 4097
+
+static void pair_key(char *k, size_t cap, int i)
+{
+    snprintf(k, cap, "w%d w%d", i / 2000, i % 2000);
+}
+
+static int mark_pair(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct seen *sn = arg;
+    char *end;
+    long a = strtol(key + 1, &end, 10), b = strtol(end + 2, NULL, 10);
+    size_t i = (size_t)(a * 2000 + b);
+
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    ck_assert_uint_lt(i, sn->n);
+    sn->hits[i]++;
+    return 0;
+}
+
+START_TEST(test_incremental_rehash)
+{
+    struct akv_store *s;
+    struct seen sn = {calloc(PAIRS + 600, 1), PAIRS + 600};
+    uint64_t cursor = 0;
+    const char *v, *rk;
+    size_t vl, rkl, mem_mid;
+    char k[32];
+    int calls = 0;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    /* 4,096 keys fill a table of 4,096 buckets; the 4,097th doubles it,
+     * and the next 512 writes move the old buckets. */
+    for (int i = 0; i < PAIRS; i++) {
+        pair_key(k, sizeof k, i);
+        ck_assert_int_eq(set(s, k, "w1"), 0);
+    }
+    mem_mid = akv_store_memory(s);
+    for (int i = 0; i < PAIRS; i++) {
+        pair_key(k, sizeof k, i);
+        ck_assert_int_eq(akv_store_get(s, k, strlen(k), &v, &vl), 1);
+    }
+    do
+        cursor = akv_store_iter(s, cursor, 10, mark_pair, &sn);
+    while (cursor != 0);
+    for (int i = 0; i < PAIRS; i++)
+        ck_assert_msg(sn.hits[i] == 1, "key %d seen %d times", i, sn.hits[i]);
+    for (uint64_t seed = 1; seed < 200; seed++) {
+        ck_assert_int_eq(akv_store_random_key(s, seed, &rk, &rkl), 1);
+        ck_assert_int_eq(akv_store_get(s, rk, rkl, &v, &vl), 1);
+    }
+    /* Deletions in both tables. */
+    for (int i = 0; i < 64; i++) {
+        pair_key(k, sizeof k, i * 61);
+        ck_assert_int_eq(akv_store_del(s, k, strlen(k)), 1);
+        ck_assert_int_eq(akv_store_get(s, k, strlen(k), &v, &vl), 0);
+        ck_assert_int_eq(set(s, k, "w2"), 0); /* back, and buckets move */
+    }
+    ck_assert_uint_eq(akv_store_count(s), PAIRS);
+
+    /* SCAN while writes (new keys and overwrites) move the buckets. */
+    memset(sn.hits, 0, sn.n);
+    cursor = 0;
+    do {
+        cursor = akv_store_iter(s, cursor, 5, mark_pair, &sn);
+        if (calls < 600) {
+            pair_key(k, sizeof k, PAIRS + calls);
+            ck_assert_int_eq(set(s, k, "w3"), 0);
+            pair_key(k, sizeof k, (calls * 7) % PAIRS);
+            ck_assert_int_eq(set(s, k, "w4"), 0);
+        }
+        calls++;
+    } while (cursor != 0 && calls < 100000);
+    ck_assert_uint_eq(cursor, 0);
+    for (int i = 0; i < PAIRS; i++)
+        ck_assert_msg(sn.hits[i] >= 1, "key %d missed by SCAN", i);
+    ck_assert_uint_lt(akv_store_memory(s), mem_mid + 600 * 4096);
+    for (int i = 0; i < PAIRS + 600; i++) {
+        pair_key(k, sizeof k, i);
+        ck_assert_int_eq(akv_store_get(s, k, strlen(k), &v, &vl), 1);
+    }
+
+    /* FLUSHALL in the middle of the next doubling. */
+    for (int i = PAIRS + 600; akv_store_count(s) <= 8192; i++) {
+        pair_key(k, sizeof k, i);
+        ck_assert_int_eq(set(s, k, "w5"), 0);
+    }
+    ck_assert_uint_eq(akv_store_flush(s), 8193);
+    ck_assert_uint_eq(akv_store_count(s), 0);
+    pair_key(k, sizeof k, 3);
+    ck_assert_int_eq(akv_store_get(s, k, strlen(k), &v, &vl), 0);
+    ck_assert_int_eq(set(s, k, "w6"), 0);
+    ck_assert_int_eq(akv_store_get(s, k, strlen(k), &v, &vl), 1);
+    free(sn.hits);
+    akv_store_destroy(s);
+}
+END_TEST
+
 /* ---- concurrent hammer ---------------------------------------------- */
 
 #define READERS 3
@@ -1337,6 +1442,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_entry_memory);
     tcase_add_test(tc, test_random_key);
     tcase_add_test(tc, test_scan_survives_growth);
+    tcase_add_test(tc, test_incremental_rehash);
     tcase_add_test(tc, test_hash_is_seeded);
     tcase_add_test(tc, test_words_single_and_phrase);
     tcase_add_test(tc, test_overwrite_word_phrase_word);
