@@ -102,7 +102,9 @@ static int file_open(struct file *f, const char *path)
 {
     f->path = path;
     f->map = NULL;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused below instead of waited on (it means
+     * nothing to a regular file). */
+    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (f->fd < 0 || fstat(f->fd, &f->st) < 0) {
         fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
         return -1;

@@ -7,7 +7,8 @@ terminal (a pty here) or take --yes, and refuse without either; --salvage on
 a 500,000-record file with one damaged byte loses one record (or one MULTI),
 and the daemon replays the result; --vocab lists exactly the entries a
 daemon started on the new vocabulary no longer serves; the backup procedure
-(BGREWRITEAOF, wait, copy, check, restore) runs while clients write.
+(BGREWRITEAOF, wait, copy, check, restore) runs while clients write; a
+FIFO or a directory is refused at once.
 
 Run alone: meson test -C build daemon-repair, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -256,6 +257,20 @@ def test_backup_refusals(env):
     # Nothing left behind but the backups.
     assert sorted(os.listdir(dd)) == ["appendonly.aof"] + [os.path.basename(b)
                                                            for b in backups(aof)]
+
+
+@akvtest.test("repair")
+def test_not_a_regular_file(env):
+    """A FIFO or a directory given as the file is refused at once (exit 2),
+    with or without a repair asked for: the tool never waits for a writer
+    to open the FIFO."""
+    fifo = os.path.join(env.workdir, "fifo.aof")
+    os.mkfifo(fifo)
+    for path in (fifo, env.workdir):
+        for opts in ([], ["--fix", "--yes"], ["--salvage", "--yes"]):
+            r = run_tool([check_tool()] + opts + [path], timeout=20)
+            assert r.returncode == 2 and "not a regular file" in r.stderr, (path, opts, r)
+    assert backups(fifo) == []
 
 
 @akvtest.test("repair")
