@@ -897,7 +897,8 @@ static int vocab_check(const struct opts *o)
         stop += now_ok;
         already += !now_ok;
     }
-    qsort(list, nlist, sizeof(*list), found_cmp);
+    if (nlist > 0) /* list is NULL then, which qsort may not take */
+        qsort(list, nlist, sizeof(*list), found_cmp);
     for (size_t i = 0; i < nlist; i++) {
         char qk[AKV_QUOTE_BUF], qv[AKV_QUOTE_BUF], why[256];
         int which;
