@@ -16,7 +16,9 @@ takes well over a second.
 Run time: CONFIG SET appendonly yes (a rewrite creates the file from the
 stores; a restart finds the data), appendonly no (writes are no longer
 logged; the file stays), appendfsync (INFO aof_fsync follows, writes still
-answered), auto-aof-rewrite-*, and all-or-nothing on a bad value.
+answered), auto-aof-rewrite-*, all-or-nothing on a bad value, and
+appendonly flipped forty times under writes (acknowledged writes survive a
+kill -9 once the last appendonly yes has created its file).
 
 Run alone: meson test -C build daemon-loading, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -516,6 +518,61 @@ def test_appendonly_off_at_run_time(env):
     assert c.cmd("GET", "cat") == "dog" and c.cmd("GET", "foo") == "bar"
     c.close()
     stop_clean(d3)
+
+
+@akvtest.test("loading")
+def test_appendonly_flips_under_writes(env):
+    """appendonly switched on and off some forty times, with BGREWRITEAOF
+    and appendfsync changes in between, while a client writes: every write
+    is answered OK, and once the last appendonly yes has created its file,
+    every acknowledged write survives a kill -9."""
+    import random
+    rnd = random.Random(15)
+    d = pdaemon(env, {"appendonly": "no", "appendfsync": "always"})
+    c = d.client()
+    acked, errors, done = [], [], threading.Event()
+
+    def writer():
+        w = Client(d.port)
+        i = 0
+        while not done.is_set():
+            k = "w%04d w%04d" % (i // 1000 % 1000, i % 1000)
+            r = w.cmd("SET", k, "w%04d" % (i % 997))
+            (acked if r == "OK" else errors).append(k if r == "OK" else r)
+            i += 1
+        w.close()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        for _ in range(40):
+            assert c.cmd("CONFIG", "SET", "appendonly", rnd.choice(["yes", "no"])) == "OK"
+            if rnd.random() < 0.5:
+                c.cmd("BGREWRITEAOF")  # refused while off or busy: either is fine
+            if rnd.random() < 0.3:
+                assert c.cmd("CONFIG", "SET", "appendfsync",
+                             rnd.choice(["always", "everysec", "no"])) == "OK"
+            time.sleep(rnd.random() * 0.04)
+        assert c.cmd("CONFIG", "SET", "appendfsync", "always", "appendonly", "no") == "OK"
+        assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+        wait_info(c, lambda f: f["aof_rewrites"] == "1" and f["aof_rewrite_in_progress"] == "0",
+                  "the rewrite creating the file")
+        time.sleep(0.2)  # more writes, appended to the file
+    finally:
+        done.set()
+        t.join(30)
+    assert not errors, errors[:5]
+    assert len(acked) > 100, len(acked)
+    assert d.alive()
+    assert_no_sanitizer_report(d)
+    d.kill()
+    d2 = pdaemon(env, {"appendonly": "yes"}, datadir=d.datadir)
+    c2 = d2.client()
+    missing = [k for k in set(acked) if c2.cmd("EXISTS", k) != 1]
+    assert not missing, (len(missing), missing[:5])
+    c.close()
+    c2.close()
+    stop_clean(d2)
 
 
 @akvtest.test("loading")
