@@ -919,13 +919,13 @@ START_TEST(test_index_against_model)
     ck_assert_ptr_nonnull(throughout);
     ck_assert_ptr_nonnull(hits);
     ck_assert_int_eq(akv_store_create(&s, voc), 0);
-    for (int step = 0; step < 400000; step++) {
+    for (int step = 0; step < 250000; step++) {
         uint64_t r = splitmix(&x);
         size_t i = (size_t)(splitmix(&x) % MODEL_KEYS);
         unsigned op = (unsigned)(r % 1000);
 
         /* Phases: grow towards target, then shrink towards it. */
-        if (step % 50000 == 0)
+        if (step % 30000 == 0)
             target = (size_t)(splitmix(&x) % MODEL_KEYS);
         snprintf(k, sizeof k, "w%zu w%zu", i / 2000, i % 2000);
         if (op < 600 && (live < target || op < 300)) {
