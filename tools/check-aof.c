@@ -102,7 +102,9 @@ static int file_open(struct file *f, const char *path)
 {
     f->path = path;
     f->map = NULL;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused below instead of waited on (it means
+     * nothing to a regular file). */
+    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (f->fd < 0 || fstat(f->fd, &f->st) < 0) {
         fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
         return -1;
@@ -895,7 +897,8 @@ static int vocab_check(const struct opts *o)
         stop += now_ok;
         already += !now_ok;
     }
-    qsort(list, nlist, sizeof(*list), found_cmp);
+    if (nlist > 0) /* list is NULL then, which qsort may not take */
+        qsort(list, nlist, sizeof(*list), found_cmp);
     for (size_t i = 0; i < nlist; i++) {
         char qk[AKV_QUOTE_BUF], qv[AKV_QUOTE_BUF], why[256];
         int which;

@@ -212,31 +212,47 @@ static int check_file_header(const unsigned char *b, size_t len, struct akv_aof_
  * or the status (TORN, CORRUPT) with *why set. A MULTI record's inner
  * records are checked here too (nested is 1 while checking them: no MULTI
  * inside a MULTI, and an inner record cut short is damage, not a tear). */
-static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
-                     struct akv_aof_record *rec, const char **why)
-{
-    const unsigned char *h = b + off, *p = h + AKV_AOF_REC_HEADER;
-    size_t left = len - off, plen;
-    int torn = nested ? AKV_AOF_CORRUPT : AKV_AOF_TORN;
-
 #define FAIL(st, text)                                                                             \
     do {                                                                                           \
         *why = (text);                                                                             \
         return (st);                                                                               \
     } while (0)
+
+/* The first part of parse_one: the header of the record at b[off..len)
+ * (off < len) checks out and the payload is inside the buffer; sets
+ * *plen. Returns 0 or the status (TORN, CORRUPT) with *why set. */
+static int parse_head(const unsigned char *b, size_t off, size_t len, int nested, size_t *plen,
+                      const char **why)
+{
+    const unsigned char *h = b + off;
+    size_t left = len - off;
+    int torn = nested ? AKV_AOF_CORRUPT : AKV_AOF_TORN;
+
     if (h[0] != REC_MAGIC)
         FAIL(AKV_AOF_CORRUPT, "bad record magic");
     if (left < AKV_AOF_REC_HEADER)
         FAIL(torn, "record header cut short");
     if (get32(h + 8) != crc(h, 8))
         FAIL(AKV_AOF_CORRUPT, "record header checksum mismatch");
-    plen = get32(h + 4);
+    *plen = get32(h + 4);
     if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_MULTI || h[2] != 0 || h[3] != 0)
         FAIL(AKV_AOF_CORRUPT, "unknown record type");
-    if (plen > AKV_AOF_PAYLOAD_MAX)
+    if (*plen > AKV_AOF_PAYLOAD_MAX)
         FAIL(AKV_AOF_CORRUPT, "record length out of range");
-    if (plen > left - AKV_AOF_REC_HEADER)
+    if (*plen > left - AKV_AOF_REC_HEADER)
         FAIL(torn, "record cut short");
+    return 0;
+}
+
+static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
+                     struct akv_aof_record *rec, const char **why)
+{
+    const unsigned char *h = b + off, *p = h + AKV_AOF_REC_HEADER;
+    size_t plen;
+    int st = parse_head(b, off, len, nested, &plen, why);
+
+    if (st != 0)
+        return st;
     if (get32(h + 12) != crc(p, plen))
         FAIL(AKV_AOF_CORRUPT, "record checksum mismatch");
 
@@ -302,8 +318,7 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
         while (at < plen) {
             struct akv_aof_record in;
             /* The inner records end where the payload does. */
-            int st = parse_one(p, at, plen, 1, &in, why);
-            if (st != 0)
+            if (parse_one(p, at, plen, 1, &in, why) != 0)
                 FAIL(AKV_AOF_CORRUPT, "bad record inside a MULTI record");
             at += in.size;
             n++;
@@ -313,9 +328,59 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
         break;
     }
     }
-#undef FAIL
     return 0;
 }
+
+/* One piece of the check of the MULTI record at ps->off, whose header
+ * checks out (parse_head), as parse_one checks it whole: the payload's
+ * checksum over AKV_AOF_CHECK_PIECE more bytes, or the records inside it
+ * over about as many. Returns 0 while there is more to check, 1 once it is
+ * checked whole (*rec filled as parse_one fills it), or the status with
+ * *why set. */
+static int multi_check_piece(struct akv_aof_parser *ps, struct akv_aof_record *rec,
+                             const char **why)
+{
+    const unsigned char *h = ps->buf + ps->off, *p = h + AKV_AOF_REC_HEADER;
+    size_t plen = get32(h + 4), end;
+
+    if (!ps->ck_inner) {
+        size_t n = plen - ps->ck_at < AKV_AOF_CHECK_PIECE ? plen - ps->ck_at : AKV_AOF_CHECK_PIECE;
+        ps->ck_crc = (uint32_t)crc32(ps->ck_crc, (const Bytef *)p + ps->ck_at, (uInt)n);
+        ps->ck_at += n;
+        if (ps->ck_at < plen)
+            return 0;
+        if (get32(h + 12) != ps->ck_crc)
+            FAIL(AKV_AOF_CORRUPT, "record checksum mismatch");
+        if (plen < 4)
+            FAIL(AKV_AOF_CORRUPT, "bad MULTI record");
+        ps->ck_inner = 1;
+        ps->ck_at = 4;
+        ps->ck_n = 0;
+    }
+    end = ps->ck_at + AKV_AOF_CHECK_PIECE;
+    while (ps->ck_at < plen && ps->ck_at < end) {
+        struct akv_aof_record in;
+        /* The inner records end where the payload does. */
+        if (parse_one(p, ps->ck_at, plen, 1, &in, why) != 0)
+            FAIL(AKV_AOF_CORRUPT, "bad record inside a MULTI record");
+        ps->ck_at += in.size;
+        ps->ck_n++;
+    }
+    if (ps->ck_at < plen)
+        return 0;
+    if (ps->ck_n != get32(p))
+        FAIL(AKV_AOF_CORRUPT, "bad MULTI record count");
+    memset(rec, 0, sizeof(*rec));
+    rec->type = AKV_AOF_MULTI;
+    rec->offset = ps->off;
+    rec->size = AKV_AOF_REC_HEADER + plen;
+    rec->batch = SIZE_MAX;
+    rec->count = get32(p);
+    rec->inner = p + 4;
+    rec->inner_len = plen - 4;
+    return 1;
+}
+#undef FAIL
 
 void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len)
 {
@@ -376,11 +441,33 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
                 return rc;
             continue;
         }
-        if (ps->off >= ps->len) {
-            ps->done = 1;
-            break;
+        if (ps->checking) {
+            st = multi_check_piece(ps, &rec, &why);
+            if (st == 0)
+                continue;
+            ps->checking = 0;
+            if (st == 1)
+                st = 0;
+        } else {
+            size_t plen;
+            if (ps->off >= ps->len) {
+                ps->done = 1;
+                break;
+            }
+            /* A MULTI record (up to AKV_AOF_PAYLOAD_MAX bytes) is checked
+             * in pieces, one per count of max, before any of its records
+             * is handed over. */
+            st = parse_head(ps->buf, ps->off, ps->len, 0, &plen, &why);
+            if (st == 0 && ps->buf[ps->off + 1] == AKV_AOF_MULTI) {
+                ps->checking = 1;
+                ps->ck_inner = 0;
+                ps->ck_at = 0;
+                ps->ck_crc = 0;
+                continue;
+            }
+            if (st == 0)
+                st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
         }
-        st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
         if (st != 0) {
             stop(&ps->res, (enum akv_aof_status)st, ps->off, why);
             ps->done = 1;
@@ -404,7 +491,7 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
         ps->off += rec.size;
         ps->res.good_end = ps->off;
     }
-    if (!ps->done && !ps->in_multi && ps->off >= ps->len)
+    if (!ps->done && !ps->in_multi && !ps->checking && ps->off >= ps->len)
         ps->done = 1;
     return 0;
 }

@@ -125,12 +125,15 @@ int akv_aof_parse(const void *buf, size_t len, akv_aof_record_fn fn, void *arg,
 /* The same parse in steps, for a replay that must leave the thread free
  * between them: init, then akv_aof_parse_step until done is set; res then
  * holds what akv_aof_parse would have filled in (and, between steps, the
- * figures so far; off is how far the parse has got). A step hands at most
- * max records to fn, counting each record inside a MULTI record (a MULTI
- * record is checked whole when the step reaches it, then its records are
- * handed over, across steps if need be). After fn stopped a step (nonzero,
- * returned by the step) the parse must not go on. The buffer must stay
- * mapped and unchanged until done. */
+ * figures so far; off is how far the parse has got). A step does at most
+ * max units of work: a record handed to fn (each record inside a MULTI
+ * record counts) or a piece of the check of a MULTI record (its checksum
+ * over AKV_AOF_CHECK_PIECE bytes, or its inner records over about as
+ * many): a MULTI record is checked whole, across steps, before any of its
+ * records is handed over, then they are, across steps if need be. After
+ * fn stopped a step (nonzero, returned by the step) the parse must not go
+ * on. The buffer must stay mapped and unchanged until done. */
+#define AKV_AOF_CHECK_PIECE ((size_t)64 << 10)
 struct akv_aof_parser {
     const unsigned char *buf;
     size_t len;
@@ -140,6 +143,12 @@ struct akv_aof_parser {
     struct akv_aof_record multi; /* the MULTI record being handed over */
     size_t multi_at;             /* offset in multi.inner of the next of them */
     uint32_t multi_done;         /* of them handed over */
+    /* Checking the MULTI record at off (its header checked): the payload's
+     * checksum over ck_at bytes so far (ck_crc), then (ck_inner) its inner
+     * records up to payload offset ck_at, ck_n of them. */
+    int checking, ck_inner;
+    size_t ck_at, ck_n;
+    uint32_t ck_crc;
     struct akv_aof_result res;
 };
 void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len);

@@ -942,8 +942,10 @@ static int load_finish(struct akv_persist *p, char *err, size_t errlen)
     return start_writer(p, err, errlen);
 }
 
-/* Records between two looks at the clock in a timed step: a record costs
- * a microsecond or two, one with thousands of words a few hundred. */
+/* Records (or pieces of a MULTI record's check, AKV_AOF_CHECK_PIECE bytes,
+ * some 50 us each) between two looks at the clock in a timed step: a
+ * record costs a microsecond or two, one with thousands of words a few
+ * hundred. */
 #define LOAD_CHUNK 16
 
 int akv_persist_load(struct akv_persist *p, uint64_t budget_us, char *err, size_t errlen)

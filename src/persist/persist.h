@@ -65,8 +65,9 @@ int akv_persist_open(struct akv_persist **out, struct uv_loop_s *loop, struct ak
  * -LOADING) while the file replays: begin opens and maps the file (errors
  * as open's; nothing is read yet), then each akv_persist_load replays
  * records for about budget_us microseconds (the clock is read every few
- * dozen records, and a MULTI record is checked whole before its records
- * are applied) and returns 1 while records remain. The last call judges
+ * dozen records; a MULTI record is checked whole, in pieces of
+ * AKV_AOF_CHECK_PIECE bytes across slices, before its records are
+ * applied) and returns 1 while records remain. The last call judges
  * the file (damage, a torn tail cut off), starts the writer thread and
  * returns 0; logging works from then on, not before. A negative return
  * is open's failure (err says why); the stores then hold part of the file,

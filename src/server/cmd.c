@@ -687,7 +687,6 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         /* Before queueing, as in Redis: a transaction that asked for one
          * fails at EXEC. */
         env->stats.cmd[c - table].rejected++;
-        env->stats.error_replies++;
         akv_cmd_multi_fail(ctx->sess);
         rc = akv_reply_error(ctx->out, "LOADING attnkv is loading the dataset in memory");
         goto out;

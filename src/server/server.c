@@ -696,6 +696,17 @@ static int apply_appendonly(struct akv_cmd_env *env, char *err, size_t errlen)
         return -EBUSY;
     }
     if (!cfg->appendonly) {
+        struct akv_persist_info pi;
+        akv_persist_info(p, &pi);
+        /* Those entries live only in the file (see persist.c): the file
+         * stays, but a file created by appendonly yes is made from memory
+         * and replaces it without them. */
+        if (pi.unembeddable > 0)
+            akv_log(AKV_LOG_WARNING,
+                    "appendonly no: %zu entries that the vocabulary cannot embed are kept only "
+                    "in %s/%s; a file created later by appendonly yes will not hold them (copy "
+                    "the file first to keep them)",
+                    pi.unembeddable, cfg->dir, cfg->appendfilename);
         env->persist = NULL;
         /* Writes, fsyncs and closes now; the memory goes once the loop
          * has closed its handles. */

@@ -6,7 +6,7 @@ While loading: attnkvd listens from the start and replays its AOF in slices
 on the loop thread; data commands get "-LOADING attnkv is loading the
 dataset in memory", INFO shows loading:1 with the progress, another
 client's commands are answered within a few ms (the worst gap is printed as
-a "figures:" line), READY=1 goes to the service manager only at the end,
+a "figures:" line; also while a 64 MB MULTI record is checked), READY=1 goes to the service manager only at the end,
 a SIGTERM or SHUTDOWN during the replay leaves the file byte for byte as it
 was, and a damaged file still stops the daemon with exit status 1. The AOFs
 are written here in the record format of src/persist/aof.h (PUT records of
@@ -16,7 +16,9 @@ takes well over a second.
 Run time: CONFIG SET appendonly yes (a rewrite creates the file from the
 stores; a restart finds the data), appendonly no (writes are no longer
 logged; the file stays), appendfsync (INFO aof_fsync follows, writes still
-answered), auto-aof-rewrite-*, and all-or-nothing on a bad value.
+answered), auto-aof-rewrite-*, all-or-nothing on a bad value, and
+appendonly flipped forty times under writes (acknowledged writes survive a
+kill -9 once the last appendonly yes has created its file).
 
 Run alone: meson test -C build daemon-loading, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -254,6 +256,46 @@ def test_loading_answers(env):
 
 
 @akvtest.test("loading")
+def test_big_transaction_in_the_file(env):
+    """A MULTI record near the 64 MB limit (a transaction of many long
+    values) is checked in pieces between slices: other clients still get
+    their answers within a few ms, and its records all load."""
+    datadir = os.path.join(env.workdir, "bigmulti")
+    os.makedirs(datadir)
+    filler = [w for w in env.words if w.startswith("w")]
+    m = len(filler)
+    recs, size, i = [], 0, 0
+    while size < (64 << 20) - 20000:
+        val = " ".join(filler[(i * 7 + j) % m] for j in range(64))
+        r = put("%s %s" % (filler[i % m], filler[(i // m) % m]), val)
+        recs.append(r)
+        size += len(r)
+        i += 1
+    with open(os.path.join(datadir, "appendonly.aof"), "wb") as f:
+        f.write(file_header())
+        f.write(b"".join(put("%s %s" % (filler[j % m], filler[(j // m) % m]), "cat")
+                         for j in range(50000)))
+        f.write(rec(8, struct.pack("<I", len(recs)) + b"".join(recs)))
+    d = start_loading(env, datadir)
+    c = d.client()
+    pinger = Pinger(d.port)
+    pinger.start()
+    try:
+        wait_loaded(c)
+    finally:
+        pinger.finish()
+    limit = 0.25 if akvtest.daemon_is_instrumented() else 0.05
+    print("figures: a MULTI record of %d records (%.1f MB) replayed; worst PING answer %.1f ms "
+          "over %d PINGs" % (len(recs), size / 1e6, pinger.worst * 1000, pinger.n))
+    assert pinger.worst < limit, pinger.worst
+    f = info_fields(c, "persistence")
+    assert f["aof_replayed_records"] == str(50001), f
+    assert c.cmd("DBSIZE") == max(i, 50000)
+    c.close()
+    stop_clean(d)
+
+
+@akvtest.test("loading")
 def test_ready_after_loading(env):
     """READY=1 only once the replay is over; STATUS= lines and the
     watchdog's pings before."""
@@ -476,6 +518,61 @@ def test_appendonly_off_at_run_time(env):
     assert c.cmd("GET", "cat") == "dog" and c.cmd("GET", "foo") == "bar"
     c.close()
     stop_clean(d3)
+
+
+@akvtest.test("loading")
+def test_appendonly_flips_under_writes(env):
+    """appendonly switched on and off some forty times, with BGREWRITEAOF
+    and appendfsync changes in between, while a client writes: every write
+    is answered OK, and once the last appendonly yes has created its file,
+    every acknowledged write survives a kill -9."""
+    import random
+    rnd = random.Random(15)
+    d = pdaemon(env, {"appendonly": "no", "appendfsync": "always"})
+    c = d.client()
+    acked, errors, done = [], [], threading.Event()
+
+    def writer():
+        w = Client(d.port)
+        i = 0
+        while not done.is_set():
+            k = "w%04d w%04d" % (i // 1000 % 1000, i % 1000)
+            r = w.cmd("SET", k, "w%04d" % (i % 997))
+            (acked if r == "OK" else errors).append(k if r == "OK" else r)
+            i += 1
+        w.close()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        for _ in range(40):
+            assert c.cmd("CONFIG", "SET", "appendonly", rnd.choice(["yes", "no"])) == "OK"
+            if rnd.random() < 0.5:
+                c.cmd("BGREWRITEAOF")  # refused while off or busy: either is fine
+            if rnd.random() < 0.3:
+                assert c.cmd("CONFIG", "SET", "appendfsync",
+                             rnd.choice(["always", "everysec", "no"])) == "OK"
+            time.sleep(rnd.random() * 0.04)
+        assert c.cmd("CONFIG", "SET", "appendfsync", "always", "appendonly", "no") == "OK"
+        assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+        wait_info(c, lambda f: f["aof_rewrites"] == "1" and f["aof_rewrite_in_progress"] == "0",
+                  "the rewrite creating the file")
+        time.sleep(0.2)  # more writes, appended to the file
+    finally:
+        done.set()
+        t.join(30)
+    assert not errors, errors[:5]
+    assert len(acked) > 100, len(acked)
+    assert d.alive()
+    assert_no_sanitizer_report(d)
+    d.kill()
+    d2 = pdaemon(env, {"appendonly": "yes"}, datadir=d.datadir)
+    c2 = d2.client()
+    missing = [k for k in set(acked) if c2.cmd("EXISTS", k) != 1]
+    assert not missing, (len(missing), missing[:5])
+    c.close()
+    c2.close()
+    stop_clean(d2)
 
 
 @akvtest.test("loading")

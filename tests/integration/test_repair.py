@@ -7,7 +7,9 @@ terminal (a pty here) or take --yes, and refuse without either; --salvage on
 a 500,000-record file with one damaged byte loses one record (or one MULTI),
 and the daemon replays the result; --vocab lists exactly the entries a
 daemon started on the new vocabulary no longer serves; the backup procedure
-(BGREWRITEAOF, wait, copy, check, restore) runs while clients write.
+(BGREWRITEAOF, wait, copy, check, restore) runs while clients write; a
+FIFO or a directory is refused at once; appendonly no warns about the
+entries that only the file keeps.
 
 Run alone: meson test -C build daemon-repair, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -259,6 +261,20 @@ def test_backup_refusals(env):
 
 
 @akvtest.test("repair")
+def test_not_a_regular_file(env):
+    """A FIFO or a directory given as the file is refused at once (exit 2),
+    with or without a repair asked for: the tool never waits for a writer
+    to open the FIFO."""
+    fifo = os.path.join(env.workdir, "fifo.aof")
+    os.mkfifo(fifo)
+    for path in (fifo, env.workdir):
+        for opts in ([], ["--fix", "--yes"], ["--salvage", "--yes"]):
+            r = run_tool([check_tool()] + opts + [path], timeout=20)
+            assert r.returncode == 2 and "not a regular file" in r.stderr, (path, opts, r)
+    assert backups(fifo) == []
+
+
+@akvtest.test("repair")
 def test_salvage_half_a_million_records(env):
     """The issue's case: one flipped byte in the middle of a 500,000-record
     file. --fix would lose about half of it; --salvage loses the one record
@@ -406,6 +422,38 @@ def test_vocab_change(env):
 
     r = run_tool([check_tool(), "--vocab", os.path.join(env.workdir, "missing.akv"), d.aof])
     assert r.returncode == 2, r
+
+
+@akvtest.test("repair")
+def test_unembeddable_and_appendonly_off(env):
+    """CONFIG SET appendonly no warns when entries the vocabulary cannot
+    embed are kept only in the file (a file created by a later appendonly
+    yes is made from memory without them); the file itself keeps them."""
+    gone = set("w%04d" % i for i in range(1900, 2000))
+    txt = os.path.join(env.workdir, "off.txt")
+    write_glove(txt, [w for w in env.words if w not in gone], env.vecs)
+    new = os.path.join(env.workdir, "off.akv")
+    import_vocab(txt, new)
+    dd = os.path.join(env.workdir, "offdir")
+    os.mkdir(dd)
+    d = start(env, dd)
+    c = d.client()
+    assert c.cmd("SET", "w1900 cat", "dog") == "OK" and c.cmd("SET", "cat", "dog") == "OK"
+    c.close()
+    d.check_clean_exit()
+    d = start(env, dd, vectors=new)
+    c = d.client()
+    assert info_fields(c, "persistence")["aof_unembeddable_entries"] == "1"
+    assert c.cmd("CONFIG", "SET", "appendonly", "no") == "OK"
+    akvtest.wait_log(d, "appendonly no: 1 entries that the vocabulary cannot embed are kept "
+                        "only in")
+    c.close()
+    d.check_clean_exit()
+    d = start(env, dd)
+    c = d.client()
+    assert c.cmd("GET", "w1900 cat") == "dog" and c.cmd("GET", "cat") == "dog"
+    c.close()
+    d.check_clean_exit()
 
 
 @akvtest.test("repair")

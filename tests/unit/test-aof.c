@@ -624,6 +624,64 @@ static int count_calls(void *arg, const struct akv_aof_record *r)
     return 0;
 }
 
+/* A MULTI record may be as large as AKV_AOF_PAYLOAD_MAX: the parse in
+ * steps checks it in pieces (AKV_AOF_CHECK_PIECE bytes a unit of max), so
+ * that a replay in slices is never held by one big transaction; the
+ * verdict is one parse's, good or damaged at its very end, and nothing is
+ * handed over before the whole record has been checked. */
+START_TEST(test_big_multi_in_pieces)
+{
+    enum { N = 20000 };
+    size_t ilen = 0, len, cap = (size_t)N * 64 + 4096;
+    uint8_t *inner = malloc(cap), *fbuf = malloc(cap + 64);
+    char key[32];
+
+    ck_assert_ptr_nonnull(inner);
+    ck_assert_ptr_nonnull(fbuf);
+    for (int i = 0; i < N; i++) {
+        struct akv_aof_record r = {.type = AKV_AOF_PUT, .key = key, .val = "value of it"};
+        r.klen = (size_t)snprintf(key, sizeof key, "key %d", i);
+        r.vlen = strlen(r.val);
+        ilen += akv_aof_rec_encode(inner + ilen, &r);
+    }
+    ck_assert_uint_gt(ilen, 8 * AKV_AOF_CHECK_PIECE);
+    len = multi_file(fbuf, N, inner, ilen);
+    for (int damage = 0; damage < 3; damage++) {
+        struct akv_aof_result whole;
+        struct akv_aof_parser ps;
+        size_t cw = 0, c = 0, steps = 0;
+
+        if (damage == 1)
+            fbuf[len - 1] ^= 0x40; /* the payload's checksum fails */
+        if (damage == 2) {
+            fbuf[len - 1] ^= 0x40;
+            len = multi_file(fbuf, N + 1, inner, ilen); /* a bad count */
+        }
+        ck_assert_int_eq(akv_aof_parse(fbuf, len, count_calls, &cw, &whole), 0);
+        ck_assert_int_eq(whole.status, damage ? AKV_AOF_CORRUPT : AKV_AOF_OK);
+        akv_aof_parser_init(&ps, fbuf, len);
+        while (!ps.done && c == 0) {
+            ck_assert_int_eq(akv_aof_parse_step(&ps, 1, count_calls, &c), 0);
+            steps++;
+        }
+        /* A checksum piece per AKV_AOF_CHECK_PIECE bytes, then the inner
+         * records' pieces, before the first record (or the verdict). */
+        ck_assert_uint_ge(steps, ilen / AKV_AOF_CHECK_PIECE);
+        while (!ps.done)
+            ck_assert_int_eq(akv_aof_parse_step(&ps, 16, count_calls, &c), 0);
+        ck_assert_uint_eq(c, cw);
+        ck_assert_uint_eq(c, damage ? 0 : N);
+        ck_assert_int_eq(ps.res.status, whole.status);
+        ck_assert_str_eq(ps.res.reason, whole.reason);
+        ck_assert_uint_eq(ps.res.records, whole.records);
+        ck_assert_uint_eq(ps.res.good_end, whole.good_end);
+        ck_assert_uint_eq(ps.res.bad_offset, whole.bad_offset);
+    }
+    free(inner);
+    free(fbuf);
+}
+END_TEST
+
 /* Parses buf, expecting corruption at the first record with reason, and
  * no callback at all (a bad MULTI is refused before any of its records is
  * handed over). */
@@ -1079,6 +1137,7 @@ static Suite *aof_suite(void)
     tcase_add_test(tc, test_all_types_roundtrip);
     tcase_add_test(tc, test_stop_inside_multi);
     tcase_add_test(tc, test_parse_in_steps);
+    tcase_add_test(tc, test_big_multi_in_pieces);
     tcase_add_test(tc, test_all_types_every_truncation);
     tcase_add_test(tc, test_all_types_every_byte_corruption);
     tcase_add_test(tc, test_multi_damage);

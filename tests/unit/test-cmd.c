@@ -1214,6 +1214,12 @@ START_TEST(test_loading)
     ck_assert_str_eq(run("EXEC", END),
                      "-EXECABORT Transaction discarded because of previous errors.\r\n");
     ck_assert_uint_eq(env.stats.cmd[akv_cmd_lookup("GET", 3) - akv_cmd_table()].rejected, 2);
+    /* Each -LOADING reply is one error reply (and one of errorstat_LOADING). */
+    {
+        uint64_t before = env.stats.error_replies;
+        ck_assert_str_eq(run("GET", "cat", END), loading);
+        ck_assert_uint_eq(env.stats.error_replies, before + 1);
+    }
     env.loading = 0;
     ck_assert_int_eq(akv_cmd_expire_cycle(&env, 1000000), 0);
     ck_assert_uint_eq(akv_store_count(env.dbs[0]), 1);

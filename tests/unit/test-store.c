@@ -857,6 +857,156 @@ START_TEST(test_incremental_rehash)
 }
 END_TEST
 
+/* The key index against a model, in random order: puts (new keys and
+ * overwrites), expiry changes, deletions, lookups, counts, RANDOMKEY,
+ * FLUSHALL, and SCANs, some with writes between their calls, over a store
+ * that grows through several doublings (each finished incrementally by
+ * later writes), shrinks by deletions and grows again. A SCAN with no
+ * writes in between returns every key exactly once; with writes, every key
+ * present throughout at least once, and nothing that was never there. */
+#define MODEL_KEYS 40000
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+struct model_scan {
+    const unsigned char *ever; /* present at some time during the SCAN */
+    unsigned *hits;
+};
+
+static size_t model_index(const char *key)
+{
+    char *end;
+    long a = strtol(key + 1, &end, 10), b = strtol(end + 2, NULL, 10);
+
+    return (size_t)(a * 2000 + b);
+}
+
+static int model_mark(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct model_scan *ms = arg;
+    size_t i = model_index(key);
+
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    ck_assert_uint_lt(i, MODEL_KEYS);
+    ck_assert_msg(ms->ever[i], "SCAN returned key %zu, never present during it", i);
+    ms->hits[i]++;
+    return 0;
+}
+
+START_TEST(test_index_against_model)
+{
+    struct akv_store *s;
+    uint16_t *model = calloc(MODEL_KEYS, sizeof *model); /* value word + 1, 0: absent */
+    unsigned char *ever = calloc(MODEL_KEYS, 1), *throughout = calloc(MODEL_KEYS, 1);
+    unsigned *hits = calloc(MODEL_KEYS, sizeof *hits);
+    uint64_t x = 12345;
+    size_t live = 0, target = 0;
+    char k[32], v[16];
+    const char *got, *rk;
+    size_t gl, rkl;
+
+    ck_assert_ptr_nonnull(model);
+    ck_assert_ptr_nonnull(ever);
+    ck_assert_ptr_nonnull(throughout);
+    ck_assert_ptr_nonnull(hits);
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    for (int step = 0; step < 250000; step++) {
+        uint64_t r = splitmix(&x);
+        size_t i = (size_t)(splitmix(&x) % MODEL_KEYS);
+        unsigned op = (unsigned)(r % 1000);
+
+        /* Phases: grow towards target, then shrink towards it. */
+        if (step % 30000 == 0)
+            target = (size_t)(splitmix(&x) % MODEL_KEYS);
+        snprintf(k, sizeof k, "w%zu w%zu", i / 2000, i % 2000);
+        if (op < 600 && (live < target || op < 300)) {
+            unsigned w = (unsigned)(r >> 32) % 1999 + 1;
+            snprintf(v, sizeof v, "w%u", w);
+            ck_assert_int_eq(set(s, k, v), 0);
+            live += model[i] == 0;
+            model[i] = (uint16_t)(w + 1);
+        } else if (op < 640) {
+            int rc = akv_store_expire_set(s, k, strlen(k), (uint64_t)1 << 60);
+            ck_assert_int_eq(rc, model[i] != 0);
+        } else if (op < 900) {
+            ck_assert_int_eq(akv_store_del(s, k, strlen(k)), model[i] != 0);
+            live -= model[i] != 0;
+            model[i] = 0;
+        } else if (op < 990) {
+            int rc = akv_store_get(s, k, strlen(k), &got, &gl);
+            ck_assert_int_eq(rc, model[i] != 0);
+            if (rc)
+                ck_assert_int_eq(atoi(got + 1), model[i] - 1);
+        } else if (op < 998) {
+            int rc = akv_store_random_key(s, r, &rk, &rkl);
+            ck_assert_int_eq(rc, live > 0);
+            if (rc)
+                ck_assert(model[model_index(rk)] != 0);
+        } else if (op == 998 && step % 7 == 0) {
+            ck_assert_uint_eq(akv_store_flush(s), live);
+            memset(model, 0, MODEL_KEYS * sizeof *model);
+            live = 0;
+        } else if (op == 999 && step % 5 == 0) {
+            /* A SCAN, with writes between its calls half of the time. */
+            int busy = (r >> 40) & 1;
+            struct model_scan ms = {ever, hits};
+            uint64_t cursor = 0;
+            size_t calls = 0;
+
+            for (size_t j = 0; j < MODEL_KEYS; j++) {
+                ever[j] = throughout[j] = model[j] != 0;
+                hits[j] = 0;
+            }
+            do {
+                cursor =
+                    akv_store_iter(s, cursor, 1 + (size_t)(splitmix(&x) % 40), model_mark, &ms);
+                for (int w = 0; busy && w < 8; w++) {
+                    size_t j = (size_t)(splitmix(&x) % MODEL_KEYS);
+                    snprintf(k, sizeof k, "w%zu w%zu", j / 2000, j % 2000);
+                    if (splitmix(&x) % 3 == 0) {
+                        ck_assert_int_eq(akv_store_del(s, k, strlen(k)), model[j] != 0);
+                        live -= model[j] != 0;
+                        model[j] = 0;
+                        throughout[j] = 0;
+                    } else {
+                        ck_assert_int_eq(set(s, k, "w7"), 0);
+                        live += model[j] == 0;
+                        model[j] = 8;
+                        ever[j] = 1;
+                    }
+                }
+                ck_assert_uint_lt(++calls, 10 * MODEL_KEYS);
+            } while (cursor != 0);
+            for (size_t j = 0; j < MODEL_KEYS; j++) {
+                if (throughout[j])
+                    ck_assert_msg(hits[j] >= 1, "SCAN missed key %zu", j);
+                if (!busy)
+                    ck_assert_msg(hits[j] == (model[j] != 0), "key %zu seen %u times", j, hits[j]);
+            }
+        }
+        ck_assert_uint_eq(akv_store_count(s), live);
+    }
+    for (size_t j = 0; j < MODEL_KEYS; j++) {
+        snprintf(k, sizeof k, "w%zu w%zu", j / 2000, j % 2000);
+        ck_assert_int_eq(akv_store_get(s, k, strlen(k), &got, &gl), model[j] != 0);
+    }
+    akv_store_destroy(s);
+    free(model);
+    free(ever);
+    free(throughout);
+    free(hits);
+}
+END_TEST
+
 /* ---- concurrent hammer ---------------------------------------------- */
 
 #define READERS 3
@@ -1357,10 +1507,9 @@ START_TEST(test_concurrent_expiry)
             int words = 1 + (int)(tu_rand(&seed) % 5);
             size_t len = 0;
             for (int w = 0; w < words; w++)
-                len += (size_t)snprintf(vals[i] + len, sizeof vals[i] - len, "%sw%d",
-                                        w ? " " : "", (int)(tu_rand(&seed) % 2000));
-            ck_assert_int_eq(akv_store_put(h.s, k, strlen(k), vals[i], len, e, err, sizeof err),
-                             0);
+                len += (size_t)snprintf(vals[i] + len, sizeof vals[i] - len, "%sw%d", w ? " " : "",
+                                        (int)(tu_rand(&seed) % 2000));
+            ck_assert_int_eq(akv_store_put(h.s, k, strlen(k), vals[i], len, e, err, sizeof err), 0);
             present[i] = 1;
             exp_at[i] = e;
         } else if (op < 11) {
@@ -1385,8 +1534,7 @@ START_TEST(test_concurrent_expiry)
                 memcpy(kb, key, klen);
                 kb[klen] = '\0';
                 j = atoi(kb + 1);
-                ck_assert(j >= 0 && j < KEYS && present[j] && exp_at[j] != 0 &&
-                          exp_at[j] <= now);
+                ck_assert(j >= 0 && j < KEYS && present[j] && exp_at[j] != 0 && exp_at[j] <= now);
                 ck_assert_int_eq(akv_store_del(h.s, kb, klen), 1);
                 present[j] = 0;
                 expired_deleted++;
@@ -1443,6 +1591,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_random_key);
     tcase_add_test(tc, test_scan_survives_growth);
     tcase_add_test(tc, test_incremental_rehash);
+    tcase_add_test(tc, test_index_against_model);
     tcase_add_test(tc, test_hash_is_seeded);
     tcase_add_test(tc, test_words_single_and_phrase);
     tcase_add_test(tc, test_overwrite_word_phrase_word);
