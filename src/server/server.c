@@ -698,15 +698,19 @@ static int apply_appendonly(struct akv_cmd_env *env, char *err, size_t errlen)
     if (!cfg->appendonly) {
         struct akv_persist_info pi;
         akv_persist_info(p, &pi);
-        /* Those entries live only in the file (see persist.c): the file
-         * stays, but a file created by appendonly yes is made from memory
-         * and replaces it without them. */
-        if (pi.unembeddable > 0)
-            akv_log(AKV_LOG_WARNING,
-                    "appendonly no: %zu entries that the vocabulary cannot embed are kept only "
-                    "in %s/%s; a file created later by appendonly yes will not hold them (copy "
-                    "the file first to keep them)",
-                    pi.unembeddable, cfg->dir, cfg->appendfilename);
+        /* Those entries live only in the AOF object (see persist.c): a file
+         * created later by appendonly yes is made from memory and would
+         * replace the old one without them, so switching off is refused
+         * until they are deleted or served again. */
+        if (pi.unembeddable > 0) {
+            if (err && errlen)
+                snprintf(err, errlen,
+                         "appendonly no refused: %s/%s holds %zu entries that the vocabulary "
+                         "cannot embed, kept nowhere else; DEL them (attnkv-check-aof --vocab "
+                         "lists them) or restart with vectors that embed them",
+                         cfg->dir, cfg->appendfilename, pi.unembeddable);
+            return -EBUSY;
+        }
         env->persist = NULL;
         /* Writes, fsyncs and closes now; the memory goes once the loop
          * has closed its handles. */

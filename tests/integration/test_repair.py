@@ -354,7 +354,8 @@ def test_vocab_change(env):
         k = "w%04d cat" % (1900 + i % 100 if i % 20 == 0 else i)
         v = "w%04d" % (1950 if i % 20 == 10 else i)
         assert c.cmd("SET", k, v) == "OK"
-    assert c.cmd("DEL", "w1900 cat") == 1
+    # Not served, so not counted by DEL, but its record is deleted.
+    assert c.cmd("DEL", "w1900 cat") == 0
     assert c.cmd("SET", "w0001 cat", "w1999") == "OK"  # last write wins
     assert c.cmd("SET", "w0001 cat", "w0002") == "OK"
     assert c.cmd("SELECT", "2") == "OK"
@@ -426,9 +427,10 @@ def test_vocab_change(env):
 
 @akvtest.test("repair")
 def test_unembeddable_and_appendonly_off(env):
-    """CONFIG SET appendonly no warns when entries the vocabulary cannot
-    embed are kept only in the file (a file created by a later appendonly
-    yes is made from memory without them); the file itself keeps them."""
+    """CONFIG SET appendonly no is refused while entries the vocabulary
+    cannot embed are kept only by the AOF (a file created by a later
+    appendonly yes is made from memory and would drop them); once they are
+    deleted it is accepted, and the other entries stay."""
     gone = set("w%04d" % i for i in range(1900, 2000))
     txt = os.path.join(env.workdir, "off.txt")
     write_glove(txt, [w for w in env.words if w not in gone], env.vecs)
@@ -444,14 +446,26 @@ def test_unembeddable_and_appendonly_off(env):
     d = start(env, dd, vectors=new)
     c = d.client()
     assert info_fields(c, "persistence")["aof_unembeddable_entries"] == "1"
-    assert c.cmd("CONFIG", "SET", "appendonly", "no") == "OK"
-    akvtest.wait_log(d, "appendonly no: 1 entries that the vocabulary cannot embed are kept "
-                        "only in")
+    r = c.cmd("CONFIG", "SET", "appendonly", "no")
+    assert isinstance(r, akvtest.RespError) and "holds 1 entries that the vocabulary" in str(r), r
+    assert c.cmd("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+    # A flip (no, then yes) would have lost it: the file still serves it.
     c.close()
     d.check_clean_exit()
     d = start(env, dd)
     c = d.client()
     assert c.cmd("GET", "w1900 cat") == "dog" and c.cmd("GET", "cat") == "dog"
+    c.close()
+    d.check_clean_exit()
+    # Deleted under the new vectors, it no longer stands in the way.
+    d = start(env, dd, vectors=new)
+    c = d.client()
+    # Not served, so not counted by DEL, but its record is deleted.
+    assert c.cmd("DEL", "w1900 cat") == 0
+    assert info_fields(c, "persistence")["aof_unembeddable_entries"] == "0"
+    assert c.cmd("CONFIG", "SET", "appendonly", "no") == "OK"
+    assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+    assert c.cmd("GET", "cat") == "dog"
     c.close()
     d.check_clean_exit()
 
