@@ -56,12 +56,15 @@
  *      and the complete requests it had already received, writes its
  *      replies and closes (conn.c, akv_conn_drain_all);
  *   3. when the last connection has been freed (so no job is left, since
- *      each job holds its connection), the pool's threads are joined and its
+ *      each job holds its connection), and the rewrite that creates the AOF
+ *      after appendonly yes is over (the writes since the switch exist only
+ *      in memory until then), the pool's threads are joined and its
  *      handle closed, and the signal and timer handles close, after which
  *      uv_run returns and uv_loop_close succeeds.
  * A client that does not take its replies within SHUTDOWN_GRACE_MS, or a
  * second signal, makes step 2 close every connection at once (their jobs
- * still finish first; a job cannot be interrupted). Step 3 is started from a
+ * still finish first; a job cannot be interrupted); a second signal also
+ * stops step 3 waiting for that rewrite. Step 3 is started from a
  * timer callback rather than from whatever callback freed the last
  * connection, so it never runs inside the pool's own delivery loop.
  */
@@ -134,14 +137,16 @@ struct akv_server {
     int watchdog_ready;
     uv_timer_t expire; /* the active expiry cycle */
     int expire_ready;
-    uint64_t fd_refused;    /* clients refused for lack of descriptors, not yet logged */
-    uint64_t fd_log_ms;     /* uv_now of the last such line; 0: none yet */
-    size_t fds_base;        /* descriptors open once listening, before any client */
-    int reserve_fd;         /* kept open to be given up when a listener must pause; or -1 */
-    uint64_t emfile_log_ms; /* uv_now of the last "accept: no descriptor" line */
-    int stopping;           /* shutdown started */
-    int stop_now;           /* SHUTDOWN NOW: close the connections instead of draining them */
-    int finishing;          /* step 3 started */
+    uint64_t fd_refused;     /* clients refused for lack of descriptors, not yet logged */
+    uint64_t fd_log_ms;      /* uv_now of the last such line; 0: none yet */
+    size_t fds_base;         /* descriptors open once listening, before any client */
+    int reserve_fd;          /* kept open to be given up when a listener must pause; or -1 */
+    uint64_t emfile_log_ms;  /* uv_now of the last "accept: no descriptor" line */
+    int stopping;            /* shutdown started */
+    int stop_now;            /* SHUTDOWN NOW: close the connections instead of draining them */
+    int finishing;           /* step 3 started */
+    int waiting_initial_aof; /* step 3 waits for the rewrite that creates the AOF */
+    int abandon_initial_aof; /* a second signal: stop waiting for it */
 };
 
 static void close_listeners(struct akv_server *s);
@@ -598,10 +603,39 @@ static void on_grace_over(uv_timer_t *t)
     akv_conn_close_all(&s->conns);
 }
 
+static void check_done(struct akv_server *s);
+
+static void on_recheck(uv_timer_t *t)
+{
+    check_done(t->data);
+}
+
+/* Whether the rewrite that appendonly yes started, which creates the AOF,
+ * is still running: the writes since the switch are then in memory only,
+ * so the shutdown waits for it (a second signal stops waiting). */
+static int initial_aof_running(struct akv_server *s)
+{
+    struct akv_persist_info pi;
+
+    if (!s->env->persist || s->abandon_initial_aof)
+        return 0;
+    akv_persist_info(s->env->persist, &pi);
+    return pi.no_file && pi.rewrite_in_progress;
+}
+
 static void check_done(struct akv_server *s)
 {
     if (!s->stopping || s->finishing || akv_conn_count(&s->conns) > 0 || s->open_listeners > 0)
         return;
+    if (initial_aof_running(s)) {
+        if (!s->waiting_initial_aof)
+            akv_log(AKV_LOG_NOTICE, "shutdown waits for the rewrite that creates the AOF "
+                                    "(appendonly was switched on); a second signal exits now");
+        s->waiting_initial_aof = 1;
+        uv_timer_stop(&s->timer);
+        uv_timer_start(&s->timer, on_recheck, 20, 0);
+        return;
+    }
     s->finishing = 1;
     uv_timer_stop(&s->timer);
     uv_timer_start(&s->timer, on_final_step, 0, 0);
@@ -616,8 +650,11 @@ void akv_server_stop(struct akv_server *s)
 {
     if (s->stopping) {
         if (!s->finishing) {
-            akv_log(AKV_LOG_WARNING, "shutdown already under way; closing every client now");
+            akv_log(AKV_LOG_WARNING, "shutdown already under way; closing every client now%s",
+                    s->waiting_initial_aof ? " and abandoning the AOF being created" : "");
+            s->abandon_initial_aof = 1;
             akv_conn_close_all(&s->conns);
+            check_done(s);
         }
         return;
     }

@@ -463,6 +463,49 @@ def test_shutdown_while_creating_the_file(env):
 
 
 @akvtest.test("loading")
+def test_sigterm_while_creating_the_file(env):
+    """SIGTERM while the rewrite that appendonly yes started has not made
+    the file yet: the shutdown waits for it, so the writes made since the
+    switch (in memory only until then) are in the file; a second SIGTERM
+    stops waiting."""
+    d = pdaemon(env, {"appendonly": "no"}, extra_env={"AKV_TEST_REWRITE_DELAY_US": "400000"})
+    c = d.client()
+    for k in ("cat", "dog", "king"):
+        assert c.cmd("SET", k, "queen") == "OK"
+    assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+    assert c.cmd("SET", "ball", "w0003") == "OK"
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=60) == 0
+    d.log.close()
+    c.close()
+    assert "shutdown waits for the rewrite that creates the AOF" in d.text(), d.text()[-3000:]
+    assert_no_sanitizer_report(d)
+    d2 = pdaemon(env, {"appendonly": "yes"}, datadir=d.datadir)
+    c = d2.client()
+    assert c.cmd("GET", "king") == "queen" and c.cmd("GET", "ball") == "w0003"
+    assert c.cmd("DBSIZE") == 4
+    c.close()
+    stop_clean(d2)
+
+    # 100 ms an entry, 60 entries: a 6 s rewrite, cancelled between entries.
+    d = pdaemon(env, {"appendonly": "no"}, extra_env={"AKV_TEST_REWRITE_DELAY_US": "100000"})
+    c = d.client()
+    for i in range(60):
+        assert c.cmd("SET", "w%04d" % i, "queen") == "OK"
+    assert c.cmd("CONFIG", "SET", "appendonly", "yes") == "OK"
+    d.proc.send_signal(signal.SIGTERM)
+    akvtest.wait_log(d, "shutdown waits for the rewrite")
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=60) == 0
+    assert time.monotonic() - t0 < 3, "the second SIGTERM did not stop the wait"
+    d.log.close()
+    c.close()
+    assert "abandoning the AOF being created" in d.text(), d.text()[-3000:]
+    assert_no_sanitizer_report(d)
+
+
+@akvtest.test("loading")
 def test_appendonly_on_replaces_old_file(env):
     """An old file in dir is replaced by the stores' contents, not appended
     to (as Redis's rewrite replaces it)."""
