@@ -7,10 +7,13 @@
  * back" path that the reload (CONFIG RELOAD, SIGUSR2: akv_cmd_config_reload)
  * uses too.
  *
- * Threading: the loop thread (cmd.h).
+ * Threading: the loop thread (cmd.h), but for CONFIG REWRITE's file
+ * writing, which runs on a worker under rewrite_order's lock.
  */
 #include "server/cmd-impl.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/utsname.h>
 
 #include "server/conn.h"
@@ -284,16 +287,43 @@ struct rewrite_job {
     struct akv_cmd_env *env;
     char *path, *text;
     size_t len;
+    uint64_t seq; /* rewrite_order's number for it */
     int rc;
     char err[512];
 };
 
-/* Worker thread: reads only its own job. */
+/* Rewrites run on several workers, and one prepared later may reach the
+ * file first: each job is numbered when prepared, the file is written by
+ * one at a time, and a job that finds a later one's text written already
+ * writes nothing (that text holds its settings or newer ones), so the file
+ * ends up with the newest. */
+static struct {
+    pthread_mutex_t lock;
+    atomic_uint_fast64_t prepared; /* the number of the last job prepared */
+    uint64_t written;              /* under lock: the newest job written */
+} rewrite_order = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+
+/* Writes job j's text unless a later job's is there. Any thread. */
+static int rewrite_write(struct rewrite_job *j)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&rewrite_order.lock);
+    if (j->seq > rewrite_order.written) {
+        rc = akv_config_write_file(j->path, j->text, j->len, j->err, sizeof(j->err));
+        if (rc == 0)
+            rewrite_order.written = j->seq;
+    }
+    pthread_mutex_unlock(&rewrite_order.lock);
+    return rc;
+}
+
+/* Worker thread: reads its own job, and rewrite_order under its lock. */
 static void rewrite_work(struct akv_pool_job *pj)
 {
     struct rewrite_job *j = container_of(pj, struct rewrite_job, base.pool);
 
-    j->rc = akv_config_write_file(j->path, j->text, j->len, j->err, sizeof(j->err));
+    j->rc = rewrite_write(j);
 }
 
 static void rewrite_finish(struct akv_cmd_job *cj, struct akv_buf *out)
@@ -339,10 +369,11 @@ static int config_rewrite(struct akv_cmd_ctx *ctx)
         free(j);
         return rc;
     }
+    j->seq = atomic_fetch_add(&rewrite_order.prepared, 1) + 1;
     if (ctx->env->in_exec) {
         /* In a transaction the commands after it (a CONFIG RELOAD) must
          * see the file written, so it is written now, on the loop. */
-        rc = akv_config_write_file(j->path, j->text, j->len, j->err, sizeof(j->err));
+        rc = rewrite_write(j);
         if (rc < 0)
             akv_log(AKV_LOG_WARNING, "CONFIG REWRITE failed: %s", j->err);
         else

@@ -507,6 +507,38 @@ def test_config_rewrite(env):
 
 
 @akvtest.test("service")
+def test_config_rewrite_concurrent(env):
+    """CONFIG REWRITEs from many clients at once, on several workers: once
+    all have answered OK, the file holds the newest settings (a rewrite
+    prepared earlier never replaces a later one's text) and no temporary
+    file is left."""
+    cdir = tempfile.mkdtemp(prefix="rwc-conf-", dir=env.workdir)
+    conf = os.path.join(cdir, "rwc.conf")
+    with open(conf, "w") as f:
+        # A long file, so that writing it takes a while.
+        f.write("port 0\ncount 3\n" + "".join("# note %d %s\n" % (i, "x" * 200)
+                                               for i in range(3000)))
+    p = Daemon(env.workdir, env.vectors, ("--workers", "4"), name="rwc", config=conf)
+    try:
+        cs = [p.client() for _ in range(8)]
+        for rnd in range(30):
+            for i, c in enumerate(cs):
+                c.send(Client.encode("CONFIG", "SET", "count", str(rnd * 8 + i + 1))
+                       + Client.encode("CONFIG", "REWRITE"))
+            for c in cs:
+                assert [c.read(), c.read()] == ["OK", "OK"]
+            running = cs[0].cmd("CONFIG", "GET", "count")[1]
+            with open(conf) as f:
+                written = re.search(r"^count (\d+)$", f.read(), re.M).group(1)
+            assert written == running, (rnd, written, running)
+        assert os.listdir(cdir) == ["rwc.conf"], os.listdir(cdir)
+        for c in cs:
+            c.close()
+    finally:
+        p.check_clean_exit()
+
+
+@akvtest.test("service")
 def test_config_reload(env):
     """CONFIG RELOAD and SIGUSR2 read the file again and apply its run-time
     settings, all or nothing; paths and restart-only settings as before."""
