@@ -35,7 +35,10 @@
  * once, forever, so the listener pauses instead: its handle closes and a
  * duplicate of the socket, made in the slot of our reserve descriptor,
  * keeps it listening, clients waiting in the kernel's backlog, until the
- * cron finds descriptors free again (pause_listener, resume_listeners). At start, maxclients is
+ * cron finds descriptors free again (pause_listener, resume_listeners).
+ * libuv closing the waiting clients goes unreported to us, so the cron
+ * also logs when no descriptor can be had and when one can again
+ * (check_fds_exhausted). At start, maxclients is
  * fitted to RLIMIT_NOFILE (raised, or maxclients lowered with a warning); CONFIG SET maxclients
  * raises the limit or is refused (apply_setting).
  *
@@ -142,6 +145,7 @@ struct akv_server {
     size_t fds_base;         /* descriptors open once listening, before any client */
     int reserve_fd;          /* kept open to be given up when a listener must pause; or -1 */
     uint64_t emfile_log_ms;  /* uv_now of the last "accept: no descriptor" line */
+    int fds_exhausted;       /* the cron found no descriptor free (logged once) */
     int stopping;            /* shutdown started */
     int stop_now;            /* SHUTDOWN NOW: close the connections instead of draining them */
     int finishing;           /* step 3 started */
@@ -303,6 +307,32 @@ static void resume_listeners(struct akv_server *s)
         l->paused_fd = -1;
         akv_log(AKV_LOG_NOTICE, "accepting clients on %s again", l->name);
     }
+}
+
+/* From the cron: whether a descriptor can be had at all. With the limit
+ * lowered below the descriptors open, libuv's accept closes every waiting
+ * client with its reserve descriptor and tells us nothing, so the state is
+ * logged here, when it begins and when it ends. */
+static void check_fds_exhausted(struct akv_server *s)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int exhausted = fd < 0 && (errno == EMFILE || errno == ENFILE);
+    unsigned long long limit = 0;
+
+    if (fd >= 0)
+        close(fd);
+    if (exhausted == s->fds_exhausted)
+        return;
+    s->fds_exhausted = exhausted;
+    (void)akv_fdlimit_scarce(-1, 0, &limit);
+    if (exhausted)
+        akv_log(AKV_LOG_WARNING,
+                "file descriptors exhausted (RLIMIT_NOFILE %llu, %" PRIu64 " clients connected): "
+                "new clients are closed at once or wait, unanswered, until the limit is raised "
+                "(ulimit -n, LimitNOFILE=, prlimit) or clients leave",
+                limit, s->env->stats.connected_clients);
+    else
+        akv_log(AKV_LOG_NOTICE, "file descriptors available again (RLIMIT_NOFILE %llu)", limit);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -904,6 +934,7 @@ static void on_cron(uv_timer_t *t)
 
     akv_conn_cron(&s->conns);
     log_fd_refusals(s, 0);
+    check_fds_exhausted(s);
     resume_listeners(s);
     akv_cmd_cron(s->env);
     akv_cmd_reap(s->env, 0);

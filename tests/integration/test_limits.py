@@ -664,6 +664,51 @@ def test_maxclients_and_fd_limit(env):
 
 
 @akvtest.test("limits")
+def test_fd_limit_below_open(env):
+    """The limit lowered from outside below the descriptors open: libuv
+    closes waiting clients without telling the daemon, so the state is
+    logged when it begins and when it ends; no busy loop meanwhile, and
+    clients are served once the limit is back."""
+    d = Daemon(env.workdir, env.vectors, ("--workers", "1", "--appendonly", "no"),
+               name="fdbelow")
+    held = []
+    try:
+        c = d.client()
+        held = [d.client() for _ in range(5)]
+        for x in held:
+            assert x.cmd("PING") == "PONG"
+        pid = d.proc.pid
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        nfds = len(os.listdir("/proc/%d/fd" % pid))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (nfds - 3, hard))
+        # Clients now are closed by libuv at once (or wait, should the
+        # listener pause): either way, nothing reaches the daemon's code.
+        for _ in range(10):
+            with socket.create_connection(("127.0.0.1", d.port), timeout=5) as x:
+                x.sendall(b"PING\r\n")
+        wait_log(d, "file descriptors exhausted (RLIMIT_NOFILE %d" % (nfds - 3))
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        t0 = cpu_ticks()
+        time.sleep(1)
+        assert cpu_ticks() - t0 < 30, "the loop spins while no descriptor is free"
+        assert c.cmd("PING") == "PONG"
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_log(d, "file descriptors available again (RLIMIT_NOFILE %d)" % soft)
+        assert d.text().count("file descriptors exhausted") == 1, d.text()[-2000:]
+        assert _try_ping(d.port) == "PONG"
+        c.close()
+    finally:
+        for x in held:
+            x.close()
+        d.check_clean_exit()
+
+
+@akvtest.test("limits")
 def test_protected_mode(env):
     ns = Netns()
     try:
