@@ -17,6 +17,7 @@
 #include <sys/utsname.h>
 
 #include "server/conn.h"
+#include "server/fdlimit.h"
 
 /* Names that clients (redis-benchmark) ask for although attnkv has no such
  * setting; answering them quietly keeps those clients from warning. */
@@ -115,6 +116,20 @@ int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, s
         rc = akv_config_args_apply(&fresh, env->args, err, errlen);
     if (rc < 0)
         goto out;
+    /* maxclients is fitted to the descriptor limit as at start, so that a
+     * file whose value was lowered then does not fail every reload. */
+    if (fresh.maxclients != live->maxclients) {
+        unsigned long long limit = 0;
+        long fit = akv_fdlimit_fit(fresh.maxclients, NULL, &limit);
+        if (fit >= 1 && fit < fresh.maxclients) {
+            akv_log(AKV_LOG_WARNING,
+                    "%s: maxclients %d needs %ld file descriptors, but the limit "
+                    "(RLIMIT_NOFILE) is %llu and cannot be raised: maxclients %ld",
+                    who, fresh.maxclients, (long)fresh.maxclients + AKV_FDLIMIT_RESERVED, limit,
+                    fit);
+            fresh.maxclients = (int)fit;
+        }
+    }
     set_names = calloc(nnames, sizeof(*set_names));
     set_values = calloc(nnames, sizeof(*set_values));
     was = calloc(nnames, sizeof(*was));

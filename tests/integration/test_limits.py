@@ -664,6 +664,36 @@ def test_maxclients_and_fd_limit(env):
 
 
 @akvtest.test("limits")
+def test_reload_with_maxclients_lowered(env):
+    """maxclients lowered at start to fit RLIMIT_NOFILE: a reload fits the
+    file's value the same way (with the start's warning) instead of
+    failing as a whole, so the file's other changes apply."""
+    conf = os.path.join(env.workdir, "fitreload.conf")
+    with open(conf, "w") as f:
+        f.write("port 0\ncount 3\n")
+    d = Daemon(env.workdir, env.vectors, ("--workers", "1", "--appendonly", "no"),
+               name="fitreload", config=conf, preexec_fn=_fd_limited((100, 100)))
+    try:
+        c = d.client()
+        assert c.cmd("CONFIG", "GET", "maxclients") == ["maxclients", "68"]
+        with open(conf, "w") as f:
+            f.write("port 0\ncount 4\n")
+        assert c.cmd("CONFIG", "RELOAD") == "OK"
+        assert c.cmd("CONFIG", "GET", "count") == ["count", "4"]
+        assert c.cmd("CONFIG", "GET", "maxclients") == ["maxclients", "68"]
+        assert ("CONFIG RELOAD: maxclients 10000 needs 10032 file descriptors, but the limit "
+                "(RLIMIT_NOFILE) is 100 and cannot be raised: maxclients 68") in d.text()
+        # A value that fits is applied as usual.
+        with open(conf, "w") as f:
+            f.write("port 0\ncount 4\nmaxclients 50\n")
+        assert c.cmd("CONFIG", "RELOAD") == "OK"
+        assert c.cmd("CONFIG", "GET", "maxclients") == ["maxclients", "50"]
+        c.close()
+    finally:
+        d.check_clean_exit()
+
+
+@akvtest.test("limits")
 def test_fd_limit_below_open(env):
     """The limit lowered from outside below the descriptors open: libuv
     closes waiting clients without telling the daemon, so the state is
