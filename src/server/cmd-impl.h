@@ -50,7 +50,7 @@
 /* The longest value CONFIG SET takes: a setting's value is a number, a word
  * or a few of them, and akv_cmd_settings_set keeps old values in buffers
  * of this size. */
-#define CONFIG_VALUE_MAX 4095
+#define CONFIG_VALUE_MAX AKV_CONFIG_VALUE_MAX
 /* The most entries one SCAN call looks at, whatever its COUNT: a COUNT is a
  * hint (as in Redis), and this keeps one call to a millisecond or two. */
 #define SCAN_STEP_MAX 4096

@@ -310,6 +310,10 @@ static int set_string(struct akv_config *c, const struct directive *d, int first
         bad_value(err, errlen, d, argv[0], "a non-empty value");
         return -EINVAL;
     }
+    if ((d->flags & DF_SECRET) && strlen(argv[0]) > AKV_CONFIG_VALUE_MAX) {
+        akv_errf(err, errlen, "'%s' is longer than %d bytes", d->name, AKV_CONFIG_VALUE_MAX);
+        return -EINVAL;
+    }
     if (argv[0][0] != '\0') {
         v = strdup(argv[0]);
         if (!v) {

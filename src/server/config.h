@@ -35,7 +35,11 @@
 #include "util/log.h"
 
 #define AKV_CONFIG_BIND_MAX 16
-#define AKV_CONFIG_LINE_MAX 65536     /* longest line of a config file, bytes */
+#define AKV_CONFIG_LINE_MAX 65536 /* longest line of a config file, bytes */
+/* The longest value CONFIG SET takes, and so the longest secret
+ * (requirepass) a file may set: a longer one could be neither shown by
+ * CONFIG GET nor replaced at run time. */
+#define AKV_CONFIG_VALUE_MAX 4095
 #define AKV_CONFIG_DATABASES_MAX 1024 /* the most 'databases' may ask for */
 
 /* readable-replies: no connection gets readable replies unless it asks

@@ -928,6 +928,23 @@ START_TEST(test_requirepass_secret)
     }
     /* The rejected lines left the password as it was. */
     ck_assert_str_eq(cfg.requirepass, "Sw0rdfish");
+    /* No longer than CONFIG SET takes, or it could be neither shown nor
+     * replaced at run time; the message does not show it. */
+    {
+        char *text = malloc(AKV_CONFIG_VALUE_MAX + 32);
+        ck_assert_ptr_nonnull(text);
+        memcpy(text, "requirepass ", 12);
+        memset(text + 12, 'p', AKV_CONFIG_VALUE_MAX);
+        strcpy(text + 12 + AKV_CONFIG_VALUE_MAX, "\n");
+        ck_assert_int_eq(load(text), 0);
+        ck_assert_uint_eq(strlen(cfg.requirepass), AKV_CONFIG_VALUE_MAX);
+        memset(text + 12, 'q', AKV_CONFIG_VALUE_MAX + 1);
+        strcpy(text + 12 + AKV_CONFIG_VALUE_MAX + 1, "\n");
+        ck_assert_int_eq(load(text), -EINVAL);
+        ck_assert_str_eq(err, "t.conf:1: 'requirepass' is longer than 4095 bytes");
+        ck_assert_uint_eq(strlen(cfg.requirepass), AKV_CONFIG_VALUE_MAX);
+        free(text);
+    }
 }
 END_TEST
 
