@@ -1128,7 +1128,7 @@ void akv_persist_close(struct akv_persist *p)
     if (p->rw == RW_SCANNING) {
         atomic_store(&p->rw_cancel, 1);
         akv_persist_rw_abandon(p);
-        akv_log(AKV_LOG_NOTICE, "AOF rewrite abandoned at shutdown");
+        akv_log(AKV_LOG_NOTICE, "AOF rewrite abandoned: the file is being closed");
     }
     akv_persist_handoff(p);
     if (p->writer_live) {

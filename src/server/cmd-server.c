@@ -12,6 +12,8 @@
  */
 #include "server/cmd-impl.h"
 
+#include <sys/stat.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/utsname.h>
@@ -104,6 +106,16 @@ int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, s
     if (!live->config_file) {
         akv_errf(err, errlen, "The server is running without a config file");
         return -ENOENT;
+    }
+    /* Read on the loop thread: a FIFO (or a terminal) there would block
+     * it until someone writes, so only a regular file is read again. */
+    {
+        struct stat st;
+        if (stat(live->config_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+            akv_errf(err, errlen, "%s: not a regular file; not read again while running",
+                     live->config_file);
+            return -EINVAL;
+        }
     }
     while (names[nnames])
         nnames++;

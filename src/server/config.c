@@ -1712,9 +1712,17 @@ int akv_config_rewrite_prepare(const struct akv_config *c, const char *path, cha
         akv_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    /* A file that is gone is rewritten from nothing, as Redis does. */
-    fd = open(real, O_RDONLY | O_CLOEXEC);
+    /* A file that is gone is rewritten from nothing, as Redis does. Not
+     * blocking: a FIFO put in its place must not hold the caller. */
+    fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            rc = -EINVAL;
+            akv_errf(err, errlen, "%s: not a regular file", real);
+            goto out;
+        }
         rc = read_all(fd, &buf, &len);
         close(fd);
         if (rc < 0) {

@@ -642,5 +642,36 @@ def test_config_reload(env):
         p.kill()
 
 
+
+@akvtest.test("service")
+def test_config_file_becomes_a_fifo(env):
+    """A configuration file replaced by a FIFO is not read while running:
+    CONFIG RELOAD and CONFIG REWRITE answer an error at once (an open()
+    of the FIFO would block the event loop until someone writes), and
+    other clients are served meanwhile."""
+    conf = os.path.join(env.workdir, "fifo.conf")
+    with open(conf, "w") as f:
+        f.write("port 0\nappendonly no\ncount 3\n")
+    p = Daemon(env.workdir, env.vectors, ("--config", conf), name="fifo", expect_start=False,
+               port=None)
+    try:
+        p.wait_ready()
+        c = p.client(timeout=5)
+        os.unlink(conf)
+        os.mkfifo(conf)
+        r = c.cmd("CONFIG", "RELOAD")
+        assert is_err(r, "not a regular file"), r
+        assert c.cmd("CONFIG", "SET", "count", "5") == "OK"
+        r = c.cmd("CONFIG", "REWRITE")
+        assert is_err(r, "not a regular file"), r
+        other = p.client(timeout=5)
+        assert other.cmd("PING") == "PONG"
+        other.close()
+        c.close()
+        assert p.stop() == 0
+    finally:
+        p.kill()
+
+
 if __name__ == "__main__":
     sys.exit(akvtest.main("service", make_env=akvtest.Env))
