@@ -82,6 +82,12 @@ size_t akv_store_expires(const struct akv_store *s);
  * deletes it (the active expiry cycle). */
 int akv_store_first_expired(const struct akv_store *s, const char **key, size_t *klen);
 
+/* Moves up to n buckets of a key table that is doubling (writes move a
+ * few each; the server's cron calls this so that a store that stops being
+ * written finishes too, as Redis's cron does). Returns 1 while a doubling
+ * is still under way, else 0. Owner thread. */
+int akv_store_rehash(struct akv_store *s, size_t n);
+
 /* Looks key up. Returns 1 and points *val and *vlen at the stored value (valid
  * until the next write on the owner thread), or 0 when absent or expired. */
 int akv_store_get(const struct akv_store *s, const char *key, size_t klen, const char **val,
@@ -207,7 +213,6 @@ size_t akv_store_entry_memory(const struct akv_store *s, const char *key, size_t
  * that was once much larger be nearly empty now, walks the buckets from a
  * random one: at worst one pass over 4 bytes per bucket of the largest
  * table the store has had. For RANDOMKEY. */
-int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key,
-                         size_t *klen);
+int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key, size_t *klen);
 
 #endif

@@ -653,6 +653,12 @@ static void rehash_step(struct akv_store *s, size_t n)
     }
 }
 
+int akv_store_rehash(struct akv_store *s, size_t n)
+{
+    rehash_step(s, n);
+    return s->old != NULL;
+}
+
 /* Doubles the table, as Redis does, incrementally: the new table is
  * allocated (not even cleared: a bucket of it is set up when its old one
  * moves), and each write then moves REHASH_STEP old buckets (place), so
@@ -1210,8 +1216,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key,
-                         size_t *klen)
+int akv_store_random_key(const struct akv_store *s, uint64_t seed, const char **key, size_t *klen)
 {
     uint64_t mask = s->nbuckets - 1, x = seed;
     uint32_t id = NIL, j;

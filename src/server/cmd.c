@@ -224,6 +224,26 @@ static void inst_sample(struct akv_inst *m, uint64_t value)
     m->last_value = value;
 }
 
+/* The cron's share of the key tables' doublings: buckets in runs of 1,024
+ * for at most CRON_REHASH_NS, the databases in turn (the next call starts
+ * where this one stopped). */
+#define CRON_REHASH_NS 1000000u
+
+static void cron_rehash(struct akv_cmd_env *env)
+{
+    uint64_t start = now_ns();
+
+    for (uint32_t n = 0; n < env->ndbs; n++) {
+        uint32_t db = (env->rehash_db + n) % env->ndbs;
+        while (akv_store_rehash(env->dbs[db], 1024)) {
+            if (now_ns() - start > CRON_REHASH_NS) {
+                env->rehash_db = db;
+                return;
+            }
+        }
+    }
+}
+
 void akv_cmd_cron(struct akv_cmd_env *env)
 {
     struct akv_persist_info pi;
@@ -240,6 +260,7 @@ void akv_cmd_cron(struct akv_cmd_env *env)
     if (used > env->used_memory_peak)
         env->used_memory_peak = used;
     akv_cmd_make_ids(env);
+    cron_rehash(env);
     inst_sample(&env->inst[AKV_INST_OPS], env->stats.commands_processed);
     inst_sample(&env->inst[AKV_INST_NET_IN], env->stats.net_input_bytes);
     inst_sample(&env->inst[AKV_INST_NET_OUT], env->stats.net_output_bytes);

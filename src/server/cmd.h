@@ -195,6 +195,7 @@ struct akv_cmd_env {
     struct akv_latency latency; /* LATENCY: events over latency-monitor-threshold */
     time_t lastsave;            /* LASTSAVE: the last successful AOF rewrite; 0: start_time */
     uint64_t rewrites_seen;     /* rewrites counted when akv_cmd_cron last looked */
+    uint32_t rehash_db;         /* where akv_cmd_cron's key-table work resumes */
     size_t used_memory_peak;    /* the largest used_memory seen (INFO, akv_cmd_cron) */
 
     /* INFO's state between calls (cmd.c, cmd-server.c). */
