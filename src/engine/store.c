@@ -83,6 +83,11 @@
  * (next field), with a power-of-two bucket count; SCAN walks it with Redis's
  * reverse-binary cursor, so keys present for a whole SCAN are returned even if
  * the table grows in between (and an overwrite keeps a key in its bucket).
+ * The table doubles incrementally, as Redis's does (buckets_grow): the old
+ * bucket array stays beside the new one until every old bucket has moved,
+ * REHASH_STEP of them at each write and more from akv_store_rehash (the
+ * server's cron); lookups, SCAN and RANDOMKEY read an old bucket that has
+ * not moved yet, and a FLUSH finishes the move first.
  */
 #include "attnkv/store.h"
 
