@@ -237,11 +237,15 @@ static int config_set(struct akv_cmd_ctx *ctx)
         name[n->len] = '\0';
         if (akv_config_get(env->config, name, probe, sizeof(probe)) == -ENOENT)
             return akv_reply_errorf(ctx->out, "ERR Unknown option '%s' for CONFIG SET", shown);
+        /* A path that a reload applies (logfile) or one read only at
+         * start-up (dir, appendfilename, vectors). */
         if (akv_config_is_path(name))
             return akv_reply_errorf(ctx->out,
                                     "ERR CONFIG SET '%s' is a path: set it in the configuration "
-                                    "file and reload it with CONFIG RELOAD",
-                                    shown);
+                                    "file and %s",
+                                    shown,
+                                    akv_config_runtime(name) ? "reload it with CONFIG RELOAD"
+                                                             : "restart attnkvd");
         if (!akv_config_client_settable(name))
             return akv_reply_errorf(ctx->out,
                                     "ERR CONFIG SET '%s' cannot be changed at run time (edit "

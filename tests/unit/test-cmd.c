@@ -681,7 +681,13 @@ START_TEST(test_hostile_inputs)
     ck_assert_str_eq(run("CONFIG", "SET", "logfile", "/proc/self/mem", END),
                      "-ERR CONFIG SET 'logfile' is a path: set it in the configuration file and "
                      "reload it with CONFIG RELOAD\r\n");
-    ck_assert_ptr_nonnull(strstr(run("CONFIG", "SET", "dir", "/tmp", END), "is a path"));
+    /* A path read only at start-up: a reload would not apply it either. */
+    ck_assert_str_eq(run("CONFIG", "SET", "dir", "/tmp", END),
+                     "-ERR CONFIG SET 'dir' is a path: set it in the configuration file and "
+                     "restart attnkvd\r\n");
+    ck_assert_ptr_nonnull(strstr(run("CONFIG", "SET", "vectors", "/x", END),
+                                 "is a path: set it in the "
+                                 "configuration file and restart"));
 
     /* CONFIG GET: at most CONFIG_GET_PATTERNS_MAX (64) patterns. */
     argv[1] = (struct akv_slice){"GET", 3};
