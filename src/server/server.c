@@ -167,9 +167,10 @@ static void on_listener_closed(uv_handle_t *h);
 static const char denied[] =
     "DENIED attnkv is running in protected mode because protected mode is enabled and no "
     "password is set. In this mode connections are only accepted from the loopback interface. "
-    "If you want to connect from other hosts, do one of the following: 1) set a password with "
-    "the 'requirepass' directive in attnkvd.conf and restart attnkvd; clients then send "
-    "AUTH <password> first. 2) If this host can only be reached from trusted networks, set "
+    "If you want to connect from other hosts, do one of the following: 1) set a password, from "
+    "the loopback interface with CONFIG SET requirepass <password> (and CONFIG REWRITE to keep "
+    "it), or with the 'requirepass' directive in attnkvd.conf and CONFIG RELOAD; clients then "
+    "send AUTH <password> first. 2) If this host can only be reached from trusted networks, set "
     "'protected-mode no' in attnkvd.conf and restart attnkvd. 3) Bind attnkvd to the loopback "
     "address only and reach it through a tunnel. You only need to do one of the above for "
     "attnkv to accept connections from other hosts.";

@@ -761,10 +761,17 @@ def test_protected_mode(env):
             assert len(got) == 2 and got[1] == "EOF", got
             assert got[0].startswith("-DENIED attnkv is running in protected mode because "
                                      "protected mode is enabled and no password is set."), got
-            assert "requirepass" in got[0] and "protected-mode no" in got[0], got
+            assert "CONFIG SET requirepass" in got[0] and "protected-mode no" in got[0], got
             assert d.alive()
-            f = info_fields(d.client())
+            c = d.client()
+            f = info_fields(c)
             assert f["connected_clients"] == "1", f  # only the one asking
+            # What the message says works: a password set from loopback at
+            # run time lets the other host in (to AUTH).
+            assert c.cmd("CONFIG", "SET", "requirepass", "netns-live") == "OK"
+            got = probe(d, "GET cat", "AUTH netns-live", "PING")
+            assert got == ["-NOAUTH Authentication required.", "+OK", "+PONG", "EOF"], got
+            c.close()
         finally:
             d.check_clean_exit()
         # With a password: accepted, AUTH required.
