@@ -289,8 +289,14 @@ static void resume_listeners(struct akv_server *s)
             return;
         l->tcp.data = l;
         rc = uv_tcp_open(&l->tcp, l->paused_fd);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+        if (rc < 0) {
+            /* The handle did not take the socket: closing it leaves
+             * paused_fd as it is, for the next try. */
+            l->state = L_PAUSING;
+            uv_close((uv_handle_t *)&l->tcp, on_listener_paused);
+            return;
+        }
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
         if (rc < 0) {
             /* Not now: closing the handle must not close the socket. */
             int copy = fcntl(l->paused_fd, F_DUPFD_CLOEXEC, 0);
