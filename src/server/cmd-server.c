@@ -7,8 +7,15 @@
  * back" path that the reload (CONFIG RELOAD, SIGUSR2: akv_cmd_config_reload)
  * uses too.
  *
+ * Ownership: a CONFIG REWRITE job (the new text and the target path,
+ * made on the loop thread) is allocated by config_rewrite and freed by its
+ * finish on the loop thread, or at once inside EXEC; the histograms and
+ * samples INFO reads belong to the env (cmd.h).
+ *
  * Threading: the loop thread (cmd.h), but for CONFIG REWRITE's file
- * writing, which runs on a worker under rewrite_order's lock.
+ * writing, which runs on a worker: it reads only its own job, and
+ * rewrite_order under its lock (inside EXEC the loop thread writes the
+ * file itself, under the same lock).
  */
 #include "server/cmd-impl.h"
 

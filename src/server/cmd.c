@@ -8,9 +8,12 @@
  * Handlers run on the loop thread, which owns the store, the stats and the
  * connection's output buffer, so they need no locks. A handler either writes
  * one complete reply, or does the cheap part on the loop thread and leaves
- * a job in ctx->job for the pool (QUERY, EXPLAIN, NEIGHBORS, KEYS); the
- * job's finish, back on the loop thread, writes the reply and is counted
- * then.
+ * a job in ctx->job for the pool (QUERY, EXPLAIN, NEIGHBORS, KEYS, CONFIG
+ * REWRITE's file writing); the job's finish, back on the loop thread,
+ * writes the reply and is counted then. Accounting (akv_cmd_account: the
+ * per-command latency histograms, allocated at a command's first call) and
+ * the cron's samples (instantaneous_*, the key tables' doublings, bounded
+ * by CRON_REHASH_NS) are loop-thread only too.
  *
  * Limits and security: dispatch refuses every command but AUTH, PING, QUIT
  * and HELP (AKV_CMD_NOAUTH) until a connection that must authenticate has
