@@ -271,11 +271,11 @@ static int has_room(const char *path, size_t need, char *err, size_t errlen)
 
     if (!d)
         return -ENOMEM;
-    rc = statvfs(d, &v);
+    rc = statvfs(d, &v) < 0 ? -errno : 0;
     free(d);
     if (rc < 0) {
-        snprintf(err, errlen, "%s: cannot see the free space: %s", path, strerror(errno));
-        return -errno;
+        snprintf(err, errlen, "%s: cannot see the free space: %s", path, strerror(-rc));
+        return rc;
     }
     avail = (unsigned long long)v.f_bavail * v.f_frsize;
     if (avail < (unsigned long long)need + (1u << 20)) {
@@ -537,7 +537,13 @@ static int repair_at(const struct opts *o, struct file *f, const struct plan *p,
             snprintf(err, sizeof(err), "renaming %s to %s: %s", tmp, f->path, strerror(-rc));
             unlink(tmp);
         } else if ((rc = fsync_dir_of(f->path)) < 0) {
-            snprintf(err, sizeof(err), "%s: fsync of its directory: %s", f->path, strerror(-rc));
+            /* Renamed already: the repaired file is in place, but a crash
+             * could still bring back the old name's contents. */
+            fprintf(stderr,
+                    PROG ": %s: repaired, but the fsync of its directory failed: %s (the "
+                         "original is kept as %s)\n",
+                    f->path, strerror(-rc), backup);
+            return EX_ERROR;
         }
     }
     if (rc < 0) {
