@@ -4,7 +4,9 @@
  * A handler gets the parsed arguments, the daemon's shared state (struct
  * akv_cmd_env) and the connection's output buffer. It either appends a whole
  * reply to the buffer, or, for a command that has to scan the vocabulary
- * (QUERY, EXPLAIN, NEIGHBORS), prepares a job and leaves it in ctx->job: the
+ * (QUERY, EXPLAIN, NEIGHBORS) or do other slow work off the loop (KEYS on a
+ * store snapshot, CONFIG REWRITE's file writing), prepares a job and leaves
+ * it in ctx->job: the
  * connection then runs it on the worker pool and, back on the loop thread,
  * calls its finish function, which writes the reply. Handlers know nothing of
  * libuv or sockets, so they can be driven from a test with a plain buffer.
