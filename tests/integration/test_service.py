@@ -388,8 +388,11 @@ def test_config_set(env):
         assert is_err(r, "CONFIG SET 'port' cannot be changed at run time"), r
         for name, val in (("bind", "::1"), ("workers", "3")):
             assert is_err(c.cmd("CONFIG", "SET", name, val), "cannot be changed at run time")
-        for name, val in (("vectors", "/x"), ("dir", "/tmp"), ("logfile", "/proc/self/mem")):
-            assert is_err(c.cmd("CONFIG", "SET", name, val), "is a path"), name
+        for name, val, how in (("vectors", "/x", "restart attnkvd"),
+                               ("dir", "/tmp", "restart attnkvd"),
+                               ("logfile", "/proc/self/mem", "reload it with CONFIG RELOAD")):
+            r = c.cmd("CONFIG", "SET", name, val)
+            assert is_err(r, "is a path") and how in str(r), (name, r)
         assert is_err(c.cmd("CONFIG", "SET", "count", "0"), "bad count")
         assert is_err(c.cmd("CONFIG", "SET", "nope", "1"), "Unknown option")
         # loglevel: debug lines appear only after the change.
