@@ -201,8 +201,11 @@ nomem:
 out:
     if (rc < 0 && rc != -ENOENT)
         akv_log(AKV_LOG_WARNING, "%s: %s; settings unchanged", who, err && err[0] ? err : "error");
-    for (size_t i = 0; set_values && i < nset; i++)
+    for (size_t i = 0; set_values && i < nset; i++) {
+        if (akv_config_is_secret(set_names[i]))
+            explicit_bzero(set_values[i], strlen(set_values[i])); /* the new password */
         free(set_values[i]);
+    }
     free(set_values);
     free(set_names);
     if (was)
