@@ -4,8 +4,10 @@
  * Design
  * ------
  * Threading: one loop thread runs every callback here, owns the listeners,
- * the connections (conn.c), the store and the statistics. The only other
- * threads are the worker pool's (pool.c); they see jobs, never this struct.
+ * the connections (conn.c), the store and the statistics. The other
+ * threads are the worker pool's (pool.c), which see jobs, and the AOF's
+ * writer and rewrite threads (src/persist/persist.c), which see the
+ * persistence object; none sees this struct.
  *
  * Handles owned here, each embedded in its owner and freed in (or after) its
  * close callback: one uv_tcp_t per listening address (each in its own
