@@ -907,7 +907,9 @@ static void fail_request(struct akv_conn *c, const char *why)
 
 /* Readable replies: rewrites the replies from stream position pos on as
  * text for people (proto/humanize.h). Anything it cannot translate stays
- * RESP. */
+ * RESP. Translating runs on the loop thread at roughly 10 ms a MiB, so a
+ * reply over AKV_CONN_HUMANIZE_MAX stays RESP too (the stall rule), behind
+ * a line that says why. */
 static void humanize_from(struct akv_conn *c, uint64_t pos)
 {
     size_t at = (size_t)(pos - c->out_base), len;
@@ -917,6 +919,19 @@ static void humanize_from(struct akv_conn *c, uint64_t pos)
     if (pos < c->out_base || at >= c->out.len)
         return;
     len = c->out.len - at;
+    if (len > AKV_CONN_HUMANIZE_MAX) {
+        char note[160];
+        int nl = snprintf(note, sizeof note,
+                          "(a reply of %zu bytes, over the %u KiB that readable mode translates; "
+                          "it follows as RESP)\r\n",
+                          len, AKV_CONN_HUMANIZE_MAX / 1024u);
+        if (nl > 0 && (size_t)nl < sizeof note && akv_buf_reserve(&c->out, (size_t)nl) == 0) {
+            memmove(c->out.p + at + (size_t)nl, c->out.p + at, len);
+            memcpy(c->out.p + at, note, (size_t)nl);
+            c->out.len += (size_t)nl;
+        }
+        return;
+    }
     akv_buf_init(&t);
     n = akv_humanize_run_many(c->out.p + at, len, &t, 0);
     if (n == (long)len) {

@@ -70,6 +70,11 @@ struct akv_conn_shared {
  * in microseconds (see the stall rule in conn.c). */
 #define AKV_CONN_TURN_US 1000
 
+/* The largest reply (RESP bytes) that readable mode translates for people;
+ * a larger one is sent as RESP behind a line saying so, since translating
+ * it on the loop thread would hold the other clients (about 10 ms a MiB). */
+#define AKV_CONN_HUMANIZE_MAX (256u * 1024u)
+
 /* Prepares sh (the caller then sets on_release and data). The protocol
  * limits come from env->config (proto-max-inline-len, proto-max-bulk-len,
  * proto-max-multibulk-len) and stay as they were at this call. Returns 0 or

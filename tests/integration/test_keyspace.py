@@ -2230,6 +2230,45 @@ def test_stall_huge_commands(env):
 
 
 @akvtest.test("keyspace")
+def test_stall_readable_huge_reply(env):
+    """READABLE translates replies for people on the loop thread (about
+    10 ms a MiB): a reply over 256 KiB is sent as RESP behind a line that
+    says so, and smaller ones are still translated."""
+    d = dstart(env)
+    c = d.client(timeout=60)
+    n = 60000
+    for i in range(0, n, 1000):
+        assert c.cmd("MSET", *[x for j in range(i, i + 1000) for x in (tkey(j), "cat")]) == "OK"
+    resp_len = len(b"*%d\r\n" % n) + sum(len(b"$%d\r\n%s\r\n" % (len(k), k))
+                                          for k in (tkey(j).encode() for j in range(n)))
+    assert resp_len > 256 * 1024
+
+    def read_until(tail):
+        got = b""
+        while not got.endswith(tail):
+            chunk = c.sock.recv(1 << 20)
+            assert chunk, got[-200:]
+            got += chunk
+        return got
+
+    c.send(b"READABLE ON\r\n")
+    assert read_until(b"OK\r\n") == b"OK\r\n"
+
+    with Stall(d, "KEYS * of %d keys (%d bytes), READABLE ON" % (n, resp_len)):
+        c.send(b"KEYS *\r\nPING\r\n")
+        got = read_until(b"\r\nPONG\r\n")
+    note = (b"(a reply of %d bytes, over the 256 KiB that readable mode translates; "
+            b"it follows as RESP)\r\n" % resp_len)
+    assert got.startswith(note + b"*%d\r\n" % n), got[:200]
+    assert len(got) == len(note) + resp_len + len(b"PONG\r\n")
+    c.send(b"SCAN 0 COUNT 10\r\nDBSIZE\r\n")
+    got = read_until(b"(integer) %d\r\n" % n)
+    assert got.startswith(b"1) \""), got[:200]
+    c.close()
+    d.check_clean_exit()
+
+
+@akvtest.test("keyspace")
 def test_stall_mass_expiry(env):
     """200,000 keys due at the same millisecond: the active cycle deletes
     them in slices; the pinger must not notice."""
