@@ -623,8 +623,14 @@ def test_maxclients_and_fd_limit(env):
         # served), the new client waits in the backlog, and is served once
         # the limit is back.
         def reserve():
-            fds = {int(f): os.readlink("/proc/%d/fd/%s" % (d.proc.pid, f))
-                   for f in os.listdir("/proc/%d/fd" % d.proc.pid)}
+            # A descriptor may close between the listing and its readlink
+            # (the clients closed above are still being released).
+            fds = {}
+            for f in os.listdir("/proc/%d/fd" % d.proc.pid):
+                try:
+                    fds[int(f)] = os.readlink("/proc/%d/fd/%s" % (d.proc.pid, f))
+                except FileNotFoundError:
+                    pass
             return min(f for f, t in fds.items() if t == "/dev/null" and f > 2)
 
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (reserve() + 1, 100))
