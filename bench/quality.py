@@ -223,8 +223,11 @@ class Vocab:
         self.path = path
         self.words = [w.decode("utf-8") for w in raw.split(b"\0")[: self.count]]
         self.index = {w: i for i, w in enumerate(self.words)}
-        self.matrix = np.memmap(path, dtype="<f4", mode="r", offset=matrix_off,
-                                shape=(self.count, self.dim))
+        try:
+            self.matrix = np.memmap(path, dtype="<f4", mode="r", offset=matrix_off,
+                                    shape=(self.count, self.dim))
+        except ValueError as e:
+            raise Fatal(f"{path}: the matrix is not where the header says: {e}") from e
 
     def row64(self, word):
         return np.asarray(self.matrix[self.index[word]], dtype=np.float64)
@@ -273,7 +276,7 @@ class Daemon:
                 rc = self.proc.returncode
                 self.close()
                 raise Fatal("attnkvd exited with status %s before it was ready:\n%s"
-                            % (rc, text.strip()[-3000:]))
+                            % (rc, text.strip()[-3000:] or "(it printed nothing)"))
             if time.monotonic() > deadline:
                 self.close()
                 raise Fatal("attnkvd was not ready after %d s:\n%s" % (timeout, text[-3000:]))
@@ -671,10 +674,9 @@ def opts(att, temp):
     return o
 
 
-def fget_reference(voc, entries, word, att, temp):
+def fget_reference(voc, entries, K, word, att, temp):
     """FGET's top value in float64: softmax of the attention scores over the
-    stored keys, summed per value."""
-    K = np.stack([voc.row64(k) for k, _ in entries])
+    stored keys (K: their rows), summed per value."""
     q = voc.row64(word)
     if att == "dot":
         s = K @ q / (1.0 if temp is None else temp)
@@ -719,6 +721,7 @@ def bench_category(port, voc, KeyedVectors, res):
     for label, nex in (("1 exemplar", 1), ("3 exemplars", 3)):
         entries = [(e, c["name"]) for c in cats for e in c["exemplars"][:nex]]
         load_store(r, entries)
+        K = np.stack([voc.row64(k) for k, _ in entries])
         rows = []
         for att, temps in (("dot", DOT_TEMPS), ("cosine", COSINE_TEMPS)):
             for t in temps:
@@ -728,7 +731,7 @@ def bench_category(port, voc, KeyedVectors, res):
                 if not out["fget_missing"]:
                     f = pipelined(r, [("FGET", w, "COUNT", 1) + o for w, _ in held])
                     row["fget"] = accuracy(f, [g for _, g in held])
-                    ref = [fget_reference(voc, entries, w, att, t) for w, _ in held]
+                    ref = [fget_reference(voc, entries, K, w, att, t) for w, _ in held]
                     row["fget_equals_reference"] = sum(1 for x, y in zip(f, ref) if first(x) == y)
                 rows.append(row)
         out["stores"][label] = {"entries": len(entries), "rows": rows}
@@ -1036,10 +1039,10 @@ def main():
             if not os.path.isdir(os.path.join(a.eval, sub)):
                 raise Fatal(f"no {sub}/ in {a.eval} (give --eval DIR)")
         exe = find_daemon(a.build)
-        voc = Vocab(a.vectors)
         log(f"starting {exe}")
         daemon = Daemon(exe, a.vectors)
         log(f"attnkvd ready on port {daemon.port}")
+        voc = Vocab(a.vectors)
         res = {"meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": machine(), "revision": revision(), "daemon": exe,
