@@ -690,10 +690,16 @@ def fget_reference(voc, entries, K, word, att, temp):
     return max(tot.items(), key=lambda kv: kv[1])[0]
 
 
-def accuracy(replies, gold):
+def accuracy(replies, gold, asked=None):
+    """Top-1 accuracy; with asked (the requests' texts), the first misses
+    as [text, answer, expected] for the JSON."""
     answers = [first(x) for x in replies]
-    return {"correct": sum(1 for a, g in zip(answers, gold) if a == g),
-            "errors": sum(1 for x in replies if is_err(x)), "n": len(gold)}
+    out = {"correct": sum(1 for a, g in zip(answers, gold) if a == g),
+           "errors": sum(1 for x in replies if is_err(x)), "n": len(gold)}
+    if asked is not None:
+        out["misses"] = [[t, str(x) if is_err(x) else first(x), g]
+                         for t, x, g in zip(asked, replies, gold) if first(x) != g][:8]
+    return out
 
 
 def bench_category(port, voc, KeyedVectors, res):
@@ -727,10 +733,11 @@ def bench_category(port, voc, KeyedVectors, res):
             for t in temps:
                 o = opts(att, t)
                 q = pipelined(r, [("QUERY", w, "COUNT", 1) + o for w, _ in held])
-                row = {"attention": att, "temperature": t, "query": accuracy(q, [g for _, g in held])}
+                row = {"attention": att, "temperature": t,
+                       "query": accuracy(q, [g for _, g in held], [w for w, _ in held])}
                 if not out["fget_missing"]:
                     f = pipelined(r, [("FGET", w, "COUNT", 1) + o for w, _ in held])
-                    row["fget"] = accuracy(f, [g for _, g in held])
+                    row["fget"] = accuracy(f, [g for _, g in held], [w for w, _ in held])
                     ref = [fget_reference(voc, entries, K, w, att, t) for w, _ in held]
                     row["fget_equals_reference"] = sum(1 for x, y in zip(f, ref) if first(x) == y)
                 rows.append(row)
@@ -754,7 +761,7 @@ def bench_category(port, voc, KeyedVectors, res):
                     if reps and all(missing(x) for x in reps):
                         row[unk] = {"error": str(reps[0])}
                     else:
-                        row[unk] = accuracy(reps, gold)
+                        row[unk] = accuracy(reps, gold, [p for p, _ in phrases])
                 real.append(row)
     # The clean words, for comparison with the same store and defaults.
     clean = {}
@@ -989,11 +996,12 @@ def machine():
     return "%d CPUs, %s" % (os.cpu_count() or 0, model or platform.machine())
 
 
-def revision():
+def revision(where):
+    """The short commit of the repository holding `where`."""
     try:
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+        rev = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + (" (modified)" if dirty else "") if rev else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -1045,7 +1053,7 @@ def main():
         voc = Vocab(a.vectors)
         res = {"meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": machine(), "revision": revision(), "daemon": exe,
+            "machine": machine(), "revision": revision(os.path.dirname(exe)), "daemon": exe,
             "vectors": a.vectors, "words": voc.count, "dim": voc.dim,
             "gensim": gver, "command": " ".join(["bench/quality.py"] + sys.argv[1:]),
             "loadavg_start": os.getloadavg()[0]}}
