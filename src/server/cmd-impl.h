@@ -332,6 +332,26 @@ void akv_cmd_skipped_free(struct akv_cmd_skipped *s);
  * [w ...]] in RESP2, {"skipped": [w ...]} in RESP3. */
 int akv_cmd_reply_skipped(struct akv_buf *out, int resp, const struct akv_cmd_skipped *s);
 
+/* key-normalize: the normal form of a key (Unicode lowercase when it is
+ * UTF-8, else ASCII lowercase; runs of whitespace one space; none at the
+ * ends), malloc'd, its length in *outlen; NULL when out of memory. */
+char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen);
+
+/* The copies akv_cmd_keys_normalize made for one call. */
+struct akv_cmd_keynorm {
+    const struct akv_slice *saved; /* the call's own argv */
+    struct akv_slice *argv;        /* NULL: nothing was changed */
+    char **bufs;
+    size_t nbufs;
+};
+/* With key-normalize on, points ctx->argv at a copy in which every key
+ * argument of c (by its key positions, or its subcommand's) is in normal
+ * form. 0 or -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
+ * argv back and frees the copies. */
+int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
+                           struct akv_cmd_keynorm *kn);
+void akv_cmd_keys_restore(struct akv_cmd_ctx *ctx, struct akv_cmd_keynorm *kn);
+
 /* ---- the handlers, by family ------------------------------------------ */
 /* cmd-conn.c */
 int akv_cmd_do_auth(struct akv_cmd_ctx *ctx);

@@ -8,9 +8,15 @@
  * and AKV_PHRASE_WORDS_MAX words; VOCAB EXISTS and DOESNTMATCH take at most
  * max-batch-size words), a few microseconds per word.
  *
+ * key-normalize rewrites a call's key arguments before dispatch runs it
+ * (akv_cmd_keys_normalize): into copies, which live until the call returns.
+ *
  * Threading: the loop thread only.
  */
 #include "server/cmd-impl.h"
+
+#include <unicase.h>
+#include <unistr.h>
 
 int akv_cmd_embed_opt(struct akv_cmd_ctx *ctx, size_t i, struct akv_embed_opts *eo)
 {
@@ -364,4 +370,142 @@ int akv_cmd_do_vocab(struct akv_cmd_ctx *ctx)
         rc = rc ? rc : akv_reply_bulk_str(ctx->out, akv_attn_kernel_name());
         return rc;
     }
+}
+
+/* ------------------------------------------------------------------------
+ * key-normalize: key arguments lowercased, whitespace collapsed.
+ */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* Whether key is already in normal form (ASCII without upper case letters,
+ * single spaces between words, none at the ends): the common case, which
+ * needs no copy. */
+static int key_is_normal(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch >= 0x80 || (ch >= 'A' && ch <= 'Z'))
+            return 0;
+        if (is_ws(p[i]) && (p[i] != ' ' || i == 0 || i + 1 == len || p[i + 1] == ' '))
+            return 0;
+    }
+    return 1;
+}
+
+char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen)
+{
+    uint8_t *low;
+    size_t n = 0, w = 0;
+
+    if (u8_check((const uint8_t *)p, len) == NULL) {
+        low = u8_tolower((const uint8_t *)p, len, NULL, NULL, NULL, &n);
+        if (!low)
+            return NULL;
+    } else {
+        /* Not UTF-8: ASCII letters only. */
+        low = malloc(len ? len : 1);
+        if (!low)
+            return NULL;
+        for (size_t i = 0; i < len; i++)
+            low[i] = (uint8_t)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+        n = len;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (is_ws((char)low[i])) {
+            if (w > 0 && low[w - 1] != ' ')
+                low[w++] = ' ';
+            continue;
+        }
+        low[w++] = low[i];
+    }
+    if (w > 0 && low[w - 1] == ' ')
+        w--;
+    *outlen = w;
+    return (char *)low;
+}
+
+/* Whether argument i (>= 1) of a call with argc arguments is a key, by the
+ * key positions first, last (negative: from the end) and step. */
+static int is_key_pos(size_t i, size_t argc, int first, int last, int step)
+{
+    long l = last < 0 ? (long)argc + last : last;
+
+    if (first <= 0 || step <= 0 || (long)i < first || (long)i > l)
+        return 0;
+    return ((long)i - first) % step == 0;
+}
+
+int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
+                           struct akv_cmd_keynorm *kn)
+{
+    int first = c->firstkey, last = c->lastkey, step = c->keystep;
+    size_t limit = (size_t)ctx->env->config->max_key_len;
+    struct akv_slice *argv = NULL;
+
+    kn->argv = NULL;
+    kn->saved = ctx->argv;
+    kn->bufs = NULL;
+    kn->nbufs = 0;
+    if (!ctx->env->config->key_normalize)
+        return 0;
+    if (first == 0 && ctx->argc >= 2) {
+        const struct akv_subcmd *s = akv_cmd_subcommand_lookup(c, ctx->argv[1].p, ctx->argv[1].len);
+        if (s) {
+            first = s->firstkey;
+            last = s->lastkey;
+            step = s->keystep;
+        }
+    }
+    if (first <= 0)
+        return 0;
+    for (size_t i = 1; i < ctx->argc; i++) {
+        const struct akv_slice *a = &ctx->argv[i];
+        size_t nl;
+        char *norm;
+        /* A key longer than max-key-len is refused or absent anyway, and
+         * not copied (nor lowercased on the loop thread). */
+        if (!is_key_pos(i, ctx->argc, first, last, step) || a->len > limit ||
+            key_is_normal(a->p, a->len))
+            continue;
+        if (!argv) {
+            argv = malloc(ctx->argc * sizeof(*argv));
+            kn->bufs = malloc(ctx->argc * sizeof(*kn->bufs));
+            if (!argv || !kn->bufs) {
+                free(argv);
+                free(kn->bufs);
+                kn->bufs = NULL;
+                return -ENOMEM;
+            }
+            memcpy(argv, ctx->argv, ctx->argc * sizeof(*argv));
+            kn->argv = argv;
+            ctx->argv = argv;
+        }
+        norm = akv_cmd_key_normal(a->p, a->len, &nl);
+        if (!norm) {
+            akv_cmd_keys_restore(ctx, kn);
+            return -ENOMEM;
+        }
+        kn->bufs[kn->nbufs++] = norm;
+        argv[i].p = norm;
+        argv[i].len = nl;
+    }
+    return 0;
+}
+
+void akv_cmd_keys_restore(struct akv_cmd_ctx *ctx, struct akv_cmd_keynorm *kn)
+{
+    if (!kn->argv)
+        return;
+    ctx->argv = kn->saved;
+    for (size_t i = 0; i < kn->nbufs; i++)
+        free(kn->bufs[i]);
+    free(kn->bufs);
+    free(kn->argv);
+    kn->argv = NULL;
+    kn->bufs = NULL;
+    kn->nbufs = 0;
 }

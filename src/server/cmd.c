@@ -694,6 +694,7 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     struct akv_session *sess = ctx->sess;
     size_t mark = ctx->out->len;
     uint64_t t0 = now_ns();
+    struct akv_cmd_keynorm kn = {NULL, NULL, NULL, 0};
     int rc;
 
     ctx->close_after_reply = 0;
@@ -732,6 +733,9 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         rc = akv_reply_error(ctx->out, "LOADING attnkv is loading the dataset in memory");
         goto out;
     }
+    rc = akv_cmd_keys_normalize(ctx, c, &kn); /* key-normalize */
+    if (rc < 0)
+        goto out;
     if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {
         rc = akv_cmd_multi_queue(ctx, c);
         goto out;
@@ -785,5 +789,6 @@ out:
         rc = 0;
     }
     sess->reply_skip = 0;
+    akv_cmd_keys_restore(ctx, &kn);
     return rc;
 }
