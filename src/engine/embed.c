@@ -94,6 +94,7 @@ struct tok {
     /* The first piece dropped for the vocabulary not knowing it
      * (punctuation, a clitic), for the message when nothing else is left. */
     size_t drop_off, drop_len;
+    size_t skip_off, skip_len; /* the first word skipped */
     char *err;
     size_t errlen;
 };
@@ -156,7 +157,10 @@ static int emit_word(struct tok *t, size_t a, size_t b, int64_t id)
             t->sk->piece[t->sk->shown].len = (uint32_t)(b - a);
             t->sk->shown++;
         }
-        t->nskipped++;
+        if (t->nskipped++ == 0) {
+            t->skip_off = a;
+            t->skip_len = b - a;
+        }
         return 0;
     }
     if (t->n == AKV_PHRASE_WORDS_MAX)
@@ -426,6 +430,8 @@ static int tokenize(struct tok *t, size_t len)
         if (t->unknown == AKV_UNKNOWN_ERROR)
             return unknown_word(t->v, text + t->drop_off, t->drop_len, t->err, t->errlen);
         t->nskipped = 1;
+        t->skip_off = t->drop_off;
+        t->skip_len = t->drop_len;
         if (t->sk != NULL) {
             t->sk->piece[0].off = (uint32_t)t->drop_off;
             t->sk->piece[0].len = (uint32_t)t->drop_len;
@@ -435,13 +441,10 @@ static int tokenize(struct tok *t, size_t len)
     if (t->n == 0) {
         if (t->nskipped > 0) {
             if (t->err != NULL) {
-                size_t at = (size_t)snprintf(t->err, t->errlen, "no known word in the text");
-                if (t->sk != NULL && t->sk->shown > 0 && at < t->errlen) {
-                    char shown[AKV_QUOTE_BUF];
-                    akv_quote(shown, text + t->sk->piece[0].off, t->sk->piece[0].len);
-                    snprintf(t->err + at, t->errlen - at, " (unknown word '%s'%s)", shown,
-                             t->nskipped > 1 ? ", ..." : "");
-                }
+                char shown[AKV_QUOTE_BUF];
+                akv_quote(shown, text + t->skip_off, t->skip_len);
+                snprintf(t->err, t->errlen, "no known word in the text (unknown word '%s'%s)",
+                         shown, t->nskipped > 1 ? ", ..." : "");
             }
             return -ENOENT;
         }
