@@ -332,11 +332,6 @@ void akv_cmd_skipped_free(struct akv_cmd_skipped *s);
  * [w ...]] in RESP2, {"skipped": [w ...]} in RESP3. */
 int akv_cmd_reply_skipped(struct akv_buf *out, int resp, const struct akv_cmd_skipped *s);
 
-/* key-normalize: the normal form of a key (Unicode lowercase when it is
- * UTF-8, else ASCII lowercase; runs of whitespace one space; none at the
- * ends), malloc'd, its length in *outlen; NULL when out of memory. */
-char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen);
-
 /* The copies akv_cmd_keys_normalize made for one call. */
 struct akv_cmd_keynorm {
     const struct akv_slice *saved; /* the call's own argv */

@@ -24,7 +24,6 @@
 #include "attnkv/vectab.h"
 #include "attnkv/vocab.h"
 #include "server/cmd.h"
-#include "server/cmd-impl.h"
 #include "server/config.h"
 #include "util/glob.h"
 #include "proto/reply.h"
