@@ -1,7 +1,7 @@
 /*
  * cmd.c - the command table and dispatch, and the accounting of every call.
- * The handlers are in cmd-conn.c, cmd-server.c, cmd-keys.c and
- * cmd-query.c, by family.
+ * The handlers are in cmd-conn.c, cmd-server.c, cmd-keys.c,
+ * cmd-query.c and cmd-vocab.c, by family.
  *
  * Design
  * ------
@@ -18,7 +18,9 @@
  * Limits and security: dispatch refuses every command but AUTH, PING, QUIT
  * and HELP (AKV_CMD_NOAUTH) until a connection that must authenticate has
  * done so, every command not flagged AKV_CMD_LOADING while the AOF replays
- * (LOADING), and writes while the AOF cannot be written (MISCONF).
+ * (LOADING), and writes while the AOF cannot be written (MISCONF). With
+ * key-normalize, dispatch hands the handler (and MULTI's queue) the call's
+ * keys in normal form (akv_cmd_keys_normalize, cmd-vocab.c).
  *
  * Replies are all-or-nothing: if writing one fails for lack of memory, the
  * buffer is cut back to where the reply began and "-ERR out of memory" takes
