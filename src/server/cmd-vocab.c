@@ -376,6 +376,12 @@ int akv_cmd_do_vocab(struct akv_cmd_ctx *ctx)
  * key-normalize: key arguments lowercased, whitespace collapsed.
  */
 
+/* The most key bytes one call may have rewritten: about a millisecond of
+ * lowercasing on the loop thread. A byte of a key that is not ASCII counts
+ * KEYNORM_UNICODE_COST times (Unicode lowercasing is that much slower). */
+#define KEYNORM_BYTES_MAX (1 << 20)
+#define KEYNORM_UNICODE_COST 8
+
 static int is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
@@ -396,26 +402,13 @@ static int key_is_normal(const char *p, size_t len)
     return 1;
 }
 
-char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen)
+/* Collapses whitespace in low[0, n) in place; returns the new length. */
+static size_t collapse(char *low, size_t n)
 {
-    uint8_t *low;
-    size_t n = 0, w = 0;
+    size_t w = 0;
 
-    if (u8_check((const uint8_t *)p, len) == NULL) {
-        low = u8_tolower((const uint8_t *)p, len, NULL, NULL, NULL, &n);
-        if (!low)
-            return NULL;
-    } else {
-        /* Not UTF-8: ASCII letters only. */
-        low = malloc(len ? len : 1);
-        if (!low)
-            return NULL;
-        for (size_t i = 0; i < len; i++)
-            low[i] = (uint8_t)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
-        n = len;
-    }
     for (size_t i = 0; i < n; i++) {
-        if (is_ws((char)low[i])) {
+        if (is_ws(low[i])) {
             if (w > 0 && low[w - 1] != ' ')
                 low[w++] = ' ';
             continue;
@@ -424,7 +417,42 @@ char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen)
     }
     if (w > 0 && low[w - 1] == ' ')
         w--;
-    *outlen = w;
+    return w;
+}
+
+static int is_ascii(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
+/* ASCII lowercase of p[0, len) into out, whitespace collapsed; its length. */
+static size_t normal_ascii(const char *p, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+    return collapse(out, len);
+}
+
+char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen)
+{
+    uint8_t *low;
+    size_t n = 0;
+
+    if (!is_ascii(p, len) && u8_check((const uint8_t *)p, len) == NULL) {
+        low = u8_tolower((const uint8_t *)p, len, NULL, NULL, NULL, &n);
+        if (!low)
+            return NULL;
+        *outlen = collapse((char *)low, n);
+        return (char *)low;
+    }
+    /* ASCII, or not UTF-8: ASCII letters only. */
+    low = malloc(len ? len : 1);
+    if (!low)
+        return NULL;
+    *outlen = normal_ascii(p, len, (char *)low);
     return (char *)low;
 }
 
@@ -439,12 +467,23 @@ static int is_key_pos(size_t i, size_t argc, int first, int last, int step)
     return ((long)i - first) % step == 0;
 }
 
+/* Whether argument i needs rewriting: a key (by the positions), no longer
+ * than max-key-len, not already normal. */
+static int needs_normal(const struct akv_cmd_ctx *ctx, size_t i, const int pos[3])
+{
+    const struct akv_slice *a = &ctx->argv[i];
+
+    return is_key_pos(i, ctx->argc, pos[0], pos[1], pos[2]) &&
+           a->len <= (size_t)ctx->env->config->max_key_len && !key_is_normal(a->p, a->len);
+}
+
 int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
                            struct akv_cmd_keynorm *kn)
 {
-    int first = c->firstkey, last = c->lastkey, step = c->keystep;
-    size_t limit = (size_t)ctx->env->config->max_key_len;
-    struct akv_slice *argv = NULL;
+    int pos[3] = {c->firstkey, c->lastkey, c->keystep};
+    size_t bytes = 0, cost = 0, nkeys = 0, at = 0;
+    struct akv_slice *argv;
+    char *arena;
 
     kn->argv = NULL;
     kn->saved = ctx->argv;
@@ -452,37 +491,56 @@ int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
     kn->nbufs = 0;
     if (!ctx->env->config->key_normalize)
         return 0;
-    if (first == 0 && ctx->argc >= 2) {
+    if (pos[0] == 0 && ctx->argc >= 2) {
         const struct akv_subcmd *s = akv_cmd_subcommand_lookup(c, ctx->argv[1].p, ctx->argv[1].len);
         if (s) {
-            first = s->firstkey;
-            last = s->lastkey;
-            step = s->keystep;
+            pos[0] = s->firstkey;
+            pos[1] = s->lastkey;
+            pos[2] = s->keystep;
         }
     }
-    if (first <= 0)
+    if (pos[0] <= 0)
         return 0;
     for (size_t i = 1; i < ctx->argc; i++) {
         const struct akv_slice *a = &ctx->argv[i];
+        if (needs_normal(ctx, i, pos)) {
+            bytes += a->len;
+            cost += a->len * (is_ascii(a->p, a->len) ? 1 : KEYNORM_UNICODE_COST);
+            nkeys++;
+        }
+    }
+    if (nkeys == 0)
+        return 0;
+    if (cost > KEYNORM_BYTES_MAX) {
+        int rc =
+            akv_reply_errorf(ctx->out,
+                             "ERR too many key bytes to normalize in one call (%zu; at most "
+                             "%d with key-normalize, %d for keys that are not ASCII)",
+                             bytes, KEYNORM_BYTES_MAX, KEYNORM_BYTES_MAX / KEYNORM_UNICODE_COST);
+        return rc < 0 ? rc : 1;
+    }
+    /* One block: the argument array, then the ASCII keys' normal forms
+     * (never longer than the keys); other keys get a buffer each (bufs). */
+    argv = malloc(ctx->argc * sizeof(*argv) + bytes + nkeys * sizeof(char *));
+    if (!argv)
+        return -ENOMEM;
+    memcpy(argv, ctx->argv, ctx->argc * sizeof(*argv));
+    kn->bufs = (char **)(void *)(argv + ctx->argc);
+    arena = (char *)(kn->bufs + nkeys);
+    kn->argv = argv;
+    ctx->argv = argv;
+    for (size_t i = 1; i < ctx->argc; i++) {
+        const struct akv_slice *a = &kn->saved[i];
         size_t nl;
         char *norm;
-        /* A key longer than max-key-len is refused or absent anyway, and
-         * not copied (nor lowercased on the loop thread). */
-        if (!is_key_pos(i, ctx->argc, first, last, step) || a->len > limit ||
-            key_is_normal(a->p, a->len))
+        if (!needs_normal(ctx, i, pos))
             continue;
-        if (!argv) {
-            argv = malloc(ctx->argc * sizeof(*argv));
-            kn->bufs = malloc(ctx->argc * sizeof(*kn->bufs));
-            if (!argv || !kn->bufs) {
-                free(argv);
-                free(kn->bufs);
-                kn->bufs = NULL;
-                return -ENOMEM;
-            }
-            memcpy(argv, ctx->argv, ctx->argc * sizeof(*argv));
-            kn->argv = argv;
-            ctx->argv = argv;
+        if (is_ascii(a->p, a->len)) {
+            nl = normal_ascii(a->p, a->len, arena + at);
+            argv[i].p = arena + at;
+            argv[i].len = nl;
+            at += a->len;
+            continue;
         }
         norm = akv_cmd_key_normal(a->p, a->len, &nl);
         if (!norm) {
@@ -503,7 +561,6 @@ void akv_cmd_keys_restore(struct akv_cmd_ctx *ctx, struct akv_cmd_keynorm *kn)
     ctx->argv = kn->saved;
     for (size_t i = 0; i < kn->nbufs; i++)
         free(kn->bufs[i]);
-    free(kn->bufs);
     free(kn->argv);
     kn->argv = NULL;
     kn->bufs = NULL;

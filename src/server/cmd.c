@@ -736,8 +736,12 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         goto out;
     }
     rc = akv_cmd_keys_normalize(ctx, c, &kn); /* key-normalize */
-    if (rc < 0)
+    if (rc != 0) {
+        if (rc > 0)
+            akv_cmd_multi_fail(ctx->sess);
+        rc = rc < 0 ? rc : 0;
         goto out;
+    }
     if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {
         rc = akv_cmd_multi_queue(ctx, c);
         goto out;

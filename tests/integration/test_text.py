@@ -311,6 +311,21 @@ def test_key_normalize(env):
     assert c.cmd("MULTI") == "OK"
     assert c.cmd("GET", "KIWI Fruit") == "QUEUED"
     assert c.cmd("EXEC") == ["green"]
+    # The stall rule: at most 1 MiB of keys to rewrite in one call (1/8 of
+    # that for keys that are not ASCII), about a millisecond of work.
+    for k, n in (("A" * 4096, 256), ("\u00c9" * 256, 256), ("b  " * 1365, 256)):
+        best = None
+        for _ in range(3):
+            t0 = time.monotonic()
+            assert c.cmd("DEL", *([k] * n)) == 0
+            best = min(best or 1, time.monotonic() - t0)
+        print("     DEL of %d keys of %d bytes, rewritten: %.2f ms" % (n, len(k.encode()), best * 1e3))
+        assert best < 0.030, best  # sending the 1 MiB included
+    r = c.cmd("DEL", *(["A" * 4096] * 257))
+    assert is_err(r, "too many key bytes to normalize in one call (1052672; at most 1048576"), r
+    r = c.cmd("DEL", *(["\u00c9" * 256] * 257))
+    assert is_err(r, "131072 for keys that are not ASCII"), r
+    assert c.cmd("DEL", *(["a" * 4096] * 300)) == 0  # already normal: no limit
     r = c.cmd("CONFIG", "SET", "key-normalize", "no")
     assert is_err(r, "cannot be changed at run time"), r
     assert c.cmd("DEL", "Kiwi Fruit", "KITTEN") == 2
