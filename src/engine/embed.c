@@ -256,6 +256,7 @@ static int64_t joined(const struct tok *t, size_t a, size_t b)
     char buf[JOINED_MAX];
     size_t n = 0;
     bool any = false;
+    int64_t id;
 
     if (b - a > sizeof(buf))
         return -1;
@@ -275,7 +276,7 @@ static int64_t joined(const struct tok *t, size_t a, size_t b)
     }
     if (!any || n == 0)
         return -1;
-    int64_t id = akv_vocab_find(t->v, buf, n);
+    id = akv_vocab_find(t->v, buf, n);
     return id < 0 ? -1 : id;
 }
 
@@ -288,7 +289,6 @@ static int split_inside(struct tok *t, size_t a, size_t b)
 
     if (id >= 0)
         return emit_word(t, a, b, id);
-
     while (i < b) {
         bool p;
         size_t l = char_at(t->text + i, b - i, &p);
