@@ -6,7 +6,9 @@
  * Every command here runs on the loop thread: each does a bounded amount of
  * hash lookups and vector arithmetic (a text is at most AKV_TEXT_MAX bytes
  * and AKV_PHRASE_WORDS_MAX words; VOCAB EXISTS and DOESNTMATCH take at most
- * max-batch-size words), a few microseconds per word.
+ * max-batch-size words), under a microsecond a word (DOESNTMATCH of 1024
+ * words, VOCAB EXISTS of 1024: 0.4 and 0.6 ms, round trip included; an
+ * EMBED of 4096 bytes of punctuation-laden text: 0.2 ms).
  *
  * key-normalize rewrites a call's key arguments before dispatch runs it
  * (akv_cmd_keys_normalize): into copies, which live until the call returns.
