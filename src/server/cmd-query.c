@@ -49,7 +49,8 @@ struct query_job {
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
-    int resp; /* the connection's protocol when the job was dispatched */
+    struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
+    int resp;                       /* the connection's protocol when the job was dispatched */
     uint64_t t0;
     float q[]; /* the query vector, dim floats */
 };
@@ -85,7 +86,7 @@ static int reply_missing_value(struct akv_cmd_ctx *ctx, const struct akv_slice *
  * an error reply was written, or -ENOMEM. */
 static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned allowed,
                             unsigned count_max, struct akv_query_opts *o, unsigned *count,
-                            int *withscores)
+                            int *withscores, struct akv_embed_opts *eo)
 {
     char sb[AKV_QUOTE_BUF];
 
@@ -93,6 +94,14 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
         const struct akv_slice *a = &ctx->argv[i];
         const struct akv_slice *v = i + 1 < ctx->argc ? a + 1 : NULL;
         unsigned opt;
+        int erc = akv_cmd_embed_opt(ctx, i, eo); /* UNKNOWN, WEIGHTING */
+
+        if (erc == 2) {
+            i++;
+            continue;
+        }
+        if (erc != 0)
+            return erc;
 
         if ((allowed & OPT_WITHSCORES) && arg_is(a, "WITHSCORES")) {
             *withscores = 1;
@@ -202,10 +211,11 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
  * RESP2; in RESP3 an array of [word, score] pairs with the score a double,
  * as Redis 7 answers ZRANGE ... WITHSCORES. */
 static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
-                      const struct akv_query_result *res, int withscores, int resp)
+                      const struct akv_query_result *res, int withscores, int resp,
+                      const struct akv_cmd_skipped *skipped)
 {
     int pairs = withscores && resp >= 3;
-    int rc = akv_reply_array(out, res->nhits * (withscores && !pairs ? 2 : 1));
+    int rc = akv_reply_array(out, res->nhits * (withscores && !pairs ? 2 : 1) + (skipped->n > 0));
 
     for (size_t i = 0; rc == 0 && i < res->nhits; i++) {
         size_t len;
@@ -216,6 +226,8 @@ static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
         if (rc == 0 && withscores)
             rc = akv_reply_double(out, resp, res->hits[i].score);
     }
+    if (rc == 0 && skipped->n > 0)
+        rc = akv_cmd_reply_skipped(out, resp, skipped);
     return rc;
 }
 
@@ -223,7 +235,7 @@ static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
  * weight} with the weight a double. */
 static int reply_explain(struct akv_buf *out, const struct query_job *j)
 {
-    int rc = akv_reply_array(out, j->res.nwhy);
+    int rc = akv_reply_array(out, j->res.nwhy + (j->skipped.n > 0));
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
         const char *k, *v;
@@ -244,6 +256,8 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
         rc = rc ? rc : akv_reply_bulk(out, v, vl);
         rc = rc ? rc : akv_reply_bulk_double(out, j->res.why[i].weight);
     }
+    if (rc == 0 && j->skipped.n > 0)
+        rc = akv_cmd_reply_skipped(out, j->resp, &j->skipped);
     return rc;
 }
 
@@ -285,13 +299,14 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
         else if (j->kind == JOB_EXPLAIN)
             rc = reply_explain(out, j);
         else
-            rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp);
+            rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);
         if (rc < 0)
             failed = akv_cmd_reply_cut_to_oom(out, mark);
     }
     akv_cmd_job_account(env, cj, us, failed);
     if (j->has_snap)
         akv_store_snap_release(j->store, &j->snap);
+    akv_cmd_skipped_free(&j->skipped);
     free(j);
 }
 
@@ -307,6 +322,8 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     struct akv_cmd_env *env = ctx->env;
     uint32_t dim = akv_vocab_dim(env->vocab);
     struct akv_query_opts o = env->config->query;
+    struct akv_embed_opts eo = env->config->embed;
+    struct akv_embed_skips sk;
     unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k;
     int withscores = 0;
     struct query_job *j;
@@ -315,7 +332,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
 
     rc = parse_query_opts(ctx, names[kind], allowed[kind],
                           kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, &o, &count,
-                          &withscores);
+                          &withscores, &eo);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (kind == JOB_EXPLAIN) {
@@ -330,7 +347,10 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j = malloc(sizeof(*j) + (size_t)dim * sizeof(float));
     if (!j)
         return reply_oom(ctx->out);
-    rc = akv_embed_text(env->vocab, ctx->argv[1].p, ctx->argv[1].len, j->q, err, sizeof(err));
+    rc = akv_embed_text_opts(env->vocab, ctx->argv[1].p, ctx->argv[1].len, &eo, j->q, &sk, err,
+                             sizeof(err));
+    if (rc == 0 && akv_cmd_skipped_copy(ctx->argv[1].p, &sk, &j->skipped) < 0)
+        rc = -ENOMEM;
     if (rc < 0) {
         free(j);
         if (rc == -ENOMEM)
