@@ -1023,8 +1023,10 @@ def main():
         "../shared/data/eval beside the repository)")
     ap.add_argument("--only", default="wordsim,analogy,category,timing",
                     help="comma-separated parts to run (default: all)")
-    ap.add_argument("--connections", type=int, default=2,
-                    help="connections for the pipelined analogy run (default 2)")
+    ap.add_argument("--connections", type=int, default=16,
+                    help="connections for the pipelined analogy run (default 16: the daemon "
+                    "runs a connection's commands one at a time, and requests of several "
+                    "connections share one ranking scan)")
     ap.add_argument("--no-gensim", action="store_true", help="skip the gensim columns")
     ap.add_argument("--quick", action="store_true",
                     help="a twentieth of the analogies, fewer timed requests (to test the script)")
