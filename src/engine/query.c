@@ -2,6 +2,11 @@
  * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
  * (attention in attn.c, ranking in rank.c) put together.
  *
+ * FGET (opts.fget) is the attention step alone, with every entry's score
+ * kept (akv_attn_job.scores): the weights are summed per distinct value
+ * (grouped by the store's 128-bit value hash, in slot order) and the k
+ * heaviest values kept with a heap, ties by value bytes (section "FGET").
+ *
  * Threading: akv_query_run and akv_query_neighbors run on worker threads; they
  * read a store snapshot and the immutable vocabulary and write only the
  * caller's result.
@@ -52,9 +57,9 @@
  * below any gap that decides an answer. Otherwise the query is scanned as
  * usual, and the missing lists of its heavy values are computed by the same
  * scan (as extra requests of k = M) for the next queries. */
-#define LIST_HEAVY 8   /* heavy values tried per query */
-#define LIST_K_MAX 32  /* larger k: the lists rarely decide, do not try */
-#define LIST_FILLS 16  /* lists one batch computes at most */
+#define LIST_HEAVY 8  /* heavy values tried per query */
+#define LIST_K_MAX 32 /* larger k: the lists rarely decide, do not try */
+#define LIST_FILLS 16 /* lists one batch computes at most */
 /* The heaviest weight below which a query is not tried, as the rest of the
  * store then bounds too loosely for the lists to decide: on GloVe 6B 100d
  * with a 1,000-entry store of common words (300 queries, l2), the lists
@@ -120,14 +125,16 @@ int akv_metric_parse(const char *s, size_t len, enum akv_metric *out)
 
 static int opts_valid(const struct akv_query_opts *o)
 {
+    if (o->fget && (o->k < 1 || o->k > AKV_K_MAX || !(o->minweight >= 0 && o->minweight <= 1)))
+        return 0;
     if (!o->skip_rank && (o->k < 1 || o->k > AKV_K_MAX))
         return 0;
     if (o->explain > AKV_EXPLAIN_MAX)
         return 0;
     if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
         return 0;
-    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
-                                         o->temperature <= AKV_TEMPERATURE_MAX))
+    if (o->attn == AKV_ATTN_COSINE &&
+        !(o->temperature >= AKV_TEMPERATURE_MIN && o->temperature <= AKV_TEMPERATURE_MAX))
         return 0;
     return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
            o->metric == AKV_METRIC_DOT;
@@ -197,8 +204,8 @@ static double linear_score(enum akv_metric m, double score, double vn)
  * a time and stopping as soon as the lists so far prove the answer (the
  * bound above holds for any set H). Returns 1 when they did; otherwise 0,
  * after noting the lists it lacked in b's fills. */
-static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it,
-                             const double *r, const struct akv_why *top, size_t ntop)
+static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it, const double *r,
+                             const struct akv_why *top, size_t ntop)
 {
     const struct akv_vocab *voc = akv_store_vocab(it->store);
     enum akv_metric m = it->opts.metric;
@@ -209,7 +216,13 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
     double rho[AKV_DIM_MAX], heavy = 0, wsum = 0, rnorm, u, slack;
     size_t nhits = 0;
 
-    if (ntop == 0 || !(top[0].weight >= LIST_MIN_WEIGHT))
+    /* The weights here are the blend's (payload entries have none), which
+     * sum to 1 over the embedded entries as the bound needs. */
+    while (ntop > 0 && top[0].payload) {
+        top++;
+        ntop--;
+    }
+    if (ntop == 0 || !(top[0].blend >= LIST_MIN_WEIGHT))
         return 0;
     rnorm = akv_rank_norm(r, dim);
     if (!(rnorm > 0) || !isfinite(rnorm))
@@ -235,7 +248,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
         double bound, kth, rest, rho_sq = 0, rho_norm;
 
         if (n != 1)
-            continue; /* a phrase: its weight stays with the rest */
+            continue; /* a phrase or a payload: its weight stays with the rest */
         l = akv_nbcache_get(b->nbcache, w[0], m);
         if (l == NULL) {
             size_t f = 0;
@@ -247,11 +260,11 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
             }
             continue;
         }
-        heavy += top[i].weight * l->s_m;
-        wsum += top[i].weight;
+        heavy += top[i].blend * l->s_m;
+        wsum += top[i].blend;
         x = akv_vocab_vec(voc, w[0]);
         for (uint32_t d = 0; d < dim; d++) {
-            rho[d] -= top[i].weight * (double)x[d];
+            rho[d] -= top[i].blend * (double)x[d];
             rho_sq += rho[d] * rho[d];
         }
         for (size_t t = 0; t < AKV_NBCACHE_M; t++)
@@ -280,10 +293,148 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
     return 0;
 }
 
+/* FGET
+ * ----
+ * Every visible entry's weight w_i = exp(s_i - shift) / z (the softmax over
+ * all entries, as EXPLAIN's) is added to the group of its value bytes, in
+ * slot order. Groups are found by the store's 128-bit value hash (a hash
+ * table of group indices, then a plain array of groups), so no value text
+ * is read until the answer's ties are broken: O(entries) with a few cache
+ * lines each. The k heaviest groups of at least minweight are kept in a
+ * min-heap (O(groups log k)), then handed out heaviest first; equal sums
+ * are ordered by their value bytes (shorter first on a common prefix), as
+ * memcmp orders them. */
+struct fget_group {
+    struct akv_store_vhash h;
+    size_t slot; /* the first entry holding the value */
+    double w;
+};
+
+struct fget_ctx {
+    const struct akv_store *s;
+    const struct akv_store_snap *snap;
+};
+
+/* memcmp order of the value bytes of two slots. */
+static int value_cmp(const struct fget_ctx *c, size_t a, size_t b)
+{
+    const char *k, *va, *vb;
+    size_t kl, la, lb;
+    int d;
+
+    akv_store_entry_text(c->s, c->snap, a, &k, &kl, &va, &la);
+    akv_store_entry_text(c->s, c->snap, b, &k, &kl, &vb, &lb);
+    d = memcmp(va, vb, la < lb ? la : lb);
+    return d != 0 ? d : (la > lb) - (la < lb);
+}
+
+/* a comes before b in the answer: heavier, or as heavy and smaller bytes. */
+static int fget_before(const struct fget_ctx *c, const struct akv_why *a, const struct akv_why *b)
+{
+    if (a->weight != b->weight)
+        return a->weight > b->weight;
+    return value_cmp(c, a->slot, b->slot) < 0;
+}
+
+/* The heap keeps the k best with the worst at the root. */
+static void fget_sift_down(const struct fget_ctx *c, struct akv_why *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && fget_before(c, &h[m], &h[l]))
+            m = l;
+        if (r < n && fget_before(c, &h[m], &h[r]))
+            m = r;
+        if (m == i)
+            return;
+        struct akv_why t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void fget_sift_up(const struct fget_ctx *c, struct akv_why *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!fget_before(c, &h[p], &h[i]))
+            return;
+        struct akv_why t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* Groups the scores of job (FGET item it's attention) by value and writes
+ * the answer to it->res->why. Returns 0 or -ENOMEM. */
+static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job)
+{
+    const struct fget_ctx c = {it->store, it->snap};
+    size_t n = job->nscores, cap = 16, ng = 0, nh = 0, k = it->opts.k;
+    struct fget_group *g;
+    uint32_t *tab;
+    struct akv_why *h = it->res->why;
+
+    it->res->nwhy = 0;
+    if (n == 0)
+        return 0;
+    while (cap < n + n / 2)
+        cap *= 2;
+    tab = malloc(cap * sizeof *tab);
+    g = malloc(n * sizeof *g);
+    if (tab == NULL || g == NULL) {
+        free(tab);
+        free(g);
+        return -ENOMEM;
+    }
+    memset(tab, 0xff, cap * sizeof *tab);
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = job->scores[i].slot;
+        double w = exp(job->scores[i].score - job->shift) / job->z;
+        struct akv_store_vhash vh = akv_store_entry_vhash(it->store, it->snap, slot);
+        size_t p = (size_t)vh.h[0] & (cap - 1);
+        while (tab[p] != UINT32_MAX &&
+               !(g[tab[p]].h.h[0] == vh.h[0] && g[tab[p]].h.h[1] == vh.h[1]))
+            p = (p + 1) & (cap - 1);
+        if (tab[p] == UINT32_MAX) {
+            tab[p] = (uint32_t)ng;
+            g[ng++] = (struct fget_group){vh, slot, 0};
+        }
+        g[tab[p]].w += w;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        struct akv_why cand = {.slot = g[i].slot, .weight = g[i].w};
+        if (!(g[i].w >= it->opts.minweight))
+            continue;
+        if (nh < k) {
+            h[nh] = cand;
+            fget_sift_up(&c, h, nh++);
+        } else if (fget_before(&c, &cand, &h[0])) {
+            h[0] = cand;
+            fget_sift_down(&c, h, nh, 0);
+        }
+    }
+    /* Hand the heap out worst first, from the back. */
+    for (size_t m = nh; m > 1; m--) {
+        struct akv_why t = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = t;
+        fget_sift_down(&c, h, m - 1, 0);
+    }
+    for (size_t i = 0; i < nh; i++)
+        h[i].payload = akv_store_entry_payload(it->store, it->snap, h[i].slot);
+    it->res->nwhy = nh;
+    free(tab);
+    free(g);
+    return 0;
+}
+
 /* Whether item it may be answered from neighbor lists. */
 static int lists_apply(const struct akv_query_item *it)
 {
-    return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank &&
+    return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank && !it->opts.fget &&
            it->opts.k <= LIST_K_MAX &&
            (it->opts.metric == AKV_METRIC_L2 || it->opts.metric == AKV_METRIC_COSINE);
 }
@@ -341,6 +492,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         it->res->nhits = 0;
         it->res->nwhy = 0;
         it->res->attended = 0;
+        it->res->blended = 0;
         it->res->from_lists = 0;
         it->rc = 0;
         /* An item on another vocabulary than the first (one scan serves
@@ -364,24 +516,37 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             grp[nj] = j;
             /* The heaviest values, for the lists, come with the explain
              * list: ask for enough of it (and cut it back below). */
-            jobs[nj++] = (struct akv_attn_job){
-                c->q,
-                c->opts.attn,
-                c->opts.temperature,
-                b->rs + j * (size_t)dim,
-                res->why,
-                lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY : c->opts.explain,
-                0};
+            jobs[nj] = (struct akv_attn_job){
+                .q = c->q,
+                .mode = c->opts.attn,
+                .tau = c->opts.temperature,
+                .r = b->rs + j * (size_t)dim,
+                .why = c->opts.fget ? NULL : res->why,
+                .nwhy_max = c->opts.fget                                     ? 0
+                            : lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY
+                                                                             : c->opts.explain};
+            /* FGET needs every entry's score. */
+            if (c->opts.fget && c->snap->nslots > 0) {
+                jobs[nj].scores = malloc(c->snap->nslots * sizeof *jobs[nj].scores);
+                jobs[nj].scores_cap = jobs[nj].scores ? c->snap->nslots : 0;
+                if (jobs[nj].scores == NULL)
+                    items[j].rc = -ENOMEM;
+            }
+            nj++;
         }
         attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
         for (size_t g = 0; g < nj; g++) {
             struct akv_query_item *it = &items[grp[g]];
-            if (attended < 0) {
+            if (attended < 0 && it->rc == 0)
                 it->rc = (int)attended;
-                continue;
+            if (it->rc == 0) {
+                it->res->nwhy = jobs[g].nwhy;
+                it->res->attended = (size_t)attended;
+                it->res->blended = jobs[g].blended;
+                if (it->opts.fget)
+                    it->rc = fget_answer(it, &jobs[g]);
             }
-            it->res->nwhy = jobs[g].nwhy;
-            it->res->attended = (size_t)attended;
+            free(jobs[g].scores);
         }
     }
 
@@ -395,7 +560,9 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         if (it->rc != 0)
             continue;
         if (it->store != NULL) {
-            if (it->res->attended == 0 || o->skip_rank)
+            /* Nothing to blend (an empty store, or payloads only): no
+             * answer, as for an empty store. */
+            if (it->res->blended == 0 || o->skip_rank || o->fget)
                 continue;
             if (lists_apply(it)) {
                 struct akv_why top[LIST_HEAVY];
@@ -426,8 +593,8 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             const float *x = akv_vocab_vec(voc, b->fill_word[f]);
             for (uint32_t d = 0; d < dim; d++)
                 r[d] = x[d];
-            b->reqs[b->nreq++] = (struct akv_rank_req){
-                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0};
+            b->reqs[b->nreq++] = (struct akv_rank_req){r, b->fill_metric[f], AKV_NBCACHE_M,
+                                                       b->fill_hits + f * AKV_NBCACHE_M, 0};
         }
     } else {
         b->nfill = 0;
@@ -503,8 +670,8 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
     return it.rc;
 }
 
-int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
-                        unsigned k, struct akv_query_result *res)
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m, unsigned k,
+                        struct akv_query_result *res)
 {
     struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
 

@@ -909,7 +909,7 @@ START_TEST(test_attention_kernels_agree)
         for (int alone = 0; alone < 2; alone++) {
             for (int i = 0; i < N; i++)
                 jobs[i] = (struct akv_attn_job){
-                    q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i], NULL, 0, 0};
+                    .q = q[i], .mode = (enum akv_attn_mode)(i % 2), .tau = 0.7, .r = got[i]};
             if (alone) {
                 for (int i = 0; i < N; i++)
                     ck_assert_int_eq(akv_attn_run_many(m.store, &snap, &jobs[i], 1), 2500);
