@@ -44,6 +44,9 @@ struct akv_attn_job {
      * enough), in slot order; its weight is exp(score - shift) / z. */
     struct akv_attn_score *scores;
     size_t scores_cap;
+    /* 1: r is not wanted (FGET): when no job of the call wants it, the
+     * value rows are not read at all and r stays zero. */
+    int no_blend;
     /* Results. */
     size_t nwhy;
     size_t blended; /* embedded entries attended (those r blends) */

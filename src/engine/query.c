@@ -57,9 +57,9 @@
  * below any gap that decides an answer. Otherwise the query is scanned as
  * usual, and the missing lists of its heavy values are computed by the same
  * scan (as extra requests of k = M) for the next queries. */
-#define LIST_HEAVY 8  /* heavy values tried per query */
-#define LIST_K_MAX 32 /* larger k: the lists rarely decide, do not try */
-#define LIST_FILLS 16 /* lists one batch computes at most */
+#define LIST_HEAVY 8   /* heavy values tried per query */
+#define LIST_K_MAX 32  /* larger k: the lists rarely decide, do not try */
+#define LIST_FILLS 16  /* lists one batch computes at most */
 /* The heaviest weight below which a query is not tried, as the rest of the
  * store then bounds too loosely for the lists to decide: on GloVe 6B 100d
  * with a 1,000-entry store of common words (300 queries, l2), the lists
@@ -133,8 +133,8 @@ static int opts_valid(const struct akv_query_opts *o)
         return 0;
     if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
         return 0;
-    if (o->attn == AKV_ATTN_COSINE &&
-        !(o->temperature >= AKV_TEMPERATURE_MIN && o->temperature <= AKV_TEMPERATURE_MAX))
+    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
+                                         o->temperature <= AKV_TEMPERATURE_MAX))
         return 0;
     return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
            o->metric == AKV_METRIC_DOT;
@@ -204,8 +204,8 @@ static double linear_score(enum akv_metric m, double score, double vn)
  * a time and stopping as soon as the lists so far prove the answer (the
  * bound above holds for any set H). Returns 1 when they did; otherwise 0,
  * after noting the lists it lacked in b's fills. */
-static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it, const double *r,
-                             const struct akv_why *top, size_t ntop)
+static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it,
+                             const double *r, const struct akv_why *top, size_t ntop)
 {
     const struct akv_vocab *voc = akv_store_vocab(it->store);
     enum akv_metric m = it->opts.metric;
@@ -310,6 +310,16 @@ struct fget_group {
     double w;
 };
 
+/* A place of the table: the first half of a group's hash, so that a probe
+ * reads the table alone, and the group's index (UINT32_MAX: empty). At
+ * most half the places are used. */
+struct fget_place {
+    uint64_t h0;
+    uint32_t idx;
+};
+
+#define FGET_PREFETCH 12 /* entries ahead whose table place is asked for */
+
 struct fget_ctx {
     const struct akv_store *s;
     const struct akv_store_snap *snap;
@@ -374,13 +384,13 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
     const struct fget_ctx c = {it->store, it->snap};
     size_t n = job->nscores, cap = 16, ng = 0, nh = 0, k = it->opts.k;
     struct fget_group *g;
-    uint32_t *tab;
+    struct fget_place *tab;
     struct akv_why *h = it->res->why;
 
     it->res->nwhy = 0;
     if (n == 0)
         return 0;
-    while (cap < n + n / 2)
+    while (cap < 2 * n)
         cap *= 2;
     tab = malloc(cap * sizeof *tab);
     g = malloc(n * sizeof *g);
@@ -389,20 +399,28 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
         free(g);
         return -ENOMEM;
     }
-    memset(tab, 0xff, cap * sizeof *tab);
+    for (size_t p = 0; p < cap; p++)
+        tab[p].idx = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
         size_t slot = job->scores[i].slot;
         double w = exp(job->scores[i].score - job->shift) / job->z;
         struct akv_store_vhash vh = akv_store_entry_vhash(it->store, it->snap, slot);
-        size_t p = (size_t)vh.h[0] & (cap - 1);
-        while (tab[p] != UINT32_MAX &&
-               !(g[tab[p]].h.h[0] == vh.h[0] && g[tab[p]].h.h[1] == vh.h[1]))
+        size_t p = (size_t)(vh.h[0] >> 7) & (cap - 1);
+        /* The table is far larger than the cache for a large store: ask
+         * for the place of a later entry now. */
+        if (i + FGET_PREFETCH < n) {
+            struct akv_store_vhash ah =
+                akv_store_entry_vhash(it->store, it->snap, job->scores[i + FGET_PREFETCH].slot);
+            __builtin_prefetch(&tab[(size_t)(ah.h[0] >> 7) & (cap - 1)]);
+        }
+        while (tab[p].idx != UINT32_MAX &&
+               !(tab[p].h0 == vh.h[0] && g[tab[p].idx].h.h[1] == vh.h[1]))
             p = (p + 1) & (cap - 1);
-        if (tab[p] == UINT32_MAX) {
-            tab[p] = (uint32_t)ng;
+        if (tab[p].idx == UINT32_MAX) {
+            tab[p] = (struct fget_place){vh.h[0], (uint32_t)ng};
             g[ng++] = (struct fget_group){vh, slot, 0};
         }
-        g[tab[p]].w += w;
+        g[tab[p].idx].w += w;
     }
     for (size_t i = 0; i < ng; i++) {
         struct akv_why cand = {.slot = g[i].slot, .weight = g[i].w};
@@ -509,8 +527,10 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         for (size_t j = i; j < n; j++) {
             const struct akv_query_item *a = &items[i], *c = &items[j];
             struct akv_query_result *res = c->res;
+            /* FGET items share passes among themselves: they need no blend,
+             * which saves reading the value rows. */
             if (done[j] || c->store != a->store || c->snap->version != a->snap->version ||
-                c->snap->nslots != a->snap->nslots)
+                c->snap->nslots != a->snap->nslots || c->opts.fget != a->opts.fget)
                 continue;
             done[j] = 1;
             grp[nj] = j;
@@ -522,6 +542,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
                 .tau = c->opts.temperature,
                 .r = b->rs + j * (size_t)dim,
                 .why = c->opts.fget ? NULL : res->why,
+                .no_blend = c->opts.fget,
                 .nwhy_max = c->opts.fget                                     ? 0
                             : lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY
                                                                              : c->opts.explain};
@@ -670,8 +691,8 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
     return it.rc;
 }
 
-int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m, unsigned k,
-                        struct akv_query_result *res)
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
+                        unsigned k, struct akv_query_result *res)
 {
     struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
 
