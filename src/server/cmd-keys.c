@@ -13,9 +13,10 @@
  *
  * Payloads: SET key value PAYLOAD stores value as bytes that are not
  * embedded (store.h); every write that carries an existing value along
- * (COPY, RENAME, MOVE, EXPIRE and its kin, GETEX, SET KEEPTTL) keeps its
- * kind, every other write (a plain SET, MSET, SETNX, GETSET, ...) stores an
- * embedded value, which makes a payload entry an ordinary one again.
+ * (COPY, RENAME, MOVE, EXPIRE and its kin, PERSIST, GETEX) keeps its kind,
+ * every write of a new value without PAYLOAD (SET, MSET, SETNX, GETSET,
+ * ...) stores an embedded one, which makes a payload entry an ordinary one
+ * again.
  *
  * Expiry: an entry whose time has come is invisible at once (store.h); a
  * lookup here deletes it (lazy expiry) and the cycle deletes the others, a
