@@ -614,8 +614,8 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             const float *x = akv_vocab_vec(voc, b->fill_word[f]);
             for (uint32_t d = 0; d < dim; d++)
                 r[d] = x[d];
-            b->reqs[b->nreq++] = (struct akv_rank_req){r, b->fill_metric[f], AKV_NBCACHE_M,
-                                                       b->fill_hits + f * AKV_NBCACHE_M, 0};
+            b->reqs[b->nreq++] = (struct akv_rank_req){
+                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0};
         }
     } else {
         b->nfill = 0;
