@@ -281,11 +281,30 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
 }
 
 /* FGET: the values, with WITHSCORES each followed by its weight, as
- * reply_hits lays words out. */
+ * reply_hits lays words out. Payloads may be large (max-value-len up to
+ * 16 MiB): a reply whose values add up to more than the hard output limit
+ * (client-output-buffer-limit, else proto-max-bulk-len) is refused before
+ * anything is built, as it would only close the connection. */
 static int reply_fget(struct akv_buf *out, const struct query_job *j)
 {
+    const struct akv_config *cfg = j->env->config;
+    unsigned long long total = 0,
+                       limit = cfg->obuf_hard > 0 ? cfg->obuf_hard : cfg->proto_max_bulk_len;
     int pairs = j->withscores && j->resp >= 3;
-    int rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1));
+    int rc;
+
+    for (size_t i = 0; i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        total += vl;
+    }
+    if (total > limit)
+        return akv_reply_errorf(out,
+                                "ERR FGET reply would hold %llu bytes of values, over the output "
+                                "limit of %llu; ask for a smaller COUNT",
+                                total, limit);
+    rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1));
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
         const char *k, *v;

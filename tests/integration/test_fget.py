@@ -249,6 +249,16 @@ def test_limits(env):
     # now refuses writes once a few more payloads are in.
     used = int(info_fields(c, "memory")["used_memory"])
     assert c.cmd("CONFIG", "SET", "maxmemory", str(used + 3 * (1 << 20))) == "OK"
+    # A reply that would exceed the hard output limit is refused whole.
+    assert c.cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 1500kb 0 0") == "OK"
+    assert cmd(c, "SET", "cat", "z" * (1 << 20), "PAYLOAD") == "OK"
+    assert len(c.cmd("FGET", "dog", "COUNT", 1)) == 1
+    r = c.cmd("FGET", "dog", "COUNT", 2)
+    assert is_err(r, "FGET reply would hold 2097152 bytes of values, over the output limit"), \
+        str(r)[:200]
+    assert c.cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0") == "OK"
+    assert len(c.cmd("FGET", "dog", "COUNT", 2)) == 2
+    assert c.cmd("DEL", "cat") == 1
     refused = None
     for i in range(10):
         r = cmd(c, "SET", "w%04d" % i, big, "PAYLOAD")
