@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -310,11 +311,11 @@ struct fget_group {
     double w;
 };
 
-/* A place of the table: the first half of a group's hash, so that a probe
- * reads the table alone, and the group's index (UINT32_MAX: empty). At
- * most half the places are used. */
+/* A place of the table: 32 more bits of a group's hash (a tag), so that a
+ * probe reads the table alone until the tag matches, and the group's index
+ * (UINT32_MAX: empty). At most half the places are used. */
 struct fget_place {
-    uint64_t h0;
+    uint32_t tag;
     uint32_t idx;
 };
 
@@ -377,6 +378,76 @@ static void fget_sift_up(const struct fget_ctx *c, struct akv_why *h, size_t i)
     }
 }
 
+/* Per-thread FGET buffers (0: the scores, 1: the groups, 2: the table),
+ * kept from one query to the next: fresh ones for a store of 100,000
+ * entries are about 10 MB, which malloc maps anew each time, and faulting
+ * those pages in cost as much as the grouping itself. Freed when the
+ * thread exits, or after a batch once they hold more than
+ * FGET_SCRATCH_KEEP. */
+#define FGET_SCRATCH_KEEP ((size_t)64 << 20)
+struct fget_scratch {
+    void *p[3];
+    size_t cap[3];
+};
+static pthread_key_t fget_key;
+static pthread_once_t fget_once = PTHREAD_ONCE_INIT;
+static int fget_key_ok;
+
+static void fget_scratch_free(void *arg)
+{
+    struct fget_scratch *sc = arg;
+
+    if (sc == NULL)
+        return;
+    for (int i = 0; i < 3; i++)
+        free(sc->p[i]);
+    free(sc);
+}
+
+static void fget_key_init(void)
+{
+    fget_key_ok = pthread_key_create(&fget_key, fget_scratch_free) == 0;
+}
+
+/* Buffer i of the calling thread, of at least size bytes (its contents
+ * are not kept when it grows); NULL without memory. */
+static void *fget_buf(int i, size_t size)
+{
+    struct fget_scratch *sc;
+
+    pthread_once(&fget_once, fget_key_init);
+    if (!fget_key_ok)
+        return NULL;
+    sc = pthread_getspecific(fget_key);
+    if (sc == NULL) {
+        sc = calloc(1, sizeof *sc);
+        if (sc == NULL || pthread_setspecific(fget_key, sc) != 0) {
+            free(sc);
+            return NULL;
+        }
+    }
+    if (sc->cap[i] < size) {
+        free(sc->p[i]);
+        sc->p[i] = malloc(size);
+        sc->cap[i] = sc->p[i] != NULL ? size : 0;
+    }
+    return sc->p[i];
+}
+
+/* Lets go of the calling thread's buffers if they are larger than kept. */
+static void fget_trim(void)
+{
+    struct fget_scratch *sc = fget_key_ok ? pthread_getspecific(fget_key) : NULL;
+
+    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP) {
+        for (int i = 0; i < 3; i++) {
+            free(sc->p[i]);
+            sc->p[i] = NULL;
+            sc->cap[i] = 0;
+        }
+    }
+}
+
 /* Groups the scores of job (FGET item it's attention) by value and writes
  * the answer to it->res->why. Returns 0 or -ENOMEM. */
 static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job)
@@ -392,11 +463,9 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
         return 0;
     while (cap < 2 * n)
         cap *= 2;
-    tab = malloc(cap * sizeof *tab);
-    g = malloc(n * sizeof *g);
+    tab = fget_buf(2, cap * sizeof *tab);
+    g = fget_buf(1, n * sizeof *g);
     if (tab == NULL || g == NULL) {
-        free(tab);
-        free(g);
         return -ENOMEM;
     }
     for (size_t p = 0; p < cap; p++)
@@ -414,10 +483,11 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
             __builtin_prefetch(&tab[(size_t)(ah.h[0] >> 7) & (cap - 1)]);
         }
         while (tab[p].idx != UINT32_MAX &&
-               !(tab[p].h0 == vh.h[0] && g[tab[p].idx].h.h[1] == vh.h[1]))
+               !(tab[p].tag == (uint32_t)(vh.h[0] >> 32) && g[tab[p].idx].h.h[0] == vh.h[0] &&
+                 g[tab[p].idx].h.h[1] == vh.h[1]))
             p = (p + 1) & (cap - 1);
         if (tab[p].idx == UINT32_MAX) {
-            tab[p] = (struct fget_place){vh.h[0], (uint32_t)ng};
+            tab[p] = (struct fget_place){(uint32_t)(vh.h[0] >> 32), (uint32_t)ng};
             g[ng++] = (struct fget_group){vh, slot, 0};
         }
         g[tab[p].idx].w += w;
@@ -444,8 +514,6 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
     for (size_t i = 0; i < nh; i++)
         h[i].payload = akv_store_entry_payload(it->store, it->snap, h[i].slot);
     it->res->nwhy = nh;
-    free(tab);
-    free(g);
     return 0;
 }
 
@@ -546,14 +614,18 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
                 .nwhy_max = c->opts.fget                                     ? 0
                             : lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY
                                                                              : c->opts.explain};
-            /* FGET needs every entry's score. */
-            if (c->opts.fget && c->snap->nslots > 0) {
-                jobs[nj].scores = malloc(c->snap->nslots * sizeof *jobs[nj].scores);
-                jobs[nj].scores_cap = jobs[nj].scores ? c->snap->nslots : 0;
-                if (jobs[nj].scores == NULL)
-                    items[j].rc = -ENOMEM;
-            }
             nj++;
+        }
+        /* FGET needs every entry's score: room for each of the group. */
+        if (items[i].opts.fget && items[i].snap->nslots > 0) {
+            size_t ns = items[i].snap->nslots;
+            struct akv_attn_score *sc = fget_buf(0, nj * ns * sizeof *sc);
+            for (size_t g = 0; g < nj; g++) {
+                jobs[g].scores = sc != NULL ? sc + g * ns : NULL;
+                jobs[g].scores_cap = sc != NULL ? ns : 0;
+                if (sc == NULL)
+                    items[grp[g]].rc = -ENOMEM;
+            }
         }
         attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
         for (size_t g = 0; g < nj; g++) {
@@ -567,8 +639,9 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
                 if (it->opts.fget)
                     it->rc = fget_answer(it, &jobs[g]);
             }
-            free(jobs[g].scores);
         }
+        if (items[i].opts.fget)
+            fget_trim();
     }
 
     /* The items that need the vocabulary ranked become requests of one
