@@ -8,7 +8,8 @@
  * <value> with both words drawn from a word list, the same commands to any
  * Redis-protocol server, so attnkvd and redis-server can be compared with
  * many distinct keys; with --query it sends QUERY <word> instead, a word of
- * the list per request, in the same order as SET's keys.
+ * the list per request, in the same order as SET's keys, and with --fget
+ * FGET <word> likewise.
  *
  * It opens C connections. Each one sends a batch of P pipelined commands and
  * waits for all P replies before it sends the next batch, which is what
@@ -65,6 +66,7 @@
 
 static const char set_header[] = "*3\r\n$3\r\nSET\r\n";
 static const char query_header[] = "*2\r\n$5\r\nQUERY\r\n";
+static const char fget_header[] = "*2\r\n$4\r\nFGET\r\n";
 
 /* A word list held as RESP bulk strings ("$3\r\ncat\r\n") laid end to end,
  * so building a command is two memcpy calls per argument pair. */
@@ -92,7 +94,8 @@ struct run {
     uint64_t seed;
     uint64_t total, issued, answered, errors;
     size_t pipeline;
-    int query; /* QUERY <key> rather than SET <key> <value> */
+    int query; /* QUERY <key> (or FGET <key>) rather than SET <key> <value> */
+    int fget;  /* with query: FGET rather than QUERY */
     uint64_t *lat_ns; /* one entry per completed batch */
     size_t nlat;
     char first_error[256];
@@ -267,8 +270,10 @@ static size_t batch_build(struct run *r, struct conn *c)
         size_t k = r->perm[i % r->keys->count];
         size_t v = (size_t)(mix64(r->seed ^ mix64(i)) % r->values->count);
         const struct words *kw = r->keys, *vw = r->values;
-        const char *head = r->query ? query_header : set_header;
-        size_t hlen = r->query ? sizeof query_header - 1 : sizeof set_header - 1;
+        const char *head = r->fget ? fget_header : r->query ? query_header : set_header;
+        size_t hlen = r->fget    ? sizeof fget_header - 1
+                      : r->query ? sizeof query_header - 1
+                                 : sizeof set_header - 1;
         memcpy(c->wbuf + c->wlen, head, hlen);
         c->wlen += hlen;
         memcpy(c->wbuf + c->wlen, kw->bulk + kw->off[k], kw->off[k + 1] - kw->off[k]);
@@ -449,6 +454,7 @@ static void usage(FILE *f)
             "  -n, --requests N     requests in total (default 100000)\n"
             "  -s, --seed S         order of keys and choice of values (default 1)\n"
             "      --query          QUERY <word> for each word of the list in turn\n"
+            "      --fget           FGET <word> likewise\n"
             "      --help           this text\n"
             "Exit status: 0, 1 if any reply was not +OK (QUERY: not an array of words),\n"
             "2 on other failures.\n",
@@ -468,6 +474,7 @@ int main(int argc, char **argv)
         {"requests", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
         {"query", no_argument, NULL, 'Q'},
+        {"fget", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -511,6 +518,10 @@ int main(int argc, char **argv)
             break;
         case 'Q':
             r.query = 1;
+            break;
+        case 'F':
+            r.query = 1;
+            r.fget = 1;
             break;
         case 'H':
             usage(stdout);

@@ -114,7 +114,7 @@ static int on_record(void *arg, const struct akv_aof_record *r)
     struct ctx *c = arg;
     const char *lo = (const char *)c->data, *hi = lo + c->size;
 
-    CHECK(r->type >= AKV_AOF_SET && r->type < AKV_AOF_MULTI);
+    CHECK(r->type >= AKV_AOF_SET && r->type < AKV_AOF_TYPES && r->type != AKV_AOF_MULTI);
     CHECK(r->size >= AKV_AOF_REC_HEADER && r->offset + r->size <= c->size);
     if (r->batch != c->batch)
         end_batch(c);
@@ -145,6 +145,7 @@ static int on_record(void *arg, const struct akv_aof_record *r)
     switch (r->type) {
     case AKV_AOF_SET:
     case AKV_AOF_PUT:
+    case AKV_AOF_PAYLOAD:
         CHECK(r->val >= lo && r->val + r->vlen <= hi);
         /* fall through */
     case AKV_AOF_DEL:
@@ -259,8 +260,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         skip_empty_multis(&c, res.good_end);
     CHECK(res.good_end <= size);
     CHECK(res.records == c.top);
-    for (int t = AKV_AOF_SET; t < AKV_AOF_MULTI; t++)
-        typed += res.counts[t];
+    for (int t = AKV_AOF_SET; t < AKV_AOF_TYPES; t++)
+        if (t != AKV_AOF_MULTI)
+            typed += res.counts[t];
     CHECK(res.counts[0] == 0);
     CHECK(typed == c.n);
     CHECK(res.records == c.n - c.inner + res.counts[AKV_AOF_MULTI]);

@@ -19,8 +19,8 @@
  * is answered +QUEUED or with an error, and EXEC answers EXECABORT after
  * such an error, else a null array (WATCH) or an array of one reply per
  * queued command. At the end of the input, the append-only file replays
- * into fresh databases holding exactly the live entries, values and expiry
- * times (entries due by the clock here, or within an hour of the wall
+ * into fresh databases holding exactly the live entries, values, kinds
+ * (payload or embedded) and expiry times (entries due by the clock here, or within an hour of the wall
  * clock, are left out on both sides: replay drops entries by the wall
  * clock, which the clock here runs a day ahead of).
  *
@@ -391,7 +391,8 @@ static int each_entry(void *arg, const char *k, size_t kl, const char *v, size_t
     if (!e->other)
         return 0;
     if (akv_store_find(e->other, k, kl, &theirs) != AKV_STORE_LIVE || theirs.vlen != vl ||
-        memcmp(theirs.val, v, vl) != 0 || theirs.expire != mine.expire) {
+        memcmp(theirs.val, v, vl) != 0 || theirs.expire != mine.expire ||
+        theirs.payload != mine.payload) {
         fprintf(stderr, "'%.*s' (expire %llu) differs after replay\n", (int)kl, k,
                 (unsigned long long)mine.expire);
         CHECK(0);

@@ -11,6 +11,15 @@
  * Euclidean distance, smallest first; COSINE and DOT: largest first), ties
  * broken by vocabulary order. An empty store (or snapshot) gives no hits.
  *
+ * Payload values (store.h) take part in the softmax through their keys but
+ * not in r: r = sum over the embedded entries of a_i v_i / sum over them of
+ * a_i. A snapshot of payloads only gives no hits, as an empty one.
+ *
+ * FGET (opts.fget): the stored values, each weighing the sum of the weights
+ * a_i of the entries holding those bytes, heaviest first (ties by value
+ * bytes), the k heaviest of at least opts.minweight in res->why (slot: the
+ * first entry holding the value; weight: the sum); nothing is ranked.
+ *
  * Threading: akv_query_run and akv_query_neighbors may run on any thread; the
  * store snapshot they read must stay live (see store.h) until the caller is
  * done with the result, since explain entries refer to store slots.
@@ -33,6 +42,7 @@ struct akv_query_result {
     size_t nwhy;
     struct akv_why why[AKV_EXPLAIN_MAX];
     size_t attended; /* entries the attention step saw */
+    size_t blended;  /* of those, the embedded ones that r blends (payloads are not) */
     int from_lists;  /* 1: answered from neighbor lists, without a scan */
 };
 

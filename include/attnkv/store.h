@@ -52,6 +52,18 @@ int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char 
 int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
                   uint64_t expire, char *err, size_t errlen);
 
+/* Flags for akv_store_put_ex. AKV_STORE_PAYLOAD: the value is stored as
+ * bytes that are not embedded (any bytes, 0..AKV_STORE_VALUE_MAX of them);
+ * the key must still embed. Attention scores such an entry by its key but
+ * leaves it out of the blend (see src/engine/attn.c). */
+enum { AKV_STORE_PAYLOAD = 1u << 0 };
+#define AKV_STORE_VALUE_MAX ((size_t)16 << 20)
+
+/* As akv_store_put, with flags. A put without AKV_STORE_PAYLOAD over a
+ * payload entry makes it an embedded one again, and the reverse. */
+int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const char *val,
+                     size_t vlen, uint64_t expire, unsigned flags, char *err, size_t errlen);
+
 /* The clock that expiry times are compared with: *now_ms, in ms since the
  * epoch, read by the owner thread whenever it needs the time (and copied
  * into each snapshot). The owner advances it; it must outlive the store.
@@ -64,6 +76,7 @@ struct akv_store_found {
     const char *val; /* valid until the next write on the owner thread */
     size_t vlen;
     uint64_t expire; /* 0: none */
+    int payload;     /* 1: the value is a payload (AKV_STORE_PAYLOAD) */
 };
 int akv_store_find(const struct akv_store *s, const char *key, size_t klen,
                    struct akv_store_found *f);
@@ -151,7 +164,7 @@ const struct akv_vocab *akv_store_vocab(const struct akv_store *s);
 #define AKV_STORE_WORDS_INLINE 3
 #define AKV_STORE_NO_WORD UINT32_MAX
 struct akv_store_words {
-    uint32_t n; /* 1 .. AKV_PHRASE_WORDS_MAX */
+    uint32_t n; /* 1 .. AKV_PHRASE_WORDS_MAX; 0 for a payload value (no words) */
     uint32_t id[AKV_STORE_WORDS_INLINE];
 };
 
@@ -194,6 +207,21 @@ void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap 
 /* The key and value text of a slot visible in snap. */
 void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap, size_t slot,
                           const char **key, size_t *klen, const char **val, size_t *vlen);
+
+/* 1 when the value of a slot visible in snap is a payload (its word list
+ * is empty: akv_store_block's vals[i].n == 0), else 0. */
+int akv_store_entry_payload(const struct akv_store *s, const struct akv_store_snap *snap,
+                            size_t slot);
+
+/* A 128-bit hash of the value bytes of a slot visible in snap, seeded per
+ * store: equal bytes have equal hashes; different bytes collide with
+ * probability 2^-128 a pair, which FGET (grouping values by it) treats as
+ * never. */
+struct akv_store_vhash {
+    uint64_t h[2];
+};
+struct akv_store_vhash akv_store_entry_vhash(const struct akv_store *s,
+                                             const struct akv_store_snap *snap, size_t slot);
 
 /* The expiry time of a slot visible in snap (0: none). */
 uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_store_snap *snap,

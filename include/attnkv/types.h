@@ -37,13 +37,15 @@ struct akv_query_opts {
     enum akv_metric metric;  /* default AKV_METRIC_L2 */
     unsigned explain;        /* how many top-weight entries to report, 0..AKV_EXPLAIN_MAX */
     int skip_rank;           /* 1: attention only (EXPLAIN), no vocabulary ranking */
+    int fget;                /* 1: FGET: the k stored values with the most weight, no ranking */
+    double minweight;        /* FGET: values weighing less are left out (default 0) */
 };
 
 /* The defaults, as an initializer: struct akv_query_opts o = AKV_QUERY_OPTS_DEFAULT; */
 #define AKV_QUERY_OPTS_DEFAULT                                                                     \
     {                                                                                              \
         .k = 5, .attn = AKV_ATTN_DOT, .temperature = 0.1, .metric = AKV_METRIC_L2, .explain = 0,   \
-        .skip_rank = 0                                                                             \
+        .skip_rank = 0, .fget = 0, .minweight = 0                                                  \
     }
 
 struct akv_hit {
@@ -51,10 +53,14 @@ struct akv_hit {
     double score; /* distance (l2) or similarity (cosine, dot) */
 };
 
-/* An entry of EXPLAIN: a store slot and its attention weight. */
+/* An entry of EXPLAIN (or of FGET's answer): a store slot and its
+ * attention weight. */
 struct akv_why {
     size_t slot;   /* store slot; text via akv_store_entry_text(snap) */
-    double weight; /* attention weight in [0, 1] */
+    double weight; /* attention weight in [0, 1] (softmax over every entry) */
+    double blend;  /* its share of the blend r: the weight renormalised over the
+                      embedded entries; 0 for a payload */
+    int payload;   /* 1: the value is a payload, not blended */
 };
 
 /* "dot", "cosine" and "l2", "cosine", "dot", indexed by the enums. */

@@ -53,6 +53,22 @@
  * ATTN_TABLE_MAX. Every query goes through the same operations in the same
  * order as alone, so it gets the same bits (tests/unit/test-query.c checks).
  *
+ * Payloads. A payload entry (its value has no words, n = 0; store.h) takes
+ * part in the softmax through its key but not in the blend: r = sum over
+ * the embedded entries of w_i v_i / sum over them of w_i, the weights
+ * renormalised over the embedded entries. So the pass keeps two softmax
+ * accumulators per query: the embedded entries' (shift c, sum z, the W_u
+ * above, exactly as for a store without payloads) and the payload
+ * entries' (shift cp, sum zp, in plain double with libm's exp). A payload
+ * row's score goes to the explain heap (and FGET's score list) and is then
+ * set to -infinity for the rest of its block, so that it weighs 0 in the
+ * blend. At the end, the weights over all entries (EXPLAIN, FGET) use the
+ * larger shift and z_all = z e^(c - c_all) + zp e^(cp - c_all), and r is
+ * divided by z alone; each shift is the largest score of its own entries,
+ * so neither sum can underflow however far apart they are. A store with
+ * no payload entry has zp = 0 and c_all = c: the same bits as before
+ * payloads existed.
+ *
  * The kernels (dot products, weighted row sums, exponentials) are in
  * attn-kernels.h, built three times (portable, AVX2, AVX-512) in files of
  * their own and picked at run time; all give bit-identical results.
@@ -89,12 +105,16 @@ struct why_heap {
 struct attn_q {
     const double *q;      /* the query in double, dim */
     enum akv_attn_mode mode;
-    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
-    double c;             /* the shift, -INFINITY before the first block */
-    double z;             /* sum of exp(s - c) */
-    struct why_heap why;  /* keyed by raw score while scanning */
-    double *scores;       /* BLOCK_MAX: this block's scores, */
-    double *weights;      /* and their exponentials */
+    double inv_qnorm_tau;       /* cosine: 1 / (|q| tau) */
+    double c;                   /* the shift, -INFINITY before the first block */
+    double z;                   /* sum of exp(s - c) over the embedded entries */
+    double cp, zp;              /* the same over the payload entries */
+    size_t blended;             /* embedded entries attended */
+    struct akv_attn_score *out; /* every visible entry's score (FGET), or NULL */
+    size_t nout, out_cap;
+    struct why_heap why; /* keyed by raw score while scanning */
+    double *scores;      /* BLOCK_MAX: this block's scores, */
+    double *weights;     /* and their exponentials */
 };
 
 /* Word tables. For a query alone (unslotted) they are indexed by
@@ -112,6 +132,7 @@ struct attn_state {
     uint32_t sink;        /* the word count, which vocab.h keeps below
                            * AKV_STORE_NO_WORD: stands for "no word" */
     int slotted;
+    int blend;            /* some job wants r: weigh the value words */
     size_t nq;            /* queries in the current batch */
     struct attn_q *qs;
     double *kscore;       /* per word (or slot): row . q, for the words kused marks */
@@ -215,7 +236,7 @@ static bool below(const struct akv_why *a, const struct akv_why *b)
 
 static void why_offer(struct why_heap *w, size_t slot, double score)
 {
-    struct akv_why c = {slot, score};
+    struct akv_why c = {.slot = slot, .weight = score};
     size_t i;
 
     if (w->n < w->cap) {
@@ -394,7 +415,37 @@ static void long_value_add(struct attn_state *st, int slotted, size_t nq, size_t
 
 /* One query's part of a block once its scores are in: the softmax shift,
  * the exponentials and their sum. */
-static void block_weights(struct attn_state *st, size_t b, const struct akv_store_block *blk)
+/* The payload rows of a block (npay of them) for query aq: into the
+ * payload softmax sum, then out of the rest of the block (score
+ * -infinity, so weight 0). */
+static void block_payloads(struct attn_q *aq, const struct akv_store_block *blk, double *scores)
+{
+    double pmax = -INFINITY, sum = 0;
+    size_t n = blk->n, i;
+
+    for (i = 0; i < n; i++)
+        if (blk->visible[i] && blk->vals[i].n == 0 && scores[i] > pmax)
+            pmax = scores[i];
+    if (pmax == -INFINITY) {
+        /* Scores of -infinity (none in practice) weigh nothing. */
+    } else if (aq->cp == -INFINITY) {
+        aq->cp = pmax;
+    } else if (pmax > aq->cp + SHIFT_SLACK) {
+        aq->zp *= exp(aq->cp - pmax);
+        aq->cp = pmax;
+    }
+    for (i = 0; i < n; i++) {
+        if (!blk->visible[i] || blk->vals[i].n != 0)
+            continue;
+        if (pmax != -INFINITY)
+            sum += exp(scores[i] - aq->cp);
+        scores[i] = -INFINITY;
+    }
+    aq->zp += sum;
+}
+
+static void block_weights(struct attn_state *st, size_t b, const struct akv_store_block *blk,
+                          size_t npay)
 {
     struct attn_q *aq = &st->qs[b];
     double *restrict scores = aq->scores, *restrict weights = aq->weights;
@@ -408,6 +459,22 @@ static void block_weights(struct attn_state *st, size_t b, const struct akv_stor
             if (visible[i])
                 scores[i] =
                     blk->knorms[i] > 0 ? scores[i] / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
+    if (aq->out != NULL)
+        for (i = 0; i < n; i++)
+            if (visible[i] && aq->nout < aq->out_cap)
+                aq->out[aq->nout++] = (struct akv_attn_score){blk->first_slot + i, scores[i]};
+    if (aq->why.cap > 0)
+        for (i = 0; i < n; i++)
+            if (visible[i])
+                why_offer(&aq->why, blk->first_slot + i, scores[i]);
+    if (npay > 0)
+        block_payloads(aq, blk, scores);
+    aq->blended += blk->nvisible - npay;
+    if (npay == blk->nvisible) {
+        /* Payloads only: nothing for the blend. */
+        memset(weights, 0, n * sizeof *weights);
+        return;
+    }
     /* The largest score, in four chains that run side by side (invisible
      * rows hold -INFINITY). */
     for (i = 0; i + 4 <= n; i += 4) {
@@ -421,10 +488,6 @@ static void block_weights(struct attn_state *st, size_t b, const struct akv_stor
     m0 = m0 > m1 ? m0 : m1;
     m2 = m2 > m3 ? m2 : m3;
     bmax = m0 > m2 ? m0 : m2;
-    if (aq->why.cap > 0)
-        for (i = 0; i < n; i++)
-            if (visible[i])
-                why_offer(&aq->why, blk->first_slot + i, scores[i]);
 
     if (aq->c == -INFINITY) {
         aq->c = bmax;
@@ -463,7 +526,7 @@ attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_
     const double *inv_n = st->inv_n;
     const uint8_t *visible = b->visible;
     uint32_t sink = st->sink;
-    size_t n = b->n, i;
+    size_t n = b->n, i, npay = 0;
     double *sq[ATTN_BATCH_MAX], *wq[ATTN_BATCH_MAX]; /* each query's scores and weights */
 
     for (size_t q = 0; q < nq; q++) {
@@ -496,6 +559,7 @@ attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_
                 sq[q][i] = -INFINITY;
             continue;
         }
+        npay += b->vals[i].n == 0;
         u1 = k->id[1] < sink ? k->id[1] : sink;
         u2 = k->id[2] < sink ? k->id[2] : sink;
         p0 = kpos(st, slotted, nq, k->id[0]);
@@ -509,7 +573,11 @@ attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_
         }
     }
     for (size_t q = 0; q < nq; q++)
-        block_weights(st, q, b);
+        block_weights(st, q, b, npay);
+    if (!st->blend) {
+        st->attended += b->nvisible;
+        return 0;
+    }
 
     for (i = 0; i < n; i++) {
         const struct akv_store_words *v = &b->vals[i];
@@ -522,7 +590,7 @@ attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_
             else
                 __builtin_prefetch(&st->vslot[u]);
         }
-        if (!visible[i])
+        if (!visible[i] || v->n == 0) /* a payload is not blended */
             continue;
         for (size_t q = 0; q < nq; q++)
             w[q] = wq[q][i] * inv_n[v->n];
@@ -705,6 +773,12 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
             qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
         aq->c = -INFINITY;
         aq->z = 0;
+        aq->cp = -INFINITY;
+        aq->zp = 0;
+        aq->blended = 0;
+        aq->out = jobs[b].scores;
+        aq->nout = 0;
+        aq->out_cap = jobs[b].scores_cap;
         aq->why.h = jobs[b].why;
         aq->why.n = 0;
         aq->why.cap = jobs[b].nwhy_max;
@@ -726,16 +800,34 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
         for (size_t b = 0; b < nq; b++) {
             struct attn_q *aq = &qs[b];
             double *r = jobs[b].r;
+            /* The softmax over every entry: the larger of the two shifts,
+             * and both sums brought to it (see Payloads above). */
+            double c_all = aq->c > aq->cp ? aq->c : aq->cp, z_all = 0;
+            if (aq->blended > 0)
+                z_all += aq->z * exp(aq->c - c_all);
+            if (aq->cp != -INFINITY)
+                z_all += aq->zp * exp(aq->cp - c_all);
             if (rs != r)
                 memcpy(r, rs + b * dim, dim * sizeof *r);
-            for (uint32_t d = 0; d < dim; d++)
-                r[d] /= aq->z;
-            /* Turn the kept raw scores into weights, best first. */
-            for (size_t i = 0; i < aq->why.n; i++)
-                aq->why.h[i].weight = exp(aq->why.h[i].weight - aq->c) / aq->z;
+            if (aq->blended > 0)
+                for (uint32_t d = 0; d < dim; d++)
+                    r[d] /= aq->z;
+            /* Turn the kept raw scores into weights, best first, and the
+             * embedded entries' renormalised blend weights. */
+            for (size_t i = 0; i < aq->why.n; i++) {
+                struct akv_why *w = &aq->why.h[i];
+                double raw = w->weight;
+                w->weight = exp(raw - c_all) / z_all;
+                w->payload = akv_store_entry_payload(st->s, st->snap, w->slot);
+                w->blend = w->payload ? 0.0 : exp(raw - aq->c) / aq->z;
+            }
             if (aq->why.n > 1) /* why may be NULL when nothing is kept */
                 qsort(aq->why.h, aq->why.n, sizeof *aq->why.h, cmp_why);
             jobs[b].nwhy = aq->why.n;
+            jobs[b].blended = aq->blended;
+            jobs[b].shift = c_all;
+            jobs[b].z = z_all;
+            jobs[b].nscores = aq->nout;
         }
     }
 reset:
@@ -767,6 +859,8 @@ long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *s
     }
     for (size_t b = 0; b < n; b++) {
         jobs[b].nwhy = 0;
+        jobs[b].blended = 0;
+        jobs[b].nscores = 0;
         memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
     }
     if (sc == NULL || st == NULL)
@@ -788,6 +882,8 @@ long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *s
 
     akv_store_key_words(s, snap, st->kused);
     st->slotted = n > 1;
+    for (size_t b = 0; b < n; b++)
+        st->blend |= !jobs[b].no_blend;
     if (st->slotted) {
         /* A batch keeps a score per key word and query: with very many
          * distinct key words, fewer queries share a pass. */
@@ -816,6 +912,8 @@ out:
     if (attended < 0)
         for (size_t b = 0; b < n; b++) {
             jobs[b].nwhy = 0;
+            jobs[b].blended = 0;
+            jobs[b].nscores = 0;
             memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
         }
     free(slot_scores);
@@ -827,7 +925,8 @@ long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, 
                   enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
                   size_t nwhy_max, size_t *nwhy)
 {
-    struct akv_attn_job job = {q, mode, tau, r, why, nwhy_max, 0};
+    struct akv_attn_job job = {
+        .q = q, .mode = mode, .tau = tau, .r = r, .why = why, .nwhy_max = nwhy_max};
     long attended = akv_attn_run_many(s, snap, &job, 1);
 
     *nwhy = job.nwhy;

@@ -14,16 +14,24 @@
 
 /* Computes r = sum_i softmax(s)_i v_i over the entries visible in snap, with
  * s_i = k_i . q (AKV_ATTN_DOT) or cos(k_i, q) / tau (AKV_ATTN_COSINE), in
- * double, one pass over the store. r has dim doubles. The nwhy_max entries
- * with the largest weights go to why (largest first, ties by slot), their
- * number to *nwhy. Returns the number of entries attended to (0: r is zero),
- * or -ENOMEM. */
+ * double, one pass over the store. Payload entries (store.h) take part in
+ * the softmax but not in r: r = sum over the embedded entries of w_i v_i /
+ * sum over them of w_i (zero when there is none). r has dim doubles. The
+ * nwhy_max entries with the largest weights go to why (largest first, ties
+ * by slot; payload entries included and marked), their number to *nwhy.
+ * Returns the number of entries attended to (0: r is zero), or -ENOMEM. */
 long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
                   enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
                   size_t nwhy_max, size_t *nwhy);
 
+/* An entry's attention score (before the softmax), for FGET. */
+struct akv_attn_score {
+    size_t slot;
+    double score;
+};
+
 /* One query of akv_attn_run_many: the arguments of akv_attn_run, and
- * nwhy for its result. */
+ * what it gives back. */
 struct akv_attn_job {
     const float *q;
     enum akv_attn_mode mode;
@@ -31,7 +39,19 @@ struct akv_attn_job {
     double *r;
     struct akv_why *why;
     size_t nwhy_max;
+    /* Optional (NULL): room for scores_cap scores, which gets the score of
+     * every visible entry (up to scores_cap; snap->nslots is always
+     * enough), in slot order; its weight is exp(score - shift) / z. */
+    struct akv_attn_score *scores;
+    size_t scores_cap;
+    /* 1: r is not wanted (FGET): when no job of the call wants it, the
+     * value rows are not read at all and r stays zero. */
+    int no_blend;
+    /* Results. */
     size_t nwhy;
+    size_t blended; /* embedded entries attended (those r blends) */
+    size_t nscores;
+    double shift, z; /* the softmax over every entry: w = exp(s - shift) / z */
 };
 
 /* akv_attn_run for n queries on one snapshot, in a shared pass over the

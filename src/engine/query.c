@@ -2,6 +2,11 @@
  * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
  * (attention in attn.c, ranking in rank.c) put together.
  *
+ * FGET (opts.fget) is the attention step alone, with every entry's score
+ * kept (akv_attn_job.scores): the weights are summed per distinct value
+ * (grouped by the store's 128-bit value hash, in slot order) and the k
+ * heaviest values kept with a heap, ties by value bytes (section "FGET").
+ *
  * Threading: akv_query_run and akv_query_neighbors run on worker threads; they
  * read a store snapshot and the immutable vocabulary and write only the
  * caller's result.
@@ -10,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -120,6 +126,8 @@ int akv_metric_parse(const char *s, size_t len, enum akv_metric *out)
 
 static int opts_valid(const struct akv_query_opts *o)
 {
+    if (o->fget && (o->k < 1 || o->k > AKV_K_MAX || !(o->minweight >= 0 && o->minweight <= 1)))
+        return 0;
     if (!o->skip_rank && (o->k < 1 || o->k > AKV_K_MAX))
         return 0;
     if (o->explain > AKV_EXPLAIN_MAX)
@@ -209,7 +217,13 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
     double rho[AKV_DIM_MAX], heavy = 0, wsum = 0, rnorm, u, slack;
     size_t nhits = 0;
 
-    if (ntop == 0 || !(top[0].weight >= LIST_MIN_WEIGHT))
+    /* The weights here are the blend's (payload entries have none), which
+     * sum to 1 over the embedded entries as the bound needs. */
+    while (ntop > 0 && top[0].payload) {
+        top++;
+        ntop--;
+    }
+    if (ntop == 0 || !(top[0].blend >= LIST_MIN_WEIGHT))
         return 0;
     rnorm = akv_rank_norm(r, dim);
     if (!(rnorm > 0) || !isfinite(rnorm))
@@ -235,7 +249,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
         double bound, kth, rest, rho_sq = 0, rho_norm;
 
         if (n != 1)
-            continue; /* a phrase: its weight stays with the rest */
+            continue; /* a phrase or a payload: its weight stays with the rest */
         l = akv_nbcache_get(b->nbcache, w[0], m);
         if (l == NULL) {
             size_t f = 0;
@@ -247,11 +261,11 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
             }
             continue;
         }
-        heavy += top[i].weight * l->s_m;
-        wsum += top[i].weight;
+        heavy += top[i].blend * l->s_m;
+        wsum += top[i].blend;
         x = akv_vocab_vec(voc, w[0]);
         for (uint32_t d = 0; d < dim; d++) {
-            rho[d] -= top[i].weight * (double)x[d];
+            rho[d] -= top[i].blend * (double)x[d];
             rho_sq += rho[d] * rho[d];
         }
         for (size_t t = 0; t < AKV_NBCACHE_M; t++)
@@ -280,10 +294,233 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
     return 0;
 }
 
+/* FGET
+ * ----
+ * Every visible entry's weight w_i = exp(s_i - shift) / z (the softmax over
+ * all entries, as EXPLAIN's) is added to the group of its value bytes, in
+ * slot order. Groups are found by the store's 128-bit value hash (a hash
+ * table of group indices, then a plain array of groups), so no value text
+ * is read until the answer's ties are broken: O(entries) with a few cache
+ * lines each. The k heaviest groups of at least minweight are kept in a
+ * min-heap (O(groups log k)), then handed out heaviest first; equal sums
+ * are ordered by their value bytes (shorter first on a common prefix), as
+ * memcmp orders them. */
+struct fget_group {
+    struct akv_store_vhash h;
+    size_t slot; /* the first entry holding the value */
+    double w;
+};
+
+/* A place of the table: 32 more bits of a group's hash (a tag), so that a
+ * probe reads the table alone until the tag matches, and the group's index
+ * (UINT32_MAX: empty). At most half the places are used. */
+struct fget_place {
+    uint32_t tag;
+    uint32_t idx;
+};
+
+#define FGET_PREFETCH 12 /* entries ahead whose table place is asked for */
+
+struct fget_ctx {
+    const struct akv_store *s;
+    const struct akv_store_snap *snap;
+};
+
+/* memcmp order of the value bytes of two slots. */
+static int value_cmp(const struct fget_ctx *c, size_t a, size_t b)
+{
+    const char *k, *va, *vb;
+    size_t kl, la, lb;
+    int d;
+
+    akv_store_entry_text(c->s, c->snap, a, &k, &kl, &va, &la);
+    akv_store_entry_text(c->s, c->snap, b, &k, &kl, &vb, &lb);
+    d = memcmp(va, vb, la < lb ? la : lb);
+    return d != 0 ? d : (la > lb) - (la < lb);
+}
+
+/* a comes before b in the answer: heavier, or as heavy and smaller bytes. */
+static int fget_before(const struct fget_ctx *c, const struct akv_why *a, const struct akv_why *b)
+{
+    if (a->weight != b->weight)
+        return a->weight > b->weight;
+    return value_cmp(c, a->slot, b->slot) < 0;
+}
+
+/* The heap keeps the k best with the worst at the root. */
+static void fget_sift_down(const struct fget_ctx *c, struct akv_why *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && fget_before(c, &h[m], &h[l]))
+            m = l;
+        if (r < n && fget_before(c, &h[m], &h[r]))
+            m = r;
+        if (m == i)
+            return;
+        struct akv_why t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void fget_sift_up(const struct fget_ctx *c, struct akv_why *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!fget_before(c, &h[p], &h[i]))
+            return;
+        struct akv_why t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* Per-thread FGET buffers (0: the scores, 1: the groups, 2: the table),
+ * kept from one query to the next: fresh ones for a store of 100,000
+ * entries are about 10 MB, which malloc maps anew each time, and faulting
+ * those pages in cost as much as the grouping itself. Freed when the
+ * thread exits, or after a batch once they hold more than
+ * FGET_SCRATCH_KEEP. */
+#define FGET_SCRATCH_KEEP ((size_t)64 << 20)
+struct fget_scratch {
+    void *p[3];
+    size_t cap[3];
+};
+static pthread_key_t fget_key;
+static pthread_once_t fget_once = PTHREAD_ONCE_INIT;
+static int fget_key_ok;
+
+static void fget_scratch_free(void *arg)
+{
+    struct fget_scratch *sc = arg;
+
+    if (sc == NULL)
+        return;
+    for (int i = 0; i < 3; i++)
+        free(sc->p[i]);
+    free(sc);
+}
+
+static void fget_key_init(void)
+{
+    fget_key_ok = pthread_key_create(&fget_key, fget_scratch_free) == 0;
+}
+
+/* Buffer i of the calling thread, of at least size bytes (its contents
+ * are not kept when it grows); NULL without memory. */
+static void *fget_buf(int i, size_t size)
+{
+    struct fget_scratch *sc;
+
+    pthread_once(&fget_once, fget_key_init);
+    if (!fget_key_ok)
+        return NULL;
+    sc = pthread_getspecific(fget_key);
+    if (sc == NULL) {
+        sc = calloc(1, sizeof *sc);
+        if (sc == NULL || pthread_setspecific(fget_key, sc) != 0) {
+            free(sc);
+            return NULL;
+        }
+    }
+    if (sc->cap[i] < size) {
+        free(sc->p[i]);
+        sc->p[i] = malloc(size);
+        sc->cap[i] = sc->p[i] != NULL ? size : 0;
+    }
+    return sc->p[i];
+}
+
+/* Lets go of the calling thread's buffers if they are larger than kept. */
+static void fget_trim(void)
+{
+    struct fget_scratch *sc = fget_key_ok ? pthread_getspecific(fget_key) : NULL;
+
+    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP) {
+        for (int i = 0; i < 3; i++) {
+            free(sc->p[i]);
+            sc->p[i] = NULL;
+            sc->cap[i] = 0;
+        }
+    }
+}
+
+/* Groups the scores of job (FGET item it's attention) by value and writes
+ * the answer to it->res->why. Returns 0 or -ENOMEM. */
+static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job)
+{
+    const struct fget_ctx c = {it->store, it->snap};
+    size_t n = job->nscores, cap = 16, ng = 0, nh = 0, k = it->opts.k;
+    struct fget_group *g;
+    struct fget_place *tab;
+    struct akv_why *h = it->res->why;
+
+    it->res->nwhy = 0;
+    if (n == 0)
+        return 0;
+    while (cap < 2 * n)
+        cap *= 2;
+    tab = fget_buf(2, cap * sizeof *tab);
+    g = fget_buf(1, n * sizeof *g);
+    if (tab == NULL || g == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t p = 0; p < cap; p++)
+        tab[p].idx = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = job->scores[i].slot;
+        double w = exp(job->scores[i].score - job->shift) / job->z;
+        struct akv_store_vhash vh = akv_store_entry_vhash(it->store, it->snap, slot);
+        size_t p = (size_t)(vh.h[0] >> 7) & (cap - 1);
+        /* The table is far larger than the cache for a large store: ask
+         * for the place of a later entry now. */
+        if (i + FGET_PREFETCH < n) {
+            struct akv_store_vhash ah =
+                akv_store_entry_vhash(it->store, it->snap, job->scores[i + FGET_PREFETCH].slot);
+            __builtin_prefetch(&tab[(size_t)(ah.h[0] >> 7) & (cap - 1)]);
+        }
+        while (tab[p].idx != UINT32_MAX &&
+               !(tab[p].tag == (uint32_t)(vh.h[0] >> 32) && g[tab[p].idx].h.h[0] == vh.h[0] &&
+                 g[tab[p].idx].h.h[1] == vh.h[1]))
+            p = (p + 1) & (cap - 1);
+        if (tab[p].idx == UINT32_MAX) {
+            tab[p] = (struct fget_place){(uint32_t)(vh.h[0] >> 32), (uint32_t)ng};
+            g[ng++] = (struct fget_group){vh, slot, 0};
+        }
+        g[tab[p].idx].w += w;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        struct akv_why cand = {.slot = g[i].slot, .weight = g[i].w};
+        if (!(g[i].w >= it->opts.minweight))
+            continue;
+        if (nh < k) {
+            h[nh] = cand;
+            fget_sift_up(&c, h, nh++);
+        } else if (fget_before(&c, &cand, &h[0])) {
+            h[0] = cand;
+            fget_sift_down(&c, h, nh, 0);
+        }
+    }
+    /* Hand the heap out worst first, from the back. */
+    for (size_t m = nh; m > 1; m--) {
+        struct akv_why t = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = t;
+        fget_sift_down(&c, h, m - 1, 0);
+    }
+    for (size_t i = 0; i < nh; i++)
+        h[i].payload = akv_store_entry_payload(it->store, it->snap, h[i].slot);
+    it->res->nwhy = nh;
+    return 0;
+}
+
 /* Whether item it may be answered from neighbor lists. */
 static int lists_apply(const struct akv_query_item *it)
 {
-    return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank &&
+    return it->nbcache != NULL && it->store != NULL && !it->opts.skip_rank && !it->opts.fget &&
            it->opts.k <= LIST_K_MAX &&
            (it->opts.metric == AKV_METRIC_L2 || it->opts.metric == AKV_METRIC_COSINE);
 }
@@ -341,6 +578,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         it->res->nhits = 0;
         it->res->nwhy = 0;
         it->res->attended = 0;
+        it->res->blended = 0;
         it->res->from_lists = 0;
         it->rc = 0;
         /* An item on another vocabulary than the first (one scan serves
@@ -357,32 +595,53 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         for (size_t j = i; j < n; j++) {
             const struct akv_query_item *a = &items[i], *c = &items[j];
             struct akv_query_result *res = c->res;
+            /* FGET items share passes among themselves: they need no blend,
+             * which saves reading the value rows. */
             if (done[j] || c->store != a->store || c->snap->version != a->snap->version ||
-                c->snap->nslots != a->snap->nslots)
+                c->snap->nslots != a->snap->nslots || c->opts.fget != a->opts.fget)
                 continue;
             done[j] = 1;
             grp[nj] = j;
             /* The heaviest values, for the lists, come with the explain
              * list: ask for enough of it (and cut it back below). */
-            jobs[nj++] = (struct akv_attn_job){
-                c->q,
-                c->opts.attn,
-                c->opts.temperature,
-                b->rs + j * (size_t)dim,
-                res->why,
-                lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY : c->opts.explain,
-                0};
+            jobs[nj] = (struct akv_attn_job){
+                .q = c->q,
+                .mode = c->opts.attn,
+                .tau = c->opts.temperature,
+                .r = b->rs + j * (size_t)dim,
+                .why = c->opts.fget ? NULL : res->why,
+                .no_blend = c->opts.fget,
+                .nwhy_max = c->opts.fget                                     ? 0
+                            : lists_apply(c) && c->opts.explain < LIST_HEAVY ? LIST_HEAVY
+                                                                             : c->opts.explain};
+            nj++;
+        }
+        /* FGET needs every entry's score: room for each of the group. */
+        if (items[i].opts.fget && items[i].snap->nslots > 0) {
+            size_t ns = items[i].snap->nslots;
+            struct akv_attn_score *sc = fget_buf(0, nj * ns * sizeof *sc);
+            for (size_t g = 0; g < nj; g++) {
+                jobs[g].scores = sc != NULL ? sc + g * ns : NULL;
+                jobs[g].scores_cap = sc != NULL ? ns : 0;
+                if (sc == NULL)
+                    items[grp[g]].rc = -ENOMEM;
+            }
         }
         attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
         for (size_t g = 0; g < nj; g++) {
             struct akv_query_item *it = &items[grp[g]];
-            if (attended < 0) {
+            if (attended < 0 && it->rc == 0)
                 it->rc = (int)attended;
-                continue;
+            if (it->rc == 0) {
+                it->res->nwhy = jobs[g].nwhy;
+                it->res->attended = (size_t)attended;
+                it->res->blended = jobs[g].blended;
+                if (it->opts.fget)
+                    it->rc = fget_answer(it, &jobs[g]);
             }
-            it->res->nwhy = jobs[g].nwhy;
-            it->res->attended = (size_t)attended;
         }
+        if (items[i].opts.fget)
+            fget_trim();
     }
 
     /* The items that need the vocabulary ranked become requests of one
@@ -395,7 +654,9 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         if (it->rc != 0)
             continue;
         if (it->store != NULL) {
-            if (it->res->attended == 0 || o->skip_rank)
+            /* Nothing to blend (an empty store, or payloads only): no
+             * answer, as for an empty store. */
+            if (it->res->blended == 0 || o->skip_rank || o->fget)
                 continue;
             if (lists_apply(it)) {
                 struct akv_why top[LIST_HEAVY];

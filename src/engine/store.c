@@ -68,6 +68,15 @@
  * only costs it the scoring of a word it does not need. kmask is allocated
  * with the store and never moves.
  *
+ * Payloads. A value stored as a payload (akv_store_put_ex with
+ * AKV_STORE_PAYLOAD) is bytes that are not embedded: its word list is
+ * empty (n = 0), which is how attention tells it apart (it takes part in
+ * the softmax through its key, never in the blend; see attn.c), and its
+ * bytes may be anything, NUL and CR LF included, up to AKV_STORE_VALUE_MAX.
+ * The key still embeds. Every slot also keeps a 128-bit hash of its value
+ * bytes (vhash, seeded per store), which FGET groups values by without
+ * reading their text.
+ *
  * Expiry. A slot may carry an expiry time (ms since the epoch), fixed at
  * its birth like the rest of it: a new time for a key makes a new slot,
  * as an overwrite does, so a snapshot always sees the time it was taken
@@ -95,6 +104,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -136,6 +146,7 @@ struct chunk {
     struct akv_store_words keys[CHUNK_SLOTS];
     struct akv_store_words vals[CHUNK_SLOTS];
     double knorms[CHUNK_SLOTS];
+    struct akv_store_vhash vhash[CHUNK_SLOTS];
     struct slot slots[CHUNK_SLOTS];
 };
 
@@ -736,7 +747,7 @@ static double value_norm_bound(const struct akv_store *s, const uint32_t *ids, s
  * into text. Returns 0 or -ENOMEM (text is then freed). */
 static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_t vlen,
                  const uint32_t *kids, size_t nk, const uint32_t *vids, size_t nv, double knorm,
-                 uint64_t expire)
+                 struct akv_store_vhash vh, uint64_t expire)
 {
     uint32_t *link, id = NIL;
     struct chunk *ch;
@@ -775,6 +786,7 @@ static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_
     words_set(&ch->keys[j], kids, nk);
     words_set(&ch->vals[j], vids, nv);
     ch->knorms[j] = knorm;
+    ch->vhash[j] = vh;
     key_words_count(s, kids, nk, 1);
     s->text_bytes += text_alloc(s, id);
 
@@ -796,29 +808,47 @@ static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_
     return 0;
 }
 
-int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
-                  uint64_t expire, char *err, size_t errlen)
+/* The hash FGET groups values by (akv_store_vhash). */
+static struct akv_store_vhash value_hash(const struct akv_store *s, const char *val, size_t vlen)
+{
+    XXH128_hash_t x = XXH3_128bits_withSeed(val, vlen, s->seed);
+
+    return (struct akv_store_vhash){{x.low64, x.high64}};
+}
+
+int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const char *val,
+                     size_t vlen, uint64_t expire, unsigned flags, char *err, size_t errlen)
 {
     uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
-    size_t nk, nv, off;
+    size_t nk, nv = 0, off;
     char *text;
     int rc;
 
     /* Embedding checks the lengths too: both texts are 1 .. AKV_TEXT_MAX
-     * bytes once it has succeeded. */
+     * bytes once it has succeeded; a payload only has a bound of its own. */
     rc = akv_embed_words(s->voc, key, klen, kids, &nk, err, errlen);
     if (rc < 0)
         return rc;
-    rc = akv_embed_words(s->voc, val, vlen, vids, &nv, err, errlen);
-    if (rc < 0)
-        return rc;
+    if (flags & AKV_STORE_PAYLOAD) {
+        if (vlen > AKV_STORE_VALUE_MAX) {
+            if (errlen > 0)
+                snprintf(err, errlen, "payload too long (%zu bytes; at most %zu)", vlen,
+                         (size_t)AKV_STORE_VALUE_MAX);
+            return -EINVAL;
+        }
+    } else {
+        rc = akv_embed_words(s->voc, val, vlen, vids, &nv, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     off = ids_offset(klen, vlen);
     text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
     if (text == NULL)
         return -ENOMEM;
     memcpy(text, key, klen);
     text[klen] = '\0';
-    memcpy(text + klen + 1, val, vlen);
+    if (vlen > 0)
+        memcpy(text + klen + 1, val, vlen);
     memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
     memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
     memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
@@ -828,7 +858,13 @@ int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char 
             atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
     }
     return place(s, key_hash(s, key, klen), text, klen, vlen, kids, nk, vids, nv,
-                 key_norm(s, kids, nk), expire);
+                 key_norm(s, kids, nk), value_hash(s, val, vlen), expire);
+}
+
+int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
+                  uint64_t expire, char *err, size_t errlen)
+{
+    return akv_store_put_ex(s, key, klen, val, vlen, expire, 0, err, errlen);
 }
 
 int akv_store_set(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,
@@ -860,6 +896,7 @@ int akv_store_find(const struct akv_store *s, const char *key, size_t klen,
     f->val = sl->text + sl->klen + 1;
     f->vlen = sl->vlen;
     f->expire = slot_expire(s, id);
+    f->payload = chunk_of(s, id)->vals[id & (CHUNK_SLOTS - 1)].n == 0;
     return is_expired(f->expire, *s->clock) ? AKV_STORE_EXPIRED : AKV_STORE_LIVE;
 }
 
@@ -890,7 +927,8 @@ int akv_store_expire_set(struct akv_store *s, const char *key, size_t klen, uint
         return -ENOMEM;
     memcpy(text, sl->text, size);
     {
-        int rc = place(s, h, text, sl->klen, sl->vlen, kids, nk, vids, nv, knorm, expire);
+        int rc = place(s, h, text, sl->klen, sl->vlen, kids, nk, vids, nv, knorm,
+                       chunk_of(s, id)->vhash[id & (CHUNK_SLOTS - 1)], expire);
         return rc < 0 ? rc : 1;
     }
 }
@@ -1181,6 +1219,20 @@ void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap
     *klen = sl->klen;
     *val = sl->text + sl->klen + 1;
     *vlen = sl->vlen;
+}
+
+int akv_store_entry_payload(const struct akv_store *s, const struct akv_store_snap *snap,
+                            size_t slot)
+{
+    (void)snap;
+    return chunk_of(s, slot)->vals[slot & (CHUNK_SLOTS - 1)].n == 0;
+}
+
+struct akv_store_vhash akv_store_entry_vhash(const struct akv_store *s,
+                                             const struct akv_store_snap *snap, size_t slot)
+{
+    (void)snap;
+    return chunk_of(s, slot)->vhash[slot & (CHUNK_SLOTS - 1)];
 }
 
 uint64_t akv_store_entry_expire(const struct akv_store *s, const struct akv_store_snap *snap,

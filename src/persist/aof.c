@@ -62,6 +62,7 @@ static size_t payload_size(const struct akv_aof_record *r)
     case AKV_AOF_FLUSHALL:
         return 0;
     case AKV_AOF_PUT:
+    case AKV_AOF_PAYLOAD:
         return 16 + r->klen + r->vlen;
     case AKV_AOF_DELETE:
         return 4 + r->klen;
@@ -98,6 +99,7 @@ size_t akv_aof_rec_encode(void *dst, const struct akv_aof_record *r)
     case AKV_AOF_FLUSHALL:
         break;
     case AKV_AOF_PUT:
+    case AKV_AOF_PAYLOAD:
         put32(p, r->db);
         put64(p + 4, r->expire);
         put32(p + 12, (uint32_t)r->klen);
@@ -174,6 +176,8 @@ const char *akv_aof_type_name(enum akv_aof_type type)
         return "SWAPDB";
     case AKV_AOF_MULTI:
         return "MULTI";
+    case AKV_AOF_PAYLOAD:
+        return "PAYLOAD";
     }
     return "?";
 }
@@ -235,7 +239,7 @@ static int parse_head(const unsigned char *b, size_t off, size_t len, int nested
     if (get32(h + 8) != crc(h, 8))
         FAIL(AKV_AOF_CORRUPT, "record header checksum mismatch");
     *plen = get32(h + 4);
-    if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_MULTI || h[2] != 0 || h[3] != 0)
+    if (h[1] < AKV_AOF_SET || h[1] >= AKV_AOF_TYPES || h[2] != 0 || h[3] != 0)
         FAIL(AKV_AOF_CORRUPT, "unknown record type");
     if (*plen > AKV_AOF_PAYLOAD_MAX)
         FAIL(AKV_AOF_CORRUPT, "record length out of range");
@@ -281,8 +285,10 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
             FAIL(AKV_AOF_CORRUPT, "bad FLUSHALL record");
         break;
     case AKV_AOF_PUT:
+    case AKV_AOF_PAYLOAD:
         if (plen < 16 || get32(p + 12) == 0 || get32(p + 12) > plen - 16)
-            FAIL(AKV_AOF_CORRUPT, "bad PUT record");
+            FAIL(AKV_AOF_CORRUPT,
+                 rec->type == AKV_AOF_PUT ? "bad PUT record" : "bad PAYLOAD record");
         rec->db = get32(p);
         rec->expire = get64(p + 4);
         rec->klen = get32(p + 12);
@@ -521,7 +527,7 @@ static int header_ok(const unsigned char *b, size_t off, size_t len, size_t *ple
 
     if (off > len || len - off < AKV_AOF_REC_HEADER || h[0] != REC_MAGIC)
         return 0;
-    if (h[1] < AKV_AOF_SET || h[1] > AKV_AOF_MULTI || h[2] != 0 || h[3] != 0)
+    if (h[1] < AKV_AOF_SET || h[1] >= AKV_AOF_TYPES || h[2] != 0 || h[3] != 0)
         return 0;
     if (get32(h + 8) != crc(h, 8) || get32(h + 4) > AKV_AOF_PAYLOAD_MAX)
         return 0;
@@ -631,8 +637,11 @@ static int resync(struct salvage *sv, size_t off, size_t *resume)
         const unsigned char *pay = h + AKV_AOF_REC_HEADER;
         size_t plen = p - off - AKV_AOF_REC_HEADER;
         uint32_t pcrc = crc(pay, plen);
-        for (int t = AKV_AOF_SET; t < AKV_AOF_MULTI; t++) {
-            int d = header_distance(h, t, plen, pcrc);
+        for (int t = AKV_AOF_SET; t < AKV_AOF_TYPES; t++) {
+            int d;
+            if (t == AKV_AOF_MULTI)
+                continue;
+            d = header_distance(h, t, plen, pcrc);
             if (d < d_plain) {
                 d_plain = d;
                 guess = t;
@@ -666,14 +675,14 @@ static int resync(struct salvage *sv, size_t off, size_t *resume)
         int d_len = AKV_AOF_REC_HEADER + 1;
         if (e > p && (e == len || header_ok(b, e, len, &next))) {
             uint32_t pcrc = crc(h + AKV_AOF_REC_HEADER, plen_field);
-            for (int t = AKV_AOF_SET; t <= AKV_AOF_MULTI; t++) {
+            for (int t = AKV_AOF_SET; t < AKV_AOF_TYPES; t++) {
                 int d = header_distance(h, t, plen_field, pcrc);
                 d_len = d < d_len ? d : d_len;
             }
         }
         if (d_len < d_plain) {
             *resume = e;
-            return sv_skip(sv, off, e, AKV_AOF_SKIP_RESYNC, h[1] <= AKV_AOF_MULTI ? h[1] : 0,
+            return sv_skip(sv, off, e, AKV_AOF_SKIP_RESYNC, h[1] < AKV_AOF_TYPES ? h[1] : 0,
                            "bad record header (its length field used)");
         }
     }

@@ -21,9 +21,12 @@
  *   5 DELETE    u32 db | key
  *   6 FLUSHDB   u32 db
  *   7 SWAPDB    u32 db | u32 db
- *   8 MULTI     u32 count | count whole records of types 1-7
- * Types 4-8 came with databases, expiry and transactions; the writer uses
- * them (and FLUSHALL), older files with types 1-3 load unchanged. A MULTI
+ *   8 MULTI     u32 count | count whole records of types 1-7 and 9
+ *   9 PAYLOAD   as PUT; the value is a payload (bytes that are not
+ *               embedded: SET ... PAYLOAD)
+ * Types 4-8 came with databases, expiry and transactions, type 9 with
+ * payload values; the writer uses them (and FLUSHALL), older files with
+ * types 1-3 (or 1-8) load unchanged. A MULTI
  * record is applied whole or, torn, not at all: the records of a
  * transaction (and of MSET, RENAME, ...) go into one.
  *
@@ -56,19 +59,20 @@ enum akv_aof_type {
     AKV_AOF_FLUSHDB = 6,
     AKV_AOF_SWAPDB = 7,
     AKV_AOF_MULTI = 8,
+    AKV_AOF_PAYLOAD = 9,
 };
-#define AKV_AOF_TYPES 9 /* one more than the largest type */
+#define AKV_AOF_TYPES 10 /* one more than the largest type */
 
 /* One record; key, val and inner point into the parsed buffer. */
 struct akv_aof_record {
     enum akv_aof_type type;
-    const char *key; /* SET, DEL, PUT, DELETE */
+    const char *key; /* SET, DEL, PUT, DELETE, PAYLOAD */
     size_t klen;
-    const char *val; /* SET, PUT */
+    const char *val; /* SET, PUT, PAYLOAD */
     size_t vlen;
-    uint32_t db;       /* PUT, DELETE, FLUSHDB, SWAPDB (0 for SET and DEL) */
+    uint32_t db;       /* PUT, DELETE, FLUSHDB, SWAPDB, PAYLOAD (0 for SET and DEL) */
     uint32_t db2;      /* SWAPDB */
-    uint64_t expire;   /* PUT */
+    uint64_t expire;   /* PUT, PAYLOAD */
     uint32_t count;    /* MULTI: records inside */
     const void *inner; /* MULTI: the encoded records */
     size_t inner_len;

@@ -40,7 +40,7 @@ int akv_parked_del(struct akv_parked *t, uint32_t db, const char *key, size_t kl
 }
 
 int akv_parked_put(struct akv_parked *t, uint32_t db, const char *key, size_t klen, const char *val,
-                   size_t vlen, uint64_t expire)
+                   size_t vlen, uint64_t expire, int payload)
 {
     uint64_t h;
     struct akv_parked_ent *e, **l;
@@ -71,6 +71,7 @@ int akv_parked_put(struct akv_parked *t, uint32_t db, const char *key, size_t kl
     e->hash = h;
     e->db = db;
     e->expire = expire;
+    e->payload = payload;
     e->klen = klen;
     e->vlen = vlen;
     memcpy(e->text, key, klen);

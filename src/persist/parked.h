@@ -18,6 +18,7 @@ struct akv_parked_ent {
     uint64_t hash;
     uint32_t db;
     uint64_t expire; /* ms since the epoch, 0: none */
+    int payload;     /* 1: the value is a payload (only the key failed to embed) */
     size_t klen, vlen;
     char text[]; /* key, then value */
 };
@@ -30,10 +31,11 @@ struct akv_parked {
     uint64_t seed; /* of the hash, random (see src/engine/store.c), chosen when the table is made */
 };
 
-/* Adds key -> val in database db, replacing an entry of the same key there.
+/* Adds key -> val in database db, replacing an entry of the same key there;
+ * payload: the value is a payload (kept as one in rewrites).
  * Returns 0 or -ENOMEM. */
 int akv_parked_put(struct akv_parked *t, uint32_t db, const char *key, size_t klen, const char *val,
-                   size_t vlen, uint64_t expire);
+                   size_t vlen, uint64_t expire, int payload);
 
 /* Removes key's entry in db; returns 1 if there was one, else 0. */
 int akv_parked_del(struct akv_parked *t, uint32_t db, const char *key, size_t klen);

@@ -494,7 +494,13 @@ void akv_persist_multi_end(struct akv_persist *p)
 void akv_persist_log_put(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
                          const char *val, size_t vlen, uint64_t expire)
 {
-    struct akv_aof_record r = {.type = AKV_AOF_PUT,
+    akv_persist_log_put_ex(p, db, key, klen, val, vlen, expire, 0);
+}
+
+void akv_persist_log_put_ex(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                            const char *val, size_t vlen, uint64_t expire, int payload)
+{
+    struct akv_aof_record r = {.type = payload ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
                                .db = db,
                                .key = key,
                                .klen = klen,
@@ -650,7 +656,9 @@ static int replay_put(struct replay *rp, uint32_t db, const struct akv_aof_recor
         rc = akv_store_del(st, r->key, r->klen);
         return rc < 0 ? rc : 0;
     }
-    rc = akv_store_put(st, r->key, r->klen, r->val, r->vlen, r->expire, err, sizeof(err));
+    /* A payload's value is never embedded: only its key can park it. */
+    rc = akv_store_put_ex(st, r->key, r->klen, r->val, r->vlen, r->expire,
+                          r->type == AKV_AOF_PAYLOAD ? AKV_STORE_PAYLOAD : 0, err, sizeof(err));
     if (rc == 0) {
         akv_parked_del(&p->parked, db, r->key, r->klen);
         return 0;
@@ -663,7 +671,8 @@ static int replay_put(struct replay *rp, uint32_t db, const struct akv_aof_recor
     rc = akv_store_del(st, r->key, r->klen);
     if (rc < 0)
         return rc;
-    return akv_parked_put(&p->parked, db, r->key, r->klen, r->val, r->vlen, r->expire);
+    return akv_parked_put(&p->parked, db, r->key, r->klen, r->val, r->vlen, r->expire,
+                          r->type == AKV_AOF_PAYLOAD);
 }
 
 static int replay_record(void *arg, const struct akv_aof_record *r)
@@ -682,6 +691,7 @@ static int replay_record(void *arg, const struct akv_aof_record *r)
     switch (r->type) {
     case AKV_AOF_SET:
     case AKV_AOF_PUT:
+    case AKV_AOF_PAYLOAD:
         return replay_put(rp, db, r);
     case AKV_AOF_DEL:
     case AKV_AOF_DELETE:
@@ -851,7 +861,8 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
         akv_log(AKV_LOG_NOTICE,
                 "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
                 "ms: %zu entries, %zu dropped as expired",
-                p->path, res->records, res->counts[AKV_AOF_SET] + res->counts[AKV_AOF_PUT],
+                p->path, res->records,
+                res->counts[AKV_AOF_SET] + res->counts[AKV_AOF_PUT] + res->counts[AKV_AOF_PAYLOAD],
                 res->counts[AKV_AOF_DEL] + res->counts[AKV_AOF_DELETE],
                 res->counts[AKV_AOF_FLUSHALL] + res->counts[AKV_AOF_FLUSHDB],
                 res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries,

@@ -119,6 +119,10 @@ int akv_persist_reserve(struct akv_persist *p, enum akv_aof_type type, size_t kl
  * the same key. */
 void akv_persist_log_put(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
                          const char *val, size_t vlen, uint64_t expire);
+/* The same; payload: the value is a payload (a PAYLOAD record, whose size
+ * is a PUT's). */
+void akv_persist_log_put_ex(struct akv_persist *p, uint32_t db, const char *key, size_t klen,
+                            const char *val, size_t vlen, uint64_t expire, int payload);
 /* DELETE of one key: logged if the store had it (existed) or a text-only
  * entry of that key was dropped. Returns whether it was logged. */
 int akv_persist_log_del(struct akv_persist *p, uint32_t db, const char *key, size_t klen,

@@ -80,7 +80,7 @@ static int rw_block(void *arg, const struct akv_store_block *b)
         akv_store_entry_text(p->rw_dbs[o->db], &p->snaps[o->db], b->first_slot + i, &k, &kl, &v,
                              &vl);
         rec = (struct akv_aof_record){
-            .type = AKV_AOF_PUT,
+            .type = b->vals[i].n == 0 ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
             .db = o->db,
             .key = k,
             .klen = kl,
@@ -189,7 +189,7 @@ void akv_persist_rw_failed(struct akv_persist *p, int rc)
 static int encode_parked(void *arg, const struct akv_parked_ent *e)
 {
     struct akv_buf *b = arg;
-    struct akv_aof_record r = {.type = AKV_AOF_PUT,
+    struct akv_aof_record r = {.type = e->payload ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
                                .db = e->db,
                                .key = e->text,
                                .klen = e->klen,

@@ -138,7 +138,7 @@ static enum arg_type placeholder_type(const char *name)
         return T_KEY;
     if (strcmp(name, "pattern") == 0)
         return T_PATTERN;
-    if (strcmp(name, "t") == 0)
+    if (strcmp(name, "t") == 0 || strcmp(name, "w") == 0)
         return T_DOUBLE;
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
         if (strcmp(name, ints[i]) == 0)
@@ -499,17 +499,17 @@ static const char *group_of(const char *name, unsigned flags)
     static const struct {
         const char *name, *group;
     } groups[] = {
-        {"PING", "connection"},      {"ECHO", "connection"},    {"QUIT", "connection"},
-        {"HELP", "connection"},      {"AUTH", "connection"},    {"SELECT", "connection"},
-        {"HELLO", "connection"},     {"RESET", "connection"},   {"CLIENT", "connection"},
-        {"SET", "string"},           {"GET", "string"},         {"STRLEN", "string"},
-        {"MSET", "string"},          {"MGET", "string"},        {"GETDEL", "string"},
-        {"QUERY", "query"},          {"EXPLAIN", "query"},      {"NEIGHBORS", "query"},
-        {"VOCAB", "query"},          {"EMBED", "query"},        {"SIMILARITY", "query"},
-        {"DOESNTMATCH", "query"},    {"MULTI", "transactions"}, {"EXEC", "transactions"},
-        {"DISCARD", "transactions"}, {"WATCH", "transactions"}, {"UNWATCH", "transactions"},
-        {"DBSIZE", "server"},        {"FLUSHALL", "server"},    {"FLUSHDB", "server"},
-        {"WAIT", "generic"},
+        {"PING", "connection"},      {"ECHO", "connection"},      {"QUIT", "connection"},
+        {"HELP", "connection"},      {"AUTH", "connection"},      {"SELECT", "connection"},
+        {"HELLO", "connection"},     {"RESET", "connection"},     {"CLIENT", "connection"},
+        {"SET", "string"},           {"GET", "string"},           {"STRLEN", "string"},
+        {"MSET", "string"},          {"MGET", "string"},          {"GETDEL", "string"},
+        {"QUERY", "query"},          {"EXPLAIN", "query"},        {"NEIGHBORS", "query"},
+        {"VOCAB", "query"},          {"EMBED", "query"},          {"SIMILARITY", "query"},
+        {"DOESNTMATCH", "query"},    {"FGET", "query"},           {"MULTI", "transactions"},
+        {"EXEC", "transactions"},    {"DISCARD", "transactions"}, {"WATCH", "transactions"},
+        {"UNWATCH", "transactions"}, {"DBSIZE", "server"},        {"FLUSHALL", "server"},
+        {"FLUSHDB", "server"},       {"WAIT", "generic"},
     };
 
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)

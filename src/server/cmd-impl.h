@@ -282,6 +282,11 @@ int akv_cmd_key_lookup(struct akv_cmd_env *env, uint32_t db, const char *key, si
  * -EINVAL with err filled (the text does not embed), or -ENOMEM. */
 int akv_cmd_key_put(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
                     const char *val, size_t vlen, uint64_t expire, char *err, size_t errlen);
+/* The same; payload: store val as a payload (SET ... PAYLOAD: bytes that
+ * are not embedded; the key still must embed). */
+int akv_cmd_key_put_ex(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                       const char *val, size_t vlen, uint64_t expire, int payload, char *err,
+                       size_t errlen);
 /* Deletes key. Returns 1 if it was there, 0 if not, -ENOMEM. */
 int akv_cmd_key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen);
 /* Sets a live key's expiry time. Returns 1, 0 (absent) or -ENOMEM. */
@@ -416,6 +421,7 @@ int akv_cmd_do_watch(struct akv_cmd_ctx *ctx);
 /* cmd-query.c */
 int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_fget(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_query(struct akv_cmd_ctx *ctx);
 /* cmd-vocab.c */
 int akv_cmd_do_doesntmatch(struct akv_cmd_ctx *ctx);

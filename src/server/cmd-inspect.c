@@ -4,7 +4,9 @@
  * tools: TYPE, STRLEN, TOUCH, RANDOMKEY, OBJECT and MEMORY.
  *
  * Every entry is a string (a word or phrase and its value), so TYPE says
- * "string" and STRLEN is the value's length. There are no access times or
+ * "string" and STRLEN is the value's length. OBJECT ENCODING tells a
+ * payload value (SET ... PAYLOAD: bytes that are not embedded) apart:
+ * "payload"; an embedded value gets Redis's string encodings. There are no access times or
  * frequencies (no LRU or LFU eviction): TOUCH only counts, and OBJECT
  * IDLETIME and FREQ say so instead of making figures up. Each is O(1) on
  * the loop thread but RANDOMKEY, whose worst case is in attnkv/store.h.
@@ -23,12 +25,17 @@
 
 /* The value under argv[i] of the connection's database, or 0 when absent
  * (an expired key is deleted on the way, as every lookup does). */
+static int lookup_found(struct akv_cmd_ctx *ctx, size_t i, struct akv_store_found *f)
+{
+    return akv_cmd_key_lookup(ctx->env, (uint32_t)ctx->sess->db, ctx->argv[i].p, ctx->argv[i].len,
+                              f) == AKV_STORE_LIVE;
+}
+
 static int lookup(struct akv_cmd_ctx *ctx, size_t i, const char **val, size_t *vlen)
 {
     struct akv_store_found f;
 
-    if (akv_cmd_key_lookup(ctx->env, (uint32_t)ctx->sess->db, ctx->argv[i].p, ctx->argv[i].len,
-                           &f) != AKV_STORE_LIVE)
+    if (!lookup_found(ctx, i, &f))
         return 0;
     *val = f.val;
     *vlen = f.vlen;
@@ -106,8 +113,7 @@ static const char *encoding_of(const char *v, size_t n)
 int akv_cmd_do_object(struct akv_cmd_ctx *ctx)
 {
     const struct akv_subcmd *sc;
-    const char *v;
-    size_t vl;
+    struct akv_store_found f;
     int rc = akv_cmd_subcommand(ctx, &sc);
 
     if (rc)
@@ -115,10 +121,10 @@ int akv_cmd_do_object(struct akv_cmd_ctx *ctx)
     if (strcmp(sc->name, "HELP") == 0)
         return akv_cmd_reply_sub_help(ctx, "OBJECT");
     /* As in Redis, an absent key is nil whatever is asked. */
-    if (!lookup(ctx, 2, &v, &vl))
+    if (!lookup_found(ctx, 2, &f))
         return akv_reply_null(ctx->out, resp_of(ctx));
     if (strcmp(sc->name, "ENCODING") == 0)
-        return akv_reply_bulk_str(ctx->out, encoding_of(v, vl));
+        return akv_reply_bulk_str(ctx->out, f.payload ? "payload" : encoding_of(f.val, f.vlen));
     if (strcmp(sc->name, "REFCOUNT") == 0)
         return akv_reply_int(ctx->out, 1);
     if (strcmp(sc->name, "FREQ") == 0)

@@ -11,6 +11,13 @@
  * WATCH. A command that changes several keys (MSET, RENAME, MOVE, ...) logs
  * its records as one MULTI record, so a crash never leaves half of it.
  *
+ * Payloads: SET key value PAYLOAD stores value as bytes that are not
+ * embedded (store.h); every write that carries an existing value along
+ * (COPY, RENAME, MOVE, EXPIRE and its kin, PERSIST, GETEX) keeps its kind,
+ * every write of a new value without PAYLOAD (SET, MSET, SETNX, GETSET,
+ * ...) stores an embedded one, which makes a payload entry an ordinary one
+ * again.
+ *
  * Expiry: an entry whose time has come is invisible at once (store.h); a
  * lookup here deletes it (lazy expiry) and the cycle deletes the others, a
  * bounded time per loop turn, each deletion logged as a DEL so that replay
@@ -80,18 +87,26 @@ int akv_cmd_key_lookup(struct akv_cmd_env *env, uint32_t db, const char *key, si
     return st;
 }
 
-int akv_cmd_key_put(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
-                    const char *val, size_t vlen, uint64_t expire, char *err, size_t errlen)
+int akv_cmd_key_put_ex(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                       const char *val, size_t vlen, uint64_t expire, int payload, char *err,
+                       size_t errlen)
 {
     int rc = akv_persist_reserve(env->persist, AKV_AOF_PUT, klen, vlen);
 
     if (rc == 0)
-        rc = akv_store_put(env->dbs[db], key, klen, val, vlen, expire, err, errlen);
+        rc = akv_store_put_ex(env->dbs[db], key, klen, val, vlen, expire,
+                              payload ? AKV_STORE_PAYLOAD : 0, err, errlen);
     if (rc < 0)
         return rc;
-    akv_persist_log_put(env->persist, db, key, klen, val, vlen, expire);
+    akv_persist_log_put_ex(env->persist, db, key, klen, val, vlen, expire, payload);
     akv_cmd_watch_touch(env, db, key, klen);
     return 0;
+}
+
+int akv_cmd_key_put(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen,
+                    const char *val, size_t vlen, uint64_t expire, char *err, size_t errlen)
+{
+    return akv_cmd_key_put_ex(env, db, key, klen, val, vlen, expire, 0, err, errlen);
 }
 
 static int key_del(struct akv_cmd_env *env, uint32_t db, const char *key, size_t klen, int touch)
@@ -138,7 +153,7 @@ int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, si
         return rc;
     /* The value is read again: f.val may have moved with the new slot. */
     akv_store_find(env->dbs[db], key, klen, &f);
-    akv_persist_log_put(env->persist, db, key, klen, f.val, f.vlen, expire);
+    akv_persist_log_put_ex(env->persist, db, key, klen, f.val, f.vlen, expire, f.payload);
     akv_cmd_watch_touch(env, db, key, klen);
     return 1;
 }
@@ -260,6 +275,7 @@ enum {
     SET_KEEPTTL = 1 << 3,
     SET_TIME = 1 << 4, /* EX, PX, EXAT or PXAT */
     SET_PERSIST = 1 << 5,
+    SET_PAYLOAD = 1 << 6,
 };
 
 /* Parses the options of SET (from argv[3]) or GETEX (from argv[2]).
@@ -303,6 +319,8 @@ static int parse_set_opts(struct akv_cmd_ctx *ctx, size_t from, int getex, unsig
             *flags |= SET_KEEPTTL;
         } else if (getex && arg_is(a, "PERSIST") && !(*flags & SET_TIME)) {
             *flags |= SET_PERSIST;
+        } else if (!getex && arg_is(a, "PAYLOAD")) {
+            *flags |= SET_PAYLOAD;
         } else {
             return reply_syntax(ctx) < 0 ? -ENOMEM : 1;
         }
@@ -310,7 +328,7 @@ static int parse_set_opts(struct akv_cmd_ctx *ctx, size_t from, int getex, unsig
     return 0;
 }
 
-/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] */
+/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] [PAYLOAD] */
 int akv_cmd_do_set(struct akv_cmd_ctx *ctx)
 {
     struct akv_cmd_env *env = ctx->env;
@@ -345,13 +363,14 @@ int akv_cmd_do_set(struct akv_cmd_ctx *ctx)
         expire = f.expire;
     if (flags & SET_GET && live) {
         /* The old value, copied: the store is about to replace it. */
-        old = malloc(f.vlen);
+        old = malloc(f.vlen > 0 ? f.vlen : 1);
         if (!old)
             return reply_oom(ctx->out);
         memcpy(old, f.val, f.vlen);
         oldlen = f.vlen;
     }
-    rc = akv_cmd_key_put(env, db, k->p, k->len, v->p, v->len, expire, err, sizeof(err));
+    rc = akv_cmd_key_put_ex(env, db, k->p, k->len, v->p, v->len, expire, !!(flags & SET_PAYLOAD),
+                            err, sizeof(err));
     if (rc < 0)
         rc = reply_put_error(ctx, rc, err);
     else if (flags & SET_GET)
@@ -598,12 +617,12 @@ static int copy_key(struct akv_cmd_ctx *ctx, uint32_t from, const struct akv_sli
         return replace ? 1 : 2; /* RENAME k k: nothing to do; RENAMENX k k: 0, as in Redis */
     if (akv_cmd_key_lookup(env, to, nk->p, nk->len, &g) == AKV_STORE_LIVE && !replace)
         return 2;
-    val = malloc(f.vlen);
+    val = malloc(f.vlen > 0 ? f.vlen : 1);
     if (!val)
         return -ENOMEM;
     memcpy(val, f.val, f.vlen);
     akv_persist_multi_begin(env->persist);
-    rc = akv_cmd_key_put(env, to, nk->p, nk->len, val, f.vlen, f.expire, err, errlen);
+    rc = akv_cmd_key_put_ex(env, to, nk->p, nk->len, val, f.vlen, f.expire, f.payload, err, errlen);
     if (rc == 0 && del)
         rc = akv_cmd_key_del(env, from, k->p, k->len);
     akv_persist_multi_end(env->persist);

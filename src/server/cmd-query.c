@@ -1,6 +1,8 @@
 /*
- * cmd-query.c - QUERY, EXPLAIN and NEIGHBORS: options and embedding on the
- * loop thread, attention and ranking on the pool.
+ * cmd-query.c - QUERY, EXPLAIN, FGET and NEIGHBORS: options and embedding
+ * on the loop thread, attention and ranking on the pool. FGET is the
+ * attention step alone, its weights summed per stored value
+ * (attnkv/query.h); it rides in the same batches as the others.
  *
  * A handler does the cheap part on the loop thread and leaves a job in
  * ctx->job:
@@ -30,7 +32,7 @@
  * QUERY, EXPLAIN and NEIGHBORS: options here, ranking on the pool.
  */
 
-enum job_kind { JOB_QUERY, JOB_EXPLAIN, JOB_NEIGHBORS };
+enum job_kind { JOB_QUERY, JOB_EXPLAIN, JOB_NEIGHBORS, JOB_FGET };
 
 struct query_job {
     struct akv_cmd_job base;
@@ -50,6 +52,7 @@ struct query_job {
     int has_snap;
     int withscores;
     struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
+    int withblend;                  /* EXPLAIN WITHBLEND */
     int resp;                       /* the connection's protocol when the job was dispatched */
     uint64_t t0;
     float q[]; /* the query vector, dim floats */
@@ -61,6 +64,8 @@ enum {
     OPT_ATTENTION = 1u << 2,
     OPT_TEMPERATURE = 1u << 3,
     OPT_METRIC = 1u << 4,
+    OPT_MINWEIGHT = 1u << 5,
+    OPT_WITHBLEND = 1u << 6,
 };
 
 /* For option parsers: 1 once an error reply is written, -ENOMEM if it could
@@ -86,7 +91,7 @@ static int reply_missing_value(struct akv_cmd_ctx *ctx, const struct akv_slice *
  * an error reply was written, or -ENOMEM. */
 static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned allowed,
                             unsigned count_max, struct akv_query_opts *o, unsigned *count,
-                            int *withscores, struct akv_embed_opts *eo)
+                            int *withscores, int *withblend, struct akv_embed_opts *eo)
 {
     char sb[AKV_QUOTE_BUF];
 
@@ -107,6 +112,10 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             *withscores = 1;
             continue;
         }
+        if ((allowed & OPT_WITHBLEND) && arg_is(a, "WITHBLEND")) {
+            *withblend = 1;
+            continue;
+        }
         if ((allowed & OPT_COUNT) && arg_is(a, "COUNT"))
             opt = OPT_COUNT;
         else if ((allowed & OPT_ATTENTION) && arg_is(a, "ATTENTION"))
@@ -115,6 +124,8 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             opt = OPT_TEMPERATURE;
         else if ((allowed & OPT_METRIC) && arg_is(a, "METRIC"))
             opt = OPT_METRIC;
+        else if ((allowed & OPT_MINWEIGHT) && arg_is(a, "MINWEIGHT"))
+            opt = OPT_MINWEIGHT;
         else
             return replied(
                 akv_reply_errorf(ctx->out, "ERR unknown option '%s' for %s", show(a, sb), cmd));
@@ -140,6 +151,13 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
                     ctx->out, "ERR TEMPERATURE must be a decimal number from %g to %g, not '%s'",
                     AKV_TEMPERATURE_MIN, AKV_TEMPERATURE_MAX, show(v, sb)));
             o->temperature = t;
+        } else if (opt == OPT_MINWEIGHT) {
+            double w;
+            if (akv_parse_double(v->p, v->len, &w) < 0 || !(w >= 0) || !(w <= 1))
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR MINWEIGHT must be a decimal number from 0 to 1, not '%s'",
+                    show(v, sb)));
+            o->minweight = w;
         } else {
             if (akv_metric_parse(v->p, v->len, &o->metric) < 0)
                 return replied(akv_reply_errorf(
@@ -232,29 +250,85 @@ static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
 }
 
 /* Each entry [key, value, weight] in RESP2; in RESP3 a map {key, value,
- * weight} with the weight a double. */
+ * weight} with the weight a double. WITHBLEND adds the entry's share of
+ * the blend (its weight renormalised over the embedded entries; 0 for a
+ * payload) and its kind, "embedded" or "payload": [key, value, weight,
+ * blend, kind], or the map's "blend" and "kind". */
 static int reply_explain(struct akv_buf *out, const struct query_job *j)
 {
     int rc = akv_reply_array(out, j->res.nwhy + (j->skipped.n > 0));
+    size_t nf = j->withblend ? 5 : 3;
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
-        const char *k, *v;
+        const struct akv_why *w = &j->res.why[i];
+        const char *k, *v, *kind = w->payload ? "payload" : "embedded";
         size_t kl, vl;
-        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        akv_store_entry_text(j->store, &j->snap, w->slot, &k, &kl, &v, &vl);
         if (j->resp >= 3) {
-            rc = akv_reply_map(out, 3, 3);
+            rc = akv_reply_map(out, nf, 3);
             rc = rc ? rc : akv_reply_bulk_str(out, "key");
             rc = rc ? rc : akv_reply_bulk(out, k, kl);
             rc = rc ? rc : akv_reply_bulk_str(out, "value");
             rc = rc ? rc : akv_reply_bulk(out, v, vl);
             rc = rc ? rc : akv_reply_bulk_str(out, "weight");
-            rc = rc ? rc : akv_reply_double(out, 3, j->res.why[i].weight);
+            rc = rc ? rc : akv_reply_double(out, 3, w->weight);
+            if (j->withblend) {
+                rc = rc ? rc : akv_reply_bulk_str(out, "blend");
+                rc = rc ? rc : akv_reply_double(out, 3, w->blend);
+                rc = rc ? rc : akv_reply_bulk_str(out, "kind");
+                rc = rc ? rc : akv_reply_bulk_str(out, kind);
+            }
             continue;
         }
-        rc = akv_reply_array(out, 3);
+        rc = akv_reply_array(out, nf);
         rc = rc ? rc : akv_reply_bulk(out, k, kl);
         rc = rc ? rc : akv_reply_bulk(out, v, vl);
-        rc = rc ? rc : akv_reply_bulk_double(out, j->res.why[i].weight);
+        rc = rc ? rc : akv_reply_bulk_double(out, w->weight);
+        if (j->withblend) {
+            rc = rc ? rc : akv_reply_bulk_double(out, w->blend);
+            rc = rc ? rc : akv_reply_bulk_str(out, kind);
+        }
+    }
+    if (rc == 0 && j->skipped.n > 0)
+        rc = akv_cmd_reply_skipped(out, j->resp, &j->skipped);
+    return rc;
+}
+
+/* FGET: the values, with WITHSCORES each followed by its weight, as
+ * reply_hits lays words out. Payloads may be large (max-value-len up to
+ * 16 MiB): a reply whose values add up to more than the hard output limit
+ * (client-output-buffer-limit, else proto-max-bulk-len) is refused before
+ * anything is built, as it would only close the connection. */
+static int reply_fget(struct akv_buf *out, const struct query_job *j)
+{
+    const struct akv_config *cfg = j->env->config;
+    unsigned long long total = 0,
+                       limit = cfg->obuf_hard > 0 ? cfg->obuf_hard : cfg->proto_max_bulk_len;
+    int pairs = j->withscores && j->resp >= 3;
+    int rc;
+
+    for (size_t i = 0; i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        total += vl;
+    }
+    if (total > limit)
+        return akv_reply_errorf(out,
+                                "ERR FGET reply would hold %llu bytes of values, over the output "
+                                "limit of %llu; ask for a smaller COUNT",
+                                total, limit);
+    rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1) + (j->skipped.n > 0));
+
+    for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        if (pairs)
+            rc = akv_reply_array(out, 2);
+        rc = rc ? rc : akv_reply_bulk(out, v, vl);
+        if (rc == 0 && j->withscores)
+            rc = akv_reply_double(out, j->resp, j->res.why[i].weight);
     }
     if (rc == 0 && j->skipped.n > 0)
         rc = akv_cmd_reply_skipped(out, j->resp, &j->skipped);
@@ -298,6 +372,8 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
             rc = akv_reply_errorf(out, "ERR query failed: %s", strerror(-j->rc));
         else if (j->kind == JOB_EXPLAIN)
             rc = reply_explain(out, j);
+        else if (j->kind == JOB_FGET)
+            rc = reply_fget(out, j);
         else
             rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);
         if (rc < 0)
@@ -313,11 +389,12 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
 /* The common part of QUERY, EXPLAIN and NEIGHBORS. */
 static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
 {
-    static const char *const names[] = {"QUERY", "EXPLAIN", "NEIGHBORS"};
+    static const char *const names[] = {"QUERY", "EXPLAIN", "NEIGHBORS", "FGET"};
     static const unsigned allowed[] = {
         OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_METRIC,
-        OPT_COUNT | OPT_ATTENTION | OPT_TEMPERATURE,
+        OPT_COUNT | OPT_ATTENTION | OPT_TEMPERATURE | OPT_WITHBLEND,
         OPT_COUNT | OPT_WITHSCORES | OPT_METRIC,
+        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_MINWEIGHT,
     };
     struct akv_cmd_env *env = ctx->env;
     uint32_t dim = akv_vocab_dim(env->vocab);
@@ -325,19 +402,24 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     struct akv_embed_opts eo = env->config->embed;
     struct akv_embed_skips sk;
     unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k;
-    int withscores = 0;
+    int withscores = 0, withblend = 0;
     struct query_job *j;
     char err[256] = "";
     int rc;
 
     rc = parse_query_opts(ctx, names[kind], allowed[kind],
                           kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, &o, &count,
-                          &withscores, &eo);
+                          &withscores, &withblend, &eo);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (kind == JOB_EXPLAIN) {
         o.explain = count;
         o.skip_rank = 1;
+    } else if (kind == JOB_FGET) {
+        o.k = count;
+        o.explain = 0;
+        o.skip_rank = 1;
+        o.fget = 1;
     } else {
         o.k = count;
         o.explain = 0;
@@ -379,6 +461,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->res.from_lists = 0;
     j->env = env;
     j->withscores = withscores;
+    j->withblend = withblend;
     j->resp = resp_of(ctx);
     j->t0 = now_ns();
     j->has_snap = kind != JOB_NEIGHBORS;
@@ -402,4 +485,9 @@ int akv_cmd_do_explain(struct akv_cmd_ctx *ctx)
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx)
 {
     return start_job(ctx, JOB_NEIGHBORS);
+}
+
+int akv_cmd_do_fget(struct akv_cmd_ctx *ctx)
+{
+    return start_job(ctx, JOB_FGET);
 }

@@ -399,8 +399,9 @@ static const struct akv_cmd table[] = {
      "server, clients, memory, persistence, stats, replication, cpu, latency, commandstats, "
      "errorstats, latencystats, cluster, store, keyspace and vectors figures"},
     {"SET", -3, W, akv_cmd_do_set, 1, 1, 1,
-     "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL]",
-     "store value under key; every word of both must be in the vocabulary"},
+     "SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t-ms|KEEPTTL] [PAYLOAD]",
+     "store value under key; every word of both must be in the vocabulary, or of the key only "
+     "with PAYLOAD (the value is kept as bytes, not embedded)"},
     {"GET", 2, R | F, akv_cmd_do_get, 1, 1, 1, "GET key", "the value stored under key, or nil"},
     {"SETNX", 3, W | F, akv_cmd_do_setnx, 1, 1, 1, "SETNX key value",
      "SET if the key does not exist; reply 1 if it was set"},
@@ -473,9 +474,14 @@ static const struct akv_cmd table[] = {
      "[METRIC l2|cosine|dot] [UNKNOWN error|skip] [WEIGHTING mean|sif]",
      "attend over the stored keys and reply the words nearest to the blended value"},
     {"EXPLAIN", -2, R | S, akv_cmd_do_explain, 0, 0, 0,
-     "EXPLAIN text [COUNT n] [ATTENTION dot|cosine] [TEMPERATURE t] [UNKNOWN error|skip] "
-     "[WEIGHTING mean|sif]",
-     "the n entries with the largest attention weights, as [key, value, weight]"},
+     "EXPLAIN text [COUNT n] [ATTENTION dot|cosine] [TEMPERATURE t] [WITHBLEND] "
+     "[UNKNOWN error|skip] [WEIGHTING mean|sif]",
+     "the n entries with the largest attention weights, as [key, value, weight] (WITHBLEND: "
+     "and [blend weight, embedded|payload])"},
+    {"FGET", -2, R | S, akv_cmd_do_fget, 0, 0, 0,
+     "FGET text [COUNT n] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] [MINWEIGHT w] "
+     "[UNKNOWN error|skip] [WEIGHTING mean|sif]",
+     "the stored values, each weighted by the attention its keys receive, heaviest first"},
     {"NEIGHBORS", -2, R | S, akv_cmd_do_neighbors, 0, 0, 0,
      "NEIGHBORS text [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
      "[WEIGHTING mean|sif]",

@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 
 #include "attnkv/embed.h"
+#include "attnkv/store.h"
 #include "attnkv/types.h"
 #include "util/text.h"
 
@@ -601,7 +602,7 @@ static const struct directive directives[] = {
     INT_ROW("timeout", timeout, 0, INT_MAX),
     ENUM_ROW("readable-replies", readable_replies, enum akv_readable, akv_readable_names),
     INT_ROW("max-key-len", max_key_len, 1, AKV_TEXT_MAX),
-    INT_ROW("max-value-len", max_value_len, 1, AKV_TEXT_MAX),
+    INT_ROW("max-value-len", max_value_len, 1, (int)AKV_STORE_VALUE_MAX),
     MEM_ROW("maxmemory", maxmemory, 0, LLONG_MAX),
     MEM_ROW("maxmemory-clients", maxmemory_clients, 0, LLONG_MAX),
     INT_ROW("maxkeys", maxkeys, 0, INT_MAX),

@@ -77,7 +77,7 @@ struct akv_config {
     int obuf_soft_seconds;                        /* and seconds over soft */
     int timeout;                                  /* idle seconds before closing; 0 = never */
     int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
-    int max_value_len;                            /* bytes, 1..AKV_TEXT_MAX */
+    int max_value_len; /* bytes, 1..AKV_STORE_VALUE_MAX (embedded values: AKV_TEXT_MAX) */
     unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
     unsigned long long maxmemory_clients;         /* all client buffers together; 0: no limit */
     int maxkeys;                                  /* most keys in the store */

@@ -237,6 +237,19 @@ def test_explain_and_neighbors(env):
             c.cmd("NEIGHBORS", "king", "COUNT", 3, "WITHSCORES", "METRIC", "cosine"))
         db.clear()
         assert db.neighbors("king", count=4) == ["king", "prince", "queen", "monarch"]
+
+        # FGET and payloads.
+        db.update(EXAMPLE)
+        assert db.fget("kitten")[0] == "animal"
+        got = db.fget("kitten", count=2, withscores=True)
+        assert isinstance(got[0], attnkv.Valued) and type(got[0].weight) is float, got
+        assert [tuple(v) for v in got] == pairs_of(c.cmd("FGET", "kitten", "COUNT", 2,
+                                                         "WITHSCORES")), got
+        db.set("dog food", '{"answer": 42}', payload=True)
+        assert db.get("dog food") == '{"answer": 42}'
+        assert db.fget("puppy food", count=1) == ['{"answer": 42}']
+        assert db.fget("puppy food", minweight=0.5) == ['{"answer": 42}']
+        db.clear()
     c.close()
 
 

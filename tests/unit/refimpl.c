@@ -82,7 +82,8 @@ int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
 {
     uint32_t dim = akv_vocab_dim(voc);
     double *s = malloc((n ? n : 1) * sizeof *s);
-    double mx = -INFINITY, z = 0, qq = 0;
+    double mx = -INFINITY, z = 0, qq = 0, mxe = -INFINITY, ze = 0;
+    size_t nemb = 0;
 
     for (uint32_t d = 0; d < dim; d++)
         r[d] = 0;
@@ -101,20 +102,77 @@ int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
         s[i] = mode == AKV_ATTN_DOT ? kq : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
         if (s[i] > mx)
             mx = s[i];
+        if (!e[i].payload && s[i] > mxe)
+            mxe = s[i];
     }
+    /* The blend: a softmax over the embedded entries alone. */
+    for (size_t i = 0; i < n; i++)
+        if (!e[i].payload) {
+            double w = exp(s[i] - mxe);
+            ze += w;
+            nemb++;
+            for (uint32_t d = 0; d < dim; d++)
+                r[d] += w * e[i].v[d];
+        }
+    for (uint32_t d = 0; d < dim && nemb > 0; d++)
+        r[d] /= ze;
     for (size_t i = 0; i < n; i++) {
         s[i] = exp(s[i] - mx);
         z += s[i];
     }
-    for (size_t i = 0; i < n; i++) {
-        s[i] /= z;
+    for (size_t i = 0; i < n; i++)
         if (weights != NULL)
-            weights[i] = s[i];
-        for (uint32_t d = 0; d < dim; d++)
-            r[d] += s[i] * e[i].v[d];
-    }
+            weights[i] = s[i] / z;
     free(s);
-    return 1;
+    return nemb > 0;
+}
+
+static const struct ref_entry *fget_entries;
+
+static int value_cmp(size_t a, size_t b)
+{
+    const struct ref_entry *x = &fget_entries[a], *y = &fget_entries[b];
+    size_t n = x->vlen < y->vlen ? x->vlen : y->vlen;
+    int d = n ? memcmp(x->val, y->val, n) : 0;
+    return d != 0 ? d : (x->vlen > y->vlen) - (x->vlen < y->vlen);
+}
+
+static int fget_cmp(const void *a, const void *b)
+{
+    const struct ref_value *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight > y->weight ? -1 : 1;
+    return value_cmp(x->entry, y->entry);
+}
+
+size_t ref_fget(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
+                enum akv_attn_mode mode, double tau, unsigned k, double minweight,
+                struct ref_value *out)
+{
+    double *w = malloc((n ? n : 1) * sizeof *w), *r = calloc(akv_vocab_dim(voc), sizeof *r);
+    struct ref_value *g = malloc((n ? n : 1) * sizeof *g);
+    size_t ng = 0, nk = 0;
+
+    if (n > 0)
+        ref_attend(voc, e, n, q, mode, tau, r, w);
+    fget_entries = e;
+    /* Quadratic, and plain: every entry joins the first group of its bytes. */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < ng && value_cmp(g[j].entry, i) != 0)
+            j++;
+        if (j == ng)
+            g[ng++] = (struct ref_value){i, 0};
+        g[j].weight += w[i];
+    }
+    qsort(g, ng, sizeof *g, fget_cmp);
+    for (size_t j = 0; j < ng && nk < k; j++)
+        if (g[j].weight >= minweight)
+            out[nk++] = g[j];
+    free(w);
+    free(r);
+    free(g);
+    return nk;
 }
 
 size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,

@@ -239,8 +239,10 @@ START_TEST(test_bad_contents)
     expect_corrupt(buf, 16 + n, "bad DEL record");
     n = raw_record(buf + 16, AKV_AOF_FLUSHALL, 0, "x", 1, 1);
     expect_corrupt(buf, 16 + n, "bad FLUSHALL record");
-    n = raw_record(buf + 16, 9, 0, "x", 1, 1);
+    n = raw_record(buf + 16, AKV_AOF_TYPES, 0, "x", 1, 1);
     expect_corrupt(buf, 16 + n, "unknown record type");
+    n = raw_record(buf + 16, AKV_AOF_PAYLOAD, 0, "x", 1, 1);
+    expect_corrupt(buf, 16 + n, "bad PAYLOAD record");
     n = raw_record(buf + 16, AKV_AOF_DEL, 1, "x", 1, 1);
     expect_corrupt(buf, 16 + n, "unknown record type");
     /* A length beyond the limit, even at the end of the file, is damage
@@ -269,7 +271,7 @@ END_TEST
 
 /* ------------------------------------------------------------------------
  * The record types that came with databases, expiry and transactions
- * (4-8), and MULTI records holding any of 1-7.
+ * (4-8), payload values (9), and MULTI records holding any of 1-7 and 9.
  */
 
 /* One of each type, the last a MULTI holding one of each of the others. */
@@ -287,6 +289,12 @@ static const struct akv_aof_record inner_recs[] = {
     {.type = AKV_AOF_SET, .key = "k", .klen = 1, .val = "v", .vlen = 1},
     {.type = AKV_AOF_DEL, .key = "k", .klen = 1},
     {.type = AKV_AOF_FLUSHALL},
+    {.type = AKV_AOF_PAYLOAD,
+     .db = 2,
+     .key = "dog food",
+     .klen = 8,
+     .val = "{\"id\": 7}",
+     .vlen = 9},
 };
 #define NINNER (sizeof(inner_recs) / sizeof(inner_recs[0]))
 
@@ -307,6 +315,14 @@ static const struct akv_aof_record top_recs[] = {
     {.type = AKV_AOF_FLUSHALL},
     {.type = AKV_AOF_MULTI}, /* inner_recs, filled by build_all */
     {.type = AKV_AOF_SET, .key = "sphere", .klen = 6, .val = "shape", .vlen = 5},
+    /* A payload: any bytes, NUL and CR LF included. */
+    {.type = AKV_AOF_PAYLOAD,
+     .db = 1,
+     .key = "cat",
+     .klen = 3,
+     .val = "\0\r\nid\xff",
+     .vlen = 6,
+     .expire = 1700000000999ull},
 };
 #define NTOP (sizeof(top_recs) / sizeof(top_recs[0]))
 #define MULTI_AT 8 /* index of the MULTI in top_recs */
@@ -385,7 +401,7 @@ static void assert_same_record(const struct akv_aof_record *r, const struct akv_
     ck_assert_uint_eq(r->klen, e->klen);
     if (e->klen)
         ck_assert(memcmp(r->key, e->key, e->klen) == 0);
-    if (e->type == AKV_AOF_SET || e->type == AKV_AOF_PUT) {
+    if (e->type == AKV_AOF_SET || e->type == AKV_AOF_PUT || e->type == AKV_AOF_PAYLOAD) {
         ck_assert_uint_eq(r->vlen, e->vlen);
         ck_assert(memcmp(r->val, e->val, e->vlen) == 0);
     } else {
@@ -443,6 +459,7 @@ START_TEST(test_all_types_roundtrip)
     ck_assert_uint_eq(res.counts[AKV_AOF_FLUSHDB], 2);
     ck_assert_uint_eq(res.counts[AKV_AOF_SWAPDB], 2);
     ck_assert_uint_eq(res.counts[AKV_AOF_MULTI], 1);
+    ck_assert_uint_eq(res.counts[AKV_AOF_PAYLOAD], 2);
     ck_assert_uint_eq(res.counts[0], 0);
 
     /* Sizes: header + payload as aof.h lays them out. */
@@ -476,6 +493,7 @@ START_TEST(test_all_types_roundtrip)
     ck_assert_str_eq(akv_aof_type_name(AKV_AOF_FLUSHDB), "FLUSHDB");
     ck_assert_str_eq(akv_aof_type_name(AKV_AOF_SWAPDB), "SWAPDB");
     ck_assert_str_eq(akv_aof_type_name(AKV_AOF_MULTI), "MULTI");
+    ck_assert_str_eq(akv_aof_type_name(AKV_AOF_PAYLOAD), "PAYLOAD");
     ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)0), "?");
     ck_assert_str_eq(akv_aof_type_name((enum akv_aof_type)AKV_AOF_TYPES), "?");
 }
@@ -1037,7 +1055,7 @@ START_TEST(test_salvage_ranges)
     ck_assert_int_eq(akv_aof_salvage(all_file, all_len - 3, salv_keep, salv_skip, &s, &res), 0);
     ck_assert_uint_eq(s.nkept, NTOP - 1);
     ck_assert_int_eq(s.skips[0].kind, AKV_AOF_SKIP_TORN);
-    ck_assert_int_eq(s.skips[0].type, AKV_AOF_SET);
+    ck_assert_int_eq(s.skips[0].type, AKV_AOF_PAYLOAD);
     ck_assert_uint_eq(s.skips[0].offset, all_bounds[NTOP - 1]);
 
     /* A file header alone, cut short, or none. */

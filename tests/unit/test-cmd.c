@@ -273,6 +273,25 @@ START_TEST(test_query_job)
     ck_assert(strncmp(r, "*1\r\n*3\r\n$3\r\ncat\r\n$6\r\nanimal\r\n$", 30) == 0);
     r = run("NEIGHBORS", "cat", "COUNT", "2", END);
     ck_assert_str_eq(r, "*2\r\n$3\r\ncat\r\n$3\r\ndog\r\n");
+    /* FGET: the stored values, a payload's bytes as they are. */
+    ck_assert_str_eq(run("FGET", "dog", "COUNT", "1", END), "*1\r\n$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("SET", "dog", "a\r\nb", "PAYLOAD", END), "+OK\r\n");
+    ck_assert_str_eq(run("OBJECT", "ENCODING", "dog", END), "$7\r\npayload\r\n");
+    r = run("FGET", "dog", "COUNT", "3", END);
+    ck_assert(strncmp(r, "*3\r\n", 4) == 0);
+    ck_assert_ptr_nonnull(strstr(r, "\r\n$4\r\na\r\nb\r\n"));
+    r = run("FGET", "dog", "WITHSCORES", "MINWEIGHT", "1", END); /* nothing weighs 1 */
+    ck_assert_str_eq(r, "*0\r\n");
+    r = run("EXPLAIN", "dog", "COUNT", "3", "WITHBLEND", END);
+    ck_assert(strncmp(r, "*3\r\n*5\r\n", 8) == 0);
+    ck_assert_ptr_nonnull(strstr(r, "$3\r\ndog\r\n$4\r\na\r\nb\r\n$"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\n$1\r\n0\r\n$7\r\npayload\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\n$8\r\nembedded\r\n"));
+    ck_assert_str_eq(run("FGET", "dog", "MINWEIGHT", "1.5", END),
+                     "-ERR MINWEIGHT must be a decimal number from 0 to 1, not '1.5'\r\n");
+    ck_assert_str_eq(run("FGET", "dog", "METRIC", "l2", END),
+                     "-ERR unknown option 'METRIC' for FGET\r\n");
+    ck_assert_str_eq(run("SET", "dog", "animal", END), "+OK\r\n");
     ck_assert_uint_eq(env.stats.query_count, 3);
     ck_assert_uint_eq(env.stats.jobs_running, 0);
     /* A client that went away: the job still releases its snapshot (the
@@ -323,6 +342,8 @@ START_TEST(test_query_batch)
         {"NEIGHBORS", "cat"},
         {"QUERY", "the", "COUNT", "9", "WITHSCORES", "METRIC", "l2"},
         {"EXPLAIN", "one", "ATTENTION", "cosine", "COUNT", "9"},
+        {"FGET", "dog", "COUNT", "3", "WITHSCORES"},
+        {"FGET", "ball", "ATTENTION", "cosine", "MINWEIGHT", "0.001"},
     };
     enum { NCMD = sizeof(cmds) / sizeof(cmds[0]), NJOB = NCMD + 2 };
     char *alone[NJOB];
@@ -365,14 +386,14 @@ START_TEST(test_query_batch)
     ck_assert_uint_eq(env.stats.jobs_running, 0);
     r = run("INFO", "stats", END);
     ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batches:1\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:9\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:9\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:11\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:11\r\n"));
     /* A job run alone is a batch of one. */
     run("NEIGHBORS", "cat", END);
     r = run("INFO", "stats", END);
     ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batches:2\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:10\r\n"));
-    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:9\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batched_jobs:12\r\n"));
+    ck_assert_ptr_nonnull(strstr(r, "\r\nquery_batch_max:11\r\n"));
 }
 END_TEST
 

@@ -1076,6 +1076,76 @@ START_TEST(test_text_only_entries)
 }
 END_TEST
 
+/* Payload entries (PAYLOAD records): replayed as payloads, whatever their
+ * bytes; parked only when their key does not embed (never for their
+ * value), and written back as PAYLOAD records by a rewrite, parked or not;
+ * a vocabulary that has the key's words serves the parked one as a
+ * payload. */
+START_TEST(test_payload_records)
+{
+    static char buf[4096];
+    static const char bin[] = "w250 {\"x\":\0 1}\r\n";
+    size_t off = AKV_AOF_FILE_HEADER, binlen = sizeof bin - 1;
+    struct akv_vocab *big;
+    struct akv_store *bigstore, *old;
+    struct akv_store_found f;
+    struct parsed *ps;
+    int seen_bin = 0, seen_parked = 0;
+
+    fx_begin(AKV_FSYNC_NO);
+    akv_aof_file_header(buf);
+    off += akv_aof_encode(buf + off, AKV_AOF_PAYLOAD, "w1", 2, bin, binlen);
+    off = put_rec(buf, off, AKV_AOF_PAYLOAD, "w260 w2", "w3");
+    off = put_rec(buf, off, AKV_AOF_PAYLOAD, "w4", "w270"); /* a word the vocabulary lacks */
+    off = put_rec(buf, off, AKV_AOF_SET, "w5", "w6");
+    spit(F.path, buf, off, 0);
+    fx_open();
+    ck_assert_uint_eq(info_now().replayed, 4);
+    ck_assert_uint_eq(info_now().unembeddable, 1); /* w260 w2, for its key */
+    ck_assert_uint_eq(akv_store_count(F.store), 3);
+    ck_assert_int_eq(akv_store_find(F.store, "w1", 2, &f), AKV_STORE_LIVE);
+    ck_assert(f.payload && f.vlen == binlen && memcmp(f.val, bin, binlen) == 0);
+    ck_assert_int_eq(akv_store_find(F.store, "w4", 2, &f), AKV_STORE_LIVE);
+    ck_assert(f.payload);
+    ck_assert_int_eq(akv_store_find(F.store, "w5", 2, &f), AKV_STORE_LIVE);
+    ck_assert(!f.payload);
+
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), 0);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_uint_eq(ps->n, 4);
+    ck_assert_uint_eq(ps->res.counts[AKV_AOF_PAYLOAD], 3);
+    ck_assert_uint_eq(ps->res.counts[AKV_AOF_PUT], 1);
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct akv_aof_record *r = &ps->r[i];
+        seen_bin +=
+            r->type == AKV_AOF_PAYLOAD && r->vlen == binlen && memcmp(r->val, bin, binlen) == 0;
+        seen_parked +=
+            r->type == AKV_AOF_PAYLOAD && r->klen == 7 && memcmp(r->key, "w260 w2", 7) == 0;
+    }
+    ck_assert_int_eq(seen_bin, 1);
+    ck_assert_int_eq(seen_parked, 1);
+    parsed_free(ps);
+    fx_close();
+
+    big = tu_random_vocab(2 * VOCAB_WORDS, 8, 1.0, 7);
+    ck_assert_int_eq(akv_store_create(&bigstore, big), 0);
+    old = F.store;
+    F.store = bigstore;
+    fx_open();
+    ck_assert_uint_eq(info_now().unembeddable, 0);
+    ck_assert_uint_eq(akv_store_count(F.store), 4);
+    ck_assert_int_eq(akv_store_find(F.store, "w260 w2", 7, &f), AKV_STORE_LIVE);
+    ck_assert(f.payload && f.vlen == 2 && memcmp(f.val, "w3", 2) == 0);
+    fx_close();
+    akv_store_destroy(bigstore);
+    akv_vocab_destroy(big);
+    F.store = old;
+    fx_end();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * 3. Torn tails, damage, errors.
  */
@@ -2278,6 +2348,7 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_rewrite_abandoned_at_close);
     tcase_add_test(tc, test_auto_rewrite);
     tcase_add_test(tc, test_text_only_entries);
+    tcase_add_test(tc, test_payload_records);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 

@@ -59,6 +59,7 @@ struct model {
     struct akv_store *store;
     struct ref_entry *e;
     char (*keys)[64];
+    char (*vals)[64]; /* value bytes (a payload's may hold NUL) */
     size_t n;
 };
 
@@ -68,6 +69,7 @@ static void model_init(struct model *m, const struct akv_vocab *voc, size_t cap)
     ck_assert_int_eq(akv_store_create(&m->store, voc), 0);
     m->e = calloc(cap ? cap : 1, sizeof *m->e);
     m->keys = calloc(cap ? cap : 1, sizeof *m->keys);
+    m->vals = calloc(cap ? cap : 1, sizeof *m->vals);
     m->n = 0;
 }
 
@@ -89,6 +91,35 @@ static int model_add(struct model *m, const struct akv_vocab *voc, const char *k
     m->e[m->n].v = malloc(dim * sizeof(double));
     ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
     ck_assert_int_eq(ref_embed(voc, val, m->e[m->n].v), 0);
+    snprintf(m->vals[m->n], sizeof m->vals[m->n], "%s", val);
+    m->e[m->n].val = m->vals[m->n];
+    m->e[m->n].vlen = strlen(val);
+    m->n++;
+    return 1;
+}
+
+/* As model_add, with val (vlen bytes, fewer than 64) stored as a payload. */
+static int model_add_payload(struct model *m, const struct akv_vocab *voc, const char *key,
+                             const char *val, size_t vlen)
+{
+    uint32_t dim = akv_vocab_dim(voc);
+    const char *cur;
+    size_t clen;
+    char err[256];
+
+    if (akv_store_get(m->store, key, strlen(key), &cur, &clen))
+        return 0;
+    ck_assert_int_eq(akv_store_put_ex(m->store, key, strlen(key), val, vlen, 0, AKV_STORE_PAYLOAD,
+                                      err, sizeof err),
+                     0);
+    snprintf(m->keys[m->n], sizeof m->keys[m->n], "%s", key);
+    m->e[m->n].k = malloc(dim * sizeof(double));
+    m->e[m->n].v = NULL;
+    m->e[m->n].payload = 1;
+    ck_assert_int_eq(ref_embed(voc, key, m->e[m->n].k), 0);
+    memcpy(m->vals[m->n], val, vlen);
+    m->e[m->n].val = m->vals[m->n];
+    m->e[m->n].vlen = vlen;
     m->n++;
     return 1;
 }
@@ -116,6 +147,7 @@ static void model_free(struct model *m)
     }
     free(m->e);
     free(m->keys);
+    free(m->vals);
     akv_store_destroy(m->store);
 }
 
@@ -388,8 +420,8 @@ START_TEST(test_overwrite_and_delete_follow_model)
     ref_embed(voc, "w10 w11", vd[0]);
     ref_embed(voc, "w5", kd[1]);
     ref_embed(voc, "w6", vd[1]);
-    e[0] = (struct ref_entry){kd[0], vd[0]};
-    e[1] = (struct ref_entry){kd[1], vd[1]};
+    e[0] = (struct ref_entry){.k = kd[0], .v = vd[0]};
+    e[1] = (struct ref_entry){.k = kd[1], .v = vd[1]};
     akv_query_opts_default(&o);
     akv_embed_text(voc, "w1", 2, q, err, sizeof err);
     ref_embed(voc, "w1", qd);
@@ -909,7 +941,7 @@ START_TEST(test_attention_kernels_agree)
         for (int alone = 0; alone < 2; alone++) {
             for (int i = 0; i < N; i++)
                 jobs[i] = (struct akv_attn_job){
-                    q[i], (enum akv_attn_mode)(i % 2), 0.7, got[i], NULL, 0, 0};
+                    .q = q[i], .mode = (enum akv_attn_mode)(i % 2), .tau = 0.7, .r = got[i]};
             if (alone) {
                 for (int i = 0; i < N; i++)
                     ck_assert_int_eq(akv_attn_run_many(m.store, &snap, &jobs[i], 1), 2500);
@@ -935,6 +967,364 @@ START_TEST(test_attention_kernels_agree)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Payload values and FGET.
+ */
+
+/* A store of n entries over a vocabulary of nvocab words: one in three a
+ * payload (one of 12 byte strings, NUL and CR LF among them, or the text
+ * of a vocabulary word, which groups with the embedded values of that
+ * word), the others embedded values from a few words, so that FGET has
+ * groups of many entries. */
+static void payload_fill(struct model *m, const struct akv_vocab *voc, size_t n, size_t nvocab,
+                         uint64_t *seed)
+{
+    char key[64], val[64];
+
+    model_init(m, voc, n);
+    while (m->n < n) {
+        random_text(seed, nvocab, 2, key, sizeof key);
+        if (m->n % 3 == 1) {
+            unsigned c = (unsigned)(tu_rand(seed) % 12);
+            size_t len;
+            if (c < 4)
+                len = (size_t)snprintf(val, sizeof val, "w%u", c); /* as an embedded value */
+            else
+                len = (size_t)snprintf(val, sizeof val, "{\"id\": %u}\r\n", c);
+            if (c % 2)
+                val[len++] = '\0'; /* a trailing NUL: other bytes than without */
+            model_add_payload(m, voc, key, val, len);
+        } else {
+            snprintf(val, sizeof val, "w%u", (unsigned)(tu_rand(seed) % 12));
+            model_add(m, voc, key, val);
+        }
+    }
+}
+
+/* FGET's answer against the reference: the same values, weights within
+ * 1e-12 (both are sums of softmax weights in double). */
+static void check_fget(const struct model *m, const struct akv_store_snap *snap,
+                       const struct akv_query_result *res, const struct ref_value *want,
+                       size_t nwant, const char *what)
+{
+    ck_assert_msg(res->nwhy == nwant, "%s: %zu values, reference %zu", what, res->nwhy, nwant);
+    for (size_t i = 0; i < nwant; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        const struct ref_entry *e = &m->e[want[i].entry];
+        akv_store_entry_text(m->store, snap, res->why[i].slot, &k, &kl, &v, &vl);
+        ck_assert_msg(vl == e->vlen && memcmp(v, e->val, vl) == 0, "%s: value %zu differs", what,
+                      i);
+        ck_assert_msg(fabs(res->why[i].weight - want[i].weight) <= 1e-12,
+                      "%s: value %zu weighs %.17g, reference %.17g", what, i, res->why[i].weight,
+                      want[i].weight);
+    }
+}
+
+START_TEST(test_payloads_match_reference)
+{
+    enum { NV = 3000, DIM = 16, N = 36 };
+    static const unsigned ks[] = {1, 5, 50};
+    uint64_t seed = 2024;
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, seed);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct ref_value *vals = malloc(AKV_K_MAX * sizeof *vals);
+    double *weights = malloc(600 * sizeof *weights), qd[DIM], r[DIM], emb = 0;
+    float q[DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char text[64], err[256], what[160];
+
+    payload_fill(&m, voc, 600, NV, &seed);
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        struct akv_query_opts o;
+        size_t nwant;
+        akv_query_opts_default(&o);
+        o.attn = (enum akv_attn_mode)(i % 2);
+        o.metric = (enum akv_metric)((i / 2) % 3);
+        o.k = ks[(i / 6) % 3];
+        o.temperature = (i / 18) % 2 ? 0.5 : 0.05;
+        /* Half the queries are a stored key: its entry dominates. */
+        if (i % 4 < 2)
+            snprintf(text, sizeof text, "%s", m.keys[(size_t)(i * 7) % m.n]);
+        else
+            random_text(&seed, NV, 3, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q, err, sizeof err), 0);
+        /* The reference gets the same (float) query, so that the weights
+         * can be compared closely. */
+        for (uint32_t d = 0; d < DIM; d++)
+            qd[d] = q[d];
+        snprintf(what, sizeof what, "query %d '%s' attn %s metric %s k %u", i, text,
+                 akv_attn_mode_name(o.attn), akv_metric_name(o.metric), o.k);
+
+        /* QUERY: the blend of the embedded values alone. */
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        ck_assert_uint_eq(res->attended, m.n);
+        ck_assert_uint_eq(res->blended, m.n - m.n / 3);
+        check_hits(res->hits, res->nhits, want, nwant, what);
+
+        /* EXPLAIN: every entry's weight over all, the blend weight over
+         * the embedded ones, payloads marked. */
+        o.skip_rank = 1;
+        o.explain = 40;
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        ck_assert_uint_eq(res->nwhy, 40);
+        ref_attend(voc, m.e, m.n, qd, o.attn, o.temperature, r, weights);
+        emb = 0;
+        for (size_t j = 0; j < m.n; j++)
+            emb += m.e[j].payload ? 0 : weights[j];
+        for (size_t w = 0; w < res->nwhy; w++) {
+            size_t j = res->why[w].slot; /* slots follow insertion: no entry was removed */
+            ck_assert_int_eq(res->why[w].payload, m.e[j].payload);
+            ck_assert_msg(fabs(res->why[w].weight - weights[j]) <= 1e-12,
+                          "%s: weight %zu (slot %zu): %.17g, reference %.17g", what, w, j,
+                          res->why[w].weight, weights[j]);
+            ck_assert_msg(fabs(res->why[w].blend - (m.e[j].payload ? 0 : weights[j] / emb)) <= 1e-9,
+                          "%s: blend weight %zu: %.17g, reference %.17g", what, w,
+                          res->why[w].blend, weights[j] / emb);
+        }
+
+        /* FGET, with and without a floor. */
+        o.explain = 0;
+        o.fget = 1;
+        o.minweight = i % 3 == 0 ? 0.01 : 0;
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        nwant = ref_fget(voc, m.e, m.n, qd, o.attn, o.temperature, o.k, o.minweight, vals);
+        check_fget(&m, &snap, res, vals, nwant, what);
+        ck_assert_uint_eq(res->nhits, 0);
+    }
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+    free(vals);
+    free(weights);
+}
+END_TEST
+
+/* Every kernel, alone or batched with QUERY and EXPLAIN items, gives FGET,
+ * QUERY and EXPLAIN on a store with payloads the same bits. */
+START_TEST(test_payloads_kernels_and_batches_agree)
+{
+    enum { NV = 2000, DIM = 31, N = 12 };
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    uint64_t seed = 321;
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 3.0, seed);
+    struct akv_query_result *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
+    struct akv_query_item items[N];
+    float q[N][DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char text[64], err[256];
+    int ran = 0;
+
+    payload_fill(&m, voc, 5000, NV, &seed); /* two store blocks */
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < N; i++) {
+        random_text(&seed, NV, 3, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+    }
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (akv_attn_set_kernel(names[k]) < 0)
+            continue;
+        for (int alone = 0; alone < 2; alone++) {
+            for (int i = 0; i < N; i++) {
+                struct akv_query_item *it = &items[i];
+                memset(it, 0, sizeof *it);
+                akv_query_opts_default(&it->opts);
+                it->opts.attn = (enum akv_attn_mode)(i % 2);
+                it->opts.temperature = 0.3;
+                it->opts.k = 20;
+                it->opts.fget = i % 3 == 0;
+                it->opts.skip_rank = i % 3 != 2;
+                it->opts.explain = i % 3 == 1 ? 30 : 0;
+                it->q = q[i];
+                it->store = m.store;
+                it->snap = &snap;
+                it->res = &got[i];
+                if (alone)
+                    ck_assert_int_eq(akv_query_run_many(it, 1), 0);
+            }
+            if (!alone)
+                ck_assert_int_eq(akv_query_run_many(items, N), 0);
+            for (int i = 0; i < N; i++) {
+                ck_assert_int_eq(items[i].rc, 0);
+                if (ran == 0 && !alone)
+                    want[i] = got[i];
+                else
+                    same_result(&got[i], &want[i], i);
+                for (size_t w = 0; w < got[i].nwhy; w++)
+                    ck_assert(got[i].why[w].blend == want[i].why[w].blend);
+            }
+            ck_assert_uint_gt(got[0].nwhy, 0);
+            ck_assert_uint_gt(got[2].nhits, 0);
+        }
+        ran++;
+    }
+    ck_assert_int_eq(akv_attn_set_kernel("auto"), 0);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(want);
+    free(got);
+}
+END_TEST
+
+START_TEST(test_payloads_only_and_far_shifts)
+{
+    enum { NV = 500, DIM = 12 };
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, 5);
+    struct akv_query_result *res = malloc(sizeof *res);
+    struct ref_hit want[5];
+    struct ref_value vals[5];
+    double qd[DIM];
+    float q[DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    struct akv_query_opts o;
+    char err[256];
+    size_t nwant;
+
+    /* Payloads only: no blend, so QUERY answers nothing (as for an empty
+     * store), while EXPLAIN and FGET see every entry. */
+    model_init(&m, voc, 8);
+    model_add_payload(&m, voc, "w1", "a\0b", 3);
+    model_add_payload(&m, voc, "w2", "a\0b", 3);
+    model_add_payload(&m, voc, "w3", "", 0);
+    akv_store_snap_take(m.store, &snap);
+    ck_assert_int_eq(akv_embed_text(voc, "w2", 2, q, err, sizeof err), 0);
+    ck_assert_int_eq(ref_embed(voc, "w2", qd), 0);
+    akv_query_opts_default(&o);
+    ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nhits, 0);
+    ck_assert_uint_eq(res->attended, 3);
+    ck_assert_uint_eq(res->blended, 0);
+    o.skip_rank = 1;
+    o.explain = 5;
+    ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+    ck_assert_uint_eq(res->nwhy, 3);
+    ck_assert(res->why[0].payload && res->why[0].blend == 0);
+    ck_assert(fabs(res->why[0].weight + res->why[1].weight + res->why[2].weight - 1) < 1e-12);
+    o.explain = 0;
+    o.fget = 1;
+    o.k = 5;
+    ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+    nwant = ref_fget(voc, m.e, m.n, qd, o.attn, o.temperature, o.k, 0, vals);
+    ck_assert_uint_eq(nwant, 2);
+    check_fget(&m, &snap, res, vals, nwant, "payloads only");
+    akv_store_snap_release(m.store, &snap);
+
+    /* A payload key so much nearer than the embedded ones (cosine at the
+     * lowest temperature) that their weights underflow next to it: the
+     * blend, over the embedded entries alone, is still exact. */
+    model_add(&m, voc, "w4", "w10");
+    model_add(&m, voc, "w5", "w11 w12");
+    model_add(&m, voc, "w6 w7", "w13");
+    akv_store_snap_take(m.store, &snap);
+    akv_query_opts_default(&o);
+    o.attn = AKV_ATTN_COSINE;
+    o.temperature = AKV_TEMPERATURE_MIN;
+    for (int metric = 0; metric < 3; metric++) {
+        o.metric = (enum akv_metric)metric;
+        ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        ck_assert_uint_eq(nwant, 5);
+        check_hits(res->hits, res->nhits, want, nwant, "far shifts");
+    }
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+}
+END_TEST
+
+/* Neighbor lists with payload entries heavy and light: the same answers as
+ * the scan and the reference, and some answered from the lists. */
+START_TEST(test_payloads_neighbor_lists)
+{
+    enum { N = 24, NV = 20000, DIM = 24 };
+    uint64_t seed = 93;
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, seed);
+    struct akv_query_result *with = malloc(N * sizeof *with),
+                            *without = malloc(N * sizeof *without);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct akv_query_item items[N], plain[N];
+    struct akv_nbcache *cache;
+    float q[N][DIM];
+    double qd[DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char key[64], val[64], err[256], what[160];
+    size_t from_lists = 0;
+
+    ck_assert_int_eq(akv_nbcache_create(&cache, 1000), 0);
+    model_init(&m, voc, 400);
+    while (m.n < 400) {
+        snprintf(key, sizeof key, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        snprintf(val, sizeof val, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        if (m.n % 4 == 1)
+            model_add_payload(&m, voc, key, val, strlen(val));
+        else
+            model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            /* A key alone (a payload's for i % 4 == 1), or a payload's
+             * key mixed with an embedded entry's: the payload's weight
+             * must not count in the bound. */
+            const char *a = m.keys[(size_t)i % 16], *b = m.keys[(size_t)(i % 16) / 4 * 4 + 1];
+            float other[DIM], mix = 0.6f;
+            ck_assert_int_eq(akv_embed_text(voc, a, strlen(a), q[i], err, sizeof err), 0);
+            if (i >= 16) {
+                ck_assert_int_eq(akv_embed_text(voc, b, strlen(b), other, err, sizeof err), 0);
+                for (uint32_t d = 0; d < DIM; d++)
+                    q[i][d] = mix * q[i][d] + (1 - mix) * other[d];
+            }
+            memset(it, 0, sizeof *it);
+            akv_query_opts_default(&it->opts);
+            it->opts.metric = (enum akv_metric)(i % 2); /* l2 and cosine: the lists' metrics */
+            it->opts.attn = AKV_ATTN_COSINE;
+            it->opts.temperature = (const double[]){0.02, 0.05, 0.1}[(i + round) % 3];
+            it->opts.k = (const unsigned[]){1, 5, 20}[(i / 2 + round) % 3];
+            it->q = q[i];
+            it->store = m.store;
+            it->snap = &snap;
+            plain[i] = *it;
+            it->res = &with[i];
+            it->nbcache = cache;
+            plain[i].res = &without[i];
+        }
+        ck_assert_int_eq(akv_query_run_many(items, N), 0);
+        ck_assert_int_eq(akv_query_run_many(plain, N), 0);
+        for (int i = 0; i < N; i++) {
+            size_t nwant;
+            same_result(&with[i], &without[i], i);
+            from_lists += (size_t)with[i].from_lists;
+            for (uint32_t d = 0; d < DIM; d++)
+                qd[d] = q[i][d];
+            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, items[i].opts.temperature,
+                              items[i].opts.metric, items[i].opts.k, want, NULL);
+            snprintf(what, sizeof what, "round %d item %d lists %d", round, i, with[i].from_lists);
+            check_hits(with[i].hits, with[i].nhits, want, nwant, what);
+        }
+    }
+    ck_assert_uint_gt(from_lists, 0);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_nbcache_destroy(cache);
+    akv_vocab_destroy(voc);
+    free(with);
+    free(without);
+    free(want);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -957,6 +1347,10 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_neighbor_lists);
     tcase_add_test(tc, test_neighbor_lists_bound);
     tcase_add_test(tc, test_attention_kernels_agree);
+    tcase_add_test(tc, test_payloads_match_reference);
+    tcase_add_test(tc, test_payloads_kernels_and_batches_agree);
+    tcase_add_test(tc, test_payloads_only_and_far_shifts);
+    tcase_add_test(tc, test_payloads_neighbor_lists);
     suite_add_tcase(s, tc);
     return s;
 }

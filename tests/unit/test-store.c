@@ -1261,6 +1261,114 @@ START_TEST(test_expire_set_copy)
 }
 END_TEST
 
+struct find_slot {
+    struct akv_store *s;
+    const struct akv_store_snap *snap;
+    const char *key;
+    size_t slot;
+};
+
+static int find_slot_block(void *arg, const struct akv_store_block *b)
+{
+    struct find_slot *fs = arg;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        if (!b->visible[i])
+            continue;
+        akv_store_entry_text(fs->s, fs->snap, b->first_slot + i, &k, &kl, &v, &vl);
+        if (kl == strlen(fs->key) && memcmp(k, fs->key, kl) == 0)
+            fs->slot = b->first_slot + i;
+    }
+    return 0;
+}
+
+/* The slot of key's entry in snap. */
+static size_t slot_of(struct akv_store *s, const struct akv_store_snap *snap, const char *key)
+{
+    struct find_slot fs = {s, snap, key, SIZE_MAX};
+
+    akv_store_scan(s, snap, find_slot_block, &fs);
+    ck_assert(fs.slot != SIZE_MAX);
+    return fs.slot;
+}
+
+/* Payload values: any bytes, not embedded (an empty word list), the key
+ * still checked; a plain put over one makes it embedded again and back; an
+ * expiry time keeps the kind; the value hash follows the bytes. */
+START_TEST(test_payload_values)
+{
+    static const char bin[] = "{\"a\":\0 1}\r\n\xff";
+    struct akv_store *s;
+    struct akv_store_found f;
+    struct akv_store_snap snap;
+    struct akv_store_vhash h1, h2;
+    char err[256];
+    const uint32_t *ids;
+    size_t n, mem_small, mem_big;
+    char *big = malloc(AKV_STORE_VALUE_MAX + 1);
+    uint64_t now = 10;
+
+    ck_assert_int_eq(akv_store_create(&s, voc), 0);
+    akv_store_set_clock(s, &now);
+    /* A value that does not embed is refused unless it is a payload. */
+    ck_assert_int_lt(akv_store_put_ex(s, "w1", 2, bin, sizeof bin - 1, 0, 0, err, sizeof err), 0);
+    ck_assert_int_eq(
+        akv_store_put_ex(s, "w1", 2, bin, sizeof bin - 1, 0, AKV_STORE_PAYLOAD, err, sizeof err),
+        0);
+    ck_assert_int_eq(akv_store_find(s, "w1", 2, &f), AKV_STORE_LIVE);
+    ck_assert(f.payload && f.vlen == sizeof bin - 1 && memcmp(f.val, bin, f.vlen) == 0);
+    /* The key must still embed. */
+    ck_assert_int_eq(
+        akv_store_put_ex(s, "nosuchword", 10, "x", 1, 0, AKV_STORE_PAYLOAD, err, sizeof err),
+        -ENOENT);
+    /* Empty and large payloads; one byte over the limit is refused. */
+    ck_assert_int_eq(akv_store_put_ex(s, "w2", 2, "", 0, 0, AKV_STORE_PAYLOAD, err, sizeof err), 0);
+    mem_small = akv_store_memory_used(s);
+    memset(big, 'x', AKV_STORE_VALUE_MAX + 1);
+    ck_assert_int_eq(akv_store_put_ex(s, "w3", 2, big, AKV_STORE_VALUE_MAX + 1, 0,
+                                      AKV_STORE_PAYLOAD, err, sizeof err),
+                     -EINVAL);
+    ck_assert_int_eq(
+        akv_store_put_ex(s, "w3", 2, big, 1 << 20, 0, AKV_STORE_PAYLOAD, err, sizeof err), 0);
+    mem_big = akv_store_memory_used(s);
+    ck_assert_uint_ge(mem_big - mem_small, 1 << 20); /* counted against maxmemory */
+    ck_assert_uint_ge(akv_store_entry_memory(s, "w3", 2), 1 << 20);
+
+    akv_store_snap_take(s, &snap);
+    ids = akv_store_entry_words(s, &snap, slot_of(s, &snap, "w1"), AKV_STORE_VALUE, &n);
+    ck_assert_uint_eq(n, 0);
+    (void)ids;
+    ck_assert_int_eq(akv_store_entry_payload(s, &snap, slot_of(s, &snap, "w1")), 1);
+    akv_store_snap_release(s, &snap);
+
+    /* A plain put makes it embedded; PAYLOAD again makes it a payload;
+     * the same bytes hash the same whatever the kind. */
+    ck_assert_int_eq(set(s, "w1", "w5"), 0);
+    ck_assert_int_eq(akv_store_find(s, "w1", 2, &f), AKV_STORE_LIVE);
+    ck_assert(!f.payload);
+    ck_assert_int_eq(akv_store_put_ex(s, "w4", 2, "w5", 2, 0, AKV_STORE_PAYLOAD, err, sizeof err),
+                     0);
+    akv_store_snap_take(s, &snap);
+    h1 = akv_store_entry_vhash(s, &snap, slot_of(s, &snap, "w1")); /* w5, embedded */
+    h2 = akv_store_entry_vhash(s, &snap, slot_of(s, &snap, "w4")); /* w5, payload */
+    ck_assert(h1.h[0] == h2.h[0] && h1.h[1] == h2.h[1]);
+    ck_assert_int_eq(akv_store_entry_payload(s, &snap, slot_of(s, &snap, "w1")), 0);
+    ck_assert_int_eq(akv_store_entry_payload(s, &snap, slot_of(s, &snap, "w4")), 1);
+    h2 = akv_store_entry_vhash(s, &snap, slot_of(s, &snap, "w2")); /* "" */
+    ck_assert(h1.h[0] != h2.h[0] || h1.h[1] != h2.h[1]);
+    akv_store_snap_release(s, &snap);
+
+    /* An expiry time keeps the kind and the bytes. */
+    ck_assert_int_eq(akv_store_expire_set(s, "w4", 2, 50), 1);
+    ck_assert_int_eq(akv_store_find(s, "w4", 2, &f), AKV_STORE_LIVE);
+    ck_assert(f.payload && f.expire == 50 && f.vlen == 2 && memcmp(f.val, "w5", 2) == 0);
+    free(big);
+    akv_store_destroy(s);
+}
+END_TEST
+
 /* The expiry heap against a brute-force model under random puts, time
  * changes, deletes, overwrites and flushes: first_expired always names an
  * entry with the earliest due time. */
@@ -1625,6 +1733,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_memory_independent_of_dim);
     tcase_add_test(tc, test_expiry_clock);
     tcase_add_test(tc, test_expire_set_copy);
+    tcase_add_test(tc, test_payload_values);
     tcase_add_test(tc, test_expiry_heap_model);
     tcase_add_test(tc, test_concurrent_hammer);
     tcase_add_test(tc, test_concurrent_expiry);

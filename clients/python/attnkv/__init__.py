@@ -10,10 +10,10 @@ exceptions of attnkv.errors. See clients/python/README.md in the attnkv
 repository.
 """
 
-from .client import Database, Explained, Hit, Pairs
+from .client import Database, Explained, Hit, Pairs, Valued
 from .errors import Error, InvalidTextError, UnknownWordError
 
-__all__ = ["Database", "Explained", "Hit", "Pairs", "Error", "InvalidTextError",
+__all__ = ["Database", "Explained", "Hit", "Pairs", "Valued", "Error", "InvalidTextError",
            "UnknownWordError"]
 
 # The same as pyproject.toml's, and the daemon's.

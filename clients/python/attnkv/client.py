@@ -52,6 +52,13 @@ class Explained(NamedTuple):
     weight: float
 
 
+class Valued(NamedTuple):
+    """A stored value and the attention weight its entries receive (FGET)."""
+
+    value: str
+    weight: float
+
+
 def _text(x: Union[str, bytes]) -> str:
     # Replies are str with decode_responses=True (our default), bytes with a
     # borrowed client that does not decode.
@@ -186,6 +193,26 @@ class Database:
         _opt(args, "TEMPERATURE", temperature)
         return [Explained(_text(k), _text(v), float(w)) for k, v, w in self._call(*args)]
 
+    def fget(self, text: str, count: Optional[int] = 5, *, withscores: bool = False,
+             attention: Optional[Attention] = None, temperature: Optional[float] = None,
+             minweight: Optional[float] = None) -> Union[List[str], List[Valued]]:
+        """Fuzzy GET: the stored values (payloads or not), each weighing the
+        sum of the attention weights of the entries holding it, heaviest
+        first: FGET. With withscores, (value, weight) pairs (Valued);
+        minweight (0 to 1) leaves out lighter values. Other options as for
+        query()."""
+        args: List[Any] = ["FGET", text]
+        _opt(args, "COUNT", count)
+        if withscores:
+            args.append("WITHSCORES")
+        _opt(args, "ATTENTION", attention)
+        _opt(args, "TEMPERATURE", temperature)
+        _opt(args, "MINWEIGHT", minweight)
+        reply = self._call(*args)
+        if not withscores:
+            return [_text(v) for v in reply]
+        return [Valued(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+
     @overload
     def neighbors(self, text: str, count: Optional[int] = ..., *,
                   withscores: Literal[False] = ..., metric: Optional[Metric] = ...) -> List[str]:
@@ -223,10 +250,15 @@ class Database:
 
     # -- the keyspace -------------------------------------------------------
 
-    def set(self, key: str, value: str) -> None:
+    def set(self, key: str, value: str, *, payload: bool = False) -> None:
         """Stores value under key (replacing any value). Every word of both
-        must be in the vocabulary, else UnknownWordError."""
-        self._call("SET", key, value)
+        must be in the vocabulary, else UnknownWordError; with payload, the
+        value is kept as it is, not embedded (JSON, an id, any text), and
+        only the key's words must be known: SET ... PAYLOAD."""
+        if payload:
+            self._call("SET", key, value, "PAYLOAD")
+        else:
+            self._call("SET", key, value)
 
     def get(self, key: str) -> Optional[str]:
         """The value stored under key, or None."""

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""daemon-fget: payload values (SET ... PAYLOAD) and FGET, over TCP.
+
+Payload values byte-exact through GET, FGET, EXPLAIN, restarts, kill -9 and
+rewrites; the SET options and the writes that keep or drop the kind;
+max-value-len and maxmemory; QUERY's blend renormalised over the embedded
+values and FGET's sums against a float64 reference; attnkv-check-aof.
+On the default vectors (skipped without them): the README store's FGET
+answers and a semantic cache.
+
+Run alone: meson test -C build daemon-fget, or
+  AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
+  python3 tests/integration/test_fget.py [-k NAME]
+(environment: see akvtest.py).
+"""
+
+import math
+import os
+import socket
+import sys
+import time
+
+import akvtest
+from akvtest import Client, info_fields, is_err, run_tool
+
+BIN = "{\"answer\":\x00 42}\r\n\xff\xfe end"  # NUL, CR LF, bytes that are not UTF-8
+
+
+def raw(s):
+    """The bytes of a bulk string as akvtest.Client decodes them."""
+    return s.encode(errors="surrogateescape")
+
+
+def arg(b):
+    return b if isinstance(b, bytes) else raw(b)
+
+
+def cmd(c, *args):
+    return c.cmd(*[arg(a) if isinstance(a, str) else a for a in args])
+
+
+def check_tool():
+    return os.environ.get("AKV_CHECK_AOF") or os.path.join(
+        os.environ.get("AKV_BUILD_ROOT", "."), "tools", "attnkv-check-aof")
+
+
+# ---------------------------------------------------------------------------
+# A float64 reference for the synthetic vocabulary: the softmax over every
+# key, the blend over the embedded values alone, FGET's sums per value.
+
+
+def ref_weights(ref, entries, text, attn="dot", tau=0.1):
+    q = ref.embed(text)
+    if attn == "dot":
+        s = [ref.dot(ref.embed(k), q) for k, _, _ in entries]
+    else:
+        s = [ref.cos(ref.embed(k), q) / tau for k, _, _ in entries]
+    m = max(s)
+    e = [math.exp(x - m) for x in s]
+    z = sum(e)
+    return [x / z for x in e]
+
+
+def ref_query(ref, entries, text, k=5, metric="l2"):
+    w = ref_weights(ref, entries, text)
+    emb = [(v, x) for (_, v, p), x in zip(entries, w) if not p]
+    if not emb:
+        return []
+    tot = sum(x for _, x in emb)
+    r = [0.0] * len(ref.vecs[ref.words[0]])
+    for v, x in emb:
+        r = [a + x / tot * b for a, b in zip(r, ref.embed(v))]
+    return ref.rank(r, metric, k)
+
+
+def ref_fget(ref, entries, text, k=5, minweight=0.0, attn="dot", tau=0.1):
+    w = ref_weights(ref, entries, text, attn, tau)
+    sums = {}
+    for (_, v, _), x in zip(entries, w):
+        sums[raw(v)] = sums.get(raw(v), 0.0) + x
+    out = sorted(sums.items(), key=lambda t: (-t[1], t[0]))
+    return [(v, x) for v, x in out if x >= minweight][:k]
+
+
+def pairs(flat):
+    return [(raw(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+# ---------------------------------------------------------------------------
+
+
+@akvtest.test("fget")
+def test_payload_set_get_and_kinds(env):
+    c = env.daemon.client()
+    c.cmd("FLUSHALL")
+    # Without PAYLOAD the value must embed; with it, any bytes.
+    assert is_err(cmd(c, "SET", "cat", BIN), "")
+    assert cmd(c, "SET", "cat", BIN, "PAYLOAD") == "OK"
+    assert raw(c.cmd("GET", "cat")) == raw(BIN)
+    assert c.cmd("STRLEN", "cat") == len(raw(BIN))
+    assert c.cmd("TYPE", "cat") == "string"
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "payload"
+    assert c.cmd("SET", "dog", "", "PAYLOAD") == "OK"  # an empty payload
+    assert c.cmd("GET", "dog") == ""
+    # The key must still embed.
+    assert is_err(c.cmd("SET", "nosuchwordhere", "x", "PAYLOAD"), "unknown word")
+    # With the other options, in any order.
+    assert cmd(c, "SET", "cat", "animal", "PAYLOAD", "GET") == BIN
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "payload"
+    assert c.cmd("SET", "cat", "x1", "NX", "PAYLOAD") is None
+    assert c.cmd("SET", "ball", "x1", "XX", "PAYLOAD") is None
+    assert c.cmd("EXISTS", "ball") == 0
+    assert c.cmd("SET", "cat", "x2", "PAYLOAD", "XX", "EX", "100") == "OK"
+    assert 0 < c.cmd("TTL", "cat") <= 100
+    assert c.cmd("SET", "cat", "x3", "KEEPTTL", "PAYLOAD") == "OK"
+    assert 0 < c.cmd("TTL", "cat") <= 100 and c.cmd("GET", "cat") == "x3"
+    assert is_err(c.cmd("SET", "cat", "x", "PAYLOAD", "NX", "XX"), "syntax")
+    # A plain SET makes it embedded again, and back.
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "embstr"
+    assert c.cmd("SET", "cat", "animal", "PAYLOAD") == "OK"
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "payload"
+    # Writes that carry the value along keep its kind.
+    assert c.cmd("EXPIRE", "cat", 500) == 1
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "payload"
+    assert c.cmd("PERSIST", "cat") == 1
+    assert c.cmd("COPY", "cat", "one") == 1
+    assert c.cmd("OBJECT", "ENCODING", "one") == "payload"
+    assert c.cmd("RENAME", "one", "sphere") == "OK"
+    assert c.cmd("OBJECT", "ENCODING", "sphere") == "payload"
+    assert c.cmd("MOVE", "sphere", 1) == 1
+    c.cmd("SELECT", 1)
+    assert c.cmd("OBJECT", "ENCODING", "sphere") == "payload"
+    c.cmd("SELECT", 0)
+    assert c.cmd("GETEX", "cat", "EX", 100) == "animal"
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "payload"
+    # The others store embedded values.
+    assert c.cmd("GETSET", "cat", "animal") == "animal"
+    assert c.cmd("OBJECT", "ENCODING", "cat") == "embstr"
+    assert is_err(cmd(c, "MSET", "cat", BIN), "")
+    # MEMORY USAGE counts the payload's bytes.
+    assert cmd(c, "SET", "male", "x" * 4000, "PAYLOAD") == "OK"
+    assert c.cmd("MEMORY", "USAGE", "male") >= 4000
+    # COMMAND DOCS knows the option and FGET.
+    docs = c.cmd("COMMAND", "DOCS", "FGET")
+    assert docs[0] == "fget", docs
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("fget")
+def test_fget_against_reference(env):
+    c = env.daemon.client()
+    c.cmd("FLUSHALL")
+    entries = []  # (key, value, payload)
+    for i in range(300):
+        key = "w%04d w%04d" % (i, (i * 7) % 2000) if i % 5 == 0 else "w%04d" % i
+        if i % 3 == 1:
+            val, p = ("{\"id\": %d}\r\n\x00" % (i % 9)) if i % 2 else "w%04d" % (i % 6), True
+        else:
+            val, p = "w%04d" % (i % 6), False
+        assert cmd(c, "SET", key, val, *(["PAYLOAD"] if p else [])) == "OK"
+        entries.append((key, val, p))
+    for t, text in enumerate(["w0003", "w0010 w0200", "w0151", "cat dog", "w1999"]):
+        for k in (1, 5, 40):
+            got = pairs(c.cmd("FGET", text, "COUNT", k, "WITHSCORES"))
+            want = ref_fget(env.ref, entries, text, k)
+            assert [v for v, _ in got] == [v for v, _ in want], (text, k, got, want)
+            for (_, a), (_, b) in zip(got, want):
+                # The daemon's query vector is a float: weights agree to
+                # about 1e-8.
+                assert abs(a - b) <= 1e-7, (text, a, b)
+            plain = c.cmd("FGET", text, "COUNT", k)
+            assert [raw(v) for v in plain] == [v for v, _ in got]
+        mw = 0.02
+        got = pairs(c.cmd("FGET", text, "COUNT", 100, "WITHSCORES", "MINWEIGHT", str(mw)))
+        want = ref_fget(env.ref, entries, text, 100, mw)
+        assert [v for v, _ in got] == [v for v, _ in want], (text, got, want)
+        got = pairs(c.cmd("FGET", text, "WITHSCORES", "ATTENTION", "cosine", "TEMPERATURE", "0.3"))
+        want = ref_fget(env.ref, entries, text, 5, 0.0, "cosine", 0.3)
+        assert [v for v, _ in got] == [v for v, _ in want], (text, got, want)
+        # QUERY blends the embedded values only, renormalised.
+        got = c.cmd("QUERY", text, "WITHSCORES")
+        want = ref_query(env.ref, entries, text)
+        assert got[0::2] == [w for w, _ in want], (text, got, want)
+    # EXPLAIN WITHBLEND: the weight over all, the blend weight, the kind.
+    ex = c.cmd("EXPLAIN", "w0001", "COUNT", 300, "WITHBLEND")
+    w = ref_weights(env.ref, entries, "w0001")
+    emb = sum(x for (_, _, p), x in zip(entries, w) if not p)
+    byk = {k: (v, p, x) for (k, v, p), x in zip(entries, w)}
+    assert len(ex) == 300
+    for key, val, weight, blend, kind in ex:
+        v, p, x = byk[key]
+        assert raw(val) == raw(v) and kind == ("payload" if p else "embedded")
+        assert abs(float(weight) - x) <= 1e-7
+        assert abs(float(blend) - (0 if p else x / emb)) <= 1e-7
+    # Errors: COUNT bounds as QUERY's, MINWEIGHT in [0, 1], unknown options.
+    assert is_err(c.cmd("FGET", "w0001", "COUNT", 0), "COUNT must be an integer between 1 and 1000")
+    assert is_err(c.cmd("FGET", "w0001", "COUNT", 1001), "between 1 and 1000")
+    assert is_err(c.cmd("FGET", "w0001", "MINWEIGHT", "-0.1"), "MINWEIGHT must be")
+    assert is_err(c.cmd("FGET", "w0001", "MINWEIGHT", "nan"), "MINWEIGHT must be")
+    assert is_err(c.cmd("FGET", "w0001", "METRIC", "l2"), "unknown option 'METRIC' for FGET")
+    assert is_err(c.cmd("FGET", "nosuchword"), "unknown word")
+    assert is_err(c.cmd("FGET"), "wrong number of arguments")
+    # An empty store, and one of payloads only: QUERY answers nothing,
+    # FGET the payloads.
+    c.cmd("SELECT", 2)
+    c.cmd("FLUSHDB")
+    assert c.cmd("FGET", "cat") == [] and c.cmd("QUERY", "cat") == []
+    cmd(c, "SET", "cat", BIN, "PAYLOAD")
+    cmd(c, "SET", "dog", BIN, "PAYLOAD")
+    cmd(c, "SET", "ball", "toy box", "PAYLOAD")
+    assert c.cmd("QUERY", "cat") == []
+    got = pairs(c.cmd("FGET", "cat", "WITHSCORES"))
+    assert sorted(v for v, _ in got) == sorted([raw(BIN), b"toy box"])
+    assert abs(sum(x for _, x in got) - 1) < 1e-12
+    c.cmd("FLUSHDB")
+    c.cmd("SELECT", 0)
+    # RESP3: [value, score] pairs with the score a double.
+    s = socket.create_connection(("127.0.0.1", env.daemon.port), timeout=10)
+    s.sendall(Client.encode("HELLO", "3") + Client.encode("SET", "cat", "animal") +
+              Client.encode("FGET", "cat", "COUNT", 1, "WITHSCORES") + Client.encode("PING"))
+    buf = b""
+    while not buf.endswith(b"+PONG\r\n"):
+        chunk = s.recv(65536)
+        assert chunk
+        buf += chunk
+    s.close()
+    tail = buf[buf.index(b"+OK\r\n") + 5:]
+    assert tail.startswith(b"*1\r\n*2\r\n$"), tail
+    assert b"\r\n," in tail, tail
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("fget")
+def test_limits(env):
+    d = env.configured_daemon("limits", "max-value-len 1000\n", ("--workers", "1"))
+    c = d.client()
+    assert cmd(c, "SET", "cat", "x" * 1000, "PAYLOAD") == "OK"
+    assert is_err(cmd(c, "SET", "cat", "x" * 1001, "PAYLOAD"),
+                  "value is too long (1001 bytes; max-value-len is 1000)")
+    assert c.cmd("CONFIG", "SET", "max-value-len", "16777216") == "OK"
+    assert is_err(c.cmd("CONFIG", "SET", "max-value-len", "16777217"), "")
+    big = "y" * (1 << 20)
+    assert cmd(c, "SET", "dog", big, "PAYLOAD") == "OK"
+    assert c.cmd("STRLEN", "dog") == 1 << 20
+    # Payloads count against maxmemory: a limit just above what is used
+    # now refuses writes once a few more payloads are in.
+    used = int(info_fields(c, "memory")["used_memory"])
+    assert c.cmd("CONFIG", "SET", "maxmemory", str(used + 3 * (1 << 20))) == "OK"
+    # A reply that would exceed the hard output limit is refused whole.
+    assert c.cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 1500kb 0 0") == "OK"
+    assert cmd(c, "SET", "cat", "z" * (1 << 20), "PAYLOAD") == "OK"
+    assert len(c.cmd("FGET", "dog", "COUNT", 1)) == 1
+    r = c.cmd("FGET", "dog", "COUNT", 2)
+    assert is_err(r, "FGET reply would hold 2097152 bytes of values, over the output limit"), \
+        str(r)[:200]
+    assert c.cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0") == "OK"
+    assert len(c.cmd("FGET", "dog", "COUNT", 2)) == 2
+    assert c.cmd("DEL", "cat") == 1
+    refused = None
+    for i in range(10):
+        r = cmd(c, "SET", "w%04d" % i, big, "PAYLOAD")
+        if is_err(r, "OOM"):
+            refused = i
+            break
+    assert refused is not None and 2 <= refused <= 5, refused
+    c.close()
+    d.check_clean_exit()
+
+
+@akvtest.test("fget")
+def test_persistence_restart_kill_rewrite(env):
+    conf = "appendfsync always\n"
+    d = env.configured_daemon("persist", conf, ("--workers", "1"))
+    c = d.client()
+    want = {"cat": (BIN, True), "dog": ("animal", False), "ball": ("", True),
+            "sphere": ("\r\n*1\r\n$3\r\nDEL\r\n", True)}
+    for k, (v, p) in want.items():
+        assert cmd(c, "SET", k, v, *(["PAYLOAD"] if p else [])) == "OK"
+    assert cmd(c, "SET", "one", BIN, "PAYLOAD", "PX", "100000") == "OK"
+    assert c.cmd("SET", "male", "gender", "PAYLOAD") == "OK"
+    assert c.cmd("SET", "male", "gender") == "OK"  # embedded again
+    want["male"] = ("gender", False)
+    want["one"] = (BIN, True)
+    c.cmd("MULTI")
+    cmd(c, "SET", "female", BIN, "PAYLOAD")
+    c.cmd("COPY", "cat", "seven")
+    assert len(c.cmd("EXEC")) == 2
+    want["female"] = want["seven"] = (BIN, True)
+    fget0 = c.cmd("FGET", "cat", "COUNT", 10, "WITHSCORES")
+
+    def check(daemon):
+        cc = daemon.client()
+        for k, (v, p) in want.items():
+            assert raw(cc.cmd("GET", k)) == raw(v), (k, cc.cmd("GET", k))
+            assert (cc.cmd("OBJECT", "ENCODING", k) == "payload") == p, k
+        assert 0 < cc.cmd("PTTL", "one") <= 100000
+        assert cc.cmd("FGET", "cat", "COUNT", 10, "WITHSCORES") == fget0
+        cc.close()
+
+    # kill -9 with everything acknowledged under appendfsync always.
+    d.proc.kill()
+    d.proc.wait(timeout=30)
+    d.log.close()
+    r = run_tool([check_tool(), d.aof])
+    assert r.returncode == 0 and "PAYLOAD" in r.stdout, r.stdout + r.stderr
+    d2 = env.configured_daemon("persist2", conf, ("--workers", "1"), datadir=d.datadir)
+    check(d2)
+    # A rewrite keeps the kinds; then a clean restart.
+    c = d2.client()
+    assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
+    deadline = time.monotonic() + 30
+    while info_fields(c, "persistence")["aof_rewrites"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    c.close()
+    d2.check_clean_exit()
+    r = run_tool([check_tool(), d.aof])
+    assert r.returncode == 0 and "of which 6 PAYLOAD" in r.stdout, r.stdout + r.stderr
+    d3 = env.configured_daemon("persist3", conf, ("--workers", "1"), datadir=d.datadir)
+    check(d3)
+    d3.check_clean_exit()
+
+
+# ---------------------------------------------------------------------------
+# On the default vectors.
+
+EXAMPLE = {"one": "number", "cat": "animal", "dog": "animal", "ball": "toy", "sphere": "shape",
+           "male": "gender"}
+
+
+@akvtest.test("fget")
+def test_realvec_example_and_semantic_cache(env):
+    path = akvtest.real_vectors_path()
+    if not path:
+        if os.environ.get("AKV_REQUIRE_VECTORS") == "1":
+            raise AssertionError("AKV_REQUIRE_VECTORS=1 but the default vectors are missing")
+        raise akvtest.Skip("default vectors not found")
+    d = akvtest.Daemon(env.workdir, path, ("--workers", "2"), name="realvec")
+    c = d.client()
+    for k, v in EXAMPLE.items():
+        assert c.cmd("SET", k, v) == "OK"
+    got = c.cmd("FGET", "kitten")
+    assert got[0] == "animal", got
+    assert c.cmd("FGET", "rhombus", "COUNT", 1) == ["shape"]
+    # animal is held twice: cat and dog both pull.
+    sc = c.cmd("FGET", "kitten", "WITHSCORES")
+    ex = c.cmd("EXPLAIN", "kitten", "COUNT", 6)
+    animal = sum(float(w) for k, v, w in ex if v == "animal")
+    assert abs(float(sc[1]) - animal) < 1e-12, (sc, ex)
+    # A semantic cache: an answer stored under a short phrase.
+    answer = "{\"recipe\": \"kibble\", \"lang\": \"fr\", \"text\": \"croquettes\\n\"}"
+    assert c.cmd("SET", "dog food", answer, "PAYLOAD") == "OK"
+    assert c.cmd("SET", "car insurance", "{\"id\": 17}", "PAYLOAD") == "OK"
+    assert c.cmd("FGET", "puppy food", "COUNT", 1) == [answer]
+    assert c.cmd("FGET", "auto insurance", "COUNT", 1) == ["{\"id\": 17}"]
+    # QUERY still answers words: payloads are not blended.
+    q = c.cmd("QUERY", "puppy food")
+    assert q and all(" " not in w and "{" not in w for w in q), q
+    ex = c.cmd("EXPLAIN", "puppy food", "COUNT", 2, "WITHBLEND")
+    assert ex[0][0] == "dog food" and ex[0][4] == "payload" and float(ex[0][3]) == 0, ex
+    assert ex[1][4] == "embedded" and float(ex[1][3]) > float(ex[1][2]), ex
+    c.close()
+    d.check_clean_exit()
+
+
+if __name__ == "__main__":
+    sys.exit(akvtest.main("fget"))
