@@ -90,6 +90,7 @@ struct attn_q {
     const double *q;      /* the query in double, dim */
     enum akv_attn_mode mode;
     double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
+    double dot_tau;       /* dot: the scores are divided by it (1: left as they are) */
     double c;             /* the shift, -INFINITY before the first block */
     double z;             /* sum of exp(s - c) */
     struct why_heap why;  /* keyed by raw score while scanning */
@@ -408,6 +409,10 @@ static void block_weights(struct attn_state *st, size_t b, const struct akv_stor
             if (visible[i])
                 scores[i] =
                     blk->knorms[i] > 0 ? scores[i] / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
+    if (aq->mode == AKV_ATTN_DOT && aq->dot_tau != 1.0)
+        for (i = 0; i < n; i++)
+            if (visible[i])
+                scores[i] = scores[i] / aq->dot_tau;
     /* The largest score, in four chains that run side by side (invisible
      * rows hold -INFINITY). */
     for (i = 0; i + 4 <= n; i += 4) {
@@ -701,6 +706,7 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
         }
         aq->q = q;
         aq->mode = jobs[b].mode;
+        aq->dot_tau = jobs[b].mode == AKV_ATTN_DOT && jobs[b].tau > 0 ? jobs[b].tau : 1.0;
         aq->inv_qnorm_tau =
             qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
         aq->c = -INFINITY;

@@ -18,7 +18,7 @@ void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, siz
             const struct rank_query *q = &s->q[j];
             __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
             int32_t dots[AKV_SKETCH_ROWS];
-            if (q->k == 0 || pp[j].oom)
+            if (q->k == 0 || pp[j].oom || blk * AKV_SKETCH_ROWS >= q->limit)
                 continue;
             for (uint32_t g = 0; g < groups; g++) {
                 const uint8_t *x = akv_sketch_group(hs, ts, s->dim, s->head, blk, g);

@@ -212,6 +212,7 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     struct akv_rank_scan *s;
     uint32_t dim = akv_vocab_dim(v), groups = akv_sketch_groups(dim);
     size_t count = akv_vocab_count(v), lbtotal = 0;
+    uint32_t maxlimit = 0;
     const double *rot;
     double eps;
 
@@ -227,12 +228,16 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     s->nparts = nparts;
     s->groups = groups;
     s->dim = dim;
-    s->nblocks = akv_sketch_blocks(count);
     rot = akv_vocab_sketch_rotation(v, &eps, &s->head);
     for (size_t j = 0; j < n; j++) {
         unsigned k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
+        uint32_t lim = reqs[j].limit > 0 && reqs[j].limit < count ? reqs[j].limit : (uint32_t)count;
         lbtotal += k;
+        if (k > 0 && lim > maxlimit)
+            maxlimit = lim;
     }
+    /* No request may answer a word beyond maxlimit: the scan stops there. */
+    s->nblocks = akv_sketch_blocks(maxlimit);
     s->q = calloc(n ? n : 1, sizeof *s->q);
     s->parts = calloc(n > 0 ? n * nparts : 1, sizeof *s->parts);
     s->packed = malloc((n ? n : 1) * groups * sizeof *s->packed);
@@ -250,6 +255,9 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
         q->r = reqs[j].r;
         q->m = reqs[j].m;
         q->k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
+        q->limit = reqs[j].limit > 0 && reqs[j].limit < count ? reqs[j].limit : (uint32_t)count;
+        q->skip = reqs[j].skip;
+        q->nskip = reqs[j].skip != NULL ? reqs[j].nskip : 0;
         q->packed = s->packed + j * groups;
         q->codes = s->codes + j * groups * 4;
         akv_sketch_query(q->r, dim, rot, eps, s->head, &q->sq, q->packed, q->codes);
@@ -521,9 +529,93 @@ size_t akv_rank_many(const struct akv_vocab *v, struct akv_rank_req *reqs, size_
 size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric m, unsigned k,
                      struct akv_hit *hits)
 {
-    struct akv_rank_req req = {r, m, k, hits, 0};
+    struct akv_rank_req req = {.r = r, .m = m, .k = k, .hits = hits};
 
     if (akv_rank_many(v, &req, 1) != 1)
         return 0;
     return req.nhits;
+}
+
+/* ------------------------------------------------------------------------
+ * Filters and 3CosMul.
+ */
+
+int akv_rank_admits(uint32_t id, uint32_t limit, const uint32_t *skip, size_t nskip)
+{
+    size_t lo = 0, hi = nskip;
+
+    if (limit > 0 && id >= limit)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (skip[mid] == id)
+            return 0;
+        if (skip[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 1;
+}
+
+/* x.t in double, in four interleaved sums (a fixed order: the same bits
+ * on every machine). */
+static double dot4(const float *x, const double *t, uint32_t dim)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t d = 0;
+
+    for (; d + 4 <= dim; d += 4) {
+        a0 += (double)x[d] * t[d];
+        a1 += (double)x[d + 1] * t[d + 1];
+        a2 += (double)x[d + 2] * t[d + 2];
+        a3 += (double)x[d + 3] * t[d + 3];
+    }
+    for (; d < dim; d++)
+        a0 += (double)x[d] * t[d];
+    return (a0 + a1) + (a2 + a3);
+}
+
+void akv_rank_cosmul(const struct akv_vocab *v, const struct akv_cosmul_req *reqs, size_t n,
+                     uint32_t row0, uint32_t row1, struct akv_hit *hits, size_t kmax, size_t *nhits)
+{
+    uint32_t dim = akv_vocab_dim(v);
+
+    for (uint32_t id = row0; id < row1; id++) {
+        const float *x = akv_vocab_vec(v, id);
+        double xx = 0, xn;
+        for (uint32_t d = 0; d < dim; d++)
+            xx += (double)x[d] * x[d];
+        xn = sqrt(xx);
+        for (size_t j = 0; j < n; j++) {
+            const struct akv_cosmul_req *q = &reqs[j];
+            double num = 1, den = 1;
+            if (q->k == 0 || !akv_rank_admits(id, q->limit, q->skip, q->nskip))
+                continue;
+            for (unsigned t = 0; t < q->npos + q->nneg; t++) {
+                double c = xn > 0 ? dot4(x, q->units + (size_t)t * dim, dim) / xn : 0.0;
+                if (t < q->npos)
+                    num *= (1 + c) / 2;
+                else
+                    den *= (1 + c) / 2;
+            }
+            offer_hit(hits + j * kmax, &nhits[j], q->k,
+                      (struct akv_hit){id, nan_last(num / (den + 1e-6), AKV_METRIC_COSINE)},
+                      cmp_hits_sim);
+        }
+    }
+}
+
+size_t akv_rank_merge_sim(const struct akv_hit *a, size_t na, const struct akv_hit *b, size_t nb,
+                          unsigned k, struct akv_hit *out)
+{
+    size_t i = 0, j = 0, n = 0;
+
+    while (n < k && (i < na || j < nb)) {
+        if (j == nb || (i < na && cmp_hits_sim(&a[i], &b[j]) <= 0))
+            out[n++] = a[i++];
+        else
+            out[n++] = b[j++];
+    }
+    return n;
 }

@@ -98,7 +98,7 @@ int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
             kq += e[i].k[d] * q[d];
             kk += e[i].k[d] * e[i].k[d];
         }
-        s[i] = mode == AKV_ATTN_DOT ? kq : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
+        s[i] = mode == AKV_ATTN_DOT ? kq / tau : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
         if (s[i] > mx)
             mx = s[i];
     }

@@ -26,8 +26,12 @@ struct ref_hit {
  * Returns 0, or -1 if a word is unknown. */
 int ref_embed(const struct akv_vocab *voc, const char *text, double *out);
 
+/* The temperature of options o's attention mode (dot: 1 unless set). */
+#define REF_TAU(o) ((o).attn == AKV_ATTN_DOT ? (o).temperature_dot : (o).temperature)
+
 /* The attention step alone: r (dim doubles) = softmax-weighted sum of the
- * values; weights (n doubles) when not NULL. Returns 0 for an empty store
+ * values, with scores k.q / tau (dot) or cos(k, q) / tau (cosine);
+ * weights (n doubles) when not NULL. Returns 0 for an empty store
  * (r is then zero), else 1. */
 int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n, const double *q,
                enum akv_attn_mode mode, double tau, double *r, double *weights);

@@ -151,7 +151,7 @@ static void run_random_queries_shaped(size_t nvocab, uint32_t dim, double scale,
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
         akv_store_snap_release(m.store, &snap);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
         snprintf(what, sizeof what, "seed %llu query %d '%s' attn %s metric %s k %u",
                  (unsigned long long)seed, i, text, akv_attn_mode_name(o.attn),
                  akv_metric_name(o.metric), o.k);
@@ -239,7 +239,7 @@ START_TEST(test_scores_jump_between_blocks)
         o.explain = 3;
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, akv_vocab_vec(voc, 0), &o, res), 0);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, weights);
         ck_assert_uint_eq(res->attended, m.n);
         check_hits(res->hits, res->nhits, want, nwant, mode ? "jump cosine" : "jump dot");
         /* w0 -> "w5 w6" takes almost all the weight. */
@@ -287,7 +287,7 @@ START_TEST(test_explain_weights)
         ck_assert_int_eq(ref_embed(voc, "w7 w9", qd), 0);
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-        ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, 5, want, weights);
+        ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, 5, want, weights);
         ck_assert_uint_eq(res->nhits, 0); /* skip_rank */
         ck_assert_uint_eq(res->nwhy, 10);
         for (size_t i = 0; i < res->nwhy; i++) {
@@ -396,7 +396,7 @@ START_TEST(test_overwrite_and_delete_follow_model)
     akv_store_snap_take(s, &snap);
     ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
     akv_store_snap_release(s, &snap);
-    n = ref_query(voc, e, 2, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+    n = ref_query(voc, e, 2, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
     ck_assert_uint_eq(res->attended, 2);
     check_hits(res->hits, res->nhits, want, n, "overwrite/delete");
     akv_store_destroy(s);
@@ -677,7 +677,7 @@ START_TEST(test_neighbor_lists)
             from_lists += (size_t)with[i].from_lists;
             for (uint32_t d = 0; d < DIM; d++)
                 qd[d] = q[i][d];
-            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, items[i].opts.temperature,
+            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, REF_TAU(items[i].opts),
                               items[i].opts.metric, items[i].opts.k, want, NULL);
             snprintf(what, sizeof what, "round %d item %d metric %s k %u lists %d", round, i,
                      akv_metric_name(items[i].opts.metric), items[i].opts.k, with[i].from_lists);
@@ -788,8 +788,7 @@ START_TEST(test_neighbor_lists_bound)
                 akv_store_snap_release(m.store, &snap);
                 same_result(with, without, (int)h);
                 from_lists += (size_t)with->from_lists;
-                nwant =
-                    ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+                nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
                 snprintf(what, sizeof what, "round %d weight %.3f metric %s lists %d", round,
                          heavy[h], akv_metric_name(o.metric), with->from_lists);
                 check_hits(with->hits, with->nhits, want, nwant, what);

@@ -216,8 +216,14 @@ START_TEST(test_batches_and_parts)
          * test_threads_share_a_scan). */
         for (unsigned parts = 0; parts <= 6; parts++) {
             for (int j = 0; j < NQ; j++)
-                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
-                                                j == 4 ? 0 : 3 + (unsigned)j * 7, got[j], 99};
+                reqs[j] = (struct akv_rank_req){r[j],
+                                                (enum akv_metric)(j % 3),
+                                                j == 4 ? 0 : 3 + (unsigned)j * 7,
+                                                got[j],
+                                                99,
+                                                0,
+                                                NULL,
+                                                0};
             if (parts == 0) {
                 ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
             } else {
@@ -284,8 +290,8 @@ START_TEST(test_threads_share_a_scan)
             struct scan_thread ts[NTHREADS];
 
             for (int j = 0; j < NQ; j++)
-                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3,
-                                                got[j], 99};
+                reqs[j] = (struct akv_rank_req){
+                    r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3, got[j], 99, 0, NULL, 0};
             ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, NTHREADS + 1, &s), 0);
             for (unsigned t = 0; t < NTHREADS; t++) {
                 ts[t] = (struct scan_thread){s, t + 1};
@@ -335,8 +341,8 @@ START_TEST(test_large_batch)
         if (akv_rank_set_kernel(kernels[kn]) < 0)
             continue;
         for (int j = 0; j < NQ; j++)
-            reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8,
-                                            got[j], 0};
+            reqs[j] = (struct akv_rank_req){
+                r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8, got[j], 0, 0, NULL, 0};
         ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
         for (int j = 0; j < NQ; j++) {
             char what[96];
