@@ -165,6 +165,7 @@ struct akv_query_batch {
     size_t *cos_idx;
     struct akv_cosmul_req *cos_reqs;
     double *cos_units;
+    float *cos_unitsf;
     struct akv_hit *cos_hits;
     size_t *cos_n;
     atomic_uint cos_next;
@@ -186,6 +187,7 @@ static void batch_free(struct akv_query_batch *b)
     free(b->cos_idx);
     free(b->cos_reqs);
     free(b->cos_units);
+    free(b->cos_unitsf);
     free(b->cos_hits);
     free(b->cos_n);
     free(b);
@@ -345,9 +347,11 @@ static int cosmul_begin(struct akv_query_batch *b, const struct akv_vocab *voc)
     b->cos_rows = rows;
     b->cos_reqs = malloc(b->ncos * sizeof *b->cos_reqs);
     b->cos_units = malloc(nterms * dim * sizeof *b->cos_units);
+    b->cos_unitsf = malloc(nterms * dim * sizeof *b->cos_unitsf);
     b->cos_hits = malloc(b->nparts * b->ncos * b->cos_kmax * sizeof *b->cos_hits);
     b->cos_n = calloc(b->nparts * b->ncos, sizeof *b->cos_n);
-    if (b->cos_reqs == NULL || b->cos_units == NULL || b->cos_hits == NULL || b->cos_n == NULL)
+    if (b->cos_reqs == NULL || b->cos_units == NULL || b->cos_unitsf == NULL ||
+        b->cos_hits == NULL || b->cos_n == NULL)
         return -ENOMEM;
     for (size_t c = 0; c < b->ncos; c++) {
         const struct akv_query_item *it = &b->items[b->cos_idx[c]];
@@ -358,11 +362,13 @@ static int cosmul_begin(struct akv_query_batch *b, const struct akv_vocab *voc)
             for (uint32_t d = 0; d < dim; d++)
                 nn += (double)src[d] * src[d];
             nn = sqrt(nn);
-            for (uint32_t d = 0; d < dim; d++)
+            for (uint32_t d = 0; d < dim; d++) {
                 u[(size_t)t * dim + d] = nn > 0 ? src[d] / nn : 0.0;
+                b->cos_unitsf[off * dim + (size_t)t * dim + d] = (float)u[(size_t)t * dim + d];
+            }
         }
         b->cos_reqs[c] = (struct akv_cosmul_req){
-            u, it->npos, it->nneg, it->opts.k, it->opts.restrict_n, it->exclude, it->nexclude};
+            u, b->cos_unitsf + off * dim, it->npos, it->nneg, it->opts.k, it->opts.restrict_n, it->exclude, it->nexclude};
         off += it->npos + it->nneg;
     }
     atomic_init(&b->cos_next, 0);

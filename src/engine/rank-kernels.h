@@ -62,7 +62,7 @@ struct rank_query {
     float qb, qrb, qdb; /* b, rb, db; doubled for l2, whose bound is 2 (r.x) - |x|^2 */
     int32_t *packed;
     int8_t *codes;
-    uint32_t limit; /* words with ids below it may be answered (the count: all) */
+    uint32_t limit;       /* words with ids below it may be answered (the count: all) */
     const uint32_t *skip; /* sorted ids that may not be */
     size_t nskip;
 };
@@ -254,6 +254,9 @@ void akv_rank_scan_portable(const struct akv_rank_scan *s, struct rank_part *pp,
                             size_t b1);
 #ifdef AKV_RANK_X86
 void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0, size_t b1);
+/* out[t] = x.u_t in float for the nt vectors u_t = u + t dim (3CosMul's
+ * estimates; rank.c bounds their error). */
+void akv_rank_dots_avx2(const float *x, const float *u, unsigned nt, uint32_t dim, float *out);
 void akv_rank_scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                           size_t b1);
 #endif

@@ -55,6 +55,7 @@ int akv_rank_admits(uint32_t id, uint32_t limit, const uint32_t *skip, size_t ns
  * akv_rank_req (larger is better, ties by word id). */
 struct akv_cosmul_req {
     const double *units;
+    const float *unitsf; /* the same rounded to float (for a bound that skips most words) */
     unsigned npos, nneg;
     unsigned k;
     uint32_t limit;
@@ -64,8 +65,10 @@ struct akv_cosmul_req {
 
 /* Scores words [row0, row1) for the n requests (words a request does not
  * admit are left out) and merges them into each request's best so far,
- * hits[j * kmax ..][0..nhits[j]) with room for its k (<= kmax). Each word
- * is scored in double; its row is read once for all the requests. */
+ * hits[j * kmax ..][0..nhits[j]) with room for its k (<= kmax). A word is
+ * first bounded from float estimates of its cosines; those that may enter
+ * the best k are scored in double, so the result is that of an exhaustive
+ * double scan. Its row is read once for all the requests. */
 void akv_rank_cosmul(const struct akv_vocab *v, const struct akv_cosmul_req *reqs, size_t n,
                      uint32_t row0, uint32_t row1, struct akv_hit *hits, size_t kmax,
                      size_t *nhits);
