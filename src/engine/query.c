@@ -483,7 +483,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         it->rc = 0;
         /* An item on another vocabulary than the first (one scan serves
          * one vocabulary) or with bad options fails alone. */
-        if (iv != voc || (it->store != NULL && !opts_valid(&it->opts)))
+        if (iv != voc || (it->store != NULL && (!opts_valid(&it->opts) || it->cosmul)))
             it->rc = -EINVAL;
         done[i] = it->rc != 0 || it->store == NULL;
     }

@@ -45,6 +45,12 @@ static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_
     }
 }
 
+static int cmp_u32_test(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* A random text of 1 to max_words vocabulary words. */
 static void random_text(uint64_t *seed, size_t nvocab, int max_words, char *buf, size_t cap)
 {
@@ -934,6 +940,177 @@ START_TEST(test_attention_kernels_agree)
 }
 END_TEST
 
+/* The reference's answer under the options of it (its exclusions,
+ * RESTRICT, MAXDIST, WITHSIMILARITY, MINSCORE), against r. */
+static size_t ref_filtered(const struct akv_vocab *voc, const struct akv_query_item *it,
+                           const double *r, struct ref_hit *want)
+{
+    const struct akv_query_opts *o = &it->opts;
+    uint32_t dim = akv_vocab_dim(voc);
+    size_t n = ref_rank_filtered(voc, r, o->metric, o->k, o->restrict_n, it->exclude, it->nexclude,
+                                 want),
+           j = 0;
+    double rr = 0;
+
+    for (uint32_t d = 0; d < dim; d++)
+        rr += r[d] * r[d];
+    for (size_t i = 0; i < n; i++) {
+        struct ref_hit h = want[i];
+        if (o->use_maxdist && o->metric == AKV_METRIC_L2 && !(h.score <= o->maxdist))
+            continue;
+        if (o->similarity && o->metric != AKV_METRIC_COSINE) {
+            const float *x = akv_vocab_vec(voc, h.id);
+            double xr = 0, xx = 0;
+            for (uint32_t d = 0; d < dim; d++) {
+                xr += x[d] * r[d];
+                xx += (double)x[d] * x[d];
+            }
+            h.score = xx > 0 && rr > 0 ? xr / sqrt(xx * rr) : 0;
+        }
+        if (o->use_minscore && !(h.score >= o->minscore))
+            continue;
+        want[j++] = h;
+    }
+    return j;
+}
+
+/* EXCLUDE, RESTRICT, MAXDIST, MINSCORE, WITHSIMILARITY, TEMPERATURE under
+ * dot and 3CosMul items, batched with plain ones and with neighbor lists:
+ * every answer is the reference's, and the lists still answer filtered
+ * queries. */
+START_TEST(test_filters_and_cosmul)
+{
+    enum { NV = 2000, DIM = 16, N = 24 };
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, 4242);
+    struct akv_nbcache *cache;
+    struct akv_query_item items[N];
+    struct akv_query_result *res = malloc(N * sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want), top[4];
+    struct akv_store_snap snap;
+    struct model m;
+    float q[N][DIM], terms[N][3 * DIM];
+    double qd[DIM], r[DIM], td[3 * DIM];
+    uint32_t excl[N][4];
+    char key[32], val[32], err[256], what[160];
+    uint64_t seed = 17;
+    size_t from_lists = 0, filtered = 0;
+
+    ck_assert_int_eq(akv_nbcache_create(&cache, 1000), 0);
+    model_init(&m, voc, 300);
+    while (m.n < 300) {
+        snprintf(key, sizeof key, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        snprintf(val, sizeof val, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    /* Each batch computes the lists of a few values (LIST_FILLS, the
+     * heaviest first), so the later rounds find the lists of the twelve
+     * keys queried. */
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            const char *text = m.keys[(size_t)i % 12];
+            ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+            memset(it, 0, sizeof *it);
+            akv_query_opts_default(&it->opts);
+            it->q = q[i];
+            it->res = &res[i];
+            it->nbcache = cache;
+            it->opts.metric = (enum akv_metric)(i % 2); /* l2 or cosine: lists apply */
+            it->opts.attn = AKV_ATTN_COSINE;
+            it->opts.temperature = 0.002;
+            it->opts.k = (const unsigned[]){1, 5, 20}[(i / 2) % 3];
+            if (i % 8 == 7) { /* NEIGHBORS */
+                it->vocab = voc;
+            } else {
+                it->store = m.store;
+                it->snap = &snap;
+            }
+            if (i % 8 == 6) { /* dot attention with a temperature */
+                it->opts.attn = AKV_ATTN_DOT;
+                it->opts.temperature_dot = (const double[]){0.5, 3, 1}[round % 3];
+            }
+            if (i % 3 == 0) {
+                /* The best words of the unfiltered answer are excluded. */
+                for (uint32_t d = 0; d < DIM; d++)
+                    qd[d] = q[i][d];
+                if (it->store)
+                    ref_attend(voc, m.e, m.n, qd, it->opts.attn, REF_TAU(it->opts), r, NULL);
+                else
+                    memcpy(r, qd, sizeof r);
+                size_t nt = ref_rank(voc, r, it->opts.metric, 3, top);
+                for (size_t t = 0; t < nt; t++)
+                    excl[i][t] = top[t].id;
+                qsort(excl[i], nt, sizeof excl[i][0], cmp_u32_test);
+                it->exclude = excl[i];
+                it->nexclude = nt;
+            }
+            if (i % 4 == 1)
+                it->opts.restrict_n = 900;
+            if (i % 5 == 2) {
+                it->opts.similarity = 1;
+                it->opts.use_minscore = 1;
+                it->opts.minscore = 0.3;
+            }
+            if (i % 5 == 3 && it->opts.metric == AKV_METRIC_L2) {
+                it->opts.use_maxdist = 1;
+                it->opts.maxdist = 2.5;
+            }
+            if (i % 16 == 15) { /* NEIGHBORS by 3CosMul over three words */
+                it->cosmul = 1;
+                it->npos = 2;
+                it->nneg = 1;
+                for (unsigned t = 0; t < 3; t++)
+                    memcpy(terms[i] + t * DIM, akv_vocab_vec(voc, (uint32_t)(7 * i + t + round)),
+                           DIM * sizeof(float));
+                it->terms = terms[i];
+            }
+        }
+        ck_assert_int_eq(akv_query_run_many(items, N), 0);
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            size_t nwant;
+            ck_assert_int_eq(it->rc, 0);
+            for (uint32_t d = 0; d < DIM; d++)
+                qd[d] = q[i][d];
+            if (it->cosmul) {
+                for (size_t d = 0; d < 3 * DIM; d++)
+                    td[d] = terms[i][d];
+                nwant = ref_cosmul(voc, td, 2, 1, it->opts.k, it->opts.restrict_n, it->exclude,
+                                   it->nexclude, want);
+                if (it->opts.use_minscore) {
+                    size_t j = 0;
+                    for (size_t h = 0; h < nwant; h++)
+                        if (want[h].score >= it->opts.minscore)
+                            want[j++] = want[h];
+                    nwant = j;
+                }
+            } else {
+                if (it->store)
+                    ref_attend(voc, m.e, m.n, qd, it->opts.attn, REF_TAU(it->opts), r, NULL);
+                else
+                    memcpy(r, qd, sizeof r);
+                nwant = ref_filtered(voc, it, r, want);
+            }
+            snprintf(what, sizeof what, "round %d item %d metric %s k %u lists %d", round, i,
+                     akv_metric_name(it->opts.metric), it->opts.k, res[i].from_lists);
+            check_hits(res[i].hits, res[i].nhits, want, nwant, what);
+            if (it->nexclude > 0 || it->opts.restrict_n > 0) {
+                filtered++;
+                from_lists += (size_t)res[i].from_lists;
+            }
+        }
+    }
+    ck_assert_msg(from_lists > 0, "no filtered query of %zu was answered from lists", filtered);
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_nbcache_destroy(cache);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+}
+END_TEST
+
 static Suite *query_suite(void)
 {
     Suite *s = suite_create("query");
@@ -956,6 +1133,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_neighbor_lists);
     tcase_add_test(tc, test_neighbor_lists_bound);
     tcase_add_test(tc, test_attention_kernels_agree);
+    tcase_add_test(tc, test_filters_and_cosmul);
     suite_add_tcase(s, tc);
     return s;
 }
