@@ -467,24 +467,29 @@ static const struct akv_cmd table[] = {
     {"BGREWRITEAOF", 1, A, akv_cmd_do_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
-     "QUERY text|VECTOR FP32 blob|VECTOR VALUES dim v [v ...] [COUNT k] [WITHSCORES] "
-     "[ATTENTION dot|cosine] [TEMPERATURE t] [METRIC l2|cosine|dot] [POSITIVE w [w ...]] "
-     "[NEGATIVE w [w ...]] [EXCLUDE w [w ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST d] "
+     "QUERY text [COUNT k] [WITHSCORES] "
+     "[ATTENTION dot|cosine] [TEMPERATURE t] [METRIC l2|cosine|dot] [POSITIVE plus [plus ...]] "
+     "[NEGATIVE minus [minus ...]] [EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST "
+     "d] "
      "[MINSCORE s] [WITHSIMILARITY]",
-     "attend over the stored keys and reply the words nearest to the blended value"},
+     "attend over the stored keys and reply the words nearest to the blended value (text: "
+     "words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"EXPLAIN", -2, R | S, akv_cmd_do_explain, 0, 0, 0,
-     "EXPLAIN text|VECTOR FP32 blob|VECTOR VALUES dim v [v ...] [COUNT n] "
-     "[ATTENTION dot|cosine] [TEMPERATURE t] [POSITIVE w [w ...]] [NEGATIVE w [w ...]]",
-     "the n entries with the largest attention weights, as [key, value, weight]"},
+     "EXPLAIN text [COUNT n] "
+     "[ATTENTION dot|cosine] [TEMPERATURE t] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus "
+     "...]]",
+     "the n entries with the largest attention weights, as [key, value, weight] (text: "
+     "words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"NEIGHBORS", -2, R | S, akv_cmd_do_neighbors, 0, 0, 0,
-     "NEIGHBORS text|VECTOR FP32 blob|VECTOR VALUES dim v [v ...] [COUNT k] [WITHSCORES] "
-     "[METRIC l2|cosine|dot] [POSITIVE w [w ...]] [NEGATIVE w [w ...]] [COSMUL] "
-     "[EXCLUDE w [w ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST d] [MINSCORE s] "
+     "NEIGHBORS text [COUNT k] [WITHSCORES] "
+     "[METRIC l2|cosine|dot] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus ...]] [COSMUL] "
+     "[EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST d] [MINSCORE s] "
      "[WITHSIMILARITY]",
-     "the vocabulary words nearest to a word, phrase, vector or word arithmetic"},
+     "the vocabulary words nearest to a word, phrase or word arithmetic (text: words, or "
+     "VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"ANALOGY", -4, R | S, akv_cmd_do_analogy, 0, 0, 0,
      "ANALOGY a b c [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [COSMUL] "
-     "[EXCLUDE w [w ...]] [RESTRICT n] [MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
+     "[EXCLUDE word [word ...]] [RESTRICT n] [MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
      "a is to b as c is to which words: NEIGHBORS b POSITIVE c NEGATIVE a"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
