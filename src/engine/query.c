@@ -1,6 +1,12 @@
 /*
  * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
- * (attention in attn.c, ranking in rank.c) put together.
+ * (attention in attn.c, ranking in rank.c) put together. An item's filters
+ * (exclusions, RESTRICT) go into its scan request and into the candidates
+ * taken from neighbor lists; MAXDIST, WITHSIMILARITY and MINSCORE are
+ * applied to the exact answer at the end of the batch (finish_hits). 3CosMul
+ * items (NEIGHBORS COSMUL) are not scan requests: the batch's parts share
+ * their exhaustive row pass in chunks (cosmul_begin, batch_work,
+ * cosmul_end).
  *
  * Threading: akv_query_run and akv_query_neighbors run on worker threads; they
  * read a store snapshot and the immutable vocabulary and write only the

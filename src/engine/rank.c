@@ -47,6 +47,20 @@
  * late starts with the others' warm thresholds instead of minus infinity.
  * Which words survive then depends on timing; the answer does not.
  *
+ * Filters. A request may allow only ids below a limit (RESTRICT) and not in
+ * a sorted skip list (EXCLUDE). take() drops a word that is not allowed
+ * before it becomes a survivor or offers its lower bound, so the
+ * thresholds are k-th bounds over allowed words only and the result is the
+ * exact top k of those; blocks past a request's limit are not scored for
+ * it, and the scan stops at the largest limit of the batch.
+ *
+ * 3CosMul (akv_rank_cosmul) is not a function of one vector, so it does not
+ * use the sketch: each row's cosines with the unit terms are estimated in
+ * float (AVX2 when the CPU has it), which bounds the word's score with a
+ * margin of 1e-4 on each cosine, far above the estimates' error; a word
+ * whose bound is below the k-th exact score held so far is skipped, the
+ * others are scored exactly in double.
+ *
  * Threading: the vocabulary is immutable. During akv_rank_scan_work, a part
  * writes only its own struct rank_part entries and its own published
  * thresholds, reads the shared per-request data that begin wrote, and takes

@@ -1,6 +1,9 @@
 /*
- * cmd-query.c - QUERY, EXPLAIN and NEIGHBORS: options and embedding on the
- * loop thread, attention and ranking on the pool.
+ * cmd-query.c - QUERY, EXPLAIN, NEIGHBORS and ANALOGY: options and embedding
+ * on the loop thread, attention and ranking on the pool. The input may be
+ * text or a vector (VECTOR FP32|VALUES), combined with POSITIVE and
+ * NEGATIVE terms (build_query_vector, which FGET shares); a COSMUL job
+ * carries its terms, a filtered one its sorted excluded ids.
  *
  * A handler does the cheap part on the loop thread and leaves a job in
  * ctx->job:
