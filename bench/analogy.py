@@ -5,7 +5,7 @@ wall time of each.
 
     bench/analogy.py [--attnkvd build/src/server/attnkvd] [--vectors FILE.akv]
                      [--questions questions-words.txt] [--restrict 30000]
-                     [--batch 1000] [--port N] [--limit N]
+                     [--batch 200] [--conns 16] [--port N] [--limit N]
 
 The daemon is started on a free port (or --port names a running one, which
 must use the same vectors file). gensim reads the daemon's own vectors file
@@ -17,8 +17,10 @@ keeps): attnkvd with
     ANALOGY a b c COUNT 1 RESTRICT n            (3CosAdd)
     ANALOGY a b c COUNT 1 RESTRICT n COSMUL     (3CosMul)
 
-sent pipelined (--batch commands per round trip; the daemon's workers rank
-each batch in one shared pass), gensim with most_similar(positive=[b, c],
+sent over --conns connections at once, each pipelining --batch commands
+per round trip (a connection's commands run one after another, so the
+requests the daemon's workers rank together in one shared pass come from
+concurrent connections), gensim with most_similar(positive=[b, c],
 negative=[a], topn=1, restrict_vocab=n) and most_similar_cosmul on a
 KeyedVectors of the n first words (its most_similar_cosmul has no
 restrict_vocab). A disagreement is reported with both answers' scores in
@@ -90,16 +92,32 @@ def start_daemon(binary, vectors):
     return proc, port, tmp
 
 
-def run_attnkv(r, questions, restrict, cosmul, batch):
+def run_attnkv(port, questions, restrict, cosmul, batch, conns):
+    """The questions over conns connections at once, each pipelining its
+    share batch commands at a time: the daemon answers a connection's
+    commands in order, one at a time, so it is the concurrent connections
+    whose requests its workers rank together in one shared scan."""
+    import redis
+    from concurrent.futures import ThreadPoolExecutor
+
     extra = ["COSMUL"] if cosmul else []
-    answers = []
+    share = (len(questions) + conns - 1) // conns
+    parts = [questions[i:i + share] for i in range(0, len(questions), share)]
+
+    def one(part):
+        r = redis.Redis(port=port)
+        out = []
+        for i in range(0, len(part), batch):
+            p = r.pipeline(transaction=False)
+            for a, b, c, _ in part[i:i + batch]:
+                p.execute_command("ANALOGY", a, b, c, "COUNT", 1, "RESTRICT", restrict, *extra)
+            out.extend(rep[0].decode() if rep else None for rep in p.execute())
+        r.close()
+        return out
+
     t0 = time.perf_counter()
-    for i in range(0, len(questions), batch):
-        p = r.pipeline(transaction=False)
-        for a, b, c, _ in questions[i:i + batch]:
-            p.execute_command("ANALOGY", a, b, c, "COUNT", 1, "RESTRICT", restrict, *extra)
-        for rep in p.execute():
-            answers.append(rep[0].decode() if rep else None)
+    with ThreadPoolExecutor(len(parts)) as ex:
+        answers = [a for part in ex.map(one, parts) for a in part]
     return answers, time.perf_counter() - t0
 
 
@@ -140,7 +158,8 @@ def main():
     ap.add_argument("--questions", default=os.path.join(
         ROOT, "../shared/data/eval/analogy/questions-words.txt"))
     ap.add_argument("--restrict", type=int, default=30000)
-    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--port", type=int)
     ap.add_argument("--limit", type=int, help="only the first N questions kept")
     ap.add_argument("--modes", default="3cosadd,3cosmul")
@@ -180,7 +199,12 @@ def main():
         r.execute_command("ANALOGY", "man", "king", "woman", "RESTRICT", n)
         for mode in args.modes.split(","):
             cosmul = mode == "3cosmul"
-            got, t_akv = run_attnkv(r, questions, n, cosmul, args.batch)
+            batches0 = int(r.info("stats")["query_batches"])
+            jobs0 = int(r.info("stats")["query_batched_jobs"])
+            got, t_akv = run_attnkv(port, questions, n, cosmul, args.batch, args.conns)
+            st = r.info("stats")
+            per_batch = (int(st["query_batched_jobs"]) - jobs0) / max(
+                1, int(st["query_batches"]) - batches0)
             want, t_gs = run_gensim(kv, kv_small, questions, n, cosmul)
             agree = sum(1 for x, y in zip(got, want) if x == y)
             acc_akv = sum(1 for x, q in zip(got, questions) if x == q[3])
@@ -190,8 +214,8 @@ def main():
             print(f"  accuracy   attnkv {acc_akv / len(questions):.4f}   "
                   f"gensim {acc_gs / len(questions):.4f}")
             print(f"  wall time  attnkv {t_akv:.2f} s ({len(questions) / t_akv:.0f} q/s, "
-                  f"pipelined by {args.batch})   gensim {t_gs:.2f} s "
-                  f"({len(questions) / t_gs:.0f} q/s)")
+                  f"{args.conns} connections pipelining {args.batch}; {per_batch:.1f} requests "
+                  f"per shared scan)   gensim {t_gs:.2f} s ({len(questions) / t_gs:.0f} q/s)")
             for x, y, q in zip(got, want, questions):
                 if x == y:
                     continue
