@@ -373,8 +373,14 @@ static int cosmul_begin(struct akv_query_batch *b, const struct akv_vocab *voc)
                 b->cos_unitsf[off * dim + (size_t)t * dim + d] = (float)u[(size_t)t * dim + d];
             }
         }
-        b->cos_reqs[c] = (struct akv_cosmul_req){
-            u, b->cos_unitsf + off * dim, it->npos, it->nneg, it->opts.k, it->opts.restrict_n, it->exclude, it->nexclude};
+        b->cos_reqs[c] = (struct akv_cosmul_req){.units = u,
+                                                  .unitsf = b->cos_unitsf + off * dim,
+                                                  .npos = it->npos,
+                                                  .nneg = it->nneg,
+                                                  .k = it->opts.k,
+                                                  .limit = it->opts.restrict_n,
+                                                  .skip = it->exclude,
+                                                  .nskip = it->nexclude};
         off += it->npos + it->nneg;
     }
     atomic_init(&b->cos_next, 0);
