@@ -374,13 +374,13 @@ static int cosmul_begin(struct akv_query_batch *b, const struct akv_vocab *voc)
             }
         }
         b->cos_reqs[c] = (struct akv_cosmul_req){.units = u,
-                                                  .unitsf = b->cos_unitsf + off * dim,
-                                                  .npos = it->npos,
-                                                  .nneg = it->nneg,
-                                                  .k = it->opts.k,
-                                                  .limit = it->opts.restrict_n,
-                                                  .skip = it->exclude,
-                                                  .nskip = it->nexclude};
+                                                 .unitsf = b->cos_unitsf + off * dim,
+                                                 .npos = it->npos,
+                                                 .nneg = it->nneg,
+                                                 .k = it->opts.k,
+                                                 .limit = it->opts.restrict_n,
+                                                 .skip = it->exclude,
+                                                 .nskip = it->nexclude};
         off += it->npos + it->nneg;
     }
     atomic_init(&b->cos_next, 0);
