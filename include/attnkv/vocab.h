@@ -77,6 +77,9 @@ const char *akv_vocab_word(const struct akv_vocab *v, uint32_t id, size_t *len);
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id);
 /* Size in bytes of the file or buffer behind the vocabulary. */
 size_t akv_vocab_bytes(const struct akv_vocab *v);
+/* The file's two checksums, as its header records them (XXH3-64 of the
+ * header and word index, and of the norms, sketch and matrix). */
+void akv_vocab_checksums(const struct akv_vocab *v, uint64_t *meta, uint64_t *data);
 
 /* Looks a word up: the exact bytes first, then their Unicode lowercase (the
  * GloVe 6B vocabulary is uncased). Returns the id (>= 0) or -ENOENT; -EINVAL

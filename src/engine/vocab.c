@@ -63,7 +63,7 @@
 struct akv_vocab {
     const uint8_t *base; /* start of the file or buffer */
     size_t size;
-    int mapped;          /* 1: munmap base; 2: free base; 0: borrowed */
+    int mapped; /* 1: munmap base; 2: free base; 0: borrowed */
     size_t count;
     uint32_t dim;
     const char *words;
@@ -201,8 +201,7 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
         bool ok = h.words_off == VOCAB_HDR_SIZE && h.words_len >= n * 2 &&
                   section_ok(h.words_off, h.words_len, 1, &end, size) &&
                   section_ok(h.offs_off, (n + 1) * 8, 8, &end, size) && h.hash_slots >= n + 1 &&
-                  h.hash_slots <= ((uint64_t)1 << 34) &&
-                  (h.hash_slots & (h.hash_slots - 1)) == 0 &&
+                  h.hash_slots <= ((uint64_t)1 << 34) && (h.hash_slots & (h.hash_slots - 1)) == 0 &&
                   section_ok(h.hash_off, h.hash_slots * 4, 4, &end, size) &&
                   section_ok(h.norms_off, n * 4, 4, &end, size) &&
                   section_ok(h.sketch_off, sk_bytes, 64, &end, size) &&
@@ -406,6 +405,15 @@ const double *akv_vocab_sketch_rotation(const struct akv_vocab *v, double *eps, 
     *eps = v->rot_eps;
     *head = v->head_groups;
     return v->rot;
+}
+
+void akv_vocab_checksums(const struct akv_vocab *v, uint64_t *meta, uint64_t *data)
+{
+    struct vocab_hdr h;
+
+    memcpy(&h, v->base, sizeof(h));
+    *meta = h.meta_checksum;
+    *data = h.data_checksum;
 }
 
 const float *akv_vocab_vec(const struct akv_vocab *v, uint32_t id)

@@ -310,6 +310,44 @@ void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s);
  * Returns 0 (a reply, +QUEUED or an error, is written) or -ENOMEM. */
 int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
 
+/* ---- text options and skipped words (cmd-vocab.c) -------------------- */
+
+/* The words a request skipped (UNKNOWN skip), copied out of its text so
+ * that a job can reply with them: n NUL-terminated words one after the
+ * other. */
+struct akv_cmd_skipped {
+    size_t n;
+    char *words;
+};
+
+/* If argv[i] is UNKNOWN or WEIGHTING, parses its value argv[i + 1] into
+ * *eo and returns 2 (arguments used); 0 when argv[i] is neither; 1 after an
+ * error reply; -ENOMEM. */
+int akv_cmd_embed_opt(struct akv_cmd_ctx *ctx, size_t i, struct akv_embed_opts *eo);
+/* Copies the skipped words of text (sk may be NULL: none). 0 or -ENOMEM. */
+int akv_cmd_skipped_copy(const char *text, const struct akv_embed_skips *sk,
+                         struct akv_cmd_skipped *out);
+void akv_cmd_skipped_free(struct akv_cmd_skipped *s);
+/* The element a reply ends with when words were skipped: ["skipped",
+ * [w ...]] in RESP2, {"skipped": [w ...]} in RESP3. */
+int akv_cmd_reply_skipped(struct akv_buf *out, int resp, const struct akv_cmd_skipped *s);
+
+/* The copies akv_cmd_keys_normalize made for one call. */
+struct akv_cmd_keynorm {
+    const struct akv_slice *saved; /* the call's own argv */
+    struct akv_slice *argv;        /* NULL: nothing was changed */
+    char **bufs;
+    size_t nbufs;
+};
+/* With key-normalize on, points ctx->argv at a copy in which every key
+ * argument of c (by its key positions, or its subcommand's) is in normal
+ * form. Returns 0; 1 after an error reply (more than 1 MiB of keys to
+ * rewrite); -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
+ * argv back and frees the copies. */
+int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
+                           struct akv_cmd_keynorm *kn);
+void akv_cmd_keys_restore(struct akv_cmd_ctx *ctx, struct akv_cmd_keynorm *kn);
+
 /* ---- the handlers, by family ------------------------------------------ */
 /* cmd-conn.c */
 int akv_cmd_do_auth(struct akv_cmd_ctx *ctx);
@@ -380,5 +418,10 @@ int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_analogy(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_query(struct akv_cmd_ctx *ctx);
+/* cmd-vocab.c */
+int akv_cmd_do_doesntmatch(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_embed(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_similarity(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_vocab(struct akv_cmd_ctx *ctx);
 
 #endif

@@ -54,7 +54,8 @@ struct query_job {
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
-    int resp; /* the connection's protocol when the job was dispatched */
+    struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
+    int resp;                       /* the connection's protocol when the job was dispatched */
     uint64_t t0;
     /* Read by the worker; they point into this allocation, after q. */
     uint32_t *exclude; /* sorted word ids not to answer */
@@ -179,7 +180,8 @@ static int parse_query_input(struct akv_cmd_ctx *ctx, const char *cmd, struct qu
  * -ENOMEM. */
 static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned allowed,
                             unsigned count_max, size_t first, struct akv_query_opts *o,
-                            unsigned *count, int *withscores, struct query_spec *sp)
+                            unsigned *count, int *withscores, struct query_spec *sp,
+                            struct akv_embed_opts *eo)
 {
     char sb[AKV_QUOTE_BUF];
 
@@ -187,6 +189,14 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
         const struct akv_slice *a = &ctx->argv[i];
         const struct akv_slice *v = i + 1 < ctx->argc ? a + 1 : NULL;
         unsigned opt;
+        int erc = akv_cmd_embed_opt(ctx, i, eo); /* UNKNOWN, WEIGHTING */
+
+        if (erc == 2) {
+            i++;
+            continue;
+        }
+        if (erc != 0)
+            return erc;
 
         if ((allowed & OPT_WITHSCORES) && arg_is(a, "WITHSCORES")) {
             *withscores = 1;
@@ -339,38 +349,38 @@ static void unit_normalise(double *x, uint32_t dim)
             x[d] /= nn;
 }
 
-/* One term's vector (dim doubles; the mean of a phrase's rows) and, when
- * ids is not NULL, its word ids appended to ids[*nids] (room for
- * AKV_EXCLUDE_MAX; those beyond are an error). Returns 0, 1 when an error
- * reply was written, or -ENOMEM. */
-static int term_vector(struct akv_cmd_ctx *ctx, const struct akv_slice *t, double *out,
-                       uint32_t *ids, size_t *nids)
+/* One term's vector (dim doubles: the text's vector under the request's
+ * embedding options eo, as QUERY embeds its text) and, when ids is not
+ * NULL, its words' ids appended to ids[*nids] (room for AKV_EXCLUDE_MAX;
+ * those beyond are an error). Words UNKNOWN skip left out go to sk when it
+ * is not NULL. Returns 0, 1 when an error reply was written, or -ENOMEM. */
+static int term_vector(struct akv_cmd_ctx *ctx, const struct akv_slice *t,
+                       const struct akv_embed_opts *eo, double *out, uint32_t *ids, size_t *nids,
+                       struct akv_embed_skips *sk)
 {
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t w[AKV_PHRASE_WORDS_MAX], dim = akv_vocab_dim(voc);
     size_t n = 0;
     char err[256] = "";
-    int rc = akv_embed_words(voc, t->p, t->len, w, &n, err, sizeof err);
+    float *f = malloc(dim * sizeof *f);
+    int rc =
+        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, sk, err, sizeof err);
 
+    if (rc == 0 && ids != NULL)
+        rc = akv_embed_words_opts(voc, t->p, t->len, eo->unknown, w, &n, NULL, err, sizeof err);
+    for (uint32_t d = 0; rc == 0 && d < dim; d++)
+        out[d] = f[d];
+    free(f);
     if (rc == -ENOMEM)
         return replied(reply_oom(ctx->out));
-    if (rc < 0 || n == 0)
+    if (rc < 0)
         return replied(akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed"));
-    for (uint32_t d = 0; d < dim; d++)
-        out[d] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *x = akv_vocab_vec(voc, w[i]);
-        for (uint32_t d = 0; d < dim; d++)
-            out[d] += x[d];
-        if (ids != NULL) {
-            if (*nids == AKV_EXCLUDE_MAX)
-                return replied(akv_reply_errorf(ctx->out, "ERR at most %d words may be excluded",
-                                                AKV_EXCLUDE_MAX));
-            ids[(*nids)++] = w[i];
-        }
+    for (size_t i = 0; ids != NULL && i < n; i++) {
+        if (*nids == AKV_EXCLUDE_MAX)
+            return replied(akv_reply_errorf(ctx->out, "ERR at most %d words may be excluded",
+                                            AKV_EXCLUDE_MAX));
+        ids[(*nids)++] = w[i];
     }
-    for (uint32_t d = 0; d < dim; d++)
-        out[d] /= (double)n;
     return 0;
 }
 
@@ -430,8 +440,9 @@ static int cmp_u32(const void *a, const void *b)
  * every text term) go to input_ids (room for AKV_EXCLUDE_MAX) when it is
  * not NULL, their number to *ninput. Returns 0, 1 when an error reply was
  * written, or -ENOMEM. */
-static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp, float *q,
-                              float *terms, uint32_t *input_ids, size_t *ninput)
+static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp,
+                              const struct akv_embed_opts *eo, float *q, float *terms,
+                              uint32_t *input_ids, size_t *ninput, struct akv_embed_skips *sk)
 {
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t dim = akv_vocab_dim(voc);
@@ -445,7 +456,7 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
     if (!sp->arith) {
         /* The input alone: exactly the vector it always had. */
         if (sp->text != NULL) {
-            rc = akv_embed_text(voc, sp->text->p, sp->text->len, q, err, sizeof err);
+            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, sk, err, sizeof err);
             if (rc == -ENOMEM)
                 return replied(reply_oom(ctx->out));
             if (rc < 0)
@@ -460,7 +471,7 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
             double *t0 = malloc(dim * sizeof *t0);
             if (t0 == NULL)
                 return replied(reply_oom(ctx->out));
-            rc = term_vector(ctx, sp->text, t0, input_ids, ninput);
+            rc = term_vector(ctx, sp->text, eo, t0, input_ids, ninput, NULL);
             free(t0);
         }
         return rc;
@@ -482,7 +493,7 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
             const struct akv_slice *ts = i == 0          ? sp->text
                                          : i <= sp->npos ? sp->terms[i - 1]
                                                          : sp->neg[i - 1 - sp->npos];
-            if ((rc = term_vector(ctx, ts, t, input_ids, ninput)) != 0)
+            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, i == 0 ? sk : NULL)) != 0)
                 goto out;
         }
         if (terms != NULL)
@@ -573,10 +584,11 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
  * RESP2; in RESP3 an array of [word, score] pairs with the score a double,
  * as Redis 7 answers ZRANGE ... WITHSCORES. */
 static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
-                      const struct akv_query_result *res, int withscores, int resp)
+                      const struct akv_query_result *res, int withscores, int resp,
+                      const struct akv_cmd_skipped *skipped)
 {
     int pairs = withscores && resp >= 3;
-    int rc = akv_reply_array(out, res->nhits * (withscores && !pairs ? 2 : 1));
+    int rc = akv_reply_array(out, res->nhits * (withscores && !pairs ? 2 : 1) + (skipped->n > 0));
 
     for (size_t i = 0; rc == 0 && i < res->nhits; i++) {
         size_t len;
@@ -587,6 +599,8 @@ static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
         if (rc == 0 && withscores)
             rc = akv_reply_double(out, resp, res->hits[i].score);
     }
+    if (rc == 0 && skipped->n > 0)
+        rc = akv_cmd_reply_skipped(out, resp, skipped);
     return rc;
 }
 
@@ -594,7 +608,7 @@ static int reply_hits(struct akv_buf *out, const struct akv_vocab *voc,
  * weight} with the weight a double. */
 static int reply_explain(struct akv_buf *out, const struct query_job *j)
 {
-    int rc = akv_reply_array(out, j->res.nwhy);
+    int rc = akv_reply_array(out, j->res.nwhy + (j->skipped.n > 0));
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
         const char *k, *v;
@@ -615,6 +629,8 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
         rc = rc ? rc : akv_reply_bulk(out, v, vl);
         rc = rc ? rc : akv_reply_bulk_double(out, j->res.why[i].weight);
     }
+    if (rc == 0 && j->skipped.n > 0)
+        rc = akv_cmd_reply_skipped(out, j->resp, &j->skipped);
     return rc;
 }
 
@@ -656,13 +672,14 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
         else if (j->kind == JOB_EXPLAIN)
             rc = reply_explain(out, j);
         else
-            rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp);
+            rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);
         if (rc < 0)
             failed = akv_cmd_reply_cut_to_oom(out, mark);
     }
     akv_cmd_job_account(env, cj, us, failed);
     if (j->has_snap)
         akv_store_snap_release(j->store, &j->snap);
+    akv_cmd_skipped_free(&j->skipped);
     free(j);
 }
 
@@ -681,6 +698,8 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     const char *name = analogy ? "ANALOGY" : names[kind];
     uint32_t dim = akv_vocab_dim(env->vocab);
     struct akv_query_opts o = env->config->query;
+    struct akv_embed_opts eo = env->config->embed;
+    struct akv_embed_skips sk = {0};
     unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k, nt;
     int withscores = 0;
     struct query_job *j = NULL;
@@ -708,7 +727,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     }
     rc = parse_query_opts(ctx, name, allowed[kind] & (analogy ? ~(unsigned)OPT_ARITH : ~0u),
                           kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, first, &o, &count,
-                          &withscores, sp);
+                          &withscores, sp, &eo);
     if (rc != 0) {
         rc = rc < 0 ? rc : 0;
         goto out;
@@ -732,8 +751,9 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     j->exclude = (uint32_t *)(void *)(j->q + (size_t)dim * (1 + nt));
     /* The input words are not answered when asked, and by default with
      * word arithmetic (as gensim's most_similar does). */
-    rc = build_query_vector(ctx, sp, j->q, j->terms,
-                            sp->exclude_input || sp->arith || sp->cosmul ? ids : NULL, &ninput);
+    rc =
+        build_query_vector(ctx, sp, &eo, j->q, j->terms,
+                           sp->exclude_input || sp->arith || sp->cosmul ? ids : NULL, &ninput, &sk);
     nids = ninput;
     for (size_t i = 0; rc == 0 && i < sp->nexcl; i++) {
         double *t = malloc(dim * sizeof *t);
@@ -741,9 +761,12 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
             rc = reply_oom(ctx->out);
             break;
         }
-        rc = term_vector(ctx, sp->excl[i], t, ids, &nids);
+        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, NULL);
         free(t);
     }
+    if (rc == 0 &&
+        akv_cmd_skipped_copy(sp->text ? sp->text->p : NULL, sp->text ? &sk : NULL, &j->skipped) < 0)
+        rc = reply_oom(ctx->out);
     if (rc != 0) {
         free(j);
         rc = rc < 0 ? rc : 0;

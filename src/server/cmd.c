@@ -1,7 +1,7 @@
 /*
  * cmd.c - the command table and dispatch, and the accounting of every call.
- * The handlers are in cmd-conn.c, cmd-server.c, cmd-keys.c and
- * cmd-query.c, by family.
+ * The handlers are in cmd-conn.c, cmd-server.c, cmd-keys.c,
+ * cmd-query.c and cmd-vocab.c, by family.
  *
  * Design
  * ------
@@ -18,7 +18,9 @@
  * Limits and security: dispatch refuses every command but AUTH, PING, QUIT
  * and HELP (AKV_CMD_NOAUTH) until a connection that must authenticate has
  * done so, every command not flagged AKV_CMD_LOADING while the AOF replays
- * (LOADING), and writes while the AOF cannot be written (MISCONF).
+ * (LOADING), and writes while the AOF cannot be written (MISCONF). With
+ * key-normalize, dispatch hands the handler (and MULTI's queue) the call's
+ * keys in normal form (akv_cmd_keys_normalize, cmd-vocab.c).
  *
  * Replies are all-or-nothing: if writing one fails for lack of memory, the
  * buffer is cut back to where the reply began and "-ERR out of memory" takes
@@ -467,30 +469,39 @@ static const struct akv_cmd table[] = {
     {"BGREWRITEAOF", 1, A, akv_cmd_do_bgrewriteaof, 0, 0, 0, "BGREWRITEAOF",
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
-     "QUERY text [COUNT k] [WITHSCORES] "
-     "[ATTENTION dot|cosine] [TEMPERATURE t] [METRIC l2|cosine|dot] [POSITIVE plus [plus ...]] "
-     "[NEGATIVE minus [minus ...]] [EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST "
-     "d] "
-     "[MINSCORE s] [WITHSIMILARITY]",
+     "QUERY text [COUNT k] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] "
+     "[METRIC l2|cosine|dot] [UNKNOWN error|skip] [WEIGHTING mean|sif] [POSITIVE plus [plus ...]] "
+     "[NEGATIVE minus [minus ...]] [EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] "
+     "[MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
      "attend over the stored keys and reply the words nearest to the blended value (text: "
      "words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"EXPLAIN", -2, R | S, akv_cmd_do_explain, 0, 0, 0,
-     "EXPLAIN text [COUNT n] "
-     "[ATTENTION dot|cosine] [TEMPERATURE t] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus "
-     "...]]",
+     "EXPLAIN text [COUNT n] [ATTENTION dot|cosine] [TEMPERATURE t] [UNKNOWN error|skip] "
+     "[WEIGHTING mean|sif] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus ...]]",
      "the n entries with the largest attention weights, as [key, value, weight] (text: "
      "words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"NEIGHBORS", -2, R | S, akv_cmd_do_neighbors, 0, 0, 0,
-     "NEIGHBORS text [COUNT k] [WITHSCORES] "
-     "[METRIC l2|cosine|dot] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus ...]] [COSMUL] "
+     "NEIGHBORS text [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
+     "[WEIGHTING mean|sif] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus ...]] [COSMUL] "
      "[EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST d] [MINSCORE s] "
      "[WITHSIMILARITY]",
      "the vocabulary words nearest to a word, phrase or word arithmetic (text: words, or "
      "VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"ANALOGY", -4, R | S, akv_cmd_do_analogy, 0, 0, 0,
-     "ANALOGY a b c [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [COSMUL] "
-     "[EXCLUDE word [word ...]] [RESTRICT n] [MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
+     "ANALOGY a b c [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
+     "[WEIGHTING mean|sif] [COSMUL] [EXCLUDE word [word ...]] [RESTRICT n] [MAXDIST d] "
+     "[MINSCORE s] [WITHSIMILARITY]",
      "a is to b as c is to which words: NEIGHBORS b POSITIVE c NEGATIVE a"},
+    {"VOCAB", -2, 0, akv_cmd_do_vocab, 0, 0, 0, "VOCAB EXISTS word [word ...]|INFO|HELP",
+     "which words the vocabulary knows, and what the vocabulary is"},
+    {"EMBED", -2, R | F, akv_cmd_do_embed, 0, 0, 0,
+     "EMBED text [RAW] [UNKNOWN error|skip] [WEIGHTING mean|sif]",
+     "the vector of a word or phrase: dim doubles, or with RAW little-endian FP32 bytes"},
+    {"SIMILARITY", -3, R | F, akv_cmd_do_similarity, 0, 0, 0,
+     "SIMILARITY text1 text2 [UNKNOWN error|skip] [WEIGHTING mean|sif]",
+     "the cosine of two words' or phrases' vectors"},
+    {"DOESNTMATCH", -2, R, akv_cmd_do_doesntmatch, 0, 0, 0, "DOESNTMATCH word [word ...]",
+     "the word furthest from the mean of the words' unit vectors (gensim's doesnt_match)"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -576,6 +587,11 @@ static const struct akv_subcmd subtable[] = {
      "refused: attnkv keeps no access times"},
     {"OBJECT", "REFCOUNT", 3, R, 2, 2, 1, "OBJECT REFCOUNT key", "1: values are not shared"},
     {"OBJECT", "HELP", 2, 0, 0, 0, 0, "OBJECT HELP", "the OBJECT subcommands"},
+    {"VOCAB", "EXISTS", -3, R | F, 0, 0, 0, "VOCAB EXISTS word [word ...]",
+     "1 for each word the vocabulary knows (exact, then lowercase), 0 for the others"},
+    {"VOCAB", "INFO", 2, R | F, 0, 0, 0, "VOCAB INFO",
+     "the vocabulary's size, dimension, file, checksums and kernels"},
+    {"VOCAB", "HELP", 2, 0, 0, 0, 0, "VOCAB HELP", "the VOCAB subcommands"},
     {"SLOWLOG", "GET", -2, A, 0, 0, 0, "SLOWLOG GET [count]",
      "the count newest entries (default 10, -1 for all)"},
     {"SLOWLOG", "LEN", 2, A, 0, 0, 0, "SLOWLOG LEN", "how many entries there are"},
@@ -692,6 +708,7 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     struct akv_session *sess = ctx->sess;
     size_t mark = ctx->out->len;
     uint64_t t0 = now_ns();
+    struct akv_cmd_keynorm kn = {NULL, NULL, NULL, 0};
     int rc;
 
     ctx->close_after_reply = 0;
@@ -728,6 +745,13 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         env->stats.cmd[c - table].rejected++;
         akv_cmd_multi_fail(ctx->sess);
         rc = akv_reply_error(ctx->out, "LOADING attnkv is loading the dataset in memory");
+        goto out;
+    }
+    rc = akv_cmd_keys_normalize(ctx, c, &kn); /* key-normalize */
+    if (rc != 0) {
+        if (rc > 0)
+            akv_cmd_multi_fail(ctx->sess);
+        rc = rc < 0 ? rc : 0;
         goto out;
     }
     if (akv_cmd_multi_active(ctx->sess) && !(c->flags & AKV_CMD_NOQUEUE)) {
@@ -783,5 +807,6 @@ out:
         rc = 0;
     }
     sess->reply_skip = 0;
+    akv_cmd_keys_restore(ctx, &kn);
     return rc;
 }

@@ -426,4 +426,10 @@ int akv_cmd_settings_set(struct akv_cmd_env *env, size_t n, const char *const *n
  * "path: reason" in err (then nothing changed), or -ENOMEM. Loop thread. */
 int akv_cmd_config_reload(struct akv_cmd_env *env, const char *who, char *err, size_t errlen);
 
+/* key-normalize: the normal form of a key (Unicode lowercase when it is
+ * UTF-8, else ASCII lowercase; runs of whitespace one space; none at the
+ * ends), malloc'd, its length in *outlen; NULL when out of memory
+ * (cmd-vocab.c). */
+char *akv_cmd_key_normal(const char *p, size_t len, size_t *outlen);
+
 #endif

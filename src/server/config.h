@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 
+#include "attnkv/embed.h"
 #include "attnkv/types.h"
 #include "persist/persist.h"
 #include "util/log.h"
@@ -58,7 +59,11 @@ struct akv_config {
     enum akv_readable readable_replies; /* which connections get replies as text for people */
     struct akv_query_opts
         query; /* defaults for QUERY/EXPLAIN/NEIGHBORS: count, attention, temperature, metric */
-    int maxclients; /* default 10000 */
+    /* Defaults for the text of QUERY, EXPLAIN, NEIGHBORS, EMBED, SIMILARITY:
+     * unknown-words, phrase-weighting (zero: error, mean). */
+    struct akv_embed_opts embed;
+    int key_normalize; /* case-fold and collapse spaces in key arguments (default 0) */
+    int maxclients;    /* default 10000 */
     /* Limits (defaults in akv_config_init; sizes in bytes, 0 = none where
      * conf/attnkvd.conf says so) and security. requirepass is NULL when
      * no password is set; it is never quoted in a message (see

@@ -317,8 +317,10 @@ def test_errors(env):
         e = raises(WordError, db.explain, "zzqqxxj")
         assert (e.word, e.suggestion) == ("zzqqxxj", None), (str(e), e.suggestion)
         # The daemon shows a quote as \x27; the exception undoes that.
-        e = raises(WordError, db.neighbors, "don't")
+        e = raises(WordError, db.doesnt_match, "cat", "don't")
         assert "'don\\x27t'" in str(e) and e.word == "don't", (str(e), e.word)
+        assert db.doesnt_match("cat", "dog", "car") == "car"
+        assert abs(db.similarity("cat", "CAT!") - 1) < 1e-12
         e = raises(WordError, db.set, "rhombuss", "shape")
         assert e.command == ("SET", "rhombuss", "shape") and e.word == "rhombuss"
         e = raises(WordError, db.__setitem__, "cat", "animall")

@@ -2598,6 +2598,96 @@ START_TEST(test_fuzz_replay)
 }
 END_TEST
 
+/* VOCAB, EMBED, SIMILARITY, DOESNTMATCH, the text options and the
+ * skipped-words element, with the exact bytes a client reads. */
+START_TEST(test_text_commands)
+{
+    const char *r;
+
+    ck_assert_str_eq(run("VOCAB", "EXISTS", "cat", "CAT", "cat,", "zzz", END),
+                     "*4\r\n:1\r\n:1\r\n:0\r\n:0\r\n");
+    r = run("VOCAB", "INFO", END);
+    ck_assert(strncmp(r, "*16\r\n$4\r\nsize\r\n:9\r\n$3\r\ndim\r\n:4\r\n", 32) == 0);
+    ck_assert(strstr(r, "$4\r\nfile\r\n$8\r\ntest.akv\r\n") != NULL);
+    ck_assert(strncmp(run("VOCAB", "NOPE", END), "-ERR unknown subcommand 'NOPE'", 30) == 0);
+    ck_assert_str_eq(run("DOESNTMATCH", "cat", "dog", "ball", END), "$4\r\nball\r\n");
+    ck_assert_str_eq(run("DOESNTMATCH", "cat", END), "$3\r\ncat\r\n");
+    ck_assert_str_eq(run("DOESNTMATCH", "cat", "zzz", END), "-ERR unknown word 'zzz'\r\n");
+    ck_assert_str_eq(run("SIMILARITY", "cat", "CAT!", END), "$1\r\n1\r\n");
+    ck_assert_str_eq(run("SIMILARITY", "cat", "toy", END), "$1\r\n0\r\n");
+    ck_assert_str_eq(run("SIMILARITY", "cat", "zzz", "UNKNOWN", "skip", END),
+                     "-ERR no known word in the text (unknown word 'zzz')\r\n");
+    ck_assert_str_eq(run("SIMILARITY", "cat", "toy", "RAW", END),
+                     "-ERR unknown option 'RAW' for SIMILARITY\r\n");
+    ck_assert_str_eq(run("EMBED", "cat,", END),
+                     "*4\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n0\r\n$1\r\n0\r\n");
+    ck_assert_str_eq(run("EMBED", "cat zzz", "UNKNOWN", "skip", END),
+                     "*5\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n0\r\n$1\r\n0\r\n"
+                     "*2\r\n$7\r\nskipped\r\n*1\r\n$3\r\nzzz\r\n");
+    r = run("EMBED", "cat", "RAW", END);
+    ck_assert(memcmp(r, "$16\r\n\0\0\x80\x3f\0\0\0\0", 13) == 0);
+    ck_assert_str_eq(run("EMBED", "cat", "UNKNOWN", END), "-ERR UNKNOWN needs a value\r\n");
+    ck_assert_str_eq(run("NEIGHBORS", "cat", "COUNT", "1", "WEIGHTING", "x", END),
+                     "-ERR unknown WEIGHTING 'x' (use mean or sif)\r\n");
+    ck_assert_str_eq(run("NEIGHBORS", "zzz, cat", "COUNT", "1", "UNKNOWN", "skip", END),
+                     "*2\r\n$3\r\ncat\r\n*2\r\n$7\r\nskipped\r\n*1\r\n$3\r\nzzz\r\n");
+    ck_assert_str_eq(run("NEIGHBORS", "cat,", "COUNT", "1", "UNKNOWN", "skip", END),
+                     "*1\r\n$3\r\ncat\r\n");
+    /* The directive: skip by default, a request still says error. */
+    cfg.embed.unknown = AKV_UNKNOWN_SKIP;
+    ck_assert_str_eq(run("NEIGHBORS", "cat zzz", "COUNT", "1", "UNKNOWN", "error", END),
+                     "-ERR unknown word 'zzz'\r\n");
+    ck_assert_str_eq(run("DOESNTMATCH", "cat", "zzz", "dog", "ball", END), "$4\r\nball\r\n");
+    /* ... but never for what SET stores. */
+    ck_assert_str_eq(run("SET", "cat zzz", "animal", END), "-ERR unknown word 'zzz'\r\n");
+    cfg.embed.unknown = AKV_UNKNOWN_ERROR;
+    ck_assert_str_eq(run("SET", "cat,", "animal!", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "cat,", END), "$7\r\nanimal!\r\n");
+    ck_assert(strstr(run("EXPLAIN", "cat zzz", "UNKNOWN", "skip", END),
+                     "*2\r\n$7\r\nskipped\r\n*1\r\n$3\r\nzzz\r\n") != NULL);
+}
+END_TEST
+
+START_TEST(test_key_normalize)
+{
+    size_t n;
+    char *k;
+    const char *messy = "  \xc3\x89"
+                        "COLE \t Big\r\nDOG ";
+
+    k = akv_cmd_key_normal(messy, strlen(messy), &n);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_uint_eq(n, 14);
+    ck_assert(memcmp(k, "\xc3\xa9\x63ole big dog", 14) == 0);
+    free(k);
+    k = akv_cmd_key_normal("A\xff B", 4, &n); /* not UTF-8: ASCII only */
+    ck_assert(n == 4 && memcmp(k, "a\xff b", 4) == 0);
+    free(k);
+    k = akv_cmd_key_normal(" \t ", 3, &n);
+    ck_assert_uint_eq(n, 0);
+    free(k);
+
+    ck_assert_str_eq(run("SET", "The  CAT ", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "the cat", END), "$-1\r\n"); /* off: byte-exact */
+    cfg.key_normalize = 1;
+    ck_assert_str_eq(run("SET", "The  DOG ", "animal", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "the dog", END), "$6\r\nanimal\r\n");
+    ck_assert_str_eq(run("EXISTS", "THE DOG", "the\tdog", "The  CAT ", END), ":2\r\n");
+    ck_assert_str_eq(run("MSET", "ONE", "number", "Two", "number", END), "+OK\r\n");
+    ck_assert_str_eq(run("MGET", "one", "TWO", END), "*2\r\n$6\r\nnumber\r\n$6\r\nnumber\r\n");
+    ck_assert_str_eq(run("RENAME", "ONE", "BALL", END), "+OK\r\n");
+    ck_assert_str_eq(run("GET", "ball", END), "$6\r\nnumber\r\n");
+    ck_assert(strncmp(run("MEMORY", "USAGE", "BALL", END), ":", 1) == 0);
+    ck_assert_str_eq(run("DEL", "Ball", "two", "THE DOG", END), ":3\r\n");
+    /* A key argument over max-key-len is left as it is. */
+    cfg.max_key_len = 4;
+    ck_assert_str_eq(run("SET", "The  CAT ", "x", END),
+                     run("SET", "The  CAT ", "x", END)); /* the same refusal twice */
+    cfg.max_key_len = AKV_TEXT_MAX;
+    cfg.key_normalize = 0;
+}
+END_TEST
+
 static Suite *cmd_suite(void)
 {
     Suite *s = suite_create("cmd");
@@ -2613,6 +2703,8 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_word_arithmetic);
     tcase_add_test(tc, test_query_batch);
     tcase_add_test(tc, test_query_errors);
+    tcase_add_test(tc, test_text_commands);
+    tcase_add_test(tc, test_key_normalize);
     tcase_add_test(tc, test_info_config);
     tcase_add_test(tc, test_auth_without_password);
     tcase_add_test(tc, test_auth_with_password);

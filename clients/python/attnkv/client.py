@@ -212,6 +212,15 @@ class Database:
         _opt(args, "METRIC", metric)
         return _hits(self._call(*args), withscores)
 
+    def similarity(self, a: str, b: str) -> float:
+        """The cosine of the vectors of two words or phrases: SIMILARITY."""
+        return float(self._call("SIMILARITY", a, b))
+
+    def doesnt_match(self, *words: str) -> str:
+        """The word that fits least with the others (gensim's
+        doesnt_match): DOESNTMATCH."""
+        return _text(self._call("DOESNTMATCH", *words))
+
     # -- the keyspace -------------------------------------------------------
 
     def set(self, key: str, value: str) -> None:
