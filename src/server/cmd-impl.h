@@ -422,6 +422,7 @@ int akv_cmd_do_watch(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_fget(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_analogy(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_query(struct akv_cmd_ctx *ctx);
 /* cmd-vocab.c */
 int akv_cmd_do_doesntmatch(struct akv_cmd_ctx *ctx);
