@@ -313,10 +313,12 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
 /* ---- text options and skipped words (cmd-vocab.c) -------------------- */
 
 /* The words a request skipped (UNKNOWN skip), copied out of its text so
- * that a job can reply with them: n NUL-terminated words one after the
- * other. */
+ * that a job can reply with them: n words, word i len[i] bytes, one after
+ * the other in words (binary-safe: a word may hold a NUL byte). len and
+ * words share one allocation, owned by len. */
 struct akv_cmd_skipped {
     size_t n;
+    uint32_t *len;
     char *words;
 };
 

@@ -53,18 +53,20 @@ int akv_cmd_skipped_copy(const char *text, const struct akv_embed_skips *sk,
     size_t bytes = 0, at = 0;
 
     out->n = 0;
+    out->len = NULL;
     out->words = NULL;
     if (sk == NULL || sk->shown == 0)
         return 0;
     for (size_t i = 0; i < sk->shown; i++)
-        bytes += sk->piece[i].len + 1;
-    out->words = malloc(bytes);
-    if (!out->words)
+        bytes += sk->piece[i].len;
+    out->len = malloc(sk->shown * sizeof(*out->len) + bytes);
+    if (!out->len)
         return -ENOMEM;
+    out->words = (char *)(out->len + sk->shown);
     for (size_t i = 0; i < sk->shown; i++) {
         memcpy(out->words + at, text + sk->piece[i].off, sk->piece[i].len);
+        out->len[i] = sk->piece[i].len;
         at += sk->piece[i].len;
-        out->words[at++] = '\0';
     }
     out->n = sk->shown;
     return 0;
@@ -72,7 +74,8 @@ int akv_cmd_skipped_copy(const char *text, const struct akv_embed_skips *sk,
 
 void akv_cmd_skipped_free(struct akv_cmd_skipped *s)
 {
-    free(s->words);
+    free(s->len);
+    s->len = NULL;
     s->words = NULL;
     s->n = 0;
 }
@@ -89,9 +92,8 @@ int akv_cmd_reply_skipped(struct akv_buf *out, int resp, const struct akv_cmd_sk
     rc = rc ? rc : akv_reply_bulk_str(out, "skipped");
     rc = rc ? rc : akv_reply_array(out, s->n);
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
-        size_t l = strlen(w);
-        rc = akv_reply_bulk(out, w, l);
-        w += l + 1;
+        rc = akv_reply_bulk(out, w, s->len[i]);
+        w += s->len[i];
     }
     return rc;
 }

@@ -202,6 +202,23 @@ def test_unknown_policy(env):
 
 
 @akvtest.test("text")
+def test_skipped_words_binary_safe(env):
+    """A skipped word is named whole, whatever bytes it holds (a NUL
+    byte is no word separator)."""
+    c = env.daemon.client()
+    r = c.cmd("NEIGHBORS", "zz\0yy cherry qq\0rr", "COUNT", 1, "UNKNOWN", "skip")
+    assert r == ["cherry", ["skipped", ["zz\0yy", "qq\0rr"]]], r
+    r = c.cmd("EMBED", "cherry \0", "UNKNOWN", "skip")
+    assert r[-1] == ["skipped", ["\0"]], r[-1]
+    c3 = Resp3(env.daemon.port)
+    c3.cmd("HELLO", 3)
+    r = c3.cmd("EMBED", "a\0b cherry", "UNKNOWN", "skip")
+    assert r[-1] == {"skipped": ["a\0b"]}, r[-1]
+    c3.close()
+    c.close()
+
+
+@akvtest.test("text")
 def test_weighting(env):
     v = vec(env)
     c = env.daemon.client()
