@@ -309,6 +309,43 @@ def test_loop_thread_worst_cases(env):
 
 
 @akvtest.test("text")
+def test_long_unknown_words(env):
+    """The stall rule with words no vocabulary holds: VOCAB EXISTS and
+    DOESNTMATCH of 1024 words of 4096 bytes each keep the loop thread
+    well under a few milliseconds (as the slow log times the call, without
+    the 4 MiB transfer)."""
+    c = env.daemon.client()
+    assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", 0) == "OK"
+    assert c.cmd("CONFIG", "SET", "unknown-words", "skip") == "OK"  # DOESNTMATCH looks at all
+    try:
+        # (Words of 126 bytes: the longest still lowercased with GloVe 6B.)
+        for word in ("x" * 4096, "X" * 4096, "\u00c9" * 2048, "\u212a" * 1365, "X" * 126,
+                     "\u00c9" * 63):
+            for cmd in (("VOCAB", "EXISTS"), ("DOESNTMATCH",)):
+                best = None
+                for _ in range(3):
+                    c.cmd("SLOWLOG", "RESET")
+                    r = c.cmd(*(cmd + (word,) * 1024))
+                    us = c.cmd("SLOWLOG", "GET", 1)[0][2]
+                    best = us if best is None else min(best, us)
+                if cmd[0] == "VOCAB":
+                    assert r == [0] * 1024, r[:4]
+                else:
+                    assert is_err(r, "no known word to choose from"), r
+                print("     %-11s 1024 x %d bytes: %.2f ms" % (cmd[0], len(word.encode()),
+                                                            best / 1000))
+                assert best < 3000 * (10 if akvtest.daemon_is_instrumented() else 1), (
+                    cmd[0], word[:1], best)
+    finally:
+        c.cmd("CONFIG", "SET", "unknown-words", "error")
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", 10000)
+    # The bound keeps what lowercasing shortens: the Kelvin sign (3 bytes)
+    # lowercases to k.
+    assert c.cmd("VOCAB", "EXISTS", "\u212aiwi", "\u212a" + "x" * 4000) == [1, 0]
+    c.close()
+
+
+@akvtest.test("text")
 def test_key_normalize(env):
     d = akvtest.Daemon(env.workdir, env.real_vectors, ("--key-normalize", "yes"), name="keynorm")
     c = d.client()
