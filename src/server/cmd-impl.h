@@ -343,8 +343,8 @@ struct akv_cmd_keynorm {
 };
 /* With key-normalize on, points ctx->argv at a copy in which every key
  * argument of c (by its key positions, or its subcommand's) is in normal
- * form. Returns 0; 1 after an error reply (more than 1 MiB of keys to
- * rewrite); -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
+ * form; not under EXEC, whose queued commands are already. Returns 0; 1 after an error reply (more
+ * than 1 MiB of keys to rewrite); -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
  * argv back and frees the copies. */
 int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
                            struct akv_cmd_keynorm *kn);

@@ -493,7 +493,10 @@ int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
     kn->saved = ctx->argv;
     kn->bufs = NULL;
     kn->nbufs = 0;
-    if (!ctx->env->config->key_normalize)
+    /* EXEC's commands were rewritten when they were queued; a second
+     * rewrite would only cost time and could refuse what was +QUEUED (the
+     * normal form may be longer: U+0130, 2 bytes, lowercases to 3). */
+    if (!ctx->env->config->key_normalize || ctx->env->in_exec)
         return 0;
     if (pos[0] == 0 && ctx->argc >= 2) {
         const struct akv_subcmd *s = akv_cmd_subcommand_lookup(c, ctx->argv[1].p, ctx->argv[1].len);

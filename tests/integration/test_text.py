@@ -380,6 +380,12 @@ def test_key_normalize(env):
     r = c.cmd("DEL", *(["\u00c9" * 256] * 257))
     assert is_err(r, "131072 for keys that are not ASCII"), r
     assert c.cmd("DEL", *(["a" * 4096] * 300)) == 0  # already normal: no limit
+    # What was queued is run as it was rewritten: the normal form of U+0130
+    # is longer than the key (2 bytes to 3), and is not rewritten again.
+    k = "\u0130" * 1024
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("MGET", *([k] * 64)) == "QUEUED"  # 128 KiB, the most
+    assert c.cmd("EXEC") == [[None] * 64]
     r = c.cmd("CONFIG", "SET", "key-normalize", "no")
     assert is_err(r, "cannot be changed at run time"), r
     assert c.cmd("DEL", "Kiwi Fruit", "KITTEN") == 2
