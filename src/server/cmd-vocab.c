@@ -471,14 +471,16 @@ static int is_key_pos(size_t i, size_t argc, int first, int last, int step)
     return ((long)i - first) % step == 0;
 }
 
-/* Whether argument i needs rewriting: a key (by the positions), no longer
- * than max-key-len, not already normal. */
+/* Whether argument i needs rewriting: a key (by the positions), not longer
+ * than any key can be (AKV_TEXT_MAX: max-key-len may have been lowered
+ * since longer keys were stored, and they must still be named), not
+ * already normal. */
 static int needs_normal(const struct akv_cmd_ctx *ctx, size_t i, const int pos[3])
 {
     const struct akv_slice *a = &ctx->argv[i];
 
-    return is_key_pos(i, ctx->argc, pos[0], pos[1], pos[2]) &&
-           a->len <= (size_t)ctx->env->config->max_key_len && !key_is_normal(a->p, a->len);
+    return is_key_pos(i, ctx->argc, pos[0], pos[1], pos[2]) && a->len <= AKV_TEXT_MAX &&
+           !key_is_normal(a->p, a->len);
 }
 
 int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,

@@ -386,6 +386,12 @@ def test_key_normalize(env):
     assert c.cmd("MULTI") == "OK"
     assert c.cmd("MGET", *([k] * 64)) == "QUEUED"  # 128 KiB, the most
     assert c.cmd("EXEC") == [[None] * 64]
+    # A key stored before max-key-len was lowered is still named by any
+    # spelling.
+    assert c.cmd("CONFIG", "SET", "max-key-len", 4) == "OK"
+    assert c.cmd("GET", "KIWI  Fruit") == "green"
+    assert c.cmd("EXISTS", "Kiwi Fruit") == 1
+    assert c.cmd("CONFIG", "SET", "max-key-len", 4096) == "OK"
     r = c.cmd("CONFIG", "SET", "key-normalize", "no")
     assert is_err(r, "cannot be changed at run time"), r
     assert c.cmd("DEL", "Kiwi Fruit", "KITTEN") == 2
