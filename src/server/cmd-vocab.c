@@ -195,7 +195,9 @@ int akv_cmd_do_embed(struct akv_cmd_ctx *ctx)
     return rc;
 }
 
-/* The cosine of a and b (dim floats), in double. 0 when either is zero. */
+/* The cosine of a and b (dim floats), in double, kept within [-1, 1]
+ * (rounding took "the" against itself to 1.0000000000000002). 0 when
+ * either is zero. */
 static double cosine(const float *a, const float *b, uint32_t dim)
 {
     double ab = 0, aa = 0, bb = 0;
@@ -207,7 +209,8 @@ static double cosine(const float *a, const float *b, uint32_t dim)
     }
     if (aa == 0 || bb == 0)
         return 0;
-    return ab / (sqrt(aa) * sqrt(bb));
+    ab /= sqrt(aa) * sqrt(bb);
+    return ab > 1 ? 1 : ab < -1 ? -1 : ab;
 }
 
 /* SIMILARITY a b [UNKNOWN error|skip] [WEIGHTING mean|sif]: the cosine of

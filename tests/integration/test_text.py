@@ -264,6 +264,9 @@ def test_vocab_similarity_doesntmatch(env):
     for a, b in [("cat", "dog"), ("king", "queen"), ("cherry", "kiwi"), ("car", "banana")]:
         got = float(c.cmd("SIMILARITY", a, b))
         assert abs(got - cosine(v.row(a), v.row(b))) < 1e-12, (a, b, got)
+    for w in ("the", "banana", "cat", "king"):  # a cosine, never over 1
+        got = float(c.cmd("SIMILARITY", w, w.upper()))
+        assert 1 - 1e-12 < got <= 1, (w, got)
     got = float(c.cmd("SIMILARITY", "the CHERRY, please.", "a kiwi", "UNKNOWN", "skip"))
     assert abs(got - cosine(v.mean(["the", "cherry", "please"]), v.row("kiwi"))) < 1e-6
     for words in (["breakfast", "cereal", "dinner", "lunch"], ["cat", "dog", "horse", "car"],
