@@ -382,6 +382,8 @@ def test_key_normalize(env):
     assert is_err(r, "too many key bytes to normalize in one call (1052672; at most 1048576"), r
     r = c.cmd("DEL", *(["\u00c9" * 256] * 257))
     assert is_err(r, "131072 for keys that are not ASCII"), r
+    stats = akvtest.info_fields(c, "commandstats")["cmdstat_del"]
+    assert "rejected_calls=2," in stats, stats  # refused before it ran
     assert c.cmd("DEL", *(["a" * 4096] * 300)) == 0  # already normal: no limit
     # What was queued is run as it was rewritten: the normal form of U+0130
     # is longer than the key (2 bytes to 3), and is not rewritten again.
