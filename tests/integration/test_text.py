@@ -210,6 +210,9 @@ def test_skipped_words_binary_safe(env):
     assert r == ["cherry", ["skipped", ["zz\0yy", "qq\0rr"]]], r
     r = c.cmd("EMBED", "cherry \0", "UNKNOWN", "skip")
     assert r[-1] == ["skipped", ["\0"]], r[-1]
+    # The first 64 are named (docs/query.md).
+    r = c.cmd("EMBED", " ".join("zq%d" % i for i in range(300)) + " cherry", "UNKNOWN", "skip")
+    assert r[-1] == ["skipped", ["zq%d" % i for i in range(64)]], r[-1]
     c3 = Resp3(env.daemon.port)
     c3.cmd("HELLO", 3)
     r = c3.cmd("EMBED", "a\0b cherry", "UNKNOWN", "skip")
