@@ -758,8 +758,10 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     }
     rc = akv_cmd_keys_normalize(ctx, c, &kn); /* key-normalize */
     if (rc != 0) {
-        if (rc > 0)
+        if (rc > 0) {
+            env->stats.cmd[c - table].rejected++;
             akv_cmd_multi_fail(ctx->sess);
+        }
         rc = rc < 0 ? rc : 0;
         goto out;
     }

@@ -254,6 +254,31 @@ def test_explain_and_neighbors(env):
 
 
 @akvtest.test("pyclient")
+def test_daemon_skips_unknown_words(env):
+    """With unknown-words skip on the daemon, replies end with the words
+    left out; query, explain and neighbors answer without them."""
+    c = flushed(env)
+    assert c.cmd("CONFIG", "SET", "unknown-words", "skip") == "OK"
+    try:
+        with connect(env, EXAMPLE) as db:
+            text = "zzqqxxj kitten"
+            assert c.cmd("QUERY", text, "COUNT", 2)[-1] == ["skipped", ["zzqqxxj"]]
+            assert db.query(text, count=2) == c.cmd("QUERY", "kitten", "COUNT", 2)
+            hits = db.query(text, count=2, withscores=True)
+            assert [tuple(h) for h in hits] == pairs_of(
+                c.cmd("QUERY", "kitten", "COUNT", 2, "WITHSCORES")), hits
+            ex = db.explain(text, count=2)
+            assert [tuple(e) for e in ex] == [
+                (k, v, float(w)) for k, v, w in c.cmd("EXPLAIN", "kitten", "COUNT", 2)], ex
+            nb = db.neighbors(text, count=3, withscores=True)
+            assert [h.word for h in nb] == c.cmd("NEIGHBORS", "kitten", "COUNT", 3), nb
+            assert db.query("kitten", count=2) == c.cmd("QUERY", "kitten", "COUNT", 2)
+    finally:
+        c.cmd("CONFIG", "SET", "unknown-words", "error")
+    c.close()
+
+
+@akvtest.test("pyclient")
 def test_keyspace(env):
     c = flushed(env)
     with connect(env) as db:

@@ -191,7 +191,8 @@ class Database:
         _opt(args, "COUNT", count)
         _opt(args, "ATTENTION", attention)
         _opt(args, "TEMPERATURE", temperature)
-        return [Explained(_text(k), _text(v), float(w)) for k, v, w in self._call(*args)]
+        return [Explained(_text(k), _text(v), float(w))
+                for k, v, w in _answer(self._call(*args))]
 
     def fget(self, text: str, count: Optional[int] = 5, *, withscores: bool = False,
              attention: Optional[Attention] = None, temperature: Optional[float] = None,
@@ -359,7 +360,23 @@ def _opt(args: List[Any], name: str, value: Any) -> None:
         args += [name, value]
 
 
+def _answer(reply: Sequence[Any]) -> Sequence[Any]:
+    # A daemon set to unknown-words skip ends the reply of a text that had
+    # unknown words with ["skipped", [word ...]] ({"skipped": [...]} in
+    # RESP3): not part of the answer.
+    if reply:
+        last = reply[-1]
+        if isinstance(last, dict) and len(last) == 1 and _text(next(iter(last))) == "skipped":
+            return reply[:-1]
+        if (isinstance(last, (list, tuple)) and len(last) == 2
+                and isinstance(last[0], (str, bytes)) and _text(last[0]) == "skipped"
+                and isinstance(last[1], (list, tuple))):
+            return reply[:-1]
+    return reply
+
+
 def _hits(reply: Sequence[Union[str, bytes]], withscores: bool) -> Union[List[str], List[Hit]]:
+    reply = _answer(reply)
     if not withscores:
         return [_text(w) for w in reply]
     return [Hit(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
