@@ -209,7 +209,7 @@ class Database:
         _opt(args, "ATTENTION", attention)
         _opt(args, "TEMPERATURE", temperature)
         _opt(args, "MINWEIGHT", minweight)
-        reply = self._call(*args)
+        reply = _answer(self._call(*args))
         if not withscores:
             return [_text(v) for v in reply]
         return [Valued(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
@@ -238,6 +238,22 @@ class Database:
         if withscores:
             args.append("WITHSCORES")
         _opt(args, "METRIC", metric)
+        return _hits(self._call(*args), withscores)
+
+    def analogy(self, a: str, b: str, c: str, count: Optional[int] = 5, *,
+                withscores: bool = False, cosmul: bool = False,
+                restrict: Optional[int] = None) -> Union[List[str], List[Hit]]:
+        """a is to b as c is to which words: ANALOGY (gensim's most_similar
+        with positive [b, c] and negative [a]; with cosmul, its
+        most_similar_cosmul). The input words are never answered; restrict
+        ranks only that many of the most frequent words."""
+        args: List[Any] = ["ANALOGY", a, b, c]
+        _opt(args, "COUNT", count)
+        if withscores:
+            args.append("WITHSCORES")
+        if cosmul:
+            args.append("COSMUL")
+        _opt(args, "RESTRICT", restrict)
         return _hits(self._call(*args), withscores)
 
     def similarity(self, a: str, b: str) -> float:
