@@ -72,6 +72,16 @@ struct akv_query_item {
     /* Optional: neighbor lists that may answer a QUERY without a scan
      * (attnkv/nbcache.h); lists the batch computes are added to it. */
     struct akv_nbcache *nbcache;
+    /* Optional: sorted word ids that may not be answered (EXCLUDE). */
+    const uint32_t *exclude;
+    size_t nexclude;
+    /* NEIGHBORS by 3CosMul (store NULL, cosmul 1): terms holds npos
+     * positive then nneg negative vectors, dim floats each (q is unused);
+     * opts.metric is ignored and the score is the 3CosMul value
+     * (engine/rank.h, akv_cosmul_req). */
+    int cosmul;
+    const float *terms;
+    unsigned npos, nneg;
     int rc;
 };
 

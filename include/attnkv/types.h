@@ -23,6 +23,10 @@
  * the maximum the weights are uniform to double precision. */
 #define AKV_TEMPERATURE_MIN 1e-4
 #define AKV_TEMPERATURE_MAX 1e6
+/* Most words one request may exclude from its answer (EXCLUDE and the input
+ * words), and most terms of word arithmetic (POSITIVE and NEGATIVE). */
+#define AKV_EXCLUDE_MAX 1024
+#define AKV_TERMS_MAX 64
 
 /* How a key is scored against the query: k.q, or cos(k, q) / temperature. */
 enum akv_attn_mode { AKV_ATTN_DOT = 0, AKV_ATTN_COSINE };
@@ -39,13 +43,22 @@ struct akv_query_opts {
     int skip_rank;           /* 1: attention only (EXPLAIN), no vocabulary ranking */
     int fget;                /* 1: FGET: the k stored values with the most weight, no ranking */
     double minweight;        /* FGET: values weighing less are left out (default 0) */
+    /* Temperature of AKV_ATTN_DOT, AKV_TEMPERATURE_MIN..MAX: softmax(K.q / t).
+     * Default 1, the original formulation (the scores are then not divided). */
+    double temperature_dot;
+    uint32_t restrict_n; /* rank only word ids below it (0: every word) */
+    int use_maxdist;     /* 1: drop answers at an l2 distance above maxdist */
+    double maxdist;
+    int use_minscore; /* 1: drop answers whose reported score is below minscore */
+    double minscore;
+    int similarity; /* 1: report cos(word, r) as the score, whatever the metric */
 };
 
 /* The defaults, as an initializer: struct akv_query_opts o = AKV_QUERY_OPTS_DEFAULT; */
 #define AKV_QUERY_OPTS_DEFAULT                                                                     \
     {                                                                                              \
         .k = 5, .attn = AKV_ATTN_DOT, .temperature = 0.1, .metric = AKV_METRIC_L2, .explain = 0,   \
-        .skip_rank = 0, .fget = 0, .minweight = 0                                                  \
+        .skip_rank = 0, .fget = 0, .minweight = 0, .temperature_dot = 1.0                          \
     }
 
 struct akv_hit {

@@ -83,7 +83,9 @@ void akv_vocab_checksums(const struct akv_vocab *v, uint64_t *meta, uint64_t *da
 
 /* Looks a word up: the exact bytes first, then their Unicode lowercase (the
  * GloVe 6B vocabulary is uncased). Returns the id (>= 0) or -ENOENT; -EINVAL
- * for bytes that are not valid UTF-8 when the exact lookup failed. O(1). */
+ * for bytes that are not valid UTF-8 when the exact lookup failed. O(1):
+ * a text more than three times as long as the vocabulary's longest word is
+ * -ENOENT at once. */
 int64_t akv_vocab_find(const struct akv_vocab *v, const char *word, size_t len);
 
 /* Exact-bytes lookup only. Returns the id or -ENOENT. */

@@ -91,9 +91,9 @@
 
 #define BLOCK_MAX 4096 /* the store's chunk size bounds a block */
 #define SHIFT_SLACK AKV_ATTN_SHIFT_SLACK
-#define WORD_BATCH 512      /* word ids handed to a kernel at a time */
-#define PREFETCH_ENTRIES 16 /* how far ahead attn_block asks for table lines */
-#define ATTN_BATCH_MAX 16   /* queries sharing one pass over the store */
+#define WORD_BATCH 512                   /* word ids handed to a kernel at a time */
+#define PREFETCH_ENTRIES 16              /* how far ahead attn_block asks for table lines */
+#define ATTN_BATCH_MAX 16                /* queries sharing one pass over the store */
 #define ATTN_TABLE_MAX ((size_t)4 << 20) /* bytes of key scores a batch may keep */
 
 struct why_heap {
@@ -103,9 +103,10 @@ struct why_heap {
 
 /* One query of a batch. */
 struct attn_q {
-    const double *q;      /* the query in double, dim */
+    const double *q; /* the query in double, dim */
     enum akv_attn_mode mode;
     double inv_qnorm_tau;       /* cosine: 1 / (|q| tau) */
+    double dot_tau;             /* dot: the scores are divided by it (1: left as they are) */
     double c;                   /* the shift, -INFINITY before the first block */
     double z;                   /* sum of exp(s - c) over the embedded entries */
     double cp, zp;              /* the same over the payload entries */
@@ -129,19 +130,19 @@ struct attn_state {
     const struct akv_attn_kernels *k;
     const float *mat; /* the vocabulary's rows */
     uint32_t dim;
-    uint32_t sink;        /* the word count, which vocab.h keeps below
-                           * AKV_STORE_NO_WORD: stands for "no word" */
+    uint32_t sink; /* the word count, which vocab.h keeps below
+                    * AKV_STORE_NO_WORD: stands for "no word" */
     int slotted;
-    int blend;            /* some job wants r: weigh the value words */
-    size_t nq;            /* queries in the current batch */
+    int blend; /* some job wants r: weigh the value words */
+    size_t nq; /* queries in the current batch */
     struct attn_q *qs;
-    double *kscore;       /* per word (or slot): row . q, for the words kused marks */
+    double *kscore; /* per word (or slot): row . q, for the words kused marks */
     uint64_t *kused;
-    double *vweight;      /* per word (or slot): W_u, nonzero only where vused marks */
+    double *vweight; /* per word (or slot): W_u, nonzero only where vused marks */
     uint64_t *vused;
-    size_t nmask;         /* 64-bit words in each bitmap */
+    size_t nmask;            /* 64-bit words in each bitmap */
     uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
-    size_t nv, vcap;      /* slotted: value slots in use, and allocated */
+    size_t nv, vcap;         /* slotted: value slots in use, and allocated */
     int oom;
     size_t attended;
     double inv_n[AKV_PHRASE_WORDS_MAX + 1];
@@ -279,8 +280,7 @@ static void bit_set(uint64_t *m, uint32_t u)
     m[u >> 6] |= (uint64_t)1 << (u & 63);
 }
 
-static const uint32_t *all_words(const struct attn_state *st, size_t slot,
-                                 enum akv_store_part part)
+static const uint32_t *all_words(const struct attn_state *st, size_t slot, enum akv_store_part part)
 {
     size_t n;
     return akv_store_entry_words(st->s, st->snap, slot, part, &n);
@@ -400,8 +400,8 @@ static double long_key_score(const struct attn_state *st, int slotted, size_t nq
 
 /* Adds w[b] to the weight of each word of a visible value of more than
  * AKV_STORE_WORDS_INLINE words, for every query b. */
-static void long_value_add(struct attn_state *st, int slotted, size_t nq, size_t slot,
-                           uint32_t n, const double *w)
+static void long_value_add(struct attn_state *st, int slotted, size_t nq, size_t slot, uint32_t n,
+                           const double *w)
 {
     const uint32_t *ids = all_words(st, slot, AKV_STORE_VALUE);
 
@@ -459,6 +459,10 @@ static void block_weights(struct attn_state *st, size_t b, const struct akv_stor
             if (visible[i])
                 scores[i] =
                     blk->knorms[i] > 0 ? scores[i] / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
+    if (aq->mode == AKV_ATTN_DOT && aq->dot_tau != 1.0)
+        for (i = 0; i < n; i++)
+            if (visible[i])
+                scores[i] = scores[i] / aq->dot_tau;
     if (aq->out != NULL)
         for (i = 0; i < n; i++)
             if (visible[i] && aq->nout < aq->out_cap)
@@ -756,8 +760,8 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
     st->oom = 0;
     st->nv = 1; /* slot 0 is the sink's */
     st->vcap = 64;
-    st->vweight = st->slotted ? calloc(st->vcap * nq, sizeof *st->vweight)
-                              : sc->tables + st->sink + 1;
+    st->vweight =
+        st->slotted ? calloc(st->vcap * nq, sizeof *st->vweight) : sc->tables + st->sink + 1;
     if (qs == NULL || qd == NULL || rs == NULL || st->vweight == NULL)
         goto out;
     for (size_t b = 0; b < nq; b++) {
@@ -769,8 +773,8 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
         }
         aq->q = q;
         aq->mode = jobs[b].mode;
-        aq->inv_qnorm_tau =
-            qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
+        aq->dot_tau = jobs[b].mode == AKV_ATTN_DOT && jobs[b].tau > 0 ? jobs[b].tau : 1.0;
+        aq->inv_qnorm_tau = qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
         aq->c = -INFINITY;
         aq->z = 0;
         aq->cp = -INFINITY;
@@ -790,8 +794,8 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
      * attn_block adds without looking (the vused bits only say which rows
      * to read). */
     each_word(st, st->kused, score_words, NULL);
-    attended = akv_store_scan(st->s, st->snap, st->slotted ? attn_block_slotted : attn_block_one,
-                              st);
+    attended =
+        akv_store_scan(st->s, st->snap, st->slotted ? attn_block_slotted : attn_block_one, st);
     if (attended < 0)
         goto reset;
     attended = (long)st->attended;

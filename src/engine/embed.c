@@ -85,7 +85,7 @@ struct tok {
     uint32_t *ids; /* the words that count, AKV_PHRASE_WORDS_MAX */
     size_t n;
     /* Punctuation split off tokens: counts only when the text has nothing
-     * else. */
+     * else, skipped words included. */
     uint32_t punct[AKV_PHRASE_WORDS_MAX];
     size_t npunct;
     bool punct_over; /* more than AKV_PHRASE_WORDS_MAX of them */
@@ -419,8 +419,9 @@ static int tokenize(struct tok *t, size_t len)
         if (rc < 0)
             return rc;
     }
-    if (t->n == 0 && t->npunct > 0) {
-        /* Nothing but punctuation: that is the text. */
+    if (t->n == 0 && t->npunct > 0 && t->nskipped == 0) {
+        /* Nothing but punctuation: that is the text. (Not when words were
+         * skipped: "xyzzy!" means nothing the vocabulary knows.) */
         if (t->punct_over)
             return too_many(t);
         memcpy(t->ids, t->punct, t->npunct * sizeof(t->punct[0]));

@@ -1,6 +1,12 @@
 /*
  * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
- * (attention in attn.c, ranking in rank.c) put together.
+ * (attention in attn.c, ranking in rank.c) put together. An item's filters
+ * (exclusions, RESTRICT) go into its scan request and into the candidates
+ * taken from neighbor lists; MAXDIST, WITHSIMILARITY and MINSCORE are
+ * applied to the exact answer at the end of the batch (finish_hits). 3CosMul
+ * items (NEIGHBORS COSMUL) are not scan requests: the batch's parts share
+ * their exhaustive row pass in chunks (cosmul_begin, batch_work,
+ * cosmul_end).
  *
  * FGET (opts.fget) is the attention step alone, with every entry's score
  * kept (akv_attn_job.scores): the weights are summed per distinct value
@@ -16,6 +22,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,9 +65,9 @@
  * below any gap that decides an answer. Otherwise the query is scanned as
  * usual, and the missing lists of its heavy values are computed by the same
  * scan (as extra requests of k = M) for the next queries. */
-#define LIST_HEAVY 8   /* heavy values tried per query */
-#define LIST_K_MAX 32  /* larger k: the lists rarely decide, do not try */
-#define LIST_FILLS 16  /* lists one batch computes at most */
+#define LIST_HEAVY 8  /* heavy values tried per query */
+#define LIST_K_MAX 32 /* larger k: the lists rarely decide, do not try */
+#define LIST_FILLS 16 /* lists one batch computes at most */
 /* The heaviest weight below which a query is not tried, as the rest of the
  * store then bounds too loosely for the lists to decide: on GloVe 6B 100d
  * with a 1,000-entry store of common words (300 queries, l2), the lists
@@ -134,8 +141,11 @@ static int opts_valid(const struct akv_query_opts *o)
         return 0;
     if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
         return 0;
-    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
-                                         o->temperature <= AKV_TEMPERATURE_MAX))
+    if (o->attn == AKV_ATTN_COSINE &&
+        !(o->temperature >= AKV_TEMPERATURE_MIN && o->temperature <= AKV_TEMPERATURE_MAX))
+        return 0;
+    if (o->attn == AKV_ATTN_DOT &&
+        !(o->temperature_dot >= AKV_TEMPERATURE_MIN && o->temperature_dot <= AKV_TEMPERATURE_MAX))
         return 0;
     return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
            o->metric == AKV_METRIC_DOT;
@@ -144,6 +154,7 @@ static int opts_valid(const struct akv_query_opts *o)
 /* A batch between begin and end: the requests of its shared scan. */
 struct akv_query_batch {
     struct akv_query_item *items;
+    size_t nitems;
     struct akv_rank_req *reqs;
     size_t *idx; /* idx[j]: the item of request j (j < nreq - nfill) */
     double *rs;  /* the attention results r, dim per item */
@@ -158,7 +169,24 @@ struct akv_query_batch {
     enum akv_metric fill_metric[LIST_FILLS];
     double *fill_rs;
     struct akv_hit *fill_hits;
+    /* The 3CosMul items: not part of the scan, but scored exhaustively in
+     * chunks of rows that the parts claim from cos_next; part p keeps item
+     * c's best in cos_hits[(p * ncos + c) * cos_kmax ..], cos_n[p * ncos + c]
+     * of them. */
+    unsigned nparts;
+    size_t ncos, cos_kmax;
+    uint32_t cos_rows;
+    size_t *cos_idx;
+    struct akv_cosmul_req *cos_reqs;
+    double *cos_units;
+    float *cos_unitsf;
+    struct akv_hit *cos_hits;
+    size_t *cos_n;
+    atomic_uint cos_next;
 };
+
+/* Rows of a 3CosMul chunk. */
+#define COSMUL_CHUNK 1024
 
 static void batch_free(struct akv_query_batch *b)
 {
@@ -170,6 +198,12 @@ static void batch_free(struct akv_query_batch *b)
     free(b->rs);
     free(b->fill_rs);
     free(b->fill_hits);
+    free(b->cos_idx);
+    free(b->cos_reqs);
+    free(b->cos_units);
+    free(b->cos_unitsf);
+    free(b->cos_hits);
+    free(b->cos_n);
     free(b);
 }
 
@@ -205,8 +239,8 @@ static double linear_score(enum akv_metric m, double score, double vn)
  * a time and stopping as soon as the lists so far prove the answer (the
  * bound above holds for any set H). Returns 1 when they did; otherwise 0,
  * after noting the lists it lacked in b's fills. */
-static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it,
-                             const double *r, const struct akv_why *top, size_t ntop)
+static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it, const double *r,
+                             const struct akv_why *top, size_t ntop)
 {
     const struct akv_vocab *voc = akv_store_vocab(it->store);
     enum akv_metric m = it->opts.metric;
@@ -268,8 +302,11 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
             rho[d] -= top[i].blend * (double)x[d];
             rho_sq += rho[d] * rho[d];
         }
+        /* A word the item may not answer is left out: the bound below
+         * holds for every word outside the lists, whatever was left out. */
         for (size_t t = 0; t < AKV_NBCACHE_M; t++)
-            if (idset_add(&set, l->ids[t]))
+            if (idset_add(&set, l->ids[t]) &&
+                akv_rank_admits(l->ids[t], it->opts.restrict_n, it->exclude, it->nexclude))
                 fresh[nfresh++] = l->ids[t];
         akv_rank_rescore(voc, r, rnorm, m, k, fresh, nfresh, hits, &nhits);
         if (nhits < k)
@@ -525,6 +562,116 @@ static int lists_apply(const struct akv_query_item *it)
            (it->opts.metric == AKV_METRIC_L2 || it->opts.metric == AKV_METRIC_COSINE);
 }
 
+/* The vocabulary of a batch's items. */
+static const struct akv_vocab *batch_vocab(const struct akv_query_batch *b)
+{
+    const struct akv_query_item *it = &b->items[0];
+    return it->store ? akv_store_vocab(it->store) : it->vocab;
+}
+
+/* Prepares the 3CosMul items b->cos_idx[0..ncos): their unit terms in
+ * double and every part's best lists. Returns 0 or -ENOMEM. */
+static int cosmul_begin(struct akv_query_batch *b, const struct akv_vocab *voc)
+{
+    size_t nterms = 0, off = 0, count = akv_vocab_count(voc);
+    uint32_t dim = b->dim, rows = 0;
+
+    b->cos_kmax = 1;
+    for (size_t c = 0; c < b->ncos; c++) {
+        const struct akv_query_item *it = &b->items[b->cos_idx[c]];
+        uint32_t lim = it->opts.restrict_n > 0 && it->opts.restrict_n < count ? it->opts.restrict_n
+                                                                              : (uint32_t)count;
+        nterms += it->npos + it->nneg;
+        if (it->opts.k > b->cos_kmax)
+            b->cos_kmax = it->opts.k;
+        if (lim > rows)
+            rows = lim;
+    }
+    b->cos_rows = rows;
+    b->cos_reqs = malloc(b->ncos * sizeof *b->cos_reqs);
+    b->cos_units = malloc(nterms * dim * sizeof *b->cos_units);
+    b->cos_unitsf = malloc(nterms * dim * sizeof *b->cos_unitsf);
+    b->cos_hits = malloc(b->nparts * b->ncos * b->cos_kmax * sizeof *b->cos_hits);
+    b->cos_n = calloc(b->nparts * b->ncos, sizeof *b->cos_n);
+    if (b->cos_reqs == NULL || b->cos_units == NULL || b->cos_unitsf == NULL ||
+        b->cos_hits == NULL || b->cos_n == NULL)
+        return -ENOMEM;
+    for (size_t c = 0; c < b->ncos; c++) {
+        const struct akv_query_item *it = &b->items[b->cos_idx[c]];
+        double *u = b->cos_units + off * dim;
+        for (unsigned t = 0; t < it->npos + it->nneg; t++) {
+            const float *src = it->terms + (size_t)t * dim;
+            double nn = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                nn += (double)src[d] * src[d];
+            nn = sqrt(nn);
+            for (uint32_t d = 0; d < dim; d++) {
+                u[(size_t)t * dim + d] = nn > 0 ? src[d] / nn : 0.0;
+                b->cos_unitsf[off * dim + (size_t)t * dim + d] = (float)u[(size_t)t * dim + d];
+            }
+        }
+        b->cos_reqs[c] = (struct akv_cosmul_req){.units = u,
+                                                 .unitsf = b->cos_unitsf + off * dim,
+                                                 .npos = it->npos,
+                                                 .nneg = it->nneg,
+                                                 .k = it->opts.k,
+                                                 .limit = it->opts.restrict_n,
+                                                 .skip = it->exclude,
+                                                 .nskip = it->nexclude};
+        off += it->npos + it->nneg;
+    }
+    atomic_init(&b->cos_next, 0);
+    return 0;
+}
+
+/* Merges every part's best lists of the 3CosMul items into their results. */
+static void cosmul_end(struct akv_query_batch *b)
+{
+    for (size_t c = 0; c < b->ncos; c++) {
+        struct akv_query_item *it = &b->items[b->cos_idx[c]];
+        struct akv_hit tmp[AKV_K_MAX];
+        size_t n = 0;
+        for (unsigned p = 0; p < b->nparts; p++) {
+            size_t at = (size_t)p * b->ncos + c;
+            n = akv_rank_merge_sim(it->res->hits, n, b->cos_hits + at * b->cos_kmax, b->cos_n[at],
+                                   it->opts.k, tmp);
+            memcpy(it->res->hits, tmp, n * sizeof *tmp);
+        }
+        it->res->nhits = n;
+    }
+}
+
+/* The options applied to a ranked answer: MAXDIST (on the l2 distance),
+ * the similarity as the score (WITHSIMILARITY), then MINSCORE (on the
+ * score reported). r is the vector ranked against. */
+static void finish_hits(struct akv_query_item *it, const double *r, uint32_t dim)
+{
+    const struct akv_query_opts *o = &it->opts;
+    const struct akv_vocab *voc = it->store ? akv_store_vocab(it->store) : it->vocab;
+    struct akv_query_result *res = it->res;
+    double rnorm = o->similarity && !it->cosmul ? akv_rank_norm(r, dim) : 0;
+    size_t n = 0;
+
+    for (size_t i = 0; i < res->nhits; i++) {
+        struct akv_hit h = res->hits[i];
+        if (o->use_maxdist && !it->cosmul && o->metric == AKV_METRIC_L2 && !(h.score <= o->maxdist))
+            continue;
+        if (o->similarity && !it->cosmul && o->metric != AKV_METRIC_COSINE) {
+            const float *x = akv_vocab_vec(voc, h.id);
+            double xr = 0, xx = 0;
+            for (uint32_t d = 0; d < dim; d++) {
+                xr += (double)x[d] * r[d];
+                xx += (double)x[d] * x[d];
+            }
+            h.score = (xx > 0 && rnorm > 0) ? xr / (sqrt(xx) * rnorm) : 0.0;
+        }
+        if (o->use_minscore && !(h.score >= o->minscore))
+            continue;
+        res->hits[n++] = h;
+    }
+    res->nhits = n;
+}
+
 int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned nparts,
                           struct akv_query_batch **out)
 {
@@ -547,9 +694,12 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
     done = malloc(n);
     if (b != NULL) {
         b->items = items;
+        b->nitems = n;
         b->dim = dim;
         b->reqs = malloc((n + LIST_FILLS) * sizeof *b->reqs);
         b->idx = malloc(n * sizeof *b->idx);
+        b->cos_idx = malloc(n * sizeof *b->cos_idx);
+        b->nparts = nparts ? nparts : 1;
         b->rs = malloc(n * (size_t)dim * sizeof *b->rs);
         for (size_t i = 0; i < n && b->nbcache == NULL; i++)
             if (lists_apply(&items[i]))
@@ -559,8 +709,8 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             b->fill_hits = malloc(LIST_FILLS * AKV_NBCACHE_M * sizeof *b->fill_hits);
         }
     }
-    if (b == NULL || b->reqs == NULL || b->idx == NULL || b->rs == NULL || jobs == NULL ||
-        grp == NULL || done == NULL ||
+    if (b == NULL || b->reqs == NULL || b->idx == NULL || b->cos_idx == NULL || b->rs == NULL ||
+        jobs == NULL || grp == NULL || done == NULL ||
         (b->nbcache != NULL && (b->fill_rs == NULL || b->fill_hits == NULL))) {
         for (size_t i = 0; i < n; i++)
             items[i].rc = -ENOMEM;
@@ -583,7 +733,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
         it->rc = 0;
         /* An item on another vocabulary than the first (one scan serves
          * one vocabulary) or with bad options fails alone. */
-        if (iv != voc || (it->store != NULL && !opts_valid(&it->opts)))
+        if (iv != voc || (it->store != NULL && (!opts_valid(&it->opts) || it->cosmul)))
             it->rc = -EINVAL;
         done[i] = it->rc != 0 || it->store == NULL;
     }
@@ -607,7 +757,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             jobs[nj] = (struct akv_attn_job){
                 .q = c->q,
                 .mode = c->opts.attn,
-                .tau = c->opts.temperature,
+                .tau = c->opts.attn == AKV_ATTN_DOT ? c->opts.temperature_dot : c->opts.temperature,
                 .r = b->rs + j * (size_t)dim,
                 .why = c->opts.fget ? NULL : res->why,
                 .no_blend = c->opts.fget,
@@ -674,11 +824,19 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
                 it->rc = -EINVAL;
                 continue;
             }
+            if (it->cosmul) {
+                if (it->npos == 0 || it->terms == NULL || it->npos + it->nneg > AKV_TERMS_MAX)
+                    it->rc = -EINVAL;
+                else
+                    b->cos_idx[b->ncos++] = i;
+                continue;
+            }
             for (uint32_t d = 0; d < dim; d++)
                 r[d] = it->q[d];
         }
         b->idx[b->nreq] = i;
-        b->reqs[b->nreq++] = (struct akv_rank_req){r, o->metric, o->k, it->res->hits, 0};
+        b->reqs[b->nreq++] = (struct akv_rank_req){r, o->metric,     o->k,        it->res->hits,
+                                                   0, o->restrict_n, it->exclude, it->nexclude};
     }
     /* The lists to compute ride along: the exact top M of each word. */
     if (akv_vocab_count(voc) > AKV_NBCACHE_M) {
@@ -688,10 +846,16 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             for (uint32_t d = 0; d < dim; d++)
                 r[d] = x[d];
             b->reqs[b->nreq++] = (struct akv_rank_req){
-                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0};
+                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0, 0, NULL,
+                0};
         }
     } else {
         b->nfill = 0;
+    }
+    if (b->ncos > 0 && cosmul_begin(b, voc) < 0) {
+        for (size_t c = 0; c < b->ncos; c++)
+            items[b->cos_idx[c]].rc = -ENOMEM;
+        b->ncos = 0;
     }
     if (b->nreq > 0 && akv_rank_scan_begin(voc, b->reqs, b->nreq, nparts, &b->scan) < 0) {
         for (size_t j = 0; j < b->nreq - b->nfill; j++)
@@ -712,12 +876,28 @@ void akv_query_batch_work(struct akv_query_batch *b, unsigned part)
 {
     if (b != NULL && b->scan != NULL)
         akv_rank_scan_work(b->scan, part);
+    if (b != NULL && b->ncos > 0 && part < b->nparts) {
+        struct akv_hit *hits = b->cos_hits + (size_t)part * b->ncos * b->cos_kmax;
+        size_t *nh = b->cos_n + (size_t)part * b->ncos;
+        for (;;) {
+            unsigned c = atomic_fetch_add_explicit(&b->cos_next, 1, memory_order_relaxed);
+            uint64_t row0 = (uint64_t)c * COSMUL_CHUNK;
+            if (row0 >= b->cos_rows)
+                break;
+            akv_rank_cosmul(batch_vocab(b), b->cos_reqs, b->ncos, (uint32_t)row0,
+                            row0 + COSMUL_CHUNK < b->cos_rows ? (uint32_t)(row0 + COSMUL_CHUNK)
+                                                              : b->cos_rows,
+                            hits, b->cos_kmax, nh);
+        }
+    }
 }
 
 void akv_query_batch_end(struct akv_query_batch *b)
 {
     if (b == NULL)
         return;
+    if (b->ncos > 0)
+        cosmul_end(b);
     if (b->scan != NULL) {
         int rc = akv_rank_scan_end(b->scan);
         size_t nitems = b->nreq - b->nfill;
@@ -742,6 +922,11 @@ void akv_query_batch_end(struct akv_query_batch *b)
                 (void)akv_nbcache_put(b->nbcache, &l);
         }
     }
+    for (size_t i = 0; i < b->nitems; i++) {
+        struct akv_query_item *it = &b->items[i];
+        if (it->rc == 0 && !it->opts.skip_rank)
+            finish_hits(it, b->rs + i * (size_t)b->dim, b->dim);
+    }
     batch_free(b);
 }
 
@@ -764,8 +949,8 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
     return it.rc;
 }
 
-int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
-                        unsigned k, struct akv_query_result *res)
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m, unsigned k,
+                        struct akv_query_result *res)
 {
     struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
 

@@ -122,7 +122,8 @@ static inline __attribute__((always_inline)) void
 head_avx512(const struct akv_rank_scan *s, struct rank_part *pp, struct pending *pd, size_t j,
             size_t blk, const uint8_t *tail, const float *in, __mmask16 lanes, __m512i acc)
 {
-    if (head_pass_avx512(&s->q[j], &pp[j], in, lanes, acc) == 0)
+    if (blk * AKV_SKETCH_ROWS >= s->q[j].limit ||
+        head_pass_avx512(&s->q[j], &pp[j], in, lanes, acc) == 0)
         return;
     if (pd->n == PEND_MAX)
         pend_flush(s, pp, pd);

@@ -62,6 +62,9 @@ struct rank_query {
     float qb, qrb, qdb; /* b, rb, db; doubled for l2, whose bound is 2 (r.x) - |x|^2 */
     int32_t *packed;
     int8_t *codes;
+    uint32_t limit;       /* words with ids below it may be answered (the count: all) */
+    const uint32_t *skip; /* sorted ids that may not be */
+    size_t nskip;
 };
 
 /* Per request and part; written only by the thread scanning that part. */
@@ -192,6 +195,11 @@ static inline void take(const struct rank_query *q, struct rank_part *p, const f
         float n = info[32 + lane], lo;
 
         mask &= mask - 1;
+        /* A word that may not be answered must not raise the threshold
+         * either: it is simply not seen. */
+        if (id0 + lane >= q->limit ||
+            (q->nskip > 0 && !akv_rank_admits((uint32_t)(id0 + lane), 0, q->skip, q->nskip)))
+            continue;
         switch (q->m) {
         case AKV_METRIC_COSINE:
             lo = (approx - e) * info[48 + lane];
@@ -246,6 +254,9 @@ void akv_rank_scan_portable(const struct akv_rank_scan *s, struct rank_part *pp,
                             size_t b1);
 #ifdef AKV_RANK_X86
 void akv_rank_scan_avx2(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0, size_t b1);
+/* out[t] = x.u_t in float for the nt vectors u_t = u + t dim (3CosMul's
+ * estimates; rank.c bounds their error). */
+void akv_rank_dots_avx2(const float *x, const float *u, unsigned nt, uint32_t dim, float *out);
 void akv_rank_scan_avx512(const struct akv_rank_scan *s, struct rank_part *pp, size_t b0,
                           size_t b1);
 #endif

@@ -15,7 +15,7 @@ void akv_rank_scan_portable(const struct akv_rank_scan *s, struct rank_part *pp,
         for (size_t j = 0; j < s->n; j++) {
             const struct rank_query *q = &s->q[j];
             int32_t dots[AKV_SKETCH_ROWS] = {0};
-            if (q->k == 0 || pp[j].oom)
+            if (q->k == 0 || pp[j].oom || blk * AKV_SKETCH_ROWS >= q->limit)
                 continue;
             for (uint32_t g = 0; g < groups; g++) {
                 const uint8_t *x = akv_sketch_group(hs, ts, s->dim, s->head, blk, g);

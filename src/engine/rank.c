@@ -47,6 +47,20 @@
  * late starts with the others' warm thresholds instead of minus infinity.
  * Which words survive then depends on timing; the answer does not.
  *
+ * Filters. A request may allow only ids below a limit (RESTRICT) and not in
+ * a sorted skip list (EXCLUDE). take() drops a word that is not allowed
+ * before it becomes a survivor or offers its lower bound, so the
+ * thresholds are k-th bounds over allowed words only and the result is the
+ * exact top k of those; blocks past a request's limit are not scored for
+ * it, and the scan stops at the largest limit of the batch.
+ *
+ * 3CosMul (akv_rank_cosmul) is not a function of one vector, so it does not
+ * use the sketch: each row's cosines with the unit terms are estimated in
+ * float (AVX2 when the CPU has it), which bounds the word's score with a
+ * margin of 1e-4 on each cosine, far above the estimates' error; a word
+ * whose bound is below the k-th exact score held so far is skipped, the
+ * others are scored exactly in double.
+ *
  * Threading: the vocabulary is immutable. During akv_rank_scan_work, a part
  * writes only its own struct rank_part entries and its own published
  * thresholds, reads the shared per-request data that begin wrote, and takes
@@ -212,6 +226,7 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     struct akv_rank_scan *s;
     uint32_t dim = akv_vocab_dim(v), groups = akv_sketch_groups(dim);
     size_t count = akv_vocab_count(v), lbtotal = 0;
+    uint32_t maxlimit = 0;
     const double *rot;
     double eps;
 
@@ -227,12 +242,16 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
     s->nparts = nparts;
     s->groups = groups;
     s->dim = dim;
-    s->nblocks = akv_sketch_blocks(count);
     rot = akv_vocab_sketch_rotation(v, &eps, &s->head);
     for (size_t j = 0; j < n; j++) {
         unsigned k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
+        uint32_t lim = reqs[j].limit > 0 && reqs[j].limit < count ? reqs[j].limit : (uint32_t)count;
         lbtotal += k;
+        if (k > 0 && lim > maxlimit)
+            maxlimit = lim;
     }
+    /* No request may answer a word beyond maxlimit: the scan stops there. */
+    s->nblocks = akv_sketch_blocks(maxlimit);
     s->q = calloc(n ? n : 1, sizeof *s->q);
     s->parts = calloc(n > 0 ? n * nparts : 1, sizeof *s->parts);
     s->packed = malloc((n ? n : 1) * groups * sizeof *s->packed);
@@ -250,6 +269,9 @@ int akv_rank_scan_begin(const struct akv_vocab *v, struct akv_rank_req *reqs, si
         q->r = reqs[j].r;
         q->m = reqs[j].m;
         q->k = reqs[j].k > AKV_K_MAX ? AKV_K_MAX : reqs[j].k;
+        q->limit = reqs[j].limit > 0 && reqs[j].limit < count ? reqs[j].limit : (uint32_t)count;
+        q->skip = reqs[j].skip;
+        q->nskip = reqs[j].skip != NULL ? reqs[j].nskip : 0;
         q->packed = s->packed + j * groups;
         q->codes = s->codes + j * groups * 4;
         akv_sketch_query(q->r, dim, rot, eps, s->head, &q->sq, q->packed, q->codes);
@@ -521,9 +543,167 @@ size_t akv_rank_many(const struct akv_vocab *v, struct akv_rank_req *reqs, size_
 size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric m, unsigned k,
                      struct akv_hit *hits)
 {
-    struct akv_rank_req req = {r, m, k, hits, 0};
+    struct akv_rank_req req = {.r = r, .m = m, .k = k, .hits = hits};
 
     if (akv_rank_many(v, &req, 1) != 1)
         return 0;
     return req.nhits;
+}
+
+/* ------------------------------------------------------------------------
+ * Filters and 3CosMul.
+ */
+
+int akv_rank_admits(uint32_t id, uint32_t limit, const uint32_t *skip, size_t nskip)
+{
+    size_t lo = 0, hi = nskip;
+
+    if (limit > 0 && id >= limit)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (skip[mid] == id)
+            return 0;
+        if (skip[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 1;
+}
+
+/* x.t in double, in four interleaved sums (a fixed order: the same bits
+ * on every machine). */
+static double dot4(const float *x, const double *t, uint32_t dim)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t d = 0;
+
+    for (; d + 4 <= dim; d += 4) {
+        a0 += (double)x[d] * t[d];
+        a1 += (double)x[d + 1] * t[d + 1];
+        a2 += (double)x[d + 2] * t[d + 2];
+        a3 += (double)x[d + 3] * t[d + 3];
+    }
+    for (; d < dim; d++)
+        a0 += (double)x[d] * t[d];
+    return (a0 + a1) + (a2 + a3);
+}
+
+/* x.u in float, in eight interleaved sums (two 4-lane vectors). Its error
+ * is below gamma(dim / 8 + 3) sum |x_d u_d|, gamma(n) = n 2^-24 / (1 - n
+ * 2^-24). */
+typedef float rank_v4f __attribute__((vector_size(16)));
+
+static float dot8f(const float *x, const float *u, uint32_t dim)
+{
+    rank_v4f a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+    uint32_t d = 0;
+    float s;
+
+    for (; d + 8 <= dim; d += 8) {
+        rank_v4f x0, x1, u0, u1;
+        memcpy(&x0, x + d, sizeof x0);
+        memcpy(&x1, x + d + 4, sizeof x1);
+        memcpy(&u0, u + d, sizeof u0);
+        memcpy(&u1, u + d + 4, sizeof u1);
+        a += x0 * u0;
+        b += x1 * u1;
+    }
+    a += b;
+    s = (a[0] + a[1]) + (a[2] + a[3]);
+    for (; d < dim; d++)
+        s += x[d] * u[d];
+    return s;
+}
+
+/* (1 + c) / 2 for c clamped to [-1, 1], which a cosine is. */
+static double half_up(double c)
+{
+    return c > 1 ? 1 : c < -1 ? 0 : (1 + c) / 2;
+}
+
+void akv_rank_cosmul(const struct akv_vocab *v, const struct akv_cosmul_req *reqs, size_t n,
+                     uint32_t row0, uint32_t row1, struct akv_hit *hits, size_t kmax, size_t *nhits)
+{
+    uint32_t dim = akv_vocab_dim(v);
+    /* Bound on |c~ - c| for the float estimate c~ of a cosine: the dot
+     * product's rounding (above), the unit terms' rounding to float and the
+     * file's float norm, each a few 1e-7 relative; far more than enough. */
+    const double delta = 1e-4 + 1.2e-7 * dim;
+
+    const float *norms = akv_vocab_norms(v);
+    float est[AKV_TERMS_MAX];
+    int avx2 = 0;
+
+#ifdef AKV_RANK_X86
+    /* Both x86 kernels' CPUs have AVX2 and FMA. */
+    avx2 = akv_rank_kernel() != AKV_RANK_PORTABLE;
+#endif
+    for (uint32_t id = row0; id < row1; id++) {
+        const float *x = akv_vocab_vec(v, id);
+        /* The file's float norm: within float rounding of |x|. */
+        float xnf = norms[id];
+        double xn = -1;
+        for (size_t j = 0; j < n; j++) {
+            const struct akv_cosmul_req *q = &reqs[j];
+            struct akv_hit *h = hits + j * kmax;
+            double num = 1, den = 1;
+            if (q->k == 0 || !akv_rank_admits(id, q->limit, q->skip, q->nskip))
+                continue;
+            /* Once k words are held, a word whose upper bound (from the
+             * float estimates) is below the k-th exact score cannot enter:
+             * only the others are scored exactly. A NaN never skips. */
+            if (nhits[j] == q->k && xnf > 0) {
+                double hi_num = 1, hi_den = 1;
+                unsigned nt = q->npos + q->nneg;
+#ifdef AKV_RANK_X86
+                if (avx2)
+                    akv_rank_dots_avx2(x, q->unitsf, nt, dim, est);
+                else
+#endif
+                    for (unsigned t = 0; t < nt; t++)
+                        est[t] = dot8f(x, q->unitsf + (size_t)t * dim, dim);
+                for (unsigned t = 0; t < nt; t++) {
+                    double c = est[t] / xnf;
+                    if (t < q->npos)
+                        hi_num *= half_up(c + delta);
+                    else
+                        hi_den *= half_up(c - delta);
+                }
+                if (hi_num / (hi_den + 1e-6) < h[q->k - 1].score)
+                    continue;
+            }
+            if (xn < 0) {
+                double xx = 0;
+                for (uint32_t d = 0; d < dim; d++)
+                    xx += (double)x[d] * x[d];
+                xn = sqrt(xx);
+            }
+            for (unsigned t = 0; t < q->npos + q->nneg; t++) {
+                double c = xn > 0 ? dot4(x, q->units + (size_t)t * dim, dim) / xn : 0.0;
+                if (t < q->npos)
+                    num *= (1 + c) / 2;
+                else
+                    den *= (1 + c) / 2;
+            }
+            offer_hit(h, &nhits[j], q->k,
+                      (struct akv_hit){id, nan_last(num / (den + 1e-6), AKV_METRIC_COSINE)},
+                      cmp_hits_sim);
+        }
+    }
+}
+
+size_t akv_rank_merge_sim(const struct akv_hit *a, size_t na, const struct akv_hit *b, size_t nb,
+                          unsigned k, struct akv_hit *out)
+{
+    size_t i = 0, j = 0, n = 0;
+
+    while (n < k && (i < na || j < nb)) {
+        if (j == nb || (i < na && cmp_hits_sim(&a[i], &b[j]) <= 0))
+            out[n++] = a[i++];
+        else
+            out[n++] = b[j++];
+    }
+    return n;
 }

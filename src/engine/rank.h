@@ -26,14 +26,56 @@ size_t akv_rank_topk(const struct akv_vocab *v, const double *r, enum akv_metric
                      struct akv_hit *hits);
 
 /* One request of a shared scan: r (dim doubles), metric, k; the result goes
- * to hits (room for min(k, AKV_K_MAX)) and nhits. */
+ * to hits (room for min(k, AKV_K_MAX)) and nhits. Optionally, only some
+ * words may be answered: those with ids below limit (0: every word; the
+ * vocabulary is in frequency order, so this is "the limit most frequent
+ * words") and not among skip[0..nskip) (sorted ids). A word that may not be
+ * answered takes no part in the scan's thresholds, so the result is the
+ * exact top k of the words that may be. */
 struct akv_rank_req {
     const double *r;
     enum akv_metric m;
     unsigned k;
     struct akv_hit *hits;
     size_t nhits;
+    uint32_t limit;
+    const uint32_t *skip;
+    size_t nskip;
 };
+
+/* Whether word id may be answered under limit and skip (as above). */
+int akv_rank_admits(uint32_t id, uint32_t limit, const uint32_t *skip, size_t nskip);
+
+/* 3CosMul (Levy and Goldberg 2014, as gensim's most_similar_cosmul): with
+ * c_t(x) = cos(x, t) = x.u_t / |x|, a word's score is
+ *   prod_{p positive} (1 + c_p(x)) / 2  /  (prod_{n negative} (1 + c_n(x)) / 2 + 1e-6)
+ * (an empty product is 1) over the unit term vectors units[0..npos)
+ * (positive) and units[npos..npos+nneg) (negative), each dim doubles. A
+ * request of the exhaustive double-precision scan below; hits as
+ * akv_rank_req (larger is better, ties by word id). */
+struct akv_cosmul_req {
+    const double *units;
+    const float *unitsf; /* the same rounded to float (for a bound that skips most words) */
+    unsigned npos, nneg;
+    unsigned k;
+    uint32_t limit;
+    const uint32_t *skip;
+    size_t nskip;
+};
+
+/* Scores words [row0, row1) for the n requests (words a request does not
+ * admit are left out) and merges them into each request's best so far,
+ * hits[j * kmax ..][0..nhits[j]) with room for its k (<= kmax). A word is
+ * first bounded from float estimates of its cosines; those that may enter
+ * the best k are scored in double, so the result is that of an exhaustive
+ * double scan. Its row is read once for all the requests. */
+void akv_rank_cosmul(const struct akv_vocab *v, const struct akv_cosmul_req *reqs, size_t n,
+                     uint32_t row0, uint32_t row1, struct akv_hit *hits, size_t kmax,
+                     size_t *nhits);
+/* Merges sorted best lists a (na) and b (nb) of the cosmul ordering into
+ * out (room for k); returns the count. */
+size_t akv_rank_merge_sim(const struct akv_hit *a, size_t na, const struct akv_hit *b, size_t nb,
+                          unsigned k, struct akv_hit *out);
 
 /* Ranks the vocabulary for n requests in one pass over it, each with exactly
  * the result akv_rank_topk would give it alone. Returns how many requests

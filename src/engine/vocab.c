@@ -68,6 +68,7 @@ struct akv_vocab {
     uint32_t dim;
     const char *words;
     const uint64_t *offs;
+    size_t word_max; /* the longest word's length in bytes */
     const uint32_t *hash;
     uint64_t hash_mask;
     const float *norms;
@@ -261,6 +262,8 @@ static int vocab_attach(struct akv_vocab *v, const uint8_t *base, size_t size, c
                      (unsigned long long)i);
             return -EINVAL;
         }
+        if (b - a - 1 > v->word_max)
+            v->word_max = (size_t)(b - a - 1);
     }
     return 0;
 }
@@ -474,7 +477,12 @@ int64_t akv_vocab_find(const struct akv_vocab *v, const char *word, size_t len)
     int64_t id;
     long n;
 
-    if (len == 0)
+    /* Unicode lowercase is at least a third as long as its text (KELVIN
+     * SIGN, 3 bytes, lowercases to "k"), so a text more than three times
+     * as long as the longest word cannot be found: a long unknown token
+     * costs no lowercasing (VOCAB EXISTS may ask about a thousand of
+     * them). */
+    if (len == 0 || len > 3 * v->word_max)
         return -ENOENT;
     id = akv_vocab_find_exact(v, word, len);
     if (id >= 0)

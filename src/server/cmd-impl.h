@@ -318,10 +318,12 @@ int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
 /* ---- text options and skipped words (cmd-vocab.c) -------------------- */
 
 /* The words a request skipped (UNKNOWN skip), copied out of its text so
- * that a job can reply with them: n NUL-terminated words one after the
- * other. */
+ * that a job can reply with them: n words, word i len[i] bytes, one after
+ * the other in words (binary-safe: a word may hold a NUL byte). len and
+ * words share one allocation, owned by len. */
 struct akv_cmd_skipped {
     size_t n;
+    uint32_t *len;
     char *words;
 };
 
@@ -346,8 +348,8 @@ struct akv_cmd_keynorm {
 };
 /* With key-normalize on, points ctx->argv at a copy in which every key
  * argument of c (by its key positions, or its subcommand's) is in normal
- * form. Returns 0; 1 after an error reply (more than 1 MiB of keys to
- * rewrite); -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
+ * form; not under EXEC, whose queued commands are already. Returns 0; 1 after an error reply (more
+ * than 1 MiB of keys to rewrite); -ENOMEM (ctx unchanged). akv_cmd_keys_restore puts the call's
  * argv back and frees the copies. */
 int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
                            struct akv_cmd_keynorm *kn);
@@ -422,6 +424,7 @@ int akv_cmd_do_watch(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_explain(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_fget(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_analogy(struct akv_cmd_ctx *ctx);
 int akv_cmd_do_query(struct akv_cmd_ctx *ctx);
 /* cmd-vocab.c */
 int akv_cmd_do_doesntmatch(struct akv_cmd_ctx *ctx);

@@ -1,8 +1,11 @@
 /*
- * cmd-query.c - QUERY, EXPLAIN, FGET and NEIGHBORS: options and embedding
- * on the loop thread, attention and ranking on the pool. FGET is the
- * attention step alone, its weights summed per stored value
- * (attnkv/query.h); it rides in the same batches as the others.
+ * cmd-query.c - QUERY, EXPLAIN, FGET, NEIGHBORS and ANALOGY: options and
+ * embedding on the loop thread, attention and ranking on the pool. The
+ * input may be text or a vector (VECTOR FP32|VALUES), combined with
+ * POSITIVE and NEGATIVE terms (build_query_vector); a COSMUL job carries
+ * its terms, a filtered one its sorted excluded ids. FGET is the attention
+ * step alone, its weights summed per stored value (attnkv/query.h); it
+ * rides in the same batches as the others.
  *
  * A handler does the cheap part on the loop thread and leaves a job in
  * ctx->job:
@@ -27,6 +30,8 @@
  *     kept for it.
  */
 #include "server/cmd-impl.h"
+
+#include <float.h>
 
 /* ------------------------------------------------------------------------
  * QUERY, EXPLAIN and NEIGHBORS: options here, ranking on the pool.
@@ -55,6 +60,12 @@ struct query_job {
     int withblend;                  /* EXPLAIN WITHBLEND */
     int resp;                       /* the connection's protocol when the job was dispatched */
     uint64_t t0;
+    /* Read by the worker; they point into this allocation, after q. */
+    uint32_t *exclude; /* sorted word ids not to answer */
+    size_t nexclude;
+    int cosmul;
+    float *terms; /* COSMUL: npos + nneg term vectors */
+    unsigned npos, nneg;
     float q[]; /* the query vector, dim floats */
 };
 
@@ -64,8 +75,47 @@ enum {
     OPT_ATTENTION = 1u << 2,
     OPT_TEMPERATURE = 1u << 3,
     OPT_METRIC = 1u << 4,
-    OPT_MINWEIGHT = 1u << 5,
-    OPT_WITHBLEND = 1u << 6,
+    OPT_ARITH = 1u << 5,  /* POSITIVE, NEGATIVE */
+    OPT_COSMUL = 1u << 6, /* COSMUL */
+    OPT_FILTER = 1u << 7, /* EXCLUDE, EXCLUDEINPUT, RESTRICT, MAXDIST, MINSCORE, WITHSIMILARITY */
+    OPT_MINWEIGHT = 1u << 8,
+    OPT_WITHBLEND = 1u << 9,
+};
+
+/* The words that end a list of terms (POSITIVE a b c ...): every option
+ * name of these commands, in any case. A term that is one of them is given
+ * with a space around it (" count"): a term is a word or phrase split on
+ * whitespace, so the space changes nothing else. */
+static int is_keyword(const struct akv_slice *a)
+{
+    static const char *const kw[] = {
+        "COUNT",    "WITHSCORES",     "ATTENTION", "TEMPERATURE",  "METRIC",    "POSITIVE",
+        "NEGATIVE", "COSMUL",         "EXCLUDE",   "EXCLUDEINPUT", "RESTRICT",  "MAXDIST",
+        "MINSCORE", "WITHSIMILARITY", "UNKNOWN",   "WEIGHTING",    "MINWEIGHT", "WITHBLEND",
+        NULL,
+    };
+    for (size_t i = 0; kw[i] != NULL; i++)
+        if (arg_is(a, kw[i]))
+            return 1;
+    return 0;
+}
+
+/* What a request asks besides its scalar options: its input (text or
+ * vector), the terms of word arithmetic, the words not to answer. The
+ * slices point into argv. */
+struct query_spec {
+    const struct akv_slice *text;  /* the first positive term as text, or NULL: */
+    const struct akv_slice *vtype; /* VECTOR FP32|VALUES: the type word, */
+    const struct akv_slice *vargs; /* its values (1 blob, or dim numbers) */
+    size_t nvargs;
+    const struct akv_slice *terms[AKV_TERMS_MAX]; /* further terms: positive, then negative */
+    unsigned npos, nneg;                          /* counts in terms (npos excludes the first) */
+    const struct akv_slice *neg[AKV_TERMS_MAX];
+    const struct akv_slice *excl[AKV_EXCLUDE_MAX];
+    size_t nexcl;
+    int exclude_input, cosmul, arith, metric_given, withsimilarity;
+    int temperature_given;
+    double temperature;
 };
 
 /* For option parsers: 1 once an error reply is written, -ENOMEM if it could
@@ -87,15 +137,61 @@ static int reply_missing_value(struct akv_cmd_ctx *ctx, const struct akv_slice *
     return akv_reply_errorf(ctx->out, "ERR %s needs a value", sb);
 }
 
-/* Parses argv[2..] as options for cmd. Returns 0 when they are fine, 1 when
- * an error reply was written, or -ENOMEM. */
+/* Parses the input at argv[1]: text, or VECTOR FP32 blob, or VECTOR VALUES
+ * dim v1 ... vd (a text whose first argument is "vector" stays text unless
+ * FP32 or VALUES follows). Sets *next to the first option's index. Returns
+ * 0, 1 when an error reply was written, or -ENOMEM. */
+static int parse_query_input(struct akv_cmd_ctx *ctx, const char *cmd, struct query_spec *sp,
+                             size_t *next)
+{
+    uint32_t dim = akv_vocab_dim(ctx->env->vocab);
+
+    if (ctx->argc > 2 && arg_is(&ctx->argv[1], "VECTOR") &&
+        (arg_is(&ctx->argv[2], "FP32") || arg_is(&ctx->argv[2], "VALUES"))) {
+        sp->vtype = &ctx->argv[2];
+        if (arg_is(sp->vtype, "FP32")) {
+            if (ctx->argc < 4)
+                return replied(akv_reply_errorf(ctx->out, "ERR %s VECTOR FP32 needs a blob", cmd));
+            sp->vargs = &ctx->argv[3];
+            sp->nvargs = 1;
+            *next = 4;
+        } else {
+            uint64_t n;
+            if (ctx->argc < 4 || parse_u64(&ctx->argv[3], &n) < 0)
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR %s VECTOR VALUES needs the dimension, then that many numbers",
+                    cmd));
+            if (n != dim)
+                return replied(akv_reply_errorf(ctx->out,
+                                                "ERR vector dimension mismatch: got %" PRIu64
+                                                ", the vocabulary's is %u",
+                                                n, dim));
+            if (ctx->argc < 4 + n)
+                return replied(akv_reply_errorf(ctx->out,
+                                                "ERR %s VECTOR VALUES %u needs %u numbers, got %zu",
+                                                cmd, dim, dim, ctx->argc - 4));
+            sp->vargs = &ctx->argv[4];
+            sp->nvargs = (size_t)n;
+            *next = 4 + (size_t)n;
+        }
+        return 0;
+    }
+    sp->text = &ctx->argv[1];
+    *next = 2;
+    return 0;
+}
+
+/* Parses argv[first..] as options for cmd into o, *count, *withscores and
+ * sp. Returns 0 when they are fine, 1 when an error reply was written, or
+ * -ENOMEM. */
 static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned allowed,
-                            unsigned count_max, struct akv_query_opts *o, unsigned *count,
-                            int *withscores, int *withblend, struct akv_embed_opts *eo)
+                            unsigned count_max, size_t first, struct akv_query_opts *o,
+                            unsigned *count, int *withscores, int *withblend, struct query_spec *sp,
+                            struct akv_embed_opts *eo)
 {
     char sb[AKV_QUOTE_BUF];
 
-    for (size_t i = 2; i < ctx->argc; i++) {
+    for (size_t i = first; i < ctx->argc; i++) {
         const struct akv_slice *a = &ctx->argv[i];
         const struct akv_slice *v = i + 1 < ctx->argc ? a + 1 : NULL;
         unsigned opt;
@@ -116,6 +212,50 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             *withblend = 1;
             continue;
         }
+        if ((allowed & OPT_COSMUL) && arg_is(a, "COSMUL")) {
+            sp->cosmul = 1;
+            continue;
+        }
+        if ((allowed & OPT_FILTER) && arg_is(a, "EXCLUDEINPUT")) {
+            sp->exclude_input = 1;
+            continue;
+        }
+        if ((allowed & OPT_FILTER) && arg_is(a, "WITHSIMILARITY")) {
+            sp->withsimilarity = 1;
+            *withscores = 1;
+            continue;
+        }
+        if ((allowed & OPT_ARITH) && (arg_is(a, "POSITIVE") || arg_is(a, "NEGATIVE"))) {
+            int pos = arg_is(a, "POSITIVE");
+            size_t n0 = i;
+            for (; i + 1 < ctx->argc && !is_keyword(&ctx->argv[i + 1]); i++) {
+                if (sp->npos + sp->nneg + 1 >= AKV_TERMS_MAX)
+                    return replied(akv_reply_errorf(
+                        ctx->out, "ERR %s takes at most %d POSITIVE and NEGATIVE terms in all", cmd,
+                        AKV_TERMS_MAX - 1));
+                if (pos)
+                    sp->terms[sp->npos++] = &ctx->argv[i + 1];
+                else
+                    sp->neg[sp->nneg++] = &ctx->argv[i + 1];
+            }
+            if (i == n0)
+                return replied(akv_reply_errorf(ctx->out, "ERR %s needs at least one word",
+                                                pos ? "POSITIVE" : "NEGATIVE"));
+            sp->arith = 1;
+            continue;
+        }
+        if ((allowed & OPT_FILTER) && arg_is(a, "EXCLUDE")) {
+            size_t n0 = i;
+            for (; i + 1 < ctx->argc && !is_keyword(&ctx->argv[i + 1]); i++) {
+                if (sp->nexcl == AKV_EXCLUDE_MAX)
+                    return replied(akv_reply_errorf(
+                        ctx->out, "ERR %s EXCLUDE takes at most %d words", cmd, AKV_EXCLUDE_MAX));
+                sp->excl[sp->nexcl++] = &ctx->argv[i + 1];
+            }
+            if (i == n0)
+                return replied(akv_reply_errorf(ctx->out, "ERR EXCLUDE needs at least one word"));
+            continue;
+        }
         if ((allowed & OPT_COUNT) && arg_is(a, "COUNT"))
             opt = OPT_COUNT;
         else if ((allowed & OPT_ATTENTION) && arg_is(a, "ATTENTION"))
@@ -126,6 +266,9 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
             opt = OPT_METRIC;
         else if ((allowed & OPT_MINWEIGHT) && arg_is(a, "MINWEIGHT"))
             opt = OPT_MINWEIGHT;
+        else if ((allowed & OPT_FILTER) &&
+                 (arg_is(a, "RESTRICT") || arg_is(a, "MAXDIST") || arg_is(a, "MINSCORE")))
+            opt = OPT_FILTER;
         else
             return replied(
                 akv_reply_errorf(ctx->out, "ERR unknown option '%s' for %s", show(a, sb), cmd));
@@ -150,7 +293,8 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
                 return replied(akv_reply_errorf(
                     ctx->out, "ERR TEMPERATURE must be a decimal number from %g to %g, not '%s'",
                     AKV_TEMPERATURE_MIN, AKV_TEMPERATURE_MAX, show(v, sb)));
-            o->temperature = t;
+            sp->temperature_given = 1;
+            sp->temperature = t;
         } else if (opt == OPT_MINWEIGHT) {
             double w;
             if (akv_parse_double(v->p, v->len, &w) < 0 || !(w >= 0) || !(w <= 1))
@@ -158,13 +302,237 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
                     ctx->out, "ERR MINWEIGHT must be a decimal number from 0 to 1, not '%s'",
                     show(v, sb)));
             o->minweight = w;
-        } else {
+        } else if (opt == OPT_METRIC) {
             if (akv_metric_parse(v->p, v->len, &o->metric) < 0)
                 return replied(akv_reply_errorf(
                     ctx->out, "ERR unknown METRIC '%s' (use l2, cosine or dot)", show(v, sb)));
+            sp->metric_given = 1;
+        } else if (arg_is(a, "RESTRICT")) {
+            uint64_t n;
+            size_t max = akv_vocab_count(ctx->env->vocab);
+            if (parse_u64(v, &n) < 0 || n < 1 || n > max)
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR RESTRICT must be an integer between 1 and %zu", max));
+            o->restrict_n = (uint32_t)n;
+        } else {
+            int dist = arg_is(a, "MAXDIST");
+            double t;
+            if (akv_parse_double(v->p, v->len, &t) < 0 || !isfinite(t) || (dist && t < 0))
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR %s must be a %snumber, not '%s'", dist ? "MAXDIST" : "MINSCORE",
+                    dist ? "finite non-negative " : "finite ", show(v, sb)));
+            if (dist) {
+                o->use_maxdist = 1;
+                o->maxdist = t;
+            } else {
+                o->use_minscore = 1;
+                o->minscore = t;
+            }
         }
     }
+    /* TEMPERATURE belongs to the attention mode in effect, whichever
+     * comes first in the command. */
+    if (sp->temperature_given) {
+        if (o->attn == AKV_ATTN_DOT)
+            o->temperature_dot = sp->temperature;
+        else
+            o->temperature = sp->temperature;
+    }
+    /* Word arithmetic ranks by cosine unless METRIC says otherwise. */
+    if ((sp->arith || sp->cosmul) && !sp->metric_given)
+        o->metric = AKV_METRIC_COSINE;
+    if (sp->cosmul && sp->metric_given)
+        return replied(
+            akv_reply_errorf(ctx->out, "ERR COSMUL ranks by its own score: METRIC does not apply"));
+    o->similarity = sp->withsimilarity;
+    if (o->use_maxdist && (sp->cosmul || o->metric != AKV_METRIC_L2))
+        return replied(akv_reply_errorf(
+            ctx->out,
+            "ERR MAXDIST applies to METRIC l2 (use MINSCORE with cosine, dot or COSMUL)"));
+    if (o->use_minscore && o->metric == AKV_METRIC_L2 && !sp->cosmul && !sp->withsimilarity)
+        return replied(akv_reply_errorf(
+            ctx->out, "ERR MINSCORE needs a similarity: with METRIC l2 use MAXDIST, or add "
+                      "WITHSIMILARITY"));
     return 0;
+}
+
+/* Unit-normalises x (dim doubles) in place; a zero vector stays zero. */
+static void unit_normalise(double *x, uint32_t dim)
+{
+    double nn = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        nn += x[d] * x[d];
+    nn = sqrt(nn);
+    if (nn > 0)
+        for (uint32_t d = 0; d < dim; d++)
+            x[d] /= nn;
+}
+
+/* One term's vector (dim doubles: the text's vector under the request's
+ * embedding options eo, as QUERY embeds its text) and, when ids is not
+ * NULL, its words' ids appended to ids[*nids] (room for AKV_EXCLUDE_MAX;
+ * those beyond are an error). Words UNKNOWN skip left out go to sk when it
+ * is not NULL. Returns 0, 1 when an error reply was written, or -ENOMEM. */
+static int term_vector(struct akv_cmd_ctx *ctx, const struct akv_slice *t,
+                       const struct akv_embed_opts *eo, double *out, uint32_t *ids, size_t *nids,
+                       struct akv_embed_skips *sk)
+{
+    const struct akv_vocab *voc = ctx->env->vocab;
+    uint32_t w[AKV_PHRASE_WORDS_MAX], dim = akv_vocab_dim(voc);
+    size_t n = 0;
+    char err[256] = "";
+    float *f = malloc(dim * sizeof *f);
+    int rc =
+        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, sk, err, sizeof err);
+
+    if (rc == 0 && ids != NULL)
+        rc = akv_embed_words_opts(voc, t->p, t->len, eo->unknown, w, &n, NULL, err, sizeof err);
+    for (uint32_t d = 0; rc == 0 && d < dim; d++)
+        out[d] = f[d];
+    free(f);
+    if (rc == -ENOMEM)
+        return replied(reply_oom(ctx->out));
+    if (rc < 0)
+        return replied(akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed"));
+    for (size_t i = 0; ids != NULL && i < n; i++) {
+        if (*nids == AKV_EXCLUDE_MAX)
+            return replied(akv_reply_errorf(ctx->out, "ERR at most %d words may be excluded",
+                                            AKV_EXCLUDE_MAX));
+        ids[(*nids)++] = w[i];
+    }
+    return 0;
+}
+
+/* The VECTOR input of sp into out (dim floats). Returns 0, 1 when an error
+ * reply was written. */
+static int input_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp, float *out)
+{
+    uint32_t dim = akv_vocab_dim(ctx->env->vocab);
+    char sb[AKV_QUOTE_BUF];
+
+    if (arg_is(sp->vtype, "FP32")) {
+        const unsigned char *p = (const unsigned char *)sp->vargs->p;
+        if (sp->vargs->len != (size_t)dim * 4)
+            return replied(akv_reply_errorf(
+                ctx->out,
+                "ERR vector dimension mismatch: the FP32 blob has %zu bytes, the vocabulary's "
+                "dimension %u needs %u",
+                sp->vargs->len, dim, 4 * dim));
+        for (uint32_t d = 0; d < dim; d++) {
+            uint32_t u = (uint32_t)p[4 * d] | (uint32_t)p[4 * d + 1] << 8 |
+                         (uint32_t)p[4 * d + 2] << 16 | (uint32_t)p[4 * d + 3] << 24;
+            memcpy(&out[d], &u, sizeof u);
+            if (!isfinite(out[d]))
+                return replied(akv_reply_errorf(
+                    ctx->out, "ERR VECTOR value %u is not a finite number", d + 1));
+        }
+        return 0;
+    }
+    for (uint32_t d = 0; d < dim; d++) {
+        double x;
+        if (akv_parse_double(sp->vargs[d].p, sp->vargs[d].len, &x) < 0 || !isfinite(x) ||
+            fabs(x) > FLT_MAX)
+            return replied(akv_reply_errorf(ctx->out,
+                                            "ERR VECTOR value %u is not a finite float: '%s'",
+                                            d + 1, show(&sp->vargs[d], sb)));
+        out[d] = (float)x;
+    }
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The query vector of sp into q (dim floats), shared by QUERY, EXPLAIN,
+ * NEIGHBORS, ANALOGY and FGET:
+ *   - text or a vector alone: its vector, as it always was (a phrase's
+ *     mean; the vector as given);
+ *   - with POSITIVE or NEGATIVE terms (3CosAdd, as gensim's most_similar):
+ *     each term (the input is the first positive one) unit-normalised, the
+ *     mean of them with weight +1 (positive) or -1 (negative), then
+ *     unit-normalised, in double, rounded to float at the end.
+ * When terms is not NULL it receives every term's own (not normalised)
+ * vector, positive ones first, for COSMUL. The input words (every word of
+ * every text term) go to input_ids (room for AKV_EXCLUDE_MAX) when it is
+ * not NULL, their number to *ninput. Returns 0, 1 when an error reply was
+ * written, or -ENOMEM. */
+static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp,
+                              const struct akv_embed_opts *eo, float *q, float *terms,
+                              uint32_t *input_ids, size_t *ninput, struct akv_embed_skips *sk)
+{
+    const struct akv_vocab *voc = ctx->env->vocab;
+    uint32_t dim = akv_vocab_dim(voc);
+    unsigned nt = 1 + sp->npos + sp->nneg;
+    double *acc = NULL, *t = NULL;
+    char err[256] = "";
+    int rc = 0;
+
+    if (ninput)
+        *ninput = 0;
+    if (!sp->arith) {
+        /* The input alone: exactly the vector it always had. */
+        if (sp->text != NULL) {
+            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, sk, err, sizeof err);
+            if (rc == -ENOMEM)
+                return replied(reply_oom(ctx->out));
+            if (rc < 0)
+                return replied(
+                    akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed"));
+        } else if ((rc = input_vector(ctx, sp, q)) != 0) {
+            return rc;
+        }
+        if (terms != NULL)
+            memcpy(terms, q, dim * sizeof *q);
+        if (input_ids != NULL && sp->text != NULL) {
+            double *t0 = malloc(dim * sizeof *t0);
+            if (t0 == NULL)
+                return replied(reply_oom(ctx->out));
+            rc = term_vector(ctx, sp->text, eo, t0, input_ids, ninput, NULL);
+            free(t0);
+        }
+        return rc;
+    }
+    acc = calloc(dim, sizeof *acc);
+    t = malloc(dim * sizeof *t);
+    if (acc == NULL || t == NULL) {
+        rc = replied(reply_oom(ctx->out));
+        goto out;
+    }
+    for (unsigned i = 0; i < nt; i++) {
+        int negative = i > sp->npos;
+        if (i == 0 && sp->text == NULL) {
+            if ((rc = input_vector(ctx, sp, q)) != 0)
+                goto out;
+            for (uint32_t d = 0; d < dim; d++)
+                t[d] = q[d];
+        } else {
+            const struct akv_slice *ts = i == 0          ? sp->text
+                                         : i <= sp->npos ? sp->terms[i - 1]
+                                                         : sp->neg[i - 1 - sp->npos];
+            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, i == 0 ? sk : NULL)) != 0)
+                goto out;
+        }
+        if (terms != NULL)
+            for (uint32_t d = 0; d < dim; d++)
+                terms[(size_t)i * dim + d] = (float)t[d];
+        {
+            unit_normalise(t, dim);
+            for (uint32_t d = 0; d < dim; d++)
+                acc[d] += negative ? -t[d] : t[d];
+        }
+    }
+    for (uint32_t d = 0; d < dim; d++)
+        acc[d] /= (double)nt;
+    unit_normalise(acc, dim);
+    for (uint32_t d = 0; d < dim; d++)
+        q[d] = (float)acc[d];
+out:
+    free(acc);
+    free(t);
+    return rc;
 }
 
 /* The most threads sharing one batch's scan: each adds a set of thresholds
@@ -207,6 +575,12 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
             .opts = j->opts,
             .res = &j->res,
             .nbcache = j->nbcache,
+            .exclude = j->exclude,
+            .nexclude = j->nexclude,
+            .cosmul = j->cosmul,
+            .terms = j->terms,
+            .npos = j->npos,
+            .nneg = j->nneg,
         };
     }
     /* Failures are per item (rc), as the single calls report them. The
@@ -386,32 +760,56 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     free(j);
 }
 
-/* The common part of QUERY, EXPLAIN and NEIGHBORS. */
-static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
+/* The common part of QUERY, EXPLAIN, NEIGHBORS and ANALOGY (a NEIGHBORS
+ * job whose terms are argv[2] and argv[3] positive, argv[1] negative). */
+static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
 {
     static const char *const names[] = {"QUERY", "EXPLAIN", "NEIGHBORS", "FGET"};
     static const unsigned allowed[] = {
-        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_METRIC,
-        OPT_COUNT | OPT_ATTENTION | OPT_TEMPERATURE | OPT_WITHBLEND,
-        OPT_COUNT | OPT_WITHSCORES | OPT_METRIC,
-        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_MINWEIGHT,
+        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_METRIC | OPT_ARITH |
+            OPT_FILTER,
+        OPT_COUNT | OPT_ATTENTION | OPT_TEMPERATURE | OPT_ARITH | OPT_WITHBLEND,
+        OPT_COUNT | OPT_WITHSCORES | OPT_METRIC | OPT_ARITH | OPT_COSMUL | OPT_FILTER,
+        OPT_COUNT | OPT_WITHSCORES | OPT_ATTENTION | OPT_TEMPERATURE | OPT_MINWEIGHT | OPT_ARITH,
     };
     struct akv_cmd_env *env = ctx->env;
+    const char *name = analogy ? "ANALOGY" : names[kind];
     uint32_t dim = akv_vocab_dim(env->vocab);
     struct akv_query_opts o = env->config->query;
     struct akv_embed_opts eo = env->config->embed;
-    struct akv_embed_skips sk;
-    unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k;
+    struct akv_embed_skips sk = {0};
+    unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k, nt;
     int withscores = 0, withblend = 0;
-    struct query_job *j;
-    char err[256] = "";
+    struct query_job *j = NULL;
+    struct query_spec *sp = NULL;
+    uint32_t *ids = NULL;
+    size_t first = 2, nids = 0, ninput = 0;
     int rc;
 
-    rc = parse_query_opts(ctx, names[kind], allowed[kind],
-                          kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, &o, &count,
-                          &withscores, &withblend, &eo);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
+    sp = calloc(1, sizeof *sp);
+    ids = malloc(2 * AKV_EXCLUDE_MAX * sizeof *ids);
+    if (sp == NULL || ids == NULL) {
+        rc = reply_oom(ctx->out);
+        goto out;
+    }
+    if (analogy) {
+        /* "a is to b as c is to ?": b + c - a. */
+        sp->text = &ctx->argv[2];
+        sp->terms[sp->npos++] = &ctx->argv[3];
+        sp->neg[sp->nneg++] = &ctx->argv[1];
+        sp->arith = 1;
+        first = 4;
+    } else if ((rc = parse_query_input(ctx, name, sp, &first)) != 0) {
+        rc = rc < 0 ? rc : 0;
+        goto out;
+    }
+    rc = parse_query_opts(ctx, name, allowed[kind] & (analogy ? ~(unsigned)OPT_ARITH : ~0u),
+                          kind == JOB_EXPLAIN ? AKV_EXPLAIN_MAX : AKV_K_MAX, first, &o, &count,
+                          &withscores, &withblend, sp, &eo);
+    if (rc != 0) {
+        rc = rc < 0 ? rc : 0;
+        goto out;
+    }
     if (kind == JOB_EXPLAIN) {
         o.explain = count;
         o.skip_rank = 1;
@@ -425,20 +823,46 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
         o.explain = 0;
         o.skip_rank = 0;
     }
-
-    j = malloc(sizeof(*j) + (size_t)dim * sizeof(float));
-    if (!j)
-        return reply_oom(ctx->out);
-    rc = akv_embed_text_opts(env->vocab, ctx->argv[1].p, ctx->argv[1].len, &eo, j->q, &sk, err,
-                             sizeof(err));
-    if (rc == 0 && akv_cmd_skipped_copy(ctx->argv[1].p, &sk, &j->skipped) < 0)
-        rc = -ENOMEM;
-    if (rc < 0) {
-        free(j);
-        if (rc == -ENOMEM)
-            return reply_oom(ctx->out);
-        return akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed");
+    nt = sp->cosmul ? 1 + sp->npos + sp->nneg : 0;
+    j = malloc(sizeof(*j) + (size_t)dim * sizeof(float) * (1 + nt) +
+               2 * AKV_EXCLUDE_MAX * sizeof(uint32_t));
+    if (!j) {
+        rc = reply_oom(ctx->out);
+        goto out;
     }
+    j->terms = nt ? j->q + dim : NULL;
+    j->exclude = (uint32_t *)(void *)(j->q + (size_t)dim * (1 + nt));
+    /* The input words are not answered when asked, and by default with
+     * word arithmetic (as gensim's most_similar does). */
+    rc =
+        build_query_vector(ctx, sp, &eo, j->q, j->terms,
+                           sp->exclude_input || sp->arith || sp->cosmul ? ids : NULL, &ninput, &sk);
+    nids = ninput;
+    for (size_t i = 0; rc == 0 && i < sp->nexcl; i++) {
+        double *t = malloc(dim * sizeof *t);
+        if (t == NULL) {
+            rc = reply_oom(ctx->out);
+            break;
+        }
+        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, NULL);
+        free(t);
+    }
+    if (rc == 0 &&
+        akv_cmd_skipped_copy(sp->text ? sp->text->p : NULL, sp->text ? &sk : NULL, &j->skipped) < 0)
+        rc = reply_oom(ctx->out);
+    if (rc != 0) {
+        free(j);
+        rc = rc < 0 ? rc : 0;
+        goto out;
+    }
+    qsort(ids, nids, sizeof *ids, cmp_u32);
+    j->nexclude = 0;
+    for (size_t i = 0; i < nids; i++)
+        if (j->nexclude == 0 || j->exclude[j->nexclude - 1] != ids[i])
+            j->exclude[j->nexclude++] = ids[i];
+    j->cosmul = sp->cosmul;
+    j->npos = 1 + sp->npos;
+    j->nneg = sp->nneg;
     j->base.pool.pool = NULL; /* akv_pool_submit sets it; unit tests run jobs without */
     j->base.pool.help = NULL;
     j->base.pool.work = NULL;
@@ -469,25 +893,34 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
         akv_store_snap_take(j->store, &j->snap);
     env->stats.jobs_running++;
     ctx->job = &j->base;
-    return 0;
+    rc = 0;
+out:
+    free(sp);
+    free(ids);
+    return rc;
 }
 
 int akv_cmd_do_query(struct akv_cmd_ctx *ctx)
 {
-    return start_job(ctx, JOB_QUERY);
+    return start_job(ctx, JOB_QUERY, 0);
 }
 
 int akv_cmd_do_explain(struct akv_cmd_ctx *ctx)
 {
-    return start_job(ctx, JOB_EXPLAIN);
+    return start_job(ctx, JOB_EXPLAIN, 0);
 }
 
 int akv_cmd_do_neighbors(struct akv_cmd_ctx *ctx)
 {
-    return start_job(ctx, JOB_NEIGHBORS);
+    return start_job(ctx, JOB_NEIGHBORS, 0);
+}
+
+int akv_cmd_do_analogy(struct akv_cmd_ctx *ctx)
+{
+    return start_job(ctx, JOB_NEIGHBORS, 1);
 }
 
 int akv_cmd_do_fget(struct akv_cmd_ctx *ctx)
 {
-    return start_job(ctx, JOB_FGET);
+    return start_job(ctx, JOB_FGET, 0);
 }

@@ -471,21 +471,36 @@ static const struct akv_cmd table[] = {
      "compact the append-only file in the background"},
     {"QUERY", -2, R | S, akv_cmd_do_query, 0, 0, 0,
      "QUERY text [COUNT k] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] "
-     "[METRIC l2|cosine|dot] [UNKNOWN error|skip] [WEIGHTING mean|sif]",
-     "attend over the stored keys and reply the words nearest to the blended value"},
+     "[METRIC l2|cosine|dot] [UNKNOWN error|skip] [WEIGHTING mean|sif] [POSITIVE plus [plus ...]] "
+     "[NEGATIVE minus [minus ...]] [EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] "
+     "[MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
+     "attend over the stored keys and reply the words nearest to the blended value (text: "
+     "words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"EXPLAIN", -2, R | S, akv_cmd_do_explain, 0, 0, 0,
      "EXPLAIN text [COUNT n] [ATTENTION dot|cosine] [TEMPERATURE t] [WITHBLEND] "
-     "[UNKNOWN error|skip] [WEIGHTING mean|sif]",
+     "[UNKNOWN error|skip] [WEIGHTING mean|sif] [POSITIVE plus [plus ...]] "
+     "[NEGATIVE minus [minus ...]]",
      "the n entries with the largest attention weights, as [key, value, weight] (WITHBLEND: "
-     "and [blend weight, embedded|payload])"},
+     "and [blend weight, embedded|payload]; text: words, or VECTOR FP32 blob, or VECTOR VALUES "
+     "dim v1 ... vd)"},
     {"FGET", -2, R | S, akv_cmd_do_fget, 0, 0, 0,
      "FGET text [COUNT n] [WITHSCORES] [ATTENTION dot|cosine] [TEMPERATURE t] [MINWEIGHT w] "
-     "[UNKNOWN error|skip] [WEIGHTING mean|sif]",
-     "the stored values, each weighted by the attention its keys receive, heaviest first"},
+     "[UNKNOWN error|skip] [WEIGHTING mean|sif] [POSITIVE plus [plus ...]] "
+     "[NEGATIVE minus [minus ...]]",
+     "the stored values, each weighted by the attention its keys receive, heaviest first "
+     "(text: words, or VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"NEIGHBORS", -2, R | S, akv_cmd_do_neighbors, 0, 0, 0,
      "NEIGHBORS text [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
-     "[WEIGHTING mean|sif]",
-     "the vocabulary words nearest to a word or phrase"},
+     "[WEIGHTING mean|sif] [POSITIVE plus [plus ...]] [NEGATIVE minus [minus ...]] [COSMUL] "
+     "[EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] [MAXDIST d] [MINSCORE s] "
+     "[WITHSIMILARITY]",
+     "the vocabulary words nearest to a word, phrase or word arithmetic (text: words, or "
+     "VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
+    {"ANALOGY", -4, R | S, akv_cmd_do_analogy, 0, 0, 0,
+     "ANALOGY a b c [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
+     "[WEIGHTING mean|sif] [COSMUL] [EXCLUDE word [word ...]] [RESTRICT n] [MAXDIST d] "
+     "[MINSCORE s] [WITHSIMILARITY]",
+     "a is to b as c is to which words: NEIGHBORS b POSITIVE c NEGATIVE a"},
     {"VOCAB", -2, 0, akv_cmd_do_vocab, 0, 0, 0, "VOCAB EXISTS word [word ...]|INFO|HELP",
      "which words the vocabulary knows, and what the vocabulary is"},
     {"EMBED", -2, R | F, akv_cmd_do_embed, 0, 0, 0,
@@ -743,8 +758,10 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     }
     rc = akv_cmd_keys_normalize(ctx, c, &kn); /* key-normalize */
     if (rc != 0) {
-        if (rc > 0)
+        if (rc > 0) {
+            env->stats.cmd[c - table].rejected++;
             akv_cmd_multi_fail(ctx->sess);
+        }
         rc = rc < 0 ? rc : 0;
         goto out;
     }

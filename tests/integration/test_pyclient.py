@@ -237,6 +237,12 @@ def test_explain_and_neighbors(env):
             c.cmd("NEIGHBORS", "king", "COUNT", 3, "WITHSCORES", "METRIC", "cosine"))
         db.clear()
         assert db.neighbors("king", count=4) == ["king", "prince", "queen", "monarch"]
+        assert db.analogy("man", "king", "woman", count=1) == ["queen"]
+        an = db.analogy("man", "king", "woman", count=3, withscores=True, restrict=30000)
+        assert an[0].word == "queen" and [tuple(h) for h in an] == pairs_of(
+            c.cmd("ANALOGY", "man", "king", "woman", "COUNT", 3, "WITHSCORES", "RESTRICT",
+                  30000)), an
+        assert db.analogy("man", "king", "woman", count=1, cosmul=True) == ["queen"]
 
         # FGET and payloads.
         db.update(EXAMPLE)
@@ -250,6 +256,35 @@ def test_explain_and_neighbors(env):
         assert db.fget("puppy food", count=1) == ['{"answer": 42}']
         assert db.fget("puppy food", minweight=0.5) == ['{"answer": 42}']
         db.clear()
+    c.close()
+
+
+@akvtest.test("pyclient")
+def test_daemon_skips_unknown_words(env):
+    """With unknown-words skip on the daemon, replies end with the words
+    left out; query, explain and neighbors answer without them."""
+    c = flushed(env)
+    assert c.cmd("CONFIG", "SET", "unknown-words", "skip") == "OK"
+    try:
+        with connect(env, EXAMPLE) as db:
+            text = "zzqqxxj kitten"
+            assert c.cmd("QUERY", text, "COUNT", 2)[-1] == ["skipped", ["zzqqxxj"]]
+            assert db.query(text, count=2) == c.cmd("QUERY", "kitten", "COUNT", 2)
+            hits = db.query(text, count=2, withscores=True)
+            assert [tuple(h) for h in hits] == pairs_of(
+                c.cmd("QUERY", "kitten", "COUNT", 2, "WITHSCORES")), hits
+            ex = db.explain(text, count=2)
+            assert [tuple(e) for e in ex] == [
+                (k, v, float(w)) for k, v, w in c.cmd("EXPLAIN", "kitten", "COUNT", 2)], ex
+            nb = db.neighbors(text, count=3, withscores=True)
+            assert [h.word for h in nb] == c.cmd("NEIGHBORS", "kitten", "COUNT", 3), nb
+            assert db.fget(text, count=2) == c.cmd("FGET", "kitten", "COUNT", 2)
+            vals = db.fget(text, count=2, withscores=True)
+            assert [tuple(v) for v in vals] == pairs_of(
+                c.cmd("FGET", "kitten", "COUNT", 2, "WITHSCORES")), vals
+            assert db.query("kitten", count=2) == c.cmd("QUERY", "kitten", "COUNT", 2)
+    finally:
+        c.cmd("CONFIG", "SET", "unknown-words", "error")
     c.close()
 
 

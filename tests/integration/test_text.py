@@ -202,6 +202,26 @@ def test_unknown_policy(env):
 
 
 @akvtest.test("text")
+def test_skipped_words_binary_safe(env):
+    """A skipped word is named whole, whatever bytes it holds (a NUL
+    byte is no word separator)."""
+    c = env.daemon.client()
+    r = c.cmd("NEIGHBORS", "zz\0yy cherry qq\0rr", "COUNT", 1, "UNKNOWN", "skip")
+    assert r == ["cherry", ["skipped", ["zz\0yy", "qq\0rr"]]], r
+    r = c.cmd("EMBED", "cherry \0", "UNKNOWN", "skip")
+    assert r[-1] == ["skipped", ["\0"]], r[-1]
+    # The first 64 are named (docs/query.md).
+    r = c.cmd("EMBED", " ".join("zq%d" % i for i in range(300)) + " cherry", "UNKNOWN", "skip")
+    assert r[-1] == ["skipped", ["zq%d" % i for i in range(64)]], r[-1]
+    c3 = Resp3(env.daemon.port)
+    c3.cmd("HELLO", 3)
+    r = c3.cmd("EMBED", "a\0b cherry", "UNKNOWN", "skip")
+    assert r[-1] == {"skipped": ["a\0b"]}, r[-1]
+    c3.close()
+    c.close()
+
+
+@akvtest.test("text")
 def test_weighting(env):
     v = vec(env)
     c = env.daemon.client()
@@ -247,6 +267,9 @@ def test_vocab_similarity_doesntmatch(env):
     for a, b in [("cat", "dog"), ("king", "queen"), ("cherry", "kiwi"), ("car", "banana")]:
         got = float(c.cmd("SIMILARITY", a, b))
         assert abs(got - cosine(v.row(a), v.row(b))) < 1e-12, (a, b, got)
+    for w in ("the", "banana", "cat", "king"):  # a cosine, never over 1
+        got = float(c.cmd("SIMILARITY", w, w.upper()))
+        assert 1 - 1e-12 < got <= 1, (w, got)
     got = float(c.cmd("SIMILARITY", "the CHERRY, please.", "a kiwi", "UNKNOWN", "skip"))
     assert abs(got - cosine(v.mean(["the", "cherry", "please"]), v.row("kiwi"))) < 1e-6
     for words in (["breakfast", "cereal", "dinner", "lunch"], ["cat", "dog", "horse", "car"],
@@ -292,6 +315,43 @@ def test_loop_thread_worst_cases(env):
 
 
 @akvtest.test("text")
+def test_long_unknown_words(env):
+    """The stall rule with words no vocabulary holds: VOCAB EXISTS and
+    DOESNTMATCH of 1024 words of 4096 bytes each keep the loop thread
+    well under a few milliseconds (as the slow log times the call, without
+    the 4 MiB transfer)."""
+    c = env.daemon.client()
+    assert c.cmd("CONFIG", "SET", "slowlog-log-slower-than", 0) == "OK"
+    assert c.cmd("CONFIG", "SET", "unknown-words", "skip") == "OK"  # DOESNTMATCH looks at all
+    try:
+        # (Words of 126 bytes: the longest still lowercased with GloVe 6B.)
+        for word in ("x" * 4096, "X" * 4096, "\u00c9" * 2048, "\u212a" * 1365, "X" * 126,
+                     "\u00c9" * 63):
+            for cmd in (("VOCAB", "EXISTS"), ("DOESNTMATCH",)):
+                best = None
+                for _ in range(3):
+                    c.cmd("SLOWLOG", "RESET")
+                    r = c.cmd(*(cmd + (word,) * 1024))
+                    us = c.cmd("SLOWLOG", "GET", 1)[0][2]
+                    best = us if best is None else min(best, us)
+                if cmd[0] == "VOCAB":
+                    assert r == [0] * 1024, r[:4]
+                else:
+                    assert is_err(r, "no known word to choose from"), r
+                print("     %-11s 1024 x %d bytes: %.2f ms" % (cmd[0], len(word.encode()),
+                                                            best / 1000))
+                assert best < 3000 * (10 if akvtest.daemon_is_instrumented() else 1), (
+                    cmd[0], word[:1], best)
+    finally:
+        c.cmd("CONFIG", "SET", "unknown-words", "error")
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", 10000)
+    # The bound keeps what lowercasing shortens: the Kelvin sign (3 bytes)
+    # lowercases to k.
+    assert c.cmd("VOCAB", "EXISTS", "\u212aiwi", "\u212a" + "x" * 4000) == [1, 0]
+    c.close()
+
+
+@akvtest.test("text")
 def test_key_normalize(env):
     d = akvtest.Daemon(env.workdir, env.real_vectors, ("--key-normalize", "yes"), name="keynorm")
     c = d.client()
@@ -325,7 +385,21 @@ def test_key_normalize(env):
     assert is_err(r, "too many key bytes to normalize in one call (1052672; at most 1048576"), r
     r = c.cmd("DEL", *(["\u00c9" * 256] * 257))
     assert is_err(r, "131072 for keys that are not ASCII"), r
+    stats = akvtest.info_fields(c, "commandstats")["cmdstat_del"]
+    assert "rejected_calls=2," in stats, stats  # refused before it ran
     assert c.cmd("DEL", *(["a" * 4096] * 300)) == 0  # already normal: no limit
+    # What was queued is run as it was rewritten: the normal form of U+0130
+    # is longer than the key (2 bytes to 3), and is not rewritten again.
+    k = "\u0130" * 1024
+    assert c.cmd("MULTI") == "OK"
+    assert c.cmd("MGET", *([k] * 64)) == "QUEUED"  # 128 KiB, the most
+    assert c.cmd("EXEC") == [[None] * 64]
+    # A key stored before max-key-len was lowered is still named by any
+    # spelling.
+    assert c.cmd("CONFIG", "SET", "max-key-len", 4) == "OK"
+    assert c.cmd("GET", "KIWI  Fruit") == "green"
+    assert c.cmd("EXISTS", "Kiwi Fruit") == 1
+    assert c.cmd("CONFIG", "SET", "max-key-len", 4096) == "OK"
     r = c.cmd("CONFIG", "SET", "key-normalize", "no")
     assert is_err(r, "cannot be changed at run time"), r
     assert c.cmd("DEL", "Kiwi Fruit", "KITTEN") == 2

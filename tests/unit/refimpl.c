@@ -99,7 +99,7 @@ int ref_attend(const struct akv_vocab *voc, const struct ref_entry *e, size_t n,
             kq += e[i].k[d] * q[d];
             kk += e[i].k[d] * e[i].k[d];
         }
-        s[i] = mode == AKV_ATTN_DOT ? kq : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
+        s[i] = mode == AKV_ATTN_DOT ? kq / tau : (kk > 0 && qq > 0 ? kq / sqrt(kk * qq) / tau : 0);
         if (s[i] > mx)
             mx = s[i];
         if (!e[i].payload && s[i] > mxe)
@@ -187,4 +187,111 @@ size_t ref_query(const struct akv_vocab *voc, const struct ref_entry *e, size_t 
         nh = ref_rank(voc, r, m, k, hits);
     free(r);
     return nh;
+}
+
+static int excluded(uint32_t id, uint32_t limit, const uint32_t *excl, size_t nexcl)
+{
+    if (limit > 0 && id >= limit)
+        return 1;
+    for (size_t i = 0; i < nexcl; i++)
+        if (excl[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Moves the admitted hits of all[0..n) to the front; returns their number. */
+static size_t keep_admitted(struct ref_hit *all, size_t n, uint32_t limit, const uint32_t *excl,
+                            size_t nexcl)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!excluded(all[i].id, limit, excl, nexcl))
+            all[j++] = all[i];
+    return j;
+}
+
+size_t ref_rank_filtered(const struct akv_vocab *voc, const double *r, enum akv_metric m,
+                         unsigned k, uint32_t limit, const uint32_t *excl, size_t nexcl,
+                         struct ref_hit *hits)
+{
+    size_t count = akv_vocab_count(voc), n;
+    struct ref_hit *all = malloc(count * sizeof *all);
+
+    n = ref_rank(voc, r, m, (unsigned)count, all);
+    n = keep_admitted(all, n, limit, excl, nexcl);
+    if (n > k)
+        n = k;
+    memcpy(hits, all, n * sizeof *hits);
+    free(all);
+    return n;
+}
+
+void ref_3cosadd(const double *terms, unsigned npos, unsigned nneg, uint32_t dim, double *out)
+{
+    double nn = 0;
+
+    for (uint32_t d = 0; d < dim; d++)
+        out[d] = 0;
+    for (unsigned t = 0; t < npos + nneg; t++) {
+        const double *x = terms + (size_t)t * dim;
+        double tn = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            tn += x[d] * x[d];
+        tn = sqrt(tn);
+        for (uint32_t d = 0; d < dim; d++)
+            out[d] += (t < npos ? 1 : -1) * (tn > 0 ? x[d] / tn : 0);
+    }
+    for (uint32_t d = 0; d < dim; d++) {
+        out[d] /= (npos + nneg);
+        nn += out[d] * out[d];
+    }
+    nn = sqrt(nn);
+    for (uint32_t d = 0; d < dim; d++)
+        out[d] = (float)(nn > 0 ? out[d] / nn : 0);
+}
+
+static int cmp_sim(const void *a, const void *b)
+{
+    const struct ref_hit *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->id < y->id ? -1 : 1;
+}
+
+size_t ref_cosmul(const struct akv_vocab *voc, const double *terms, unsigned npos, unsigned nneg,
+                  unsigned k, uint32_t limit, const uint32_t *excl, size_t nexcl,
+                  struct ref_hit *hits)
+{
+    size_t count = akv_vocab_count(voc), n = 0;
+    uint32_t dim = akv_vocab_dim(voc);
+    struct ref_hit *all = malloc(count * sizeof *all);
+
+    for (size_t i = 0; i < count; i++) {
+        const float *x = akv_vocab_vec(voc, (uint32_t)i);
+        double num = 1, den = 1;
+        if (excluded((uint32_t)i, limit, excl, nexcl))
+            continue;
+        for (unsigned t = 0; t < npos + nneg; t++) {
+            const double *u = terms + (size_t)t * dim;
+            double xu = 0, xx = 0, uu = 0, c;
+            for (uint32_t d = 0; d < dim; d++) {
+                xu += x[d] * u[d];
+                xx += (double)x[d] * x[d];
+                uu += u[d] * u[d];
+            }
+            c = xx > 0 && uu > 0 ? xu / sqrt(xx * uu) : 0;
+            if (t < npos)
+                num *= (1 + c) / 2;
+            else
+                den *= (1 + c) / 2;
+        }
+        all[n].id = (uint32_t)i;
+        all[n++].score = num / (den + 1e-6);
+    }
+    qsort(all, n, sizeof *all, cmp_sim);
+    if (n > k)
+        n = k;
+    memcpy(hits, all, n * sizeof *hits);
+    free(all);
+    return n;
 }

@@ -36,6 +36,9 @@ struct ref_hit {
  * Returns 0, or -1 if a word is unknown. */
 int ref_embed(const struct akv_vocab *voc, const char *text, double *out);
 
+/* The temperature of options o's attention mode (dot: 1 unless set). */
+#define REF_TAU(o) ((o).attn == AKV_ATTN_DOT ? (o).temperature_dot : (o).temperature)
+
 /* The attention step alone: weights (n doubles, when not NULL) = the
  * softmax over every entry; r (dim doubles) = the sum of the embedded
  * (non-payload) values weighted by a softmax over the embedded entries
@@ -61,5 +64,24 @@ size_t ref_fget(const struct akv_vocab *voc, const struct ref_entry *e, size_t n
 /* Exhaustive ranking of the vocabulary against r. */
 size_t ref_rank(const struct akv_vocab *voc, const double *r, enum akv_metric m, unsigned k,
                 struct ref_hit *hits);
+
+/* ref_rank over the words that may be answered: ids below limit (0: all)
+ * and not in excl[0..nexcl) (any order). */
+size_t ref_rank_filtered(const struct akv_vocab *voc, const double *r, enum akv_metric m,
+                         unsigned k, uint32_t limit, const uint32_t *excl, size_t nexcl,
+                         struct ref_hit *hits);
+
+/* 3CosAdd's query vector (gensim's most_similar): each of the npos
+ * positive then nneg negative terms (dim doubles each, in terms) divided by
+ * its norm, their mean with weights +1 / -1, divided by its norm; written
+ * to out rounded to float, as the daemon sends it to the ranking. */
+void ref_3cosadd(const double *terms, unsigned npos, unsigned nneg, uint32_t dim, double *out);
+
+/* 3CosMul (gensim's most_similar_cosmul), exhaustively: each word's score
+ * prod_pos (1 + cos) / 2 / (prod_neg (1 + cos) / 2 + 1e-6), largest first,
+ * ties by id, over the words ref_rank_filtered would admit. */
+size_t ref_cosmul(const struct akv_vocab *voc, const double *terms, unsigned npos, unsigned nneg,
+                  unsigned k, uint32_t limit, const uint32_t *excl, size_t nexcl,
+                  struct ref_hit *hits);
 
 #endif

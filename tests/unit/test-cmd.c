@@ -7,6 +7,7 @@
  */
 #include <check.h>
 
+#include "refimpl.h"
 #include "runsuite.h"
 #include "replay.h"
 #include <stdarg.h>
@@ -299,6 +300,105 @@ START_TEST(test_query_job)
     ck_assert_str_eq(run_gone("QUERY", "dog", END), "");
     ck_assert_str_eq(run_gone("EXPLAIN", "dog", END), "");
     ck_assert_uint_eq(env.stats.jobs_running, 0);
+}
+END_TEST
+
+/* The words and scores of a RESP2 WITHSCORES reply into w (room for 16)
+ * and sc; returns how many. */
+static size_t parse_scored(const char *r, char w[][32], double *sc)
+{
+    size_t n = 0, len;
+    long items;
+
+    ck_assert(sscanf(r, "*%ld\r\n", &items) == 1);
+    r = strstr(r, "\r\n") + 2;
+    for (long i = 0; i < items; i += 2, n++) {
+        ck_assert(sscanf(r, "$%zu\r\n", &len) == 1 && len < 32);
+        r = strstr(r, "\r\n") + 2;
+        memcpy(w[n], r, len);
+        w[n][len] = '\0';
+        r += len + 2;
+        ck_assert(sscanf(r, "$%zu\r\n", &len) == 1);
+        r = strstr(r, "\r\n") + 2;
+        sc[n] = strtod(r, NULL);
+        r += len + 2;
+    }
+    return n;
+}
+
+/* The reply r against reference hits want. */
+static void same_as_ref(const char *r, const struct ref_hit *want, size_t nwant)
+{
+    char w[16][32];
+    double sc[16];
+    size_t n = parse_scored(r, w, sc);
+
+    ck_assert_msg(n == nwant, "%zu hits, reference %zu: %s", n, nwant, r);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *ww = akv_vocab_word(voc, want[i].id, &len);
+        ck_assert_msg(strlen(w[i]) == len && memcmp(w[i], ww, len) == 0, "hit %zu %s, want %.*s", i,
+                      w[i], (int)len, ww);
+        ck_assert_msg(fabs(sc[i] - want[i].score) <= 1e-12 * fmax(1, fabs(want[i].score)),
+                      "hit %zu score %.17g, want %.17g", i, sc[i], want[i].score);
+    }
+}
+
+/* The term vectors of words, in double. */
+static void terms_of(const char *const *words, size_t n, double *dst)
+{
+    for (size_t t = 0; t < n; t++) {
+        int64_t id = akv_vocab_find(voc, words[t], strlen(words[t]));
+        ck_assert(id >= 0);
+        for (uint32_t d = 0; d < 4; d++)
+            dst[t * 4 + d] = akv_vocab_vec(voc, (uint32_t)id)[d];
+    }
+}
+
+/* Word arithmetic through the command layer against tests/unit/refimpl.c:
+ * 3CosAdd's vector (ref_3cosadd), its ranking with the input words left
+ * out, ANALOGY, 3CosMul, RESTRICT and EXCLUDE. */
+START_TEST(test_word_arithmetic)
+{
+    static const char *const w1[] = {"cat", "toy", "one", "dog"};
+    struct ref_hit want[16];
+    double terms[4 * 4], r[4];
+    uint32_t excl[4];
+    size_t n;
+
+    /* cat + toy + one - dog, ranked by cosine, inputs excluded. */
+    terms_of(w1, 4, terms);
+    ref_3cosadd(terms, 3, 1, 4, r);
+    for (int i = 0; i < 4; i++)
+        excl[i] = (uint32_t)akv_vocab_find(voc, w1[i], strlen(w1[i]));
+    n = ref_rank_filtered(voc, r, AKV_METRIC_COSINE, 3, 0, excl, 4, want);
+    same_as_ref(run("NEIGHBORS", "cat", "POSITIVE", "toy", "one", "NEGATIVE", "dog", "COUNT", "3",
+                    "WITHSCORES", END),
+                want, n);
+    /* ANALOGY a b c = b + c - a. */
+    {
+        static const char *const w2[] = {"ball", "one", "toy"};
+        terms_of(w2, 3, terms);
+        ref_3cosadd(terms, 2, 1, 4, r);
+        for (int i = 0; i < 3; i++)
+            excl[i] = (uint32_t)akv_vocab_find(voc, w2[i], strlen(w2[i]));
+        n = ref_rank_filtered(voc, r, AKV_METRIC_COSINE, 4, 0, excl, 3, want);
+        same_as_ref(run("ANALOGY", "toy", "ball", "one", "COUNT", "4", "WITHSCORES", END), want, n);
+        /* RESTRICT 5 and an EXCLUDE on top. */
+        excl[3] = (uint32_t)akv_vocab_find(voc, "cat", 3);
+        n = ref_rank_filtered(voc, r, AKV_METRIC_COSINE, 4, 5, excl, 4, want);
+        same_as_ref(run("ANALOGY", "toy", "ball", "one", "COUNT", "4", "WITHSCORES", "RESTRICT",
+                        "5", "EXCLUDE", "cat", END),
+                    want, n);
+        /* 3CosMul. */
+        n = ref_cosmul(voc, terms, 2, 1, 4, 0, excl, 3, want);
+        same_as_ref(run("ANALOGY", "toy", "ball", "one", "COUNT", "4", "WITHSCORES", "COSMUL", END),
+                    want, n);
+    }
+    ck_assert_str_eq(run("NEIGHBORS", "cat", "POSITIVE", END),
+                     "-ERR POSITIVE needs at least one word\r\n");
+    ck_assert_str_eq(run("NEIGHBORS", "VECTOR", "VALUES", "3", "1", "2", "3", END),
+                     "-ERR vector dimension mismatch: got 3, the vocabulary's is 4\r\n");
 }
 END_TEST
 
@@ -2621,6 +2721,7 @@ static Suite *cmd_suite(void)
     tcase_add_test(tc, test_quit);
     tcase_add_test(tc, test_kv);
     tcase_add_test(tc, test_query_job);
+    tcase_add_test(tc, test_word_arithmetic);
     tcase_add_test(tc, test_query_batch);
     tcase_add_test(tc, test_query_errors);
     tcase_add_test(tc, test_text_commands);

@@ -232,6 +232,14 @@ START_TEST(test_skip)
     ck_assert_str_eq(words_of("\xe2\x80\x94", AKV_UNKNOWN_SKIP),
                      "ERR no known word in the text (unknown word '\xe2\x80\x94')");
     ck_assert_str_eq(words_of("", AKV_UNKNOWN_SKIP), "ERR empty text");
+    /* Punctuation split off skipped words is not the text's meaning: a
+     * text of nothing but punctuation is ("?!"), one that had words is not. */
+    ck_assert_str_eq(words_of("xyzzy!", AKV_UNKNOWN_SKIP),
+                     "ERR no known word in the text (unknown word 'xyzzy')");
+    ck_assert_str_eq(words_of("xyzzy, qqq!", AKV_UNKNOWN_SKIP),
+                     "ERR no known word in the text (unknown word 'xyzzy', ...)");
+    ck_assert_str_eq(words_of("xyzzy !", AKV_UNKNOWN_SKIP), "!");
+    ck_assert_str_eq(words_of("?!", AKV_UNKNOWN_SKIP), "?|!");
 }
 END_TEST
 

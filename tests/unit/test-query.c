@@ -45,6 +45,12 @@ static void check_hits(const struct akv_hit *got, size_t ngot, const struct ref_
     }
 }
 
+static int cmp_u32_test(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* A random text of 1 to max_words vocabulary words. */
 static void random_text(uint64_t *seed, size_t nvocab, int max_words, char *buf, size_t cap)
 {
@@ -183,7 +189,7 @@ static void run_random_queries_shaped(size_t nvocab, uint32_t dim, double scale,
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
         akv_store_snap_release(m.store, &snap);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
         snprintf(what, sizeof what, "seed %llu query %d '%s' attn %s metric %s k %u",
                  (unsigned long long)seed, i, text, akv_attn_mode_name(o.attn),
                  akv_metric_name(o.metric), o.k);
@@ -271,7 +277,7 @@ START_TEST(test_scores_jump_between_blocks)
         o.explain = 3;
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, akv_vocab_vec(voc, 0), &o, res), 0);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, weights);
         ck_assert_uint_eq(res->attended, m.n);
         check_hits(res->hits, res->nhits, want, nwant, mode ? "jump cosine" : "jump dot");
         /* w0 -> "w5 w6" takes almost all the weight. */
@@ -319,7 +325,7 @@ START_TEST(test_explain_weights)
         ck_assert_int_eq(ref_embed(voc, "w7 w9", qd), 0);
         akv_store_snap_take(m.store, &snap);
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-        ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, 5, want, weights);
+        ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, 5, want, weights);
         ck_assert_uint_eq(res->nhits, 0); /* skip_rank */
         ck_assert_uint_eq(res->nwhy, 10);
         for (size_t i = 0; i < res->nwhy; i++) {
@@ -428,7 +434,7 @@ START_TEST(test_overwrite_and_delete_follow_model)
     akv_store_snap_take(s, &snap);
     ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
     akv_store_snap_release(s, &snap);
-    n = ref_query(voc, e, 2, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+    n = ref_query(voc, e, 2, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
     ck_assert_uint_eq(res->attended, 2);
     check_hits(res->hits, res->nhits, want, n, "overwrite/delete");
     akv_store_destroy(s);
@@ -709,7 +715,7 @@ START_TEST(test_neighbor_lists)
             from_lists += (size_t)with[i].from_lists;
             for (uint32_t d = 0; d < DIM; d++)
                 qd[d] = q[i][d];
-            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, items[i].opts.temperature,
+            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, REF_TAU(items[i].opts),
                               items[i].opts.metric, items[i].opts.k, want, NULL);
             snprintf(what, sizeof what, "round %d item %d metric %s k %u lists %d", round, i,
                      akv_metric_name(items[i].opts.metric), items[i].opts.k, with[i].from_lists);
@@ -820,8 +826,7 @@ START_TEST(test_neighbor_lists_bound)
                 akv_store_snap_release(m.store, &snap);
                 same_result(with, without, (int)h);
                 from_lists += (size_t)with->from_lists;
-                nwant =
-                    ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+                nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
                 snprintf(what, sizeof what, "round %d weight %.3f metric %s lists %d", round,
                          heavy[h], akv_metric_name(o.metric), with->from_lists);
                 check_hits(with->hits, with->nhits, want, nwant, what);
@@ -1046,6 +1051,7 @@ START_TEST(test_payloads_match_reference)
         o.metric = (enum akv_metric)((i / 2) % 3);
         o.k = ks[(i / 6) % 3];
         o.temperature = (i / 18) % 2 ? 0.5 : 0.05;
+        o.temperature_dot = (i / 18) % 2 ? 1.0 : 3.0; /* dot: divided, or the original */
         /* Half the queries are a stored key: its entry dominates. */
         if (i % 4 < 2)
             snprintf(text, sizeof text, "%s", m.keys[(size_t)(i * 7) % m.n]);
@@ -1061,7 +1067,7 @@ START_TEST(test_payloads_match_reference)
 
         /* QUERY: the blend of the embedded values alone. */
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, weights);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, weights);
         ck_assert_uint_eq(res->attended, m.n);
         ck_assert_uint_eq(res->blended, m.n - m.n / 3);
         check_hits(res->hits, res->nhits, want, nwant, what);
@@ -1072,7 +1078,7 @@ START_TEST(test_payloads_match_reference)
         o.explain = 40;
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
         ck_assert_uint_eq(res->nwhy, 40);
-        ref_attend(voc, m.e, m.n, qd, o.attn, o.temperature, r, weights);
+        ref_attend(voc, m.e, m.n, qd, o.attn, REF_TAU(o), r, weights);
         emb = 0;
         for (size_t j = 0; j < m.n; j++)
             emb += m.e[j].payload ? 0 : weights[j];
@@ -1092,7 +1098,7 @@ START_TEST(test_payloads_match_reference)
         o.fget = 1;
         o.minweight = i % 3 == 0 ? 0.01 : 0;
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-        nwant = ref_fget(voc, m.e, m.n, qd, o.attn, o.temperature, o.k, o.minweight, vals);
+        nwant = ref_fget(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.k, o.minweight, vals);
         check_fget(&m, &snap, res, vals, nwant, what);
         ck_assert_uint_eq(res->nhits, 0);
     }
@@ -1213,7 +1219,7 @@ START_TEST(test_payloads_only_and_far_shifts)
     o.fget = 1;
     o.k = 5;
     ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-    nwant = ref_fget(voc, m.e, m.n, qd, o.attn, o.temperature, o.k, 0, vals);
+    nwant = ref_fget(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.k, 0, vals);
     ck_assert_uint_eq(nwant, 2);
     check_fget(&m, &snap, res, vals, nwant, "payloads only");
     akv_store_snap_release(m.store, &snap);
@@ -1231,7 +1237,7 @@ START_TEST(test_payloads_only_and_far_shifts)
     for (int metric = 0; metric < 3; metric++) {
         o.metric = (enum akv_metric)metric;
         ck_assert_int_eq(akv_query_run(m.store, &snap, q, &o, res), 0);
-        nwant = ref_query(voc, m.e, m.n, qd, o.attn, o.temperature, o.metric, o.k, want, NULL);
+        nwant = ref_query(voc, m.e, m.n, qd, o.attn, REF_TAU(o), o.metric, o.k, want, NULL);
         ck_assert_uint_eq(nwant, 5);
         check_hits(res->hits, res->nhits, want, nwant, "far shifts");
     }
@@ -1308,7 +1314,7 @@ START_TEST(test_payloads_neighbor_lists)
             from_lists += (size_t)with[i].from_lists;
             for (uint32_t d = 0; d < DIM; d++)
                 qd[d] = q[i][d];
-            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, items[i].opts.temperature,
+            nwant = ref_query(voc, m.e, m.n, qd, items[i].opts.attn, REF_TAU(items[i].opts),
                               items[i].opts.metric, items[i].opts.k, want, NULL);
             snprintf(what, sizeof what, "round %d item %d lists %d", round, i, with[i].from_lists);
             check_hits(with[i].hits, with[i].nhits, want, nwant, what);
@@ -1321,6 +1327,198 @@ START_TEST(test_payloads_neighbor_lists)
     akv_vocab_destroy(voc);
     free(with);
     free(without);
+    free(want);
+}
+END_TEST
+
+/* The reference's answer under the options of it (its exclusions,
+ * RESTRICT, MAXDIST, WITHSIMILARITY, MINSCORE), against r. */
+static size_t ref_filtered(const struct akv_vocab *voc, const struct akv_query_item *it,
+                           const double *r, struct ref_hit *want)
+{
+    const struct akv_query_opts *o = &it->opts;
+    uint32_t dim = akv_vocab_dim(voc);
+    size_t n = ref_rank_filtered(voc, r, o->metric, o->k, o->restrict_n, it->exclude, it->nexclude,
+                                 want),
+           j = 0;
+    double rr = 0;
+
+    for (uint32_t d = 0; d < dim; d++)
+        rr += r[d] * r[d];
+    for (size_t i = 0; i < n; i++) {
+        struct ref_hit h = want[i];
+        if (o->use_maxdist && o->metric == AKV_METRIC_L2 && !(h.score <= o->maxdist))
+            continue;
+        if (o->similarity && o->metric != AKV_METRIC_COSINE) {
+            const float *x = akv_vocab_vec(voc, h.id);
+            double xr = 0, xx = 0;
+            for (uint32_t d = 0; d < dim; d++) {
+                xr += x[d] * r[d];
+                xx += (double)x[d] * x[d];
+            }
+            h.score = xx > 0 && rr > 0 ? xr / sqrt(xx * rr) : 0;
+        }
+        if (o->use_minscore && !(h.score >= o->minscore))
+            continue;
+        want[j++] = h;
+    }
+    return j;
+}
+
+/* EXCLUDE, RESTRICT, MAXDIST, MINSCORE, WITHSIMILARITY, TEMPERATURE under
+ * dot and 3CosMul items, batched with plain ones and with neighbor lists:
+ * every answer is the reference's, and the lists still answer filtered
+ * queries. */
+START_TEST(test_filters_and_cosmul)
+{
+    enum { NV = 2000, DIM = 16, N = 24 };
+    struct akv_vocab *voc = tu_random_vocab(NV, DIM, 1.0, 4242);
+    struct akv_nbcache *cache;
+    struct akv_query_item items[N];
+    struct akv_query_result *res = malloc(N * sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want), top[4];
+    struct akv_store_snap snap;
+    struct model m;
+    float q[N][DIM], terms[N][3 * DIM];
+    double qd[DIM], r[DIM], td[3 * DIM];
+    uint32_t excl[N][4];
+    char key[32], val[32], err[256], what[160];
+    uint64_t seed = 17;
+    size_t from_lists = 0, filtered = 0;
+
+    ck_assert_int_eq(akv_nbcache_create(&cache, 1000), 0);
+    model_init(&m, voc, 300);
+    while (m.n < 300) {
+        snprintf(key, sizeof key, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        snprintf(val, sizeof val, "w%u", (unsigned)(tu_rand(&seed) % NV));
+        model_add(&m, voc, key, val);
+    }
+    akv_store_snap_take(m.store, &snap);
+    /* Each batch computes the lists of a few values (LIST_FILLS, the
+     * heaviest first), so the later rounds find the lists of the twelve
+     * keys queried. */
+    /* The later rounds cycle through the scan kernels this CPU runs. */
+    for (int round = 0; round < 8 + 3; round++) {
+        static const char *const kernels[] = {"portable", "avx2", "avx512vnni"};
+        if (round >= 8 && akv_rank_set_kernel(kernels[round - 8]) < 0)
+            continue;
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            const char *text = m.keys[(size_t)i % 12];
+            ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+            memset(it, 0, sizeof *it);
+            akv_query_opts_default(&it->opts);
+            it->q = q[i];
+            it->res = &res[i];
+            it->nbcache = cache;
+            it->opts.metric = (enum akv_metric)(i % 2); /* l2 or cosine: lists apply */
+            it->opts.attn = AKV_ATTN_COSINE;
+            it->opts.temperature = 0.002;
+            it->opts.k = (const unsigned[]){1, 5, 20}[(i / 2) % 3];
+            if (i % 8 == 7) { /* NEIGHBORS */
+                it->vocab = voc;
+            } else {
+                it->store = m.store;
+                it->snap = &snap;
+            }
+            if (i % 8 == 6) { /* dot attention with a temperature */
+                it->opts.attn = AKV_ATTN_DOT;
+                it->opts.temperature_dot = (const double[]){0.5, 3, 1}[round % 3];
+            }
+            if (i % 3 == 0) {
+                /* The best words of the unfiltered answer are excluded. */
+                for (uint32_t d = 0; d < DIM; d++)
+                    qd[d] = q[i][d];
+                if (it->store)
+                    ref_attend(voc, m.e, m.n, qd, it->opts.attn, REF_TAU(it->opts), r, NULL);
+                else
+                    memcpy(r, qd, sizeof r);
+                size_t nt = ref_rank(voc, r, it->opts.metric, 3, top);
+                for (size_t t = 0; t < nt; t++)
+                    excl[i][t] = top[t].id;
+                qsort(excl[i], nt, sizeof excl[i][0], cmp_u32_test);
+                it->exclude = excl[i];
+                it->nexclude = nt;
+            }
+            if (i % 4 == 1)
+                it->opts.restrict_n = 900;
+            if (i % 5 == 2) {
+                it->opts.similarity = 1;
+                it->opts.use_minscore = 1;
+                it->opts.minscore = 0.3;
+            }
+            if (i % 5 == 3 && it->opts.metric == AKV_METRIC_L2) {
+                it->opts.use_maxdist = 1;
+                it->opts.maxdist = 2.5;
+            }
+            if (i % 16 == 15) { /* NEIGHBORS by 3CosMul over three words */
+                it->cosmul = 1;
+                it->npos = 2;
+                it->nneg = 1;
+                for (unsigned t = 0; t < 3; t++)
+                    memcpy(terms[i] + t * DIM, akv_vocab_vec(voc, (uint32_t)(7 * i + t + round)),
+                           DIM * sizeof(float));
+                it->terms = terms[i];
+            }
+        }
+        ck_assert_int_eq(akv_query_run_many(items, N), 0);
+        if (round == 7) {
+            /* Alone, each item gets what it got in the batch. */
+            struct akv_query_result *one = malloc(sizeof *one);
+            for (int i = 0; i < N; i++) {
+                struct akv_query_item it = items[i];
+                it.res = one;
+                ck_assert_int_eq(akv_query_run_many(&it, 1), 0);
+                ck_assert_int_eq(it.rc, 0);
+                ck_assert_uint_eq(one->nhits, res[i].nhits);
+                for (size_t h = 0; h < one->nhits; h++) {
+                    ck_assert_uint_eq(one->hits[h].id, res[i].hits[h].id);
+                    ck_assert(one->hits[h].score == res[i].hits[h].score);
+                }
+            }
+            free(one);
+        }
+        for (int i = 0; i < N; i++) {
+            struct akv_query_item *it = &items[i];
+            size_t nwant;
+            ck_assert_int_eq(it->rc, 0);
+            for (uint32_t d = 0; d < DIM; d++)
+                qd[d] = q[i][d];
+            if (it->cosmul) {
+                for (size_t d = 0; d < 3 * DIM; d++)
+                    td[d] = terms[i][d];
+                nwant = ref_cosmul(voc, td, 2, 1, it->opts.k, it->opts.restrict_n, it->exclude,
+                                   it->nexclude, want);
+                if (it->opts.use_minscore) {
+                    size_t j = 0;
+                    for (size_t h = 0; h < nwant; h++)
+                        if (want[h].score >= it->opts.minscore)
+                            want[j++] = want[h];
+                    nwant = j;
+                }
+            } else {
+                if (it->store)
+                    ref_attend(voc, m.e, m.n, qd, it->opts.attn, REF_TAU(it->opts), r, NULL);
+                else
+                    memcpy(r, qd, sizeof r);
+                nwant = ref_filtered(voc, it, r, want);
+            }
+            snprintf(what, sizeof what, "round %d item %d metric %s k %u lists %d", round, i,
+                     akv_metric_name(it->opts.metric), it->opts.k, res[i].from_lists);
+            check_hits(res[i].hits, res[i].nhits, want, nwant, what);
+            if (it->nexclude > 0 || it->opts.restrict_n > 0) {
+                filtered++;
+                from_lists += (size_t)res[i].from_lists;
+            }
+        }
+    }
+    ck_assert_msg(from_lists > 0, "no filtered query of %zu was answered from lists", filtered);
+    akv_rank_set_kernel("auto");
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_nbcache_destroy(cache);
+    akv_vocab_destroy(voc);
+    free(res);
     free(want);
 }
 END_TEST
@@ -1351,6 +1549,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_payloads_kernels_and_batches_agree);
     tcase_add_test(tc, test_payloads_only_and_far_shifts);
     tcase_add_test(tc, test_payloads_neighbor_lists);
+    tcase_add_test(tc, test_filters_and_cosmul);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -216,8 +216,14 @@ START_TEST(test_batches_and_parts)
          * test_threads_share_a_scan). */
         for (unsigned parts = 0; parts <= 6; parts++) {
             for (int j = 0; j < NQ; j++)
-                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3),
-                                                j == 4 ? 0 : 3 + (unsigned)j * 7, got[j], 99};
+                reqs[j] = (struct akv_rank_req){r[j],
+                                                (enum akv_metric)(j % 3),
+                                                j == 4 ? 0 : 3 + (unsigned)j * 7,
+                                                got[j],
+                                                99,
+                                                0,
+                                                NULL,
+                                                0};
             if (parts == 0) {
                 ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
             } else {
@@ -284,8 +290,8 @@ START_TEST(test_threads_share_a_scan)
             struct scan_thread ts[NTHREADS];
 
             for (int j = 0; j < NQ; j++)
-                reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3,
-                                                got[j], 99};
+                reqs[j] = (struct akv_rank_req){
+                    r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j * 3, got[j], 99, 0, NULL, 0};
             ck_assert_int_eq(akv_rank_scan_begin(v, reqs, NQ, NTHREADS + 1, &s), 0);
             for (unsigned t = 0; t < NTHREADS; t++) {
                 ts[t] = (struct scan_thread){s, t + 1};
@@ -335,8 +341,8 @@ START_TEST(test_large_batch)
         if (akv_rank_set_kernel(kernels[kn]) < 0)
             continue;
         for (int j = 0; j < NQ; j++)
-            reqs[j] = (struct akv_rank_req){r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8,
-                                            got[j], 0};
+            reqs[j] = (struct akv_rank_req){
+                r[j], (enum akv_metric)(j % 3), 1 + (unsigned)j % 8, got[j], 0, 0, NULL, 0};
         ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
         for (int j = 0; j < NQ; j++) {
             char what[96];
@@ -396,6 +402,178 @@ START_TEST(test_kernel_selection)
 }
 END_TEST
 
+/* The skip list of request j: the best few words of its unfiltered
+ * answer (so that the filter changes it), plus every fifth of some ids. */
+static size_t make_skip(const struct akv_vocab *v, const double *r, enum akv_metric m, int j,
+                        uint32_t *skip)
+{
+    struct ref_hit top[8];
+    size_t n = 0, nt = ref_rank(v, r, m, j % 4 == 0 ? 0 : 1 + (unsigned)j % 8, top);
+
+    for (size_t i = 0; i < nt; i++)
+        skip[n++] = top[i].id;
+    for (uint32_t id = 3; j % 3 == 1 && id < 200 && id < akv_vocab_count(v); id += 5)
+        skip[n++] = id;
+    return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* RESTRICT and EXCLUDE in the scan: every kernel, each request alone and
+ * all of them in one batch, give the exhaustive ranking of the words
+ * allowed (a word left out must not raise the threshold: the skipped words
+ * are the best ones). */
+START_TEST(test_filters_match_exhaustive)
+{
+    enum { NQ = 12 };
+    static const uint32_t limits[] = {0, 1, 17, 700, 4000, 99999};
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct akv_hit *got[NQ];
+    uint32_t skip[NQ][64];
+    size_t nskip[NQ];
+    double r[NQ][100];
+    struct akv_rank_req reqs[NQ];
+    uint64_t seed = 77;
+    int checked = 0;
+
+    for (int j = 0; j < NQ; j++)
+        got[j] = malloc(AKV_K_MAX * sizeof *got[j]);
+    for (uint32_t dim = 64; dim <= 100; dim += 36) {
+        struct akv_vocab *v = awkward_vocab(5003, dim, seed++);
+        for (int j = 0; j < NQ; j++) {
+            random_query(&seed, v, j, r[j]);
+            nskip[j] = make_skip(v, r[j], (enum akv_metric)(j % 3), j, skip[j]);
+            qsort(skip[j], nskip[j], sizeof skip[j][0], cmp_u32);
+        }
+        for (size_t kn = 0; kn < NKERNELS; kn++) {
+            if (akv_rank_set_kernel(kernels[kn]) < 0)
+                continue;
+            for (int alone = 0; alone < 2; alone++) {
+                for (int j = 0; j < NQ; j++)
+                    reqs[j] = (struct akv_rank_req){r[j],
+                                                    (enum akv_metric)(j % 3),
+                                                    j % 5 == 4 ? 40 : 1 + (unsigned)j % 6,
+                                                    got[j],
+                                                    0,
+                                                    limits[j % 6],
+                                                    skip[j],
+                                                    nskip[j]};
+                if (alone)
+                    for (int j = 0; j < NQ; j++)
+                        ck_assert_uint_eq(akv_rank_many(v, &reqs[j], 1), 1);
+                else
+                    ck_assert_uint_eq(akv_rank_many(v, reqs, NQ), NQ);
+                for (int j = 0; j < NQ; j++) {
+                    char what[160];
+                    size_t nw = ref_rank_filtered(v, r[j], reqs[j].m, reqs[j].k, reqs[j].limit,
+                                                  skip[j], nskip[j], want);
+                    snprintf(what, sizeof what, "%s dim %u %s request %d limit %u skip %zu",
+                             kernels[kn], dim, alone ? "alone" : "batched", j, reqs[j].limit,
+                             nskip[j]);
+                    same_hits(reqs[j].hits, reqs[j].nhits, want, nw, what);
+                    for (size_t i = 0; i < reqs[j].nhits; i++)
+                        ck_assert(
+                            akv_rank_admits(reqs[j].hits[i].id, reqs[j].limit, skip[j], nskip[j]));
+                    checked++;
+                }
+            }
+        }
+        akv_vocab_destroy(v);
+    }
+    ck_assert_int_ge(checked, 2 * 2 * NQ);
+    akv_rank_set_kernel("auto");
+    for (int j = 0; j < NQ; j++)
+        free(got[j]);
+    free(want);
+}
+END_TEST
+
+/* 3CosMul: with either estimate (portable, or AVX2 through the x86
+ * kernels), in one chunk or several merged, batched, filtered or not, the
+ * exhaustive double ranking of tests/refimpl.c. */
+START_TEST(test_cosmul_matches_exhaustive)
+{
+    enum { NQ = 6, K = 10 };
+    uint64_t seed = 99;
+    struct ref_hit want[K];
+    struct akv_vocab *v = awkward_vocab(3001, 100, seed);
+    uint32_t dim = akv_vocab_dim(v), skip[NQ][64];
+    double *terms = malloc((size_t)NQ * 4 * dim * sizeof *terms);
+    float *termsf = malloc((size_t)NQ * 4 * dim * sizeof *termsf);
+    struct akv_cosmul_req reqs[NQ];
+    struct akv_hit *hits = malloc((size_t)NQ * K * sizeof *hits), part[K], merged[K];
+    size_t nhits[NQ], nskip[NQ];
+    int checked = 0;
+
+    for (int j = 0; j < NQ; j++) {
+        unsigned npos = 1 + (unsigned)j % 2, nneg = (unsigned)j % 3, nt = npos + nneg;
+        double *u = terms + (size_t)j * 4 * dim;
+        for (unsigned t = 0; t < nt; t++) {
+            /* Terms are words (as ANALOGY's are) or random directions. */
+            const float *x = akv_vocab_vec(v, (uint32_t)(10 + 7 * j + t));
+            double nn = 0;
+            for (uint32_t d = 0; d < dim; d++) {
+                u[t * dim + d] = t % 2 ? tu_uniform(&seed, -1, 1) : x[d];
+                nn += u[t * dim + d] * u[t * dim + d];
+            }
+            for (uint32_t d = 0; d < dim; d++) {
+                u[t * dim + d] /= sqrt(nn);
+                termsf[(size_t)j * 4 * dim + t * dim + d] = (float)u[t * dim + d];
+            }
+        }
+        nskip[j] = 0;
+        for (uint32_t id = 10 + 7 * (uint32_t)j; j % 2 == 0 && nskip[j] < 3; id++)
+            skip[j][nskip[j]++] = id; /* the input words, as ANALOGY skips them */
+        reqs[j] = (struct akv_cosmul_req){u,
+                                          termsf + (size_t)j * 4 * dim,
+                                          npos,
+                                          nneg,
+                                          j == 5 ? 1 : K,
+                                          j % 3 == 2 ? 500 : 0,
+                                          skip[j],
+                                          nskip[j]};
+    }
+    for (size_t kn = 0; kn < NKERNELS; kn++) {
+        if (akv_rank_set_kernel(kernels[kn]) < 0)
+            continue;
+        for (uint32_t chunk = 3001; chunk >= 1000 && chunk <= 3001; chunk -= 2001) {
+            /* Each chunk into its own lists, merged as query.c merges the
+             * parts. */
+            size_t nm[NQ] = {0};
+            struct akv_hit all[NQ][K];
+            for (uint32_t r0 = 0; r0 < 3001; r0 += chunk) {
+                uint32_t r1 = r0 + chunk < 3001 ? r0 + chunk : 3001;
+                memset(nhits, 0, sizeof nhits);
+                akv_rank_cosmul(v, reqs, NQ, r0, r1, hits, K, nhits);
+                for (int j = 0; j < NQ; j++) {
+                    memcpy(part, hits + (size_t)j * K, nhits[j] * sizeof *part);
+                    nm[j] = akv_rank_merge_sim(all[j], nm[j], part, nhits[j], reqs[j].k, merged);
+                    memcpy(all[j], merged, nm[j] * sizeof *merged);
+                }
+            }
+            for (int j = 0; j < NQ; j++) {
+                char what[120];
+                size_t nw = ref_cosmul(v, reqs[j].units, reqs[j].npos, reqs[j].nneg, reqs[j].k,
+                                       reqs[j].limit, skip[j], nskip[j], want);
+                snprintf(what, sizeof what, "cosmul %s chunk %u request %d", kernels[kn], chunk, j);
+                same_hits(all[j], nm[j], want, nw, what);
+                checked++;
+            }
+        }
+    }
+    ck_assert_int_ge(checked, 2 * NQ);
+    akv_rank_set_kernel("auto");
+    akv_vocab_destroy(v);
+    free(terms);
+    free(termsf);
+    free(hits);
+}
+END_TEST
+
 static Suite *rank_suite(void)
 {
     Suite *s = suite_create("rank");
@@ -409,6 +587,8 @@ static Suite *rank_suite(void)
     tcase_add_test(tc, test_large_batch);
     tcase_add_test(tc, test_nothing_prunable);
     tcase_add_test(tc, test_kernel_selection);
+    tcase_add_test(tc, test_filters_match_exhaustive);
+    tcase_add_test(tc, test_cosmul_matches_exhaustive);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -374,7 +374,7 @@ START_TEST(test_exact_store_queries)
         akv_store_snap_take(s, &snap);
         ck_assert_int_eq(akv_query_run(s, &snap, q, &o, res), 0);
         akv_store_snap_release(s, &snap);
-        ck_assert(ref_attend(voc, e, have, qd, o.attn, o.temperature, r, NULL));
+        ck_assert(ref_attend(voc, e, have, qd, o.attn, REF_TAU(o), r, NULL));
         float_scan(r, o.metric, o.k, scores, best);
         ck_assert_uint_eq(res->nhits, o.k);
         snprintf(what, sizeof what, "QUERY %s attn %s metric %s", word, akv_attn_mode_name(o.attn),

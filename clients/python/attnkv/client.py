@@ -191,7 +191,8 @@ class Database:
         _opt(args, "COUNT", count)
         _opt(args, "ATTENTION", attention)
         _opt(args, "TEMPERATURE", temperature)
-        return [Explained(_text(k), _text(v), float(w)) for k, v, w in self._call(*args)]
+        return [Explained(_text(k), _text(v), float(w))
+                for k, v, w in _answer(self._call(*args))]
 
     def fget(self, text: str, count: Optional[int] = 5, *, withscores: bool = False,
              attention: Optional[Attention] = None, temperature: Optional[float] = None,
@@ -208,7 +209,7 @@ class Database:
         _opt(args, "ATTENTION", attention)
         _opt(args, "TEMPERATURE", temperature)
         _opt(args, "MINWEIGHT", minweight)
-        reply = self._call(*args)
+        reply = _answer(self._call(*args))
         if not withscores:
             return [_text(v) for v in reply]
         return [Valued(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
@@ -237,6 +238,22 @@ class Database:
         if withscores:
             args.append("WITHSCORES")
         _opt(args, "METRIC", metric)
+        return _hits(self._call(*args), withscores)
+
+    def analogy(self, a: str, b: str, c: str, count: Optional[int] = 5, *,
+                withscores: bool = False, cosmul: bool = False,
+                restrict: Optional[int] = None) -> Union[List[str], List[Hit]]:
+        """a is to b as c is to which words: ANALOGY (gensim's most_similar
+        with positive [b, c] and negative [a]; with cosmul, its
+        most_similar_cosmul). The input words are never answered; restrict
+        ranks only that many of the most frequent words."""
+        args: List[Any] = ["ANALOGY", a, b, c]
+        _opt(args, "COUNT", count)
+        if withscores:
+            args.append("WITHSCORES")
+        if cosmul:
+            args.append("COSMUL")
+        _opt(args, "RESTRICT", restrict)
         return _hits(self._call(*args), withscores)
 
     def similarity(self, a: str, b: str) -> float:
@@ -359,7 +376,23 @@ def _opt(args: List[Any], name: str, value: Any) -> None:
         args += [name, value]
 
 
+def _answer(reply: Sequence[Any]) -> Sequence[Any]:
+    # A daemon set to unknown-words skip ends the reply of a text that had
+    # unknown words with ["skipped", [word ...]] ({"skipped": [...]} in
+    # RESP3): not part of the answer.
+    if reply:
+        last = reply[-1]
+        if isinstance(last, dict) and len(last) == 1 and _text(next(iter(last))) == "skipped":
+            return reply[:-1]
+        if (isinstance(last, (list, tuple)) and len(last) == 2
+                and isinstance(last[0], (str, bytes)) and _text(last[0]) == "skipped"
+                and isinstance(last[1], (list, tuple))):
+            return reply[:-1]
+    return reply
+
+
 def _hits(reply: Sequence[Union[str, bytes]], withscores: bool) -> Union[List[str], List[Hit]]:
+    reply = _answer(reply)
     if not withscores:
         return [_text(w) for w in reply]
     return [Hit(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
