@@ -127,7 +127,8 @@ CATEGORIES = [
     ("tool", "hammer screwdriver wrench", "pliers chisel drill shovel spanner rake axe"),
     ("drink", "coffee tea juice", "beer wine milk soda whisky vodka lemonade"),
     ("body", "arm leg hand", "finger knee elbow shoulder ankle wrist neck"),
-    ("profession", "doctor teacher lawyer", "nurse engineer farmer plumber carpenter pilot dentist"),
+    ("profession", "doctor teacher lawyer",
+     "nurse engineer farmer plumber carpenter pilot dentist"),
     ("weather", "rain snow wind", "storm fog hail thunder drizzle sleet blizzard"),
     ("metal", "iron copper gold", "silver zinc aluminum nickel platinum titanium bronze"),
     ("emotion", "happiness anger sadness", "fear joy grief jealousy disgust anxiety sorrow"),
@@ -681,7 +682,8 @@ def fget_reference(voc, entries, K, word, att, temp):
     if att == "dot":
         s = K @ q / (1.0 if temp is None else temp)
     else:
-        s = (K @ q) / (np.linalg.norm(K, axis=1) * np.linalg.norm(q)) / (0.1 if temp is None else temp)
+        cos = (K @ q) / (np.linalg.norm(K, axis=1) * np.linalg.norm(q))
+        s = cos / (0.1 if temp is None else temp)
     w = np.exp(s - s.max())
     w /= w.sum()
     tot = {}
@@ -793,17 +795,21 @@ def bench_category(port, voc, KeyedVectors, res):
 
 # --- timing ---------------------------------------------------------------------
 
-def latencies(r, cmds):
-    ts = []
-    for c in cmds:
-        t0 = time.perf_counter()
-        try:
-            r.execute_command(*c)
-        except redis.ResponseError as e:
-            return {"error": str(e)}
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return {"p50_ms": pctl(ts, 50), "p99_ms": pctl(ts, 99), "mean_ms": sum(ts) / len(ts),
-            "n": len(ts)}
+def latencies(r, words, cmds=("QUERY", "FGET", "PING")):
+    """Per command, the latency of `cmd w COUNT 1` for every word (PING: the
+    round trip alone), one request at a time, the commands taking turns so
+    that the machine's drift falls on all alike."""
+    ts = {c: [] for c in cmds}
+    for w in words:
+        for c in cmds:
+            t0 = time.perf_counter()
+            try:
+                r.execute_command(*((c,) if c == "PING" else (c, w, "COUNT", 1)))
+            except redis.ResponseError as e:
+                return {c: {"error": str(e)} for c in cmds}
+            ts[c].append((time.perf_counter() - t0) * 1e3)
+    return {c: {"p50_ms": pctl(t, 50), "p99_ms": pctl(t, 99), "mean_ms": sum(t) / len(t),
+                "n": len(t)} for c, t in ts.items()}
 
 
 def bench_timing(port, voc, quick, res):
@@ -814,16 +820,16 @@ def bench_timing(port, voc, quick, res):
     qwords = [held[i % len(held)] for i in range(n)]
     rnd = random.Random(SEED)
     common = [w for w in voc.words[:50000] if w.isascii() and w.isalpha()]
-    stores = [("category store, 3 exemplars", [(e, c["name"]) for c in cats for e in c["exemplars"]]),
+    stores = [("category store, 3 exemplars",
+               [(e, c["name"]) for c in cats for e in c["exemplars"]]),
               ("10,000 random common words", list(zip(rnd.sample(common, 10000),
                                                       [rnd.choice(common) for _ in range(10000)])))]
     out = []
     for label, entries in stores:
         load_store(r, entries)
         row = {"store": label, "entries": len(entries)}
-        for cmd in ("QUERY", "FGET"):
-            pipelined(r, [(cmd, w, "COUNT", 1) for w in qwords[:20]])  # warm up
-            row[cmd] = latencies(r, [(cmd, w, "COUNT", 1) for w in qwords])
+        pipelined(r, [(cmd, w, "COUNT", 1) for w in qwords[:20] for cmd in ("QUERY", "FGET")])
+        row.update(latencies(r, qwords))
         out.append(row)
         log("timing %s done" % label)
     res["timing"] = out
@@ -889,8 +895,8 @@ def print_tables(res):
             if "error" in a["methods"][m]:
                 p("%s: %s\n" % (m, a["methods"][m]["error"]))
         if ok:
-            hdr = "| section | questions |" + "".join(" %s attnkv | %s gensim |" % (m, m) for m in ok)
-            p(hdr)
+            p("| section | questions |" + "".join(" %s attnkv | %s gensim |" % (m, m)
+                                                 for m in ok))
             p("| --- | ---: |" + " ---: | ---: |" * len(ok))
             for sec in a["sections"]:
                 s0 = a["methods"][ok[0]]["per_section"].get(sec)
@@ -899,8 +905,8 @@ def print_tables(res):
                 cells = ""
                 for m in ok:
                     s = a["methods"][m]["per_section"][sec]
-                    cells += " %s | %s |" % (pct(s["attnkv"], s["n"]),
-                                             pct(s["gensim"], s["n"]) if "same" in a["methods"][m] else "-")
+                    g = pct(s["gensim"], s["n"]) if "same" in a["methods"][m] else "-"
+                    cells += " %s | %s |" % (pct(s["attnkv"], s["n"]), g)
                 p("| %s | %d |%s" % (sec, s0["n"], cells))
             cells = ""
             for m in ok:
@@ -910,7 +916,8 @@ def print_tables(res):
                                                  if "same" in mm else "-")
             p("| total | %d |%s" % (a["covered"], cells))
             p("")
-            p("| method | same answer as gensim | ties (float32) | different | attnkv s | gensim s |")
+            p("| method | same answer as gensim | ties (float32) | different | attnkv s "
+              "| gensim s |")
             p("| --- | ---: | ---: | ---: | ---: | ---: |")
             for m in ok:
                 mm = a["methods"][m]
@@ -944,7 +951,8 @@ def print_tables(res):
                 t = row["temperature"]
                 p("| %s (%d entries) | %s | %s | %s | %s | %s |" % (
                     label, st["entries"], row["attention"],
-                    "default" if t is None else t, acc_cell(row["query"]), acc_cell(row.get("fget")),
+                    "default" if t is None else t, acc_cell(row["query"]),
+                    acc_cell(row.get("fget")),
                     "-" if "fget_equals_reference" not in row else
                     "%d / %d" % (row["fget_equals_reference"], row["fget"]["n"])))
         p("")
@@ -970,16 +978,19 @@ def print_tables(res):
                 if "gensim_correct" in dm else "",
                 ", same answer %d of %d" % (dm["agree"], dm["sets"]) if "agree" in dm else ""))
     if "timing" in res:
-        p("### FGET against QUERY latency (one request at a time, COUNT 1)\n")
-        p("| store | QUERY p50 / p99 | FGET p50 / p99 | QUERY / FGET (p50) |")
-        p("| --- | ---: | ---: | ---: |")
+        p("### FGET against QUERY latency (one request at a time, COUNT 1, taking turns)\n")
+        p("| store | QUERY p50 / p99 | FGET p50 / p99 | QUERY / FGET (p50) "
+          "| PING p50 (the round trip) |")
+        p("| --- | ---: | ---: | ---: | ---: |")
         for row in res["timing"]:
             def cell(x):
                 return x["error"] if "error" in x else "%.3f / %.3f ms" % (x["p50_ms"], x["p99_ms"])
             q, f = row["QUERY"], row["FGET"]
             ratio = "-" if "error" in q or "error" in f else "%.1f x" % (q["p50_ms"] / f["p50_ms"])
-            p("| %s (%d entries) | %s | %s | %s |" % (row["store"], row["entries"], cell(q),
-                                                     cell(f), ratio))
+            pg = row.get("PING", {})
+            p("| %s (%d entries) | %s | %s | %s | %s |" % (
+                row["store"], row["entries"], cell(q), cell(f), ratio,
+                "%.3f ms" % pg["p50_ms"] if "p50_ms" in pg else "-"))
         p("")
 
 
@@ -1001,7 +1012,8 @@ def revision(where):
     try:
         rev = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain",
+                                "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + (" (modified)" if dirty else "") if rev else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -1031,7 +1043,17 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="a twentieth of the analogies, fewer timed requests (to test the script)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    ap.add_argument("--table", metavar="FILE",
+                    help="only print the tables of a run saved with --json")
     a = ap.parse_args()
+    if a.table:
+        try:
+            with open(a.table) as f:
+                print_tables(json.load(f))
+        except (OSError, ValueError, KeyError) as e:
+            log("%s: not a saved run: %s" % (a.table, e))
+            return 1
+        return 0
     parts = [x.strip() for x in a.only.split(",") if x.strip()]
     for x in parts:
         if x not in ("wordsim", "analogy", "category", "timing"):
