@@ -860,8 +860,9 @@ def print_tables(res):
     p = print
     meta = res["meta"]
     p("## Answer quality (`bench/quality.py`)\n")
-    p("%s, %s, revision %s; vectors %s (%d words, %d dimensions); gensim %s.\n" % (
-        meta["date"], meta["machine"], meta["revision"], os.path.basename(meta["vectors"]),
+    p("%s, %s, revision %s (%s build); vectors %s (%d words, %d dimensions); gensim %s.\n" % (
+        meta["date"], meta["machine"], meta["revision"], meta.get("buildtype") or "unknown",
+        os.path.basename(meta["vectors"]),
         meta["words"], meta["dim"], meta["gensim"] or "not installed (columns skipped)"))
     sv = res.get("same_vectors")
     if sv:
@@ -1007,6 +1008,22 @@ def machine():
     return "%d CPUs, %s" % (os.cpu_count() or 0, model or platform.machine())
 
 
+def buildtype(exe):
+    """The meson buildtype of the build directory holding exe, or None."""
+    d = os.path.dirname(exe)
+    while d != os.path.dirname(d):
+        info = os.path.join(d, "meson-info", "intro-buildoptions.json")
+        if os.path.exists(info):
+            try:
+                with open(info) as f:
+                    return next((o["value"] for o in json.load(f) if o["name"] == "buildtype"),
+                                None)
+            except (OSError, ValueError, KeyError):
+                return None
+        d = os.path.dirname(d)
+    return None
+
+
 def revision(where):
     """The short commit of the repository holding `where`."""
     try:
@@ -1078,6 +1095,7 @@ def main():
         res = {"meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": machine(), "revision": revision(os.path.dirname(exe)), "daemon": exe,
+            "buildtype": buildtype(exe),
             "vectors": a.vectors, "words": voc.count, "dim": voc.dim,
             "gensim": gver, "command": " ".join(["bench/quality.py"] + sys.argv[1:]),
             "loadavg_start": os.getloadavg()[0]}}
