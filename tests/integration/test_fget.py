@@ -15,6 +15,7 @@ Run alone: meson test -C build daemon-fget, or
 """
 
 import math
+import struct
 import os
 import socket
 import sys
@@ -362,6 +363,35 @@ def test_realvec_example_and_semantic_cache(env):
     ex = c.cmd("EXPLAIN", "puppy food", "COUNT", 2, "WITHBLEND")
     assert ex[0][0] == "dog food" and ex[0][4] == "payload" and float(ex[0][3]) == 0, ex
     assert ex[1][4] == "embedded" and float(ex[1][3]) > float(ex[1][2]), ex
+    # The query vector is built as QUERY's: a vector in gives the same
+    # answer as its text, arithmetic moves it, UNKNOWN skip drops words.
+    c.cmd("SET", "queen", "royalty")
+    c.cmd("SET", "man", "person")
+    blob = raw(c.cmd("EMBED", "kitten", "RAW"))
+    want = c.cmd("FGET", "kitten", "WITHSCORES", "COUNT", 3)
+    assert c.cmd("FGET", "VECTOR", "FP32", blob, "WITHSCORES", "COUNT", 3) == want
+    vals = [str(v) for v in struct.unpack("<%df" % (len(blob) // 4), blob)]
+    assert c.cmd("FGET", "VECTOR", "VALUES", len(vals), *vals, "WITHSCORES", "COUNT", 3) == want
+    assert c.cmd("FGET", "kitten zzqqxxj", "UNKNOWN", "skip", "WITHSCORES", "COUNT", 3) == \
+        want + [["skipped", ["zzqqxxj"]]]
+    # 3CosAdd: king/|king| + woman/|woman| - man/|man|, scaled to length 1.
+    rows = {}
+    for w in ("king", "woman", "man"):
+        b = raw(c.cmd("EMBED", w, "RAW"))
+        rows[w] = struct.unpack("<%df" % (len(b) // 4), b)
+    norm = {w: math.sqrt(sum(x * x for x in r)) for w, r in rows.items()}
+    v = [rows["king"][i] / norm["king"] + rows["woman"][i] / norm["woman"] -
+         rows["man"][i] / norm["man"] for i in range(len(rows["king"]))]
+    n = math.sqrt(sum(x * x for x in v))
+    v = [repr(x / n) for x in v]
+    arith = pairs(c.cmd("FGET", "king", "POSITIVE", "woman", "NEGATIVE", "man", "WITHSCORES",
+                        "COUNT", 3))
+    byvec = pairs(c.cmd("FGET", "VECTOR", "VALUES", len(v), *v, "WITHSCORES", "COUNT", 3))
+    plain = pairs(c.cmd("FGET", "king", "WITHSCORES", "COUNT", 3))
+    assert [x[0] for x in arith] == [x[0] for x in byvec], (arith, byvec)
+    assert all(math.isclose(float(a[1]), float(b[1]), rel_tol=1e-5) for a, b in zip(arith, byvec))
+    assert abs(float(arith[0][1]) - float(plain[0][1])) > 1e-3, (arith, plain)
+    assert is_err(c.cmd("FGET", "kitten", "RESTRICT", 10), "unknown option"), "FGET ranks no words"
     c.close()
     d.check_clean_exit()
 

@@ -48,6 +48,13 @@ def test_readme_example(env):
     got = c.cmd("EXPLAIN", "female", "COUNT", 1)
     assert got[0][0] == "male" and got[0][1] == "gender", got
     assert c.cmd("NEIGHBORS", "king", "COUNT", 3)[0] == "king"
+    # The README's FGET, payload and ANALOGY lines.
+    got = c.cmd("FGET", "kitten", "WITHSCORES", "COUNT", 2)
+    assert got[0::2] == ["animal", "gender"] and got[1] == "0.9943035160946523", got
+    assert c.cmd("SET", "dog food", '{"answer": 42}', "PAYLOAD") == "OK"
+    assert c.cmd("FGET", "puppy food", "COUNT", 1) == ['{"answer": 42}']
+    assert c.cmd("DEL", "dog food") == 1
+    assert c.cmd("ANALOGY", "man", "king", "woman", "COUNT", 3) == ["queen", "monarch", "throne"]
     r = c.cmd("SET", "rhombuss", "shape")
     assert is_err(r, "unknown word 'rhombuss' (did you mean 'rhombus'?)"), r
     c.cmd("FLUSHALL")
