@@ -567,11 +567,13 @@ def bench_analogy(port, voc, evaldir, KeyedVectors, conns, quick, res):
     sections, qs = read_questions(path)
     top = {w for w in voc.words[:RESTRICT]}
     covered = [q for q in qs if all(w in top for w in q[1:])]
+    ncovered = len(covered)
     if quick:
         covered = covered[::20]
-    log("analogy: %d questions, %d with all four words in the top %d"
-        % (len(qs), len(covered), RESTRICT))
-    out = {"questions": len(qs), "covered": len(covered), "restrict": RESTRICT,
+    log("analogy: %d questions, %d with all four words in the top %d, %d asked"
+        % (len(qs), ncovered, RESTRICT, len(covered)))
+    out = {"questions": len(qs), "covered": len(covered), "covered_all": ncovered,
+           "restrict": RESTRICT,
            "connections": conns, "sections": sections, "methods": {}}
     kv30 = None
     if KeyedVectors is not None:
@@ -888,8 +890,10 @@ def print_tables(res):
     if "analogy" in res:
         a = res["analogy"]
         p("### Analogies (questions-words.txt, RESTRICT %d)\n" % a["restrict"])
-        p("%d questions, %d with all four words among the %d most frequent.\n"
-          % (a["questions"], a["covered"], a["restrict"]))
+        p("%d questions, %d with all four words among the %d most frequent%s.\n"
+          % (a["questions"], a.get("covered_all", a["covered"]), a["restrict"],
+             "" if a.get("covered_all", a["covered"]) == a["covered"] else
+             ", %d of them asked (--quick)" % a["covered"]))
         meths = [m for m in ("3CosAdd", "3CosMul") if m in a["methods"]]
         ok = [m for m in meths if "error" not in a["methods"][m]]
         for m in meths:
@@ -926,9 +930,10 @@ def print_tables(res):
                     m, mm.get("same", "-"), mm.get("ties", "-"), mm.get("differ", "-"),
                     mm["attnkv_s"], "%.2f" % mm["gensim_s"] if "gensim_s" in mm else "-"))
             p("")
-            p("attnkvd: pipelined batches of 256 over %d connection(s); gensim: one "
-              "most_similar / most_similar_cosmul call a question on a %d-word KeyedVectors."
-              % (a["connections"], a["restrict"]))
+            p("attnkvd: pipelined batches of 256 over %d connection(s)%s." % (
+                a["connections"], "; gensim: one most_similar / most_similar_cosmul call a "
+                "question on a %d-word KeyedVectors" % a["restrict"]
+                if any("gensim_s" in a["methods"][m] for m in ok) else ""))
             ev = a.get("gensim_evaluate_word_analogies")
             if ev:
                 p("gensim's evaluate_word_analogies(restrict_vocab=%d): %.2f %% in %.1f s."
