@@ -14,7 +14,9 @@ fast they come:
             words: accuracy of ANALOGY (3CosAdd and COSMUL) per section and in
             all, the answers compared with gensim's most_similar and
             most_similar_cosmul question by question, and the wall time of
-            each (attnkvd pipelined, gensim one call a question)
+            each (attnkvd pipelined over --connections connections, gensim
+            one call a question); also that NEIGHBORS b POSITIVE c NEGATIVE
+            a EXCLUDEINPUT gives ANALOGY's answers on 300 questions
   category  a category task of this benchmark's own (30 categories of common
             words, below): one or three exemplars per category stored as
             `SET exemplar category`, the 209 held-out members asked with
@@ -25,7 +27,7 @@ fast they come:
             UNKNOWN error|skip and WEIGHTING mean|sif, and DOESNTMATCH on
             four-word sets against gensim's doesnt_match
   timing    FGET against QUERY latency on the same stores, one request at a
-            time
+            time, QUERY, FGET and PING (the round trip alone) taking turns
 
 Before measuring it checks that the vectors it hands gensim are the
 daemon's: `EMBED w RAW` of the category words must equal the rows read from
@@ -51,7 +53,9 @@ How gensim is made comparable:
     rounding and counted apart from a real disagreement.
 
 Output: markdown tables on stdout (progress on stderr), or with --json one
-JSON document for machines. Exit status 0, or 1 with a message when the
+JSON document for machines (with the first misses of every row); --table
+FILE prints the tables of a saved JSON run. --only picks parts, --quick
+asks a twentieth of the analogies and times fewer requests. Exit status 0, or 1 with a message when the
 daemon cannot start or a data file is missing. A command the daemon does
 not know (yet) is reported as missing, not as a failure.
 
