@@ -240,6 +240,34 @@ def test_filters(env):
 
 
 @akvtest.test("analogy")
+def test_many_input_words(env):
+    """Terms may hold more than EXCLUDE's 1,024 words in all (63 terms of
+    64 words): they are still excluded from the answer, and do not count
+    against EXCLUDE's limit; EXPLAIN and FGET, which answer no words, take
+    them too."""
+    c = client(env.daemon)
+    ref = Ref(env)
+    fill = ["w%04d" % i for i in range(2000)]
+    terms = [" ".join(fill[64 * i:64 * (i + 1)]) for i in range(17)]
+    used = set(" ".join(terms).split())
+    assert len(used) == 1088
+    want = ref.rank(ref.cosadd_vector(terms, []), "cosine", 5, exclude=used)
+    got = pairs(c.cmd("NEIGHBORS", terms[0], "POSITIVE", *terms[1:], "WITHSCORES"))
+    same(got, want, "1088 input words")
+    extra = fill[1088:]
+    want = ref.rank(ref.cosadd_vector(terms, []), "cosine", 5, exclude=used | set(extra))
+    got = pairs(c.cmd("NEIGHBORS", terms[0], "POSITIVE", *terms[1:], "EXCLUDE", *extra,
+                      "WITHSCORES"))
+    same(got, want, "1088 input words and 912 excluded")
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    assert c.cmd("FGET", terms[0], "POSITIVE", *terms[1:]) == ["animal"]
+    got = c.cmd("EXPLAIN", terms[0], "POSITIVE", *terms[1:])
+    assert not is_err(got) and got[0][:2] == ["cat", "animal"], got
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("analogy")
 def test_vector_input(env):
     c = client(env.daemon)
     v = env.ref.vecs["cat"]
