@@ -368,6 +368,38 @@ static void unit_normalise(double *x, uint32_t dim)
             x[d] /= nn;
 }
 
+/* Appends the words sk skipped in text to acc. Returns 0 or -ENOMEM. */
+static int skipped_add(struct akv_cmd_skipped *acc, const char *text,
+                       const struct akv_embed_skips *sk)
+{
+    struct akv_cmd_skipped one;
+    size_t la = 0, lb = 0;
+    char *w;
+
+    if (akv_cmd_skipped_copy(text, sk, &one) < 0)
+        return -ENOMEM;
+    if (one.n == 0)
+        return 0;
+    if (acc->n == 0) {
+        *acc = one;
+        return 0;
+    }
+    for (size_t i = 0; i < acc->n; i++)
+        la += strlen(acc->words + la) + 1;
+    for (size_t i = 0; i < one.n; i++)
+        lb += strlen(one.words + lb) + 1;
+    w = realloc(acc->words, la + lb);
+    if (w == NULL) {
+        akv_cmd_skipped_free(&one);
+        return -ENOMEM;
+    }
+    memcpy(w + la, one.words, lb);
+    acc->words = w;
+    acc->n += one.n;
+    akv_cmd_skipped_free(&one);
+    return 0;
+}
+
 /* The most input words of a request: every word of every term. */
 #define INPUT_WORDS_MAX (AKV_TERMS_MAX * AKV_PHRASE_WORDS_MAX)
 
@@ -375,25 +407,28 @@ static void unit_normalise(double *x, uint32_t dim)
  * embedding options eo, as QUERY embeds its text) and, when ids is not
  * NULL, its words' ids appended to ids[*nids] (room for cap; words beyond
  * cap are an error: only EXCLUDE can have them). Words UNKNOWN skip left
- * out go to sk when it is not NULL. Returns 0, 1 when an error reply was
- * written, or -ENOMEM. */
+ * out are added to skipped when it is not NULL. Returns 0, 1 when an error
+ * reply was written, or -ENOMEM. */
 static int term_vector(struct akv_cmd_ctx *ctx, const struct akv_slice *t,
                        const struct akv_embed_opts *eo, double *out, uint32_t *ids, size_t *nids,
-                       size_t cap, struct akv_embed_skips *sk)
+                       size_t cap, struct akv_cmd_skipped *skipped)
 {
+    struct akv_embed_skips sk = {0};
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t w[AKV_PHRASE_WORDS_MAX], dim = akv_vocab_dim(voc);
     size_t n = 0;
     char err[256] = "";
     float *f = malloc(dim * sizeof *f);
     int rc =
-        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, sk, err, sizeof err);
+        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, &sk, err, sizeof err);
 
     if (rc == 0 && ids != NULL)
         rc = akv_embed_words_opts(voc, t->p, t->len, eo->unknown, w, &n, NULL, err, sizeof err);
     for (uint32_t d = 0; rc == 0 && d < dim; d++)
         out[d] = f[d];
     free(f);
+    if (rc == 0 && skipped != NULL)
+        rc = skipped_add(skipped, t->p, &sk);
     if (rc == -ENOMEM)
         return replied(reply_oom(ctx->out));
     if (rc < 0)
@@ -465,7 +500,7 @@ static int cmp_u32(const void *a, const void *b)
  * written, or -ENOMEM. */
 static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp,
                               const struct akv_embed_opts *eo, float *q, float *terms,
-                              uint32_t *input_ids, size_t *ninput, struct akv_embed_skips *sk)
+                              uint32_t *input_ids, size_t *ninput, struct akv_cmd_skipped *skipped)
 {
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t dim = akv_vocab_dim(voc);
@@ -479,7 +514,10 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
     if (!sp->arith) {
         /* The input alone: exactly the vector it always had. */
         if (sp->text != NULL) {
-            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, sk, err, sizeof err);
+            struct akv_embed_skips sk = {0};
+            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, &sk, err, sizeof err);
+            if (rc == 0)
+                rc = skipped_add(skipped, sp->text->p, &sk);
             if (rc == -ENOMEM)
                 return replied(reply_oom(ctx->out));
             if (rc < 0)
@@ -516,8 +554,8 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
             const struct akv_slice *ts = i == 0          ? sp->text
                                          : i <= sp->npos ? sp->terms[i - 1]
                                                          : sp->neg[i - 1 - sp->npos];
-            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, INPUT_WORDS_MAX,
-                                  i == 0 ? sk : NULL)) != 0)
+            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, INPUT_WORDS_MAX, skipped)) !=
+                0)
                 goto out;
         }
         if (terms != NULL)
@@ -782,7 +820,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     uint32_t dim = akv_vocab_dim(env->vocab);
     struct akv_query_opts o = env->config->query;
     struct akv_embed_opts eo = env->config->embed;
-    struct akv_embed_skips sk = {0};
+    struct akv_cmd_skipped skipped = {0}; /* every term's, EXCLUDE's included */
     unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k, nt;
     int withscores = 0, withblend = 0;
     struct query_job *j = NULL;
@@ -844,7 +882,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
                                     (sp->exclude_input || sp->arith || sp->cosmul)
                                 ? ids
                                 : NULL,
-                            &ninput, &sk);
+                            &ninput, &skipped);
     nids = ninput;
     for (size_t i = 0; rc == 0 && i < sp->nexcl; i++) {
         double *t = malloc(dim * sizeof *t);
@@ -852,12 +890,9 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
             rc = reply_oom(ctx->out);
             break;
         }
-        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, ninput + AKV_EXCLUDE_MAX, NULL);
+        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, ninput + AKV_EXCLUDE_MAX, &skipped);
         free(t);
     }
-    if (rc == 0 &&
-        akv_cmd_skipped_copy(sp->text ? sp->text->p : NULL, sp->text ? &sk : NULL, &j->skipped) < 0)
-        rc = reply_oom(ctx->out);
     if (rc != 0) {
         free(j);
         rc = rc < 0 ? rc : 0;
@@ -872,7 +907,6 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     {
         struct query_job *g = realloc(j, jsize + nexcl * sizeof *ids);
         if (g == NULL) {
-            akv_cmd_skipped_free(&j->skipped);
             free(j);
             rc = reply_oom(ctx->out);
             goto out;
@@ -883,6 +917,8 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     j->exclude = (uint32_t *)(void *)(j->q + (size_t)dim * (1 + nt));
     j->nexclude = nexcl;
     memcpy(j->exclude, ids, nexcl * sizeof *ids);
+    j->skipped = skipped;
+    skipped = (struct akv_cmd_skipped){0};
     j->cosmul = sp->cosmul;
     j->npos = 1 + sp->npos;
     j->nneg = sp->nneg;
@@ -918,6 +954,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     ctx->job = &j->base;
     rc = 0;
 out:
+    akv_cmd_skipped_free(&skipped);
     free(sp);
     free(ids);
     return rc;

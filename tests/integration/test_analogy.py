@@ -268,6 +268,28 @@ def test_many_input_words(env):
 
 
 @akvtest.test("analogy")
+def test_unknown_skip_in_terms(env):
+    """UNKNOWN skip leaves unknown words out of every term (POSITIVE,
+    NEGATIVE, EXCLUDE, ANALOGY's three), and the reply names each of them,
+    as it does for the input's."""
+    c = client(env.daemon)
+    base = c.cmd("NEIGHBORS", "cat", "POSITIVE", "dog", "NEGATIVE", "ball", "EXCLUDE", "one",
+                 "WITHSCORES")
+    got = c.cmd("NEIGHBORS", "cat zzza", "POSITIVE", "zzzb dog", "NEGATIVE", "ball zzzc",
+                "EXCLUDE", "one zzzd", "UNKNOWN", "skip", "WITHSCORES")
+    assert got == base + [["skipped", ["zzza", "zzzb", "zzzc", "zzzd"]]], got
+    base = c.cmd("ANALOGY", "ball", "cat", "dog", "COSMUL")
+    got = c.cmd("ANALOGY", "ball", "cat zzze", "dog", "COSMUL", "UNKNOWN", "skip")
+    assert got == base + [["skipped", ["zzze"]]], got
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    base = c.cmd("FGET", "dog", "POSITIVE", "cat")
+    got = c.cmd("FGET", "dog", "POSITIVE", "cat zzzf", "UNKNOWN", "skip")
+    assert got == base + [["skipped", ["zzzf"]]], got
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("analogy")
 def test_vector_input(env):
     c = client(env.daemon)
     v = env.ref.vecs["cat"]
