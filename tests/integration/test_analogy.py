@@ -322,6 +322,32 @@ def test_vector_input(env):
 
 
 @akvtest.test("analogy")
+def test_vector_extreme_scales(env):
+    """Vectors of any finite float scale rank exactly: components near the
+    float limit (whose sketch bounds would overflow float) and tiny ones."""
+    c = client(env.daemon)
+    ref = Ref(env)
+    rnd = random.Random(7)
+    base = [rnd.gauss(0, 1) for _ in range(env.dim)]
+    for scale in (1e37, 1e30, 1e20, 1e-20, 1e-30):
+        v = [f32(x * scale) for x in base]
+        blob = struct.pack("<%df" % env.dim, *v)
+        for metric in ("cosine", "dot", "l2"):
+            want = ref.rank(v, metric, 5)
+            got = pairs(c.cmd("NEIGHBORS", "VECTOR", "FP32", blob, "METRIC", metric, "COUNT", 5,
+                              "WITHSCORES"))
+            if metric == "l2" and scale >= 1e20:
+                # Every distance is |v| to double precision: a tie, by
+                # vocabulary order; the scores agree.
+                assert len(got) == 5, (scale, metric, got)
+                for (_, a), (_, b) in zip(got, want):
+                    assert abs(a - b) <= 1e-9 * b, (scale, metric, got, want)
+                continue
+            same(got, want, (scale, metric))
+    c.close()
+
+
+@akvtest.test("analogy")
 def test_dot_temperature(env):
     c = client(env.daemon)
     ref = env.ref
