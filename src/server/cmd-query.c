@@ -341,9 +341,10 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
     /* Word arithmetic ranks by cosine unless METRIC says otherwise. */
     if ((sp->arith || sp->cosmul) && !sp->metric_given)
         o->metric = AKV_METRIC_COSINE;
-    if (sp->cosmul && sp->metric_given)
-        return replied(
-            akv_reply_errorf(ctx->out, "ERR COSMUL ranks by its own score: METRIC does not apply"));
+    if (sp->cosmul && (sp->metric_given || sp->withsimilarity))
+        return replied(akv_reply_errorf(ctx->out,
+                                        "ERR COSMUL ranks by its own score: %s does not apply",
+                                        sp->metric_given ? "METRIC" : "WITHSIMILARITY"));
     o->similarity = sp->withsimilarity;
     if (o->use_maxdist && (sp->cosmul || o->metric != AKV_METRIC_L2))
         return replied(akv_reply_errorf(
