@@ -369,35 +369,42 @@ static void unit_normalise(double *x, uint32_t dim)
             x[d] /= nn;
 }
 
-/* Appends the words sk skipped in text to acc. Returns 0 or -ENOMEM. */
+/* Appends the words sk skipped in text to acc (one allocation: the
+ * lengths, then the words, as akv_cmd_skipped_copy lays them out).
+ * Returns 0 or -ENOMEM. */
 static int skipped_add(struct akv_cmd_skipped *acc, const char *text,
                        const struct akv_embed_skips *sk)
 {
-    struct akv_cmd_skipped one;
+    struct akv_cmd_skipped one, all;
     size_t la = 0, lb = 0;
-    char *w;
 
     if (akv_cmd_skipped_copy(text, sk, &one) < 0)
         return -ENOMEM;
     if (one.n == 0)
         return 0;
     if (acc->n == 0) {
+        akv_cmd_skipped_free(acc);
         *acc = one;
         return 0;
     }
     for (size_t i = 0; i < acc->n; i++)
-        la += strlen(acc->words + la) + 1;
+        la += acc->len[i];
     for (size_t i = 0; i < one.n; i++)
-        lb += strlen(one.words + lb) + 1;
-    w = realloc(acc->words, la + lb);
-    if (w == NULL) {
+        lb += one.len[i];
+    all.n = acc->n + one.n;
+    all.len = malloc(all.n * sizeof(*all.len) + la + lb);
+    if (all.len == NULL) {
         akv_cmd_skipped_free(&one);
         return -ENOMEM;
     }
-    memcpy(w + la, one.words, lb);
-    acc->words = w;
-    acc->n += one.n;
+    all.words = (char *)(all.len + all.n);
+    memcpy(all.len, acc->len, acc->n * sizeof(*all.len));
+    memcpy(all.len + acc->n, one.len, one.n * sizeof(*all.len));
+    memcpy(all.words, acc->words, la);
+    memcpy(all.words + la, one.words, lb);
+    akv_cmd_skipped_free(acc);
     akv_cmd_skipped_free(&one);
+    *acc = all;
     return 0;
 }
 
