@@ -14,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The query norms whose bounds the float kernels compute safely (rows of
+ * norm up to 1e12 or so keep every product within float's normal range);
+ * a query outside is ranked by exact scores alone. */
+#define SKETCH_QUERY_NORM_MIN 1e-12
+#define SKETCH_QUERY_NORM_MAX 1e12
+
 /* The smallest float not below x. */
 static float round_up(double x)
 {
@@ -206,8 +212,7 @@ static void rotate(const double *rot, const double *x, uint32_t dim, double *y)
 }
 
 /* Where code d of row i goes. */
-static uint8_t *code_at(uint8_t *hs, uint8_t *ts, uint32_t dim, uint32_t head, size_t i,
-                        uint32_t d)
+static uint8_t *code_at(uint8_t *hs, uint8_t *ts, uint32_t dim, uint32_t head, size_t i, uint32_t d)
 {
     return (uint8_t *)(uintptr_t)akv_sketch_group(hs, ts, dim, head, i / AKV_SKETCH_ROWS, d / 4) +
            (i % AKV_SKETCH_ROWS) * 4 + d % 4;
@@ -328,8 +333,14 @@ void akv_sketch_query(const double *r, uint32_t dim, const double *rot, double e
             amax = fabs(z[d]);
     q->b = (float)(amax / 127.0);
     /* A zero (or vanishing) query bounds nothing usefully: every word ties,
-     * so let the exact scores decide for all of them. */
-    q->finite = finite && q->b > 0 && isnormal(q->b);
+     * so let the exact scores decide for all of them. So does one whose
+     * size leaves the float arithmetic of the bounds (products of |r| and
+     * the rows' norms) without its range or its precision: a client's raw
+     * vector may have any finite float components. */
+    q->finite = finite && q->b > 0 && isnormal(q->b) && sqrt(r2) >= SKETCH_QUERY_NORM_MIN &&
+                sqrt(r2) <= SKETCH_QUERY_NORM_MAX;
+    if (!q->finite)
+        q->b = 0; /* the codes stay zero: every estimate is 0, never inf * 0 */
     if (q->finite) {
         for (uint32_t d = 0; d < dim; d++) {
             int c = code_of(z[d], q->b);

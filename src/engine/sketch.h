@@ -138,7 +138,8 @@ struct akv_sketch_query {
     float dbound; /* >= |z - z^| + MU |z^| + eps |r| */
     float tbound; /* >= |d_tail| (the tail codes' norm) */
     int32_t sum;  /* sum of the codes: the VNNI kernel reads codes + 128 */
-    int finite;   /* 0: r has a non-finite component; nothing may be pruned */
+    int finite;   /* 0: nothing may be pruned (r is not finite, zero, or of a size the
+                   * float bounds cannot handle: see akv_sketch_query) */
 };
 
 /* Quantises r (dim doubles), rotated by rot (NULL: not rotated; eps as

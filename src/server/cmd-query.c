@@ -341,9 +341,10 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
     /* Word arithmetic ranks by cosine unless METRIC says otherwise. */
     if ((sp->arith || sp->cosmul) && !sp->metric_given)
         o->metric = AKV_METRIC_COSINE;
-    if (sp->cosmul && sp->metric_given)
-        return replied(
-            akv_reply_errorf(ctx->out, "ERR COSMUL ranks by its own score: METRIC does not apply"));
+    if (sp->cosmul && (sp->metric_given || sp->withsimilarity))
+        return replied(akv_reply_errorf(ctx->out,
+                                        "ERR COSMUL ranks by its own score: %s does not apply",
+                                        sp->metric_given ? "METRIC" : "WITHSIMILARITY"));
     o->similarity = sp->withsimilarity;
     if (o->use_maxdist && (sp->cosmul || o->metric != AKV_METRIC_L2))
         return replied(akv_reply_errorf(
@@ -368,34 +369,80 @@ static void unit_normalise(double *x, uint32_t dim)
             x[d] /= nn;
 }
 
+/* Appends the words sk skipped in text to acc (one allocation: the
+ * lengths, then the words, as akv_cmd_skipped_copy lays them out).
+ * Returns 0 or -ENOMEM. */
+static int skipped_add(struct akv_cmd_skipped *acc, const char *text,
+                       const struct akv_embed_skips *sk)
+{
+    struct akv_cmd_skipped one, all;
+    size_t la = 0, lb = 0;
+
+    if (akv_cmd_skipped_copy(text, sk, &one) < 0)
+        return -ENOMEM;
+    if (one.n == 0)
+        return 0;
+    if (acc->n == 0) {
+        akv_cmd_skipped_free(acc);
+        *acc = one;
+        return 0;
+    }
+    for (size_t i = 0; i < acc->n; i++)
+        la += acc->len[i];
+    for (size_t i = 0; i < one.n; i++)
+        lb += one.len[i];
+    all.n = acc->n + one.n;
+    all.len = malloc(all.n * sizeof(*all.len) + la + lb);
+    if (all.len == NULL) {
+        akv_cmd_skipped_free(&one);
+        return -ENOMEM;
+    }
+    all.words = (char *)(all.len + all.n);
+    memcpy(all.len, acc->len, acc->n * sizeof(*all.len));
+    memcpy(all.len + acc->n, one.len, one.n * sizeof(*all.len));
+    memcpy(all.words, acc->words, la);
+    memcpy(all.words + la, one.words, lb);
+    akv_cmd_skipped_free(acc);
+    akv_cmd_skipped_free(&one);
+    *acc = all;
+    return 0;
+}
+
+/* The most input words of a request: every word of every term. */
+#define INPUT_WORDS_MAX (AKV_TERMS_MAX * AKV_PHRASE_WORDS_MAX)
+
 /* One term's vector (dim doubles: the text's vector under the request's
  * embedding options eo, as QUERY embeds its text) and, when ids is not
- * NULL, its words' ids appended to ids[*nids] (room for AKV_EXCLUDE_MAX;
- * those beyond are an error). Words UNKNOWN skip left out go to sk when it
- * is not NULL. Returns 0, 1 when an error reply was written, or -ENOMEM. */
+ * NULL, its words' ids appended to ids[*nids] (room for cap; words beyond
+ * cap are an error: only EXCLUDE can have them). Words UNKNOWN skip left
+ * out are added to skipped when it is not NULL. Returns 0, 1 when an error
+ * reply was written, or -ENOMEM. */
 static int term_vector(struct akv_cmd_ctx *ctx, const struct akv_slice *t,
                        const struct akv_embed_opts *eo, double *out, uint32_t *ids, size_t *nids,
-                       struct akv_embed_skips *sk)
+                       size_t cap, struct akv_cmd_skipped *skipped)
 {
+    struct akv_embed_skips sk = {0};
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t w[AKV_PHRASE_WORDS_MAX], dim = akv_vocab_dim(voc);
     size_t n = 0;
     char err[256] = "";
     float *f = malloc(dim * sizeof *f);
     int rc =
-        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, sk, err, sizeof err);
+        f == NULL ? -ENOMEM : akv_embed_text_opts(voc, t->p, t->len, eo, f, &sk, err, sizeof err);
 
     if (rc == 0 && ids != NULL)
         rc = akv_embed_words_opts(voc, t->p, t->len, eo->unknown, w, &n, NULL, err, sizeof err);
     for (uint32_t d = 0; rc == 0 && d < dim; d++)
         out[d] = f[d];
     free(f);
+    if (rc == 0 && skipped != NULL)
+        rc = skipped_add(skipped, t->p, &sk);
     if (rc == -ENOMEM)
         return replied(reply_oom(ctx->out));
     if (rc < 0)
         return replied(akv_reply_errorf(ctx->out, "ERR %s", err[0] ? err : "text does not embed"));
     for (size_t i = 0; ids != NULL && i < n; i++) {
-        if (*nids == AKV_EXCLUDE_MAX)
+        if (*nids == cap)
             return replied(akv_reply_errorf(ctx->out, "ERR at most %d words may be excluded",
                                             AKV_EXCLUDE_MAX));
         ids[(*nids)++] = w[i];
@@ -456,12 +503,12 @@ static int cmp_u32(const void *a, const void *b)
  *     unit-normalised, in double, rounded to float at the end.
  * When terms is not NULL it receives every term's own (not normalised)
  * vector, positive ones first, for COSMUL. The input words (every word of
- * every text term) go to input_ids (room for AKV_EXCLUDE_MAX) when it is
+ * every text term) go to input_ids (room for INPUT_WORDS_MAX) when it is
  * not NULL, their number to *ninput. Returns 0, 1 when an error reply was
  * written, or -ENOMEM. */
 static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *sp,
                               const struct akv_embed_opts *eo, float *q, float *terms,
-                              uint32_t *input_ids, size_t *ninput, struct akv_embed_skips *sk)
+                              uint32_t *input_ids, size_t *ninput, struct akv_cmd_skipped *skipped)
 {
     const struct akv_vocab *voc = ctx->env->vocab;
     uint32_t dim = akv_vocab_dim(voc);
@@ -475,7 +522,10 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
     if (!sp->arith) {
         /* The input alone: exactly the vector it always had. */
         if (sp->text != NULL) {
-            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, sk, err, sizeof err);
+            struct akv_embed_skips sk = {0};
+            rc = akv_embed_text_opts(voc, sp->text->p, sp->text->len, eo, q, &sk, err, sizeof err);
+            if (rc == 0)
+                rc = skipped_add(skipped, sp->text->p, &sk);
             if (rc == -ENOMEM)
                 return replied(reply_oom(ctx->out));
             if (rc < 0)
@@ -490,7 +540,7 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
             double *t0 = malloc(dim * sizeof *t0);
             if (t0 == NULL)
                 return replied(reply_oom(ctx->out));
-            rc = term_vector(ctx, sp->text, eo, t0, input_ids, ninput, NULL);
+            rc = term_vector(ctx, sp->text, eo, t0, input_ids, ninput, INPUT_WORDS_MAX, NULL);
             free(t0);
         }
         return rc;
@@ -512,7 +562,8 @@ static int build_query_vector(struct akv_cmd_ctx *ctx, const struct query_spec *
             const struct akv_slice *ts = i == 0          ? sp->text
                                          : i <= sp->npos ? sp->terms[i - 1]
                                                          : sp->neg[i - 1 - sp->npos];
-            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, i == 0 ? sk : NULL)) != 0)
+            if ((rc = term_vector(ctx, ts, eo, t, input_ids, ninput, INPUT_WORDS_MAX, skipped)) !=
+                0)
                 goto out;
         }
         if (terms != NULL)
@@ -777,17 +828,17 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     uint32_t dim = akv_vocab_dim(env->vocab);
     struct akv_query_opts o = env->config->query;
     struct akv_embed_opts eo = env->config->embed;
-    struct akv_embed_skips sk = {0};
+    struct akv_cmd_skipped skipped = {0}; /* every term's, EXCLUDE's included */
     unsigned count = kind == JOB_EXPLAIN ? EXPLAIN_DEFAULT : o.k, nt;
     int withscores = 0, withblend = 0;
     struct query_job *j = NULL;
     struct query_spec *sp = NULL;
     uint32_t *ids = NULL;
-    size_t first = 2, nids = 0, ninput = 0;
+    size_t first = 2, nids = 0, ninput = 0, nexcl, jsize;
     int rc;
 
     sp = calloc(1, sizeof *sp);
-    ids = malloc(2 * AKV_EXCLUDE_MAX * sizeof *ids);
+    ids = malloc((INPUT_WORDS_MAX + AKV_EXCLUDE_MAX) * sizeof *ids);
     if (sp == NULL || ids == NULL) {
         rc = reply_oom(ctx->out);
         goto out;
@@ -824,19 +875,22 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
         o.skip_rank = 0;
     }
     nt = sp->cosmul ? 1 + sp->npos + sp->nneg : 0;
-    j = malloc(sizeof(*j) + (size_t)dim * sizeof(float) * (1 + nt) +
-               2 * AKV_EXCLUDE_MAX * sizeof(uint32_t));
+    jsize = sizeof(*j) + (size_t)dim * sizeof(float) * (1 + nt);
+    j = malloc(jsize);
     if (!j) {
         rc = reply_oom(ctx->out);
         goto out;
     }
     j->terms = nt ? j->q + dim : NULL;
-    j->exclude = (uint32_t *)(void *)(j->q + (size_t)dim * (1 + nt));
     /* The input words are not answered when asked, and by default with
-     * word arithmetic (as gensim's most_similar does). */
-    rc =
-        build_query_vector(ctx, sp, &eo, j->q, j->terms,
-                           sp->exclude_input || sp->arith || sp->cosmul ? ids : NULL, &ninput, &sk);
+     * word arithmetic (as gensim's most_similar does); EXPLAIN and FGET
+     * answer no words. They do not count against EXCLUDE's limit. */
+    rc = build_query_vector(ctx, sp, &eo, j->q, j->terms,
+                            (kind == JOB_QUERY || kind == JOB_NEIGHBORS) &&
+                                    (sp->exclude_input || sp->arith || sp->cosmul)
+                                ? ids
+                                : NULL,
+                            &ninput, &skipped);
     nids = ninput;
     for (size_t i = 0; rc == 0 && i < sp->nexcl; i++) {
         double *t = malloc(dim * sizeof *t);
@@ -844,22 +898,35 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
             rc = reply_oom(ctx->out);
             break;
         }
-        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, NULL);
+        rc = term_vector(ctx, sp->excl[i], &eo, t, ids, &nids, ninput + AKV_EXCLUDE_MAX, &skipped);
         free(t);
     }
-    if (rc == 0 &&
-        akv_cmd_skipped_copy(sp->text ? sp->text->p : NULL, sp->text ? &sk : NULL, &j->skipped) < 0)
-        rc = reply_oom(ctx->out);
     if (rc != 0) {
         free(j);
         rc = rc < 0 ? rc : 0;
         goto out;
     }
+    /* The words not to answer, sorted and distinct, after q and terms. */
     qsort(ids, nids, sizeof *ids, cmp_u32);
-    j->nexclude = 0;
+    nexcl = 0;
     for (size_t i = 0; i < nids; i++)
-        if (j->nexclude == 0 || j->exclude[j->nexclude - 1] != ids[i])
-            j->exclude[j->nexclude++] = ids[i];
+        if (nexcl == 0 || ids[nexcl - 1] != ids[i])
+            ids[nexcl++] = ids[i];
+    {
+        struct query_job *g = realloc(j, jsize + nexcl * sizeof *ids);
+        if (g == NULL) {
+            free(j);
+            rc = reply_oom(ctx->out);
+            goto out;
+        }
+        j = g;
+    }
+    j->terms = nt ? j->q + dim : NULL;
+    j->exclude = (uint32_t *)(void *)(j->q + (size_t)dim * (1 + nt));
+    j->nexclude = nexcl;
+    memcpy(j->exclude, ids, nexcl * sizeof *ids);
+    j->skipped = skipped;
+    skipped = (struct akv_cmd_skipped){0};
     j->cosmul = sp->cosmul;
     j->npos = 1 + sp->npos;
     j->nneg = sp->nneg;
@@ -895,6 +962,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     ctx->job = &j->base;
     rc = 0;
 out:
+    akv_cmd_skipped_free(&skipped);
     free(sp);
     free(ids);
     return rc;

@@ -498,8 +498,8 @@ static const struct akv_cmd table[] = {
      "VECTOR FP32 blob, or VECTOR VALUES dim v1 ... vd)"},
     {"ANALOGY", -4, R | S, akv_cmd_do_analogy, 0, 0, 0,
      "ANALOGY a b c [COUNT k] [WITHSCORES] [METRIC l2|cosine|dot] [UNKNOWN error|skip] "
-     "[WEIGHTING mean|sif] [COSMUL] [EXCLUDE word [word ...]] [RESTRICT n] [MAXDIST d] "
-     "[MINSCORE s] [WITHSIMILARITY]",
+     "[WEIGHTING mean|sif] [COSMUL] [EXCLUDE word [word ...]] [EXCLUDEINPUT] [RESTRICT n] "
+     "[MAXDIST d] [MINSCORE s] [WITHSIMILARITY]",
      "a is to b as c is to which words: NEIGHBORS b POSITIVE c NEGATIVE a"},
     {"VOCAB", -2, 0, akv_cmd_do_vocab, 0, 0, 0, "VOCAB EXISTS word [word ...]|INFO|HELP",
      "which words the vocabulary knows, and what the vocabulary is"},

@@ -240,6 +240,56 @@ def test_filters(env):
 
 
 @akvtest.test("analogy")
+def test_many_input_words(env):
+    """Terms may hold more than EXCLUDE's 1,024 words in all (63 terms of
+    64 words): they are still excluded from the answer, and do not count
+    against EXCLUDE's limit; EXPLAIN and FGET, which answer no words, take
+    them too."""
+    c = client(env.daemon)
+    ref = Ref(env)
+    fill = ["w%04d" % i for i in range(2000)]
+    terms = [" ".join(fill[64 * i:64 * (i + 1)]) for i in range(17)]
+    used = set(" ".join(terms).split())
+    assert len(used) == 1088
+    want = ref.rank(ref.cosadd_vector(terms, []), "cosine", 5, exclude=used)
+    got = pairs(c.cmd("NEIGHBORS", terms[0], "POSITIVE", *terms[1:], "WITHSCORES"))
+    same(got, want, "1088 input words")
+    extra = fill[1088:]
+    want = ref.rank(ref.cosadd_vector(terms, []), "cosine", 5, exclude=used | set(extra))
+    got = pairs(c.cmd("NEIGHBORS", terms[0], "POSITIVE", *terms[1:], "EXCLUDE", *extra,
+                      "WITHSCORES"))
+    same(got, want, "1088 input words and 912 excluded")
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    assert c.cmd("FGET", terms[0], "POSITIVE", *terms[1:]) == ["animal"]
+    got = c.cmd("EXPLAIN", terms[0], "POSITIVE", *terms[1:])
+    assert not is_err(got) and got[0][:2] == ["cat", "animal"], got
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("analogy")
+def test_unknown_skip_in_terms(env):
+    """UNKNOWN skip leaves unknown words out of every term (POSITIVE,
+    NEGATIVE, EXCLUDE, ANALOGY's three), and the reply names each of them,
+    as it does for the input's."""
+    c = client(env.daemon)
+    base = c.cmd("NEIGHBORS", "cat", "POSITIVE", "dog", "NEGATIVE", "ball", "EXCLUDE", "one",
+                 "WITHSCORES")
+    got = c.cmd("NEIGHBORS", "cat zzza", "POSITIVE", "zzzb dog", "NEGATIVE", "ball zzzc",
+                "EXCLUDE", "one zzzd", "UNKNOWN", "skip", "WITHSCORES")
+    assert got == base + [["skipped", ["zzza", "zzzb", "zzzc", "zzzd"]]], got
+    base = c.cmd("ANALOGY", "ball", "cat", "dog", "COSMUL")
+    got = c.cmd("ANALOGY", "ball", "cat zzze", "dog", "COSMUL", "UNKNOWN", "skip")
+    assert got == base + [["skipped", ["zzze"]]], got
+    assert c.cmd("SET", "cat", "animal") == "OK"
+    base = c.cmd("FGET", "dog", "POSITIVE", "cat")
+    got = c.cmd("FGET", "dog", "POSITIVE", "cat zzzf", "UNKNOWN", "skip")
+    assert got == base + [["skipped", ["zzzf"]]], got
+    c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("analogy")
 def test_vector_input(env):
     c = client(env.daemon)
     v = env.ref.vecs["cat"]
@@ -268,6 +318,32 @@ def test_vector_input(env):
     assert c.cmd("QUERY", "VECTOR", "FP32", blob) == c.cmd("QUERY", "cat")
     assert c.cmd("EXPLAIN", "VECTOR", "FP32", blob) == c.cmd("EXPLAIN", "cat")
     c.cmd("FLUSHALL")
+    c.close()
+
+
+@akvtest.test("analogy")
+def test_vector_extreme_scales(env):
+    """Vectors of any finite float scale rank exactly: components near the
+    float limit (whose sketch bounds would overflow float) and tiny ones."""
+    c = client(env.daemon)
+    ref = Ref(env)
+    rnd = random.Random(7)
+    base = [rnd.gauss(0, 1) for _ in range(env.dim)]
+    for scale in (1e37, 1e30, 1e20, 1e-20, 1e-30):
+        v = [f32(x * scale) for x in base]
+        blob = struct.pack("<%df" % env.dim, *v)
+        for metric in ("cosine", "dot", "l2"):
+            want = ref.rank(v, metric, 5)
+            got = pairs(c.cmd("NEIGHBORS", "VECTOR", "FP32", blob, "METRIC", metric, "COUNT", 5,
+                              "WITHSCORES"))
+            if metric == "l2" and scale >= 1e20:
+                # Every distance is |v| to double precision: a tie, by
+                # vocabulary order; the scores agree.
+                assert len(got) == 5, (scale, metric, got)
+                for (_, a), (_, b) in zip(got, want):
+                    assert abs(a - b) <= 1e-9 * b, (scale, metric, got, want)
+                continue
+            same(got, want, (scale, metric))
     c.close()
 
 
@@ -329,7 +405,10 @@ def test_errors(env):
         (("NEIGHBORS", "cat", "MINSCORE", "inf"), "ERR MINSCORE must be a finite number"),
         (("NEIGHBORS", "cat", "MINSCORE", 0.5), "ERR MINSCORE needs a similarity"),
         (("NEIGHBORS", "cat", "METRIC", "cosine", "MAXDIST", 1), "ERR MAXDIST applies to METRIC l2"),
-        (("NEIGHBORS", "cat", "COSMUL", "METRIC", "l2"), "ERR COSMUL ranks by its own score"),
+        (("NEIGHBORS", "cat", "COSMUL", "METRIC", "l2"),
+         "ERR COSMUL ranks by its own score: METRIC does not apply"),
+        (("ANALOGY", "cat", "dog", "ball", "COSMUL", "WITHSIMILARITY"),
+         "ERR COSMUL ranks by its own score: WITHSIMILARITY does not apply"),
         (("QUERY", "cat", "COSMUL"), "ERR unknown option 'COSMUL' for QUERY"),
         (("EXPLAIN", "cat", "EXCLUDE", "dog"), "ERR unknown option 'EXCLUDE' for EXPLAIN"),
         (("NEIGHBORS", "VECTOR", "FP32"), "ERR NEIGHBORS VECTOR FP32 needs a blob"),

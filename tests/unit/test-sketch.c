@@ -236,6 +236,19 @@ START_TEST(test_nonfinite)
     ck_assert(!q.finite);
     akv_sketch_query(zero, D, NULL, 0, 1, &q, packed, qc);
     ck_assert(!q.finite);
+    /* Finite, but of a size whose float bounds would overflow (or lose
+     * their precision): nothing is pruned, and the zero scale and codes
+     * make every estimate 0, never inf * 0. */
+    {
+        double huge[D] = {3e38, -1e37, 2e38, 1}, tiny[D] = {1e-30, 0, -1e-31, 0};
+        akv_sketch_query(huge, D, NULL, 0, 1, &q, packed, qc);
+        ck_assert(!q.finite);
+        ck_assert_float_eq(q.b, 0);
+        ck_assert_int_eq(packed[0], 0);
+        akv_sketch_query(tiny, D, NULL, 0, 1, &q, packed, qc);
+        ck_assert(!q.finite);
+        ck_assert_float_eq(q.b, 0);
+    }
     sk_free(&s);
 }
 END_TEST
