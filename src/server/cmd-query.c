@@ -47,6 +47,7 @@ struct query_job {
     int rc;
     size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
+    struct akv_buf reply; /* FGET: the whole reply, built by the worker */
     /* Loop thread only. */
     struct akv_cmd_env *env;
     int has_snap;
@@ -54,6 +55,7 @@ struct query_job {
     struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
     int withblend;                  /* EXPLAIN WITHBLEND */
     int resp;                       /* the connection's protocol when the job was dispatched */
+    unsigned long long out_limit;   /* FGET: the largest reply (see reply_fget) */
     uint64_t t0;
     float q[]; /* the query vector, dim floats */
 };
@@ -179,6 +181,8 @@ static void query_help(void *arg, unsigned h)
     akv_query_batch_work(arg, h);
 }
 
+static int reply_fget(struct akv_buf *out, const struct query_job *j);
+
 /* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
  * mix, with one pass over the vocabulary. Reads each job's vector, options
  * and snapshot and the immutable vocabulary; writes only each job's res, rc
@@ -222,6 +226,12 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
         struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
         j->rc = items[i].rc;
         j->batch_n = i == 0 ? n : 0;
+        /* An FGET reply may be tens of MB of payloads: copying them is
+         * the worker's job, the loop thread only hands the buffer over. */
+        if (j->kind == JOB_FGET && j->rc == 0 && reply_fget(&j->reply, j) < 0) {
+            akv_buf_fini(&j->reply);
+            j->rc = -ENOMEM;
+        }
     }
 }
 
@@ -295,15 +305,17 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
 }
 
 /* FGET: the values, with WITHSCORES each followed by its weight, as
- * reply_hits lays words out. Payloads may be large (max-value-len up to
- * 16 MiB): a reply whose values add up to more than the hard output limit
- * (client-output-buffer-limit, else proto-max-bulk-len) is refused before
- * anything is built, as it would only close the connection. */
+ * reply_hits lays words out; built on the worker (query_batch). Payloads
+ * may be large (max-value-len up to 16 MiB): a reply that would pass the
+ * hard output limit (client-output-buffer-limit, else proto-max-bulk-len;
+ * j->out_limit) is refused before anything is built, as it would only
+ * close the connection. Its size is bounded with FGET_ITEM_FRAMING bytes
+ * of framing per value: the bulk header and CR LF, the score, the RESP3
+ * pair's header. */
+#define FGET_ITEM_FRAMING 64
 static int reply_fget(struct akv_buf *out, const struct query_job *j)
 {
-    const struct akv_config *cfg = j->env->config;
-    unsigned long long total = 0,
-                       limit = cfg->obuf_hard > 0 ? cfg->obuf_hard : cfg->proto_max_bulk_len;
+    unsigned long long total = 64, limit = j->out_limit;
     int pairs = j->withscores && j->resp >= 3;
     int rc;
 
@@ -311,11 +323,11 @@ static int reply_fget(struct akv_buf *out, const struct query_job *j)
         const char *k, *v;
         size_t kl, vl;
         akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
-        total += vl;
+        total += vl + FGET_ITEM_FRAMING;
     }
     if (total > limit)
         return akv_reply_errorf(out,
-                                "ERR FGET reply would hold %llu bytes of values, over the output "
+                                "ERR FGET reply would hold about %llu bytes, over the output "
                                 "limit of %llu; ask for a smaller COUNT",
                                 total, limit);
     rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1) + (j->skipped.n > 0));
@@ -372,8 +384,14 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
             rc = akv_reply_errorf(out, "ERR query failed: %s", strerror(-j->rc));
         else if (j->kind == JOB_EXPLAIN)
             rc = reply_explain(out, j);
-        else if (j->kind == JOB_FGET)
-            rc = reply_fget(out, j);
+        else if (j->kind == JOB_FGET && out->len == 0) {
+            /* Nothing waits before it: hand the worker's buffer over. */
+            struct akv_buf t = *out;
+            *out = j->reply;
+            j->reply = t;
+            rc = 0;
+        } else if (j->kind == JOB_FGET)
+            rc = akv_buf_append(out, j->reply.p, j->reply.len);
         else
             rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);
         if (rc < 0)
@@ -383,6 +401,7 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     if (j->has_snap)
         akv_store_snap_release(j->store, &j->snap);
     akv_cmd_skipped_free(&j->skipped);
+    akv_buf_fini(&j->reply);
     free(j);
 }
 
@@ -463,6 +482,9 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind)
     j->withscores = withscores;
     j->withblend = withblend;
     j->resp = resp_of(ctx);
+    j->out_limit =
+        env->config->obuf_hard > 0 ? env->config->obuf_hard : env->config->proto_max_bulk_len;
+    akv_buf_init(&j->reply);
     j->t0 = now_ns();
     j->has_snap = kind != JOB_NEIGHBORS;
     if (j->has_snap)
