@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,9 +59,9 @@
  * below any gap that decides an answer. Otherwise the query is scanned as
  * usual, and the missing lists of its heavy values are computed by the same
  * scan (as extra requests of k = M) for the next queries. */
-#define LIST_HEAVY 8   /* heavy values tried per query */
-#define LIST_K_MAX 32  /* larger k: the lists rarely decide, do not try */
-#define LIST_FILLS 16  /* lists one batch computes at most */
+#define LIST_HEAVY 8  /* heavy values tried per query */
+#define LIST_K_MAX 32 /* larger k: the lists rarely decide, do not try */
+#define LIST_FILLS 16 /* lists one batch computes at most */
 /* The heaviest weight below which a query is not tried, as the rest of the
  * store then bounds too loosely for the lists to decide: on GloVe 6B 100d
  * with a 1,000-entry store of common words (300 queries, l2), the lists
@@ -134,8 +135,8 @@ static int opts_valid(const struct akv_query_opts *o)
         return 0;
     if (o->attn != AKV_ATTN_DOT && o->attn != AKV_ATTN_COSINE)
         return 0;
-    if (o->attn == AKV_ATTN_COSINE && !(o->temperature >= AKV_TEMPERATURE_MIN &&
-                                         o->temperature <= AKV_TEMPERATURE_MAX))
+    if (o->attn == AKV_ATTN_COSINE &&
+        !(o->temperature >= AKV_TEMPERATURE_MIN && o->temperature <= AKV_TEMPERATURE_MAX))
         return 0;
     return o->metric == AKV_METRIC_L2 || o->metric == AKV_METRIC_COSINE ||
            o->metric == AKV_METRIC_DOT;
@@ -205,8 +206,8 @@ static double linear_score(enum akv_metric m, double score, double vn)
  * a time and stopping as soon as the lists so far prove the answer (the
  * bound above holds for any set H). Returns 1 when they did; otherwise 0,
  * after noting the lists it lacked in b's fills. */
-static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it,
-                             const double *r, const struct akv_why *top, size_t ntop)
+static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *it, const double *r,
+                             const struct akv_why *top, size_t ntop)
 {
     const struct akv_vocab *voc = akv_store_vocab(it->store);
     enum akv_metric m = it->opts.metric;
@@ -392,6 +393,21 @@ struct fget_scratch {
 static pthread_key_t fget_key;
 static pthread_once_t fget_once = PTHREAD_ONCE_INIT;
 static int fget_key_ok;
+static atomic_size_t fget_scratch_total; /* every thread's caps together */
+
+size_t akv_query_scratch_bytes(void)
+{
+    return atomic_load_explicit(&fget_scratch_total, memory_order_relaxed);
+}
+
+/* Frees buffer i of sc. */
+static void fget_scratch_drop(struct fget_scratch *sc, int i)
+{
+    free(sc->p[i]);
+    atomic_fetch_sub_explicit(&fget_scratch_total, sc->cap[i], memory_order_relaxed);
+    sc->p[i] = NULL;
+    sc->cap[i] = 0;
+}
 
 static void fget_scratch_free(void *arg)
 {
@@ -400,7 +416,7 @@ static void fget_scratch_free(void *arg)
     if (sc == NULL)
         return;
     for (int i = 0; i < 3; i++)
-        free(sc->p[i]);
+        fget_scratch_drop(sc, i);
     free(sc);
 }
 
@@ -427,9 +443,10 @@ static void *fget_buf(int i, size_t size)
         }
     }
     if (sc->cap[i] < size) {
-        free(sc->p[i]);
+        fget_scratch_drop(sc, i);
         sc->p[i] = malloc(size);
         sc->cap[i] = sc->p[i] != NULL ? size : 0;
+        atomic_fetch_add_explicit(&fget_scratch_total, sc->cap[i], memory_order_relaxed);
     }
     return sc->p[i];
 }
@@ -439,13 +456,9 @@ static void fget_trim(void)
 {
     struct fget_scratch *sc = fget_key_ok ? pthread_getspecific(fget_key) : NULL;
 
-    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP) {
-        for (int i = 0; i < 3; i++) {
-            free(sc->p[i]);
-            sc->p[i] = NULL;
-            sc->cap[i] = 0;
-        }
-    }
+    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP)
+        for (int i = 0; i < 3; i++)
+            fget_scratch_drop(sc, i);
 }
 
 /* Groups the scores of job (FGET item it's attention) by value and writes
@@ -687,8 +700,8 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
             const float *x = akv_vocab_vec(voc, b->fill_word[f]);
             for (uint32_t d = 0; d < dim; d++)
                 r[d] = x[d];
-            b->reqs[b->nreq++] = (struct akv_rank_req){
-                r, b->fill_metric[f], AKV_NBCACHE_M, b->fill_hits + f * AKV_NBCACHE_M, 0};
+            b->reqs[b->nreq++] = (struct akv_rank_req){r, b->fill_metric[f], AKV_NBCACHE_M,
+                                                       b->fill_hits + f * AKV_NBCACHE_M, 0};
         }
     } else {
         b->nfill = 0;
@@ -764,8 +777,8 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
     return it.rc;
 }
 
-int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
-                        unsigned k, struct akv_query_result *res)
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m, unsigned k,
+                        struct akv_query_result *res)
 {
     struct akv_query_item it = {.vocab = voc, .q = v, .res = res};
 

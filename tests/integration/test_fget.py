@@ -312,6 +312,33 @@ def test_fget_large_reply_stall(env):
 
 
 @akvtest.test("fget")
+def test_fget_scratch_in_used_memory(env):
+    # The buffers a worker keeps between FGETs are a gauge of INFO memory
+    # and part of used_memory; they do not grow with repeated FGETs.
+    d = env.configured_daemon("fget-scratch", "", ("--workers", "1"))
+    c = d.client()
+    assert int(info_fields(c, "memory")["used_memory_query_scratch"]) == 0
+    words = env.words[5:205]
+    n = 0
+    c.send(b"".join(Client.encode("SET", a + " " + b, "v%d" % (i % 7), "PAYLOAD")
+                    for i, (a, b) in enumerate((a, b) for a in words for b in words[:100])))
+    for _ in range(len(words) * 100):
+        assert c.read() == "OK"
+        n += 1
+    mem = []
+    for _ in range(3):
+        assert len(c.cmd("FGET", words[0], "COUNT", 3)) == 3
+        f = info_fields(c, "memory")
+        mem.append(int(f["used_memory_query_scratch"]))
+        assert int(f["used_memory"]) >= int(f["used_memory_store"]) + mem[-1], f
+    # Scores (16 bytes an entry), groups and a table at most half full.
+    print("     %d entries: %d bytes kept" % (n, mem[0]))
+    assert n * 16 <= mem[0] <= 64 << 20 and mem[0] == mem[1] == mem[2], (n, mem)
+    c.close()
+    d.check_clean_exit()
+
+
+@akvtest.test("fget")
 def test_persistence_restart_kill_rewrite(env):
     conf = "appendfsync always\n"
     d = env.configured_daemon("persist", conf, ("--workers", "1"))
