@@ -48,7 +48,8 @@ struct query_job {
     size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
     struct akv_buf reply; /* FGET: the whole reply, built by the worker */
-    /* Loop thread only. */
+    /* Loop thread only, but for withscores, skipped, resp and out_limit,
+     * which FGET's worker reads too (reply_fget; set before dispatch). */
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
