@@ -47,16 +47,17 @@ struct query_job {
     int rc;
     size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
-    struct akv_buf reply; /* FGET: the whole reply, built by the worker */
-    /* Loop thread only, but for withscores, skipped, resp and out_limit,
-     * which FGET's worker reads too (reply_fget; set before dispatch). */
+    struct akv_buf reply; /* FGET, EXPLAIN: the whole reply, built by the worker */
+    /* Loop thread only, but for withscores, withblend, skipped, resp and
+     * out_limit, which the worker reads too (reply_on_worker; set before
+     * dispatch). */
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
     struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
     int withblend;                  /* EXPLAIN WITHBLEND */
     int resp;                       /* the connection's protocol when the job was dispatched */
-    unsigned long long out_limit;   /* FGET: the largest reply (see reply_fget) */
+    unsigned long long out_limit;   /* the largest reply (see values_over_limit) */
     uint64_t t0;
     float q[]; /* the query vector, dim floats */
 };
@@ -182,7 +183,7 @@ static void query_help(void *arg, unsigned h)
     akv_query_batch_work(arg, h);
 }
 
-static int reply_fget(struct akv_buf *out, const struct query_job *j);
+static int reply_on_worker(struct akv_buf *out, const struct query_job *j);
 
 /* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
  * mix, with one pass over the vocabulary. Reads each job's vector, options
@@ -227,9 +228,9 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
         struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
         j->rc = items[i].rc;
         j->batch_n = i == 0 ? n : 0;
-        /* An FGET reply may be tens of MB of payloads: copying them is
-         * the worker's job, the loop thread only hands the buffer over. */
-        if (j->kind == JOB_FGET && j->rc == 0 && reply_fget(&j->reply, j) < 0) {
+        /* An FGET or EXPLAIN reply may be tens of MB of payloads: copying
+         * them is the worker's job, the loop thread only hands it over. */
+        if (j->rc == 0 && reply_on_worker(&j->reply, j) < 0) {
             akv_buf_fini(&j->reply);
             j->rc = -ENOMEM;
         }
@@ -306,31 +307,12 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
 }
 
 /* FGET: the values, with WITHSCORES each followed by its weight, as
- * reply_hits lays words out; built on the worker (query_batch). Payloads
- * may be large (max-value-len up to 16 MiB): a reply that would pass the
- * hard output limit (client-output-buffer-limit, else proto-max-bulk-len;
- * j->out_limit) is refused before anything is built, as it would only
- * close the connection. Its size is bounded with FGET_ITEM_FRAMING bytes
- * of framing per value: the bulk header and CR LF, the score, the RESP3
- * pair's header. */
-#define FGET_ITEM_FRAMING 64
+ * reply_hits lays words out. */
 static int reply_fget(struct akv_buf *out, const struct query_job *j)
 {
-    unsigned long long total = 64, limit = j->out_limit;
     int pairs = j->withscores && j->resp >= 3;
     int rc;
 
-    for (size_t i = 0; i < j->res.nwhy; i++) {
-        const char *k, *v;
-        size_t kl, vl;
-        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
-        total += vl + FGET_ITEM_FRAMING;
-    }
-    if (total > limit)
-        return akv_reply_errorf(out,
-                                "ERR FGET reply would hold about %llu bytes, over the output "
-                                "limit of %llu; ask for a smaller COUNT",
-                                total, limit);
     rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1) + (j->skipped.n > 0));
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
@@ -346,6 +328,47 @@ static int reply_fget(struct akv_buf *out, const struct query_job *j)
     if (rc == 0 && j->skipped.n > 0)
         rc = akv_cmd_reply_skipped(out, j->resp, &j->skipped);
     return rc;
+}
+
+/* FGET and EXPLAIN replies carry stored values, and payloads may be large
+ * (max-value-len up to 16 MiB): a reply that would pass the hard output
+ * limit (client-output-buffer-limit, else proto-max-bulk-len; j->out_limit)
+ * is refused before anything is built, as it would only close the
+ * connection. Its size is bounded with REPLY_ITEM_FRAMING bytes per entry
+ * besides its texts (bulk headers, CR LFs, the weights, EXPLAIN's labels
+ * and kinds). Writes the error reply to out and returns 1 if over. */
+#define REPLY_ITEM_FRAMING 192
+static int values_over_limit(struct akv_buf *out, const struct query_job *j, int *rc)
+{
+    const char *name = j->kind == JOB_FGET ? "FGET" : "EXPLAIN";
+    unsigned long long total = 64;
+
+    for (size_t i = 0; i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        total += (j->kind == JOB_EXPLAIN ? kl : 0) + vl + REPLY_ITEM_FRAMING;
+    }
+    if (total <= j->out_limit)
+        return 0;
+    *rc = akv_reply_errorf(out,
+                           "ERR %s reply would hold about %llu bytes, over the output limit of "
+                           "%llu; ask for a smaller COUNT",
+                           name, total, j->out_limit);
+    return 1;
+}
+
+/* Worker thread: the whole reply of an FGET or EXPLAIN job, to out; other
+ * kinds are left to query_finish. Returns 0 or -ENOMEM. */
+static int reply_on_worker(struct akv_buf *out, const struct query_job *j)
+{
+    int rc = 0;
+
+    if (j->kind != JOB_FGET && j->kind != JOB_EXPLAIN)
+        return 0;
+    if (values_over_limit(out, j, &rc))
+        return rc;
+    return j->kind == JOB_FGET ? reply_fget(out, j) : reply_explain(out, j);
 }
 
 /* Loop thread: formats the reply (while the snapshot is still held), then
@@ -383,15 +406,13 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
 
         if (j->rc < 0)
             rc = akv_reply_errorf(out, "ERR query failed: %s", strerror(-j->rc));
-        else if (j->kind == JOB_EXPLAIN)
-            rc = reply_explain(out, j);
-        else if (j->kind == JOB_FGET && out->len == 0) {
+        else if ((j->kind == JOB_FGET || j->kind == JOB_EXPLAIN) && out->len == 0) {
             /* Nothing waits before it: hand the worker's buffer over. */
             struct akv_buf t = *out;
             *out = j->reply;
             j->reply = t;
             rc = 0;
-        } else if (j->kind == JOB_FGET)
+        } else if (j->kind == JOB_FGET || j->kind == JOB_EXPLAIN)
             rc = akv_buf_append(out, j->reply.p, j->reply.len);
         else
             rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);

@@ -254,7 +254,7 @@ def test_limits(env):
     assert cmd(c, "SET", "cat", "z" * (1 << 20), "PAYLOAD") == "OK"
     assert len(c.cmd("FGET", "dog", "COUNT", 1)) == 1
     r = c.cmd("FGET", "dog", "COUNT", 2)
-    assert is_err(r, "FGET reply would hold about 2097344 bytes, over the output limit"), \
+    assert is_err(r, "FGET reply would hold about 2097600 bytes, over the output limit"), \
         str(r)[:200]
     assert c.cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0") == "OK"
     assert len(c.cmd("FGET", "dog", "COUNT", 2)) == 2
@@ -280,20 +280,22 @@ def test_fget_reply_limit_counts_framing(env):
     c = d.client()
     for k, b in (("cat", "p"), ("dog", "q")):
         assert cmd(c, "SET", k, b * (1 << 20), "PAYLOAD") == "OK"
-    for args in (("FGET", "cat", "COUNT", 2), ("FGET", "cat", "COUNT", 2, "WITHSCORES")):
+    for args in (("FGET", "cat", "COUNT", 2), ("FGET", "cat", "COUNT", 2, "WITHSCORES"),
+                 ("EXPLAIN", "cat", "COUNT", 2), ("EXPLAIN", "cat", "COUNT", 2, "WITHBLEND")):
         r = c.cmd(*args)
-        assert is_err(r, "FGET reply would hold about"), str(r)[:200]
+        assert is_err(r, "%s reply would hold about" % args[0]), str(r)[:200]
         assert c.cmd("PING") == "PONG"
     assert len(c.cmd("FGET", "cat", "COUNT", 1)) == 1
+    assert len(c.cmd("EXPLAIN", "cat", "COUNT", 1)) == 1
     c.close()
     d.check_clean_exit()
 
 
 @akvtest.test("fget")
 def test_fget_large_reply_stall(env):
-    # An FGET reply of 12 payloads of 16 MiB (192 MiB, under no output
-    # limit) is copied on a worker; the loop thread only hands it over, so
-    # other clients are not held up (the stall rule).
+    # An FGET or EXPLAIN reply of 12 payloads of 16 MiB (192 MiB, under no
+    # output limit) is copied on a worker; the loop thread only hands it
+    # over, so other clients are not held up (the stall rule).
     from test_hostile import Stall
     conf = ("max-value-len 16777216\nproto-max-bulk-len 1gb\n"
             "client-output-buffer-limit normal 0 0 0\n")
@@ -306,13 +308,14 @@ def test_fget_large_reply_stall(env):
     # Under a sanitizer, freeing and copying 192 MiB alone takes longer
     # than the rule allows: the replies are checked, not the time.
     timed = not akvtest.daemon_is_instrumented()
-    for _ in range(2):
+    for name in ("FGET", "FGET", "EXPLAIN"):
         if timed:
-            with Stall(d, "FGET of 12 payloads of 16 MiB"):
-                r = c.cmd("FGET", keys[0], "COUNT", len(keys))
+            with Stall(d, "%s of 12 payloads of 16 MiB" % name):
+                r = c.cmd(name, keys[0], "COUNT", len(keys))
         else:
-            r = c.cmd("FGET", keys[0], "COUNT", len(keys))
-        assert len(r) == len(keys) and all(len(v) == len(big) for v in r)
+            r = c.cmd(name, keys[0], "COUNT", len(keys))
+        values = r if name == "FGET" else [e[1] for e in r]
+        assert len(values) == len(keys) and all(len(v) == len(big) for v in values)
     c.close()
     d.check_clean_exit()
 
