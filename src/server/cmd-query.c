@@ -336,12 +336,20 @@ static int reply_fget(struct akv_buf *out, const struct query_job *j)
  * is refused before anything is built, as it would only close the
  * connection. Its size is bounded with REPLY_ITEM_FRAMING bytes per entry
  * besides its texts (bulk headers, CR LFs, the weights, EXPLAIN's labels
- * and kinds). Writes the error reply to out and returns 1 if over. */
+ * and kinds), and the words UNKNOWN skip left out. Writes the error reply
+ * to out and returns 1 if over. */
 #define REPLY_ITEM_FRAMING 192
 static int values_over_limit(struct akv_buf *out, const struct query_job *j, int *rc)
 {
     const char *name = j->kind == JOB_FGET ? "FGET" : "EXPLAIN";
     unsigned long long total = 64;
+    const char *w = j->skipped.words;
+
+    for (size_t i = 0; i < j->skipped.n; i++) { /* UNKNOWN skip's words */
+        size_t l = strlen(w);
+        total += l + 16;
+        w += l + 1;
+    }
 
     for (size_t i = 0; i < j->res.nwhy; i++) {
         const char *k, *v;
