@@ -18,11 +18,14 @@
  *     (akv_query_batch_*), which gives each exactly the answer it would get
  *     alone, so batching never changes a reply; idle workers join that
  *     pass;
- *   - query_finish, back on the loop thread, formats the reply in the
- *     protocol the connection had at dispatch (RESP3 after HELLO 3: scores
- *     as doubles; EXPLAIN's key/value text comes from the snapshot, which
- *     is still held),
- *     releases the snapshot and frees the job. The snapshot is released
+ *   - FGET's and EXPLAIN's replies, which carry stored values (payloads
+ *     of up to 16 MiB), are built by the worker too, from the snapshot, in
+ *     the protocol the connection had at dispatch, and refused whole when
+ *     over the output limit (values_over_limit);
+ *   - query_finish, back on the loop thread, hands those over, or formats
+ *     QUERY's and NEIGHBORS' words in the protocol the connection had at
+ *     dispatch (RESP3 after HELLO 3: scores as doubles), releases the
+ *     snapshot and frees the job. The snapshot is released
  *     even when the client went away, so the store can reclaim what it
  *     kept for it.
  */
@@ -379,7 +382,7 @@ static int reply_on_worker(struct akv_buf *out, const struct query_job *j)
     return j->kind == JOB_FGET ? reply_fget(out, j) : reply_explain(out, j);
 }
 
-/* Loop thread: formats the reply (while the snapshot is still held), then
+/* Loop thread: writes the reply (while the snapshot is still held), then
  * lets go of the snapshot and the job. */
 static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
 {
