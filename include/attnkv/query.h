@@ -109,4 +109,9 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
 void akv_query_batch_work(struct akv_query_batch *b, unsigned part);
 void akv_query_batch_end(struct akv_query_batch *b);
 
+/* Bytes the worker threads keep between FGETs (their score, group and
+ * table buffers, up to 64 MiB a thread; see src/engine/query.c): for INFO
+ * and used_memory. Any thread. */
+size_t akv_query_scratch_bytes(void);
+
 #endif

@@ -429,6 +429,21 @@ struct fget_scratch {
 static pthread_key_t fget_key;
 static pthread_once_t fget_once = PTHREAD_ONCE_INIT;
 static int fget_key_ok;
+static atomic_size_t fget_scratch_total; /* every thread's caps together */
+
+size_t akv_query_scratch_bytes(void)
+{
+    return atomic_load_explicit(&fget_scratch_total, memory_order_relaxed);
+}
+
+/* Frees buffer i of sc. */
+static void fget_scratch_drop(struct fget_scratch *sc, int i)
+{
+    free(sc->p[i]);
+    atomic_fetch_sub_explicit(&fget_scratch_total, sc->cap[i], memory_order_relaxed);
+    sc->p[i] = NULL;
+    sc->cap[i] = 0;
+}
 
 static void fget_scratch_free(void *arg)
 {
@@ -437,7 +452,7 @@ static void fget_scratch_free(void *arg)
     if (sc == NULL)
         return;
     for (int i = 0; i < 3; i++)
-        free(sc->p[i]);
+        fget_scratch_drop(sc, i);
     free(sc);
 }
 
@@ -464,9 +479,10 @@ static void *fget_buf(int i, size_t size)
         }
     }
     if (sc->cap[i] < size) {
-        free(sc->p[i]);
+        fget_scratch_drop(sc, i);
         sc->p[i] = malloc(size);
         sc->cap[i] = sc->p[i] != NULL ? size : 0;
+        atomic_fetch_add_explicit(&fget_scratch_total, sc->cap[i], memory_order_relaxed);
     }
     return sc->p[i];
 }
@@ -476,13 +492,9 @@ static void fget_trim(void)
 {
     struct fget_scratch *sc = fget_key_ok ? pthread_getspecific(fget_key) : NULL;
 
-    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP) {
-        for (int i = 0; i < 3; i++) {
-            free(sc->p[i]);
-            sc->p[i] = NULL;
-            sc->cap[i] = 0;
-        }
-    }
+    if (sc != NULL && sc->cap[0] + sc->cap[1] + sc->cap[2] > FGET_SCRATCH_KEEP)
+        for (int i = 0; i < 3; i++)
+            fget_scratch_drop(sc, i);
 }
 
 /* Groups the scores of job (FGET item it's attention) by value and writes

@@ -21,11 +21,14 @@
  *     (akv_query_batch_*), which gives each exactly the answer it would get
  *     alone, so batching never changes a reply; idle workers join that
  *     pass;
- *   - query_finish, back on the loop thread, formats the reply in the
- *     protocol the connection had at dispatch (RESP3 after HELLO 3: scores
- *     as doubles; EXPLAIN's key/value text comes from the snapshot, which
- *     is still held),
- *     releases the snapshot and frees the job. The snapshot is released
+ *   - FGET's and EXPLAIN's replies, which carry stored values (payloads
+ *     of up to 16 MiB), are built by the worker too, from the snapshot, in
+ *     the protocol the connection had at dispatch, and refused whole when
+ *     over the output limit (values_over_limit);
+ *   - query_finish, back on the loop thread, hands those over, or formats
+ *     QUERY's and NEIGHBORS' words in the protocol the connection had at
+ *     dispatch (RESP3 after HELLO 3: scores as doubles), releases the
+ *     snapshot and frees the job. The snapshot is released
  *     even when the client went away, so the store can reclaim what it
  *     kept for it.
  */
@@ -52,13 +55,17 @@ struct query_job {
     int rc;
     size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
-    /* Loop thread only. */
+    struct akv_buf reply; /* FGET, EXPLAIN: the whole reply, built by the worker */
+    /* Loop thread only, but for withscores, withblend, skipped, resp and
+     * out_limit, which the worker reads too (reply_on_worker; set before
+     * dispatch). */
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
     struct akv_cmd_skipped skipped; /* UNKNOWN skip: the words left out */
     int withblend;                  /* EXPLAIN WITHBLEND */
     int resp;                       /* the connection's protocol when the job was dispatched */
+    unsigned long long out_limit;   /* the largest reply (see values_over_limit) */
     uint64_t t0;
     /* Read by the worker; they point into this allocation, after q. */
     uint32_t *exclude; /* sorted word ids not to answer */
@@ -598,6 +605,8 @@ static void query_help(void *arg, unsigned h)
     akv_query_batch_work(arg, h);
 }
 
+static int reply_on_worker(struct akv_buf *out, const struct query_job *j);
+
 /* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
  * mix, with one pass over the vocabulary. Reads each job's vector, options
  * and snapshot and the immutable vocabulary; writes only each job's res, rc
@@ -647,6 +656,12 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
         struct query_job *j = container_of(pjs[i], struct query_job, base.pool);
         j->rc = items[i].rc;
         j->batch_n = i == 0 ? n : 0;
+        /* An FGET or EXPLAIN reply may be tens of MB of payloads: copying
+         * them is the worker's job, the loop thread only hands it over. */
+        if (j->rc == 0 && reply_on_worker(&j->reply, j) < 0) {
+            akv_buf_fini(&j->reply);
+            j->rc = -ENOMEM;
+        }
     }
 }
 
@@ -720,29 +735,12 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
 }
 
 /* FGET: the values, with WITHSCORES each followed by its weight, as
- * reply_hits lays words out. Payloads may be large (max-value-len up to
- * 16 MiB): a reply whose values add up to more than the hard output limit
- * (client-output-buffer-limit, else proto-max-bulk-len) is refused before
- * anything is built, as it would only close the connection. */
+ * reply_hits lays words out. */
 static int reply_fget(struct akv_buf *out, const struct query_job *j)
 {
-    const struct akv_config *cfg = j->env->config;
-    unsigned long long total = 0,
-                       limit = cfg->obuf_hard > 0 ? cfg->obuf_hard : cfg->proto_max_bulk_len;
     int pairs = j->withscores && j->resp >= 3;
     int rc;
 
-    for (size_t i = 0; i < j->res.nwhy; i++) {
-        const char *k, *v;
-        size_t kl, vl;
-        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
-        total += vl;
-    }
-    if (total > limit)
-        return akv_reply_errorf(out,
-                                "ERR FGET reply would hold %llu bytes of values, over the output "
-                                "limit of %llu; ask for a smaller COUNT",
-                                total, limit);
     rc = akv_reply_array(out, j->res.nwhy * (j->withscores && !pairs ? 2 : 1) + (j->skipped.n > 0));
 
     for (size_t i = 0; rc == 0 && i < j->res.nwhy; i++) {
@@ -760,7 +758,56 @@ static int reply_fget(struct akv_buf *out, const struct query_job *j)
     return rc;
 }
 
-/* Loop thread: formats the reply (while the snapshot is still held), then
+/* FGET and EXPLAIN replies carry stored values, and payloads may be large
+ * (max-value-len up to 16 MiB): a reply that would pass the hard output
+ * limit (client-output-buffer-limit, else proto-max-bulk-len; j->out_limit)
+ * is refused before anything is built, as it would only close the
+ * connection. Its size is bounded with REPLY_ITEM_FRAMING bytes per entry
+ * besides its texts (bulk headers, CR LFs, the weights, EXPLAIN's labels
+ * and kinds), and the words UNKNOWN skip left out. Writes the error reply
+ * to out and returns 1 if over. */
+#define REPLY_ITEM_FRAMING 192
+static int values_over_limit(struct akv_buf *out, const struct query_job *j, int *rc)
+{
+    const char *name = j->kind == JOB_FGET ? "FGET" : "EXPLAIN";
+    unsigned long long total = 64;
+    const char *w = j->skipped.words;
+
+    for (size_t i = 0; i < j->skipped.n; i++) { /* UNKNOWN skip's words */
+        size_t l = strlen(w);
+        total += l + 16;
+        w += l + 1;
+    }
+
+    for (size_t i = 0; i < j->res.nwhy; i++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(j->store, &j->snap, j->res.why[i].slot, &k, &kl, &v, &vl);
+        total += (j->kind == JOB_EXPLAIN ? kl : 0) + vl + REPLY_ITEM_FRAMING;
+    }
+    if (total <= j->out_limit)
+        return 0;
+    *rc = akv_reply_errorf(out,
+                           "ERR %s reply would hold about %llu bytes, over the output limit of "
+                           "%llu; ask for a smaller COUNT",
+                           name, total, j->out_limit);
+    return 1;
+}
+
+/* Worker thread: the whole reply of an FGET or EXPLAIN job, to out; other
+ * kinds are left to query_finish. Returns 0 or -ENOMEM. */
+static int reply_on_worker(struct akv_buf *out, const struct query_job *j)
+{
+    int rc = 0;
+
+    if (j->kind != JOB_FGET && j->kind != JOB_EXPLAIN)
+        return 0;
+    if (values_over_limit(out, j, &rc))
+        return rc;
+    return j->kind == JOB_FGET ? reply_fget(out, j) : reply_explain(out, j);
+}
+
+/* Loop thread: writes the reply (while the snapshot is still held), then
  * lets go of the snapshot and the job. */
 static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
 {
@@ -795,10 +842,14 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
 
         if (j->rc < 0)
             rc = akv_reply_errorf(out, "ERR query failed: %s", strerror(-j->rc));
-        else if (j->kind == JOB_EXPLAIN)
-            rc = reply_explain(out, j);
-        else if (j->kind == JOB_FGET)
-            rc = reply_fget(out, j);
+        else if ((j->kind == JOB_FGET || j->kind == JOB_EXPLAIN) && out->len == 0) {
+            /* Nothing waits before it: hand the worker's buffer over. */
+            struct akv_buf t = *out;
+            *out = j->reply;
+            j->reply = t;
+            rc = 0;
+        } else if (j->kind == JOB_FGET || j->kind == JOB_EXPLAIN)
+            rc = akv_buf_append(out, j->reply.p, j->reply.len);
         else
             rc = reply_hits(out, j->vocab, &j->res, j->withscores, j->resp, &j->skipped);
         if (rc < 0)
@@ -808,6 +859,7 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     if (j->has_snap)
         akv_store_snap_release(j->store, &j->snap);
     akv_cmd_skipped_free(&j->skipped);
+    akv_buf_fini(&j->reply);
     free(j);
 }
 
@@ -954,6 +1006,9 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     j->withscores = withscores;
     j->withblend = withblend;
     j->resp = resp_of(ctx);
+    j->out_limit =
+        env->config->obuf_hard > 0 ? env->config->obuf_hard : env->config->proto_max_bulk_len;
+    akv_buf_init(&j->reply);
     j->t0 = now_ns();
     j->has_snap = kind != JOB_NEIGHBORS;
     if (j->has_snap)

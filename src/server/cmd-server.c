@@ -634,7 +634,7 @@ size_t akv_cmd_used_memory(const struct akv_cmd_env *env)
     struct akv_persist_info pi;
 
     akv_persist_info(env->persist, &pi);
-    return stores_memory(env) + lists_memory(env) +
+    return stores_memory(env) + lists_memory(env) + akv_query_scratch_bytes() +
            (env->clients_memory ? env->clients_memory(env) : (size_t)0) + env->slowlog.mem +
            (size_t)pi.pending_bytes + env->ncmd_hist * sizeof(struct akv_hist);
 }
@@ -711,12 +711,14 @@ static int info_memory(struct akv_buf *b, const struct akv_cmd_env *env)
     rc = akv_buf_printf(b,
                         "used_memory_store:%zu\r\n"
                         "used_memory_neighbor_lists:%zu\r\n"
+                        "used_memory_query_scratch:%zu\r\n"
                         "used_memory_vocabulary:%zu\r\n"
                         "mem_clients_normal:%zu\r\n"
                         "maxmemory:%zu\r\n"
                         "maxmemory_human:%s\r\n"
                         "maxmemory_policy:noeviction\r\n",
-                        stores_memory(env), lists_memory(env), akv_vocab_bytes(env->vocab),
+                        stores_memory(env), lists_memory(env), akv_query_scratch_bytes(),
+                        akv_vocab_bytes(env->vocab),
                         env->clients_memory ? env->clients_memory(env) : (size_t)0, maxmem,
                         human(maxmem, h6, sizeof(h6)));
     if (rc < 0)

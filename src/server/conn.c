@@ -52,7 +52,9 @@
  *   - `out` collects replies; `wbuf` holds the bytes of the one uv_write in
  *     flight. A flush first tries uv_try_write, which usually sends
  *     everything without a request, then hands the rest to uv_write by
- *     swapping the two buffers.
+ *     swapping the two buffers (what try_write sent stays at the front of
+ *     wbuf, wbuf_off bytes, rather than the rest being moved down over it:
+ *     for a reply of many MB that move alone held the loop up).
  *   - While a job runs or more than out_pause() bytes of replies are waiting
  *     (the output soft limit, or OUT_PAUSE without one), reading stops once
  *     IN_PAUSE bytes are buffered, so a client pipelining faster than we
@@ -161,6 +163,7 @@ struct akv_conn {
     size_t need_len; /* skip parsing until this many bytes follow in_pos */
     struct akv_buf out;
     struct akv_buf wbuf;
+    size_t wbuf_off;         /* bytes at the front of wbuf sent before its uv_write */
     struct akv_cmd_job *job; /* the request running on the pool, if any */
     uint64_t job_pos;        /* stream position of its reply (for readable replies) */
     uint64_t out_base;       /* stream position of out.p[0] */
@@ -530,7 +533,7 @@ static void on_write(uv_write_t *req, int status);
 
 static size_t out_pending(const struct akv_conn *c)
 {
-    return c->out.len + c->wbuf.len;
+    return c->out.len + c->wbuf.len - c->wbuf_off;
 }
 
 /* The bytes at the front of out that no AOF mark holds back. */
@@ -594,6 +597,7 @@ static int check_output_limits(struct akv_conn *c)
 static void flush(struct akv_conn *c)
 {
     size_t sendable = out_sendable(c);
+    size_t sent = 0;
     uv_buf_t b;
     int n;
 
@@ -605,37 +609,40 @@ static void flush(struct akv_conn *c)
     if (n > 0) {
         c->sh->env->stats.net_output_bytes += (uint64_t)n;
         c->last_active = uv_now(c->sh->loop);
-        akv_buf_consume(&c->out, (size_t)n);
+        sent = (size_t)n;
         c->out_base += (uint64_t)n;
         sendable -= (size_t)n;
-        if (c->out.len == 0 && c->out.cap > OUT_KEEP_MAX)
-            akv_buf_fini(&c->out);
     } else if (n < 0 && n != UV_EAGAIN) {
         akv_log(AKV_LOG_VERBOSE, "client %llu (%s): write: %s", (unsigned long long)c->sess.id,
                 c->sess.peer, uv_strerror(n));
         akv_conn_close(c);
         return;
     }
-    if (sendable == 0)
+    if (sendable == 0) {
+        akv_buf_consume(&c->out, sent);
+        if (c->out.len == 0 && c->out.cap > OUT_KEEP_MAX)
+            akv_buf_fini(&c->out);
         return;
+    }
 
-    if (sendable == c->out.len) {
+    if (sent + sendable == c->out.len) {
         /* Swap so that replies produced while this write is in flight go
-         * to a buffer libuv is not reading. */
+         * to a buffer libuv is not reading; the sent bytes stay in front. */
         struct akv_buf t = c->wbuf;
         c->wbuf = c->out;
         c->out = t;
+        c->wbuf_off = sent;
     } else {
         /* Part of out is held: move only what may go. */
-        if (akv_buf_append(&c->wbuf, c->out.p, sendable) < 0) {
+        if (akv_buf_append(&c->wbuf, c->out.p + sent, sendable) < 0) {
             akv_conn_close(c);
             return;
         }
-        akv_buf_consume(&c->out, sendable);
+        akv_buf_consume(&c->out, sent + sendable);
     }
     c->out_base += sendable;
-    b.base = c->wbuf.p;
-    b.len = c->wbuf.len;
+    b.base = c->wbuf.p + c->wbuf_off;
+    b.len = c->wbuf.len - c->wbuf_off;
     n = uv_write(&c->wreq, akv_conn_stream(c), &b, 1, on_write);
     if (n < 0) {
         akv_conn_close(c);
@@ -707,8 +714,9 @@ static void on_write(uv_write_t *req, int status)
 
     c->writing = 0;
     if (status == 0)
-        c->sh->env->stats.net_output_bytes += c->wbuf.len;
+        c->sh->env->stats.net_output_bytes += c->wbuf.len - c->wbuf_off;
     c->wbuf.len = 0;
+    c->wbuf_off = 0;
     /* One huge reply should not pin its memory for the connection's life. */
     if (c->wbuf.cap > OUT_KEEP_MAX)
         akv_buf_fini(&c->wbuf);

@@ -255,6 +255,16 @@ def test_explain_and_neighbors(env):
         assert db.get("dog food") == '{"answer": 42}'
         assert db.fget("puppy food", count=1) == ['{"answer": 42}']
         assert db.fget("puppy food", minweight=0.5) == ['{"answer": 42}']
+        # A payload that is not UTF-8 comes back whole, not as an exception.
+        blob = b"\xff\xfe\x00 id \r\n\xc3"
+        db.set("dog food", blob, payload=True)
+        back = db.get("dog food")
+        assert back.encode("utf-8", "surrogateescape") == blob, back
+        assert db.fget("puppy food", count=1) == [back]
+        assert db.fget("puppy food", count=1, withscores=True)[0].value == back
+        assert [e.value for e in db.explain("dog food", count=1)] == [back]
+        db.set("dog food", back, payload=True)  # the str goes back as the bytes
+        assert c.cmd("STRLEN", "dog food") == len(blob)
         db.clear()
     c.close()
 

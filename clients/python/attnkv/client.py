@@ -61,8 +61,10 @@ class Valued(NamedTuple):
 
 def _text(x: Union[str, bytes]) -> str:
     # Replies are str with decode_responses=True (our default), bytes with a
-    # borrowed client that does not decode.
-    return x.decode("utf-8", errors="replace") if isinstance(x, bytes) else x
+    # borrowed client that does not decode. A payload may be any bytes:
+    # those that are not UTF-8 become surrogate escapes, as our own client
+    # decodes them (encoding_errors below), so that nothing is lost.
+    return x.decode("utf-8", errors="surrogateescape") if isinstance(x, bytes) else x
 
 
 class Database:
@@ -91,6 +93,11 @@ class Database:
             self._owned = False
         else:
             redis_kwargs.setdefault("decode_responses", True)
+            # Payload values (SET ... PAYLOAD) may be any bytes: those that
+            # are not UTF-8 come back as surrogate escapes (lossless: str
+            # .encode("utf-8", "surrogateescape") gives the bytes back, and
+            # such a str is sent as those bytes), not as UnicodeDecodeError.
+            redis_kwargs.setdefault("encoding_errors", "surrogateescape")
             self._redis = redis.Redis(host=host, port=port, db=db, password=password,
                                       **redis_kwargs)
             self._owned = True
@@ -267,7 +274,7 @@ class Database:
 
     # -- the keyspace -------------------------------------------------------
 
-    def set(self, key: str, value: str, *, payload: bool = False) -> None:
+    def set(self, key: str, value: Union[str, bytes], *, payload: bool = False) -> None:
         """Stores value under key (replacing any value). Every word of both
         must be in the vocabulary, else UnknownWordError; with payload, the
         value is kept as it is, not embedded (JSON, an id, any text), and
