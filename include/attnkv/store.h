@@ -57,7 +57,7 @@ int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char 
  * the key must still embed. Attention scores such an entry by its key but
  * leaves it out of the blend (see src/engine/attn.c). */
 enum { AKV_STORE_PAYLOAD = 1u << 0 };
-#define AKV_STORE_VALUE_MAX ((size_t)16 << 20)
+#define AKV_STORE_VALUE_MAX ((size_t)1 << 20)
 
 /* As akv_store_put, with flags. A put without AKV_STORE_PAYLOAD over a
  * payload entry makes it an embedded one again, and the reverse. */

@@ -22,7 +22,7 @@
  *     alone, so batching never changes a reply; idle workers join that
  *     pass;
  *   - FGET's and EXPLAIN's replies, which carry stored values (payloads
- *     of up to 16 MiB), are built by the worker too, from the snapshot, in
+ *     of up to 1 MiB, up to 1,000 of them), are built by the worker too, from the snapshot, in
  *     the protocol the connection had at dispatch, and refused whole when
  *     over the output limit (values_over_limit);
  *   - query_finish, back on the loop thread, hands those over, or formats
@@ -759,7 +759,7 @@ static int reply_fget(struct akv_buf *out, const struct query_job *j)
 }
 
 /* FGET and EXPLAIN replies carry stored values, and payloads may be large
- * (max-value-len up to 16 MiB): a reply that would pass the hard output
+ * (max-value-len up to 1 MiB): a reply that would pass the hard output
  * limit (client-output-buffer-limit, else proto-max-bulk-len; j->out_limit)
  * is refused before anything is built, as it would only close the
  * connection. Its size is bounded with REPLY_ITEM_FRAMING bytes per entry

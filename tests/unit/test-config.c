@@ -351,7 +351,7 @@ static const struct {
                                           "(expected seconds, 0..2147483647)"},
     {"timeout -1", "t.conf:1: bad timeout '-1' (expected 0..2147483647)"},
     {"max-key-len 0", "t.conf:1: bad max-key-len '0' (expected 1..4096)"},
-    {"max-value-len 16777217", "t.conf:1: bad max-value-len '16777217' (expected 1..16777216)"},
+    {"max-value-len 1048577", "t.conf:1: bad max-value-len '1048577' (expected 1..1048576)"},
     {"maxmemory 1.5gb", "t.conf:1: bad maxmemory '1.5gb' (expected 0..9223372036854775807 "
                         "bytes, or with a unit: 1k, 10mb, 1gb)"},
     {"maxmemory 99999999999gb", "t.conf:1: bad maxmemory '99999999999gb' (expected "
