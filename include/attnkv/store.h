@@ -6,8 +6,9 @@
  * Threading (see the Design comment in src/engine/store.c):
  *   - One thread, the owner (the daemon's loop thread), calls every function
  *     here except akv_store_scan, akv_store_dim, akv_store_vocab,
- *     akv_store_entry_words, akv_store_key_words and akv_store_entry_text,
- *     and never blocks on a reader.
+ *     akv_store_entry_words, akv_store_key_words, akv_store_entry_text,
+ *     akv_store_entry_payload and akv_store_entry_vhash, and never blocks
+ *     on a reader.
  *   - Readers (worker threads) read a snapshot: the owner takes it with
  *     akv_store_snap_take, hands it to the worker (through anything that
  *     orders memory, such as a mutex or libuv's work queue), and releases it

@@ -1,5 +1,5 @@
 /*
- * query.c - QUERY, EXPLAIN and NEIGHBORS: option handling and the two steps
+ * query.c - QUERY, EXPLAIN, FGET and NEIGHBORS: option handling and the two steps
  * (attention in attn.c, ranking in rank.c) put together. An item's filters
  * (exclusions, RESTRICT) go into its scan request and into the candidates
  * taken from neighbor lists; MAXDIST, WITHSIMILARITY and MINSCORE are
@@ -14,8 +14,10 @@
  * heaviest values kept with a heap, ties by value bytes (section "FGET").
  *
  * Threading: akv_query_run and akv_query_neighbors run on worker threads; they
- * read a store snapshot and the immutable vocabulary and write only the
- * caller's result.
+ * read a store snapshot and the immutable vocabulary and write the caller's
+ * result, and FGET's scratch buffers, which belong to the calling thread (a
+ * pthread key) and whose total size is one process-wide atomic counter
+ * (fget_scratch_total, read by INFO from any thread).
  */
 #include "attnkv/query.h"
 

@@ -37,7 +37,8 @@
 #include <float.h>
 
 /* ------------------------------------------------------------------------
- * QUERY, EXPLAIN and NEIGHBORS: options here, ranking on the pool.
+ * QUERY, EXPLAIN, FGET, NEIGHBORS and ANALOGY: options here, attention and
+ * ranking on the pool.
  */
 
 enum job_kind { JOB_QUERY, JOB_EXPLAIN, JOB_NEIGHBORS, JOB_FGET };
@@ -56,9 +57,10 @@ struct query_job {
     size_t batch_n; /* the first job of a batch: the batch's size; others 0 */
     struct akv_query_result res;
     struct akv_buf reply; /* FGET, EXPLAIN: the whole reply, built by the worker */
-    /* Loop thread only, but for withscores, withblend, skipped, resp and
-     * out_limit, which the worker reads too (reply_on_worker; set before
-     * dispatch). */
+    int refused;          /* 1: that reply is the error of one over the output limit */
+    /* Loop thread only, but for kind, withscores, withblend, skipped, resp
+     * and out_limit, which the worker reads too (reply_on_worker; set
+     * before dispatch). */
     struct akv_cmd_env *env;
     int has_snap;
     int withscores;
@@ -107,6 +109,11 @@ static int is_keyword(const struct akv_slice *a)
     return 0;
 }
 
+/* The most text EXCLUDE's words may hold in all: each is embedded on the
+ * loop thread to find its ids, so this bounds that work (and 1,024 words of
+ * 64 bytes fit). */
+#define EXCLUDE_BYTES_MAX 65536
+
 /* What a request asks besides its scalar options: its input (text or
  * vector), the terms of word arithmetic, the words not to answer. The
  * slices point into argv. */
@@ -119,7 +126,7 @@ struct query_spec {
     unsigned npos, nneg;                          /* counts in terms (npos excludes the first) */
     const struct akv_slice *neg[AKV_TERMS_MAX];
     const struct akv_slice *excl[AKV_EXCLUDE_MAX];
-    size_t nexcl;
+    size_t nexcl, excl_bytes;
     int exclude_input, cosmul, arith, metric_given, withsimilarity;
     int temperature_given;
     double temperature;
@@ -258,6 +265,11 @@ static int parse_query_opts(struct akv_cmd_ctx *ctx, const char *cmd, unsigned a
                     return replied(akv_reply_errorf(
                         ctx->out, "ERR %s EXCLUDE takes at most %d words", cmd, AKV_EXCLUDE_MAX));
                 sp->excl[sp->nexcl++] = &ctx->argv[i + 1];
+                sp->excl_bytes += ctx->argv[i + 1].len;
+                if (sp->excl_bytes > EXCLUDE_BYTES_MAX)
+                    return replied(akv_reply_errorf(ctx->out,
+                                                    "ERR %s EXCLUDE takes at most %d bytes of text",
+                                                    cmd, EXCLUDE_BYTES_MAX));
             }
             if (i == n0)
                 return replied(akv_reply_errorf(ctx->out, "ERR EXCLUDE needs at least one word"));
@@ -377,18 +389,24 @@ static void unit_normalise(double *x, uint32_t dim)
 }
 
 /* Appends the words sk skipped in text to acc (one allocation: the
- * lengths, then the words, as akv_cmd_skipped_copy lays them out).
- * Returns 0 or -ENOMEM. */
+ * lengths, then the words, as akv_cmd_skipped_copy lays them out), keeping
+ * the first AKV_PHRASE_WORDS_MAX of a request. Returns 0 or -ENOMEM. */
 static int skipped_add(struct akv_cmd_skipped *acc, const char *text,
                        const struct akv_embed_skips *sk)
 {
     struct akv_cmd_skipped one, all;
     size_t la = 0, lb = 0;
 
+    if (acc->n >= AKV_PHRASE_WORDS_MAX) /* a reply names the first 64 in all */
+        return 0;
     if (akv_cmd_skipped_copy(text, sk, &one) < 0)
         return -ENOMEM;
-    if (one.n == 0)
+    if (one.n > AKV_PHRASE_WORDS_MAX - acc->n)
+        one.n = AKV_PHRASE_WORDS_MAX - acc->n;
+    if (one.n == 0) {
+        akv_cmd_skipped_free(&one);
         return 0;
+    }
     if (acc->n == 0) {
         akv_cmd_skipped_free(acc);
         *acc = one;
@@ -607,10 +625,10 @@ static void query_help(void *arg, unsigned h)
 
 static int reply_on_worker(struct akv_buf *out, const struct query_job *j);
 
-/* Worker thread: runs n queued QUERY, EXPLAIN and NEIGHBORS jobs, in any
- * mix, with one pass over the vocabulary. Reads each job's vector, options
- * and snapshot and the immutable vocabulary; writes only each job's res, rc
- * and batch_n. */
+/* Worker thread: runs n queued QUERY, EXPLAIN, FGET and NEIGHBORS jobs, in
+ * any mix, with one pass over the vocabulary. Reads each job's vector,
+ * options and snapshot and the immutable vocabulary; writes only each
+ * job's res, rc, batch_n, reply and refused. */
 static void query_batch(struct akv_pool_job **pjs, size_t n)
 {
     struct akv_query_item items[AKV_POOL_BATCH_MAX];
@@ -658,9 +676,13 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
         j->batch_n = i == 0 ? n : 0;
         /* An FGET or EXPLAIN reply may be tens of MB of payloads: copying
          * them is the worker's job, the loop thread only hands it over. */
-        if (j->rc == 0 && reply_on_worker(&j->reply, j) < 0) {
-            akv_buf_fini(&j->reply);
-            j->rc = -ENOMEM;
+        if (j->rc == 0) {
+            int wr = reply_on_worker(&j->reply, j);
+            if (wr < 0) {
+                akv_buf_fini(&j->reply);
+                j->rc = -ENOMEM;
+            }
+            j->refused = wr == 1;
         }
     }
 }
@@ -705,7 +727,7 @@ static int reply_explain(struct akv_buf *out, const struct query_job *j)
         size_t kl, vl;
         akv_store_entry_text(j->store, &j->snap, w->slot, &k, &kl, &v, &vl);
         if (j->resp >= 3) {
-            rc = akv_reply_map(out, nf, 3);
+            rc = akv_reply_map(out, 3, nf);
             rc = rc ? rc : akv_reply_bulk_str(out, "key");
             rc = rc ? rc : akv_reply_bulk(out, k, kl);
             rc = rc ? rc : akv_reply_bulk_str(out, "value");
@@ -771,13 +793,9 @@ static int values_over_limit(struct akv_buf *out, const struct query_job *j, int
 {
     const char *name = j->kind == JOB_FGET ? "FGET" : "EXPLAIN";
     unsigned long long total = 64;
-    const char *w = j->skipped.words;
 
-    for (size_t i = 0; i < j->skipped.n; i++) { /* UNKNOWN skip's words */
-        size_t l = strlen(w);
-        total += l + 16;
-        w += l + 1;
-    }
+    for (size_t i = 0; i < j->skipped.n; i++) /* UNKNOWN skip's words */
+        total += j->skipped.len[i] + 16;
 
     for (size_t i = 0; i < j->res.nwhy; i++) {
         const char *k, *v;
@@ -795,7 +813,8 @@ static int values_over_limit(struct akv_buf *out, const struct query_job *j, int
 }
 
 /* Worker thread: the whole reply of an FGET or EXPLAIN job, to out; other
- * kinds are left to query_finish. Returns 0 or -ENOMEM. */
+ * kinds are left to query_finish. Returns 0, 1 when the reply is the error
+ * of one over the output limit, or -ENOMEM. */
 static int reply_on_worker(struct akv_buf *out, const struct query_job *j)
 {
     int rc = 0;
@@ -803,7 +822,7 @@ static int reply_on_worker(struct akv_buf *out, const struct query_job *j)
     if (j->kind != JOB_FGET && j->kind != JOB_EXPLAIN)
         return 0;
     if (values_over_limit(out, j, &rc))
-        return rc;
+        return rc < 0 ? rc : 1;
     return j->kind == JOB_FGET ? reply_fget(out, j) : reply_explain(out, j);
 }
 
@@ -815,7 +834,7 @@ static void query_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     struct akv_cmd_env *env = j->env;
 
     uint64_t us = (now_ns() - j->t0) / 1000;
-    int failed = j->rc < 0;
+    int failed = j->rc < 0 || j->refused;
 
     env->stats.jobs_running--;
     if (j->rc == 0 && j->res.from_lists)
@@ -1000,6 +1019,7 @@ static int start_job(struct akv_cmd_ctx *ctx, enum job_kind kind, int analogy)
     j->opts = o;
     j->rc = 0;
     j->batch_n = 0;
+    j->refused = 0;
     j->res.nhits = j->res.nwhy = 0;
     j->res.from_lists = 0;
     j->env = env;

@@ -1,7 +1,9 @@
 /*
  * cmd-vocab.c - the vocabulary's own commands (VOCAB EXISTS|INFO, EMBED,
- * SIMILARITY, DOESNTMATCH) and the text options the query commands share
- * (UNKNOWN, WEIGHTING) with the reply element that names skipped words.
+ * SIMILARITY, DOESNTMATCH), the text options the query commands share
+ * (UNKNOWN, WEIGHTING) with the reply element that names skipped words,
+ * and key-normalize (the vocabulary's case folding applied to key
+ * arguments before dispatch).
  *
  * Every command here runs on the loop thread: each does a bounded amount of
  * hash lookups and vector arithmetic (a text is at most AKV_TEXT_MAX bytes
@@ -530,8 +532,9 @@ int akv_cmd_keys_normalize(struct akv_cmd_ctx *ctx, const struct akv_cmd *c,
         int rc =
             akv_reply_errorf(ctx->out,
                              "ERR too many key bytes to normalize in one call (%zu; at most "
-                             "%d with key-normalize, %d for keys that are not ASCII)",
-                             bytes, KEYNORM_BYTES_MAX, KEYNORM_BYTES_MAX / KEYNORM_UNICODE_COST);
+                             "%d with key-normalize, a key that is not ASCII counting %d times "
+                             "its length)",
+                             cost, KEYNORM_BYTES_MAX, KEYNORM_UNICODE_COST);
         return rc < 0 ? rc : 1;
     }
     /* One block: the argument array, then the ASCII keys' normal forms

@@ -231,6 +231,21 @@ def test_fget_against_reference(env):
     tail = buf[buf.index(b"+OK\r\n") + 5:]
     assert tail.startswith(b"*1\r\n*2\r\n$"), tail
     assert b"\r\n," in tail, tail
+    # EXPLAIN WITHBLEND in RESP3: a map of five fields per entry.
+    s = socket.create_connection(("127.0.0.1", env.daemon.port), timeout=10)
+    s.sendall(Client.encode("HELLO", "3") + Client.encode("EXPLAIN", "cat", "COUNT", 1,
+                                                          "WITHBLEND") + Client.encode("PING"))
+    buf = b""
+    while not buf.endswith(b"+PONG\r\n"):
+        chunk = s.recv(65536)
+        assert chunk
+        buf += chunk
+    s.close()
+    tail = buf[buf.rindex(b"*1\r\n%"):]
+    assert tail.startswith(b"*1\r\n%5\r\n$3\r\nkey\r\n"), tail
+    for field in (b"value", b"weight", b"blend", b"kind"):
+        assert b"\r\n" + field + b"\r\n" in tail, (field, tail)
+    assert tail.endswith(b"$8\r\nembedded\r\n+PONG\r\n"), tail
     c.cmd("FLUSHALL")
     c.close()
 
@@ -289,6 +304,13 @@ def test_fget_reply_limit_counts_framing(env):
         assert c.cmd("PING") == "PONG"
     assert len(c.cmd("FGET", "cat", "COUNT", 1)) == 1
     assert len(c.cmd("EXPLAIN", "cat", "COUNT", 1)) == 1
+    # Each refusal is a failed call with an -ERR reply, as Redis counts them.
+    stats = info_fields(c, "commandstats")
+    assert "failed_calls=2" in stats["cmdstat_fget"], stats["cmdstat_fget"]
+    assert "failed_calls=2" in stats["cmdstat_explain"], stats["cmdstat_explain"]
+    # UNKNOWN skip's words count in the bound too (and are read within their lengths).
+    r = c.cmd("FGET", "cat zzqqxxj", "COUNT", 2, "UNKNOWN", "skip")
+    assert is_err(r, "FGET reply would hold about"), str(r)[:200]
     c.close()
     d.check_clean_exit()
 
