@@ -308,7 +308,11 @@ def test_info_counts(env):
         lp = [kv.split("=") for kv in f["latency_percentiles_usec_query"].split(",")]
         assert [k for k, _ in lp] == ["p50", "p99", "p99.9"], lp
         v = [float(x) for _, x in lp]
-        assert 0 < v[0] <= v[1] <= v[2] <= int(f["query_latency_max_us"]) * 1.05 + 50, (v, f)
+        # The failed call (an unknown word: the tokenizer's tries and the
+        # spelling suggestion) is not in query_latency_max_us; no call
+        # takes longer than all of them together.
+        assert 0 < v[0] <= v[1] <= v[2] <= int(q["usec"]) * 1.05 + 50, (v, f)
+        assert v[0] <= int(f["query_latency_max_us"]) * 1.05 + 50, (v, f)
         assert f["errorstat_ERR"] == "count=2", f
         assert int(f["used_memory_rss"]) > 1 << 20
         assert int(f["used_memory_store"]) > 0 and f["keys"] == "2"
