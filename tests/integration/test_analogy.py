@@ -285,6 +285,13 @@ def test_unknown_skip_in_terms(env):
     base = c.cmd("FGET", "dog", "POSITIVE", "cat")
     got = c.cmd("FGET", "dog", "POSITIVE", "cat zzzf", "UNKNOWN", "skip")
     assert got == base + [["skipped", ["zzzf"]]], got
+    # A reply names the first 64 skipped words of the whole request, however
+    # many terms skipped words (each term here skips 63).
+    unk = [["zq%d%c" % (t, ord("a") + i % 26) * (1 + i // 26) for i in range(63)]
+           for t in range(20)]
+    many = [" ".join(["one"] + u) for u in unk]
+    got = c.cmd("NEIGHBORS", "cat", "POSITIVE", "dog", "EXCLUDE", *many, "UNKNOWN", "skip")
+    assert got[-1][0] == "skipped" and got[-1][1] == unk[0] + unk[1][:1], got[-1]
     c.cmd("FLUSHALL")
     c.close()
 
@@ -377,6 +384,20 @@ def test_dot_temperature(env):
     assert (weights("ATTENTION", "cosine") == weights("ATTENTION", "cosine", "TEMPERATURE", 0.1))
     c.cmd("FLUSHALL")
     ref.store.clear()
+    c.close()
+
+
+@akvtest.test("analogy")
+def test_exclude_text_bound(env):
+    """EXCLUDE's words are embedded on the loop thread to find their ids:
+    their text is bounded (64 KiB), within the word count (1,024)."""
+    c = client(env.daemon)
+    long_word = "one " + "x" * 996
+    r = c.cmd("NEIGHBORS", "cat", "EXCLUDE", *([long_word] * 66), "UNKNOWN", "skip")
+    assert is_err(r, "NEIGHBORS EXCLUDE takes at most 65536 bytes of text"), r
+    r = c.cmd("NEIGHBORS", "cat", "EXCLUDE", *([long_word] * 65), "UNKNOWN", "skip", "COUNT", 1)
+    assert not is_err(r) and r[-1][0] == "skipped", r
+    assert c.cmd("PING") == "PONG"
     c.close()
 
 

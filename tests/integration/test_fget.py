@@ -84,6 +84,20 @@ def ref_fget(ref, entries, text, k=5, minweight=0.0, attn="dot", tau=0.1):
     return [(v, x) for v, x in out if x >= minweight][:k]
 
 
+def resp3_bytes(env, *cmds):
+    """The raw replies to HELLO 3, cmds and a closing PING, on a connection
+    of its own."""
+    s = socket.create_connection(("127.0.0.1", env.daemon.port), timeout=10)
+    s.sendall(b"".join(Client.encode(*a) for a in (("HELLO", "3"),) + cmds + (("PING",),)))
+    buf = b""
+    while not buf.endswith(b"+PONG\r\n"):
+        chunk = s.recv(65536)
+        assert chunk
+        buf += chunk
+    s.close()
+    return buf
+
+
 def pairs(flat):
     return [(raw(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
@@ -219,28 +233,12 @@ def test_fget_against_reference(env):
     c.cmd("FLUSHDB")
     c.cmd("SELECT", 0)
     # RESP3: [value, score] pairs with the score a double.
-    s = socket.create_connection(("127.0.0.1", env.daemon.port), timeout=10)
-    s.sendall(Client.encode("HELLO", "3") + Client.encode("SET", "cat", "animal") +
-              Client.encode("FGET", "cat", "COUNT", 1, "WITHSCORES") + Client.encode("PING"))
-    buf = b""
-    while not buf.endswith(b"+PONG\r\n"):
-        chunk = s.recv(65536)
-        assert chunk
-        buf += chunk
-    s.close()
+    buf = resp3_bytes(env, ("SET", "cat", "animal"), ("FGET", "cat", "COUNT", 1, "WITHSCORES"))
     tail = buf[buf.index(b"+OK\r\n") + 5:]
     assert tail.startswith(b"*1\r\n*2\r\n$"), tail
     assert b"\r\n," in tail, tail
     # EXPLAIN WITHBLEND in RESP3: a map of five fields per entry.
-    s = socket.create_connection(("127.0.0.1", env.daemon.port), timeout=10)
-    s.sendall(Client.encode("HELLO", "3") + Client.encode("EXPLAIN", "cat", "COUNT", 1,
-                                                          "WITHBLEND") + Client.encode("PING"))
-    buf = b""
-    while not buf.endswith(b"+PONG\r\n"):
-        chunk = s.recv(65536)
-        assert chunk
-        buf += chunk
-    s.close()
+    buf = resp3_bytes(env, ("EXPLAIN", "cat", "COUNT", 1, "WITHBLEND"))
     tail = buf[buf.rindex(b"*1\r\n%"):]
     assert tail.startswith(b"*1\r\n%5\r\n$3\r\nkey\r\n"), tail
     for field in (b"value", b"weight", b"blend", b"kind"):

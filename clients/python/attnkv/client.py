@@ -216,10 +216,7 @@ class Database:
         _opt(args, "ATTENTION", attention)
         _opt(args, "TEMPERATURE", temperature)
         _opt(args, "MINWEIGHT", minweight)
-        reply = _answer(self._call(*args))
-        if not withscores:
-            return [_text(v) for v in reply]
-        return [Valued(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return _hits(self._call(*args), withscores, Valued)
 
     @overload
     def neighbors(self, text: str, count: Optional[int] = ..., *,
@@ -398,8 +395,10 @@ def _answer(reply: Sequence[Any]) -> Sequence[Any]:
     return reply
 
 
-def _hits(reply: Sequence[Union[str, bytes]], withscores: bool) -> Union[List[str], List[Hit]]:
+def _hits(reply: Sequence[Union[str, bytes]], withscores: bool, pair: Any = Hit) -> Any:
+    # Words (or FGET's values), with withscores (item, score) pairs of type
+    # pair, from a flat RESP2 reply.
     reply = _answer(reply)
     if not withscores:
         return [_text(w) for w in reply]
-    return [Hit(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+    return [pair(_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
