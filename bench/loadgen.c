@@ -94,8 +94,8 @@ struct run {
     uint64_t seed;
     uint64_t total, issued, answered, errors;
     size_t pipeline;
-    int query; /* QUERY <key> (or FGET <key>) rather than SET <key> <value> */
-    int fget;  /* with query: FGET rather than QUERY */
+    int query;        /* QUERY <key> (or FGET <key>) rather than SET <key> <value> */
+    int fget;         /* with query: FGET rather than QUERY */
     uint64_t *lat_ns; /* one entry per completed batch */
     size_t nlat;
     char first_error[256];
@@ -563,8 +563,8 @@ int main(int argc, char **argv)
 
     /* Only the last batch can be short, so there are at most N / P + 1. */
     r.lat_ns = xmalloc((size_t)(r.total / r.pipeline + 1) * sizeof *r.lat_ns);
-    size_t command_max = sizeof query_header + sizeof set_header + r.keys->max_len +
-                         r.values->max_len;
+    size_t command_max =
+        sizeof query_header + sizeof set_header + r.keys->max_len + r.values->max_len;
     struct conn *conns = xmalloc(nconn * sizeof *conns);
     struct pollfd *pfd = xmalloc(nconn * sizeof *pfd);
     for (size_t i = 0; i < nconn; i++) {

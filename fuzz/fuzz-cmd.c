@@ -20,9 +20,9 @@
  * such an error, else a null array (WATCH) or an array of one reply per
  * queued command. At the end of the input, the append-only file replays
  * into fresh databases holding exactly the live entries, values, kinds
- * (payload or embedded) and expiry times (entries due by the clock here, or within an hour of the wall
- * clock, are left out on both sides: replay drops entries by the wall
- * clock, which the clock here runs a day ahead of).
+ * (payload or embedded) and expiry times (entries due by the clock here, or within an hour of the
+ * wall clock, are left out on both sides: replay drops entries by the wall clock, which the clock
+ * here runs a day ahead of).
  *
  * The same file is linked into test-cmd, which replays fuzz/corpus/cmd and
  * fuzz/regression/cmd through LLVMFuzzerTestOneInput on every "meson test".
@@ -120,8 +120,8 @@ static void init_once(void)
         const char *w;
         float v[4];
     } rows[] = {
-        {"a", {1, 0, 0, 0}},     {"b", {0.9f, 0.1f, 0, 0}}, {"c", {0, 1, 0, 0}},
-        {"d", {0, 0, 1, 0}},     {"x", {0, 0, 0.9f, 0.1f}}, {"y", {0, 0, 0, 1}},
+        {"a", {1, 0, 0, 0}},         {"b", {0.9f, 0.1f, 0, 0}},         {"c", {0, 1, 0, 0}},
+        {"d", {0, 0, 1, 0}},         {"x", {0, 0, 0.9f, 0.1f}},         {"y", {0, 0, 0, 1}},
         {"cat", {0.1f, 0, 0, 0.9f}}, {"dog", {0.5f, 0.5f, 0.5f, 0.5f}},
     };
     struct akv_vectab t;
@@ -273,8 +273,7 @@ static int is_word(const struct akv_slice *a, const char *w)
 }
 
 /* Runs one request on connection s and checks its reply. */
-static void run_one(int s, size_t argc, const struct akv_slice *argv, int gone,
-                    struct akv_buf *out)
+static void run_one(int s, size_t argc, const struct akv_slice *argv, int gone, struct akv_buf *out)
 {
     const struct akv_cmd *c = akv_cmd_lookup(argv[0].p, argv[0].len);
     struct akv_cmd_ctx ctx = {

@@ -57,17 +57,17 @@ int akv_query_run(const struct akv_store *s, const struct akv_store_snap *snap, 
 
 /* Ranks the vocabulary by nearness to v (dim floats) with metric m; top k
  * (1..AKV_K_MAX) into res->hits. Returns 0 or -EINVAL. */
-int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m,
-                        unsigned k, struct akv_query_result *res);
+int akv_query_neighbors(const struct akv_vocab *voc, const float *v, enum akv_metric m, unsigned k,
+                        struct akv_query_result *res);
 
 /* One QUERY, EXPLAIN (store set) or NEIGHBORS (store NULL, vocab set) of a
  * batch. rc is written: 0, -EINVAL or -ENOMEM, as the single calls return. */
 struct akv_query_item {
-    const struct akv_store *store;    /* QUERY/EXPLAIN: the store read through snap */
+    const struct akv_store *store; /* QUERY/EXPLAIN: the store read through snap */
     const struct akv_store_snap *snap;
-    const struct akv_vocab *vocab;    /* NEIGHBORS: the vocabulary */
-    const float *q;                   /* the query (or word) vector, dim floats */
-    struct akv_query_opts opts;       /* k, attention, temperature, metric, explain */
+    const struct akv_vocab *vocab; /* NEIGHBORS: the vocabulary */
+    const float *q;                /* the query (or word) vector, dim floats */
+    struct akv_query_opts opts;    /* k, attention, temperature, metric, explain */
     struct akv_query_result *res;
     /* Optional: neighbor lists that may answer a QUERY without a scan
      * (attnkv/nbcache.h); lists the batch computes are added to it. */

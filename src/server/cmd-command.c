@@ -499,18 +499,17 @@ static const char *group_of(const char *name, unsigned flags)
     static const struct {
         const char *name, *group;
     } groups[] = {
-        {"PING", "connection"},      {"ECHO", "connection"},      {"QUIT", "connection"},
-        {"HELP", "connection"},      {"AUTH", "connection"},      {"SELECT", "connection"},
-        {"HELLO", "connection"},     {"RESET", "connection"},     {"CLIENT", "connection"},
-        {"SET", "string"},           {"GET", "string"},           {"STRLEN", "string"},
-        {"MSET", "string"},          {"MGET", "string"},          {"GETDEL", "string"},
-        {"QUERY", "query"},          {"EXPLAIN", "query"},        {"NEIGHBORS", "query"},
-        {"VOCAB", "query"},          {"EMBED", "query"},          {"SIMILARITY", "query"},
-        {"DOESNTMATCH", "query"},    {"FGET", "query"},           {"ANALOGY", "query"},
-        {"MULTI", "transactions"},
-        {"EXEC", "transactions"},    {"DISCARD", "transactions"}, {"WATCH", "transactions"},
-        {"UNWATCH", "transactions"}, {"DBSIZE", "server"},        {"FLUSHALL", "server"},
-        {"FLUSHDB", "server"},       {"WAIT", "generic"},
+        {"PING", "connection"},    {"ECHO", "connection"},      {"QUIT", "connection"},
+        {"HELP", "connection"},    {"AUTH", "connection"},      {"SELECT", "connection"},
+        {"HELLO", "connection"},   {"RESET", "connection"},     {"CLIENT", "connection"},
+        {"SET", "string"},         {"GET", "string"},           {"STRLEN", "string"},
+        {"MSET", "string"},        {"MGET", "string"},          {"GETDEL", "string"},
+        {"QUERY", "query"},        {"EXPLAIN", "query"},        {"NEIGHBORS", "query"},
+        {"VOCAB", "query"},        {"EMBED", "query"},          {"SIMILARITY", "query"},
+        {"DOESNTMATCH", "query"},  {"FGET", "query"},           {"ANALOGY", "query"},
+        {"MULTI", "transactions"}, {"EXEC", "transactions"},    {"DISCARD", "transactions"},
+        {"WATCH", "transactions"}, {"UNWATCH", "transactions"}, {"DBSIZE", "server"},
+        {"FLUSHALL", "server"},    {"FLUSHDB", "server"},       {"WAIT", "generic"},
     };
 
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)

@@ -78,9 +78,9 @@ struct akv_config {
     int timeout;                                  /* idle seconds before closing; 0 = never */
     int max_key_len;                              /* bytes, 1..AKV_TEXT_MAX */
     int max_value_len; /* bytes, 1..AKV_STORE_VALUE_MAX (embedded values: AKV_TEXT_MAX) */
-    unsigned long long maxmemory;                 /* store bytes (akv_store_memory_used) */
-    unsigned long long maxmemory_clients;         /* all client buffers together; 0: no limit */
-    int maxkeys;                                  /* most keys in the store */
+    unsigned long long maxmemory;         /* store bytes (akv_store_memory_used) */
+    unsigned long long maxmemory_clients; /* all client buffers together; 0: no limit */
+    int maxkeys;                          /* most keys in the store */
     int max_batch_size;         /* most pairs one MSET sets, most commands one MULTI queues */
     char *requirepass;          /* the password, or NULL */
     int protected_mode;         /* without a password, loopback only */

@@ -1419,14 +1419,16 @@ START_TEST(test_open_errors)
     /* The file's name is a directory. */
     ck_assert_int_eq(mkdir(F.path, 0755), 0);
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), -EISDIR);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)),
+                     -EISDIR);
     ck_assert_msg(strstr(err, F.path) != NULL, "%s", err);
     ck_assert_int_eq(rmdir(F.path), 0);
 
     /* Not an AOF at all. */
     spit(F.path, resp, sizeof(resp) - 1, 0);
     err[0] = '\0';
-    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)), -EBADMSG);
+    ck_assert_int_eq(akv_persist_open(&p, &F.loop, &F.store, 1, &F.opts, err, sizeof(err)),
+                     -EBADMSG);
     ck_assert_msg(strstr(err, F.path) != NULL && strstr(err, "offset 0") != NULL, "%s", err);
     ck_assert_int_eq(file_size(F.path), (int64_t)sizeof(resp) - 1);
     ck_assert_int_eq(other_handles(), 0);
@@ -1686,8 +1688,7 @@ static int cmp_x_entry(void *arg, const char *k, size_t kl, const char *v, size_
     return 0;
 }
 
-static void assert_same_dbs(struct akv_store *const *got, struct akv_store *const *want,
-                            uint32_t n)
+static void assert_same_dbs(struct akv_store *const *got, struct akv_store *const *want, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         struct cmp_x c = {.want = want[i], .got = got[i]};
@@ -1826,8 +1827,8 @@ START_TEST(test_multi_batches)
     /* The nested batch: one MULTI, records in the order logged. */
     multi_at = AKV_AOF_FILE_HEADER + one;
     {
-        static const enum akv_aof_type want[7] = {AKV_AOF_PUT,     AKV_AOF_PUT,    AKV_AOF_DELETE,
-                                                  AKV_AOF_SWAPDB,  AKV_AOF_FLUSHDB, AKV_AOF_FLUSHALL,
+        static const enum akv_aof_type want[7] = {AKV_AOF_PUT,    AKV_AOF_PUT,     AKV_AOF_DELETE,
+                                                  AKV_AOF_SWAPDB, AKV_AOF_FLUSHDB, AKV_AOF_FLUSHALL,
                                                   AKV_AOF_PUT};
         for (size_t i = 0; i < 7; i++) {
             ck_assert_int_eq(ps->r[1 + i].type, want[i]);
@@ -1979,9 +1980,8 @@ START_TEST(test_replay_databases)
     d_flushall();
     d_put(2, "w30", "w31", 0);
     fx_reopen_dbs();
-    ck_assert_uint_eq(akv_store_count(F.dbs[0]) + akv_store_count(F.dbs[1]) +
-                          akv_store_count(F.dbs[3]),
-                      0);
+    ck_assert_uint_eq(
+        akv_store_count(F.dbs[0]) + akv_store_count(F.dbs[1]) + akv_store_count(F.dbs[3]), 0);
     ck_assert(d_has(2, "w30", "w31", 0));
     fx_end_dbs();
 }
@@ -1998,14 +1998,19 @@ START_TEST(test_replay_db_out_of_range)
         struct akv_aof_record r;
         const char *want;
     } cases[] = {
-        {0, {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
+        {0,
+         {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
          "a PUT record for database 4, but 'databases' is 4"},
-        {0, {.type = AKV_AOF_DELETE, .db = 70000, .key = "w1", .klen = 2},
+        {0,
+         {.type = AKV_AOF_DELETE, .db = 70000, .key = "w1", .klen = 2},
          "a DELETE record for database 70000"},
-        {0, {.type = AKV_AOF_FLUSHDB, .db = 0xffffffffu}, "a FLUSHDB record for database 4294967295"},
+        {0,
+         {.type = AKV_AOF_FLUSHDB, .db = 0xffffffffu},
+         "a FLUSHDB record for database 4294967295"},
         {0, {.type = AKV_AOF_SWAPDB, .db = 0, .db2 = 9}, "a SWAPDB record for database 9"},
         {0, {.type = AKV_AOF_SWAPDB, .db = 5, .db2 = 0}, "a SWAPDB record for database 5"},
-        {1, {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
+        {1,
+         {.type = AKV_AOF_PUT, .db = 4, .key = "w1", .klen = 2, .val = "w2", .vlen = 2},
          "a PUT record for database 4"},
     };
 
@@ -2068,13 +2073,14 @@ START_TEST(test_replay_expiry)
     off = put_r(buf, off, R_PUT(1, "w4", "w5", later));
     off = put_r(buf, off, R_PUT(1, "w6", "w7", now - 1));
     off = put_r(buf, off, R_PUT(1, "w8", "w9", now - 1));
-    off = put_r(buf, off, R_PUT(1, "w8", "w10", 0)); /* back */
-    off = put_r(buf, off, R_PUT(0, "w11", "w300", 0)); /* text-only */
-    off = put_r(buf, off, R_PUT(0, "w11", "w12", 5)); /* expired: the text-only one goes too */
+    off = put_r(buf, off, R_PUT(1, "w8", "w10", 0));       /* back */
+    off = put_r(buf, off, R_PUT(0, "w11", "w300", 0));     /* text-only */
+    off = put_r(buf, off, R_PUT(0, "w11", "w12", 5));      /* expired: the text-only one goes too */
     off = put_r(buf, off, R_PUT(0, "w13", "w301", later)); /* text-only, with a time */
     off = put_r(buf, off, R_PUT(0, "w14", "w302", 7));     /* text-only, expired */
-    off = put_r(buf, off, (struct akv_aof_record){.type = AKV_AOF_SET, .key = "w15", .klen = 3,
-                                                  .val = "w16", .vlen = 3});
+    off = put_r(buf, off,
+                (struct akv_aof_record){
+                    .type = AKV_AOF_SET, .key = "w15", .klen = 3, .val = "w16", .vlen = 3});
     spit(F.path, buf, off, 0);
     fx_open_dbs();
     ck_assert(d_has(0, "w1", NULL, 0));
