@@ -25,7 +25,10 @@ directory, appendonly no, and:
   * with --restart, the daemon runs with appendonly yes instead (fsync
     everysec), and after the measurements it is stopped (SIGTERM) and started
     again on the same directory: the time from the start to the first PONG,
-    and DBSIZE is checked afterwards.
+    and DBSIZE is checked afterwards;
+  * with --perf DIR, perf record -g on the daemon for --seconds under the
+    50-client QUERY load (FGET with --perf-command fget), its top symbols
+    by self time logged and kept in DIR with the data.
 
 Prints a markdown table at the end: entries x {attnkvd QUERY/s 50 clients,
 1 client p50/p99, FGET/s 50 clients, FGET 1 client p50, numpy q/s, ratio
@@ -357,6 +360,36 @@ class Reference:
                 return n / t
 
 
+def perf_profile(outdir, d, loadgen_exe, wordfile, cmd, clients, seconds, n):
+    """perf record -g on the daemon while loadgen sends QUERY (or FGET); the
+    report's top symbols by self time."""
+    os.makedirs(outdir, exist_ok=True)
+    data = os.path.join(outdir, "perf-%s-%d.data" % (cmd, n))
+    probe = loadgen(loadgen_exe, d.port, wordfile, cmd, clients, clients * 2)
+    lg = subprocess.Popen([loadgen_exe, "--host", HOST, "--port", str(d.port), "--words",
+                           wordfile, "--" + cmd, "--clients", str(clients), "--requests",
+                           str(int(probe["rps"] * (seconds + 4)) + clients)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        p = subprocess.run(["perf", "record", "-g", "-o", data, "-p", str(d.proc.pid), "--",
+                            "sleep", str(seconds)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise Fatal("perf record failed: " + p.stderr.strip()[-1000:])
+    finally:
+        lg.wait()
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                          "--sort", "symbol", "-g", "none", "--percent-limit", "0.5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    with open(os.path.join(outdir, "perf-%s-%d.txt" % (cmd, n)), "w") as f:
+        f.write(rep)
+    top = [re.sub(r"(\s+-)+$", "", l.strip()) for l in rep.splitlines()
+           if l.strip() and not l.startswith("#")]
+    log("%d: perf top symbols:\n  " % n + "\n  ".join(top[:15]))
+    return top[:30]
+
+
 def top_words(port, words, queries):
     c = Conn(port)
     out = []
@@ -435,6 +468,12 @@ def main():
     ap.add_argument("--restart", action="store_true",
                     help="appendonly yes, and time a restart on the AOF at each size")
     ap.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="also run perf record -g on the daemon under the 50-client QUERY load "
+                    "for --seconds at each size, keeping perf-query-N.data and perf-query-N.txt "
+                    "(the top symbols, self time) in DIR")
+    ap.add_argument("--perf-command", choices=("query", "fget"), default="query",
+                    help="the load --perf profiles (default query)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--json", help="also write the raw figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -477,6 +516,9 @@ def main():
             row["fget_p50_ms"], row["fget_p99_ms"] = r["p50_ms"], r["p99_ms"]
             log("%d: QUERY %.0f/s, p50 %.2f ms; FGET %.0f/s, p50 %.2f ms"
                 % (n, row["query_rps"], row["query_p50_ms"], row["fget_rps"], row["fget_p50_ms"]))
+            if a.perf:
+                row["perf_top"] = perf_profile(a.perf, d, loadgen_exe, wordfile, a.perf_command,
+                                               a.clients, a.seconds, n)
             sample = queries[:a.check]
             akv_top = top_words(d.port, words, sample) if ref is not None else None
             if a.restart:
