@@ -104,6 +104,10 @@ int akv_query_run_many(struct akv_query_item *items, size_t n);
  * nobody else joins. begin returns 0, or -ENOMEM when nothing could run
  * (each rc says so; *out may then be NULL, which work and end accept). */
 struct akv_query_batch;
+/* akv_query_batch_begin, the attention passes shared through par as well
+ * (NULL: alone; the same bits either way). */
+int akv_query_batch_begin_par(struct akv_query_item *items, size_t n, unsigned nparts,
+                              const struct akv_par *par, struct akv_query_batch **out);
 int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned nparts,
                           struct akv_query_batch **out);
 void akv_query_batch_work(struct akv_query_batch *b, unsigned part);

@@ -6,7 +6,8 @@
  * Threading (see the Design comment in src/engine/store.c):
  *   - One thread, the owner (the daemon's loop thread), calls every function
  *     here except akv_store_scan, akv_store_dim, akv_store_vocab,
- *     akv_store_entry_words, akv_store_key_words, akv_store_entry_text,
+ *     akv_store_entry_words, akv_store_key_words, akv_store_value_words,
+ *     akv_store_entry_text,
  *     akv_store_entry_payload and akv_store_entry_vhash, and never blocks
  *     on a reader.
  *   - Readers (worker threads) read a snapshot: the owner takes it with
@@ -204,6 +205,10 @@ const uint32_t *akv_store_entry_words(const struct akv_store *s, const struct ak
  * while snap is live. */
 void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap *snap,
                          uint64_t *mask);
+
+/* The same for the words of every visible value (payloads have none). */
+void akv_store_value_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                           uint64_t *mask);
 
 /* The key and value text of a slot visible in snap. */
 void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap, size_t slot,

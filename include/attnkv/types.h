@@ -87,4 +87,16 @@ const char *akv_metric_name(enum akv_metric m);
 int akv_attn_mode_parse(const char *s, size_t len, enum akv_attn_mode *out);
 int akv_metric_parse(const char *s, size_t len, enum akv_metric *out);
 
+/* Sharing a call's work with other threads: run(ctx, fn, arg, nhelpers)
+ * calls fn(arg, 0) on the calling thread and offers fn(arg, h), h = 1 ..
+ * nhelpers, to threads that have nothing else to do, and returns once every
+ * call that started has returned (their writes visible to the caller).
+ * Helpers may never come: fn(arg, 0) alone must be able to do all the
+ * work. */
+struct akv_par {
+    void (*run)(void *ctx, void (*fn)(void *arg, unsigned h), void *arg, unsigned nhelpers);
+    void *ctx;
+    unsigned nhelpers;
+};
+
 #endif

@@ -1,100 +1,164 @@
 /*
- * attn-avx512.c - the attention kernels built with AVX-512F (-mavx2 -mavx512f) (attn-kernels.h).
+ * attn-avx512.c - the attention kernels built with AVX-512F and FMA
+ * (attn-kernels.h): eight doubles a vector.
+ *
+ * Dot products: a row's eight lanes are the canonical order's eight partial
+ * sums; eight queries at a time keep their sums in registers over the whole
+ * row (each chunk of the row converted once for the eight), and the eight
+ * sums are reduced together, two by two, in the canonical tree, leaving the
+ * eight results in query order in one vector. Row sums: tiles of four
+ * queries by 32 dimensions stay in registers while a block of rows
+ * (converted to double once, in an L1-sized buffer) goes by.
  */
 #define AKV_ATTN_KERNEL_BODIES 1
 #include "engine/attn-kernels.h"
 
-/* Eight doubles a vector, and a batch's queries share each conversion of a
- * row to double. Every sum gets the operations of the portable kernels in
- * the same order, so the same bits: dot_body's two
- * accumulators of four lanes are the two halves of one of eight, finished
- * the same way; the row sums compute r_d + (w0 x0_d + w1 x1_d) for every d
- * as acc_pair does. */
-typedef double v8d __attribute__((vector_size(64)));
-typedef float v8f __attribute__((vector_size(32)));
+#include <immintrin.h>
 
-#define LOAD8F(dst, p)                                                                             \
-    do {                                                                                           \
-        v8f t8_;                                                                                   \
-        memcpy(&t8_, (p), sizeof t8_);                                                             \
-        (dst) = __builtin_convertvector(t8_, v8d);                                                 \
-    } while (0)
-
-/* out[t] = x . q_t for the NT queries at qs (NT a constant where it is
- * inlined: the accumulators stay in registers). */
-ALWAYS_INLINE void dots_tile(const float *x, const double *qs, uint32_t dim, double *out, size_t nt)
+/* [a_l + a_(l+4)] for l < 4 of a, then of b: the tree's first level for two
+ * queries. */
+static inline __m512d tree_pair(__m512d a, __m512d b)
 {
-    v8d acc[8], xv, qv;
-    uint32_t d = 0;
+    return _mm512_add_pd(_mm512_shuffle_f64x2(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f64x2(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
 
-    for (size_t t = 0; t < nt; t++)
-        acc[t] = (v8d){0, 0, 0, 0, 0, 0, 0, 0};
-    for (; d + 8 <= dim; d += 8) {
-        LOAD8F(xv, x + d);
-        for (size_t t = 0; t < nt; t++) {
-            memcpy(&qv, qs + t * dim + d, sizeof qv);
-            acc[t] += xv * qv;
-        }
-    }
-    for (size_t t = 0; t < nt; t++) {
-        v4d a0 = {acc[t][0], acc[t][1], acc[t][2], acc[t][3]};
-        v4d a1 = {acc[t][4], acc[t][5], acc[t][6], acc[t][7]};
-        out[t] = dot_finish(&a0, &a1, x, qs + t * dim, d, dim);
-    }
+/* The eight dot products of acc[0..7] (queries 0..7), in order. */
+static inline __m512d tree8(const __m512d *acc)
+{
+    __m512d p0 = tree_pair(acc[0], acc[2]), p1 = tree_pair(acc[4], acc[6]);
+    __m512d p2 = tree_pair(acc[1], acc[3]), p3 = tree_pair(acc[5], acc[7]);
+    /* Second level: [t0 + t2, t1 + t3] per query; q0 q2 q4 q6, then odd. */
+    __m512d e = _mm512_add_pd(_mm512_shuffle_f64x2(p0, p1, _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f64x2(p0, p1, _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512d o = _mm512_add_pd(_mm512_shuffle_f64x2(p2, p3, _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f64x2(p2, p3, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_pd(_mm512_unpacklo_pd(e, o), _mm512_unpackhi_pd(e, o));
+}
+
+static inline double tree1(__m512d a)
+{
+    __m256d t = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    __m128d u = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+    return _mm_cvtsd_f64(u) + _mm_cvtsd_f64(_mm_unpackhi_pd(u, u));
+}
+
+/* Eight floats of a row as doubles; past the row's end (n < 8 left) zeros. */
+static inline __m512d load8f(const float *x, uint32_t left)
+{
+    if (left >= 8)
+        return _mm512_cvtps_pd(_mm256_loadu_ps(x));
+    return _mm512_cvtps_pd(
+        _mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1), x)));
 }
 
 static void dots_avx512(const float *mat, uint32_t dim, const double *qs, size_t nq,
                         const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
 {
+    size_t pad = AKV_ATTN_PAD(dim);
+
     for (size_t j = 0; j < n; j++) {
         const float *x = mat + (size_t)ids[j] * dim;
         double *o = out + table_at(slot, nq, ids[j]);
         size_t b = 0;
         if (j + PREFETCH_AHEAD < n)
             prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-        for (; b + 8 <= nq; b += 8)
-            dots_tile(x, qs + b * dim, dim, o + b, 8);
-        for (; b + 4 <= nq; b += 4)
-            dots_tile(x, qs + b * dim, dim, o + b, 4);
-        for (; b < nq; b++)
-            dots_tile(x, qs + b * dim, dim, o + b, 1);
+        for (; b + 8 <= nq; b += 8) {
+            const double *q = qs + b * pad;
+            __m512d acc[8];
+            for (int t = 0; t < 8; t++)
+                acc[t] = _mm512_setzero_pd();
+            for (size_t d = 0; d < pad; d += 8) {
+                __m512d xv = load8f(x + d, dim - (uint32_t)d);
+                for (int t = 0; t < 8; t++)
+                    acc[t] = _mm512_fmadd_pd(xv, _mm512_loadu_pd(q + t * pad + d), acc[t]);
+            }
+            _mm512_storeu_pd(o + b, tree8(acc));
+        }
+        for (; b + 2 <= nq; b += 2) {
+            const double *q = qs + b * pad;
+            __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+            for (size_t d = 0; d < pad; d += 8) {
+                __m512d xv = load8f(x + d, dim - (uint32_t)d);
+                a0 = _mm512_fmadd_pd(xv, _mm512_loadu_pd(q + d), a0);
+                a1 = _mm512_fmadd_pd(xv, _mm512_loadu_pd(q + pad + d), a1);
+            }
+            o[b] = tree1(a0);
+            o[b + 1] = tree1(a1);
+        }
+        for (; b < nq; b++) {
+            const double *q = qs + b * pad;
+            __m512d a0 = _mm512_setzero_pd();
+            for (size_t d = 0; d < pad; d += 8)
+                a0 = _mm512_fmadd_pd(load8f(x + d, dim - (uint32_t)d), _mm512_loadu_pd(q + d), a0);
+            o[b] = tree1(a0);
+        }
     }
 }
 
-/* r_b += w0[b] x0 + w1[b] x1 for every query b, each pair of rows converted
- * once for the whole batch. */
-static void accumulate_avx512(double *rs, size_t nq, const float *mat, uint32_t dim,
-                              const uint32_t *ids, size_t n, const uint32_t *slot, const double *w)
-{
-    size_t j = 0;
-
-    for (; j + 2 <= n; j += 2) {
-        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
-        const double *w0 = w + table_at(slot, nq, ids[j]);
-        const double *w1 = w + table_at(slot, nq, ids[j + 1]);
-        v8d xv0, xv1, acc;
-        uint32_t d = 0;
-        if (j + PREFETCH_AHEAD + 1 < n) {
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
-        }
-        for (; d + 8 <= dim; d += 8) {
-            LOAD8F(xv0, x0 + d);
-            LOAD8F(xv1, x1 + d);
-            for (size_t b = 0; b < nq; b++) {
-                double *r = rs + b * dim + d;
-                v8d wv0 = {w0[b], w0[b], w0[b], w0[b], w0[b], w0[b], w0[b], w0[b]};
-                v8d wv1 = {w1[b], w1[b], w1[b], w1[b], w1[b], w1[b], w1[b], w1[b]};
-                memcpy(&acc, r, sizeof acc);
-                acc += wv0 * xv0 + wv1 * xv1;
-                memcpy(r, &acc, sizeof acc);
-            }
-        }
-        for (; d < dim; d++)
-            for (size_t b = 0; b < nq; b++)
-                rs[b * dim + d] += w0[b] * x0[d] + w1[b] * x1[d];
+/* A tile of Q queries (from b0) by C chunks of eight dimensions (from c0)
+ * over the jn rows in buf (stride pad), weights w[j * nq + b]. */
+#define ACC_TILE(Q, C)                                                                             \
+    static void acc_tile_##Q##_##C(double *rs, size_t nq, size_t pad, const double *buf,           \
+                                   size_t jn, const double *w, size_t b0, size_t c0)               \
+    {                                                                                              \
+        __m512d acc[Q][C];                                                                         \
+        for (int q = 0; q < Q; q++)                                                                \
+            for (int c = 0; c < C; c++)                                                            \
+                acc[q][c] = _mm512_loadu_pd(rs + (b0 + q) * pad + (c0 + c) * 8);                   \
+        for (size_t j = 0; j < jn; j++) {                                                          \
+            __m512d x[C];                                                                          \
+            for (int c = 0; c < C; c++)                                                            \
+                x[c] = _mm512_loadu_pd(buf + j * pad + (c0 + c) * 8);                              \
+            for (int q = 0; q < Q; q++) {                                                          \
+                __m512d wv = _mm512_set1_pd(w[j * nq + b0 + q]);                                   \
+                for (int c = 0; c < C; c++)                                                        \
+                    acc[q][c] = _mm512_fmadd_pd(wv, x[c], acc[q][c]);                              \
+            }                                                                                      \
+        }                                                                                          \
+        for (int q = 0; q < Q; q++)                                                                \
+            for (int c = 0; c < C; c++)                                                            \
+                _mm512_storeu_pd(rs + (b0 + q) * pad + (c0 + c) * 8, acc[q][c]);                   \
     }
-    accumulate_rest(rs, nq, mat, dim, ids, j, n, slot, w);
+ACC_TILE(4, 4)
+ACC_TILE(4, 1)
+ACC_TILE(1, 4)
+ACC_TILE(1, 1)
+
+static void accumulate_avx512(double *rs, size_t nq, const float *mat, uint32_t dim,
+                              const uint32_t *ids, size_t n, const double *w)
+{
+    double buf[ROWBUF_DOUBLES];
+    size_t pad = AKV_ATTN_PAD(dim), nc = pad / 8, jb = ROWBUF_DOUBLES / pad;
+
+    if (jb > 32)
+        jb = 32;
+    for (size_t j0 = 0; j0 < n; j0 += jb) {
+        size_t jn = n - j0 < jb ? n - j0 : jb;
+        for (size_t j = 0; j < jn; j++) {
+            const float *x = mat + (size_t)ids[j0 + j] * dim;
+            if (j0 + j + jb < n)
+                prefetch_row(mat + (size_t)ids[j0 + j + jb] * dim, dim);
+            for (size_t d = 0; d < pad; d += 8)
+                _mm512_storeu_pd(buf + j * pad + d, load8f(x + d, dim - (uint32_t)d));
+        }
+        const double *wj = w + j0 * nq;
+        size_t b = 0;
+        for (; b + 4 <= nq; b += 4) {
+            size_t c = 0;
+            for (; c + 4 <= nc; c += 4)
+                acc_tile_4_4(rs, nq, pad, buf, jn, wj, b, c);
+            for (; c < nc; c++)
+                acc_tile_4_1(rs, nq, pad, buf, jn, wj, b, c);
+        }
+        for (; b < nq; b++) {
+            size_t c = 0;
+            for (; c + 4 <= nc; c += 4)
+                acc_tile_1_4(rs, nq, pad, buf, jn, wj, b, c);
+            for (; c < nc; c++)
+                acc_tile_1_1(rs, nq, pad, buf, jn, wj, b, c);
+        }
+    }
 }
 
 static void exp_block_avx512(const double *s, double c, double *w, size_t n)

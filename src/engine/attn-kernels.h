@@ -3,15 +3,14 @@
  * rows with the queries, the weighted row sums and the exponentials, behind
  * a table of function pointers that attn.c picks from at run time.
  *
- * The kernels are written once, here, with GCC/Clang vector extensions, and
- * compiled three times, each in its own file with its own target flags
- * (src/engine/meson.build): attn-portable.c for the baseline instruction
- * set, attn-avx2.c with AVX2 and attn-avx512.c with AVX-512F (eight doubles
- * a vector, and a batch's queries share each conversion of a row). None
- * fuses a multiply and an add (AVX2 is built without FMA, GCC does not
- * contract in ISO C mode, and the pragma below stops Clang), and every sum
- * is made of the same operations in the same order, so all three give
- * bit-identical results (tests/unit/test-query.c checks).
+ * The kernels come in three builds, each in its own file with its own
+ * target flags (src/engine/meson.build): attn-portable.c (plain C and
+ * fma()), attn-avx2.c (AVX2 and FMA, four doubles a vector) and
+ * attn-avx512.c (AVX-512F, eight). Each is register-blocked: a row,
+ * converted to double once, is multiplied into several queries while it is
+ * in registers, and a query's partial sums stay in registers across many
+ * rows. All follow the canonical order below, so they give bit-identical
+ * results (tests/unit/test-query.c checks), whatever the batch.
  *
  * Private to src/engine/: included by attn.c (the table type) and, with
  * AKV_ATTN_KERNEL_BODIES defined, by the three kernel files.
@@ -19,6 +18,7 @@
 #ifndef ATTNKV_ATTN_KERNELS_H
 #define ATTNKV_ATTN_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,16 +27,30 @@
 #define AKV_ATTN_X86 1
 #endif
 
-/* The dot products and weighted row sums take nq queries (qs and rs hold nq
- * vectors of dim) and a table laid out either by vocabulary id (slot NULL,
- * nq 1) or slot-major (entry slot[u] * nq + b for word u, query b). */
+/* Every query vector is padded with zeros to a multiple of eight doubles
+ * (AKV_ATTN_PAD): the kernels read whole groups of eight. */
+#define AKV_ATTN_PAD(dim) (((size_t)(dim) + 7) & ~(size_t)7)
+
+/* The canonical order of the sums, which every build follows exactly (so
+ * all give the same bits, and a word's score or a query's blend never
+ * depends on the batch it was computed in):
+ *   - row . q: eight partial sums, lane l taking dimensions d = l (mod 8)
+ *     one after another, each step one fused multiply-add (fma) from 0;
+ *     then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
+ *   - the weighted row sums: r_b[d] = fma(w_jb, row_j[d], r_b[d]) for the
+ *     words j in the order given.
+ * The products of a float row and a double query holding floats are exact
+ * in double, so only the additions round. */
 struct akv_attn_kernels {
-    /* out[at(u) + b] = row u . q_b for the n words u in ids */
+    /* out[at(u) + b] = row u . q_b for b < nq and the n words u in ids, where
+     * at(u) = slot[u] * nq, or u when slot is NULL (then nq is 1); q_b is at
+     * qs + b * AKV_ATTN_PAD(dim). */
     void (*dots)(const float *mat, uint32_t dim, const double *qs, size_t nq, const uint32_t *ids,
                  size_t n, const uint32_t *slot, double *out);
-    /* r_b += w[at(u) + b] row u for the n words u in ids */
+    /* r_b += w[j * nq + b] row ids[j] for j < n in order, b < nq, with r_b
+     * at rs + b * AKV_ATTN_PAD(dim) (its padding stays as it is). */
     void (*accumulate)(double *rs, size_t nq, const float *mat, uint32_t dim, const uint32_t *ids,
-                       size_t n, const uint32_t *slot, const double *w);
+                       size_t n, const double *w);
     /* w[i] = exp(s[i] - c) for i < n (s[i] - c <= AKV_ATTN_SHIFT_SLACK) */
     void (*exp_block)(const double *s, double c, double *w, size_t n);
 };
@@ -51,9 +65,10 @@ extern const struct akv_attn_kernels akv_attn_kernels_avx512;
  * so that no term exceeds e^AKV_ATTN_SHIFT_SLACK. */
 #define AKV_ATTN_SHIFT_SLACK 200.0
 
-/* No build may fuse a multiply and an add where another does not: the
- * kernels, and attn.c's own sums (GCC does not contract in ISO C mode,
- * which meson.build asks for; this stops Clang). */
+/* No build may fuse a multiply and an add where another does not: every
+ * fused one is written as such (fma() or an FMA intrinsic), and nothing
+ * else is contracted (GCC does not contract in ISO C mode, which
+ * meson.build asks for; this stops Clang). */
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
@@ -61,95 +76,19 @@ extern const struct akv_attn_kernels akv_attn_kernels_avx512;
 #ifdef AKV_ATTN_KERNEL_BODIES
 
 #define PREFETCH_AHEAD 4 /* rows; a row is a few cache lines */
+#define ROWBUF_DOUBLES 4096 /* a stack buffer of rows in double: 32 KB, at least one row */
 
-typedef float v4f __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4l __attribute__((vector_size(32)));
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* The loads are macros rather than functions: a function that returns a
- * 32-byte vector has a different ABI with and without AVX. memcpy compiles
- * to unaligned vector loads. */
-#define LOAD4F(dst, p)                                                                             \
-    do {                                                                                           \
-        v4f t_;                                                                                    \
-        memcpy(&t_, (p), sizeof t_);                                                               \
-        (dst) = __builtin_convertvector(t_, v4d);                                                  \
-    } while (0)
 #define LOAD4D(dst, p) memcpy(&(dst), (p), sizeof(dst))
-
-/* The end of x . q once dimensions [0, d) are summed in the two four-lane
- * accumulators a0 (d mod 8 < 4) and a1 (the rest): four more dimensions
- * into a0, the last ones one by one, then the lanes in a fixed order. Every
- * kernel ends its dot products here, so all give the same bits. The
- * accumulators come by pointer: a 32-byte vector argument has a different
- * ABI with and without AVX. */
-ALWAYS_INLINE double dot_finish(v4d *a0, const v4d *a1, const float *x, const double *q, uint32_t d,
-                                uint32_t dim)
-{
-    v4d x0, q0;
-    double tail = 0;
-
-    if (d + 4 <= dim) {
-        LOAD4F(x0, x + d);
-        LOAD4D(q0, q + d);
-        *a0 += x0 * q0;
-        d += 4;
-    }
-    for (; d < dim; d++)
-        tail += (double)x[d] * q[d];
-    *a0 += *a1;
-    return ((*a0)[0] + (*a0)[2]) + ((*a0)[1] + (*a0)[3]) + tail;
-}
-
-/* x . q for a float row x and a double q holding floats, in double. Each
- * product is exact in double, so only the additions round. */
-ALWAYS_INLINE double dot_body(const float *x, const double *q, uint32_t dim)
-{
-    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0}, x0, x1, q0, q1;
-    uint32_t d = 0;
-
-    for (; d + 8 <= dim; d += 8) {
-        LOAD4F(x0, x + d);
-        LOAD4F(x1, x + d + 4);
-        LOAD4D(q0, q + d);
-        LOAD4D(q1, q + d + 4);
-        a0 += x0 * q0;
-        a1 += x1 * q1;
-    }
-    return dot_finish(&a0, &a1, x, q, d, dim);
-}
 
 static inline void prefetch_row(const float *x, uint32_t dim)
 {
     for (uint32_t d = 0; d < dim; d += 16)
         __builtin_prefetch(x + d);
-}
-
-/* r += w0 x0 + w1 x1, and r += w x: the steps of the weighted row sums,
- * the same for a query alone or in a batch, so it gets the same bits. */
-ALWAYS_INLINE void acc_pair(double *r, const float *x0, const float *x1, double w0, double w1,
-                            uint32_t dim)
-{
-    v4d wv0 = {w0, w0, w0, w0}, wv1 = {w1, w1, w1, w1}, acc, xv0, xv1;
-    uint32_t d = 0;
-
-    for (; d + 4 <= dim; d += 4) {
-        LOAD4D(acc, r + d);
-        LOAD4F(xv0, x0 + d);
-        LOAD4F(xv1, x1 + d);
-        acc += wv0 * xv0 + wv1 * xv1;
-        memcpy(r + d, &acc, sizeof acc);
-    }
-    for (; d < dim; d++)
-        r[d] += w0 * x0[d] + w1 * x1[d];
-}
-
-ALWAYS_INLINE void acc_one(double *r, const float *x, double w, uint32_t dim)
-{
-    for (uint32_t d = 0; d < dim; d++)
-        r[d] += w * x[d];
 }
 
 /* Where word u's entries are in a table (see struct kernels). */
@@ -158,57 +97,35 @@ ALWAYS_INLINE size_t table_at(const uint32_t *slot, size_t nq, uint32_t u)
     return slot != NULL ? (size_t)slot[u] * nq : u;
 }
 
-/* The weighted row sums' last words, ids[j0, n), one row at a time (an odd
- * word left over from the pairs). */
-ALWAYS_INLINE void accumulate_rest(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                   const uint32_t *ids, size_t j0, size_t n, const uint32_t *slot,
-                                   const double *w)
+/* The last reduction of a dot product (the canonical order above). */
+ALWAYS_INLINE double dot_tree(const double *a)
 {
-    for (size_t j = j0; j < n; j++) {
-        const float *x = mat + (size_t)ids[j] * dim;
-        const double *w0 = w + table_at(slot, nq, ids[j]);
-        for (size_t b = 0; b < nq; b++)
-            acc_one(rs + b * dim, x, w0[b], dim);
-    }
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-/* out[at(u) + b] = row u . q_b for the n words u in ids. The rows are
- * fetched a few ahead: the words are in id order but apart, which the
- * hardware's own prefetching follows poorly. Each row is read from memory
- * once and used by every query while it is in the L1 cache. */
-ALWAYS_INLINE void dots_body(const float *mat, uint32_t dim, const double *qs, size_t nq,
-                             const uint32_t *ids, size_t n, const uint32_t *slot, double *out)
+/* Row x, converted to double and padded with zeros to AKV_ATTN_PAD(dim),
+ * into buf. */
+ALWAYS_INLINE void row_to_double(double *buf, const float *x, uint32_t dim)
 {
-    for (size_t j = 0; j < n; j++) {
-        const float *x = mat + (size_t)ids[j] * dim;
-        double *o = out + table_at(slot, nq, ids[j]);
-        if (j + PREFETCH_AHEAD < n)
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-        for (size_t b = 0; b < nq; b++)
-            o[b] = dot_body(x, qs + b * dim, dim);
-    }
+    size_t pad = AKV_ATTN_PAD(dim), d;
+
+    for (d = 0; d < dim; d++)
+        buf[d] = x[d];
+    for (; d < pad; d++)
+        buf[d] = 0;
 }
 
-/* r_b += w[at(u) + b] row u for the n words u in ids, two rows at a time so
- * that r_b is loaded and stored half as often. */
-ALWAYS_INLINE void accumulate_body(double *rs, size_t nq, const float *mat, uint32_t dim,
-                                   const uint32_t *ids, size_t n, const uint32_t *slot,
-                                   const double *w)
+/* The portable kernels: plain C and fma() (a single rounding wherever it
+ * runs: hardware where the CPU has it, else the C library's exact
+ * emulation). */
+ALWAYS_INLINE double dot_portable_one(const double *x, const double *q, size_t pad)
 {
-    size_t j = 0;
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 
-    for (; j + 2 <= n; j += 2) {
-        const float *x0 = mat + (size_t)ids[j] * dim, *x1 = mat + (size_t)ids[j + 1] * dim;
-        const double *w0 = w + table_at(slot, nq, ids[j]);
-        const double *w1 = w + table_at(slot, nq, ids[j + 1]);
-        if (j + PREFETCH_AHEAD + 1 < n) {
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD] * dim, dim);
-            prefetch_row(mat + (size_t)ids[j + PREFETCH_AHEAD + 1] * dim, dim);
-        }
-        for (size_t b = 0; b < nq; b++)
-            acc_pair(rs + b * dim, x0, x1, w0[b], w1[b], dim);
-    }
-    accumulate_rest(rs, nq, mat, dim, ids, j, n, slot, w);
+    for (size_t d = 0; d < pad; d += 8)
+        for (size_t l = 0; l < 8; l++)
+            a[l] = fma(x[d + l], q[d + l], a[l]);
+    return dot_tree(a);
 }
 
 /* *y = exp(*x) for four x <= AKV_ATTN_SHIFT_SLACK, and 0 for x < -708 (where exp()

@@ -2,79 +2,78 @@
  * attn.c - the attention step.
  *
  * The store keeps the vocabulary ids of each key's and value's words, not
- * vectors (see the Design comment in src/engine/store.c). A text's vector is the
- * mean of its words' rows, and both halves of attention are linear in it:
+ * vectors (see the Design comment in src/engine/store.c). A text's vector is
+ * the mean of its words' rows, and both halves of attention are linear in it:
  *   - the score of a key of words a, b, c is k.q = (a.q + b.q + c.q) / 3
- *     (attention dot), or that divided by |k| |q| tau (cosine; the store
- *     keeps |k|, computed in double from the exact mean);
+ *     (attention dot; divided by the temperature), or that divided by
+ *     |k| |q| tau (cosine; the store keeps |k|, computed in double from the
+ *     exact mean);
  *   - r = sum_i w_i v_i = sum over words u of W_u u, where W_u adds up
  *     w_i / n_i over the values i (of n_i words) that contain u.
- * So a query
- *   1. computes the score u.q of each word the store's keys use (the store
- *      keeps that set: akv_store_key_words), once, in word id order, so
- *      that the rows are read in the order they lie in the mapped matrix;
- *   2. makes one pass over the store's blocks: per entry, it averages its
- *      key words' scores, takes the exponential and adds the weight to its
- *      value words' W_u;
- *   3. reads the rows of the value words used, in id order, for r.
+ * So a batch of queries on one snapshot runs in three phases:
+ *   1. the score u.q of each word the store's keys use (the store keeps that
+ *      set: akv_store_key_words), for every query while the row is in
+ *      registers (the kernels, attn-kernels.h), into a table by word;
+ *   2. one pass over the store's blocks: per entry, its key words' scores
+ *      averaged, the exponential, and the weight added to its value words'
+ *      W_u (and to z, the softmax's sum);
+ *   3. r_b = sum_u W_u row_u / z, over the value words in id order.
  * It thus reads the store's rows (about 50 bytes an entry) and one
- * vocabulary row per distinct word in use, rather than two 400-byte vectors
- * per entry. Every sum is in double: the result is that of the formulas
- * above on the float rows, which is what the float64 reference in
- * tests/unit/refimpl.c computes too (the vectors this replaced were the phrases'
- * means rounded to float, a little further from it).
+ * vocabulary row per distinct word in use, once for up to ATTN_BATCH_MAX
+ * queries. Every sum is in double, or exact: the result is that of the
+ * formulas above on the float rows, which is what the float64 reference in
+ * tests/unit/refimpl.c computes too.
  *
- * Softmax: the weights are exp(s_i - c) / z with z = sum exp(s_i - c), and r
- * = sum W_u u / z. Any shift c gives the same weights; c only has to keep
- * exp() in range. It starts at the first block's largest score and moves up
- * to a block's largest score only when that exceeds it by more than
- * SHIFT_SLACK, because moving it means rescaling z and every W_u, which is
- * cheap for one accumulator but not for one per word. So no term exceeds
- * e^SHIFT_SLACK (no sum can overflow), and since c is always some entry's
- * score, z >= 1 and a term below e^-708, which exp_block flushes to zero, is
- * below 1e-307 of the total.
- *
- * The per-query tables are indexed by vocabulary id (the key words' scores,
- * the value words' W_u), each with a bitmap of the words in use, so that
- * only those are computed or read. Per entry, a key or value of up to three
- * words is handled without a branch on its length (the unused places name a
- * sink word whose score is 0 and whose weight is never read): with phrases
- * and single words mixed, a loop over each entry's words would mispredict
- * about once an entry, which cost more than the rest of the loop.
- *
- * Batches (akv_attn_run_many): queries on the same snapshot share steps 1-3.
- * Each key word's row is scored against every query of the batch while it
- * is in the L1 cache, the pass over the store computes every query's scores
- * and weights per entry, and each value word's row is added into every
- * query's r. The per-word tables then hold a row of the batch's values per
- * word, indexed by a slot the batch gives each word it uses (kslot, vslot),
- * so that they grow with the store rather than with the vocabulary times
- * the batch; a batch is cut so that its key scores stay within
- * ATTN_TABLE_MAX. Every query goes through the same operations in the same
- * order as alone, so it gets the same bits (tests/unit/test-query.c checks).
+ * Same content, same bits. Nothing depends on where entries lie in the
+ * store (slot numbers change with its history), on the batch, or on how
+ * many threads share the work:
+ *   - word scores and the blend follow the kernels' canonical order, with
+ *     words in id order, the value words in chunks of fixed id ranges
+ *     (VCHUNK ids: each chunk's partial sum, then the chunks in order; a
+ *     word of weight 0 changes no bit, so words the store's value set
+ *     still lists after their entry went are harmless);
+ *   - the softmax shift c is fixed before phase 2 from the content: the
+ *     largest key word score (dot: a key's score, a mean, is at most that)
+ *     or 1 / tau (cosine); should the largest entry score turn out more than
+ *     SHIFT_GAP below it (weights all tiny, so few bits), phase 2 runs again
+ *     with c = that largest score;
+ *   - the sums over entries (z and every W_u) are exact: each term
+ *     exp(s_i - c) / n_i <= 1 (up to rounding) is truncated to a multiple of
+ *     2^-100 and added as a 128-bit integer, in any order, with no
+ *     rounding. Truncation changes a term by < 2^-100; with c at most
+ *     SHIFT_GAP above the largest score, z >= e^-16 > 2^-24, so the sums
+ *     are within 2^-76 N of exact, relative: below double rounding for any
+ *     store (overflow would need 2^28 entries). Then z = the sum of n_i
+ *     times each entry's truncated share, so the shares sum to exactly z.
+ *   - EXPLAIN's equal weights are ordered by key bytes, not by slot.
  *
  * Payloads. A payload entry (its value has no words, n = 0; store.h) takes
  * part in the softmax through its key but not in the blend: r = sum over
- * the embedded entries of w_i v_i / sum over them of w_i, the weights
- * renormalised over the embedded entries. So the pass keeps two softmax
- * accumulators per query: the embedded entries' (shift c, sum z, the W_u
- * above, exactly as for a store without payloads) and the payload
- * entries' (shift cp, sum zp, in plain double with libm's exp). A payload
- * row's score goes to the explain heap (and FGET's score list) and is then
- * set to -infinity for the rest of its block, so that it weighs 0 in the
- * blend. At the end, the weights over all entries (EXPLAIN, FGET) use the
- * larger shift and z_all = z e^(c - c_all) + zp e^(cp - c_all), and r is
- * divided by z alone; each shift is the largest score of its own entries,
- * so neither sum can underflow however far apart they are. A store with
- * no payload entry has zp = 0 and c_all = c: the same bits as before
- * payloads existed.
+ * the embedded entries of w_i v_i / sum over them of w_i. So each query
+ * has two sums, the embedded entries' z (shift ce, with the W_u) and the
+ * payload entries' zp (shift cp), each with its own fallback shift, so that
+ * neither can underflow however far apart they are; the weights over all
+ * entries (EXPLAIN, FGET) use c_all = max(ce, cp) and
+ * z_all = z e^(ce - c_all) + zp e^(cp - c_all).
  *
- * The kernels (dot products, weighted row sums, exponentials) are in
- * attn-kernels.h, built three times (portable, AVX2, AVX-512) in files of
- * their own and picked at run time; all give bit-identical results.
+ * Tables. For a query alone (unslotted) the key scores and W_u are indexed
+ * by vocabulary id. For a batch (slotted), every word gets a slot, in id
+ * order, from the store's key and value word sets, and the tables hold nq
+ * entries a slot (phase 3 then reads W in order), so that their size follows the store rather than
+ * the vocabulary times the batch; a batch is cut so that its key scores
+ * stay within ATTN_TABLE_MAX.
+ *
+ * Sharing the work (struct akv_attn_par): each phase is cut into pieces
+ * (runs of key words, store blocks, chunks of value words) that the
+ * calling thread and any helper that joins claim one at a time with an
+ * atomic counter, so the caller alone can do them all. Phase 2 is shared
+ * only for a query alone without a score list: each part then adds into its
+ * own W_u table, which phase 3 sums exactly. Nothing else differs, so the
+ * bits are the same with or without help.
  *
  * Threading: reads a snapshot and the immutable vocabulary only; any thread
- * holding a live snapshot. The scratch tables are per thread.
+ * holding a live snapshot, with its helpers. The scratch tables belong to
+ * the calling thread (helpers use only what it lends them for the call).
  */
 #include "engine/attn.h"
 
@@ -85,68 +84,28 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "attnkv/embed.h"
 #include "engine/attn-kernels.h"
+#include "engine/fixsum.h"
 
-#define BLOCK_MAX 4096 /* the store's chunk size bounds a block */
-#define SHIFT_SLACK AKV_ATTN_SHIFT_SLACK
-#define WORD_BATCH 512                   /* word ids handed to a kernel at a time */
-#define PREFETCH_ENTRIES 16              /* how far ahead attn_block asks for table lines */
-#define ATTN_BATCH_MAX 16                /* queries sharing one pass over the store */
-#define ATTN_TABLE_MAX ((size_t)4 << 20) /* bytes of key scores a batch may keep */
+#define SUB_DOUBLES 2048 /* scores of entries x queries handled at a time */
+#define WORD_BATCH 512 /* word ids handed to a kernel at a time */
+#define PREFETCH_ENTRIES 48 /* how far ahead the entry pass asks for table lines */
+#define ATTN_BATCH_MAX 16   /* queries sharing one pass over the store */
+#define ATTN_TABLE_MAX ((size_t)48 << 20) /* bytes of key scores a batch may keep */
+#define VCHUNK 4096 /* the id range of the value words of a partial blend */
+#define SHIFT_GAP 16.0   /* the most c may exceed the largest score */
+#define PARTS_MAX 8      /* threads sharing one call */
+#define PAR_MIN_WORDS 8192   /* fewer words than this: phases 1 and 3 alone */
+#define PAR_MIN_SLOTS 16384  /* fewer slots than this: phase 2 alone */
 
-struct why_heap {
-    struct akv_why *h; /* min-heap on (weight as score, then later slot) */
-    size_t n, cap;
-};
-
-/* One query of a batch. */
-struct attn_q {
-    const double *q; /* the query in double, dim */
-    enum akv_attn_mode mode;
-    double inv_qnorm_tau;       /* cosine: 1 / (|q| tau) */
-    double dot_tau;             /* dot: the scores are divided by it (1: left as they are) */
-    double c;                   /* the shift, -INFINITY before the first block */
-    double z;                   /* sum of exp(s - c) over the embedded entries */
-    double cp, zp;              /* the same over the payload entries */
-    size_t blended;             /* embedded entries attended */
-    struct akv_attn_score *out; /* every visible entry's score (FGET), or NULL */
-    size_t nout, out_cap;
-    struct why_heap why; /* keyed by raw score while scanning */
-    double *scores;      /* BLOCK_MAX: this block's scores, */
-    double *weights;     /* and their exponentials */
-};
-
-/* Word tables. For a query alone (unslotted) they are indexed by
- * vocabulary id. For a batch (slotted), every word the store uses gets a
- * slot (kslot, vslot), and the tables hold nq entries a slot, so that their
- * size follows the store rather than the vocabulary times the batch. Slot 0
- * stands for the sink and every word without one; its key scores are 0 and
- * its weights are never read. */
-struct attn_state {
-    const struct akv_store *s;
-    const struct akv_store_snap *snap;
-    const struct akv_attn_kernels *k;
-    const float *mat; /* the vocabulary's rows */
-    uint32_t dim;
-    uint32_t sink; /* the word count, which vocab.h keeps below
-                    * AKV_STORE_NO_WORD: stands for "no word" */
-    int slotted;
-    int blend; /* some job wants r: weigh the value words */
-    size_t nq; /* queries in the current batch */
-    struct attn_q *qs;
-    double *kscore; /* per word (or slot): row . q, for the words kused marks */
-    uint64_t *kused;
-    double *vweight; /* per word (or slot): W_u, nonzero only where vused marks */
-    uint64_t *vused;
-    size_t nmask;            /* 64-bit words in each bitmap */
-    uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
-    size_t nv, vcap;         /* slotted: value slots in use, and allocated */
-    int oom;
-    size_t attended;
-    double inv_n[AKV_PHRASE_WORDS_MAX + 1];
-};
+#if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__)
+#define AKV_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AKV_ATTN_CLONES
+#endif
 
 /* The kernel builds by name, and whether this CPU runs each. */
 static const struct {
@@ -168,9 +127,10 @@ static bool kernel_runs(size_t i)
 {
 #ifdef AKV_ATTN_X86
     if (kernel_table[i].k == &akv_attn_kernels_avx2)
-        return __builtin_cpu_supports("avx2");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (kernel_table[i].k == &akv_attn_kernels_avx512)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("avx512f");
 #endif
     return kernel_table[i].k != NULL;
 }
@@ -229,13 +189,31 @@ const char *akv_attn_kernel_name(void)
 
 /* ---- the explain heap --------------------------------------------------- */
 
-/* a ranks below b: smaller score, or equal score and a later slot. */
-static bool below(const struct akv_why *a, const struct akv_why *b)
+struct why_heap {
+    struct akv_why *h; /* min-heap on (raw score, then key bytes: larger ranks lower) */
+    size_t n, cap;
+};
+
+/* a ranks below b: smaller score, or an equal score and larger key bytes. */
+static bool below(const struct akv_store *s, const struct akv_store_snap *snap,
+                  const struct akv_why *a, const struct akv_why *b)
 {
-    return a->weight < b->weight || (a->weight == b->weight && a->slot > b->slot);
+    const char *ka, *kb, *v;
+    size_t la, lb, vl;
+    int c;
+
+    if (a->weight != b->weight)
+        return a->weight < b->weight;
+    if (a->slot == b->slot)
+        return false;
+    akv_store_entry_text(s, snap, a->slot, &ka, &la, &v, &vl);
+    akv_store_entry_text(s, snap, b->slot, &kb, &lb, &v, &vl);
+    c = memcmp(ka, kb, la < lb ? la : lb);
+    return c > 0 || (c == 0 && la > lb);
 }
 
-static void why_offer(struct why_heap *w, size_t slot, double score)
+static void why_offer(const struct akv_store *s, const struct akv_store_snap *snap,
+                      struct why_heap *w, size_t slot, double score)
 {
     struct akv_why c = {.slot = slot, .weight = score};
     size_t i;
@@ -245,7 +223,7 @@ static void why_offer(struct why_heap *w, size_t slot, double score)
         w->h[i] = c;
         while (i > 0) {
             size_t p = (i - 1) / 2;
-            if (!below(&w->h[i], &w->h[p]))
+            if (!below(s, snap, &w->h[i], &w->h[p]))
                 break;
             struct akv_why t = w->h[i];
             w->h[i] = w->h[p];
@@ -254,15 +232,15 @@ static void why_offer(struct why_heap *w, size_t slot, double score)
         }
         return;
     }
-    if (!below(&w->h[0], &c))
+    if (w->cap == 0 || !below(s, snap, &w->h[0], &c))
         return;
     w->h[0] = c;
     i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < w->n && below(&w->h[l], &w->h[m]))
+        if (l < w->n && below(s, snap, &w->h[l], &w->h[m]))
             m = l;
-        if (r < w->n && below(&w->h[r], &w->h[m]))
+        if (r < w->n && below(s, snap, &w->h[r], &w->h[m]))
             m = r;
         if (m == i)
             break;
@@ -273,75 +251,114 @@ static void why_offer(struct why_heap *w, size_t slot, double score)
     }
 }
 
-/* ---- the pass over the store -------------------------------------------- */
+/* ---- state ---------------------------------------------------------------- */
 
-static void bit_set(uint64_t *m, uint32_t u)
+/* One query of a batch: what every part reads. */
+struct attn_q {
+    const double *q; /* the query in double, padded (AKV_ATTN_PAD) */
+    enum akv_attn_mode mode;
+    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
+    double dot_tau;       /* dot: the scores are divided by it (1: left as they are) */
+    double cos_bound;     /* cosine: 1 / tau, the largest score there can be */
+    double ce, cp;        /* the shifts of the embedded and the payload weights */
+    struct akv_attn_score *out; /* every visible entry's score (FGET), or NULL */
+    size_t out_cap;
+};
+
+/* One query's sums in one part. */
+struct attn_qsum {
+    akv_fix z, zp;    /* sum of exp(s - ce) (embedded), of exp(s - cp) (payloads) */
+    double me, mp;  /* the largest embedded and payload scores */
+    size_t blended; /* embedded entries attended */
+    size_t nout;
+    struct why_heap why; /* keyed by raw score while scanning */
+};
+
+struct attn_state;
+
+/* What one thread adds up in phase 2. */
+struct attn_part {
+    struct attn_state *st;
+    akv_fix *w;        /* W_u: by vocabulary id (unslotted) or slot * nq + b */
+    double *blocks;  /* SUB_DOUBLES scores, then SUB_DOUBLES weights */
+    struct attn_qsum qs[ATTN_BATCH_MAX];
+    size_t attended;
+    size_t seen, claimed; /* the blocks passed and the one to do next (shared pass) */
+    int oom;
+};
+
+struct attn_state {
+    const struct akv_store *s;
+    const struct akv_store_snap *snap;
+    const struct akv_attn_kernels *k;
+    const float *mat; /* the vocabulary's rows */
+    uint32_t dim;
+    size_t pad;    /* AKV_ATTN_PAD(dim) */
+    uint32_t sink; /* the word count, which vocab.h keeps below
+                    * AKV_STORE_NO_WORD: stands for "no word" */
+    int slotted;
+    int blend;     /* some job wants r: weigh the value words */
+    size_t nq;     /* queries in the current batch */
+    uint8_t act[ATTN_BATCH_MAX]; /* the queries phase 2 computes (a second pass: some) */
+    size_t nact;
+    struct attn_q *qs;
+    double *kscore;  /* per word (or slot): row . q, for the key words */
+    uint64_t *kused; /* the key words (bit u of word u / 64) */
+    uint32_t *kw;    /* the key words in id order */
+    size_t nk;
+    size_t nmask;            /* 64-bit words in each bitmap */
+    uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
+    uint32_t *vw; /* the value words in id order (a superset of those in use) */
+    size_t nvw;
+    size_t *vchunk; /* chunk c of phase 3: vw[vchunk[c] .. vchunk[c + 1]) */
+    size_t nvchunks;
+    double *partial; /* phase 3: each chunk's r_b, nq * pad a chunk */
+    akv_fix *zpart;    /* phase 3: each chunk's sum of W_u, nq a chunk */
+    double *wdense;  /* phase 3: per part, WORD_BATCH * nq weights */
+    struct attn_part *parts;
+    unsigned nparts; /* parts phase 2 may use */
+    struct attn_scratch *sc;
+    const struct akv_par *par;
+    atomic_size_t next; /* the next piece to claim in the current phase */
+    double inv_n[AKV_PHRASE_WORDS_MAX + 1];
+};
+
+/* ---- phase 1: key word scores -------------------------------------------- */
+
+static void phase_dots(void *arg, unsigned h)
 {
-    m[u >> 6] |= (uint64_t)1 << (u & 63);
-}
+    struct attn_state *st = arg;
 
-static const uint32_t *all_words(const struct attn_state *st, size_t slot, enum akv_store_part part)
-{
-    size_t n;
-    return akv_store_entry_words(st->s, st->snap, slot, part, &n);
-}
-
-/* Hands the vocabulary words marked in m (the sink excluded) to fn, in id
- * order, WORD_BATCH at a time. */
-static void each_word(struct attn_state *st, const uint64_t *m,
-                      void (*fn)(struct attn_state *st, const uint32_t *ids, size_t n, void *arg),
-                      void *arg)
-{
-    uint32_t ids[WORD_BATCH];
-    size_t n = 0;
-
-    for (size_t i = 0; i < st->nmask; i++) {
-        uint64_t bits = m[i];
-        while (bits != 0) {
-            uint32_t u = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(bits));
-            bits &= bits - 1;
-            if (u >= st->sink)
-                continue;
-            ids[n++] = u;
-            if (n == WORD_BATCH) {
-                fn(st, ids, n, arg);
-                n = 0;
-            }
-        }
+    (void)h;
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(&st->next, WORD_BATCH, memory_order_relaxed);
+        if (i >= st->nk)
+            break;
+        st->k->dots(st->mat, st->dim, st->qs[0].q, st->nq, st->kw + i,
+                    st->nk - i < WORD_BATCH ? st->nk - i : WORD_BATCH,
+                    st->slotted ? st->kslot : NULL, st->kscore);
     }
-    if (n > 0)
-        fn(st, ids, n, arg);
 }
 
-/* Slotted: gives the key words slots 1, 2, ... in id order (arg: the next
- * slot). */
-static void assign_key_slots(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+/* Runs fn(st, h) on this thread and on up to nhelpers helpers. */
+static void run_phase(struct attn_state *st, void (*fn)(void *, unsigned), unsigned nhelpers)
 {
-    uint32_t *next = arg;
-
-    for (size_t j = 0; j < n; j++)
-        st->kslot[ids[j]] = (*next)++;
+    atomic_store_explicit(&st->next, 0, memory_order_relaxed);
+    if (nhelpers > 0 && st->par != NULL && st->par->run != NULL)
+        st->par->run(st->par->ctx, fn, st, nhelpers);
+    else
+        fn(st, 0);
 }
 
-static void score_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
-{
-    (void)arg;
-    st->k->dots(st->mat, st->dim, st->qs[0].q, st->nq, ids, n, st->slotted ? st->kslot : NULL,
-                st->kscore);
-}
+/* ---- phase 2: the pass over the store ------------------------------------- */
 
-static void rescale_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+/* Asks for the cache lines of n bytes at p. */
+static inline void prefetch_lines(const void *p, size_t n)
 {
-    double scale = *(const double *)arg;
+    const char *c = p;
 
-    for (size_t j = 0; j < n; j++)
-        st->vweight[ids[j]] *= scale;
-}
-
-static void accumulate_words(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
-{
-    st->k->accumulate(arg, st->nq, st->mat, st->dim, ids, n, st->slotted ? st->vslot : NULL,
-                      st->vweight);
+    for (size_t o = 0; o < n; o += 64)
+        __builtin_prefetch(c + o, 1);
 }
 
 /* Where the key score of word u for query 0 is (the next queries follow). */
@@ -350,43 +367,23 @@ static inline size_t kpos(const struct attn_state *st, int slotted, size_t nq, u
     return slotted ? (size_t)st->kslot[u] * nq : u;
 }
 
-/* Slotted: a new value slot for word u; 0 (the sink's) without memory. */
-static size_t vslot_new(struct attn_state *st, uint32_t u)
-{
-    size_t nq = st->nq;
-
-    if (st->nv == st->vcap) {
-        double *w = realloc(st->vweight, 2 * st->vcap * nq * sizeof *w);
-        if (w == NULL) {
-            st->oom = 1;
-            return 0;
-        }
-        st->vweight = w;
-        st->vcap *= 2;
-    }
-    memset(st->vweight + st->nv * nq, 0, nq * sizeof *st->vweight);
-    st->vslot[u] = (uint32_t)st->nv;
-    return st->nv++;
-}
-
 /* Where the weight of value word u for query 0 is (the next queries
- * follow); slotted, the word gets a slot the first time. */
-static inline size_t vpos(struct attn_state *st, int slotted, size_t nq, uint32_t u)
+ * follow). */
+static inline size_t vpos(const struct attn_state *st, int slotted, size_t nq, uint32_t u)
 {
-    size_t v;
-
-    if (!slotted)
-        return u;
-    v = st->vslot[u];
-    if (v == 0 && u < st->sink)
-        v = vslot_new(st, u);
-    return v * nq;
+    return slotted ? (size_t)st->vslot[u] * nq : u;
 }
 
 _Static_assert(AKV_STORE_WORDS_INLINE == 3, "attn_block handles three inline words");
 
+static const uint32_t *all_words(const struct attn_state *st, size_t slot, enum akv_store_part part)
+{
+    size_t n;
+    return akv_store_entry_words(st->s, st->snap, slot, part, &n);
+}
+
 /* The score of a visible key of more than AKV_STORE_WORDS_INLINE words, for
- * query b. */
+ * query b (the words' scores added in order, as for three). */
 static double long_key_score(const struct attn_state *st, int slotted, size_t nq, size_t slot,
                              uint32_t n, size_t b)
 {
@@ -398,263 +395,365 @@ static double long_key_score(const struct attn_state *st, int slotted, size_t nq
     return s;
 }
 
-/* Adds w[b] to the weight of each word of a visible value of more than
- * AKV_STORE_WORDS_INLINE words, for every query b. */
-static void long_value_add(struct attn_state *st, int slotted, size_t nq, size_t slot, uint32_t n,
-                           const double *w)
+/* Query b's part of entries i0 .. i1 - 1 of a block, once their raw scores
+ * are in sc (entry-major: sc[(i - i0) * nq + b]): the temperature or cosine
+ * scaling, the score list and the explain heap, the largest scores, the
+ * payloads' sum (their scores then -infinity: weight 0 in the blend), and
+ * each score less the shift, ready for the exponential. */
+static void sub_weights(struct attn_part *pt, size_t b, size_t nq,
+                        const struct akv_store_block *blk, size_t i0, size_t i1, double *sc,
+                        size_t npay)
 {
-    const uint32_t *ids = all_words(st, slot, AKV_STORE_VALUE);
-
-    for (uint32_t j = 0; j < n; j++) {
-        size_t p = vpos(st, slotted, nq, ids[j]);
-        for (size_t b = 0; b < nq; b++)
-            st->vweight[p + b] += w[b];
-        bit_set(st->vused, ids[j]);
-    }
-}
-
-/* One query's part of a block once its scores are in: the softmax shift,
- * the exponentials and their sum. */
-/* The payload rows of a block (npay of them) for query aq: into the
- * payload softmax sum, then out of the rest of the block (score
- * -infinity, so weight 0). */
-static void block_payloads(struct attn_q *aq, const struct akv_store_block *blk, double *scores)
-{
-    double pmax = -INFINITY, sum = 0;
-    size_t n = blk->n, i;
-
-    for (i = 0; i < n; i++)
-        if (blk->visible[i] && blk->vals[i].n == 0 && scores[i] > pmax)
-            pmax = scores[i];
-    if (pmax == -INFINITY) {
-        /* Scores of -infinity (none in practice) weigh nothing. */
-    } else if (aq->cp == -INFINITY) {
-        aq->cp = pmax;
-    } else if (pmax > aq->cp + SHIFT_SLACK) {
-        aq->zp *= exp(aq->cp - pmax);
-        aq->cp = pmax;
-    }
-    for (i = 0; i < n; i++) {
-        if (!blk->visible[i] || blk->vals[i].n != 0)
-            continue;
-        if (pmax != -INFINITY)
-            sum += exp(scores[i] - aq->cp);
-        scores[i] = -INFINITY;
-    }
-    aq->zp += sum;
-}
-
-static void block_weights(struct attn_state *st, size_t b, const struct akv_store_block *blk,
-                          size_t npay)
-{
-    struct attn_q *aq = &st->qs[b];
-    double *restrict scores = aq->scores, *restrict weights = aq->weights;
+    struct attn_state *st = pt->st;
+    const struct attn_q *aq = &st->qs[b];
+    struct attn_qsum *qs = &pt->qs[b];
     const uint8_t *visible = blk->visible;
-    double bmax, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
-    double z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-    size_t n = blk->n, i;
+    double me = qs->me, mp = qs->mp, ce = aq->ce;
+    double ps[64], pw[64]; /* payload scores, and their weights */
+    size_t np = 0;
 
-    if (aq->mode == AKV_ATTN_COSINE)
-        for (i = 0; i < n; i++)
-            if (visible[i])
-                scores[i] =
-                    blk->knorms[i] > 0 ? scores[i] / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
-    if (aq->mode == AKV_ATTN_DOT && aq->dot_tau != 1.0)
-        for (i = 0; i < n; i++)
-            if (visible[i])
-                scores[i] = scores[i] / aq->dot_tau;
-    if (aq->out != NULL)
-        for (i = 0; i < n; i++)
-            if (visible[i] && aq->nout < aq->out_cap)
-                aq->out[aq->nout++] = (struct akv_attn_score){blk->first_slot + i, scores[i]};
-    if (aq->why.cap > 0)
-        for (i = 0; i < n; i++)
-            if (visible[i])
-                why_offer(&aq->why, blk->first_slot + i, scores[i]);
-    if (npay > 0)
-        block_payloads(aq, blk, scores);
-    aq->blended += blk->nvisible - npay;
-    if (npay == blk->nvisible) {
-        /* Payloads only: nothing for the blend. */
-        memset(weights, 0, n * sizeof *weights);
-        return;
-    }
-    /* The largest score, in four chains that run side by side (invisible
-     * rows hold -INFINITY). */
-    for (i = 0; i + 4 <= n; i += 4) {
-        m0 = scores[i] > m0 ? scores[i] : m0;
-        m1 = scores[i + 1] > m1 ? scores[i + 1] : m1;
-        m2 = scores[i + 2] > m2 ? scores[i + 2] : m2;
-        m3 = scores[i + 3] > m3 ? scores[i + 3] : m3;
-    }
-    for (; i < n; i++)
-        m0 = scores[i] > m0 ? scores[i] : m0;
-    m0 = m0 > m1 ? m0 : m1;
-    m2 = m2 > m3 ? m2 : m3;
-    bmax = m0 > m2 ? m0 : m2;
-
-    if (aq->c == -INFINITY) {
-        aq->c = bmax;
-    } else if (bmax > aq->c + SHIFT_SLACK) {
-        double scale = exp(aq->c - bmax);
-        aq->z *= scale;
-        if (!st->slotted) {
-            each_word(st, st->vused, rescale_words, &scale);
-        } else {
-            for (size_t v = 1; v < st->nv; v++)
-                st->vweight[v * st->nq + b] *= scale;
+    for (size_t i = i0; i < i1; i++) {
+        double *x = &sc[(i - i0) * nq + b], v;
+        if (!visible[i])
+            continue; /* -infinity already */
+        v = *x;
+        if (aq->mode == AKV_ATTN_COSINE)
+            v = blk->knorms[i] > 0 ? v / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
+        else if (aq->dot_tau != 1.0)
+            v = v / aq->dot_tau;
+        if (aq->out != NULL && qs->nout < aq->out_cap)
+            aq->out[qs->nout++] = (struct akv_attn_score){blk->first_slot + i, v};
+        if (qs->why.cap > 0)
+            why_offer(st->s, st->snap, &qs->why, blk->first_slot + i, v);
+        if (npay > 0 && blk->vals[i].n == 0) {
+            mp = v > mp ? v : mp;
+            ps[np++] = v;
+            if (np == sizeof ps / sizeof ps[0]) {
+                st->k->exp_block(ps, aq->cp, pw, np);
+                for (size_t j = 0; j < np; j++)
+                    qs->zp += akv_fix_from(pw[j]);
+                np = 0;
+            }
+            *x = -INFINITY;
+            continue;
         }
-        aq->c = bmax;
+        me = v > me ? v : me;
+        *x = v - ce;
     }
-    st->k->exp_block(scores, aq->c, weights, n);
-
-    /* Invisible rows weigh 0. Four sums, so that the additions pipeline. */
-    for (i = 0; i + 4 <= n; i += 4) {
-        z0 += weights[i];
-        z1 += weights[i + 1];
-        z2 += weights[i + 2];
-        z3 += weights[i + 3];
+    if (np > 0) {
+        st->k->exp_block(ps, aq->cp, pw, np);
+        for (size_t j = 0; j < np; j++)
+            qs->zp += akv_fix_from(pw[j]);
     }
-    for (; i < n; i++)
-        z0 += weights[i];
-    aq->z += (z0 + z1) + (z2 + z3);
+    qs->me = me;
+    qs->mp = mp;
 }
 
-/* Scores, exponentials, and the weights of the value words, for nq queries
- * (slotted and nq are constants where this is inlined, so the unslotted
- * form of one query loses nothing). */
+/* Scores, weights, and the value words' W_u for the nq queries of a block,
+ * SUB_DOUBLES / nq entries at a time so that their scores and weights
+ * (entry-major) stay in the L1 cache (slotted and nq are constants where
+ * this is inlined, so the unslotted form of one query loses nothing). */
 static inline __attribute__((always_inline)) int
-attn_block_body(struct attn_state *st, int slotted, size_t nq, const struct akv_store_block *b)
+attn_block_body(struct attn_part *pt, int slotted, size_t nq, int all,
+                const struct akv_store_block *b)
 {
+    struct attn_state *st = pt->st;
     const double *restrict ks = st->kscore;
     const double *inv_n = st->inv_n;
     const uint8_t *visible = b->visible;
     uint32_t sink = st->sink;
-    size_t n = b->n, i, npay = 0;
-    double *sq[ATTN_BATCH_MAX], *wq[ATTN_BATCH_MAX]; /* each query's scores and weights */
+    size_t n = b->n, sub = SUB_DOUBLES / nq, na = all ? nq : st->nact;
+    const uint8_t *act = st->act;
+    double *restrict sc = pt->blocks, *restrict wt = pt->blocks + SUB_DOUBLES;
 
-    for (size_t q = 0; q < nq; q++) {
-        sq[q] = st->qs[q].scores;
-        wq[q] = st->qs[q].weights;
-    }
-    for (i = 0; i < n; i++) {
-        const struct akv_store_words *k = &b->keys[i];
-        uint32_t u1, u2;
-        size_t p0, p1, p2;
-        /* The key words' scores (or slots) are all over a table larger
-         * than the L2 cache: ask for those of a later entry now (only a
-         * visible row may be read, even for that). */
-        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
-            const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
-            uint32_t a1 = ka->id[1] < sink ? ka->id[1] : sink;
-            uint32_t a2 = ka->id[2] < sink ? ka->id[2] : sink;
-            if (!slotted) {
-                __builtin_prefetch(&ks[ka->id[0]]);
-                __builtin_prefetch(&ks[a1]);
-                __builtin_prefetch(&ks[a2]);
-            } else {
+    for (size_t i0 = 0; i0 < n; i0 += sub) {
+        size_t i1 = n - i0 < sub ? n : i0 + sub, npay = 0, nvis = 0, i;
+        for (i = i0; i < i1; i++) {
+            const struct akv_store_words *k = &b->keys[i];
+            double *x = sc + (i - i0) * nq;
+            size_t p0, p1, p2;
+            /* The key words' scores are all over a table larger than the
+             * L2 cache: ask for those of a later entry now (only a visible
+             * row may be read, even for that); slotted, their slots first. */
+            /* The store's own rows too, further ahead: its arrays are
+             * read in order, but a page at a time for the hardware. */
+            if (i + 4 * PREFETCH_ENTRIES < n && (i & 3) == 0) {
+                __builtin_prefetch(&b->keys[i + 4 * PREFETCH_ENTRIES]);
+                __builtin_prefetch(&b->vals[i + 4 * PREFETCH_ENTRIES]);
+            }
+            if (slotted && i + 2 * PREFETCH_ENTRIES < n && visible[i + 2 * PREFETCH_ENTRIES]) {
+                const struct akv_store_words *ka = &b->keys[i + 2 * PREFETCH_ENTRIES];
                 __builtin_prefetch(&st->kslot[ka->id[0]]);
-                __builtin_prefetch(&st->kslot[a1]);
-                __builtin_prefetch(&st->kslot[a2]);
+                __builtin_prefetch(&st->kslot[ka->id[1] < sink ? ka->id[1] : sink]);
+            }
+            if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
+                const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
+                uint32_t a1 = ka->id[1] < sink ? ka->id[1] : sink;
+                uint32_t a2 = ka->id[2] < sink ? ka->id[2] : sink;
+                prefetch_lines(&ks[kpos(st, slotted, nq, ka->id[0])], nq * sizeof *ks);
+                if (a1 != sink)
+                    prefetch_lines(&ks[kpos(st, slotted, nq, a1)], nq * sizeof *ks);
+                if (a2 != sink)
+                    prefetch_lines(&ks[kpos(st, slotted, nq, a2)], nq * sizeof *ks);
+            }
+            if (!visible[i]) {
+                for (size_t a = 0; a < na; a++)
+                    x[all ? a : act[a]] = -INFINITY;
+                continue;
+            }
+            nvis++;
+            npay += b->vals[i].n == 0;
+            p0 = kpos(st, slotted, nq, k->id[0]);
+            p1 = kpos(st, slotted, nq, k->id[1] < sink ? k->id[1] : sink);
+            p2 = kpos(st, slotted, nq, k->id[2] < sink ? k->id[2] : sink);
+            for (size_t a = 0; a < na; a++) {
+                size_t q = all ? a : act[a];
+                double s = ks[p0 + q] + ks[p1 + q] + ks[p2 + q];
+                if (k->n > AKV_STORE_WORDS_INLINE)
+                    s = long_key_score(st, slotted, nq, b->first_slot + i, k->n, q);
+                x[q] = s * inv_n[k->n];
             }
         }
-        if (!visible[i]) {
-            for (size_t q = 0; q < nq; q++)
-                sq[q][i] = -INFINITY;
-            continue;
+        for (size_t a = 0; a < na; a++) {
+            size_t q = all ? a : act[a];
+            sub_weights(pt, q, nq, b, i0, i1, sc, npay);
+            pt->qs[q].blended += nvis - npay;
         }
-        npay += b->vals[i].n == 0;
-        u1 = k->id[1] < sink ? k->id[1] : sink;
-        u2 = k->id[2] < sink ? k->id[2] : sink;
-        p0 = kpos(st, slotted, nq, k->id[0]);
-        p1 = kpos(st, slotted, nq, u1);
-        p2 = kpos(st, slotted, nq, u2);
-        for (size_t q = 0; q < nq; q++) {
-            double s = ks[p0 + q] + ks[p1 + q] + ks[p2 + q];
-            if (k->n > AKV_STORE_WORDS_INLINE)
-                s = long_key_score(st, slotted, nq, b->first_slot + i, k->n, q);
-            sq[q][i] = s * inv_n[k->n];
-        }
-    }
-    for (size_t q = 0; q < nq; q++)
-        block_weights(st, q, b, npay);
-    if (!st->blend) {
-        st->attended += b->nvisible;
-        return 0;
-    }
+        /* The shifts are in: exp(x - 0) is exp(s - c) bit for bit. */
+        st->k->exp_block(sc, 0.0, wt, (i1 - i0) * nq);
 
-    for (i = 0; i < n; i++) {
-        const struct akv_store_words *v = &b->vals[i];
-        double w[ATTN_BATCH_MAX];
-        if (i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
-            uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
-            u = u < sink ? u : sink;
-            if (!slotted)
-                __builtin_prefetch(&st->vweight[u], 1);
-            else
-                __builtin_prefetch(&st->vslot[u]);
-        }
-        if (!visible[i] || v->n == 0) /* a payload is not blended */
-            continue;
-        for (size_t q = 0; q < nq; q++)
-            w[q] = wq[q][i] * inv_n[v->n];
-        if (v->n == 1) {
-            size_t p = vpos(st, slotted, nq, v->id[0]);
-            double *restrict vw = st->vweight; /* vpos may have moved it */
-            for (size_t q = 0; q < nq; q++)
-                vw[p + q] += w[q];
-            bit_set(st->vused, v->id[0]);
-        } else if (v->n <= AKV_STORE_WORDS_INLINE) {
-            uint32_t u2 = v->id[2] < sink ? v->id[2] : sink;
-            size_t p0 = vpos(st, slotted, nq, v->id[0]), p1 = vpos(st, slotted, nq, v->id[1]);
-            size_t p2 = vpos(st, slotted, nq, u2);
-            double *restrict vw = st->vweight; /* vpos may have moved it */
-            for (size_t q = 0; q < nq; q++) {
-                vw[p0 + q] += w[q];
-                vw[p1 + q] += w[q];
-                vw[p2 + q] += w[q];
+        for (i = i0; i < i1; i++) {
+            const struct akv_store_words *v = &b->vals[i];
+            const double *w = wt + (i - i0) * nq;
+            uint64_t flo[ATTN_BATCH_MAX], fhi[ATTN_BATCH_MAX];
+            if (st->blend && slotted && i + 2 * PREFETCH_ENTRIES < n &&
+                visible[i + 2 * PREFETCH_ENTRIES]) {
+                uint32_t u = b->vals[i + 2 * PREFETCH_ENTRIES].id[0];
+                __builtin_prefetch(&st->vslot[u < sink ? u : sink]);
             }
-            bit_set(st->vused, v->id[0]);
-            bit_set(st->vused, v->id[1]);
-            bit_set(st->vused, u2);
-        } else {
-            long_value_add(st, slotted, nq, b->first_slot + i, v->n, w);
+            if (st->blend && i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
+                uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
+                if (u < sink)
+                    prefetch_lines(pt->w + vpos(st, slotted, nq, u), nq * sizeof *pt->w);
+            }
+            if (!visible[i] || v->n == 0) /* a payload is not blended */
+                continue;
+            /* Each word's share, truncated. z gets n of them: phase 3 adds
+             * up the W_u, or, without a blend, here. */
+            for (size_t a = 0; a < na; a++) {
+                size_t q = all ? a : act[a];
+                akv_fix_split(w[q] * inv_n[v->n], &flo[a], &fhi[a]);
+            }
+            if (!st->blend) {
+                for (size_t a = 0; a < na; a++)
+                    pt->qs[all ? a : act[a]].z += akv_fix_join(flo[a], fhi[a]) * v->n;
+                continue;
+            }
+            if (v->n <= AKV_STORE_WORDS_INLINE) {
+                for (uint32_t j = 0; j < v->n; j++) {
+                    akv_fix *restrict wu = pt->w + vpos(st, slotted, nq, v->id[j]);
+                    for (size_t a = 0; a < na; a++)
+                        wu[all ? a : act[a]] += akv_fix_join(flo[a], fhi[a]);
+                }
+            } else {
+                const uint32_t *ids = all_words(st, b->first_slot + i, AKV_STORE_VALUE);
+                for (uint32_t j = 0; j < v->n; j++) {
+                    akv_fix *restrict wu = pt->w + vpos(st, slotted, nq, ids[j]);
+                    for (size_t a = 0; a < na; a++)
+                        wu[all ? a : act[a]] += akv_fix_join(flo[a], fhi[a]);
+                }
+            }
         }
     }
-    st->attended += b->nvisible;
-    return st->oom ? -ENOMEM : 0;
+    pt->attended += b->nvisible;
+    return pt->oom ? -ENOMEM : 0;
 }
 
-static int attn_block_one(void *arg, const struct akv_store_block *b)
+static int attn_block_one(struct attn_part *pt, const struct akv_store_block *b)
 {
-    return attn_block_body(arg, 0, 1, b);
+    return attn_block_body(pt, 0, 1, 1, b);
 }
 
-static int attn_block_slotted(void *arg, const struct akv_store_block *b)
+/* Built for each instruction set (the compiler vectorizes the loops over
+ * the queries; none contracts, so all give the same bits), the usual batch
+ * of 16 with its loops unrolled. */
+AKV_ATTN_CLONES static int attn_block_slotted(struct attn_part *pt,
+                                              const struct akv_store_block *b)
+{
+    size_t nq = pt->st->nq;
+
+    if (pt->st->nact != nq)
+        return attn_block_body(pt, 1, nq, 0, b);
+    if (nq == ATTN_BATCH_MAX)
+        return attn_block_body(pt, 1, ATTN_BATCH_MAX, 1, b);
+    return attn_block_body(pt, 1, nq, 1, b);
+}
+
+/* Per block of the scan: only the blocks this part claims (every part sees
+ * the same blocks in the same order). */
+static int attn_block(void *arg, const struct akv_store_block *b)
+{
+    struct attn_part *pt = arg;
+    struct attn_state *st = pt->st;
+
+    if (pt->seen++ != pt->claimed)
+        return 0;
+    pt->claimed = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
+    return st->slotted ? attn_block_slotted(pt, b) : attn_block_one(pt, b);
+}
+
+static void phase_entries(void *arg, unsigned h)
 {
     struct attn_state *st = arg;
-    return attn_block_body(st, 1, st->nq, b);
+    struct attn_part *pt;
+
+    if (h >= st->nparts)
+        return;
+    pt = &st->parts[h];
+    pt->seen = 0;
+    pt->claimed = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
+    if (akv_store_scan(st->s, st->snap, attn_block, pt) < 0)
+        pt->oom = 1;
 }
 
-/* Per-thread scratch: the two tables indexed by vocabulary id (5.5 MB for
- * GloVe 6B), their bitmaps, the batch's slot tables, and each query's block
- * arrays. Allocating and clearing them for every query cost more than the
- * attention itself on a 1,000-entry store (a 2.7 MB memset per query: 13%
- * of the daemon's time under load), so each worker thread keeps its own,
- * and a query leaves it as it found it: every weight it touched back to 0,
- * every bit it set cleared and every slot it gave back to 0 (reset_values,
- * clear_key_slot). Freed when the thread exits. */
+/* ---- phase 3: the blend --------------------------------------------------- */
+
+/* The chunks of value words (fixed id ranges, words in id order): each
+ * chunk's sum r_b = sum W_u row_u into its own partial, the weights summed
+ * over the parts (exactly) and put back to 0 as they are read; the rows of
+ * words of weight 0 are skipped (they would add nothing). */
+static void phase_blend(void *arg, unsigned h)
+{
+    struct attn_state *st = arg;
+    size_t nq = st->nq, pad = st->pad;
+    double *wd = st->wdense + (size_t)h * WORD_BATCH * nq;
+    uint32_t ids[WORD_BATCH];
+
+    if (h >= PARTS_MAX)
+        return;
+    for (;;) {
+        size_t c = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed), m = 0;
+        double *rs;
+        if (c >= st->nvchunks)
+            break;
+        akv_fix *zc = st->zpart + c * nq;
+        rs = st->partial + c * nq * pad;
+        memset(rs, 0, nq * pad * sizeof *rs);
+        for (size_t b = 0; b < nq; b++)
+            zc[b] = 0;
+        for (size_t j = st->vchunk[c]; j < st->vchunk[c + 1]; j++) {
+            uint32_t u = st->vw[j];
+            size_t at = vpos(st, st->slotted, nq, u);
+            akv_fix *w0 = st->parts[0].w + at;
+            akv_fix any = 0;
+            for (unsigned p = 1; p < st->nparts; p++) {
+                akv_fix *wp = st->parts[p].w + at;
+                for (size_t b = 0; b < nq; b++)
+                    w0[b] += wp[b];
+                memset(wp, 0, nq * sizeof *wp);
+            }
+            for (size_t b = 0; b < nq; b++) {
+                wd[m * nq + b] = akv_fix_units(w0[b]);
+                zc[b] += w0[b];
+                any |= w0[b];
+            }
+            memset(w0, 0, nq * sizeof *w0);
+            if (any == 0)
+                continue;
+            ids[m++] = u;
+            if (m == WORD_BATCH) {
+                st->k->accumulate(rs, nq, st->mat, st->dim, ids, m, wd);
+                m = 0;
+            }
+        }
+        if (m > 0)
+            st->k->accumulate(rs, nq, st->mat, st->dim, ids, m, wd);
+    }
+}
+
+/* ---- scratch -------------------------------------------------------------- */
+
+/* The tables phase 2 reads and writes at random (tens of MB) in 2 MB pages
+ * where the kernel gives them (transparent huge pages on request): with 4
+ * KB pages nearly every access missed the TLB, and the page walks, not the
+ * cache misses, set the pace. Zeroed; NULL without memory. */
+static void *big_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void big_free(void *p, size_t bytes)
+{
+    if (p != NULL)
+        munmap(p, bytes);
+}
+
+/* Grows a big table of *cap entries of size elem to at least need, keeping
+ * its content (the rest zero): 0 or -ENOMEM. */
+static int big_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    size_t n = *cap ? *cap : 4096;
+    void *q;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    if ((q = big_alloc(n * elem)) == NULL)
+        return -ENOMEM;
+    if (*p != NULL)
+        memcpy(q, *p, *cap * elem);
+    big_free(*p, *cap * elem);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+/* Per-thread scratch. Allocating and clearing the tables for every query
+ * cost more than the attention itself on a 1,000-entry store, so each
+ * thread keeps its own, and a call leaves it as it found it: every W_u it
+ * touched back to 0, every bit it set cleared, every slot it gave back to
+ * 0. The tables of parts other than the first and the slotted tables are
+ * allocated when first needed and then kept (akv_attn_scratch_bytes counts
+ * them). Freed when the thread exits. */
 struct attn_scratch {
     size_t nwords;
-    double *tables;  /* kscore (nwords + 1), vweight (nwords + 1, all 0 between queries) */
-    uint64_t *masks; /* kused, vused (all 0 between queries) */
-    uint32_t *slots; /* kslot, vslot (nwords + 1 each, all 0 between queries) */
-    double *blocks;  /* scores and weights, BLOCK_MAX each, per query of a batch */
+    double *kscore;  /* unslotted key scores, nwords + 1 */
+    uint64_t *kused; /* nmask, 0 between calls */
+    uint32_t *slots; /* kslot, vslot (nwords + 1 each, 0 between calls) */
+    akv_fix *w[PARTS_MAX];          /* unslotted W_u of each part (nwords + 1, 0 between calls) */
+    uint64_t *vmask;              /* the value word set, nmask (0 between calls) */
+    double *blocks[PARTS_MAX];    /* 2 * SUB_DOUBLES each */
+    akv_fix *wslot;                 /* slotted W_u (0 between calls) */
+    size_t wslot_cap;             /* its entries */
+    double *kslotted;             /* slotted key scores */
+    size_t kslotted_cap;          /* its entries */
+    double *wdense;               /* PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX */
+    size_t bytes;                 /* what this holds, as counted in scratch_total */
 };
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static int scratch_key_ok;
+static atomic_size_t scratch_total; /* every thread's scratch together */
+
+size_t akv_attn_scratch_bytes(void)
+{
+    return atomic_load_explicit(&scratch_total, memory_order_relaxed);
+}
+
+static void scratch_count(struct attn_scratch *sc, size_t bytes)
+{
+    sc->bytes += bytes;
+    atomic_fetch_add_explicit(&scratch_total, bytes, memory_order_relaxed);
+}
 
 static void scratch_free(void *p)
 {
@@ -662,10 +761,18 @@ static void scratch_free(void *p)
 
     if (sc == NULL)
         return;
-    free(sc->tables);
-    free(sc->masks);
+    big_free(sc->kscore, (sc->nwords + 1) * sizeof *sc->kscore);
+    free(sc->kused);
     free(sc->slots);
-    free(sc->blocks);
+    for (int i = 0; i < PARTS_MAX; i++) {
+        big_free(sc->w[i], (sc->nwords + 1) * sizeof *sc->w[i]);
+        free(sc->blocks[i]);
+    }
+    free(sc->vmask);
+    big_free(sc->wslot, sc->wslot_cap * sizeof *sc->wslot);
+    big_free(sc->kslotted, sc->kslotted_cap * sizeof *sc->kslotted);
+    free(sc->wdense);
+    atomic_fetch_sub_explicit(&scratch_total, sc->bytes, memory_order_relaxed);
     free(sc);
 }
 
@@ -674,11 +781,34 @@ static void scratch_key_init(void)
     scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
 }
 
-/* The calling thread's scratch for a vocabulary of nwords, zeroed where the
- * invariant above says; NULL without memory. */
+static size_t nmask_of(size_t nwords)
+{
+    return (nwords + 1 + 63) / 64;
+}
+
+/* Part p's tables (unslotted W_u, block arrays): 0 or -ENOMEM. */
+static int scratch_part(struct attn_scratch *sc, unsigned p)
+{
+    if (sc->w[p] == NULL) {
+        /* calloc'd, so the pages no word touches cost nothing */
+        if ((sc->w[p] = big_alloc((sc->nwords + 1) * sizeof *sc->w[p])) == NULL)
+            return -ENOMEM;
+        scratch_count(sc, (sc->nwords + 1) * sizeof *sc->w[p]);
+    }
+    if (sc->blocks[p] == NULL) {
+        size_t nb = 2 * SUB_DOUBLES;
+        if ((sc->blocks[p] = malloc(nb * sizeof *sc->blocks[p])) == NULL)
+            return -ENOMEM;
+        scratch_count(sc, nb * sizeof *sc->blocks[p]);
+    }
+    return 0;
+}
+
+/* The calling thread's scratch for a vocabulary of nwords; NULL without
+ * memory. */
 static struct attn_scratch *scratch_get(size_t nwords)
 {
-    size_t nmask = (nwords + 1 + 63) / 64;
+    size_t nmask = nmask_of(nwords);
     struct attn_scratch *sc;
 
     pthread_once(&scratch_once, scratch_key_init);
@@ -693,179 +823,362 @@ static struct attn_scratch *scratch_get(size_t nwords)
     if (sc == NULL)
         return NULL;
     sc->nwords = nwords;
-    /* calloc'd, so pages nobody touches (most of the slot tables) cost no
-     * memory. */
-    sc->tables = calloc(2 * (nwords + 1), sizeof *sc->tables);
-    sc->masks = calloc(2 * nmask, sizeof *sc->masks);
+    sc->kscore = big_alloc((nwords + 1) * sizeof *sc->kscore);
+    sc->kused = calloc(nmask, sizeof *sc->kused);
+    sc->vmask = calloc(nmask, sizeof *sc->vmask);
     sc->slots = calloc(2 * (nwords + 1), sizeof *sc->slots);
-    sc->blocks = malloc(2 * ATTN_BATCH_MAX * BLOCK_MAX * sizeof *sc->blocks);
-    if (sc->tables == NULL || sc->masks == NULL || sc->slots == NULL || sc->blocks == NULL ||
-        pthread_setspecific(scratch_key, sc) != 0) {
+    sc->wdense = malloc((size_t)PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX * sizeof *sc->wdense);
+    scratch_count(sc, (nwords + 1) * (sizeof *sc->kscore + 2 * sizeof *sc->slots) +
+                          2 * nmask * sizeof *sc->kused +
+                          (size_t)PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX * sizeof *sc->wdense);
+    if (sc->kscore == NULL || sc->kused == NULL || sc->vmask == NULL || sc->slots == NULL ||
+        sc->wdense == NULL ||
+        scratch_part(sc, 0) < 0 || pthread_setspecific(scratch_key, sc) != 0) {
         scratch_free(sc);
         return NULL;
     }
     return sc;
 }
 
-/* Puts back the zeros a batch disturbed: the weights (unslotted) or the
- * value slots (slotted) of the words in vused, and vused itself. The key
- * words' marks and slots belong to the whole call (akv_attn_run_many). */
-static void reset_values(struct attn_state *st)
+/* Slotted: the W_u table grown to hold at least slots * nq entries, the
+ * new ones 0. */
+static int wslot_reserve(struct attn_scratch *sc, size_t entries)
 {
+    size_t old = sc->wslot_cap;
+    void *w = sc->wslot;
+
+    if (big_grow(&w, &sc->wslot_cap, entries, sizeof *sc->wslot) < 0)
+        return -ENOMEM;
+    sc->wslot = w;
+    scratch_count(sc, (sc->wslot_cap - old) * sizeof *sc->wslot);
+    return 0;
+}
+
+/* ---- a batch ---------------------------------------------------------------- */
+
+/* Puts the value words' W_u back to 0 (phase 3 does it as it reads them;
+ * this is for the passes it does not follow). */
+static void reset_weights(struct attn_state *st)
+{
+    for (unsigned p = 0; p < st->nparts; p++) {
+        akv_fix *w = st->parts[p].w;
+        if (st->slotted)
+            for (size_t j = 1; j <= st->nvw; j++)
+                for (size_t a = 0; a < st->nact; a++)
+                    w[j * st->nq + st->act[a]] = 0;
+        else
+            for (size_t j = 0; j < st->nvw; j++)
+                w[st->vw[j]] = 0;
+    }
+}
+
+/* The shifts before phase 2, at least every entry's score: the largest
+ * key word score (dot; a key's score is a mean of them) or 1 / tau
+ * (cosine). */
+static void shift_bounds(struct attn_state *st)
+{
+    size_t nq = st->nq;
+    double m[ATTN_BATCH_MAX];
+
+    for (size_t b = 0; b < nq; b++)
+        m[b] = -INFINITY;
+    for (size_t j = 0; j < st->nk; j++) {
+        const double *v = st->kscore + (st->slotted ? (j + 1) * nq : st->kw[j]);
+        for (size_t b = 0; b < nq; b++)
+            m[b] = v[b] > m[b] ? v[b] : m[b];
+    }
+    for (size_t b = 0; b < nq; b++) {
+        struct attn_q *aq = &st->qs[b];
+        if (aq->mode == AKV_ATTN_COSINE)
+            aq->ce = aq->cos_bound;
+        else if (m[b] == -INFINITY)
+            aq->ce = 0;
+        else
+            aq->ce = aq->dot_tau != 1.0 ? m[b] / aq->dot_tau : m[b];
+        aq->cp = aq->ce;
+    }
+}
+
+/* The store's value words in id order (st->vw), their slots (slotted) and
+ * the chunks of phase 3. */
+static int value_words(struct attn_state *st, struct attn_scratch *sc)
+{
+    size_t n = 0, c = 0;
+
+    akv_store_value_words(st->s, st->snap, sc->vmask);
+    for (size_t i = 0; i < st->nmask; i++)
+        n += (size_t)__builtin_popcountll(sc->vmask[i]);
+    st->nvchunks = (st->sink + VCHUNK - 1) / VCHUNK;
+    st->vw = malloc((n ? n : 1) * sizeof *st->vw);
+    st->vchunk = malloc((st->nvchunks + 1) * sizeof *st->vchunk);
+    if (st->vw == NULL || st->vchunk == NULL) {
+        memset(sc->vmask, 0, st->nmask * sizeof *sc->vmask);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < st->nmask; i++) {
-        uint64_t bits = st->vused[i];
+        uint64_t bits = sc->vmask[i];
+        sc->vmask[i] = 0;
         while (bits != 0) {
-            size_t u = i * 64 + (size_t)__builtin_ctzll(bits);
+            uint32_t u = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(bits));
             bits &= bits - 1;
+            if (u >= st->sink)
+                continue;
+            while (c * VCHUNK <= u)
+                st->vchunk[c++] = st->nvw;
             if (st->slotted)
-                st->vslot[u] = 0;
-            else
-                st->vweight[u] = 0;
+                st->vslot[u] = (uint32_t)(st->nvw + 1);
+            st->vw[st->nvw++] = u;
         }
     }
-    if (!st->slotted)
-        st->vweight[st->sink] = 0;
-    memset(st->vused, 0, st->nmask * sizeof *st->vused);
+    while (c <= st->nvchunks)
+        st->vchunk[c++] = st->nvw;
+    return 0;
 }
 
-static void clear_key_slot(struct attn_state *st, const uint32_t *ids, size_t n, void *arg)
+/* The explain list, heaviest first: popped from the min-heap. */
+static void why_sorted(const struct attn_state *st, struct why_heap *w)
 {
-    (void)arg;
-    for (size_t j = 0; j < n; j++)
-        st->kslot[ids[j]] = 0;
-}
+    size_t n = w->n;
 
-static int cmp_why(const void *a, const void *b)
-{
-    const struct akv_why *x = a, *y = b;
-    if (x->weight != y->weight)
-        return x->weight > y->weight ? -1 : 1;
-    return x->slot < y->slot ? -1 : x->slot > y->slot;
+    while (w->n > 1) {
+        struct akv_why top = w->h[0];
+        size_t i = 0, last = --w->n;
+        w->h[0] = w->h[last];
+        for (;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            if (l < w->n && below(st->s, st->snap, &w->h[l], &w->h[m]))
+                m = l;
+            if (r < w->n && below(st->s, st->snap, &w->h[r], &w->h[m]))
+                m = r;
+            if (m == i)
+                break;
+            struct akv_why t = w->h[i];
+            w->h[i] = w->h[m];
+            w->h[m] = t;
+            i = m;
+        }
+        w->h[last] = top;
+    }
+    w->n = n;
 }
 
 /* One batch of nq <= ATTN_BATCH_MAX jobs; st holds what the whole call
  * shares (the key words, their slots and score table). */
-static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t nq,
-                      struct attn_scratch *sc)
+static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t nq)
 {
-    uint32_t dim = st->dim;
-    struct attn_q *qs = calloc(nq, sizeof *qs);
-    double *qd = malloc(nq * dim * sizeof *qd);
-    double *rs = nq > 1 ? calloc(nq * dim, sizeof *rs) : jobs[0].r;
+    struct attn_scratch *sc = st->sc;
+    size_t pad = st->pad, nchunks = 0;
+    struct attn_q qs[ATTN_BATCH_MAX];
+    struct attn_part parts[PARTS_MAX];
+    struct akv_why *whys = NULL; /* the heaps of parts other than the first */
+    double *qd = calloc(nq * pad, sizeof *qd);
+    unsigned nh = st->par != NULL ? st->par->nhelpers : 0, np = 1;
+    int scores_wanted = 0, w_zeroed = 0;
     long attended = -ENOMEM;
 
+    if (nh > PARTS_MAX - 1)
+        nh = PARTS_MAX - 1;
     st->nq = nq;
     st->qs = qs;
-    st->attended = 0;
-    st->oom = 0;
-    st->nv = 1; /* slot 0 is the sink's */
-    st->vcap = 64;
-    st->vweight =
-        st->slotted ? calloc(st->vcap * nq, sizeof *st->vweight) : sc->tables + st->sink + 1;
-    if (qs == NULL || qd == NULL || rs == NULL || st->vweight == NULL)
+    st->parts = parts;
+    st->nparts = 1;
+    st->partial = NULL;
+    st->zpart = NULL;
+    memset(parts, 0, sizeof parts);
+    if (qd == NULL)
         goto out;
     for (size_t b = 0; b < nq; b++) {
         struct attn_q *aq = &qs[b];
-        double *q = qd + b * dim, qq = 0;
-        for (uint32_t d = 0; d < dim; d++) {
+        double *q = qd + b * pad, qq = 0, tau = jobs[b].tau > 0 ? jobs[b].tau : 1.0;
+        for (uint32_t d = 0; d < st->dim; d++) {
             q[d] = jobs[b].q[d];
             qq += q[d] * q[d];
         }
         aq->q = q;
         aq->mode = jobs[b].mode;
-        aq->dot_tau = jobs[b].mode == AKV_ATTN_DOT && jobs[b].tau > 0 ? jobs[b].tau : 1.0;
-        aq->inv_qnorm_tau = qq > 0 ? 1.0 / (sqrt(qq) * (jobs[b].tau > 0 ? jobs[b].tau : 1.0)) : 0.0;
-        aq->c = -INFINITY;
-        aq->z = 0;
-        aq->cp = -INFINITY;
-        aq->zp = 0;
-        aq->blended = 0;
+        aq->dot_tau = jobs[b].mode == AKV_ATTN_DOT ? tau : 1.0;
+        aq->inv_qnorm_tau = qq > 0 ? 1.0 / (sqrt(qq) * tau) : 0.0;
+        aq->cos_bound = qq > 0 ? 1.0 / tau : 0.0;
         aq->out = jobs[b].scores;
-        aq->nout = 0;
         aq->out_cap = jobs[b].scores_cap;
-        aq->why.h = jobs[b].why;
-        aq->why.n = 0;
-        aq->why.cap = jobs[b].nwhy_max;
-        aq->scores = sc->blocks + 2 * b * BLOCK_MAX;
-        aq->weights = aq->scores + BLOCK_MAX;
+        scores_wanted |= aq->out != NULL;
     }
 
-    /* Every weight starts at 0 (the scratch's invariant, or calloc), so that
-     * attn_block adds without looking (the vused bits only say which rows
-     * to read). */
-    each_word(st, st->kused, score_words, NULL);
-    attended =
-        akv_store_scan(st->s, st->snap, st->slotted ? attn_block_slotted : attn_block_one, st);
-    if (attended < 0)
-        goto reset;
-    attended = (long)st->attended;
-    if (attended > 0) {
-        each_word(st, st->vused, accumulate_words, rs);
-        for (size_t b = 0; b < nq; b++) {
-            struct attn_q *aq = &qs[b];
-            double *r = jobs[b].r;
-            /* The softmax over every entry: the larger of the two shifts,
-             * and both sums brought to it (see Payloads above). */
-            double c_all = aq->c > aq->cp ? aq->c : aq->cp, z_all = 0;
-            if (aq->blended > 0)
-                z_all += aq->z * exp(aq->c - c_all);
-            if (aq->cp != -INFINITY)
-                z_all += aq->zp * exp(aq->cp - c_all);
-            if (rs != r)
-                memcpy(r, rs + b * dim, dim * sizeof *r);
-            if (aq->blended > 0)
-                for (uint32_t d = 0; d < dim; d++)
-                    r[d] /= aq->z;
-            /* Turn the kept raw scores into weights, best first, and the
-             * embedded entries' renormalised blend weights. */
-            for (size_t i = 0; i < aq->why.n; i++) {
-                struct akv_why *w = &aq->why.h[i];
-                double raw = w->weight;
-                w->weight = exp(raw - c_all) / z_all;
-                w->payload = akv_store_entry_payload(st->s, st->snap, w->slot);
-                w->blend = w->payload ? 0.0 : exp(raw - aq->c) / aq->z;
+    /* Phase 1, then the shifts. */
+    run_phase(st, phase_dots, st->nk >= PAR_MIN_WORDS ? nh : 0);
+    shift_bounds(st);
+
+    /* Phase 2: shared by parts only for a query alone without a score list
+     * (each part has a table by vocabulary id). */
+    if (!st->slotted && !scores_wanted && nh > 0 && st->snap->nslots >= PAR_MIN_SLOTS) {
+        np = nh + 1;
+        for (unsigned p = 1; p < np; p++)
+            if (scratch_part(sc, p) < 0) {
+                np = p;
+                break;
             }
-            if (aq->why.n > 1) /* why may be NULL when nothing is kept */
-                qsort(aq->why.h, aq->why.n, sizeof *aq->why.h, cmp_why);
-            jobs[b].nwhy = aq->why.n;
-            jobs[b].blended = aq->blended;
-            jobs[b].shift = c_all;
-            jobs[b].z = z_all;
-            jobs[b].nscores = aq->nout;
-        }
+        if (jobs[0].nwhy_max > 0 && np > 1 &&
+            (whys = malloc((np - 1) * jobs[0].nwhy_max * sizeof *whys)) == NULL)
+            np = 1;
     }
+    st->nparts = np;
+    for (unsigned p = 0; p < np; p++) {
+        parts[p].st = st;
+        parts[p].w = st->slotted ? sc->wslot : sc->w[p];
+        parts[p].blocks = sc->blocks[p];
+    }
+    st->nact = nq;
+    for (size_t b = 0; b < nq; b++)
+        st->act[b] = (uint8_t)b;
+    for (int round = 0;; round++) {
+        size_t nredo = 0;
+        for (unsigned p = 0; p < np; p++) {
+            parts[p].attended = 0;
+            parts[p].oom = 0;
+            for (size_t a = 0; a < st->nact; a++) {
+                size_t b = st->act[a];
+                struct attn_qsum *s = &parts[p].qs[b];
+                *s = (struct attn_qsum){.me = -INFINITY, .mp = -INFINITY};
+                s->why.h = p == 0 ? jobs[b].why : whys + (p - 1) * jobs[0].nwhy_max;
+                s->why.cap = jobs[b].why != NULL ? jobs[b].nwhy_max : 0;
+            }
+        }
+        run_phase(st, phase_entries, np - 1);
+        attended = 0;
+        for (unsigned p = 0; p < np; p++) {
+            if (parts[p].oom)
+                attended = -ENOMEM;
+            if (attended >= 0)
+                attended += (long)parts[p].attended;
+        }
+        if (attended < 0)
+            goto reset;
+        /* The sums of every part into the first's. */
+        for (size_t a = 0; a < st->nact; a++) {
+            size_t b = st->act[a];
+            struct attn_qsum *s = &parts[0].qs[b];
+            int redo = 0;
+            for (unsigned p = 1; p < np; p++) {
+                const struct attn_qsum *o = &parts[p].qs[b];
+                s->z += o->z;
+                s->zp += o->zp;
+                s->me = o->me > s->me ? o->me : s->me;
+                s->mp = o->mp > s->mp ? o->mp : s->mp;
+                s->blended += o->blended;
+                for (size_t i = 0; i < o->why.n; i++)
+                    why_offer(st->s, st->snap, &s->why, o->why.h[i].slot, o->why.h[i].weight);
+            }
+            if (round > 0)
+                continue;
+            /* Too far above the largest score: again, shifted by that. */
+            if (s->blended > 0 && qs[b].ce - s->me > SHIFT_GAP) {
+                qs[b].ce = s->me;
+                redo = 1;
+            }
+            if ((size_t)attended > s->blended && qs[b].cp - s->mp > SHIFT_GAP) {
+                qs[b].cp = s->mp;
+                redo = 1;
+            }
+            if (redo)
+                st->act[nredo++] = (uint8_t)b;
+        }
+        if (nredo == 0)
+            break;
+        /* Again for those queries only; the others' sums stand. */
+        st->nact = nredo;
+        if (st->blend)
+            reset_weights(st);
+    }
+
+    /* Phase 3. */
+    if (attended > 0 && st->blend) {
+        nchunks = st->nvchunks;
+        st->partial = malloc((nchunks ? nchunks : 1) * nq * pad * sizeof *st->partial);
+        st->zpart = malloc((nchunks ? nchunks : 1) * nq * sizeof *st->zpart);
+        if (st->partial == NULL || st->zpart == NULL)
+            goto fail;
+        st->wdense = sc->wdense;
+        run_phase(st, phase_blend, st->nvw >= PAR_MIN_WORDS ? nh : 0);
+        w_zeroed = 1;
+        for (size_t b = 0; b < nq; b++)
+            for (size_t c = 0; c < nchunks; c++)
+                parts[0].qs[b].z += st->zpart[c * nq + b];
+    }
+    for (size_t b = 0; b < nq; b++) {
+        struct attn_q *aq = &qs[b];
+        struct attn_qsum *s = &parts[0].qs[b];
+        double *r = jobs[b].r;
+        double ze = akv_fix_weight(s->z), zp = akv_fix_weight(s->zp);
+        int has_e = s->blended > 0, has_p = (size_t)attended > s->blended;
+        double c_all = has_e && has_p ? (aq->ce > aq->cp ? aq->ce : aq->cp)
+                       : has_e        ? aq->ce
+                                      : aq->cp;
+        double z_all = 0;
+        if (attended == 0)
+            continue;
+        if (has_e)
+            z_all += ze * exp(aq->ce - c_all);
+        if (has_p)
+            z_all += zp * exp(aq->cp - c_all);
+        if (has_e && st->blend && !jobs[b].no_blend) {
+            double zd = akv_fix_units(s->z);
+            for (size_t c = 0; c < nchunks; c++) {
+                const double *pc = st->partial + (c * nq + b) * pad;
+                for (uint32_t d = 0; d < st->dim; d++)
+                    r[d] = c == 0 ? pc[d] : r[d] + pc[d];
+            }
+            for (uint32_t d = 0; d < st->dim; d++)
+                r[d] /= zd;
+        }
+        /* The kept raw scores into weights, best first, and the embedded
+         * entries' renormalised blend weights. */
+        why_sorted(st, &s->why);
+        for (size_t i = 0; i < s->why.n; i++) {
+            struct akv_why *w = &s->why.h[i];
+            double raw = w->weight;
+            w->weight = exp(raw - c_all) / z_all;
+            w->payload = akv_store_entry_payload(st->s, st->snap, w->slot);
+            w->blend = w->payload || ze == 0 ? 0.0 : exp(raw - aq->ce) / ze;
+        }
+        jobs[b].nwhy = s->why.n;
+        jobs[b].blended = s->blended;
+        jobs[b].shift = c_all;
+        jobs[b].z = z_all;
+        jobs[b].nscores = s->nout;
+    }
+    goto reset;
+fail:
+    attended = -ENOMEM;
 reset:
-    reset_values(st);
+    if (!w_zeroed && st->blend)
+        reset_weights(st);
 out:
-    if (st->slotted)
-        free(st->vweight);
-    if (rs != jobs[0].r)
-        free(rs);
+    free(st->partial);
+    free(st->zpart);
+    free(whys);
     free(qd);
-    free(qs);
     return attended;
 }
 
-long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
-                       struct akv_attn_job *jobs, size_t n)
+long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_snap *snap,
+                           struct akv_attn_job *jobs, size_t n, const struct akv_par *par)
 {
     const struct akv_vocab *voc = akv_store_vocab(s);
-    size_t nwords = akv_vocab_count(voc), nmask = (nwords + 1 + 63) / 64, chunk = 1;
+    size_t nwords = akv_vocab_count(voc), nmask = nmask_of(nwords), chunk = 1;
     uint32_t dim = akv_store_dim(s);
     struct attn_scratch *sc = scratch_get(nwords);
     struct attn_state *st = calloc(1, sizeof *st);
-    double *slot_scores = NULL;
     long attended = -ENOMEM;
 
-    if (n == 0) {
-        free(st);
-        return 0;
-    }
     for (size_t b = 0; b < n; b++) {
         jobs[b].nwhy = 0;
         jobs[b].blended = 0;
         jobs[b].nscores = 0;
         memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
+    }
+    if (n == 0) {
+        free(st);
+        return 0;
     }
     if (sc == NULL || st == NULL)
         goto out;
@@ -874,43 +1187,80 @@ long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *s
     st->k = kernel_table[kernels_index()].k;
     st->mat = akv_vocab_matrix(voc);
     st->dim = dim;
+    st->pad = AKV_ATTN_PAD(dim);
     st->sink = (uint32_t)nwords;
-    st->kused = sc->masks;
-    st->vused = sc->masks + nmask;
+    st->kused = sc->kused;
     st->nmask = nmask;
     st->kslot = sc->slots;
     st->vslot = sc->slots + nwords + 1;
+    st->sc = sc;
+    st->par = par;
     st->inv_n[0] = 0;
     for (size_t k = 1; k <= AKV_PHRASE_WORDS_MAX; k++)
         st->inv_n[k] = 1.0 / (double)k;
 
     akv_store_key_words(s, snap, st->kused);
+    for (size_t i = 0; i < nmask; i++)
+        st->nk += (size_t)__builtin_popcountll(st->kused[i]);
+    st->kw = malloc((st->nk ? st->nk : 1) * sizeof *st->kw);
+    if (st->kw == NULL)
+        goto reset;
+    st->nk = 0;
+    for (size_t i = 0; i < nmask; i++) {
+        uint64_t bits = st->kused[i];
+        while (bits != 0) {
+            uint32_t u = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            if (u < st->sink)
+                st->kw[st->nk++] = u;
+        }
+    }
     st->slotted = n > 1;
     for (size_t b = 0; b < n; b++)
         st->blend |= !jobs[b].no_blend;
+    if (st->blend && value_words(st, sc) < 0)
+        goto reset;
     if (st->slotted) {
         /* A batch keeps a score per key word and query: with very many
-         * distinct key words, fewer queries share a pass. */
-        uint32_t next = 1; /* slot 0 is the sink's: key score 0 */
-        each_word(st, st->kused, assign_key_slots, &next);
-        chunk = ATTN_TABLE_MAX / ((size_t)next * sizeof(double));
+         * distinct key words, fewer queries share a pass. Slot 0 is the
+         * sink's: key score 0. */
+        size_t need;
+        for (size_t j = 0; j < st->nk; j++)
+            st->kslot[st->kw[j]] = (uint32_t)(j + 1);
+        chunk = ATTN_TABLE_MAX / ((st->nk + 1) * sizeof(double));
         chunk = chunk < 1 ? 1 : chunk > ATTN_BATCH_MAX ? ATTN_BATCH_MAX : chunk;
-        slot_scores = calloc((size_t)next * chunk, sizeof *slot_scores);
-        st->kscore = slot_scores;
-        if (slot_scores == NULL)
+        need = (st->nk + 1) * chunk;
+        if (need > sc->kslotted_cap) {
+            size_t old = sc->kslotted_cap;
+            void *t = sc->kslotted;
+            if (big_grow(&t, &sc->kslotted_cap, need, sizeof *sc->kslotted) < 0)
+                goto reset;
+            sc->kslotted = t;
+            scratch_count(sc, (sc->kslotted_cap - old) * sizeof *sc->kslotted);
+        }
+        st->kscore = sc->kslotted;
+        memset(st->kscore, 0, chunk * sizeof *st->kscore);
+        if (st->blend && wslot_reserve(sc, (st->nvw + 1) * chunk) < 0)
             goto reset;
     } else {
-        st->kscore = sc->tables;
+        st->kscore = sc->kscore;
         st->kscore[st->sink] = 0;
     }
     for (size_t i = 0; i < n; i += chunk) {
-        attended = run_batch(st, jobs + i, n - i < chunk ? n - i : chunk, sc);
+        size_t m = n - i < chunk ? n - i : chunk;
+        if (st->slotted)
+            memset(st->kscore, 0, m * sizeof *st->kscore); /* the sink's slot */
+        attended = run_batch(st, jobs + i, m);
         if (attended < 0)
             break;
     }
 reset:
-    if (st->slotted)
-        each_word(st, st->kused, clear_key_slot, NULL);
+    if (st->slotted && st->kw != NULL)
+        for (size_t j = 0; j < st->nk; j++)
+            st->kslot[st->kw[j]] = 0;
+    if (st->slotted && st->vw != NULL)
+        for (size_t j = 0; j < st->nvw; j++)
+            st->vslot[st->vw[j]] = 0;
     memset(st->kused, 0, nmask * sizeof *st->kused);
 out:
     if (attended < 0)
@@ -920,9 +1270,19 @@ out:
             jobs[b].nscores = 0;
             memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
         }
-    free(slot_scores);
+    if (st != NULL) {
+        free(st->kw);
+        free(st->vw);
+        free(st->vchunk);
+    }
     free(st);
     return attended;
+}
+
+long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
+                       struct akv_attn_job *jobs, size_t n)
+{
+    return akv_attn_run_many_par(s, snap, jobs, n, NULL);
 }
 
 long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,

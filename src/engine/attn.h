@@ -18,7 +18,7 @@
  * the softmax but not in r: r = sum over the embedded entries of w_i v_i /
  * sum over them of w_i (zero when there is none). r has dim doubles. The
  * nwhy_max entries with the largest weights go to why (largest first, ties
- * by slot; payload entries included and marked), their number to *nwhy.
+ * by key bytes; payload entries included and marked), their number to *nwhy.
  * Returns the number of entries attended to (0: r is zero), or -ENOMEM. */
 long akv_attn_run(const struct akv_store *s, const struct akv_store_snap *snap, const float *q,
                   enum akv_attn_mode mode, double tau, double *r, struct akv_why *why,
@@ -56,11 +56,21 @@ struct akv_attn_job {
 
 /* akv_attn_run for n queries on one snapshot, in a shared pass over the
  * store (each key and value row read once for up to 16 queries). Every job
- * gets the same bits akv_attn_run would give it alone. Returns the number of
+ * gets the same bits akv_attn_run would give it alone, and the same bits
+ * for the same content of the store, whatever its history (src/engine/attn.c). Returns the number of
  * entries attended to (the same for all), or -ENOMEM (then every r is
  * zero and nwhy 0). */
 long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
                        struct akv_attn_job *jobs, size_t n);
+
+/* akv_attn_run_many, its phases shared through par (NULL: alone); the same
+ * bits either way. */
+long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_snap *snap,
+                           struct akv_attn_job *jobs, size_t n, const struct akv_par *par);
+
+/* Bytes of attention scratch that every thread keeps together (per-thread
+ * tables, kept between calls). Any thread. */
+size_t akv_attn_scratch_bytes(void);
 
 /* The kernels (dot products and weighted row sums) come in builds for the
  * baseline instruction set ("portable"), AVX2 and AVX-512, which give the

@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "engine/attn.h"
+#include "engine/fixsum.h"
 #include "attnkv/nbcache.h"
 #include "attnkv/vectab.h"
 #include "engine/rank.h"
@@ -336,8 +337,9 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
 /* FGET
  * ----
  * Every visible entry's weight w_i = exp(s_i - shift) / z (the softmax over
- * all entries, as EXPLAIN's) is added to the group of its value bytes, in
- * slot order. Groups are found by the store's 128-bit value hash (a hash
+ * all entries, as EXPLAIN's) is added to the group of its value bytes,
+ * exactly (engine/fixsum.h: the same bits whatever the order of the
+ * entries in the store). Groups are found by the store's 128-bit value hash (a hash
  * table of group indices, then a plain array of groups), so no value text
  * is read until the answer's ties are broken: O(entries) with a few cache
  * lines each. The k heaviest groups of at least minweight are kept in a
@@ -347,7 +349,7 @@ static int answer_from_lists(struct akv_query_batch *b, struct akv_query_item *i
 struct fget_group {
     struct akv_store_vhash h;
     size_t slot; /* the first entry holding the value */
-    double w;
+    akv_fix w;
 };
 
 /* A place of the table: 32 more bits of a group's hash (a tag), so that a
@@ -541,11 +543,11 @@ static int fget_answer(struct akv_query_item *it, const struct akv_attn_job *job
             tab[p] = (struct fget_place){(uint32_t)(vh.h[0] >> 32), (uint32_t)ng};
             g[ng++] = (struct fget_group){vh, slot, 0};
         }
-        g[tab[p].idx].w += w;
+        g[tab[p].idx].w += akv_fix_from(w);
     }
     for (size_t i = 0; i < ng; i++) {
-        struct akv_why cand = {.slot = g[i].slot, .weight = g[i].w};
-        if (!(g[i].w >= it->opts.minweight))
+        struct akv_why cand = {.slot = g[i].slot, .weight = akv_fix_weight(g[i].w)};
+        if (!(cand.weight >= it->opts.minweight))
             continue;
         if (nh < k) {
             h[nh] = cand;
@@ -689,6 +691,12 @@ static void finish_hits(struct akv_query_item *it, const double *r, uint32_t dim
 int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned nparts,
                           struct akv_query_batch **out)
 {
+    return akv_query_batch_begin_par(items, n, nparts, NULL, out);
+}
+
+int akv_query_batch_begin_par(struct akv_query_item *items, size_t n, unsigned nparts,
+                              const struct akv_par *par, struct akv_query_batch **out)
+{
     const struct akv_vocab *voc = NULL;
     struct akv_query_batch *b = NULL;
     struct akv_attn_job *jobs = NULL;
@@ -791,7 +799,7 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
                     items[grp[g]].rc = -ENOMEM;
             }
         }
-        attended = akv_attn_run_many(items[i].store, items[i].snap, jobs, nj);
+        attended = akv_attn_run_many_par(items[i].store, items[i].snap, jobs, nj, par);
         for (size_t g = 0; g < nj; g++) {
             struct akv_query_item *it = &items[grp[g]];
             if (attended < 0 && it->rc == 0)

@@ -66,7 +66,8 @@
  * its bit from before the snapshot was taken until it is released; a reader
  * (relaxed loads) may also see bits of keys written or removed since, which
  * only costs it the scoring of a word it does not need. kmask is allocated
- * with the store and never moves.
+ * with the store and never moves. vref and vmask do the same for the words
+ * of values (attention gives each its place in a table before its pass).
  *
  * Payloads. A value stored as a payload (akv_store_put_ex with
  * AKV_STORE_PAYLOAD) is bytes that are not embedded: its word list is
@@ -205,6 +206,8 @@ struct akv_store {
     /* The key words in use (see "Key words" above). */
     uint32_t *kref;          /* per vocabulary word */
     _Atomic uint64_t *kmask; /* bit u set iff kref[u] > 0 */
+    uint32_t *vref;          /* the same for the words of values */
+    _Atomic uint64_t *vmask;
     size_t nwords, nmask;
 };
 
@@ -268,8 +271,9 @@ static const uint32_t *slot_words(const struct akv_store *s, size_t i, enum akv_
 }
 
 /* Counts one more (delta 1) or one fewer (delta -1) slot using each
- * distinct word of ids, keeping kmask in step. Owner only. */
-static void key_words_count(struct akv_store *s, const uint32_t *ids, size_t n, int delta)
+ * distinct word of ids in ref, keeping mask in step. Owner only. */
+static void words_count(uint32_t *ref, _Atomic uint64_t *mask, const uint32_t *ids, size_t n,
+                        int delta)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u = ids[i];
@@ -279,13 +283,20 @@ static void key_words_count(struct akv_store *s, const uint32_t *ids, size_t n, 
             j++;
         if (j < i)
             continue; /* counted already for this slot */
-        if (delta > 0 ? s->kref[u]++ != 0 : --s->kref[u] != 0)
+        if (delta > 0 ? ref[u]++ != 0 : --ref[u] != 0)
             continue;
         /* The owner is the only writer, so a load and a store suffice. */
-        m = atomic_load_explicit(&s->kmask[u >> 6], memory_order_relaxed);
-        atomic_store_explicit(&s->kmask[u >> 6], delta > 0 ? m | bit : m & ~bit,
-                              memory_order_relaxed);
+        m = atomic_load_explicit(&mask[u >> 6], memory_order_relaxed);
+        atomic_store_explicit(&mask[u >> 6], delta > 0 ? m | bit : m & ~bit, memory_order_relaxed);
     }
+}
+
+/* words_count for a slot's key words ids (nk) and value words vids (nv). */
+static void slot_words_count(struct akv_store *s, const uint32_t *kids, size_t nk,
+                             const uint32_t *vids, size_t nv, int delta)
+{
+    words_count(s->kref, s->kmask, kids, nk, delta);
+    words_count(s->vref, s->vmask, vids, nv, delta);
 }
 
 /* Frees every chunk with the text its slots still hold; nchunks becomes 0. */
@@ -322,13 +333,16 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
     s->nwords = akv_vocab_count(voc);
     s->nmask = (s->nwords + 63) / 64;
     s->kmask = malloc(s->nmask * sizeof *s->kmask);
-    if (s->buckets == NULL || s->kmask == NULL) {
+    s->vmask = malloc(s->nmask * sizeof *s->vmask);
+    if (s->buckets == NULL || s->kmask == NULL || s->vmask == NULL) {
         akv_store_destroy(s);
         return -ENOMEM;
     }
     memset(s->buckets, 0xff, s->nbuckets * sizeof *s->buckets);
-    for (size_t i = 0; i < s->nmask; i++)
+    for (size_t i = 0; i < s->nmask; i++) {
         atomic_init(&s->kmask[i], 0);
+        atomic_init(&s->vmask[i], 0);
+    }
     *out = s;
     return 0;
 }
@@ -349,6 +363,8 @@ void akv_store_destroy(struct akv_store *s)
     free(s->heap);
     free(s->kref);
     free(s->kmask);
+    free(s->vref);
+    free(s->vmask);
     free(s);
 }
 
@@ -361,6 +377,8 @@ static int chunk_add(struct akv_store *s)
     if (s->chunks == NULL && (s->chunks = calloc(CHUNK_MAX, sizeof *s->chunks)) == NULL)
         return -ENOMEM;
     if (s->kref == NULL && (s->kref = calloc(s->nwords, sizeof *s->kref)) == NULL)
+        return -ENOMEM;
+    if (s->vref == NULL && (s->vref = calloc(s->nwords, sizeof *s->vref)) == NULL)
         return -ENOMEM;
     ch = calloc(1, sizeof *ch);
     if (ch == NULL)
@@ -482,6 +500,8 @@ static void release_if_empty(struct akv_store *s)
     s->chunks = NULL;
     free(s->kref);
     s->kref = NULL;
+    free(s->vref);
+    s->vref = NULL;
     s->nslots = 0;
     s->text_bytes = 0;
     free(s->free_slots);
@@ -515,9 +535,9 @@ static void reclaim(struct akv_store *s)
 
     while (s->ret_len > 0) {
         struct retired *r = &s->retired[s->ret_head];
-        const uint32_t *ids;
+        const uint32_t *ids, *vids;
         struct slot *sl;
-        size_t n;
+        size_t n, nv;
         if (r->died > oldest)
             break;
         if (s->nfree == s->free_cap) {
@@ -530,7 +550,8 @@ static void reclaim(struct akv_store *s)
         }
         sl = slot_at(s, r->slot);
         ids = slot_words(s, r->slot, AKV_STORE_KEY, &n);
-        key_words_count(s, ids, n, -1);
+        vids = slot_words(s, r->slot, AKV_STORE_VALUE, &nv);
+        slot_words_count(s, ids, n, vids, nv, -1);
         s->text_bytes -= text_alloc(s, r->slot);
         free(sl->text);
         sl->text = NULL;
@@ -787,7 +808,7 @@ static int place(struct akv_store *s, uint64_t h, char *text, size_t klen, size_
     words_set(&ch->vals[j], vids, nv);
     ch->knorms[j] = knorm;
     ch->vhash[j] = vh;
-    key_words_count(s, kids, nk, 1);
+    slot_words_count(s, kids, nk, vids, nv, 1);
     s->text_bytes += text_alloc(s, id);
 
     v = ++s->version;
@@ -1036,8 +1057,9 @@ size_t akv_store_memory(const struct akv_store *s)
            s->nchunks * sizeof(struct chunk) + s->text_bytes + s->nbuckets * sizeof(uint32_t) +
            (s->old ? s->nbuckets / 2 * sizeof(uint32_t) : 0) + s->ret_cap * sizeof(struct retired) +
            s->free_cap * sizeof(uint32_t) + s->act_cap * sizeof(struct active) +
-           s->heap_cap * sizeof(uint32_t) + (s->kref ? s->nwords * sizeof *s->kref : 0) +
-           s->nmask * sizeof *s->kmask;
+           s->heap_cap * sizeof(uint32_t) +
+           (s->kref ? s->nwords * (sizeof *s->kref + sizeof *s->vref) : 0) +
+           s->nmask * (sizeof *s->kmask + sizeof *s->vmask);
 }
 
 size_t akv_store_memory_used(const struct akv_store *s)
@@ -1207,6 +1229,14 @@ void akv_store_key_words(const struct akv_store *s, const struct akv_store_snap 
     (void)snap;
     for (size_t i = 0; i < s->nmask; i++)
         mask[i] |= atomic_load_explicit(&s->kmask[i], memory_order_relaxed);
+}
+
+void akv_store_value_words(const struct akv_store *s, const struct akv_store_snap *snap,
+                           uint64_t *mask)
+{
+    (void)snap;
+    for (size_t i = 0; i < s->nmask; i++)
+        mask[i] |= atomic_load_explicit(&s->vmask[i], memory_order_relaxed);
 }
 
 void akv_store_entry_text(const struct akv_store *s, const struct akv_store_snap *snap, size_t slot,

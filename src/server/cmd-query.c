@@ -625,6 +625,19 @@ static void query_help(void *arg, unsigned h)
 
 static int reply_on_worker(struct akv_buf *out, const struct query_job *j);
 
+/* Worker thread, owner of job: runs fn(arg, 0) and offers fn(arg, h) to
+ * the workers that have nothing else to do (see src/server/pool.c,
+ * Helping). */
+static void query_par_run(void *ctx, void (*fn)(void *arg, unsigned h), void *arg,
+                          unsigned nhelpers)
+{
+    struct akv_pool_job *job = ctx;
+
+    akv_pool_help_begin(job, fn, arg, nhelpers);
+    fn(arg, 0);
+    akv_pool_help_end(job);
+}
+
 /* Worker thread: runs n queued QUERY, EXPLAIN, FGET and NEIGHBORS jobs, in
  * any mix, with one pass over the vocabulary. Reads each job's vector,
  * options and snapshot and the immutable vocabulary; writes only each
@@ -634,6 +647,7 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
     struct akv_query_item items[AKV_POOL_BATCH_MAX];
     struct akv_query_batch *b = NULL;
     unsigned nparts = akv_pool_job_threads(pjs[0]);
+    struct akv_par par;
 
     if (nparts > QUERY_PARTS_MAX)
         nparts = QUERY_PARTS_MAX;
@@ -664,7 +678,8 @@ static void query_batch(struct akv_pool_job **pjs, size_t n)
     /* Failures are per item (rc), as the single calls report them. The
      * other workers that have nothing else to do join the vocabulary scan
      * (see src/server/pool.c, Helping). */
-    if (akv_query_batch_begin(items, n, nparts, &b) == 0 && b != NULL) {
+    par = (struct akv_par){query_par_run, pjs[0], nparts - 1};
+    if (akv_query_batch_begin_par(items, n, nparts, &par, &b) == 0 && b != NULL) {
         akv_pool_help_begin(pjs[0], query_help, b, nparts - 1);
         akv_query_batch_work(b, 0);
         akv_pool_help_end(pjs[0]);
