@@ -172,8 +172,8 @@ static void print_preamble(const char *path, const unsigned char *map,
            "of %llu words of %u dimensions (checksums %016llx %016llx)\n",
            path, AKV_AOF_FILE_HEADER, res->snap == 2 ? res->snap_end : res->good_end,
            (unsigned long long)res->snap_entries, (unsigned long long)res->snap_chunks,
-           res->snap == 2 ? "" : " before the damage", (unsigned long long)h.words,
-           (unsigned)h.dim, (unsigned long long)h.meta_sum, (unsigned long long)h.data_sum);
+           res->snap == 2 ? "" : " before the damage", (unsigned long long)h.words, (unsigned)h.dim,
+           (unsigned long long)h.meta_sum, (unsigned long long)h.data_sum);
 }
 
 /* ------------------------------------------------------------------------
@@ -281,9 +281,8 @@ static int plan_snap(struct plan *p, const struct akv_aof_record *rec, int *rc)
         akv_aof_snap_end_decode(rec, &p->snap_counted, &chunks);
         p->snap_end_seen = 1;
     }
-    if (!p->convert ||
-        (rec->type != AKV_AOF_SNAPBEGIN && rec->type != AKV_AOF_SNAPCHUNK &&
-         rec->type != AKV_AOF_SNAPEND))
+    if (!p->convert || (rec->type != AKV_AOF_SNAPBEGIN && rec->type != AKV_AOF_SNAPCHUNK &&
+                        rec->type != AKV_AOF_SNAPEND))
         return 0;
     if (rec->type == AKV_AOF_SNAPCHUNK)
         *rc = plan_convert(p, rec);
@@ -730,8 +729,9 @@ static int check(const struct opts *o)
                "its good chunks as PUT records (they load by embedding their text, as records "
                "do)%s\n",
                f.path,
-               salp.snap_end_seen ? "" : "; its SNAPEND record is lost, so the count of entries "
-                                         "lost is not known");
+               salp.snap_end_seen ? ""
+                                  : "; its SNAPEND record is lost, so the count of entries "
+                                    "lost is not known");
         if (salp.snap_end_seen)
             printf("%s: the preamble held %llu entries: --salvage keeps %zu of them, --fix %zu\n",
                    f.path, (unsigned long long)salp.snap_counted, salp.snap_kept, fixp.snap_kept);

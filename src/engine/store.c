@@ -820,7 +820,7 @@ static struct akv_store_vhash value_hash(const struct akv_store *s, const char *
  * akv_store_put_ex describes. */
 static int put_words(struct akv_store *s, const char *key, size_t klen, const char *val,
                      size_t vlen, const uint32_t *kids, size_t nk, const uint32_t *vids, size_t nv,
-                     uint64_t expire)
+                     const double *knorm, uint64_t expire)
 {
     size_t off = ids_offset(klen, vlen);
     char *text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
@@ -840,7 +840,7 @@ static int put_words(struct akv_store *s, const char *key, size_t klen, const ch
             atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
     }
     return place(s, key_hash(s, key, klen), text, klen, vlen, kids, nk, vids, nv,
-                 key_norm(s, kids, nk), value_hash(s, val, vlen), expire);
+                 knorm ? *knorm : key_norm(s, kids, nk), value_hash(s, val, vlen), expire);
 }
 
 int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const char *val,
@@ -867,12 +867,13 @@ int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const ch
         if (rc < 0)
             return rc;
     }
-    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, expire);
+    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, NULL, expire);
 }
 
 int akv_store_put_words(struct akv_store *s, const char *key, size_t klen, const char *val,
                         size_t vlen, const uint32_t *kids, size_t nk, const uint32_t *vids,
-                        size_t nv, uint64_t expire, unsigned flags, char *err, size_t errlen)
+                        size_t nv, const double *knorm, uint64_t expire, unsigned flags, char *err,
+                        size_t errlen)
 {
     size_t count = akv_vocab_count(s->voc);
     const char *why = NULL;
@@ -885,6 +886,8 @@ int akv_store_put_words(struct akv_store *s, const char *key, size_t klen, const
     else if (nk == 0 || nk > AKV_PHRASE_WORDS_MAX || nv > AKV_PHRASE_WORDS_MAX ||
              (nv == 0) != ((flags & AKV_STORE_PAYLOAD) != 0))
         why = "word count out of range";
+    else if (knorm && !(*knorm >= 0 && *knorm <= INFINITY))
+        why = "key norm out of range";
     for (size_t i = 0; !why && i < nk + nv; i++)
         if ((i < nk ? kids[i] : vids[i - nk]) >= count)
             why = "word id out of range";
@@ -893,7 +896,7 @@ int akv_store_put_words(struct akv_store *s, const char *key, size_t klen, const
             snprintf(err, errlen, "%s", why);
         return -EINVAL;
     }
-    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, expire);
+    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, knorm, expire);
 }
 
 int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,

@@ -263,15 +263,15 @@ void akv_aof_snap_end_decode(const struct akv_aof_record *rec, uint64_t *entries
 
 size_t akv_aof_snap_entry_size(const struct akv_aof_snap_entry *e)
 {
-    return 12 + (e->expire ? 8 : 0) + 4 * ((size_t)e->nk + e->nv) + e->klen + e->vlen;
+    return 20 + (e->expire ? 8 : 0) + 4 * ((size_t)e->nk + e->nv) + e->klen + e->vlen;
 }
 
 size_t akv_aof_snap_entry_encode(void *dst, const struct akv_aof_snap_entry *e)
 {
     unsigned char *p = dst, *q;
 
-    p[0] = (unsigned char)((e->flags & AKV_AOF_SNAP_PAYLOAD) |
-                           (e->expire ? AKV_AOF_SNAP_EXPIRE : 0));
+    p[0] =
+        (unsigned char)((e->flags & AKV_AOF_SNAP_PAYLOAD) | (e->expire ? AKV_AOF_SNAP_EXPIRE : 0));
     p[1] = (unsigned char)e->nk;
     p[2] = (unsigned char)e->nv;
     p[3] = 0;
@@ -280,6 +280,12 @@ size_t akv_aof_snap_entry_encode(void *dst, const struct akv_aof_snap_entry *e)
     q = p + 12;
     if (e->expire) {
         put64(q, e->expire);
+        q += 8;
+    }
+    {
+        uint64_t bits;
+        memcpy(&bits, &e->knorm, sizeof(bits));
+        put64(q, bits);
         q += 8;
     }
     for (uint32_t i = 0; i < e->nk; i++, q += 4)
@@ -320,10 +326,10 @@ static int snap_entry(const unsigned char *p, size_t len, size_t *at, struct akv
     e->klen = get32(q + 4);
     e->vlen = get32(q + 8);
     if ((e->flags & ~3u) != 0 || q[3] != 0 || e->nk == 0 || e->nk > AKV_AOF_SNAP_WORDS_MAX ||
-        e->nv > AKV_AOF_SNAP_WORDS_MAX || (e->nv == 0) != ((e->flags & AKV_AOF_SNAP_PAYLOAD) != 0) ||
-        e->klen == 0)
+        e->nv > AKV_AOF_SNAP_WORDS_MAX ||
+        (e->nv == 0) != ((e->flags & AKV_AOF_SNAP_PAYLOAD) != 0) || e->klen == 0)
         return -1;
-    need = 12 + ((e->flags & AKV_AOF_SNAP_EXPIRE) ? 8 : 0) + 4 * ((size_t)e->nk + e->nv);
+    need = 20 + ((e->flags & AKV_AOF_SNAP_EXPIRE) ? 8 : 0) + 4 * ((size_t)e->nk + e->nv);
     if (need > left || e->klen > left - need || e->vlen > left - need - e->klen)
         return -1;
     q += 12;
@@ -333,6 +339,13 @@ static int snap_entry(const unsigned char *p, size_t len, size_t *at, struct akv
         q += 8;
         if (e->expire == 0)
             return -1;
+    }
+    {
+        uint64_t bits = get64(q);
+        memcpy(&e->knorm, &bits, sizeof(bits));
+        q += 8;
+        if (!(e->knorm >= 0 && e->knorm <= 1e300))
+            return -1; /* not a norm (NaN, negative, infinite) */
     }
     if (kids) {
         for (uint32_t i = 0; i < e->nk; i++)

@@ -32,6 +32,7 @@
  *                 u8 flags (1: payload value, 2: has an expiry time) |
  *                 u8 key words | u8 value words | u8 0 | u32 key length |
  *                 u32 value length | [u64 expiry time, flag 2] |
+ *                 f64 the key's norm (as the store computed it) |
  *                 key word ids (u32 each) | value word ids | key | value
  *  12 SNAPEND   u64 entries | u64 chunks                       16 bytes
  * Types 10-12 are the snapshot preamble a rewrite writes at the head of the
@@ -233,6 +234,7 @@ struct akv_aof_snap_head {
 struct akv_aof_snap_entry {
     unsigned flags; /* AKV_AOF_SNAP_PAYLOAD; AKV_AOF_SNAP_EXPIRE is set from expire */
     uint64_t expire;
+    double knorm; /* the L2 norm of the key's vector (akv_store_block's knorms), bit for bit */
     const char *key, *val;
     size_t klen, vlen;
     const uint32_t *kids, *vids;
@@ -246,8 +248,7 @@ void akv_aof_snap_head_decode(const struct akv_aof_record *rec, struct akv_aof_s
 
 /* SNAPEND likewise (AKV_AOF_REC_HEADER + AKV_AOF_SNAP_ENDLEN bytes). */
 size_t akv_aof_snap_end_encode(void *dst, uint64_t entries, uint64_t chunks);
-void akv_aof_snap_end_decode(const struct akv_aof_record *rec, uint64_t *entries,
-                             uint64_t *chunks);
+void akv_aof_snap_end_decode(const struct akv_aof_record *rec, uint64_t *entries, uint64_t *chunks);
 
 /* SNAPCHUNK: a writer reserves AKV_AOF_SNAP_CHUNK_START bytes, appends
  * entries (akv_aof_snap_entry_encode, akv_aof_snap_entry_size bytes each)
@@ -263,8 +264,8 @@ size_t akv_aof_snap_chunk_seal(void *chunk, uint32_t db, uint32_t count, size_t 
  * decodes the entry there into *e (its ids into kids and vids, room for
  * AKV_AOF_SNAP_WORDS_MAX each) and advances *at. Returns 1, or 0 after the
  * last. The parser has checked the structure of every entry. */
-int akv_aof_snap_next(const struct akv_aof_record *chunk, size_t *at,
-                      struct akv_aof_snap_entry *e, uint32_t *kids, uint32_t *vids);
+int akv_aof_snap_next(const struct akv_aof_record *chunk, size_t *at, struct akv_aof_snap_entry *e,
+                      uint32_t *kids, uint32_t *vids);
 
 /* ---- salvage ------------------------------------------------------------
  *

@@ -741,8 +741,8 @@ static int replay_snap_chunk(struct replay *rp, const struct akv_aof_record *r)
             rp->snap_loaded++;
             continue;
         }
-        rc = akv_store_put_words(st, e.key, e.klen, e.val, e.vlen, kids, e.nk, vids, e.nv, e.expire,
-                                 payload ? AKV_STORE_PAYLOAD : 0, err, sizeof(err));
+        rc = akv_store_put_words(st, e.key, e.klen, e.val, e.vlen, kids, e.nk, vids, e.nv, &e.knorm,
+                                 e.expire, payload ? AKV_STORE_PAYLOAD : 0, err, sizeof(err));
         if (rc == -EINVAL) {
             snprintf(rp->bad_entry, sizeof(rp->bad_entry), "an entry of the snapshot preamble: %s",
                      err);
@@ -965,8 +965,7 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
                 res->counts[AKV_AOF_DEL] + res->counts[AKV_AOF_DELETE],
                 res->counts[AKV_AOF_FLUSHALL] + res->counts[AKV_AOF_FLUSHDB],
                 res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries,
-                rp->snap_loaded, res->snap && !rp->snap_ids ? ", embedded again" : "",
-                rp->expired);
+                rp->snap_loaded, res->snap && !rp->snap_ids ? ", embedded again" : "", rp->expired);
     report_parked(p, rp);
     return 0;
 }

@@ -140,9 +140,9 @@ static int snap_add(struct rw_out *o, const struct akv_aof_snap_entry *e)
     size_t esz = akv_aof_snap_entry_size(e);
     int rc;
 
-    if (o->in_chunk && (o->chunk_n == AKV_AOF_SNAP_CHUNK_ENTRIES ||
-                        o->len - o->chunk_at - AKV_AOF_SNAP_CHUNK_START + esz >
-                            AKV_AOF_SNAP_CHUNK_BYTES))
+    if (o->in_chunk &&
+        (o->chunk_n == AKV_AOF_SNAP_CHUNK_ENTRIES ||
+         o->len - o->chunk_at - AKV_AOF_SNAP_CHUNK_START + esz > AKV_AOF_SNAP_CHUNK_BYTES))
         chunk_seal(o);
     if (!o->in_chunk) {
         size_t room = AKV_AOF_SNAP_CHUNK_START +
@@ -198,6 +198,7 @@ static int snap_block(void *arg, const struct akv_store_block *b)
         e.nv = (uint32_t)nv;
         e.flags = nv == 0 ? AKV_AOF_SNAP_PAYLOAD : 0;
         e.expire = akv_store_entry_expire(st, snap, slot);
+        e.knorm = b->knorms[i];
         if ((rc = snap_add(o, &e)) < 0)
             return rc;
         o->entries++;
