@@ -754,7 +754,12 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
                 st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
             if (st == 0)
                 st = snap_count(ps, &rec, &why);
-            if (st == AKV_AOF_TORN && ps->res.snap == 1) {
+            /* A preamble is written whole: cut short (the record open at
+             * the end of the file belongs to it), it is damage. */
+            if (st == AKV_AOF_TORN &&
+                (ps->res.snap == 1 ||
+                 (ps->len - ps->off >= 2 && ps->buf[ps->off + 1] >= AKV_AOF_SNAPBEGIN &&
+                  ps->buf[ps->off + 1] <= AKV_AOF_SNAPEND))) {
                 st = AKV_AOF_CORRUPT;
                 why = "the snapshot preamble is cut short (a record runs past the end of the file)";
             }
