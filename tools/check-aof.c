@@ -7,6 +7,12 @@
  * Usage: attnkv-check-aof [--fix | --salvage] [--yes] [--backup PATH] FILE
  *        attnkv-check-aof --vocab NEW.akv [--current OLD.akv] FILE
  *
+ * A snapshot preamble (aof.h) is reported (entries, chunks, the vectors it
+ * was written for). Damage before its end leaves no whole preamble to
+ * keep, so a repair writes the entries of its good chunks as PUT and
+ * PAYLOAD records instead (they load by embedding their text), and drops
+ * its SNAPBEGIN and SNAPEND records.
+ *
  * Exit status: 0 the file is good (--vocab: every entry would be served);
  * 1 damage was found (repaired with --fix or --salvage; --vocab: some
  * entries would not be served); 2 usage or I/O error; 3 a repair was
@@ -85,6 +91,12 @@ static void usage(FILE *f)
                "  --current OLD.akv  with --vocab: the vocabulary in use, to tell entries that\n"
                "                   would stop being served from those not served now either\n"
                "\n"
+               "A file that starts with a snapshot preamble (written by a rewrite) is checked\n"
+               "chunk by chunk; a repair of a damaged preamble keeps the entries of its good\n"
+               "chunks as records. --vocab reads the preamble's entries too, and checks their\n"
+               "word ids against their text with the vectors the preamble was written for,\n"
+               "when NEW.akv or OLD.akv is that file.\n"
+               "\n"
                "Exit status: 0 good; 1 damaged (repaired with --fix or --salvage), or with\n"
                "--vocab some entries would not be served; 2 usage or I/O error; 3 repair\n"
                "declined or not confirmed (nothing changed).\n");
@@ -152,28 +164,42 @@ static void print_counts(const char *path, size_t bytes, size_t records, const s
 
 /* The snapshot preamble as the parse found it (res->snap: 1 open, 2
  * whole). */
-static void print_preamble(const char *path, const unsigned char *map,
-                           const struct akv_aof_result *res)
+/* The SNAPBEGIN record of a file whose parse found one (it is the first
+ * record, and it checked out). */
+static void snap_head_of(const unsigned char *map, struct akv_aof_snap_head *h)
 {
     struct akv_aof_record rec;
-    struct akv_aof_snap_head h;
-    struct akv_aof_result one;
 
-    if (!res->snap)
-        return;
-    /* The SNAPBEGIN record is the first one, and it checked out. */
-    akv_aof_parse(map, AKV_AOF_FILE_HEADER + AKV_AOF_REC_HEADER + AKV_AOF_SNAP_HEAD, NULL, NULL,
-                  &one);
     memset(&rec, 0, sizeof(rec));
     rec.inner = map + AKV_AOF_FILE_HEADER + AKV_AOF_REC_HEADER;
     rec.inner_len = AKV_AOF_SNAP_HEAD;
-    akv_aof_snap_head_decode(&rec, &h);
+    akv_aof_snap_head_decode(&rec, h);
+}
+
+static void print_preamble(const char *path, const unsigned char *map,
+                           const struct akv_aof_result *res)
+{
+    struct akv_aof_snap_head h;
+
+    if (!res->snap)
+        return;
+    snap_head_of(map, &h);
     printf("%s: snapshot preamble (offsets %d to %zu): %llu entries in %llu chunks%s, for vectors "
            "of %llu words of %u dimensions (checksums %016llx %016llx)\n",
            path, AKV_AOF_FILE_HEADER, res->snap == 2 ? res->snap_end : res->good_end,
            (unsigned long long)res->snap_entries, (unsigned long long)res->snap_chunks,
            res->snap == 2 ? "" : " before the damage", (unsigned long long)h.words, (unsigned)h.dim,
            (unsigned long long)h.meta_sum, (unsigned long long)h.data_sum);
+}
+
+/* Whether v is the vocabulary a SNAPBEGIN names. */
+static int same_vectors(const struct akv_vocab *v, const struct akv_aof_snap_head *h)
+{
+    uint64_t meta, data;
+
+    akv_vocab_checksums(v, &meta, &data);
+    return h->dim == akv_vocab_dim(v) && h->words == akv_vocab_count(v) && h->meta_sum == meta &&
+           h->data_sum == data;
 }
 
 /* ------------------------------------------------------------------------
@@ -832,7 +858,25 @@ struct table {
     uint32_t bad_db; /* a record named a database >= DB_MAX */
     int has_bad_db;
     uint64_t now_ms;
+    /* The vectors the snapshot preamble was written for, when given
+     * (--vocab or --current): each preamble entry's word ids are checked
+     * against its text split with them. */
+    const struct akv_vocab *idvoc;
+    size_t id_checked, id_bad;
+    char id_first[AKV_QUOTE_BUF + 64];
 };
+
+/* Whether the words ids[0..n) are those of text with v. */
+static int same_ids(const struct akv_vocab *v, const char *text, size_t len, const uint32_t *ids,
+                    size_t n)
+{
+    uint32_t got[AKV_PHRASE_WORDS_MAX];
+    size_t m;
+    char err[128];
+
+    return akv_embed_words(v, text, len, got, &m, err, sizeof(err)) == 0 && m == n &&
+           memcmp(got, ids, n * sizeof(*ids)) == 0;
+}
 
 static uint64_t db_gen(struct table *t, uint32_t db)
 {
@@ -889,6 +933,16 @@ static int replay_chunk(struct table *t, const struct akv_aof_record *r)
     int rc;
 
     while (akv_aof_snap_next(r, &at, &e, kids, vids)) {
+        if (t->idvoc) {
+            int ok = same_ids(t->idvoc, e.key, e.klen, kids, e.nk) &&
+                     (e.nv == 0 || same_ids(t->idvoc, e.val, e.vlen, vids, e.nv));
+            t->id_checked++;
+            if (!ok && t->id_bad++ == 0) {
+                char q[AKV_QUOTE_BUF];
+                snprintf(t->id_first, sizeof(t->id_first), "db%u '%s' at offset %zu",
+                         (unsigned)r->db, akv_quote(q, e.key, e.klen), r->offset);
+            }
+        }
         struct akv_aof_record put = {
             .type = e.flags & AKV_AOF_SNAP_PAYLOAD ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
             .db = r->db,
@@ -1023,7 +1077,8 @@ static int vocab_check(const struct opts *o)
     size_t live = 0, nlist = 0, by_key = 0, stop = 0, already = 0, start = 0;
     size_t dbs_seen[DB_MAX] = {0};
     struct gen_db gens[DB_MAX];
-    int rc, status = EX_ERROR;
+    struct akv_aof_snap_head head;
+    int rc, status = EX_ERROR, has_head = 0;
 
     for (int i = 0; i < DB_MAX; i++)
         t.gens[i] = (uint64_t)i + 1; /* distinct, as are all later ones */
@@ -1039,6 +1094,17 @@ static int vocab_check(const struct opts *o)
         goto out;
     clock_gettime(CLOCK_REALTIME, &ts);
     t.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* A preamble names its vectors in its first record: the ids are
+     * checked with them when they are given. */
+    {
+        struct akv_aof_result first;
+        akv_aof_parse(f.map, f.len < 256 ? f.len : 256, NULL, NULL, &first);
+        if (first.snap) {
+            snap_head_of(f.map, &head);
+            has_head = 1;
+            t.idvoc = cv && same_vectors(cv, &head) ? cv : same_vectors(nv, &head) ? nv : NULL;
+        }
+    }
     rc = akv_aof_parse(f.map, f.len, replay, &t, &res);
     if (rc == -ERANGE && t.has_bad_db) {
         fprintf(stderr, PROG ": %s: at offset %zu, a record for database %u: no attnkvd loads it\n",
@@ -1125,6 +1191,27 @@ static int vocab_check(const struct opts *o)
         printf("\n");
     }
     status = (cv ? stop : nlist) > 0 ? EX_DAMAGED : EX_GOOD;
+    if (has_head) {
+        int fits = same_vectors(nv, &head);
+        printf("%s: snapshot preamble of %llu entries, written for %s: with %s, start-up %s\n",
+               f.path, (unsigned long long)res.snap_entries,
+               fits                            ? o->vocab
+               : cv && same_vectors(cv, &head) ? o->current
+                                               : "other vectors than those given",
+               o->vocab,
+               fits ? "stores them from their word ids"
+                    : "embeds them again from their text (their word ids belong to other vectors)");
+        if (t.idvoc && t.id_bad > 0) {
+            printf(
+                "%s: the word ids of %zu of the %zu preamble entries are not those of their text "
+                "with %s (first: %s): damage the checksums did not catch\n",
+                f.path, t.id_bad, t.id_checked, t.idvoc == cv ? o->current : o->vocab, t.id_first);
+            status = EX_DAMAGED;
+        } else if (t.idvoc) {
+            printf("%s: the word ids of its %zu entries are those of their text with %s\n", f.path,
+                   t.id_checked, t.idvoc == cv ? o->current : o->vocab);
+        }
+    }
 out:
     free(list);
     free(t.e);
