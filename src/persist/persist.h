@@ -45,9 +45,9 @@ struct akv_persist_opts {
     /* akv_persist_begin: do not read the file; make it by a rewrite of the
      * stores as they are (appendonly switched on at run time). */
     int create;
-    /* aof-use-rdb-preamble: nonzero (or a NULL pointer) makes a rewrite
-     * start the new file with a snapshot preamble (aof.h); read at each
-     * rewrite's start. */
+    /* aof-use-rdb-preamble: nonzero makes a rewrite start the new file
+     * with a snapshot preamble (aof.h); read at each rewrite's start. NULL:
+     * never (one record per entry). */
     const int *preamble;
 };
 

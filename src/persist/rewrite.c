@@ -379,7 +379,7 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         entries += akv_store_count(p->rw_dbs[i]);
     }
     p->has_snap = 1;
-    p->rw_preamble = !p->use_preamble || *p->use_preamble;
+    p->rw_preamble = p->use_preamble && *p->use_preamble;
     p->rw = RW_SCANNING;
     p->rw_t0 = now_ns();
     atomic_store(&p->rw_cancel, 0);
