@@ -176,20 +176,43 @@ static void snap_head_of(const unsigned char *map, struct akv_aof_snap_head *h)
     akv_aof_snap_head_decode(&rec, h);
 }
 
+/* The kinds of entries in a preamble's good chunks. */
+struct snap_kinds {
+    size_t payloads, expiring;
+};
+
+static int count_kinds(void *arg, const struct akv_aof_record *r)
+{
+    struct snap_kinds *k = arg;
+    uint32_t kids[AKV_AOF_SNAP_WORDS_MAX], vids[AKV_AOF_SNAP_WORDS_MAX];
+    struct akv_aof_snap_entry e;
+    size_t at = 0;
+
+    if (r->type != AKV_AOF_SNAPCHUNK)
+        return 0;
+    while (akv_aof_snap_next(r, &at, &e, kids, vids)) {
+        k->payloads += (e.flags & AKV_AOF_SNAP_PAYLOAD) != 0;
+        k->expiring += e.expire != 0;
+    }
+    return 0;
+}
+
 static void print_preamble(const char *path, const unsigned char *map,
-                           const struct akv_aof_result *res)
+                           const struct akv_aof_result *res, const struct snap_kinds *k)
 {
     struct akv_aof_snap_head h;
 
     if (!res->snap)
         return;
     snap_head_of(map, &h);
-    printf("%s: snapshot preamble (offsets %d to %zu): %llu entries in %llu chunks%s, for vectors "
-           "of %llu words of %u dimensions (checksums %016llx %016llx)\n",
+    printf("%s: snapshot preamble (offsets %d to %zu): %llu entries (%zu payloads, %zu with an "
+           "expiry time) in %llu chunks%s, for vectors of %llu words of %u dimensions (checksums "
+           "%016llx %016llx)\n",
            path, AKV_AOF_FILE_HEADER, res->snap == 2 ? res->snap_end : res->good_end,
-           (unsigned long long)res->snap_entries, (unsigned long long)res->snap_chunks,
-           res->snap == 2 ? "" : " before the damage", (unsigned long long)h.words, (unsigned)h.dim,
-           (unsigned long long)h.meta_sum, (unsigned long long)h.data_sum);
+           (unsigned long long)res->snap_entries, k->payloads, k->expiring,
+           (unsigned long long)res->snap_chunks, res->snap == 2 ? "" : " before the damage",
+           (unsigned long long)h.words, (unsigned)h.dim, (unsigned long long)h.meta_sum,
+           (unsigned long long)h.data_sum);
 }
 
 /* Whether v is the vocabulary a SNAPBEGIN names. */
@@ -699,14 +722,15 @@ static int check(const struct opts *o)
     struct akv_aof_result res;
     struct akv_aof_salvage_result sres;
     struct plan fixp = {.first_bad = SIZE_MAX}, salp = {.first_bad = SIZE_MAX};
+    struct snap_kinds kinds = {0, 0};
     int rc, status;
     size_t lost;
 
     if (file_open(&f, o->path) < 0)
         return EX_ERROR;
-    akv_aof_parse(f.map, f.len, NULL, NULL, &res);
+    akv_aof_parse(f.map, f.len, count_kinds, &kinds, &res);
     print_counts(f.path, f.len, plain_records(&res), res.counts);
-    print_preamble(f.path, f.map, &res);
+    print_preamble(f.path, f.map, &res, &kinds);
     if (res.status == AKV_AOF_OK) {
         printf("%s: OK\n", f.path);
         return EX_GOOD;

@@ -478,7 +478,7 @@ def test_vocabulary_change_keeps_text(env):
     # for fewer.akv), the two text-only ones as records after it.
     r = run_tool([check_tool(), d2.aof])
     assert r.returncode == 0 and "2 good records (2 SET" in r.stdout, r
-    assert "snapshot preamble" in r.stdout and "2 entries in 1 chunks" in r.stdout, r
+    assert "snapshot preamble" in r.stdout and "2 entries (0 payloads, 0 with an expiry time) in 1 chunks" in r.stdout, r
 
     # Other vectors than the preamble's: its entries are embedded again
     # from their text.

@@ -188,8 +188,8 @@ def test_round_trip(env):
     assert re.search(r"[56] good records \(2 SET, [12] DEL, 0 FLUSHALL, 2 SWAPDB\)", r.stdout), \
         r.stdout
     end = recs[types.index(SNAPEND)]
-    assert "snapshot preamble (offsets 16 to %d): 709 entries in 5 chunks" % (end[0] + end[2]) \
-        in r.stdout, r.stdout
+    assert ("snapshot preamble (offsets 16 to %d): 709 entries (3 payloads, 3 with an expiry "
+            "time) in 5 chunks" % (end[0] + end[2])) in r.stdout, r.stdout
 
     d2 = pstart(env, datadir=d.datadir)
     t = d2.text()
