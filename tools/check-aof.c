@@ -805,9 +805,12 @@ static int check(const struct opts *o)
         first = 0;
     }
     printf("%s\n", salp.after > 0 ? ")" : "");
+    /* The records' bytes, the file header not included (as sres.kept_bytes
+     * counts them, which differs when a preamble is converted). */
     printf("%s: --salvage keeps %zu records (%zu bytes) and skips %zu range%s (%zu bytes)\n",
-           f.path, salp.records, salp.bytes, sres.skips, sres.skips == 1 ? "" : "s",
-           sres.skipped_bytes);
+           f.path, salp.records,
+           salp.bytes - (res.good_end < AKV_AOF_FILE_HEADER ? 0 : AKV_AOF_FILE_HEADER), sres.skips,
+           sres.skips == 1 ? "" : "s", sres.skipped_bytes);
     if (salp.risky > 0)
         printf(
             "%s: warning: %zu skipped range(s) may have held a DEL, FLUSHDB, FLUSHALL, SWAPDB or "

@@ -918,6 +918,7 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
     const struct akv_aof_result *res = &ld->ps.res;
     struct replay *rp = &ld->rp;
     size_t entries = 0;
+    char snap[96] = "";
 
     *size = ld->size;
     if (res->status == AKV_AOF_CORRUPT && res->snap == 1) {
@@ -956,16 +957,19 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
     p->replayed = res->records;
     for (uint32_t i = 0; i < p->ndbs; i++)
         entries += akv_store_count(p->dbs[i]);
+    if (res->snap)
+        snprintf(snap, sizeof(snap), "; %zu entries from a snapshot preamble%s", rp->snap_loaded,
+                 rp->snap_ids ? "" : ", embedded again");
     if (ld->size > 0)
         akv_log(AKV_LOG_NOTICE,
                 "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
-                "ms: %zu entries (%zu from a snapshot preamble%s), %zu dropped as expired",
+                "ms: %zu entries, %zu dropped as expired%s",
                 p->path, res->records,
                 res->counts[AKV_AOF_SET] + res->counts[AKV_AOF_PUT] + res->counts[AKV_AOF_PAYLOAD],
                 res->counts[AKV_AOF_DEL] + res->counts[AKV_AOF_DELETE],
                 res->counts[AKV_AOF_FLUSHALL] + res->counts[AKV_AOF_FLUSHDB],
-                res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries,
-                rp->snap_loaded, res->snap && !rp->snap_ids ? ", embedded again" : "", rp->expired);
+                res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries, rp->expired,
+                snap);
     report_parked(p, rp);
     return 0;
 }

@@ -406,7 +406,7 @@ def test_preamble_loads_in_slices(env):
     limit = 0.25 if akvtest.daemon_is_instrumented() else 0.05
     assert pinger.worst < limit, pinger.worst
     preamble_ms = float(re.findall(r"replayed \d+ records .*? in ([\d.]+) ms", d.text())[-1])
-    assert "(%d from a snapshot preamble)" % BIG_RECORDS in d.text(), d.text()[-2000:]
+    assert "; %d entries from a snapshot preamble" % BIG_RECORDS in d.text(), d.text()[-2000:]
     print("figures: %d entries from a snapshot preamble in %.2f s (the records: %.2f s) with "
           "clients connected; worst PING answer %.1f ms over %d PINGs"
           % (BIG_RECORDS, preamble_ms / 1000, records_ms / 1000, pinger.worst * 1000, pinger.n))

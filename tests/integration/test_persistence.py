@@ -484,7 +484,7 @@ def test_vocabulary_change_keeps_text(env):
     # from their text.
     d3 = pstart(env, datadir=d.datadir)
     assert "written for other vectors" in d3.text(), d3.text()
-    assert "(2 from a snapshot preamble, embedded again)" in d3.text(), d3.text()
+    assert "; 2 entries from a snapshot preamble, embedded again" in d3.text(), d3.text()
     c = d3.client()
     assert all_entries(c) == {"king": "queen", "cat": "animal", "hello king": "world",
                               "w0001": "w0003"}

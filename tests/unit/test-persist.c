@@ -2230,7 +2230,7 @@ START_TEST(test_rewrite_preamble)
     ck_assert_uint_ge(steps, 6);
     assert_same_dbs(F.dbs, old, F.ndbs);
     dbs_destroy(old, F.ndbs);
-    ck_assert(log_has("(601 from a snapshot preamble)"));
+    ck_assert(log_has("; 601 entries from a snapshot preamble"));
     fx_close();
     fx_end_dbs();
 }
