@@ -68,6 +68,11 @@
  * only costs it the scoring of a word it does not need. kmask is allocated
  * with the store and never moves.
  *
+ * Writes. A put splits the key and value into words (akv_store_put_ex)
+ * or takes them already split, with the key's norm (akv_store_put_words,
+ * for loading a snapshot written on the same vectors: the AOF preamble);
+ * both end in place().
+ *
  * Payloads. A value stored as a payload (akv_store_put_ex with
  * AKV_STORE_PAYLOAD) is bytes that are not embedded: its word list is
  * empty (n = 0), which is how attention tells it apart (it takes part in

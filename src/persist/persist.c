@@ -38,8 +38,12 @@
  *   1. (loop) open the temporary file, take a store snapshot, encode the
  *      text-only entries, start the rewrite thread. From now on every record
  *      logged also goes to `rwbuf`.
- *   2. (rewrite thread) write the header, the text-only entries and a SET
- *      for every row visible in the snapshot, then fdatasync; report done.
+ *   2. (rewrite thread) write the header, then the rows visible in the
+ *      snapshot as a snapshot preamble (aof-use-rdb-preamble: SNAPBEGIN,
+ *      SNAPCHUNKs with each entry's word ids and key norm, SNAPEND; aof.h)
+ *      followed by the text-only entries as PUT records, or else the
+ *      text-only entries and a PUT for every row; then fdatasync; report
+ *      done.
  *   3. (loop) release the snapshot, hand pending to the writer, then queue a
  *      switch request carrying the temporary file and rwbuf; records logged
  *      after this point are handed to the writer as `q_after`, for the new
@@ -66,7 +70,10 @@
  * time budget is spent, and its last call judges the file, cuts a torn
  * tail, and only then creates the loop handles and starts the writer. So
  * the daemon serves clients (with -LOADING) between slices, and a shutdown
- * in between finds no thread and nothing written.
+ * in between finds no thread and nothing written. A preamble's chunk is a
+ * step of its own; its entries go into the store by akv_store_put_words
+ * (no splitting, no embedding) when its SNAPBEGIN names the vectors in
+ * use, else they are embedded again from their text like records.
  *
  * Run time. The policy (appendfsync) is read by the writer under mu once
  * per turn; a change wakes it, and under always it fsyncs what was only
