@@ -26,6 +26,13 @@ directory, appendonly no, and:
     everysec), and after the measurements it is stopped (SIGTERM) and started
     again on the same directory: the time from the start to the first PONG,
     and DBSIZE is checked afterwards;
+  * with --restart-only, no query measurements: for each size the store is
+    filled (appendonly yes), then restarted three times, each time timing
+    the start to the first PONG: on the file as the MSETs wrote it, after a
+    BGREWRITEAOF with aof-use-rdb-preamble no (one record per entry), and
+    after one with aof-use-rdb-preamble yes (the snapshot preamble). Each
+    restart also reports the daemon's own replay time (its log) and the
+    file's size; DBSIZE is checked after each;
   * with --perf DIR, perf record -g on the daemon for --seconds under the
     50-client QUERY load (FGET with --perf-command fget), its top symbols
     by self time logged and kept in DIR with the data.
@@ -435,6 +442,79 @@ def table(rows, restart):
     return "\n".join(out)
 
 
+def replay_ms(d):
+    """The replay time the daemon logged at its last start."""
+    m = re.findall(r"replayed \d+ records .*? in ([\d.]+) ms", d.log())
+    return float(m[-1]) if m else None
+
+
+def rewrite(port, preamble):
+    """BGREWRITEAOF with aof-use-rdb-preamble set so; waits for it."""
+    c = Conn(port)
+    c.call("CONFIG", "SET", "aof-use-rdb-preamble", "yes" if preamble else "no")
+    before = re.search(r"aof_rewrites:(\d+)", c.call("INFO", "persistence")).group(1)
+    r = c.call("BGREWRITEAOF")
+    if not isinstance(r, str) or "rewriting started" not in r:
+        raise Fatal("BGREWRITEAOF answered %r" % (r,))
+    t0 = time.perf_counter()
+    while True:
+        info = c.call("INFO", "persistence")
+        if re.search(r"aof_rewrites:(\d+)", info).group(1) != before:
+            break
+        if time.perf_counter() - t0 > 600:
+            raise Fatal("the rewrite did not finish")
+        time.sleep(0.05)
+    if "aof_last_rewrite_status:ok" not in info:
+        raise Fatal("the rewrite failed")
+    c.close()
+    return time.perf_counter() - t0
+
+
+def restart_only(a, daemon_exe, words, keys, values, sizes, tmp):
+    rows = []
+    for n in sizes:
+        ddir = os.path.join(tmp, "r%d" % n)
+        os.mkdir(ddir)
+        aof = os.path.join(ddir, "appendonly.aof")
+        d = Daemon(daemon_exe, a.vectors, ddir, free_port(), True)
+        try:
+            d.start()
+            row = {"entries": n, "load_s": load(d.port, words, keys, values, 0, n)}
+            log("%d entries loaded in %.1f s" % (n, row["load_s"]))
+            for name, preamble in (("mset", None), ("records", False), ("preamble", True)):
+                if preamble is not None:
+                    row[name + "_rewrite_s"] = rewrite(d.port, preamble)
+                d.stop()
+                row[name + "_bytes"] = os.path.getsize(aof)
+                row[name + "_s"] = d.start()
+                row[name + "_replay_ms"] = replay_ms(d)
+                c = Conn(d.port)
+                got = c.call("DBSIZE")
+                c.close()
+                if got != n:
+                    raise Fatal("after the restart the store holds %s keys, expected %d"
+                                % (got, n))
+                log("%d, %s: %.1f MB, restart to PONG %.3f s (replay %s ms)"
+                    % (n, name, row[name + "_bytes"] / 1e6, row[name + "_s"],
+                       row[name + "_replay_ms"]))
+        finally:
+            d.stop()
+        rows.append(row)
+    head = ["entries", "AOF as written (MSET)", "after a rewrite, records", "rewrite with the preamble",
+            "after it, preamble", "preamble load rate"]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+    def cell(r, name):
+        return "%.2f s (%.0f MB)" % (r[name + "_s"], r[name + "_bytes"] / 1e6)
+    for r in rows:
+        rate = r["entries"] / (r["preamble_replay_ms"] / 1e3) if r["preamble_replay_ms"] else None
+        out.append("| " + " | ".join([fmt_int(r["entries"]), cell(r, "mset"), cell(r, "records"),
+                                      "%.2f s" % r["preamble_rewrite_s"], cell(r, "preamble"),
+                                      "-" if rate is None else "%s entries/s" % fmt_int(rate)])
+                   + " |")
+    return rows, "\n".join(out)
+
+
 def parse_sizes(s):
     out = []
     for part in s.split(","):
@@ -467,6 +547,9 @@ def main():
                     help="queries whose top word is compared with numpy's (default 100)")
     ap.add_argument("--restart", action="store_true",
                     help="appendonly yes, and time a restart on the AOF at each size")
+    ap.add_argument("--restart-only", action="store_true",
+                    help="only restarts: on the MSETs' file, after a rewrite to records, after "
+                         "one with the snapshot preamble")
     ap.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
     ap.add_argument("--perf", metavar="DIR",
                     help="also run perf record -g on the daemon under the 50-client QUERY load "
@@ -486,9 +569,9 @@ def main():
     words, matrix_off, count, dim = read_words(a.vectors)
     queries, keys, values = make_data(words, sizes, a.queries, a.seed)
     ref = None
-    if np is not None and not a.no_numpy:
+    if np is not None and not a.no_numpy and not a.restart_only:
         ref = Reference(a.vectors, matrix_off, count, dim)
-    elif not a.no_numpy:
+    elif not a.no_numpy and not a.restart_only:
         log("numpy is not installed: no reference column (apt-get install python3-numpy)")
 
     tmp = tempfile.mkdtemp(prefix="akv-scale-")
@@ -497,6 +580,17 @@ def main():
         f.write("".join(words[q] + "\n" for q in queries))
     rows = []
     d = None
+    if a.restart_only:
+        try:
+            rows, text = restart_only(a, daemon_exe, words, keys, values, sizes, tmp)
+        finally:
+            if not a.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+        print(text)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     try:
         for n in sizes:
             ddir = os.path.join(tmp, "n%d" % n)

@@ -156,7 +156,7 @@ static void persist_open(struct akv_store **dbs)
 {
     static int pct = 0;
     static unsigned long long min_size = 0;
-    struct akv_persist_opts o = {G.dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0};
+    struct akv_persist_opts o = {G.dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0, NULL};
     char err[512] = "";
     int rc = akv_persist_open(&G.env.persist, &G.loop, dbs, NDBS, &o, err, sizeof(err));
 

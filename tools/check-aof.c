@@ -7,6 +7,12 @@
  * Usage: attnkv-check-aof [--fix | --salvage] [--yes] [--backup PATH] FILE
  *        attnkv-check-aof --vocab NEW.akv [--current OLD.akv] FILE
  *
+ * A snapshot preamble (aof.h) is reported (entries, chunks, the vectors it
+ * was written for). Damage before its end leaves no whole preamble to
+ * keep, so a repair writes the entries of its good chunks as PUT and
+ * PAYLOAD records instead (they load by embedding their text), and drops
+ * its SNAPBEGIN and SNAPEND records.
+ *
  * Exit status: 0 the file is good (--vocab: every entry would be served);
  * 1 damage was found (repaired with --fix or --salvage; --vocab: some
  * entries would not be served); 2 usage or I/O error; 3 a repair was
@@ -85,6 +91,12 @@ static void usage(FILE *f)
                "  --current OLD.akv  with --vocab: the vocabulary in use, to tell entries that\n"
                "                   would stop being served from those not served now either\n"
                "\n"
+               "A file that starts with a snapshot preamble (written by a rewrite) is checked\n"
+               "chunk by chunk; a repair of a damaged preamble keeps the entries of its good\n"
+               "chunks as records. --vocab reads the preamble's entries too, and checks their\n"
+               "word ids against their text with the vectors the preamble was written for,\n"
+               "when NEW.akv or OLD.akv is that file.\n"
+               "\n"
                "Exit status: 0 good; 1 damaged (repaired with --fix or --salvage), or with\n"
                "--vocab some entries would not be served; 2 usage or I/O error; 3 repair\n"
                "declined or not confirmed (nothing changed).\n");
@@ -125,6 +137,13 @@ static int file_open(struct file *f, const char *path)
     return 0;
 }
 
+/* The top-level records of a parse that are not part of a preamble. */
+static size_t plain_records(const struct akv_aof_result *res)
+{
+    return res->records - res->counts[AKV_AOF_SNAPBEGIN] - res->counts[AKV_AOF_SNAPCHUNK] -
+           res->counts[AKV_AOF_SNAPEND];
+}
+
 static void print_counts(const char *path, size_t bytes, size_t records, const size_t *counts)
 {
     /* SET and PUT are both sets, DEL and DELETE both deletions; the kinds
@@ -143,12 +162,78 @@ static void print_counts(const char *path, size_t bytes, size_t records, const s
     printf(")\n");
 }
 
+/* The snapshot preamble as the parse found it (res->snap: 1 open, 2
+ * whole). */
+/* The SNAPBEGIN record of a file whose parse found one (it is the first
+ * record, and it checked out). */
+static void snap_head_of(const unsigned char *map, struct akv_aof_snap_head *h)
+{
+    struct akv_aof_record rec;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.inner = map + AKV_AOF_FILE_HEADER + AKV_AOF_REC_HEADER;
+    rec.inner_len = AKV_AOF_SNAP_HEAD;
+    akv_aof_snap_head_decode(&rec, h);
+}
+
+/* The kinds of entries in a preamble's good chunks. */
+struct snap_kinds {
+    size_t payloads, expiring;
+};
+
+static int count_kinds(void *arg, const struct akv_aof_record *r)
+{
+    struct snap_kinds *k = arg;
+    uint32_t kids[AKV_AOF_SNAP_WORDS_MAX], vids[AKV_AOF_SNAP_WORDS_MAX];
+    struct akv_aof_snap_entry e;
+    size_t at = 0;
+
+    if (r->type != AKV_AOF_SNAPCHUNK)
+        return 0;
+    while (akv_aof_snap_next(r, &at, &e, kids, vids)) {
+        k->payloads += (e.flags & AKV_AOF_SNAP_PAYLOAD) != 0;
+        k->expiring += e.expire != 0;
+    }
+    return 0;
+}
+
+static void print_preamble(const char *path, const unsigned char *map,
+                           const struct akv_aof_result *res, const struct snap_kinds *k)
+{
+    struct akv_aof_snap_head h;
+
+    if (!res->snap)
+        return;
+    snap_head_of(map, &h);
+    printf("%s: snapshot preamble (offsets %d to %zu): %llu entries (%zu payloads, %zu with an "
+           "expiry time) in %llu chunks%s, for vectors of %llu words of %u dimensions (checksums "
+           "%016llx %016llx)\n",
+           path, AKV_AOF_FILE_HEADER, res->snap == 2 ? res->snap_end : res->good_end,
+           (unsigned long long)res->snap_entries, k->payloads, k->expiring,
+           (unsigned long long)res->snap_chunks, res->snap == 2 ? "" : " before the damage",
+           (unsigned long long)h.words, (unsigned)h.dim, (unsigned long long)h.meta_sum,
+           (unsigned long long)h.data_sum);
+}
+
+/* Whether v is the vocabulary a SNAPBEGIN names. */
+static int same_vectors(const struct akv_vocab *v, const struct akv_aof_snap_head *h)
+{
+    uint64_t meta, data;
+
+    akv_vocab_checksums(v, &meta, &data);
+    return h->dim == akv_vocab_dim(v) && h->words == akv_vocab_count(v) && h->meta_sum == meta &&
+           h->data_sum == data;
+}
+
 /* ------------------------------------------------------------------------
  * What a repair keeps: byte ranges of the original, in order.
  */
 
+/* A range of the original (conv 0) or of the plan's converted records
+ * (conv 1: offsets into cbuf). */
 struct range {
     size_t off, len;
+    int conv;
 };
 
 struct plan {
@@ -161,11 +246,19 @@ struct plan {
     size_t first_bad; /* the first damaged offset (SIZE_MAX: none) */
     size_t risky;     /* skipped records that may have deleted or moved data */
     int verbose;      /* print each skipped range */
+    /* A damaged preamble: its good chunks' entries are kept as PUT and
+     * PAYLOAD records (in cbuf), its SNAPBEGIN and SNAPEND dropped. */
+    int convert;
+    unsigned char *cbuf;
+    size_t clen, ccap;
+    size_t snap_kept;      /* entries of the preamble kept */
+    uint64_t snap_counted; /* entries its SNAPEND counts (when it is good) */
+    int snap_end_seen;
 };
 
-static int plan_add(struct plan *p, size_t off, size_t len)
+static int plan_add_kind(struct plan *p, size_t off, size_t len, int conv)
 {
-    if (p->n > 0 && p->r[p->n - 1].off + p->r[p->n - 1].len == off) {
+    if (p->n > 0 && p->r[p->n - 1].conv == conv && p->r[p->n - 1].off + p->r[p->n - 1].len == off) {
         p->r[p->n - 1].len += len;
     } else {
         if (p->n == p->cap) {
@@ -176,16 +269,82 @@ static int plan_add(struct plan *p, size_t off, size_t len)
             p->r = r;
             p->cap = cap;
         }
-        p->r[p->n++] = (struct range){off, len};
+        p->r[p->n++] = (struct range){off, len, conv};
     }
     p->bytes += len;
     return 0;
 }
 
+static int plan_add(struct plan *p, size_t off, size_t len)
+{
+    return plan_add_kind(p, off, len, 0);
+}
+
+/* The entries of a good SNAPCHUNK record, as PUT and PAYLOAD records. */
+static int plan_convert(struct plan *p, const struct akv_aof_record *rec)
+{
+    uint32_t kids[AKV_AOF_SNAP_WORDS_MAX], vids[AKV_AOF_SNAP_WORDS_MAX];
+    struct akv_aof_snap_entry e;
+    size_t at = 0, start = p->clen;
+
+    while (akv_aof_snap_next(rec, &at, &e, kids, vids)) {
+        struct akv_aof_record put = {
+            .type = e.flags & AKV_AOF_SNAP_PAYLOAD ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
+            .db = rec->db,
+            .key = e.key,
+            .klen = e.klen,
+            .val = e.val,
+            .vlen = e.vlen,
+            .expire = e.expire,
+        };
+        size_t n = akv_aof_rec_size(&put);
+        if (p->clen + n > p->ccap) {
+            size_t cap = p->ccap ? p->ccap * 2 : (size_t)1 << 20;
+            unsigned char *b;
+            while (cap < p->clen + n)
+                cap *= 2;
+            if (!(b = realloc(p->cbuf, cap)))
+                return -ENOMEM;
+            p->cbuf = b;
+            p->ccap = cap;
+        }
+        akv_aof_rec_encode(p->cbuf + p->clen, &put);
+        p->clen += n;
+        p->records++;
+        p->snap_kept++;
+        if (p->first_bad != SIZE_MAX) {
+            p->after++;
+            p->after_counts[put.type]++;
+        }
+    }
+    return plan_add_kind(p, start, p->clen - start, 1);
+}
+
+/* Whether a kept record is handled by the preamble's conversion (and so
+ * not kept as it is). */
+static int plan_snap(struct plan *p, const struct akv_aof_record *rec, int *rc)
+{
+    *rc = 0;
+    if (rec->type == AKV_AOF_SNAPEND) {
+        uint64_t chunks;
+        akv_aof_snap_end_decode(rec, &p->snap_counted, &chunks);
+        p->snap_end_seen = 1;
+    }
+    if (!p->convert || (rec->type != AKV_AOF_SNAPBEGIN && rec->type != AKV_AOF_SNAPCHUNK &&
+                        rec->type != AKV_AOF_SNAPEND))
+        return 0;
+    if (rec->type == AKV_AOF_SNAPCHUNK)
+        *rc = plan_convert(p, rec);
+    return 1;
+}
+
 static int plan_keep(void *arg, const struct akv_aof_record *rec)
 {
     struct plan *p = arg;
+    int rc;
 
+    if (plan_snap(p, rec, &rc))
+        return rc;
     p->records++;
     if (p->first_bad != SIZE_MAX) {
         p->after++;
@@ -305,10 +464,12 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Writes the ranges of src (or the fresh file header first, when header is
- * set) to a new file at path (O_EXCL), fsync'd. Removes it on failure. */
-static int write_new(const char *path, mode_t mode, const unsigned char *src, const struct range *r,
-                     size_t n, int header, char *err, size_t errlen)
+/* Writes the ranges of src (conv ranges: of conv; the fresh file header
+ * first, when header is set) to a new file at path (O_EXCL), fsync'd.
+ * Removes it on failure. */
+static int write_new(const char *path, mode_t mode, const unsigned char *src,
+                     const unsigned char *conv, const struct range *r, size_t n, int header,
+                     char *err, size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode), rc = 0;
 
@@ -323,7 +484,7 @@ static int write_new(const char *path, mode_t mode, const unsigned char *src, co
         rc = write_all(fd, h, sizeof(h));
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = write_all(fd, src + r[i].off, r[i].len);
+        rc = write_all(fd, (r[i].conv ? conv : src) + r[i].off, r[i].len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
@@ -339,7 +500,7 @@ static int write_new(const char *path, mode_t mode, const unsigned char *src, co
  * copy; either way durable before returning. Never replaces a file. */
 static int make_backup(const struct file *f, const char *backup, char *err, size_t errlen)
 {
-    struct range all = {0, f->len};
+    struct range all = {0, f->len, 0};
     int rc;
 
     if (link(f->path, backup) == 0) {
@@ -361,7 +522,7 @@ static int make_backup(const struct file *f, const char *backup, char *err, size
     }
     rc = has_room(backup, f->len, err, errlen);
     if (rc == 0)
-        rc = write_new(backup, 0600, f->map, &all, f->len ? 1 : 0, 0, err, errlen);
+        rc = write_new(backup, 0600, f->map, NULL, &all, f->len ? 1 : 0, 0, err, errlen);
     if (rc == 0 && (rc = fsync_dir_of(backup)) < 0)
         snprintf(err, errlen, "%s: fsync of its directory: %s", backup, strerror(-rc));
     return rc;
@@ -521,7 +682,7 @@ static int repair_at(const struct opts *o, struct file *f, const struct plan *p,
         return EX_ERROR;
     }
     printf("%s: original kept as %s\n", f->path, backup);
-    rc = write_new(tmp, mode, f->map, p->r, p->n, header, err, sizeof(err));
+    rc = write_new(tmp, mode, f->map, p->cbuf, p->r, p->n, header, err, sizeof(err));
     if (rc == 0 && (rc = verify_written(tmp, p->bytes + (header ? AKV_AOF_FILE_HEADER : 0),
                                         p->records, err, sizeof(err))) < 0)
         unlink(tmp);
@@ -561,13 +722,15 @@ static int check(const struct opts *o)
     struct akv_aof_result res;
     struct akv_aof_salvage_result sres;
     struct plan fixp = {.first_bad = SIZE_MAX}, salp = {.first_bad = SIZE_MAX};
+    struct snap_kinds kinds = {0, 0};
     int rc, status;
     size_t lost;
 
     if (file_open(&f, o->path) < 0)
         return EX_ERROR;
-    akv_aof_parse(f.map, f.len, NULL, NULL, &res);
-    print_counts(f.path, f.len, res.records, res.counts);
+    akv_aof_parse(f.map, f.len, count_kinds, &kinds, &res);
+    print_counts(f.path, f.len, plain_records(&res), res.counts);
+    print_preamble(f.path, f.map, &res, &kinds);
     if (res.status == AKV_AOF_OK) {
         printf("%s: OK\n", f.path);
         return EX_GOOD;
@@ -580,8 +743,12 @@ static int check(const struct opts *o)
         return EX_DAMAGED;
     }
 
-    /* What salvage keeps, and so what is readable after the damage. */
+    /* What salvage keeps, and so what is readable after the damage. Damage
+     * before the end of a snapshot preamble leaves it without a whole
+     * sequence of records, so a repair keeps its good chunks' entries as
+     * records instead. */
     salp.verbose = 1;
+    salp.convert = res.snap != 2;
     printf("%s: damaged ranges:\n", f.path);
     rc = plan_add(&salp, 0, res.good_end < AKV_AOF_FILE_HEADER ? 0 : AKV_AOF_FILE_HEADER);
     rc = rc ? rc : akv_aof_salvage(f.map, f.len, plan_keep, plan_skip, &salp, &sres);
@@ -596,9 +763,40 @@ static int check(const struct opts *o)
         salp.n = 0;
     }
     lost = f.len - res.good_end;
-    printf("%s: --fix cuts the file to %zu bytes, losing %zu bytes: the damaged range and the %zu "
-           "records after it that are still readable",
-           f.path, res.good_end, lost, salp.after);
+    if (res.snap == 1) {
+        /* --fix: the file header, then the entries of the chunks before
+         * the damage as records. */
+        struct akv_aof_result again;
+        fixp.convert = 1;
+        rc = plan_add(&fixp, 0, AKV_AOF_FILE_HEADER);
+        rc = rc ? rc : akv_aof_parse(f.map, f.len, plan_keep, &fixp, &again);
+        if (rc < 0) {
+            fprintf(stderr, PROG ": %s: %s\n", f.path, strerror(-rc));
+            status = EX_ERROR;
+            goto out;
+        }
+        printf("%s: the damage is inside the snapshot preamble: a repair keeps the entries of "
+               "its good chunks as PUT records (they load by embedding their text, as records "
+               "do)%s\n",
+               f.path,
+               salp.snap_end_seen ? ""
+                                  : "; its SNAPEND record is lost, so the count of entries "
+                                    "lost is not known");
+        if (salp.snap_end_seen)
+            printf("%s: the preamble held %llu entries: --salvage keeps %zu of them, --fix %zu\n",
+                   f.path, (unsigned long long)salp.snap_counted, salp.snap_kept, fixp.snap_kept);
+        printf("%s: --fix keeps the %zu entries before offset %zu and loses %zu bytes: the "
+               "damaged range and the %zu records after it that are still readable",
+               f.path, fixp.snap_kept, res.bad_offset, lost, salp.after);
+    } else {
+        if (salp.snap_kept > 0)
+            printf("%s: the snapshot preamble's SNAPBEGIN record is damaged: a repair keeps the "
+                   "%zu entries of its good chunks as PUT records\n",
+                   f.path, salp.snap_kept);
+        printf("%s: --fix cuts the file to %zu bytes, losing %zu bytes: the damaged range and "
+               "the %zu records after it that are still readable",
+               f.path, res.good_end, lost, salp.after);
+    }
     for (int t = AKV_AOF_SET, first = 1; t < AKV_AOF_TYPES; t++) {
         if (salp.after_counts[t] == 0)
             continue;
@@ -607,9 +805,12 @@ static int check(const struct opts *o)
         first = 0;
     }
     printf("%s\n", salp.after > 0 ? ")" : "");
+    /* The records' bytes, the file header not included (as sres.kept_bytes
+     * counts them, which differs when a preamble is converted). */
     printf("%s: --salvage keeps %zu records (%zu bytes) and skips %zu range%s (%zu bytes)\n",
-           f.path, sres.records, sres.kept_bytes, sres.skips, sres.skips == 1 ? "" : "s",
-           sres.skipped_bytes);
+           f.path, salp.records,
+           salp.bytes - (res.good_end < AKV_AOF_FILE_HEADER ? 0 : AKV_AOF_FILE_HEADER), sres.skips,
+           sres.skips == 1 ? "" : "s", sres.skipped_bytes);
     if (salp.risky > 0)
         printf(
             "%s: warning: %zu skipped range(s) may have held a DEL, FLUSHDB, FLUSHALL, SWAPDB or "
@@ -624,7 +825,15 @@ static int check(const struct opts *o)
         status = EX_DAMAGED;
         goto out;
     }
-    if (o->fix) {
+    if (o->fix && fixp.convert) {
+        printf("%s: --fix: %zu entries of the preamble kept, %zu bytes lost\n", f.path,
+               fixp.snap_kept, lost);
+        status = repair(o, &f, &fixp, 0);
+        if (status == EX_DAMAGED)
+            printf("%s: cut at offset %zu; the preamble's %zu entries before it written as records "
+                   "(%zu bytes)\n",
+                   f.path, res.bad_offset, fixp.snap_kept, fixp.bytes);
+    } else if (o->fix) {
         fixp.records = res.records;
         if (plan_add(&fixp, 0, res.good_end) < 0) {
             fprintf(stderr, PROG ": out of memory\n");
@@ -637,16 +846,18 @@ static int check(const struct opts *o)
             printf("%s: truncated to %zu bytes\n", f.path, res.good_end);
     } else {
         int header = res.good_end < AKV_AOF_FILE_HEADER;
-        printf("%s: --salvage: %zu records kept, %zu bytes lost\n", f.path, sres.records,
+        printf("%s: --salvage: %zu records kept, %zu bytes lost\n", f.path, salp.records,
                sres.skipped_bytes);
         status = repair(o, &f, &salp, header);
         if (status == EX_DAMAGED)
-            printf("%s: salvaged: %zu records in %zu bytes\n", f.path, sres.records,
+            printf("%s: salvaged: %zu records in %zu bytes\n", f.path, salp.records,
                    salp.bytes + (header ? AKV_AOF_FILE_HEADER : 0));
     }
 out:
     free(fixp.r);
     free(salp.r);
+    free(fixp.cbuf);
+    free(salp.cbuf);
     return status;
 }
 
@@ -674,7 +885,25 @@ struct table {
     uint32_t bad_db; /* a record named a database >= DB_MAX */
     int has_bad_db;
     uint64_t now_ms;
+    /* The vectors the snapshot preamble was written for, when given
+     * (--vocab or --current): each preamble entry's word ids are checked
+     * against its text split with them. */
+    const struct akv_vocab *idvoc;
+    size_t id_checked, id_bad;
+    char id_first[AKV_QUOTE_BUF + 64];
 };
+
+/* Whether the words ids[0..n) are those of text with v. */
+static int same_ids(const struct akv_vocab *v, const char *text, size_t len, const uint32_t *ids,
+                    size_t n)
+{
+    uint32_t got[AKV_PHRASE_WORDS_MAX];
+    size_t m;
+    char err[128];
+
+    return akv_embed_words(v, text, len, got, &m, err, sizeof(err)) == 0 && m == n &&
+           memcmp(got, ids, n * sizeof(*ids)) == 0;
+}
 
 static uint64_t db_gen(struct table *t, uint32_t db)
 {
@@ -720,10 +949,50 @@ static int grow(struct table *t)
     return 0;
 }
 
+static int replay(void *arg, const struct akv_aof_record *r);
+
+/* A SNAPCHUNK: each entry as the PUT (or PAYLOAD) record it stands for. */
+static int replay_chunk(struct table *t, const struct akv_aof_record *r)
+{
+    uint32_t kids[AKV_AOF_SNAP_WORDS_MAX], vids[AKV_AOF_SNAP_WORDS_MAX];
+    struct akv_aof_snap_entry e;
+    size_t at = 0;
+    int rc;
+
+    while (akv_aof_snap_next(r, &at, &e, kids, vids)) {
+        if (t->idvoc) {
+            int ok = same_ids(t->idvoc, e.key, e.klen, kids, e.nk) &&
+                     (e.nv == 0 || same_ids(t->idvoc, e.val, e.vlen, vids, e.nv));
+            t->id_checked++;
+            if (!ok && t->id_bad++ == 0) {
+                char q[AKV_QUOTE_BUF];
+                snprintf(t->id_first, sizeof(t->id_first), "db%u '%s' at offset %zu",
+                         (unsigned)r->db, akv_quote(q, e.key, e.klen), r->offset);
+            }
+        }
+        struct akv_aof_record put = {
+            .type = e.flags & AKV_AOF_SNAP_PAYLOAD ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
+            .db = r->db,
+            .key = e.key,
+            .klen = e.klen,
+            .val = e.val,
+            .vlen = e.vlen,
+            .expire = e.expire,
+            .offset = r->offset,
+        };
+        if ((rc = replay(t, &put)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int replay(void *arg, const struct akv_aof_record *r)
 {
     struct table *t = arg;
-    uint32_t db = r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL ? 0 : r->db;
+    uint32_t db = r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL ||
+                          r->type == AKV_AOF_SNAPBEGIN || r->type == AKV_AOF_SNAPEND
+                      ? 0
+                      : r->db;
     struct entry *e;
     uint64_t h, gen;
 
@@ -773,7 +1042,11 @@ static int replay(void *arg, const struct akv_aof_record *r)
         return 0;
     }
     case AKV_AOF_MULTI:
+    case AKV_AOF_SNAPBEGIN:
+    case AKV_AOF_SNAPEND:
         break;
+    case AKV_AOF_SNAPCHUNK:
+        return replay_chunk(t, r);
     }
     return 0;
 }
@@ -831,7 +1104,8 @@ static int vocab_check(const struct opts *o)
     size_t live = 0, nlist = 0, by_key = 0, stop = 0, already = 0, start = 0;
     size_t dbs_seen[DB_MAX] = {0};
     struct gen_db gens[DB_MAX];
-    int rc, status = EX_ERROR;
+    struct akv_aof_snap_head head;
+    int rc, status = EX_ERROR, has_head = 0;
 
     for (int i = 0; i < DB_MAX; i++)
         t.gens[i] = (uint64_t)i + 1; /* distinct, as are all later ones */
@@ -847,6 +1121,17 @@ static int vocab_check(const struct opts *o)
         goto out;
     clock_gettime(CLOCK_REALTIME, &ts);
     t.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    /* A preamble names its vectors in its first record: the ids are
+     * checked with them when they are given. */
+    {
+        struct akv_aof_result first;
+        akv_aof_parse(f.map, f.len < 256 ? f.len : 256, NULL, NULL, &first);
+        if (first.snap) {
+            snap_head_of(f.map, &head);
+            has_head = 1;
+            t.idvoc = cv && same_vectors(cv, &head) ? cv : same_vectors(nv, &head) ? nv : NULL;
+        }
+    }
     rc = akv_aof_parse(f.map, f.len, replay, &t, &res);
     if (rc == -ERANGE && t.has_bad_db) {
         fprintf(stderr, PROG ": %s: at offset %zu, a record for database %u: no attnkvd loads it\n",
@@ -933,6 +1218,27 @@ static int vocab_check(const struct opts *o)
         printf("\n");
     }
     status = (cv ? stop : nlist) > 0 ? EX_DAMAGED : EX_GOOD;
+    if (has_head) {
+        int fits = same_vectors(nv, &head);
+        printf("%s: snapshot preamble of %llu entries, written for %s: with %s, start-up %s\n",
+               f.path, (unsigned long long)res.snap_entries,
+               fits                            ? o->vocab
+               : cv && same_vectors(cv, &head) ? o->current
+                                               : "other vectors than those given",
+               o->vocab,
+               fits ? "stores them from their word ids"
+                    : "embeds them again from their text (their word ids belong to other vectors)");
+        if (t.idvoc && t.id_bad > 0) {
+            printf(
+                "%s: the word ids of %zu of the %zu preamble entries are not those of their text "
+                "with %s (first: %s): damage the checksums did not catch\n",
+                f.path, t.id_bad, t.id_checked, t.idvoc == cv ? o->current : o->vocab, t.id_first);
+            status = EX_DAMAGED;
+        } else if (t.idvoc) {
+            printf("%s: the word ids of its %zu entries are those of their text with %s\n", f.path,
+                   t.id_checked, t.idvoc == cv ? o->current : o->vocab);
+        }
+    }
 out:
     free(list);
     free(t.e);

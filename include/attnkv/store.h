@@ -66,6 +66,24 @@ enum { AKV_STORE_PAYLOAD = 1u << 0 };
 int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const char *val,
                      size_t vlen, uint64_t expire, unsigned flags, char *err, size_t errlen);
 
+/* As akv_store_put_ex, with the words already split: kids[0..nk) are the
+ * vocabulary ids of the key's words and vids[0..nv) the value's (nv 0
+ * exactly for AKV_STORE_PAYLOAD), as akv_embed_words gives them for that
+ * text with this store's vocabulary; knorm (NULL: computed from the rows)
+ * is the key's norm as akv_store_block's knorms gives it for those ids.
+ * For loading a snapshot of stores on these same vectors (the AOF
+ * preamble), where the tokenizing is already done: the text is not split
+ * again nor the norm computed (reading a row per word is most of a put's
+ * cost in a large store), so ids or a norm that do not belong to the text
+ * are the caller's mistake. Checks only the lengths, the word counts (1 ..
+ * AKV_PHRASE_WORDS_MAX), that every id is in the vocabulary and that the
+ * norm is one (not negative nor NaN): -EINVAL (err says which) or
+ * -ENOMEM; else 0. */
+int akv_store_put_words(struct akv_store *s, const char *key, size_t klen, const char *val,
+                        size_t vlen, const uint32_t *kids, size_t nk, const uint32_t *vids,
+                        size_t nv, const double *knorm, uint64_t expire, unsigned flags, char *err,
+                        size_t errlen);
+
 /* The clock that expiry times are compared with: *now_ms, in ms since the
  * epoch, read by the owner thread whenever it needs the time (and copied
  * into each snapshot). The owner advances it; it must outlive the store.

@@ -69,6 +69,11 @@
  * with the store and never moves. vref and vmask do the same for the words
  * of values (attention gives each its place in a table before its pass).
  *
+ * Writes. A put splits the key and value into words (akv_store_put_ex)
+ * or takes them already split, with the key's norm (akv_store_put_words,
+ * for loading a snapshot written on the same vectors: the AOF preamble);
+ * both end in place().
+ *
  * Payloads. A value stored as a payload (akv_store_put_ex with
  * AKV_STORE_PAYLOAD) is bytes that are not embedded: its word list is
  * empty (n = 0), which is how attention tells it apart (it takes part in
@@ -837,12 +842,38 @@ static struct akv_store_vhash value_hash(const struct akv_store *s, const char *
     return (struct akv_store_vhash){{x.low64, x.high64}};
 }
 
+/* Stores key and val with their words (already checked), as
+ * akv_store_put_ex describes. */
+static int put_words(struct akv_store *s, const char *key, size_t klen, const char *val,
+                     size_t vlen, const uint32_t *kids, size_t nk, const uint32_t *vids, size_t nv,
+                     const double *knorm, uint64_t expire)
+{
+    size_t off = ids_offset(klen, vlen);
+    char *text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
+
+    if (text == NULL)
+        return -ENOMEM;
+    memcpy(text, key, klen);
+    text[klen] = '\0';
+    if (vlen > 0)
+        memcpy(text + klen + 1, val, vlen);
+    memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
+    memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
+    memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
+    {
+        double vn = value_norm_bound(s, vids, nv);
+        if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
+            atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
+    }
+    return place(s, key_hash(s, key, klen), text, klen, vlen, kids, nk, vids, nv,
+                 knorm ? *knorm : key_norm(s, kids, nk), value_hash(s, val, vlen), expire);
+}
+
 int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const char *val,
                      size_t vlen, uint64_t expire, unsigned flags, char *err, size_t errlen)
 {
     uint32_t kids[AKV_PHRASE_WORDS_MAX], vids[AKV_PHRASE_WORDS_MAX];
-    size_t nk, nv = 0, off;
-    char *text;
+    size_t nk, nv = 0;
     int rc;
 
     /* Embedding checks the lengths too: both texts are 1 .. AKV_TEXT_MAX
@@ -862,24 +893,36 @@ int akv_store_put_ex(struct akv_store *s, const char *key, size_t klen, const ch
         if (rc < 0)
             return rc;
     }
-    off = ids_offset(klen, vlen);
-    text = malloc(off + (outside(nk) + outside(nv)) * sizeof(uint32_t));
-    if (text == NULL)
-        return -ENOMEM;
-    memcpy(text, key, klen);
-    text[klen] = '\0';
-    if (vlen > 0)
-        memcpy(text + klen + 1, val, vlen);
-    memset(text + klen + 1 + vlen, 0, off - klen - 1 - vlen);
-    memcpy(text + off, kids, outside(nk) * sizeof(uint32_t));
-    memcpy(text + off + outside(nk) * sizeof(uint32_t), vids, outside(nv) * sizeof(uint32_t));
-    {
-        double vn = value_norm_bound(s, vids, nv);
-        if (!(vn <= atomic_load_explicit(&s->vnorm_max, memory_order_relaxed)))
-            atomic_store_explicit(&s->vnorm_max, vn, memory_order_relaxed);
+    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, NULL, expire);
+}
+
+int akv_store_put_words(struct akv_store *s, const char *key, size_t klen, const char *val,
+                        size_t vlen, const uint32_t *kids, size_t nk, const uint32_t *vids,
+                        size_t nv, const double *knorm, uint64_t expire, unsigned flags, char *err,
+                        size_t errlen)
+{
+    size_t count = akv_vocab_count(s->voc);
+    const char *why = NULL;
+
+    if (klen == 0 || klen > AKV_TEXT_MAX)
+        why = "key length out of range";
+    else if (flags & AKV_STORE_PAYLOAD ? vlen > AKV_STORE_VALUE_MAX
+                                       : vlen == 0 || vlen > AKV_TEXT_MAX)
+        why = "value length out of range";
+    else if (nk == 0 || nk > AKV_PHRASE_WORDS_MAX || nv > AKV_PHRASE_WORDS_MAX ||
+             (nv == 0) != ((flags & AKV_STORE_PAYLOAD) != 0))
+        why = "word count out of range";
+    else if (knorm && !(*knorm >= 0 && *knorm <= INFINITY))
+        why = "key norm out of range";
+    for (size_t i = 0; !why && i < nk + nv; i++)
+        if ((i < nk ? kids[i] : vids[i - nk]) >= count)
+            why = "word id out of range";
+    if (why) {
+        if (errlen > 0)
+            snprintf(err, errlen, "%s", why);
+        return -EINVAL;
     }
-    return place(s, key_hash(s, key, klen), text, klen, vlen, kids, nk, vids, nv,
-                 key_norm(s, kids, nk), value_hash(s, val, vlen), expire);
+    return put_words(s, key, klen, val, vlen, kids, nk, vids, nv, knorm, expire);
 }
 
 int akv_store_put(struct akv_store *s, const char *key, size_t klen, const char *val, size_t vlen,

@@ -71,9 +71,25 @@ static size_t payload_size(const struct akv_aof_record *r)
     case AKV_AOF_SWAPDB:
         return 8;
     case AKV_AOF_MULTI:
-        return 4 + r->inner_len;
+    case AKV_AOF_SNAPCHUNK:
+        return (r->type == AKV_AOF_MULTI ? 4 : 8) + r->inner_len;
+    case AKV_AOF_SNAPBEGIN:
+    case AKV_AOF_SNAPEND:
+        return r->inner_len;
     }
     return 0;
+}
+
+/* Writes the header of a record of type and payload length plen whose
+ * payload follows it at h + AKV_AOF_REC_HEADER. */
+static void seal(unsigned char *h, enum akv_aof_type type, size_t plen)
+{
+    h[0] = REC_MAGIC;
+    h[1] = (unsigned char)type;
+    h[2] = h[3] = 0;
+    put32(h + 4, (uint32_t)plen);
+    put32(h + 8, crc(h, 8));
+    put32(h + 12, crc(h + AKV_AOF_REC_HEADER, plen));
 }
 
 size_t akv_aof_rec_size(const struct akv_aof_record *r)
@@ -123,13 +139,19 @@ size_t akv_aof_rec_encode(void *dst, const struct akv_aof_record *r)
         if (r->inner_len > 0)
             memmove(p + 4, r->inner, r->inner_len);
         break;
+    case AKV_AOF_SNAPCHUNK:
+        put32(p, r->db);
+        put32(p + 4, r->count);
+        if (r->inner_len > 0)
+            memmove(p + 8, r->inner, r->inner_len);
+        break;
+    case AKV_AOF_SNAPBEGIN:
+    case AKV_AOF_SNAPEND:
+        if (r->inner_len > 0)
+            memmove(p, r->inner, r->inner_len);
+        break;
     }
-    h[0] = REC_MAGIC;
-    h[1] = (unsigned char)r->type;
-    h[2] = h[3] = 0;
-    put32(h + 4, (uint32_t)plen);
-    put32(h + 8, crc(h, 8));
-    put32(h + 12, crc(p, plen));
+    seal(h, r->type, plen);
     return AKV_AOF_REC_HEADER + plen;
 }
 
@@ -178,8 +200,174 @@ const char *akv_aof_type_name(enum akv_aof_type type)
         return "MULTI";
     case AKV_AOF_PAYLOAD:
         return "PAYLOAD";
+    case AKV_AOF_SNAPBEGIN:
+        return "SNAPBEGIN";
+    case AKV_AOF_SNAPCHUNK:
+        return "SNAPCHUNK";
+    case AKV_AOF_SNAPEND:
+        return "SNAPEND";
     }
     return "?";
+}
+
+/* ------------------------------------------------------------------------
+ * The snapshot preamble's records (layout in aof.h).
+ */
+
+size_t akv_aof_snap_head_encode(void *dst, const struct akv_aof_snap_head *hd)
+{
+    unsigned char *h = dst, *p = h + AKV_AOF_REC_HEADER;
+
+    put32(p, hd->format);
+    put32(p + 4, hd->dim);
+    put64(p + 8, hd->words);
+    put64(p + 16, hd->meta_sum);
+    put64(p + 24, hd->data_sum);
+    put32(p + 32, hd->databases);
+    put32(p + 36, 0);
+    put64(p + 40, hd->time_ms);
+    seal(h, AKV_AOF_SNAPBEGIN, AKV_AOF_SNAP_HEAD);
+    return AKV_AOF_REC_HEADER + AKV_AOF_SNAP_HEAD;
+}
+
+void akv_aof_snap_head_decode(const struct akv_aof_record *rec, struct akv_aof_snap_head *hd)
+{
+    const unsigned char *p = rec->inner;
+
+    hd->format = get32(p);
+    hd->dim = get32(p + 4);
+    hd->words = get64(p + 8);
+    hd->meta_sum = get64(p + 16);
+    hd->data_sum = get64(p + 24);
+    hd->databases = get32(p + 32);
+    hd->time_ms = get64(p + 40);
+}
+
+size_t akv_aof_snap_end_encode(void *dst, uint64_t entries, uint64_t chunks)
+{
+    unsigned char *h = dst;
+
+    put64(h + AKV_AOF_REC_HEADER, entries);
+    put64(h + AKV_AOF_REC_HEADER + 8, chunks);
+    seal(h, AKV_AOF_SNAPEND, AKV_AOF_SNAP_ENDLEN);
+    return AKV_AOF_REC_HEADER + AKV_AOF_SNAP_ENDLEN;
+}
+
+void akv_aof_snap_end_decode(const struct akv_aof_record *rec, uint64_t *entries, uint64_t *chunks)
+{
+    const unsigned char *p = rec->inner;
+
+    *entries = get64(p);
+    *chunks = get64(p + 8);
+}
+
+size_t akv_aof_snap_entry_size(const struct akv_aof_snap_entry *e)
+{
+    return 20 + (e->expire ? 8 : 0) + 4 * ((size_t)e->nk + e->nv) + e->klen + e->vlen;
+}
+
+size_t akv_aof_snap_entry_encode(void *dst, const struct akv_aof_snap_entry *e)
+{
+    unsigned char *p = dst, *q;
+
+    p[0] =
+        (unsigned char)((e->flags & AKV_AOF_SNAP_PAYLOAD) | (e->expire ? AKV_AOF_SNAP_EXPIRE : 0));
+    p[1] = (unsigned char)e->nk;
+    p[2] = (unsigned char)e->nv;
+    p[3] = 0;
+    put32(p + 4, (uint32_t)e->klen);
+    put32(p + 8, (uint32_t)e->vlen);
+    q = p + 12;
+    if (e->expire) {
+        put64(q, e->expire);
+        q += 8;
+    }
+    {
+        uint64_t bits;
+        memcpy(&bits, &e->knorm, sizeof(bits));
+        put64(q, bits);
+        q += 8;
+    }
+    for (uint32_t i = 0; i < e->nk; i++, q += 4)
+        put32(q, e->kids[i]);
+    for (uint32_t i = 0; i < e->nv; i++, q += 4)
+        put32(q, e->vids[i]);
+    memcpy(q, e->key, e->klen);
+    q += e->klen;
+    if (e->vlen > 0)
+        memcpy(q, e->val, e->vlen);
+    return (size_t)(q - p) + e->vlen;
+}
+
+size_t akv_aof_snap_chunk_seal(void *chunk, uint32_t db, uint32_t count, size_t entries_len)
+{
+    unsigned char *h = chunk;
+
+    put32(h + AKV_AOF_REC_HEADER, db);
+    put32(h + AKV_AOF_REC_HEADER + 4, count);
+    seal(h, AKV_AOF_SNAPCHUNK, 8 + entries_len);
+    return AKV_AOF_SNAP_CHUNK_START + entries_len;
+}
+
+/* Decodes the entry at p[*at..len) into *e (ids into kids and vids when
+ * they are not NULL) and advances *at. Returns 0, or -1 when it is not a
+ * well-formed entry. */
+static int snap_entry(const unsigned char *p, size_t len, size_t *at, struct akv_aof_snap_entry *e,
+                      uint32_t *kids, uint32_t *vids)
+{
+    const unsigned char *q = p + *at;
+    size_t left = len - *at, need;
+
+    if (*at > len || left < 12)
+        return -1;
+    e->flags = q[0];
+    e->nk = q[1];
+    e->nv = q[2];
+    e->klen = get32(q + 4);
+    e->vlen = get32(q + 8);
+    if ((e->flags & ~3u) != 0 || q[3] != 0 || e->nk == 0 || e->nk > AKV_AOF_SNAP_WORDS_MAX ||
+        e->nv > AKV_AOF_SNAP_WORDS_MAX ||
+        (e->nv == 0) != ((e->flags & AKV_AOF_SNAP_PAYLOAD) != 0) || e->klen == 0)
+        return -1;
+    need = 20 + ((e->flags & AKV_AOF_SNAP_EXPIRE) ? 8 : 0) + 4 * ((size_t)e->nk + e->nv);
+    if (need > left || e->klen > left - need || e->vlen > left - need - e->klen)
+        return -1;
+    q += 12;
+    e->expire = 0;
+    if (e->flags & AKV_AOF_SNAP_EXPIRE) {
+        e->expire = get64(q);
+        q += 8;
+        if (e->expire == 0)
+            return -1;
+    }
+    {
+        uint64_t bits = get64(q);
+        memcpy(&e->knorm, &bits, sizeof(bits));
+        q += 8;
+        if (!(e->knorm >= 0 && e->knorm <= 1e300))
+            return -1; /* not a norm (NaN, negative, infinite) */
+    }
+    if (kids) {
+        for (uint32_t i = 0; i < e->nk; i++)
+            kids[i] = get32(q + 4 * i);
+        for (uint32_t i = 0; i < e->nv; i++)
+            vids[i] = get32(q + 4 * ((size_t)e->nk + i));
+    }
+    e->kids = kids;
+    e->vids = vids;
+    q += 4 * ((size_t)e->nk + e->nv);
+    e->key = (const char *)q;
+    e->val = e->key + e->klen;
+    *at += need + e->klen + e->vlen;
+    return 0;
+}
+
+int akv_aof_snap_next(const struct akv_aof_record *chunk, size_t *at, struct akv_aof_snap_entry *e,
+                      uint32_t *kids, uint32_t *vids)
+{
+    if (*at >= chunk->inner_len)
+        return 0;
+    return snap_entry(chunk->inner, chunk->inner_len, at, e, kids, vids) == 0 ? 1 : 0;
 }
 
 static int stop(struct akv_aof_result *res, enum akv_aof_status st, size_t off, const char *why)
@@ -333,6 +521,40 @@ static int parse_one(const unsigned char *b, size_t off, size_t len, int nested,
             FAIL(AKV_AOF_CORRUPT, "bad MULTI record count");
         break;
     }
+    case AKV_AOF_SNAPBEGIN:
+        if (nested || plen != AKV_AOF_SNAP_HEAD)
+            FAIL(AKV_AOF_CORRUPT, "bad SNAPBEGIN record");
+        if (get32(p) != AKV_AOF_SNAP_FORMAT)
+            FAIL(AKV_AOF_CORRUPT, "unsupported snapshot preamble format");
+        rec->inner = p;
+        rec->inner_len = plen;
+        break;
+    case AKV_AOF_SNAPEND:
+        if (nested || plen != AKV_AOF_SNAP_ENDLEN)
+            FAIL(AKV_AOF_CORRUPT, "bad SNAPEND record");
+        rec->inner = p;
+        rec->inner_len = plen;
+        break;
+    case AKV_AOF_SNAPCHUNK: {
+        size_t at = 0, n = 0;
+        struct akv_aof_snap_entry e;
+        if (nested || plen < 8)
+            FAIL(AKV_AOF_CORRUPT, "bad SNAPCHUNK record");
+        rec->db = get32(p);
+        rec->count = get32(p + 4);
+        rec->inner = p + 8;
+        rec->inner_len = plen - 8;
+        if (rec->count == 0 || rec->count > AKV_AOF_SNAP_CHUNK_ENTRIES)
+            FAIL(AKV_AOF_CORRUPT, "bad SNAPCHUNK entry count");
+        while (at < rec->inner_len) {
+            if (n == rec->count || snap_entry(rec->inner, rec->inner_len, &at, &e, NULL, NULL) < 0)
+                FAIL(AKV_AOF_CORRUPT, "bad entry inside a SNAPCHUNK record");
+            n++;
+        }
+        if (n != rec->count)
+            FAIL(AKV_AOF_CORRUPT, "bad SNAPCHUNK entry count");
+        break;
+    }
     }
     return 0;
 }
@@ -431,6 +653,61 @@ static int multi_next(struct akv_aof_parser *ps, akv_aof_record_fn fn, void *arg
     return 0;
 }
 
+/* Whether a record of type may come at ps->off, by the preamble's order
+ * (aof.h). Returns 0 or CORRUPT with *why set. */
+static int snap_order(const struct akv_aof_parser *ps, int type, const char **why)
+{
+    int inside = ps->res.snap == 1;
+
+    if (type == AKV_AOF_SNAPBEGIN && ps->off != AKV_AOF_FILE_HEADER)
+        *why = "a SNAPBEGIN record that is not the first record";
+    else if ((type == AKV_AOF_SNAPCHUNK || type == AKV_AOF_SNAPEND) && !inside)
+        *why = "a snapshot preamble record outside the preamble";
+    else if (inside && type != AKV_AOF_SNAPCHUNK && type != AKV_AOF_SNAPEND)
+        *why = "the snapshot preamble is not closed (another record before its SNAPEND)";
+    else
+        return 0;
+    return AKV_AOF_CORRUPT;
+}
+
+/* The end of the buffer is reached at ps->off: done, unless a preamble
+ * is still open (damage: it is written whole). */
+static void reach_end(struct akv_aof_parser *ps)
+{
+    if (ps->res.snap == 1)
+        stop(&ps->res, AKV_AOF_CORRUPT, ps->off,
+             "the snapshot preamble is cut short (the file ends before its SNAPEND record)");
+    ps->done = 1;
+}
+
+/* Counts a good preamble record; checks a SNAPEND's counts. */
+static int snap_count(struct akv_aof_parser *ps, const struct akv_aof_record *rec, const char **why)
+{
+    uint64_t entries, chunks;
+
+    switch (rec->type) {
+    case AKV_AOF_SNAPBEGIN:
+        ps->res.snap = 1;
+        break;
+    case AKV_AOF_SNAPCHUNK:
+        ps->res.snap_entries += rec->count;
+        ps->res.snap_chunks++;
+        break;
+    case AKV_AOF_SNAPEND:
+        akv_aof_snap_end_decode(rec, &entries, &chunks);
+        if (entries != ps->res.snap_entries || chunks != ps->res.snap_chunks) {
+            *why = "the SNAPEND record's counts differ from the preamble's chunks";
+            return AKV_AOF_CORRUPT;
+        }
+        ps->res.snap = 2;
+        ps->res.snap_end = rec->offset + rec->size;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg)
 {
     size_t n = 0;
@@ -457,13 +734,15 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
         } else {
             size_t plen;
             if (ps->off >= ps->len) {
-                ps->done = 1;
+                reach_end(ps);
                 break;
             }
             /* A MULTI record (up to AKV_AOF_PAYLOAD_MAX bytes) is checked
              * in pieces, one per count of max, before any of its records
              * is handed over. */
             st = parse_head(ps->buf, ps->off, ps->len, 0, &plen, &why);
+            if (st == 0)
+                st = snap_order(ps, ps->buf[ps->off + 1], &why);
             if (st == 0 && ps->buf[ps->off + 1] == AKV_AOF_MULTI) {
                 ps->checking = 1;
                 ps->ck_inner = 0;
@@ -473,6 +752,17 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
             }
             if (st == 0)
                 st = parse_one(ps->buf, ps->off, ps->len, 0, &rec, &why);
+            if (st == 0)
+                st = snap_count(ps, &rec, &why);
+            /* A preamble is written whole: cut short (the record open at
+             * the end of the file belongs to it), it is damage. */
+            if (st == AKV_AOF_TORN &&
+                (ps->res.snap == 1 ||
+                 (ps->len - ps->off >= 2 && ps->buf[ps->off + 1] >= AKV_AOF_SNAPBEGIN &&
+                  ps->buf[ps->off + 1] <= AKV_AOF_SNAPEND))) {
+                st = AKV_AOF_CORRUPT;
+                why = "the snapshot preamble is cut short (a record runs past the end of the file)";
+            }
         }
         if (st != 0) {
             stop(&ps->res, (enum akv_aof_status)st, ps->off, why);
@@ -498,7 +788,7 @@ int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn 
         ps->res.good_end = ps->off;
     }
     if (!ps->done && !ps->in_multi && !ps->checking && ps->off >= ps->len)
-        ps->done = 1;
+        reach_end(ps);
     return 0;
 }
 

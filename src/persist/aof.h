@@ -24,6 +24,20 @@
  *   8 MULTI     u32 count | count whole records of types 1-7 and 9
  *   9 PAYLOAD   as PUT; the value is a payload (bytes that are not
  *               embedded: SET ... PAYLOAD)
+ *  10 SNAPBEGIN u32 snapshot format (1) | u32 dim | u64 vocabulary word
+ *               count | u64 vocabulary meta checksum | u64 vocabulary data
+ *               checksum | u32 databases | u32 0 | u64 time, ms since the
+ *               epoch (the snapshot's)                         48 bytes
+ *  11 SNAPCHUNK u32 db | u32 count | count entries:
+ *                 u8 flags (1: payload value, 2: has an expiry time) |
+ *                 u8 key words | u8 value words | u8 0 | u32 key length |
+ *                 u32 value length | [u64 expiry time, flag 2] |
+ *                 f64 the key's norm (as the store computed it) |
+ *                 key word ids (u32 each) | value word ids | key | value
+ *  12 SNAPEND   u64 entries | u64 chunks                       16 bytes
+ * Types 10-12 are the snapshot preamble a rewrite writes at the head of the
+ * file (see "The snapshot preamble" below); an older attnkvd refuses such
+ * a file ("unknown record type").
  * Types 4-8 came with databases, expiry and transactions, type 9 with
  * payload values; the writer uses them (and FLUSHALL), older files with
  * types 1-3 (or 1-8) load unchanged. A MULTI
@@ -34,6 +48,20 @@
  * tell a record cut short by a crash (a valid header whose payload runs past
  * the end of the file, or a partial header) from damage (a header that does
  * not check out, whatever length it claims): only the former is "torn".
+ *
+ * The snapshot preamble. A rewrite may start the new file with the store's
+ * entries in binary form, each with the vocabulary ids of its words, so
+ * that loading them needs no tokenizing or embedding: a SNAPBEGIN record
+ * right after the file header (naming the vectors the ids belong to), then
+ * SNAPCHUNK records of at most AKV_AOF_SNAP_CHUNK_ENTRIES entries of one
+ * database each, then a SNAPEND record counting the entries and chunks;
+ * ordinary records follow. Each of them is a record like any other (its own
+ * header and payload checksums). The parser enforces the sequence: a
+ * SNAPBEGIN only as the first record, chunks only between it and the
+ * SNAPEND, whose counts must match, and no other record before the
+ * SNAPEND. A preamble is written whole before the file is renamed into
+ * place, so one cut short (the file ending, or a record torn, before its
+ * SNAPEND) is damage (CORRUPT), never a torn tail.
  *
  * Threading: none; any thread.
  */
@@ -60,8 +88,11 @@ enum akv_aof_type {
     AKV_AOF_SWAPDB = 7,
     AKV_AOF_MULTI = 8,
     AKV_AOF_PAYLOAD = 9,
+    AKV_AOF_SNAPBEGIN = 10,
+    AKV_AOF_SNAPCHUNK = 11,
+    AKV_AOF_SNAPEND = 12,
 };
-#define AKV_AOF_TYPES 10 /* one more than the largest type */
+#define AKV_AOF_TYPES 13 /* one more than the largest type */
 
 /* One record; key, val and inner point into the parsed buffer. */
 struct akv_aof_record {
@@ -73,8 +104,9 @@ struct akv_aof_record {
     uint32_t db;       /* PUT, DELETE, FLUSHDB, SWAPDB, PAYLOAD (0 for SET and DEL) */
     uint32_t db2;      /* SWAPDB */
     uint64_t expire;   /* PUT, PAYLOAD */
-    uint32_t count;    /* MULTI: records inside */
-    const void *inner; /* MULTI: the encoded records */
+    uint32_t count;    /* MULTI: records inside; SNAPCHUNK: entries */
+    const void *inner; /* MULTI: the encoded records; SNAPCHUNK: the entries; SNAPBEGIN,
+                        * SNAPEND: the payload (akv_aof_snap_head_decode, _end_decode) */
     size_t inner_len;
     size_t offset; /* where the record starts in the buffer */
     size_t size;   /* header + payload */
@@ -95,6 +127,12 @@ struct akv_aof_result {
     size_t bad_offset;            /* TORN/CORRUPT: where the bad record starts (== good_end) */
     const char *reason;           /* TORN/CORRUPT: static text */
     size_t counts[AKV_AOF_TYPES]; /* good records by type, those inside MULTI ones included */
+    /* The snapshot preamble: 1 once a SNAPBEGIN was read, 2 once its
+     * SNAPEND was; the entries and chunks read so far, and where the
+     * SNAPEND record ends (0 before). */
+    int snap;
+    uint64_t snap_entries, snap_chunks;
+    size_t snap_end;
 };
 
 /* Bytes a record takes: header and payload. klen/vlen of the unused parts
@@ -155,11 +193,79 @@ struct akv_aof_parser {
     uint32_t ck_crc;
     struct akv_aof_result res;
 };
+/* The parser reads a preamble's records in the same steps: each SNAPCHUNK
+ * (up to AKV_AOF_SNAP_CHUNK_ENTRIES entries) is one unit. */
 void akv_aof_parser_init(struct akv_aof_parser *ps, const void *buf, size_t len);
 int akv_aof_parse_step(struct akv_aof_parser *ps, size_t max, akv_aof_record_fn fn, void *arg);
 
 /* "SET", "DEL", "FLUSHALL", "PUT", "DELETE", "FLUSHDB", "SWAPDB", "MULTI" or "?". */
 const char *akv_aof_type_name(enum akv_aof_type type);
+
+/* ---- the snapshot preamble ----------------------------------------------- */
+
+#define AKV_AOF_SNAP_FORMAT 1
+#define AKV_AOF_SNAP_HEAD 48
+#define AKV_AOF_SNAP_ENDLEN 16
+/* The most words a key or value of an entry may have (the store's limit,
+ * AKV_PHRASE_WORDS_MAX). */
+#define AKV_AOF_SNAP_WORDS_MAX 64
+/* A writer closes a chunk at this many entries, or once its payload passes
+ * AKV_AOF_SNAP_CHUNK_BYTES (an entry never spans two chunks); the parser
+ * accepts up to AKV_AOF_SNAP_CHUNK_ENTRIES entries in any payload within
+ * AKV_AOF_PAYLOAD_MAX. */
+#define AKV_AOF_SNAP_CHUNK_ENTRIES 256
+#define AKV_AOF_SNAP_CHUNK_BYTES ((size_t)32 << 10)
+enum { AKV_AOF_SNAP_PAYLOAD = 1, AKV_AOF_SNAP_EXPIRE = 2 };
+
+/* What SNAPBEGIN records: the vectors the ids belong to (akv_vocab_dim,
+ * akv_vocab_count and akv_vocab_checksums of the vocabulary), the number
+ * of databases written, and when. */
+struct akv_aof_snap_head {
+    uint32_t format; /* AKV_AOF_SNAP_FORMAT */
+    uint32_t dim;
+    uint64_t words;
+    uint64_t meta_sum, data_sum;
+    uint32_t databases;
+    uint64_t time_ms;
+};
+
+/* One entry of a SNAPCHUNK. Decoded, key and val point into the chunk and
+ * kids/vids into the caller's arrays. */
+struct akv_aof_snap_entry {
+    unsigned flags; /* AKV_AOF_SNAP_PAYLOAD; AKV_AOF_SNAP_EXPIRE is set from expire */
+    uint64_t expire;
+    double knorm; /* the L2 norm of the key's vector (akv_store_block's knorms), bit for bit */
+    const char *key, *val;
+    size_t klen, vlen;
+    const uint32_t *kids, *vids;
+    uint32_t nk, nv; /* nk 1..AKV_AOF_SNAP_WORDS_MAX; nv 0 exactly for a payload */
+};
+
+/* SNAPBEGIN: encodes (AKV_AOF_REC_HEADER + AKV_AOF_SNAP_HEAD bytes at
+ * dst; returns that size) and decodes (a parsed record). */
+size_t akv_aof_snap_head_encode(void *dst, const struct akv_aof_snap_head *h);
+void akv_aof_snap_head_decode(const struct akv_aof_record *rec, struct akv_aof_snap_head *h);
+
+/* SNAPEND likewise (AKV_AOF_REC_HEADER + AKV_AOF_SNAP_ENDLEN bytes). */
+size_t akv_aof_snap_end_encode(void *dst, uint64_t entries, uint64_t chunks);
+void akv_aof_snap_end_decode(const struct akv_aof_record *rec, uint64_t *entries, uint64_t *chunks);
+
+/* SNAPCHUNK: a writer reserves AKV_AOF_SNAP_CHUNK_START bytes, appends
+ * entries (akv_aof_snap_entry_encode, akv_aof_snap_entry_size bytes each)
+ * after them, then akv_aof_snap_chunk_seal writes the record's header over
+ * the reserved bytes, given the chunk's start, its database, entry count
+ * and the bytes of entries; it returns the record's size. */
+#define AKV_AOF_SNAP_CHUNK_START (AKV_AOF_REC_HEADER + 8)
+size_t akv_aof_snap_entry_size(const struct akv_aof_snap_entry *e);
+size_t akv_aof_snap_entry_encode(void *dst, const struct akv_aof_snap_entry *e);
+size_t akv_aof_snap_chunk_seal(void *chunk, uint32_t db, uint32_t count, size_t entries_len);
+
+/* Walks a parsed SNAPCHUNK record's entries: *at starts at 0; each call
+ * decodes the entry there into *e (its ids into kids and vids, room for
+ * AKV_AOF_SNAP_WORDS_MAX each) and advances *at. Returns 1, or 0 after the
+ * last. The parser has checked the structure of every entry. */
+int akv_aof_snap_next(const struct akv_aof_record *chunk, size_t *at, struct akv_aof_snap_entry *e,
+                      uint32_t *kids, uint32_t *vids);
 
 /* ---- salvage ------------------------------------------------------------
  *

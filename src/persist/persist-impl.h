@@ -55,6 +55,7 @@ struct akv_persist {
     uint32_t ndbs;
     const int *rw_percentage;
     const unsigned long long *rw_min_size;
+    const int *use_preamble;
     char *path, *tmppath;
     enum akv_fsync policy;
     int rw_delay_us;
@@ -97,6 +98,7 @@ struct akv_persist {
     int rw_thread_live;
     uint64_t rw_t0;
     size_t rw_entries;
+    int rw_preamble; /* this rewrite writes a snapshot preamble */
     int last_rewrite_ok;
     uint64_t rewrites;
     double last_rewrite_ms;

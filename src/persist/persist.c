@@ -38,8 +38,12 @@
  *   1. (loop) open the temporary file, take a store snapshot, encode the
  *      text-only entries, start the rewrite thread. From now on every record
  *      logged also goes to `rwbuf`.
- *   2. (rewrite thread) write the header, the text-only entries and a SET
- *      for every row visible in the snapshot, then fdatasync; report done.
+ *   2. (rewrite thread) write the header, then the rows visible in the
+ *      snapshot as a snapshot preamble (aof-use-rdb-preamble: SNAPBEGIN,
+ *      SNAPCHUNKs with each entry's word ids and key norm, SNAPEND; aof.h)
+ *      followed by the text-only entries as PUT records, or else the
+ *      text-only entries and a PUT for every row; then fdatasync; report
+ *      done.
  *   3. (loop) release the snapshot, hand pending to the writer, then queue a
  *      switch request carrying the temporary file and rwbuf; records logged
  *      after this point are handed to the writer as `q_after`, for the new
@@ -66,7 +70,10 @@
  * time budget is spent, and its last call judges the file, cuts a torn
  * tail, and only then creates the loop handles and starts the writer. So
  * the daemon serves clients (with -LOADING) between slices, and a shutdown
- * in between finds no thread and nothing written.
+ * in between finds no thread and nothing written. A preamble's chunk is a
+ * step of its own; its entries go into the store by akv_store_put_words
+ * (no splitting, no embedding) when its SNAPBEGIN names the vectors in
+ * use, else they are embedded again from their text like records.
  *
  * Run time. The policy (appendfsync) is read by the writer under mu once
  * per turn; a change wakes it, and under always it fsyncs what was only
@@ -102,6 +109,7 @@
 #include <uv.h>
 #include <xxhash.h>
 
+#include "attnkv/embed.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/buf.h"
@@ -640,6 +648,12 @@ struct replay {
     size_t expired;      /* entries dropped because their time had come */
     char first_reason[256];
     char bad_db[128]; /* a record named a database out of range */
+    /* The snapshot preamble: its entries are stored from their word ids
+     * (snap_ids) when it was written for the vectors in use, else embedded
+     * again from their text like records. */
+    int snap_ids;
+    size_t snap_loaded;  /* its entries stored */
+    char bad_entry[256]; /* an entry the store refused (damage the checksums missed) */
 };
 
 static int replay_put(struct replay *rp, uint32_t db, const struct akv_aof_record *r)
@@ -675,6 +689,79 @@ static int replay_put(struct replay *rp, uint32_t db, const struct akv_aof_recor
                           r->type == AKV_AOF_PAYLOAD);
 }
 
+_Static_assert(AKV_AOF_SNAP_WORDS_MAX == AKV_PHRASE_WORDS_MAX,
+               "the preamble's word limit is the store's");
+
+/* SNAPBEGIN: whether the ids were written for the vectors in use. */
+static void replay_snap_head(struct replay *rp, const struct akv_aof_record *r)
+{
+    struct akv_persist *p = rp->p;
+    const struct akv_vocab *voc = akv_store_vocab(p->dbs[0]);
+    struct akv_aof_snap_head h;
+    uint64_t meta, data;
+
+    akv_aof_snap_head_decode(r, &h);
+    akv_vocab_checksums(voc, &meta, &data);
+    rp->snap_ids = h.dim == akv_vocab_dim(voc) && h.words == akv_vocab_count(voc) &&
+                   h.meta_sum == meta && h.data_sum == data;
+    if (!rp->snap_ids)
+        akv_log(AKV_LOG_WARNING,
+                "AOF %s: the snapshot preamble at offset %zu was written for other vectors (%llu "
+                "words of %u dimensions, checksums %016llx %016llx) than the current ones (%zu "
+                "words of %u, %016llx %016llx): its word ids mean nothing here, so its entries "
+                "are embedded again from their text, as records are (slower)",
+                p->path, r->offset, (unsigned long long)h.words, (unsigned)h.dim,
+                (unsigned long long)h.meta_sum, (unsigned long long)h.data_sum,
+                akv_vocab_count(voc), (unsigned)akv_vocab_dim(voc), (unsigned long long)meta,
+                (unsigned long long)data);
+}
+
+/* SNAPCHUNK: stores its entries (none of them can be in the store yet: the
+ * preamble comes first). */
+static int replay_snap_chunk(struct replay *rp, const struct akv_aof_record *r)
+{
+    struct akv_persist *p = rp->p;
+    struct akv_store *st = p->dbs[r->db];
+    uint32_t kids[AKV_AOF_SNAP_WORDS_MAX], vids[AKV_AOF_SNAP_WORDS_MAX];
+    struct akv_aof_snap_entry e;
+    size_t at = 0;
+    int rc;
+
+    while (akv_aof_snap_next(r, &at, &e, kids, vids)) {
+        int payload = (e.flags & AKV_AOF_SNAP_PAYLOAD) != 0;
+        char err[200] = "";
+
+        if (e.expire != 0 && e.expire <= rp->now_ms) {
+            rp->expired++;
+            continue;
+        }
+        if (!rp->snap_ids) {
+            struct akv_aof_record put = {.type = payload ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
+                                         .db = r->db,
+                                         .key = e.key,
+                                         .klen = e.klen,
+                                         .val = e.val,
+                                         .vlen = e.vlen,
+                                         .expire = e.expire};
+            if ((rc = replay_put(rp, r->db, &put)) < 0)
+                return rc;
+            rp->snap_loaded++;
+            continue;
+        }
+        rc = akv_store_put_words(st, e.key, e.klen, e.val, e.vlen, kids, e.nk, vids, e.nv, &e.knorm,
+                                 e.expire, payload ? AKV_STORE_PAYLOAD : 0, err, sizeof(err));
+        if (rc == -EINVAL) {
+            snprintf(rp->bad_entry, sizeof(rp->bad_entry), "an entry of the snapshot preamble: %s",
+                     err);
+            return -EBADMSG;
+        }
+        if (rc < 0)
+            return rc;
+        rp->snap_loaded++;
+    }
+    return 0;
+}
+
 static int replay_record(void *arg, const struct akv_aof_record *r)
 {
     struct replay *rp = arg;
@@ -682,6 +769,8 @@ static int replay_record(void *arg, const struct akv_aof_record *r)
     uint32_t db = r->type == AKV_AOF_SET || r->type == AKV_AOF_DEL ? 0 : r->db;
     int rc;
 
+    if (r->type == AKV_AOF_SNAPBEGIN || r->type == AKV_AOF_SNAPEND)
+        db = 0; /* no database */
     if (db >= p->ndbs || (r->type == AKV_AOF_SWAPDB && r->db2 >= p->ndbs)) {
         snprintf(rp->bad_db, sizeof(rp->bad_db),
                  "a %s record for database %u, but 'databases' is %u", akv_aof_type_name(r->type),
@@ -716,6 +805,13 @@ static int replay_record(void *arg, const struct akv_aof_record *r)
     }
     case AKV_AOF_MULTI:
         break; /* the parser hands over the records inside */
+    case AKV_AOF_SNAPBEGIN:
+        replay_snap_head(rp, r);
+        return 0;
+    case AKV_AOF_SNAPCHUNK:
+        return replay_snap_chunk(rp, r);
+    case AKV_AOF_SNAPEND:
+        return 0;
     }
     return 0;
 }
@@ -829,8 +925,19 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
     const struct akv_aof_result *res = &ld->ps.res;
     struct replay *rp = &ld->rp;
     size_t entries = 0;
+    char snap[96] = "";
 
     *size = ld->size;
+    if (res->status == AKV_AOF_CORRUPT && res->snap == 1) {
+        snprintf(err, errlen,
+                 "%s: the snapshot preamble is damaged at offset %zu (%s); %llu entries in %llu "
+                 "chunks before it are good. 'attnkv-check-aof %s' says what each repair "
+                 "would lose; 'attnkv-check-aof --salvage' keeps every good chunk (as records) "
+                 "and the records after the preamble",
+                 p->path, res->bad_offset, res->reason, (unsigned long long)res->snap_entries,
+                 (unsigned long long)res->snap_chunks, p->path);
+        return -EBADMSG;
+    }
     if (res->status == AKV_AOF_CORRUPT) {
         snprintf(err, errlen,
                  "%s: damaged record at offset %zu (%s); %zu good records before it. "
@@ -857,16 +964,19 @@ static int load_verdict(struct akv_persist *p, uint64_t *size, char *err, size_t
     p->replayed = res->records;
     for (uint32_t i = 0; i < p->ndbs; i++)
         entries += akv_store_count(p->dbs[i]);
+    if (res->snap)
+        snprintf(snap, sizeof(snap), "; %zu entries from a snapshot preamble%s", rp->snap_loaded,
+                 rp->snap_ids ? "" : ", embedded again");
     if (ld->size > 0)
         akv_log(AKV_LOG_NOTICE,
                 "AOF %s: replayed %zu records (%zu SET, %zu DEL, %zu FLUSH, %zu MULTI) in %.1f "
-                "ms: %zu entries, %zu dropped as expired",
+                "ms: %zu entries, %zu dropped as expired%s",
                 p->path, res->records,
                 res->counts[AKV_AOF_SET] + res->counts[AKV_AOF_PUT] + res->counts[AKV_AOF_PAYLOAD],
                 res->counts[AKV_AOF_DEL] + res->counts[AKV_AOF_DELETE],
                 res->counts[AKV_AOF_FLUSHALL] + res->counts[AKV_AOF_FLUSHDB],
-                res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries,
-                rp->expired);
+                res->counts[AKV_AOF_MULTI], (double)(now_ns() - ld->t0) / 1e6, entries, rp->expired,
+                snap);
     report_parked(p, rp);
     return 0;
 }
@@ -969,11 +1079,17 @@ int akv_persist_load(struct akv_persist *p, uint64_t budget_us, char *err, size_
         return 0;
     ld = p->load;
     while (!ld->ps.done) {
-        rc = akv_aof_parse_step(&ld->ps, LOAD_CHUNK, replay_record, &ld->rp);
+        /* A preamble's chunk (up to AKV_AOF_SNAP_CHUNK_ENTRIES entries,
+         * each a few hundred ns to store) is a step of its own. */
+        int in_snap = ld->ps.res.snap == 1 || ld->ps.off == AKV_AOF_FILE_HEADER;
+        rc = akv_aof_parse_step(&ld->ps, in_snap ? 1 : LOAD_CHUNK, replay_record, &ld->rp);
         if (rc == -ERANGE && ld->rp.bad_db[0]) {
             snprintf(err, errlen, "%s: at offset %zu, %s; raise 'databases' to load this file",
                      p->path, ld->ps.res.good_end, ld->rp.bad_db);
             rc = -EBADMSG;
+        } else if (rc == -EBADMSG && ld->rp.bad_entry[0]) {
+            snprintf(err, errlen, "%s: at offset %zu, %s", p->path, ld->ps.res.good_end,
+                     ld->rp.bad_entry);
         } else if (rc < 0) {
             snprintf(err, errlen, "%s: replay stopped at offset %zu: %s", p->path,
                      ld->ps.res.good_end, strerror(-rc));
@@ -1022,6 +1138,7 @@ int akv_persist_begin(struct akv_persist **out, uv_loop_t *loop, struct akv_stor
     p->ndbs = ndbs;
     p->rw_percentage = opts->rewrite_percentage;
     p->rw_min_size = opts->rewrite_min_size;
+    p->use_preamble = opts->preamble;
     p->policy = opts->fsync;
     p->fd = -1;
     p->rw_fd = -1;

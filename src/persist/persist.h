@@ -45,6 +45,10 @@ struct akv_persist_opts {
     /* akv_persist_begin: do not read the file; make it by a rewrite of the
      * stores as they are (appendonly switched on at run time). */
     int create;
+    /* aof-use-rdb-preamble: nonzero makes a rewrite start the new file
+     * with a snapshot preamble (aof.h); read at each rewrite's start. NULL:
+     * never (one record per entry). */
+    const int *preamble;
 };
 
 /* Opens (or creates) opts->dir/opts->filename, replays it into the ndbs

@@ -1,8 +1,11 @@
 /*
  * rewrite.c - the background rewrite of the append-only file, without fork
  * (the steps are described at the top of persist.c): the rewrite thread
- * writes the text-only entries and a SET for every row of a store snapshot
- * to a temporary file; the writer thread then appends what was logged
+ * writes every row of a store snapshot to a temporary file, either as a
+ * snapshot preamble (aof-use-rdb-preamble yes: SNAPBEGIN, SNAPCHUNK records
+ * holding the entries with their word ids, SNAPEND; see aof.h) followed by
+ * the text-only entries as PUT records, or as the text-only entries and a
+ * PUT for every row; the writer thread then appends what was logged
  * meanwhile and renames it over the AOF.
  *
  * Threading: rw_main on the rewrite thread reads only the snapshot and
@@ -28,6 +31,12 @@ struct rw_out {
     size_t len;
     size_t entries;
     int rc;
+    /* The preamble: a SNAPCHUNK open at buf + chunk_at (chunk_n entries so
+     * far, their bytes after AKV_AOF_SNAP_CHUNK_START), and the totals. */
+    int in_chunk;
+    size_t chunk_at;
+    uint32_t chunk_n;
+    uint64_t snap_entries, snap_chunks;
 };
 
 static int rw_flush(struct rw_out *o)
@@ -111,6 +120,122 @@ static int rw_block(void *arg, const struct akv_store_block *b)
     return 0;
 }
 
+/* Rewrite thread: closes the open SNAPCHUNK, if any. */
+static void chunk_seal(struct rw_out *o)
+{
+    size_t elen;
+
+    if (!o->in_chunk)
+        return;
+    elen = o->len - o->chunk_at - AKV_AOF_SNAP_CHUNK_START;
+    akv_aof_snap_chunk_seal(o->buf + o->chunk_at, o->db, o->chunk_n, elen);
+    o->snap_entries += o->chunk_n;
+    o->snap_chunks++;
+    o->in_chunk = 0;
+}
+
+/* Rewrite thread: one entry into the preamble's chunks. */
+static int snap_add(struct rw_out *o, const struct akv_aof_snap_entry *e)
+{
+    size_t esz = akv_aof_snap_entry_size(e);
+    int rc;
+
+    if (o->in_chunk &&
+        (o->chunk_n == AKV_AOF_SNAP_CHUNK_ENTRIES ||
+         o->len - o->chunk_at - AKV_AOF_SNAP_CHUNK_START + esz > AKV_AOF_SNAP_CHUNK_BYTES))
+        chunk_seal(o);
+    if (!o->in_chunk) {
+        size_t room = AKV_AOF_SNAP_CHUNK_START +
+                      (esz > AKV_AOF_SNAP_CHUNK_BYTES ? esz : AKV_AOF_SNAP_CHUNK_BYTES);
+        if (o->len + room > RW_BUF && (rc = rw_flush(o)) < 0)
+            return rc;
+        if (AKV_AOF_SNAP_CHUNK_START + esz > RW_BUF) {
+            /* An entry larger than the buffer: a chunk of its own. */
+            size_t n = AKV_AOF_SNAP_CHUNK_START + esz;
+            char *big = malloc(n);
+            if (!big)
+                return -ENOMEM;
+            akv_aof_snap_entry_encode(big + AKV_AOF_SNAP_CHUNK_START, e);
+            akv_aof_snap_chunk_seal(big, o->db, 1, esz);
+            rc = rw_put(o, big, n);
+            free(big);
+            o->snap_entries++;
+            o->snap_chunks++;
+            return rc;
+        }
+        o->in_chunk = 1;
+        o->chunk_at = o->len;
+        o->chunk_n = 0;
+        o->len += AKV_AOF_SNAP_CHUNK_START;
+    }
+    akv_aof_snap_entry_encode(o->buf + o->len, e);
+    o->len += esz;
+    o->chunk_n++;
+    return 0;
+}
+
+/* Rewrite thread: one store block into the preamble. */
+static int snap_block(void *arg, const struct akv_store_block *b)
+{
+    struct rw_out *o = arg;
+    struct akv_persist *p = o->p;
+    struct akv_store *st = p->rw_dbs[o->db];
+    const struct akv_store_snap *snap = &p->snaps[o->db];
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct akv_aof_snap_entry e;
+        size_t slot = b->first_slot + i, nk, nv;
+        int rc;
+
+        if (!b->visible[i])
+            continue;
+        if (atomic_load(&p->rw_cancel))
+            return -ECANCELED;
+        akv_store_entry_text(st, snap, slot, &e.key, &e.klen, &e.val, &e.vlen);
+        e.kids = akv_store_entry_words(st, snap, slot, AKV_STORE_KEY, &nk);
+        e.vids = akv_store_entry_words(st, snap, slot, AKV_STORE_VALUE, &nv);
+        e.nk = (uint32_t)nk;
+        e.nv = (uint32_t)nv;
+        e.flags = nv == 0 ? AKV_AOF_SNAP_PAYLOAD : 0;
+        e.expire = akv_store_entry_expire(st, snap, slot);
+        e.knorm = b->knorms[i];
+        if ((rc = snap_add(o, &e)) < 0)
+            return rc;
+        o->entries++;
+        if (p->rw_delay_us > 0)
+            usleep((useconds_t)p->rw_delay_us);
+    }
+    return 0;
+}
+
+/* Rewrite thread: the preamble, every database's entries. */
+static int write_preamble(struct rw_out *o)
+{
+    struct akv_persist *p = o->p;
+    const struct akv_vocab *voc = akv_store_vocab(p->rw_dbs[0]);
+    struct akv_aof_snap_head h = {
+        .format = AKV_AOF_SNAP_FORMAT,
+        .dim = akv_vocab_dim(voc),
+        .words = akv_vocab_count(voc),
+        .databases = p->ndbs,
+    };
+    char rec[AKV_AOF_REC_HEADER + AKV_AOF_SNAP_HEAD];
+    struct timespec ts;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    akv_vocab_checksums(voc, &h.meta_sum, &h.data_sum);
+    rc = rw_put(o, rec, akv_aof_snap_head_encode(rec, &h));
+    for (o->db = 0; rc == 0 && o->db < p->ndbs; o->db++) {
+        rc = akv_store_scan(p->rw_dbs[o->db], &p->snaps[o->db], snap_block, o);
+        chunk_seal(o);
+    }
+    if (rc == 0)
+        rc = rw_put(o, rec, akv_aof_snap_end_encode(rec, o->snap_entries, o->snap_chunks));
+    return rc;
+}
+
 static void *rw_main(void *arg)
 {
     struct akv_persist *p = arg;
@@ -125,9 +250,11 @@ static void *rw_main(void *arg)
     }
     akv_aof_file_header(hdr);
     rc = rw_put(&o, hdr, sizeof(hdr));
+    if (rc == 0 && p->rw_preamble)
+        rc = write_preamble(&o);
     if (rc == 0)
         rc = rw_put(&o, p->rwhead.p, p->rwhead.len);
-    for (o.db = 0; rc == 0 && o.db < p->ndbs; o.db++)
+    for (o.db = 0; rc == 0 && !p->rw_preamble && o.db < p->ndbs; o.db++)
         rc = akv_store_scan(p->rw_dbs[o.db], &p->snaps[o.db], rw_block, &o);
     if (rc == 0)
         rc = rw_flush(&o);
@@ -252,6 +379,7 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         entries += akv_store_count(p->rw_dbs[i]);
     }
     p->has_snap = 1;
+    p->rw_preamble = p->use_preamble && *p->use_preamble;
     p->rw = RW_SCANNING;
     p->rw_t0 = now_ns();
     atomic_store(&p->rw_cancel, 0);
@@ -266,8 +394,8 @@ int akv_persist_rewrite_start(struct akv_persist *p)
         return -rc;
     }
     p->rw_thread_live = 1;
-    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only", entries,
-            p->parked.n);
+    akv_log(AKV_LOG_NOTICE, "AOF rewrite started: %zu entries, %zu text-only%s", entries,
+            p->parked.n, p->rw_preamble ? "; with a snapshot preamble" : "");
     return 0;
 }
 

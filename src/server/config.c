@@ -628,6 +628,7 @@ static const struct directive directives[] = {
     ENUM_ROW("appendfsync", appendfsync, enum akv_fsync, akv_fsync_names),
     INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
     MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
+    BOOL_ROW("aof-use-rdb-preamble", aof_use_rdb_preamble),
     INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
     INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
     INT_ROW("latency-monitor-threshold", latency_monitor_threshold, 0, INT_MAX),
@@ -670,6 +671,7 @@ static const char *const runtime_directives[] = {
     "appendfsync",
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
+    "aof-use-rdb-preamble",
 };
 
 /* Directives that name files (see akv_config_is_path). */
@@ -775,6 +777,7 @@ int akv_config_init(struct akv_config *c)
     c->appendfsync = AKV_FSYNC_EVERYSEC;
     c->aof_rewrite_percentage = 100;
     c->aof_rewrite_min_size = 64LL << 20;
+    c->aof_use_rdb_preamble = 1;
     c->slowlog_slower_than = 10000;
     c->slowlog_max_len = 128;
     c->latency_monitor_threshold = 0;

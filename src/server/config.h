@@ -95,6 +95,7 @@ struct akv_config {
     int aof_rewrite_percentage; /* auto rewrite past this growth, 0 = off (default 100) */
     unsigned long long
         aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
+    int aof_use_rdb_preamble; /* rewrites start the file with a snapshot preamble (default 1) */
     int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
     int slowlog_max_len;     /* entries kept; default 128 */
     int latency_monitor_threshold; /* ms; LATENCY records commands this slow; 0 = off (default) */

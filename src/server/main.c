@@ -343,6 +343,7 @@ int main(int argc, char **argv)
             .fsync = cfg.appendfsync,
             .rewrite_percentage = &cfg.aof_rewrite_percentage,
             .rewrite_min_size = &cfg.aof_rewrite_min_size,
+            .preamble = &cfg.aof_use_rdb_preamble,
         };
         rc = akv_persist_begin(&persist, &loop, dbs, ndbs, &po, err, sizeof(err));
         if (rc < 0) {

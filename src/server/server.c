@@ -803,6 +803,7 @@ static int apply_appendonly(struct akv_cmd_env *env, char *err, size_t errlen)
             .fsync = cfg->appendfsync,
             .rewrite_percentage = &cfg->aof_rewrite_percentage,
             .rewrite_min_size = &cfg->aof_rewrite_min_size,
+            .preamble = &cfg->aof_use_rdb_preamble,
             .create = 1,
         };
         rc = akv_persist_begin(&p, s->loop, env->dbs, env->ndbs, &po, why, sizeof(why));

@@ -1147,14 +1147,19 @@ def test_expiry_survives_restart(env):
     assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
     wait_rewrite(c, 1)
     counts = check_aof(d2.aof)
-    assert counts == {"records": 8, "SET": 8, "DEL": 0, "FLUSHALL": 0, "FLUSHDB": 0,
+    assert counts == {"records": 0, "SET": 0, "DEL": 0, "FLUSHALL": 0, "FLUSHDB": 0,
                       "SWAPDB": 0, "MULTI": 0}, counts
+    # The rewrite's snapshot preamble (aof-use-rdb-preamble) holds the 8
+    # entries, times included: its begin and end records and a chunk for
+    # each of the two databases.
+    r = run_tool([check_tool(), d2.aof])
+    assert "8 entries (0 payloads, 6 with an expiry time) in 2 chunks" in r.stdout, r.stdout
     c.close()
     kill9(d2)
     time.sleep(max(0.0, (pexp["hello"] - now_ms()) / 1000.0 + 0.1))
     d3 = restart(env, d2)
-    assert re.search(r"replayed 8 records .*: 7 entries, 1 dropped as expired", d3.text()), \
-        d3.text()
+    assert re.search(r"replayed 4 records .*: 7 entries, 1 dropped as expired; 7 entries from a "
+                     r"snapshot preamble", d3.text()), d3.text()
     c = d3.client()
     for k in keys:
         want = -2 if k == "ball" else pexp[k]
@@ -1317,7 +1322,11 @@ def test_databases_in_the_aof(env):
     wait_rewrite(c, 1)
     n = sum(len(v) for v in want.values())
     counts = check_aof(d2.aof)
-    assert counts["records"] == n and counts["SET"] == n and counts["SWAPDB"] == 0, counts
+    # The rewrite's snapshot preamble holds the entries (aof-use-rdb-preamble).
+    assert counts["records"] == 0 and counts["SWAPDB"] == 0, counts
+    r = run_tool([check_tool(), d2.aof])
+    m = re.search(r"snapshot preamble \(offsets \d+ to \d+\): (\d+) entries", r.stdout)
+    assert m and int(m.group(1)) == n, r.stdout
     c.close()
     d2.check_clean_exit()
     d3 = restart(env, d2)

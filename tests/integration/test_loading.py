@@ -8,7 +8,8 @@ dataset in memory", INFO shows loading:1 with the progress, another
 client's commands are answered within a few ms (the worst gap is printed as
 a "figures:" line; also while a 64 MB MULTI record is checked), READY=1 goes to the service manager only at the end,
 a SIGTERM or SHUTDOWN during the replay leaves the file byte for byte as it
-was, and a damaged file still stops the daemon with exit status 1. The AOFs
+was, and a damaged file still stops the daemon with exit status 1; the same
+for the file rewritten with a snapshot preamble. The AOFs
 are written here in the record format of src/persist/aof.h (PUT records of
 two-word keys over the synthetic vocabulary), big enough that the replay
 takes well over a second.
@@ -357,6 +358,65 @@ def test_stop_while_loading(env):
         assert "replay abandoned" in t, t
         assert "cutting it off" not in t and "ready:" not in t, t
         assert digest(aof) == before, how
+
+
+@akvtest.test("loading")
+def test_preamble_loads_in_slices(env):
+    """The big file rewritten with a snapshot preamble (aof-use-rdb-preamble
+    yes, the default) loads as the records do: -LOADING meanwhile, INFO's
+    loading_* fields moving, another client answered within a few ms, the
+    same data at the end; and faster than the records."""
+    datadir, sample = big_dir(env, "preamble")
+    d = start_loading(env, datadir)
+    c = d.client()
+    wait_loaded(c)
+    records_ms = float(re.findall(r"replayed \d+ records .*? in ([\d.]+) ms", d.text())[-1])
+    assert c.cmd("BGREWRITEAOF") == "Background append only file rewriting started"
+    deadline = time.monotonic() + 120
+    while info_fields(c, "persistence")["aof_rewrites"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    c.close()
+    stop_clean(d)
+    path = os.path.join(datadir, "appendonly.aof")
+    with open(path, "rb") as f:
+        assert f.read(18)[17] == 10  # the first record is a SNAPBEGIN
+    size = os.path.getsize(path)
+
+    t0 = time.monotonic()
+    d = start_loading(env, datadir)
+    c = d.client()
+    pinger = Pinger(d.port)
+    pinger.start()
+    try:
+        r = c.cmd("GET", "w0001 w0000")
+        assert is_err(r) and r.args[0] == LOADING, r
+        f = info_fields(c, "persistence")
+        assert f["loading"] == "1" and int(f["loading_total_bytes"]) == size, f
+        assert 0 <= int(f["loading_loaded_bytes"]) < size, f
+        time.sleep(0.05)
+        f2 = info_fields(c, "persistence")
+        if f2["loading"] == "1":
+            assert int(f2["loading_loaded_bytes"]) > int(f["loading_loaded_bytes"]), (f, f2)
+        wait_loaded(c)
+        load_s = time.monotonic() - t0
+    finally:
+        pinger.finish()
+    assert any(LOADING in r for r in pinger.replies), pinger.replies
+    limit = 0.25 if akvtest.daemon_is_instrumented() else 0.05
+    assert pinger.worst < limit, pinger.worst
+    preamble_ms = float(re.findall(r"replayed \d+ records .*? in ([\d.]+) ms", d.text())[-1])
+    assert "; %d entries from a snapshot preamble" % BIG_RECORDS in d.text(), d.text()[-2000:]
+    print("figures: %d entries from a snapshot preamble in %.2f s (the records: %.2f s) with "
+          "clients connected; worst PING answer %.1f ms over %d PINGs"
+          % (BIG_RECORDS, preamble_ms / 1000, records_ms / 1000, pinger.worst * 1000, pinger.n))
+    for k, v in sample.items():
+        assert c.cmd("GET", k) == v, k
+    in_db1 = BIG_RECORDS // 1000
+    assert c.cmd("DBSIZE") == BIG_RECORDS - in_db1
+    c.close()
+    assert load_s < 120
+    stop_clean(d)
 
 
 @akvtest.test("loading")

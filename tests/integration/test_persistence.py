@@ -305,7 +305,7 @@ def test_kill9_during_rewrite(env):
     c.close()
     clean_stop(d3)
     r = run_tool([check_tool(), d3.aof])
-    assert r.returncode == 0, r
+    assert r.returncode == 0 and "snapshot preamble" in r.stdout, r
 
 
 @akvtest.test("persistence")
@@ -474,10 +474,17 @@ def test_vocabulary_change_keeps_text(env):
     wait_info(c, lambda f: f["aof_rewrites"] == "1", what="the rewrite")
     c.close()
     clean_stop(d2)
+    # The rewrite: the two served entries in the snapshot preamble (written
+    # for fewer.akv), the two text-only ones as records after it.
     r = run_tool([check_tool(), d2.aof])
-    assert r.returncode == 0 and "4 good records (4 SET" in r.stdout, r
+    assert r.returncode == 0 and "2 good records (2 SET" in r.stdout, r
+    assert "snapshot preamble" in r.stdout and "2 entries (0 payloads, 0 with an expiry time) in 1 chunks" in r.stdout, r
 
+    # Other vectors than the preamble's: its entries are embedded again
+    # from their text.
     d3 = pstart(env, datadir=d.datadir)
+    assert "written for other vectors" in d3.text(), d3.text()
+    assert "; 2 entries from a snapshot preamble, embedded again" in d3.text(), d3.text()
     c = d3.client()
     assert all_entries(c) == {"king": "queen", "cat": "animal", "hello king": "world",
                               "w0001": "w0003"}

@@ -2375,7 +2375,7 @@ static void aof_open(uv_loop_t *loop, struct akv_store **d)
 {
     static int pct = 0;
     static unsigned long long min_size = 0;
-    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0};
+    struct akv_persist_opts o = {aof_dir, "appendonly.aof", AKV_FSYNC_NO, &pct, &min_size, 0, NULL};
     char err[512] = "";
     int rc = akv_persist_open(&env.persist, loop, d, NDBS, &o, err, sizeof(err));
 

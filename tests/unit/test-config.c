@@ -764,6 +764,7 @@ START_TEST(test_names)
                                          "appendfsync",
                                          "auto-aof-rewrite-percentage",
                                          "auto-aof-rewrite-min-size",
+                                         "aof-use-rdb-preamble",
                                          "slowlog-log-slower-than",
                                          "slowlog-max-len",
                                          "latency-monitor-threshold"};

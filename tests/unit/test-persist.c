@@ -2162,6 +2162,80 @@ START_TEST(test_rewrite_dbs_and_expiry)
 }
 END_TEST
 
+/* aof-use-rdb-preamble: the rewrite writes a preamble (SNAPBEGIN, chunks of
+ * at most 256 entries of one database, a chunk of its own for an entry
+ * larger than the rewrite's buffer, SNAPEND), the records logged after it
+ * follow, and a replay in slices of no time at all (one chunk a slice)
+ * gives the same databases, expiry times included. */
+START_TEST(test_rewrite_preamble)
+{
+    static int on = 1;
+    struct parsed *ps;
+    struct akv_store *old[NDB];
+    size_t counts[AKV_AOF_TYPES] = {0}, steps = 0;
+    uint64_t later;
+    char key[32], val[64], err[512] = "";
+    char *big;
+    int rc;
+
+    fx_begin_dbs(3);
+    F.opts.preamble = &on;
+    later = F.clock + 3600000;
+    fx_open_dbs();
+    for (int i = 0; i < 600; i++) {
+        snprintf(key, sizeof key, "w%d w%d", i % 200, i / 200 + 1);
+        snprintf(val, sizeof val, "w%d w%d w%d w%d", i % 200, i * 7 % 200, i * 3 % 200,
+                 i * 11 % 200);
+        d_put(i % 3 == 0 ? 1 : 0, key, val, i % 5 == 0 ? later + (uint64_t)i : 0);
+    }
+    big = malloc(AKV_STORE_VALUE_MAX);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', AKV_STORE_VALUE_MAX);
+    big[7] = '\0';
+    ck_assert_int_eq(akv_persist_reserve(F.p, AKV_AOF_PUT, 2, AKV_STORE_VALUE_MAX), 0);
+    ck_assert_int_eq(akv_store_put_ex(F.dbs[2], "w5", 2, big, AKV_STORE_VALUE_MAX, 0,
+                                      AKV_STORE_PAYLOAD, err, sizeof(err)),
+                     0);
+    akv_persist_log_put_ex(F.p, 2, "w5", 2, big, AKV_STORE_VALUE_MAX, 0, 1);
+    free(big);
+    WAIT_UNTIL(durable_all());
+    ck_assert_int_eq(akv_persist_rewrite_start(F.p), 0);
+    WAIT_UNTIL(rewrites() == 1 && durable_all());
+    d_put(0, "w199", "w1", 0);
+    WAIT_UNTIL(durable_all());
+
+    ps = parse_file(F.path);
+    ck_assert_int_eq(ps->res.status, AKV_AOF_OK);
+    ck_assert_int_eq(ps->res.snap, 2);
+    ck_assert_uint_eq(ps->res.snap_entries, 601);
+    for (size_t i = 0; i < ps->n; i++)
+        counts[ps->r[i].type]++;
+    ck_assert_int_eq(ps->r[0].type, AKV_AOF_SNAPBEGIN);
+    /* 400 in database 0 (two chunks), 200 in 1, the payload alone in 2. */
+    ck_assert_uint_eq(counts[AKV_AOF_SNAPCHUNK], 4);
+    ck_assert_uint_eq(counts[AKV_AOF_SNAPEND], 1);
+    ck_assert_uint_eq(counts[AKV_AOF_PUT], 1);
+    ck_assert_int_eq(ps->r[ps->n - 1].type, AKV_AOF_PUT);
+    parsed_free(ps);
+
+    /* Loaded one chunk a slice. */
+    fx_close();
+    memcpy(old, F.dbs, sizeof(old));
+    dbs_create(F.dbs, F.ndbs, F.voc);
+    F.seen_appended = F.seen_handed = F.seen_durable = 0;
+    ck_assert_int_eq(akv_persist_begin(&F.p, &F.loop, F.dbs, F.ndbs, &F.opts, err, sizeof(err)), 0);
+    while ((rc = akv_persist_load(F.p, 0, err, sizeof(err))) == 1)
+        steps++;
+    ck_assert_msg(rc == 0, "%d %s", rc, err);
+    ck_assert_uint_ge(steps, 6);
+    assert_same_dbs(F.dbs, old, F.ndbs);
+    dbs_destroy(old, F.ndbs);
+    ck_assert(log_has("; 601 entries from a snapshot preamble"));
+    fx_close();
+    fx_end_dbs();
+}
+END_TEST
+
 /* Text-only entries keep their database and expiry time: through
  * SWAPDB, FLUSHDB, a rewrite, and a vocabulary that has their words. */
 START_TEST(test_parked_dbs_and_expiry)
@@ -2378,6 +2452,7 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_replay_db_out_of_range);
     tcase_add_test(tc, test_replay_expiry);
     tcase_add_test(tc, test_rewrite_dbs_and_expiry);
+    tcase_add_test(tc, test_rewrite_preamble);
     tcase_add_test(tc, test_parked_dbs_and_expiry);
     tcase_add_test(tc, test_old_format_loads);
     tcase_set_timeout(tc, 120);

@@ -1709,6 +1709,183 @@ START_TEST(test_concurrent_expiry)
 }
 END_TEST
 
+/* akv_store_put_words: a store filled from another's words (and norms, or
+ * none) in slot order holds the same entries in the same slots, bit for
+ * bit: text, words, key norms, expiry times, payloads, the value norm
+ * bound; bad words, counts, lengths and norms are refused. */
+struct copy_ctx {
+    struct akv_store *from, *to;
+    const struct akv_store_snap *snap;
+    int with_norm;
+    size_t n;
+};
+
+static int copy_block(void *arg, const struct akv_store_block *b)
+{
+    struct copy_ctx *c = arg;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *k, *v;
+        size_t kl, vl, nk, nv, slot = b->first_slot + i;
+        const uint32_t *kids, *vids;
+        char err[128];
+        if (!b->visible[i])
+            continue;
+        akv_store_entry_text(c->from, c->snap, slot, &k, &kl, &v, &vl);
+        kids = akv_store_entry_words(c->from, c->snap, slot, AKV_STORE_KEY, &nk);
+        vids = akv_store_entry_words(c->from, c->snap, slot, AKV_STORE_VALUE, &nv);
+        ck_assert_int_eq(akv_store_put_words(c->to, k, kl, v, vl, kids, nk, vids, nv,
+                                             c->with_norm ? &b->knorms[i] : NULL,
+                                             akv_store_entry_expire(c->from, c->snap, slot),
+                                             nv == 0 ? AKV_STORE_PAYLOAD : 0, err, sizeof err),
+                         0);
+        c->n++;
+    }
+    return 0;
+}
+
+static void same_stores(struct akv_store *a, struct akv_store *b)
+{
+    struct akv_store_snap sa, sb;
+
+    akv_store_snap_take(a, &sa);
+    akv_store_snap_take(b, &sb);
+    ck_assert_uint_eq(sa.nslots, sb.nslots);
+    ck_assert_uint_eq(akv_store_count(a), akv_store_count(b));
+    ck_assert(akv_store_value_norm_max(a) == akv_store_value_norm_max(b));
+    for (size_t slot = 0; slot < sa.nslots; slot++) {
+        const char *k1, *v1, *k2, *v2;
+        size_t kl1, vl1, kl2, vl2, n1, n2;
+        const uint32_t *w1, *w2;
+        akv_store_entry_text(a, &sa, slot, &k1, &kl1, &v1, &vl1);
+        akv_store_entry_text(b, &sb, slot, &k2, &kl2, &v2, &vl2);
+        ck_assert_uint_eq(kl1, kl2);
+        ck_assert_uint_eq(vl1, vl2);
+        ck_assert(memcmp(k1, k2, kl1) == 0 && memcmp(v1, v2, vl1) == 0);
+        for (int part = AKV_STORE_KEY; part <= AKV_STORE_VALUE; part++) {
+            w1 = akv_store_entry_words(a, &sa, slot, (enum akv_store_part)part, &n1);
+            w2 = akv_store_entry_words(b, &sb, slot, (enum akv_store_part)part, &n2);
+            ck_assert_uint_eq(n1, n2);
+            ck_assert(n1 == 0 || memcmp(w1, w2, n1 * sizeof *w1) == 0);
+        }
+        ck_assert_uint_eq(akv_store_entry_expire(a, &sa, slot),
+                          akv_store_entry_expire(b, &sb, slot));
+        ck_assert_int_eq(akv_store_entry_payload(a, &sa, slot),
+                         akv_store_entry_payload(b, &sb, slot));
+    }
+    akv_store_snap_release(a, &sa);
+    akv_store_snap_release(b, &sb);
+}
+
+struct norms_ctx {
+    double *out;
+    size_t n;
+};
+
+static int norms_block(void *arg, const struct akv_store_block *b)
+{
+    struct norms_ctx *c = arg;
+
+    for (size_t i = 0; i < b->n; i++)
+        if (b->visible[i])
+            c->out[c->n++] = b->knorms[i];
+    return 0;
+}
+
+static size_t all_norms(struct akv_store *s, double *out)
+{
+    struct akv_store_snap snap;
+    struct norms_ctx c = {out, 0};
+
+    akv_store_snap_take(s, &snap);
+    akv_store_scan(s, &snap, norms_block, &c);
+    akv_store_snap_release(s, &snap);
+    return c.n;
+}
+
+START_TEST(test_put_words)
+{
+    static const char *const kv[][2] = {
+        {"w1", "w2"},
+        {"w3 w4", "w5 w6 w7"},
+        {"w11 w12 w13 w14 w15", "w16"},
+        {"W17", "w18"},
+    };
+    struct akv_store *a, *b, *c;
+    struct akv_store_snap snap;
+    struct copy_ctx cc;
+    double na[16], nb[16];
+    char err[256];
+    uint32_t ids[2] = {1, 2}, bad[1] = {2000};
+    double nan = NAN, neg = -1.0, one = 1.0;
+
+    ck_assert_int_eq(akv_store_create(&a, voc), 0);
+    ck_assert_int_eq(akv_store_create(&b, voc), 0);
+    ck_assert_int_eq(akv_store_create(&c, voc), 0);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        ck_assert_int_eq(set(a, kv[i][0], kv[i][1]), 0);
+    ck_assert_int_eq(
+        akv_store_put_ex(a, "w30 w31", 7, "\0bytes\r\n", 8, 0, AKV_STORE_PAYLOAD, err, sizeof err),
+        0);
+    ck_assert_int_eq(akv_store_put(a, "w40", 3, "w41 w42", 7, 4000000000000ull, err, sizeof err),
+                     0);
+
+    akv_store_snap_take(a, &snap);
+    cc = (struct copy_ctx){a, b, &snap, 1, 0};
+    ck_assert_int_eq(akv_store_scan(a, &snap, copy_block, &cc), 0);
+    cc = (struct copy_ctx){a, c, &snap, 0, 0};
+    ck_assert_int_eq(akv_store_scan(a, &snap, copy_block, &cc), 0);
+    akv_store_snap_release(a, &snap);
+    ck_assert_uint_eq(cc.n, 6);
+    same_stores(a, b);
+    same_stores(a, c);
+    /* The norms given and the norms computed are the same bits. */
+    ck_assert_uint_eq(all_norms(a, na), 6);
+    ck_assert_uint_eq(all_norms(b, nb), 6);
+    ck_assert(memcmp(na, nb, 6 * sizeof(double)) == 0);
+    ck_assert_uint_eq(all_norms(c, nb), 6);
+    ck_assert(memcmp(na, nb, 6 * sizeof(double)) == 0);
+    ck_assert(get_is(b, "W17", "w18"));
+    ck_assert(get_is(b, "w3 w4", "w5 w6 w7"));
+
+    /* Refused. */
+#define REFUSED(call, why)                                                                         \
+    do {                                                                                           \
+        ck_assert_int_eq(call, -EINVAL);                                                           \
+        ck_assert_str_eq(err, why);                                                                \
+    } while (0)
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, bad, 1, ids, 1, NULL, 0, 0, err, sizeof err),
+            "word id out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 1, bad, 1, NULL, 0, 0, err, sizeof err),
+            "word id out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 0, ids, 1, NULL, 0, 0, err, sizeof err),
+            "word count out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 65, ids, 1, NULL, 0, 0, err, sizeof err),
+            "word count out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 1, ids, 0, NULL, 0, 0, err, sizeof err),
+            "word count out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 1, ids, 1, NULL, 0, AKV_STORE_PAYLOAD, err,
+                                sizeof err),
+            "word count out of range");
+    REFUSED(akv_store_put_words(b, "k", 0, "v", 1, ids, 1, ids, 1, NULL, 0, 0, err, sizeof err),
+            "key length out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 0, ids, 1, ids, 1, NULL, 0, 0, err, sizeof err),
+            "value length out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 1, ids, 1, &nan, 0, 0, err, sizeof err),
+            "key norm out of range");
+    REFUSED(akv_store_put_words(b, "k", 1, "v", 1, ids, 1, ids, 1, &neg, 0, 0, err, sizeof err),
+            "key norm out of range");
+#undef REFUSED
+    ck_assert_uint_eq(akv_store_count(b), 6);
+    ck_assert_int_eq(
+        akv_store_put_words(b, "k", 1, "v", 1, ids, 2, ids, 1, &one, 0, 0, err, sizeof err), 0);
+    ck_assert(get_is(b, "k", "v"));
+    akv_store_destroy(a);
+    akv_store_destroy(b);
+    akv_store_destroy(c);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1734,6 +1911,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_expiry_clock);
     tcase_add_test(tc, test_expire_set_copy);
     tcase_add_test(tc, test_payload_values);
+    tcase_add_test(tc, test_put_words);
     tcase_add_test(tc, test_expiry_heap_model);
     tcase_add_test(tc, test_concurrent_hammer);
     tcase_add_test(tc, test_concurrent_expiry);
