@@ -80,8 +80,8 @@ static void accumulate_avx2(double *rs, size_t nq, const float *mat, uint32_t di
                 for (size_t j = 0; j < jn; j++) {
                     __m256d wv = _mm256_set1_pd(w[(j0 + j) * nq + b]);
                     for (size_t c = 0; c < nc; c++)
-                        a[c] = _mm256_fmadd_pd(wv, _mm256_loadu_pd(buf + j * pad + d + 4 * c),
-                                               a[c]);
+                        a[c] =
+                            _mm256_fmadd_pd(wv, _mm256_loadu_pd(buf + j * pad + d + 4 * c), a[c]);
                 }
                 for (size_t c = 0; c < nc; c++)
                     _mm256_storeu_pd(r + d + 4 * c, a[c]);

@@ -75,7 +75,7 @@ extern const struct akv_attn_kernels akv_attn_kernels_avx512;
 
 #ifdef AKV_ATTN_KERNEL_BODIES
 
-#define PREFETCH_AHEAD 4 /* rows; a row is a few cache lines */
+#define PREFETCH_AHEAD 12   /* rows; a row is a few cache lines */
 #define ROWBUF_DOUBLES 4096 /* a stack buffer of rows in double: 32 KB, at least one row */
 
 typedef double v4d __attribute__((vector_size(32)));

@@ -90,16 +90,16 @@
 #include "engine/attn-kernels.h"
 #include "engine/fixsum.h"
 
-#define SUB_DOUBLES 2048 /* scores of entries x queries handled at a time */
-#define WORD_BATCH 512 /* word ids handed to a kernel at a time */
-#define PREFETCH_ENTRIES 48 /* how far ahead the entry pass asks for table lines */
-#define ATTN_BATCH_MAX 16   /* queries sharing one pass over the store */
+#define SUB_DOUBLES 2048                  /* scores of entries x queries handled at a time */
+#define WORD_BATCH 512                    /* word ids handed to a kernel at a time */
+#define PREFETCH_ENTRIES 48               /* how far ahead the entry pass asks for table lines */
+#define ATTN_BATCH_MAX 16                 /* queries sharing one pass over the store */
 #define ATTN_TABLE_MAX ((size_t)48 << 20) /* bytes of key scores a batch may keep */
-#define VCHUNK 4096 /* the id range of the value words of a partial blend */
-#define SHIFT_GAP 16.0   /* the most c may exceed the largest score */
-#define PARTS_MAX 8      /* threads sharing one call */
-#define PAR_MIN_WORDS 8192   /* fewer words than this: phases 1 and 3 alone */
-#define PAR_MIN_SLOTS 16384  /* fewer slots than this: phase 2 alone */
+#define VCHUNK 4096                       /* the id range of the value words of a partial blend */
+#define SHIFT_GAP 16.0                    /* the most c may exceed the largest score */
+#define PARTS_MAX 8                       /* threads sharing one call */
+#define PAR_MIN_WORDS 8192                /* fewer words than this: phases 1 and 3 alone */
+#define PAR_MIN_SLOTS 16384               /* fewer slots than this: phase 2 alone */
 
 #if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__)
 #define AKV_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -257,17 +257,17 @@ static void why_offer(const struct akv_store *s, const struct akv_store_snap *sn
 struct attn_q {
     const double *q; /* the query in double, padded (AKV_ATTN_PAD) */
     enum akv_attn_mode mode;
-    double inv_qnorm_tau; /* cosine: 1 / (|q| tau) */
-    double dot_tau;       /* dot: the scores are divided by it (1: left as they are) */
-    double cos_bound;     /* cosine: 1 / tau, the largest score there can be */
-    double ce, cp;        /* the shifts of the embedded and the payload weights */
+    double inv_qnorm_tau;       /* cosine: 1 / (|q| tau) */
+    double dot_tau;             /* dot: the scores are divided by it (1: left as they are) */
+    double cos_bound;           /* cosine: 1 / tau, the largest score there can be */
+    double ce, cp;              /* the shifts of the embedded and the payload weights */
     struct akv_attn_score *out; /* every visible entry's score (FGET), or NULL */
     size_t out_cap;
 };
 
 /* One query's sums in one part. */
 struct attn_qsum {
-    akv_fix z, zp;    /* sum of exp(s - ce) (embedded), of exp(s - cp) (payloads) */
+    akv_fix z, zp;  /* sum of exp(s - ce) (embedded), of exp(s - cp) (payloads) */
     double me, mp;  /* the largest embedded and payload scores */
     size_t blended; /* embedded entries attended */
     size_t nout;
@@ -279,8 +279,8 @@ struct attn_state;
 /* What one thread adds up in phase 2. */
 struct attn_part {
     struct attn_state *st;
-    akv_fix *w;        /* W_u: by vocabulary id (unslotted) or slot * nq + b */
-    double *blocks;  /* SUB_DOUBLES scores, then SUB_DOUBLES weights */
+    akv_fix *w;     /* W_u: by vocabulary id (unslotted) or slot * nq + b */
+    double *blocks; /* SUB_DOUBLES scores, then SUB_DOUBLES weights */
     struct attn_qsum qs[ATTN_BATCH_MAX];
     size_t attended;
     size_t seen, claimed; /* the blocks passed and the one to do next (shared pass) */
@@ -297,8 +297,8 @@ struct attn_state {
     uint32_t sink; /* the word count, which vocab.h keeps below
                     * AKV_STORE_NO_WORD: stands for "no word" */
     int slotted;
-    int blend;     /* some job wants r: weigh the value words */
-    size_t nq;     /* queries in the current batch */
+    int blend;                   /* some job wants r: weigh the value words */
+    size_t nq;                   /* queries in the current batch */
     uint8_t act[ATTN_BATCH_MAX]; /* the queries phase 2 computes (a second pass: some) */
     size_t nact;
     struct attn_q *qs;
@@ -308,12 +308,12 @@ struct attn_state {
     size_t nk;
     size_t nmask;            /* 64-bit words in each bitmap */
     uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
-    uint32_t *vw; /* the value words in id order (a superset of those in use) */
+    uint32_t *vw;            /* the value words in id order (a superset of those in use) */
     size_t nvw;
     size_t *vchunk; /* chunk c of phase 3: vw[vchunk[c] .. vchunk[c + 1]) */
     size_t nvchunks;
     double *partial; /* phase 3: each chunk's r_b, nq * pad a chunk */
-    akv_fix *zpart;    /* phase 3: each chunk's sum of W_u, nq a chunk */
+    akv_fix *zpart;  /* phase 3: each chunk's sum of W_u, nq a chunk */
     double *wdense;  /* phase 3: per part, WORD_BATCH * nq weights */
     struct attn_part *parts;
     unsigned nparts; /* parts phase 2 may use */
@@ -453,9 +453,9 @@ static void sub_weights(struct attn_part *pt, size_t b, size_t nq,
  * SUB_DOUBLES / nq entries at a time so that their scores and weights
  * (entry-major) stay in the L1 cache (slotted and nq are constants where
  * this is inlined, so the unslotted form of one query loses nothing). */
-static inline __attribute__((always_inline)) int
-attn_block_body(struct attn_part *pt, int slotted, size_t nq, int all,
-                const struct akv_store_block *b)
+static inline __attribute__((always_inline)) int attn_block_body(struct attn_part *pt, int slotted,
+                                                                 size_t nq, int all,
+                                                                 const struct akv_store_block *b)
 {
     struct attn_state *st = pt->st;
     const double *restrict ks = st->kscore;
@@ -577,8 +577,7 @@ static int attn_block_one(struct attn_part *pt, const struct akv_store_block *b)
 /* Built for each instruction set (the compiler vectorizes the loops over
  * the queries; none contracts, so all give the same bits), the usual batch
  * of 16 with its loops unrolled. */
-AKV_ATTN_CLONES static int attn_block_slotted(struct attn_part *pt,
-                                              const struct akv_store_block *b)
+AKV_ATTN_CLONES static int attn_block_slotted(struct attn_part *pt, const struct akv_store_block *b)
 {
     size_t nq = pt->st->nq;
 
@@ -716,6 +715,8 @@ static int big_grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+enum { BUF_KW, BUF_VW, BUF_VCHUNK, BUF_PARTIAL, BUF_ZPART, BUF_Q, SCRATCH_BUFS };
+
 /* Per-thread scratch. Allocating and clearing the tables for every query
  * cost more than the attention itself on a 1,000-entry store, so each
  * thread keeps its own, and a call leaves it as it found it: every W_u it
@@ -725,18 +726,21 @@ static int big_grow(void **p, size_t *cap, size_t need, size_t elem)
  * them). Freed when the thread exits. */
 struct attn_scratch {
     size_t nwords;
-    double *kscore;  /* unslotted key scores, nwords + 1 */
-    uint64_t *kused; /* nmask, 0 between calls */
-    uint32_t *slots; /* kslot, vslot (nwords + 1 each, 0 between calls) */
-    akv_fix *w[PARTS_MAX];          /* unslotted W_u of each part (nwords + 1, 0 between calls) */
-    uint64_t *vmask;              /* the value word set, nmask (0 between calls) */
-    double *blocks[PARTS_MAX];    /* 2 * SUB_DOUBLES each */
-    akv_fix *wslot;                 /* slotted W_u (0 between calls) */
-    size_t wslot_cap;             /* its entries */
-    double *kslotted;             /* slotted key scores */
-    size_t kslotted_cap;          /* its entries */
-    double *wdense;               /* PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX */
-    size_t bytes;                 /* what this holds, as counted in scratch_total */
+    double *kscore;            /* unslotted key scores, nwords + 1 */
+    uint64_t *kused;           /* nmask, 0 between calls */
+    uint32_t *slots;           /* kslot, vslot (nwords + 1 each, 0 between calls) */
+    akv_fix *w[PARTS_MAX];     /* unslotted W_u of each part (nwords + 1, 0 between calls) */
+    uint64_t *vmask;           /* the value word set, nmask (0 between calls) */
+    double *blocks[PARTS_MAX]; /* 2 * SUB_DOUBLES each */
+    akv_fix *wslot;            /* slotted W_u (0 between calls) */
+    size_t wslot_cap;          /* its entries */
+    double *kslotted;          /* slotted key scores */
+    size_t kslotted_cap;       /* its entries */
+    double *wdense;            /* PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX */
+    void *buf[SCRATCH_BUFS];   /* a call's other arrays (kept: a fresh large malloc
+                                * costs its page faults on every call) */
+    size_t buf_cap[SCRATCH_BUFS];
+    size_t bytes; /* what this holds, as counted in scratch_total */
 };
 
 static pthread_key_t scratch_key;
@@ -772,6 +776,8 @@ static void scratch_free(void *p)
     big_free(sc->wslot, sc->wslot_cap * sizeof *sc->wslot);
     big_free(sc->kslotted, sc->kslotted_cap * sizeof *sc->kslotted);
     free(sc->wdense);
+    for (int i = 0; i < SCRATCH_BUFS; i++)
+        free(sc->buf[i]);
     atomic_fetch_sub_explicit(&scratch_total, sc->bytes, memory_order_relaxed);
     free(sc);
 }
@@ -832,12 +838,31 @@ static struct attn_scratch *scratch_get(size_t nwords)
                           2 * nmask * sizeof *sc->kused +
                           (size_t)PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX * sizeof *sc->wdense);
     if (sc->kscore == NULL || sc->kused == NULL || sc->vmask == NULL || sc->slots == NULL ||
-        sc->wdense == NULL ||
-        scratch_part(sc, 0) < 0 || pthread_setspecific(scratch_key, sc) != 0) {
+        sc->wdense == NULL || scratch_part(sc, 0) < 0 ||
+        pthread_setspecific(scratch_key, sc) != 0) {
         scratch_free(sc);
         return NULL;
     }
     return sc;
+}
+
+/* Scratch array i with room for at least bytes (its content lost); NULL
+ * without memory. */
+static void *scratch_buf(struct attn_scratch *sc, int i, size_t bytes)
+{
+    if (bytes > sc->buf_cap[i]) {
+        size_t cap = bytes + bytes / 4;
+        void *p = malloc(cap);
+        if (p == NULL)
+            return NULL;
+        free(sc->buf[i]);
+        sc->bytes -= sc->buf_cap[i];
+        atomic_fetch_sub_explicit(&scratch_total, sc->buf_cap[i], memory_order_relaxed);
+        scratch_count(sc, cap);
+        sc->buf[i] = p;
+        sc->buf_cap[i] = cap;
+    }
+    return sc->buf[i];
 }
 
 /* Slotted: the W_u table grown to hold at least slots * nq entries, the
@@ -909,8 +934,8 @@ static int value_words(struct attn_state *st, struct attn_scratch *sc)
     for (size_t i = 0; i < st->nmask; i++)
         n += (size_t)__builtin_popcountll(sc->vmask[i]);
     st->nvchunks = (st->sink + VCHUNK - 1) / VCHUNK;
-    st->vw = malloc((n ? n : 1) * sizeof *st->vw);
-    st->vchunk = malloc((st->nvchunks + 1) * sizeof *st->vchunk);
+    st->vw = scratch_buf(sc, BUF_VW, (n ? n : 1) * sizeof *st->vw);
+    st->vchunk = scratch_buf(sc, BUF_VCHUNK, (st->nvchunks + 1) * sizeof *st->vchunk);
     if (st->vw == NULL || st->vchunk == NULL) {
         memset(sc->vmask, 0, st->nmask * sizeof *sc->vmask);
         return -ENOMEM;
@@ -971,7 +996,7 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
     struct attn_q qs[ATTN_BATCH_MAX];
     struct attn_part parts[PARTS_MAX];
     struct akv_why *whys = NULL; /* the heaps of parts other than the first */
-    double *qd = calloc(nq * pad, sizeof *qd);
+    double *qd = scratch_buf(sc, BUF_Q, nq * pad * sizeof *qd);
     unsigned nh = st->par != NULL ? st->par->nhelpers : 0, np = 1;
     int scores_wanted = 0, w_zeroed = 0;
     long attended = -ENOMEM;
@@ -987,6 +1012,7 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
     memset(parts, 0, sizeof parts);
     if (qd == NULL)
         goto out;
+    memset(qd, 0, nq * pad * sizeof *qd); /* the padding stays 0 */
     for (size_t b = 0; b < nq; b++) {
         struct attn_q *aq = &qs[b];
         double *q = qd + b * pad, qq = 0, tau = jobs[b].tau > 0 ? jobs[b].tau : 1.0;
@@ -1093,8 +1119,9 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
     /* Phase 3. */
     if (attended > 0 && st->blend) {
         nchunks = st->nvchunks;
-        st->partial = malloc((nchunks ? nchunks : 1) * nq * pad * sizeof *st->partial);
-        st->zpart = malloc((nchunks ? nchunks : 1) * nq * sizeof *st->zpart);
+        st->partial =
+            scratch_buf(sc, BUF_PARTIAL, (nchunks ? nchunks : 1) * nq * pad * sizeof *st->partial);
+        st->zpart = scratch_buf(sc, BUF_ZPART, (nchunks ? nchunks : 1) * nq * sizeof *st->zpart);
         if (st->partial == NULL || st->zpart == NULL)
             goto fail;
         st->wdense = sc->wdense;
@@ -1153,10 +1180,7 @@ reset:
     if (!w_zeroed && st->blend)
         reset_weights(st);
 out:
-    free(st->partial);
-    free(st->zpart);
     free(whys);
-    free(qd);
     return attended;
 }
 
@@ -1202,7 +1226,7 @@ long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_sna
     akv_store_key_words(s, snap, st->kused);
     for (size_t i = 0; i < nmask; i++)
         st->nk += (size_t)__builtin_popcountll(st->kused[i]);
-    st->kw = malloc((st->nk ? st->nk : 1) * sizeof *st->kw);
+    st->kw = scratch_buf(sc, BUF_KW, (st->nk ? st->nk : 1) * sizeof *st->kw);
     if (st->kw == NULL)
         goto reset;
     st->nk = 0;
@@ -1270,11 +1294,6 @@ out:
             jobs[b].nscores = 0;
             memset(jobs[b].r, 0, dim * sizeof *jobs[b].r);
         }
-    if (st != NULL) {
-        free(st->kw);
-        free(st->vw);
-        free(st->vchunk);
-    }
     free(st);
     return attended;
 }

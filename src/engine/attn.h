@@ -57,9 +57,8 @@ struct akv_attn_job {
 /* akv_attn_run for n queries on one snapshot, in a shared pass over the
  * store (each key and value row read once for up to 16 queries). Every job
  * gets the same bits akv_attn_run would give it alone, and the same bits
- * for the same content of the store, whatever its history (src/engine/attn.c). Returns the number of
- * entries attended to (the same for all), or -ENOMEM (then every r is
- * zero and nwhy 0). */
+ * for the same content of the store, whatever its history (src/engine/attn.c). Returns the number
+ * of entries attended to (the same for all), or -ENOMEM (then every r is zero and nwhy 0). */
 long akv_attn_run_many(const struct akv_store *s, const struct akv_store_snap *snap,
                        struct akv_attn_job *jobs, size_t n);
 

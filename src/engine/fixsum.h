@@ -19,8 +19,8 @@ __extension__ typedef unsigned __int128 akv_fix;
  * store forwarding). */
 static inline void akv_fix_split(double t, uint64_t *lo, uint64_t *hi)
 {
-    double a = t * 0x1p50;                          /* exact */
-    int64_t h = (int64_t)a;                         /* < 2^51 */
+    double a = t * 0x1p50;                           /* exact */
+    int64_t h = (int64_t)a;                          /* < 2^51 */
     int64_t r = (int64_t)((a - (double)h) * 0x1p50); /* both steps exact; < 2^50 */
 
     *lo = (uint64_t)h << 50 | (uint64_t)r;

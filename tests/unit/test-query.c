@@ -8,6 +8,7 @@
 #include "runsuite.h"
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -973,6 +974,222 @@ START_TEST(test_attention_kernels_agree)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Same content, same bits (src/engine/attn.c): two stores holding the same
+ * entries after different histories (other keys set and deleted, entries
+ * set in another order, overwritten and set back, so that every entry sits
+ * in another slot) answer QUERY, EXPLAIN and FGET with the same bits, alone,
+ * in batches and with the attention's phases shared by a second thread. */
+
+/* A second thread for every phase, as the daemon's idle workers join one. */
+struct help_arg {
+    void (*fn)(void *arg, unsigned h);
+    void *arg;
+};
+
+static void *help_main(void *p)
+{
+    struct help_arg *h = p;
+    h->fn(h->arg, 1);
+    return NULL;
+}
+
+static void par_run(void *ctx, void (*fn)(void *arg, unsigned h), void *arg, unsigned nhelpers)
+{
+    struct help_arg h = {fn, arg};
+    pthread_t t;
+    int ok = nhelpers > 0 && pthread_create(&t, NULL, help_main, &h) == 0;
+
+    (void)ctx;
+    fn(arg, 0);
+    if (ok)
+        pthread_join(t, NULL);
+}
+
+/* The answer of it on store s (snapshot snap), alone or with par, with the
+ * key (EXPLAIN) or value (FGET) bytes of each listed entry in texts. */
+static void history_run(struct akv_query_item *it, struct akv_query_result *res, char texts[][64],
+                        const struct akv_par *par)
+{
+    struct akv_query_batch *b;
+
+    it->res = res;
+    ck_assert_int_eq(akv_query_batch_begin_par(it, 1, 1, par, &b), 0);
+    akv_query_batch_work(b, 0);
+    akv_query_batch_end(b);
+    ck_assert_int_eq(it->rc, 0);
+    for (size_t w = 0; w < res->nwhy; w++) {
+        const char *k, *v;
+        size_t kl, vl;
+        akv_store_entry_text(it->store, it->snap, res->why[w].slot, &k, &kl, &v, &vl);
+        if (it->opts.fget)
+            k = v, kl = vl;
+        snprintf(texts[w], 64, "%.*s", (int)(kl < 63 ? kl : 63), k);
+    }
+}
+
+static void same_bits(const struct akv_query_result *a, char ta[][64],
+                      const struct akv_query_result *b, char tb[][64], int item, const char *how)
+{
+    ck_assert_uint_eq(a->attended, b->attended);
+    ck_assert_uint_eq(a->blended, b->blended);
+    ck_assert_uint_eq(a->nhits, b->nhits);
+    ck_assert_uint_eq(a->nwhy, b->nwhy);
+    for (size_t h = 0; h < a->nhits; h++) {
+        ck_assert_uint_eq(a->hits[h].id, b->hits[h].id);
+        ck_assert_msg(memcmp(&a->hits[h].score, &b->hits[h].score, sizeof(double)) == 0,
+                      "item %d (%s), hit %zu: %.17g, then %.17g", item, how, h, a->hits[h].score,
+                      b->hits[h].score);
+    }
+    for (size_t w = 0; w < a->nwhy; w++) {
+        ck_assert_str_eq(ta[w], tb[w]);
+        ck_assert_msg(memcmp(&a->why[w].weight, &b->why[w].weight, sizeof(double)) == 0 &&
+                          memcmp(&a->why[w].blend, &b->why[w].blend, sizeof(double)) == 0,
+                      "item %d (%s), entry %zu (%s): %.17g, then %.17g", item, how, w, ta[w],
+                      a->why[w].weight, b->why[w].weight);
+    }
+}
+
+START_TEST(test_same_content_same_bits)
+{
+    enum { N = 20000, JUNK = 5000, NQ = 24 };
+    uint64_t seed = 4242;
+    struct akv_vocab *voc = tu_random_vocab(3000, 24, 6.0, seed);
+    static char keys[N][64], vals[N][64], ta[AKV_EXPLAIN_MAX][64], tb[AKV_EXPLAIN_MAX][64];
+    struct akv_store *a, *b;
+    struct akv_store_snap sa, sb;
+    struct akv_query_result *ra = malloc(sizeof *ra), *rb = malloc(sizeof *rb);
+    struct akv_query_item items[NQ], it;
+    struct akv_par par = {par_run, NULL, 1};
+    float q[NQ][24];
+    char err[256], jk[64];
+    size_t n = 0;
+
+    ck_assert_int_eq(akv_store_create(&a, voc), 0);
+    ck_assert_int_eq(akv_store_create(&b, voc), 0);
+    /* a: the entries in order (every 17th a payload; every fifth value
+     * repeats an earlier one, for FGET's groups). */
+    while (n < N) {
+        random_text(&seed, 3000, 3, keys[n], sizeof keys[n]);
+        if (n % 5 == 4)
+            memcpy(vals[n], vals[n - 3], sizeof vals[n]);
+        else
+            random_text(&seed, 3000, 3, vals[n], sizeof vals[n]);
+        const char *cur;
+        size_t clen;
+        if (akv_store_get(a, keys[n], strlen(keys[n]), &cur, &clen))
+            continue; /* keys are distinct */
+        ck_assert_int_eq(akv_store_put_ex(a, keys[n], strlen(keys[n]), vals[n], strlen(vals[n]), 0,
+                                          n % 17 == 3 ? AKV_STORE_PAYLOAD : 0, err, sizeof err),
+                         0);
+        n++;
+    }
+    /* b: other keys first, the entries backwards, a third of them
+     * overwritten, the other keys deleted, then the third set back in
+     * another order: every entry in another slot. */
+    for (int j = 0; j < JUNK; j++) {
+        snprintf(jk, sizeof jk, "%.30s %.30s", keys[j], keys[N - 1 - j]);
+        ck_assert_int_eq(
+            akv_store_set(b, jk, strlen(jk), vals[j], strlen(vals[j]), err, sizeof err), 0);
+    }
+    for (size_t i = N; i-- > 0;)
+        ck_assert_int_eq(akv_store_put_ex(b, keys[i], strlen(keys[i]), vals[i], strlen(vals[i]), 0,
+                                          i % 17 == 3 ? AKV_STORE_PAYLOAD : 0, err, sizeof err),
+                         0);
+    for (size_t i = 0; i < N; i += 3)
+        ck_assert_int_eq(akv_store_set(b, keys[i], strlen(keys[i]), vals[(i + 1) % N],
+                                       strlen(vals[(i + 1) % N]), err, sizeof err),
+                         0);
+    for (int j = 0; j < JUNK; j++) {
+        snprintf(jk, sizeof jk, "%.30s %.30s", keys[j], keys[N - 1 - j]);
+        ck_assert_int_eq(akv_store_del(b, jk, strlen(jk)), 1);
+    }
+    for (size_t i = 0; i < N; i += 3) {
+        size_t j = (i * 7919) % N;
+        j -= j % 3;
+        ck_assert_int_eq(akv_store_put_ex(b, keys[j], strlen(keys[j]), vals[j], strlen(vals[j]), 0,
+                                          j % 17 == 3 ? AKV_STORE_PAYLOAD : 0, err, sizeof err),
+                         0);
+    }
+    for (size_t i = 0; i < N; i += 3) /* any the scrambled order missed */
+        ck_assert_int_eq(akv_store_put_ex(b, keys[i], strlen(keys[i]), vals[i], strlen(vals[i]), 0,
+                                          i % 17 == 3 ? AKV_STORE_PAYLOAD : 0, err, sizeof err),
+                         0);
+    ck_assert_uint_eq(akv_store_count(b), N);
+
+    akv_store_snap_take(a, &sa);
+    akv_store_snap_take(b, &sb);
+    for (int i = 0; i < NQ; i++) {
+        struct akv_query_item *x = &items[i];
+        char text[64];
+        random_text(&seed, 3000, 2, text, sizeof text);
+        ck_assert_int_eq(akv_embed_text(voc, text, strlen(text), q[i], err, sizeof err), 0);
+        memset(x, 0, sizeof *x);
+        akv_query_opts_default(&x->opts);
+        x->opts.attn = (enum akv_attn_mode)(i % 2);
+        /* tiny temperatures: weights far below the first shift */
+        x->opts.temperature = i % 4 == 1 ? 0.002 : 0.3;
+        x->opts.temperature_dot = i % 6 == 0 ? 0.05 : 1.0;
+        x->opts.explain = 12;
+        x->opts.fget = i % 5 == 2;
+        x->q = q[i];
+        x->store = a;
+        x->snap = &sa;
+    }
+    for (int i = 0; i < NQ; i++) {
+        it = items[i];
+        history_run(&it, ra, ta, NULL);
+        ck_assert_uint_eq(ra->attended, N);
+        ck_assert_uint_gt(ra->nwhy, 0);
+        it = items[i];
+        it.store = b;
+        it.snap = &sb;
+        history_run(&it, rb, tb, NULL);
+        same_bits(ra, ta, rb, tb, i, "another history");
+        it = items[i];
+        history_run(&it, rb, tb, &par);
+        same_bits(ra, ta, rb, tb, i, "with a helper thread");
+        it = items[i];
+        it.store = b;
+        it.snap = &sb;
+        history_run(&it, rb, tb, &par);
+        same_bits(ra, ta, rb, tb, i, "another history, with a helper thread");
+    }
+    /* In one batch (passes of 16 and 8), on b. */
+    {
+        static struct akv_query_result many[NQ];
+        for (int i = 0; i < NQ; i++) {
+            items[i].store = b;
+            items[i].snap = &sb;
+            items[i].res = &many[i];
+        }
+        ck_assert_int_eq(akv_query_run_many(items, NQ), 0);
+        for (int i = 0; i < NQ; i++) {
+            it = items[i];
+            it.store = a;
+            it.snap = &sa;
+            history_run(&it, ra, ta, NULL);
+            for (size_t w = 0; w < many[i].nwhy; w++) {
+                const char *k, *v;
+                size_t kl, vl;
+                akv_store_entry_text(b, &sb, many[i].why[w].slot, &k, &kl, &v, &vl);
+                if (items[i].opts.fget)
+                    k = v, kl = vl;
+                snprintf(tb[w], 64, "%.*s", (int)(kl < 63 ? kl : 63), k);
+            }
+            same_bits(ra, ta, &many[i], tb, i, "another history, in a batch");
+        }
+    }
+    akv_store_snap_release(a, &sa);
+    akv_store_snap_release(b, &sb);
+    akv_store_destroy(a);
+    akv_store_destroy(b);
+    akv_vocab_destroy(voc);
+    free(ra);
+    free(rb);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Payload values and FGET.
  */
 
@@ -1545,6 +1762,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_neighbor_lists);
     tcase_add_test(tc, test_neighbor_lists_bound);
     tcase_add_test(tc, test_attention_kernels_agree);
+    tcase_add_test(tc, test_same_content_same_bits);
     tcase_add_test(tc, test_payloads_match_reference);
     tcase_add_test(tc, test_payloads_kernels_and_batches_agree);
     tcase_add_test(tc, test_payloads_only_and_far_shifts);
