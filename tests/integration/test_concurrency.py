@@ -128,6 +128,100 @@ def test_batched_replies_match_alone(env):
 
 
 @akvtest.test("concurrency")
+def test_same_content_same_replies(env):
+    """Answers depend on the store's content only, not on its history: the
+    same 6,000 entries, reached after other keys were set and deleted, a
+    third of the entries deleted and set back in another order, and queries
+    running all the while (batches, both workers), give QUERY, EXPLAIN and
+    FGET replies equal byte for byte to those before; so does a second
+    daemon filled in the reverse order."""
+    rnd = random.Random(17)
+    entries = []
+    seen = set()
+    while len(entries) < 6000:
+        k = " ".join("w%06d" % rnd.randrange(60000) for _ in range(rnd.randint(1, 3)))
+        if k in seen:
+            continue
+        seen.add(k)
+        v = " ".join("w%06d" % rnd.randrange(60000) for _ in range(rnd.randint(1, 2)))
+        entries.append((k, v, len(entries) % 13 == 5))
+    reqs = []
+    for i in range(120):
+        w = "w%06d" % rnd.randrange(60000)
+        reqs.append([("QUERY", w, "COUNT", 8, "WITHSCORES"),
+                     ("EXPLAIN", w, "COUNT", 6, "ATTENTION", "cosine", "TEMPERATURE", "0.05"),
+                     ("FGET", w, "COUNT", 5, "WITHSCORES"),
+                     ("EXPLAIN", w, "COUNT", 6)][i % 4])
+
+    def fill(c, order):
+        for i in order:
+            k, v, payload = entries[i]
+            args = ("SET", k, v) + (("PAYLOAD",) if payload else ())
+            assert c.cmd(*args) == "OK"
+
+    def answers(c):
+        return [c.cmd(*r) for r in reqs]
+
+    d = Daemon(env.workdir, env.big_vectors(), ("--workers", "2"), name="samebits")
+    d2 = Daemon(env.workdir, env.big_vectors(), ("--workers", "2"), name="samebits2")
+    try:
+        c = d.client()
+        fill(c, range(len(entries)))
+        before = answers(c)
+        assert all(isinstance(a, list) and a for a in before), before[:4]
+
+        stop = threading.Event()
+        errors = []
+
+        def querier(t):
+            try:
+                q = d.client()
+                while not stop.is_set():
+                    for r in reqs[t::4]:
+                        assert isinstance(q.cmd(*r), list)
+                q.close()
+            except Exception:
+                errors.append(traceback.format_exc())
+
+        threads = [threading.Thread(target=querier, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        w = d.client()
+        tmp = ["w%06d w%06d w%06d" % (i, i, i) for i in range(3000)]
+        assert not seen.intersection(tmp)
+        for i, k in enumerate(tmp):
+            assert w.cmd("SET", k, "w%06d" % (i + 7)) == "OK"
+        third = list(range(0, len(entries), 3))
+        for i in third:
+            assert w.cmd("DEL", entries[i][0]) == 1
+        rnd.shuffle(third)
+        fill(w, third)
+        for k in tmp:
+            assert w.cmd("DEL", k) == 1
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors[0]
+        after = answers(c)
+        for r, a, b in zip(reqs, before, after):
+            assert a == b, (r, a, b)
+
+        c2 = d2.client()
+        fill(c2, reversed(range(len(entries))))
+        other = answers(c2)
+        for r, a, b in zip(reqs, before, other):
+            assert a == b, (r, a, b)
+        for x in (c, c2, w):
+            x.close()
+        assert d.stop() == 0
+        assert d2.stop() == 0
+    finally:
+        for x in (d, d2):
+            if x.proc.poll() is None:
+                x.proc.kill()
+
+
+@akvtest.test("concurrency")
 def test_disconnect_mid_query(env):
     c = env.daemon.client()
     for k, v in (("cat", "animal"), ("one", "number"), ("ball", "toy")):
