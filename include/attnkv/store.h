@@ -168,6 +168,9 @@ int akv_store_has_readers(const struct akv_store *s);
 
 /* Reader side (any thread holding a live snapshot). */
 uint32_t akv_store_dim(const struct akv_store *s);
+/* A number no other store of this process has had (for caches keyed by a
+ * store and its version). Any thread. */
+uint64_t akv_store_id(const struct akv_store *s);
 /* An upper bound on the norm of every value set since the store was
  * created, removed ones included (the largest norm of their words' rows,
  * from the vocabulary's stored norms, rounded up), so at least the norm of

@@ -310,7 +310,9 @@ struct attn_state {
     uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
     uint32_t *vw;            /* the value words in id order (a superset of those in use) */
     size_t nvw;
-    size_t *vchunk; /* chunk c of phase 3: vw[vchunk[c] .. vchunk[c + 1]) */
+    size_t *vchunk;        /* chunk c of phase 3: vw[vchunk[c] .. vchunk[c + 1]) */
+    struct plan_rec *plan; /* a batch's entries grouped by value word, or NULL */
+    size_t nplan;
     size_t nvchunks;
     double *partial; /* phase 3: each chunk's r_b, nq * pad a chunk */
     akv_fix *zpart;  /* phase 3: each chunk's sum of W_u, nq a chunk */
@@ -400,38 +402,52 @@ static double long_key_score(const struct attn_state *st, int slotted, size_t nq
  * scaling, the score list and the explain heap, the largest scores, the
  * payloads' sum (their scores then -infinity: weight 0 in the blend), and
  * each score less the shift, ready for the exponential. */
-static void sub_weights(struct attn_part *pt, size_t b, size_t nq,
-                        const struct akv_store_block *blk, size_t i0, size_t i1, double *sc,
-                        size_t npay)
+/* The rows of a sub-block as sub_weights reads them: from a store block, or
+ * from the records of a plan (strides in elements). */
+struct sub_rows {
+    const uint8_t *visible; /* NULL: all visible */
+    const double *knorm;    /* row j's key norm: knorm[j * kstride] */
+    size_t kstride;
+    const uint8_t *pay;   /* pay[j] 1: a payload */
+    const uint32_t *slot; /* row j's store slot: slot[j * sstride], or with slot NULL, */
+    size_t sstride;
+    size_t first_slot; /* first_slot + j */
+};
+
+static void sub_weights(struct attn_part *pt, size_t b, size_t nq, const struct sub_rows *rows,
+                        size_t cnt, double *sc, size_t npay)
 {
     struct attn_state *st = pt->st;
     const struct attn_q *aq = &st->qs[b];
     struct attn_qsum *qs = &pt->qs[b];
-    const uint8_t *visible = blk->visible;
     double me = qs->me, mp = qs->mp, ce = aq->ce;
     double ps[64], pw[64]; /* payload scores, and their weights */
     size_t np = 0;
 
-    for (size_t i = i0; i < i1; i++) {
-        double *x = &sc[(i - i0) * nq + b], v;
-        if (!visible[i])
+    for (size_t j = 0; j < cnt; j++) {
+        double *x = &sc[j * nq + b], v;
+        size_t slot;
+        if (rows->visible != NULL && !rows->visible[j])
             continue; /* -infinity already */
         v = *x;
-        if (aq->mode == AKV_ATTN_COSINE)
-            v = blk->knorms[i] > 0 ? v / blk->knorms[i] * aq->inv_qnorm_tau : 0.0;
-        else if (aq->dot_tau != 1.0)
+        slot = rows->slot != NULL ? rows->slot[j * rows->sstride] : rows->first_slot + j;
+        if (aq->mode == AKV_ATTN_COSINE) {
+            double kn = rows->knorm[j * rows->kstride];
+            v = kn > 0 ? v / kn * aq->inv_qnorm_tau : 0.0;
+        } else if (aq->dot_tau != 1.0) {
             v = v / aq->dot_tau;
+        }
         if (aq->out != NULL && qs->nout < aq->out_cap)
-            aq->out[qs->nout++] = (struct akv_attn_score){blk->first_slot + i, v};
+            aq->out[qs->nout++] = (struct akv_attn_score){slot, v};
         if (qs->why.cap > 0)
-            why_offer(st->s, st->snap, &qs->why, blk->first_slot + i, v);
-        if (npay > 0 && blk->vals[i].n == 0) {
+            why_offer(st->s, st->snap, &qs->why, slot, v);
+        if (npay > 0 && rows->pay[j]) {
             mp = v > mp ? v : mp;
             ps[np++] = v;
             if (np == sizeof ps / sizeof ps[0]) {
                 st->k->exp_block(ps, aq->cp, pw, np);
-                for (size_t j = 0; j < np; j++)
-                    qs->zp += akv_fix_from(pw[j]);
+                for (size_t m = 0; m < np; m++)
+                    qs->zp += akv_fix_from(pw[m]);
                 np = 0;
             }
             *x = -INFINITY;
@@ -464,10 +480,16 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
     uint32_t sink = st->sink;
     size_t n = b->n, sub = SUB_DOUBLES / nq, na = all ? nq : st->nact;
     const uint8_t *act = st->act;
+    /* The table lines to ask for: every query's, or (a second pass for a
+     * few queries) the first active one's. */
+    size_t q0 = all ? 0 : act[0];
+    size_t kbytes = all ? nq * sizeof *ks : sizeof *ks, wbytes = all ? nq * sizeof *pt->w : 1;
     double *restrict sc = pt->blocks, *restrict wt = pt->blocks + SUB_DOUBLES;
+    uint8_t pay[SUB_DOUBLES];
 
     for (size_t i0 = 0; i0 < n; i0 += sub) {
         size_t i1 = n - i0 < sub ? n : i0 + sub, npay = 0, nvis = 0, i;
+        struct sub_rows rows = {visible + i0, b->knorms + i0, 1, pay, NULL, 0, b->first_slot + i0};
         for (i = i0; i < i1; i++) {
             const struct akv_store_words *k = &b->keys[i];
             double *x = sc + (i - i0) * nq;
@@ -490,11 +512,11 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
                 const struct akv_store_words *ka = &b->keys[i + PREFETCH_ENTRIES];
                 uint32_t a1 = ka->id[1] < sink ? ka->id[1] : sink;
                 uint32_t a2 = ka->id[2] < sink ? ka->id[2] : sink;
-                prefetch_lines(&ks[kpos(st, slotted, nq, ka->id[0])], nq * sizeof *ks);
+                prefetch_lines(&ks[kpos(st, slotted, nq, ka->id[0]) + q0], kbytes);
                 if (a1 != sink)
-                    prefetch_lines(&ks[kpos(st, slotted, nq, a1)], nq * sizeof *ks);
+                    prefetch_lines(&ks[kpos(st, slotted, nq, a1) + q0], kbytes);
                 if (a2 != sink)
-                    prefetch_lines(&ks[kpos(st, slotted, nq, a2)], nq * sizeof *ks);
+                    prefetch_lines(&ks[kpos(st, slotted, nq, a2) + q0], kbytes);
             }
             if (!visible[i]) {
                 for (size_t a = 0; a < na; a++)
@@ -502,7 +524,8 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
                 continue;
             }
             nvis++;
-            npay += b->vals[i].n == 0;
+            pay[i - i0] = b->vals[i].n == 0;
+            npay += pay[i - i0];
             p0 = kpos(st, slotted, nq, k->id[0]);
             p1 = kpos(st, slotted, nq, k->id[1] < sink ? k->id[1] : sink);
             p2 = kpos(st, slotted, nq, k->id[2] < sink ? k->id[2] : sink);
@@ -516,7 +539,7 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
         }
         for (size_t a = 0; a < na; a++) {
             size_t q = all ? a : act[a];
-            sub_weights(pt, q, nq, b, i0, i1, sc, npay);
+            sub_weights(pt, q, nq, &rows, i1 - i0, sc, npay);
             pt->qs[q].blended += nvis - npay;
         }
         /* The shifts are in: exp(x - 0) is exp(s - c) bit for bit. */
@@ -534,7 +557,7 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
             if (st->blend && i + PREFETCH_ENTRIES < n && visible[i + PREFETCH_ENTRIES]) {
                 uint32_t u = b->vals[i + PREFETCH_ENTRIES].id[0];
                 if (u < sink)
-                    prefetch_lines(pt->w + vpos(st, slotted, nq, u), nq * sizeof *pt->w);
+                    prefetch_lines(pt->w + vpos(st, slotted, nq, u) + q0, wbytes);
             }
             if (!visible[i] || v->n == 0) /* a payload is not blended */
                 continue;
@@ -601,6 +624,171 @@ static int attn_block(void *arg, const struct akv_store_block *b)
     return st->slotted ? attn_block_slotted(pt, b) : attn_block_one(pt, b);
 }
 
+/* ---- phase 2 for a batch: the plan ----------------------------------------- */
+
+/* A visible entry as a batch's pass reads it. The plan lists the entries
+ * grouped by the slot of their value's first word (a counting sort, one
+ * pass to count and one to place), so that the weights of that word are
+ * added up in registers along a run and written once, the table read in
+ * order; only the key words' scores are fetched at random. */
+struct plan_rec {
+    uint32_t k[3];   /* the key's first three words' slots (0: none) */
+    uint32_t v0;     /* the value's first word's slot (0: a payload) */
+    uint32_t v1, v2; /* its second and third words' slots (0: none) */
+    uint32_t slot;   /* the store slot */
+    uint16_t nk, nv; /* word counts */
+    double knorm;
+};
+_Static_assert(sizeof(struct plan_rec) == 5 * sizeof(double), "sub_rows strides");
+
+struct plan_fill {
+    struct attn_state *st;
+    uint32_t *at;         /* per first value slot: the next place (counting: the count) */
+    struct plan_rec *rec; /* NULL while counting */
+    uint64_t min_expire;  /* the earliest expiry time of a listed entry (0: none) */
+};
+
+static inline uint32_t slot_or_0(const uint32_t *slots, uint32_t u, uint32_t sink)
+{
+    return u < sink ? slots[u] : 0;
+}
+
+static int plan_block(void *arg, const struct akv_store_block *b)
+{
+    struct plan_fill *pf = arg;
+    const struct attn_state *st = pf->st;
+    uint32_t sink = st->sink;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct akv_store_words *k = &b->keys[i], *v = &b->vals[i];
+        uint32_t v0;
+        struct plan_rec *r;
+        if (!b->visible[i])
+            continue;
+        v0 = v->n > 0 ? st->vslot[v->id[0]] : 0;
+        if (pf->rec == NULL) {
+            pf->at[v0 + 1]++;
+            continue;
+        }
+        r = &pf->rec[pf->at[v0]++];
+        {
+            uint64_t e = akv_store_entry_expire(st->s, st->snap, b->first_slot + i);
+            if (e != 0 && (pf->min_expire == 0 || e < pf->min_expire))
+                pf->min_expire = e;
+        }
+        r->k[0] = slot_or_0(st->kslot, k->id[0], sink);
+        r->k[1] = slot_or_0(st->kslot, k->id[1], sink);
+        r->k[2] = slot_or_0(st->kslot, k->id[2], sink);
+        r->v0 = v0;
+        r->v1 = v->n > 1 ? slot_or_0(st->vslot, v->id[1], sink) : 0;
+        r->v2 = v->n > 2 ? slot_or_0(st->vslot, v->id[2], sink) : 0;
+        r->slot = (uint32_t)(b->first_slot + i);
+        r->nk = (uint16_t)k->n;
+        r->nv = (uint16_t)v->n;
+        r->knorm = b->knorms[i];
+    }
+    return 0;
+}
+
+/* The store pass of attn_block_body on the plan's records (see there; nq
+ * and all are constants where this is inlined). */
+static inline __attribute__((always_inline)) void
+plan_body(struct attn_part *pt, size_t nq, int all, const struct plan_rec *r, size_t n)
+{
+    struct attn_state *st = pt->st;
+    const double *restrict ks = st->kscore;
+    const double *inv_n = st->inv_n;
+    size_t sub = SUB_DOUBLES / nq, na = all ? nq : st->nact;
+    const uint8_t *act = st->act;
+    size_t q0 = all ? 0 : act[0], kbytes = all ? nq * sizeof *ks : sizeof *ks;
+    double *restrict sc = pt->blocks, *restrict wt = pt->blocks + SUB_DOUBLES;
+    uint8_t pay[SUB_DOUBLES];
+    uint64_t alo[ATTN_BATCH_MAX], ahi[ATTN_BATCH_MAX]; /* the run's sums */
+    uint32_t cur = 0;                                  /* the run's word slot (0: none yet) */
+
+    for (size_t i0 = 0; i0 < n; i0 += sub) {
+        size_t i1 = n - i0 < sub ? n : i0 + sub, npay = 0, i;
+        struct sub_rows rows = {NULL, &r[i0].knorm, 5, pay, &r[i0].slot, 10, 0};
+        for (i = i0; i < i1; i++) {
+            const struct plan_rec *e = &r[i];
+            double *x = sc + (i - i0) * nq;
+            if (i + PREFETCH_ENTRIES < n) {
+                const struct plan_rec *ea = &r[i + PREFETCH_ENTRIES];
+                prefetch_lines(&ks[(size_t)ea->k[0] * nq + q0], kbytes);
+                if (ea->k[1] != 0)
+                    prefetch_lines(&ks[(size_t)ea->k[1] * nq + q0], kbytes);
+                if (ea->k[2] != 0)
+                    prefetch_lines(&ks[(size_t)ea->k[2] * nq + q0], kbytes);
+            }
+            pay[i - i0] = e->nv == 0;
+            npay += pay[i - i0];
+            for (size_t a = 0; a < na; a++) {
+                size_t q = all ? a : act[a];
+                double s = ks[(size_t)e->k[0] * nq + q] + ks[(size_t)e->k[1] * nq + q] +
+                           ks[(size_t)e->k[2] * nq + q];
+                if (e->nk > AKV_STORE_WORDS_INLINE)
+                    s = long_key_score(st, 1, nq, e->slot, e->nk, q);
+                x[q] = s * inv_n[e->nk];
+            }
+        }
+        for (size_t a = 0; a < na; a++) {
+            size_t q = all ? a : act[a];
+            sub_weights(pt, q, nq, &rows, i1 - i0, sc, npay);
+            pt->qs[q].blended += i1 - i0 - npay;
+        }
+        st->k->exp_block(sc, 0.0, wt, (i1 - i0) * nq);
+
+        for (i = i0; i < i1; i++) {
+            const struct plan_rec *e = &r[i];
+            const double *w = wt + (i - i0) * nq;
+            uint64_t flo[ATTN_BATCH_MAX], fhi[ATTN_BATCH_MAX];
+            if (e->nv == 0)
+                continue;
+            for (size_t a = 0; a < na; a++)
+                akv_fix_split(w[all ? a : act[a]] * inv_n[e->nv], &flo[a], &fhi[a]);
+            if (e->v0 != cur) {
+                if (cur != 0)
+                    for (size_t a = 0; a < na; a++)
+                        pt->w[(size_t)cur * nq + (all ? a : act[a])] +=
+                            akv_fix_join(alo[a], ahi[a]);
+                cur = e->v0;
+                for (size_t a = 0; a < na; a++)
+                    alo[a] = ahi[a] = 0;
+            }
+            for (size_t a = 0; a < na; a++) {
+                alo[a] += flo[a];
+                ahi[a] += fhi[a] + (alo[a] < flo[a]);
+            }
+            for (uint32_t j = 1; j < e->nv; j++) {
+                uint32_t vs = j == 1 ? e->v1 : e->v2;
+                akv_fix *restrict wu;
+                if (j > 2)
+                    vs = st->vslot[all_words(st, e->slot, AKV_STORE_VALUE)[j]];
+                wu = pt->w + (size_t)vs * nq;
+                for (size_t a = 0; a < na; a++)
+                    wu[all ? a : act[a]] += akv_fix_join(flo[a], fhi[a]);
+            }
+        }
+    }
+    if (cur != 0)
+        for (size_t a = 0; a < na; a++)
+            pt->w[(size_t)cur * nq + (all ? a : act[a])] += akv_fix_join(alo[a], ahi[a]);
+    pt->attended += n;
+}
+
+AKV_ATTN_CLONES static void plan_pass(struct attn_part *pt)
+{
+    struct attn_state *st = pt->st;
+    size_t nq = st->nq;
+
+    if (st->nact != nq)
+        plan_body(pt, nq, 0, st->plan, st->nplan);
+    else if (nq == ATTN_BATCH_MAX)
+        plan_body(pt, ATTN_BATCH_MAX, 1, st->plan, st->nplan);
+    else
+        plan_body(pt, nq, 1, st->plan, st->nplan);
+}
+
 static void phase_entries(void *arg, unsigned h)
 {
     struct attn_state *st = arg;
@@ -609,6 +797,10 @@ static void phase_entries(void *arg, unsigned h)
     if (h >= st->nparts)
         return;
     pt = &st->parts[h];
+    if (st->plan != NULL) {
+        plan_pass(pt); /* one part */
+        return;
+    }
     pt->seen = 0;
     pt->claimed = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
     if (akv_store_scan(st->s, st->snap, attn_block, pt) < 0)
@@ -715,7 +907,28 @@ static int big_grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-enum { BUF_KW, BUF_VW, BUF_VCHUNK, BUF_PARTIAL, BUF_ZPART, BUF_Q, SCRATCH_BUFS };
+enum {
+    BUF_KW,
+    BUF_VW,
+    BUF_VCHUNK,
+    BUF_PARTIAL,
+    BUF_ZPART,
+    BUF_Q,
+    BUF_PLANAT,
+    BUF_PLANKW, /* the key and value words of the plan kept */
+    BUF_PLANVW,
+    SCRATCH_BUFS
+};
+
+/* What the kept plan was built for: it serves a later batch on the same
+ * store and version whose word slots are the same, as long as no entry it
+ * lists has expired since (an entry's expiry time never changes under one
+ * version: EXPIRE writes a new version of the entry). */
+struct plan_key {
+    uint64_t store, version, now_ms, min_expire;
+    size_t nslots, nk, nvw, n;
+    int valid;
+};
 
 /* Per-thread scratch. Allocating and clearing the tables for every query
  * cost more than the attention itself on a 1,000-entry store, so each
@@ -734,6 +947,9 @@ struct attn_scratch {
     double *blocks[PARTS_MAX]; /* 2 * SUB_DOUBLES each */
     akv_fix *wslot;            /* slotted W_u (0 between calls) */
     size_t wslot_cap;          /* its entries */
+    struct plan_rec *plan;     /* the last batch's plan */
+    size_t plan_cap;           /* its records */
+    struct plan_key plan_key;  /* what it was built for */
     double *kslotted;          /* slotted key scores */
     size_t kslotted_cap;       /* its entries */
     double *wdense;            /* PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX */
@@ -775,6 +991,7 @@ static void scratch_free(void *p)
     free(sc->vmask);
     big_free(sc->wslot, sc->wslot_cap * sizeof *sc->wslot);
     big_free(sc->kslotted, sc->kslotted_cap * sizeof *sc->kslotted);
+    big_free(sc->plan, sc->plan_cap * sizeof *sc->plan);
     free(sc->wdense);
     for (int i = 0; i < SCRATCH_BUFS; i++)
         free(sc->buf[i]);
@@ -957,6 +1174,63 @@ static int value_words(struct attn_state *st, struct attn_scratch *sc)
     }
     while (c <= st->nvchunks)
         st->vchunk[c++] = st->nvw;
+    return 0;
+}
+
+/* A batch's plan (struct plan_rec), in st->plan: the one kept from the
+ * last batch if it still serves (struct plan_key), else built: 0 or
+ * -ENOMEM. */
+static int plan_build(struct attn_state *st, struct attn_scratch *sc)
+{
+    struct plan_fill pf = {st, NULL, NULL, 0};
+    struct plan_key *key = &sc->plan_key;
+    size_t nat = st->nvw + 2, n;
+    uint32_t *kw, *vw;
+
+    if (key->valid && key->store == akv_store_id(st->s) && key->version == st->snap->version &&
+        key->nslots == st->snap->nslots && key->nk == st->nk && key->nvw == st->nvw &&
+        st->snap->now_ms >= key->now_ms &&
+        (key->min_expire == 0 || st->snap->now_ms < key->min_expire) &&
+        memcmp(sc->buf[BUF_PLANKW], st->kw, st->nk * sizeof *st->kw) == 0 &&
+        memcmp(sc->buf[BUF_PLANVW], st->vw, st->nvw * sizeof *st->vw) == 0) {
+        st->plan = sc->plan;
+        st->nplan = key->n;
+        return 0;
+    }
+    key->valid = 0;
+    pf.at = scratch_buf(sc, BUF_PLANAT, nat * sizeof *pf.at);
+    kw = scratch_buf(sc, BUF_PLANKW, (st->nk ? st->nk : 1) * sizeof *kw);
+    vw = scratch_buf(sc, BUF_PLANVW, (st->nvw ? st->nvw : 1) * sizeof *vw);
+    if (pf.at == NULL || kw == NULL || vw == NULL)
+        return -ENOMEM;
+    memset(pf.at, 0, nat * sizeof *pf.at);
+    (void)akv_store_scan(st->s, st->snap, plan_block, &pf);
+    for (size_t i = 1; i < nat; i++)
+        pf.at[i] += pf.at[i - 1];
+    n = pf.at[nat - 1];
+    if (n > sc->plan_cap) {
+        void *p = sc->plan;
+        size_t old = sc->plan_cap;
+        if (big_grow(&p, &sc->plan_cap, n, sizeof *sc->plan) < 0)
+            return -ENOMEM;
+        sc->plan = p;
+        scratch_count(sc, (sc->plan_cap - old) * sizeof *sc->plan);
+    }
+    pf.rec = sc->plan;
+    (void)akv_store_scan(st->s, st->snap, plan_block, &pf);
+    st->plan = sc->plan;
+    st->nplan = n;
+    memcpy(kw, st->kw, st->nk * sizeof *kw);
+    memcpy(vw, st->vw, st->nvw * sizeof *vw);
+    *key = (struct plan_key){akv_store_id(st->s),
+                             st->snap->version,
+                             st->snap->now_ms,
+                             pf.min_expire,
+                             st->snap->nslots,
+                             st->nk,
+                             st->nvw,
+                             n,
+                             1};
     return 0;
 }
 
@@ -1266,6 +1540,8 @@ long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_sna
         memset(st->kscore, 0, chunk * sizeof *st->kscore);
         if (st->blend && wslot_reserve(sc, (st->nvw + 1) * chunk) < 0)
             goto reset;
+        if (st->blend && plan_build(st, sc) < 0)
+            st->plan = NULL; /* the pass in slot order instead */
     } else {
         st->kscore = sc->kscore;
         st->kscore[st->sink] = 0;

@@ -173,6 +173,7 @@ struct akv_store {
     const struct akv_vocab *voc;
     uint32_t dim;
     uint64_t seed; /* of the key hash: random per store, so keys cannot be chosen to collide */
+    uint64_t id;   /* akv_store_id */
     struct chunk **chunks; /* CHUNK_MAX pointers */
     size_t nchunks;
     size_t nslots; /* high-water mark of used slots */
@@ -331,6 +332,10 @@ int akv_store_create(struct akv_store **out, const struct akv_vocab *voc)
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)s;
     s->clock = &s->clock_zero;
+    {
+        static _Atomic uint64_t next_id = 1;
+        s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    }
     /* The chunk table and the key-word counts are allocated by the first
      * write (chunk_add), so that an unused database costs little. */
     s->nbuckets = 16;
@@ -1215,6 +1220,11 @@ void akv_store_snap_release(struct akv_store *s, const struct akv_store_snap *sn
         break;
     }
     reclaim(s);
+}
+
+uint64_t akv_store_id(const struct akv_store *s)
+{
+    return s->id;
 }
 
 uint32_t akv_store_dim(const struct akv_store *s)
