@@ -66,8 +66,8 @@ static void accumulate_avx2(double *rs, size_t nq, const float *mat, uint32_t di
     for (size_t j0 = 0; j0 < n; j0 += jb) {
         size_t jn = n - j0 < jb ? n - j0 : jb;
         for (size_t j = 0; j < jn; j++) {
-            if (j0 + j + jb < n)
-                prefetch_row(mat + (size_t)ids[j0 + j + jb] * dim, dim);
+            if (j0 + j + PREFETCH_AHEAD < n)
+                prefetch_row(mat + (size_t)ids[j0 + j + PREFETCH_AHEAD] * dim, dim);
             row_to_double(buf + j * pad, mat + (size_t)ids[j0 + j] * dim, dim);
         }
         for (size_t b = 0; b < nq; b++) {

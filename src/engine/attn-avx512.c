@@ -137,8 +137,8 @@ static void accumulate_avx512(double *rs, size_t nq, const float *mat, uint32_t 
         size_t jn = n - j0 < jb ? n - j0 : jb;
         for (size_t j = 0; j < jn; j++) {
             const float *x = mat + (size_t)ids[j0 + j] * dim;
-            if (j0 + j + jb < n)
-                prefetch_row(mat + (size_t)ids[j0 + j + jb] * dim, dim);
+            if (j0 + j + PREFETCH_AHEAD < n)
+                prefetch_row(mat + (size_t)ids[j0 + j + PREFETCH_AHEAD] * dim, dim);
             for (size_t d = 0; d < pad; d += 8)
                 _mm512_storeu_pd(buf + j * pad + d, load8f(x + d, dim - (uint32_t)d));
         }
