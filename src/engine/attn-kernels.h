@@ -88,7 +88,7 @@ typedef int64_t v4l __attribute__((vector_size(32)));
 static inline void prefetch_row(const float *x, uint32_t dim)
 {
     for (uint32_t d = 0; d < dim; d += 16)
-        __builtin_prefetch(x + d);
+        __builtin_prefetch(x + d, 0, 1);
 }
 
 /* Where word u's entries are in a table (see struct kernels). */
