@@ -94,7 +94,7 @@
 #define WORD_BATCH 512                    /* word ids handed to a kernel at a time */
 #define PREFETCH_ENTRIES 48               /* how far ahead the entry pass asks for table lines */
 #define ATTN_BATCH_MAX 16                 /* queries sharing one pass over the store */
-#define ATTN_TABLE_MAX ((size_t)48 << 20) /* bytes of key scores a batch may keep */
+#define ATTN_TABLE_MAX ((size_t)96 << 20) /* bytes of word tables a batch may keep */
 #define VCHUNK 4096                       /* the id range of the value words of a partial blend */
 #define SHIFT_GAP 16.0                    /* the most c may exceed the largest score */
 #define PARTS_MAX 8                       /* threads sharing one call */
@@ -1519,13 +1519,14 @@ long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_sna
     if (st->blend && value_words(st, sc) < 0)
         goto reset;
     if (st->slotted) {
-        /* A batch keeps a score per key word and query: with very many
-         * distinct key words, fewer queries share a pass. Slot 0 is the
-         * sink's: key score 0. */
+        /* A batch keeps a score per key word and query and a weight per
+         * value word and query: with very many distinct words, fewer
+         * queries share a pass. Slot 0 is the sink's: key score 0. */
         size_t need;
         for (size_t j = 0; j < st->nk; j++)
             st->kslot[st->kw[j]] = (uint32_t)(j + 1);
-        chunk = ATTN_TABLE_MAX / ((st->nk + 1) * sizeof(double));
+        chunk = ATTN_TABLE_MAX /
+                ((st->nk + 1) * sizeof(double) + (st->blend ? st->nvw + 1 : 0) * sizeof(akv_fix));
         chunk = chunk < 1 ? 1 : chunk > ATTN_BATCH_MAX ? ATTN_BATCH_MAX : chunk;
         need = (st->nk + 1) * chunk;
         if (need > sc->kslotted_cap) {

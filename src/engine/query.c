@@ -437,7 +437,8 @@ static atomic_size_t fget_scratch_total; /* every thread's caps together */
 
 size_t akv_query_scratch_bytes(void)
 {
-    return atomic_load_explicit(&fget_scratch_total, memory_order_relaxed);
+    return atomic_load_explicit(&fget_scratch_total, memory_order_relaxed) +
+           akv_attn_scratch_bytes();
 }
 
 /* Frees buffer i of sc. */
