@@ -3,9 +3,13 @@
  * size, on real vectors: keys and values random words of frequency rank
  * 20,000-270,000 (two-word keys from 500,000 entries on, as bench/scale.py
  * builds them), query words among the 20,000 commonest. For each size,
- * ms per query for batches of 1 and of 16 queries, per kernel build.
- * Prints figures; asserts nothing. Usage:
+ * the time of the store's own pass (visibility only), and ms per query of
+ * dot attention: alone, alone with a second thread sharing the phases (as
+ * an idle worker does in the daemon), and in batches of 16. --mode alone or
+ * batch runs only those (for perf). --fget leaves the blend out (FGET's
+ * pass). Prints figures; asserts nothing. Usage:
  *   bench-attn [--vectors FILE] [--sizes N,N,...] [--queries N] [--kernel NAME]
+ *              [--mode all|alone|batch] [--fget]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,7 +105,8 @@ static int fill(struct akv_store *s, const struct akv_vocab *voc, size_t n, uint
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL, *kernel = NULL;
+    const char *path = NULL, *kernel = NULL, *mode = "all";
+    int fget = 0;
     char sizes_arg[256] = "1000,10000,50000,200000,1000000", err[256];
     int nq = 64;
     struct akv_vocab *voc = NULL;
@@ -116,9 +121,14 @@ int main(int argc, char **argv)
             nq = atoi(argv[++i]);
         else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc)
             kernel = argv[++i];
+        else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
+            mode = argv[++i];
+        else if (strcmp(argv[i], "--fget") == 0)
+            fget = 1;
         else {
             fprintf(stderr,
-                    "usage: %s [--vectors FILE] [--sizes N,...] [--queries N] [--kernel K]\n",
+                    "usage: %s [--vectors FILE] [--sizes N,...] [--queries N] [--kernel K] "
+                    "[--mode all|alone|batch] [--fget]\n",
                     argv[0]);
             return 2;
         }
@@ -157,7 +167,7 @@ int main(int argc, char **argv)
             jobs[i] = (struct akv_attn_job){.q = akv_vocab_vec(voc, (uint32_t)(rnd(&seed) % 20000)),
                                             .mode = AKV_ATTN_DOT,
                                             .tau = 1.0,
-                                            .no_blend = getenv("NOBLEND") != NULL,
+                                            .no_blend = fget,
                                             .r = rs + (size_t)i * dim};
         {
             size_t cnt = 0;
@@ -165,10 +175,11 @@ int main(int argc, char **argv)
             for (int i = 0; i < 10; i++)
                 (void)akv_store_scan(s, &snap, count_block, &cnt);
             t1 = now();
-            printf("scan alone: %.3f ms\n", (t1 - t0) / 10 * 1e3);
+            printf("entries %8zu: the store's pass alone %.3f ms\n", akv_store_count(s),
+                   (t1 - t0) / 10 * 1e3);
         }
         (void)akv_attn_run_many(s, &snap, jobs, 1); /* warm up */
-        int n1 = getenv("ONLYBATCH") ? 0 : nq / 4 > 4 ? nq / 4 : 4;
+        int n1 = strcmp(mode, "batch") == 0 ? 0 : nq / 4 > 4 ? nq / 4 : 4;
         t0 = now();
         for (int i = 0; i < n1; i++)
             (void)akv_attn_run_many(s, &snap, jobs + i, 1);
@@ -181,13 +192,16 @@ int main(int argc, char **argv)
         t1 = now();
         double two = (t1 - t0) / n1 * 1e3;
         t0 = now();
-        for (int i = 0; !getenv("ONLYALONE") && i + 16 <= nq; i += 16)
+        for (int i = 0; strcmp(mode, "alone") != 0 && i + 16 <= nq; i += 16)
             (void)akv_attn_run_many(s, &snap, jobs + i, 16);
         t1 = now();
         double batch = (t1 - t0) / (nq / 16 * 16) * 1e3;
-        printf("entries %8zu: alone %8.3f ms/query, with a helper %8.3f; batch of 16 %8.3f "
-               "ms/query\n",
-               akv_store_count(s), one, two, batch);
+        printf("entries %8zu:", akv_store_count(s));
+        if (n1 > 0)
+            printf(" alone %8.3f ms/query, with a helper %8.3f;", one, two);
+        if (strcmp(mode, "alone") != 0)
+            printf(" batch of 16 %8.3f ms/query", batch);
+        printf("\n");
         fflush(stdout);
         akv_store_snap_release(s, &snap);
         akv_store_destroy(s);

@@ -98,8 +98,8 @@
 #define VCHUNK 4096                       /* the id range of the value words of a partial blend */
 #define SHIFT_GAP 16.0                    /* the most c may exceed the largest score */
 #define PARTS_MAX 8                       /* threads sharing one call */
-#define PAR_MIN_WORDS 8192                /* fewer words than this: phases 1 and 3 alone */
-#define PAR_MIN_SLOTS 16384               /* fewer slots than this: phase 2 alone */
+#define PAR_MIN_WORDS 32768                /* fewer words than this: phases 1 and 3 alone */
+#define PAR_MIN_SLOTS 65536               /* fewer slots than this: phase 2 alone */
 
 #if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__)
 #define AKV_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -439,7 +439,8 @@ static void sub_weights(struct attn_part *pt, size_t b, size_t nq, const struct 
         }
         if (aq->out != NULL && qs->nout < aq->out_cap)
             aq->out[qs->nout++] = (struct akv_attn_score){slot, v};
-        if (qs->why.cap > 0)
+        /* Most scores are below the kept ones' smallest: not even a call. */
+        if (qs->why.cap > 0 && (qs->why.n < qs->why.cap || v >= qs->why.h[0].weight))
             why_offer(st->s, st->snap, &qs->why, slot, v);
         if (npay > 0 && rows->pay[j]) {
             mp = v > mp ? v : mp;

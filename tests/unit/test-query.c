@@ -236,6 +236,68 @@ START_TEST(test_random_long_phrases)
 }
 END_TEST
 
+/* A large store against the float64 reference: 120,000 entries (both
+ * kinds of attention pass, the plan of a batch and the scan of a query
+ * alone; key and value tables far past the caches), the queries alone and
+ * as one batch. */
+START_TEST(test_reference_large_store)
+{
+    enum { NQ = 24, DIM = 24 };
+    uint64_t seed = 555;
+    struct akv_vocab *voc = tu_random_vocab(40000, DIM, 1.0, seed);
+    struct akv_query_result *res = malloc(NQ * sizeof *res);
+    struct ref_hit *want = malloc(AKV_K_MAX * sizeof *want);
+    struct akv_query_item items[NQ];
+    static float q[NQ][DIM];
+    double qd[DIM];
+    struct model m;
+    struct akv_store_snap snap;
+    char text[NQ][64], err[256], what[160];
+
+    model_fill(&m, voc, 120000, 3, &seed);
+    akv_store_snap_take(m.store, &snap);
+    for (int i = 0; i < NQ; i++) {
+        struct akv_query_item *it = &items[i];
+        random_text(&seed, 40000, 3, text[i], sizeof text[i]);
+        ck_assert_int_eq(akv_embed_text(voc, text[i], strlen(text[i]), q[i], err, sizeof err), 0);
+        memset(it, 0, sizeof *it);
+        akv_query_opts_default(&it->opts);
+        it->opts.attn = (enum akv_attn_mode)(i % 2);
+        it->opts.metric = (enum akv_metric)((i / 2) % 3);
+        it->opts.k = i % 3 == 0 ? 50 : 10;
+        it->opts.temperature = (i / 6) % 2 ? 0.5 : 0.1;
+        it->q = q[i];
+        it->store = m.store;
+        it->snap = &snap;
+        it->res = &res[i];
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) {
+            ck_assert_int_eq(akv_query_run_many(items, NQ), 0);
+        } else {
+            for (int i = 0; i < NQ; i++)
+                ck_assert_int_eq(akv_query_run(m.store, &snap, q[i], &items[i].opts, &res[i]), 0);
+        }
+        for (int i = 0; i < NQ; i++) {
+            const struct akv_query_opts *o = &items[i].opts;
+            size_t nwant;
+            ck_assert_int_eq(ref_embed(voc, text[i], qd), 0);
+            nwant = ref_query(voc, m.e, m.n, qd, o->attn, REF_TAU(*o), o->metric, o->k, want, NULL);
+            snprintf(what, sizeof what, "%s, query %d '%s' attn %s metric %s k %u",
+                     pass == 0 ? "batch" : "alone", i, text[i], akv_attn_mode_name(o->attn),
+                     akv_metric_name(o->metric), o->k);
+            ck_assert_uint_eq(res[i].attended, m.n);
+            check_hits(res[i].hits, res[i].nhits, want, nwant, what);
+        }
+    }
+    akv_store_snap_release(m.store, &snap);
+    model_free(&m);
+    akv_vocab_destroy(voc);
+    free(res);
+    free(want);
+}
+END_TEST
+
 /* Scores far apart between blocks: the first block's keys are phrases with
  * low scores against w0, a later block holds w0 itself (large components,
  * so its score against itself is hundreds above the rest): the softmax's
@@ -1748,6 +1810,7 @@ static Suite *query_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_random_small);
     tcase_add_test(tc, test_random_large_store);
+    tcase_add_test(tc, test_reference_large_store);
     tcase_add_test(tc, test_random_long_phrases);
     tcase_add_test(tc, test_scores_jump_between_blocks);
     tcase_add_test(tc, test_single_entry_store);
