@@ -93,7 +93,7 @@
 #define SUB_DOUBLES 2048                  /* scores of entries x queries handled at a time */
 #define WORD_BATCH 512                    /* word ids handed to a kernel at a time */
 #define PREFETCH_ENTRIES 48               /* how far ahead the entry pass asks for table lines */
-#define ATTN_BATCH_MAX 16                 /* queries sharing one pass over the store */
+#define ATTN_BATCH_MAX 32                 /* queries sharing one pass over the store */
 #define ATTN_TABLE_MAX ((size_t)96 << 20) /* bytes of word tables a batch may keep */
 #define VCHUNK 4096                       /* the id range of the value words of a partial blend */
 #define SHIFT_GAP 16.0                    /* the most c may exceed the largest score */

@@ -55,7 +55,7 @@ struct akv_attn_job {
 };
 
 /* akv_attn_run for n queries on one snapshot, in a shared pass over the
- * store (each key and value row read once for up to 16 queries). Every job
+ * store (each key and value row read once for up to 32 queries). Every job
  * gets the same bits akv_attn_run would give it alone, and the same bits
  * for the same content of the store, whatever its history (src/engine/attn.c). Returns the number
  * of entries attended to (the same for all), or -ENOMEM (then every r is zero and nwhy 0). */

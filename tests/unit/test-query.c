@@ -915,8 +915,8 @@ END_TEST
  * values longer than the inline three words, scores that jump by far more
  * than the softmax shift's slack between the store's 4096-row blocks (so
  * that every query's weights are rescaled mid-pass), items on two snapshots
- * of one store, and more queries than one pass takes (16): the 33 on the
- * second snapshot make passes of 16, 16 and 1. */
+ * of one store, and more queries than one pass takes (32): the 33 on the
+ * second snapshot make passes of 32 and 1. */
 START_TEST(test_batch_attention_paths)
 {
     enum { N = 39 };
@@ -1216,7 +1216,7 @@ START_TEST(test_same_content_same_bits)
         history_run(&it, rb, tb, &par);
         same_bits(ra, ta, rb, tb, i, "another history, with a helper thread");
     }
-    /* In one batch (passes of 16 and 8), on b. */
+    /* In one batch, on b. */
     {
         static struct akv_query_result many[NQ];
         for (int i = 0; i < NQ; i++) {
