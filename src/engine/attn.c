@@ -466,6 +466,65 @@ static void sub_weights(struct attn_part *pt, size_t b, size_t nq, const struct 
     qs->mp = mp;
 }
 
+/* sub_weights for the na active queries (all: 0 .. na - 1, else st->act).
+ * The usual case (dot attention at temperature 1, no payload, no score
+ * list) takes every query of an entry at once, in a loop the compiler
+ * vectorizes: the largest score, whether the score could enter the explain
+ * list (then the heap, query by query), and the score less the shift: the
+ * same operations as sub_weights, so the same bits. */
+static inline __attribute__((always_inline)) void
+sub_weights_all(struct attn_part *pt, size_t nq, size_t na, int all, const struct sub_rows *rows,
+                size_t cnt, double *sc, size_t npay)
+{
+    struct attn_state *st = pt->st;
+    const uint8_t *act = st->act;
+    double me[ATTN_BATCH_MAX], thr[ATTN_BATCH_MAX], ce[ATTN_BATCH_MAX];
+    int fast = npay == 0;
+
+    for (size_t a = 0; a < na && fast; a++) {
+        const struct attn_q *aq = &st->qs[all ? a : act[a]];
+        fast = aq->mode == AKV_ATTN_DOT && aq->dot_tau == 1.0 && aq->out == NULL;
+    }
+    if (!fast) {
+        for (size_t a = 0; a < na; a++)
+            sub_weights(pt, all ? a : act[a], nq, rows, cnt, sc, npay);
+        return;
+    }
+    for (size_t a = 0; a < na; a++) {
+        size_t q = all ? a : act[a];
+        const struct why_heap *w = &pt->qs[q].why;
+        me[a] = pt->qs[q].me;
+        ce[a] = st->qs[q].ce;
+        thr[a] = w->cap == 0 ? INFINITY : w->n < w->cap ? -INFINITY : w->h[0].weight;
+    }
+    for (size_t j = 0; j < cnt; j++) {
+        double *x = sc + j * nq;
+        int hit = 0;
+        if (rows->visible != NULL && !rows->visible[j])
+            continue; /* -infinity already */
+        for (size_t a = 0; a < na; a++) {
+            double v = x[all ? a : act[a]];
+            me[a] = v > me[a] ? v : me[a];
+            hit |= v >= thr[a];
+        }
+        if (hit) {
+            size_t slot = rows->slot != NULL ? rows->slot[j * rows->sstride] : rows->first_slot + j;
+            for (size_t a = 0; a < na; a++) {
+                size_t q = all ? a : act[a];
+                struct why_heap *w = &pt->qs[q].why;
+                if (!(x[q] >= thr[a]))
+                    continue;
+                why_offer(st->s, st->snap, w, slot, x[q]);
+                thr[a] = w->n < w->cap ? -INFINITY : w->h[0].weight;
+            }
+        }
+        for (size_t a = 0; a < na; a++)
+            x[all ? a : act[a]] -= ce[a];
+    }
+    for (size_t a = 0; a < na; a++)
+        pt->qs[all ? a : act[a]].me = me[a];
+}
+
 /* Scores, weights, and the value words' W_u for the nq queries of a block,
  * SUB_DOUBLES / nq entries at a time so that their scores and weights
  * (entry-major) stay in the L1 cache (slotted and nq are constants where
@@ -538,11 +597,9 @@ static inline __attribute__((always_inline)) int attn_block_body(struct attn_par
                 x[q] = s * inv_n[k->n];
             }
         }
-        for (size_t a = 0; a < na; a++) {
-            size_t q = all ? a : act[a];
-            sub_weights(pt, q, nq, &rows, i1 - i0, sc, npay);
-            pt->qs[q].blended += nvis - npay;
-        }
+        sub_weights_all(pt, nq, na, all, &rows, i1 - i0, sc, npay);
+        for (size_t a = 0; a < na; a++)
+            pt->qs[all ? a : act[a]].blended += nvis - npay;
         /* The shifts are in: exp(x - 0) is exp(s - c) bit for bit. */
         st->k->exp_block(sc, 0.0, wt, (i1 - i0) * nq);
 
@@ -599,8 +656,8 @@ static int attn_block_one(struct attn_part *pt, const struct akv_store_block *b)
 }
 
 /* Built for each instruction set (the compiler vectorizes the loops over
- * the queries; none contracts, so all give the same bits), the usual batch
- * of 16 with its loops unrolled. */
+ * the queries; none contracts, so all give the same bits), the usual
+ * batches of 32 and 16 with their loops unrolled. */
 AKV_ATTN_CLONES static int attn_block_slotted(struct attn_part *pt, const struct akv_store_block *b)
 {
     size_t nq = pt->st->nq;
@@ -609,6 +666,8 @@ AKV_ATTN_CLONES static int attn_block_slotted(struct attn_part *pt, const struct
         return attn_block_body(pt, 1, nq, 0, b);
     if (nq == ATTN_BATCH_MAX)
         return attn_block_body(pt, 1, ATTN_BATCH_MAX, 1, b);
+    if (nq == ATTN_BATCH_MAX / 2)
+        return attn_block_body(pt, 1, ATTN_BATCH_MAX / 2, 1, b);
     return attn_block_body(pt, 1, nq, 1, b);
 }
 
@@ -732,11 +791,9 @@ plan_body(struct attn_part *pt, size_t nq, int all, const struct plan_rec *r, si
                 x[q] = s * inv_n[e->nk];
             }
         }
-        for (size_t a = 0; a < na; a++) {
-            size_t q = all ? a : act[a];
-            sub_weights(pt, q, nq, &rows, i1 - i0, sc, npay);
-            pt->qs[q].blended += i1 - i0 - npay;
-        }
+        sub_weights_all(pt, nq, na, all, &rows, i1 - i0, sc, npay);
+        for (size_t a = 0; a < na; a++)
+            pt->qs[all ? a : act[a]].blended += i1 - i0 - npay;
         st->k->exp_block(sc, 0.0, wt, (i1 - i0) * nq);
 
         for (i = i0; i < i1; i++) {
@@ -786,6 +843,8 @@ AKV_ATTN_CLONES static void plan_pass(struct attn_part *pt)
         plan_body(pt, nq, 0, st->plan, st->nplan);
     else if (nq == ATTN_BATCH_MAX)
         plan_body(pt, ATTN_BATCH_MAX, 1, st->plan, st->nplan);
+    else if (nq == ATTN_BATCH_MAX / 2)
+        plan_body(pt, ATTN_BATCH_MAX / 2, 1, st->plan, st->nplan);
     else
         plan_body(pt, nq, 1, st->plan, st->nplan);
 }
