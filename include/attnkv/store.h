@@ -203,6 +203,9 @@ struct akv_store_block {
     const struct akv_store_words *keys; /* n entries */
     const struct akv_store_words *vals; /* n entries */
     const double *knorms;               /* the L2 norm of each key's vector (computed in double) */
+    /* Each row's expiry time in ms (0: none), read with relaxed loads; a
+     * visible row's never changes (EXPIRE writes a new version). */
+    const _Atomic uint64_t *expire;
 };
 
 /* Calls fn once per block of consecutive slots below snap->nslots that holds

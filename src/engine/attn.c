@@ -43,7 +43,7 @@
  *     rounding. Truncation changes a term by < 2^-100; with c at most
  *     SHIFT_GAP above the largest score, z >= e^-16 > 2^-24, so the sums
  *     are within 2^-76 N of exact, relative: below double rounding for any
- *     store (overflow would need 2^28 entries). Then z = the sum of n_i
+ *     store (overflow would need 2^27 entries). Then z = the sum of n_i
  *     times each entry's truncated share, so the shares sum to exactly z.
  *   - EXPLAIN's equal weights are ordered by key bytes, not by slot.
  *
@@ -98,7 +98,7 @@
 #define VCHUNK 4096                       /* the id range of the value words of a partial blend */
 #define SHIFT_GAP 16.0                    /* the most c may exceed the largest score */
 #define PARTS_MAX 8                       /* threads sharing one call */
-#define PAR_MIN_WORDS 32768                /* fewer words than this: phases 1 and 3 alone */
+#define PAR_MIN_WORDS 32768               /* fewer words than this: phases 1 and 3 alone */
 #define PAR_MIN_SLOTS 65536               /* fewer slots than this: phase 2 alone */
 
 #if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__)
@@ -304,8 +304,10 @@ struct attn_state {
     struct attn_q *qs;
     double *kscore;  /* per word (or slot): row . q, for the key words */
     uint64_t *kused; /* the key words (bit u of word u / 64) */
-    uint32_t *kw;    /* the key words in id order */
+    uint32_t *kw;    /* the key words in id order (the store's set: a superset) */
     size_t nk;
+    const uint32_t *kvis; /* the words of the keys the snapshot sees, in id order */
+    size_t nkvis;
     size_t nmask;            /* 64-bit words in each bitmap */
     uint32_t *kslot, *vslot; /* slotted: per vocabulary word, its slot (0: none) */
     uint32_t *vw;            /* the value words in id order (a superset of those in use) */
@@ -444,7 +446,7 @@ static void sub_weights(struct attn_part *pt, size_t b, size_t nq, const struct 
             why_offer(st->s, st->snap, &qs->why, slot, v);
         if (npay > 0 && rows->pay[j]) {
             mp = v > mp ? v : mp;
-            ps[np++] = v;
+            ps[np++] = v > aq->cp ? aq->cp : v;
             if (np == sizeof ps / sizeof ps[0]) {
                 st->k->exp_block(ps, aq->cp, pw, np);
                 for (size_t m = 0; m < np; m++)
@@ -455,7 +457,7 @@ static void sub_weights(struct attn_part *pt, size_t b, size_t nq, const struct 
             continue;
         }
         me = v > me ? v : me;
-        *x = v - ce;
+        *x = v - ce > 0 ? 0 : v - ce; /* above the shift: the second pass redoes it */
     }
     if (np > 0) {
         st->k->exp_block(ps, aq->cp, pw, np);
@@ -518,8 +520,10 @@ sub_weights_all(struct attn_part *pt, size_t nq, size_t na, int all, const struc
                 thr[a] = w->n < w->cap ? -INFINITY : w->h[0].weight;
             }
         }
-        for (size_t a = 0; a < na; a++)
-            x[all ? a : act[a]] -= ce[a];
+        for (size_t a = 0; a < na; a++) {
+            double d = x[all ? a : act[a]] - ce[a];
+            x[all ? a : act[a]] = d > 0 ? 0 : d;
+        }
     }
     for (size_t a = 0; a < na; a++)
         pt->qs[all ? a : act[a]].me = me[a];
@@ -732,7 +736,7 @@ static int plan_block(void *arg, const struct akv_store_block *b)
         }
         r = &pf->rec[pf->at[v0]++];
         {
-            uint64_t e = akv_store_entry_expire(st->s, st->snap, b->first_slot + i);
+            uint64_t e = atomic_load_explicit(&b->expire[i], memory_order_relaxed);
             if (e != 0 && (pf->min_expire == 0 || e < pf->min_expire))
                 pf->min_expire = e;
         }
@@ -763,8 +767,8 @@ plan_body(struct attn_part *pt, size_t nq, int all, const struct plan_rec *r, si
     size_t q0 = all ? 0 : act[0], kbytes = all ? nq * sizeof *ks : sizeof *ks;
     double *restrict sc = pt->blocks, *restrict wt = pt->blocks + SUB_DOUBLES;
     uint8_t pay[SUB_DOUBLES];
-    uint64_t alo[ATTN_BATCH_MAX], ahi[ATTN_BATCH_MAX]; /* the run's sums */
-    uint32_t cur = 0;                                  /* the run's word slot (0: none yet) */
+    uint64_t alo[ATTN_BATCH_MAX] = {0}, ahi[ATTN_BATCH_MAX] = {0}; /* the run's sums */
+    uint32_t cur = 0; /* the run's word slot (0: none yet) */
 
     for (size_t i0 = 0; i0 < n; i0 += sub) {
         size_t i1 = n - i0 < sub ? n : i0 + sub, npay = 0, i;
@@ -977,6 +981,7 @@ enum {
     BUF_PLANAT,
     BUF_PLANKW, /* the key and value words of the plan kept */
     BUF_PLANVW,
+    BUF_KVIS,
     SCRATCH_BUFS
 };
 
@@ -1010,6 +1015,8 @@ struct attn_scratch {
     struct plan_rec *plan;     /* the last batch's plan */
     size_t plan_cap;           /* its records */
     struct plan_key plan_key;  /* what it was built for */
+    struct plan_key vis_key;   /* what BUF_KVIS (nkvis = n words) was listed for */
+    uint64_t *kvmask;          /* nmask, 0 between calls */
     double *kslotted;          /* slotted key scores */
     size_t kslotted_cap;       /* its entries */
     double *wdense;            /* PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX */
@@ -1049,6 +1056,7 @@ static void scratch_free(void *p)
         free(sc->blocks[i]);
     }
     free(sc->vmask);
+    free(sc->kvmask);
     big_free(sc->wslot, sc->wslot_cap * sizeof *sc->wslot);
     big_free(sc->kslotted, sc->kslotted_cap * sizeof *sc->kslotted);
     big_free(sc->plan, sc->plan_cap * sizeof *sc->plan);
@@ -1109,13 +1117,14 @@ static struct attn_scratch *scratch_get(size_t nwords)
     sc->kscore = big_alloc((nwords + 1) * sizeof *sc->kscore);
     sc->kused = calloc(nmask, sizeof *sc->kused);
     sc->vmask = calloc(nmask, sizeof *sc->vmask);
+    sc->kvmask = calloc(nmask, sizeof *sc->kvmask);
     sc->slots = calloc(2 * (nwords + 1), sizeof *sc->slots);
     sc->wdense = malloc((size_t)PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX * sizeof *sc->wdense);
     scratch_count(sc, (nwords + 1) * (sizeof *sc->kscore + 2 * sizeof *sc->slots) +
-                          2 * nmask * sizeof *sc->kused +
+                          3 * nmask * sizeof *sc->kused +
                           (size_t)PARTS_MAX * WORD_BATCH * ATTN_BATCH_MAX * sizeof *sc->wdense);
-    if (sc->kscore == NULL || sc->kused == NULL || sc->vmask == NULL || sc->slots == NULL ||
-        sc->wdense == NULL || scratch_part(sc, 0) < 0 ||
+    if (sc->kscore == NULL || sc->kused == NULL || sc->vmask == NULL || sc->kvmask == NULL ||
+        sc->slots == NULL || sc->wdense == NULL || scratch_part(sc, 0) < 0 ||
         pthread_setspecific(scratch_key, sc) != 0) {
         scratch_free(sc);
         return NULL;
@@ -1174,9 +1183,11 @@ static void reset_weights(struct attn_state *st)
     }
 }
 
-/* The shifts before phase 2, at least every entry's score: the largest
- * key word score (dot; a key's score is a mean of them) or 1 / tau
- * (cosine). */
+/* The shifts before phase 2, from the snapshot's content only: the
+ * largest score of a word of a visible key (dot; a key's score is a mean of
+ * them) or 1 / tau (cosine), raised by 2^-40 of itself so that a mean
+ * rounded up does not pass it (if one still does, the second pass takes the
+ * largest score itself). */
 static void shift_bounds(struct attn_state *st)
 {
     size_t nq = st->nq;
@@ -1184,21 +1195,101 @@ static void shift_bounds(struct attn_state *st)
 
     for (size_t b = 0; b < nq; b++)
         m[b] = -INFINITY;
-    for (size_t j = 0; j < st->nk; j++) {
-        const double *v = st->kscore + (st->slotted ? (j + 1) * nq : st->kw[j]);
+    for (size_t j = 0; j < st->nkvis; j++) {
+        const double *v = st->kscore + kpos(st, st->slotted, nq, st->kvis[j]);
         for (size_t b = 0; b < nq; b++)
             m[b] = v[b] > m[b] ? v[b] : m[b];
     }
     for (size_t b = 0; b < nq; b++) {
         struct attn_q *aq = &st->qs[b];
+        double c;
         if (aq->mode == AKV_ATTN_COSINE)
-            aq->ce = aq->cos_bound;
+            c = aq->cos_bound;
         else if (m[b] == -INFINITY)
-            aq->ce = 0;
+            c = 0;
         else
-            aq->ce = aq->dot_tau != 1.0 ? m[b] / aq->dot_tau : m[b];
-        aq->cp = aq->ce;
+            c = aq->dot_tau != 1.0 ? m[b] / aq->dot_tau : m[b];
+        aq->ce = aq->cp = c + fabs(c) * 0x1p-40;
     }
+}
+
+/* The words of the keys the snapshot sees (st->kvis): the key word set the
+ * store keeps may also hold words of keys expired, removed or written
+ * since, and the shift must not depend on those. Listed by a pass over the
+ * store's keys, and kept by the thread for the next call on the same
+ * store, version and visible set (as the plan). 0 or -ENOMEM. */
+struct kvis_fill {
+    const struct attn_state *st;
+    uint64_t *mask;
+    uint64_t min_expire;
+};
+
+static int kvis_block(void *arg, const struct akv_store_block *b)
+{
+    struct kvis_fill *kf = arg;
+    const struct attn_state *st = kf->st;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct akv_store_words *k = &b->keys[i];
+        uint64_t e;
+        if (!b->visible[i])
+            continue;
+        if (k->n <= AKV_STORE_WORDS_INLINE) {
+            for (uint32_t j = 0; j < k->n; j++)
+                kf->mask[k->id[j] >> 6] |= (uint64_t)1 << (k->id[j] & 63);
+        } else {
+            const uint32_t *ids = all_words(st, b->first_slot + i, AKV_STORE_KEY);
+            for (uint32_t j = 0; j < k->n; j++)
+                kf->mask[ids[j] >> 6] |= (uint64_t)1 << (ids[j] & 63);
+        }
+        e = atomic_load_explicit(&b->expire[i], memory_order_relaxed);
+        if (e != 0 && (kf->min_expire == 0 || e < kf->min_expire))
+            kf->min_expire = e;
+    }
+    return 0;
+}
+
+static int visible_key_words(struct attn_state *st, struct attn_scratch *sc)
+{
+    struct plan_key *key = &sc->vis_key;
+    struct kvis_fill kf = {st, sc->kvmask, 0};
+    size_t n = 0;
+    uint32_t *out;
+
+    if (key->valid && key->store == akv_store_id(st->s) && key->version == st->snap->version &&
+        key->nslots == st->snap->nslots && st->snap->now_ms >= key->now_ms &&
+        (key->min_expire == 0 || st->snap->now_ms < key->min_expire)) {
+        st->kvis = sc->buf[BUF_KVIS];
+        st->nkvis = key->n;
+        return 0;
+    }
+    key->valid = 0;
+    out = scratch_buf(sc, BUF_KVIS, (st->nk ? st->nk : 1) * sizeof *out);
+    if (out == NULL)
+        return -ENOMEM;
+    (void)akv_store_scan(st->s, st->snap, kvis_block, &kf);
+    for (size_t i = 0; i < st->nmask; i++) {
+        uint64_t bits = kf.mask[i];
+        kf.mask[i] = 0;
+        while (bits != 0) {
+            uint32_t u = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            if (u < st->sink && n < st->nk) /* every visible word is in the store's set */
+                out[n++] = u;
+        }
+    }
+    st->kvis = out;
+    st->nkvis = n;
+    *key = (struct plan_key){akv_store_id(st->s),
+                             st->snap->version,
+                             st->snap->now_ms,
+                             kf.min_expire,
+                             st->snap->nslots,
+                             0,
+                             0,
+                             n,
+                             1};
+    return 0;
 }
 
 /* The store's value words in id order (st->vw), their slots (slotted) and
@@ -1399,7 +1490,9 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
                 size_t b = st->act[a];
                 struct attn_qsum *s = &parts[p].qs[b];
                 *s = (struct attn_qsum){.me = -INFINITY, .mp = -INFINITY};
-                s->why.h = p == 0 ? jobs[b].why : whys + (p - 1) * jobs[0].nwhy_max;
+                s->why.h = p == 0         ? jobs[b].why
+                           : whys != NULL ? whys + (p - 1) * jobs[0].nwhy_max
+                                          : NULL;
                 s->why.cap = jobs[b].why != NULL ? jobs[b].nwhy_max : 0;
             }
         }
@@ -1431,11 +1524,12 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
             if (round > 0)
                 continue;
             /* Too far above the largest score: again, shifted by that. */
-            if (s->blended > 0 && qs[b].ce - s->me > SHIFT_GAP) {
+            if (s->blended > 0 && (qs[b].ce - s->me > SHIFT_GAP || s->me > qs[b].ce)) {
                 qs[b].ce = s->me;
                 redo = 1;
             }
-            if ((size_t)attended > s->blended && qs[b].cp - s->mp > SHIFT_GAP) {
+            if ((size_t)attended > s->blended &&
+                (qs[b].cp - s->mp > SHIFT_GAP || s->mp > qs[b].cp)) {
                 qs[b].cp = s->mp;
                 redo = 1;
             }
@@ -1511,8 +1605,12 @@ static long run_batch(struct attn_state *st, struct akv_attn_job *jobs, size_t n
 fail:
     attended = -ENOMEM;
 reset:
-    if (!w_zeroed && st->blend)
+    if (!w_zeroed && st->blend) {
+        st->nact = nq; /* every column, not only a second pass's */
+        for (size_t b = 0; b < nq; b++)
+            st->act[b] = (uint8_t)b;
         reset_weights(st);
+    }
 out:
     free(whys);
     return attended;
@@ -1573,6 +1671,8 @@ long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_sna
                 st->kw[st->nk++] = u;
         }
     }
+    if (visible_key_words(st, sc) < 0)
+        goto reset;
     st->slotted = n > 1;
     for (size_t b = 0; b < n; b++)
         st->blend |= !jobs[b].no_blend;

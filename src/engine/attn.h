@@ -41,7 +41,7 @@ struct akv_attn_job {
     size_t nwhy_max;
     /* Optional (NULL): room for scores_cap scores, which gets the score of
      * every visible entry (up to scores_cap; snap->nslots is always
-     * enough), in slot order; its weight is exp(score - shift) / z. */
+     * enough), in no particular order; its weight is exp(score - shift) / z. */
     struct akv_attn_score *scores;
     size_t scores_cap;
     /* 1: r is not wanted (FGET): when no job of the call wants it, the

@@ -1261,7 +1261,8 @@ int akv_store_scan(const struct akv_store *s, const struct akv_store_snap *snap,
         }
         if (nvis == 0)
             continue;
-        b = (struct akv_store_block){n, first, visible, nvis, ch->keys, ch->vals, ch->knorms};
+        b = (struct akv_store_block){n,        first,    visible,    nvis,
+                                     ch->keys, ch->vals, ch->knorms, ch->expire};
         rc = fn(arg, &b);
         if (rc != 0)
             return rc;

@@ -1035,6 +1035,74 @@ START_TEST(test_attention_kernels_agree)
 }
 END_TEST
 
+/* The same visible content with keys the snapshot does not see in the
+ * store's word sets (expired but not yet deleted): the same bits. The
+ * softmax shift must come from the visible keys only; the expired keys
+ * use words no visible key has, and a third of the queries are scaled far
+ * up (large scores: a mean of repeated words rounds above its word's
+ * score, which the shift must survive). */
+START_TEST(test_expired_keys_change_nothing)
+{
+    enum { NQ = 120, DIM = 16 };
+    uint64_t seed = 99, now = 0;
+    struct akv_vocab *voc = tu_random_vocab(400, DIM, 1.0, seed);
+    struct akv_store *a, *b;
+    struct akv_store_snap sa, sb;
+    char k[64], v[64], err[256];
+
+    ck_assert_int_eq(akv_store_create(&a, voc), 0);
+    ck_assert_int_eq(akv_store_create(&b, voc), 0);
+    akv_store_set_clock(a, &now);
+    akv_store_set_clock(b, &now);
+    for (int i = 0; i < 300; i++) {
+        size_t kl;
+        random_text(&seed, 200, 2, k, sizeof k);
+        if (i % 10 == 0) { /* a word five times */
+            char w[16];
+            snprintf(w, sizeof w, "%.*s", (int)strcspn(k, " "), k);
+            snprintf(k, sizeof k, "%.11s %.11s %.11s %.11s %.11s", w, w, w, w, w);
+        }
+        kl = strlen(k);
+        random_text(&seed, 300, 3, v, sizeof v);
+        ck_assert_int_eq(akv_store_put(a, k, kl, v, strlen(v), 0, err, sizeof err), 0);
+        ck_assert_int_eq(akv_store_put(b, k, kl, v, strlen(v), 0, err, sizeof err), 0);
+    }
+    for (uint32_t w = 300; w < 400; w++) { /* words no visible key has */
+        size_t len;
+        const char *t = akv_vocab_word(voc, w, &len);
+        ck_assert_int_eq(akv_store_put(b, t, len, t, len, 100, err, sizeof err), 0);
+    }
+    now = 200;
+    akv_store_snap_take(a, &sa);
+    akv_store_snap_take(b, &sb);
+    for (int i = 0; i < NQ; i++) {
+        float q[DIM];
+        double ra[DIM], rb[DIM];
+        struct akv_why wa[8], wb[8];
+        size_t na, nb;
+        for (int d = 0; d < DIM; d++)
+            q[d] = (float)(((double)(tu_rand(&seed) % 2001) / 1000.0 - 1.0) *
+                           (i % 3 == 0 ? 1e18 : 3.0));
+        long na_ = akv_attn_run(a, &sa, q, AKV_ATTN_DOT, 1.0, ra, wa, 8, &na);
+        ck_assert_int_eq(na_, (long)akv_store_count(a));
+        ck_assert_int_eq(akv_attn_run(b, &sb, q, AKV_ATTN_DOT, 1.0, rb, wb, 8, &nb), na_);
+        ck_assert_msg(memcmp(ra, rb, sizeof ra) == 0, "query %d: r differs", i);
+        ck_assert_uint_eq(na, nb);
+        for (size_t j = 0; j < na; j++) {
+            ck_assert(isfinite(wa[j].weight) && wa[j].weight >= 0 && wa[j].weight <= 1);
+            ck_assert(memcmp(&wa[j].weight, &wb[j].weight, sizeof(double)) == 0);
+        }
+        for (int d = 0; d < DIM; d++)
+            ck_assert(isfinite(ra[d]));
+    }
+    akv_store_snap_release(a, &sa);
+    akv_store_snap_release(b, &sb);
+    akv_store_destroy(a);
+    akv_store_destroy(b);
+    akv_vocab_destroy(voc);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Same content, same bits (src/engine/attn.c): two stores holding the same
  * entries after different histories (other keys set and deleted, entries
@@ -1826,6 +1894,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_neighbor_lists_bound);
     tcase_add_test(tc, test_attention_kernels_agree);
     tcase_add_test(tc, test_same_content_same_bits);
+    tcase_add_test(tc, test_expired_keys_change_nothing);
     tcase_add_test(tc, test_payloads_match_reference);
     tcase_add_test(tc, test_payloads_kernels_and_batches_agree);
     tcase_add_test(tc, test_payloads_only_and_far_shifts);
