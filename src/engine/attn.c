@@ -32,11 +32,13 @@
  *     (VCHUNK ids: each chunk's partial sum, then the chunks in order; a
  *     word of weight 0 changes no bit, so words the store's value set
  *     still lists after their entry went are harmless);
- *   - the softmax shift c is fixed before phase 2 from the content: the
- *     largest key word score (dot: a key's score, a mean, is at most that)
- *     or 1 / tau (cosine); should the largest entry score turn out more than
- *     SHIFT_GAP below it (weights all tiny, so few bits), phase 2 runs again
- *     with c = that largest score;
+ *   - the softmax shift c is fixed before phase 2 from the content the
+ *     snapshot sees: the largest score of a word of a visible key (dot: a
+ *     key's score, a mean, is at most that) or 1 / tau (cosine), raised by
+ *     2^-40 of itself; should the largest entry score turn out more than
+ *     SHIFT_GAP below it (weights all tiny, so few bits) or above it (a mean
+ *     rounded up, at huge scales), phase 2 runs again for that query with c
+ *     = that largest score;
  *   - the sums over entries (z and every W_u) are exact: each term
  *     exp(s_i - c) / n_i <= 1 (up to rounding) is truncated to a multiple of
  *     2^-100 and added as a 128-bit integer, in any order, with no
