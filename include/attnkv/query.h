@@ -113,9 +113,15 @@ int akv_query_batch_begin(struct akv_query_item *items, size_t n, unsigned npart
 void akv_query_batch_work(struct akv_query_batch *b, unsigned part);
 void akv_query_batch_end(struct akv_query_batch *b);
 
-/* Bytes the worker threads keep between FGETs (their score, group and
- * table buffers, up to 64 MiB a thread; see src/engine/query.c): for INFO
- * and used_memory. Any thread. */
+/* Bytes the worker threads keep between queries (FGET's score, group and
+ * table buffers, up to 64 MiB a thread, and the attention's tables; see
+ * src/engine/query.c and attn.c): for INFO and used_memory. Any thread. */
 size_t akv_query_scratch_bytes(void);
+
+/* Frees what the calling thread keeps between queries (the attention's
+ * tables and plan, FGET's buffers): for a worker that has gone idle, so that
+ * a store flushed or shrunk gives its memory back. The next query on the
+ * thread allocates again. */
+void akv_query_scratch_release(void);
 
 #endif

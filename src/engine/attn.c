@@ -1097,6 +1097,15 @@ static int scratch_part(struct attn_scratch *sc, unsigned p)
     return 0;
 }
 
+void akv_attn_scratch_release(void)
+{
+    pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok)
+        return;
+    scratch_free(pthread_getspecific(scratch_key));
+    (void)pthread_setspecific(scratch_key, NULL);
+}
+
 /* The calling thread's scratch for a vocabulary of nwords; NULL without
  * memory. */
 static struct attn_scratch *scratch_get(size_t nwords)

@@ -71,6 +71,9 @@ long akv_attn_run_many_par(const struct akv_store *s, const struct akv_store_sna
  * tables, kept between calls). Any thread. */
 size_t akv_attn_scratch_bytes(void);
 
+/* Frees the calling thread's attention scratch (see akv_query_scratch_release). */
+void akv_attn_scratch_release(void);
+
 /* The kernels (dot products and weighted row sums) come in builds for the
  * baseline instruction set ("portable"), AVX2 and AVX-512, which give the
  * same bits. The fastest this CPU runs is used, or the one the environment

@@ -435,6 +435,17 @@ static pthread_once_t fget_once = PTHREAD_ONCE_INIT;
 static int fget_key_ok;
 static atomic_size_t fget_scratch_total; /* every thread's caps together */
 
+static void fget_scratch_free(void *arg);
+
+void akv_query_scratch_release(void)
+{
+    if (fget_key_ok) {
+        fget_scratch_free(pthread_getspecific(fget_key));
+        (void)pthread_setspecific(fget_key, NULL);
+    }
+    akv_attn_scratch_release();
+}
+
 size_t akv_query_scratch_bytes(void)
 {
     return atomic_load_explicit(&fget_scratch_total, memory_order_relaxed) +

@@ -63,6 +63,10 @@
  * and a helper never waits for anything, so an owner's wait always ends.
  * Helpers are not counted in `idle`, so batch shares treat them as busy.
  *
+ * Idle release: a worker that ran jobs and then finds nothing to do for
+ * IDLE_RELEASE_MS frees the per-thread memory the queries keep between
+ * calls (akv_query_scratch_release), outside mu; a busy worker keeps it.
+ *
  * Shutdown: akv_pool_close sets `stopping`; workers keep taking jobs until the
  * queue is empty and then exit; the loop thread joins them, delivers any done
  * jobs still listed, and closes the async handle. No uv_async_send can happen
@@ -75,8 +79,16 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <uv.h>
+
+#include "attnkv/query.h"
+
+#define IDLE_RELEASE_MS 500 /* a worker idle this long frees its query scratch */
 
 /* A running job's offer of help: allocated by help_begin, listed in
  * `offers` and freed by help_end. Under mu. */
@@ -167,14 +179,37 @@ static void *worker_main(void *arg)
 {
     struct akv_pool *p = arg;
     struct akv_pool_job *jobs[AKV_POOL_BATCH_MAX];
+    int worked = 0; /* ran a job since its scratch was last released */
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct help_offer *o;
         size_t n;
 
-        while (!p->qhead && !p->stopping && !open_offer(p))
-            pthread_cond_wait(&p->cv, &p->mu);
+        while (!p->qhead && !p->stopping && !open_offer(p)) {
+            if (!worked) {
+                pthread_cond_wait(&p->cv, &p->mu);
+                continue;
+            }
+            /* Idle for IDLE_RELEASE_MS after running jobs: give back what
+             * the queries keep between them (a flushed store's memory
+             * comes back; the next query allocates again). */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)IDLE_RELEASE_MS * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT && !p->qhead &&
+                !open_offer(p)) {
+                worked = 0;
+                pthread_mutex_unlock(&p->mu);
+                akv_query_scratch_release();
+#ifdef __GLIBC__
+                malloc_trim(0); /* and the allocator's free pages of its arenas */
+#endif
+                pthread_mutex_lock(&p->mu);
+            }
+        }
         if ((o = open_offer(p)) != NULL) {
             p->idle--;
             help(p, o);
@@ -185,6 +220,7 @@ static void *worker_main(void *arg)
             break; /* stopping and nothing left to run */
         p->idle--;
         n = take_jobs(p, jobs);
+        worked = 1;
         pthread_mutex_unlock(&p->mu);
 
         if (jobs[0]->batch)
