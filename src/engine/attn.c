@@ -103,7 +103,10 @@
 #define PAR_MIN_WORDS 32768               /* fewer words than this: phases 1 and 3 alone */
 #define PAR_MIN_SLOTS 65536               /* fewer slots than this: phase 2 alone */
 
-#if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__)
+/* Not under a sanitizer: a clone's resolver runs while the program is being
+ * relocated, before the sanitizer's runtime is up (TSan crashed at start). */
+#if defined(AKV_ATTN_X86) && defined(__GNUC__) && !defined(__clang__) &&                           \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #define AKV_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define AKV_ATTN_CLONES

@@ -80,7 +80,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #include <malloc.h>
 #endif
 
@@ -204,8 +204,9 @@ static void *worker_main(void *arg)
                 worked = 0;
                 pthread_mutex_unlock(&p->mu);
                 akv_query_scratch_release();
-#ifdef __GLIBC__
-                malloc_trim(0); /* and the allocator's free pages of its arenas */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+                malloc_trim(0); /* and the allocator's free pages (not under a
+                                 * sanitizer, which has an allocator of its own) */
 #endif
                 pthread_mutex_lock(&p->mu);
             }
