@@ -217,6 +217,27 @@ static bool below(const struct akv_store *s, const struct akv_store_snap *snap,
     return c > 0 || (c == 0 && la > lb);
 }
 
+/* Restores the heap order from the root down (the root just replaced). */
+static void why_sift_down(const struct akv_store *s, const struct akv_store_snap *snap,
+                          struct why_heap *w)
+{
+    size_t i = 0;
+
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->n && below(s, snap, &w->h[l], &w->h[m]))
+            m = l;
+        if (r < w->n && below(s, snap, &w->h[r], &w->h[m]))
+            m = r;
+        if (m == i)
+            break;
+        struct akv_why t = w->h[i];
+        w->h[i] = w->h[m];
+        w->h[m] = t;
+        i = m;
+    }
+}
+
 static void why_offer(const struct akv_store *s, const struct akv_store_snap *snap,
                       struct why_heap *w, size_t slot, double score)
 {
@@ -240,20 +261,7 @@ static void why_offer(const struct akv_store *s, const struct akv_store_snap *sn
     if (w->cap == 0 || !below(s, snap, &w->h[0], &c))
         return;
     w->h[0] = c;
-    i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < w->n && below(s, snap, &w->h[l], &w->h[m]))
-            m = l;
-        if (r < w->n && below(s, snap, &w->h[r], &w->h[m]))
-            m = r;
-        if (m == i)
-            break;
-        struct akv_why t = w->h[i];
-        w->h[i] = w->h[m];
-        w->h[m] = t;
-        i = m;
-    }
+    why_sift_down(s, snap, w);
 }
 
 /* ---- state ---------------------------------------------------------------- */
@@ -1406,21 +1414,9 @@ static void why_sorted(const struct attn_state *st, struct why_heap *w)
 
     while (w->n > 1) {
         struct akv_why top = w->h[0];
-        size_t i = 0, last = --w->n;
+        size_t last = --w->n;
         w->h[0] = w->h[last];
-        for (;;) {
-            size_t l = 2 * i + 1, r = l + 1, m = i;
-            if (l < w->n && below(st->s, st->snap, &w->h[l], &w->h[m]))
-                m = l;
-            if (r < w->n && below(st->s, st->snap, &w->h[r], &w->h[m]))
-                m = r;
-            if (m == i)
-                break;
-            struct akv_why t = w->h[i];
-            w->h[i] = w->h[m];
-            w->h[m] = t;
-            i = m;
-        }
+        why_sift_down(st->s, st->snap, w);
         w->h[last] = top;
     }
     w->n = n;
