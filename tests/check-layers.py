@@ -15,7 +15,7 @@ import pathlib
 import re
 import sys
 
-ORDER = ["util", "engine", "proto", "persist", "server"]
+ORDER = ["util", "engine", "proto", "persist", "cluster", "server"]
 # What each layer may include besides itself and the layers below it.
 RANK = {name: i for i, name in enumerate(ORDER)}
 RANK["attnkv"] = RANK["engine"]

@@ -114,6 +114,13 @@ size_t akv_store_expires(const struct akv_store *s);
  * returns 1 and its key (valid until the next write), else 0. The caller
  * deletes it (the active expiry cycle). */
 int akv_store_first_expired(const struct akv_store *s, const char **key, size_t *klen);
+/* Calls fn for up to max entries whose expiry time has come (by the
+ * store's clock), earliest first along each branch of the expiry heap,
+ * without changing anything; stops early when fn returns nonzero. Returns
+ * how many fn accepted. Owner thread. */
+size_t akv_store_due(const struct akv_store *s, size_t max,
+                     int (*fn)(void *arg, const char *key, size_t klen, uint64_t expire),
+                     void *arg);
 
 /* Moves up to n buckets of a key table that is doubling (writes move a
  * few each; the server's cron calls this so that a store that stops being

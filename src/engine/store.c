@@ -1019,6 +1019,33 @@ int akv_store_first_expired(const struct akv_store *s, const char **key, size_t 
     return 1;
 }
 
+size_t akv_store_due(const struct akv_store *s, size_t max,
+                     int (*fn)(void *arg, const char *key, size_t klen, uint64_t expire), void *arg)
+{
+    /* The heap's due entries form a subtree at its root: walk it depth
+     * first with an explicit stack, at most max of them. */
+    size_t stack[128], top = 0, n = 0;
+
+    if (s->nheap == 0 || max == 0)
+        return 0;
+    stack[top++] = 0;
+    while (top > 0 && n < max) {
+        size_t i = stack[--top];
+        uint64_t e = slot_expire(s, s->heap[i]);
+        const struct slot *sl;
+        if (!is_expired(e, *s->clock))
+            continue;
+        sl = slot_at(s, s->heap[i]);
+        if (fn(arg, sl->text, sl->klen, e) != 0)
+            break;
+        n++;
+        for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < s->nheap; c++)
+            if (top < sizeof(stack) / sizeof(stack[0]))
+                stack[top++] = c;
+    }
+    return n;
+}
+
 double akv_store_value_norm_max(const struct akv_store *s)
 {
     return atomic_load_explicit(&s->vnorm_max, memory_order_relaxed);

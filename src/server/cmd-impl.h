@@ -296,6 +296,27 @@ int akv_cmd_key_expire(struct akv_cmd_env *env, uint32_t db, const char *key, si
  * writes the OOM error reply and returns 1 (-ENOMEM if even that failed). */
 int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
 
+/* ---- cluster mode (cmd-cluster.c) ------------------------------------- */
+/* Proposes write command c (or an EXEC whose queue writes) as a log entry
+ * and leaves a job in ctx->job that the entry's application answers; or
+ * replies an error. Returns 0 or -ENOMEM. */
+int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
+/* The leader's expiry cycle in cluster mode (akv_cmd_expire_cycle). */
+int akv_cmd_cluster_expire_cycle(struct akv_cmd_env *env);
+/* This node's cluster-id. */
+uint64_t akv_cmd_cluster_self(const struct akv_cmd_env *env);
+/* The cluster's commands. */
+int akv_cmd_do_cluster(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_role(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_consistency(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_readonly(struct akv_cmd_ctx *ctx);
+int akv_cmd_do_readwrite(struct akv_cmd_ctx *ctx);
+/* WAIT: how many other nodes the leader knows to hold index (0 on a
+ * follower, which does not know, and on a single node). */
+int64_t akv_cmd_cluster_holders(const struct akv_cmd_env *env, uint64_t index);
+/* INFO replication in cluster mode. */
+int akv_cmd_cluster_info_replication(struct akv_buf *b, const struct akv_cmd_env *env);
+
 /* ---- transactions (cmd-multi.c) -------------------------------------- */
 
 /* A write touched key in db: EXEC fails for the connections watching it. */
@@ -314,6 +335,14 @@ void akv_cmd_multi_session_fini(struct akv_cmd_env *env, struct akv_session *s);
 /* While a connection is in MULTI, dispatch queues its commands here.
  * Returns 0 (a reply, +QUEUED or an error, is written) or -ENOMEM. */
 int akv_cmd_multi_queue(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
+/* Whether the session's MULTI queue holds a write. */
+int akv_cmd_multi_writes(const struct akv_session *s);
+/* Cluster mode, EXEC of a queue that writes: appends the queued commands
+ * (u32 count, then each) and the WATCHed keys as they are now (entry.h)
+ * to b and ends the transaction (0); or replies as EXEC would without
+ * running anything (aborted by a WATCH, discarded after an error, a queue
+ * holding a command that runs on the pool) and returns 1; or -ENOMEM. */
+int akv_cmd_multi_take(struct akv_cmd_ctx *ctx, struct akv_buf *b);
 
 /* ---- text options and skipped words (cmd-vocab.c) -------------------- */
 

@@ -21,7 +21,8 @@
  * Expiry: an entry whose time has come is invisible at once (store.h); a
  * lookup here deletes it (lazy expiry) and the cycle deletes the others, a
  * bounded time per loop turn, each deletion logged as a DEL so that replay
- * never depends on the clock going forward. Times are absolute (ms since
+ * never depends on the clock going forward. In cluster mode neither
+ * deletes: the leader proposes the deletions (cmd-cluster.c). Times are absolute (ms since
  * the epoch) in the store and the AOF.
  *
  * Writes are checked against max-key-len, max-value-len, maxkeys and
@@ -81,7 +82,10 @@ int akv_cmd_key_lookup(struct akv_cmd_env *env, uint32_t db, const char *key, si
     int st = akv_store_find(env->dbs[db], key, klen, f);
 
     if (st == AKV_STORE_EXPIRED) {
-        expire_now(env, db, key, klen);
+        /* In a cluster only applied entries change the store: the
+         * leader's expiry cycle deletes it (cmd-cluster.c). */
+        if (!env->cluster)
+            expire_now(env, db, key, klen);
         return AKV_STORE_ABSENT;
     }
     return st;
@@ -163,6 +167,10 @@ int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding)
     const struct akv_config *cfg = ctx->env->config;
     int rc;
 
+    /* A committed log entry is applied whatever this node's limits: the
+     * node that proposed it checked maxmemory (cmd-cluster.c). */
+    if (ctx->env->applying)
+        return 0;
     /* As in Redis, a write is refused while the store is over maxmemory,
      * even one that would replace a value; reads, DEL and FLUSHALL go on. */
     if (cfg->maxmemory > 0 && stores_memory_used(ctx->env) > cfg->maxmemory) {
@@ -816,6 +824,8 @@ int akv_cmd_expire_cycle(struct akv_cmd_env *env, unsigned budget_us)
      * can be logged yet. */
     if (env->loading)
         return 0;
+    if (env->cluster)
+        return akv_cmd_cluster_expire_cycle(env);
     akv_cmd_clock(env);
     for (uint32_t db = 0; db < env->ndbs; db++) {
         const char *key;

@@ -60,6 +60,8 @@
 
 #include <xxhash.h>
 
+#include "cluster/entry.h"
+
 #define WATCH_MAX 65536
 
 struct watched {
@@ -606,4 +608,66 @@ int akv_cmd_do_exec(struct akv_cmd_ctx *ctx)
     j->base.finish = exec_finish;
     ctx->job = &j->base;
     return 0;
+}
+
+int akv_cmd_multi_writes(const struct akv_session *s)
+{
+    return s->multi && s->multi->active && s->multi->writes;
+}
+
+int akv_cmd_multi_take(struct akv_cmd_ctx *ctx, struct akv_buf *b)
+{
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_session *s = ctx->sess;
+    struct akv_multi *m = s->multi;
+    int rc;
+
+    if (m->failed) {
+        queue_clear(m);
+        unwatch_all(env, s);
+        rc = akv_reply_error(ctx->out,
+                             "EXECABORT Transaction discarded because of previous errors.");
+        return rc < 0 ? rc : 1;
+    }
+    for (struct queued *q = m->head; q; q = q->next) {
+        const struct akv_cmd *c = akv_cmd_lookup(q->argv[0].p, q->argv[0].len);
+        if (c && (c->flags & AKV_CMD_SLOW)) {
+            queue_clear(m);
+            unwatch_all(env, s);
+            rc = akv_reply_errorf(ctx->out,
+                                  "EXECABORT in cluster mode a transaction that writes cannot "
+                                  "hold %s (it runs on the worker pool); run it outside",
+                                  c->name);
+            return rc < 0 ? rc : 1;
+        }
+    }
+    for (size_t w = 0; w < m->nw && !m->dirty; w++)
+        if (watched_changed(env, m->w[w]))
+            m->dirty = 1;
+    if (m->dirty) {
+        queue_clear(m);
+        unwatch_all(env, s);
+        rc = akv_reply_null_array(ctx->out, s->resp);
+        return rc < 0 ? rc : 1;
+    }
+    rc = akv_entry_put_u32(b, (uint32_t)m->nqueued);
+    for (struct queued *q = m->head; q && rc == 0; q = q->next) {
+        rc = akv_entry_put_u32(b, (uint32_t)q->argc);
+        for (size_t i = 0; i < q->argc && rc == 0; i++)
+            rc = akv_entry_put_bytes(b, q->argv[i].p, q->argv[i].len);
+    }
+    rc = rc ? rc : akv_entry_put_u32(b, (uint32_t)m->nw);
+    for (size_t w = 0; w < m->nw && rc == 0; w++) {
+        const struct watched *e = m->w[w];
+        struct akv_store_found f;
+        int live = akv_store_find(env->dbs[e->db], e->key, e->klen, &f) == AKV_STORE_LIVE;
+        rc = akv_entry_put_u32(b, e->db);
+        rc = rc ? rc : akv_entry_put_bytes(b, e->key, e->klen);
+        rc = rc ? rc : akv_entry_put_u8(b, (uint8_t)live);
+        rc = rc ? rc : akv_entry_put_u64(b, live ? f.expire : 0);
+        rc = rc ? rc : akv_entry_put_bytes(b, live ? f.val : "", live ? f.vlen : 0);
+    }
+    queue_clear(m);
+    unwatch_all(env, s);
+    return rc < 0 ? rc : 0;
 }

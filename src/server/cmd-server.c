@@ -787,10 +787,12 @@ static int info_stats(struct akv_buf *b, const struct akv_cmd_env *env)
                           env->nbcache ? akv_nbcache_count(env->nbcache) : (size_t)0);
 }
 
-/* Replication, as Redis shows a master without replicas: the one place a
- * cluster's roles will show. */
+/* Replication, as Redis shows a master without replicas; a cluster node's
+ * in cmd-cluster.c. */
 static int info_replication(struct akv_buf *b, const struct akv_cmd_env *env)
 {
+    if (env->cluster)
+        return akv_cmd_cluster_info_replication(b, env);
     return akv_buf_printf(b,
                           "role:master\r\n"
                           "connected_slaves:0\r\n"
@@ -911,8 +913,7 @@ static int info_latencystats(struct akv_buf *b, const struct akv_cmd_env *env)
 
 static int info_cluster(struct akv_buf *b, const struct akv_cmd_env *env)
 {
-    (void)env;
-    return akv_buf_printf(b, "cluster_enabled:0\r\n");
+    return akv_buf_printf(b, "cluster_enabled:%d\r\n", env->cluster != NULL);
 }
 
 static int info_store(struct akv_buf *b, const struct akv_cmd_env *env)
@@ -1225,7 +1226,7 @@ int akv_cmd_do_wait(struct akv_cmd_ctx *ctx)
         return akv_reply_error(ctx->out, "ERR timeout is not an integer or out of range");
     if (ms < 0)
         return akv_reply_error(ctx->out, "ERR timeout is negative");
-    return akv_reply_int(ctx->out, 0);
+    return akv_reply_int(ctx->out, akv_cmd_cluster_holders(ctx->env, ctx->sess->cl_last_index));
 }
 
 /* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] | ABORT. The shutdown is SIGTERM's:

@@ -254,6 +254,7 @@ void akv_cmd_cron(struct akv_cmd_env *env)
     struct akv_persist_info pi;
     size_t used;
 
+    akv_cmd_cluster_cron(env);
     akv_persist_info(env->persist, &pi);
     if (pi.rewrites != env->rewrites_seen) {
         /* A rewrite finished (successfully: only those are counted) since
@@ -379,7 +380,17 @@ static const struct akv_cmd table[] = {
      "SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]",
      "finish the requests in hand, make the AOF durable and exit, as SIGTERM does"},
     {"WAIT", 3, 0, akv_cmd_do_wait, 0, 0, 0, "WAIT numreplicas timeout",
-     "0 at once: there are no replicas"},
+     "how many other cluster nodes hold this connection's last write (0 on a single node)"},
+    {"CLUSTER", -2, L, akv_cmd_do_cluster, 0, 0, 0,
+     "CLUSTER INFO|NODES|MYID|ADD id host:port|REMOVE id|TRANSFER [id]|LASTINDEX|APPLIED|HELP",
+     "the Raft cluster: state, members, membership changes"},
+    {"ROLE", 1, F | L, akv_cmd_do_role, 0, 0, 0, "ROLE",
+     "master (the cluster's leader, or a single node) or slave, with the replication state"},
+    {"CONSISTENCY", -1, F, akv_cmd_do_consistency, 0, 0, 0, "CONSISTENCY [ryw|linearizable|stale]",
+     "what this connection's reads wait for on a cluster node (default ryw)"},
+    {"READONLY", 1, F, akv_cmd_do_readonly, 0, 0, 0, "READONLY",
+     "CONSISTENCY stale, as Redis Cluster clients ask of replicas"},
+    {"READWRITE", 1, F, akv_cmd_do_readwrite, 0, 0, 0, "READWRITE", "CONSISTENCY ryw again"},
     {"LATENCY", -2, L, akv_cmd_do_latency, 0, 0, 0,
      "LATENCY LATEST|HISTORY event|RESET [event ...]|DOCTOR|HELP",
      "commands slower than latency-monitor-threshold ms, by event"},
@@ -777,7 +788,19 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
     }
     sess->last_cmd = c;
     sess->last_sub = NULL;
-    rc = c->handler(ctx);
+    if (env->cluster && !env->applying &&
+        ((c->flags & AKV_CMD_WRITE) ||
+         (c->handler == akv_cmd_do_exec && akv_cmd_multi_writes(sess)))) {
+        /* Cluster mode: the write becomes a log entry, applied (and
+         * answered) once committed. */
+        rc = akv_cmd_cluster_write(ctx, c);
+    } else if (sess->cl_read_failed && (c->flags & AKV_CMD_READONLY)) {
+        sess->cl_read_failed = 0;
+        rc = akv_reply_error(ctx->out, "TRYAGAIN no leader confirmed a linearizable read; "
+                                       "try again");
+    } else {
+        rc = c->handler(ctx);
+    }
     /* MONITOR itself is not shown, as in Redis (its caller would see it as
      * its own first line). */
     if (env->monitors > 0 && env->monitor_feed && c->handler != akv_cmd_do_monitor)

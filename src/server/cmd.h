@@ -208,8 +208,14 @@ struct akv_cmd_env {
     size_t ncmd_hist;                     /* of those allocated */
     struct akv_inst inst[AKV_INST_COUNT]; /* instantaneous_* samples */
     struct akv_client_peaks client_peaks;
-    char run_id[41]; /* 40 random hex digits, made at the first INFO or cron */
-    char replid[41]; /* master_replid: the same, another draw */
+    /* Cluster mode (cmd-cluster.c; NULL: a single node). While applying
+     * is set, commands run from a committed log entry: they change the
+     * store directly, checking no memory or key-count limit. */
+    struct akv_cmd_cluster *cluster;
+    int applying;
+    uint64_t cluster_applied; /* the last log index applied */
+    char run_id[41];          /* 40 random hex digits, made at the first INFO or cron */
+    char replid[41];          /* master_replid: the same, another draw */
 };
 
 /* CLIENT KILL's callback answers (see env->clients). */
@@ -264,6 +270,20 @@ struct akv_session {
     unsigned reply_skip_next : 1;          /* CLIENT REPLY SKIP: drop the next reply */
     unsigned reply_skip : 1;               /* dispatch: drop this call's reply */
     unsigned no_evict : 1;                 /* CLIENT NO-EVICT ON */
+    /* Cluster mode: the reads' consistency (CONSISTENCY), the read round
+     * a linearizable read waits for (0: none), and whether that round
+     * failed (the read then gets an error). */
+    int cl_mode;
+    uint64_t cl_ticket;
+    uint64_t cl_last_index; /* the log index of this connection's last write */
+    int cl_read_failed;
+};
+
+/* CONSISTENCY: what a read on a cluster node waits for. */
+enum {
+    AKV_CONSISTENCY_RYW = 0,          /* nothing more: this connection's writes are applied */
+    AKV_CONSISTENCY_LINEARIZABLE = 1, /* an index the leader confirmed after the read arrived */
+    AKV_CONSISTENCY_STALE = 2,        /* nothing (as RYW today; named for clients' intent) */
 };
 
 /* One client as CLIENT LIST, INFO and KILL see it, filled by the connection
@@ -393,6 +413,29 @@ void akv_cmd_note_client_buffers(struct akv_cmd_env *env, size_t in, size_t out)
  * AKV_ERRSTAT_CODE_MAX bytes of it). akv_cmd_dispatch counts every error
  * reply it writes, a job's finish its own. Loop thread. */
 void akv_cmd_count_error(struct akv_cmd_env *env, const char *reply, size_t len);
+
+/* Cluster mode (cmd-cluster.c). hooks fills the callbacks the cluster
+ * node calls (cluster/cluster.h); attach makes env use node cl (created
+ * with those hooks); detach, at shutdown, answers every waiting write
+ * (as uncertain) and forgets the node. cron times out waiting writes
+ * (the server's cron). hold: whether the request of session s, command c,
+ * must wait (a linearizable read before its round and index); the
+ * connection layer asks before running a request, and is woken through
+ * env->pause_changed. */
+struct akv_cluster;
+struct akv_cluster_hooks;
+void akv_cmd_cluster_hooks(struct akv_cmd_env *env, struct akv_cluster_hooks *h);
+int akv_cmd_cluster_attach(struct akv_cmd_env *env, struct akv_cluster *cl);
+void akv_cmd_cluster_detach(struct akv_cmd_env *env);
+/* The server is stopping: waiting writes are answered (as uncertain), and
+ * new ones refused. */
+void akv_cmd_cluster_abort(struct akv_cmd_env *env);
+/* Starts closing the node (its loop handles); the loop then runs until
+ * they are closed. */
+void akv_cmd_cluster_close(struct akv_cmd_env *env);
+void akv_cmd_cluster_cron(struct akv_cmd_env *env);
+void akv_cmd_cluster_flush(struct akv_cmd_env *env);
+int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const struct akv_cmd *c);
 
 /* Makes env->run_id and env->replid if they are not made yet. */
 void akv_cmd_make_ids(struct akv_cmd_env *env);

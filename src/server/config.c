@@ -629,6 +629,16 @@ static const struct directive directives[] = {
     INT_ROW("auto-aof-rewrite-percentage", aof_rewrite_percentage, 0, 1000000),
     MEM_ROW("auto-aof-rewrite-min-size", aof_rewrite_min_size, 0, 1LL << 50),
     BOOL_ROW("aof-use-rdb-preamble", aof_use_rdb_preamble),
+    BOOL_ROW("cluster-enabled", cluster_enabled),
+    INT_ROW("cluster-id", cluster_id, 1, INT_MAX),
+    STRING_ROW("cluster-bind", cluster_bind, DF_NONEMPTY),
+    STRING_ROW("cluster-announce", cluster_announce, 0),
+    STRING_ROW("cluster-dir", cluster_dir, DF_NONEMPTY),
+    STRING_ROW("cluster-join", cluster_join, 0),
+    INT_ROW("cluster-election-timeout", cluster_election_timeout, 50, 600000),
+    INT_ROW("cluster-snapshot-threshold", cluster_snapshot_threshold, 16, INT_MAX),
+    INT_ROW("cluster-snapshot-trailing", cluster_snapshot_trailing, 0, INT_MAX),
+    INT_ROW("cluster-write-timeout", cluster_write_timeout, 100, 3600000),
     INT_ROW("slowlog-log-slower-than", slowlog_slower_than, -1, 2147483647),
     INT_ROW("slowlog-max-len", slowlog_max_len, 0, 1000000),
     INT_ROW("latency-monitor-threshold", latency_monitor_threshold, 0, INT_MAX),
@@ -672,10 +682,12 @@ static const char *const runtime_directives[] = {
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
     "aof-use-rdb-preamble",
+    "cluster-write-timeout",
 };
 
 /* Directives that name files (see akv_config_is_path). */
-static const char *const path_directives[] = {"logfile", "dir", "appendfilename", "vectors"};
+static const char *const path_directives[] = {"logfile", "dir", "appendfilename", "vectors",
+                                              "cluster-dir"};
 
 static const struct directive *lookup(const char *name)
 {
@@ -778,6 +790,16 @@ int akv_config_init(struct akv_config *c)
     c->aof_rewrite_percentage = 100;
     c->aof_rewrite_min_size = 64LL << 20;
     c->aof_use_rdb_preamble = 1;
+    c->cluster_enabled = 0;
+    c->cluster_id = 1;
+    c->cluster_bind = strdup("127.0.0.1:7479");
+    c->cluster_dir = strdup("cluster");
+    if (!c->cluster_bind || !c->cluster_dir)
+        goto fail;
+    c->cluster_election_timeout = 1000;
+    c->cluster_snapshot_threshold = 65536;
+    c->cluster_snapshot_trailing = 8192;
+    c->cluster_write_timeout = 10000;
     c->slowlog_slower_than = 10000;
     c->slowlog_max_len = 128;
     c->latency_monitor_threshold = 0;
@@ -802,6 +824,10 @@ void akv_config_fini(struct akv_config *c)
     free(c->config_file);
     free(c->dir);
     free(c->appendfilename);
+    free(c->cluster_bind);
+    free(c->cluster_announce);
+    free(c->cluster_dir);
+    free(c->cluster_join);
     memset(c, 0, sizeof(*c));
 }
 

@@ -96,6 +96,18 @@ struct akv_config {
     unsigned long long
         aof_rewrite_min_size; /* ... once the file is this big, bytes (default 64 MiB) */
     int aof_use_rdb_preamble; /* rewrites start the file with a snapshot preamble (default 1) */
+    /* Cluster mode (src/cluster/, docs/cluster.md). */
+    int cluster_enabled;          /* default 0: a single node with its AOF */
+    int cluster_id;               /* this node's id in the cluster, > 0 (default 1) */
+    char *cluster_bind;           /* host:port of the Raft transport (default 127.0.0.1:7479) */
+    char *cluster_announce;       /* host:port other nodes reach our clients' port at; NULL:
+                                   * the first bind address and port */
+    char *cluster_dir;            /* Raft log and snapshots; relative to dir (default "cluster") */
+    char *cluster_join;           /* host:port (client port) of a member to join; NULL: bootstrap */
+    int cluster_election_timeout; /* ms (default 1000); heartbeats every tenth */
+    int cluster_snapshot_threshold; /* log entries between snapshots (default 65536) */
+    int cluster_snapshot_trailing;  /* entries kept after a snapshot (default 8192) */
+    int cluster_write_timeout;      /* ms a write waits to be applied (default 10000) */
     int slowlog_slower_than; /* µs; -1 disables the slow log, 0 logs every command; default 10000 */
     int slowlog_max_len;     /* entries kept; default 128 */
     int latency_monitor_threshold; /* ms; LATENCY records commands this slow; 0 = off (default) */

@@ -981,6 +981,13 @@ static int run_request(struct akv_conn *c, size_t argc)
         c->job_pos = pos;
         ctx.job->owner = c;
         ctx.job->pool.done = on_job_done;
+        if (!ctx.job->pool.work && !ctx.job->pool.batch) {
+            /* No pool work: a cluster write, answered when its log entry
+             * is applied (cmd-cluster.c calls done). */
+            c->job = ctx.job;
+            c->refs++;
+            return 0;
+        }
         if (akv_pool_submit(sh->pool, &ctx.job->pool) < 0) {
             ctx.job->finish(ctx.job, NULL);
             if (akv_reply_error(&c->out, "ERR server is shutting down") < 0) {
@@ -1016,6 +1023,21 @@ static int held_by_pause(struct akv_conn *c)
         return 1;
     cmd = akv_cmd_lookup(c->sh->argv[0].p, c->sh->argv[0].len);
     return cmd && (cmd->flags & AKV_CMD_WRITE);
+}
+
+/* Whether the request just parsed must wait: CLIENT PAUSE, or in cluster
+ * mode a linearizable read before its read round (cmd-cluster.c). Both
+ * wait on the paused list and are woken by akv_conn_pause_changed. */
+static int held(struct akv_conn *c)
+{
+    struct akv_cmd_env *env = c->sh->env;
+
+    if (held_by_pause(c))
+        return 1;
+    if (!env->cluster || c->sh->draining)
+        return 0;
+    return akv_cmd_cluster_hold(env, &c->sess,
+                                akv_cmd_lookup(c->sh->argv[0].p, c->sh->argv[0].len));
 }
 
 static void paused_push(struct akv_conn *c)
@@ -1147,7 +1169,7 @@ static void conn_process(struct akv_conn *c)
             break;
         }
         c->need_len = 0;
-        if (req.argc > 0 && held_by_pause(c)) {
+        if (req.argc > 0 && held(c)) {
             /* Not consumed: parsed again when the pause ends. */
             paused_push(c);
             break;

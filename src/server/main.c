@@ -58,6 +58,7 @@
 #include "attnkv/nbcache.h"
 #include "attnkv/store.h"
 #include "attnkv/vocab.h"
+#include "cluster/cluster.h"
 #include "server/cmd.h"
 #include "server/config.h"
 #include "util/log.h"
@@ -205,6 +206,77 @@ static void on_load_slice(uv_idle_t *h)
     announce_ready(env);
 }
 
+/* Cluster mode: a node that cannot stay in its cluster stops the daemon. */
+static struct akv_server *cluster_srv;
+static int cluster_failed;
+
+static void on_cluster_fatal(void *arg, const char *msg)
+{
+    (void)arg;
+    akv_log(AKV_LOG_WARNING, "cluster: %s; shutting down", msg);
+    cluster_failed = 1;
+    if (cluster_srv)
+        akv_server_stop(cluster_srv);
+}
+
+/* Starts this node of the cluster (cluster-enabled yes), once the server
+ * listens (its client address is announced to the other nodes). */
+static int start_cluster(struct akv_cluster **out, uv_loop_t *loop, struct akv_cmd_env *env,
+                         const struct akv_config *cfg, const struct akv_vocab *voc)
+{
+    struct akv_cluster_hooks h;
+    struct akv_cluster_opts o;
+    char dir[4096], announce[192], err[512] = "";
+    const char *host = cfg->nbind > 0 ? cfg->bind[0] : "127.0.0.1";
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    akv_cmd_cluster_hooks(env, &h);
+    h.fatal = on_cluster_fatal;
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 || strcmp(host, "::") == 0 ||
+        strcmp(host, "-::*") == 0)
+        host = "127.0.0.1";
+    if (cfg->cluster_announce)
+        snprintf(announce, sizeof announce, "%s", cfg->cluster_announce);
+    else
+        snprintf(announce, sizeof announce, "%s:%d", host, env->tcp_port);
+    if (cfg->cluster_dir[0] == '/')
+        snprintf(dir, sizeof dir, "%s", cfg->cluster_dir);
+    else
+        snprintf(dir, sizeof dir, "%s/%s", cfg->dir, cfg->cluster_dir);
+    o.id = (uint64_t)cfg->cluster_id;
+    o.raft_addr = cfg->cluster_bind;
+    o.client_addr = announce;
+    o.dir = dir;
+    o.join = cfg->cluster_join;
+    o.password = cfg->requirepass;
+    o.election_ms = (unsigned)cfg->cluster_election_timeout;
+    o.heartbeat_ms = o.election_ms / 10 > 10 ? o.election_ms / 10 : 10;
+    o.snapshot_threshold = (unsigned)cfg->cluster_snapshot_threshold;
+    o.snapshot_trailing = (unsigned)cfg->cluster_snapshot_trailing;
+    akv_vocab_checksums(voc, &o.vocab_meta, &o.vocab_data);
+    o.vocab_words = akv_vocab_count(voc);
+    o.vocab_dim = (uint32_t)akv_vocab_dim(voc);
+    rc = akv_cluster_create(out, loop, &o, &h, err, sizeof(err));
+    if (rc < 0) {
+        akv_log(AKV_LOG_WARNING, "cluster: %s", err);
+        if (*out && akv_cmd_cluster_attach(env, *out) < 0) {
+            akv_cluster_close(*out, NULL, NULL);
+        }
+        return rc;
+    }
+    rc = akv_cmd_cluster_attach(env, *out);
+    if (rc < 0) {
+        akv_cluster_close(*out, NULL, NULL);
+        return rc;
+    }
+    akv_log(AKV_LOG_NOTICE, "cluster mode: node %d, raft %s, clients at %s, state in %s%s%s",
+            cfg->cluster_id, cfg->cluster_bind, announce, dir,
+            cfg->cluster_join ? ", joining through " : "",
+            cfg->cluster_join ? cfg->cluster_join : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct akv_config_args args;
@@ -216,6 +288,7 @@ int main(int argc, char **argv)
     struct akv_nbcache *nbcache = NULL;
     struct akv_server *srv = NULL;
     struct akv_persist *persist = NULL;
+    struct akv_cluster *cluster = NULL;
     struct akv_cmd_env env;
     struct loading loading = {0};
     const char *from; /* where the settings came from, for messages */
@@ -335,7 +408,10 @@ int main(int argc, char **argv)
 
     /* The AOF is opened and mapped before anything listens; it replays
      * once the listeners are up (on_load_slice). */
-    if (cfg.appendonly) {
+    if (cfg.cluster_enabled && cfg.appendonly) {
+        akv_log(AKV_LOG_NOTICE, "cluster mode: the Raft log in cluster-dir keeps the data; "
+                                "appendonly does not apply");
+    } else if (cfg.appendonly) {
         akv_service_status("Opening the append-only file %s/%s", cfg.dir, cfg.appendfilename);
         struct akv_persist_opts po = {
             .dir = cfg.dir,
@@ -376,6 +452,11 @@ int main(int argc, char **argv)
     rc = akv_server_create(&srv, &loop, &env, &cfg);
     if (rc < 0)
         goto out;
+    cluster_srv = srv;
+    if (cfg.cluster_enabled && start_cluster(&cluster, &loop, &env, &cfg, voc) < 0) {
+        akv_server_stop(srv);
+        loading.failed = 1;
+    }
     /* The listeners accept from here on (the kernel queues connections
      * until the loop runs). */
     if (env.loading) {
@@ -402,7 +483,7 @@ int main(int argc, char **argv)
     }
 
     akv_server_run(srv);
-    status = loading.failed ? 1 : 0;
+    status = loading.failed || cluster_failed ? 1 : 0;
     if (env.loading && !loading.failed)
         akv_log(AKV_LOG_NOTICE, "shut down while the append-only file was loading: replay "
                                 "abandoned, the file is left as it was");
@@ -419,6 +500,12 @@ out:
          * writer, and let the loop close the AOF's handles. */
         akv_persist_close(persist);
         uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    if (cluster) {
+        akv_cmd_cluster_close(&env); /* once more, in case the server never ran */
+        uv_run(&loop, UV_RUN_DEFAULT);
+        akv_cmd_cluster_detach(&env);
+        akv_cluster_destroy(cluster);
     }
     akv_server_destroy(srv);
     if (loop_ready) {

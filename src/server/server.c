@@ -602,6 +602,7 @@ static void close_rest(struct akv_server *s)
 {
     if (s->pool)
         akv_pool_close(s->pool, NULL, NULL);
+    akv_cmd_cluster_close(s->env); /* Raft's handles, last: no client is left */
     if (s->conns_ready)
         akv_conn_shared_close(&s->conns);
     for (size_t i = 0; i < s->nsig; i++)
@@ -705,6 +706,7 @@ void akv_server_stop(struct akv_server *s)
     akv_log(AKV_LOG_NOTICE, "shutting down: %" PRIu64 " clients, %zu jobs in flight",
             s->env->stats.connected_clients, akv_pool_pending(s->pool));
     close_listeners(s);
+    akv_cmd_cluster_abort(s->env);
     uv_timer_start(&s->timer, on_grace_over, SHUTDOWN_GRACE_MS, 0);
     akv_conn_drain_all(&s->conns);
     check_done(s);

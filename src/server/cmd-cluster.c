@@ -1,0 +1,1229 @@
+/*
+ * cmd-cluster.c - the command layer's side of a cluster (cluster/cluster.h):
+ * writes proposed as log entries, committed entries applied to the store,
+ * the snapshot of the databases, linearizable reads, and the CLUSTER,
+ * ROLE, CONSISTENCY and WAIT commands.
+ *
+ * Design (the guarantees are in docs/cluster.md)
+ *   - A write (a command flagged AKV_CMD_WRITE, or an EXEC whose queue
+ *     writes) is not run when it arrives: akv_cmd_cluster_write encodes its
+ *     arguments, the session's database and protocol into a CMDS entry
+ *     tagged with this node's id and a request id, proposes it, and leaves
+ *     a job (struct cl_job) that holds the connection until the entry is
+ *     applied here. The job has no pool work: this file completes it.
+ *   - apply_entry runs every committed entry's commands through their
+ *     handlers, with the entry's time as the clock (so expiry decisions are
+ *     the same on every node), env->applying set (no limit but the
+ *     lengths is checked, nothing is proposed again), and a session made
+ *     from the entry. The output goes to the waiting job when the tag is
+ *     ours, else nowhere. So a client's reply comes after its write is
+ *     committed and applied on the node it talks to: its next read there
+ *     sees it (read-your-writes on a connection).
+ *   - A job whose entry lost its place (another entry applied at its index,
+ *     after a change of leader) fails for certain: -TRYAGAIN. One that
+ *     hears nothing for cluster-write-timeout ms fails as uncertain
+ *     (-TIMEOUT: it may still be applied).
+ *   - Expiry: stores hide expired entries by the local clock, but only the
+ *     leader deletes them, through EXPIRED entries (akv_cmd_expire_cycle),
+ *     and no lookup deletes one (cmd-keys.c): the store changes only by
+ *     applied entries, identically everywhere.
+ *   - WATCH: a transaction's entry carries each WATCHed key's value and
+ *     expiry as this node saw them at EXEC; it runs only if every one is
+ *     still so when applied (a compare-and-set; a key set back to the same
+ *     value does not abort it, as it would in Redis).
+ *   - Linearizable reads (CONSISTENCY linearizable): a read waits for a
+ *     read round, an index the leader confirmed it still led at, after the
+ *     read arrived, and for this node to have applied that index. Reads
+ *     arriving while a round is out share the next one.
+ *   - Completed jobs are finished from the cluster's deferred callback
+ *     (akv_cmd_cluster_flush), never inside the raft library's apply.
+ *
+ * Threading: the loop thread, except snap_write (a work thread), which
+ * reads only the store snapshots it was given.
+ */
+#include "server/cmd-impl.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+
+#include "cluster/cluster.h"
+#include "cluster/entry.h"
+#include "persist/aof.h"
+#include "util/log.h"
+
+enum cl_kind { CL_WRITE, CL_READINDEX, CL_CHANGE };
+
+struct cl_job {
+    struct akv_cmd_job base;
+    struct cl_job *next, **pprev; /* in the pending list, or the done list */
+    struct akv_cmd_env *env;
+    struct akv_session *sess;
+    enum cl_kind kind;
+    uint64_t req;
+    uint64_t index; /* where the leader appended it; 0: not known yet */
+    uint64_t deadline_ms;
+    int done;
+    int failed;
+    struct akv_buf reply;
+};
+
+struct akv_cmd_cluster {
+    struct akv_cluster *cl;
+    uint64_t next_req;
+    struct cl_job *pending, *finished;
+    /* Read rounds. */
+    uint64_t rounds_started, rounds_done, round_fail, done_index;
+    int round_out, round_wanted;
+    uint64_t expired_inflight_until; /* ms: an EXPIRED entry is out */
+    int stopping;                    /* the server is shutting down */
+};
+
+static uint64_t mono_ms(void)
+{
+    return now_ns() / 1000000u;
+}
+
+static void job_unlink(struct cl_job *j)
+{
+    if (j->pprev) {
+        *j->pprev = j->next;
+        if (j->next)
+            j->next->pprev = j->pprev;
+    }
+    j->next = NULL;
+    j->pprev = NULL;
+}
+
+static void job_push(struct cl_job **head, struct cl_job *j)
+{
+    j->next = *head;
+    if (*head)
+        (*head)->pprev = &j->next;
+    *head = j;
+    j->pprev = head;
+}
+
+/* Moves j to the finished list with its reply (or the error line). */
+static void job_complete(struct akv_cmd_cluster *cc, struct cl_job *j, const char *err)
+{
+    if (j->done)
+        return;
+    j->done = 1;
+    if (err) {
+        j->reply.len = 0;
+        j->failed = 1;
+        if (akv_reply_error(&j->reply, err) < 0)
+            j->reply.len = 0;
+    }
+    job_unlink(j);
+    job_push(&cc->finished, j);
+    akv_cluster_defer(cc->cl);
+}
+
+static struct cl_job *job_find(struct akv_cmd_cluster *cc, uint64_t req)
+{
+    for (struct cl_job *j = cc->pending; j; j = j->next)
+        if (j->req == req)
+            return j;
+    return NULL;
+}
+
+static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
+{
+    struct cl_job *j = container_of(cj, struct cl_job, base);
+    uint64_t us = (now_ns() - cj->t0) / 1000;
+    int failed = j->failed;
+
+    if (out && j->kind == CL_WRITE && !j->failed)
+        j->sess->cl_last_index = j->index;
+    if (out && j->reply.len > 0) {
+        size_t mark = out->len;
+        if (akv_buf_append(out, j->reply.p, j->reply.len) < 0)
+            failed = akv_cmd_reply_cut_to_oom(out, mark);
+        else if (j->reply.p[0] == '-')
+            akv_cmd_count_error(j->env, j->reply.p, j->reply.len);
+    }
+    akv_cmd_job_account(j->env, cj, us, failed);
+    akv_buf_fini(&j->reply);
+    free(j);
+}
+
+void akv_cmd_cluster_flush(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct cl_job *j;
+
+    if (!cc)
+        return;
+    while ((j = cc->finished)) {
+        job_unlink(j);
+        j->base.pool.done(&j->base.pool);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Proposing.
+ */
+
+static void on_proposed(void *arg, uint64_t token, int status, uint64_t index, const char *msg)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct cl_job *j = job_find(cc, token);
+    char err[600];
+
+    if (!j || j->done)
+        return;
+    if (status == 0) {
+        j->index = index;
+        /* Already applied past it without our tag: another entry took
+         * the place. */
+        if (akv_cluster_applied(cc->cl) >= index)
+            job_complete(cc, j,
+                         "TRYAGAIN the write lost its place in the log to a change of "
+                         "leader; it was not applied");
+        return;
+    }
+    if (status == AKV_CLUSTER_REFUSED && msg) {
+        snprintf(err, sizeof err, "%s", msg);
+        job_complete(cc, j, err);
+    } else {
+        job_complete(cc, j, "TRYAGAIN no leader yet; the write was not applied");
+    }
+}
+
+static int put_cmd(struct akv_buf *b, size_t argc, const struct akv_slice *argv)
+{
+    int rc = akv_entry_put_u32(b, (uint32_t)argc);
+
+    for (size_t i = 0; i < argc && rc == 0; i++)
+        rc = akv_entry_put_bytes(b, argv[i].p, argv[i].len);
+    return rc;
+}
+
+int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
+{
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct akv_buf b;
+    struct cl_job *j;
+    uint64_t index = 0;
+    int rc, exec = c->handler == akv_cmd_do_exec;
+
+    if (cc->stopping)
+        return akv_reply_error(ctx->out, "TRYAGAIN the server is shutting down; the write was "
+                                         "not applied");
+    /* As Redis: a write is refused while over maxmemory; checked here, as
+     * the entry is applied on every node whatever its memory. */
+    if (!exec && strcmp(c->name, "DEL") != 0 && strcmp(c->name, "UNLINK") != 0 &&
+        strncmp(c->name, "FLUSH", 5) != 0) {
+        rc = akv_cmd_key_room(ctx, 0);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    akv_buf_init(&b);
+    rc = akv_entry_put_head(&b, AKV_ENTRY_CMDS, exec ? AKV_ENTRY_EXEC : 0,
+                            akv_cmd_cluster_self(env), cc->next_req + 1, 0);
+    rc = rc ? rc : akv_entry_put_u32(&b, (uint32_t)ctx->sess->db);
+    rc = rc ? rc : akv_entry_put_u32(&b, (uint32_t)ctx->sess->resp);
+    if (rc == 0 && exec) {
+        rc = akv_cmd_multi_take(ctx, &b);
+        if (rc != 0) {
+            akv_buf_fini(&b);
+            return rc < 0 ? rc : 0; /* replied: aborted, or discarded */
+        }
+    } else if (rc == 0) {
+        rc = akv_entry_put_u32(&b, 1);
+        rc = rc ? rc : put_cmd(&b, ctx->argc, ctx->argv);
+    }
+    if (rc < 0) {
+        akv_buf_fini(&b);
+        return rc == -E2BIG ? akv_reply_error(ctx->out, "ERR request too large for a log entry")
+                            : rc;
+    }
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        akv_buf_fini(&b);
+        return -ENOMEM;
+    }
+    j->env = env;
+    j->sess = ctx->sess;
+    j->kind = CL_WRITE;
+    j->req = ++cc->next_req;
+    akv_buf_init(&j->reply);
+    rc = akv_cluster_propose(cc->cl, b.p, b.len, &index, j->req, on_proposed, env);
+    akv_buf_fini(&b);
+    if (rc < 0) {
+        free(j);
+        if (rc == AKV_CLUSTER_NOLEADER)
+            return akv_reply_error(ctx->out, "TRYAGAIN no leader yet; the write was not applied");
+        if (rc == -ENOMEM)
+            return rc;
+        return akv_reply_errorf(ctx->out, "TRYAGAIN the write could not be proposed: %s",
+                                strerror(-rc));
+    }
+    j->index = rc == 0 ? index : 0;
+    j->deadline_ms = mono_ms() + (uint64_t)env->config->cluster_write_timeout;
+    job_push(&cc->pending, j);
+    ctx->job = &j->base;
+    j->base.finish = cl_finish;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Applying.
+ */
+
+/* Runs one command of an entry; its reply goes to out. */
+static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint8_t *p,
+                   struct akv_buf *out, const uint8_t **next)
+{
+    struct akv_slice argv[64], *av = argv;
+    uint32_t argc;
+    const uint8_t *args;
+    const struct akv_cmd *c;
+    int rc;
+
+    *next = akv_entry_cmd(p, &argc, &args);
+    if (argc > 64) {
+        av = malloc(argc * sizeof(*av));
+        if (!av)
+            return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < argc; i++) {
+        const char *s;
+        size_t n;
+        args = akv_entry_arg(args, &s, &n);
+        av[i] = (struct akv_slice){s, n};
+    }
+    c = akv_cmd_lookup(av[0].p, av[0].len);
+    if (!c) {
+        rc = akv_reply_error(out, "ERR unknown command in a log entry");
+    } else {
+        struct akv_cmd_ctx sub = {.env = env, .argc = argc, .argv = av, .out = out, .sess = sess};
+        rc = c->handler(&sub);
+        if (sub.job) {
+            /* Only loop-thread commands are proposed; never happens. */
+            sub.job->finish(sub.job, NULL);
+        }
+    }
+    if (av != argv)
+        free(av);
+    return rc;
+}
+
+/* Whether every WATCHed key is as the entry says. */
+static int watch_holds(struct akv_cmd_env *env, const struct akv_entry *e)
+{
+    const uint8_t *p = e->watch;
+
+    for (uint32_t i = 0; i < e->nwatch; i++) {
+        struct akv_entry_watch w;
+        struct akv_store_found f;
+        int st;
+        p = akv_entry_watch_next(p, &w);
+        if (w.db >= env->ndbs)
+            return 0;
+        st = akv_store_find(env->dbs[w.db], w.key, w.klen, &f);
+        if ((st == AKV_STORE_LIVE) != w.present)
+            return 0;
+        if (st == AKV_STORE_LIVE &&
+            (f.vlen != w.vlen || memcmp(f.val, w.val, w.vlen) != 0 || f.expire != w.expire))
+            return 0;
+    }
+    return 1;
+}
+
+static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struct akv_buf *out)
+{
+    struct akv_session sess;
+    const uint8_t *p = e->cmds;
+
+    akv_cmd_session_init(&sess, 0, "cluster");
+    sess.authenticated = 1;
+    sess.db = e->db < env->ndbs ? (int)e->db : 0;
+    sess.resp = e->resp == 3 ? 3 : 2;
+    if (!(e->flags & AKV_ENTRY_EXEC)) {
+        (void)run_one(env, &sess, p, out, &p);
+    } else if (!watch_holds(env, e)) {
+        (void)akv_reply_null_array(out, sess.resp);
+    } else {
+        (void)akv_reply_array(out, e->ncmds);
+        env->in_exec = 1;
+        for (uint32_t i = 0; i < e->ncmds; i++)
+            if (run_one(env, &sess, p, out, &p) < 0)
+                break;
+        env->in_exec = 0;
+    }
+    akv_cmd_session_fini(env, &sess);
+}
+
+static void apply_expired(struct akv_cmd_env *env, const struct akv_entry *e)
+{
+    const uint8_t *p = e->keys;
+
+    for (uint32_t i = 0; i < e->nkeys; i++) {
+        uint32_t db;
+        const char *key;
+        size_t klen;
+        uint64_t expire;
+        struct akv_store_found f;
+        p = akv_entry_key_next(p, &db, &key, &klen, &expire);
+        if (db >= env->ndbs)
+            continue;
+        /* Still the same expiry time (not set again since), and due. */
+        if (akv_store_find(env->dbs[db], key, klen, &f) == AKV_STORE_EXPIRED &&
+            f.expire == expire && akv_cmd_key_del(env, db, key, klen) == 1)
+            env->stats.expired_keys++;
+    }
+}
+
+static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct cl_job *mine = NULL;
+    struct akv_buf sink;
+    uint64_t saved = env->now_ms;
+
+    if (e->origin == akv_cmd_cluster_self(env))
+        mine = job_find(cc, e->req);
+    if (mine && mine->done)
+        mine = NULL;
+    akv_buf_init(&sink);
+    env->applying = 1;
+    env->now_ms = e->now_ms;
+    if (e->kind == AKV_ENTRY_CMDS)
+        apply_cmds(env, e, mine ? &mine->reply : &sink);
+    else if (e->kind == AKV_ENTRY_EXPIRED) {
+        apply_expired(env, e);
+        if (e->origin == akv_cmd_cluster_self(env))
+            cc->expired_inflight_until = 0;
+    }
+    env->now_ms = saved;
+    env->applying = 0;
+    env->cluster_applied = index;
+    akv_buf_fini(&sink);
+    if (mine) {
+        mine->index = index;
+        job_complete(cc, mine, NULL);
+    }
+    /* A job that was appended at this index (or before) and has not been
+     * applied lost its place. */
+    for (struct cl_job *j = cc->pending, *next; j; j = next) {
+        next = j->next;
+        if (j->kind == CL_WRITE && j->index != 0 && j->index <= index)
+            job_complete(cc, j,
+                         "TRYAGAIN the write lost its place in the log to a change of "
+                         "leader; it was not applied");
+    }
+    if (env->pause_changed && cc->rounds_done > 0)
+        env->pause_changed(env); /* wake reads waiting for this index */
+}
+
+/* ------------------------------------------------------------------------
+ * Snapshots: PUT and PAYLOAD records (aof.h) of every entry of every
+ * database, expired ones included (their deletion is a later entry).
+ */
+
+struct snap {
+    uint32_t ndbs;
+    struct akv_store **dbs;
+    struct akv_store_snap *snaps;
+};
+
+static int hook_snap_take(void *arg, void **state)
+{
+    struct akv_cmd_env *env = arg;
+    struct snap *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return -ENOMEM;
+    s->ndbs = env->ndbs;
+    s->dbs = calloc(env->ndbs, sizeof(*s->dbs));
+    s->snaps = calloc(env->ndbs, sizeof(*s->snaps));
+    if (!s->dbs || !s->snaps) {
+        free(s->dbs);
+        free(s->snaps);
+        free(s);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < env->ndbs; i++) {
+        s->dbs[i] = env->dbs[i];
+        akv_store_snap_take(s->dbs[i], &s->snaps[i]);
+        s->snaps[i].now_ms = 0; /* every entry, expired or not */
+    }
+    *state = s;
+    return 0;
+}
+
+struct snap_out {
+    struct snap *s;
+    uint32_t db;
+    struct akv_buf *out;
+};
+
+static int snap_block(void *arg, const struct akv_store_block *b)
+{
+    struct snap_out *o = arg;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct akv_aof_record rec;
+        const char *k, *v;
+        size_t kl, vl, sz;
+        if (!b->visible[i])
+            continue;
+        akv_store_entry_text(o->s->dbs[o->db], &o->s->snaps[o->db], b->first_slot + i, &k, &kl, &v,
+                             &vl);
+        rec = (struct akv_aof_record){
+            .type = b->vals[i].n == 0 ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
+            .db = o->db,
+            .key = k,
+            .klen = kl,
+            .val = v,
+            .vlen = vl,
+            .expire = atomic_load_explicit(&b->expire[i], memory_order_relaxed),
+        };
+        sz = akv_aof_rec_size(&rec);
+        if (akv_buf_reserve(o->out, sz) < 0)
+            return -ENOMEM;
+        akv_aof_rec_encode(o->out->p + o->out->len, &rec);
+        o->out->len += sz;
+    }
+    return 0;
+}
+
+static int hook_snap_write(void *arg, void *state, struct akv_buf *out)
+{
+    struct snap *s = state;
+    struct snap_out o = {s, 0, out};
+    int rc = 0;
+
+    (void)arg;
+    if (akv_buf_reserve(out, AKV_AOF_FILE_HEADER) < 0)
+        return -ENOMEM;
+    akv_aof_file_header(out->p + out->len);
+    out->len += AKV_AOF_FILE_HEADER;
+    for (o.db = 0; o.db < s->ndbs && rc == 0; o.db++)
+        rc = akv_store_scan(s->dbs[o.db], &s->snaps[o.db], snap_block, &o);
+    return rc;
+}
+
+static void hook_snap_release(void *arg, void *state)
+{
+    struct akv_cmd_env *env = arg;
+    struct snap *s = state;
+
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->ndbs; i++)
+        akv_store_snap_release(s->dbs[i], &s->snaps[i]);
+    free(s->dbs);
+    free(s->snaps);
+    free(s);
+    akv_cmd_reap(env, 0);
+}
+
+static int restore_record(void *arg, const struct akv_aof_record *r)
+{
+    struct akv_cmd_env *env = arg;
+    char err[256];
+
+    if ((r->type != AKV_AOF_PUT && r->type != AKV_AOF_PAYLOAD) || r->db >= env->ndbs)
+        return -EBADMSG;
+    if (akv_store_put_ex(env->dbs[r->db], r->key, r->klen, r->val, r->vlen, r->expire,
+                         r->type == AKV_AOF_PAYLOAD ? AKV_STORE_PAYLOAD : 0, err, sizeof err) < 0) {
+        akv_log(AKV_LOG_WARNING, "cluster: snapshot entry not restored: %s", err);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static int hook_restore(void *arg, const void *buf, size_t len)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_aof_result res;
+    struct akv_session sess;
+    struct akv_buf sink;
+    struct akv_slice fa = {"FLUSHALL", 8};
+    struct akv_cmd_ctx ctx;
+    int rc;
+
+    /* Check it whole before touching anything. */
+    rc = akv_aof_parse(buf, len, NULL, NULL, &res);
+    if (rc != 0 || res.status != AKV_AOF_OK)
+        return -EBADMSG;
+    akv_cmd_session_init(&sess, 0, "cluster");
+    akv_buf_init(&sink);
+    ctx = (struct akv_cmd_ctx){.env = env, .argc = 1, .argv = &fa, .out = &sink, .sess = &sess};
+    env->applying = 1;
+    (void)akv_cmd_do_flushall(&ctx);
+    rc = akv_aof_parse(buf, len, restore_record, env, &res);
+    env->applying = 0;
+    akv_buf_fini(&sink);
+    akv_cmd_session_fini(env, &sess);
+    for (struct cl_job *j = env->cluster->pending, *next; j; j = next) {
+        next = j->next;
+        if (j->kind == CL_WRITE && j->index != 0)
+            job_complete(env->cluster, j,
+                         "TIMEOUT the node caught up from a snapshot; "
+                         "the write may or may not have been applied");
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reads, roles, the loop's periodic work.
+ */
+
+static void on_round(void *arg, uint64_t token, int status, uint64_t index, const char *msg)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_cmd_cluster *cc = env->cluster;
+
+    (void)msg;
+    cc->round_out = 0;
+    if (status == 0) {
+        cc->rounds_done = token;
+        if (index > cc->done_index)
+            cc->done_index = index;
+    } else {
+        cc->round_fail = token;
+    }
+    if (cc->round_wanted) {
+        cc->round_wanted = 0;
+        cc->rounds_started++;
+        cc->round_out = 1;
+        if (akv_cluster_read_index(cc->cl, cc->rounds_started, on_round, env) < 0) {
+            cc->round_out = 0;
+            cc->round_fail = cc->rounds_started;
+        }
+    }
+    if (env->pause_changed)
+        env->pause_changed(env);
+}
+
+int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const struct akv_cmd *c)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+
+    if (!cc || s->cl_mode != AKV_CONSISTENCY_LINEARIZABLE || !c || !(c->flags & AKV_CMD_READONLY) ||
+        akv_cmd_multi_active(s))
+        return 0;
+    if (s->cl_ticket == 0) {
+        if (cc->round_out) {
+            s->cl_ticket = cc->rounds_started + 1;
+            cc->round_wanted = 1;
+        } else {
+            s->cl_ticket = ++cc->rounds_started;
+            cc->round_out = 1;
+            if (akv_cluster_read_index(cc->cl, s->cl_ticket, on_round, env) < 0) {
+                cc->round_out = 0;
+                cc->round_fail = s->cl_ticket;
+            }
+        }
+    }
+    if (cc->rounds_done >= s->cl_ticket && env->cluster_applied >= cc->done_index) {
+        s->cl_ticket = 0;
+        return 0;
+    }
+    if (cc->round_fail >= s->cl_ticket && cc->rounds_done < s->cl_ticket) {
+        s->cl_ticket = 0;
+        s->cl_read_failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+void akv_cmd_cluster_cron(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+    uint64_t now = mono_ms();
+    char err[200];
+
+    if (!cc)
+        return;
+    for (struct cl_job *j = cc->pending, *next; j; j = next) {
+        next = j->next;
+        if (now >= j->deadline_ms) {
+            if (j->kind == CL_WRITE)
+                snprintf(err, sizeof err,
+                         "TIMEOUT the write was not confirmed within cluster-write-timeout "
+                         "(%d ms); it may or may not have been applied",
+                         env->config->cluster_write_timeout);
+            else
+                snprintf(err, sizeof err, "TIMEOUT no answer from the cluster within %d ms",
+                         env->config->cluster_write_timeout);
+            job_complete(cc, j, err);
+        }
+    }
+}
+
+static void hook_changed(void *arg)
+{
+    struct akv_cmd_env *env = arg;
+
+    if (env->pause_changed)
+        env->pause_changed(env);
+}
+
+static void hook_flush(void *arg)
+{
+    akv_cmd_cluster_flush(arg);
+}
+
+uint64_t akv_cmd_cluster_self(const struct akv_cmd_env *env)
+{
+    return (uint64_t)env->config->cluster_id;
+}
+
+void akv_cmd_cluster_hooks(struct akv_cmd_env *env, struct akv_cluster_hooks *h)
+{
+    *h = (struct akv_cluster_hooks){
+        .arg = env,
+        .apply = hook_apply,
+        .snap_take = hook_snap_take,
+        .snap_write = hook_snap_write,
+        .snap_release = hook_snap_release,
+        .restore = hook_restore,
+        .changed = hook_changed,
+        .flush = hook_flush,
+    };
+}
+
+int akv_cmd_cluster_attach(struct akv_cmd_env *env, struct akv_cluster *cl)
+{
+    struct akv_cmd_cluster *cc = calloc(1, sizeof(*cc));
+
+    if (!cc)
+        return -ENOMEM;
+    cc->cl = cl;
+    env->cluster = cc;
+    return 0;
+}
+
+void akv_cmd_cluster_abort(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct cl_job *j;
+
+    if (!cc)
+        return;
+    cc->stopping = 1;
+    while ((j = cc->pending))
+        job_complete(cc, j,
+                     "TIMEOUT the server is shutting down; the write may or may not "
+                     "have been applied");
+    while ((j = cc->finished)) {
+        job_unlink(j);
+        j->base.pool.done(&j->base.pool);
+    }
+}
+
+void akv_cmd_cluster_close(struct akv_cmd_env *env)
+{
+    if (env->cluster)
+        akv_cluster_close(env->cluster->cl, NULL, NULL);
+}
+
+void akv_cmd_cluster_detach(struct akv_cmd_env *env)
+{
+    if (!env->cluster)
+        return;
+    akv_cmd_cluster_abort(env);
+    free(env->cluster);
+    env->cluster = NULL;
+}
+
+/* The most keys one EXPIRED entry names. */
+#define EXPIRED_MAX 256
+
+struct due_out {
+    struct akv_buf *b;
+    uint32_t db;
+    int rc;
+};
+
+static int due_put(void *arg, const char *key, size_t klen, uint64_t expire)
+{
+    struct due_out *d = arg;
+
+    if (akv_entry_put_u32(d->b, d->db) < 0 || akv_entry_put_bytes(d->b, key, klen) < 0 ||
+        akv_entry_put_u64(d->b, expire) < 0)
+        d->rc = -ENOMEM;
+    return d->rc;
+}
+
+/* The leader's expiry cycle: proposes the deletion of up to EXPIRED_MAX
+ * due keys as one entry, and no more until it is applied (or a second
+ * has passed). Other nodes do nothing. */
+int akv_cmd_cluster_expire_cycle(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct akv_buf b;
+    uint32_t n = 0;
+    size_t at;
+    uint64_t now = mono_ms(), idx;
+    int rc;
+
+    if (!akv_cluster_is_leader(cc->cl) || now < cc->expired_inflight_until)
+        return 0;
+    akv_buf_init(&b);
+    rc = akv_entry_put_head(&b, AKV_ENTRY_EXPIRED, 0, akv_cmd_cluster_self(env), 0, 0);
+    at = b.len;
+    rc = rc ? rc : akv_entry_put_u32(&b, 0);
+    for (uint32_t db = 0; db < env->ndbs && rc == 0 && n < EXPIRED_MAX; db++) {
+        /* The due entries, without deleting any here. */
+        struct due_out d = {&b, db, 0};
+        n += (uint32_t)akv_store_due(env->dbs[db], EXPIRED_MAX - n, due_put, &d);
+        rc = d.rc;
+    }
+    if (rc == 0 && n > 0) {
+        for (int i = 0; i < 4; i++)
+            b.p[at + (size_t)i] = (uint8_t)(n >> (8 * i));
+        if (akv_cluster_propose(cc->cl, b.p, b.len, &idx, 0, NULL, NULL) == 0)
+            cc->expired_inflight_until = now + 1000; /* until applied, or a second */
+    }
+    akv_buf_fini(&b);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Commands.
+ */
+
+static int not_cluster(struct akv_cmd_ctx *ctx)
+{
+    return akv_reply_error(ctx->out, "ERR This instance has cluster support disabled");
+}
+
+static void on_admin(void *arg, uint64_t token, int status, uint64_t index, const char *msg)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_cmd_cluster *cc = env->cluster;
+    struct cl_job *j = cc ? job_find(cc, token) : NULL;
+    char line[600];
+
+    if (!j || j->done)
+        return;
+    if (status != 0) {
+        snprintf(line, sizeof line, "%s",
+                 msg && *msg ? msg : "TRYAGAIN no leader yet; nothing was changed");
+        job_complete(cc, j, line);
+        return;
+    }
+    if (j->kind == CL_READINDEX)
+        (void)akv_reply_int(&j->reply, (int64_t)index);
+    else
+        (void)akv_reply_status(&j->reply, msg && *msg ? msg : "OK");
+    job_complete(cc, j, NULL);
+}
+
+/* A job answered by on_admin; its token is returned in *token. */
+static struct cl_job *admin_job(struct akv_cmd_ctx *ctx, enum cl_kind kind)
+{
+    struct akv_cmd_cluster *cc = ctx->env->cluster;
+    struct cl_job *j = calloc(1, sizeof(*j));
+
+    if (!j)
+        return NULL;
+    j->env = ctx->env;
+    j->sess = ctx->sess;
+    j->kind = kind;
+    j->req = ++cc->next_req;
+    j->deadline_ms = mono_ms() + (uint64_t)ctx->env->config->cluster_write_timeout;
+    akv_buf_init(&j->reply);
+    j->base.finish = cl_finish;
+    /* Pending before the request starts: its answer may come at once. */
+    job_push(&cc->pending, j);
+    return j;
+}
+
+/* j's request has been started with result rc: on a failure, replies
+ * it instead. */
+static int admin_start(struct akv_cmd_ctx *ctx, struct cl_job *j, int rc)
+{
+    if (rc < 0) {
+        job_unlink(j);
+        free(j);
+        if (rc == -ENOMEM)
+            return rc;
+        return akv_reply_error(ctx->out, rc == AKV_CLUSTER_NOLEADER
+                                             ? "TRYAGAIN no leader yet; nothing was changed"
+                                             : "ERR the cluster is shutting down");
+    }
+    ctx->job = &j->base;
+    return 0;
+}
+
+static int parse_id(const struct akv_slice *a, uint64_t *id)
+{
+    return parse_u64(a, id) == 0 && *id > 0 ? 0 : -1;
+}
+
+static int cluster_info(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_cluster_info i;
+    struct akv_buf b;
+    int rc;
+
+    akv_cluster_info(env->cluster->cl, &i);
+    akv_buf_init(&b);
+    rc = akv_buf_printf(&b,
+                        "cluster_enabled:1\r\n"
+                        "cluster_state:%s\r\n"
+                        "cluster_my_id:%" PRIu64 "\r\n"
+                        "cluster_role:%s\r\n"
+                        "cluster_leader_id:%" PRIu64 "\r\n"
+                        "cluster_leader_addr:%s\r\n"
+                        "cluster_leader_raft_addr:%s\r\n"
+                        "cluster_term:%" PRIu64 "\r\n"
+                        "cluster_commit_index:%" PRIu64 "\r\n"
+                        "cluster_applied_index:%" PRIu64 "\r\n"
+                        "cluster_last_index:%" PRIu64 "\r\n"
+                        "cluster_snapshot_index:%" PRIu64 "\r\n"
+                        "cluster_known_nodes:%u\r\n"
+                        "cluster_voters:%u\r\n"
+                        "cluster_joined:%d\r\n"
+                        "cluster_entries_applied:%" PRIu64 "\r\n"
+                        "cluster_snapshots_taken:%" PRIu64 "\r\n"
+                        "cluster_snapshots_restored:%" PRIu64 "\r\n"
+                        "cluster_raft_addr:%s\r\n"
+                        "cluster_dir:%s\r\n",
+                        i.leader_id ? "ok" : "fail", i.id, akv_cluster_role_name(i.role),
+                        i.leader_id, i.leader_client, i.leader_raft, i.term, i.commit_index,
+                        i.applied_index, i.last_index, i.snapshot_index, i.nodes, i.voters,
+                        i.joined, i.entries_applied, i.snapshots_taken, i.snapshots_restored,
+                        i.raft_addr, i.dir);
+    if (rc == 0)
+        rc = akv_reply_verbatim(ctx->out, ctx->sess->resp, b.p, b.len);
+    akv_buf_fini(&b);
+    return rc;
+}
+
+static int cluster_nodes(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cluster_node nodes[64];
+    size_t n = akv_cluster_nodes(ctx->env->cluster->cl, nodes, 64);
+    struct akv_buf b;
+    int rc = 0;
+
+    akv_buf_init(&b);
+    for (size_t i = 0; i < n && i < 64 && rc == 0; i++) {
+        const struct akv_cluster_node *x = &nodes[i];
+        char contact[24];
+        if (x->last_contact_ms < 0)
+            snprintf(contact, sizeof contact, "-");
+        else
+            snprintf(contact, sizeof contact, "%" PRId64, x->last_contact_ms);
+        rc = akv_buf_printf(&b, "%" PRIu64 " %s %s %s%s%s %" PRIu64 " %s\n", x->id,
+                            x->client_addr[0] ? x->client_addr : "-", x->raft_addr,
+                            x->self ? "myself," : "", x->leader ? "leader" : "follower",
+                            x->voter ? ",voter" : ",standby", x->match_index, contact);
+    }
+    if (rc == 0)
+        rc = akv_reply_verbatim(ctx->out, ctx->sess->resp, b.p, b.len);
+    akv_buf_fini(&b);
+    return rc;
+}
+
+static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
+{
+    struct akv_cmd_env *env = ctx->env;
+    uint64_t id = 0;
+    char addr[128] = "";
+    struct cl_job *j;
+
+    if (what == AKV_CLUSTER_TRANSFER && ctx->argc == 2) {
+        id = 0; /* the library picks the most up-to-date voter */
+    } else if (ctx->argc < 3 || parse_id(&ctx->argv[2], &id) < 0) {
+        return akv_reply_error(ctx->out, "ERR node id must be a positive integer");
+    }
+    if (what == AKV_CLUSTER_ADD) {
+        if (ctx->argc != 4 && ctx->argc != 7)
+            return reply_wrong_arity(ctx);
+        if (ctx->argv[3].len == 0 || ctx->argv[3].len >= sizeof addr ||
+            !memchr(ctx->argv[3].p, ':', ctx->argv[3].len))
+            return akv_reply_error(ctx->out, "ERR address must be host:port");
+        memcpy(addr, ctx->argv[3].p, ctx->argv[3].len);
+        if (ctx->argc == 7) {
+            char hex[2][24];
+            uint64_t meta, data;
+            if (!arg_is(&ctx->argv[4], "VECTORS") || ctx->argv[5].len >= 24 ||
+                ctx->argv[6].len >= 24)
+                return reply_syntax(ctx);
+            memcpy(hex[0], ctx->argv[5].p, ctx->argv[5].len);
+            hex[0][ctx->argv[5].len] = '\0';
+            memcpy(hex[1], ctx->argv[6].p, ctx->argv[6].len);
+            hex[1][ctx->argv[6].len] = '\0';
+            meta = strtoull(hex[0], NULL, 16);
+            data = strtoull(hex[1], NULL, 16);
+            if (!akv_cluster_vocab_ok(env->cluster->cl, meta, data))
+                return akv_reply_error(
+                    ctx->out, "ERR the joining node's vectors are not the cluster's (checksums "
+                              "differ): every node must use the same vectors file");
+        }
+    } else if (ctx->argc != 3 && !(what == AKV_CLUSTER_TRANSFER && ctx->argc == 2)) {
+        return reply_wrong_arity(ctx);
+    }
+    j = admin_job(ctx, CL_CHANGE);
+    if (!j)
+        return -ENOMEM;
+    return admin_start(ctx, j,
+                       akv_cluster_change(env->cluster->cl, what, id, addr, j->req, on_admin, env));
+}
+
+static int cluster_propose(struct akv_cmd_ctx *ctx)
+{
+    struct akv_entry e;
+    uint64_t index;
+    int rc;
+
+    if (ctx->argc != 3)
+        return reply_wrong_arity(ctx);
+    if (akv_entry_decode(ctx->argv[2].p, ctx->argv[2].len, &e) < 0)
+        return akv_reply_error(ctx->out, "ERR damaged log entry");
+    if (!akv_cluster_is_leader(ctx->env->cluster->cl))
+        return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
+    rc = akv_cluster_propose(ctx->env->cluster->cl, ctx->argv[2].p, ctx->argv[2].len, &index, 0,
+                             NULL, NULL);
+    if (rc == 0)
+        return akv_reply_int(ctx->out, (int64_t)index);
+    if (rc == -ENOMEM)
+        return rc;
+    return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
+}
+
+static int cluster_readindex(struct akv_cmd_ctx *ctx)
+{
+    struct cl_job *j;
+
+    if (!akv_cluster_is_leader(ctx->env->cluster->cl))
+        return akv_reply_error(ctx->out, "TRYAGAIN not the leader");
+    j = admin_job(ctx, CL_READINDEX);
+    if (!j)
+        return -ENOMEM;
+    return admin_start(ctx, j,
+                       akv_cluster_read_index(ctx->env->cluster->cl, j->req, on_admin, ctx->env));
+}
+
+int akv_cmd_do_cluster(struct akv_cmd_ctx *ctx)
+{
+    const struct akv_slice *sub = &ctx->argv[1];
+
+    if (arg_is(sub, "HELP"))
+        return akv_cmd_reply_sub_help(ctx, "CLUSTER");
+    if (!ctx->env->cluster) {
+        if (arg_is(sub, "INFO"))
+            return akv_reply_verbatim(ctx->out, ctx->sess->resp, "cluster_enabled:0\r\n", 19);
+        return not_cluster(ctx);
+    }
+    if (arg_is(sub, "INFO"))
+        return cluster_info(ctx);
+    if (arg_is(sub, "NODES"))
+        return cluster_nodes(ctx);
+    if (arg_is(sub, "MYID"))
+        return akv_reply_int(ctx->out, (int64_t)akv_cmd_cluster_self(ctx->env));
+    if (arg_is(sub, "ADD"))
+        return cluster_change(ctx, AKV_CLUSTER_ADD);
+    if (arg_is(sub, "REMOVE"))
+        return cluster_change(ctx, AKV_CLUSTER_REMOVE);
+    if (arg_is(sub, "TRANSFER"))
+        return cluster_change(ctx, AKV_CLUSTER_TRANSFER);
+    if (arg_is(sub, "PROPOSE"))
+        return cluster_propose(ctx);
+    if (arg_is(sub, "READINDEX"))
+        return cluster_readindex(ctx);
+    if (arg_is(sub, "LASTINDEX"))
+        return akv_reply_int(ctx->out, (int64_t)ctx->sess->cl_last_index);
+    if (arg_is(sub, "APPLIED"))
+        return akv_reply_int(ctx->out, (int64_t)ctx->env->cluster_applied);
+    {
+        char sb[AKV_QUOTE_BUF];
+        return akv_reply_errorf(ctx->out, "ERR unknown subcommand '%s'. Try CLUSTER HELP.",
+                                show(sub, sb));
+    }
+}
+
+static int split_host_port(const char *addr, char *host, size_t cap, long *port)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n;
+
+    if (!colon)
+        return -1;
+    n = (size_t)(colon - addr);
+    if (n >= cap)
+        return -1;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    *port = strtol(colon + 1, NULL, 10);
+    return 0;
+}
+
+int akv_cmd_do_role(struct akv_cmd_ctx *ctx)
+{
+    struct akv_cmd_env *env = ctx->env;
+    struct akv_cluster_info i;
+    char host[128];
+    long port = 0;
+    int rc;
+
+    if (!env->cluster) {
+        rc = akv_reply_array(ctx->out, 3);
+        rc = rc ? rc : akv_reply_bulk_str(ctx->out, "master");
+        rc = rc ? rc : akv_reply_int(ctx->out, 0);
+        return rc ? rc : akv_reply_array(ctx->out, 0);
+    }
+    akv_cluster_info(env->cluster->cl, &i);
+    if (i.role == AKV_CLUSTER_LEADER) {
+        struct akv_cluster_node nodes[64];
+        size_t n = akv_cluster_nodes(env->cluster->cl, nodes, 64), others = 0;
+        for (size_t k = 0; k < n && k < 64; k++)
+            others += !nodes[k].self;
+        rc = akv_reply_array(ctx->out, 3);
+        rc = rc ? rc : akv_reply_bulk_str(ctx->out, "master");
+        rc = rc ? rc : akv_reply_int(ctx->out, (int64_t)i.applied_index);
+        rc = rc ? rc : akv_reply_array(ctx->out, others);
+        for (size_t k = 0; k < n && k < 64 && rc == 0; k++) {
+            char pb[24];
+            if (nodes[k].self)
+                continue;
+            if (split_host_port(nodes[k].client_addr, host, sizeof host, &port) < 0) {
+                snprintf(host, sizeof host, "?");
+                port = 0;
+            }
+            snprintf(pb, sizeof pb, "%ld", port);
+            rc = akv_reply_array(ctx->out, 3);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, host);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, pb);
+            snprintf(pb, sizeof pb, "%" PRIu64, nodes[k].match_index);
+            rc = rc ? rc : akv_reply_bulk_str(ctx->out, pb);
+        }
+        return rc;
+    }
+    if (split_host_port(i.leader_client, host, sizeof host, &port) < 0) {
+        snprintf(host, sizeof host, "?");
+        port = 0;
+    }
+    rc = akv_reply_array(ctx->out, 5);
+    rc = rc ? rc : akv_reply_bulk_str(ctx->out, "slave");
+    rc = rc ? rc : akv_reply_bulk_str(ctx->out, host);
+    rc = rc ? rc : akv_reply_int(ctx->out, port);
+    rc = rc ? rc : akv_reply_bulk_str(ctx->out, i.leader_id ? "connected" : "connect");
+    return rc ? rc : akv_reply_int(ctx->out, (int64_t)i.applied_index);
+}
+
+int akv_cmd_do_consistency(struct akv_cmd_ctx *ctx)
+{
+    static const char *const names[] = {"ryw", "linearizable", "stale"};
+
+    if (ctx->argc == 1)
+        return akv_reply_bulk_str(ctx->out, names[ctx->sess->cl_mode]);
+    for (int i = 0; i < 3; i++)
+        if (arg_is(&ctx->argv[1], names[i])) {
+            ctx->sess->cl_mode = i;
+            return akv_reply_status(ctx->out, "OK");
+        }
+    return akv_reply_error(ctx->out, "ERR CONSISTENCY takes ryw, linearizable or stale");
+}
+
+int akv_cmd_do_readonly(struct akv_cmd_ctx *ctx)
+{
+    ctx->sess->cl_mode = AKV_CONSISTENCY_STALE;
+    return akv_reply_status(ctx->out, "OK");
+}
+
+int akv_cmd_do_readwrite(struct akv_cmd_ctx *ctx)
+{
+    ctx->sess->cl_mode = AKV_CONSISTENCY_RYW;
+    return akv_reply_status(ctx->out, "OK");
+}
+
+int akv_cmd_cluster_info_replication(struct akv_buf *b, const struct akv_cmd_env *env)
+{
+    struct akv_cluster_info i;
+    struct akv_cluster_node nodes[64];
+    size_t n, k, slaves = 0;
+    char host[128];
+    long port = 0;
+    int rc;
+
+    akv_cluster_info(env->cluster->cl, &i);
+    n = akv_cluster_nodes(env->cluster->cl, nodes, 64);
+    if (i.role == AKV_CLUSTER_LEADER) {
+        for (k = 0; k < n && k < 64; k++)
+            slaves += !nodes[k].self;
+        rc = akv_buf_printf(b, "role:master\r\nconnected_slaves:%zu\r\n", slaves);
+        slaves = 0;
+        for (k = 0; k < n && k < 64 && rc == 0; k++) {
+            if (nodes[k].self)
+                continue;
+            if (split_host_port(nodes[k].client_addr, host, sizeof host, &port) < 0) {
+                snprintf(host, sizeof host, "?");
+                port = 0;
+            }
+            rc = akv_buf_printf(b,
+                                "slave%zu:ip=%s,port=%ld,state=%s,offset=%" PRIu64 ",lag=%" PRId64
+                                ",id=%" PRIu64 ",match_index=%" PRIu64 "\r\n",
+                                slaves++, host, port,
+                                nodes[k].last_contact_ms >= 0 &&
+                                        nodes[k].last_contact_ms <
+                                            2 * env->config->cluster_election_timeout
+                                    ? "online"
+                                    : "wait_bgsave",
+                                nodes[k].match_index,
+                                nodes[k].last_contact_ms < 0 ? -1 : nodes[k].last_contact_ms / 1000,
+                                nodes[k].id, nodes[k].match_index);
+        }
+    } else {
+        if (split_host_port(i.leader_client, host, sizeof host, &port) < 0) {
+            snprintf(host, sizeof host, "%s", "");
+            port = 0;
+        }
+        rc = akv_buf_printf(b,
+                            "role:slave\r\n"
+                            "master_host:%s\r\n"
+                            "master_port:%ld\r\n"
+                            "master_link_status:%s\r\n"
+                            "master_sync_in_progress:0\r\n"
+                            "slave_repl_offset:%" PRIu64 "\r\n"
+                            "slave_read_only:1\r\n"
+                            "connected_slaves:0\r\n",
+                            host, port, i.leader_id ? "up" : "down", i.applied_index);
+    }
+    if (rc == 0)
+        rc = akv_buf_printf(b,
+                            "master_replid:%s\r\n"
+                            "master_repl_offset:%" PRIu64 "\r\n"
+                            "cluster_enabled:1\r\n"
+                            "raft_id:%" PRIu64 "\r\n"
+                            "raft_role:%s\r\n"
+                            "raft_leader_id:%" PRIu64 "\r\n"
+                            "raft_term:%" PRIu64 "\r\n"
+                            "raft_commit_index:%" PRIu64 "\r\n"
+                            "raft_applied_index:%" PRIu64 "\r\n"
+                            "raft_last_index:%" PRIu64 "\r\n"
+                            "raft_snapshot_index:%" PRIu64 "\r\n"
+                            "raft_nodes:%u\r\n"
+                            "raft_voters:%u\r\n",
+                            env->replid, i.applied_index, i.id, akv_cluster_role_name(i.role),
+                            i.leader_id, i.term, i.commit_index, i.applied_index, i.last_index,
+                            i.snapshot_index, i.nodes, i.voters);
+    return rc;
+}
+
+int64_t akv_cmd_cluster_holders(const struct akv_cmd_env *env, uint64_t index)
+{
+    struct akv_cluster_node nodes[64];
+    size_t n;
+    int64_t count = 0;
+
+    if (!env->cluster || index == 0)
+        return 0;
+    n = akv_cluster_nodes(env->cluster->cl, nodes, 64);
+    for (size_t k = 0; k < n && k < 64; k++)
+        count += !nodes[k].self && nodes[k].match_index >= index;
+    return count;
+}
