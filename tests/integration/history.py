@@ -56,6 +56,28 @@ Per key:
   place at the furthest point it reached, what the register could hold
   there, and the writes around it.
 
+Use in a test, one thread per client, values unique per write:
+
+    h = history.History()
+    op = h.invoke(cid, "write", key, "%d-%d" % (cid, seq))
+    try:
+        reply = conn.cmd("SET", key, op.value)
+    except (socket.timeout, OSError, akvtest.Closed):
+        h.info(op)          # unknown; and open a new connection: a late
+        conn = reconnect()  # reply on the old one would answer the next op
+    else:
+        if reply == "OK": h.ok(op)
+        elif refused_before_proposing(reply): h.fail(op)   # -TRYAGAIN ...
+        else: h.info(op)
+    ...
+    ok, why = history.check_registers(h)
+    assert ok, why           # and h.dump(path) to keep the evidence
+
+check_registers() holds reads to linearizability: give it the reads made
+in the linearizable mode (or on the leader). Reads that promise only
+read-your-writes (a follower's default) can be older than another
+client's acknowledged write; check_read_your_writes() is their check.
+
 Ownership: History owns its Op records; invoke() hands out the Op, which
 stays valid (and is the same object check_registers() reports on).
 
@@ -702,3 +724,51 @@ def check_acknowledged_present(history, final_reads, initial=None):
         return False, "\n".join(problems[:10]) + (
             "" if len(problems) <= 10 else "\n(%d more keys)" % (len(problems) - 10))
     return True, "%d keys: every acknowledged write present" % checked
+
+
+def check_read_your_writes(history):
+    """Whether every client's acknowledged read of a key returned its own
+    last acknowledged write of that key or something not older: the value
+    of a write (or delete) not completed before that own write began. The
+    check for reads that promise read-your-writes but not linearizability;
+    the values' existence is checked too (a value no write wrote, or only
+    failed ones). Each client's operations must be sequential. Returns (ok,
+    explanation). A client here is one connection: the guarantee is per
+    connection, so a test that reconnects gives the new connection a new
+    client id."""
+    ops = _ops_of(history)
+    t0 = min((op.invoke_ns for op in ops), default=0)
+    problems = []
+    checked = 0
+    for key, kops in sorted(_split_by_key(ops).items(), key=lambda kv: repr(kv[0])):
+        writers = {}
+        for op in kops:
+            if op.kind != "read" and op.status != FAIL:
+                writers.setdefault(op.value, []).append(op)
+        last = {}  # client -> its last acknowledged write of key
+        for op in sorted(kops, key=lambda op: op.invoke_ns):
+            if op.status != OK:
+                continue
+            if op.kind != "read":
+                last[op.client] = op
+                continue
+            mine = last.get(op.client)
+            if mine is None:
+                continue
+            checked += 1
+            ws = [w for w in writers.get(op.result, ()) if w.invoke_ns <= op.complete_ns]
+            # not older: acknowledged no earlier than my write began, or
+            # not acknowledged at all (it may have taken effect late)
+            fresh = [w for w in ws if w.status != OK or w.complete_ns >= mine.invoke_ns]
+            if fresh:
+                continue
+            why = "older than its own write" if ws else "a value no write wrote by then"
+            lines = ["key %r: client %s read %s" % (key, op.client, why),
+                     "  the read: " + op.describe(t0),
+                     "  its own last write: " + mine.describe(t0)]
+            lines += ["  the value was written by " + w.describe(t0) for w in ws[-3:]]
+            problems.append("\n".join(lines))
+    if problems:
+        return False, "\n".join(problems[:10]) + (
+            "" if len(problems) <= 10 else "\n(%d more)" % (len(problems) - 10))
+    return True, "%d reads after their client's own write: none older" % checked

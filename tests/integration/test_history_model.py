@@ -4,7 +4,8 @@
 Hand-made histories that must pass or fail (stale reads, reads of values
 never written or written only by failed writes, indeterminate writes, a
 new-old-new inversion only the search finds, deletes), the recorder from
-several threads, the final-state check after a failover, small random
+several threads, the final-state check after a failover, the
+read-your-writes check, small random
 histories against a brute-force checker (every order, every subset of the
 indeterminate writes), and a 2,000-operation history from a simulated
 linearizable register over 8 clients, timed (a "figures:" line), intact
@@ -26,7 +27,8 @@ import time
 
 import akvtest
 import history
-from history import FAIL, INFO, OK, History, check_acknowledged_present, check_registers
+from history import (FAIL, INFO, OK, History, check_acknowledged_present, check_read_your_writes,
+                     check_registers)
 
 SUITE = "history_model"
 MS = 1_000_000  # the hand-made histories give times in ms
@@ -248,7 +250,7 @@ def test_recorder_threads(env):
                 h.ok(op)
                 op = h.invoke(c, "read", "k%d" % (i % 4))
                 h.ok(op, "%d-%d" % (c, i))
-        except Exception as e:  # noqa: BLE001 - reported below
+        except Exception as e:  # reported below
             errors.append(e)
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(n_threads)]
@@ -361,6 +363,48 @@ def test_acknowledged_present(env):
     assert check_acknowledged_present(h, {"k": None}, initial=None)[0] is False
 
 
+@akvtest.test(SUITE)
+def test_read_your_writes(env):
+    # another client's newer write not seen yet: allowed here (a follower
+    # that applied this client's write but not the other's), though not
+    # linearizable
+    h = hist(W(1, "k", "a", 0, 1), W(2, "k", "b", 2, 3), R(1, "k", "a", 4, 5))
+    ok, why = check_read_your_writes(h)
+    assert ok and "1 reads" in why, why
+    expect_fail(h, "stale read")
+    # its own older write: not allowed
+    h = hist(W(1, "k", "a", 0, 1), W(1, "k", "b", 2, 3), R(1, "k", "a", 4, 5),
+             W(2, "j", "x", 0, 1), R(2, "j", "x", 2, 3))
+    ok, why = check_read_your_writes(h)
+    assert not ok and "key 'k': client 1 read older than its own write" in why, why
+    assert "its own last write: op 1 client 1: write 'b'" in why, why
+    assert "key 'j'" not in why, why
+    # another client's write acknowledged before its own began: older too;
+    # unless that one was never acknowledged (it may have come late)
+    rows = [W(2, "k", "c", 0, 1), W(1, "k", "a", 2, 3), R(1, "k", "c", 4, 5)]
+    assert not check_read_your_writes(hist(*rows))[0]
+    rows[0] = W(2, "k", "c", 0, 1, INFO)
+    assert check_read_your_writes(hist(*rows))[0]
+    # a concurrent write is not older
+    rows[0] = W(2, "k", "c", 0, 2)
+    assert check_read_your_writes(hist(*rows))[0]
+    # the key gone after its own write, with no delete: not allowed
+    h = hist(W(1, "k", "a", 0, 1), R(1, "k", None, 2, 3))
+    ok, why = check_read_your_writes(h)
+    assert not ok and "a value no write wrote by then" in why, why
+    h = hist(W(1, "k", "a", 0, 1), D(2, "k", 0, 3), R(1, "k", None, 4, 5))
+    assert check_read_your_writes(h)[0]
+    # reads before its own first write, and failed writes, are not held to it
+    h = hist(W(2, "k", "b", 0, 1), R(1, "k", None, 2, 3), W(1, "k", "a", 4, 5, FAIL),
+             R(1, "k", "b", 6, 7))
+    ok, why = check_read_your_writes(h)
+    assert ok and "0 reads" in why, why
+    # a simulated linearizable history is read-your-writes too
+    h, _ = simulate(2000, 8, ["k0", "k1"], seed=9)
+    ok, why = check_read_your_writes(h)
+    assert ok, why
+
+
 # ---------------------------------------------------------------------------
 # Against a brute-force checker.
 
@@ -437,8 +481,9 @@ def test_against_brute_force(env):
         got, why = check_registers(h, initial=initial)
         # the search alone, without the quick checks, agrees too
         alone = history._check_key("k", h.ops(), initial, 0, 10 ** 6, quick=False) is None
-        assert got == want == alone, "brute %s, checker %s, search alone %s, initial %r:\n%s\n%s" % (
-            want, got, alone, initial, "\n".join(repr(o) for o in h.ops()), why)
+        assert got == want == alone, (
+            "brute %s, checker %s, search alone %s, initial %r:\n%s\n%s"
+            % (want, got, alone, initial, "\n".join(repr(o) for o in h.ops()), why))
         counts[want] += 1
     print("brute force: %d linearizable, %d not" % (counts[True], counts[False]))
     assert counts[True] > 300 and counts[False] > 300, counts
@@ -558,6 +603,9 @@ def test_simulated_repeated_values(env):
         t0 = time.monotonic()
         expect_ok(h)
         figures.append("%.2fs" % (time.monotonic() - t0))
+        # a search cut short says so, and fails
+        expect_fail(h, "key 'k': inconclusive: the search gave up after 50 states",
+                    max_states=50)
         assert check_acknowledged_present(h, {"k": names.get(final["k"])})[0]
         # a read of a value no write wrote still fails at once
         r = next(o for o in h.ops()[1000:] if o.kind == "read" and o.status == OK)
