@@ -353,12 +353,13 @@ def _quick_checks(rep, kops, reads, init):
 
 
 def _search(kops, init, max_states):
-    """Step 3 of the design. Returns (None, _) when a linearization exists,
-    else (blocked, (states, placed, waiting)): the operation the furthest
-    attempt could not place, the register values it found there, how many
-    operations with a completion it had placed, and the reads not placed
-    there that returned one of those values; blocked is "limit" when
-    max_states ran out."""
+    """Step 3 of the design. Returns (None, states explored) when a
+    linearization exists,
+    else (blocked, (states, placed, waiting, explored)): the operation the
+    furthest attempt could not place, the register values it found there,
+    how many operations with a completion it had placed, the reads not
+    placed there that returned one of those values, and the number of
+    states explored; blocked is "limit" when max_states ran out."""
     n = len(kops)
     # value ids: the register holds small ints
     vid = {}
@@ -437,7 +438,7 @@ def _search(kops, init, max_states):
     entry = nxt[0]
     while True:
         if placed_finite == finite:
-            return None, None
+            return None, len(cache)
         pick = -1
         if fresh:
             # The read rule: a candidate read that returned what the register
@@ -515,7 +516,7 @@ def _search(kops, init, max_states):
                 # register held: what kept a blocked write out (the rule)
                 waiting = [j for j in range(n) if kind[j] == 1 and arg[j] in best_states
                            and not best_bits >> j & 1]
-                return best_op, ([names[s] for s in best_states], best, waiting)
+                return best_op, ([names[s] for s in best_states], best, waiting, len(cache))
             entry, state, forced = stack.pop()
             i = node_op[entry]
             bits &= ~(1 << i)
@@ -553,15 +554,18 @@ def _culprit(kops, init, max_states):
         return out
 
     lo, hi = 0, len(times) - 1  # the cut at times[hi] fails (the whole history)
+    budget = max_states  # for all the searches together
     while lo < hi:
         mid = (lo + hi) // 2
-        blocked, _ = _search(cut(times[mid]), init, max_states)
+        blocked, found = _search(cut(times[mid]), init, budget)
         if blocked == "limit":
             return None
         if blocked is None:
             lo = mid + 1
+            budget -= found
         else:
             hi = mid
+            budget -= found[3]
     t = times[lo]
     done = [k for k in kops if k.ret == t]
     reads = [k for k in done if not k.write]
@@ -613,7 +617,7 @@ def _check_key(key, ops, init, t0, max_states, quick=True):
         why = ("no linearization: the %d operations up to this read's completion have one if "
                "it is left out, and none with its result" % upto)
         return rep.fail(why, c, [k for k in kops if k.write and k.value == c.value][:3])
-    states, placed, waiting = found
+    states, placed, waiting, _ = found
     held = ", ".join(repr(s) for s in sorted(states, key=repr))
     finite = sum(1 for k in kops if k.ret != _INF)
     furthest = "the furthest attempt placed %d of the %d operations that completed" % (
