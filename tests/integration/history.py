@@ -22,7 +22,10 @@ int); a delete writes None, the value a read of a missing key returns. The
 checker is fast when every write on a key writes a value of its own (the
 tests make them unique: client, sequence number): then a read names the
 one write it saw, and the search below rarely has to go back. With repeated
-values it gives the same answers, only its search may take longer.
+values it gives the same answers, only its search may take longer: on a
+failing history, up to its bound (max_states), after which the key is
+reported as inconclusive, and fails. A delete's count (DEL's reply), when
+recorded, is checked against the register too.
 
 Design (check_registers). Linearizability is local: a history is
 linearizable iff each key's sub-history is, so keys are checked one by one.
@@ -34,7 +37,8 @@ Per key:
      time, by an acknowledged write that completed before the read began.
   2. indeterminate writes whose value no read returned are dropped (placing
      them never helps and never matters: with no read between them and the
-     next write, taking them out of any linearization leaves it valid).
+     next write, taking them out of any linearization leaves it valid),
+     unless a delete's count is checked on the key (it observes existence).
   3. the Wing & Gong search with Lowe's memoisation (as in Porcupine): the
      invocations and completions in time order in a linked list; repeatedly
      place ("linearize") an operation whose invocation comes before the
@@ -52,9 +56,13 @@ Per key:
      value remains (those reads could never be placed). With unique values
      the two leave next to no choice; with repeated values the search may
      have to try many orders of concurrent writes.
-  When the search fails, the explanation names the operation it could not
-  place at the furthest point it reached, what the register could hold
-  there, and the writes around it.
+  When the search fails, a bisection over the completion times finds the
+  first operation whose completion makes the history fail (a history cut
+  at a time, open writes taken as indeterminate and open reads left out,
+  is linearizable if the whole is): the explanation names it and the
+  writes around it. If that runs out of states, the explanation names the
+  operation the search could not place at the furthest point it reached
+  and what the register could hold there.
 
 Use in a test, one thread per client, values unique per write:
 
@@ -74,7 +82,8 @@ Use in a test, one thread per client, values unique per write:
     assert ok, why           # and h.dump(path) to keep the evidence
 
 check_registers() holds reads to linearizability: give it the reads made
-in the linearizable mode (or on the leader). Reads that promise only
+in the linearizable mode (a leader that answers without confirming its
+leadership may be a deposed one). Reads that promise only
 read-your-writes (a follower's default) can be older than another
 client's acknowledged write; check_read_your_writes() is their check.
 
