@@ -110,6 +110,7 @@ struct change_req {
     enum akv_cluster_change what;
     int stage;
     uint64_t id;
+    char addr[ADDR_MAX + 1];
     uint64_t token;
     akv_cluster_cb cb;
     void *arg;
@@ -158,6 +159,9 @@ struct akv_cluster {
     int node_inflight, join_inflight, joined;
     uint64_t next_node_try, next_join_try, next_vocab_try;
     uv_timer_t defer;
+    uv_check_t check;
+    struct raft_barrier push; /* carries the commit index to the followers */
+    int push_wanted, push_inflight;
     uint64_t entries_applied, snapshots_taken, snapshots_restored;
     struct snap_state *snap;
     /* last contact per server of the configuration (leader) */
@@ -300,6 +304,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (c->hooks.apply)
             c->hooks.apply(c->hooks.arg, index, &e);
         break;
+    }
+    if (e.origin != c->id && raft_state(&c->raft) == RAFT_LEADER) {
+        c->push_wanted = 1;
+        akv_cluster_defer(c);
     }
     return 0;
 }
@@ -848,6 +856,9 @@ static void on_barrier(struct raft_barrier *req, int status)
 {
     struct barrier_req *b = container_of(req, struct barrier_req, req);
 
+    /* A follower asking waits for this index: send it the commit index. */
+    b->c->push_wanted = 1;
+    akv_cluster_defer(b->c);
     b->cb(b->arg, b->token, status == 0 ? 0 : AKV_CLUSTER_REFUSED, status == 0 ? req->index : 0,
           status == 0 ? NULL : "TRYAGAIN leadership lost while confirming it");
     free(b);
@@ -896,7 +907,14 @@ static void on_change(struct raft_change *req, int status)
 {
     struct change_req *r = container_of(req, struct change_req, req);
 
-    if (status == 0 && r->what == AKV_CLUSTER_ADD && r->stage == 0) {
+    if (status == 0 && r->what == AKV_CLUSTER_JOIN && r->stage == -1) {
+        /* Its old self removed: add it again, as a new member. */
+        r->stage = 0;
+        status = raft_add(&r->c->raft, &r->req, r->id, r->addr, on_change);
+        if (status == 0)
+            return;
+    }
+    if (status == 0 && r->what != AKV_CLUSTER_REMOVE && r->stage == 0) {
         /* Added as a spare: now make it a voter (the library first
          * brings its log up to date). */
         r->stage = 1;
@@ -906,7 +924,7 @@ static void on_change(struct raft_change *req, int status)
     }
     if (status == 0)
         akv_log(AKV_LOG_NOTICE, "cluster: node %" PRIu64 " %s", r->id,
-                r->what == AKV_CLUSTER_ADD ? "added as a voter" : "removed");
+                r->what == AKV_CLUSTER_REMOVE ? "removed" : "added as a voter");
     change_done(r, status);
 }
 
@@ -945,13 +963,17 @@ int akv_cluster_change(struct akv_cluster *c, enum akv_cluster_change what, uint
         /* Relay the command to the leader; its reply is the answer. */
         struct fwd *f = leader_fwd(c);
         char ids[24];
-        const char *names[] = {"ADD", "REMOVE", "TRANSFER"};
-        const char *argv[4] = {"CLUSTER", names[what], ids, addr};
-        size_t lens[4] = {7, strlen(names[what]), 0, addr ? strlen(addr) : 0};
+        const char *names[] = {"ADD", "REMOVE", "TRANSFER", "ADD"};
+        char meta[24], data[24];
+        const char *argv[7] = {"CLUSTER", names[what], ids, addr, "VECTORS", meta, data};
+        size_t lens[7] = {7, strlen(names[what]), 0, addr ? strlen(addr) : 0, 7, 0, 0};
+        size_t argc = what == AKV_CLUSTER_JOIN ? 7 : what == AKV_CLUSTER_ADD ? 4 : 3;
         lens[2] = (size_t)snprintf(ids, sizeof ids, "%" PRIu64, id);
+        lens[5] = (size_t)snprintf(meta, sizeof meta, "%016" PRIx64, c->vocab_meta);
+        lens[6] = (size_t)snprintf(data, sizeof data, "%016" PRIx64, c->vocab_data);
         if (!f)
             return AKV_CLUSTER_NOLEADER;
-        return fwd_queue(f, FWD_RELAY, what == AKV_CLUSTER_ADD ? 4 : 3, argv, lens, token, cb, arg);
+        return fwd_queue(f, FWD_RELAY, argc, argv, lens, token, cb, arg);
     }
     if (what == AKV_CLUSTER_ADD) {
         const struct raft_server *s = conf_find(c, id);
@@ -960,11 +982,26 @@ int akv_cluster_change(struct akv_cluster *c, enum akv_cluster_change what, uint
             return 0;
         }
     }
+    if (what == AKV_CLUSTER_JOIN && id == c->id) {
+        cb(arg, token, AKV_CLUSTER_REFUSED, 0, "ERR a node cannot join through itself");
+        return 0;
+    }
     r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     *r = (struct change_req){.c = c, .what = what, .id = id, .token = token, .cb = cb, .arg = arg};
+    snprintf(r->addr, sizeof r->addr, "%s", addr ? addr : "");
     switch (what) {
+    case AKV_CLUSTER_JOIN:
+        /* A node asking to join has no state: if it was a member, its
+         * progress here is stale, so it is removed and added anew. */
+        if (conf_find(c, id)) {
+            r->stage = -1;
+            rc = raft_remove(&c->raft, &r->req, id, on_change);
+        } else {
+            rc = raft_add(&c->raft, &r->req, id, addr, on_change);
+        }
+        break;
     case AKV_CLUSTER_ADD: {
         const struct raft_server *s = conf_find(c, id);
         if (s && strcmp(s->address, addr) == 0) {
@@ -1241,6 +1278,8 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
     return 0;
 }
 
+static void on_check(uv_check_t *h);
+
 int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
                        const struct akv_cluster_opts *o, const struct akv_cluster_hooks *hooks,
                        char *err, size_t errlen)
@@ -1352,6 +1391,11 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     uv_timer_init(loop, &c->defer);
     c->handles++;
     c->defer.data = c;
+    uv_check_init(loop, &c->check);
+    c->handles++;
+    c->check.data = c;
+    uv_check_start(&c->check, on_check);
+    uv_unref((uv_handle_t *)&c->check);
     *out = c;
     return 0;
 fail_raft:
@@ -1362,10 +1406,42 @@ fail_raft:
     return -EIO;
 }
 
+/* Every loop iteration: the applied index moves with entries the state
+ * machine never sees (barriers, configuration changes) too; tell the
+ * command layer, whose linearizable reads wait for it. */
+static void on_check(uv_check_t *h)
+{
+    struct akv_cluster *c = h->data;
+    uint64_t applied = raft_last_applied(&c->raft);
+
+    if (applied != c->last_applied) {
+        c->last_applied = applied;
+        if (c->hooks.changed)
+            c->hooks.changed(c->hooks.arg);
+    }
+}
+
+static void on_pushed(struct raft_barrier *req, int status)
+{
+    struct akv_cluster *c = req->data;
+
+    (void)status;
+    c->push_inflight = 0;
+}
+
 static void on_defer(uv_timer_t *t)
 {
     struct akv_cluster *c = t->data;
 
+    if (c->push_wanted && !c->push_inflight && raft_state(&c->raft) == RAFT_LEADER) {
+        /* A barrier's AppendEntries carries the commit index to the
+         * followers now rather than at the next heartbeat: a write
+         * forwarded by a follower is answered there once it applies it. */
+        c->push.data = c;
+        if (raft_barrier(&c->raft, &c->push, on_pushed) == 0)
+            c->push_inflight = 1;
+    }
+    c->push_wanted = 0;
     if (c->hooks.flush)
         c->hooks.flush(c->hooks.arg);
 }
@@ -1415,6 +1491,8 @@ void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg
     uv_close((uv_handle_t *)&c->tick, on_tick_closed);
     uv_timer_stop(&c->defer);
     uv_close((uv_handle_t *)&c->defer, on_tick_closed);
+    uv_check_stop(&c->check);
+    uv_close((uv_handle_t *)&c->check, on_tick_closed);
     raft_close(&c->raft, on_raft_closed);
 }
 

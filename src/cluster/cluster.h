@@ -107,7 +107,14 @@ int akv_cluster_read_index(struct akv_cluster *c, uint64_t token, akv_cluster_cb
 
 /* Membership (leader; a follower forwards the command to the leader and
  * passes its reply on): cb gets 0, or AKV_CLUSTER_REFUSED with the error. */
-enum akv_cluster_change { AKV_CLUSTER_ADD, AKV_CLUSTER_REMOVE, AKV_CLUSTER_TRANSFER };
+/* JOIN: the request of a node with no state (CLUSTER ADD ... VECTORS): a
+ * member of that id is removed first, then added anew. */
+enum akv_cluster_change {
+    AKV_CLUSTER_ADD,
+    AKV_CLUSTER_REMOVE,
+    AKV_CLUSTER_TRANSFER,
+    AKV_CLUSTER_JOIN
+};
 int akv_cluster_change(struct akv_cluster *c, enum akv_cluster_change what, uint64_t id,
                        const char *addr, uint64_t token, akv_cluster_cb cb, void *arg);
 

@@ -386,7 +386,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     struct akv_buf sink;
     uint64_t saved = env->now_ms;
 
-    if (e->origin == akv_cmd_cluster_self(env))
+    if (cc && e->origin == akv_cmd_cluster_self(env))
         mine = job_find(cc, e->req);
     if (mine && mine->done)
         mine = NULL;
@@ -397,7 +397,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
         apply_cmds(env, e, mine ? &mine->reply : &sink);
     else if (e->kind == AKV_ENTRY_EXPIRED) {
         apply_expired(env, e);
-        if (e->origin == akv_cmd_cluster_self(env))
+        if (cc && e->origin == akv_cmd_cluster_self(env))
             cc->expired_inflight_until = 0;
     }
     env->now_ms = saved;
@@ -410,14 +410,14 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     }
     /* A job that was appended at this index (or before) and has not been
      * applied lost its place. */
-    for (struct cl_job *j = cc->pending, *next; j; j = next) {
+    for (struct cl_job *j = cc ? cc->pending : NULL, *next; j; j = next) {
         next = j->next;
         if (j->kind == CL_WRITE && j->index != 0 && j->index <= index)
             job_complete(cc, j,
                          "TRYAGAIN the write lost its place in the log to a change of "
                          "leader; it was not applied");
     }
-    if (env->pause_changed && cc->rounds_done > 0)
+    if (env->pause_changed && cc && cc->rounds_done > 0)
         env->pause_changed(env); /* wake reads waiting for this index */
 }
 
@@ -562,7 +562,8 @@ static int hook_restore(void *arg, const void *buf, size_t len)
     env->applying = 0;
     akv_buf_fini(&sink);
     akv_cmd_session_fini(env, &sess);
-    for (struct cl_job *j = env->cluster->pending, *next; j; j = next) {
+    /* At start-up (raft_start restores the last snapshot) nothing waits. */
+    for (struct cl_job *j = env->cluster ? env->cluster->pending : NULL, *next; j; j = next) {
         next = j->next;
         if (j->kind == CL_WRITE && j->index != 0)
             job_complete(env->cluster, j,
@@ -623,7 +624,7 @@ int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const s
             }
         }
     }
-    if (cc->rounds_done >= s->cl_ticket && env->cluster_applied >= cc->done_index) {
+    if (cc->rounds_done >= s->cl_ticket && akv_cluster_applied(cc->cl) >= cc->done_index) {
         s->cl_ticket = 0;
         return 0;
     }
@@ -663,6 +664,9 @@ static void hook_changed(void *arg)
 {
     struct akv_cmd_env *env = arg;
 
+    if (!env->cluster)
+        return;
+    env->cluster_applied = akv_cluster_applied(env->cluster->cl);
     if (env->pause_changed)
         env->pause_changed(env);
 }
@@ -959,6 +963,7 @@ static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
             hex[1][ctx->argv[6].len] = '\0';
             meta = strtoull(hex[0], NULL, 16);
             data = strtoull(hex[1], NULL, 16);
+            what = AKV_CLUSTER_JOIN;
             if (!akv_cluster_vocab_ok(env->cluster->cl, meta, data))
                 return akv_reply_error(
                     ctx->out, "ERR the joining node's vectors are not the cluster's (checksums "
