@@ -77,7 +77,8 @@ int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e)
             return -EBADMSG;
         e->db = (uint32_t)rd_le(&r, 4);
         e->resp = (int)rd_le(&r, 1);
-        rd_le(&r, 3);
+        if (rd_le(&r, 3) != 0 || (e->resp != 2 && e->resp != 3))
+            return -EBADMSG; /* reserved bytes, or cut short */
         e->ncmds = (uint32_t)rd_le(&r, 4);
         e->cmds = r.p;
         if (e->ncmds == 0 || (e->ncmds > 1 && !(e->flags & AKV_ENTRY_EXEC)))
