@@ -72,7 +72,8 @@ struct akv_entry {
     uint32_t vocab_dim;
 };
 
-/* Checks the whole of buf[0, len) and fills *e. Returns 0 or -EBADMSG. */
+/* Checks the whole of buf[0, len) and fills *e. Returns 0 or -EBADMSG
+ * (buf may be NULL when len is 0). */
 int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e);
 
 /* Reads the command at *p (inside a decoded entry's cmds): its argc and
