@@ -60,10 +60,13 @@ static uint64_t get_le(const uint8_t *p, size_t n)
 
 int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e)
 {
-    struct rd r = {buf, (const uint8_t *)buf + len, 0};
+    struct rd r;
 
     memset(e, 0, sizeof(*e));
-    if (len < AKV_ENTRY_HEAD || r.p[0] != AKV_ENTRY_MAGIC || r.p[1] != AKV_ENTRY_VERSION)
+    if (len < AKV_ENTRY_HEAD) /* before any arithmetic on buf, which may be NULL */
+        return -EBADMSG;
+    r = (struct rd){buf, (const uint8_t *)buf + len, 0};
+    if (r.p[0] != AKV_ENTRY_MAGIC || r.p[1] != AKV_ENTRY_VERSION)
         return -EBADMSG;
     e->kind = r.p[2];
     e->flags = r.p[3];
@@ -77,7 +80,8 @@ int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e)
             return -EBADMSG;
         e->db = (uint32_t)rd_le(&r, 4);
         e->resp = (int)rd_le(&r, 1);
-        rd_le(&r, 3);
+        if (rd_le(&r, 3) != 0 || (e->resp != 2 && e->resp != 3))
+            return -EBADMSG; /* reserved bytes, or cut short */
         e->ncmds = (uint32_t)rd_le(&r, 4);
         e->cmds = r.p;
         if (e->ncmds == 0 || (e->ncmds > 1 && !(e->flags & AKV_ENTRY_EXEC)))

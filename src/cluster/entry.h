@@ -6,7 +6,7 @@
  *   u8 'K' | u8 version (1) | u8 kind | u8 flags
  *   u64 origin node id | u64 request id | u64 time (ms since the epoch)
  *   then by kind:
- *   - AKV_ENTRY_CMDS: u32 db | u8 resp | u8 0 | u16 0 | u32 ncmds, then
+ *   - AKV_ENTRY_CMDS: u32 db | u8 resp (2 or 3) | u8 0 | u16 0 | u32 ncmds, then
  *     ncmds times: u32 argc, then argc times: u32 len, len bytes. With
  *     AKV_ENTRY_EXEC in flags the commands are a transaction's queue (run
  *     as EXEC runs them); then u32 nwatch follows, nwatch times: u32 db,
@@ -20,8 +20,10 @@
  *   - AKV_ENTRY_VOCAB: u64 meta checksum | u64 data checksum | u64 words |
  *     u32 dimension (the vocabulary every node must use).
  * Up to 7 zero bytes may follow (the log stores entries in whole 8-byte
- * words); nothing else. The origin and request id tag an entry so that the
- * node a client wrote to can find its entry when applying it.
+ * words); nothing else. The decoder refuses reserved bytes that are not
+ * zero, so an entry has one encoding. The origin and request id tag an
+ * entry so that the node a client wrote to can find its entry when
+ * applying it.
  *
  * Threading: none; any thread. Ownership: decoded pointers point into the
  * buffer passed to akv_entry_decode.
@@ -70,7 +72,8 @@ struct akv_entry {
     uint32_t vocab_dim;
 };
 
-/* Checks the whole of buf[0, len) and fills *e. Returns 0 or -EBADMSG. */
+/* Checks the whole of buf[0, len) and fills *e. Returns 0 or -EBADMSG
+ * (buf may be NULL when len is 0). */
 int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e);
 
 /* Reads the command at *p (inside a decoded entry's cmds): its argc and
