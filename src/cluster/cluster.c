@@ -98,6 +98,13 @@ struct wreq {
     char data[];
 };
 
+struct queued {
+    struct queued *next;
+    uint64_t index;
+    size_t len;
+    char data[];
+};
+
 struct snap_state {
     void *app;
     struct akv_buf head;
@@ -111,6 +118,7 @@ struct change_req {
     int stage;
     uint64_t id;
     char addr[ADDR_MAX + 1];
+    uint64_t retry_until; /* uv_now ms */
     uint64_t token;
     akv_cluster_cb cb;
     void *arg;
@@ -161,6 +169,16 @@ struct akv_cluster {
     uv_timer_t defer;
     uv_check_t check;
     struct raft_barrier push; /* carries the commit index to the followers */
+    struct change_req *change_next; /* a membership change's next step */
+    /* A snapshot loading in slices, and the entries committed meanwhile. */
+    int restoring;
+    void *restore_buf;
+    size_t restore_len;
+    uint64_t restore_t0;
+    uv_idle_t restore_idle;
+    struct queued *queue, **queue_tail;
+    size_t queued;
+    uint64_t store_applied; /* the last index the store holds */
     int push_wanted, push_inflight;
     uint64_t entries_applied, snapshots_taken, snapshots_restored;
     struct snap_state *snap;
@@ -169,6 +187,9 @@ struct akv_cluster {
     size_t ncontact;
     int fatal;
 };
+
+static void restore_abandon(struct akv_cluster *c);
+static void on_restore_idle(uv_idle_t *h);
 
 static uint64_t wall_ms(void)
 {
@@ -272,18 +293,49 @@ int akv_cluster_vocab_ok(const struct akv_cluster *c, uint64_t meta, uint64_t da
  * The state machine.
  */
 
+static void apply_entry(struct akv_cluster *c, uint64_t index, const void *base, size_t len);
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct akv_cluster *c = fsm->data;
     uint64_t index = raft_last_applied(&c->raft) + 1;
-    struct akv_entry e;
 
     *result = NULL;
+    if (c->restoring || c->queue) {
+        /* A snapshot is still loading: this entry waits its turn. */
+        struct queued *q = malloc(sizeof(*q) + buf->len);
+        if (!q) {
+            c->fatal = 1;
+            if (c->hooks.fatal)
+                c->hooks.fatal(c->hooks.arg, "out of memory for an entry while loading a snapshot");
+            return 0;
+        }
+        q->next = NULL;
+        q->index = index;
+        q->len = buf->len;
+        memcpy(q->data, buf->base, buf->len);
+        *c->queue_tail = q;
+        c->queue_tail = &q->next;
+        if (!c->queue)
+            c->queue = q;
+        c->queued++;
+        return 0;
+    }
+    apply_entry(c, index, buf->base, buf->len);
+    return 0;
+}
+
+static void apply_entry(struct akv_cluster *c, uint64_t index, const void *base, size_t len)
+{
+    struct akv_entry e;
+    struct raft_buffer b = {(void *)base, len}, *buf = &b;
+
     c->entries_applied++;
+    c->store_applied = index;
     if (akv_entry_decode(buf->base, buf->len, &e) < 0) {
         akv_log(AKV_LOG_WARNING, "cluster: log entry %" PRIu64 " (%zu bytes) is damaged; skipped",
                 index, buf->len);
-        return 0;
+        return;
     }
     switch (e.kind) {
     case AKV_ENTRY_NODE:
@@ -309,7 +361,78 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         c->push_wanted = 1;
         akv_cluster_defer(c);
     }
-    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Loading a snapshot in slices.
+ */
+
+static void queue_free(struct akv_cluster *c)
+{
+    while (c->queue) {
+        struct queued *q = c->queue;
+        c->queue = q->next;
+        free(q);
+    }
+    c->queue_tail = &c->queue;
+    c->queued = 0;
+}
+
+static void restore_abandon(struct akv_cluster *c)
+{
+    if (c->restore_buf)
+        raft_free(c->restore_buf);
+    c->restore_buf = NULL;
+    c->restoring = 0;
+    queue_free(c);
+    uv_idle_stop(&c->restore_idle);
+}
+
+/* One slice: RESTORE_SLICE_US of loading, then of the entries that
+ * waited. */
+#define RESTORE_SLICE_US 2000
+
+static void on_restore_idle(uv_idle_t *h)
+{
+    struct akv_cluster *c = h->data;
+    uint64_t t0 = uv_hrtime(), budget = RESTORE_SLICE_US * 1000u;
+
+    if (c->restoring) {
+        int rc = c->hooks.restore_step(c->hooks.arg, RESTORE_SLICE_US);
+        if (rc < 0) {
+            restore_abandon(c);
+            c->fatal = 1;
+            if (c->hooks.fatal)
+                c->hooks.fatal(c->hooks.arg, "the snapshot being loaded is damaged");
+            return;
+        }
+        if (rc > 0)
+            return;
+        c->restoring = 0;
+        raft_free(c->restore_buf);
+        c->restore_buf = NULL;
+        /* The store holds the snapshot: everything before the first entry
+         * that waited, or all the library has applied. */
+        c->store_applied = c->queue ? c->queue->index - 1 : raft_last_applied(&c->raft);
+        akv_log(AKV_LOG_NOTICE,
+                "cluster: snapshot loaded in %.0f ms; %zu entries committed meanwhile follow",
+                (double)(uv_hrtime() - c->restore_t0) / 1e6, c->queued);
+        return;
+    }
+    while (c->queue && uv_hrtime() - t0 < budget) {
+        struct queued *q = c->queue;
+        c->queue = q->next;
+        if (!c->queue)
+            c->queue_tail = &c->queue;
+        c->queued--;
+        apply_entry(c, q->index, q->data, q->len);
+        free(q);
+    }
+    if (c->queue)
+        return;
+    uv_idle_stop(&c->restore_idle);
+    if (c->hooks.restore_end)
+        c->hooks.restore_end(c->hooks.arg);
 }
 
 static int put_u32(struct akv_buf *b, uint32_t v)
@@ -340,8 +463,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     struct snap_state *s;
     int rc;
 
-    if (c->snap)
-        return RAFT_BUSY;
+    if (c->snap || c->restoring || c->queue)
+        return RAFT_BUSY; /* the store is not whole yet */
     s = calloc(1, sizeof(*s));
     if (!s)
         return RAFT_NOMEM;
@@ -457,7 +580,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         nnodes++;
         p += len;
     }
-    rc = c->hooks.restore ? c->hooks.restore(c->hooks.arg, p, (size_t)(end - p)) : 0;
+    if (c->restoring || c->queue)
+        restore_abandon(c); /* a newer snapshot replaces the one loading */
+    rc = c->hooks.restore_begin ? c->hooks.restore_begin(c->hooks.arg, p, (size_t)(end - p)) : 0;
     if (rc < 0)
         goto bad;
     nodes_clear(c);
@@ -469,8 +594,16 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     c->cl_words = words;
     c->cl_dim = dim;
     c->snapshots_restored++;
-    akv_log(AKV_LOG_NOTICE, "cluster: state restored from a snapshot of %zu bytes", buf->len);
-    raft_free(buf->base);
+    akv_log(AKV_LOG_NOTICE,
+            "cluster: loading a snapshot of %zu bytes (in slices; clients get -LOADING)", buf->len);
+    /* The store loads in slices from the loop (restore_slice); entries
+     * committed meanwhile wait in c->queue. The buffer is ours now. */
+    c->restoring = 1;
+    c->restore_buf = buf->base;
+    c->restore_len = buf->len;
+    c->restore_t0 = uv_hrtime();
+    if (c->started)
+        uv_idle_start(&c->restore_idle, on_restore_idle);
     vocab_check(c);
     return 0;
 bad:
@@ -903,24 +1036,50 @@ static void change_done(struct change_req *r, int status)
     free(r);
 }
 
+static void on_change(struct raft_change *req, int status);
+
+/* The next step of a change whose previous one has been committed: run
+ * from the loop (the tick or the deferred callback), not inside the
+ * library's callback, and tried again for a while if the library still
+ * holds the last change as in progress. */
+static void change_step(struct akv_cluster *c)
+{
+    struct change_req *r = c->change_next;
+    int rc;
+
+    if (!r)
+        return;
+    c->change_next = NULL;
+    if (r->stage == 0)
+        rc = raft_add(&c->raft, &r->req, r->id, r->addr, on_change);
+    else
+        rc = raft_assign(&c->raft, &r->req, r->id, RAFT_VOTER, on_change);
+    if (rc == RAFT_CANTCHANGE)
+        akv_log(AKV_LOG_VERBOSE, "cluster: change step %d for node %" PRIu64 " waits: uncommitted %llu promotee %llu",
+                r->stage, r->id, (unsigned long long)c->raft.configuration_uncommitted_index,
+                (unsigned long long)c->raft.leader_state.promotee_id);
+    if (rc == RAFT_CANTCHANGE && uv_now(c->loop) < r->retry_until) {
+        c->change_next = r;
+        return;
+    }
+    if (rc != 0)
+        change_done(r, rc);
+}
+
 static void on_change(struct raft_change *req, int status)
 {
     struct change_req *r = container_of(req, struct change_req, req);
+    struct akv_cluster *c = r->c;
 
-    if (status == 0 && r->what == AKV_CLUSTER_JOIN && r->stage == -1) {
-        /* Its old self removed: add it again, as a new member. */
-        r->stage = 0;
-        status = raft_add(&r->c->raft, &r->req, r->id, r->addr, on_change);
-        if (status == 0)
-            return;
-    }
-    if (status == 0 && r->what != AKV_CLUSTER_REMOVE && r->stage == 0) {
-        /* Added as a spare: now make it a voter (the library first
-         * brings its log up to date). */
-        r->stage = 1;
-        status = raft_assign(&r->c->raft, &r->req, r->id, RAFT_VOTER, on_change);
-        if (status == 0)
-            return;
+    if (status == 0 && !c->closing && r->what != AKV_CLUSTER_REMOVE && r->stage < 1) {
+        /* Removed (a node joining again): add it anew; added as a spare:
+         * make it a voter (the library first brings its log up to
+         * date). */
+        r->stage++;
+        r->retry_until = uv_now(c->loop) + 5000;
+        c->change_next = r;
+        akv_cluster_defer(c);
+        return;
     }
     if (status == 0)
         akv_log(AKV_LOG_NOTICE, "cluster: node %" PRIu64 " %s", r->id,
@@ -1196,6 +1355,7 @@ static void on_tick(uv_timer_t *t)
         (!mine || strcmp(mine, c->client_addr) != 0) && conf_find(c, c->id))
         propose_self(c, now);
     track_contact(c, now);
+    change_step(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -1337,6 +1497,10 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
         c->io.version = 2;
         c->io.async_work = io_async_work;
     }
+    c->queue_tail = &c->queue;
+    uv_idle_init(loop, &c->restore_idle);
+    c->handles++;
+    c->restore_idle.data = c;
     c->fsm = (struct raft_fsm){
         .version = 3,
         .data = c,
@@ -1384,6 +1548,8 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
         goto fail_raft;
     }
     c->started = 1;
+    if (c->restoring) /* raft_start found a snapshot */
+        uv_idle_start(&c->restore_idle, on_restore_idle);
     uv_timer_init(loop, &c->tick);
     c->handles++;
     c->tick.data = c;
@@ -1412,7 +1578,7 @@ fail_raft:
 static void on_check(uv_check_t *h)
 {
     struct akv_cluster *c = h->data;
-    uint64_t applied = raft_last_applied(&c->raft);
+    uint64_t applied = akv_cluster_applied(c);
 
     if (applied != c->last_applied) {
         c->last_applied = applied;
@@ -1442,6 +1608,7 @@ static void on_defer(uv_timer_t *t)
             c->push_inflight = 1;
     }
     c->push_wanted = 0;
+    change_step(c);
     if (c->hooks.flush)
         c->hooks.flush(c->hooks.arg);
 }
@@ -1483,6 +1650,12 @@ void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg
     c->done = done;
     c->done_arg = arg;
     c->handles++; /* raft's own */
+    if (c->change_next) {
+        struct change_req *r = c->change_next;
+        c->change_next = NULL;
+        r->cb(r->arg, r->token, AKV_CLUSTER_REFUSED, 0, "ERR the node is shutting down");
+        free(r);
+    }
     if (c->fwd)
         fwd_fail(c->fwd, -ESHUTDOWN);
     if (c->joinfwd)
@@ -1493,6 +1666,8 @@ void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg
     uv_close((uv_handle_t *)&c->defer, on_tick_closed);
     uv_check_stop(&c->check);
     uv_close((uv_handle_t *)&c->check, on_tick_closed);
+    uv_idle_stop(&c->restore_idle);
+    uv_close((uv_handle_t *)&c->restore_idle, on_tick_closed);
     raft_close(&c->raft, on_raft_closed);
 }
 
@@ -1500,6 +1675,9 @@ void akv_cluster_destroy(struct akv_cluster *c)
 {
     if (!c)
         return;
+    if (c->restore_buf)
+        raft_free(c->restore_buf);
+    queue_free(c);
     nodes_clear(c);
     free(c->contact_ms);
     free(c->contact_match);
@@ -1525,7 +1703,8 @@ void akv_cluster_info(const struct akv_cluster *c, struct akv_cluster_info *info
     }
     info->term = r->current_term;
     info->commit_index = r->commit_index;
-    info->applied_index = raft_last_applied(r);
+    info->applied_index = akv_cluster_applied(c);
+    info->loading = akv_cluster_loading(c);
     info->last_index = raft_last_index(r);
     info->snapshot_index = r->log.snapshot.last_index;
     info->entries_applied = c->entries_applied;
@@ -1574,7 +1753,16 @@ size_t akv_cluster_nodes(const struct akv_cluster *c, struct akv_cluster_node *o
 
 uint64_t akv_cluster_applied(const struct akv_cluster *c)
 {
+    /* The library counts an entry applied once handed over; while a
+     * snapshot loads, the store is behind that. */
+    if (c->restoring || c->queue)
+        return c->store_applied;
     return raft_last_applied((struct raft *)&c->raft);
+}
+
+int akv_cluster_loading(const struct akv_cluster *c)
+{
+    return c->restoring || c->queue != NULL;
 }
 
 int akv_cluster_is_leader(const struct akv_cluster *c)

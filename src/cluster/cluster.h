@@ -47,8 +47,15 @@ struct akv_cluster_hooks {
     int (*snap_write)(void *arg, void *state, struct akv_buf *out);
     void (*snap_release)(void *arg, void *state);
     /* Replaces the whole state with a snapshot's bytes (a new or lagging
-     * node catching up). Returns 0 or -errno (the bytes are damaged). */
-    int (*restore)(void *arg, const void *buf, size_t len);
+     * node catching up), in slices so that the loop serves clients
+     * meanwhile: begin empties the state (buf stays valid until end);
+     * step loads for about budget_us and returns 1 while there is more,
+     * 0 when done, -errno when the bytes are damaged (the node then
+     * stops); end comes once the entries committed meanwhile (held here)
+     * have been applied too. begin returns 0 or -errno. */
+    int (*restore_begin)(void *arg, const void *buf, size_t len);
+    int (*restore_step)(void *arg, unsigned budget_us);
+    void (*restore_end)(void *arg);
     /* The role, the leader or the applied index may have changed. */
     void (*changed)(void *arg);
     /* Called from the loop, soon after akv_cluster_defer (outside the
@@ -138,7 +145,8 @@ struct akv_cluster_info {
     uint64_t entries_applied, snapshots_taken, snapshots_restored;
     unsigned voters, nodes;
     const char *raft_addr, *client_addr, *dir;
-    int joined; /* 0 while a join is still being asked for */
+    int joined;  /* 0 while a join is still being asked for */
+    int loading; /* a snapshot is loading */
 };
 void akv_cluster_info(const struct akv_cluster *c, struct akv_cluster_info *info);
 
@@ -157,8 +165,10 @@ size_t akv_cluster_nodes(const struct akv_cluster *c, struct akv_cluster_node *o
 /* Calls hooks->flush from the loop soon. */
 void akv_cluster_defer(struct akv_cluster *c);
 
-/* The applied index (what a read on this node sees). */
+/* The applied index (what a read on this node sees); whether a snapshot
+ * is loading (the store is then not whole). */
 uint64_t akv_cluster_applied(const struct akv_cluster *c);
+int akv_cluster_loading(const struct akv_cluster *c);
 int akv_cluster_is_leader(const struct akv_cluster *c);
 
 #endif

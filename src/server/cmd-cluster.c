@@ -76,6 +76,8 @@ struct akv_cmd_cluster {
     int round_out, round_wanted;
     uint64_t expired_inflight_until; /* ms: an EXPIRED entry is out */
     int stopping;                    /* the server is shutting down */
+    struct akv_aof_parser restore;   /* a snapshot loading (hook_restore_*) */
+    uint64_t restore_records;
 };
 
 static uint64_t mono_ms(void)
@@ -531,6 +533,7 @@ static int restore_record(void *arg, const struct akv_aof_record *r)
 
     if ((r->type != AKV_AOF_PUT && r->type != AKV_AOF_PAYLOAD) || r->db >= env->ndbs)
         return -EBADMSG;
+    env->cluster->restore_records++;
     if (akv_store_put_ex(env->dbs[r->db], r->key, r->klen, r->val, r->vlen, r->expire,
                          r->type == AKV_AOF_PAYLOAD ? AKV_STORE_PAYLOAD : 0, err, sizeof err) < 0) {
         akv_log(AKV_LOG_WARNING, "cluster: snapshot entry not restored: %s", err);
@@ -539,38 +542,73 @@ static int restore_record(void *arg, const struct akv_aof_record *r)
     return 0;
 }
 
-static int hook_restore(void *arg, const void *buf, size_t len)
+/* The cluster state of env, made if there is none yet: raft_start may
+ * restore a snapshot before akv_cmd_cluster_attach. NULL: no memory. */
+static struct akv_cmd_cluster *cc_get(struct akv_cmd_env *env)
+{
+    if (!env->cluster)
+        env->cluster = calloc(1, sizeof(*env->cluster));
+    return env->cluster;
+}
+
+static int hook_restore_begin(void *arg, const void *buf, size_t len)
 {
     struct akv_cmd_env *env = arg;
-    struct akv_aof_result res;
+    struct akv_cmd_cluster *cc = cc_get(env);
     struct akv_session sess;
     struct akv_buf sink;
     struct akv_slice fa = {"FLUSHALL", 8};
     struct akv_cmd_ctx ctx;
-    int rc;
 
-    /* Check it whole before touching anything. */
-    rc = akv_aof_parse(buf, len, NULL, NULL, &res);
-    if (rc != 0 || res.status != AKV_AOF_OK)
-        return -EBADMSG;
+    if (!cc)
+        return -ENOMEM;
+    /* Every database emptied (the old stores are freed off the loop), and
+     * clients get -LOADING until the snapshot and what follows it are in. */
     akv_cmd_session_init(&sess, 0, "cluster");
     akv_buf_init(&sink);
     ctx = (struct akv_cmd_ctx){.env = env, .argc = 1, .argv = &fa, .out = &sink, .sess = &sess};
     env->applying = 1;
     (void)akv_cmd_do_flushall(&ctx);
-    rc = akv_aof_parse(buf, len, restore_record, env, &res);
     env->applying = 0;
     akv_buf_fini(&sink);
     akv_cmd_session_fini(env, &sess);
-    /* At start-up (raft_start restores the last snapshot) nothing waits. */
-    for (struct cl_job *j = env->cluster ? env->cluster->pending : NULL, *next; j; j = next) {
+    akv_aof_parser_init(&cc->restore, buf, len);
+    cc->restore_records = 0;
+    env->loading = 1;
+    for (struct cl_job *j = cc->pending, *next; j; j = next) {
         next = j->next;
         if (j->kind == CL_WRITE && j->index != 0)
-            job_complete(env->cluster, j,
-                         "TIMEOUT the node caught up from a snapshot; "
-                         "the write may or may not have been applied");
+            job_complete(cc, j,
+                         "TIMEOUT the node caught up from a snapshot; the write may or "
+                         "may not have been applied");
     }
-    return rc < 0 ? rc : 0;
+    return 0;
+}
+
+static int hook_restore_step(void *arg, unsigned budget_us)
+{
+    struct akv_cmd_env *env = arg;
+    struct akv_cmd_cluster *cc = env->cluster;
+    uint64_t t0 = now_ns(), budget = (uint64_t)budget_us * 1000u;
+    int rc;
+
+    do {
+        rc = akv_aof_parse_step(&cc->restore, 64, restore_record, env);
+        if (rc != 0)
+            return -EBADMSG;
+        if (cc->restore.done)
+            return cc->restore.res.status == AKV_AOF_OK ? 0 : -EBADMSG;
+    } while (now_ns() - t0 < budget);
+    return 1;
+}
+
+static void hook_restore_end(void *arg)
+{
+    struct akv_cmd_env *env = arg;
+
+    env->loading = 0;
+    if (env->pause_changed)
+        env->pause_changed(env);
 }
 
 /* ------------------------------------------------------------------------
@@ -664,7 +702,7 @@ static void hook_changed(void *arg)
 {
     struct akv_cmd_env *env = arg;
 
-    if (!env->cluster)
+    if (!env->cluster || !env->cluster->cl)
         return;
     env->cluster_applied = akv_cluster_applied(env->cluster->cl);
     if (env->pause_changed)
@@ -689,7 +727,9 @@ void akv_cmd_cluster_hooks(struct akv_cmd_env *env, struct akv_cluster_hooks *h)
         .snap_take = hook_snap_take,
         .snap_write = hook_snap_write,
         .snap_release = hook_snap_release,
-        .restore = hook_restore,
+        .restore_begin = hook_restore_begin,
+        .restore_step = hook_restore_step,
+        .restore_end = hook_restore_end,
         .changed = hook_changed,
         .flush = hook_flush,
     };
@@ -697,12 +737,11 @@ void akv_cmd_cluster_hooks(struct akv_cmd_env *env, struct akv_cluster_hooks *h)
 
 int akv_cmd_cluster_attach(struct akv_cmd_env *env, struct akv_cluster *cl)
 {
-    struct akv_cmd_cluster *cc = calloc(1, sizeof(*cc));
+    struct akv_cmd_cluster *cc = cc_get(env);
 
     if (!cc)
         return -ENOMEM;
     cc->cl = cl;
-    env->cluster = cc;
     return 0;
 }
 
@@ -890,6 +929,7 @@ static int cluster_info(struct akv_cmd_ctx *ctx)
                         "cluster_known_nodes:%u\r\n"
                         "cluster_voters:%u\r\n"
                         "cluster_joined:%d\r\n"
+                        "cluster_loading:%d\r\n"
                         "cluster_entries_applied:%" PRIu64 "\r\n"
                         "cluster_snapshots_taken:%" PRIu64 "\r\n"
                         "cluster_snapshots_restored:%" PRIu64 "\r\n"
@@ -898,7 +938,7 @@ static int cluster_info(struct akv_cmd_ctx *ctx)
                         i.leader_id ? "ok" : "fail", i.id, akv_cluster_role_name(i.role),
                         i.leader_id, i.leader_client, i.leader_raft, i.term, i.commit_index,
                         i.applied_index, i.last_index, i.snapshot_index, i.nodes, i.voters,
-                        i.joined, i.entries_applied, i.snapshots_taken, i.snapshots_restored,
+                        i.joined, i.loading, i.entries_applied, i.snapshots_taken, i.snapshots_restored,
                         i.raft_addr, i.dir);
     if (rc == 0)
         rc = akv_reply_verbatim(ctx->out, ctx->sess->resp, b.p, b.len);

@@ -260,9 +260,9 @@ static int start_cluster(struct akv_cluster **out, uv_loop_t *loop, struct akv_c
     rc = akv_cluster_create(out, loop, &o, &h, err, sizeof(err));
     if (rc < 0) {
         akv_log(AKV_LOG_WARNING, "cluster: %s", err);
-        if (*out && akv_cmd_cluster_attach(env, *out) < 0) {
+        akv_cmd_cluster_detach(env); /* state a restore may have made */
+        if (*out)
             akv_cluster_close(*out, NULL, NULL);
-        }
         return rc;
     }
     rc = akv_cmd_cluster_attach(env, *out);

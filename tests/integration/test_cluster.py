@@ -15,6 +15,7 @@ vectors. Every wait is bounded.
 
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -411,6 +412,69 @@ def test_data_dir_deleted(env):
         d = dump(cl, keys)
         assert len({repr(v) for v in d.values()}) == 1, d
         assert d[victim.id][:2] == ["cat", "dog"]
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+@akvtest.test(SUITE)
+def test_snapshot_loads_in_slices(env):
+    """A node catching up from a snapshot of 150,000 entries keeps
+    answering (-LOADING) while it loads: the load runs in slices of the
+    loop (the slowest PING takes well under the whole load's time), and
+    the entries committed meanwhile follow it."""
+    cl = Cluster(env.workdir, env.vectors, 3, extra=SNAP)
+    try:
+        lead = cl.leader()
+        victim = next(x for x in cl.nodes.values() if x is not lead and x is not cl.seed) \
+            if lead is not cl.seed else next(x for x in cl.nodes.values() if x is not lead)
+        assert victim.daemon.stop() == 0
+        victim.wipe()
+        c = lead.client(timeout=120)
+        n = 0
+        batch = []
+        for i in range(750):
+            for j in range(200):
+                batch += ["w%04d w%04d" % (i, j), "w%04d" % ((i + j) % 2000)]
+                n += 1
+            if len(batch) >= 2000:
+                c.send(c.encode("MSET", *batch))
+                batch = []
+        if batch:
+            c.send(c.encode("MSET", *batch))
+        sent = (n + 999) // 1000
+        for _ in range(sent):
+            assert c.read() == "OK"
+        victim.start()
+        p = victim.client(timeout=30)
+        worst = 0.0
+        loading = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            r = p.cmd("PING")
+            worst = max(worst, time.monotonic() - t0)
+            if is_err(r, "LOADING"):
+                loading += 1
+            elif r == "PONG":
+                i = victim.info()
+                if int(i["cluster_snapshots_restored"]) >= 1 and i["cluster_loading"] == "0":
+                    break
+            time.sleep(0.005)
+        m = re.search(r"snapshot loaded in (\d+) ms", victim.daemon.text())
+        assert m, victim.daemon.text()[-3000:]
+        load_ms = int(m.group(1))
+        print("figures: snapshot of %d entries loaded in %d ms; %d PINGs answered -LOADING "
+              "meanwhile, the slowest took %.1f ms" % (n, load_ms, loading, worst * 1000))
+        assert int(victim.info()["cluster_snapshots_restored"]) >= 1
+        cl.wait_applied(timeout=120)
+        assert p.cmd("DBSIZE") == n
+        assert p.cmd("GET", "w0007 w0003") == "w0010"
+        if load_ms >= 40:
+            # Loaded in one go, the slowest PING would wait for all of it.
+            assert loading >= 1 and worst * 1000 < max(20, load_ms / 2), (worst, load_ms)
+        p.close()
+        c.close()
         cl.stop()
     finally:
         cl.kill_all()
