@@ -26,7 +26,7 @@ import sys
 import time
 
 import akvtest
-from akvtest import Client, RespError
+from akvtest import Client
 
 SUITE = "cluster-script"
 ROOT = os.environ.get("AKV_SOURCE_ROOT") or os.path.dirname(
