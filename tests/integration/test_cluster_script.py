@@ -6,7 +6,8 @@ with its data directory in the work directory (AKV_CLUSTER_DIR) and ports
 found free (AKV_CLUSTER_PORT, AKV_CLUSTER_RAFT_PORT): start 3 nodes, a
 write through one node read on the others, status, kill -9 of the leader
 and a write through the survivors, restart of the killed node (which then
-has that write), stop (every node gone, each log ending cleanly), start
+has that write), pause and resume of a node (SIGSTOP, SIGCONT), stop
+(every node gone, a paused one too, each log ending cleanly), start
 again on the same directory (the data kept), a node whose state is
 deleted rejoining; and what the script refuses: a second start over
 running nodes, taken ports, a directory that is not a cluster's, a
@@ -214,6 +215,17 @@ def test_start_failover_stop(env):
         assert got == "animal", (got, env.info(lead), env.info(other))
         assert read(env, lead, "cat") == "animal"
 
+        # A paused node (SIGSTOP) misses a write and catches up when resumed;
+        # stop also stops a paused node.
+        paused = live[-1]
+        env.run("pause", str(paused))
+        st = env.run("status").stdout
+        assert [x.split()[5] for x in st.splitlines() if x.startswith(str(paused))] == \
+            ["paused"], st
+        retry_write(env, lead, "ball", "shape")
+        env.run("resume", str(paused))
+        assert read(env, paused, "ball") == "shape"
+        env.run("pause", str(paused))
         env.run("stop")
         for i, pid in enumerate(pids, 1):
             assert env.pid(i) is None
