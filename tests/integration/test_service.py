@@ -12,8 +12,9 @@ RELOAD / SIGUSR2 (the file's settings applied, all or nothing). Last, a
 cluster node configured as docs/operations.md says, run in the sandbox of
 systemd/attnkvd.service.in rebuilt without systemd (its SystemCallFilter,
 RestrictAddressFamilies and MemoryDenyWriteExecute as seccomp filters
-through libseccomp, UMask, LimitNOFILE, another user when run as root):
-its Raft state in the state directory, a write kept across a restart.
+through libseccomp, UMask, LimitNOFILE, and when run as root another user
+and ProtectSystem=strict's read-only mounts): its Raft state in the state
+directory, a write kept across a restart, a cluster-dir elsewhere refused.
 
 Run alone: meson test -C build daemon-service, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -732,13 +733,15 @@ def syscall_set(sa, names, cache):
 
 class UnitSandbox:
     """Builds the unit's seccomp filters in this process; apply() (a
-    preexec_fn) loads them in the child, after the umask, the file limit
-    and the user change."""
+    preexec_fn) loads them in the child, after the umask, the file limit,
+    ProtectSystem=strict (when state is given: a mount namespace in which
+    every file system is read-only but state, as the unit's StateDirectory
+    is) and the user change."""
 
     SCMP_ACT_ALLOW = 0x7FFF0000
     SCMP_CMP_NE, SCMP_CMP_EQ, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ = 1, 4, 6, 7
 
-    def __init__(self, uid):
+    def __init__(self, uid, state=None):
         import ctypes
         import ctypes.util
         import errno as errnos
@@ -818,7 +821,9 @@ class UnitSandbox:
             rule(self.other, errno_action(errnos.EPERM), call,
                  (2, self.SCMP_CMP_MASKED_EQ, 0x4, 0x4))
         self.lib = lib
+        self.libc = ctypes.CDLL(None, use_errno=True)
         self.uid = uid
+        self.state = state
         self.umask = int(unit["UMask"][0], 8)
         self.nofile = int(unit["LimitNOFILE"][0])
 
@@ -827,6 +832,8 @@ class UnitSandbox:
 
         os.umask(self.umask)
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+        if self.state is not None and not self.read_only_but_state():
+            os._exit(125)
         if self.uid is not None:
             os.setgroups([])
             os.setgid(self.uid)
@@ -836,6 +843,34 @@ class UnitSandbox:
         if self.lib.seccomp_load(self.other) != 0 or self.lib.seccomp_load(self.calls) != 0:
             os._exit(126)
 
+    def read_only_but_state(self):
+        """ProtectSystem=strict: in a mount namespace of its own, every
+        mount but /proc, /sys, /dev and the state directory read-only."""
+        ms_rdonly, ms_remount, ms_bind, ms_rec, ms_private = 1, 32, 4096, 16384, 1 << 18
+        libc = self.libc
+        mount = libc.mount
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            return False
+        if mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+            return False
+        state = self.state.encode()
+        if mount(state, state, None, ms_bind, None) != 0:
+            return False
+        with open("/proc/self/mountinfo") as f:
+            points = sorted({line.split()[4] for line in f})
+        for m in points:
+            if m == self.state or m.startswith(("/proc", "/sys", "/dev")):
+                continue
+            rc = mount(None, m.encode(), None, ms_remount | ms_bind | ms_rdonly, None)
+            if rc != 0 and m == "/":
+                return False
+        return True
+
+    @staticmethod
+    def can_unshare_mounts():
+        r = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30)
+        return r.returncode == 0
+
 
 @akvtest.test("service")
 def test_cluster_node_in_unit_sandbox(env):
@@ -843,13 +878,17 @@ def test_cluster_node_in_unit_sandbox(env):
     installed configuration, then conf/attnkvd-cluster.conf.example for
     node 1, on 127.0.0.1) runs under the unit's sandbox with its Raft state
     in the state directory: it bootstraps, tells the manager READY=1,
-    takes a write, takes snapshots, and has the write after a restart."""
+    takes a write, takes snapshots, and has the write after a restart; with
+    a cluster-dir outside the state directory it stops, saying why."""
     uid = 65534 if os.geteuid() == 0 else None
-    box = UnitSandbox(uid)
     # The state directory (/var/lib/attnkv), reachable by the service's
     # user only, holding the vectors; the configuration beside it.
     os.chmod(env.workdir, 0o755)
     state = os.path.join(env.workdir, "state")
+    box = UnitSandbox(uid, state if shutil.which("unshare") and UnitSandbox.can_unshare_mounts()
+                      else None)
+    if box.state is None:
+        print("     (no mount namespace here: ProtectSystem=strict left out)")
     os.mkdir(state, 0o750)
     vectors = os.path.join(state, "glove-6B-100d.akv")
     shutil.copy(env.vectors, vectors)
@@ -905,6 +944,10 @@ def test_cluster_node_in_unit_sandbox(env):
         assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
         if uid is not None:
             assert re.search(r"^Uid:\s+%d\s" % uid, status, re.M), status
+        if box.state is not None:
+            with open("/proc/%d/mountinfo" % d.proc.pid) as f:
+                opts = {x.split()[4]: x.split()[5].split(",") for x in f}
+            assert "ro" in opts["/"] and "rw" in opts[state], opts
         c = client()
         deadline = time.monotonic() + 20
         while parse_cluster(c)["cluster_role"] != "leader":
@@ -952,6 +995,21 @@ def test_cluster_node_in_unit_sandbox(env):
     finally:
         d.kill()
         m.close()
+
+    # A cluster-dir outside the state directory is read-only there (the
+    # unit would need ReadWritePaths=): the node stops, saying why.
+    if box.state is not None:
+        elsewhere = os.path.join(env.workdir, "elsewhere")
+        os.mkdir(elsewhere, 0o777)
+        d = Daemon(env.workdir, vectors, ("--config", conf, "--cluster-dir", elsewhere),
+                   name="unit3", expect_start=False, datadir=state, preexec_fn=box.apply,
+                   port=None)
+        try:
+            assert d.proc.wait(timeout=30) == 1, d.text()
+            assert re.search(r"warning: cluster: .*read-only file system", d.text(), re.I), \
+                d.text()
+        finally:
+            d.kill()
 
 
 def parse_cluster(c):
