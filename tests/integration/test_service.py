@@ -8,7 +8,13 @@ SIGTERM; passes a listening socket as descriptor 3 with LISTEN_FDS and
 LISTEN_PID (set by a tiny sh wrapper that then execs the daemon, so the pid
 is the daemon's); and checks INFO counters against known activity,
 SLOWLOG, CONFIG SET, SIGHUP (the log reopened, nothing else) and CONFIG
-RELOAD / SIGUSR2 (the file's settings applied, all or nothing).
+RELOAD / SIGUSR2 (the file's settings applied, all or nothing). Last, a
+cluster node configured as docs/operations.md says, run in the sandbox of
+systemd/attnkvd.service.in rebuilt without systemd (its SystemCallFilter,
+RestrictAddressFamilies and MemoryDenyWriteExecute as seccomp filters
+through libseccomp, UMask, LimitNOFILE, and when run as root another user
+and ProtectSystem=strict's read-only mounts): its Raft state in the state
+directory, a write kept across a restart, a cluster-dir elsewhere refused.
 
 Run alone: meson test -C build daemon-service, or
   AKV_ATTNKVD=build/src/server/attnkvd AKV_BUILD_ROOT=build \
@@ -18,6 +24,7 @@ Run alone: meson test -C build daemon-service, or
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +35,9 @@ import time
 
 import akvtest
 from akvtest import START_TIMEOUT, Client, Daemon, info_fields, is_err
+
+SOURCE_ROOT = os.environ.get("AKV_SOURCE_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Manager:
@@ -679,6 +689,339 @@ def test_config_file_becomes_a_fifo(env):
     finally:
         p.kill()
 
+
+
+# ---------------------------------------------------------------------------
+# A cluster node in attnkvd.service's sandbox, without systemd: the unit's
+# system call filter, RestrictAddressFamilies and MemoryDenyWriteExecute
+# loaded as seccomp filters (libseccomp through ctypes, as systemd loads
+# them), its UMask and LimitNOFILE, and a user that owns nothing but the
+# state directory (DynamicUser; nobody here, when the test runs as root).
+
+
+def unit_settings():
+    """attnkvd.service.in's [Service] settings: {name: [values]}."""
+    path = os.path.join(SOURCE_ROOT, "systemd", "attnkvd.service.in")
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if "=" in line and not line.startswith(("#", "[")):
+                k, v = line.split("=", 1)
+                out.setdefault(k, []).append(v)
+    return out
+
+
+def syscall_set(sa, names, cache):
+    """The system calls that names (calls and @groups, as systemd spells
+    them) stand for, groups expanded with systemd-analyze syscall-filter."""
+    out = set()
+    for name in names:
+        if not name.startswith("@"):
+            out.add(name)
+            continue
+        if name not in cache:
+            r = subprocess.run([sa, "syscall-filter", "--no-pager", name], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r
+            lines = [x.strip() for x in r.stdout.splitlines()[1:]]
+            cache[name] = syscall_set(sa, [x for x in lines if x and not x.startswith("#")],
+                                      cache)
+        out |= cache[name]
+    return out
+
+
+class UnitSandbox:
+    """Builds the unit's seccomp filters in this process; apply() (a
+    preexec_fn) loads them in the child, after the umask, the file limit,
+    ProtectSystem=strict (when state is given: a mount namespace in which
+    every file system is read-only but state, as the unit's StateDirectory
+    is) and the user change."""
+
+    SCMP_ACT_ALLOW = 0x7FFF0000
+    SCMP_CMP_NE, SCMP_CMP_EQ, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ = 1, 4, 6, 7
+
+    def __init__(self, uid, state=None):
+        import ctypes
+        import ctypes.util
+        import errno as errnos
+
+        sa = shutil.which("systemd-analyze")
+        name = ctypes.util.find_library("seccomp")
+        if not sa or not name:
+            raise akvtest.Skip("needs systemd-analyze and libseccomp (Debian: systemd, "
+                               "libseccomp2)")
+        if akvtest.daemon_is_instrumented():
+            raise akvtest.Skip("a sanitizer's runtime is not what the unit runs")
+        unit = unit_settings()
+        self.unit = unit
+        lib = ctypes.CDLL(name, use_errno=True)
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                               ctypes.c_uint, ctypes.c_void_p]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+
+        class Cmp(ctypes.Structure):
+            _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                        ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+
+        def errno_action(e):
+            return 0x00050000 | (e & 0xFFFF)
+
+        def nr(call):
+            return lib.seccomp_syscall_resolve_name(call.encode())
+
+        def rule(ctx, action, call, *cmps):
+            arr = (Cmp * max(1, len(cmps)))(*[Cmp(*c) for c in cmps])
+            rc = lib.seccomp_rule_add_array(ctx, action, nr(call), len(cmps), arr)
+            assert rc == 0, (call, cmps, rc)
+
+        # SystemCallFilter=: the first line lists what is allowed, a later
+        # "~" line takes calls away; the rest fail with
+        # SystemCallErrorNumber.
+        cache = {}
+        allowed = None
+        for v in unit["SystemCallFilter"]:
+            neg = v.startswith("~")
+            calls = syscall_set(sa, v.lstrip("~").split(), cache)
+            if allowed is None:
+                assert not neg, v
+                allowed = calls
+            elif neg:
+                allowed -= calls
+            else:
+                allowed |= calls
+        assert unit["SystemCallErrorNumber"] == ["EPERM"], unit["SystemCallErrorNumber"]
+        assert unit["SystemCallArchitectures"] == ["native"]
+        self.allowed = allowed
+        self.calls = lib.seccomp_init(errno_action(errnos.EPERM))
+        for call in sorted(allowed):
+            if nr(call) >= 0:  # not a call of this architecture or kernel
+                rule(self.calls, self.SCMP_ACT_ALLOW, call)
+
+        # RestrictAddressFamilies= and MemoryDenyWriteExecute=yes: a second
+        # filter, as systemd loads one per setting (the kernel takes the
+        # strictest answer).
+        families = {"AF_UNIX": socket.AF_UNIX, "AF_INET": socket.AF_INET,
+                    "AF_INET6": socket.AF_INET6}
+        keep = sorted(families[x] for x in unit["RestrictAddressFamilies"][0].split())
+        assert unit["MemoryDenyWriteExecute"] == ["yes"]
+        self.other = lib.seccomp_init(self.SCMP_ACT_ALLOW)
+        refuse = errno_action(errnos.EAFNOSUPPORT)
+        rule(self.other, refuse, "socket", (0, self.SCMP_CMP_GT, max(keep), 0))
+        for fam in range(max(keep)):
+            if fam not in keep:
+                rule(self.other, refuse, "socket", (0, self.SCMP_CMP_EQ, fam, 0))
+        wx = 0x2 | 0x4  # PROT_WRITE | PROT_EXEC
+        rule(self.other, errno_action(errnos.EPERM), "mmap",
+             (2, self.SCMP_CMP_MASKED_EQ, wx, wx))
+        for call in ("mprotect", "pkey_mprotect"):
+            rule(self.other, errno_action(errnos.EPERM), call,
+                 (2, self.SCMP_CMP_MASKED_EQ, 0x4, 0x4))
+        self.lib = lib
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.uid = uid
+        self.state = state
+        self.umask = int(unit["UMask"][0], 8)
+        self.nofile = int(unit["LimitNOFILE"][0])
+
+    def apply(self):
+        import resource
+
+        os.umask(self.umask)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+        if self.state is not None and not self.read_only_but_state():
+            os._exit(125)
+        if self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        # libseccomp sets no_new_privs first (NoNewPrivileges=yes). The
+        # allow list last: it does not allow seccomp() itself.
+        if self.lib.seccomp_load(self.other) != 0 or self.lib.seccomp_load(self.calls) != 0:
+            os._exit(126)
+
+    def read_only_but_state(self):
+        """ProtectSystem=strict: in a mount namespace of its own, every
+        mount but /proc, /sys, /dev and the state directory read-only."""
+        ms_rdonly, ms_remount, ms_bind, ms_rec, ms_private = 1, 32, 4096, 16384, 1 << 18
+        libc = self.libc
+        mount = libc.mount
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            return False
+        if mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+            return False
+        state = self.state.encode()
+        if mount(state, state, None, ms_bind, None) != 0:
+            return False
+        with open("/proc/self/mountinfo") as f:
+            points = sorted({line.split()[4] for line in f})
+        for m in points:
+            if m == self.state or m.startswith(("/proc", "/sys", "/dev")):
+                continue
+            rc = mount(None, m.encode(), None, ms_remount | ms_bind | ms_rdonly, None)
+            if rc != 0 and m == "/":
+                return False
+        return True
+
+    @staticmethod
+    def can_unshare_mounts():
+        r = subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30)
+        return r.returncode == 0
+
+
+@akvtest.test("service")
+def test_cluster_node_in_unit_sandbox(env):
+    """A one-node cluster configured as docs/operations.md says (the
+    installed configuration, then conf/attnkvd-cluster.conf.example for
+    node 1, on 127.0.0.1) runs under the unit's sandbox with its Raft state
+    in the state directory: it bootstraps, tells the manager READY=1,
+    takes a write, takes snapshots, and has the write after a restart; with
+    a cluster-dir outside the state directory it stops, saying why."""
+    uid = 65534 if os.geteuid() == 0 else None
+    # The state directory (/var/lib/attnkv), reachable by the service's
+    # user only, holding the vectors; the configuration beside it.
+    os.chmod(env.workdir, 0o755)
+    state = os.path.join(env.workdir, "state")
+    box = UnitSandbox(uid, state if shutil.which("unshare") and UnitSandbox.can_unshare_mounts()
+                      else None)
+    if box.state is None:
+        print("     (no mount namespace here: ProtectSystem=strict left out)")
+    os.mkdir(state, 0o750)
+    vectors = os.path.join(state, "glove-6B-100d.akv")
+    shutil.copy(env.vectors, vectors)
+    if uid is not None:
+        os.chown(state, uid, uid)
+        os.chown(vectors, uid, uid)
+
+    port, raft = free_port(), free_port()
+    root = SOURCE_ROOT
+    with open(os.path.join(root, "conf", "attnkvd.conf")) as f:
+        text = f.read() + "\n"
+    with open(os.path.join(root, "conf", "service.conf")) as f:
+        service = f.read()
+    # The installed paths, moved into this test's state directory.
+    service = re.sub(r"^vectors /var/lib/attnkv/\S+$", "vectors " + vectors, service,
+                     flags=re.M)
+    service = re.sub(r"^dir /var/lib/attnkv$", "dir " + state, service, flags=re.M)
+    assert vectors in service and state in service, service
+    with open(os.path.join(root, "conf", "attnkvd-cluster.conf.example")) as f:
+        example = f.read()
+    # Its bind line adds this host's address to the 127.0.0.1 bound above.
+    example = re.sub(r"^bind 10\.0\.0\.1$", "", example, flags=re.M)
+    example = example.replace("10.0.0.1:6479", "127.0.0.1:%d" % port)
+    example = example.replace("10.0.0.1:7479", "127.0.0.1:%d" % raft)
+    assert "10.0.0." not in re.sub(r"(?m)^#.*$", "", example), example
+    password = re.search(r'^requirepass "(.*)"$', example, re.M).group(1)
+    conf = os.path.join(env.workdir, "attnkvd.conf")
+    # The port, and snapshots often enough to take some here.
+    with open(conf, "w") as f:
+        f.write(text + "\n" + service + "\n" + example + "\nport %d\n" % port
+                + "cluster-snapshot-threshold 16\ncluster-snapshot-trailing 16\n")
+    os.chmod(conf, 0o644)
+
+    def start(name):
+        m = Manager("@akv-test-cluster-%d-%s" % (os.getpid(), name))
+        d = Daemon(env.workdir, vectors, ("--config", conf), name=name, expect_start=False,
+                   datadir=state, preexec_fn=box.apply, port=None,
+                   extra_env={"NOTIFY_SOCKET": m.address})
+        return m, d
+
+    def client():
+        c = Client(port, timeout=10)
+        assert c.cmd("AUTH", password) == "OK"
+        return c
+
+    m, d = start("unit1")
+    try:
+        d.wait_ready()
+        m.wait_for("READY=1")
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            status = f.read()
+        assert re.search(r"^Seccomp:\s+2$", status, re.M), status
+        assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+        if uid is not None:
+            assert re.search(r"^Uid:\s+%d\s" % uid, status, re.M), status
+        if box.state is not None:
+            with open("/proc/%d/mountinfo" % d.proc.pid) as f:
+                opts = {x.split()[4]: x.split()[5].split(",") for x in f}
+            assert "ro" in opts["/"] and "rw" in opts[state], opts
+        c = client()
+        deadline = time.monotonic() + 20
+        while parse_cluster(c)["cluster_role"] != "leader":
+            assert time.monotonic() < deadline, parse_cluster(c)
+            time.sleep(0.05)
+        info = parse_cluster(c)
+        assert info["cluster_dir"] == os.path.join(state, "cluster"), info
+        for i in range(40):
+            assert c.cmd("SET", "cat", "animal" if i % 2 else "dog") == "OK"
+        assert c.cmd("SET", "ball", "toy") == "OK"
+        assert int(parse_cluster(c)["cluster_snapshots_taken"]) >= 1
+        c.close()
+        assert d.stop() == 0, d.text()[-3000:]
+        log = d.text()
+        assert "Operation not permitted" not in log and "Permission denied" not in log, log
+        assert "STOPPING=1" in m.texts()
+    finally:
+        d.kill()
+        m.close()
+    # The state: inside the state directory, the service's user's, private
+    # (UMask=0077).
+    cdir = os.path.join(state, "cluster")
+    files = os.listdir(cdir)
+    assert any(x.startswith("snapshot-") for x in files), files
+    for x in [cdir] + [os.path.join(cdir, y) for y in files]:
+        st = os.stat(x)
+        assert st.st_mode & 0o077 == 0, (x, oct(st.st_mode))
+        if uid is not None:
+            assert st.st_uid == uid, (x, st.st_uid)
+
+    m, d = start("unit2")
+    try:
+        d.wait_ready()
+        m.wait_for("READY=1")
+        c = client()
+        deadline = time.monotonic() + 20
+        while parse_cluster(c)["cluster_role"] != "leader":
+            assert time.monotonic() < deadline, parse_cluster(c)
+            time.sleep(0.05)
+        assert c.cmd("CONSISTENCY", "linearizable") == "OK"
+        assert c.cmd("MGET", "cat", "ball") == ["animal", "toy"]
+        assert c.cmd("SET", "dog", "animal") == "OK"
+        c.close()
+        assert d.stop() == 0, d.text()[-3000:]
+    finally:
+        d.kill()
+        m.close()
+
+    # A cluster-dir outside the state directory is read-only there (the
+    # unit would need ReadWritePaths=): the node stops, saying why.
+    if box.state is not None:
+        elsewhere = os.path.join(env.workdir, "elsewhere")
+        os.mkdir(elsewhere, 0o777)
+        d = Daemon(env.workdir, vectors, ("--config", conf, "--cluster-dir", elsewhere),
+                   name="unit3", expect_start=False, datadir=state, preexec_fn=box.apply,
+                   port=None)
+        try:
+            assert d.proc.wait(timeout=30) == 1, d.text()
+            assert re.search(r"warning: cluster: .*read-only file system", d.text(), re.I), \
+                d.text()
+        finally:
+            d.kill()
+
+
+def parse_cluster(c):
+    return dict(x.split(":", 1) for x in c.cmd("CLUSTER", "INFO").splitlines() if ":" in x)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 if __name__ == "__main__":
     sys.exit(akvtest.main("service", make_env=akvtest.Env))
