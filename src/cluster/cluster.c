@@ -146,7 +146,8 @@ struct akv_cluster {
     struct raft_fsm fsm;
     struct akv_cluster_hooks hooks;
     uint64_t id;
-    char *raft_addr, *client_addr, *dir, *join, *password;
+    char *raft_addr, *client_addr, *dir, *join;
+    const char *const *password; /* the daemon's requirepass, read at each connection */
     uint64_t vocab_meta, vocab_data, vocab_words;
     uint32_t vocab_dim;
     /* Replicated state kept here. */
@@ -168,7 +169,7 @@ struct akv_cluster {
     uint64_t next_node_try, next_join_try, next_vocab_try;
     uv_timer_t defer;
     uv_check_t check;
-    struct raft_barrier push; /* carries the commit index to the followers */
+    struct raft_barrier push;       /* carries the commit index to the followers */
     struct change_req *change_next; /* a membership change's next step */
     /* A snapshot loading in slices, and the entries committed meanwhile. */
     int restoring;
@@ -843,9 +844,9 @@ static struct fwd *fwd_open(struct akv_cluster *c, const char *addr, uint64_t ta
         uv_close((uv_handle_t *)&f->tcp, fwd_closed);
         return NULL;
     }
-    if (c->password) {
-        const char *argv[2] = {"AUTH", c->password};
-        size_t lens[2] = {4, strlen(c->password)};
+    if (c->password && *c->password) {
+        const char *argv[2] = {"AUTH", *c->password};
+        size_t lens[2] = {4, strlen(*c->password)};
         (void)fwd_queue(f, FWD_AUTH, 2, argv, lens, 0, NULL, NULL);
     }
     return f;
@@ -1055,7 +1056,9 @@ static void change_step(struct akv_cluster *c)
     else
         rc = raft_assign(&c->raft, &r->req, r->id, RAFT_VOTER, on_change);
     if (rc == RAFT_CANTCHANGE)
-        akv_log(AKV_LOG_VERBOSE, "cluster: change step %d for node %" PRIu64 " waits: uncommitted %llu promotee %llu",
+        akv_log(AKV_LOG_VERBOSE,
+                "cluster: change step %d for node %" PRIu64
+                " waits: uncommitted %llu promotee %llu",
                 r->stage, r->id, (unsigned long long)c->raft.configuration_uncommitted_index,
                 (unsigned long long)c->raft.leader_state.promotee_id);
     if (rc == RAFT_CANTCHANGE && uv_now(c->loop) < r->retry_until) {
@@ -1373,7 +1376,6 @@ static void free_strings(struct akv_cluster *c)
     free(c->client_addr);
     free(c->dir);
     free(c->join);
-    free(c->password);
 }
 
 static int mkdir_p(const char *dir)
@@ -1459,14 +1461,13 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     c->client_addr = dupe(o->client_addr);
     c->dir = dupe(o->dir);
     c->join = dupe(o->join);
-    c->password = dupe(o->password);
+    c->password = o->password;
     c->vocab_meta = o->vocab_meta;
     c->vocab_data = o->vocab_data;
     c->vocab_words = o->vocab_words;
     c->vocab_dim = o->vocab_dim;
     c->last_role = -1;
-    if (!c->raft_addr || !c->client_addr || !c->dir || (o->join && !c->join) ||
-        (o->password && !c->password)) {
+    if (!c->raft_addr || !c->client_addr || !c->dir || (o->join && !c->join)) {
         free_strings(c);
         free(c);
         return -ENOMEM;
@@ -1544,7 +1545,12 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     }
     rc = raft_start(&c->raft);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot start raft in %s: %s", c->dir, raft_errmsg(&c->raft));
+        const char *why = raft_errmsg(&c->raft)[0] ? raft_errmsg(&c->raft)
+                          : c->io.errmsg[0]        ? c->io.errmsg
+                          : c->transport.errmsg[0] ? c->transport.errmsg
+                                                   : raft_strerror(rc);
+        snprintf(err, errlen, "cannot start raft in %s (cluster-bind %s): %s", c->dir, c->raft_addr,
+                 why);
         goto fail_raft;
     }
     c->started = 1;

@@ -72,7 +72,9 @@ struct akv_cluster_opts {
     const char *client_addr; /* host:port clients (and other nodes) reach this node at */
     const char *dir;         /* Raft log, metadata and snapshots */
     const char *join;        /* host:port of a member to join through; NULL: bootstrap */
-    const char *password;    /* requirepass, for the connections to other nodes; NULL: none */
+    /* requirepass as it is now (CONFIG SET may change it), for the
+     * connections to other nodes; *password NULL: none. Borrowed. */
+    const char *const *password;
     unsigned election_ms, heartbeat_ms;
     unsigned snapshot_threshold, snapshot_trailing;
     uint64_t vocab_meta, vocab_data, vocab_words;

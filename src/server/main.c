@@ -249,7 +249,7 @@ static int start_cluster(struct akv_cluster **out, uv_loop_t *loop, struct akv_c
     o.client_addr = announce;
     o.dir = dir;
     o.join = cfg->cluster_join;
-    o.password = cfg->requirepass;
+    o.password = (const char *const *)&cfg->requirepass;
     o.election_ms = (unsigned)cfg->cluster_election_timeout;
     o.heartbeat_ms = o.election_ms / 10 > 10 ? o.election_ms / 10 : 10;
     o.snapshot_threshold = (unsigned)cfg->cluster_snapshot_threshold;
@@ -478,7 +478,7 @@ int main(int argc, char **argv)
             akv_log(AKV_LOG_NOTICE,
                     "replaying the append-only file; clients get -LOADING until it is over");
         }
-    } else {
+    } else if (!loading.failed) {
         announce_ready(&env);
     }
 
