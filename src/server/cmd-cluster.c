@@ -811,6 +811,7 @@ int akv_cmd_cluster_expire_cycle(struct akv_cmd_env *env)
 
     if (!akv_cluster_is_leader(cc->cl) || now < cc->expired_inflight_until)
         return 0;
+    akv_cmd_clock(env); /* what is due is judged by the wall clock now */
     akv_buf_init(&b);
     rc = akv_entry_put_head(&b, AKV_ENTRY_EXPIRED, 0, akv_cmd_cluster_self(env), 0, 0);
     at = b.len;
