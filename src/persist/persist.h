@@ -174,6 +174,14 @@ int akv_persist_write_error(const struct akv_persist *p);
  * after it then replays again (a SWAPDB twice is none). */
 int akv_persist_rewrite_start(struct akv_persist *p);
 
+/* The PUT (or PAYLOAD) record of row i of block b of store s, as seen in
+ * snap, for database db: what a rewrite writes for it, and a cluster
+ * snapshot too. Its key and value point into the store (valid while snap
+ * is live). Any thread holding snap. */
+void akv_persist_row_record(const struct akv_store *s, const struct akv_store_snap *snap,
+                            const struct akv_store_block *b, size_t i, uint32_t db,
+                            struct akv_aof_record *rec);
+
 /* For INFO persistence. */
 struct akv_persist_info {
     int enabled;

@@ -78,25 +78,14 @@ static int rw_block(void *arg, const struct akv_store_block *b)
 
     for (size_t i = 0; i < b->n; i++) {
         struct akv_aof_record rec;
-        const char *k, *v;
-        size_t kl, vl, sz;
+        size_t sz;
         int rc;
 
         if (!b->visible[i])
             continue;
         if (atomic_load(&p->rw_cancel))
             return -ECANCELED;
-        akv_store_entry_text(p->rw_dbs[o->db], &p->snaps[o->db], b->first_slot + i, &k, &kl, &v,
-                             &vl);
-        rec = (struct akv_aof_record){
-            .type = b->vals[i].n == 0 ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
-            .db = o->db,
-            .key = k,
-            .klen = kl,
-            .val = v,
-            .vlen = vl,
-            .expire = akv_store_entry_expire(p->rw_dbs[o->db], &p->snaps[o->db], b->first_slot + i),
-        };
+        akv_persist_row_record(p->rw_dbs[o->db], &p->snaps[o->db], b, i, o->db, &rec);
         sz = akv_aof_rec_size(&rec);
         if (sz <= RW_BUF) {
             if (o->len + sz > RW_BUF && (rc = rw_flush(o)) < 0)
@@ -474,4 +463,23 @@ void akv_persist_rw_maybe_auto(struct akv_persist *p)
             (unsigned long long)p->size_seen, (unsigned long long)(p->size_seen * 100 / base - 100),
             (unsigned long long)base);
     (void)akv_persist_rewrite_start(p);
+}
+
+void akv_persist_row_record(const struct akv_store *s, const struct akv_store_snap *snap,
+                            const struct akv_store_block *b, size_t i, uint32_t db,
+                            struct akv_aof_record *rec)
+{
+    const char *k, *v;
+    size_t kl, vl;
+
+    akv_store_entry_text(s, snap, b->first_slot + i, &k, &kl, &v, &vl);
+    *rec = (struct akv_aof_record){
+        .type = b->vals[i].n == 0 ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
+        .db = db,
+        .key = k,
+        .klen = kl,
+        .val = v,
+        .vlen = vl,
+        .expire = akv_store_entry_expire(s, snap, b->first_slot + i),
+    };
 }

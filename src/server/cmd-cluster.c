@@ -44,7 +44,6 @@
 #include "server/cmd-impl.h"
 
 #include <inttypes.h>
-#include <stdatomic.h>
 
 #include "cluster/cluster.h"
 #include "cluster/entry.h"
@@ -471,21 +470,10 @@ static int snap_block(void *arg, const struct akv_store_block *b)
 
     for (size_t i = 0; i < b->n; i++) {
         struct akv_aof_record rec;
-        const char *k, *v;
-        size_t kl, vl, sz;
+        size_t sz;
         if (!b->visible[i])
             continue;
-        akv_store_entry_text(o->s->dbs[o->db], &o->s->snaps[o->db], b->first_slot + i, &k, &kl, &v,
-                             &vl);
-        rec = (struct akv_aof_record){
-            .type = b->vals[i].n == 0 ? AKV_AOF_PAYLOAD : AKV_AOF_PUT,
-            .db = o->db,
-            .key = k,
-            .klen = kl,
-            .val = v,
-            .vlen = vl,
-            .expire = atomic_load_explicit(&b->expire[i], memory_order_relaxed),
-        };
+        akv_persist_row_record(o->s->dbs[o->db], &o->s->snaps[o->db], b, i, o->db, &rec);
         sz = akv_aof_rec_size(&rec);
         if (akv_buf_reserve(o->out, sz) < 0)
             return -ENOMEM;
@@ -939,8 +927,8 @@ static int cluster_info(struct akv_cmd_ctx *ctx)
                         i.leader_id ? "ok" : "fail", i.id, akv_cluster_role_name(i.role),
                         i.leader_id, i.leader_client, i.leader_raft, i.term, i.commit_index,
                         i.applied_index, i.last_index, i.snapshot_index, i.nodes, i.voters,
-                        i.joined, i.loading, i.entries_applied, i.snapshots_taken, i.snapshots_restored,
-                        i.raft_addr, i.dir);
+                        i.joined, i.loading, i.entries_applied, i.snapshots_taken,
+                        i.snapshots_restored, i.raft_addr, i.dir);
     if (rc == 0)
         rc = akv_reply_verbatim(ctx->out, ctx->sess->resp, b.p, b.len);
     akv_buf_fini(&b);
