@@ -210,24 +210,15 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     struct cl_job *j;
     uint64_t index = 0;
     int rc, exec = c->handler == akv_cmd_do_exec;
+    char err[160];
 
-    if (cc->stopping)
-        return akv_reply_error(ctx->out, "TRYAGAIN the server is shutting down; the write was "
-                                         "not applied");
-    /* As Redis: a write is refused while over maxmemory; checked here, as
-     * the entry is applied on every node whatever its memory. */
-    if (!exec && strcmp(c->name, "DEL") != 0 && strcmp(c->name, "UNLINK") != 0 &&
-        strncmp(c->name, "FLUSH", 5) != 0) {
-        rc = akv_cmd_key_room(ctx, 0);
-        if (rc != 0)
-            return rc < 0 ? rc : 0;
-    }
     akv_buf_init(&b);
     rc = akv_entry_put_head(&b, AKV_ENTRY_CMDS, exec ? AKV_ENTRY_EXEC : 0,
                             akv_cmd_cluster_self(env), cc->next_req + 1, 0);
     rc = rc ? rc : akv_entry_put_u32(&b, (uint32_t)ctx->sess->db);
     rc = rc ? rc : akv_entry_put_u32(&b, (uint32_t)ctx->sess->resp);
     if (rc == 0 && exec) {
+        /* EXEC runs alone (it is never pipelined): it may answer at once. */
         rc = akv_cmd_multi_take(ctx, &b);
         if (rc != 0) {
             akv_buf_fini(&b);
@@ -237,11 +228,13 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
         rc = akv_entry_put_u32(&b, 1);
         rc = rc ? rc : put_cmd(&b, ctx->argc, ctx->argv);
     }
-    if (rc < 0) {
+    if (rc == -ENOMEM) {
         akv_buf_fini(&b);
-        return rc == -E2BIG ? akv_reply_error(ctx->out, "ERR request too large for a log entry")
-                            : rc;
+        return rc;
     }
+    /* From here every answer is the job's, failures too, so that the
+     * replies of writes pipelined on a connection keep their order
+     * (conn.c): a failure is a job finished at once. */
     j = calloc(1, sizeof(*j));
     if (!j) {
         akv_buf_fini(&b);
@@ -251,23 +244,36 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     j->sess = ctx->sess;
     j->kind = CL_WRITE;
     j->req = ++cc->next_req;
-    akv_buf_init(&j->reply);
-    rc = akv_cluster_propose(cc->cl, b.p, b.len, &index, j->req, on_proposed, env);
-    akv_buf_fini(&b);
-    if (rc < 0) {
-        free(j);
-        if (rc == AKV_CLUSTER_NOLEADER)
-            return akv_reply_error(ctx->out, "TRYAGAIN no leader yet; the write was not applied");
-        if (rc == -ENOMEM)
-            return rc;
-        return akv_reply_errorf(ctx->out, "TRYAGAIN the write could not be proposed: %s",
-                                strerror(-rc));
-    }
-    j->index = rc == 0 ? index : 0;
     j->deadline_ms = mono_ms() + (uint64_t)env->config->cluster_write_timeout;
-    job_push(&cc->pending, j);
-    ctx->job = &j->base;
+    akv_buf_init(&j->reply);
     j->base.finish = cl_finish;
+    ctx->job = &j->base;
+    job_push(&cc->pending, j);
+    if (rc == -E2BIG) {
+        job_complete(cc, j, "ERR request too large for a log entry");
+    } else if (cc->stopping) {
+        job_complete(cc, j, "TRYAGAIN the server is shutting down; the write was not applied");
+    } else if (!exec && strcmp(c->name, "DEL") != 0 && strcmp(c->name, "UNLINK") != 0 &&
+               strncmp(c->name, "FLUSH", 5) != 0 &&
+               akv_cmd_key_room(&(struct akv_cmd_ctx){.env = env, .out = &j->reply}, 0) != 0) {
+        /* As Redis: a write is refused while over maxmemory; checked by
+         * the node that proposes, as the entry is applied on every node
+         * whatever its memory. The reply is in j->reply. */
+        j->failed = 1;
+        job_complete(cc, j, NULL);
+    } else {
+        rc = akv_cluster_propose(cc->cl, b.p, b.len, &index, j->req, on_proposed, env);
+        if (rc == AKV_CLUSTER_NOLEADER) {
+            job_complete(cc, j, "TRYAGAIN no leader yet; the write was not applied");
+        } else if (rc < 0) {
+            snprintf(err, sizeof err, "TRYAGAIN the write could not be proposed: %s",
+                     strerror(-rc));
+            job_complete(cc, j, err);
+        } else {
+            j->index = rc == 0 ? index : 0;
+        }
+    }
+    akv_buf_fini(&b);
     return 0;
 }
 

@@ -671,3 +671,8 @@ int akv_cmd_multi_take(struct akv_cmd_ctx *ctx, struct akv_buf *b)
     unwatch_all(env, s);
     return rc < 0 ? rc : 0;
 }
+
+int akv_cmd_session_in_multi(const struct akv_session *s)
+{
+    return akv_cmd_multi_active(s);
+}

@@ -237,6 +237,9 @@ struct akv_cmd_job {
     const struct akv_cmd *cmd;
     uint64_t t0;                    /* monotonic ns at dispatch */
     struct akv_slowlog_entry *slow; /* argv copy, when the slow log may want it */
+    /* The connection's: a pipelined cluster write answered before the
+     * ones ahead of it, its reply held back until theirs are sent. */
+    int completed;
 };
 
 struct akv_multi;
@@ -439,6 +442,9 @@ int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const s
 
 /* Makes env->run_id and env->replid if they are not made yet. */
 void akv_cmd_make_ids(struct akv_cmd_env *env);
+
+/* Whether the session is between MULTI and EXEC (its commands queue). */
+int akv_cmd_session_in_multi(const struct akv_session *s);
 
 /* Initialises a session (resp 2, db 0) with an id and the peer's
  * address (NULL: "?"). */

@@ -165,8 +165,12 @@ struct akv_conn {
     struct akv_buf wbuf;
     size_t wbuf_off;         /* bytes at the front of wbuf sent before its uv_write */
     struct akv_cmd_job *job; /* the request running on the pool, if any */
-    uint64_t job_pos;        /* stream position of its reply (for readable replies) */
-    uint64_t out_base;       /* stream position of out.p[0] */
+    /* Cluster writes pipelined behind job (itself one): proposed at once,
+     * answered in order (see pipeline_ok). */
+    struct akv_cmd_job *jq[AKV_CONN_PIPELINE_MAX];
+    unsigned jq_head, jq_n;
+    uint64_t job_pos;  /* stream position of its reply (for readable replies) */
+    uint64_t out_base; /* stream position of out.p[0] */
     struct aof_mark marks[AOF_MARKS];
     unsigned nmarks;
     struct akv_conn *wprev, *wnext; /* on sh->waiting while nmarks > 0 */
@@ -854,6 +858,39 @@ static void shrink_argv(struct akv_conn_shared *sh)
 
 static void on_job_done(struct akv_pool_job *pj);
 
+/* Cluster mode: a write answered when its log entry is applied is a job
+ * with no pool work. While one is out, the requests after it are run too
+ * if they are writes that can only become such jobs (pipeline_ok, then
+ * can_pipeline), so that a client pipelining writes has them proposed
+ * together; their replies still go out in order (on_job_done). */
+static int is_cluster_job(const struct akv_cmd_job *j)
+{
+    return j && !j->pool.work && !j->pool.batch;
+}
+
+static int pipeline_ok(const struct akv_conn *c)
+{
+    return is_cluster_job(c->job) && c->jq_n < AKV_CONN_PIPELINE_MAX && !c->sess.readable &&
+           !c->close_after;
+}
+
+/* The request parsed into sh->argv (argc arguments) can run behind the
+ * cluster writes out: dispatch will neither answer it at once nor run it
+ * on the pool, so its reply cannot pass theirs. */
+static int can_pipeline(const struct akv_conn *c, size_t argc)
+{
+    const struct akv_cmd_env *env = c->sh->env;
+    const struct akv_cmd *cmd = akv_cmd_lookup(c->sh->argv[0].p, c->sh->argv[0].len);
+
+    if (!cmd || !(cmd->flags & AKV_CMD_WRITE) || !env->cluster || env->loading ||
+        env->config->key_normalize || akv_cmd_session_in_multi(&c->sess) || c->sess.reply_skip_next)
+        return 0;
+    if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
+        (cmd->arity < 0 && argc < (size_t)-cmd->arity))
+        return 0;
+    return !(env->config->requirepass && !c->sess.authenticated);
+}
+
 /* Holds the reply starting at stream position pos (and all after it) until
  * AOF sequence seq is durable. */
 static void add_mark(struct akv_conn *c, uint64_t pos, uint64_t seq)
@@ -981,10 +1018,14 @@ static int run_request(struct akv_conn *c, size_t argc)
         c->job_pos = pos;
         ctx.job->owner = c;
         ctx.job->pool.done = on_job_done;
-        if (!ctx.job->pool.work && !ctx.job->pool.batch) {
+        if (is_cluster_job(ctx.job)) {
             /* No pool work: a cluster write, answered when its log entry
              * is applied (cmd-cluster.c calls done). */
-            c->job = ctx.job;
+            ctx.job->completed = 0;
+            if (!c->job)
+                c->job = ctx.job;
+            else
+                c->jq[(c->jq_head + c->jq_n++) % AKV_CONN_PIPELINE_MAX] = ctx.job;
             c->refs++;
             return 0;
         }
@@ -1097,7 +1138,8 @@ static void conn_process(struct akv_conn *c)
     unsigned long long querybuf_max = sh->env->config->client_query_buffer_limit;
     uint64_t start = uv_hrtime();
 
-    while (!c->closing && !c->job && !c->close_after && !c->lingering && !c->paused) {
+    while (!c->closing && (!c->job || pipeline_ok(c)) && !c->close_after && !c->lingering &&
+           !c->paused) {
         size_t avail = c->in.len - c->in_pos;
         struct akv_proto_limits small = sh->limits;
         const struct akv_proto_limits *lim = &sh->limits;
@@ -1169,6 +1211,8 @@ static void conn_process(struct akv_conn *c)
             break;
         }
         c->need_len = 0;
+        if (c->job && (req.argc == 0 || !can_pipeline(c, req.argc)))
+            break; /* not consumed: parsed again once the writes out are answered */
         if (req.argc > 0 && held(c)) {
             /* Not consumed: parsed again when the pause ends. */
             paused_push(c);
@@ -1223,20 +1267,39 @@ static void on_job_done(struct akv_pool_job *pj)
 {
     struct akv_cmd_job *job = container_of(pj, struct akv_cmd_job, pool);
     struct akv_conn *c = job->owner;
-    /* A reply the client asked not to get (CLIENT REPLY) goes nowhere, as
-     * that of a client that has gone. */
-    int wanted = !c->closing && !job->drop_reply;
+    unsigned done = 0;
 
-    assert(c->job == job);
-    c->job = NULL;
-    /* finish frees the job. */
-    job->finish(job, wanted ? &c->out : NULL);
-    if (wanted && c->sess.readable)
-        humanize_from(c, c->job_pos);
+    if (job != c->job) {
+        /* A pipelined cluster write answered before the one ahead of it:
+         * its reply waits its turn. */
+        job->completed = 1;
+        return;
+    }
+    while (job) {
+        /* A reply the client asked not to get (CLIENT REPLY) goes nowhere,
+         * as that of a client that has gone. */
+        int wanted = !c->closing && !job->drop_reply;
+
+        /* finish frees the job. */
+        job->finish(job, wanted ? &c->out : NULL);
+        if (wanted && c->sess.readable)
+            humanize_from(c, c->job_pos);
+        done++;
+        job = NULL;
+        c->job = NULL;
+        if (c->jq_n > 0) {
+            c->job = c->jq[c->jq_head];
+            c->jq_head = (c->jq_head + 1) % AKV_CONN_PIPELINE_MAX;
+            c->jq_n--;
+            if (c->job->completed)
+                job = c->job;
+        }
+    }
     c->last_active = uv_now(c->sh->loop);
     if (!c->closing && check_output_limits(c) == 0)
         conn_process(c);
-    conn_unref(c);
+    while (done-- > 0)
+        conn_unref(c);
 }
 
 void akv_conn_start(struct akv_conn *c)

@@ -69,6 +69,9 @@ struct akv_conn_shared {
 /* How long one connection may run requests before others get their turn,
  * in microseconds (see the stall rule in conn.c). */
 #define AKV_CONN_TURN_US 1000
+/* The most cluster writes one connection has out at once (pipelined); the
+ * requests after them wait in its input. */
+#define AKV_CONN_PIPELINE_MAX 64
 
 /* The largest reply (RESP bytes) that readable mode translates for people;
  * a larger one is sent as RESP behind a line saying so, since translating

@@ -108,6 +108,42 @@ def test_writes_through_any_node(env):
 
 
 @akvtest.test(SUITE)
+def test_pipelined_writes_keep_their_order(env):
+    """Writes pipelined on one connection are proposed together but
+    answered in order, failures (a word the vectors lack) included; a read
+    pipelined behind them waits for them and sees the last."""
+    cl = Cluster(env.workdir, env.vectors, 3, extra=SNAP)
+    try:
+        lead = cl.leader()
+        for x in (lead, next(y for y in cl.nodes.values() if y is not lead)):
+            c = x.client()
+            want = []
+            batch = []
+            for i in range(300):
+                if i % 50 == 25:
+                    batch.append(c.encode("SET", "cat", "zzunknown"))
+                    want.append("unknown word")
+                else:
+                    batch.append(c.encode("SET", "cat", "w%04d" % i))
+                    want.append("OK")
+                if i % 100 == 99:
+                    batch.append(c.encode("GET", "cat"))
+                    want.append("w%04d" % i)
+            c.send(b"".join(batch))
+            got = [c.read() for _ in want]
+            for i, (g, w) in enumerate(zip(got, want)):
+                if w == "unknown word":
+                    assert is_err(g, w), (i, g)
+                else:
+                    assert g == w, (i, g, w)
+            assert c.cmd("GET", "cat") == "w0299"
+            c.close()
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+@akvtest.test(SUITE)
 def test_linearizable_reads_across_nodes(env):
     """A client that writes on one node and reads on another with
     CONSISTENCY linearizable never sees an older value (read-your-writes
