@@ -123,6 +123,19 @@ def start_cluster(tmp, vectors, n, election_ms=1000, extra=()):
     return cl
 
 
+def check_alive(cl, res, expect_dead=()):
+    """Records (and logs) every node that exited though nothing stopped it:
+    a daemon crash is a finding, not a figure."""
+    for x in cl.nodes.values():
+        if x.id in expect_dead or x.daemon is None:
+            continue
+        rc = x.daemon.proc.poll()
+        if rc is not None:
+            tail = x.daemon.text()[-2000:]
+            res.setdefault("exited", []).append({"node": x.id, "status": rc, "log": tail})
+            log("node %d EXITED with status %s; its log ends:\n%s" % (x.id, rc, tail))
+
+
 def follower(cl, lead):
     return next(x for x in cl.nodes.values() if x is not lead and x.alive())
 
@@ -180,6 +193,7 @@ def section_set(a, exe, tmp):
         lead = cl.leader()
         measure("3-node cluster, leader", lead.port)
         measure("3-node cluster, follower (forwarded)", follower(cl, lead).port)
+        check_alive(cl, rows.setdefault("_checks", {}))
     finally:
         cl.kill_all()
     return rows
@@ -189,6 +203,8 @@ def table_set(rows):
     out = ["| target | SET/s -c 50 -P 1 | SET/s -c 50 -P 16 | SET latency, 1 client: p50 / p99 ms |",
            "| --- | --- | --- | --- |"]
     for name, r in rows.items():
+        if name.startswith("_"):
+            continue
         out.append("| %s | %s | %s | %.3f / %.3f |" % (
             name, fmt_int(r["P1"]["rps"]), fmt_int(r["P16"]["rps"]), r["lat"]["p50_ms"],
             r["lat"]["p99_ms"]))
@@ -276,7 +292,7 @@ class Writers:
         """(seconds from t0 to the answer, kind) of the requests sent before
         t0 and answered after it, but those on node exclude."""
         with self.lock:
-            return [(done - t0, kind) for sent, done, kind, nid in self.events
+            return [(done - t0, kind, nid) for sent, done, kind, nid in self.events
                     if sent < t0 < done and nid != exclude]
 
     def kinds_after(self, t0, t1):
@@ -334,6 +350,7 @@ def section_failover(a, tmp, election_ms):
                                     "-" if r["failover_ms"] is None else "%.0f" % r["failover_ms"],
                                     r["acked_by"], new.id, term, r["new_term"], errors))
             reps.append(r)
+            check_alive(cl, r, expect_dead=(lead.id,))
             lead.start()
             cl.wait_members(3)
             time.sleep(0.3)
@@ -346,7 +363,7 @@ def section_failover(a, tmp, election_ms):
             r["in_flight_unanswered"] = sum(t.is_alive() for t in slow.threads)
             log("election %d ms, rep %d: writes in flight at the kill answered after %s"
                 % (election_ms, reps.index(r) + 1,
-                   ", ".join("%.2f s (%s)" % x for x in r["in_flight"]) or "-"))
+                   ", ".join("%.2f s (%s, node %d)" % x for x in r["in_flight"]) or "-"))
     finally:
         cl.kill_all()
     times = [r["failover_ms"] for r in reps if r["failover_ms"] is not None]
@@ -362,7 +379,7 @@ def table_failover(results):
                          for r in f["reps"])
         kinds = {}
         for r in f["reps"]:
-            for secs, kind in r.get("in_flight", []):
+            for secs, kind, nid in r.get("in_flight", []):
                 kinds.setdefault(kind, []).append(secs)
             if r.get("in_flight_unanswered"):
                 kinds.setdefault("unanswered after 20 s", []).extend(
@@ -516,6 +533,9 @@ def section_catchup(a, exe_loadgen, tmp, words, keys, values, how):
             "max reply %.0f ms, max gap %.0f ms (%d pings)"
             % (how, fol.id, target, res["catchup_s"], res["snapshots_restored"],
                ping["max_reply_ms"] or -1, ping["max_gap_ms"] or -1, ping["pings"]))
+        time.sleep(1)
+        res["leader_rss_mb_caught_up"] = rss_mb(lead.daemon.proc.pid)
+        check_alive(cl, res)
     finally:
         cl.kill_all()
     return res
@@ -527,17 +547,17 @@ def clusterlib_info(c):
 
 
 def table_catchup(rows):
-    out = ["| the follower | entries behind (log) | keys | load through the leader | catch-up | snapshots restored | PING on the node meanwhile: p50 / longest reply / longest gap | leader RSS before / after the load (other follower after) |",
+    out = ["| the follower | entries behind (log) | keys | load through the leader | catch-up | snapshots restored | PING on the node meanwhile: p50 / longest reply / longest gap | leader RSS before / after the load / after the catch-up (other follower after the load) |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        out.append("| %s | %s | %s | %.1f s (%s SET/s) | %.2f s | %d | %.1f / %.0f / %.0f ms (%d pings) | %.0f / %.0f MB (%.0f MB) |" % (
+        out.append("| %s | %s | %s | %.1f s (%s SET/s) | %.2f s | %d | %.1f / %.0f / %.0f ms (%d pings) | %.0f / %.0f / %.0f MB (%.0f MB) |" % (
             "SIGSTOP, load, SIGCONT" if r["how"] == "sigstop" else
             "SIGTERM, load, started again (%.2f s to ready)" % r["restart_ready_s"],
             fmt_int(r["entries_behind"]), fmt_int(r["leader_keys"]), r["load_s"],
             fmt_int(r["entries"] / r["load_s"]), r["catchup_s"], r["snapshots_restored"],
             r["p50_reply_ms"] or 0, r["max_reply_ms"] or 0, r["max_gap_ms"] or 0,
             r["pings"], r["leader_rss_mb_before"], r["leader_rss_mb"],
-            r["other_follower_rss_mb"]))
+            r["leader_rss_mb_caught_up"], r["other_follower_rss_mb"]))
     return "\n".join(out)
 
 
@@ -598,6 +618,7 @@ def section_query(a, exe_loadgen, tmp, words, keys, values, queries):
         res["together_sum_rps"] = sum(v["rps"] for v in res["together"].values())
         log("query: all three at once: %s QUERY/s in all (sum of the three rates %s)"
             % (fmt_int(res["together_total_rps"]), fmt_int(res["together_sum_rps"])))
+        check_alive(cl, res)
     finally:
         cl.kill_all()
     cpq = statistics.mean(v["cpu_ms_per_query"] for v in res["alone"].values()) / 1000
