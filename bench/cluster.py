@@ -384,7 +384,11 @@ def table_failover(results):
             if r.get("in_flight_unanswered"):
                 kinds.setdefault("unanswered after 20 s", []).extend(
                     [None] * r["in_flight_unanswered"])
-        fl = "; ".join("%d %s (%s)" % (len(v), "+OK" if k == "ok" else k,
+        # A patient client only talks to survivors, so "closed" means its
+        # write was still unanswered when that node was killed in turn.
+        names = {"ok": "+OK", "closed": "unanswered until the node was killed in the next "
+                 "repetition, after"}
+        fl = "; ".join("%d %s (%s)" % (len(v), names.get(k, k),
                                        "%.2f-%.2f s" % (min(x for x in v if x is not None),
                                                         max(x for x in v if x is not None))
                                        if any(x is not None for x in v) else "-")
