@@ -14,7 +14,7 @@
  * akv_entry_put_* must give the input's bytes up to its padding (one
  * encoding per entry: no byte the decoder ignores). The entry cut one byte
  * short of its padding is refused and cut inside the padding accepted;
- * akv_entry_set_time on a copy changes the time and nothing else.
+ * akv_entry_stamp on a copy changes the time and term and nothing else.
  *
  * The same file is linked into test-entry, which replays fuzz/corpus/entry
  * and fuzz/regression/entry through LLVMFuzzerTestOneInput on every
@@ -185,6 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((unsigned)e.kind == data[2] && e.flags == data[3]);
     akv_buf_init(&w.re);
     w.rc = akv_entry_put_head(&w.re, e.kind, e.flags, e.origin, e.req, e.now_ms);
+    if (w.rc == 0)
+        akv_entry_stamp(w.re.p, e.now_ms, e.term);
     switch (e.kind) {
     case AKV_ENTRY_CMDS:
         end = walk_cmds(&w, &e);
@@ -230,17 +232,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t n = body; n < size; n++)
         CHECK(akv_entry_decode(copy, n, &e) == 0);
 
-    /* The time field, and nothing else. */
+    /* The time and term fields, and nothing else. */
     {
         struct akv_entry before;
-        uint64_t t = e.now_ms ^ 0x0123456789abcdefULL;
+        uint64_t t = e.now_ms ^ 0x0123456789abcdefULL, u = e.term ^ 0x1122334455667788ULL;
 
         CHECK(akv_entry_decode(copy, size, &before) == 0);
-        akv_entry_set_time(copy, t);
+        akv_entry_stamp(copy, t, u);
         CHECK(akv_entry_decode(copy, size, &e) == 0);
-        CHECK(e.now_ms == t);
-        CHECK(memcmp(copy, data, 20) == 0 && memcmp(copy + 28, data + 28, size - 28) == 0);
+        CHECK(e.now_ms == t && e.term == u);
+        CHECK(memcmp(copy, data, 20) == 0 && memcmp(copy + 36, data + 36, size - 36) == 0);
         before.now_ms = t;
+        before.term = u;
         CHECK(memcmp(&before, &e, sizeof(e)) == 0);
     }
     free(copy);

@@ -77,6 +77,7 @@ struct fwd_op {
     struct fwd_op *next;
     enum fwd_kind kind;
     int sent;
+    uint64_t term; /* PROPOSE: the term the entry may be appended in */
     uint64_t token;
     akv_cluster_cb cb;
     void *arg;
@@ -91,6 +92,7 @@ struct fwd {
     char addr[ADDR_MAX + 1];
     struct akv_buf in, unsent;
     struct fwd_op *head, **tail;
+    struct fwd_op **tail_op; /* where the last op queued is linked from */
 };
 
 struct wreq {
@@ -354,10 +356,12 @@ static void apply_entry(struct akv_cluster *c, uint64_t index, const void *base,
         }
         break;
     default:
-        if (c->hooks.apply)
-            c->hooks.apply(c->hooks.arg, index, &e);
         break;
     }
+    /* Every entry: the command layer applies commands, and learns from
+     * any entry's term which forwarded writes can no longer be. */
+    if (c->hooks.apply)
+        c->hooks.apply(c->hooks.arg, index, &e);
     if (e.origin != c->id && raft_state(&c->raft) == RAFT_LEADER) {
         c->push_wanted = 1;
         akv_cluster_defer(c);
@@ -680,7 +684,8 @@ static int fwd_queue(struct fwd *f, enum fwd_kind kind, size_t argc, const char 
         free(op);
         return rc < 0 ? rc : -ENOMEM;
     }
-    *op = (struct fwd_op){NULL, kind, f->connected, token, cb, arg};
+    *op = (struct fwd_op){NULL, kind, f->connected, 0, token, cb, arg};
+    f->tail_op = f->tail;
     *f->tail = op;
     f->tail = &op->next;
     return 0;
@@ -884,7 +889,10 @@ static void fwd_fail(struct fwd *f, int status)
     }
     while ((op = f->head)) {
         f->head = op->next;
-        if (op->cb && !(op->kind == FWD_PROPOSE && op->sent))
+        if (op->cb && op->kind == FWD_PROPOSE && op->sent)
+            op->cb(op->arg, op->token, AKV_CLUSTER_DOUBT, op->term,
+                   "connection to the leader lost");
+        else if (op->cb)
             op->cb(op->arg, op->token, op->sent ? status : AKV_CLUSTER_NOLEADER, 0,
                    op->sent ? "connection to the leader lost" : "cannot reach the leader");
         free(op);
@@ -953,7 +961,7 @@ static int leader_apply(struct akv_cluster *c, const void *buf, size_t len, uint
     if (now < c->last_stamp)
         now = c->last_stamp;
     c->last_stamp = now;
-    akv_entry_set_time(rb.base, now);
+    akv_entry_stamp(rb.base, now, c->raft.current_term);
     a->c = c;
     a->internal = internal;
     rc = raft_apply(&c->raft, &a->req, &rb, 1, on_applied);
@@ -971,8 +979,9 @@ int akv_cluster_propose(struct akv_cluster *c, const void *buf, size_t len, uint
                         uint64_t token, akv_cluster_cb cb, void *arg)
 {
     struct fwd *f;
-    const char *argv[3] = {"CLUSTER", "PROPOSE", buf};
-    size_t lens[3] = {7, 7, len};
+    char term[24];
+    const char *argv[4] = {"CLUSTER", "PROPOSE", buf, term};
+    size_t lens[4] = {7, 7, len, 0};
     int rc;
 
     if (c->closing)
@@ -982,7 +991,14 @@ int akv_cluster_propose(struct akv_cluster *c, const void *buf, size_t len, uint
     f = leader_fwd(c);
     if (!f)
         return AKV_CLUSTER_NOLEADER;
-    rc = fwd_queue(f, FWD_PROPOSE, 3, argv, lens, token, cb, arg);
+    /* The leader appends it only in the term this node knows it to lead
+     * (else refuses): if it was appended, its term is this one, which
+     * lets this node tell, should the answer never come, when it can no
+     * longer be committed (AKV_CLUSTER_DOUBT). */
+    lens[3] = (size_t)snprintf(term, sizeof term, "%llu", (unsigned long long)c->raft.current_term);
+    rc = fwd_queue(f, FWD_PROPOSE, 4, argv, lens, token, cb, arg);
+    if (rc == 0)
+        (*f->tail_op)->term = c->raft.current_term;
     return rc < 0 ? rc : 1;
 }
 
@@ -1331,10 +1347,16 @@ static void on_tick(uv_timer_t *t)
 
     raft_leader(&c->raft, &lid, &laddr);
     if (role != c->last_role || lid != c->last_leader) {
-        if (role == RAFT_LEADER)
+        if (role == RAFT_LEADER) {
             akv_log(AKV_LOG_NOTICE, "cluster: this node (%" PRIu64 ") leads, term %llu", c->id,
                     (unsigned long long)c->raft.current_term);
-        else if (lid != c->last_leader)
+            /* An entry of the new term at once: nodes waiting to know
+             * whether a write forwarded to the old leader can still be
+             * committed learn it once they apply it. */
+            c->node_inflight = 0;
+            c->next_node_try = 0;
+            propose_self(c, now);
+        } else if (lid != c->last_leader)
             akv_log(AKV_LOG_NOTICE, "cluster: %s; leader %" PRIu64 "%s%s",
                     akv_cluster_role_name(role), (uint64_t)lid, lid ? " at " : "",
                     lid ? laddr : "");
@@ -1755,6 +1777,11 @@ size_t akv_cluster_nodes(const struct akv_cluster *c, struct akv_cluster_node *o
         }
     }
     return r->configuration.n;
+}
+
+uint64_t akv_cluster_term(const struct akv_cluster *c)
+{
+    return c->raft.current_term;
 }
 
 uint64_t akv_cluster_applied(const struct akv_cluster *c)

@@ -34,11 +34,16 @@ struct akv_entry;
 enum {
     AKV_CLUSTER_NOLEADER = -11,  /* -EAGAIN: not proposed, no leader known */
     AKV_CLUSTER_REFUSED = -1000, /* the leader answered an error (msg says) */
+    /* A forwarded proposal whose answer was lost with the connection: it
+     * may have been appended, in the term given as the index; once an
+     * entry of a later term is applied without it, it never will be. */
+    AKV_CLUSTER_DOUBT = -1001,
 };
 
 struct akv_cluster_hooks {
     void *arg;
-    /* A committed entry of kind CMDS or EXPIRED, at index, to apply. */
+    /* A committed entry at index, to apply if it is of kind CMDS or
+     * EXPIRED (the others are here only for their term). */
     void (*apply)(void *arg, uint64_t index, const struct akv_entry *e);
     /* Snapshots: take (loop thread) captures the state as of now (store
      * snapshots) in *state; write (a work thread) appends its bytes to
@@ -166,6 +171,9 @@ size_t akv_cluster_nodes(const struct akv_cluster *c, struct akv_cluster_node *o
 
 /* Calls hooks->flush from the loop soon. */
 void akv_cluster_defer(struct akv_cluster *c);
+
+/* The current term. */
+uint64_t akv_cluster_term(const struct akv_cluster *c);
 
 /* The applied index (what a read on this node sees); whether a snapshot
  * is loading (the store is then not whole). */

@@ -74,6 +74,7 @@ int akv_entry_decode(const void *buf, size_t len, struct akv_entry *e)
     e->origin = rd_le(&r, 8);
     e->req = rd_le(&r, 8);
     e->now_ms = rd_le(&r, 8);
+    e->term = rd_le(&r, 8);
     switch (e->kind) {
     case AKV_ENTRY_CMDS:
         if (e->flags & ~(unsigned)AKV_ENTRY_EXEC)
@@ -195,7 +196,7 @@ int akv_entry_put_head(struct akv_buf *b, enum akv_entry_kind kind, unsigned fla
     uint8_t h[4] = {AKV_ENTRY_MAGIC, AKV_ENTRY_VERSION, (uint8_t)kind, (uint8_t)flags};
 
     if (akv_buf_append(b, h, 4) < 0 || put_le(b, origin, 8) < 0 || put_le(b, req, 8) < 0 ||
-        put_le(b, now_ms, 8) < 0)
+        put_le(b, now_ms, 8) < 0 || put_le(b, 0, 8) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -224,10 +225,12 @@ int akv_entry_put_bytes(struct akv_buf *b, const void *p, size_t n)
     return 0;
 }
 
-void akv_entry_set_time(void *buf, uint64_t now_ms)
+void akv_entry_stamp(void *buf, uint64_t now_ms, uint64_t term)
 {
     uint8_t *p = (uint8_t *)buf + 20;
 
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < 8; i++) {
         p[i] = (uint8_t)(now_ms >> (8 * i));
+        p[8 + i] = (uint8_t)(term >> (8 * i));
+    }
 }

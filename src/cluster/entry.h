@@ -4,7 +4,8 @@
  *
  * Layout (little-endian):
  *   u8 'K' | u8 version (1) | u8 kind | u8 flags
- *   u64 origin node id | u64 request id | u64 time (ms since the epoch)
+ *   u64 origin node id | u64 request id | u64 time (ms since the epoch) |
+ *   u64 term (the leader's when it appended the entry)
  *   then by kind:
  *   - AKV_ENTRY_CMDS: u32 db | u8 resp (2 or 3) | u8 0 | u16 0 | u32 ncmds, then
  *     ncmds times: u32 argc, then argc times: u32 len, len bytes. With
@@ -38,7 +39,7 @@
 
 #define AKV_ENTRY_MAGIC 'K'
 #define AKV_ENTRY_VERSION 1
-#define AKV_ENTRY_HEAD 28
+#define AKV_ENTRY_HEAD 36
 
 enum akv_entry_kind {
     AKV_ENTRY_CMDS = 1,
@@ -54,6 +55,7 @@ struct akv_entry {
     enum akv_entry_kind kind;
     unsigned flags;
     uint64_t origin, req, now_ms;
+    uint64_t term; /* the leader's term when it appended the entry */
     /* CMDS */
     uint32_t db;
     int resp;
@@ -107,7 +109,8 @@ int akv_entry_put_u32(struct akv_buf *b, uint32_t v);
 int akv_entry_put_u64(struct akv_buf *b, uint64_t v);
 int akv_entry_put_bytes(struct akv_buf *b, const void *p, size_t n); /* u32 length, bytes */
 
-/* An entry's time field sits at a fixed place: the leader stamps it. */
-void akv_entry_set_time(void *buf, uint64_t now_ms);
+/* An entry's time and term sit at fixed places: the leader stamps them
+ * when it appends the entry (the encoders write zeros). */
+void akv_entry_stamp(void *buf, uint64_t now_ms, uint64_t term);
 
 #endif

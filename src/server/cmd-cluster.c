@@ -60,6 +60,10 @@ struct cl_job {
     enum cl_kind kind;
     uint64_t req;
     uint64_t index; /* where the leader appended it; 0: not known yet */
+    /* Forwarded: the leader appends it only in this term (cluster.h), so
+     * an entry of a later term applied without it means it never will
+     * be (0: proposed here, as the leader). */
+    uint64_t fence_term;
     uint64_t deadline_ms;
     int done;
     int failed;
@@ -175,6 +179,8 @@ static void on_proposed(void *arg, uint64_t token, int status, uint64_t index, c
 
     if (!j || j->done)
         return;
+    if (status == AKV_CLUSTER_DOUBT)
+        return; /* settled by an entry of a later term (settle) */
     if (status == 0) {
         j->index = index;
         /* Already applied past it without our tag: another entry took
@@ -271,6 +277,8 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
             job_complete(cc, j, err);
         } else {
             j->index = rc == 0 ? index : 0;
+            if (rc == 1)
+                j->fence_term = akv_cluster_term(cc->cl);
         }
     }
     akv_buf_fini(&b);
@@ -385,6 +393,28 @@ static void apply_expired(struct akv_cmd_env *env, const struct akv_entry *e)
     }
 }
 
+/* Writes that entry index, of term term, shows can never be applied: one
+ * appended at this index or before that has not been applied here (its
+ * place went to another entry), and a forwarded one whose entry, if any,
+ * would be of an earlier term: terms never go down along the log, and
+ * the leader of that term can no longer commit anything. */
+static void settle(struct akv_cmd_cluster *cc, uint64_t index, uint64_t term)
+{
+    for (struct cl_job *j = cc ? cc->pending : NULL, *next; j; j = next) {
+        next = j->next;
+        if (j->kind != CL_WRITE)
+            continue;
+        if (j->index != 0 && j->index <= index)
+            job_complete(cc, j,
+                         "TRYAGAIN the write lost its place in the log to a change of "
+                         "leader; it was not applied");
+        else if (j->index == 0 && j->fence_term != 0 && term > j->fence_term)
+            job_complete(cc, j,
+                         "TRYAGAIN the leader was lost before the write was committed; "
+                         "it was not applied");
+    }
+}
+
 static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
 {
     struct akv_cmd_env *env = arg;
@@ -393,6 +423,10 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     struct akv_buf sink;
     uint64_t saved = env->now_ms;
 
+    if (e->kind != AKV_ENTRY_CMDS && e->kind != AKV_ENTRY_EXPIRED) {
+        settle(cc, index, e->term);
+        return;
+    }
     if (cc && e->origin == akv_cmd_cluster_self(env))
         mine = job_find(cc, e->req);
     if (mine && mine->done)
@@ -415,15 +449,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
         mine->index = index;
         job_complete(cc, mine, NULL);
     }
-    /* A job that was appended at this index (or before) and has not been
-     * applied lost its place. */
-    for (struct cl_job *j = cc ? cc->pending : NULL, *next; j; j = next) {
-        next = j->next;
-        if (j->kind == CL_WRITE && j->index != 0 && j->index <= index)
-            job_complete(cc, j,
-                         "TRYAGAIN the write lost its place in the log to a change of "
-                         "leader; it was not applied");
-    }
+    settle(cc, index, e->term);
     if (env->pause_changed && cc && cc->rounds_done > 0)
         env->pause_changed(env); /* wake reads waiting for this index */
 }
@@ -1020,12 +1046,22 @@ static int cluster_propose(struct akv_cmd_ctx *ctx)
     uint64_t index;
     int rc;
 
-    if (ctx->argc != 3)
+    if (ctx->argc != 3 && ctx->argc != 4)
         return reply_wrong_arity(ctx);
     if (akv_entry_decode(ctx->argv[2].p, ctx->argv[2].len, &e) < 0)
         return akv_reply_error(ctx->out, "ERR damaged log entry");
     if (!akv_cluster_is_leader(ctx->env->cluster->cl))
         return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
+    if (ctx->argc == 4) {
+        /* Appended only in the term the forwarding node knows (cluster.h,
+         * AKV_CLUSTER_DOUBT). */
+        uint64_t term;
+        if (parse_u64(&ctx->argv[3], &term) < 0)
+            return akv_reply_error(ctx->out, "ERR term must be an integer");
+        if (term != akv_cluster_term(ctx->env->cluster->cl))
+            return akv_reply_error(ctx->out, "TRYAGAIN the leader's term changed; the write "
+                                             "was not applied");
+    }
     rc = akv_cluster_propose(ctx->env->cluster->cl, ctx->argv[2].p, ctx->argv[2].len, &index, 0,
                              NULL, NULL);
     if (rc == 0)

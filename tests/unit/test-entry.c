@@ -3,7 +3,7 @@
  * (src/cluster/entry.c): round trips of every kind (a single command, a
  * transaction with its WATCHed keys, expired keys, a node's address, the
  * vocabulary) through akv_entry_put_* and akv_entry_decode and the
- * iterators, field by field; akv_entry_set_time; the padding (up to 7 zero
+ * iterators, field by field; akv_entry_stamp; the padding (up to 7 zero
  * bytes); every truncation of each kind refused; every single-byte change
  * of each kind either refused or decoded into an entry whose walk stays
  * inside it; bad headers, counts and reserved bytes; length fields up to
@@ -360,6 +360,7 @@ START_TEST(test_byte_layout)
         0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* origin */
         42,   0,    0,    0,    0,    0,    0,    0,    /* request id */
         0x7b, 0xe8, 0x97, 0xb6, 0x9a, 0x01, 0,    0,    /* time */
+        0,    0,    0,    0,    0,    0,    0,    0,    /* term (the leader stamps it) */
         14,   0,    0,    0,                            /* address length */
         '1',  '2',  '7',  '.',  '0',  '.',  '0',  '.',  '1', ':', '7', '0', '0', '1',
     };
@@ -382,19 +383,25 @@ START_TEST(test_set_time)
         builders[k](&b);
         orig = exact(b.p, b.len);
         ck_assert_int_eq(akv_entry_decode(b.p, b.len, &before), 0);
-        akv_entry_set_time(b.p, 0xfedcba9876543210ULL);
+        ck_assert_uint_eq(before.term, 0);
+        akv_entry_stamp(b.p, 0xfedcba9876543210ULL, 0x0102030405060708ULL);
         ck_assert_int_eq(akv_entry_decode(b.p, b.len, &after), 0);
         ck_assert_uint_eq(after.now_ms, 0xfedcba9876543210ULL);
+        ck_assert_uint_eq(after.term, 0x0102030405060708ULL);
         ck_assert_uint_eq((uint8_t)b.p[20], 0x10);
         ck_assert_uint_eq((uint8_t)b.p[27], 0xfe);
-        /* Only bytes 20..27 changed, and only the time field. */
+        ck_assert_uint_eq((uint8_t)b.p[28], 0x08);
+        ck_assert_uint_eq((uint8_t)b.p[35], 0x01);
+        /* Only bytes 20..35 changed: the time and the term. */
         ck_assert(memcmp(b.p, orig, 20) == 0);
-        ck_assert(memcmp(b.p + 28, orig + 28, b.len - 28) == 0);
+        ck_assert(memcmp(b.p + 36, orig + 36, b.len - 36) == 0);
         before.now_ms = after.now_ms;
+        before.term = after.term;
         ck_assert(memcmp(&before, &after, sizeof(before)) == 0);
-        akv_entry_set_time(b.p, 0);
+        akv_entry_stamp(b.p, 0, 0);
         ck_assert_int_eq(akv_entry_decode(b.p, b.len, &after), 0);
         ck_assert_uint_eq(after.now_ms, 0);
+        ck_assert_uint_eq(after.term, 0);
         free(orig);
         akv_buf_fini(&b);
     }
