@@ -274,8 +274,39 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
  * Applying.
  */
 
-/* Runs one command of an entry; its reply goes to out. */
-static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint8_t *p,
+int akv_cmd_cluster_entry_ok(const struct akv_cmd *c, size_t argc, int exec)
+{
+    if (!c || (c->arity > 0 && argc != (size_t)c->arity) ||
+        (c->arity < 0 && argc < (size_t)-c->arity) || (c->flags & AKV_CMD_SLOW))
+        return 0;
+    if (c->flags & AKV_CMD_WRITE)
+        return 1;
+    return exec && ((c->flags & AKV_CMD_READONLY) || c->handler == akv_cmd_do_select ||
+                    c->handler == akv_cmd_do_ping || c->handler == akv_cmd_do_echo);
+}
+
+/* Whether every command of CMDS entry e may run from it. */
+static int entry_cmds_ok(const struct akv_entry *e)
+{
+    const uint8_t *p = e->cmds;
+
+    for (uint32_t i = 0; i < e->ncmds; i++) {
+        uint32_t argc;
+        const uint8_t *args;
+        const char *name;
+        size_t len;
+        p = akv_entry_cmd(p, &argc, &args);
+        (void)akv_entry_arg(args, &name, &len);
+        if (!akv_cmd_cluster_entry_ok(akv_cmd_lookup(name, len), argc,
+                                      (e->flags & AKV_ENTRY_EXEC) != 0))
+            return 0;
+    }
+    return 1;
+}
+
+/* Runs one command of an entry (in_exec: of a transaction's); its reply
+ * goes to out. */
+static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint8_t *p, int in_exec,
                    struct akv_buf *out, const uint8_t **next)
 {
     struct akv_slice argv[64], *av = argv;
@@ -299,6 +330,8 @@ static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint
     c = akv_cmd_lookup(av[0].p, av[0].len);
     if (!c) {
         rc = akv_reply_error(out, "ERR unknown command in a log entry");
+    } else if (!akv_cmd_cluster_entry_ok(c, argc, in_exec)) {
+        rc = akv_reply_errorf(out, "ERR %s cannot run from a log entry", c->name);
     } else {
         struct akv_cmd_ctx sub = {.env = env, .argc = argc, .argv = av, .out = out, .sess = sess};
         rc = c->handler(&sub);
@@ -344,14 +377,14 @@ static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struc
     sess.db = e->db < env->ndbs ? (int)e->db : 0;
     sess.resp = e->resp == 3 ? 3 : 2;
     if (!(e->flags & AKV_ENTRY_EXEC)) {
-        (void)run_one(env, &sess, p, out, &p);
+        (void)run_one(env, &sess, p, 0, out, &p);
     } else if (!watch_holds(env, e)) {
         (void)akv_reply_null_array(out, sess.resp);
     } else {
         (void)akv_reply_array(out, e->ncmds);
         env->in_exec = 1;
         for (uint32_t i = 0; i < e->ncmds; i++)
-            if (run_one(env, &sess, p, out, &p) < 0)
+            if (run_one(env, &sess, p, 1, out, &p) < 0)
                 break;
         env->in_exec = 0;
     }
@@ -989,6 +1022,9 @@ static int cluster_propose(struct akv_cmd_ctx *ctx)
         return reply_wrong_arity(ctx);
     if (akv_entry_decode(ctx->argv[2].p, ctx->argv[2].len, &e) < 0)
         return akv_reply_error(ctx->out, "ERR damaged log entry");
+    if (e.kind == AKV_ENTRY_CMDS && !entry_cmds_ok(&e))
+        return akv_reply_error(ctx->out, "ERR a log entry may only hold writes (and, in a "
+                                         "transaction, reads) with a right number of arguments");
     if (!akv_cluster_is_leader(ctx->env->cluster->cl))
         return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
     rc = akv_cluster_propose(ctx->env->cluster->cl, ctx->argv[2].p, ctx->argv[2].len, &index, 0,

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""daemon-cluster-hostile: a 3-node cluster (clusterlib) under a hostile
+or careless client: log entries it crafts for CLUSTER PROPOSE, commands in
+a transaction that must not run on every node. After each attack every
+node must still run and hold the same data.
+
+    python3 tests/integration/test_cluster_hostile.py [-k NAME]
+"""
+
+import struct
+import sys
+import time
+
+import akvtest
+from akvtest import is_err
+from clusterlib import Cluster
+
+SUITE = "cluster-hostile"
+
+
+def make_env(workdir):
+    return akvtest.Env(workdir)
+
+
+def entry(kind, body, origin=99, req=0, flags=0):
+    """A log entry (src/cluster/entry.h), padded to 8 bytes."""
+    b = b"K" + bytes([1, kind, flags]) + struct.pack("<QQQ", origin, req, 0) + body
+    return b + b"\0" * ((8 - len(b) % 8) % 8)
+
+
+def cmds(cmdlist, exec_=False):
+    """A CMDS entry of the commands in cmdlist (db 0, RESP2)."""
+    body = struct.pack("<IB3xI", 0, 2, len(cmdlist))
+    for argv in cmdlist:
+        body += struct.pack("<I", len(argv))
+        for a in argv:
+            a = a.encode()
+            body += struct.pack("<I", len(a)) + a
+    if exec_:
+        body += struct.pack("<I", 0)
+    return entry(1, body, flags=1 if exec_ else 0)
+
+
+def all_alive_and_equal(cl, keys):
+    """Every node runs, and (once all applied the leader's commit index)
+    holds the same values of keys."""
+    for x in cl.nodes.values():
+        assert x.alive(), "node %d died:\n%s" % (x.id, x.daemon.text()[-3000:])
+    cl.wait_applied()
+    seen = {}
+    for x in cl.nodes.values():
+        c = x.client()
+        seen[x.id] = (c.cmd("MGET", *keys), c.cmd("DBSIZE"))
+        c.close()
+    assert len({repr(v) for v in seen.values()}) == 1, seen
+    return seen
+
+
+@akvtest.test(SUITE)
+def test_proposed_entries_hold_only_data_commands(env):
+    """CLUSTER PROPOSE of an entry holding a server command (SHUTDOWN,
+    CONFIG SET, CLUSTER) or a command with too few arguments is refused:
+    once in the log it would run on every node, and again at every
+    restart."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        lead = cl.leader()
+        c = lead.client()
+        assert c.cmd("SET", "cat", "dog") == "OK"
+        bad = [
+            cmds([["SHUTDOWN", "NOSAVE"]]),
+            cmds([["CONFIG", "SET", "maxmemory", "1"]]),
+            cmds([["CLUSTER", "REMOVE", "2"]]),
+            cmds([["SET"]]),
+            cmds([["GET", "cat"]]),  # a read alone is not a write
+            cmds([["QUERY", "cat"]]),
+            cmds([["SET", "a", "b"], ["SHUTDOWN"]], exec_=True),
+            cmds([["SET", "a", "b"], ["DEL"]], exec_=True),
+            cmds([["SET", "a", "b"], ["MULTI"]], exec_=True),
+        ]
+        for e in bad:
+            r = c.cmd("CLUSTER", "PROPOSE", e)
+            assert is_err(r, "ERR a log entry may only hold"), (e, r)
+        # A well-formed write goes in (its reply is the index).
+        r = c.cmd("CLUSTER", "PROPOSE", cmds([["SET", "ball", "toy"]]))
+        assert isinstance(r, int) and r > 0, r
+        time.sleep(0.5)
+        seen = all_alive_and_equal(cl, ["cat", "ball"])
+        assert seen[lead.id][0] == ["dog", "toy"], seen
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+@akvtest.test(SUITE)
+def test_transaction_with_server_commands_refused(env):
+    """A transaction that writes runs on every node; one holding SHUTDOWN,
+    CONFIG or CLUSTER is refused whole (EXECABORT), through the leader and
+    through a follower, and nothing of it is applied; one holding reads,
+    SELECT, PING and ECHO runs."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        lead = cl.leader()
+        follower = next(x for x in cl.nodes.values() if x is not lead)
+        for node in (lead, follower):
+            c = node.client()
+            for extra in (["SHUTDOWN", "NOSAVE"], ["CONFIG", "SET", "maxmemory", "1"],
+                          ["CLUSTER", "TRANSFER"], ["CLIENT", "KILL", "TYPE", "normal"]):
+                assert c.cmd("MULTI") == "OK"
+                assert c.cmd("SET", "cat", "sphere") == "QUEUED"
+                assert c.cmd(*extra) == "QUEUED"
+                r = c.cmd("EXEC")
+                assert is_err(r, "EXECABORT") and extra[0] in r.args[0], (extra, r)
+            assert c.cmd("MULTI") == "OK"
+            for q in (["SELECT", "1"], ["SET", "cat", "dog"], ["GET", "cat"], ["PING"],
+                      ["ECHO", "hi"], ["SELECT", "0"]):
+                assert c.cmd(*q) == "QUEUED"
+            assert c.cmd("EXEC") == ["OK", "OK", "dog", "PONG", "hi", "OK"]
+            c.close()
+        seen = all_alive_and_equal(cl, ["cat"])
+        assert seen[lead.id] == ([None], 0), seen
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+if __name__ == "__main__":
+    sys.exit(akvtest.main(SUITE, make_env=make_env))
