@@ -148,6 +148,8 @@ static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     free(j);
 }
 
+static void round_start(struct akv_cmd_env *env);
+
 void akv_cmd_cluster_flush(struct akv_cmd_env *env)
 {
     struct akv_cmd_cluster *cc = env->cluster;
@@ -155,6 +157,11 @@ void akv_cmd_cluster_flush(struct akv_cmd_env *env)
 
     if (!cc)
         return;
+    if (cc->round_wanted && !cc->round_out && !cc->stopping) {
+        round_start(env);
+        if (!cc->round_out && env->pause_changed)
+            env->pause_changed(env); /* it failed: wake its reads */
+    }
     while ((j = cc->finished)) {
         job_unlink(j);
         j->base.pool.done(&j->base.pool);
@@ -610,6 +617,25 @@ static int hook_restore(void *arg, const void *buf, size_t len)
  * Reads, roles, the loop's periodic work.
  */
 
+static void on_round(void *arg, uint64_t token, int status, uint64_t index, const char *msg);
+
+/* Starts read round rounds_started + 1 (every ticket up to it waits for
+ * it). Never from a raft callback: the library may be in the middle of a
+ * change of role (a barrier fails while it steps down) and must not be
+ * called back into; on_round leaves the next round to the flush. */
+static void round_start(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+
+    cc->round_wanted = 0;
+    cc->rounds_started++;
+    cc->round_out = 1;
+    if (akv_cluster_read_index(cc->cl, cc->rounds_started, on_round, env) < 0) {
+        cc->round_out = 0;
+        cc->round_fail = cc->rounds_started;
+    }
+}
+
 static void on_round(void *arg, uint64_t token, int status, uint64_t index, const char *msg)
 {
     struct akv_cmd_env *env = arg;
@@ -624,15 +650,8 @@ static void on_round(void *arg, uint64_t token, int status, uint64_t index, cons
     } else {
         cc->round_fail = token;
     }
-    if (cc->round_wanted) {
-        cc->round_wanted = 0;
-        cc->rounds_started++;
-        cc->round_out = 1;
-        if (akv_cluster_read_index(cc->cl, cc->rounds_started, on_round, env) < 0) {
-            cc->round_out = 0;
-            cc->round_fail = cc->rounds_started;
-        }
-    }
+    if (cc->round_wanted)
+        akv_cluster_defer(cc->cl); /* the next round, from akv_cmd_cluster_flush */
     if (env->pause_changed)
         env->pause_changed(env);
 }
@@ -645,17 +664,11 @@ int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const s
         akv_cmd_multi_active(s))
         return 0;
     if (s->cl_ticket == 0) {
-        if (cc->round_out) {
-            s->cl_ticket = cc->rounds_started + 1;
+        s->cl_ticket = cc->rounds_started + 1;
+        if (cc->round_out)
             cc->round_wanted = 1;
-        } else {
-            s->cl_ticket = ++cc->rounds_started;
-            cc->round_out = 1;
-            if (akv_cluster_read_index(cc->cl, s->cl_ticket, on_round, env) < 0) {
-                cc->round_out = 0;
-                cc->round_fail = s->cl_ticket;
-            }
-        }
+        else
+            round_start(env);
     }
     if (cc->rounds_done >= s->cl_ticket && akv_cluster_applied(cc->cl) >= cc->done_index) {
         s->cl_ticket = 0;

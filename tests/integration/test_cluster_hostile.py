@@ -9,6 +9,7 @@ node must still run and hold the same data.
 
 import struct
 import sys
+import threading
 import time
 
 import akvtest
@@ -119,6 +120,57 @@ def test_transaction_with_server_commands_refused(env):
             c.close()
         seen = all_alive_and_equal(cl, ["cat"])
         assert seen[lead.id] == ([None], 0), seen
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+@akvtest.test(SUITE)
+def test_leader_steps_down_under_linearizable_reads(env):
+    """Linearizable reads on the leader while it is SIGSTOPped past the
+    election timeout, then SIGCONT: it steps down with read rounds out and
+    more reads waiting; it must not call into the raft library from its
+    failing callbacks (it crashed doing so). Reads get a value or
+    -TRYAGAIN; three rounds of it."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        c = cl.leader().client()
+        assert c.cmd("SET", "cat", "dog") == "OK"
+        c.close()
+        for _ in range(3):
+            lead = cl.leader()
+            stop = threading.Event()
+            bad = []
+
+            def reader():
+                try:
+                    k = lead.client(timeout=30)
+                    assert k.cmd("CONSISTENCY", "linearizable") == "OK"
+                    while not stop.is_set():
+                        k.send(k.encode("GET", "cat") * 20)
+                        for _ in range(20):
+                            r = k.read()
+                            if r != "dog" and not is_err(r, "TRYAGAIN"):
+                                bad.append(r)
+                    k.close()
+                except (OSError, akvtest.Closed) as e:
+                    bad.append(repr(e))
+
+            threads = [threading.Thread(target=reader) for _ in range(6)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+            lead.sigstop()
+            time.sleep(cl.election_ms * 4 / 1000)
+            lead.sigcont()
+            cl.leader(exclude=(lead.id,))
+            time.sleep(0.5)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            assert lead.alive(), "the old leader died:\n" + lead.daemon.text()[-3000:]
+            assert not bad, bad[:5]
+        all_alive_and_equal(cl, ["cat"])
         cl.stop()
     finally:
         cl.kill_all()
