@@ -168,6 +168,7 @@ struct akv_cluster {
     uint64_t *contact_ms, *contact_match;
     size_t ncontact;
     int fatal;
+    uint64_t close_deadline; /* ms: closing waits for the leader's appends until then */
 };
 
 static uint64_t wall_ms(void)
@@ -1472,6 +1473,34 @@ static void on_raft_closed(struct raft *r)
         c->done(c->done_arg);
 }
 
+#define CLOSE_WAIT_MS 2000
+
+/* Whether this node leads with log entries not yet on its disk. raft 0.15
+ * cancels those append requests at raft_close and truncates its log at
+ * each one's first index; from the second on that is past the log's end
+ * (an assertion, or a crash in a release build). So a leader is closed
+ * once its appends are written (nothing new is proposed while closing),
+ * or after CLOSE_WAIT_MS. */
+static int appends_pending(struct akv_cluster *c)
+{
+    return raft_state(&c->raft) == RAFT_LEADER && c->raft.last_stored < raft_last_index(&c->raft);
+}
+
+static void close_raft(struct akv_cluster *c)
+{
+    uv_timer_stop(&c->tick);
+    uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+    raft_close(&c->raft, on_raft_closed);
+}
+
+static void on_close_wait(uv_timer_t *t)
+{
+    struct akv_cluster *c = t->data;
+
+    if (!appends_pending(c) || uv_now(c->loop) >= c->close_deadline)
+        close_raft(c);
+}
+
 void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg)
 {
     if (!c || c->closing) {
@@ -1487,13 +1516,17 @@ void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg
         fwd_fail(c->fwd, -ESHUTDOWN);
     if (c->joinfwd)
         fwd_fail(c->joinfwd, -ESHUTDOWN);
-    uv_timer_stop(&c->tick);
-    uv_close((uv_handle_t *)&c->tick, on_tick_closed);
     uv_timer_stop(&c->defer);
     uv_close((uv_handle_t *)&c->defer, on_tick_closed);
     uv_check_stop(&c->check);
     uv_close((uv_handle_t *)&c->check, on_tick_closed);
-    raft_close(&c->raft, on_raft_closed);
+    if (appends_pending(c)) {
+        c->close_deadline = uv_now(c->loop) + CLOSE_WAIT_MS;
+        uv_timer_stop(&c->tick);
+        uv_timer_start(&c->tick, on_close_wait, 1, 1);
+        return;
+    }
+    close_raft(c);
 }
 
 void akv_cluster_destroy(struct akv_cluster *c)
