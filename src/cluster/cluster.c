@@ -753,7 +753,9 @@ static void fwd_fail(struct fwd *f, int status)
         f->head = op->next;
         if (op->cb && !(op->kind == FWD_PROPOSE && op->sent))
             op->cb(op->arg, op->token, op->sent ? status : AKV_CLUSTER_NOLEADER, 0,
-                   op->sent ? "connection to the leader lost" : "cannot reach the leader");
+                   op->sent ? "TRYAGAIN the connection to the leader was lost; the change "
+                              "may or may not have been made"
+                            : "TRYAGAIN cannot reach the leader; nothing was changed");
         free(op);
     }
     f->tail = &f->head;
@@ -968,7 +970,10 @@ int akv_cluster_change(struct akv_cluster *c, enum akv_cluster_change what, uint
         char meta[24], data[24];
         const char *argv[7] = {"CLUSTER", names[what], ids, addr, "VECTORS", meta, data};
         size_t lens[7] = {7, strlen(names[what]), 0, addr ? strlen(addr) : 0, 7, 0, 0};
-        size_t argc = what == AKV_CLUSTER_JOIN ? 7 : what == AKV_CLUSTER_ADD ? 4 : 3;
+        size_t argc = what == AKV_CLUSTER_JOIN  ? 7
+                      : what == AKV_CLUSTER_ADD ? 4
+                      : id == 0                 ? 2 /* TRANSFER: the leader picks */
+                                                : 3;
         lens[2] = (size_t)snprintf(ids, sizeof ids, "%" PRIu64, id);
         lens[5] = (size_t)snprintf(meta, sizeof meta, "%016" PRIx64, c->vocab_meta);
         lens[6] = (size_t)snprintf(data, sizeof data, "%016" PRIx64, c->vocab_data);

@@ -978,6 +978,21 @@ static int cluster_nodes(struct akv_cmd_ctx *ctx)
     return rc;
 }
 
+/* Whether addr is host:port with a host and a port in 1..65535 (a bad
+ * one would stay in the configuration as a spare that never answers). */
+static int addr_ok(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    unsigned long port;
+
+    if (!colon || colon == addr || colon[1] < '0' || colon[1] > '9')
+        return 0;
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && port > 0 && port < 65536;
+}
+
 static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
 {
     struct akv_cmd_env *env = ctx->env;
@@ -993,10 +1008,11 @@ static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
     if (what == AKV_CLUSTER_ADD) {
         if (ctx->argc != 4 && ctx->argc != 7)
             return reply_wrong_arity(ctx);
-        if (ctx->argv[3].len == 0 || ctx->argv[3].len >= sizeof addr ||
-            !memchr(ctx->argv[3].p, ':', ctx->argv[3].len))
+        if (ctx->argv[3].len == 0 || ctx->argv[3].len >= sizeof addr)
             return akv_reply_error(ctx->out, "ERR address must be host:port");
         memcpy(addr, ctx->argv[3].p, ctx->argv[3].len);
+        if (!addr_ok(addr))
+            return akv_reply_error(ctx->out, "ERR address must be host:port");
         if (ctx->argc == 7) {
             char hex[2][24];
             uint64_t meta, data;
