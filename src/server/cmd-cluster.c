@@ -70,7 +70,9 @@ struct cl_job {
 struct akv_cmd_cluster {
     struct akv_cluster *cl;
     uint64_t next_req;
-    struct cl_job *pending, *finished;
+    /* pending: oldest first (an applied entry's job is found near the
+     * head); pending_tail: &last->next, or &pending. */
+    struct cl_job *pending, *finished, **pending_tail;
     /* Read rounds. */
     uint64_t rounds_started, rounds_done, round_fail, done_index;
     int round_out, round_wanted;
@@ -85,10 +87,14 @@ static uint64_t mono_ms(void)
 
 static void job_unlink(struct cl_job *j)
 {
+    struct akv_cmd_cluster *cc = j->env->cluster;
+
     if (j->pprev) {
         *j->pprev = j->next;
         if (j->next)
             j->next->pprev = j->pprev;
+        else if (cc && cc->pending_tail == &j->next)
+            cc->pending_tail = j->pprev;
     }
     j->next = NULL;
     j->pprev = NULL;
@@ -101,6 +107,15 @@ static void job_push(struct cl_job **head, struct cl_job *j)
         (*head)->pprev = &j->next;
     *head = j;
     j->pprev = head;
+}
+
+/* Appends j to the pending list. */
+static void job_pend(struct akv_cmd_cluster *cc, struct cl_job *j)
+{
+    j->next = NULL;
+    j->pprev = cc->pending_tail;
+    *cc->pending_tail = j;
+    cc->pending_tail = &j->next;
 }
 
 /* Moves j to the finished list with its reply (or the error line). */
@@ -271,7 +286,7 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     }
     j->index = rc == 0 ? index : 0;
     j->deadline_ms = mono_ms() + (uint64_t)env->config->cluster_write_timeout;
-    job_push(&cc->pending, j);
+    job_pend(cc, j);
     ctx->job = &j->base;
     j->base.finish = cl_finish;
     return 0;
@@ -448,17 +463,10 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
         mine->index = index;
         job_complete(cc, mine, NULL);
     }
-    /* A job that was appended at this index (or before) and has not been
-     * applied lost its place. */
-    for (struct cl_job *j = cc ? cc->pending : NULL, *next; j; j = next) {
-        next = j->next;
-        if (j->kind == CL_WRITE && j->index != 0 && j->index <= index)
-            job_complete(cc, j,
-                         "TRYAGAIN the write lost its place in the log to a change of "
-                         "leader; it was not applied");
-    }
-    if (env->pause_changed && cc && cc->rounds_done > 0)
-        env->pause_changed(env); /* wake reads waiting for this index */
+    /* A job whose index has been applied without it lost its place: the
+     * cron answers it (a scan of every job here would cost each entry
+     * the number of waiting writes). Reads waiting for this index are
+     * woken by the cluster's check of the applied index (hook_changed). */
 }
 
 /* ------------------------------------------------------------------------
@@ -692,7 +700,12 @@ void akv_cmd_cluster_cron(struct akv_cmd_env *env)
         return;
     for (struct cl_job *j = cc->pending, *next; j; j = next) {
         next = j->next;
-        if (now >= j->deadline_ms) {
+        if (j->kind == CL_WRITE && j->index != 0 && j->index <= akv_cluster_applied(cc->cl)) {
+            /* Another entry was applied at its index. */
+            job_complete(cc, j,
+                         "TRYAGAIN the write lost its place in the log to a change of "
+                         "leader; it was not applied");
+        } else if (now >= j->deadline_ms) {
             if (j->kind == CL_WRITE)
                 snprintf(err, sizeof err,
                          "TIMEOUT the write was not confirmed within cluster-write-timeout "
@@ -748,6 +761,7 @@ int akv_cmd_cluster_attach(struct akv_cmd_env *env, struct akv_cluster *cl)
     if (!cc)
         return -ENOMEM;
     cc->cl = cl;
+    cc->pending_tail = &cc->pending;
     env->cluster = cc;
     return 0;
 }
@@ -885,7 +899,7 @@ static struct cl_job *admin_job(struct akv_cmd_ctx *ctx, enum cl_kind kind)
     akv_buf_init(&j->reply);
     j->base.finish = cl_finish;
     /* Pending before the request starts: its answer may come at once. */
-    job_push(&cc->pending, j);
+    job_pend(cc, j);
     return j;
 }
 
