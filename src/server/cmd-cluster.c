@@ -258,6 +258,17 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
         rc = akv_entry_put_u32(&b, 1);
         rc = rc ? rc : put_cmd(&b, ctx->argc, ctx->argv);
     }
+    if (rc == 0 && b.len > env->config->proto_max_bulk_len) {
+        /* A follower forwards the entry as one bulk string: the leader
+         * would refuse it with a protocol error and drop the connection
+         * every forwarded write shares. Refused here, on every node. */
+        size_t len = b.len;
+        akv_buf_fini(&b);
+        return akv_reply_errorf(ctx->out,
+                                "ERR request too large for a log entry (%zu bytes; "
+                                "proto-max-bulk-len is %llu)",
+                                len, env->config->proto_max_bulk_len);
+    }
     if (rc < 0) {
         akv_buf_fini(&b);
         return rc == -E2BIG ? akv_reply_error(ctx->out, "ERR request too large for a log entry")

@@ -262,5 +262,42 @@ def test_membership_arguments(env):
     finally:
         cl.kill_all()
 
+@akvtest.test(SUITE)
+def test_transaction_larger_than_a_bulk_string(env):
+    """A transaction's entry larger than proto-max-bulk-len (within the
+    query buffer limit) is refused on every node with a clear error: a
+    follower forwards the entry as one bulk string, which the leader
+    refused with a protocol error, closing the connection that the
+    follower's other forwarded writes share (they then waited out
+    cluster-write-timeout)."""
+    cl = Cluster(env.workdir, env.vectors, 3,
+                 extra=("--proto-max-bulk-len", "65536", "--cluster-write-timeout", "5000"))
+    try:
+        lead = cl.leader()
+        fol = next(x for x in cl.nodes.values() if x is not lead)
+        for node in (fol, lead):
+            c = node.client(timeout=30)
+            other = node.client(timeout=30)
+            assert c.cmd("MULTI") == "OK"
+            for m in range(10):
+                args = ["MSET"]
+                for i in range(500):
+                    args += ["w%04d w%04d" % (m, i), "cat dog ball"]
+                assert c.cmd(*args) == "QUEUED"
+            c.send(c.encode("EXEC"))
+            other.send(other.encode("SET", "cat", "dog"))
+            r = c.read()
+            assert is_err(r, "ERR request too large for a log entry"), r
+            t0 = time.monotonic()
+            assert other.read() == "OK"
+            assert time.monotonic() - t0 < 3
+            c.close()
+            other.close()
+        seen = all_alive_and_equal(cl, ["cat", "w0000 w0000"])
+        assert seen[lead.id] == (["dog", None], 1), seen
+        cl.stop()
+    finally:
+        cl.kill_all()
+
 if __name__ == "__main__":
     sys.exit(akvtest.main(SUITE, make_env=make_env))
