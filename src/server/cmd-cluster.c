@@ -679,8 +679,12 @@ int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const s
 {
     struct akv_cmd_cluster *cc = env->cluster;
 
-    if (!cc || s->cl_mode != AKV_CONSISTENCY_LINEARIZABLE || !c || !(c->flags & AKV_CMD_READONLY) ||
-        akv_cmd_multi_active(s))
+    /* A read, or the EXEC of a transaction that only reads (its queued
+     * reads run then); not a command being queued. */
+    if (!cc || s->cl_mode != AKV_CONSISTENCY_LINEARIZABLE || !c)
+        return 0;
+    if (akv_cmd_multi_active(s) ? c->handler != akv_cmd_do_exec || akv_cmd_multi_writes(s)
+                                : !(c->flags & AKV_CMD_READONLY))
         return 0;
     if (s->cl_ticket == 0) {
         s->cl_ticket = cc->rounds_started + 1;

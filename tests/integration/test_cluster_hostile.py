@@ -299,5 +299,58 @@ def test_transaction_larger_than_a_bulk_string(env):
     finally:
         cl.kill_all()
 
+@akvtest.test(SUITE)
+def test_linearizable_read_only_transaction(env):
+    """CONSISTENCY linearizable covers the reads of a transaction: EXEC of
+    a queue that only reads waits for a read round as a read does (it ran
+    at once and returned stale values on a follower that had not caught
+    up: 6 of 6 tries). Without a leader it gets -TRYAGAIN and the
+    transaction ends."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        lead = cl.leader()
+        fol = next(x for x in cl.nodes.values() if x is not lead)
+        w = lead.client()
+        for trial in range(4):
+            v1, v2 = ("cat", "dog") if trial % 2 == 0 else ("dog", "cat")
+            assert w.cmd("SET", "ball", v1) == "OK"
+            cl.wait_applied()
+            r = fol.client(timeout=30)
+            assert r.cmd("CONSISTENCY", "linearizable") == "OK"
+            fol.sigstop()
+            try:
+                assert w.cmd("SET", "ball", v2) == "OK"
+                # Sent while the follower is stopped: read when it resumes,
+                # with the leader's entries not yet applied there.
+                r.send(r.encode("MULTI") + r.encode("GET", "ball") + r.encode("EXEC"))
+                time.sleep(0.05)
+            finally:
+                fol.sigcont()
+            assert r.read() == "OK" and r.read() == "QUEUED"
+            assert r.read() == [v2], trial
+            r.close()
+        w.close()
+        # No leader: the two other nodes gone.
+        for x in cl.nodes.values():
+            if x is not fol:
+                x.kill()
+        r = fol.client(timeout=30)
+        assert r.cmd("CONSISTENCY", "linearizable") == "OK"
+        deadline = time.monotonic() + 10
+        while True:
+            assert r.cmd("MULTI") == "OK"
+            assert r.cmd("GET", "ball") == "QUEUED"
+            got = r.cmd("EXEC")
+            if is_err(got, "TRYAGAIN") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert is_err(got, "TRYAGAIN no leader confirmed a linearizable read"), got
+        assert is_err(r.cmd("EXEC"), "ERR EXEC without MULTI")
+        assert r.cmd("PING") == "PONG"
+        r.close()
+        assert fol.daemon.stop() == 0
+    finally:
+        cl.kill_all()
+
 if __name__ == "__main__":
     sys.exit(akvtest.main(SUITE, make_env=make_env))
