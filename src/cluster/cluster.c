@@ -65,6 +65,15 @@
 #define ADDR_MAX 127
 #define SNAP_MAGIC "AKVCSNP1"
 #define FWD_IN_MAX (1u << 20) /* a reply line longer than this is damage */
+/* The most bytes of entries a leader holds appended and not yet applied:
+ * past it a proposal is refused (-EBUSY) rather than queued in memory
+ * (CLUSTER PROPOSE does not wait for its entry to commit). */
+#define UNAPPLIED_MAX ((size_t)64 << 20)
+/* The library keeps the log in memory from one snapshot to the next, and
+ * cluster-snapshot-threshold counts entries: once the entries applied
+ * since the last snapshot hold this many bytes, the next snapshot is
+ * taken at once and keeps no trailing entries. */
+#define LOG_BYTES_MAX ((uint64_t)64 << 20)
 
 struct node {
     uint64_t id;
@@ -169,6 +178,10 @@ struct akv_cluster {
     size_t ncontact;
     int fatal;
     uint64_t close_deadline; /* ms: closing waits for the leader's appends until then */
+    size_t unapplied;        /* leader: bytes it appended that are not applied yet */
+    uint64_t log_bytes;      /* of the entries applied since the last snapshot */
+    unsigned snap_threshold, snap_trailing; /* as configured */
+    int snap_by_size; /* the library's snapshot settings are lowered (LOG_BYTES_MAX) */
 };
 
 static uint64_t wall_ms(void)
@@ -281,6 +294,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
     *result = NULL;
     c->entries_applied++;
+    c->unapplied -= buf->len < c->unapplied ? buf->len : c->unapplied;
+    c->log_bytes += buf->len;
+    if (c->log_bytes > LOG_BYTES_MAX && !c->snap_by_size) {
+        c->snap_by_size = 1;
+        raft_set_snapshot_threshold(&c->raft, 1);
+        raft_set_snapshot_trailing(&c->raft, 0);
+    }
     if (akv_entry_decode(buf->base, buf->len, &e) < 0) {
         akv_log(AKV_LOG_WARNING, "cluster: log entry %" PRIu64 " (%zu bytes) is damaged; skipped",
                 index, buf->len);
@@ -364,6 +384,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     (*bufs)[0].len = 0;
     *n_bufs = 1;
     c->snap = s;
+    c->log_bytes = 0;
     return 0;
 }
 
@@ -406,6 +427,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
         free(s);
         c->snap = NULL;
         c->snapshots_taken++;
+    }
+    if (c->snap_by_size) {
+        c->snap_by_size = 0;
+        raft_set_snapshot_threshold(&c->raft, c->snap_threshold);
+        raft_set_snapshot_trailing(&c->raft, c->snap_trailing);
     }
     return 0;
 }
@@ -470,6 +496,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     c->cl_words = words;
     c->cl_dim = dim;
     c->snapshots_restored++;
+    c->log_bytes = 0;
     akv_log(AKV_LOG_NOTICE, "cluster: state restored from a snapshot of %zu bytes", buf->len);
     raft_free(buf->base);
     vocab_check(c);
@@ -808,6 +835,10 @@ static int leader_apply(struct akv_cluster *c, const void *buf, size_t len, uint
 
     if (!a)
         return -ENOMEM;
+    if (c->unapplied > UNAPPLIED_MAX) {
+        free(a);
+        return -EBUSY;
+    }
     /* raft_uv writes entries back to back and needs each to be a whole
      * number of 8-byte words: pad with zeros (entry.h allows them). */
     rb.len = (len + 7) & ~(size_t)7;
@@ -833,6 +864,7 @@ static int leader_apply(struct akv_cluster *c, const void *buf, size_t len, uint
     }
     if (index)
         *index = a->req.index;
+    c->unapplied += rb.len;
     return 0;
 }
 
@@ -1183,6 +1215,8 @@ static void on_tick(uv_timer_t *t)
                     akv_cluster_role_name(role), (uint64_t)lid, lid ? " at " : "",
                     lid ? laddr : "");
         c->last_role = role;
+        if (role != RAFT_LEADER)
+            c->unapplied = 0;
         c->last_leader = lid;
         if (c->fwd && c->fwd->target != lid)
             fwd_fail(c->fwd, -ECONNRESET);
@@ -1364,6 +1398,8 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     c->raft.data = c;
     raft_set_election_timeout(&c->raft, o->election_ms);
     raft_set_heartbeat_timeout(&c->raft, o->heartbeat_ms);
+    c->snap_threshold = o->snapshot_threshold;
+    c->snap_trailing = o->snapshot_trailing;
     raft_set_snapshot_threshold(&c->raft, o->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, o->snapshot_trailing);
     raft_set_pre_vote(&c->raft, true);

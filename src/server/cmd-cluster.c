@@ -292,6 +292,9 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
             return akv_reply_error(ctx->out, "TRYAGAIN no leader yet; the write was not applied");
         if (rc == -ENOMEM)
             return rc;
+        if (rc == -EBUSY)
+            return akv_reply_error(ctx->out, "TRYAGAIN too many writes waiting to be applied; "
+                                             "the write was not applied");
         return akv_reply_errorf(ctx->out, "TRYAGAIN the write could not be proposed: %s",
                                 strerror(-rc));
     }
@@ -1091,6 +1094,9 @@ static int cluster_propose(struct akv_cmd_ctx *ctx)
         return akv_reply_int(ctx->out, (int64_t)index);
     if (rc == -ENOMEM)
         return rc;
+    if (rc == -EBUSY)
+        return akv_reply_error(ctx->out, "TRYAGAIN too many writes waiting to be applied; the "
+                                         "write was not applied");
     return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
 }
 

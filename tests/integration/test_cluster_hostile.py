@@ -352,5 +352,41 @@ def test_linearizable_read_only_transaction(env):
     finally:
         cl.kill_all()
 
+@akvtest.test(SUITE)
+def test_log_memory_bounded_by_bytes(env):
+    """The log's memory is bounded by bytes, not only entries: a client
+    proposing big entries (CLUSTER PROPOSE answers at append, so a
+    pipeline of them queued without limit: 300 x 1 MB took 316-348 MB on
+    every node at once) is told -TRYAGAIN past 64 MiB not yet applied, and
+    once the entries applied since the last snapshot hold 64 MiB a
+    snapshot is taken (with the default cluster-snapshot-threshold of
+    65536 entries there was none, and the log of 1 MB entries grew by
+    ~45 MB per 40 entries on every node)."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        lead = cl.leader()
+        c = lead.client(timeout=120)
+        data = c.encode("CLUSTER", "PROPOSE", cmds([["SET", "cat", "x" * 1000000]]))
+        for _ in range(3):
+            c.send(data * 40)
+            replies = [c.read() for _ in range(40)]
+            assert all(isinstance(r, int) for r in replies), replies[:3]
+            cl.wait_applied()
+        for x in cl.nodes.values():
+            i = x.info()
+            assert int(i["cluster_snapshot_index"]) > 0, (x.id, i)
+        c.send(data * 150)
+        replies = [c.read() for _ in range(150)]
+        busy = [r for r in replies if not isinstance(r, int)]
+        assert busy, "150 MB proposed at once, none refused"
+        assert all(is_err(r, "TRYAGAIN too many writes waiting to be applied") for r in busy), \
+            busy[:3]
+        assert len(busy) < 150
+        c.close()
+        all_alive_and_equal(cl, ["cat"])
+        cl.stop()
+    finally:
+        cl.kill_all()
+
 if __name__ == "__main__":
     sys.exit(akvtest.main(SUITE, make_env=make_env))
