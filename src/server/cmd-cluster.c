@@ -64,6 +64,7 @@ struct cl_job {
     uint64_t deadline_ms;
     int done;
     int failed;
+    int db; /* the database its session is in after the entry (SELECT in EXEC); -1 */
     struct akv_buf reply;
 };
 
@@ -149,8 +150,11 @@ static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     uint64_t us = (now_ns() - cj->t0) / 1000;
     int failed = j->failed;
 
-    if (out && j->kind == CL_WRITE && !j->failed)
+    if (out && j->kind == CL_WRITE && !j->failed) {
         j->sess->cl_last_index = j->index;
+        if (j->db >= 0)
+            j->sess->db = j->db; /* a SELECT in its transaction, as in Redis */
+    }
     if (out && j->reply.len > 0) {
         size_t mark = out->len;
         if (akv_buf_append(out, j->reply.p, j->reply.len) < 0)
@@ -282,6 +286,7 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     j->env = env;
     j->sess = ctx->sess;
     j->kind = CL_WRITE;
+    j->db = -1;
     j->req = ++cc->next_req;
     akv_buf_init(&j->reply);
     rc = akv_cluster_propose(cc->cl, b.p, b.len, &index, j->req, on_proposed, env);
@@ -403,7 +408,10 @@ static int watch_holds(struct akv_cmd_env *env, const struct akv_entry *e)
     return 1;
 }
 
-static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struct akv_buf *out)
+/* Runs the commands of CMDS entry e; the replies go to out, and the
+ * database the session ends in (a transaction may SELECT) to *db. */
+static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struct akv_buf *out,
+                       int *db)
 {
     struct akv_session sess;
     const uint8_t *p = e->cmds;
@@ -424,6 +432,7 @@ static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struc
                 break;
         env->in_exec = 0;
     }
+    *db = sess.db;
     akv_cmd_session_fini(env, &sess);
 }
 
@@ -454,6 +463,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     struct cl_job *mine = NULL;
     struct akv_buf sink;
     uint64_t saved = env->now_ms;
+    int db;
 
     if (cc && e->origin == akv_cmd_cluster_self(env))
         mine = job_find(cc, e->req);
@@ -463,7 +473,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     env->applying = 1;
     env->now_ms = e->now_ms;
     if (e->kind == AKV_ENTRY_CMDS)
-        apply_cmds(env, e, mine ? &mine->reply : &sink);
+        apply_cmds(env, e, mine ? &mine->reply : &sink, mine ? &mine->db : &db);
     else if (e->kind == AKV_ENTRY_EXPIRED) {
         apply_expired(env, e);
         if (cc && e->origin == akv_cmd_cluster_self(env))

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """daemon-cluster-hostile: a 3-node cluster (clusterlib) under a hostile
 or careless client: log entries it crafts for CLUSTER PROPOSE, commands in
-a transaction that must not run on every node. After each attack every
+a transaction that must not run on every node, bad membership arguments,
+entries too big to forward, big entries in a pipeline; and the edges the
+review of the cluster found: a leader stepping down under linearizable
+reads or shut down under forwarded writes, read-only transactions under
+CONSISTENCY linearizable, SELECT inside a transaction. After each, every
 node must still run and hold the same data.
 
     python3 tests/integration/test_cluster_hostile.py [-k NAME]
@@ -384,6 +388,49 @@ def test_log_memory_bounded_by_bytes(env):
         assert len(busy) < 150
         c.close()
         all_alive_and_equal(cl, ["cat"])
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+@akvtest.test(SUITE)
+def test_select_in_transaction_moves_the_connection(env):
+    """A SELECT inside a transaction leaves the connection in that
+    database after EXEC, as in Redis and on a single node; in a cluster
+    it was run by the entry's own session only, so the connection stayed
+    in the old database and its next writes went there. Through the
+    leader and a follower; an EXEC aborted by WATCH changes nothing."""
+    cl = Cluster(env.workdir, env.vectors, 3)
+    try:
+        lead = cl.leader()
+        fol = next(x for x in cl.nodes.values() if x is not lead)
+        for node, db in ((lead, "1"), (fol, "2")):
+            c = node.client()
+            assert c.cmd("MULTI") == "OK"
+            assert c.cmd("SELECT", db) == "QUEUED"
+            assert c.cmd("SET", "cat", "dog") == "QUEUED"
+            assert c.cmd("EXEC") == ["OK", "OK"]
+            assert "db=%s" % db in c.cmd("CLIENT", "INFO").split()
+            assert c.cmd("SET", "ball", "toy") == "OK"
+            assert c.cmd("MGET", "cat", "ball") == ["dog", "toy"]
+            # Aborted by WATCH: the SELECT inside does not run.
+            assert c.cmd("WATCH", "cat") == "OK"
+            o = node.client()
+            assert o.cmd("SELECT", db) == "OK" and o.cmd("SET", "cat", "sphere") == "OK"
+            o.close()
+            assert c.cmd("MULTI") == "OK"
+            assert c.cmd("SELECT", "0") == "QUEUED"
+            assert c.cmd("SET", "cat", "dog") == "QUEUED"
+            assert c.cmd("EXEC") is None
+            assert "db=%s" % db in c.cmd("CLIENT", "INFO").split()
+            c.close()
+        cl.wait_applied()
+        for x in cl.nodes.values():
+            c = x.client()
+            assert c.cmd("DBSIZE") == 0
+            for db in ("1", "2"):
+                assert c.cmd("SELECT", db) == "OK"
+                assert c.cmd("MGET", "cat", "ball") == ["sphere", "toy"], (x.id, db)
+            c.close()
         cl.stop()
     finally:
         cl.kill_all()
