@@ -65,6 +65,15 @@
 #define ADDR_MAX 127
 #define SNAP_MAGIC "AKVCSNP1"
 #define FWD_IN_MAX (1u << 20) /* a reply line longer than this is damage */
+/* The most bytes of entries a leader holds appended and not yet applied:
+ * past it a proposal is refused (-EBUSY) rather than queued in memory
+ * (CLUSTER PROPOSE does not wait for its entry to commit). */
+#define UNAPPLIED_MAX ((size_t)64 << 20)
+/* The library keeps the log in memory from one snapshot to the next, and
+ * cluster-snapshot-threshold counts entries: once the entries applied
+ * since the last snapshot hold this many bytes, the next snapshot is
+ * taken at once and keeps no trailing entries. */
+#define LOG_BYTES_MAX ((uint64_t)64 << 20)
 
 struct node {
     uint64_t id;
@@ -189,6 +198,11 @@ struct akv_cluster {
     uint64_t *contact_ms, *contact_match;
     size_t ncontact;
     int fatal;
+    uint64_t close_deadline; /* ms: closing waits for the leader's appends until then */
+    size_t unapplied;        /* leader: bytes it appended that are not applied yet */
+    uint64_t log_bytes;      /* of the entries applied since the last snapshot */
+    unsigned snap_threshold, snap_trailing; /* as configured */
+    int snap_by_size; /* the library's snapshot settings are lowered (LOG_BYTES_MAX) */
 };
 
 static void restore_abandon(struct akv_cluster *c);
@@ -335,6 +349,13 @@ static void apply_entry(struct akv_cluster *c, uint64_t index, const void *base,
 
     c->entries_applied++;
     c->store_applied = index;
+    c->unapplied -= buf->len < c->unapplied ? buf->len : c->unapplied;
+    c->log_bytes += buf->len;
+    if (c->log_bytes > LOG_BYTES_MAX && !c->snap_by_size) {
+        c->snap_by_size = 1;
+        raft_set_snapshot_threshold(&c->raft, 1);
+        raft_set_snapshot_trailing(&c->raft, 0);
+    }
     if (akv_entry_decode(buf->base, buf->len, &e) < 0) {
         akv_log(AKV_LOG_WARNING, "cluster: log entry %" PRIu64 " (%zu bytes) is damaged; skipped",
                 index, buf->len);
@@ -491,6 +512,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     (*bufs)[0].len = 0;
     *n_bufs = 1;
     c->snap = s;
+    c->log_bytes = 0;
     return 0;
 }
 
@@ -533,6 +555,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
         free(s);
         c->snap = NULL;
         c->snapshots_taken++;
+    }
+    if (c->snap_by_size) {
+        c->snap_by_size = 0;
+        raft_set_snapshot_threshold(&c->raft, c->snap_threshold);
+        raft_set_snapshot_trailing(&c->raft, c->snap_trailing);
     }
     return 0;
 }
@@ -599,6 +626,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     c->cl_words = words;
     c->cl_dim = dim;
     c->snapshots_restored++;
+    c->log_bytes = 0;
     akv_log(AKV_LOG_NOTICE,
             "cluster: loading a snapshot of %zu bytes (in slices; clients get -LOADING)", buf->len);
     /* The store loads in slices from the loop (restore_slice); entries
@@ -894,7 +922,9 @@ static void fwd_fail(struct fwd *f, int status)
                    "connection to the leader lost");
         else if (op->cb)
             op->cb(op->arg, op->token, op->sent ? status : AKV_CLUSTER_NOLEADER, 0,
-                   op->sent ? "connection to the leader lost" : "cannot reach the leader");
+                   op->sent ? "TRYAGAIN the connection to the leader was lost; the change "
+                              "may or may not have been made"
+                            : "TRYAGAIN cannot reach the leader; nothing was changed");
         free(op);
     }
     f->tail = &f->head;
@@ -947,6 +977,10 @@ static int leader_apply(struct akv_cluster *c, const void *buf, size_t len, uint
 
     if (!a)
         return -ENOMEM;
+    if (c->unapplied > UNAPPLIED_MAX) {
+        free(a);
+        return -EBUSY;
+    }
     /* raft_uv writes entries back to back and needs each to be a whole
      * number of 8-byte words: pad with zeros (entry.h allows them). */
     rb.len = (len + 7) & ~(size_t)7;
@@ -972,6 +1006,7 @@ static int leader_apply(struct akv_cluster *c, const void *buf, size_t len, uint
     }
     if (index)
         *index = a->req.index;
+    c->unapplied += rb.len;
     return 0;
 }
 
@@ -1145,7 +1180,10 @@ int akv_cluster_change(struct akv_cluster *c, enum akv_cluster_change what, uint
         char meta[24], data[24];
         const char *argv[7] = {"CLUSTER", names[what], ids, addr, "VECTORS", meta, data};
         size_t lens[7] = {7, strlen(names[what]), 0, addr ? strlen(addr) : 0, 7, 0, 0};
-        size_t argc = what == AKV_CLUSTER_JOIN ? 7 : what == AKV_CLUSTER_ADD ? 4 : 3;
+        size_t argc = what == AKV_CLUSTER_JOIN  ? 7
+                      : what == AKV_CLUSTER_ADD ? 4
+                      : id == 0                 ? 2 /* TRANSFER: the leader picks */
+                                                : 3;
         lens[2] = (size_t)snprintf(ids, sizeof ids, "%" PRIu64, id);
         lens[5] = (size_t)snprintf(meta, sizeof meta, "%016" PRIx64, c->vocab_meta);
         lens[6] = (size_t)snprintf(data, sizeof data, "%016" PRIx64, c->vocab_data);
@@ -1361,6 +1399,8 @@ static void on_tick(uv_timer_t *t)
                     akv_cluster_role_name(role), (uint64_t)lid, lid ? " at " : "",
                     lid ? laddr : "");
         c->last_role = role;
+        if (role != RAFT_LEADER)
+            c->unapplied = 0;
         c->last_leader = lid;
         if (c->fwd && c->fwd->target != lid)
             fwd_fail(c->fwd, -ECONNRESET);
@@ -1516,10 +1556,10 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
         free(c);
         return -EIO;
     }
-    if (c->io.version < 2 || !c->io.async_work) {
-        c->io.version = 2;
+    if (!c->io.async_work)
         c->io.async_work = io_async_work;
-    }
+    if (c->io.version < 2)
+        c->io.version = 2;
     c->queue_tail = &c->queue;
     uv_idle_init(loop, &c->restore_idle);
     c->handles++;
@@ -1545,6 +1585,8 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     c->raft.data = c;
     raft_set_election_timeout(&c->raft, o->election_ms);
     raft_set_heartbeat_timeout(&c->raft, o->heartbeat_ms);
+    c->snap_threshold = o->snapshot_threshold;
+    c->snap_trailing = o->snapshot_trailing;
     raft_set_snapshot_threshold(&c->raft, o->snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, o->snapshot_trailing);
     raft_set_pre_vote(&c->raft, true);
@@ -1667,6 +1709,34 @@ static void on_raft_closed(struct raft *r)
         c->done(c->done_arg);
 }
 
+#define CLOSE_WAIT_MS 2000
+
+/* Whether this node leads with log entries not yet on its disk. raft 0.15
+ * cancels those append requests at raft_close and truncates its log at
+ * each one's first index; from the second on that is past the log's end
+ * (an assertion, or a crash in a release build). So a leader is closed
+ * once its appends are written (nothing new is proposed while closing),
+ * or after CLOSE_WAIT_MS. */
+static int appends_pending(struct akv_cluster *c)
+{
+    return raft_state(&c->raft) == RAFT_LEADER && c->raft.last_stored < raft_last_index(&c->raft);
+}
+
+static void close_raft(struct akv_cluster *c)
+{
+    uv_timer_stop(&c->tick);
+    uv_close((uv_handle_t *)&c->tick, on_tick_closed);
+    raft_close(&c->raft, on_raft_closed);
+}
+
+static void on_close_wait(uv_timer_t *t)
+{
+    struct akv_cluster *c = t->data;
+
+    if (!appends_pending(c) || uv_now(c->loop) >= c->close_deadline)
+        close_raft(c);
+}
+
 void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg)
 {
     if (!c || c->closing) {
@@ -1688,15 +1758,19 @@ void akv_cluster_close(struct akv_cluster *c, void (*done)(void *arg), void *arg
         fwd_fail(c->fwd, -ESHUTDOWN);
     if (c->joinfwd)
         fwd_fail(c->joinfwd, -ESHUTDOWN);
-    uv_timer_stop(&c->tick);
-    uv_close((uv_handle_t *)&c->tick, on_tick_closed);
     uv_timer_stop(&c->defer);
     uv_close((uv_handle_t *)&c->defer, on_tick_closed);
     uv_check_stop(&c->check);
     uv_close((uv_handle_t *)&c->check, on_tick_closed);
     uv_idle_stop(&c->restore_idle);
     uv_close((uv_handle_t *)&c->restore_idle, on_tick_closed);
-    raft_close(&c->raft, on_raft_closed);
+    if (appends_pending(c)) {
+        c->close_deadline = uv_now(c->loop) + CLOSE_WAIT_MS;
+        uv_timer_stop(&c->tick);
+        uv_timer_start(&c->tick, on_close_wait, 1, 1);
+        return;
+    }
+    close_raft(c);
 }
 
 void akv_cluster_destroy(struct akv_cluster *c)

@@ -109,7 +109,8 @@ typedef void (*akv_cluster_cb)(void *arg, uint64_t token, int status, uint64_t i
  * (forwarded: cb later says 0 and the index, or a definite failure; when
  * the connection is lost after sending, cb is never called, since the
  * entry may still be committed), or a negative errno (not proposed:
- * AKV_CLUSTER_NOLEADER, -ENOMEM). */
+ * AKV_CLUSTER_NOLEADER, -ENOMEM, -EBUSY: this leader holds 64 MiB of
+ * entries not yet applied). */
 int akv_cluster_propose(struct akv_cluster *c, const void *buf, size_t len, uint64_t *index,
                         uint64_t token, akv_cluster_cb cb, void *arg);
 

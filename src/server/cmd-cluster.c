@@ -67,13 +67,17 @@ struct cl_job {
     uint64_t deadline_ms;
     int done;
     int failed;
+    int db; /* the database its session is in after the entry (SELECT in EXEC); -1 */
     struct akv_buf reply;
 };
 
 struct akv_cmd_cluster {
     struct akv_cluster *cl;
     uint64_t next_req;
-    struct cl_job *pending, *finished;
+    /* pending: oldest first (an applied entry's job is found near the
+     * head); pending_tail: &last->next, or &pending. */
+    struct cl_job *pending, *finished, **pending_tail;
+    uint64_t term_applied; /* the largest term of an entry applied (settle) */
     /* Read rounds. */
     uint64_t rounds_started, rounds_done, round_fail, done_index;
     int round_out, round_wanted;
@@ -90,10 +94,14 @@ static uint64_t mono_ms(void)
 
 static void job_unlink(struct cl_job *j)
 {
+    struct akv_cmd_cluster *cc = j->env->cluster;
+
     if (j->pprev) {
         *j->pprev = j->next;
         if (j->next)
             j->next->pprev = j->pprev;
+        else if (cc && cc->pending_tail == &j->next)
+            cc->pending_tail = j->pprev;
     }
     j->next = NULL;
     j->pprev = NULL;
@@ -106,6 +114,15 @@ static void job_push(struct cl_job **head, struct cl_job *j)
         (*head)->pprev = &j->next;
     *head = j;
     j->pprev = head;
+}
+
+/* Appends j to the pending list. */
+static void job_pend(struct akv_cmd_cluster *cc, struct cl_job *j)
+{
+    j->next = NULL;
+    j->pprev = cc->pending_tail;
+    *cc->pending_tail = j;
+    cc->pending_tail = &j->next;
 }
 
 /* Moves j to the finished list with its reply (or the error line). */
@@ -139,8 +156,11 @@ static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     uint64_t us = (now_ns() - cj->t0) / 1000;
     int failed = j->failed;
 
-    if (out && j->kind == CL_WRITE && !j->failed)
+    if (out && j->kind == CL_WRITE && !j->failed) {
         j->sess->cl_last_index = j->index;
+        if (j->db >= 0)
+            j->sess->db = j->db; /* a SELECT in its transaction, as in Redis */
+    }
     if (out && j->reply.len > 0) {
         size_t mark = out->len;
         if (akv_buf_append(out, j->reply.p, j->reply.len) < 0)
@@ -153,6 +173,8 @@ static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     free(j);
 }
 
+static void round_start(struct akv_cmd_env *env);
+
 void akv_cmd_cluster_flush(struct akv_cmd_env *env)
 {
     struct akv_cmd_cluster *cc = env->cluster;
@@ -160,6 +182,11 @@ void akv_cmd_cluster_flush(struct akv_cmd_env *env)
 
     if (!cc)
         return;
+    if (cc->round_wanted && !cc->round_out && !cc->stopping) {
+        round_start(env);
+        if (!cc->round_out && env->pause_changed)
+            env->pause_changed(env); /* it failed: wake its reads */
+    }
     while ((j = cc->finished)) {
         job_unlink(j);
         j->base.pool.done(&j->base.pool);
@@ -216,7 +243,8 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     struct cl_job *j;
     uint64_t index = 0;
     int rc, exec = c->handler == akv_cmd_do_exec;
-    char err[160];
+    char err[200];
+    size_t too_big = 0;
 
     akv_buf_init(&b);
     rc = akv_entry_put_head(&b, AKV_ENTRY_CMDS, exec ? AKV_ENTRY_EXEC : 0,
@@ -234,6 +262,12 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
         rc = akv_entry_put_u32(&b, 1);
         rc = rc ? rc : put_cmd(&b, ctx->argc, ctx->argv);
     }
+    if (rc == 0 && b.len > env->config->proto_max_bulk_len) {
+        /* A follower forwards the entry as one bulk string: the leader
+         * would refuse it with a protocol error and drop the connection
+         * every forwarded write shares. Refused here, on every node. */
+        too_big = b.len;
+    }
     if (rc == -ENOMEM) {
         akv_buf_fini(&b);
         return rc;
@@ -249,14 +283,18 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
     j->env = env;
     j->sess = ctx->sess;
     j->kind = CL_WRITE;
+    j->db = -1;
     j->req = ++cc->next_req;
     j->deadline_ms = mono_ms() + (uint64_t)env->config->cluster_write_timeout;
     akv_buf_init(&j->reply);
     j->base.finish = cl_finish;
     ctx->job = &j->base;
-    job_push(&cc->pending, j);
-    if (rc == -E2BIG) {
-        job_complete(cc, j, "ERR request too large for a log entry");
+    job_pend(cc, j);
+    if (rc == -E2BIG || too_big) {
+        snprintf(err, sizeof err,
+                 "ERR request too large for a log entry (%zu bytes; proto-max-bulk-len is %llu)",
+                 too_big ? too_big : b.len, env->config->proto_max_bulk_len);
+        job_complete(cc, j, err);
     } else if (cc->stopping) {
         job_complete(cc, j, "TRYAGAIN the server is shutting down; the write was not applied");
     } else if (!exec && strcmp(c->name, "DEL") != 0 && strcmp(c->name, "UNLINK") != 0 &&
@@ -271,6 +309,10 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
         rc = akv_cluster_propose(cc->cl, b.p, b.len, &index, j->req, on_proposed, env);
         if (rc == AKV_CLUSTER_NOLEADER) {
             job_complete(cc, j, "TRYAGAIN no leader yet; the write was not applied");
+        } else if (rc == -EBUSY) {
+            job_complete(cc, j,
+                         "TRYAGAIN too many writes waiting to be applied; the write was "
+                         "not applied");
         } else if (rc < 0) {
             snprintf(err, sizeof err, "TRYAGAIN the write could not be proposed: %s",
                      strerror(-rc));
@@ -289,8 +331,39 @@ int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c)
  * Applying.
  */
 
-/* Runs one command of an entry; its reply goes to out. */
-static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint8_t *p,
+int akv_cmd_cluster_entry_ok(const struct akv_cmd *c, size_t argc, int exec)
+{
+    if (!c || (c->arity > 0 && argc != (size_t)c->arity) ||
+        (c->arity < 0 && argc < (size_t)-c->arity) || (c->flags & AKV_CMD_SLOW))
+        return 0;
+    if (c->flags & AKV_CMD_WRITE)
+        return 1;
+    return exec && ((c->flags & AKV_CMD_READONLY) || c->handler == akv_cmd_do_select ||
+                    c->handler == akv_cmd_do_ping || c->handler == akv_cmd_do_echo);
+}
+
+/* Whether every command of CMDS entry e may run from it. */
+static int entry_cmds_ok(const struct akv_entry *e)
+{
+    const uint8_t *p = e->cmds;
+
+    for (uint32_t i = 0; i < e->ncmds; i++) {
+        uint32_t argc;
+        const uint8_t *args;
+        const char *name;
+        size_t len;
+        p = akv_entry_cmd(p, &argc, &args);
+        (void)akv_entry_arg(args, &name, &len);
+        if (!akv_cmd_cluster_entry_ok(akv_cmd_lookup(name, len), argc,
+                                      (e->flags & AKV_ENTRY_EXEC) != 0))
+            return 0;
+    }
+    return 1;
+}
+
+/* Runs one command of an entry (in_exec: of a transaction's); its reply
+ * goes to out. */
+static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint8_t *p, int in_exec,
                    struct akv_buf *out, const uint8_t **next)
 {
     struct akv_slice argv[64], *av = argv;
@@ -314,6 +387,8 @@ static int run_one(struct akv_cmd_env *env, struct akv_session *sess, const uint
     c = akv_cmd_lookup(av[0].p, av[0].len);
     if (!c) {
         rc = akv_reply_error(out, "ERR unknown command in a log entry");
+    } else if (!akv_cmd_cluster_entry_ok(c, argc, in_exec)) {
+        rc = akv_reply_errorf(out, "ERR %s cannot run from a log entry", c->name);
     } else {
         struct akv_cmd_ctx sub = {.env = env, .argc = argc, .argv = av, .out = out, .sess = sess};
         rc = c->handler(&sub);
@@ -349,7 +424,10 @@ static int watch_holds(struct akv_cmd_env *env, const struct akv_entry *e)
     return 1;
 }
 
-static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struct akv_buf *out)
+/* Runs the commands of CMDS entry e; the replies go to out, and the
+ * database the session ends in (a transaction may SELECT) to *db. */
+static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struct akv_buf *out,
+                       int *db)
 {
     struct akv_session sess;
     const uint8_t *p = e->cmds;
@@ -359,17 +437,18 @@ static void apply_cmds(struct akv_cmd_env *env, const struct akv_entry *e, struc
     sess.db = e->db < env->ndbs ? (int)e->db : 0;
     sess.resp = e->resp == 3 ? 3 : 2;
     if (!(e->flags & AKV_ENTRY_EXEC)) {
-        (void)run_one(env, &sess, p, out, &p);
+        (void)run_one(env, &sess, p, 0, out, &p);
     } else if (!watch_holds(env, e)) {
         (void)akv_reply_null_array(out, sess.resp);
     } else {
         (void)akv_reply_array(out, e->ncmds);
         env->in_exec = 1;
         for (uint32_t i = 0; i < e->ncmds; i++)
-            if (run_one(env, &sess, p, out, &p) < 0)
+            if (run_one(env, &sess, p, 1, out, &p) < 0)
                 break;
         env->in_exec = 0;
     }
+    *db = sess.db;
     akv_cmd_session_fini(env, &sess);
 }
 
@@ -393,22 +472,20 @@ static void apply_expired(struct akv_cmd_env *env, const struct akv_entry *e)
     }
 }
 
-/* Writes that entry index, of term term, shows can never be applied: one
- * appended at this index or before that has not been applied here (its
- * place went to another entry), and a forwarded one whose entry, if any,
- * would be of an earlier term: terms never go down along the log, and
- * the leader of that term can no longer commit anything. */
-static void settle(struct akv_cmd_cluster *cc, uint64_t index, uint64_t term)
+/* An entry of term term was applied. When the term is new, a forwarded
+ * write whose entry, if it exists, is of an earlier term and was not
+ * applied never will be: terms never go down along the log, and the
+ * leader of that term can no longer commit anything. The scan is once per
+ * term, not per entry. (A write whose index another entry took is the
+ * cron's: akv_cmd_cluster_cron.) */
+static void settle(struct akv_cmd_cluster *cc, uint64_t term)
 {
-    for (struct cl_job *j = cc ? cc->pending : NULL, *next; j; j = next) {
+    if (!cc || term <= cc->term_applied)
+        return;
+    cc->term_applied = term;
+    for (struct cl_job *j = cc->pending, *next; j; j = next) {
         next = j->next;
-        if (j->kind != CL_WRITE)
-            continue;
-        if (j->index != 0 && j->index <= index)
-            job_complete(cc, j,
-                         "TRYAGAIN the write lost its place in the log to a change of "
-                         "leader; it was not applied");
-        else if (j->index == 0 && j->fence_term != 0 && term > j->fence_term)
+        if (j->kind == CL_WRITE && j->index == 0 && j->fence_term != 0 && term > j->fence_term)
             job_complete(cc, j,
                          "TRYAGAIN the leader was lost before the write was committed; "
                          "it was not applied");
@@ -422,9 +499,10 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     struct cl_job *mine = NULL;
     struct akv_buf sink;
     uint64_t saved = env->now_ms;
+    int db;
 
     if (e->kind != AKV_ENTRY_CMDS && e->kind != AKV_ENTRY_EXPIRED) {
-        settle(cc, index, e->term);
+        settle(cc, e->term);
         return;
     }
     if (cc && e->origin == akv_cmd_cluster_self(env))
@@ -435,7 +513,7 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
     env->applying = 1;
     env->now_ms = e->now_ms;
     if (e->kind == AKV_ENTRY_CMDS)
-        apply_cmds(env, e, mine ? &mine->reply : &sink);
+        apply_cmds(env, e, mine ? &mine->reply : &sink, mine ? &mine->db : &db);
     else if (e->kind == AKV_ENTRY_EXPIRED) {
         apply_expired(env, e);
         if (cc && e->origin == akv_cmd_cluster_self(env))
@@ -449,9 +527,11 @@ static void hook_apply(void *arg, uint64_t index, const struct akv_entry *e)
         mine->index = index;
         job_complete(cc, mine, NULL);
     }
-    settle(cc, index, e->term);
-    if (env->pause_changed && cc && cc->rounds_done > 0)
-        env->pause_changed(env); /* wake reads waiting for this index */
+    settle(cc, e->term);
+    /* A job whose index has been applied without it lost its place: the
+     * cron answers it (a scan of every job here would cost each entry
+     * the number of waiting writes). Reads waiting for this index are
+     * woken by the cluster's check of the applied index (hook_changed). */
 }
 
 /* ------------------------------------------------------------------------
@@ -566,8 +646,11 @@ static int restore_record(void *arg, const struct akv_aof_record *r)
  * restore a snapshot before akv_cmd_cluster_attach. NULL: no memory. */
 static struct akv_cmd_cluster *cc_get(struct akv_cmd_env *env)
 {
-    if (!env->cluster)
+    if (!env->cluster) {
         env->cluster = calloc(1, sizeof(*env->cluster));
+        if (env->cluster)
+            env->cluster->pending_tail = &env->cluster->pending;
+    }
     return env->cluster;
 }
 
@@ -635,6 +718,25 @@ static void hook_restore_end(void *arg)
  * Reads, roles, the loop's periodic work.
  */
 
+static void on_round(void *arg, uint64_t token, int status, uint64_t index, const char *msg);
+
+/* Starts read round rounds_started + 1 (every ticket up to it waits for
+ * it). Never from a raft callback: the library may be in the middle of a
+ * change of role (a barrier fails while it steps down) and must not be
+ * called back into; on_round leaves the next round to the flush. */
+static void round_start(struct akv_cmd_env *env)
+{
+    struct akv_cmd_cluster *cc = env->cluster;
+
+    cc->round_wanted = 0;
+    cc->rounds_started++;
+    cc->round_out = 1;
+    if (akv_cluster_read_index(cc->cl, cc->rounds_started, on_round, env) < 0) {
+        cc->round_out = 0;
+        cc->round_fail = cc->rounds_started;
+    }
+}
+
 static void on_round(void *arg, uint64_t token, int status, uint64_t index, const char *msg)
 {
     struct akv_cmd_env *env = arg;
@@ -649,15 +751,8 @@ static void on_round(void *arg, uint64_t token, int status, uint64_t index, cons
     } else {
         cc->round_fail = token;
     }
-    if (cc->round_wanted) {
-        cc->round_wanted = 0;
-        cc->rounds_started++;
-        cc->round_out = 1;
-        if (akv_cluster_read_index(cc->cl, cc->rounds_started, on_round, env) < 0) {
-            cc->round_out = 0;
-            cc->round_fail = cc->rounds_started;
-        }
-    }
+    if (cc->round_wanted)
+        akv_cluster_defer(cc->cl); /* the next round, from akv_cmd_cluster_flush */
     if (env->pause_changed)
         env->pause_changed(env);
 }
@@ -666,21 +761,19 @@ int akv_cmd_cluster_hold(struct akv_cmd_env *env, struct akv_session *s, const s
 {
     struct akv_cmd_cluster *cc = env->cluster;
 
-    if (!cc || s->cl_mode != AKV_CONSISTENCY_LINEARIZABLE || !c || !(c->flags & AKV_CMD_READONLY) ||
-        akv_cmd_multi_active(s))
+    /* A read, or the EXEC of a transaction that only reads (its queued
+     * reads run then); not a command being queued. */
+    if (!cc || s->cl_mode != AKV_CONSISTENCY_LINEARIZABLE || !c)
+        return 0;
+    if (akv_cmd_multi_active(s) ? c->handler != akv_cmd_do_exec || akv_cmd_multi_writes(s)
+                                : !(c->flags & AKV_CMD_READONLY))
         return 0;
     if (s->cl_ticket == 0) {
-        if (cc->round_out) {
-            s->cl_ticket = cc->rounds_started + 1;
+        s->cl_ticket = cc->rounds_started + 1;
+        if (cc->round_out)
             cc->round_wanted = 1;
-        } else {
-            s->cl_ticket = ++cc->rounds_started;
-            cc->round_out = 1;
-            if (akv_cluster_read_index(cc->cl, s->cl_ticket, on_round, env) < 0) {
-                cc->round_out = 0;
-                cc->round_fail = s->cl_ticket;
-            }
-        }
+        else
+            round_start(env);
     }
     if (cc->rounds_done >= s->cl_ticket && akv_cluster_applied(cc->cl) >= cc->done_index) {
         s->cl_ticket = 0;
@@ -704,7 +797,12 @@ void akv_cmd_cluster_cron(struct akv_cmd_env *env)
         return;
     for (struct cl_job *j = cc->pending, *next; j; j = next) {
         next = j->next;
-        if (now >= j->deadline_ms) {
+        if (j->kind == CL_WRITE && j->index != 0 && j->index <= akv_cluster_applied(cc->cl)) {
+            /* Another entry was applied at its index. */
+            job_complete(cc, j,
+                         "TRYAGAIN the write lost its place in the log to a change of "
+                         "leader; it was not applied");
+        } else if (now >= j->deadline_ms) {
             if (j->kind == CL_WRITE)
                 snprintf(err, sizeof err,
                          "TIMEOUT the write was not confirmed within cluster-write-timeout "
@@ -899,7 +997,7 @@ static struct cl_job *admin_job(struct akv_cmd_ctx *ctx, enum cl_kind kind)
     akv_buf_init(&j->reply);
     j->base.finish = cl_finish;
     /* Pending before the request starts: its answer may come at once. */
-    job_push(&cc->pending, j);
+    job_pend(cc, j);
     return j;
 }
 
@@ -993,6 +1091,21 @@ static int cluster_nodes(struct akv_cmd_ctx *ctx)
     return rc;
 }
 
+/* Whether addr is host:port with a host and a port in 1..65535 (a bad
+ * one would stay in the configuration as a spare that never answers). */
+static int addr_ok(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    unsigned long port;
+
+    if (!colon || colon == addr || colon[1] < '0' || colon[1] > '9')
+        return 0;
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && port > 0 && port < 65536;
+}
+
 static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
 {
     struct akv_cmd_env *env = ctx->env;
@@ -1008,10 +1121,11 @@ static int cluster_change(struct akv_cmd_ctx *ctx, enum akv_cluster_change what)
     if (what == AKV_CLUSTER_ADD) {
         if (ctx->argc != 4 && ctx->argc != 7)
             return reply_wrong_arity(ctx);
-        if (ctx->argv[3].len == 0 || ctx->argv[3].len >= sizeof addr ||
-            !memchr(ctx->argv[3].p, ':', ctx->argv[3].len))
+        if (ctx->argv[3].len == 0 || ctx->argv[3].len >= sizeof addr)
             return akv_reply_error(ctx->out, "ERR address must be host:port");
         memcpy(addr, ctx->argv[3].p, ctx->argv[3].len);
+        if (!addr_ok(addr))
+            return akv_reply_error(ctx->out, "ERR address must be host:port");
         if (ctx->argc == 7) {
             char hex[2][24];
             uint64_t meta, data;
@@ -1050,6 +1164,9 @@ static int cluster_propose(struct akv_cmd_ctx *ctx)
         return reply_wrong_arity(ctx);
     if (akv_entry_decode(ctx->argv[2].p, ctx->argv[2].len, &e) < 0)
         return akv_reply_error(ctx->out, "ERR damaged log entry");
+    if (e.kind == AKV_ENTRY_CMDS && !entry_cmds_ok(&e))
+        return akv_reply_error(ctx->out, "ERR a log entry may only hold writes (and, in a "
+                                         "transaction, reads) with a right number of arguments");
     if (!akv_cluster_is_leader(ctx->env->cluster->cl))
         return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
     if (ctx->argc == 4) {
@@ -1068,6 +1185,9 @@ static int cluster_propose(struct akv_cmd_ctx *ctx)
         return akv_reply_int(ctx->out, (int64_t)index);
     if (rc == -ENOMEM)
         return rc;
+    if (rc == -EBUSY)
+        return akv_reply_error(ctx->out, "TRYAGAIN too many writes waiting to be applied; the "
+                                         "write was not applied");
     return akv_reply_error(ctx->out, "TRYAGAIN not the leader; the write was not applied");
 }
 

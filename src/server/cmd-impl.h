@@ -301,6 +301,12 @@ int akv_cmd_key_room(struct akv_cmd_ctx *ctx, size_t adding);
  * and leaves a job in ctx->job that the entry's application answers; or
  * replies an error. Returns 0 or -ENOMEM. */
 int akv_cmd_cluster_write(struct akv_cmd_ctx *ctx, const struct akv_cmd *c);
+/* Whether command c, with argc arguments, may run from a log entry: it
+ * exists with a right number of arguments and is a write on the loop
+ * thread; in a transaction (exec) also a read on the loop thread, SELECT,
+ * PING or ECHO. Never the server's own commands (SHUTDOWN, CONFIG,
+ * CLUSTER, ...), which would run on every node at every replay. */
+int akv_cmd_cluster_entry_ok(const struct akv_cmd *c, size_t argc, int exec);
 /* The leader's expiry cycle in cluster mode (akv_cmd_expire_cycle). */
 int akv_cmd_cluster_expire_cycle(struct akv_cmd_env *env);
 /* This node's cluster-id. */

@@ -631,13 +631,15 @@ int akv_cmd_multi_take(struct akv_cmd_ctx *ctx, struct akv_buf *b)
     }
     for (struct queued *q = m->head; q; q = q->next) {
         const struct akv_cmd *c = akv_cmd_lookup(q->argv[0].p, q->argv[0].len);
-        if (c && (c->flags & AKV_CMD_SLOW)) {
+        if (c && !akv_cmd_cluster_entry_ok(c, q->argc, 1)) {
             queue_clear(m);
             unwatch_all(env, s);
             rc = akv_reply_errorf(ctx->out,
                                   "EXECABORT in cluster mode a transaction that writes cannot "
-                                  "hold %s (it runs on the worker pool); run it outside",
-                                  c->name);
+                                  "hold %s (%s); run it outside",
+                                  c->name,
+                                  (c->flags & AKV_CMD_SLOW) ? "it runs on the worker pool"
+                                                            : "it is not a data command");
             return rc < 0 ? rc : 1;
         }
     }

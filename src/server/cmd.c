@@ -794,8 +794,18 @@ int akv_cmd_dispatch(struct akv_cmd_ctx *ctx)
         /* Cluster mode: the write becomes a log entry, applied (and
          * answered) once committed. */
         rc = akv_cmd_cluster_write(ctx, c);
-    } else if (sess->cl_read_failed && (c->flags & AKV_CMD_READONLY)) {
+    } else if (sess->cl_read_failed &&
+               ((c->flags & AKV_CMD_READONLY) || c->handler == akv_cmd_do_exec)) {
         sess->cl_read_failed = 0;
+        if (c->handler == akv_cmd_do_exec) {
+            /* Its transaction ends unrun, as after a failed EXEC. */
+            struct akv_buf sink;
+            struct akv_cmd_ctx d = *ctx;
+            akv_buf_init(&sink);
+            d.out = &sink;
+            (void)akv_cmd_do_discard(&d);
+            akv_buf_fini(&sink);
+        }
         rc = akv_reply_error(ctx->out, "TRYAGAIN no leader confirmed a linearizable read; "
                                        "try again");
     } else {
