@@ -361,6 +361,63 @@ def test_kill_leader_under_load(env):
 
 
 @akvtest.test(SUITE)
+def test_writes_in_flight_at_a_leader_kill_are_settled(env):
+    """Writes that followers forwarded to a leader killed before it answered
+    are settled once an entry of the new leader's term is applied: -TRYAGAIN
+    (not applied) or OK (committed after all), never a wait for
+    cluster-write-timeout (30 s here)."""
+    cl = Cluster(env.workdir, env.vectors, 3, extra=SNAP + ("--cluster-write-timeout", "30000"))
+    try:
+        lead = cl.leader()
+        followers = [x for x in cl.nodes.values() if x is not lead]
+        stop = threading.Event()
+        results = []  # (latency s, reply, sent after the kill)
+        killed = [None]
+        lock = threading.Lock()
+
+        def writer(node, n):
+            c = node.client(timeout=60)
+            i = 0
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = c.cmd("SET", "w%04d" % (n * 100 + i % 100), "cat")
+                except (OSError, akvtest.Closed) as e:
+                    r = e
+                with lock:
+                    results.append((time.monotonic() - t0, r, killed[0] is not None and
+                                    t0 >= killed[0]))
+                i += 1
+            c.close()
+
+        threads = [threading.Thread(target=writer, args=(f, k * 2 + j), daemon=True)
+                   for k, f in enumerate(followers) for j in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        killed[0] = time.monotonic()
+        lead.kill()
+        cl.leader(timeout=30, exclude=(lead.id,))
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=90)
+        slow = [(round(lat, 2), r) for lat, r, _ in results if lat > 5]
+        timeouts = [r for _, r, _ in results if is_err(r, "TIMEOUT")]
+        print("figures: %d writes, %d TRYAGAIN, slowest %.2f s" % (
+            len(results), sum(1 for _, r, _ in results if is_err(r, "TRYAGAIN")),
+            max(lat for lat, _, _ in results)))
+        assert not timeouts, timeouts
+        assert not slow, slow
+        assert all(r == "OK" or is_err(r, "TRYAGAIN") for _, r, _ in results), \
+            [r for _, r, _ in results if r != "OK"][:5]
+        assert any(r == "OK" for _, r, after in results if after)
+        cl.stop()
+    finally:
+        cl.kill_all()
+
+
+@akvtest.test(SUITE)
 def test_sigstop_follower_catches_up(env):
     """A follower stopped (SIGSTOP) while 600 writes go by (far past the
     64-entry snapshot threshold) catches up after SIGCONT, from a
