@@ -23,6 +23,12 @@
  *     snapshot_finalize() frees the bytes and releases the stores. The
  *     bytes are a header (the node table, the vocabulary identity) and
  *     then the command layer's part.
+ *   - The loop never applies for long: a snapshot to load is handed to
+ *     the command layer, which stores it in slices (restore_step) from an
+ *     idle handle, and entries committed meanwhile, or past APPLY_SLICE_NS
+ *     of applying in one loop turn (a node catching up), wait in a queue
+ *     drained by the same handle. akv_cluster_applied counts what the
+ *     store holds.
  *   - A node that joins asks the member at opts->join, over its client
  *     port, to add it (CLUSTER ADD id raft-addr VOCAB meta data) until the
  *     leader has; the leader adds it as a spare, then makes it a voter
@@ -61,6 +67,9 @@
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define TICK_MS 20
+/* fsm_apply applies entries for this long in a loop turn at most; the
+ * rest wait in the queue (on_restore_idle). */
+#define APPLY_SLICE_NS (2000u * 1000u)
 #define RETRY_MS 500 /* between tries of the node entry and the join */
 #define ADDR_MAX 127
 #define SNAP_MAGIC "AKVCSNP1"
@@ -191,6 +200,7 @@ struct akv_cluster {
     struct queued *queue, **queue_tail;
     size_t queued;
     uint64_t store_applied; /* the last index the store holds */
+    uint64_t apply_ns;      /* spent applying entries in this loop turn (fsm_apply) */
     int push_wanted, push_inflight;
     uint64_t entries_applied, snapshots_taken, snapshots_restored;
     struct snap_state *snap;
@@ -318,15 +328,20 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     uint64_t index = raft_last_applied(&c->raft) + 1;
 
     *result = NULL;
-    if (c->restoring || c->queue) {
-        /* A snapshot is still loading: this entry waits its turn. */
+    if (c->restoring || c->queue || c->apply_ns >= APPLY_SLICE_NS) {
+        /* A snapshot is still loading, or this loop turn has applied
+         * entries for long enough (a node catching up gets thousands at
+         * once): this entry waits its turn, applied from the idle handle
+         * in slices of the loop. */
         struct queued *q = malloc(sizeof(*q) + buf->len);
         if (!q) {
             c->fatal = 1;
             if (c->hooks.fatal)
-                c->hooks.fatal(c->hooks.arg, "out of memory for an entry while loading a snapshot");
+                c->hooks.fatal(c->hooks.arg, "out of memory for a committed entry");
             return 0;
         }
+        if (c->started && !c->closing)
+            uv_idle_start(&c->restore_idle, on_restore_idle);
         q->next = NULL;
         q->index = index;
         q->len = buf->len;
@@ -338,7 +353,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         c->queued++;
         return 0;
     }
-    apply_entry(c, index, buf->base, buf->len);
+    {
+        uint64_t t0 = uv_hrtime();
+        apply_entry(c, index, buf->base, buf->len);
+        c->apply_ns += uv_hrtime() - t0;
+    }
     return 0;
 }
 
@@ -1650,6 +1669,7 @@ static void on_check(uv_check_t *h)
     struct akv_cluster *c = h->data;
     uint64_t applied = akv_cluster_applied(c);
 
+    c->apply_ns = 0; /* a new loop turn: fsm_apply's budget */
     if (applied != c->last_applied) {
         c->last_applied = applied;
         if (c->hooks.changed)
