@@ -1522,6 +1522,7 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
 }
 
 static void on_check(uv_check_t *h);
+static void on_raft_closed(struct raft *r);
 
 int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
                        const struct akv_cluster_opts *o, const struct akv_cluster_hooks *hooks,
@@ -1580,9 +1581,6 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     if (c->io.version < 2)
         c->io.version = 2;
     c->queue_tail = &c->queue;
-    uv_idle_init(loop, &c->restore_idle);
-    c->handles++;
-    c->restore_idle.data = c;
     c->fsm = (struct raft_fsm){
         .version = 3,
         .data = c,
@@ -1636,6 +1634,11 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
                  why);
         goto fail_raft;
     }
+    /* The handles only now: a failure above frees c, and a handle left
+     * on the loop would outlive it. */
+    uv_idle_init(loop, &c->restore_idle);
+    c->handles++;
+    c->restore_idle.data = c;
     c->started = 1;
     if (c->restoring) /* raft_start found a snapshot */
         uv_idle_start(&c->restore_idle, on_restore_idle);
@@ -1654,10 +1657,12 @@ int akv_cluster_create(struct akv_cluster **out, struct uv_loop_s *loop,
     *out = c;
     return 0;
 fail_raft:
-    /* raft_close needs the loop to run; the caller stops at start-up. */
+    /* raft_close needs the loop to run; the caller runs it, then
+     * akv_cluster_destroy. on_raft_closed frees raft_uv's own state. */
     c->closing = 1;
+    c->handles++;
     *out = c;
-    raft_close(&c->raft, NULL);
+    raft_close(&c->raft, on_raft_closed);
     return -EIO;
 }
 
