@@ -3,7 +3,7 @@
  * RAFT_COMMAND entry): encoding and a pure, bounds-checked decoder.
  *
  * Layout (little-endian):
- *   u8 'K' | u8 version (1) | u8 kind | u8 flags
+ *   u8 'K' | u8 version (2) | u8 kind | u8 flags
  *   u64 origin node id | u64 request id | u64 time (ms since the epoch) |
  *   u64 term (the leader's when it appended the entry)
  *   then by kind:
@@ -38,7 +38,7 @@
 #include "util/buf.h"
 
 #define AKV_ENTRY_MAGIC 'K'
-#define AKV_ENTRY_VERSION 1
+#define AKV_ENTRY_VERSION 2
 #define AKV_ENTRY_HEAD 36
 
 enum akv_entry_kind {

@@ -156,12 +156,19 @@ static void cl_finish(struct akv_cmd_job *cj, struct akv_buf *out)
     uint64_t us = (now_ns() - cj->t0) / 1000;
     int failed = j->failed;
 
-    if (out && j->kind == CL_WRITE && !j->failed) {
+    /* The session too when the reply is dropped (CLIENT REPLY OFF): the
+     * job holds the connection, so it is still there. */
+    if (j->kind == CL_WRITE && !j->failed) {
         j->sess->cl_last_index = j->index;
         if (j->db >= 0)
             j->sess->db = j->db; /* a SELECT in its transaction, as in Redis */
     }
-    if (out && j->reply.len > 0) {
+    if (out && j->reply.len == 0) {
+        /* Out of memory for the reply when it was made: say so, or the
+         * client would wait for an answer that never comes. */
+        failed = 1;
+        (void)akv_cmd_reply_cut_to_oom(out, out->len);
+    } else if (out) {
         size_t mark = out->len;
         if (akv_buf_append(out, j->reply.p, j->reply.len) < 0)
             failed = akv_cmd_reply_cut_to_oom(out, mark);
@@ -678,9 +685,11 @@ static int hook_restore_begin(void *arg, const void *buf, size_t len)
     akv_aof_parser_init(&cc->restore, buf, len);
     cc->restore_records = 0;
     env->loading = 1;
+    /* A write of this node whose entry the snapshot may hold can no longer
+     * be matched by its tag: known index or forwarded, it is uncertain. */
     for (struct cl_job *j = cc->pending, *next; j; j = next) {
         next = j->next;
-        if (j->kind == CL_WRITE && j->index != 0)
+        if (j->kind == CL_WRITE && (j->index != 0 || j->fence_term != 0))
             job_complete(cc, j,
                          "TIMEOUT the node caught up from a snapshot; the write may or "
                          "may not have been applied");

@@ -882,6 +882,11 @@ static int can_pipeline(const struct akv_conn *c, size_t argc)
     const struct akv_cmd_env *env = c->sh->env;
     const struct akv_cmd *cmd = akv_cmd_lookup(c->sh->argv[0].p, c->sh->argv[0].len);
 
+    /* Only behind writes: a transaction's EXEC may move the connection to
+     * another database (SELECT in it), and a CLUSTER command's outcome may
+     * change where writes go. */
+    if (!c->job->cmd || !(c->job->cmd->flags & AKV_CMD_WRITE))
+        return 0;
     if (!cmd || !(cmd->flags & AKV_CMD_WRITE) || !env->cluster || env->loading ||
         env->config->key_normalize || akv_cmd_session_in_multi(&c->sess) || c->sess.reply_skip_next)
         return 0;
@@ -941,6 +946,12 @@ static void conn_aof_progress(void *arg)
 /* Protocol failure: say why, then close once that is written. */
 static void fail_request(struct akv_conn *c, const char *why)
 {
+    if (c->job) {
+        /* Cluster writes pipelined ahead are not answered yet: the request
+         * stays unconsumed and fails once their replies have gone. */
+        c->need_len = 0;
+        return;
+    }
     akv_log(AKV_LOG_VERBOSE, "client %llu (%s): %s", (unsigned long long)c->sess.id, c->sess.peer,
             why);
     if (akv_reply_errorf(&c->out, "ERR %s", why) < 0) {

@@ -767,6 +767,12 @@ static int apply_appendonly(struct akv_cmd_env *env, char *err, size_t errlen)
 
     if (!!cfg->appendonly == (p != NULL))
         return 0;
+    if (env->cluster && cfg->appendonly) {
+        /* The Raft log keeps a cluster node's data (docs/cluster.md). */
+        if (err && errlen)
+            snprintf(err, errlen, "appendonly cannot be switched on in cluster mode");
+        return -EINVAL;
+    }
     if (env->loading || env->in_exec) {
         if (err && errlen)
             snprintf(err, errlen, "appendonly cannot change %s",

@@ -95,6 +95,11 @@ def test_writes_through_any_node(env):
             assert sum("myself" in n for n in nodes) == 1
             assert sum(" leader" in n or ",leader" in n for n in nodes) == 1, nodes
             c.close()
+        # The Raft log keeps the data: no AOF beside it.
+        c = lead.client()
+        r = c.cmd("CONFIG", "SET", "appendonly", "yes")
+        assert is_err(r, "cluster mode"), r
+        c.close()
         # The same query gives the same bytes on every node.
         replies = set()
         for x in cl.nodes.values():
@@ -137,6 +142,20 @@ def test_pipelined_writes_keep_their_order(env):
                 else:
                     assert g == w, (i, g, w)
             assert c.cmd("GET", "cat") == "w0299"
+            # Nothing runs behind a transaction before it is answered: its
+            # SELECT moves the connection, as in Redis.
+            c.send(b"".join(c.encode(*a) for a in (("MULTI",), ("SELECT", "1"),
+                                                    ("SET", "dog", "w0001"), ("EXEC",),
+                                                    ("SET", "ball", "w0002"))))
+            assert [c.read() for _ in range(5)] == ["OK", "QUEUED", "QUEUED", ["OK", "OK"],
+                                                    "OK"]
+            assert c.cmd("GET", "ball") == "w0002" and c.cmd("SELECT", "0") == "OK"
+            assert c.cmd("GET", "ball") is None
+            # A protocol error behind pipelined writes is answered after them.
+            c.send(c.encode("SET", "cat", "w0003") + c.encode("SET", "cat", "w0004") +
+                   b"*1\r\n$x\r\n")
+            r = [c.read() for _ in range(3)]
+            assert r[:2] == ["OK", "OK"] and is_err(r[2], "Protocol error"), r
             c.close()
         cl.stop()
     finally:

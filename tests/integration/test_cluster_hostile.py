@@ -29,7 +29,7 @@ def make_env(workdir):
 
 def entry(kind, body, origin=99, req=0, flags=0):
     """A log entry (src/cluster/entry.h), padded to 8 bytes."""
-    b = b"K" + bytes([1, kind, flags]) + struct.pack("<QQQQ", origin, req, 0, 0) + body
+    b = b"K" + bytes([2, kind, flags]) + struct.pack("<QQQQ", origin, req, 0, 0) + body
     return b + b"\0" * ((8 - len(b) % 8) % 8)
 
 

@@ -356,7 +356,7 @@ END_TEST
 START_TEST(test_byte_layout)
 {
     static const uint8_t want[] = {
-        'K',  1,    3,    0,                            /* magic, version, NODE, flags */
+        'K',  2,    3,    0,                            /* magic, version, NODE, flags */
         0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* origin */
         42,   0,    0,    0,    0,    0,    0,    0,    /* request id */
         0x7b, 0xe8, 0x97, 0xb6, 0x9a, 0x01, 0,    0,    /* time */
