@@ -106,11 +106,15 @@ class Cluster:
         self.starts = 0
         self.nodes = {i: Node(self, i) for i in range(1, n + 1)}
         self.seed = self.nodes[1]
-        self.nodes[1].start(join=False)
-        self.wait_leader()
-        for i in range(2, n + 1):
-            self.nodes[i].start()
-        self.wait_members(n)
+        try:
+            self.nodes[1].start(join=False)
+            self.wait_leader()
+            for i in range(2, n + 1):
+                self.nodes[i].start()
+            self.wait_members(n)
+        except BaseException:
+            self.kill_all()  # the caller has no Cluster to kill
+            raise
 
     def running(self):
         return [x for x in self.nodes.values() if x.alive() and not x.stopped]
